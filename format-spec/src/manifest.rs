@@ -1,0 +1,211 @@
+//! Manifest files: a fixed header, the signed protobuf body, the signature block, then the
+//! chunk table as fixed-size records.
+//!
+//! ```text
+//! [header 16][body: body_len bytes][signature block 96][chunk table: chunk_count x 36]
+//! ```
+//! The signature covers [`SIGNATURE_DOMAIN`] followed by the header and the body; the body
+//! holds the chunk count and the BLAKE3 of the chunk table, so the table is covered too
+//! while a reader can stream it instead of holding it.
+
+use crate::error::{limit, need, FormatError};
+use crate::le::{array_at, put, u16_at, u32_at};
+use crate::limits::{MAX_CHUNK_LEN, MAX_MANIFEST_BODY_LEN};
+
+/// Magic at offset 0 of every manifest.
+pub const MAGIC: [u8; 8] = *b"ROMLMANI";
+/// Current manifest format version.
+pub const VERSION: u16 = 1;
+
+/// Header field offsets: magic.
+pub const H_MAGIC: usize = 0;
+/// Offset of the version (u16).
+pub const H_VERSION: usize = H_MAGIC + 8;
+/// Offset of the flags (u16, zero).
+pub const H_FLAGS: usize = H_VERSION + 2;
+/// Offset of the body length (u32).
+pub const H_BODY_LEN: usize = H_FLAGS + 2;
+/// Header length.
+pub const HEADER_LEN: usize = H_BODY_LEN + 4;
+
+/// Signature block field offsets: the signer's Ed25519 public key.
+pub const S_PUBLIC_KEY: usize = 0;
+/// Offset of the Ed25519 signature.
+pub const S_SIGNATURE: usize = S_PUBLIC_KEY + 32;
+/// Signature block length.
+pub const SIGNATURE_BLOCK_LEN: usize = S_SIGNATURE + 64;
+
+/// Chunk table record offsets: the chunk's BLAKE3.
+pub const C_HASH: usize = 0;
+/// Offset of the chunk's uncompressed length (u32).
+pub const C_LEN: usize = C_HASH + 32;
+/// Chunk table record length.
+pub const CHUNK_RECORD_LEN: usize = C_LEN + 4;
+
+/// The bytes that precede the header and body in the signed message.
+pub const SIGNATURE_DOMAIN: &[u8] = b"romlib manifest signature v1\0";
+
+/// A manifest's fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManifestHeader {
+    /// Length of the protobuf body that follows.
+    pub body_len: u32,
+}
+
+impl ManifestHeader {
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        put(&mut b, H_MAGIC, &MAGIC);
+        put(&mut b, H_VERSION, &VERSION.to_le_bytes());
+        put(&mut b, H_BODY_LEN, &self.body_len.to_le_bytes());
+        b
+    }
+
+    /// Decodes the header and checks the body length against [`MAX_MANIFEST_BODY_LEN`].
+    pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
+        need("manifest header", b, HEADER_LEN)?;
+        if b[H_MAGIC..H_MAGIC + 8] != MAGIC {
+            return Err(FormatError::BadMagic { what: "manifest header" });
+        }
+        let version = u16_at(b, H_VERSION);
+        if version != VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                what: "manifest",
+                found: version as u32,
+            });
+        }
+        let flags = u16_at(b, H_FLAGS);
+        if flags != 0 {
+            return Err(FormatError::InvalidField {
+                what: "manifest header",
+                field: "flags",
+                found: flags as u64,
+            });
+        }
+        let body_len = u32_at(b, H_BODY_LEN);
+        limit("MAX_MANIFEST_BODY_LEN", body_len as u64, MAX_MANIFEST_BODY_LEN as u64)?;
+        Ok(Self { body_len })
+    }
+
+    /// Offset of the signature block in the file.
+    pub fn signature_offset(&self) -> u64 {
+        HEADER_LEN as u64 + self.body_len as u64
+    }
+
+    /// Offset of the chunk table in the file.
+    pub fn chunk_table_offset(&self) -> u64 {
+        self.signature_offset() + SIGNATURE_BLOCK_LEN as u64
+    }
+}
+
+/// The signer's key and signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignatureBlock {
+    /// Ed25519 public key of the signer.
+    pub public_key: [u8; 32],
+    /// Ed25519 signature over the signed message.
+    pub signature: [u8; 64],
+}
+
+impl SignatureBlock {
+    /// Encodes the block.
+    pub fn encode(&self) -> [u8; SIGNATURE_BLOCK_LEN] {
+        let mut b = [0u8; SIGNATURE_BLOCK_LEN];
+        put(&mut b, S_PUBLIC_KEY, &self.public_key);
+        put(&mut b, S_SIGNATURE, &self.signature);
+        b
+    }
+
+    /// Decodes the block.
+    pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
+        need("signature block", b, SIGNATURE_BLOCK_LEN)?;
+        Ok(Self { public_key: array_at(b, S_PUBLIC_KEY), signature: array_at(b, S_SIGNATURE) })
+    }
+}
+
+/// One chunk of a game, in file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// BLAKE3 of the uncompressed chunk.
+    pub hash: [u8; 32],
+    /// Uncompressed length.
+    pub len: u32,
+}
+
+impl ChunkRef {
+    /// Encodes the record.
+    pub fn encode(&self) -> [u8; CHUNK_RECORD_LEN] {
+        let mut b = [0u8; CHUNK_RECORD_LEN];
+        put(&mut b, C_HASH, &self.hash);
+        put(&mut b, C_LEN, &self.len.to_le_bytes());
+        b
+    }
+
+    /// Decodes the record and checks the length: 1 to [`MAX_CHUNK_LEN`].
+    pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
+        need("chunk table record", b, CHUNK_RECORD_LEN)?;
+        let r = Self { hash: array_at(b, C_HASH), len: u32_at(b, C_LEN) };
+        limit("MAX_CHUNK_LEN", r.len as u64, MAX_CHUNK_LEN as u64)?;
+        if r.len == 0 {
+            return Err(FormatError::InvalidField {
+                what: "chunk table record",
+                field: "length",
+                found: 0,
+            });
+        }
+        Ok(r)
+    }
+}
+
+/// The length a manifest file must have, given its header and the body's chunk count.
+pub fn expected_file_len(header: &ManifestHeader, chunk_count: u64) -> u64 {
+    header.chunk_table_offset() + chunk_count * CHUNK_RECORD_LEN as u64
+}
+
+/// A short, printable id of a public key: its first 8 bytes in lower-case hex.
+pub fn key_id(public_key: &[u8; 32]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    crate::keyfile::hex_encode(&public_key[..8], &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_spec_table() {
+        assert_eq!((H_VERSION, H_FLAGS, H_BODY_LEN, HEADER_LEN), (8, 10, 12, 16));
+        assert_eq!((S_SIGNATURE, SIGNATURE_BLOCK_LEN), (32, 96));
+        assert_eq!((C_LEN, CHUNK_RECORD_LEN), (32, 36));
+    }
+
+    #[test]
+    fn header_rejects() {
+        let h = ManifestHeader { body_len: 300 };
+        let b = h.encode();
+        assert_eq!(ManifestHeader::decode(&b), Ok(h));
+        for cut in 0..HEADER_LEN {
+            assert!(ManifestHeader::decode(&b[..cut]).is_err());
+        }
+        let huge = ManifestHeader { body_len: MAX_MANIFEST_BODY_LEN + 1 };
+        assert!(matches!(
+            ManifestHeader::decode(&huge.encode()),
+            Err(FormatError::LimitExceeded { .. })
+        ));
+        let mut bad = b;
+        bad[H_FLAGS] = 1;
+        assert!(ManifestHeader::decode(&bad).is_err());
+        assert_eq!(h.chunk_table_offset(), 16 + 300 + 96);
+        assert_eq!(expected_file_len(&h, 2), 16 + 300 + 96 + 72);
+    }
+
+    #[test]
+    fn chunk_ref_limits() {
+        let c = ChunkRef { hash: [1; 32], len: 5 };
+        assert_eq!(ChunkRef::decode(&c.encode()), Ok(c));
+        assert!(ChunkRef::decode(&ChunkRef { len: 0, ..c }.encode()).is_err());
+        assert!(ChunkRef::decode(&ChunkRef { len: MAX_CHUNK_LEN + 1, ..c }.encode()).is_err());
+    }
+}
