@@ -1,0 +1,156 @@
+//! The device runtime's one error type.
+
+use romlib_format::path::PathError;
+use romlib_format::FormatError;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Everything that can make a device operation fail. Each variant names the file it is
+/// about; `Display` gives one line that starts with that subject.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on a file failed.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done ("open", "read", "write", "rename", ...).
+        op: &'static str,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// A fixed binary structure is malformed.
+    Format {
+        /// The file it was read from.
+        path: PathBuf,
+        /// What is wrong.
+        source: FormatError,
+    },
+    /// A manifest's content is invalid (after its envelope decoded).
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A manifest path that must not be written to disk.
+    UnsafePath {
+        /// The manifest file.
+        path: PathBuf,
+        /// The offending entry.
+        entry: String,
+        /// Which rule it breaks.
+        problem: PathError,
+    },
+    /// The signature is missing, forged, or by a key the trust store does not hold.
+    Untrusted {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A chunk could not be found or does not match the signed manifest.
+    Chunk {
+        /// The pack (or index) involved.
+        path: PathBuf,
+        /// The chunk's BLAKE3.
+        hash: [u8; 32],
+        /// What is wrong.
+        problem: String,
+    },
+    /// The index database could not be used.
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A game, key or directory that does not exist.
+    NotFound {
+        /// What was looked for.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// The trust store holds no key.
+    NoTrustedKeys {
+        /// Where keys were looked for.
+        path: PathBuf,
+    },
+    /// The install directory holds something romlib did not install under that name.
+    NotOurs {
+        /// The directory.
+        path: PathBuf,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl AsRef<Path>, op: &'static str, source: io::Error) -> Self {
+        Error::Io { path: path.as_ref().to_path_buf(), op, source }
+    }
+
+    pub(crate) fn format(path: impl AsRef<Path>, source: FormatError) -> Self {
+        Error::Format { path: path.as_ref().to_path_buf(), source }
+    }
+
+    pub(crate) fn manifest(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
+        Error::Manifest { path: path.as_ref().to_path_buf(), problem: problem.into() }
+    }
+
+    pub(crate) fn chunk(path: impl AsRef<Path>, hash: &[u8; 32], problem: impl Into<String>) -> Self {
+        Error::Chunk { path: path.as_ref().to_path_buf(), hash: *hash, problem: problem.into() }
+    }
+}
+
+/// Lower-case hex of a hash's first 8 bytes, for messages.
+pub fn short_hex(hash: &[u8]) -> String {
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, op, source } => {
+                write!(f, "{}: {op} failed: {source}", path.display())
+            }
+            Error::Format { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Manifest { path, problem } => {
+                write!(f, "{}: invalid manifest: {problem}", path.display())
+            }
+            Error::UnsafePath { path, entry, problem } => {
+                write!(f, "{}: refused unsafe file path {entry:?}: it {problem}", path.display())
+            }
+            Error::Untrusted { path, problem } => {
+                write!(f, "{}: signature check failed: {problem}", path.display())
+            }
+            Error::Chunk { path, hash, problem } => {
+                write!(f, "{}: chunk {}: {problem}", path.display(), short_hex(hash))
+            }
+            Error::Index { path, problem } => write!(f, "{}: index: {problem}", path.display()),
+            Error::NotFound { path, what } => write!(f, "{}: no such {what}", path.display()),
+            Error::NoTrustedKeys { path } => write!(
+                f,
+                "{}: no trusted keys: pass --trusted-key FILE or put *.pub keys there",
+                path.display()
+            ),
+            Error::NotOurs { path } => write!(
+                f,
+                "{}: not installed by romlib (no completion marker); left untouched",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

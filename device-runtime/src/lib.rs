@@ -1,0 +1,16 @@
+//! romlib device runtime: verify a game's signed manifest and install it from a library's
+//! packs, verifying every chunk, in memory that does not grow with the game.
+//!
+//! The host builder's `romlib install` uses this same code; only the zstd decoder differs
+//! (the decoder is a seam).
+
+pub mod error;
+pub mod index;
+pub mod library;
+pub mod manifest;
+pub mod trust;
+
+pub use error::{Error, Result};
+pub use library::Library;
+pub use manifest::{ManifestFile, VerifiedManifest};
+pub use trust::TrustStore;

@@ -1,0 +1,336 @@
+//! Reading manifest files: envelope, signature, body validation and the streamed chunk table.
+//!
+//! [`ManifestFile::open`] reads only the header, body and signature block (at most
+//! [`MAX_MANIFEST_BODY_LEN`] + 112 bytes). [`ManifestFile::verify`] is the only way to get a
+//! [`VerifiedManifest`], which is the only thing the installer accepts. The chunk table is
+//! never held whole: [`ChunkTable`] streams it, hashing as it goes, and its
+//! [`ChunkTable::finish`] compares the hash with the signed one.
+
+use crate::error::{Error, Result};
+use crate::trust::TrustStore;
+use prost::Message;
+use romlib_format::chunker::{ChunkerParams, ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
+use romlib_format::limits::{
+    MAX_FILES, MAX_FILE_SIZE, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN, MAX_PACKS_PER_GAME,
+    MAX_TEXT_LEN,
+};
+use romlib_format::manifest::{
+    self as fmt, ChunkRef, ManifestHeader, SignatureBlock, CHUNK_RECORD_LEN, SIGNATURE_DOMAIN,
+};
+use romlib_format::path::{check_path, check_title_id, fold_cmp};
+use romlib_proto::Manifest;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// A manifest whose envelope and body decoded and passed the structural checks, but whose
+/// signature has not been checked.
+#[derive(Debug)]
+pub struct ManifestFile {
+    path: PathBuf,
+    file: File,
+    header: ManifestHeader,
+    signed: Vec<u8>,
+    sig: SignatureBlock,
+    body: Manifest,
+}
+
+/// A manifest whose signature was verified against a trust store.
+#[derive(Debug)]
+pub struct VerifiedManifest {
+    inner: ManifestFile,
+}
+
+fn read_exact_at(file: &mut File, path: &Path, buf: &mut [u8], what: &'static str) -> Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(Error::format(
+                    path,
+                    romlib_format::FormatError::Truncated { what, need: buf.len(), got },
+                ))
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, "read", e)),
+        }
+    }
+    Ok(())
+}
+
+impl ManifestFile {
+    /// Opens and checks a manifest file (not its signature).
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound { path: path.to_path_buf(), what: "manifest" }
+            } else {
+                Error::io(path, "open", e)
+            }
+        })?;
+        let file_len = file.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
+        let mut hbuf = [0u8; fmt::HEADER_LEN];
+        read_exact_at(&mut file, path, &mut hbuf, "manifest header")?;
+        let header = ManifestHeader::decode(&hbuf).map_err(|e| Error::format(path, e))?;
+        debug_assert!(header.body_len <= MAX_MANIFEST_BODY_LEN);
+        if file_len < header.chunk_table_offset() {
+            return Err(Error::format(
+                path,
+                romlib_format::FormatError::Truncated {
+                    what: "manifest",
+                    need: header.chunk_table_offset() as usize,
+                    got: file_len as usize,
+                },
+            ));
+        }
+        let prefix = SIGNATURE_DOMAIN.len() + fmt::HEADER_LEN;
+        let mut signed = vec![0u8; prefix + header.body_len as usize];
+        signed[..SIGNATURE_DOMAIN.len()].copy_from_slice(SIGNATURE_DOMAIN);
+        signed[SIGNATURE_DOMAIN.len()..prefix].copy_from_slice(&hbuf);
+        read_exact_at(&mut file, path, &mut signed[prefix..], "manifest body")?;
+        let mut sbuf = [0u8; fmt::SIGNATURE_BLOCK_LEN];
+        read_exact_at(&mut file, path, &mut sbuf, "signature block")?;
+        let sig = SignatureBlock::decode(&sbuf).map_err(|e| Error::format(path, e))?;
+        let body = Manifest::decode(&signed[prefix..])
+            .map_err(|e| Error::manifest(path, format!("body does not decode: {e}")))?;
+        validate_body(path, &body)?;
+        let expect = fmt::expected_file_len(&header, body.chunk_count);
+        if file_len != expect {
+            return Err(Error::manifest(
+                path,
+                format!(
+                    "file is {file_len} bytes, expected {expect} for {} chunks",
+                    body.chunk_count
+                ),
+            ));
+        }
+        Ok(Self { path: path.to_path_buf(), file, header, signed, sig, body })
+    }
+
+    /// The decoded body. Nothing in it is trusted until [`ManifestFile::verify`] succeeds.
+    pub fn unverified_body(&self) -> &Manifest {
+        &self.body
+    }
+
+    /// The signer's public key as written in the file (not yet checked).
+    pub fn claimed_key(&self) -> &[u8; 32] {
+        &self.sig.public_key
+    }
+
+    /// The manifest file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks the signature against the trust store.
+    pub fn verify(self, trust: &TrustStore) -> Result<VerifiedManifest> {
+        trust
+            .verify(&self.sig.public_key, &self.signed, &self.sig.signature)
+            .map_err(|problem| Error::Untrusted { path: self.path.clone(), problem })?;
+        Ok(VerifiedManifest { inner: self })
+    }
+
+    /// Streams the chunk table of a manifest that was not verified (for tools that read
+    /// their own library, such as the builder's reference counting). The table's hash is
+    /// still checked against the body by [`ChunkTable::finish`].
+    pub fn unverified_chunks(&self) -> Result<ChunkTable> {
+        ChunkTable::open(
+            &self.path,
+            &self.file,
+            self.header.chunk_table_offset(),
+            self.body.chunk_count,
+            &self.body.chunk_table_blake3,
+        )
+    }
+}
+
+impl VerifiedManifest {
+    /// The signed body.
+    pub fn body(&self) -> &Manifest {
+        &self.inner.body
+    }
+
+    /// The key that signed it.
+    pub fn signer(&self) -> &[u8; 32] {
+        &self.inner.sig.public_key
+    }
+
+    /// The manifest file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Streams the chunk table; call [`ChunkTable::finish`] before trusting what was read.
+    pub fn chunks(&self) -> Result<ChunkTable> {
+        self.inner.unverified_chunks()
+    }
+}
+
+/// A streaming reader of a manifest's chunk table.
+#[derive(Debug)]
+pub struct ChunkTable {
+    path: PathBuf,
+    reader: BufReader<File>,
+    remaining: u64,
+    count: u64,
+    hasher: blake3::Hasher,
+    expected: [u8; 32],
+}
+
+impl ChunkTable {
+    fn open(path: &Path, file: &File, offset: u64, count: u64, expected: &[u8]) -> Result<Self> {
+        let mut f = file.try_clone().map_err(|e| Error::io(path, "open", e))?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(path, "seek", e))?;
+        let mut exp = [0u8; 32];
+        exp.copy_from_slice(expected);
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(32 * 1024, f),
+            remaining: count,
+            count,
+            hasher: blake3::Hasher::new(),
+            expected: exp,
+        })
+    }
+
+    /// Number of records in the table.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether the table has no records.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The next record, or `None` after the last.
+    pub fn next_chunk(&mut self) -> Result<Option<ChunkRef>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let mut rec = [0u8; CHUNK_RECORD_LEN];
+        let path = self.path.clone();
+        let mut got = 0;
+        while got < rec.len() {
+            match self.reader.read(&mut rec[got..]) {
+                Ok(0) => {
+                    return Err(Error::format(
+                        &path,
+                        romlib_format::FormatError::Truncated {
+                            what: "chunk table",
+                            need: CHUNK_RECORD_LEN,
+                            got,
+                        },
+                    ))
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&path, "read", e)),
+            }
+        }
+        self.hasher.update(&rec);
+        self.remaining -= 1;
+        ChunkRef::decode(&rec).map(Some).map_err(|e| Error::format(&path, e))
+    }
+
+    /// Checks that every record was read and that the table's BLAKE3 is the signed one.
+    pub fn finish(self) -> Result<()> {
+        if self.remaining != 0 {
+            return Err(Error::manifest(&self.path, "chunk table was not read to the end"));
+        }
+        if self.hasher.finalize().as_bytes() != &self.expected {
+            return Err(Error::manifest(
+                &self.path,
+                "chunk table does not match its signed BLAKE3 (tampered table)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn text(path: &Path, field: &str, s: &str) -> Result<()> {
+    if s.len() > MAX_TEXT_LEN {
+        return Err(Error::manifest(path, format!("{field} is longer than MAX_TEXT_LEN")));
+    }
+    Ok(())
+}
+
+/// Structural checks of a body: every count within its limit, sums that agree, and every
+/// file path safe to create (DESIGN section 5), including case-insensitive collisions.
+pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
+    let bad = |msg: String| Err(Error::manifest(path, msg));
+    if m.format_version != fmt::VERSION as u32 {
+        return bad(format!("body format version {} is not {}", m.format_version, fmt::VERSION));
+    }
+    check_title_id(&m.title_id).map_err(|problem| Error::UnsafePath {
+        path: path.to_path_buf(),
+        entry: m.title_id.clone(),
+        problem,
+    })?;
+    text(path, "version", &m.version)?;
+    text(path, "display name", &m.display_name)?;
+    let Some(ch) = &m.chunker else { return bad("chunker parameters missing".into()) };
+    if ch.algorithm != ALGORITHM_FASTCDC_V2020 || ch.normalization != NORMALIZATION_LEVEL {
+        return bad(format!("unknown chunker {:?} level {}", ch.algorithm, ch.normalization));
+    }
+    ChunkerParams { min: ch.min_size, avg: ch.avg_size, max: ch.max_size }
+        .check()
+        .map_err(|e| Error::format(path, e))?;
+    if m.files.len() as u64 > MAX_FILES as u64 {
+        return bad(format!("{} files exceed MAX_FILES ({MAX_FILES})", m.files.len()));
+    }
+    if m.pack_ids.len() as u64 > MAX_PACKS_PER_GAME as u64 {
+        return bad("pack list exceeds MAX_PACKS_PER_GAME".into());
+    }
+    if m.chunk_count > MAX_GAME_CHUNKS {
+        return bad(format!("chunk count {} exceeds MAX_GAME_CHUNKS", m.chunk_count));
+    }
+    if m.chunk_table_blake3.len() != 32 {
+        return bad("chunk table hash is not 32 bytes".into());
+    }
+    let mut chunks: u64 = 0;
+    let mut total: u64 = 0;
+    for f in &m.files {
+        check_path(&f.path, false).map_err(|problem| Error::UnsafePath {
+            path: path.to_path_buf(),
+            entry: f.path.clone(),
+            problem,
+        })?;
+        if f.size > MAX_FILE_SIZE || f.blake3.len() != 32 || f.mode & !0o7777 != 0 {
+            return bad(format!("file {:?} has an invalid size, hash or mode", f.path));
+        }
+        // Every chunk holds at least one byte, and no chunk exceeds the chunker maximum.
+        let min_chunks = f.size.div_ceil(ch.max_size as u64);
+        if f.chunk_count > f.size || f.chunk_count < min_chunks {
+            return bad(format!("file {:?} has {} chunks for {} bytes", f.path, f.chunk_count, f.size));
+        }
+        chunks = chunks.saturating_add(f.chunk_count);
+        total = total.saturating_add(f.size);
+    }
+    if chunks != m.chunk_count || total != m.total_size {
+        return bad("file chunk counts or sizes do not add up to the totals".into());
+    }
+    let mut names: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    names.sort_by(|a, b| fold_cmp(a, b));
+    for pair in names.windows(2) {
+        if fold_cmp(pair[0], pair[1]).is_eq() {
+            return bad(format!(
+                "paths {:?} and {:?} collide on a case-insensitive file system",
+                pair[0], pair[1]
+            ));
+        }
+    }
+    // A file and a directory of the same name (case-insensitively) would collide too.
+    for f in &m.files {
+        let mut prefix_end = 0;
+        while let Some(i) = f.path[prefix_end..].find('/') {
+            let dir = &f.path[..prefix_end + i];
+            if names.binary_search_by(|n| fold_cmp(n, dir)).is_ok() {
+                return bad(format!("{dir:?} is both a file and a directory"));
+            }
+            prefix_end += i + 1;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Durable file writes: temp file, fsync, rename, fsync of the directory.
+
+use crate::error::{Error, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The temp name used while `path` is written: `.<name>.tmp` beside it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = temp_path(path);
+    write_synced(&tmp, bytes, mode)?;
+    rename_synced(&tmp, path)
+}
+
+/// Writes and fsyncs a new file (replacing any old one of that name).
+pub fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let res = (|| {
+        let mut f = opts.open(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    res.map_err(|e| {
+        let _ = fs::remove_file(path);
+        Error::io(path, "write", e)
+    })
+}
+
+/// Renames `from` to `to` and fsyncs the directory so the rename is durable.
+pub fn rename_synced(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| Error::io(to, "rename", e))?;
+    sync_dir(parent_dir(to))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Fsyncs a directory (a no-op where directories cannot be opened).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
+        d.sync_all().map_err(|e| Error::io(dir, "fsync directory", e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates a directory and its parents.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))
+}

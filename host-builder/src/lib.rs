@@ -1,0 +1,19 @@
+//! romlib host builder: turns folders of games into a deduplicated, compressed library of
+//! packs, a redb index and Ed25519-signed manifests (see `format-spec/SPEC.md`).
+//!
+//! The `romlib` binary is a thin layer over this library.
+
+pub mod build;
+pub mod compress;
+pub mod dict;
+pub mod error;
+pub mod fsutil;
+pub mod keys;
+pub mod list;
+pub mod manifest_writer;
+pub mod recovery;
+pub mod scan;
+pub mod store;
+
+pub use build::{build, BuildOptions, BuildSummary};
+pub use error::{Error, Result};

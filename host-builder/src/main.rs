@@ -1,0 +1,364 @@
+//! `romlib`: the host command line. Parses arguments, calls the library, maps errors to
+//! exit codes (0 success, 1 failure, 2 usage).
+
+use argh::FromArgs;
+use romlib_host::build::{build, BuildOptions, BuildSummary};
+use romlib_host::scan::ScanOptions;
+use romlib_host::{keys, Error};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(FromArgs)]
+/// romlib: build deduplicated, signed game libraries and install games from them.
+struct Cli {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Keygen(KeygenCmd),
+    BuildPacks(BuildPacksCmd),
+    GenerateManifests(GenerateCmd),
+    Build(BuildCmd),
+    ListGames(ListCmd),
+    TrainDict(TrainCmd),
+}
+
+#[derive(FromArgs)]
+/// Generate an Ed25519 key pair for signing manifests.
+#[argh(subcommand, name = "keygen")]
+struct KeygenCmd {
+    /// where to write the secret key (created with mode 0600; never overwritten)
+    #[argh(option)]
+    secret_key: PathBuf,
+    /// where to write the public key
+    #[argh(option)]
+    public_key: PathBuf,
+}
+
+#[derive(FromArgs)]
+/// Chunk, deduplicate and compress every game folder of the input into packs.
+#[argh(subcommand, name = "build-packs")]
+struct BuildPacksCmd {
+    #[argh(option, short = 'i')]
+    /// input folder: one sub-folder per game, named by its title id
+    input: PathBuf,
+    #[argh(option, short = 'o')]
+    /// library folder (created if absent)
+    output: PathBuf,
+    #[argh(option, default = "32768")]
+    /// average chunk size in bytes, a power of two from 1024 to 262144 (default 32768)
+    avg_chunk: u32,
+    #[argh(option, short = 'c', default = "9")]
+    /// zstd level 1-22 (default 9)
+    compression_level: i32,
+    #[argh(option, short = 'd')]
+    /// compress new chunks with this zstd dictionary (see train-dict)
+    dict: Option<PathBuf>,
+    #[argh(option, default = "1 << 30")]
+    /// pack roll-over size in bytes (default 1 GiB; must be below 4 GiB)
+    pack_size: u64,
+    #[argh(option)]
+    /// worker threads (default: all cores)
+    threads: Option<usize>,
+    #[argh(switch, short = 'q')]
+    /// no progress bar and no summary
+    quiet: bool,
+    #[argh(switch)]
+    /// keep .DS_Store, Thumbs.db, desktop.ini and ._* files (skipped by default)
+    include_junk: bool,
+    #[argh(switch)]
+    /// accept file names that FAT32/exFAT cards cannot store
+    allow_non_fat_names: bool,
+}
+
+#[derive(FromArgs)]
+/// Write a signed manifest for every game of the input (its chunks must be in the packs).
+#[argh(subcommand, name = "generate-manifests")]
+struct GenerateCmd {
+    #[argh(option, short = 'i')]
+    /// input folder, as given to build-packs
+    input: PathBuf,
+    #[argh(option, short = 'o')]
+    /// library folder holding packs/ and index.db
+    output: PathBuf,
+    #[argh(option)]
+    /// secret key file from `romlib keygen`
+    signing_key: PathBuf,
+    #[argh(option, default = "32768")]
+    /// average chunk size used by build-packs (default 32768)
+    avg_chunk: u32,
+    #[argh(option, short = 'c', default = "9")]
+    /// accepted for compatibility; manifests do not depend on the level
+    compression_level: i32,
+    #[argh(option)]
+    /// worker threads (default: all cores)
+    threads: Option<usize>,
+    #[argh(switch, short = 'q')]
+    /// no progress bar and no summary
+    quiet: bool,
+    #[argh(switch)]
+    /// keep file-manager junk files
+    include_junk: bool,
+    #[argh(switch)]
+    /// accept file names that FAT32/exFAT cards cannot store
+    allow_non_fat_names: bool,
+}
+
+#[derive(FromArgs)]
+/// Build packs and signed manifests in one pass (build-packs + generate-manifests).
+#[argh(subcommand, name = "build")]
+struct BuildCmd {
+    #[argh(option, short = 'i')]
+    /// input folder: one sub-folder per game, named by its title id
+    input: PathBuf,
+    #[argh(option, short = 'o')]
+    /// library folder (created if absent)
+    output: PathBuf,
+    #[argh(option)]
+    /// secret key file from `romlib keygen`
+    signing_key: PathBuf,
+    #[argh(option, default = "32768")]
+    /// average chunk size in bytes, a power of two from 1024 to 262144 (default 32768)
+    avg_chunk: u32,
+    #[argh(option, short = 'c', default = "9")]
+    /// zstd level 1-22 (default 9)
+    compression_level: i32,
+    #[argh(option, short = 'd')]
+    /// compress new chunks with this zstd dictionary (see train-dict)
+    dict: Option<PathBuf>,
+    #[argh(option, default = "1 << 30")]
+    /// pack roll-over size in bytes (default 1 GiB; must be below 4 GiB)
+    pack_size: u64,
+    #[argh(option)]
+    /// worker threads (default: all cores)
+    threads: Option<usize>,
+    #[argh(switch, short = 'q')]
+    /// no progress bar and no summary
+    quiet: bool,
+    #[argh(switch)]
+    /// keep .DS_Store, Thumbs.db, desktop.ini and ._* files (skipped by default)
+    include_junk: bool,
+    #[argh(switch)]
+    /// accept file names that FAT32/exFAT cards cannot store
+    allow_non_fat_names: bool,
+}
+
+#[derive(FromArgs)]
+/// List the games of a library.
+#[argh(subcommand, name = "list-games")]
+struct ListCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(switch)]
+    /// print JSON
+    json: bool,
+}
+
+#[derive(FromArgs)]
+/// Train a zstd dictionary from a library's own chunks.
+#[argh(subcommand, name = "train-dict")]
+struct TrainCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option, short = 'o')]
+    /// dictionary file to write
+    output: PathBuf,
+    #[argh(option, default = "112640")]
+    /// dictionary size in bytes (default 110 KiB)
+    size: usize,
+    #[argh(option, default = "64 << 20")]
+    /// most sample bytes to read (default 64 MiB)
+    max_samples: usize,
+}
+
+fn threads(t: Option<usize>) -> usize {
+    t.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cli = match Cli::from_args(&["romlib"], &strs[1.min(strs.len())..]) {
+        Ok(c) => c,
+        Err(early) => {
+            if early.status.is_ok() {
+                println!("{}", early.output);
+                std::process::exit(0);
+            }
+            eprintln!("{}", early.output.trim_end());
+            eprintln!("Run romlib --help for usage.");
+            std::process::exit(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => {}
+        Err(e) => {
+            let usage = e.downcast_ref::<Error>().is_some_and(Error::is_usage);
+            eprintln!("romlib: {e}");
+            std::process::exit(if usage { 2 } else { 1 });
+        }
+    }
+}
+
+fn print_summary(s: &BuildSummary) {
+    for r in &s.recovered {
+        eprintln!("romlib: recovered: {r}");
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    println!(
+        "{} games, {} files, {:.1} MiB in {:.2} s ({:.1} MiB/s)",
+        s.games,
+        s.files,
+        mib(s.input_bytes),
+        secs,
+        mib(s.input_bytes) / secs
+    );
+    println!(
+        "{} chunks, {} new ({:.1} MiB); dedup ratio {:.2}x, compression ratio {:.2}x",
+        s.chunks,
+        s.new_chunks,
+        mib(s.new_bytes),
+        ratio(s.input_bytes, s.new_bytes),
+        ratio(s.new_bytes, s.stored_bytes)
+    );
+    println!(
+        "stored {:.1} MiB in {} new pack(s); manifests: {} written, {} unchanged",
+        mib(s.stored_bytes),
+        s.packs_written,
+        s.manifests_written,
+        s.manifests_unchanged
+    );
+    if s.junk_files > 0 || s.loose_files > 0 {
+        println!(
+            "skipped {} junk file(s) ({} bytes) and {} loose file(s) outside game folders",
+            s.junk_files, s.junk_bytes, s.loose_files
+        );
+    }
+}
+
+fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, quiet: bool) -> anyhow::Result<()> {
+    let s = build(&input, &output, &opts)?;
+    if !quiet {
+        print_summary(&s);
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let progress = |quiet: bool| !quiet && std::io::stderr().is_terminal();
+    match cli.cmd {
+        Cmd::Keygen(k) => {
+            let pk = keys::keygen(&k.secret_key, &k.public_key)?;
+            let id = romlib_format::manifest::key_id(&pk);
+            println!(
+                "key {} written: secret {}, public {}",
+                String::from_utf8_lossy(&id),
+                k.secret_key.display(),
+                k.public_key.display()
+            );
+            Ok(())
+        }
+        Cmd::BuildPacks(c) => {
+            let opts = BuildOptions {
+                avg_chunk: c.avg_chunk,
+                level: c.compression_level,
+                dict: c.dict,
+                pack_size: c.pack_size,
+                threads: threads(c.threads),
+                store_chunks: true,
+                signing_key: None,
+                scan: ScanOptions { include_junk: c.include_junk, allow_non_fat_names: c.allow_non_fat_names },
+                progress: progress(c.quiet),
+            };
+            run_build(c.input, c.output, opts, c.quiet)
+        }
+        Cmd::GenerateManifests(c) => {
+            let key = keys::load_signing_key(&c.signing_key)?;
+            publish_key(&c.output, &key)?;
+            let _ = c.compression_level;
+            let opts = BuildOptions {
+                avg_chunk: c.avg_chunk,
+                threads: threads(c.threads),
+                store_chunks: false,
+                signing_key: Some(key),
+                scan: ScanOptions { include_junk: c.include_junk, allow_non_fat_names: c.allow_non_fat_names },
+                progress: progress(c.quiet),
+                ..BuildOptions::default()
+            };
+            run_build(c.input, c.output, opts, c.quiet)
+        }
+        Cmd::Build(c) => {
+            let key = keys::load_signing_key(&c.signing_key)?;
+            publish_key(&c.output, &key)?;
+            let opts = BuildOptions {
+                avg_chunk: c.avg_chunk,
+                level: c.compression_level,
+                dict: c.dict,
+                pack_size: c.pack_size,
+                threads: threads(c.threads),
+                store_chunks: true,
+                signing_key: Some(key),
+                scan: ScanOptions { include_junk: c.include_junk, allow_non_fat_names: c.allow_non_fat_names },
+                progress: progress(c.quiet),
+            };
+            run_build(c.input, c.output, opts, c.quiet)
+        }
+        Cmd::ListGames(c) => {
+            let lib = romlib_device::Library::new(&c.romlib);
+            let trust = romlib_device::TrustStore::from_dir(&lib.keys_dir()).ok();
+            let games = romlib_host::list::list_games(&lib, trust.as_ref())?;
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&romlib_host::list::to_json(&games))?);
+            } else {
+                for g in &games {
+                    let sig = match g.verified {
+                        Some(true) => "signed",
+                        Some(false) => "SIGNATURE NOT TRUSTED",
+                        None => "unchecked",
+                    };
+                    println!(
+                        "{}\t{}\t{} files\t{} bytes\tkey {} ({sig})",
+                        g.title, g.name, g.files, g.size, g.key_id
+                    );
+                }
+                println!("{} game(s)", games.len());
+            }
+            Ok(())
+        }
+        Cmd::TrainDict(c) => {
+            let lib = romlib_device::Library::new(&c.romlib);
+            let r = romlib_host::dict::train_dict(&lib, &c.output, c.size, c.max_samples)?;
+            println!(
+                "dictionary {:08x}: {} bytes from {} samples ({} bytes) written to {}",
+                r.dict_id,
+                r.dict_bytes,
+                r.samples,
+                r.sample_bytes,
+                c.output.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Copies the signer's public key into the library's keys/ folder (informational for
+/// devices, trusted by the host's own `install`).
+fn publish_key(lib: &std::path::Path, key: &ed25519_dalek::SigningKey) -> anyhow::Result<()> {
+    let pk = key.verifying_key().to_bytes();
+    let id = romlib_format::manifest::key_id(&pk);
+    let dir = romlib_device::Library::new(lib).keys_dir();
+    romlib_host::fsutil::create_dir(&dir)?;
+    let path = dir.join(format!("{}.pub", String::from_utf8_lossy(&id)));
+    let bytes = romlib_format::keyfile::encode(romlib_format::keyfile::KeyKind::Public, &pk);
+    if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+        romlib_host::fsutil::write_atomic(&path, &bytes, 0o644)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Encoding and signing manifests, and writing them with the roll-forward rule.
+//!
+//! A manifest is written as `games/.<title>.manifest.tmp` (fsynced), then the index
+//! transaction that moves the refcounts from the old chunk table to the new one commits and
+//! records the new table's hash under the title in `games`, then the temp file is renamed
+//! over the manifest. A run that finds a temp file whose table hash is the one recorded
+//! finishes the rename; any other temp file is deleted.
+
+use ed25519_dalek::{Signer, SigningKey};
+use prost::Message;
+use romlib_format::manifest::{
+    ManifestHeader, SignatureBlock, CHUNK_RECORD_LEN, SIGNATURE_DOMAIN,
+};
+use romlib_proto::Manifest;
+
+/// Fills in the chunk table's hash and count, signs, and returns the whole manifest file.
+pub fn encode_signed(mut body: Manifest, table: &[u8], key: &SigningKey) -> Vec<u8> {
+    debug_assert_eq!(table.len() % CHUNK_RECORD_LEN, 0);
+    body.chunk_count = (table.len() / CHUNK_RECORD_LEN) as u64;
+    body.chunk_table_blake3 = blake3::hash(table).as_bytes().to_vec();
+    let body_bytes = body.encode_to_vec();
+    let header = ManifestHeader { body_len: body_bytes.len() as u32 }.encode();
+    let mut signed = Vec::with_capacity(SIGNATURE_DOMAIN.len() + header.len() + body_bytes.len());
+    signed.extend_from_slice(SIGNATURE_DOMAIN);
+    signed.extend_from_slice(&header);
+    signed.extend_from_slice(&body_bytes);
+    let signature = key.sign(&signed).to_bytes();
+    let block = SignatureBlock { public_key: key.verifying_key().to_bytes(), signature };
+    let mut out = Vec::with_capacity(signed.len() + 96 + table.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&body_bytes);
+    out.extend_from_slice(&block.encode());
+    out.extend_from_slice(table);
+    out
+}

@@ -1,0 +1,41 @@
+//! Finishing or undoing manifest writes that a killed build left half done.
+
+use crate::error::{Error, Result};
+use crate::fsutil::rename_synced;
+use crate::store::{db_err, LibraryWriter};
+use redb::ReadableDatabase;
+use romlib_device::index::GAMES;
+use romlib_device::ManifestFile;
+use std::fs;
+
+/// Applies the roll-forward rule to every `games/.<title>.manifest.tmp`: rename it into
+/// place when the index already counts its chunk table, delete it otherwise.
+pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
+    let lib = store.library();
+    let dir = lib.games_dir();
+    let mut done = Vec::new();
+    let index_path = lib.index_path();
+    let txn = store.db().begin_read().map_err(|e| db_err(&index_path, e))?;
+    let games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
+    for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
+        let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(title) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".manifest.tmp")) else {
+            continue;
+        };
+        let tmp = e.path();
+        let counted = games.get(title).map_err(|e| db_err(&index_path, e))?.map(|v| *v.value());
+        let complete = ManifestFile::open(&tmp).ok().is_some_and(|m| {
+            m.unverified_body().title_id == title
+                && Some(m.unverified_body().chunk_table_blake3.as_slice()) == counted.as_ref().map(|c| c.as_slice())
+        });
+        if complete {
+            rename_synced(&tmp, &lib.manifest_path(title))?;
+            done.push(format!("finished writing the manifest of {title}"));
+        } else {
+            fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, "remove", e))?;
+            done.push(format!("removed an unfinished manifest of {title}"));
+        }
+    }
+    Ok(done)
+}

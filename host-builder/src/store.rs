@@ -1,0 +1,352 @@
+//! The library on disk as the builder sees it: the lock, the writable index, pack files and
+//! recovery of whatever a killed build left behind.
+//!
+//! Crash-safety rules (SPEC.md "Crash safety"):
+//! 1. A pack is written as `packs/.pack-NNNN.pkg.partial`, sealed with its footer, fsynced
+//!    and renamed; only then does an index transaction that references it commit.
+//! 2. A sealed pack that the index does not list (killed between rename and commit) is
+//!    verified and adopted by the next run; `.partial` files are deleted.
+//! 3. Manifests follow the roll-forward rule of [`crate::manifest_writer`].
+
+use crate::error::{Error, Result};
+use crate::fsutil::{create_dir, rename_synced, sync_dir};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use romlib_device::index::{CHUNKS, GAMES, META, PACKS};
+use romlib_device::Library;
+use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
+use romlib_format::pack::{
+    self as pk, PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
+};
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// redb cache of the builder.
+const BUILDER_CACHE_BYTES: usize = 64 << 20;
+
+pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::library(path, format!("index database: {e}"))
+}
+
+/// An open, locked library.
+pub struct LibraryWriter {
+    lib: Library,
+    db: Database,
+    next_pack_id: u32,
+    /// What recovery found and repaired when the library was opened.
+    pub recovered: Vec<String>,
+}
+
+impl LibraryWriter {
+    /// Opens (creating if needed) the library at `root`, takes its lock and recovers from
+    /// an interrupted earlier run.
+    pub fn open(root: &Path) -> Result<Self> {
+        let lib = Library::new(root);
+        for d in [lib.root().to_path_buf(), lib.packs_dir(), lib.games_dir(), lib.keys_dir()] {
+            create_dir(&d)?;
+        }
+        let index = lib.index_path();
+        let db = redb::Builder::new()
+            .set_cache_size(BUILDER_CACHE_BYTES)
+            .create(&index)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: index.clone() },
+                other => db_err(&index, other),
+            })?;
+        let mut w = Self { lib, db, next_pack_id: 1, recovered: Vec::new() };
+        w.check_meta()?;
+        w.recover_packs()?;
+        Ok(w)
+    }
+
+    /// The library's paths.
+    pub fn library(&self) -> &Library {
+        &self.lib
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.lib.index_path()
+    }
+
+    fn check_meta(&mut self) -> Result<()> {
+        let path = self.index_path();
+        let txn = self.db.begin_write().map_err(|e| db_err(&path, e))?;
+        let mut wrote = false;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
+            let found = meta.get(META_FORMAT).map_err(|e| db_err(&path, e))?.map(|v| v.value().to_vec());
+            match found {
+                Some(v) if v == LIBRARY_FORMAT_VERSION.to_le_bytes() => {}
+                Some(v) => {
+                    return Err(Error::library(
+                        &path,
+                        format!("library format {v:?} is not supported by this romlib"),
+                    ))
+                }
+                None => {
+                    meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
+                        .map_err(|e| db_err(&path, e))?;
+                    wrote = true;
+                }
+            }
+            txn.open_table(CHUNKS).map_err(|e| db_err(&path, e))?;
+            txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
+            txn.open_table(GAMES).map_err(|e| db_err(&path, e))?;
+        }
+        if wrote {
+            txn.commit().map_err(|e| db_err(&path, e))?;
+        } else {
+            txn.abort().map_err(|e| db_err(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `.partial` packs, adopts sealed packs the index does not list, and checks
+    /// that every listed pack exists.
+    fn recover_packs(&mut self) -> Result<()> {
+        let dir = self.lib.packs_dir();
+        let mut on_disk = BTreeSet::new();
+        for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
+            let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".pack-") && name.ends_with(".partial") {
+                fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), "remove", err))?;
+                self.recovered.push(format!("removed unfinished pack {name}"));
+            } else if let Some(id) = pk::parse_file_name(&name) {
+                on_disk.insert(id);
+            }
+        }
+        let path = self.index_path();
+        let listed: BTreeSet<u32> = {
+            let txn = self.db.begin_read().map_err(|e| db_err(&path, e))?;
+            let t = txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
+            let mut s = BTreeSet::new();
+            for r in t.iter().map_err(|e| db_err(&path, e))? {
+                let (k, _) = r.map_err(|e| db_err(&path, e))?;
+                s.insert(k.value());
+            }
+            s
+        };
+        if let Some(missing) = listed.difference(&on_disk).next() {
+            return Err(Error::library(
+                self.lib.pack_path(*missing),
+                "pack listed in the index is missing; restore it from a copy of the library",
+            ));
+        }
+        for id in on_disk.difference(&listed).copied().collect::<Vec<_>>() {
+            self.adopt_pack(id)?;
+            self.recovered.push(format!("indexed pack {id} left by an interrupted build"));
+        }
+        self.next_pack_id = on_disk.iter().chain(listed.iter()).max().map_or(1, |m| m + 1);
+        Ok(())
+    }
+
+    /// Verifies a sealed pack the index does not know and indexes its records.
+    fn adopt_pack(&mut self, id: u32) -> Result<()> {
+        let path = self.lib.pack_path(id);
+        let (info, records) = scan_pack(&path, id)?;
+        let ipath = self.index_path();
+        let txn = self.db.begin_write().map_err(|e| db_err(&ipath, e))?;
+        {
+            let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&ipath, e))?;
+            let now = unix_now();
+            for (offset, r) in records {
+                if chunks.get(&r.hash).map_err(|e| db_err(&ipath, e))?.is_some() {
+                    continue;
+                }
+                let entry = ChunkEntry {
+                    pack_id: id,
+                    offset,
+                    clen: r.clen,
+                    ulen: r.ulen,
+                    method: r.method,
+                    stored_at: now,
+                    refcount: 0,
+                };
+                chunks.insert(&r.hash, entry.encode().as_slice()).map_err(|e| db_err(&ipath, e))?;
+            }
+            let mut packs = txn.open_table(PACKS).map_err(|e| db_err(&ipath, e))?;
+            packs.insert(id, info.encode().as_slice()).map_err(|e| db_err(&ipath, e))?;
+        }
+        txn.commit().map_err(|e| db_err(&ipath, e))
+    }
+
+    /// Begins an index write transaction.
+    pub(crate) fn begin(&self) -> Result<WriteTransaction> {
+        self.db.begin_write().map_err(|e| db_err(&self.index_path(), e))
+    }
+
+    /// Commits an index write transaction.
+    pub(crate) fn commit(&self, txn: WriteTransaction) -> Result<()> {
+        txn.commit().map_err(|e| db_err(&self.index_path(), e))
+    }
+
+    /// Starts the next pack file.
+    pub(crate) fn new_pack(&mut self, dict_id: u32) -> Result<PackWriter> {
+        let id = self.next_pack_id;
+        self.next_pack_id = id.checked_add(1).ok_or_else(|| {
+            Error::library(self.lib.packs_dir(), "pack ids exhausted")
+        })?;
+        PackWriter::create(self.lib.pack_path(id), id, dict_id)
+    }
+}
+
+/// Reads a whole pack, checks its footer checksum and every record header, and returns its
+/// info and the record headers with their offsets.
+pub fn scan_pack(path: &Path, id: u32) -> Result<(PackInfo, Vec<(u64, RecordHeader)>)> {
+    let bad = |p: String| Error::library(path, format!("damaged pack: {p}"));
+    let mut f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
+    if len < (HEADER_LEN + FOOTER_LEN) as u64 {
+        return Err(bad(format!("only {len} bytes")));
+    }
+    let mut fb = [0u8; FOOTER_LEN];
+    f.seek(SeekFrom::Start(len - FOOTER_LEN as u64)).map_err(|e| Error::io(path, "seek", e))?;
+    f.read_exact(&mut fb).map_err(|e| Error::io(path, "read", e))?;
+    let footer = PackFooter::decode(&fb, len).map_err(|e| bad(e.to_string()))?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, "seek", e))?;
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let mut hasher = blake3::Hasher::new();
+    let mut hb = [0u8; HEADER_LEN];
+    r.read_exact(&mut hb).map_err(|e| Error::io(path, "read", e))?;
+    hasher.update(&hb);
+    let header = PackHeader::decode(&hb).map_err(|e| bad(e.to_string()))?;
+    if header.pack_id != id {
+        return Err(bad(format!("header says pack {} but the file name says {id}", header.pack_id)));
+    }
+    let end = len - FOOTER_LEN as u64;
+    let mut pos = HEADER_LEN as u64;
+    let mut records = Vec::new();
+    let mut payload = Vec::new();
+    while pos < end {
+        let mut rb = [0u8; RECORD_HEADER_LEN];
+        r.read_exact(&mut rb).map_err(|e| Error::io(path, "read", e))?;
+        hasher.update(&rb);
+        let rec = RecordHeader::decode(&rb).map_err(|e| bad(format!("record at {pos}: {e}")))?;
+        payload.resize(rec.clen as usize, 0);
+        r.read_exact(&mut payload).map_err(|e| Error::io(path, "read", e))?;
+        hasher.update(&payload);
+        records.push((pos, rec));
+        pos += (RECORD_HEADER_LEN + rec.clen as usize) as u64;
+    }
+    if pos != end || records.len() as u64 != footer.record_count {
+        return Err(bad("records do not fill the space the footer gives".into()));
+    }
+    if hasher.finalize().as_bytes() != &footer.checksum {
+        return Err(bad("footer checksum does not match the contents".into()));
+    }
+    let info = PackInfo {
+        file_len: len,
+        record_count: footer.record_count,
+        dict_id: header.dict_id,
+        checksum: footer.checksum,
+    };
+    Ok((info, records))
+}
+
+/// Seconds since the Unix epoch (the index's only clock).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A pack being written.
+pub struct PackWriter {
+    id: u32,
+    dict_id: u32,
+    final_path: PathBuf,
+    partial: PathBuf,
+    out: BufWriter<File>,
+    hasher: blake3::Hasher,
+    len: u64,
+    records: u64,
+}
+
+impl PackWriter {
+    fn create(final_path: PathBuf, id: u32, dict_id: u32) -> Result<Self> {
+        let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let partial = final_path.with_file_name(format!(".{name}.partial"));
+        let file = File::create(&partial).map_err(|e| Error::io(&partial, "create", e))?;
+        let mut w = Self {
+            id,
+            dict_id,
+            final_path,
+            partial,
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            len: 0,
+            records: 0,
+        };
+        let header = PackHeader { pack_id: id, dict_id }.encode();
+        w.write(&header)?;
+        Ok(w)
+    }
+
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        self.out.write_all(b).map_err(|e| Error::io(&self.partial, "write", e))?;
+        self.hasher.update(b);
+        self.len += b.len() as u64;
+        Ok(())
+    }
+
+    /// The pack's id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Appends one record; returns its offset.
+    pub fn append(&mut self, rec: &RecordHeader, payload: &[u8]) -> Result<u64> {
+        let at = self.len;
+        self.write(&rec.encode())?;
+        self.write(payload)?;
+        self.records += 1;
+        Ok(at)
+    }
+
+    /// Writes the footer, fsyncs and renames the pack to its final name.
+    pub fn seal(mut self) -> Result<PackInfo> {
+        let checksum = *self.hasher.finalize().as_bytes();
+        let footer = PackFooter {
+            record_count: self.records,
+            records_len: self.len - HEADER_LEN as u64,
+            checksum,
+        };
+        self.out.write_all(&footer.encode()).map_err(|e| Error::io(&self.partial, "write", e))?;
+        let file = self.out.into_inner().map_err(|e| Error::io(&self.partial, "write", e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.partial, "fsync", e))?;
+        drop(file);
+        rename_synced(&self.partial, &self.final_path)?;
+        Ok(PackInfo {
+            file_len: self.len + FOOTER_LEN as u64,
+            record_count: self.records,
+            dict_id: self.dict_id,
+            checksum,
+        })
+    }
+
+    /// Deletes the unfinished file.
+    pub fn discard(self) {
+        let partial = self.partial.clone();
+        drop(self.out);
+        let _ = fs::remove_file(&partial);
+        if let Some(dir) = partial.parent() {
+            let _ = sync_dir(dir);
+        }
+    }
+}
