@@ -4,10 +4,13 @@
 //! The host builder's `romlib install` uses this same code; only the zstd decoder differs
 //! (the decoder is a seam).
 
+pub mod decoder;
 pub mod error;
+pub mod install;
 pub mod index;
 pub mod library;
 pub mod manifest;
+pub mod pack_reader;
 pub mod trust;
 
 pub use error::{Error, Result};

@@ -1,6 +1,156 @@
-//! `romlib-device`: the handheld's command line.
+//! `romlib-device`: the handheld's command line. Exit codes: 0 success, 1 failure, 2 usage.
+
+use argh::FromArgs;
+use romlib_device::decoder::RuzstdDecoder;
+use romlib_device::install::{install_game, open_game, uninstall, verify_game};
+use romlib_device::trust::DEFAULT_TRUST_DIR;
+use romlib_device::{Library, ManifestFile, Result, TrustStore};
+use std::path::{Path, PathBuf};
+
+#[derive(FromArgs)]
+/// romlib-device: verify and install games from a romlib library.
+struct Cli {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    List(ListCmd),
+    Install(InstallCmd),
+    Uninstall(UninstallCmd),
+    Verify(VerifyCmd),
+}
+
+#[derive(FromArgs)]
+/// List the games of a library and whether each is signed by a trusted key.
+#[argh(subcommand, name = "list-games")]
+struct ListCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
+    trusted_key: Vec<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Verify and install a game; it appears only once complete.
+#[argh(subcommand, name = "install")]
+struct InstallCmd {
+    #[argh(option, short = 'g')]
+    /// title id, or the path of a .manifest file
+    game: String,
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// where games are installed
+    install_dir: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
+    trusted_key: Vec<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Remove a game that romlib installed.
+#[argh(subcommand, name = "uninstall")]
+struct UninstallCmd {
+    #[argh(option, short = 't')]
+    /// title id
+    title_id: String,
+    #[argh(option)]
+    /// where games are installed
+    install_dir: PathBuf,
+}
+
+#[derive(FromArgs)]
+/// Check every chunk and file of a game against its signed manifest; writes nothing.
+#[argh(subcommand, name = "verify")]
+struct VerifyCmd {
+    #[argh(option, short = 'g')]
+    /// title id, or the path of a .manifest file
+    game: String,
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
+    trusted_key: Vec<PathBuf>,
+}
 
 fn main() {
-    eprintln!("romlib-device: not built yet");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args().collect();
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cli = match Cli::from_args(&["romlib-device"], &strs[1.min(strs.len())..]) {
+        Ok(c) => c,
+        Err(early) => {
+            if early.status.is_ok() {
+                println!("{}", early.output);
+                std::process::exit(0);
+            }
+            eprintln!("{}", early.output.trim_end());
+            eprintln!("Run romlib-device --help for usage.");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(cli) {
+        eprintln!("romlib-device: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn trust(keys: &[PathBuf]) -> Result<TrustStore> {
+    TrustStore::load(keys, Path::new(DEFAULT_TRUST_DIR))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::List(c) => {
+            let lib = Library::new(&c.romlib);
+            let store = trust(&c.trusted_key).ok();
+            let titles = lib.titles()?;
+            for t in &titles {
+                let m = ManifestFile::open(&lib.manifest_path(t))?;
+                let (name, size) = (m.unverified_body().display_name.clone(), m.unverified_body().total_size);
+                let ok = store.as_ref().is_some_and(|s| m.verify(s).is_ok());
+                println!("{t}\t{name}\t{size} bytes\t{}", if ok { "trusted" } else { "UNTRUSTED" });
+            }
+            println!("{} game(s)", titles.len());
+            Ok(())
+        }
+        Cmd::Install(c) => {
+            let lib = Library::new(&c.romlib);
+            let m = open_game(&lib, &c.game, &trust(&c.trusted_key)?)?;
+            let r = install_game(&lib, &m, &c.install_dir, &mut RuzstdDecoder::default())?;
+            println!(
+                "installed {} into {}: {} files, {} bytes, {} chunks verified",
+                m.body().title_id,
+                c.install_dir.join(&m.body().title_id).display(),
+                r.files,
+                r.bytes,
+                r.chunks
+            );
+            Ok(())
+        }
+        Cmd::Uninstall(c) => {
+            uninstall(&c.install_dir, &c.title_id)?;
+            println!("uninstalled {}", c.title_id);
+            Ok(())
+        }
+        Cmd::Verify(c) => {
+            let lib = Library::new(&c.romlib);
+            let m = open_game(&lib, &c.game, &trust(&c.trusted_key)?)?;
+            let r = verify_game(&lib, &m, &mut RuzstdDecoder::default())?;
+            println!(
+                "{}: OK, {} files, {} bytes, {} chunks verified",
+                m.body().title_id,
+                r.files,
+                r.bytes,
+                r.chunks
+            );
+            Ok(())
+        }
+    }
 }

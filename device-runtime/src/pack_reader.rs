@@ -1,0 +1,156 @@
+//! Reading single chunk records from packs, with a few pack files kept open.
+
+use crate::decoder::ChunkDecoder;
+use crate::error::{Error, Result};
+use crate::library::Library;
+use romlib_format::index::ChunkEntry;
+use romlib_format::limits::{MAX_CHUNK_LEN, MAX_DICT_LEN};
+use romlib_format::pack::{PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
+use std::fs::File;
+use std::path::PathBuf;
+
+/// Pack files kept open at once.
+pub const OPEN_PACKS: usize = 4;
+
+struct OpenPack {
+    id: u32,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    dict_id: u32,
+}
+
+/// Reads and checks chunk records; every returned chunk matched its expected hash.
+pub struct PackReader {
+    lib: Library,
+    open: heapless::Vec<OpenPack, OPEN_PACKS>,
+    record: Vec<u8>,
+}
+
+impl std::fmt::Debug for PackReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackReader").field("lib", &self.lib).finish()
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(at))?;
+    file.read_exact(buf)
+}
+
+impl PackReader {
+    /// A reader over `lib`'s packs. Allocates its one record buffer up front.
+    pub fn new(lib: &Library) -> Self {
+        Self {
+            lib: lib.clone(),
+            open: heapless::Vec::new(),
+            record: Vec::with_capacity(RECORD_HEADER_LEN + MAX_CHUNK_LEN as usize),
+        }
+    }
+
+    fn pack(&mut self, id: u32) -> Result<usize> {
+        if let Some(i) = self.open.iter().position(|p| p.id == id) {
+            return Ok(i);
+        }
+        let path = self.lib.pack_path(id);
+        let file = File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound { path: path.clone(), what: "pack" }
+            } else {
+                Error::io(&path, "open", e)
+            }
+        })?;
+        let len = file.metadata().map_err(|e| Error::io(&path, "stat", e))?.len();
+        let mut hb = [0u8; HEADER_LEN];
+        if len < (HEADER_LEN + FOOTER_LEN) as u64 {
+            return Err(Error::format(
+                &path,
+                romlib_format::FormatError::Truncated { what: "pack", need: HEADER_LEN + FOOTER_LEN, got: len as usize },
+            ));
+        }
+        read_at(&file, &mut hb, 0).map_err(|e| Error::io(&path, "read", e))?;
+        let header = PackHeader::decode(&hb).map_err(|e| Error::format(&path, e))?;
+        if header.pack_id != id {
+            return Err(Error::manifest(&path, format!("pack header names pack {}", header.pack_id)));
+        }
+        if self.open.is_full() {
+            self.open.remove(0);
+        }
+        let p = OpenPack { id, path, file, len, dict_id: header.dict_id };
+        self.open.push(p).map_err(|_| ()).expect("made room");
+        Ok(self.open.len() - 1)
+    }
+
+    /// Reads the chunk `entry` points at, checks that its record names `hash` and `ulen`,
+    /// decodes it into `out` (resized to `ulen`) and checks its BLAKE3.
+    pub fn read_chunk(
+        &mut self,
+        hash: &[u8; 32],
+        ulen: u32,
+        entry: &ChunkEntry,
+        decoder: &mut dyn ChunkDecoder,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let i = self.pack(entry.pack_id)?;
+        let p = &self.open[i];
+        let path = p.path.clone();
+        if entry.clen > MAX_CHUNK_LEN || entry.ulen != ulen {
+            return Err(Error::chunk(&path, hash, "index entry disagrees with the manifest"));
+        }
+        let end = entry.offset.checked_add((RECORD_HEADER_LEN + entry.clen as usize) as u64);
+        if end.is_none_or(|e| e > p.len - FOOTER_LEN as u64) || entry.offset < HEADER_LEN as u64 {
+            return Err(Error::chunk(
+                &path,
+                hash,
+                format!("record at offset {} lies beyond the end of the pack (truncated pack?)", entry.offset),
+            ));
+        }
+        self.record.resize(RECORD_HEADER_LEN + entry.clen as usize, 0);
+        read_at(&p.file, &mut self.record, entry.offset).map_err(|e| Error::io(&path, "read", e))?;
+        let rec = RecordHeader::decode(&self.record[..RECORD_HEADER_LEN])
+            .map_err(|e| Error::chunk(&path, hash, format!("bad record at offset {}: {e}", entry.offset)))?;
+        if &rec.hash != hash || rec.ulen != ulen || rec.clen != entry.clen || rec.method != entry.method {
+            return Err(Error::chunk(
+                &path,
+                hash,
+                format!("record at offset {} is another chunk (stale or wrong index)", entry.offset),
+            ));
+        }
+        let dict_id = p.dict_id;
+        if rec.method == romlib_format::pack::Method::ZstdDict && !decoder.has_dict(dict_id) {
+            let dpath = self.lib.dict_path(dict_id);
+            let bytes = read_dict(&dpath)?;
+            decoder.load_dict(dict_id, &bytes).map_err(|e| Error::manifest(&dpath, e))?;
+        }
+        out.resize(ulen as usize, 0);
+        decoder
+            .decode(rec.method, &self.record[RECORD_HEADER_LEN..], out)
+            .map_err(|e| Error::chunk(&path, hash, format!("at offset {}: {e}", entry.offset)))?;
+        if blake3::hash(out).as_bytes() != hash {
+            return Err(Error::chunk(
+                &path,
+                hash,
+                format!("decoded data at offset {} does not match the signed hash (corrupt pack)", entry.offset),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn read_dict(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = File::open(path).map_err(|e| Error::io(path, "open dictionary", e))?;
+    let mut buf = Vec::new();
+    f.take(MAX_DICT_LEN + 1).read_to_end(&mut buf).map_err(|e| Error::io(path, "read", e))?;
+    if buf.len() as u64 > MAX_DICT_LEN {
+        return Err(Error::manifest(path, "dictionary exceeds MAX_DICT_LEN"));
+    }
+    Ok(buf)
+}
