@@ -14,6 +14,7 @@ pub mod manifest_writer;
 pub mod recovery;
 pub mod scan;
 pub mod store;
+pub mod zstd_decoder;
 
 pub use build::{build, BuildOptions, BuildSummary};
 pub use error::{Error, Result};

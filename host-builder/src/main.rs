@@ -24,6 +24,38 @@ enum Cmd {
     Build(BuildCmd),
     ListGames(ListCmd),
     TrainDict(TrainCmd),
+    Install(InstallCmd),
+    Uninstall(UninstallCmd),
+}
+
+#[derive(FromArgs)]
+/// Verify and install a game from a library (the device's install code, with C zstd).
+#[argh(subcommand, name = "install")]
+struct InstallCmd {
+    #[argh(option, short = 'g')]
+    /// title id, or the path of a .manifest file
+    game: String,
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option, default = "PathBuf::from(\"./install\")")]
+    /// where games are installed (default ./install)
+    install_dir: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Remove a game that romlib installed (nothing else is touched).
+#[argh(subcommand, name = "uninstall")]
+struct UninstallCmd {
+    #[argh(option, short = 't')]
+    /// title id
+    title_id: String,
+    #[argh(option, default = "PathBuf::from(\"./install\")")]
+    /// where games are installed (default ./install)
+    install_dir: PathBuf,
 }
 
 #[derive(FromArgs)]
@@ -330,6 +362,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 println!("{} game(s)", games.len());
             }
+            Ok(())
+        }
+        Cmd::Install(c) => {
+            let lib = romlib_device::Library::new(&c.romlib);
+            let trust = if c.trusted_key.is_empty() {
+                eprintln!(
+                    "romlib: trusting the library's own keys in {} (pass --trusted-key to choose)",
+                    lib.keys_dir().display()
+                );
+                romlib_device::TrustStore::from_dir(&lib.keys_dir())?
+            } else {
+                romlib_device::TrustStore::from_files(&c.trusted_key)?
+            };
+            let m = romlib_device::install::open_game(&lib, &c.game, &trust)?;
+            let mut dec = romlib_host::zstd_decoder::ZstdDecoder::default();
+            let r = romlib_device::install::install_game(&lib, &m, &c.install_dir, &mut dec)?;
+            println!(
+                "installed {} into {}: {} files, {} bytes, {} chunks verified",
+                m.body().title_id,
+                c.install_dir.join(&m.body().title_id).display(),
+                r.files,
+                r.bytes,
+                r.chunks
+            );
+            Ok(())
+        }
+        Cmd::Uninstall(c) => {
+            romlib_device::install::uninstall(&c.install_dir, &c.title_id)?;
+            println!("uninstalled {}", c.title_id);
             Ok(())
         }
         Cmd::TrainDict(c) => {
