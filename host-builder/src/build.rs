@@ -136,6 +136,9 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
     }
     let (games, report) = scan(input, opts.scan)?;
     let mut store = LibraryWriter::open(output)?;
+    if let Some(key) = &opts.signing_key {
+        publish_key(store.library(), key)?;
+    }
     let fixed = crate::recovery::recover_manifests(&store)?;
     store.recovered.extend(fixed);
     let compressor = load_dictionary(&store, opts)?;
@@ -218,6 +221,20 @@ fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compres
         Err(_) => write_atomic(&dest, &bytes, 0o644)?,
     }
     Ok(Compressor::new(opts.level, Some((Arc::new(bytes), id))))
+}
+
+/// Copies the signer's public key into the library's `keys/` folder (informational for
+/// devices; the host's own `romlib install` trusts it by default). Written only if absent
+/// or different.
+fn publish_key(lib: &romlib_device::Library, key: &SigningKey) -> Result<()> {
+    let pk = key.verifying_key().to_bytes();
+    let id = romlib_format::manifest::key_id(&pk);
+    let path = lib.keys_dir().join(format!("{}.pub", String::from_utf8_lossy(&id)));
+    let bytes = romlib_format::keyfile::encode(romlib_format::keyfile::KeyKind::Public, &pk);
+    if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+        write_atomic(&path, &bytes, 0o644)?;
+    }
+    Ok(())
 }
 
 /// Reads a whole file of at most `max` bytes.
@@ -340,6 +357,22 @@ struct Run<'a> {
     bar: &'a ProgressBar,
 }
 
+/// A chunk lookup over either kind of redb table.
+trait Lookup {
+    fn find(&self, hash: &[u8; 32], index_path: &Path) -> Result<Option<ChunkEntry>>;
+}
+
+impl<T: ReadableTable<&'static [u8; 32], &'static [u8]>> Lookup for T {
+    fn find(&self, hash: &[u8; 32], index_path: &Path) -> Result<Option<ChunkEntry>> {
+        match self.get(hash).map_err(|e| db_err(index_path, e))? {
+            None => Ok(None),
+            Some(v) => ChunkEntry::decode(v.value())
+                .map(Some)
+                .map_err(|e| Error::library(index_path, e.to_string())),
+        }
+    }
+}
+
 enum Fate {
     /// Already stored: its pack id.
     Known(u32),
@@ -380,36 +413,43 @@ impl Run<'_> {
         {
             let store_chunks = self.opts.store_chunks;
             let games = self.games;
-            let txn = self.txn()?;
-            let table = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-            for (i, h) in hashes.iter().enumerate() {
-                let Some(h) = h else {
-                    fates.push(None);
-                    continue;
-                };
-                if seen.contains_key(h) {
-                    fates.push(Some(Fate::Again));
-                    continue;
+            let mut decide = |table: &dyn Lookup| -> Result<()> {
+                for (i, h) in hashes.iter().enumerate() {
+                    let Some(h) = h else {
+                        fates.push(None);
+                        continue;
+                    };
+                    if seen.contains_key(h) {
+                        fates.push(Some(Fate::Again));
+                        continue;
+                    }
+                    if let Some(e) = table.find(h, &index_path)? {
+                        fates.push(Some(Fate::Known(e.pack_id)));
+                    } else if store_chunks {
+                        seen.insert(*h, ());
+                        fates.push(Some(Fate::New(new_items.len())));
+                        new_items.push(i);
+                    } else {
+                        let it = &batch[i];
+                        let f = &games[it.game].files[it.file];
+                        return Err(Error::library(
+                            &index_path,
+                            format!(
+                                "chunk of {} is not in the library; run build-packs first",
+                                f.abs.display()
+                            ),
+                        ));
+                    }
                 }
-                let known = table.get(h).map_err(|e| db_err(&index_path, e))?;
-                if let Some(v) = known {
-                    let e = ChunkEntry::decode(v.value())
-                        .map_err(|e| Error::library(&index_path, e.to_string()))?;
-                    fates.push(Some(Fate::Known(e.pack_id)));
-                } else if store_chunks {
-                    seen.insert(*h, ());
-                    fates.push(Some(Fate::New(new_items.len())));
-                    new_items.push(i);
-                } else {
-                    let it = &batch[i];
-                    let f = &games[it.game].files[it.file];
-                    return Err(Error::library(
-                        &index_path,
-                        format!(
-                            "chunk of {} is not in the library; run build-packs first",
-                            f.abs.display()
-                        ),
-                    ));
+                Ok(())
+            };
+            // Look up through the open write transaction (it sees this pack's chunks), or a
+            // read transaction while nothing has been written.
+            match &self.txn {
+                Some(txn) => decide(&txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?)?,
+                None => {
+                    let rtx = self.store.begin_read()?;
+                    decide(&rtx.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?)?
                 }
             }
         }
@@ -539,7 +579,7 @@ impl Run<'_> {
     fn finish(&mut self) -> Result<()> {
         self.seal()?;
         if let Some(txn) = self.txn.take() {
-            // Nothing was stored: leave the index untouched.
+            // Only lookups happened in it.
             txn.abort().map_err(|e| db_err(&self.store.library().index_path(), e))?;
         }
         Ok(())

@@ -313,7 +313,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::GenerateManifests(c) => {
             let key = keys::load_signing_key(&c.signing_key)?;
-            publish_key(&c.output, &key)?;
             let _ = c.compression_level;
             let opts = BuildOptions {
                 avg_chunk: c.avg_chunk,
@@ -328,7 +327,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Build(c) => {
             let key = keys::load_signing_key(&c.signing_key)?;
-            publish_key(&c.output, &key)?;
             let opts = BuildOptions {
                 avg_chunk: c.avg_chunk,
                 level: c.compression_level,
@@ -407,19 +405,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Copies the signer's public key into the library's keys/ folder (informational for
-/// devices, trusted by the host's own `install`).
-fn publish_key(lib: &std::path::Path, key: &ed25519_dalek::SigningKey) -> anyhow::Result<()> {
-    let pk = key.verifying_key().to_bytes();
-    let id = romlib_format::manifest::key_id(&pk);
-    let dir = romlib_device::Library::new(lib).keys_dir();
-    romlib_host::fsutil::create_dir(&dir)?;
-    let path = dir.join(format!("{}.pub", String::from_utf8_lossy(&id)));
-    let bytes = romlib_format::keyfile::encode(romlib_format::keyfile::KeyKind::Public, &pk);
-    if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
-        romlib_host::fsutil::write_atomic(&path, &bytes, 0o644)?;
-    }
-    Ok(())
 }

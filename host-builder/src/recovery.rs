@@ -3,7 +3,6 @@
 use crate::error::{Error, Result};
 use crate::fsutil::rename_synced;
 use crate::store::{db_err, LibraryWriter};
-use redb::ReadableDatabase;
 use romlib_device::index::GAMES;
 use romlib_device::ManifestFile;
 use std::fs;
@@ -15,7 +14,7 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
     let dir = lib.games_dir();
     let mut done = Vec::new();
     let index_path = lib.index_path();
-    let txn = store.db().begin_read().map_err(|e| db_err(&index_path, e))?;
+    let txn = store.begin_read()?;
     let games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
         let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil::{create_dir, rename_synced, sync_dir};
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
 use romlib_device::index::{CHUNKS, GAMES, META, PACKS};
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
@@ -29,10 +29,22 @@ pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::library(path, format!("index database: {e}"))
 }
 
+/// The index, opened read-only until the first write is needed, so that a run with
+/// nothing new leaves `index.db` byte-for-byte untouched.
+enum Db {
+    ReadOnly(ReadOnlyDatabase),
+    Writable(Database),
+}
+
+/// Name of the lock file in the library root; an exclusive lock on it is held for the
+/// whole run, so a second builder is refused.
+pub const LOCK_FILE: &str = ".romlib.lock";
+
 /// An open, locked library.
 pub struct LibraryWriter {
     lib: Library,
-    db: Database,
+    _lock: File,
+    db: Option<Db>,
     next_pack_id: u32,
     /// What recovery found and repaired when the library was opened.
     pub recovered: Vec<String>,
@@ -44,17 +56,34 @@ impl LibraryWriter {
     pub fn open(root: &Path) -> Result<Self> {
         let lib = Library::new(root);
         for d in [lib.root().to_path_buf(), lib.packs_dir(), lib.games_dir(), lib.keys_dir()] {
-            create_dir(&d)?;
+            if !d.is_dir() {
+                create_dir(&d)?;
+            }
+        }
+        let lock_path = lib.root().join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, "open lock file", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, "lock", e)),
         }
         let index = lib.index_path();
-        let db = redb::Builder::new()
-            .set_cache_size(BUILDER_CACHE_BYTES)
-            .create(&index)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: index.clone() },
-                other => db_err(&index, other),
-            })?;
-        let mut w = Self { lib, db, next_pack_id: 1, recovered: Vec::new() };
+        let db = if index.exists() {
+            match redb::Builder::new().set_cache_size(BUILDER_CACHE_BYTES).open_read_only(&index) {
+                Ok(db) => Db::ReadOnly(db),
+                // An index left open by a killed run needs a repair, which needs writing.
+                Err(_) => Db::Writable(open_writable(&index)?),
+            }
+        } else {
+            Db::Writable(open_writable(&index)?)
+        };
+        let mut w = Self { lib, _lock: lock, db: Some(db), next_pack_id: 1, recovered: Vec::new() };
         w.check_meta()?;
         w.recover_packs()?;
         Ok(w)
@@ -65,8 +94,25 @@ impl LibraryWriter {
         &self.lib
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
+    /// A read transaction on the index.
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction> {
+        let r = match self.db.as_ref().expect("open") {
+            Db::ReadOnly(d) => d.begin_read(),
+            Db::Writable(d) => d.begin_read(),
+        };
+        r.map_err(|e| db_err(&self.index_path(), e))
+    }
+
+    /// The index opened for writing (reopened so on the first call).
+    fn writable(&mut self) -> Result<&Database> {
+        if let Some(Db::ReadOnly(_)) = self.db {
+            self.db = None;
+            self.db = Some(Db::Writable(open_writable(&self.index_path())?));
+        }
+        match self.db.as_ref().expect("open") {
+            Db::Writable(d) => Ok(d),
+            Db::ReadOnly(_) => unreachable!("reopened writable above"),
+        }
     }
 
     fn index_path(&self) -> PathBuf {
@@ -75,35 +121,30 @@ impl LibraryWriter {
 
     fn check_meta(&mut self) -> Result<()> {
         let path = self.index_path();
-        let txn = self.db.begin_write().map_err(|e| db_err(&path, e))?;
-        let mut wrote = false;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
-            let found = meta.get(META_FORMAT).map_err(|e| db_err(&path, e))?.map(|v| v.value().to_vec());
-            match found {
-                Some(v) if v == LIBRARY_FORMAT_VERSION.to_le_bytes() => {}
-                Some(v) => {
-                    return Err(Error::library(
-                        &path,
-                        format!("library format {v:?} is not supported by this romlib"),
-                    ))
-                }
-                None => {
+        let found = {
+            let txn = self.begin_read()?;
+            match txn.open_table(META) {
+                Ok(meta) => meta.get(META_FORMAT).map_err(|e| db_err(&path, e))?.map(|v| v.value().to_vec()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(db_err(&path, e)),
+            }
+        };
+        match found {
+            Some(v) if v == LIBRARY_FORMAT_VERSION.to_le_bytes() => Ok(()),
+            Some(v) => Err(Error::library(&path, format!("library format {v:?} is not supported by this romlib"))),
+            None => {
+                let txn = self.begin()?;
+                {
+                    let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
                     meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
                         .map_err(|e| db_err(&path, e))?;
-                    wrote = true;
+                    txn.open_table(CHUNKS).map_err(|e| db_err(&path, e))?;
+                    txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
+                    txn.open_table(GAMES).map_err(|e| db_err(&path, e))?;
                 }
+                self.commit(txn)
             }
-            txn.open_table(CHUNKS).map_err(|e| db_err(&path, e))?;
-            txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
-            txn.open_table(GAMES).map_err(|e| db_err(&path, e))?;
         }
-        if wrote {
-            txn.commit().map_err(|e| db_err(&path, e))?;
-        } else {
-            txn.abort().map_err(|e| db_err(&path, e))?;
-        }
-        Ok(())
     }
 
     /// Deletes `.partial` packs, adopts sealed packs the index does not list, and checks
@@ -123,7 +164,7 @@ impl LibraryWriter {
         }
         let path = self.index_path();
         let listed: BTreeSet<u32> = {
-            let txn = self.db.begin_read().map_err(|e| db_err(&path, e))?;
+            let txn = self.begin_read()?;
             let t = txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
             let mut s = BTreeSet::new();
             for r in t.iter().map_err(|e| db_err(&path, e))? {
@@ -151,7 +192,7 @@ impl LibraryWriter {
         let path = self.lib.pack_path(id);
         let (info, records) = scan_pack(&path, id)?;
         let ipath = self.index_path();
-        let txn = self.db.begin_write().map_err(|e| db_err(&ipath, e))?;
+        let txn = self.begin()?;
         {
             let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&ipath, e))?;
             let now = unix_now();
@@ -173,12 +214,13 @@ impl LibraryWriter {
             let mut packs = txn.open_table(PACKS).map_err(|e| db_err(&ipath, e))?;
             packs.insert(id, info.encode().as_slice()).map_err(|e| db_err(&ipath, e))?;
         }
-        txn.commit().map_err(|e| db_err(&ipath, e))
+        self.commit(txn)
     }
 
     /// Begins an index write transaction.
-    pub(crate) fn begin(&self) -> Result<WriteTransaction> {
-        self.db.begin_write().map_err(|e| db_err(&self.index_path(), e))
+    pub(crate) fn begin(&mut self) -> Result<WriteTransaction> {
+        let path = self.index_path();
+        self.writable()?.begin_write().map_err(|e| db_err(&path, e))
     }
 
     /// Commits an index write transaction.
@@ -194,6 +236,16 @@ impl LibraryWriter {
         })?;
         PackWriter::create(self.lib.pack_path(id), id, dict_id)
     }
+}
+
+fn open_writable(index: &Path) -> Result<Database> {
+    redb::Builder::new()
+        .set_cache_size(BUILDER_CACHE_BYTES)
+        .create(index)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: index.to_path_buf() },
+            other => db_err(index, other),
+        })
 }
 
 /// Reads a whole pack, checks its footer checksum and every record header, and returns its

@@ -1,1 +1,221 @@
-//! Shared helpers of the end-to-end tests.
+//! Shared helpers of the end-to-end tests: locating the binaries, generating deterministic
+//! sample games, running commands and checking their outcome.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+/// Deterministic pseudo-random bytes (xorshift64*), the same on every machine.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// `n` incompressible bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+
+    /// `n` compressible bytes: words from a small vocabulary.
+    pub fn text(&mut self, n: usize) -> Vec<u8> {
+        const WORDS: &[&str] = &["sprite", "level", "tile", "palette", "music", "boss", "map", "rom", "bank", "0x1f"];
+        let mut v = Vec::with_capacity(n + 16);
+        while v.len() < n {
+            let w = WORDS[(self.next_u64() % WORDS.len() as u64) as usize];
+            v.extend_from_slice(w.as_bytes());
+            v.push(if self.next_u64() % 8 == 0 { b'\n' } else { b' ' });
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+/// Writes `data` to `root/rel`, creating folders.
+pub fn write(root: &Path, rel: &str, data: &[u8]) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+/// A small input folder of three games with shared content, compressible and
+/// incompressible files and a nested folder.
+pub fn sample_input(root: &Path, seed: u64) {
+    let mut r = Rng::new(seed);
+    let shared = r.bytes(300_000);
+    let disc = r.bytes(700_000);
+    write(root, "alpha/game.bin", &disc);
+    write(root, "alpha/data/level1.txt", &r.text(200_000));
+    write(root, "alpha/data/empty.cfg", b"");
+    write(root, "alpha/shared.dat", &shared);
+    let mut rev = disc.clone();
+    rev[350_000..350_100].copy_from_slice(&r.bytes(100));
+    write(root, "alpha-v2/game.bin", &rev);
+    write(root, "alpha-v2/shared.dat", &shared);
+    write(root, "beta/beta.rom", &r.text(150_000));
+    write(root, "beta/shared.dat", &shared);
+}
+
+static BUILD: Once = Once::new();
+
+/// The path of a workspace binary (`romlib` or `romlib-device`), built if missing.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let p = dir.join(name);
+    // Cargo builds only the binaries of the package under test, so make sure the other
+    // package's binaries are fresh (a no-op when they are).
+    BUILD.call_once(|| {
+        {
+            let profile = if dir.ends_with("release") { vec!["--release"] } else { vec![] };
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-q", "-p", "romlib-host", "-p", "romlib-device", "--bins"])
+                .args(profile)
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .status()
+                .unwrap();
+            assert!(status.success(), "building the binaries failed");
+        }
+    });
+    assert!(p.exists(), "{} missing", p.display());
+    p
+}
+
+/// Runs `romlib` with `args`.
+pub fn romlib(args: &[&str]) -> Output {
+    Command::new(bin("romlib")).args(args).output().unwrap()
+}
+
+/// Runs `romlib-device` with `args`.
+pub fn device(args: &[&str]) -> Output {
+    Command::new(bin("romlib-device")).args(args).output().unwrap()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "expected success, got {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts exit code `code`, one line of error on stderr containing each of `needles`,
+/// and returns stderr.
+pub fn fails(out: Output, code: i32, needles: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}\nstdout: {}\nstderr: {err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+    if code == 1 {
+        let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("romlib: trusting")).collect();
+        assert_eq!(lines.len(), 1, "error should be one line: {err}");
+    }
+    err
+}
+
+/// A temp folder with a key pair `k.sec` / `k.pub`.
+pub struct Workspace {
+    /// The temp folder (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// Creates the folder and the key pair.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Workspace { dir };
+        ok(romlib(&["keygen", "--secret-key", &w.s("k.sec"), "--public-key", &w.s("k.pub")]));
+        w
+    }
+
+    /// A path inside the folder.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A path inside the folder, as a string.
+    pub fn s(&self, rel: &str) -> String {
+        self.p(rel).to_string_lossy().into_owned()
+    }
+
+    /// `romlib build -i <input> -o <lib>` with the workspace key and extra args.
+    pub fn build(&self, input: &str, lib: &str, extra: &[&str]) -> Output {
+        let (i, o, k) = (self.s(input), self.s(lib), self.s("k.sec"));
+        let mut args = vec!["build", "-i", &i, "-o", &o, "--signing-key", &k];
+        args.extend_from_slice(extra);
+        romlib(&args)
+    }
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Every file below `root` with its bytes, sorted by relative path.
+pub fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    if root.exists() {
+        walk(root, root, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// Asserts that the installed game `dir` equals the input game `input` (the completion
+/// marker aside).
+pub fn assert_same_tree(input: &Path, installed: &Path) {
+    let a = snapshot(input);
+    let b: Vec<_> = snapshot(installed).into_iter().filter(|(n, _)| n != ".romlib-installed").collect();
+    let names_a: Vec<&String> = a.iter().map(|x| &x.0).collect();
+    let names_b: Vec<&String> = b.iter().map(|x| &x.0).collect();
+    assert_eq!(names_a, names_b);
+    assert!(a == b, "installed bytes differ from the input");
+}
+
+/// Flips one bit of a file at `offset`.
+pub fn flip(path: &Path, offset: u64) {
+    let mut b = std::fs::read(path).unwrap();
+    b[offset as usize] ^= 0x40;
+    std::fs::write(path, b).unwrap();
+}
