@@ -695,3 +695,16 @@ fn bump(
     chunks.insert(hash, e.encode().as_slice()).map_err(|e| db_err(index_path, e))?;
     Ok(())
 }
+
+/// Hooks for tests that drive one step of the pipeline directly.
+pub mod test_support {
+    use super::*;
+
+    /// Chunks one file with the default chunker, as the reader thread does, and returns its
+    /// BLAKE3 (or the error the build would report).
+    pub fn read_file_once(file: &crate::scan::InputFile) -> Result<[u8; 32]> {
+        let params = ChunkerParams::from_avg(romlib_format::chunker::DEFAULT_AVG_CHUNK)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        read_file(file, params, |_| true).map(|h| h.expect("never asked to stop"))
+    }
+}
