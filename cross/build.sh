@@ -20,6 +20,8 @@ if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
 fi
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=cross/env.sh
+source cross/env.sh
 
 MAX_BYTES="${CROSS_MAX_BYTES:-1572864}"
 APT_PACKAGES=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
@@ -59,33 +61,16 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 step "Locating cargo's target directory"
-LOCKED=()
-[[ -f Cargo.lock ]] && LOCKED=(--locked)
-TD="$(cargo metadata --format-version 1 --no-deps "${LOCKED[@]}" \
-      | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-[[ -n "$TD" ]] || die "could not read target_directory from cargo metadata"
+TD="$(cross_target_dir)"
 echo "$TD"
-if [[ -n "${RUSTFLAGS:-}${CARGO_ENCODED_RUSTFLAGS:-}" ]]; then
-    echo "WARNING: RUSTFLAGS/CARGO_ENCODED_RUSTFLAGS is set; it overrides the per-target" \
-         "rustflags below (+crt-static for armv7) and may break static linking." >&2
-fi
-
-# Per-target settings only (the host build, build scripts and proc-macros are unaffected).
-# aarch64 musl: rust-lld links against the musl CRT objects and libc.a shipped with the
-# rustup target, so no cross gcc is needed; blake3 uses its `pure` feature (no C/asm).
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
-# armv7: glibc static link via the Debian cross gcc.
-export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc
-export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static"
-
-declare -A TRIPLE=([aarch64]=aarch64-unknown-linux-musl [armv7]=armv7-unknown-linux-gnueabihf)
-ARCHES=(aarch64 armv7)
+cross_warn_rustflags
+ARCHES=("${CROSS_ARCHES[@]}")
 
 for a in "${ARCHES[@]}"; do
-    t="${TRIPLE[$a]}"
+    t="${CROSS_TRIPLE[$a]}"
     step "Building romlib-device for $a ($t, profile device)"
     start=$SECONDS
-    cargo build "${LOCKED[@]}" --profile device -p romlib-device --bin romlib-device --target "$t"
+    cargo build "${CROSS_LOCKED[@]}" --profile device -p romlib-device --bin romlib-device --target "$t"
     echo "build time $a: $((SECONDS - start)) s"
     mkdir -p "target/cross/$a"
     cp -f -- "$TD/$t/device/romlib-device" "target/cross/$a/romlib-device.tmp"

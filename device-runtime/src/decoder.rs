@@ -28,13 +28,18 @@ impl Default for RuzstdDecoder {
     fn default() -> Self {
         let mut fd = FrameDecoder::new();
         fd.set_max_window_size(MAX_WINDOW_SIZE);
-        Self { fd, dicts: heapless::Vec::new() }
+        Self {
+            fd,
+            dicts: heapless::Vec::new(),
+        }
     }
 }
 
 impl std::fmt::Debug for RuzstdDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuzstdDecoder").field("dicts", &self.dicts).finish()
+        f.debug_struct("RuzstdDecoder")
+            .field("dicts", &self.dicts)
+            .finish()
     }
 }
 
@@ -45,10 +50,17 @@ impl ChunkDecoder for RuzstdDecoder {
         }
         let d = Dictionary::decode_dict(bytes).map_err(|e| format!("bad dictionary: {e}"))?;
         if d.id != id {
-            return Err(format!("dictionary file holds id {:08x}, expected {id:08x}", d.id));
+            return Err(format!(
+                "dictionary file holds id {:08x}, expected {id:08x}",
+                d.id
+            ));
         }
-        self.dicts.push(id).map_err(|_| "too many dictionaries in one game".to_string())?;
-        self.fd.add_dict(d).map_err(|e| format!("bad dictionary: {e}"))
+        self.dicts
+            .push(id)
+            .map_err(|_| "too many dictionaries in one game".to_string())?;
+        self.fd
+            .add_dict(d)
+            .map_err(|e| format!("bad dictionary: {e}"))
     }
 
     fn has_dict(&self, id: u32) -> bool {
@@ -65,9 +77,15 @@ impl ChunkDecoder for RuzstdDecoder {
                 Ok(())
             }
             Method::Zstd | Method::ZstdDict => {
-                let n = self.fd.decode_all(src, dst).map_err(|e| format!("zstd: {e}"))?;
+                let n = self
+                    .fd
+                    .decode_all(src, dst)
+                    .map_err(|e| format!("zstd: {e}"))?;
                 if n != dst.len() {
-                    return Err(format!("zstd frame decoded to {n} bytes, expected {}", dst.len()));
+                    return Err(format!(
+                        "zstd frame decoded to {n} bytes, expected {}",
+                        dst.len()
+                    ));
                 }
                 Ok(())
             }

@@ -87,19 +87,37 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl AsRef<Path>, op: &'static str, source: io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), op, source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            op,
+            source,
+        }
     }
 
     pub(crate) fn format(path: impl AsRef<Path>, source: FormatError) -> Self {
-        Error::Format { path: path.as_ref().to_path_buf(), source }
+        Error::Format {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
 
     pub(crate) fn manifest(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error::Manifest { path: path.as_ref().to_path_buf(), problem: problem.into() }
+        Error::Manifest {
+            path: path.as_ref().to_path_buf(),
+            problem: problem.into(),
+        }
     }
 
-    pub(crate) fn chunk(path: impl AsRef<Path>, hash: &[u8; 32], problem: impl Into<String>) -> Self {
-        Error::Chunk { path: path.as_ref().to_path_buf(), hash: *hash, problem: problem.into() }
+    pub(crate) fn chunk(
+        path: impl AsRef<Path>,
+        hash: &[u8; 32],
+        problem: impl Into<String>,
+    ) -> Self {
+        Error::Chunk {
+            path: path.as_ref().to_path_buf(),
+            hash: *hash,
+            problem: problem.into(),
+        }
     }
 }
 
@@ -118,14 +136,31 @@ impl fmt::Display for Error {
             Error::Manifest { path, problem } => {
                 write!(f, "{}: invalid manifest: {problem}", path.display())
             }
-            Error::UnsafePath { path, entry, problem } => {
-                write!(f, "{}: refused unsafe file path {entry:?}: it {problem}", path.display())
+            Error::UnsafePath {
+                path,
+                entry,
+                problem,
+            } => {
+                write!(
+                    f,
+                    "{}: refused unsafe file path {entry:?}: it {problem}",
+                    path.display()
+                )
             }
             Error::Untrusted { path, problem } => {
                 write!(f, "{}: signature check failed: {problem}", path.display())
             }
-            Error::Chunk { path, hash, problem } => {
-                write!(f, "{}: chunk {}: {problem}", path.display(), short_hex(hash))
+            Error::Chunk {
+                path,
+                hash,
+                problem,
+            } => {
+                write!(
+                    f,
+                    "{}: chunk {}: {problem}",
+                    path.display(),
+                    short_hex(hash)
+                )
             }
             Error::Index { path, problem } => write!(f, "{}: index: {problem}", path.display()),
             Error::NotFound { path, what } => write!(f, "{}: no such {what}", path.display()),

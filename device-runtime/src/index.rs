@@ -28,32 +28,42 @@ pub struct IndexReader {
 
 impl std::fmt::Debug for IndexReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IndexReader").field("path", &self.path).finish()
+        f.debug_struct("IndexReader")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
 fn index_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Index { path: path.to_path_buf(), problem: e.to_string() }
+    Error::Index {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    }
 }
 
 impl IndexReader {
     /// Opens the index read-only (the library may be on a read-only mount).
     pub fn open(path: &Path) -> Result<Self> {
         if !path.exists() {
-            return Err(Error::NotFound { path: path.to_path_buf(), what: "index database" });
+            return Err(Error::NotFound {
+                path: path.to_path_buf(),
+                what: "index database",
+            });
         }
         let db: ReadOnlyDatabase = redb::Builder::new()
             .set_cache_size(DEVICE_CACHE_BYTES)
             .open_read_only(path)
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => index_err(
-                    path,
-                    "in use by a running build; wait for it to finish",
-                ),
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    index_err(path, "in use by a running build; wait for it to finish")
+                }
                 other => index_err(path, other),
             })?;
         let txn = db.begin_read().map_err(|e| index_err(path, e))?;
-        Ok(Self { path: path.to_path_buf(), txn })
+        Ok(Self {
+            path: path.to_path_buf(),
+            txn,
+        })
     }
 
     /// Looks a chunk up; `Ok(None)` when the index does not know it.
@@ -66,6 +76,8 @@ impl IndexReader {
         let Some(v) = table.get(hash).map_err(|e| index_err(&self.path, e))? else {
             return Ok(None);
         };
-        ChunkEntry::decode(v.value()).map(Some).map_err(|e| Error::format(&self.path, e))
+        ChunkEntry::decode(v.value())
+            .map(Some)
+            .map_err(|e| Error::format(&self.path, e))
     }
 }

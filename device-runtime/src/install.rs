@@ -40,7 +40,11 @@ pub struct GameReport {
 pub fn open_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<VerifiedManifest> {
     let as_path = Path::new(game);
     let by_path = game.ends_with(".manifest") && as_path.is_file();
-    let path = if by_path { as_path.to_path_buf() } else { lib.manifest_path(game) };
+    let path = if by_path {
+        as_path.to_path_buf()
+    } else {
+        lib.manifest_path(game)
+    };
     if !by_path {
         check_title_id(game).map_err(|problem| Error::UnsafePath {
             path: lib.games_dir(),
@@ -48,12 +52,18 @@ pub fn open_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Verifi
             problem,
         })?;
         if !path.is_file() {
-            return Err(Error::NotFound { path, what: "game in this library" });
+            return Err(Error::NotFound {
+                path,
+                what: "game in this library",
+            });
         }
     }
     let m = ManifestFile::open(&path)?.verify(trust)?;
     if !by_path && m.body().title_id != game {
-        return Err(Error::manifest(&path, format!("manifest is for title {:?}", m.body().title_id)));
+        return Err(Error::manifest(
+            &path,
+            format!("manifest is for title {:?}", m.body().title_id),
+        ));
     }
     Ok(m)
 }
@@ -100,19 +110,24 @@ impl Sink for DirSink {
         }
         #[cfg(not(unix))]
         let _ = mode;
-        let f = opts.open(&path).map_err(|e| Error::io(&path, "create", e))?;
+        let f = opts
+            .open(&path)
+            .map_err(|e| Error::io(&path, "create", e))?;
         self.current = Some((path, BufWriter::with_capacity(256 * 1024, f)));
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> Result<()> {
         let (path, w) = self.current.as_mut().expect("begin_file first");
-        w.write_all(data).map_err(|e| Error::io(path.as_path(), "write", e))
+        w.write_all(data)
+            .map_err(|e| Error::io(path.as_path(), "write", e))
     }
 
     fn end_file(&mut self) -> Result<()> {
         let (path, w) = self.current.take().expect("begin_file first");
-        let f = w.into_inner().map_err(|e| Error::io(&path, "write", e.into_error()))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| Error::io(&path, "write", e.into_error()))?;
         f.sync_all().map_err(|e| Error::io(&path, "fsync", e))
     }
 }
@@ -139,19 +154,29 @@ fn stream_game(
                 .next_chunk()?
                 .ok_or_else(|| Error::manifest(&mpath, "chunk table ended early"))?;
             let entry = index.lookup(&c.hash)?.ok_or_else(|| {
-                Error::chunk(lib.index_path(), &c.hash, "not in the index (incomplete library?)")
+                Error::chunk(
+                    &mpath,
+                    &c.hash,
+                    "not in the library's index (incomplete library, or an altered chunk table)",
+                )
             })?;
             packs.read_chunk(&c.hash, c.len, &entry, decoder, &mut buf)?;
             hasher.update(&buf);
             size += buf.len() as u64;
             if size > f.size {
-                return Err(Error::manifest(&mpath, format!("file {:?} has more data than its size", f.path)));
+                return Err(Error::manifest(
+                    &mpath,
+                    format!("file {:?} has more data than its size", f.path),
+                ));
             }
             sink.write(&buf)?;
             report.chunks += 1;
         }
         if size != f.size || hasher.finalize().as_bytes().as_slice() != f.blake3.as_slice() {
-            return Err(Error::manifest(&mpath, format!("file {:?} does not match its signed size and hash", f.path)));
+            return Err(Error::manifest(
+                &mpath,
+                format!("file {:?} does not match its signed size and hash", f.path),
+            ));
         }
         sink.end_file()?;
         report.files += 1;
@@ -162,7 +187,11 @@ fn stream_game(
 }
 
 /// Checks every chunk and file of a game; writes nothing.
-pub fn verify_game(lib: &Library, m: &VerifiedManifest, decoder: &mut dyn ChunkDecoder) -> Result<GameReport> {
+pub fn verify_game(
+    lib: &Library,
+    m: &VerifiedManifest,
+    decoder: &mut dyn ChunkDecoder,
+) -> Result<GameReport> {
     stream_game(lib, m, decoder, &mut NullSink)
 }
 
@@ -178,7 +207,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
-        d.sync_all().map_err(|e| Error::io(dir, "fsync directory", e))?;
+        d.sync_all()
+            .map_err(|e| Error::io(dir, "fsync directory", e))?;
     }
     #[cfg(not(unix))]
     let _ = dir;
@@ -251,26 +281,39 @@ pub fn install_game(
     let staging = install_dir.join(STAGING_DIR);
     fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, "create directory", e))?;
     let new = staging.join(format!("{title}.new"));
-    fs::create_dir(&new).map_err(|e| Error::io(&new, "create directory", e))?;
-    let mut sink = DirSink { root: new.clone(), current: None };
+    if let Err(e) = fs::create_dir(&new) {
+        let _ = fs::remove_dir(&staging);
+        return Err(Error::io(&new, "create directory", e));
+    }
+    let mut sink = DirSink {
+        root: new.clone(),
+        current: None,
+    };
     let report = match stream_game(lib, m, decoder, &mut sink) {
         Ok(r) => r,
         Err(e) => {
             drop(sink);
             let _ = remove_tree(&new);
+            let _ = fs::remove_dir(&staging);
             return Err(e);
         }
     };
     let finish = || -> Result<()> {
         let marker = new.join(MARKER);
-        let table_hex: String = m.body().chunk_table_blake3.iter().map(|b| format!("{b:02x}")).collect();
+        let table_hex: String = m
+            .body()
+            .chunk_table_blake3
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let text = format!(
             "title {}\nchunk-table-blake3 {table_hex}\nsigner {}\n",
             title,
             String::from_utf8_lossy(&romlib_format::manifest::key_id(m.signer()))
         );
         let mut f = File::create(&marker).map_err(|e| Error::io(&marker, "create", e))?;
-        f.write_all(text.as_bytes()).map_err(|e| Error::io(&marker, "write", e))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| Error::io(&marker, "write", e))?;
         f.sync_all().map_err(|e| Error::io(&marker, "fsync", e))?;
         sync_dirs(&new)?;
         let old = staging.join(format!("{title}.old"));
@@ -293,7 +336,10 @@ pub fn install_game(
 fn sync_dirs(root: &Path) -> Result<()> {
     for e in fs::read_dir(root).map_err(|e| Error::io(root, "read directory", e))? {
         let e = e.map_err(|e| Error::io(root, "read directory", e))?;
-        if e.file_type().map_err(|err| Error::io(e.path(), "stat", err))?.is_dir() {
+        if e.file_type()
+            .map_err(|err| Error::io(e.path(), "stat", err))?
+            .is_dir()
+        {
             sync_dirs(&e.path())?;
         }
     }
@@ -310,7 +356,10 @@ pub fn uninstall(install_dir: &Path, title: &str) -> Result<()> {
     recover(install_dir)?;
     let live = install_dir.join(title);
     if !live.is_dir() {
-        return Err(Error::NotFound { path: live, what: "installed game" });
+        return Err(Error::NotFound {
+            path: live,
+            what: "installed game",
+        });
     }
     if !is_ours(&live) {
         return Err(Error::NotOurs { path: live });

@@ -6,8 +6,8 @@
 
 pub mod decoder;
 pub mod error;
-pub mod install;
 pub mod index;
+pub mod install;
 pub mod library;
 pub mod manifest;
 pub mod pack_reader;

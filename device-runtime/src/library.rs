@@ -40,7 +40,8 @@ impl Library {
     /// `packs/pack-NNNN.pkg`.
     pub fn pack_path(&self, id: u32) -> PathBuf {
         let mut buf = [0u8; 20];
-        self.packs_dir().join(romlib_format::pack::file_name(id, &mut buf))
+        self.packs_dir()
+            .join(romlib_format::pack::file_name(id, &mut buf))
     }
 
     /// `games/`.
@@ -78,7 +79,10 @@ impl Library {
         let dir = self.games_dir();
         let rd = std::fs::read_dir(&dir).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                crate::Error::NotFound { path: dir.clone(), what: "library games directory" }
+                crate::Error::NotFound {
+                    path: dir.clone(),
+                    what: "library games directory",
+                }
             } else {
                 crate::Error::io(&dir, "read directory", e)
             }

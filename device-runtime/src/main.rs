@@ -113,9 +113,15 @@ fn run(cli: Cli) -> Result<()> {
             let titles = lib.titles()?;
             for t in &titles {
                 let m = ManifestFile::open(&lib.manifest_path(t))?;
-                let (name, size) = (m.unverified_body().display_name.clone(), m.unverified_body().total_size);
+                let (name, size) = (
+                    m.unverified_body().display_name.clone(),
+                    m.unverified_body().total_size,
+                );
                 let ok = store.as_ref().is_some_and(|s| m.verify(s).is_ok());
-                println!("{t}\t{name}\t{size} bytes\t{}", if ok { "trusted" } else { "UNTRUSTED" });
+                println!(
+                    "{t}\t{name}\t{size} bytes\t{}",
+                    if ok { "trusted" } else { "UNTRUSTED" }
+                );
             }
             println!("{} game(s)", titles.len());
             Ok(())

@@ -48,7 +48,11 @@ fn read_exact_at(file: &mut File, path: &Path, buf: &mut [u8], what: &'static st
             Ok(0) => {
                 return Err(Error::format(
                     path,
-                    romlib_format::FormatError::Truncated { what, need: buf.len(), got },
+                    romlib_format::FormatError::Truncated {
+                        what,
+                        need: buf.len(),
+                        got,
+                    },
                 ))
             }
             Ok(n) => got += n,
@@ -64,12 +68,18 @@ impl ManifestFile {
     pub fn open(path: &Path) -> Result<Self> {
         let mut file = File::open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound { path: path.to_path_buf(), what: "manifest" }
+                Error::NotFound {
+                    path: path.to_path_buf(),
+                    what: "manifest",
+                }
             } else {
                 Error::io(path, "open", e)
             }
         })?;
-        let file_len = file.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io(path, "stat", e))?
+            .len();
         let mut hbuf = [0u8; fmt::HEADER_LEN];
         read_exact_at(&mut file, path, &mut hbuf, "manifest header")?;
         let header = ManifestHeader::decode(&hbuf).map_err(|e| Error::format(path, e))?;
@@ -105,7 +115,14 @@ impl ManifestFile {
                 ),
             ));
         }
-        Ok(Self { path: path.to_path_buf(), file, header, signed, sig, body })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            header,
+            signed,
+            sig,
+            body,
+        })
     }
 
     /// The decoded body. Nothing in it is trusted until [`ManifestFile::verify`] succeeds.
@@ -127,7 +144,10 @@ impl ManifestFile {
     pub fn verify(self, trust: &TrustStore) -> Result<VerifiedManifest> {
         trust
             .verify(&self.sig.public_key, &self.signed, &self.sig.signature)
-            .map_err(|problem| Error::Untrusted { path: self.path.clone(), problem })?;
+            .map_err(|problem| Error::Untrusted {
+                path: self.path.clone(),
+                problem,
+            })?;
         Ok(VerifiedManifest { inner: self })
     }
 
@@ -181,7 +201,8 @@ pub struct ChunkTable {
 impl ChunkTable {
     fn open(path: &Path, file: &File, offset: u64, count: u64, expected: &[u8]) -> Result<Self> {
         let mut f = file.try_clone().map_err(|e| Error::io(path, "open", e))?;
-        f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(path, "seek", e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io(path, "seek", e))?;
         let mut exp = [0u8; 32];
         exp.copy_from_slice(expected);
         Ok(Self {
@@ -231,13 +252,18 @@ impl ChunkTable {
         }
         self.hasher.update(&rec);
         self.remaining -= 1;
-        ChunkRef::decode(&rec).map(Some).map_err(|e| Error::format(&path, e))
+        ChunkRef::decode(&rec)
+            .map(Some)
+            .map_err(|e| Error::format(&path, e))
     }
 
     /// Checks that every record was read and that the table's BLAKE3 is the signed one.
     pub fn finish(self) -> Result<()> {
         if self.remaining != 0 {
-            return Err(Error::manifest(&self.path, "chunk table was not read to the end"));
+            return Err(Error::manifest(
+                &self.path,
+                "chunk table was not read to the end",
+            ));
         }
         if self.hasher.finalize().as_bytes() != &self.expected {
             return Err(Error::manifest(
@@ -251,7 +277,10 @@ impl ChunkTable {
 
 fn text(path: &Path, field: &str, s: &str) -> Result<()> {
     if s.len() > MAX_TEXT_LEN {
-        return Err(Error::manifest(path, format!("{field} is longer than MAX_TEXT_LEN")));
+        return Err(Error::manifest(
+            path,
+            format!("{field} is longer than MAX_TEXT_LEN"),
+        ));
     }
     Ok(())
 }
@@ -261,7 +290,11 @@ fn text(path: &Path, field: &str, s: &str) -> Result<()> {
 pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
     let bad = |msg: String| Err(Error::manifest(path, msg));
     if m.format_version != fmt::VERSION as u32 {
-        return bad(format!("body format version {} is not {}", m.format_version, fmt::VERSION));
+        return bad(format!(
+            "body format version {} is not {}",
+            m.format_version,
+            fmt::VERSION
+        ));
     }
     check_title_id(&m.title_id).map_err(|problem| Error::UnsafePath {
         path: path.to_path_buf(),
@@ -270,21 +303,36 @@ pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
     })?;
     text(path, "version", &m.version)?;
     text(path, "display name", &m.display_name)?;
-    let Some(ch) = &m.chunker else { return bad("chunker parameters missing".into()) };
+    let Some(ch) = &m.chunker else {
+        return bad("chunker parameters missing".into());
+    };
     if ch.algorithm != ALGORITHM_FASTCDC_V2020 || ch.normalization != NORMALIZATION_LEVEL {
-        return bad(format!("unknown chunker {:?} level {}", ch.algorithm, ch.normalization));
+        return bad(format!(
+            "unknown chunker {:?} level {}",
+            ch.algorithm, ch.normalization
+        ));
     }
-    ChunkerParams { min: ch.min_size, avg: ch.avg_size, max: ch.max_size }
-        .check()
-        .map_err(|e| Error::format(path, e))?;
+    ChunkerParams {
+        min: ch.min_size,
+        avg: ch.avg_size,
+        max: ch.max_size,
+    }
+    .check()
+    .map_err(|e| Error::format(path, e))?;
     if m.files.len() as u64 > MAX_FILES as u64 {
-        return bad(format!("{} files exceed MAX_FILES ({MAX_FILES})", m.files.len()));
+        return bad(format!(
+            "{} files exceed MAX_FILES ({MAX_FILES})",
+            m.files.len()
+        ));
     }
     if m.pack_ids.len() as u64 > MAX_PACKS_PER_GAME as u64 {
         return bad("pack list exceeds MAX_PACKS_PER_GAME".into());
     }
     if m.chunk_count > MAX_GAME_CHUNKS {
-        return bad(format!("chunk count {} exceeds MAX_GAME_CHUNKS", m.chunk_count));
+        return bad(format!(
+            "chunk count {} exceeds MAX_GAME_CHUNKS",
+            m.chunk_count
+        ));
     }
     if m.chunk_table_blake3.len() != 32 {
         return bad("chunk table hash is not 32 bytes".into());
@@ -298,12 +346,18 @@ pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
             problem,
         })?;
         if f.size > MAX_FILE_SIZE || f.blake3.len() != 32 || f.mode & !0o7777 != 0 {
-            return bad(format!("file {:?} has an invalid size, hash or mode", f.path));
+            return bad(format!(
+                "file {:?} has an invalid size, hash or mode",
+                f.path
+            ));
         }
         // Every chunk holds at least one byte, and no chunk exceeds the chunker maximum.
         let min_chunks = f.size.div_ceil(ch.max_size as u64);
         if f.chunk_count > f.size || f.chunk_count < min_chunks {
-            return bad(format!("file {:?} has {} chunks for {} bytes", f.path, f.chunk_count, f.size));
+            return bad(format!(
+                "file {:?} has {} chunks for {} bytes",
+                f.path, f.chunk_count, f.size
+            ));
         }
         chunks = chunks.saturating_add(f.chunk_count);
         total = total.saturating_add(f.size);

@@ -29,7 +29,9 @@ pub struct PackReader {
 
 impl std::fmt::Debug for PackReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PackReader").field("lib", &self.lib).finish()
+        f.debug_struct("PackReader")
+            .field("lib", &self.lib)
+            .finish()
     }
 }
 
@@ -62,28 +64,47 @@ impl PackReader {
         let path = self.lib.pack_path(id);
         let file = File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound { path: path.clone(), what: "pack" }
+                Error::NotFound {
+                    path: path.clone(),
+                    what: "pack",
+                }
             } else {
                 Error::io(&path, "open", e)
             }
         })?;
-        let len = file.metadata().map_err(|e| Error::io(&path, "stat", e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(&path, "stat", e))?
+            .len();
         let mut hb = [0u8; HEADER_LEN];
         if len < (HEADER_LEN + FOOTER_LEN) as u64 {
             return Err(Error::format(
                 &path,
-                romlib_format::FormatError::Truncated { what: "pack", need: HEADER_LEN + FOOTER_LEN, got: len as usize },
+                romlib_format::FormatError::Truncated {
+                    what: "pack",
+                    need: HEADER_LEN + FOOTER_LEN,
+                    got: len as usize,
+                },
             ));
         }
         read_at(&file, &mut hb, 0).map_err(|e| Error::io(&path, "read", e))?;
         let header = PackHeader::decode(&hb).map_err(|e| Error::format(&path, e))?;
         if header.pack_id != id {
-            return Err(Error::manifest(&path, format!("pack header names pack {}", header.pack_id)));
+            return Err(Error::manifest(
+                &path,
+                format!("pack header names pack {}", header.pack_id),
+            ));
         }
         if self.open.is_full() {
             self.open.remove(0);
         }
-        let p = OpenPack { id, path, file, len, dict_id: header.dict_id };
+        let p = OpenPack {
+            id,
+            path,
+            file,
+            len,
+            dict_id: header.dict_id,
+        };
         self.open.push(p).map_err(|_| ()).expect("made room");
         Ok(self.open.len() - 1)
     }
@@ -102,32 +123,57 @@ impl PackReader {
         let p = &self.open[i];
         let path = p.path.clone();
         if entry.clen > MAX_CHUNK_LEN || entry.ulen != ulen {
-            return Err(Error::chunk(&path, hash, "index entry disagrees with the manifest"));
+            return Err(Error::chunk(
+                &path,
+                hash,
+                "index entry disagrees with the manifest",
+            ));
         }
-        let end = entry.offset.checked_add((RECORD_HEADER_LEN + entry.clen as usize) as u64);
+        let end = entry
+            .offset
+            .checked_add((RECORD_HEADER_LEN + entry.clen as usize) as u64);
         if end.is_none_or(|e| e > p.len - FOOTER_LEN as u64) || entry.offset < HEADER_LEN as u64 {
             return Err(Error::chunk(
                 &path,
                 hash,
-                format!("record at offset {} lies beyond the end of the pack (truncated pack?)", entry.offset),
+                format!(
+                    "record at offset {} lies beyond the end of the pack (truncated pack?)",
+                    entry.offset
+                ),
             ));
         }
-        self.record.resize(RECORD_HEADER_LEN + entry.clen as usize, 0);
-        read_at(&p.file, &mut self.record, entry.offset).map_err(|e| Error::io(&path, "read", e))?;
-        let rec = RecordHeader::decode(&self.record[..RECORD_HEADER_LEN])
-            .map_err(|e| Error::chunk(&path, hash, format!("bad record at offset {}: {e}", entry.offset)))?;
-        if &rec.hash != hash || rec.ulen != ulen || rec.clen != entry.clen || rec.method != entry.method {
+        self.record
+            .resize(RECORD_HEADER_LEN + entry.clen as usize, 0);
+        read_at(&p.file, &mut self.record, entry.offset)
+            .map_err(|e| Error::io(&path, "read", e))?;
+        let rec = RecordHeader::decode(&self.record[..RECORD_HEADER_LEN]).map_err(|e| {
+            Error::chunk(
+                &path,
+                hash,
+                format!("bad record at offset {}: {e}", entry.offset),
+            )
+        })?;
+        if &rec.hash != hash
+            || rec.ulen != ulen
+            || rec.clen != entry.clen
+            || rec.method != entry.method
+        {
             return Err(Error::chunk(
                 &path,
                 hash,
-                format!("record at offset {} is another chunk (stale or wrong index)", entry.offset),
+                format!(
+                    "record at offset {} is another chunk (stale or wrong index)",
+                    entry.offset
+                ),
             ));
         }
         let dict_id = p.dict_id;
         if rec.method == romlib_format::pack::Method::ZstdDict && !decoder.has_dict(dict_id) {
             let dpath = self.lib.dict_path(dict_id);
             let bytes = read_dict(&dpath)?;
-            decoder.load_dict(dict_id, &bytes).map_err(|e| Error::manifest(&dpath, e))?;
+            decoder
+                .load_dict(dict_id, &bytes)
+                .map_err(|e| Error::manifest(&dpath, e))?;
         }
         out.resize(ulen as usize, 0);
         decoder
@@ -137,7 +183,10 @@ impl PackReader {
             return Err(Error::chunk(
                 &path,
                 hash,
-                format!("decoded data at offset {} does not match the signed hash (corrupt pack)", entry.offset),
+                format!(
+                    "decoded data at offset {} does not match the signed hash (corrupt pack)",
+                    entry.offset
+                ),
             ));
         }
         Ok(())
@@ -148,7 +197,9 @@ fn read_dict(path: &std::path::Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let f = File::open(path).map_err(|e| Error::io(path, "open dictionary", e))?;
     let mut buf = Vec::new();
-    f.take(MAX_DICT_LEN + 1).read_to_end(&mut buf).map_err(|e| Error::io(path, "read", e))?;
+    f.take(MAX_DICT_LEN + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "read", e))?;
     if buf.len() as u64 > MAX_DICT_LEN {
         return Err(Error::manifest(path, "dictionary exceeds MAX_DICT_LEN"));
     }

@@ -21,7 +21,10 @@ pub struct TrustStore {
 impl TrustStore {
     /// Loads each key file named; at least one is required.
     pub fn from_files(files: &[PathBuf]) -> Result<Self> {
-        let mut store = TrustStore { keys: Vec::new(), source: PathBuf::from("--trusted-key") };
+        let mut store = TrustStore {
+            keys: Vec::new(),
+            source: PathBuf::from("--trusted-key"),
+        };
         for f in files {
             store.add_file(f)?;
         }
@@ -33,11 +36,16 @@ impl TrustStore {
 
     /// Loads every `*.pub` file of `dir`; at least one is required.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let mut store = TrustStore { keys: Vec::new(), source: dir.to_path_buf() };
+        let mut store = TrustStore {
+            keys: Vec::new(),
+            source: dir.to_path_buf(),
+        };
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NoTrustedKeys { path: dir.to_path_buf() })
+                return Err(Error::NoTrustedKeys {
+                    path: dir.to_path_buf(),
+                })
             }
             Err(e) => return Err(Error::io(dir, "read directory", e)),
         };
@@ -54,7 +62,9 @@ impl TrustStore {
             store.add_file(f)?;
         }
         if store.keys.is_empty() {
-            return Err(Error::NoTrustedKeys { path: dir.to_path_buf() });
+            return Err(Error::NoTrustedKeys {
+                path: dir.to_path_buf(),
+            });
         }
         Ok(store)
     }
@@ -108,7 +118,11 @@ pub fn read_public_key(path: &Path) -> Result<[u8; 32]> {
     VerifyingKey::from_bytes(&key).map_err(|_| {
         Error::format(
             path,
-            romlib_format::FormatError::InvalidField { what: "key file", field: "point", found: 0 },
+            romlib_format::FormatError::InvalidField {
+                what: "key file",
+                field: "point",
+                found: 0,
+            },
         )
     })?;
     Ok(key)
@@ -119,17 +133,26 @@ pub fn read_small(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound { path: path.to_path_buf(), what }
+            Error::NotFound {
+                path: path.to_path_buf(),
+                what,
+            }
         } else {
             Error::io(path, "open", e)
         }
     })?;
     let mut buf = Vec::new();
-    f.take(4097).read_to_end(&mut buf).map_err(|e| Error::io(path, "read", e))?;
+    f.take(4097)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "read", e))?;
     if buf.len() > 4096 {
         return Err(Error::format(
             path,
-            romlib_format::FormatError::LimitExceeded { limit: "key file size", found: 4097, max: 4096 },
+            romlib_format::FormatError::LimitExceeded {
+                limit: "key file size",
+                found: 4097,
+                max: 4096,
+            },
         ));
     }
     Ok(buf)

@@ -36,7 +36,11 @@ impl ChunkerParams {
                 found: avg as u64,
             });
         }
-        Ok(Self { min: avg / 4, avg, max: avg * 4 })
+        Ok(Self {
+            min: avg / 4,
+            avg,
+            max: avg * 4,
+        })
     }
 
     /// Checks parameters read from a manifest.
@@ -64,6 +68,9 @@ mod tests {
         assert!(ChunkerParams::from_avg(1 << 19).is_err());
         let p = ChunkerParams::from_avg(DEFAULT_AVG_CHUNK).unwrap();
         assert_eq!((p.min, p.avg, p.max), (8192, 32768, 131072));
-        assert_eq!(ChunkerParams::from_avg(MAX_AVG_CHUNK).unwrap().max, MAX_CHUNK_LEN);
+        assert_eq!(
+            ChunkerParams::from_avg(MAX_AVG_CHUNK).unwrap().max,
+            MAX_CHUNK_LEN
+        );
     }
 }

@@ -69,7 +69,11 @@ impl fmt::Display for FormatError {
 
 pub(crate) fn need(what: &'static str, b: &[u8], n: usize) -> Result<(), FormatError> {
     if b.len() < n {
-        Err(FormatError::Truncated { what, need: n, got: b.len() })
+        Err(FormatError::Truncated {
+            what,
+            need: n,
+            got: b.len(),
+        })
     } else {
         Ok(())
     }

@@ -143,8 +143,29 @@ mod tests {
 
     #[test]
     fn layout_and_round_trip() {
-        assert_eq!((E_PACK_ID, E_OFFSET, E_CLEN, E_ULEN, E_METHOD, E_STORED_AT, E_REFCOUNT, ENTRY_LEN), (1, 5, 13, 17, 21, 22, 30, 38));
-        assert_eq!((P_FILE_LEN, P_RECORD_COUNT, P_DICT_ID, P_CHECKSUM, PACK_INFO_LEN), (1, 9, 17, 21, 53));
+        assert_eq!(
+            (
+                E_PACK_ID,
+                E_OFFSET,
+                E_CLEN,
+                E_ULEN,
+                E_METHOD,
+                E_STORED_AT,
+                E_REFCOUNT,
+                ENTRY_LEN
+            ),
+            (1, 5, 13, 17, 21, 22, 30, 38)
+        );
+        assert_eq!(
+            (
+                P_FILE_LEN,
+                P_RECORD_COUNT,
+                P_DICT_ID,
+                P_CHECKSUM,
+                PACK_INFO_LEN
+            ),
+            (1, 9, 17, 21, 53)
+        );
         let e = ChunkEntry {
             pack_id: 3,
             offset: 1 << 33,
@@ -156,7 +177,12 @@ mod tests {
         };
         assert_eq!(ChunkEntry::decode(&e.encode()), Ok(e));
         assert!(ChunkEntry::decode(&e.encode()[..ENTRY_LEN - 1]).is_err());
-        let p = PackInfo { file_len: 99, record_count: 1, dict_id: 0, checksum: [7; 32] };
+        let p = PackInfo {
+            file_len: 99,
+            record_count: 1,
+            dict_id: 0,
+            checksum: [7; 32],
+        };
         assert_eq!(PackInfo::decode(&p.encode()), Ok(p));
     }
 }

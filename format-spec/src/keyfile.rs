@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(decode(KeyKind::Public, &f), Ok(key));
         assert!(matches!(
             decode(KeyKind::Secret, &f),
-            Err(FormatError::InvalidField { field: "key type", .. })
+            Err(FormatError::InvalidField {
+                field: "key type",
+                ..
+            })
         ));
         assert!(decode(KeyKind::Public, &f[..40]).is_err());
         assert!(decode(KeyKind::Public, b"garbage").is_err());

@@ -66,7 +66,9 @@ impl ManifestHeader {
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         need("manifest header", b, HEADER_LEN)?;
         if b[H_MAGIC..H_MAGIC + 8] != MAGIC {
-            return Err(FormatError::BadMagic { what: "manifest header" });
+            return Err(FormatError::BadMagic {
+                what: "manifest header",
+            });
         }
         let version = u16_at(b, H_VERSION);
         if version != VERSION {
@@ -84,7 +86,11 @@ impl ManifestHeader {
             });
         }
         let body_len = u32_at(b, H_BODY_LEN);
-        limit("MAX_MANIFEST_BODY_LEN", body_len as u64, MAX_MANIFEST_BODY_LEN as u64)?;
+        limit(
+            "MAX_MANIFEST_BODY_LEN",
+            body_len as u64,
+            MAX_MANIFEST_BODY_LEN as u64,
+        )?;
         Ok(Self { body_len })
     }
 
@@ -120,7 +126,10 @@ impl SignatureBlock {
     /// Decodes the block.
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         need("signature block", b, SIGNATURE_BLOCK_LEN)?;
-        Ok(Self { public_key: array_at(b, S_PUBLIC_KEY), signature: array_at(b, S_SIGNATURE) })
+        Ok(Self {
+            public_key: array_at(b, S_PUBLIC_KEY),
+            signature: array_at(b, S_SIGNATURE),
+        })
     }
 }
 
@@ -145,7 +154,10 @@ impl ChunkRef {
     /// Decodes the record and checks the length: 1 to [`MAX_CHUNK_LEN`].
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         need("chunk table record", b, CHUNK_RECORD_LEN)?;
-        let r = Self { hash: array_at(b, C_HASH), len: u32_at(b, C_LEN) };
+        let r = Self {
+            hash: array_at(b, C_HASH),
+            len: u32_at(b, C_LEN),
+        };
         limit("MAX_CHUNK_LEN", r.len as u64, MAX_CHUNK_LEN as u64)?;
         if r.len == 0 {
             return Err(FormatError::InvalidField {
@@ -176,7 +188,10 @@ mod tests {
 
     #[test]
     fn layout_matches_spec_table() {
-        assert_eq!((H_VERSION, H_FLAGS, H_BODY_LEN, HEADER_LEN), (8, 10, 12, 16));
+        assert_eq!(
+            (H_VERSION, H_FLAGS, H_BODY_LEN, HEADER_LEN),
+            (8, 10, 12, 16)
+        );
         assert_eq!((S_SIGNATURE, SIGNATURE_BLOCK_LEN), (32, 96));
         assert_eq!((C_LEN, CHUNK_RECORD_LEN), (32, 36));
     }
@@ -189,7 +204,9 @@ mod tests {
         for cut in 0..HEADER_LEN {
             assert!(ManifestHeader::decode(&b[..cut]).is_err());
         }
-        let huge = ManifestHeader { body_len: MAX_MANIFEST_BODY_LEN + 1 };
+        let huge = ManifestHeader {
+            body_len: MAX_MANIFEST_BODY_LEN + 1,
+        };
         assert!(matches!(
             ManifestHeader::decode(&huge.encode()),
             Err(FormatError::LimitExceeded { .. })
@@ -203,9 +220,19 @@ mod tests {
 
     #[test]
     fn chunk_ref_limits() {
-        let c = ChunkRef { hash: [1; 32], len: 5 };
+        let c = ChunkRef {
+            hash: [1; 32],
+            len: 5,
+        };
         assert_eq!(ChunkRef::decode(&c.encode()), Ok(c));
         assert!(ChunkRef::decode(&ChunkRef { len: 0, ..c }.encode()).is_err());
-        assert!(ChunkRef::decode(&ChunkRef { len: MAX_CHUNK_LEN + 1, ..c }.encode()).is_err());
+        assert!(ChunkRef::decode(
+            &ChunkRef {
+                len: MAX_CHUNK_LEN + 1,
+                ..c
+            }
+            .encode()
+        )
+        .is_err());
     }
 }

@@ -119,11 +119,16 @@ impl PackHeader {
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         need("pack header", b, HEADER_LEN)?;
         if b[H_MAGIC..H_MAGIC + 6] != MAGIC {
-            return Err(FormatError::BadMagic { what: "pack header" });
+            return Err(FormatError::BadMagic {
+                what: "pack header",
+            });
         }
         let version = u16_at(b, H_VERSION);
         if version != VERSION {
-            return Err(FormatError::UnsupportedVersion { what: "pack", found: version as u32 });
+            return Err(FormatError::UnsupportedVersion {
+                what: "pack",
+                found: version as u32,
+            });
         }
         let flags = u32_at(b, H_FLAGS);
         let dict_id = u32_at(b, H_DICT_ID);
@@ -141,7 +146,10 @@ impl PackHeader {
                 found: 1,
             });
         }
-        Ok(Self { pack_id: u32_at(b, H_PACK_ID), dict_id })
+        Ok(Self {
+            pack_id: u32_at(b, H_PACK_ID),
+            dict_id,
+        })
     }
 }
 
@@ -235,7 +243,9 @@ impl PackFooter {
     pub fn decode(b: &[u8], file_len: u64) -> Result<Self, FormatError> {
         need("pack footer", b, FOOTER_LEN)?;
         if b[F_MAGIC..F_MAGIC + 8] != FOOTER_MAGIC {
-            return Err(FormatError::BadMagic { what: "pack footer" });
+            return Err(FormatError::BadMagic {
+                what: "pack footer",
+            });
         }
         let f = Self {
             record_count: u64_at(b, F_RECORD_COUNT),
@@ -307,25 +317,54 @@ mod tests {
 
     #[test]
     fn layout_matches_spec_table() {
-        assert_eq!((H_VERSION, H_FLAGS, H_PACK_ID, H_DICT_ID, HEADER_LEN), (6, 8, 12, 16, 32));
-        assert_eq!((R_ULEN, R_CLEN, R_METHOD, R_FLAGS, RECORD_HEADER_LEN), (32, 36, 40, 41, 42));
-        assert_eq!((F_RECORD_COUNT, F_RECORDS_LEN, F_CHECKSUM, F_FLAGS, FOOTER_LEN), (8, 16, 24, 56, 64));
+        assert_eq!(
+            (H_VERSION, H_FLAGS, H_PACK_ID, H_DICT_ID, HEADER_LEN),
+            (6, 8, 12, 16, 32)
+        );
+        assert_eq!(
+            (R_ULEN, R_CLEN, R_METHOD, R_FLAGS, RECORD_HEADER_LEN),
+            (32, 36, 40, 41, 42)
+        );
+        assert_eq!(
+            (
+                F_RECORD_COUNT,
+                F_RECORDS_LEN,
+                F_CHECKSUM,
+                F_FLAGS,
+                FOOTER_LEN
+            ),
+            (8, 16, 24, 56, 64)
+        );
     }
 
     #[test]
     fn header_round_trip_and_rejects() {
-        let h = PackHeader { pack_id: 7, dict_id: 0xABCD };
+        let h = PackHeader {
+            pack_id: 7,
+            dict_id: 0xABCD,
+        };
         let b = h.encode();
         assert_eq!(PackHeader::decode(&b), Ok(h));
         for cut in 0..HEADER_LEN {
-            assert!(matches!(PackHeader::decode(&b[..cut]), Err(FormatError::Truncated { .. })));
+            assert!(matches!(
+                PackHeader::decode(&b[..cut]),
+                Err(FormatError::Truncated { .. })
+            ));
         }
         let mut bad = b;
         bad[0] ^= 1;
-        assert_eq!(PackHeader::decode(&bad), Err(FormatError::BadMagic { what: "pack header" }));
+        assert_eq!(
+            PackHeader::decode(&bad),
+            Err(FormatError::BadMagic {
+                what: "pack header"
+            })
+        );
         let mut bad = b;
         bad[H_VERSION] = 9;
-        assert!(matches!(PackHeader::decode(&bad), Err(FormatError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            PackHeader::decode(&bad),
+            Err(FormatError::UnsupportedVersion { .. })
+        ));
         let mut bad = b;
         bad[H_FLAGS] = 0;
         assert!(PackHeader::decode(&bad).is_err());
@@ -336,16 +375,30 @@ mod tests {
 
     #[test]
     fn record_limits() {
-        let r = RecordHeader { hash: [3; 32], ulen: 100, clen: 60, method: Method::Zstd };
+        let r = RecordHeader {
+            hash: [3; 32],
+            ulen: 100,
+            clen: 60,
+            method: Method::Zstd,
+        };
         assert_eq!(RecordHeader::decode(&r.encode()), Ok(r));
-        let big = RecordHeader { ulen: MAX_CHUNK_LEN + 1, ..r };
+        let big = RecordHeader {
+            ulen: MAX_CHUNK_LEN + 1,
+            ..r
+        };
         assert!(matches!(
             RecordHeader::decode(&big.encode()),
-            Err(FormatError::LimitExceeded { limit: "MAX_CHUNK_LEN", .. })
+            Err(FormatError::LimitExceeded {
+                limit: "MAX_CHUNK_LEN",
+                ..
+            })
         ));
         let grown = RecordHeader { clen: 100, ..r };
         assert!(RecordHeader::decode(&grown.encode()).is_err());
-        let stored_mismatch = RecordHeader { method: Method::Stored, ..r };
+        let stored_mismatch = RecordHeader {
+            method: Method::Stored,
+            ..r
+        };
         assert!(RecordHeader::decode(&stored_mismatch.encode()).is_err());
         let mut b = r.encode();
         b[R_METHOD] = 3;
@@ -354,12 +407,19 @@ mod tests {
 
     #[test]
     fn footer_checks_length() {
-        let f = PackFooter { record_count: 2, records_len: 200, checksum: [9; 32] };
+        let f = PackFooter {
+            record_count: 2,
+            records_len: 200,
+            checksum: [9; 32],
+        };
         let b = f.encode();
         let len = (HEADER_LEN + FOOTER_LEN) as u64 + 200;
         assert_eq!(PackFooter::decode(&b, len), Ok(f));
         assert!(PackFooter::decode(&b, len + 1).is_err());
-        let many = PackFooter { record_count: 100, ..f };
+        let many = PackFooter {
+            record_count: 100,
+            ..f
+        };
         assert!(PackFooter::decode(&many.encode(), len).is_err());
     }
 

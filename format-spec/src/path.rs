@@ -115,9 +115,9 @@ pub fn check_component(comp: &str, fat_safe: bool) -> Result<(), PathError> {
 
 /// Whether FAT32/exFAT can store `name` as one component.
 pub fn is_fat_safe(name: &str) -> bool {
-    let bad_char = name
-        .chars()
-        .any(|c| (c as u32) < 0x20 || c == '\x7f' || matches!(c, ':' | '?' | '*' | '"' | '<' | '>' | '|'));
+    let bad_char = name.chars().any(|c| {
+        (c as u32) < 0x20 || c == '\x7f' || matches!(c, ':' | '?' | '*' | '"' | '<' | '>' | '|')
+    });
     !bad_char && !name.ends_with('.') && !name.ends_with(' ')
 }
 
@@ -173,7 +173,10 @@ mod tests {
     fn title_ids() {
         assert_eq!(check_title_id("Super Game (USA) [v1.1]"), Ok(()));
         assert_eq!(check_title_id("a/b"), Err(PathError::NotSingleComponent));
-        assert_eq!(check_title_id(".romlib-staging"), Err(PathError::NotSingleComponent));
+        assert_eq!(
+            check_title_id(".romlib-staging"),
+            Err(PathError::NotSingleComponent)
+        );
         assert_eq!(check_title_id(".."), Err(PathError::NotSingleComponent));
         assert_eq!(check_title_id("x:y"), Err(PathError::NotFatSafe));
     }

@@ -126,7 +126,10 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
     let params = ChunkerParams::from_avg(opts.avg_chunk)
         .map_err(|e| Error::Usage(format!("--avg-chunk: {e}")))?;
     if !(1..=22).contains(&opts.level) {
-        return Err(Error::Usage(format!("-c {}: the level must be 1 to 22", opts.level)));
+        return Err(Error::Usage(format!(
+            "-c {}: the level must be 1 to 22",
+            opts.level
+        )));
     }
     if opts.pack_size < MIN_PACK_SIZE || opts.pack_size >= MAX_PACK_SIZE {
         return Err(Error::Usage(format!(
@@ -198,9 +201,13 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
 }
 
 fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compressor> {
-    let Some(path) = &opts.dict else { return Ok(Compressor::new(opts.level, None)) };
+    let Some(path) = &opts.dict else {
+        return Ok(Compressor::new(opts.level, None));
+    };
     let bytes = read_limited(path, MAX_DICT_LEN, "dictionary")?;
-    let id = zstd_safe::get_dict_id(&bytes).map(|id| id.get()).unwrap_or(0);
+    let id = zstd_safe::get_dict_id(&bytes)
+        .map(|id| id.get())
+        .unwrap_or(0);
     if id == 0 {
         return Err(Error::input(
             path,
@@ -229,7 +236,9 @@ fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compres
 fn publish_key(lib: &romlib_device::Library, key: &SigningKey) -> Result<()> {
     let pk = key.verifying_key().to_bytes();
     let id = romlib_format::manifest::key_id(&pk);
-    let path = lib.keys_dir().join(format!("{}.pub", String::from_utf8_lossy(&id)));
+    let path = lib
+        .keys_dir()
+        .join(format!("{}.pub", String::from_utf8_lossy(&id)));
     let bytes = romlib_format::keyfile::encode(romlib_format::keyfile::KeyKind::Public, &pk);
     if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
         write_atomic(&path, &bytes, 0o644)?;
@@ -241,9 +250,14 @@ fn publish_key(lib: &romlib_device::Library, key: &SigningKey) -> Result<()> {
 pub(crate) fn read_limited(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
     let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
     let mut buf = Vec::new();
-    f.take(max + 1).read_to_end(&mut buf).map_err(|e| Error::io(path, "read", e))?;
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "read", e))?;
     if buf.len() as u64 > max {
-        return Err(Error::input(path, format!("{what} is larger than {max} bytes")));
+        return Err(Error::input(
+            path,
+            format!("{what} is larger than {max} bytes"),
+        ));
     }
     Ok(buf)
 }
@@ -257,7 +271,11 @@ fn spawn_reader(games: Arc<Vec<GameInput>>, params: ChunkerParams) -> Receiver<R
             for (fi, file) in game.files.iter().enumerate() {
                 let res = read_file(file, params, |data| {
                     bytes += data.len();
-                    batch.push(Item { game: gi, file: fi, piece: Piece::Chunk(data) });
+                    batch.push(Item {
+                        game: gi,
+                        file: fi,
+                        piece: Piece::Chunk(data),
+                    });
                     if bytes >= BATCH_BYTES {
                         bytes = 0;
                         tx.send(Ok(std::mem::take(&mut batch))).is_ok()
@@ -266,9 +284,11 @@ fn spawn_reader(games: Arc<Vec<GameInput>>, params: ChunkerParams) -> Receiver<R
                     }
                 });
                 match res {
-                    Ok(Some(blake3)) => {
-                        batch.push(Item { game: gi, file: fi, piece: Piece::FileEnd { blake3 } })
-                    }
+                    Ok(Some(blake3)) => batch.push(Item {
+                        game: gi,
+                        file: fi,
+                        piece: Piece::FileEnd { blake3 },
+                    }),
                     Ok(None) => return,
                     Err(e) => {
                         let _ = tx.send(Err(e));
@@ -276,7 +296,11 @@ fn spawn_reader(games: Arc<Vec<GameInput>>, params: ChunkerParams) -> Receiver<R
                     }
                 }
             }
-            batch.push(Item { game: gi, file: 0, piece: Piece::GameEnd });
+            batch.push(Item {
+                game: gi,
+                file: 0,
+                piece: Piece::GameEnd,
+            });
         }
         let _ = tx.send(Ok(batch));
     });
@@ -329,7 +353,10 @@ fn read_file(
         }
     })?;
     if read != file.size || after.len() != file.size || after.modified().ok() != file.mtime {
-        return Err(Error::input(path, "file changed during the build; run it again"));
+        return Err(Error::input(
+            path,
+            "file changed during the build; run it again",
+        ));
     }
     Ok(Some(*hasher.finalize().as_bytes()))
 }
@@ -480,7 +507,11 @@ impl Run<'_> {
                     self.summary.chunks += 1;
                     self.bar.inc(data.len() as u64);
                     let g = self.game_state(item.game);
-                    let rec = ChunkRef { hash, len: data.len() as u32 }.encode();
+                    let rec = ChunkRef {
+                        hash,
+                        len: data.len() as u32,
+                    }
+                    .encode();
                     g.table.extend_from_slice(&rec);
                     g.file_chunks += 1;
                     g.packs.insert(pack_id);
@@ -520,12 +551,17 @@ impl Run<'_> {
     }
 
     /// Appends a new chunk to the open pack (rolling over when full) and indexes it.
-    fn append(&mut self, hash: [u8; 32], ulen: u32, method: romlib_format::pack::Method, payload: &[u8]) -> Result<u32> {
+    fn append(
+        &mut self,
+        hash: [u8; 32],
+        ulen: u32,
+        method: romlib_format::pack::Method,
+        payload: &[u8],
+    ) -> Result<u32> {
         let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-        let full = self
-            .pack
-            .as_ref()
-            .is_some_and(|p| p.records() > 0 && p.len() + rec_len + FOOTER_LEN as u64 > self.opts.pack_size);
+        let full = self.pack.as_ref().is_some_and(|p| {
+            p.records() > 0 && p.len() + rec_len + FOOTER_LEN as u64 > self.opts.pack_size
+        });
         if full {
             self.seal()?;
         }
@@ -533,7 +569,12 @@ impl Run<'_> {
             self.pack = Some(self.store.new_pack(self.compressor.dict_id())?);
         }
         let pack = self.pack.as_mut().expect("just opened");
-        let rec = RecordHeader { hash, ulen, clen: payload.len() as u32, method };
+        let rec = RecordHeader {
+            hash,
+            ulen,
+            clen: payload.len() as u32,
+            method,
+        };
         let offset = pack.append(&rec, payload)?;
         let pack_id = pack.id();
         let entry = ChunkEntry {
@@ -549,7 +590,8 @@ impl Run<'_> {
         {
             let txn = self.txn()?;
             let mut t = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-            t.insert(&hash, entry.encode().as_slice()).map_err(|e| db_err(&index_path, e))?;
+            t.insert(&hash, entry.encode().as_slice())
+                .map_err(|e| db_err(&index_path, e))?;
         }
         self.summary.new_chunks += 1;
         self.summary.new_bytes += ulen as u64;
@@ -568,7 +610,8 @@ impl Run<'_> {
             let txn = self.txn()?;
             {
                 let mut t = txn.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
-                t.insert(id, info.encode().as_slice()).map_err(|e| db_err(&index_path, e))?;
+                t.insert(id, info.encode().as_slice())
+                    .map_err(|e| db_err(&index_path, e))?;
             }
             let txn = self.txn.take().expect("open");
             self.store.commit(txn)?;
@@ -580,7 +623,8 @@ impl Run<'_> {
         self.seal()?;
         if let Some(txn) = self.txn.take() {
             // Only lookups happened in it.
-            txn.abort().map_err(|e| db_err(&self.store.library().index_path(), e))?;
+            txn.abort()
+                .map_err(|e| db_err(&self.store.library().index_path(), e))?;
         }
         Ok(())
     }
@@ -588,7 +632,9 @@ impl Run<'_> {
     /// Writes the manifests of finished games whose chunks are all committed.
     fn flush_pending(&mut self) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
-        let Some(key) = &self.opts.signing_key else { return Ok(()) };
+        let Some(key) = &self.opts.signing_key else {
+            return Ok(());
+        };
         let lib = self.store.library().clone();
         let mut changed = Vec::new();
         for g in pending {
@@ -634,15 +680,21 @@ impl Run<'_> {
             let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
             let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
             for (title, path, _, table, table_hash) in &changed {
-                let counted = games.get(title.as_str()).map_err(|e| db_err(&index_path, e))?.map(|v| *v.value());
+                let counted = games
+                    .get(title.as_str())
+                    .map_err(|e| db_err(&index_path, e))?
+                    .map(|v| *v.value());
                 if let Some(counted) = counted {
                     adjust_old(&mut chunks, path, &counted, &index_path)?;
                 }
                 for rec in table.chunks_exact(CHUNK_RECORD_LEN) {
-                    let r = ChunkRef::decode(rec).map_err(|e| Error::library(path, e.to_string()))?;
+                    let r =
+                        ChunkRef::decode(rec).map_err(|e| Error::library(path, e.to_string()))?;
                     bump(&mut chunks, &r.hash, 1, &index_path)?;
                 }
-                games.insert(title.as_str(), table_hash).map_err(|e| db_err(&index_path, e))?;
+                games
+                    .insert(title.as_str(), table_hash)
+                    .map_err(|e| db_err(&index_path, e))?;
             }
         }
         self.store.commit(txn)?;
@@ -656,7 +708,13 @@ impl Run<'_> {
 
 impl GameState {
     fn new(game: usize) -> Self {
-        Self { game, files: Vec::new(), file_chunks: 0, table: Vec::new(), packs: BTreeSet::new() }
+        Self {
+            game,
+            files: Vec::new(),
+            file_chunks: 0,
+            table: Vec::new(),
+            packs: BTreeSet::new(),
+        }
     }
 }
 
@@ -668,7 +726,9 @@ fn adjust_old(
     counted: &[u8; 32],
     index_path: &Path,
 ) -> Result<()> {
-    let Ok(old) = ManifestFile::open(manifest) else { return Ok(()) };
+    let Ok(old) = ManifestFile::open(manifest) else {
+        return Ok(());
+    };
     if old.unverified_body().chunk_table_blake3.as_slice() != counted {
         return Ok(());
     }
@@ -686,13 +746,21 @@ fn bump(
     by: i64,
     index_path: &Path,
 ) -> Result<()> {
-    let cur = chunks.get(hash).map_err(|e| db_err(index_path, e))?.map(|v| v.value().to_vec());
+    let cur = chunks
+        .get(hash)
+        .map_err(|e| db_err(index_path, e))?
+        .map(|v| v.value().to_vec());
     let Some(cur) = cur else {
-        return Err(Error::library(index_path, "a manifest names a chunk the index lacks"));
+        return Err(Error::library(
+            index_path,
+            "a manifest names a chunk the index lacks",
+        ));
     };
     let mut e = ChunkEntry::decode(&cur).map_err(|e| Error::library(index_path, e.to_string()))?;
     e.refcount = e.refcount.saturating_add_signed(by);
-    chunks.insert(hash, e.encode().as_slice()).map_err(|e| db_err(index_path, e))?;
+    chunks
+        .insert(hash, e.encode().as_slice())
+        .map_err(|e| db_err(index_path, e))?;
     Ok(())
 }
 

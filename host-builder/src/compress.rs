@@ -24,7 +24,11 @@ impl Compressor {
             Some((d, id)) => (Some(d), id),
             None => (None, 0),
         };
-        Self { level, dict, dict_id }
+        Self {
+            level,
+            dict,
+            dict_id,
+        }
     }
 
     /// The dictionary id packs of this run carry (0 for none).
@@ -38,7 +42,8 @@ impl Compressor {
         let mut out: Vec<u8> = Vec::with_capacity(src.len().saturating_sub(1));
         let ok = CTX.with(|cell| {
             let mut slot = cell.borrow_mut();
-            let fresh = !matches!(&*slot, Some((id, lvl, _)) if *id == self.dict_id && *lvl == self.level);
+            let fresh =
+                !matches!(&*slot, Some((id, lvl, _)) if *id == self.dict_id && *lvl == self.level);
             if fresh {
                 let mut cctx = CCtx::create();
                 let setup = (|| {
@@ -57,11 +62,17 @@ impl Compressor {
                 }
                 *slot = Some((self.dict_id, self.level, cctx));
             }
-            let Some((_, _, cctx)) = slot.as_mut() else { return false };
+            let Some((_, _, cctx)) = slot.as_mut() else {
+                return false;
+            };
             cctx.compress2(&mut out, src).is_ok()
         });
         if ok && !out.is_empty() && out.len() < src.len() {
-            let m = if self.dict.is_some() { Method::ZstdDict } else { Method::Zstd };
+            let m = if self.dict.is_some() {
+                Method::ZstdDict
+            } else {
+                Method::Zstd
+            };
             (m, out)
         } else {
             (Method::Stored, src.to_vec())

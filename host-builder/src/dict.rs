@@ -24,7 +24,12 @@ pub struct TrainReport {
 
 /// Trains a dictionary of at most `dict_size` bytes from up to `max_sample_bytes` of the
 /// library's chunks, taken at an even stride across all packs (deterministic).
-pub fn train_dict(lib: &Library, out: &Path, dict_size: usize, max_sample_bytes: usize) -> Result<TrainReport> {
+pub fn train_dict(
+    lib: &Library,
+    out: &Path,
+    dict_size: usize,
+    max_sample_bytes: usize,
+) -> Result<TrainReport> {
     let dir = lib.packs_dir();
     let mut ids: Vec<u32> = std::fs::read_dir(&dir)
         .map_err(|e| Error::io(&dir, "read folder", e))?
@@ -44,7 +49,10 @@ pub fn train_dict(lib: &Library, out: &Path, dict_size: usize, max_sample_bytes:
         }
     }
     if all.is_empty() {
-        return Err(Error::library(&dir, "no chunks to train from; build the library first"));
+        return Err(Error::library(
+            &dir,
+            "no chunks to train from; build the library first",
+        ));
     }
     let stride = (total / max_sample_bytes.max(1) as u64).max(1) as usize;
     let mut samples = Vec::new();
@@ -57,9 +65,11 @@ pub fn train_dict(lib: &Library, out: &Path, dict_size: usize, max_sample_bytes:
         }
         let path = lib.pack_path(*id);
         let mut f = File::open(&path).map_err(|e| Error::io(&path, "open", e))?;
-        f.seek(SeekFrom::Start(off + RECORD_HEADER_LEN as u64)).map_err(|e| Error::io(&path, "seek", e))?;
+        f.seek(SeekFrom::Start(off + RECORD_HEADER_LEN as u64))
+            .map_err(|e| Error::io(&path, "seek", e))?;
         payload.resize(r.clen as usize, 0);
-        f.read_exact(&mut payload).map_err(|e| Error::io(&path, "read", e))?;
+        f.read_exact(&mut payload)
+            .map_err(|e| Error::io(&path, "read", e))?;
         let start = samples.len();
         match r.method {
             Method::Stored => samples.extend_from_slice(&payload),
@@ -67,7 +77,12 @@ pub fn train_dict(lib: &Library, out: &Path, dict_size: usize, max_sample_bytes:
                 samples.resize(start + r.ulen as usize, 0);
                 let got = dctx
                     .decompress(&mut samples[start..], &payload)
-                    .map_err(|c| Error::library(&path, format!("chunk at {off}: {}", zstd_safe::get_error_name(c))))?;
+                    .map_err(|c| {
+                        Error::library(
+                            &path,
+                            format!("chunk at {off}: {}", zstd_safe::get_error_name(c)),
+                        )
+                    })?;
                 samples.truncate(start + got);
             }
         }
@@ -75,10 +90,21 @@ pub fn train_dict(lib: &Library, out: &Path, dict_size: usize, max_sample_bytes:
     }
     let mut dict: Vec<u8> = Vec::with_capacity(dict_size);
     let n = zstd_safe::train_from_buffer(&mut dict, &samples, &sizes).map_err(|c| {
-        Error::library(&dir, format!("dictionary training failed: {}", zstd_safe::get_error_name(c)))
+        Error::library(
+            &dir,
+            format!(
+                "dictionary training failed: {}",
+                zstd_safe::get_error_name(c)
+            ),
+        )
     })?;
     dict.truncate(n);
     let dict_id = zstd_safe::get_dict_id(&dict).map(|i| i.get()).unwrap_or(0);
     write_atomic(out, &dict, 0o644)?;
-    Ok(TrainReport { samples: sizes.len(), sample_bytes: samples.len(), dict_bytes: dict.len(), dict_id })
+    Ok(TrainReport {
+        samples: sizes.len(),
+        sample_bytes: samples.len(),
+        dict_bytes: dict.len(),
+        dict_id,
+    })
 }

@@ -51,15 +51,25 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl AsRef<Path>, op: &'static str, source: io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), op, source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            op,
+            source,
+        }
     }
 
     pub(crate) fn input(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error::Input { path: path.as_ref().to_path_buf(), problem: problem.into() }
+        Error::Input {
+            path: path.as_ref().to_path_buf(),
+            problem: problem.into(),
+        }
     }
 
     pub(crate) fn library(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error::Library { path: path.as_ref().to_path_buf(), problem: problem.into() }
+        Error::Library {
+            path: path.as_ref().to_path_buf(),
+            problem: problem.into(),
+        }
     }
 
     /// Whether this is a usage error (exit code 2).

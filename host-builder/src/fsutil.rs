@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// The temp name used while `path` is written: `.<name>.tmp` beside it.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp"))
 }
 
@@ -59,7 +62,8 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
-        d.sync_all().map_err(|e| Error::io(dir, "fsync directory", e))?;
+        d.sync_all()
+            .map_err(|e| Error::io(dir, "fsync directory", e))?;
     }
     #[cfg(not(unix))]
     let _ = dir;

@@ -35,9 +35,9 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
     let seed = keyfile::decode(KeyKind::Secret, &bytes).map_err(|e| Error::Key {
         path: path.to_path_buf(),
         problem: match e {
-            FormatError::InvalidField { field: "key type", .. } => {
-                "is a public key; --signing-key needs the secret key file".into()
-            }
+            FormatError::InvalidField {
+                field: "key type", ..
+            } => "is a public key; --signing-key needs the secret key file".into(),
             other => format!("not a romlib secret key file: {other}"),
         },
     })?;
@@ -47,12 +47,15 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
 /// Loads a public key file.
 pub fn load_public_key(path: &Path) -> Result<[u8; 32]> {
     romlib_device::trust::read_public_key(path).map_err(|e| match e {
-        romlib_device::Error::Format { source: FormatError::InvalidField { field: "key type", .. }, .. } => {
-            Error::Key {
-                path: path.to_path_buf(),
-                problem: "is a secret key; a public key file is needed here".into(),
-            }
-        }
+        romlib_device::Error::Format {
+            source: FormatError::InvalidField {
+                field: "key type", ..
+            },
+            ..
+        } => Error::Key {
+            path: path.to_path_buf(),
+            problem: "is a secret key; a public key file is needed here".into(),
+        },
         other => other.into(),
     })
 }

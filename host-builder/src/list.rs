@@ -33,7 +33,8 @@ pub fn list_games(lib: &Library, trust: Option<&TrustStore>) -> Result<Vec<GameL
     for title in lib.titles()? {
         let m = ManifestFile::open(&lib.manifest_path(&title))?;
         let b = m.unverified_body().clone();
-        let key_id = String::from_utf8_lossy(&romlib_format::manifest::key_id(m.claimed_key())).into_owned();
+        let key_id =
+            String::from_utf8_lossy(&romlib_format::manifest::key_id(m.claimed_key())).into_owned();
         let verified = trust.map(|t| m.verify(t).is_ok());
         out.push(GameListing {
             title: b.title_id,

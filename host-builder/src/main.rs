@@ -275,7 +275,12 @@ fn print_summary(s: &BuildSummary) {
     }
 }
 
-fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, quiet: bool) -> anyhow::Result<()> {
+fn run_build(
+    input: PathBuf,
+    output: PathBuf,
+    opts: BuildOptions,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let s = build(&input, &output, &opts)?;
     if !quiet {
         print_summary(&s);
@@ -306,7 +311,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 threads: threads(c.threads),
                 store_chunks: true,
                 signing_key: None,
-                scan: ScanOptions { include_junk: c.include_junk, allow_non_fat_names: c.allow_non_fat_names },
+                scan: ScanOptions {
+                    include_junk: c.include_junk,
+                    allow_non_fat_names: c.allow_non_fat_names,
+                },
                 progress: progress(c.quiet),
             };
             run_build(c.input, c.output, opts, c.quiet)
@@ -319,7 +327,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 threads: threads(c.threads),
                 store_chunks: false,
                 signing_key: Some(key),
-                scan: ScanOptions { include_junk: c.include_junk, allow_non_fat_names: c.allow_non_fat_names },
+                scan: ScanOptions {
+                    include_junk: c.include_junk,
+                    allow_non_fat_names: c.allow_non_fat_names,
+                },
                 progress: progress(c.quiet),
                 ..BuildOptions::default()
             };
@@ -335,7 +346,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 threads: threads(c.threads),
                 store_chunks: true,
                 signing_key: Some(key),
-                scan: ScanOptions { include_junk: c.include_junk, allow_non_fat_names: c.allow_non_fat_names },
+                scan: ScanOptions {
+                    include_junk: c.include_junk,
+                    allow_non_fat_names: c.allow_non_fat_names,
+                },
                 progress: progress(c.quiet),
             };
             run_build(c.input, c.output, opts, c.quiet)
@@ -345,7 +359,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let trust = romlib_device::TrustStore::from_dir(&lib.keys_dir()).ok();
             let games = romlib_host::list::list_games(&lib, trust.as_ref())?;
             if c.json {
-                println!("{}", serde_json::to_string_pretty(&romlib_host::list::to_json(&games))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&romlib_host::list::to_json(&games))?
+                );
             } else {
                 for g in &games {
                     let sig = match g.verified {

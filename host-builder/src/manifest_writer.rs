@@ -8,9 +8,7 @@
 
 use ed25519_dalek::{Signer, SigningKey};
 use prost::Message;
-use romlib_format::manifest::{
-    ManifestHeader, SignatureBlock, CHUNK_RECORD_LEN, SIGNATURE_DOMAIN,
-};
+use romlib_format::manifest::{ManifestHeader, SignatureBlock, CHUNK_RECORD_LEN, SIGNATURE_DOMAIN};
 use romlib_proto::Manifest;
 
 /// Fills in the chunk table's hash and count, signs, and returns the whole manifest file.
@@ -18,14 +16,26 @@ pub fn encode_signed(mut body: Manifest, table: &[u8], key: &SigningKey) -> Vec<
     debug_assert_eq!(table.len() % CHUNK_RECORD_LEN, 0);
     body.chunk_count = (table.len() / CHUNK_RECORD_LEN) as u64;
     body.chunk_table_blake3 = blake3::hash(table).as_bytes().to_vec();
+    sign_as_is(&body, table, key)
+}
+
+/// Signs `body` exactly as given (tests use it to make manifests whose fields disagree
+/// with their table) and returns the whole manifest file.
+pub fn sign_as_is(body: &Manifest, table: &[u8], key: &SigningKey) -> Vec<u8> {
     let body_bytes = body.encode_to_vec();
-    let header = ManifestHeader { body_len: body_bytes.len() as u32 }.encode();
+    let header = ManifestHeader {
+        body_len: body_bytes.len() as u32,
+    }
+    .encode();
     let mut signed = Vec::with_capacity(SIGNATURE_DOMAIN.len() + header.len() + body_bytes.len());
     signed.extend_from_slice(SIGNATURE_DOMAIN);
     signed.extend_from_slice(&header);
     signed.extend_from_slice(&body_bytes);
     let signature = key.sign(&signed).to_bytes();
-    let block = SignatureBlock { public_key: key.verifying_key().to_bytes(), signature };
+    let block = SignatureBlock {
+        public_key: key.verifying_key().to_bytes(),
+        signature,
+    };
     let mut out = Vec::with_capacity(signed.len() + 96 + table.len());
     out.extend_from_slice(&header);
     out.extend_from_slice(&body_bytes);

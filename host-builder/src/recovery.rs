@@ -19,14 +19,21 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
         let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(title) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".manifest.tmp")) else {
+        let Some(title) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".manifest.tmp"))
+        else {
             continue;
         };
         let tmp = e.path();
-        let counted = games.get(title).map_err(|e| db_err(&index_path, e))?.map(|v| *v.value());
+        let counted = games
+            .get(title)
+            .map_err(|e| db_err(&index_path, e))?
+            .map(|v| *v.value());
         let complete = ManifestFile::open(&tmp).ok().is_some_and(|m| {
             m.unverified_body().title_id == title
-                && Some(m.unverified_body().chunk_table_blake3.as_slice()) == counted.as_ref().map(|c| c.as_slice())
+                && Some(m.unverified_body().chunk_table_blake3.as_slice())
+                    == counted.as_ref().map(|c| c.as_slice())
         });
         if complete {
             rename_synced(&tmp, &lib.manifest_path(title))?;

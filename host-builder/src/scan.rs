@@ -80,7 +80,10 @@ fn is_junk_dir(name: &str) -> bool {
 
 fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String> {
     name.to_str().map(str::to_string).ok_or_else(|| {
-        Error::input(path, "file name is not valid UTF-8; rename it (manifests store UTF-8 paths)")
+        Error::input(
+            path,
+            "file name is not valid UTF-8; rename it (manifests store UTF-8 paths)",
+        )
     })
 }
 
@@ -118,12 +121,19 @@ pub fn scan(input: &Path, opts: ScanOptions) -> Result<(Vec<GameInput>, ScanRepo
             if files.len() > MAX_FILES as usize {
                 return Err(Error::input(
                     &path,
-                    format!("{} files exceed the limit of {MAX_FILES} per game", files.len()),
+                    format!(
+                        "{} files exceed the limit of {MAX_FILES} per game",
+                        files.len()
+                    ),
                 ));
             }
             files.sort_by(|a, b| a.rel.cmp(&b.rel));
             check_collisions(&path, &files)?;
-            games.push(GameInput { title, dir: path, files });
+            games.push(GameInput {
+                title,
+                dir: path,
+                files,
+            });
         } else {
             let n = name.to_string_lossy();
             if is_junk(&n) {
@@ -140,7 +150,10 @@ pub fn scan(input: &Path, opts: ScanOptions) -> Result<(Vec<GameInput>, ScanRepo
         if fold_cmp(&w[0].title, &w[1].title).is_eq() {
             return Err(Error::input(
                 &w[1].dir,
-                format!("title {:?} differs from {:?} only by case", w[1].title, w[0].title),
+                format!(
+                    "title {:?} differs from {:?} only by case",
+                    w[1].title, w[0].title
+                ),
             ));
         }
     }
@@ -157,7 +170,9 @@ fn sorted_entries(dir: &Path) -> Result<Vec<Entry>> {
         let e = e.map_err(|e| Error::io(dir, "read folder", e))?;
         let path = e.path();
         // Follow symbolic links: the device has none, so their targets are stored.
-        let ft = fs::metadata(&path).map_err(|err| Error::io(&path, "stat", err))?.file_type();
+        let ft = fs::metadata(&path)
+            .map_err(|err| Error::io(&path, "stat", err))?
+            .file_type();
         out.push((e.file_name(), path, ft));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -173,11 +188,18 @@ fn walk(
     report: &mut ScanReport,
 ) -> Result<()> {
     if depth >= MAX_PATH_DEPTH {
-        return Err(Error::input(dir, "folders nested deeper than the format allows"));
+        return Err(Error::input(
+            dir,
+            "folders nested deeper than the format allows",
+        ));
     }
     for (name, path, ft) in sorted_entries(dir)? {
         let name = utf8_name(&path, &name)?;
-        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         if ft.is_dir() {
             if is_junk_dir(&name) && !opts.include_junk {
                 continue;
@@ -186,7 +208,10 @@ fn walk(
             continue;
         }
         if !ft.is_file() {
-            return Err(Error::input(&path, "not a regular file (device, socket or pipe)"));
+            return Err(Error::input(
+                &path,
+                "not a regular file (device, socket or pipe)",
+            ));
         }
         let meta = fs::metadata(&path).map_err(|e| Error::io(&path, "stat", e))?;
         if is_junk(&name) && !opts.include_junk {
@@ -205,7 +230,10 @@ fn walk(
             other => Error::input(&path, format!("unusable path: it {other}")),
         })?;
         if meta.len() > MAX_FILE_SIZE {
-            return Err(Error::input(&path, "file is larger than the format's 1 TiB limit"));
+            return Err(Error::input(
+                &path,
+                "file is larger than the format's 1 TiB limit",
+            ));
         }
         #[cfg(unix)]
         let mode = {
@@ -213,8 +241,18 @@ fn walk(
             meta.permissions().mode() & 0o777
         };
         #[cfg(not(unix))]
-        let mode = if meta.permissions().readonly() { 0o444 } else { 0o644 };
-        out.push(InputFile { rel, abs: path, size: meta.len(), mode, mtime: meta.modified().ok() });
+        let mode = if meta.permissions().readonly() {
+            0o444
+        } else {
+            0o644
+        };
+        out.push(InputFile {
+            rel,
+            abs: path,
+            size: meta.len(),
+            mode,
+            mtime: meta.modified().ok(),
+        });
     }
     Ok(())
 }
@@ -242,7 +280,13 @@ mod tests {
 
     #[test]
     fn junk_names() {
-        for j in [".DS_Store", "Thumbs.db", "THUMBS.DB", "desktop.ini", "._game.iso"] {
+        for j in [
+            ".DS_Store",
+            "Thumbs.db",
+            "THUMBS.DB",
+            "desktop.ini",
+            "._game.iso",
+        ] {
             assert!(is_junk(j), "{j}");
         }
         for g in ["game.iso", "thumbs.db.bak", "_x", ".hidden"] {

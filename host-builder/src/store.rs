@@ -55,7 +55,12 @@ impl LibraryWriter {
     /// an interrupted earlier run.
     pub fn open(root: &Path) -> Result<Self> {
         let lib = Library::new(root);
-        for d in [lib.root().to_path_buf(), lib.packs_dir(), lib.games_dir(), lib.keys_dir()] {
+        for d in [
+            lib.root().to_path_buf(),
+            lib.packs_dir(),
+            lib.games_dir(),
+            lib.keys_dir(),
+        ] {
             if !d.is_dir() {
                 create_dir(&d)?;
             }
@@ -75,7 +80,10 @@ impl LibraryWriter {
         }
         let index = lib.index_path();
         let db = if index.exists() {
-            match redb::Builder::new().set_cache_size(BUILDER_CACHE_BYTES).open_read_only(&index) {
+            match redb::Builder::new()
+                .set_cache_size(BUILDER_CACHE_BYTES)
+                .open_read_only(&index)
+            {
                 Ok(db) => Db::ReadOnly(db),
                 // An index left open by a killed run needs a repair, which needs writing.
                 Err(_) => Db::Writable(open_writable(&index)?),
@@ -83,7 +91,13 @@ impl LibraryWriter {
         } else {
             Db::Writable(open_writable(&index)?)
         };
-        let mut w = Self { lib, _lock: lock, db: Some(db), next_pack_id: 1, recovered: Vec::new() };
+        let mut w = Self {
+            lib,
+            _lock: lock,
+            db: Some(db),
+            next_pack_id: 1,
+            recovered: Vec::new(),
+        };
         w.check_meta()?;
         w.recover_packs()?;
         Ok(w)
@@ -124,14 +138,20 @@ impl LibraryWriter {
         let found = {
             let txn = self.begin_read()?;
             match txn.open_table(META) {
-                Ok(meta) => meta.get(META_FORMAT).map_err(|e| db_err(&path, e))?.map(|v| v.value().to_vec()),
+                Ok(meta) => meta
+                    .get(META_FORMAT)
+                    .map_err(|e| db_err(&path, e))?
+                    .map(|v| v.value().to_vec()),
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(db_err(&path, e)),
             }
         };
         match found {
             Some(v) if v == LIBRARY_FORMAT_VERSION.to_le_bytes() => Ok(()),
-            Some(v) => Err(Error::library(&path, format!("library format {v:?} is not supported by this romlib"))),
+            Some(v) => Err(Error::library(
+                &path,
+                format!("library format {v:?} is not supported by this romlib"),
+            )),
             None => {
                 let txn = self.begin()?;
                 {
@@ -157,7 +177,8 @@ impl LibraryWriter {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with(".pack-") && name.ends_with(".partial") {
                 fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), "remove", err))?;
-                self.recovered.push(format!("removed unfinished pack {name}"));
+                self.recovered
+                    .push(format!("removed unfinished pack {name}"));
             } else if let Some(id) = pk::parse_file_name(&name) {
                 on_disk.insert(id);
             }
@@ -181,9 +202,14 @@ impl LibraryWriter {
         }
         for id in on_disk.difference(&listed).copied().collect::<Vec<_>>() {
             self.adopt_pack(id)?;
-            self.recovered.push(format!("indexed pack {id} left by an interrupted build"));
+            self.recovered
+                .push(format!("indexed pack {id} left by an interrupted build"));
         }
-        self.next_pack_id = on_disk.iter().chain(listed.iter()).max().map_or(1, |m| m + 1);
+        self.next_pack_id = on_disk
+            .iter()
+            .chain(listed.iter())
+            .max()
+            .map_or(1, |m| m + 1);
         Ok(())
     }
 
@@ -197,7 +223,11 @@ impl LibraryWriter {
             let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&ipath, e))?;
             let now = unix_now();
             for (offset, r) in records {
-                if chunks.get(&r.hash).map_err(|e| db_err(&ipath, e))?.is_some() {
+                if chunks
+                    .get(&r.hash)
+                    .map_err(|e| db_err(&ipath, e))?
+                    .is_some()
+                {
                     continue;
                 }
                 let entry = ChunkEntry {
@@ -209,10 +239,14 @@ impl LibraryWriter {
                     stored_at: now,
                     refcount: 0,
                 };
-                chunks.insert(&r.hash, entry.encode().as_slice()).map_err(|e| db_err(&ipath, e))?;
+                chunks
+                    .insert(&r.hash, entry.encode().as_slice())
+                    .map_err(|e| db_err(&ipath, e))?;
             }
             let mut packs = txn.open_table(PACKS).map_err(|e| db_err(&ipath, e))?;
-            packs.insert(id, info.encode().as_slice()).map_err(|e| db_err(&ipath, e))?;
+            packs
+                .insert(id, info.encode().as_slice())
+                .map_err(|e| db_err(&ipath, e))?;
         }
         self.commit(txn)
     }
@@ -231,9 +265,9 @@ impl LibraryWriter {
     /// Starts the next pack file.
     pub(crate) fn new_pack(&mut self, dict_id: u32) -> Result<PackWriter> {
         let id = self.next_pack_id;
-        self.next_pack_id = id.checked_add(1).ok_or_else(|| {
-            Error::library(self.lib.packs_dir(), "pack ids exhausted")
-        })?;
+        self.next_pack_id = id
+            .checked_add(1)
+            .ok_or_else(|| Error::library(self.lib.packs_dir(), "pack ids exhausted"))?;
         PackWriter::create(self.lib.pack_path(id), id, dict_id)
     }
 }
@@ -243,7 +277,9 @@ fn open_writable(index: &Path) -> Result<Database> {
         .set_cache_size(BUILDER_CACHE_BYTES)
         .create(index)
         .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: index.to_path_buf() },
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked {
+                path: index.to_path_buf(),
+            },
             other => db_err(index, other),
         })
 }
@@ -258,18 +294,25 @@ pub fn scan_pack(path: &Path, id: u32) -> Result<(PackInfo, Vec<(u64, RecordHead
         return Err(bad(format!("only {len} bytes")));
     }
     let mut fb = [0u8; FOOTER_LEN];
-    f.seek(SeekFrom::Start(len - FOOTER_LEN as u64)).map_err(|e| Error::io(path, "seek", e))?;
-    f.read_exact(&mut fb).map_err(|e| Error::io(path, "read", e))?;
+    f.seek(SeekFrom::Start(len - FOOTER_LEN as u64))
+        .map_err(|e| Error::io(path, "seek", e))?;
+    f.read_exact(&mut fb)
+        .map_err(|e| Error::io(path, "read", e))?;
     let footer = PackFooter::decode(&fb, len).map_err(|e| bad(e.to_string()))?;
-    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, "seek", e))?;
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, "seek", e))?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     let mut hasher = blake3::Hasher::new();
     let mut hb = [0u8; HEADER_LEN];
-    r.read_exact(&mut hb).map_err(|e| Error::io(path, "read", e))?;
+    r.read_exact(&mut hb)
+        .map_err(|e| Error::io(path, "read", e))?;
     hasher.update(&hb);
     let header = PackHeader::decode(&hb).map_err(|e| bad(e.to_string()))?;
     if header.pack_id != id {
-        return Err(bad(format!("header says pack {} but the file name says {id}", header.pack_id)));
+        return Err(bad(format!(
+            "header says pack {} but the file name says {id}",
+            header.pack_id
+        )));
     }
     let end = len - FOOTER_LEN as u64;
     let mut pos = HEADER_LEN as u64;
@@ -277,11 +320,13 @@ pub fn scan_pack(path: &Path, id: u32) -> Result<(PackInfo, Vec<(u64, RecordHead
     let mut payload = Vec::new();
     while pos < end {
         let mut rb = [0u8; RECORD_HEADER_LEN];
-        r.read_exact(&mut rb).map_err(|e| Error::io(path, "read", e))?;
+        r.read_exact(&mut rb)
+            .map_err(|e| Error::io(path, "read", e))?;
         hasher.update(&rb);
         let rec = RecordHeader::decode(&rb).map_err(|e| bad(format!("record at {pos}: {e}")))?;
         payload.resize(rec.clen as usize, 0);
-        r.read_exact(&mut payload).map_err(|e| Error::io(path, "read", e))?;
+        r.read_exact(&mut payload)
+            .map_err(|e| Error::io(path, "read", e))?;
         hasher.update(&payload);
         records.push((pos, rec));
         pos += (RECORD_HEADER_LEN + rec.clen as usize) as u64;
@@ -322,7 +367,10 @@ pub struct PackWriter {
 
 impl PackWriter {
     fn create(final_path: PathBuf, id: u32, dict_id: u32) -> Result<Self> {
-        let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let partial = final_path.with_file_name(format!(".{name}.partial"));
         let file = File::create(&partial).map_err(|e| Error::io(&partial, "create", e))?;
         let mut w = Self {
@@ -335,13 +383,19 @@ impl PackWriter {
             len: 0,
             records: 0,
         };
-        let header = PackHeader { pack_id: id, dict_id }.encode();
+        let header = PackHeader {
+            pack_id: id,
+            dict_id,
+        }
+        .encode();
         w.write(&header)?;
         Ok(w)
     }
 
     fn write(&mut self, b: &[u8]) -> Result<()> {
-        self.out.write_all(b).map_err(|e| Error::io(&self.partial, "write", e))?;
+        self.out
+            .write_all(b)
+            .map_err(|e| Error::io(&self.partial, "write", e))?;
         self.hasher.update(b);
         self.len += b.len() as u64;
         Ok(())
@@ -379,9 +433,15 @@ impl PackWriter {
             records_len: self.len - HEADER_LEN as u64,
             checksum,
         };
-        self.out.write_all(&footer.encode()).map_err(|e| Error::io(&self.partial, "write", e))?;
-        let file = self.out.into_inner().map_err(|e| Error::io(&self.partial, "write", e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&self.partial, "fsync", e))?;
+        self.out
+            .write_all(&footer.encode())
+            .map_err(|e| Error::io(&self.partial, "write", e))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&self.partial, "write", e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| Error::io(&self.partial, "fsync", e))?;
         drop(file);
         rename_synced(&self.partial, &self.final_path)?;
         Ok(PackInfo {

@@ -14,7 +14,10 @@ pub struct ZstdDecoder {
 
 impl Default for ZstdDecoder {
     fn default() -> Self {
-        Self { dctx: DCtx::create(), dicts: HashMap::new() }
+        Self {
+            dctx: DCtx::create(),
+            dicts: HashMap::new(),
+        }
     }
 }
 
@@ -22,7 +25,9 @@ impl ChunkDecoder for ZstdDecoder {
     fn load_dict(&mut self, id: u32, bytes: &[u8]) -> Result<(), String> {
         let found = zstd_safe::get_dict_id(bytes).map(|i| i.get()).unwrap_or(0);
         if found != id {
-            return Err(format!("dictionary file holds id {found:08x}, expected {id:08x}"));
+            return Err(format!(
+                "dictionary file holds id {found:08x}, expected {id:08x}"
+            ));
         }
         self.dicts.insert(id, DDict::create(bytes));
         Ok(())
@@ -43,20 +48,33 @@ impl ChunkDecoder for ZstdDecoder {
         // The frame must declare its size, and exactly the chunk's size.
         match zstd_safe::get_frame_content_size(src) {
             Ok(Some(n)) if n == dst.len() as u64 => {}
-            Ok(Some(n)) => return Err(format!("zstd frame declares {n} bytes, expected {}", dst.len())),
+            Ok(Some(n)) => {
+                return Err(format!(
+                    "zstd frame declares {n} bytes, expected {}",
+                    dst.len()
+                ))
+            }
             _ => return Err("zstd frame does not declare its content size".into()),
         }
         let res = match method {
             Method::ZstdDict => {
-                let id = zstd_safe::get_dict_id_from_frame(src).map(|i| i.get()).unwrap_or(0);
-                let d = self.dicts.get(&id).ok_or_else(|| format!("dictionary {id:08x} not loaded"))?;
+                let id = zstd_safe::get_dict_id_from_frame(src)
+                    .map(|i| i.get())
+                    .unwrap_or(0);
+                let d = self
+                    .dicts
+                    .get(&id)
+                    .ok_or_else(|| format!("dictionary {id:08x} not loaded"))?;
                 self.dctx.decompress_using_ddict(dst, src, d)
             }
             _ => self.dctx.decompress(dst, src),
         };
         match res {
             Ok(n) if n == dst.len() => Ok(()),
-            Ok(n) => Err(format!("zstd frame decoded to {n} bytes, expected {}", dst.len())),
+            Ok(n) => Err(format!(
+                "zstd frame decoded to {n} bytes, expected {}",
+                dst.len()
+            )),
             Err(c) => Err(format!("zstd: {}", zstd_safe::get_error_name(c))),
         }
     }

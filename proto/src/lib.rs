@@ -20,7 +20,11 @@ mod tests {
         let m = Manifest {
             format_version: 1,
             title_id: "t".into(),
-            files: vec![FileEntry { path: "a.bin".into(), size: 3, ..Default::default() }],
+            files: vec![FileEntry {
+                path: "a.bin".into(),
+                size: 3,
+                ..Default::default()
+            }],
             chunk_count: 1,
             ..Default::default()
         };

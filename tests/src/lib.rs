@@ -36,12 +36,18 @@ impl Rng {
 
     /// `n` compressible bytes: words from a small vocabulary.
     pub fn text(&mut self, n: usize) -> Vec<u8> {
-        const WORDS: &[&str] = &["sprite", "level", "tile", "palette", "music", "boss", "map", "rom", "bank", "0x1f"];
+        const WORDS: &[&str] = &[
+            "sprite", "level", "tile", "palette", "music", "boss", "map", "rom", "bank", "0x1f",
+        ];
         let mut v = Vec::with_capacity(n + 16);
         while v.len() < n {
             let w = WORDS[(self.next_u64() % WORDS.len() as u64) as usize];
             v.extend_from_slice(w.as_bytes());
-            v.push(if self.next_u64() % 8 == 0 { b'\n' } else { b' ' });
+            v.push(if self.next_u64() % 8 == 0 {
+                b'\n'
+            } else {
+                b' '
+            });
         }
         v.truncate(n);
         v
@@ -83,16 +89,26 @@ pub fn bin(name: &str) -> PathBuf {
     // Cargo builds only the binaries of the package under test, so make sure the other
     // package's binaries are fresh (a no-op when they are).
     BUILD.call_once(|| {
-        {
-            let profile = if dir.ends_with("release") { vec!["--release"] } else { vec![] };
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "-q", "-p", "romlib-host", "-p", "romlib-device", "--bins"])
-                .args(profile)
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .status()
-                .unwrap();
-            assert!(status.success(), "building the binaries failed");
-        }
+        let profile = if dir.ends_with("release") {
+            vec!["--release"]
+        } else {
+            vec![]
+        };
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "romlib-host",
+                "-p",
+                "romlib-device",
+                "--bins",
+            ])
+            .args(profile)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the binaries failed");
     });
     assert!(p.exists(), "{} missing", p.display());
     p
@@ -105,7 +121,10 @@ pub fn romlib(args: &[&str]) -> Output {
 
 /// Runs `romlib-device` with `args`.
 pub fn device(args: &[&str]) -> Output {
-    Command::new(bin("romlib-device")).args(args).output().unwrap()
+    Command::new(bin("romlib-device"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// Asserts success and returns stdout.
@@ -134,7 +153,10 @@ pub fn fails(out: Output, code: i32, needles: &[&str]) -> String {
         assert!(err.contains(n), "stderr lacks {n:?}: {err}");
     }
     if code == 1 {
-        let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("romlib: trusting")).collect();
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("romlib: trusting"))
+            .collect();
         assert_eq!(lines.len(), 1, "error should be one line: {err}");
     }
     err
@@ -151,7 +173,13 @@ impl Workspace {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let w = Workspace { dir };
-        ok(romlib(&["keygen", "--secret-key", &w.s("k.sec"), "--public-key", &w.s("k.pub")]));
+        ok(romlib(&[
+            "keygen",
+            "--secret-key",
+            &w.s("k.sec"),
+            "--public-key",
+            &w.s("k.pub"),
+        ]));
         w
     }
 
@@ -206,7 +234,10 @@ pub fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
 /// marker aside).
 pub fn assert_same_tree(input: &Path, installed: &Path) {
     let a = snapshot(input);
-    let b: Vec<_> = snapshot(installed).into_iter().filter(|(n, _)| n != ".romlib-installed").collect();
+    let b: Vec<_> = snapshot(installed)
+        .into_iter()
+        .filter(|(n, _)| n != ".romlib-installed")
+        .collect();
     let names_a: Vec<&String> = a.iter().map(|x| &x.0).collect();
     let names_b: Vec<&String> = b.iter().map(|x| &x.0).collect();
     assert_eq!(names_a, names_b);
@@ -218,4 +249,41 @@ pub fn flip(path: &Path, offset: u64) {
     let mut b = std::fs::read(path).unwrap();
     b[offset as usize] ^= 0x40;
     std::fs::write(path, b).unwrap();
+}
+
+/// Mounts a small tmpfs at `dir` (the machines this runs on are root; set
+/// ROMLIB_NO_MOUNT=1 to skip where mounting is not allowed). `ro` mounts it read-only.
+pub fn mount_tmpfs(dir: &Path, size: &str, ro: bool) -> Option<Unmount> {
+    if std::env::var_os("ROMLIB_NO_MOUNT").is_some() {
+        eprintln!("skipped: ROMLIB_NO_MOUNT is set");
+        return None;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let opts = format!("size={size}{}", if ro { ",ro" } else { "" });
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "cannot mount a tmpfs (set ROMLIB_NO_MOUNT=1 where that is not allowed)"
+    );
+    Some(Unmount(dir.to_path_buf()))
+}
+
+/// Unmounts on drop.
+pub struct Unmount(PathBuf);
+
+impl Unmount {
+    /// Unmounts `dir` when dropped.
+    pub fn new(dir: &Path) -> Self {
+        Unmount(dir.to_path_buf())
+    }
+}
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }

@@ -7,9 +7,22 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Builds a good library first, then checks that a failing build left it intact.
 fn assert_library_intact(w: &Workspace) {
-    ok(device(&["verify", "-g", "alpha", "-r", &w.s("lib"), "--trusted-key", &w.s("k.pub")]));
+    ok(device(&[
+        "verify",
+        "-g",
+        "alpha",
+        "-r",
+        &w.s("lib"),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
     let names: Vec<String> = snapshot(&w.p("lib")).into_iter().map(|(n, _)| n).collect();
-    assert!(!names.iter().any(|n| n.contains(".partial") || n.ends_with(".tmp")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".partial") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
 }
 
 fn good_library() -> Workspace {
@@ -22,7 +35,11 @@ fn good_library() -> Workspace {
 #[test]
 fn missing_or_unusable_input_folder() {
     let w = good_library();
-    fails(w.build("nope", "lib", &[]), 1, &["nope", "input folder does not exist"]);
+    fails(
+        w.build("nope", "lib", &[]),
+        1,
+        &["nope", "input folder does not exist"],
+    );
     fs::write(w.p("afile"), b"x").unwrap();
     fails(w.build("afile", "lib", &[]), 1, &["afile", "not a folder"]);
     assert_library_intact(&w);
@@ -34,8 +51,16 @@ fn unreadable_file_in_a_game() {
     write(&w.p("bad"), "alpha/game.bin", b"data");
     // A FIFO is not a regular file (and reading one would block forever).
     let fifo = w.p("bad/alpha/pipe");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    fails(w.build("bad", "lib", &[]), 1, &["pipe", "not a regular file"]);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    fails(
+        w.build("bad", "lib", &[]),
+        1,
+        &["pipe", "not a regular file"],
+    );
     assert_library_intact(&w);
 }
 
@@ -51,10 +76,25 @@ fn non_utf8_file_name() {
 
 #[test]
 fn names_fat_cannot_hold_are_refused_unless_allowed() {
-    for name in ["a:b.bin", "what?.bin", "star*.bin", "q\"uote.bin", "lt<.bin", "gt>.bin", "pi|pe.bin", "ctl\x01.bin", "dot.", "space "] {
+    for name in [
+        "a:b.bin",
+        "what?.bin",
+        "star*.bin",
+        "q\"uote.bin",
+        "lt<.bin",
+        "gt>.bin",
+        "pi|pe.bin",
+        "ctl\x01.bin",
+        "dot.",
+        "space ",
+    ] {
         let w = good_library();
         write(&w.p("bad"), &format!("alpha/{name}"), b"data");
-        fails(w.build("bad", "lib", &[]), 1, &["FAT32/exFAT", "--allow-non-fat-names"]);
+        fails(
+            w.build("bad", "lib", &[]),
+            1,
+            &["FAT32/exFAT", "--allow-non-fat-names"],
+        );
         assert_library_intact(&w);
         ok(w.build("bad", "lib2", &["--allow-non-fat-names"]));
     }
@@ -87,16 +127,34 @@ fn missing_corrupt_or_wrong_type_keys() {
     let w = good_library();
     let (i, o) = (w.s("in"), w.s("lib"));
     let build = |key: &str| romlib(&["build", "-i", &i, "-o", &o, "--signing-key", key]);
-    fails(build(&w.s("none.sec")), 1, &["none.sec", "no such secret key file"]);
+    fails(
+        build(&w.s("none.sec")),
+        1,
+        &["none.sec", "no such secret key file"],
+    );
     fails(build(&w.s("k.pub")), 1, &["k.pub", "is a public key"]);
     fs::write(w.p("junk.sec"), b"not a key at all").unwrap();
-    fails(build(&w.s("junk.sec")), 1, &["junk.sec", "not a romlib secret key file"]);
+    fails(
+        build(&w.s("junk.sec")),
+        1,
+        &["junk.sec", "not a romlib secret key file"],
+    );
     let mut half = fs::read(w.p("k.sec")).unwrap();
     half.truncate(50);
     fs::write(w.p("half.sec"), half).unwrap();
     fails(build(&w.s("half.sec")), 1, &["half.sec"]);
     // keygen refuses to overwrite.
-    fails(romlib(&["keygen", "--secret-key", &w.s("k.sec"), "--public-key", &w.s("x.pub")]), 1, &["already exists"]);
+    fails(
+        romlib(&[
+            "keygen",
+            "--secret-key",
+            &w.s("k.sec"),
+            "--public-key",
+            &w.s("x.pub"),
+        ]),
+        1,
+        &["already exists"],
+    );
     assert_library_intact(&w);
 }
 
@@ -105,7 +163,11 @@ fn second_builder_is_refused() {
     let w = good_library();
     // Hold the library the way a running build does.
     let _held = romlib_host::store::LibraryWriter::open(&w.p("lib")).unwrap();
-    fails(w.build("in", "lib", &[]), 1, &["in use by another romlib process"]);
+    fails(
+        w.build("in", "lib", &[]),
+        1,
+        &["in use by another romlib process"],
+    );
 }
 
 #[test]
@@ -117,53 +179,64 @@ fn file_vanishing_or_changing_during_build_is_reported() {
     let mut f = games[0].files[0].clone();
     f.size += 1;
     let e = read_file_once(&f).unwrap_err().to_string();
-    assert!(e.contains("a.bin") && e.contains("changed during the build"), "{e}");
+    assert!(
+        e.contains("a.bin") && e.contains("changed during the build"),
+        "{e}"
+    );
     fs::remove_file(&games[0].files[0].abs).unwrap();
     let e = read_file_once(&games[0].files[0]).unwrap_err().to_string();
     assert!(e.contains("a.bin") && e.contains("vanished"), "{e}");
-}
-
-/// Mounts a small tmpfs at `dir` (the machines this runs on are root; set
-/// ROMLIB_NO_MOUNT=1 to skip where mounting is not allowed).
-pub fn mount_tmpfs(dir: &std::path::Path, size: &str) -> Option<Unmount> {
-    if std::env::var_os("ROMLIB_NO_MOUNT").is_some() {
-        eprintln!("skipped: ROMLIB_NO_MOUNT is set");
-        return None;
-    }
-    fs::create_dir_all(dir).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(st.success(), "cannot mount a tmpfs (set ROMLIB_NO_MOUNT=1 where that is not allowed)");
-    Some(Unmount(dir.to_path_buf()))
-}
-
-/// Unmounts on drop.
-pub struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]
 fn full_disk_fails_cleanly_and_library_stays_usable() {
     let w = Workspace::new();
     sample_input(&w.p("in"), 12);
-    let Some(_m) = mount_tmpfs(&w.p("small"), "1200k") else { return };
+    let Some(_m) = mount_tmpfs(&w.p("small"), "1200k", false) else {
+        return;
+    };
     // The first build fits.
     let mut r = Rng::new(3);
     write(&w.p("in1"), "small/a.bin", &r.bytes(200_000));
-    ok(romlib(&["build", "-i", &w.s("in1"), "-o", &w.s("small/lib"), "--signing-key", &w.s("k.sec")]));
+    ok(romlib(&[
+        "build",
+        "-i",
+        &w.s("in1"),
+        "-o",
+        &w.s("small/lib"),
+        "--signing-key",
+        &w.s("k.sec"),
+    ]));
     // The next does not.
     write(&w.p("in1"), "big/b.bin", &r.bytes(3_000_000));
-    let out = romlib(&["build", "-i", &w.s("in1"), "-o", &w.s("small/lib"), "--signing-key", &w.s("k.sec")]);
+    let out = romlib(&[
+        "build",
+        "-i",
+        &w.s("in1"),
+        "-o",
+        &w.s("small/lib"),
+        "--signing-key",
+        &w.s("k.sec"),
+    ]);
     fails(out, 1, &["No space left on device"]);
-    let names: Vec<String> = snapshot(&w.p("small/lib")).into_iter().map(|(n, _)| n).collect();
-    assert!(!names.iter().any(|n| n.contains(".partial") || n.ends_with(".tmp")), "{names:?}");
+    let names: Vec<String> = snapshot(&w.p("small/lib"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".partial") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
     assert!(!names.iter().any(|n| n.contains("big")), "{names:?}");
-    ok(device(&["verify", "-g", "small", "-r", &w.s("small/lib"), "--trusted-key", &w.s("k.pub")]));
+    ok(device(&[
+        "verify",
+        "-g",
+        "small",
+        "-r",
+        &w.s("small/lib"),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
 }

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Build (cross/build.sh) and test the device runtime for ARM under QEMU user-mode emulation:
+#   1. `cargo test -p romlib-device` for aarch64-unknown-linux-musl and
+#      armv7-unknown-linux-gnueabihf (static test binaries, runner qemu-aarch64 / qemu-arm;
+#      binfmt_misc is not available here, so the runner is set per target in cross/env.sh);
+#   2. end to end: the host `romlib` builds a signed sample library; each static ARM
+#      `romlib-device` (target/cross/<arch>/romlib-device) lists, verifies, installs (compared
+#      byte for byte with the input), uninstalls, and refuses a tampered manifest, a corrupted
+#      pack, an untrusted key and bad usage with the documented exit status.
+# Idempotent; works from any directory; honours CARGO_TARGET_DIR. Prints
+# "cross: N passed, M failed" and exits non-zero on any failure.
+# Env knobs: CROSS_TEST_PROFILE=dev|release (default dev, see below), CROSS_SKIP_BUILD=1
+# (reuse the binaries in target/cross), CROSS_KEEP_TMP=1 (keep the scratch directory).
+set -euo pipefail
+
+T0=$SECONDS
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'cross/test.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    CARGO_TARGET_DIR="$(realpath -m -- "$CARGO_TARGET_DIR")"
+    export CARGO_TARGET_DIR
+fi
+ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=cross/env.sh
+source cross/env.sh
+
+# Test profile. Measured on this 2-core machine from a cold target dir (both targets, test
+# binaries built + run under QEMU): dev is faster overall, because compiling the dependency
+# graph twice with optimisations costs far more than the debug slowdown of the (small) test
+# suite under QEMU. Switch with CROSS_TEST_PROFILE=release if the suite grows heavy.
+TEST_PROFILE="${CROSS_TEST_PROFILE:-dev}"
+case "$TEST_PROFILE" in
+    dev) PROFILE_ARGS=() ;;
+    release) PROFILE_ARGS=(--release) ;;
+    *) die "CROSS_TEST_PROFILE must be dev or release" ;;
+esac
+
+PASS=0
+FAIL=0
+FAILED=()
+declare -A TIMES=()
+ok() { PASS=$((PASS + 1)); echo "  PASS: $*"; }
+bad() { FAIL=$((FAIL + 1)); FAILED+=("$*"); echo "  FAIL: $*"; }
+
+# ---------------------------------------------------------------------------------------------
+if [[ "${CROSS_SKIP_BUILD:-0}" != 1 ]]; then
+    step "cross/build.sh"
+    t=$SECONDS
+    "$ROOT/cross/build.sh"
+    TIMES[build.sh]=$((SECONDS - t))
+fi
+for a in "${CROSS_ARCHES[@]}"; do
+    [[ -x "target/cross/$a/romlib-device" ]] || die "target/cross/$a/romlib-device missing"
+done
+if ! command -v python3 >/dev/null; then
+    step "Installing python3 (sample data and byte flips)"
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3
+fi
+TD="$(cross_target_dir)"
+cross_warn_rustflags
+
+# ---------------------------------------------------------------------------------------------
+for a in "${CROSS_ARCHES[@]}"; do
+    triple="${CROSS_TRIPLE[$a]}"
+    step "cargo test -p romlib-device --target $triple ($TEST_PROFILE, runner ${CROSS_QEMU[$a]})"
+    t=$SECONDS
+    if cargo test "${CROSS_LOCKED[@]}" "${PROFILE_ARGS[@]}" -p romlib-device --target "$triple"; then
+        ok "device test suite on $a"
+    else
+        bad "device test suite on $a"
+    fi
+    TIMES[test-$a]=$((SECONDS - t))
+done
+
+# ---------------------------------------------------------------------------------------------
+step "Building the host romlib (cargo build --release -p romlib-host)"
+t=$SECONDS
+cargo build "${CROSS_LOCKED[@]}" --release -p romlib-host --bin romlib
+TIMES[host-build]=$((SECONDS - t))
+ROMLIB="$TD/release/romlib"
+[[ -x "$ROMLIB" ]] || die "$ROMLIB missing"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/romlib-cross.XXXXXX")"
+if [[ "${CROSS_KEEP_TMP:-0}" == 1 ]]; then
+    trap 'echo "kept $WORK"' EXIT
+else
+    trap 'rm -rf -- "$WORK"' EXIT
+fi
+
+step "Generating the deterministic sample input in $WORK/in"
+GAMES=("Alpha Quest (USA)" "beta-racer")
+python3 - "$WORK/in" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+random.seed(20240601)
+def put(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+a = os.path.join(root, "Alpha Quest (USA)")
+b = os.path.join(root, "beta-racer")
+shared = random.randbytes(150_000)                # in both games: deduplicated
+put(os.path.join(a, "game.bin"), random.randbytes(300_000))
+put(os.path.join(a, "data", "shared.dat"), shared)
+put(os.path.join(a, "data", "levels", "level1.map"), random.randbytes(4_321))
+put(os.path.join(a, "readme.txt"),                # compressible
+    "".join(f"line {i}: {random.choice(['fire','ice','wind'])}\n" for i in range(5000)).encode())
+put(os.path.join(b, "racer.rom"), random.randbytes(200_000))
+put(os.path.join(b, "assets", "shared.dat"), shared)
+put(os.path.join(b, "assets", "tiny.cfg"), b"speed=3\n")
+PY
+(cd "$WORK/in" && find . -type f -printf '%s\t%p\n' | sort -k2)
+
+step "Host: romlib keygen + romlib build"
+"$ROMLIB" keygen --secret-key "$WORK/K.sec" --public-key "$WORK/K.pub"
+"$ROMLIB" keygen --secret-key "$WORK/other.sec" --public-key "$WORK/other.pub"
+"$ROMLIB" build -i "$WORK/in" -o "$WORK/lib" --signing-key "$WORK/K.sec"
+find "$WORK/lib" -type f -printf '%s\t%P\n' | sort -k2
+
+# Tampered libraries (copies): one byte flipped in the middle of a file.
+flip_middle() {
+    python3 - "$1" <<'PY'
+import os, sys
+p = sys.argv[1]
+n = os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(n // 2)
+    b = f.read(1)[0]
+    f.seek(n // 2)
+    f.write(bytes([b ^ 0xFF]))
+print(f"flipped byte {n // 2} of {p} ({n} bytes)")
+PY
+}
+TITLE="${GAMES[0]}"
+cp -a "$WORK/lib" "$WORK/lib-badmanifest"
+flip_middle "$WORK/lib-badmanifest/games/$TITLE.manifest"
+cp -a "$WORK/lib" "$WORK/lib-badpack"
+flip_middle "$WORK/lib-badpack/packs/pack-0001.pkg"
+
+# Run a command, expect an exact exit status; output goes to the log with a prefix.
+expect_status() {
+    local want="$1" what="$2"
+    shift 2
+    local got=0
+    "$@" >"$WORK/out" 2>&1 || got=$?
+    sed 's/^/    | /' "$WORK/out"
+    if [[ "$got" == "$want" ]]; then ok "$what (exit $got)"; else bad "$what (exit $got, want $want)"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+for a in "${CROSS_ARCHES[@]}"; do
+    t=$SECONDS
+    Q="${CROSS_QEMU[$a]}"
+    DEV=("$Q" "$ROOT/target/cross/$a/romlib-device")
+    DIR="$WORK/install-$a"
+    KEY=(--trusted-key "$WORK/K.pub")
+    step "End to end on $a: $Q target/cross/$a/romlib-device"
+
+    expect_status 0 "$a list-games" "${DEV[@]}" list-games -r "$WORK/lib" "${KEY[@]}"
+    for g in "${GAMES[@]}"; do
+        if grep -qF -- "$g" "$WORK/out" && ! grep -q UNTRUSTED "$WORK/out"; then
+            ok "$a list-games shows '$g' as trusted"
+        else
+            bad "$a list-games shows '$g' as trusted"
+        fi
+    done
+
+    for g in "${GAMES[@]}"; do
+        expect_status 0 "$a verify '$g'" "${DEV[@]}" verify -g "$g" -r "$WORK/lib" "${KEY[@]}"
+        expect_status 0 "$a install '$g'" "${DEV[@]}" install -g "$g" -r "$WORK/lib" \
+            --install-dir "$DIR" "${KEY[@]}"
+        if diff -r -x .romlib-installed -- "$WORK/in/$g" "$DIR/$g"; then
+            ok "$a installed '$g' is byte-identical to the input"
+        else
+            bad "$a installed '$g' is byte-identical to the input"
+        fi
+    done
+    # Installing again over an installed game must also work (replace path).
+    expect_status 0 "$a reinstall '$TITLE'" "${DEV[@]}" install -g "$TITLE" -r "$WORK/lib" \
+        --install-dir "$DIR" "${KEY[@]}"
+    diff -r -x .romlib-installed -- "$WORK/in/$TITLE" "$DIR/$TITLE" \
+        && ok "$a reinstalled '$TITLE' is byte-identical" \
+        || bad "$a reinstalled '$TITLE' is byte-identical"
+
+    for g in "${GAMES[@]}"; do
+        expect_status 0 "$a uninstall '$g'" "${DEV[@]}" uninstall -t "$g" --install-dir "$DIR"
+        [[ ! -e "$DIR/$g" ]] && ok "$a '$g' is gone after uninstall" \
+            || bad "$a '$g' is gone after uninstall"
+    done
+
+    # Refusals: exit status exactly 1 and nothing visible in the install directory.
+    not_visible() {
+        [[ ! -e "$DIR/$1" ]] && ok "$a '$1' not visible after refusal" \
+            || bad "$a '$1' not visible after refusal"
+    }
+    expect_status 1 "$a verify refuses a tampered manifest" \
+        "${DEV[@]}" verify -g "$TITLE" -r "$WORK/lib-badmanifest" "${KEY[@]}"
+    expect_status 1 "$a install refuses a tampered manifest" \
+        "${DEV[@]}" install -g "$TITLE" -r "$WORK/lib-badmanifest" --install-dir "$DIR" "${KEY[@]}"
+    not_visible "$TITLE"
+    expect_status 1 "$a install refuses a manifest signed by an untrusted key" \
+        "${DEV[@]}" install -g "$TITLE" -r "$WORK/lib" --install-dir "$DIR" \
+        --trusted-key "$WORK/other.pub"
+    not_visible "$TITLE"
+
+    # Corrupted pack: the flipped byte lies in the chunks of at least one game (which one
+    # depends on pack order, so try every game). An install must either be refused (exit 1,
+    # nothing visible) or succeed with exactly the right bytes (the chunk was not its own).
+    refused=0
+    for g in "${GAMES[@]}"; do
+        got=0
+        "${DEV[@]}" install -g "$g" -r "$WORK/lib-badpack" --install-dir "$DIR" "${KEY[@]}" \
+            >"$WORK/out" 2>&1 || got=$?
+        sed 's/^/    | /' "$WORK/out"
+        case "$got" in
+            1) refused=$((refused + 1))
+               ok "$a install '$g' from a corrupted pack refused (exit 1)"
+               not_visible "$g" ;;
+            0) if diff -r -x .romlib-installed -q -- "$WORK/in/$g" "$DIR/$g"; then
+                   ok "$a install '$g' from a corrupted pack (untouched chunks) is byte-identical"
+               else
+                   bad "$a install '$g' from a corrupted pack succeeded WITH WRONG DATA"
+               fi
+               "${DEV[@]}" uninstall -t "$g" --install-dir "$DIR" >/dev/null ;;
+            *) bad "$a install '$g' from a corrupted pack: exit $got, want 1 (or 0)" ;;
+        esac
+    done
+    ((refused >= 1)) && ok "$a corrupted pack refused for $refused game(s)" \
+        || bad "$a corrupted pack refused for at least one game"
+    expect_status 2 "$a usage error" "${DEV[@]}" install -r "$WORK/lib"
+    TIMES[e2e-$a]=$((SECONDS - t))
+done
+
+# ---------------------------------------------------------------------------------------------
+step "Timings (s)"
+for k in build.sh test-aarch64 test-armv7 host-build e2e-aarch64 e2e-armv7; do
+    [[ -n "${TIMES[$k]:-}" ]] && printf '  %-14s %5s\n' "$k" "${TIMES[$k]}"
+done
+printf '  %-14s %5s\n' total "$((SECONDS - T0))"
+if ((FAIL)); then
+    printf 'failed checks:\n'
+    printf '  %s\n' "${FAILED[@]}"
+fi
+echo "cross: $PASS passed, $FAIL failed"
+((FAIL == 0))
