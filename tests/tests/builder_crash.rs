@@ -1,0 +1,187 @@
+//! `kill -9` of the builder at random moments: the index must never point at bytes that
+//! are not in a sealed pack, and the next run must complete the library.
+
+use redb::{ReadableDatabase, ReadableTable};
+use romlib_device::index::{CHUNKS, PACKS};
+use romlib_format::index::ChunkEntry;
+use romlib_format::pack::{RecordHeader, RECORD_HEADER_LEN};
+use romlib_tests::*;
+use std::io::{Read, Seek, SeekFrom};
+use std::process::{Command, Stdio};
+
+/// Checks every index entry against the pack bytes it points at.
+fn check_index(lib: &std::path::Path) -> usize {
+    // A writable open lets redb finish its own crash recovery.
+    let db = redb::Database::open(lib.join("index.db")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let packs = txn.open_table(PACKS).unwrap();
+    let mut n = 0;
+    for r in txn.open_table(CHUNKS).unwrap().iter().unwrap() {
+        let (k, v) = r.unwrap();
+        let e = ChunkEntry::decode(v.value()).unwrap();
+        assert!(
+            packs.get(e.pack_id).unwrap().is_some(),
+            "entry names an unlisted pack {}",
+            e.pack_id
+        );
+        let path = lib.join("packs").join(format!("pack-{:04}.pkg", e.pack_id));
+        let mut f =
+            std::fs::File::open(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
+        let mut rb = [0u8; RECORD_HEADER_LEN];
+        f.seek(SeekFrom::Start(e.offset)).unwrap();
+        f.read_exact(&mut rb).unwrap();
+        let rec = RecordHeader::decode(&rb).unwrap();
+        assert_eq!(&rec.hash, k.value(), "index points at another record");
+        let mut payload = vec![0u8; rec.clen as usize];
+        f.read_exact(&mut payload).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn kill_during_build_never_corrupts_the_index() {
+    let w = Workspace::new();
+    let mut r = Rng::new(50);
+    for g in 0..6 {
+        write(&w.p("in"), &format!("g{g}/disc.bin"), &r.text(3 << 20));
+        write(&w.p("in"), &format!("g{g}/raw.bin"), &r.bytes(1 << 20));
+    }
+    let args = |lib: &str| -> Vec<String> {
+        [
+            "build",
+            "-i",
+            &w.s("in"),
+            "-o",
+            &w.s(lib),
+            "--signing-key",
+            &w.s("k.sec"),
+            "--pack-size",
+            "1048576",
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let t0 = std::time::Instant::now();
+    ok(Command::new(bin("romlib"))
+        .args(args("ref"))
+        .output()
+        .unwrap());
+    let full = t0.elapsed();
+    let mut killed = 0;
+    let mut i = 0u64;
+    while killed < 10 {
+        i += 1;
+        assert!(i < 60, "only {killed} builds could be killed mid-way");
+        // Every third run starts over, so kills also land early in a build; the others
+        // continue from what the killed run left.
+        if i % 3 == 0 {
+            let _ = std::fs::remove_dir_all(w.p("lib"));
+        }
+        let mut child = Command::new(bin("romlib"))
+            .args(args("lib"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64((Rng::new(i).next_u64() % 900) as f64 / 1000.0));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        if w.p("lib/index.db").exists() {
+            check_index(&w.p("lib"));
+        }
+    }
+    // The next run completes the library, which then equals an uninterrupted build.
+    ok(Command::new(bin("romlib"))
+        .args(args("lib"))
+        .output()
+        .unwrap());
+    let n = check_index(&w.p("lib"));
+    assert_eq!(n, check_index(&w.p("ref")));
+    for g in 0..6 {
+        let title = format!("g{g}");
+        ok(device(&[
+            "verify",
+            "-g",
+            &title,
+            "-r",
+            &w.s("lib"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]));
+    }
+    let names: Vec<String> = snapshot(&w.p("lib")).into_iter().map(|(n, _)| n).collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".partial") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn recovery_adopts_orphan_packs_and_cleans_partials() {
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 51);
+    ok(w.build("in", "lib", &[]));
+    let before = snapshot(&w.p("lib/games"));
+    // As if the build died after renaming its pack but before the index commit, with an
+    // unfinished pack and an unfinished manifest beside it.
+    {
+        let db = redb::Database::open(w.p("lib/index.db")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(PACKS).unwrap().remove(1).unwrap();
+        let mut chunks = txn.open_table(CHUNKS).unwrap();
+        let keys: Vec<[u8; 32]> = chunks
+            .iter()
+            .unwrap()
+            .map(|r| *r.unwrap().0.value())
+            .collect();
+        for k in keys {
+            chunks.remove(&k).unwrap();
+        }
+        drop(chunks);
+        txn.commit().unwrap();
+    }
+    write(
+        &w.p("lib"),
+        "packs/.pack-0002.pkg.partial",
+        b"PKGSTR half written",
+    );
+    write(&w.p("lib"), "games/.zeta.manifest.tmp", b"ROMLMANI torn");
+    let out = w.build("in", "lib", &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(
+        err.contains("indexed pack 1 left by an interrupted build"),
+        "{err}"
+    );
+    assert!(err.contains("removed unfinished pack"), "{err}");
+    assert!(
+        err.contains("removed an unfinished manifest of zeta"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&w.p("lib/games")), before);
+    assert!(
+        !w.p("lib/packs/pack-0002.pkg").exists(),
+        "adopted chunks must not be stored again"
+    );
+    check_index(&w.p("lib"));
+    ok(device(&[
+        "verify",
+        "-g",
+        "alpha",
+        "-r",
+        &w.s("lib"),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    // A pack the index lists but the disk lacks is reported, not papered over.
+    std::fs::remove_file(w.p("lib/packs/pack-0001.pkg")).unwrap();
+    fails(w.build("in", "lib", &[]), 1, &["pack-0001.pkg", "missing"]);
+}
