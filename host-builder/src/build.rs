@@ -775,4 +775,15 @@ pub mod test_support {
             .map_err(|e| Error::Usage(e.to_string()))?;
         read_file(file, params, |_| true).map(|h| h.expect("never asked to stop"))
     }
+
+    /// The lengths of the chunks the builder cuts from `file` with average `avg`.
+    pub fn chunk_lengths(file: &crate::scan::InputFile, avg: u32) -> Result<Vec<usize>> {
+        let params = ChunkerParams::from_avg(avg).map_err(|e| Error::Usage(e.to_string()))?;
+        let mut lens = Vec::new();
+        read_file(file, params, |d| {
+            lens.push(d.len());
+            true
+        })?;
+        Ok(lens)
+    }
 }
