@@ -243,7 +243,13 @@ fn print_summary(s: &BuildSummary) {
     }
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let secs = s.elapsed.as_secs_f64().max(1e-9);
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{:.2}x", a as f64 / b as f64)
+        }
+    };
     println!(
         "{} games, {} files, {:.1} MiB in {:.2} s ({:.1} MiB/s)",
         s.games,
@@ -253,7 +259,7 @@ fn print_summary(s: &BuildSummary) {
         mib(s.input_bytes) / secs
     );
     println!(
-        "{} chunks, {} new ({:.1} MiB); dedup ratio {:.2}x, compression ratio {:.2}x",
+        "{} chunks, {} new ({:.1} MiB); dedup ratio {}, compression ratio {}",
         s.chunks,
         s.new_chunks,
         mib(s.new_bytes),

@@ -84,7 +84,11 @@ static BUILD: Once = Once::new();
 /// The path of a workspace binary (`romlib` or `romlib-device`), built if missing.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    // Test executables live in target/<profile>/deps, binaries in target/<profile>.
+    let mut dir = exe.parent().unwrap().to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
     let p = dir.join(name);
     // Cargo builds only the binaries of the package under test, so make sure the other
     // package's binaries are fresh (a no-op when they are).

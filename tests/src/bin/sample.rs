@@ -1,0 +1,56 @@
+//! The built-in sample: generates a small deterministic game library input, then runs the
+//! whole flow with the real binaries: keygen, build (packs + signed manifests), list,
+//! verify and install on the device runtime, and a no-op rebuild.
+//!
+//! `cargo run --release -p romlib-tests --bin sample [DIR]` (default `./sample`).
+
+use romlib_tests::{bin, sample_input, write, Rng};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn run(name: &str, args: &[&str]) {
+    println!("$ {name} {}", args.join(" "));
+    let st = Command::new(bin(name)).args(args).status().expect("start");
+    if !st.success() {
+        eprintln!("sample: `{name}` failed");
+        std::process::exit(1);
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn main() {
+    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "sample".into()));
+    let input = root.join("input");
+    let lib = root.join("library");
+    let inst = root.join("install");
+    let keys = root.join("keys");
+    // Deterministic input: three small games sharing content, plus a disc-image revision
+    // pair and a folder with file-manager junk.
+    sample_input(&input, 2026);
+    let mut r = Rng::new(9);
+    let mut disc = r.text(6 << 20);
+    disc.extend_from_slice(&r.bytes(2 << 20));
+    write(&input, "disc-game-v1/disc.iso", &disc);
+    disc[3 << 20..(3 << 20) + 2048].copy_from_slice(&r.bytes(2048));
+    write(&input, "disc-game-v2/disc.iso", &disc);
+    write(&input, "disc-game-v2/.DS_Store", b"junk");
+    std::fs::create_dir_all(&keys).expect("create keys folder");
+    if !keys.join("publisher.sec").exists() {
+        run("romlib", &["keygen", "--secret-key", &s(&keys.join("publisher.sec")), "--public-key", &s(&keys.join("publisher.pub"))]);
+    }
+    run("romlib", &["build", "-i", &s(&input), "-o", &s(&lib), "--signing-key", &s(&keys.join("publisher.sec"))]);
+    run("romlib", &["list-games", "-r", &s(&lib)]);
+    let trusted = s(&keys.join("publisher.pub"));
+    run("romlib-device", &["list-games", "-r", &s(&lib), "--trusted-key", &trusted]);
+    run("romlib-device", &["verify", "-g", "disc-game-v2", "-r", &s(&lib), "--trusted-key", &trusted]);
+    for g in ["alpha", "beta", "disc-game-v2"] {
+        run("romlib-device", &["install", "-g", g, "-r", &s(&lib), "--install-dir", &s(&inst), "--trusted-key", &trusted]);
+    }
+    run("romlib-device", &["uninstall", "-t", "beta", "--install-dir", &s(&inst)]);
+    println!("# a second build finds nothing new and writes nothing:");
+    run("romlib", &["build", "-i", &s(&input), "-o", &s(&lib), "--signing-key", &s(&keys.join("publisher.sec"))]);
+    println!("sample: library in {}, installed games in {}", lib.display(), inst.display());
+}
