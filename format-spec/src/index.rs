@@ -137,6 +137,20 @@ impl PackInfo {
     }
 }
 
+/// Name of the redb table mapping a chunk's BLAKE3 (`[u8; 32]`) to a [`ChunkEntry`].
+pub const CHUNKS_TABLE: &str = "chunks";
+/// Name of the redb table mapping a pack id (`u32`) to a [`PackInfo`].
+pub const PACKS_TABLE: &str = "packs";
+/// Name of the redb table mapping a title id (`&str`) to the BLAKE3 of the chunk table
+/// whose references are counted in the refcounts.
+pub const GAMES_TABLE: &str = "games";
+/// Name of the redb table of library facts (`&str` -> `&[u8]`), such as [`META_FORMAT`].
+pub const META_TABLE: &str = "meta";
+/// `meta` key: the library format version, as a little-endian u32.
+pub const META_FORMAT: &str = "format_version";
+/// Library format version stored under [`META_FORMAT`].
+pub const LIBRARY_FORMAT_VERSION: u32 = 1;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,17 +200,3 @@ mod tests {
         assert_eq!(PackInfo::decode(&p.encode()), Ok(p));
     }
 }
-
-/// Name of the redb table mapping a chunk's BLAKE3 (`[u8; 32]`) to a [`ChunkEntry`].
-pub const CHUNKS_TABLE: &str = "chunks";
-/// Name of the redb table mapping a pack id (`u32`) to a [`PackInfo`].
-pub const PACKS_TABLE: &str = "packs";
-/// Name of the redb table mapping a title id (`&str`) to the BLAKE3 of the chunk table
-/// whose references are counted in the refcounts.
-pub const GAMES_TABLE: &str = "games";
-/// Name of the redb table of library facts (`&str` -> `&[u8]`), such as [`META_FORMAT`].
-pub const META_TABLE: &str = "meta";
-/// `meta` key: the library format version, as a little-endian u32.
-pub const META_FORMAT: &str = "format_version";
-/// Library format version stored under [`META_FORMAT`].
-pub const LIBRARY_FORMAT_VERSION: u32 = 1;

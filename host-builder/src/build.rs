@@ -560,7 +560,7 @@ impl Run<'_> {
     ) -> Result<u32> {
         let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
         let full = self.pack.as_ref().is_some_and(|p| {
-            p.records() > 0 && p.len() + rec_len + FOOTER_LEN as u64 > self.opts.pack_size
+            p.records() > 0 && p.bytes_written() + rec_len + FOOTER_LEN as u64 > self.opts.pack_size
         });
         if full {
             self.seal()?;

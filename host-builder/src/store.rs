@@ -406,8 +406,8 @@ impl PackWriter {
         self.id
     }
 
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
+    /// Bytes written so far (header included).
+    pub fn bytes_written(&self) -> u64 {
         self.len
     }
 

@@ -43,7 +43,7 @@ impl Rng {
         while v.len() < n {
             let w = WORDS[(self.next_u64() % WORDS.len() as u64) as usize];
             v.extend_from_slice(w.as_bytes());
-            v.push(if self.next_u64() % 8 == 0 {
+            v.push(if self.next_u64().is_multiple_of(8) {
                 b'\n'
             } else {
                 b' '

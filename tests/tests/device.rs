@@ -600,7 +600,7 @@ fn kill_during_install_leaves_old_or_new() {
             i < 100,
             "only {killed} installs could be killed mid-way in 100 tries"
         );
-        let lib = if i % 2 == 0 { "lib2" } else { "lib1" };
+        let lib = if i.is_multiple_of(2) { "lib2" } else { "lib1" };
         let mut child = install(lib);
         let wait = full.mul_f64((Rng::new(i).next_u64() % 800) as f64 / 1000.0);
         std::thread::sleep(wait);

@@ -39,18 +39,83 @@ fn main() {
     write(&input, "disc-game-v2/.DS_Store", b"junk");
     std::fs::create_dir_all(&keys).expect("create keys folder");
     if !keys.join("publisher.sec").exists() {
-        run("romlib", &["keygen", "--secret-key", &s(&keys.join("publisher.sec")), "--public-key", &s(&keys.join("publisher.pub"))]);
+        run(
+            "romlib",
+            &[
+                "keygen",
+                "--secret-key",
+                &s(&keys.join("publisher.sec")),
+                "--public-key",
+                &s(&keys.join("publisher.pub")),
+            ],
+        );
     }
-    run("romlib", &["build", "-i", &s(&input), "-o", &s(&lib), "--signing-key", &s(&keys.join("publisher.sec"))]);
+    run(
+        "romlib",
+        &[
+            "build",
+            "-i",
+            &s(&input),
+            "-o",
+            &s(&lib),
+            "--signing-key",
+            &s(&keys.join("publisher.sec")),
+        ],
+    );
     run("romlib", &["list-games", "-r", &s(&lib)]);
     let trusted = s(&keys.join("publisher.pub"));
-    run("romlib-device", &["list-games", "-r", &s(&lib), "--trusted-key", &trusted]);
-    run("romlib-device", &["verify", "-g", "disc-game-v2", "-r", &s(&lib), "--trusted-key", &trusted]);
+    run(
+        "romlib-device",
+        &["list-games", "-r", &s(&lib), "--trusted-key", &trusted],
+    );
+    run(
+        "romlib-device",
+        &[
+            "verify",
+            "-g",
+            "disc-game-v2",
+            "-r",
+            &s(&lib),
+            "--trusted-key",
+            &trusted,
+        ],
+    );
     for g in ["alpha", "beta", "disc-game-v2"] {
-        run("romlib-device", &["install", "-g", g, "-r", &s(&lib), "--install-dir", &s(&inst), "--trusted-key", &trusted]);
+        run(
+            "romlib-device",
+            &[
+                "install",
+                "-g",
+                g,
+                "-r",
+                &s(&lib),
+                "--install-dir",
+                &s(&inst),
+                "--trusted-key",
+                &trusted,
+            ],
+        );
     }
-    run("romlib-device", &["uninstall", "-t", "beta", "--install-dir", &s(&inst)]);
+    run(
+        "romlib-device",
+        &["uninstall", "-t", "beta", "--install-dir", &s(&inst)],
+    );
     println!("# a second build finds nothing new and writes nothing:");
-    run("romlib", &["build", "-i", &s(&input), "-o", &s(&lib), "--signing-key", &s(&keys.join("publisher.sec"))]);
-    println!("sample: library in {}, installed games in {}", lib.display(), inst.display());
+    run(
+        "romlib",
+        &[
+            "build",
+            "-i",
+            &s(&input),
+            "-o",
+            &s(&lib),
+            "--signing-key",
+            &s(&keys.join("publisher.sec")),
+        ],
+    );
+    println!(
+        "sample: library in {}, installed games in {}",
+        lib.display(),
+        inst.display()
+    );
 }
