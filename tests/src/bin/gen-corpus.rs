@@ -3,7 +3,8 @@
 //! everything after it), several games that embed the same engine block, incompressible
 //! media, and compressible data.
 //!
-//! `gen-corpus SIZE_MIB OUT_DIR`
+//! `gen-corpus SIZE_MIB OUT_DIR`, or `gen-corpus --single SIZE_MIB OUT_DIR` for one game
+//! (`game/disc.iso`, half text-like and half random in 1 MiB stripes).
 
 use romlib_tests::Rng;
 use std::io::Write;
@@ -23,7 +24,7 @@ fn mixed(r: &mut Rng, n: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(n);
     while v.len() < n {
         let k = (1 << 20).min(n - v.len());
-        if (v.len() >> 20) % 2 == 0 {
+        if (v.len() >> 20).is_multiple_of(2) {
             v.extend_from_slice(&r.text(k));
         } else {
             v.extend_from_slice(&r.bytes(k));
@@ -33,7 +34,11 @@ fn mixed(r: &mut Rng, n: usize) -> Vec<u8> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let single = args.get(1).is_some_and(|a| a == "--single");
+    if single {
+        args.remove(1);
+    }
     if args.len() != 3 {
         eprintln!("usage: gen-corpus SIZE_MIB OUT_DIR");
         std::process::exit(2);
@@ -42,6 +47,18 @@ fn main() {
     let out = Path::new(&args[2]);
     let total = mib << 20;
     let mut r = Rng::new(2026);
+    if single {
+        let p = out.join("game/disc.iso");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+        let mut left = total;
+        while left > 0 {
+            let k = (16 << 20).min(left);
+            f.write_all(&mixed(&mut r, k)).unwrap();
+            left -= k;
+        }
+        return;
+    }
     // 1. A disc image (25%) and two revisions of it (50%): mostly shared content.
     let disc_len = total / 4;
     let disc = mixed(&mut r, disc_len);
@@ -55,7 +72,11 @@ fn main() {
     put(out, "disc-game-v2/disc.iso", &[&rev]);
     let cut = disc_len / 3;
     let inserted = r.bytes(100_000);
-    put(out, "disc-game-v3/disc.iso", &[&rev[..cut], &inserted, &rev[cut..]]);
+    put(
+        out,
+        "disc-game-v3/disc.iso",
+        &[&rev[..cut], &inserted, &rev[cut..]],
+    );
     drop((disc, rev));
     // 2. Games sharing an engine block (20%): 8 games, each engine + own data.
     let engine = mixed(&mut r, total / 40);
@@ -67,7 +88,11 @@ fn main() {
     // 3. Incompressible media (5%) and small compressible files.
     put(out, "movie-game/intro.bik", &[&r.bytes(total / 20)]);
     for i in 0..50 {
-        put(out, &format!("text-adventure/scripts/s{i:03}.txt"), &[&r.text(total / 2000)]);
+        put(
+            out,
+            &format!("text-adventure/scripts/s{i:03}.txt"),
+            &[&r.text(total / 2000)],
+        );
     }
     eprintln!("gen-corpus: about {mib} MiB written to {}", out.display());
 }
