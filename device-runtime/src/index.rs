@@ -23,7 +23,8 @@ pub const DEVICE_CACHE_BYTES: usize = 256 * 1024;
 /// A read-only view of `index.db`.
 pub struct IndexReader {
     path: PathBuf,
-    txn: redb::ReadTransaction,
+    /// `None` when the library has no chunks table yet (an empty library).
+    table: Option<redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>,
 }
 
 impl std::fmt::Debug for IndexReader {
@@ -60,18 +61,21 @@ impl IndexReader {
                 other => index_err(path, other),
             })?;
         let txn = db.begin_read().map_err(|e| index_err(path, e))?;
+        let table = match txn.open_table(CHUNKS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(index_err(path, e)),
+        };
         Ok(Self {
             path: path.to_path_buf(),
-            txn,
+            table,
         })
     }
 
     /// Looks a chunk up; `Ok(None)` when the index does not know it.
     pub fn lookup(&self, hash: &[u8; 32]) -> Result<Option<ChunkEntry>> {
-        let table = match self.txn.open_table(CHUNKS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(index_err(&self.path, e)),
+        let Some(table) = &self.table else {
+            return Ok(None);
         };
         let Some(v) = table.get(hash).map_err(|e| index_err(&self.path, e))? else {
             return Ok(None);

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::index::IndexReader;
 use crate::library::Library;
 use crate::manifest::{ManifestFile, VerifiedManifest};
-use crate::pack_reader::PackReader;
+use crate::pack_reader::{check_chunk, PackReader};
 use crate::trust::TrustStore;
 use romlib_format::limits::MAX_CHUNK_LEN;
 use romlib_format::path::check_title_id;
@@ -132,58 +132,169 @@ impl Sink for DirSink {
     }
 }
 
+/// Work for the verifying writer thread, in order.
+enum Job {
+    Begin {
+        rel: String,
+        mode: u32,
+    },
+    Chunk {
+        data: Vec<u8>,
+        hash: [u8; 32],
+        pack: PathBuf,
+        offset: u64,
+    },
+    End {
+        path: String,
+        size: u64,
+        blake3: Vec<u8>,
+    },
+}
+
+/// Decoded chunk buffers in flight: one being decoded, one being hashed and written.
+const BUFFERS: usize = 2;
+
 /// Decodes and verifies every chunk of `m`, feeding the data to `sink`.
+///
+/// Two threads share the work so that hashing and writing overlap decoding: this thread
+/// looks chunks up, reads and decodes them; the other checks each chunk's BLAKE3 before
+/// any of its bytes reach `sink`, then hashes whole files and writes. Two chunk buffers
+/// circulate between them, so memory stays fixed.
 fn stream_game(
     lib: &Library,
     m: &VerifiedManifest,
     decoder: &mut dyn ChunkDecoder,
-    sink: &mut dyn Sink,
+    sink: &mut (dyn Sink + Send),
 ) -> Result<GameReport> {
     let index = IndexReader::open(&lib.index_path())?;
     let mut packs = PackReader::new(lib);
     let mut table = m.chunks()?;
-    let mut buf = Vec::with_capacity(MAX_CHUNK_LEN as usize);
-    let mut report = GameReport::default();
     let mpath = m.path().to_path_buf();
-    for f in &m.body().files {
-        sink.begin_file(&f.path, f.mode)?;
-        let mut hasher = blake3::Hasher::new();
-        let mut size: u64 = 0;
-        for _ in 0..f.chunk_count {
-            let c = table
-                .next_chunk()?
-                .ok_or_else(|| Error::manifest(&mpath, "chunk table ended early"))?;
-            let entry = index.lookup(&c.hash)?.ok_or_else(|| {
-                Error::chunk(
-                    &mpath,
-                    &c.hash,
-                    "not in the library's index (incomplete library, or an altered chunk table)",
-                )
-            })?;
-            packs.read_chunk(&c.hash, c.len, &entry, decoder, &mut buf)?;
-            hasher.update(&buf);
-            size += buf.len() as u64;
-            if size > f.size {
-                return Err(Error::manifest(
-                    &mpath,
-                    format!("file {:?} has more data than its size", f.path),
-                ));
-            }
-            sink.write(&buf)?;
-            report.chunks += 1;
-        }
-        if size != f.size || hasher.finalize().as_bytes().as_slice() != f.blake3.as_slice() {
-            return Err(Error::manifest(
-                &mpath,
-                format!("file {:?} does not match its signed size and hash", f.path),
-            ));
-        }
-        sink.end_file()?;
-        report.files += 1;
-        report.bytes += size;
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(BUFFERS + 2);
+    let (buf_tx, buf_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        buf_tx
+            .send(Vec::with_capacity(MAX_CHUNK_LEN as usize))
+            .expect("room for the buffers");
     }
-    table.finish()?;
-    Ok(report)
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_jobs(&mpath, job_rx, buf_tx, sink));
+        let produced = (|| -> Result<u64> {
+            let mut chunks = 0;
+            for f in &m.body().files {
+                job_tx
+                    .send(Job::Begin {
+                        rel: f.path.clone(),
+                        mode: f.mode,
+                    })
+                    .map_err(|_| stopped())?;
+                for _ in 0..f.chunk_count {
+                    let c = table
+                        .next_chunk()?
+                        .ok_or_else(|| Error::manifest(&mpath, "chunk table ended early"))?;
+                    let entry = index.lookup(&c.hash)?.ok_or_else(|| {
+                        Error::chunk(
+                            &mpath,
+                            &c.hash,
+                            "not in the library's index (incomplete library, or an altered chunk table)",
+                        )
+                    })?;
+                    let mut data = buf_rx.recv().map_err(|_| stopped())?;
+                    let pack = packs.read_unverified(&c.hash, c.len, &entry, decoder, &mut data)?;
+                    job_tx
+                        .send(Job::Chunk {
+                            data,
+                            hash: c.hash,
+                            pack,
+                            offset: entry.offset,
+                        })
+                        .map_err(|_| stopped())?;
+                    chunks += 1;
+                }
+                job_tx
+                    .send(Job::End {
+                        path: f.path.clone(),
+                        size: f.size,
+                        blake3: f.blake3.clone(),
+                    })
+                    .map_err(|_| stopped())?;
+            }
+            Ok(chunks)
+        })();
+        drop(job_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::manifest(&mpath, "writer thread panicked")));
+        // The writer's error explains a stopped producer; otherwise report the producer's.
+        let (files, bytes) = written?;
+        let chunks = produced?;
+        table.finish()?;
+        Ok(GameReport {
+            files,
+            bytes,
+            chunks,
+        })
+    })
+}
+
+/// A placeholder error for a producer whose writer stopped; the writer's own error is the
+/// one reported.
+fn stopped() -> Error {
+    Error::Io {
+        path: PathBuf::new(),
+        op: "hand over a chunk",
+        source: std::io::Error::other("the writer stopped"),
+    }
+}
+
+/// The writer thread: verifies each chunk, then each file, and feeds `sink`.
+fn write_jobs(
+    mpath: &Path,
+    jobs: std::sync::mpsc::Receiver<Job>,
+    free: std::sync::mpsc::SyncSender<Vec<u8>>,
+    sink: &mut (dyn Sink + Send),
+) -> Result<(u64, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut size: u64 = 0;
+    let (mut files, mut bytes) = (0u64, 0u64);
+    for job in jobs {
+        match job {
+            Job::Begin { rel, mode } => {
+                sink.begin_file(&rel, mode)?;
+                hasher.reset();
+                size = 0;
+            }
+            Job::Chunk {
+                data,
+                hash,
+                pack,
+                offset,
+            } => {
+                check_chunk(&pack, &hash, offset, &data)?;
+                hasher.update(&data);
+                size += data.len() as u64;
+                sink.write(&data)?;
+                // The producer may already have finished; then the buffer is dropped.
+                let _ = free.send(data);
+            }
+            Job::End {
+                path,
+                size: want,
+                blake3,
+            } => {
+                if size != want || hasher.finalize().as_bytes().as_slice() != blake3.as_slice() {
+                    return Err(Error::manifest(
+                        mpath,
+                        format!("file {path:?} does not match its signed size and hash"),
+                    ));
+                }
+                sink.end_file()?;
+                files += 1;
+                bytes += size;
+            }
+        }
+    }
+    Ok((files, bytes))
 }
 
 /// Checks every chunk and file of a game; writes nothing.

@@ -119,6 +119,20 @@ impl PackReader {
         decoder: &mut dyn ChunkDecoder,
         out: &mut Vec<u8>,
     ) -> Result<()> {
+        let path = self.read_unverified(hash, ulen, entry, decoder, out)?;
+        check_chunk(&path, hash, entry.offset, out)
+    }
+
+    /// Like [`PackReader::read_chunk`] but leaves the BLAKE3 check of `out` to the caller
+    /// (who must call [`check_chunk`] before using a byte of it); returns the pack's path.
+    pub fn read_unverified(
+        &mut self,
+        hash: &[u8; 32],
+        ulen: u32,
+        entry: &ChunkEntry,
+        decoder: &mut dyn ChunkDecoder,
+        out: &mut Vec<u8>,
+    ) -> Result<PathBuf> {
         let i = self.pack(entry.pack_id)?;
         let p = &self.open[i];
         let path = p.path.clone();
@@ -179,18 +193,27 @@ impl PackReader {
         decoder
             .decode(rec.method, &self.record[RECORD_HEADER_LEN..], out)
             .map_err(|e| Error::chunk(&path, hash, format!("at offset {}: {e}", entry.offset)))?;
-        if blake3::hash(out).as_bytes() != hash {
-            return Err(Error::chunk(
-                &path,
-                hash,
-                format!(
-                    "decoded data at offset {} does not match the signed hash (corrupt pack)",
-                    entry.offset
-                ),
-            ));
-        }
-        Ok(())
+        Ok(path)
     }
+}
+
+/// Checks a decoded chunk against the hash the signed manifest gives.
+pub fn check_chunk(
+    pack: &std::path::Path,
+    hash: &[u8; 32],
+    offset: u64,
+    data: &[u8],
+) -> Result<()> {
+    if blake3::hash(data).as_bytes() != hash {
+        return Err(Error::chunk(
+            pack,
+            hash,
+            format!(
+                "decoded data at offset {offset} does not match the signed hash (corrupt pack)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn read_dict(path: &std::path::Path) -> Result<Vec<u8>> {
