@@ -1,0 +1,244 @@
+//! Device runtime tests over the committed golden vectors (format-spec/vectors): they need
+//! no host builder, so they run unchanged under QEMU for the ARM targets.
+
+use ed25519_dalek::{Signer, SigningKey};
+use prost::Message;
+use romlib_device::decoder::RuzstdDecoder;
+use romlib_device::index::{CHUNKS, PACKS};
+use romlib_device::install::{install_game, open_game, recover, uninstall, verify_game, MARKER};
+use romlib_device::{Error, Library, ManifestFile, TrustStore};
+use romlib_format::index::{ChunkEntry, PackInfo};
+use romlib_format::keyfile::{encode, KeyKind};
+use romlib_format::manifest::{ManifestHeader, SignatureBlock, SIGNATURE_DOMAIN};
+use romlib_format::pack::{
+    PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
+};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../format-spec/vectors");
+const SEED: [u8; 32] = [0x42; 32];
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A library made of the golden pack and manifests, with an index built from the pack.
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        fs::create_dir_all(lib.join("packs")).unwrap();
+        fs::create_dir_all(lib.join("games")).unwrap();
+        let pack = fs::read(Path::new(VECTORS).join("pack-0001.pkg")).unwrap();
+        fs::write(lib.join("packs/pack-0001.pkg"), &pack).unwrap();
+        for g in ["demo", "other"] {
+            fs::copy(
+                Path::new(VECTORS).join(format!("{g}.manifest")),
+                lib.join(format!("games/{g}.manifest")),
+            )
+            .unwrap();
+        }
+        let header = PackHeader::decode(&pack).unwrap();
+        let footer =
+            PackFooter::decode(&pack[pack.len() - FOOTER_LEN..], pack.len() as u64).unwrap();
+        let db = redb::Database::create(lib.join("index.db")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut chunks = txn.open_table(CHUNKS).unwrap();
+            let mut pos = HEADER_LEN;
+            while pos < pack.len() - FOOTER_LEN {
+                let r = RecordHeader::decode(&pack[pos..]).unwrap();
+                let e = ChunkEntry {
+                    pack_id: 1,
+                    offset: pos as u64,
+                    clen: r.clen,
+                    ulen: r.ulen,
+                    method: r.method,
+                    stored_at: 0,
+                    refcount: 1,
+                };
+                chunks.insert(&r.hash, e.encode().as_slice()).unwrap();
+                pos += RECORD_HEADER_LEN + r.clen as usize;
+            }
+            let info = PackInfo {
+                file_len: pack.len() as u64,
+                record_count: footer.record_count,
+                dict_id: header.dict_id,
+                checksum: footer.checksum,
+            };
+            txn.open_table(PACKS)
+                .unwrap()
+                .insert(1, info.encode().as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        let pk = SigningKey::from_bytes(&SEED).verifying_key().to_bytes();
+        fs::write(dir.path().join("k.pub"), encode(KeyKind::Public, &pk)).unwrap();
+        Fixture { dir }
+    }
+
+    fn lib(&self) -> Library {
+        Library::new(self.dir.path().join("lib"))
+    }
+
+    fn trust(&self) -> TrustStore {
+        TrustStore::from_files(&[self.dir.path().join("k.pub")]).unwrap()
+    }
+
+    fn inst(&self) -> PathBuf {
+        self.dir.path().join("inst")
+    }
+
+    fn install(&self, game: &str) -> Result<(), Error> {
+        let m = open_game(&self.lib(), game, &self.trust())?;
+        install_game(&self.lib(), &m, &self.inst(), &mut RuzstdDecoder::default()).map(|_| ())
+    }
+
+    /// Re-signs `game` with `seed` after `edit`.
+    fn resign(&self, game: &str, seed: [u8; 32], edit: impl FnOnce(&mut romlib_proto::Manifest)) {
+        let path = self.lib().manifest_path(game);
+        let orig = fs::read(Path::new(VECTORS).join(format!("{game}.manifest"))).unwrap();
+        let m = ManifestFile::open(&Path::new(VECTORS).join(format!("{game}.manifest"))).unwrap();
+        let mut body = m.unverified_body().clone();
+        edit(&mut body);
+        let old_header = ManifestHeader::decode(&orig).unwrap();
+        let table = &orig[old_header.chunk_table_offset() as usize..];
+        let body_bytes = body.encode_to_vec();
+        let header = ManifestHeader {
+            body_len: body_bytes.len() as u32,
+        }
+        .encode();
+        let mut msg = SIGNATURE_DOMAIN.to_vec();
+        msg.extend_from_slice(&header);
+        msg.extend_from_slice(&body_bytes);
+        let sk = SigningKey::from_bytes(&seed);
+        let sig = SignatureBlock {
+            public_key: sk.verifying_key().to_bytes(),
+            signature: sk.sign(&msg).to_bytes(),
+        };
+        let mut out = header.to_vec();
+        out.extend_from_slice(&body_bytes);
+        out.extend_from_slice(&sig.encode());
+        out.extend_from_slice(table);
+        fs::write(path, out).unwrap();
+    }
+
+    fn visible(&self) -> Vec<String> {
+        let mut v: Vec<String> = match fs::read_dir(self.inst()) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+}
+
+#[test]
+fn installs_the_golden_games_exactly() {
+    let f = Fixture::new();
+    for g in ["demo", "other"] {
+        f.install(g).unwrap();
+        let m = ManifestFile::open(&f.lib().manifest_path(g)).unwrap();
+        for file in &m.unverified_body().files {
+            let bytes = fs::read(f.inst().join(g).join(&file.path)).unwrap();
+            assert_eq!(bytes.len() as u64, file.size);
+            assert_eq!(
+                blake3::hash(&bytes).as_bytes().as_slice(),
+                file.blake3.as_slice()
+            );
+        }
+        assert!(f.inst().join(g).join(MARKER).is_file());
+    }
+    assert_eq!(f.visible(), vec!["demo", "other"]);
+    // Reinstall over itself, then uninstall.
+    f.install("demo").unwrap();
+    uninstall(&f.inst(), "demo").unwrap();
+    assert_eq!(f.visible(), vec!["other"]);
+}
+
+#[test]
+fn verify_reads_everything_and_writes_nothing() {
+    let f = Fixture::new();
+    let m = open_game(&f.lib(), "demo", &f.trust()).unwrap();
+    let r = verify_game(&f.lib(), &m, &mut RuzstdDecoder::default()).unwrap();
+    assert_eq!(r.files, 2);
+    assert_eq!(r.bytes, 9000);
+    assert!(!f.inst().exists());
+}
+
+#[test]
+fn corrupt_pack_byte_is_refused_and_nothing_is_visible() {
+    let f = Fixture::new();
+    let p = f.lib().pack_path(1);
+    let mut b = fs::read(&p).unwrap();
+    for at in [
+        HEADER_LEN + RECORD_HEADER_LEN + 5,
+        b.len() / 2,
+        b.len() - FOOTER_LEN - 3,
+    ] {
+        let orig = b[at];
+        b[at] ^= 0x10;
+        fs::write(&p, &b).unwrap();
+        let e = f.install("demo").and_then(|_| f.install("other"));
+        assert!(e.is_err(), "flip at {at} not caught");
+        b[at] = orig;
+        let _ = uninstall(&f.inst(), "demo");
+        let _ = uninstall(&f.inst(), "other");
+        assert!(f.visible().is_empty(), "{:?}", f.visible());
+    }
+}
+
+#[test]
+fn every_manifest_byte_flip_is_caught() {
+    let f = Fixture::new();
+    let path = f.lib().manifest_path("other");
+    let good = fs::read(&path).unwrap();
+    for i in 0..good.len() {
+        let mut b = good.clone();
+        b[i] ^= 0x02;
+        fs::write(&path, &b).unwrap();
+        assert!(f.install("other").is_err(), "flip at byte {i} not caught");
+        assert!(f.visible().is_empty());
+    }
+}
+
+#[test]
+fn other_keys_and_hostile_paths_are_refused() {
+    let f = Fixture::new();
+    f.resign("demo", [7; 32], |_| {});
+    let e = f.install("demo").unwrap_err().to_string();
+    assert!(e.contains("not in the trust store"), "{e}");
+    for bad in ["../x", "/abs", "a//b", "./a", "a\\b", "a\0b"] {
+        f.resign("demo", SEED, |m| m.files[0].path = bad.into());
+        let e = f.install("demo").unwrap_err();
+        assert!(matches!(e, Error::UnsafePath { .. }), "{bad:?}: {e}");
+    }
+    f.resign("demo", SEED, |m| {
+        m.files[1].path = m.files[0].path.to_uppercase()
+    });
+    assert!(f
+        .install("demo")
+        .unwrap_err()
+        .to_string()
+        .contains("collide"));
+    assert!(f.visible().is_empty());
+    assert!(!f.dir.path().join("x").exists());
+}
+
+#[test]
+fn interrupted_swap_is_rolled_back() {
+    let f = Fixture::new();
+    f.install("demo").unwrap();
+    // A crash between moving the old copy aside and renaming the new one in.
+    let staging = f.inst().join(".romlib-staging");
+    fs::create_dir_all(&staging).unwrap();
+    fs::rename(f.inst().join("demo"), staging.join("demo.old")).unwrap();
+    fs::create_dir_all(staging.join("other.new/half")).unwrap();
+    let done = recover(&f.inst()).unwrap();
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert!(f.inst().join("demo").join(MARKER).is_file());
+    assert!(!staging.join("other.new").exists());
+}
