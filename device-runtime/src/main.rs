@@ -109,10 +109,24 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::List(c) => {
             let lib = Library::new(&c.romlib);
-            let store = trust(&c.trusted_key).ok();
+            let store = match trust(&c.trusted_key) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("romlib-device: {e}; every game is shown as UNTRUSTED");
+                    None
+                }
+            };
             let titles = lib.titles()?;
+            let mut damaged = None;
             for t in &titles {
-                let m = ManifestFile::open(&lib.manifest_path(t))?;
+                let m = match ManifestFile::open(&lib.manifest_path(t)) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        println!("{t}\t-\tDAMAGED: {e}");
+                        damaged = Some(e);
+                        continue;
+                    }
+                };
                 let (name, size) = (
                     m.unverified_body().display_name.clone(),
                     m.unverified_body().total_size,
@@ -124,7 +138,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             println!("{} game(s)", titles.len());
-            Ok(())
+            damaged.map_or(Ok(()), Err)
         }
         Cmd::Install(c) => {
             let lib = Library::new(&c.romlib);

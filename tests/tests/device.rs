@@ -222,6 +222,23 @@ fn untrusted_unsigned_and_missing() {
     fs::write(&path, b).unwrap();
     f.refused("alpha-v2", &["alpha-v2.manifest", "signature check failed"]);
     f.refused("nosuch", &["no such game"]);
+    // Listing shows every game, marks the damaged one, and fails overall.
+    let b = fs::read(&path).unwrap();
+    fs::write(&path, &b[..b.len() / 2]).unwrap();
+    let out = device(&[
+        "list-games",
+        "-r",
+        &w.s("lib"),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("alpha-v2\t-\tDAMAGED")
+            && text.contains("alpha\talpha\t1200000 bytes\ttrusted"),
+        "{text}"
+    );
     fails(device(&["install", "-g", "x", "-r", &w.s("lib")]), 2, &[]);
 }
 
