@@ -314,7 +314,9 @@ fn remove_tree(path: &Path) -> Result<()> {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+/// Fsyncs a directory so renames and creations in it are durable (a no-op where
+/// directories cannot be opened).
+pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;

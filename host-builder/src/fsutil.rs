@@ -1,7 +1,7 @@
 //! Durable file writes: temp file, fsync, rename, fsync of the directory.
 
 use crate::error::{Error, Result};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -57,17 +57,9 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Fsyncs a directory (a no-op where directories cannot be opened).
+/// Fsyncs a directory (the device runtime's, shared).
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
-        d.sync_all()
-            .map_err(|e| Error::io(dir, "fsync directory", e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    romlib_device::install::sync_dir(dir).map_err(Error::from)
 }
 
 /// Creates a directory and its parents.
