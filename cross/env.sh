@@ -17,6 +17,15 @@ export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTDOCFLAGS="-C target-feature=+crt-static"
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=qemu-arm
 
+# Optional big-endian target for cross/test.sh (test suites only; no device binary is built):
+# static glibc via Debian's s390x cross gcc, run by qemu-s390x.
+BE_TRIPLE=s390x-unknown-linux-gnu
+BE_APT_PACKAGES=(gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-user)
+export CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_LINKER=s390x-linux-gnu-gcc
+export CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
+export CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUSTDOCFLAGS="-C target-feature=+crt-static"
+export CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER=qemu-s390x
+
 # arch name -> (rust triple, qemu binary)
 declare -A CROSS_TRIPLE=([aarch64]=aarch64-unknown-linux-musl [armv7]=armv7-unknown-linux-gnueabihf)
 declare -A CROSS_QEMU=([aarch64]=qemu-aarch64 [armv7]=qemu-arm)
