@@ -138,11 +138,10 @@ enum Job {
         rel: String,
         mode: u32,
     },
-    Chunk {
+    /// Decoded chunks packed one after another into `data`, each not yet verified.
+    Chunks {
         data: Vec<u8>,
-        hash: [u8; 32],
-        pack: PathBuf,
-        offset: u64,
+        chunks: Vec<Pending>,
     },
     End {
         path: String,
@@ -151,15 +150,29 @@ enum Job {
     },
 }
 
-/// Decoded chunk buffers in flight: one being decoded, one being hashed and written.
+/// A decoded chunk awaiting its BLAKE3 check.
+struct Pending {
+    hash: [u8; 32],
+    len: u32,
+    pack_id: u32,
+    offset: u64,
+}
+
+/// Batch buffers in flight: one being filled by the decoder, one being checked and
+/// written.
 const BUFFERS: usize = 2;
+/// A batch is handed over once it holds this many bytes (or its file ends): handing over
+/// every chunk alone would cost a thread wake-up per chunk.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Capacity of a batch buffer: a batch below `BATCH_BYTES` plus one largest chunk.
+const BATCH_CAPACITY: usize = BATCH_BYTES + MAX_CHUNK_LEN as usize;
 
 /// Decodes and verifies every chunk of `m`, feeding the data to `sink`.
 ///
 /// Two threads share the work so that hashing and writing overlap decoding: this thread
-/// looks chunks up, reads and decodes them; the other checks each chunk's BLAKE3 before
-/// any of its bytes reach `sink`, then hashes whole files and writes. Two chunk buffers
-/// circulate between them, so memory stays fixed.
+/// looks chunks up, reads and decodes them into a batch buffer; the other checks each
+/// chunk's BLAKE3 before any of its bytes reach `sink`, then hashes whole files and
+/// writes. Two fixed-capacity batch buffers circulate between them, so memory stays fixed.
 fn stream_game(
     lib: &Library,
     m: &VerifiedManifest,
@@ -171,14 +184,14 @@ fn stream_game(
     let mut table = m.chunks()?;
     let mpath = m.path().to_path_buf();
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(BUFFERS + 2);
-    let (buf_tx, buf_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    let (buf_tx, buf_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, Vec<Pending>)>(BUFFERS);
     for _ in 0..BUFFERS {
         buf_tx
-            .send(Vec::with_capacity(MAX_CHUNK_LEN as usize))
+            .send((Vec::with_capacity(BATCH_CAPACITY), Vec::with_capacity(64)))
             .expect("room for the buffers");
     }
     std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_jobs(&mpath, job_rx, buf_tx, sink));
+        let writer = scope.spawn(|| write_jobs(lib, &mpath, job_rx, buf_tx, sink));
         let produced = (|| -> Result<u64> {
             let mut chunks = 0;
             for f in &m.body().files {
@@ -188,6 +201,7 @@ fn stream_game(
                         mode: f.mode,
                     })
                     .map_err(|_| stopped())?;
+                let mut batch: Option<(Vec<u8>, Vec<Pending>)> = None;
                 for _ in 0..f.chunk_count {
                     let c = table
                         .next_chunk()?
@@ -199,17 +213,31 @@ fn stream_game(
                             "not in the library's index (incomplete library, or an altered chunk table)",
                         )
                     })?;
-                    let mut data = buf_rx.recv().map_err(|_| stopped())?;
-                    let pack = packs.read_unverified(&c.hash, c.len, &entry, decoder, &mut data)?;
-                    job_tx
-                        .send(Job::Chunk {
-                            data,
-                            hash: c.hash,
-                            pack,
-                            offset: entry.offset,
-                        })
-                        .map_err(|_| stopped())?;
+                    let (data, list) = match batch.as_mut() {
+                        Some(b) => b,
+                        None => batch.insert(buf_rx.recv().map_err(|_| stopped())?),
+                    };
+                    let start = data.len();
+                    data.resize(start + c.len as usize, 0);
+                    packs.read_unverified(&c.hash, &entry, decoder, &mut data[start..])?;
+                    list.push(Pending {
+                        hash: c.hash,
+                        len: c.len,
+                        pack_id: entry.pack_id,
+                        offset: entry.offset,
+                    });
                     chunks += 1;
+                    if data.len() >= BATCH_BYTES {
+                        let (data, chunks) = batch.take().expect("just filled");
+                        job_tx
+                            .send(Job::Chunks { data, chunks })
+                            .map_err(|_| stopped())?;
+                    }
+                }
+                if let Some((data, chunks)) = batch.take() {
+                    job_tx
+                        .send(Job::Chunks { data, chunks })
+                        .map_err(|_| stopped())?;
                 }
                 job_tx
                     .send(Job::End {
@@ -249,9 +277,10 @@ fn stopped() -> Error {
 
 /// The writer thread: verifies each chunk, then each file, and feeds `sink`.
 fn write_jobs(
+    lib: &Library,
     mpath: &Path,
     jobs: std::sync::mpsc::Receiver<Job>,
-    free: std::sync::mpsc::SyncSender<Vec<u8>>,
+    free: std::sync::mpsc::SyncSender<(Vec<u8>, Vec<Pending>)>,
     sink: &mut (dyn Sink + Send),
 ) -> Result<(u64, u64)> {
     let mut hasher = blake3::Hasher::new();
@@ -264,18 +293,23 @@ fn write_jobs(
                 hasher.reset();
                 size = 0;
             }
-            Job::Chunk {
-                data,
-                hash,
-                pack,
-                offset,
+            Job::Chunks {
+                mut data,
+                mut chunks,
             } => {
-                check_chunk(&pack, &hash, offset, &data)?;
+                let mut at = 0;
+                for c in &chunks {
+                    let piece = &data[at..at + c.len as usize];
+                    check_chunk(&lib.pack_path(c.pack_id), &c.hash, c.offset, piece)?;
+                    at += c.len as usize;
+                }
                 hasher.update(&data);
                 size += data.len() as u64;
                 sink.write(&data)?;
-                // The producer may already have finished; then the buffer is dropped.
-                let _ = free.send(data);
+                data.clear();
+                chunks.clear();
+                // The producer may already have finished; then the buffers are dropped.
+                let _ = free.send((data, chunks));
             }
             Job::End {
                 path,

@@ -119,7 +119,8 @@ impl PackReader {
         decoder: &mut dyn ChunkDecoder,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let path = self.read_unverified(hash, ulen, entry, decoder, out)?;
+        out.resize(ulen as usize, 0);
+        let path = self.read_unverified(hash, entry, decoder, out)?;
         check_chunk(&path, hash, entry.offset, out)
     }
 
@@ -128,14 +129,14 @@ impl PackReader {
     pub fn read_unverified(
         &mut self,
         hash: &[u8; 32],
-        ulen: u32,
         entry: &ChunkEntry,
         decoder: &mut dyn ChunkDecoder,
-        out: &mut Vec<u8>,
+        out: &mut [u8],
     ) -> Result<PathBuf> {
         let i = self.pack(entry.pack_id)?;
         let p = &self.open[i];
         let path = p.path.clone();
+        let ulen = out.len() as u32;
         if entry.clen > MAX_CHUNK_LEN || entry.ulen != ulen {
             return Err(Error::chunk(
                 &path,
@@ -189,7 +190,6 @@ impl PackReader {
                 .load_dict(dict_id, &bytes)
                 .map_err(|e| Error::manifest(&dpath, e))?;
         }
-        out.resize(ulen as usize, 0);
         decoder
             .decode(rec.method, &self.record[RECORD_HEADER_LEN..], out)
             .map_err(|e| Error::chunk(&path, hash, format!("at offset {}: {e}", entry.offset)))?;
