@@ -72,9 +72,9 @@ cross_warn_rustflags
 # ---------------------------------------------------------------------------------------------
 for a in "${CROSS_ARCHES[@]}"; do
     triple="${CROSS_TRIPLE[$a]}"
-    step "cargo test -p romlib-device --target $triple ($TEST_PROFILE, runner ${CROSS_QEMU[$a]})"
+    step "cargo test -p romlib-format -p romlib-device --target $triple ($TEST_PROFILE, runner ${CROSS_QEMU[$a]})"
     t=$SECONDS
-    if cargo test "${CROSS_LOCKED[@]}" "${PROFILE_ARGS[@]}" -p romlib-device --target "$triple"; then
+    if cargo test "${CROSS_LOCKED[@]}" "${PROFILE_ARGS[@]}" -p romlib-format -p romlib-device --target "$triple"; then
         ok "device test suite on $a"
     else
         bad "device test suite on $a"
