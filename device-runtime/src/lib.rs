@@ -4,6 +4,7 @@
 //! The host builder's `romlib install` uses this same code; only the zstd decoder differs
 //! (the decoder is a seam).
 
+pub mod cli;
 pub mod decoder;
 pub mod error;
 pub mod index;

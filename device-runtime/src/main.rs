@@ -81,20 +81,7 @@ struct VerifyCmd {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let cli = match Cli::from_args(&["romlib-device"], &strs[1.min(strs.len())..]) {
-        Ok(c) => c,
-        Err(early) => {
-            if early.status.is_ok() {
-                println!("{}", early.output);
-                std::process::exit(0);
-            }
-            eprintln!("{}", early.output.trim_end());
-            eprintln!("Run romlib-device --help for usage.");
-            std::process::exit(2);
-        }
-    };
+    let cli: Cli = romlib_device::cli::parse_args("romlib-device");
     if let Err(e) = run(cli) {
         eprintln!("romlib-device: {e}");
         std::process::exit(1);

@@ -213,20 +213,7 @@ fn threads(t: Option<usize>) -> usize {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let cli = match Cli::from_args(&["romlib"], &strs[1.min(strs.len())..]) {
-        Ok(c) => c,
-        Err(early) => {
-            if early.status.is_ok() {
-                println!("{}", early.output);
-                std::process::exit(0);
-            }
-            eprintln!("{}", early.output.trim_end());
-            eprintln!("Run romlib --help for usage.");
-            std::process::exit(2);
-        }
-    };
+    let cli: Cli = romlib_device::cli::parse_args("romlib");
     match run(cli) {
         Ok(()) => {}
         Err(e) => {

@@ -1,0 +1,20 @@
+//! Command-line plumbing shared by both binaries: argument parsing with romlib's exit codes.
+
+/// Parses the process arguments as `T`. `--help` prints and exits 0; a usage error prints
+/// argh's message and a hint, and exits 2 (romlib's usage exit code).
+pub fn parse_args<T: argh::TopLevelCommand>(name: &str) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    match T::from_args(&[name], &strs[1.min(strs.len())..]) {
+        Ok(c) => c,
+        Err(early) => {
+            if early.status.is_ok() {
+                println!("{}", early.output);
+                std::process::exit(0);
+            }
+            eprintln!("{}", early.output.trim_end());
+            eprintln!("Run {name} --help for usage.");
+            std::process::exit(2);
+        }
+    }
+}
