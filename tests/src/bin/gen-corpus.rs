@@ -64,10 +64,9 @@ fn main() {
     let disc = mixed(&mut r, disc_len);
     put(out, "disc-game-v1/disc.iso", &[&disc]);
     let mut rev = disc.clone();
-    for i in 0..32 {
+    for _ in 0..32 {
         let at = (r.next_u64() as usize) % (disc_len - 4096);
         rev[at..at + 4096].copy_from_slice(&r.bytes(4096));
-        let _ = i;
     }
     put(out, "disc-game-v2/disc.iso", &[&rev]);
     let cut = disc_len / 3;
