@@ -11,7 +11,7 @@ use crate::trust::TrustStore;
 use prost::Message;
 use romlib_format::chunker::{ChunkerParams, ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::limits::{
-    MAX_FILES, MAX_FILE_SIZE, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN, MAX_PACKS_PER_GAME,
+    MAX_FILES, MAX_FILE_SIZE, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN, MAX_PACKS_PER_GAME, MAX_TAGS,
     MAX_TEXT_LEN,
 };
 use romlib_format::manifest::{
@@ -303,6 +303,30 @@ pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
     })?;
     text(path, "version", &m.version)?;
     text(path, "display name", &m.display_name)?;
+    text(path, "system", &m.system)?;
+    text(path, "region", &m.region)?;
+    text(path, "description", &m.description)?;
+    for (what, list) in [("tags", &m.tags), ("languages", &m.languages)] {
+        if list.len() > MAX_TAGS {
+            return bad(format!(
+                "{} {what} exceed MAX_TAGS ({MAX_TAGS})",
+                list.len()
+            ));
+        }
+        for t in list {
+            text(path, what, t)?;
+        }
+    }
+    if let Some(d) = &m.dat {
+        for (what, s) in [
+            ("DAT source", &d.source),
+            ("DAT name", &d.name),
+            ("DAT description", &d.description),
+            ("DAT region", &d.region),
+        ] {
+            text(path, what, s)?;
+        }
+    }
     let Some(ch) = &m.chunker else {
         return bad("chunker parameters missing".into());
     };
@@ -348,6 +372,14 @@ pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
         if f.size > MAX_FILE_SIZE || f.blake3.len() != 32 || f.mode & !0o7777 != 0 {
             return bad(format!(
                 "file {:?} has an invalid size, hash or mode",
+                f.path
+            ));
+        }
+        let all = f.crc32.is_some() && f.md5.len() == 16 && f.sha1.len() == 20;
+        let none = f.crc32.is_none() && f.md5.is_empty() && f.sha1.is_empty();
+        if !(all && f.sha256.len() == 32 || none && f.sha256.is_empty()) {
+            return bad(format!(
+                "file {:?} has an incomplete or malformed set of DAT hashes",
                 f.path
             ));
         }

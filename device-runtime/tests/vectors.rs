@@ -206,6 +206,59 @@ fn every_manifest_byte_flip_is_caught() {
 }
 
 #[test]
+fn collector_fields_decode_and_are_checked() {
+    let f = Fixture::new();
+    let m = open_game(&f.lib(), "demo", &f.trust()).unwrap();
+    let b = m.body();
+    assert_eq!(b.display_name, "Démo");
+    assert_eq!((b.system.as_str(), b.region.as_str()), ("Test", "World"));
+    assert_eq!(
+        (b.tags.clone(), b.languages.clone()),
+        (vec!["golden".to_string()], vec!["en".to_string()])
+    );
+    assert_eq!(b.version, "2");
+    for file in &b.files {
+        assert!(file.crc32.is_some(), "{}", file.path);
+        assert_eq!(
+            (file.md5.len(), file.sha1.len(), file.sha256.len()),
+            (16, 20, 32)
+        );
+    }
+    // The empty file's DAT hashes are the well-known empty-input values.
+    let empty = b.files.iter().find(|x| x.size == 0).unwrap();
+    assert_eq!(empty.crc32, Some(0));
+    assert_eq!(empty.md5[..4], [0xd4, 0x1d, 0x8c, 0xd9]);
+    assert_eq!(empty.sha1[..4], [0xda, 0x39, 0xa3, 0xee]);
+    // A partial or malformed hash set is refused even when signed.
+    f.resign("demo", SEED, |m| m.files[0].md5.truncate(15));
+    assert!(f
+        .install("demo")
+        .unwrap_err()
+        .to_string()
+        .contains("DAT hashes"));
+    f.resign("demo", SEED, |m| m.files[0].crc32 = None);
+    assert!(f
+        .install("demo")
+        .unwrap_err()
+        .to_string()
+        .contains("DAT hashes"));
+    f.resign("demo", SEED, |m| m.tags = vec!["t".into(); 65]);
+    assert!(f
+        .install("demo")
+        .unwrap_err()
+        .to_string()
+        .contains("MAX_TAGS"));
+    // Files without any DAT hashes are still a valid manifest.
+    f.resign("demo", SEED, |m| {
+        for x in &mut m.files {
+            (x.crc32, x.md5, x.sha1, x.sha256) = (None, vec![], vec![], vec![]);
+        }
+    });
+    f.install("demo").unwrap();
+    assert!(f.visible() == vec!["demo"]);
+}
+
+#[test]
 fn other_keys_and_hostile_paths_are_refused() {
     let f = Fixture::new();
     f.resign("demo", [7; 32], |_| {});

@@ -20,7 +20,7 @@ pub const DEFAULT_PACK_SIZE: u64 = 1 << 30;
 /// Smallest `--pack-size` accepted.
 pub const MIN_PACK_SIZE: u64 = 1 << 20;
 /// Largest encoded signed manifest body, in bytes.
-pub const MAX_MANIFEST_BODY_LEN: u32 = 1 << 20;
+pub const MAX_MANIFEST_BODY_LEN: u32 = 2 << 20;
 /// Most files in one game.
 pub const MAX_FILES: u32 = 10_000;
 /// Most chunks in one game (2^28 chunks of the 1 KiB minimum average still exceeds any disc).
@@ -37,6 +37,8 @@ pub const MAX_PATH_DEPTH: usize = 32;
 pub const MAX_TITLE_ID_LEN: usize = 128;
 /// Longest string field in a manifest other than paths (names, versions), in bytes.
 pub const MAX_TEXT_LEN: usize = 4096;
+/// Most entries in a manifest's `tags`, and separately in its `languages`.
+pub const MAX_TAGS: usize = 64;
 /// Most distinct packs one game may need.
 pub const MAX_PACKS_PER_GAME: u32 = 4096;
 /// Largest zstd dictionary accepted, in bytes.

@@ -45,6 +45,14 @@ fn golden_input(root: &Path) {
     let mut b = shared.clone();
     b.extend_from_slice(&r.bytes(2000));
     write(root, "other/rom.bin", &b);
+    // Metadata (revision 2), so readers on every target decode those fields too.
+    write(
+        root,
+        "demo/romlib.toml",
+        "name = \"Démo\"\nsystem = \"Test\"\nregion = \"World\"\nlanguages = [\"en\"]\n\
+         tags = [\"golden\"]\nversion = \"2\"\n"
+            .as_bytes(),
+    );
 }
 
 #[test]
