@@ -2,6 +2,8 @@
 # Builder benchmark: for each corpus size (MiB, default 1024), builds a library from a
 # generated corpus with realistic sharing and prints build throughput, its ratio to
 # `zstd -T2 -LEVEL` on the same files in the same run, stored/input bytes and peak RSS.
+# The build runs twice: with the per-file DAT hashes (CRC-32, MD5, SHA-1, SHA-256; the
+# default) and with --no-dat-hashes, and the table gives the ratio of the two.
 # Usage: bash host-builder/bench/build.sh [SIZE_MIB ...]   (env LEVEL=9, WORK=/tmp/romlib-bench)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,12 +18,17 @@ mkdir -p "$WORK"
 "$T/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
 field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }
 secs() { awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$1"; }
-echo "| corpus MiB | romlib s | romlib MiB/s | zstd -T2 -$LEVEL s | zstd MiB/s | romlib/zstd | stored/input | zstd out/input | romlib peak RSS MiB |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| corpus MiB | romlib s | romlib MiB/s | no DAT hashes MiB/s | hashes/no hashes | zstd -T2 -$LEVEL s | zstd MiB/s | romlib/zstd | stored/input | zstd out/input | romlib peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for mib in "${sizes[@]}"; do
   corpus="$WORK/corpus-$mib"
   [ -d "$corpus" ] || "$T/gen-corpus" "$mib" "$corpus"
   input=$(du -sb "$corpus" | cut -f1)
+  rm -rf "$WORK/lib"
+  sync
+  /usr/bin/time -v "$T/romlib" build -i "$corpus" -o "$WORK/lib" --signing-key "$WORK/k.sec" \
+    -c "$LEVEL" --threads 2 -q --no-dat-hashes 2>"$WORK/romlib.time"
+  n_wall=$(secs "$(field 'Elapsed (wall clock)' "$WORK/romlib.time")")
   rm -rf "$WORK/lib"
   sync
   /usr/bin/time -v "$T/romlib" build -i "$corpus" -o "$WORK/lib" --signing-key "$WORK/k.sec" \
@@ -33,8 +40,8 @@ for mib in "${sizes[@]}"; do
   /usr/bin/time -v sh -c 'zstd -q -T2 -'"$LEVEL"' -c "$@" | wc -c > '"$WORK/zstd.bytes" sh "${files[@]}" 2>"$WORK/zstd.time"
   z_wall=$(secs "$(field 'Elapsed (wall clock)' "$WORK/zstd.time")")
   z_bytes=$(cat "$WORK/zstd.bytes")
-  awk -v mib="$mib" -v inb="$input" -v rw="$r_wall" -v zw="$z_wall" -v st="$stored" -v zb="$z_bytes" -v rss="$r_rss" 'BEGIN {
+  awk -v mib="$mib" -v inb="$input" -v rw="$r_wall" -v nw="$n_wall" -v zw="$z_wall" -v st="$stored" -v zb="$z_bytes" -v rss="$r_rss" 'BEGIN {
     m = inb / 1048576;
-    printf "| %d | %.2f | %.1f | %.2f | %.1f | %.2fx | %.3f | %.3f | %.1f |\n",
-      mib, rw, m / rw, zw, m / zw, zw / rw, st / inb, zb / inb, rss / 1024 }'
+    printf "| %d | %.2f | %.1f | %.1f | %.2fx | %.2f | %.1f | %.2fx | %.3f | %.3f | %.1f |\n",
+      mib, rw, m / rw, m / nw, nw / rw, zw, m / zw, zw / rw, st / inb, zb / inb, rss / 1024 }'
 done

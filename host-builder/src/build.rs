@@ -7,19 +7,22 @@
 //! thread count and any directory listing order.
 
 use crate::compress::Compressor;
+use crate::datmatch::DatCatalog;
 use crate::error::{Error, Result};
 use crate::fsutil::{create_dir, rename_synced, temp_path, write_atomic, write_synced};
+use crate::hashes::{DatHashes, FileHasher};
 use crate::scan::{scan, GameInput, ScanOptions};
 use crate::store::{db_err, unix_now, LibraryWriter, PackWriter};
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressStyle};
+use prost::Message;
 use rayon::prelude::*;
 use redb::{ReadableTable, WriteTransaction};
 use romlib_device::index::{CHUNKS, GAMES, PACKS};
 use romlib_device::ManifestFile;
 use romlib_format::chunker::{ChunkerParams, ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::index::ChunkEntry;
-use romlib_format::limits::{MAX_DICT_LEN, MAX_PACK_SIZE, MIN_PACK_SIZE};
+use romlib_format::limits::{MAX_DICT_LEN, MAX_MANIFEST_BODY_LEN, MAX_PACK_SIZE, MIN_PACK_SIZE};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use romlib_format::pack::{RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
 use romlib_proto::{Chunker, FileEntry, Manifest};
@@ -55,6 +58,10 @@ pub struct BuildOptions {
     pub scan: ScanOptions,
     /// Show a progress bar.
     pub progress: bool,
+    /// Record CRC-32, MD5, SHA-1 and SHA-256 of every file in its manifest.
+    pub dat_hashes: bool,
+    /// DAT files to name games by (their matched game is recorded in the manifest).
+    pub dats: Vec<PathBuf>,
 }
 
 impl Default for BuildOptions {
@@ -69,6 +76,8 @@ impl Default for BuildOptions {
             signing_key: None,
             scan: ScanOptions::default(),
             progress: false,
+            dat_hashes: true,
+            dats: Vec::new(),
         }
     }
 }
@@ -110,7 +119,10 @@ pub struct BuildSummary {
 
 enum Piece {
     Chunk(Vec<u8>),
-    FileEnd { blake3: [u8; 32] },
+    FileEnd {
+        blake3: [u8; 32],
+        dat: Option<DatHashes>,
+    },
     GameEnd,
 }
 
@@ -138,6 +150,15 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
         )));
     }
     let (games, report) = scan(input, opts.scan)?;
+    let catalog = if opts.dats.is_empty() {
+        None
+    } else if !opts.dat_hashes {
+        return Err(Error::Usage(
+            "--dat matches games by their DAT hashes; it cannot go with --no-dat-hashes".into(),
+        ));
+    } else {
+        Some(DatCatalog::load(&opts.dats)?)
+    };
     let mut store = LibraryWriter::open(output)?;
     if let Some(key) = &opts.signing_key {
         publish_key(store.library(), key)?;
@@ -173,7 +194,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
         ..Default::default()
     };
     let games = Arc::new(games);
-    let rx = spawn_reader(games.clone(), params);
+    let rx = spawn_reader(games.clone(), params, opts.dat_hashes);
     let mut run = Run {
         store: &mut store,
         opts,
@@ -186,6 +207,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
         pending: Vec::new(),
         summary: &mut summary,
         bar: &bar,
+        catalog: catalog.as_ref(),
     };
     let result = pool.install(|| run.consume(rx));
     let result = result.and_then(|()| run.finish());
@@ -262,14 +284,18 @@ pub(crate) fn read_limited(path: &Path, max: u64, what: &str) -> Result<Vec<u8>>
     Ok(buf)
 }
 
-fn spawn_reader(games: Arc<Vec<GameInput>>, params: ChunkerParams) -> Receiver<Result<Vec<Item>>> {
+fn spawn_reader(
+    games: Arc<Vec<GameInput>>,
+    params: ChunkerParams,
+    dat_hashes: bool,
+) -> Receiver<Result<Vec<Item>>> {
     let (tx, rx) = sync_channel::<Result<Vec<Item>>>(2);
     std::thread::spawn(move || {
         let mut batch = Vec::new();
         let mut bytes = 0usize;
         for (gi, game) in games.iter().enumerate() {
             for (fi, file) in game.files.iter().enumerate() {
-                let res = read_file(file, params, |data| {
+                let res = read_file(file, params, dat_hashes, |data| {
                     bytes += data.len();
                     batch.push(Item {
                         game: gi,
@@ -284,10 +310,10 @@ fn spawn_reader(games: Arc<Vec<GameInput>>, params: ChunkerParams) -> Receiver<R
                     }
                 });
                 match res {
-                    Ok(Some(blake3)) => batch.push(Item {
+                    Ok(Some((blake3, dat))) => batch.push(Item {
                         game: gi,
                         file: fi,
-                        piece: Piece::FileEnd { blake3 },
+                        piece: Piece::FileEnd { blake3, dat },
                     }),
                     Ok(None) => return,
                     Err(e) => {
@@ -307,13 +333,14 @@ fn spawn_reader(games: Arc<Vec<GameInput>>, params: ChunkerParams) -> Receiver<R
     rx
 }
 
-/// Chunks one file, calling `emit` per chunk; returns the file's BLAKE3, or `None` when
-/// `emit` asked to stop.
+/// Chunks one file, calling `emit` per chunk; returns the file's BLAKE3 and (when asked)
+/// DAT hashes, or `None` when `emit` asked to stop.
 fn read_file(
     file: &crate::scan::InputFile,
     params: ChunkerParams,
+    dat_hashes: bool,
     mut emit: impl FnMut(Vec<u8>) -> bool,
-) -> Result<Option<[u8; 32]>> {
+) -> Result<Option<([u8; 32], Option<DatHashes>)>> {
     let path = &file.abs;
     let f = File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -323,6 +350,7 @@ fn read_file(
         }
     })?;
     let mut hasher = blake3::Hasher::new();
+    let mut dat = dat_hashes.then(FileHasher::new);
     let mut read: u64 = 0;
     let cdc = fastcdc::v2020::StreamCDC::with_level(
         f,
@@ -337,6 +365,9 @@ fn read_file(
             other => Error::io(path, "read", std::io::Error::other(other.to_string())),
         })?;
         hasher.update(&chunk.data);
+        if let Some(d) = &mut dat {
+            d.update(&chunk.data);
+        }
         read += chunk.data.len() as u64;
         if read > file.size {
             break;
@@ -358,7 +389,10 @@ fn read_file(
             "file changed during the build; run it again",
         ));
     }
-    Ok(Some(*hasher.finalize().as_bytes()))
+    Ok(Some((
+        *hasher.finalize().as_bytes(),
+        dat.map(FileHasher::finish),
+    )))
 }
 
 /// A game whose chunks are all appended, waiting for its packs to be committed.
@@ -382,6 +416,7 @@ struct Run<'a> {
     pending: Vec<GameState>,
     summary: &'a mut BuildSummary,
     bar: &'a ProgressBar,
+    catalog: Option<&'a DatCatalog>,
 }
 
 /// A chunk lookup over either kind of redb table.
@@ -516,17 +551,22 @@ impl Run<'_> {
                     g.file_chunks += 1;
                     g.packs.insert(pack_id);
                 }
-                Piece::FileEnd { blake3 } => {
+                Piece::FileEnd { blake3, dat } => {
                     let f = &self.games[item.game].files[item.file];
                     let (rel, size, mode) = (f.rel.clone(), f.size, f.mode);
                     let g = self.game_state(item.game);
-                    g.files.push(FileEntry {
+                    let mut entry = FileEntry {
                         path: rel,
                         size,
                         mode,
                         blake3: blake3.to_vec(),
                         chunk_count: std::mem::take(&mut g.file_chunks),
-                    });
+                        ..Default::default()
+                    };
+                    if let Some(d) = dat {
+                        d.fill(&mut entry);
+                    }
+                    g.files.push(entry);
                 }
                 Piece::GameEnd => {
                     let g = self.game_state(item.game);
@@ -639,11 +679,27 @@ impl Run<'_> {
         let mut changed = Vec::new();
         for g in pending {
             let input = &self.games[g.game];
+            let sc = &input.sidecar;
+            let dat = self
+                .catalog
+                .and_then(|c| c.best_match(&input.title, &g.files));
+            let display_name = (sc.name.clone())
+                .or_else(|| dat.as_ref().map(|d| d.name.clone()))
+                .unwrap_or_else(|| input.title.clone());
+            let region = (sc.region.clone())
+                .or_else(|| dat.as_ref().map(|d| d.region.clone()))
+                .unwrap_or_default();
             let body = Manifest {
                 format_version: romlib_format::manifest::VERSION as u32,
                 title_id: input.title.clone(),
-                version: String::new(),
-                display_name: input.title.clone(),
+                version: sc.version.clone().unwrap_or_default(),
+                display_name,
+                system: sc.system.clone().unwrap_or_default(),
+                region,
+                languages: sc.languages.clone(),
+                tags: sc.tags.clone(),
+                description: sc.description.clone().unwrap_or_default(),
+                dat,
                 chunker: Some(Chunker {
                     algorithm: ALGORITHM_FASTCDC_V2020.into(),
                     min_size: self.params.min,
@@ -656,6 +712,16 @@ impl Run<'_> {
                 total_size: input.size(),
                 ..Default::default()
             };
+            let body_len = body.encoded_len() + 64;
+            if body_len > MAX_MANIFEST_BODY_LEN as usize {
+                return Err(Error::input(
+                    &input.dir,
+                    format!(
+                        "the game's manifest would be about {body_len} bytes, over the format's \
+                         limit of {MAX_MANIFEST_BODY_LEN}; it has too many files or too long names"
+                    ),
+                ));
+            }
             let bytes = crate::manifest_writer::encode_signed(body, &g.table, key);
             let path = lib.manifest_path(&input.title);
             if std::fs::read(&path).is_ok_and(|old| old == bytes) {
@@ -773,14 +839,14 @@ pub mod test_support {
     pub fn read_file_once(file: &crate::scan::InputFile) -> Result<[u8; 32]> {
         let params = ChunkerParams::from_avg(romlib_format::chunker::DEFAULT_AVG_CHUNK)
             .map_err(|e| Error::Usage(e.to_string()))?;
-        read_file(file, params, |_| true).map(|h| h.expect("never asked to stop"))
+        read_file(file, params, false, |_| true).map(|h| h.expect("never asked to stop").0)
     }
 
     /// The lengths of the chunks the builder cuts from `file` with average `avg`.
     pub fn chunk_lengths(file: &crate::scan::InputFile, avg: u32) -> Result<Vec<usize>> {
         let params = ChunkerParams::from_avg(avg).map_err(|e| Error::Usage(e.to_string()))?;
         let mut lens = Vec::new();
-        read_file(file, params, |d| {
+        read_file(file, params, false, |d| {
             lens.push(d.len());
             true
         })?;

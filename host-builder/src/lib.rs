@@ -5,15 +5,22 @@
 
 pub mod build;
 pub mod compress;
+pub mod dat;
+pub mod datcheck;
+pub mod datmatch;
 pub mod dict;
 pub mod error;
 pub mod fsutil;
+pub mod hashes;
 pub mod keys;
 pub mod list;
 pub mod manifest_writer;
 pub mod recovery;
 pub mod scan;
+pub mod show;
+pub mod sidecar;
 pub mod store;
+pub mod verify;
 pub mod zstd_decoder;
 
 pub use build::{build, BuildOptions, BuildSummary};

@@ -1,4 +1,4 @@
-//! Listing the games of a library.
+//! Listing the games of a library, with metadata filters.
 
 use crate::error::Result;
 use romlib_device::{Library, ManifestFile, TrustStore};
@@ -13,6 +13,18 @@ pub struct GameListing {
     pub name: String,
     /// Version string (may be empty).
     pub version: String,
+    /// System (may be empty).
+    pub system: String,
+    /// Region (may be empty).
+    pub region: String,
+    /// Languages.
+    pub languages: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Description (may be empty).
+    pub description: String,
+    /// The matched DAT game's name and source, when built with `--dat`.
+    pub dat: Option<(String, String)>,
     /// Number of files.
     pub files: usize,
     /// Sum of file sizes.
@@ -25,6 +37,59 @@ pub struct GameListing {
     pub key_id: String,
     /// Whether the signature verifies against the trust store given, if any.
     pub verified: Option<bool>,
+}
+
+/// Which games to list; empty fields match everything. Matching ignores case.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// The system equals this.
+    pub system: Option<String>,
+    /// One of the tags equals this.
+    pub tag: Option<String>,
+    /// One of the comma-separated regions equals this.
+    pub region: Option<String>,
+    /// Every word occurs in the title, names, description, system, region or tags.
+    pub search: Option<String>,
+}
+
+impl Filter {
+    /// Whether a game passes.
+    pub fn matches(&self, g: &GameListing) -> bool {
+        let eq = |a: &str, b: &str| a.trim().to_lowercase() == b.trim().to_lowercase();
+        if let Some(s) = &self.system {
+            if !eq(&g.system, s) {
+                return false;
+            }
+        }
+        if let Some(t) = &self.tag {
+            if !g.tags.iter().any(|x| eq(x, t)) {
+                return false;
+            }
+        }
+        if let Some(r) = &self.region {
+            if !g.region.split(',').any(|x| eq(x, r)) {
+                return false;
+            }
+        }
+        if let Some(q) = &self.search {
+            let mut hay = [&g.title, &g.name, &g.description, &g.system, &g.region]
+                .map(|s| s.to_lowercase())
+                .join("\n");
+            for t in &g.tags {
+                hay += &format!("\n{}", t.to_lowercase());
+            }
+            if let Some((n, _)) = &g.dat {
+                hay += &format!("\n{}", n.to_lowercase());
+            }
+            if !q
+                .split_whitespace()
+                .all(|w| hay.contains(&w.to_lowercase()))
+            {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// Reads every manifest of a library; with `trust`, also checks each signature.
@@ -40,6 +105,12 @@ pub fn list_games(lib: &Library, trust: Option<&TrustStore>) -> Result<Vec<GameL
             title: b.title_id,
             name: b.display_name,
             version: b.version,
+            system: b.system,
+            region: b.region,
+            languages: b.languages,
+            tags: b.tags,
+            description: b.description,
+            dat: b.dat.map(|d| (d.name, d.source)),
             files: b.files.len(),
             size: b.total_size,
             chunks: b.chunk_count,
@@ -58,6 +129,12 @@ pub fn to_json(games: &[GameListing]) -> serde_json::Value {
             "title_id": g.title,
             "display_name": g.name,
             "version": g.version,
+            "system": g.system,
+            "region": g.region,
+            "languages": g.languages,
+            "tags": g.tags,
+            "description": g.description,
+            "dat": g.dat.as_ref().map(|(name, source)| json!({"name": name, "source": source})),
             "files": g.files,
             "size": g.size,
             "chunks": g.chunks,

@@ -2,10 +2,11 @@
 //! exit codes (0 success, 1 failure, 2 usage).
 
 use argh::FromArgs;
+use indicatif::{ProgressBar, ProgressStyle};
 use romlib_host::build::{build, BuildOptions, BuildSummary};
 use romlib_host::scan::ScanOptions;
 use romlib_host::{keys, Error};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -26,6 +27,50 @@ enum Cmd {
     TrainDict(TrainCmd),
     Install(InstallCmd),
     Uninstall(UninstallCmd),
+    Verify(VerifyCmd),
+    Show(ShowCmd),
+}
+
+#[derive(FromArgs)]
+/// Check a library: every pack, chunk, signature and index entry (exit 1 on any problem);
+/// with --dat, check its games against DAT files from the signed manifests alone.
+#[argh(subcommand, name = "verify")]
+struct VerifyCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// a Logiqx XML or clrmamepro DAT file to check the games against (repeatable); no pack
+    /// is read, and the exit code is 0 only when every DAT game is complete and correct
+    dat: Vec<PathBuf>,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+    #[argh(switch)]
+    /// print the report as JSON
+    json: bool,
+    #[argh(switch, short = 'q')]
+    /// no progress bar
+    quiet: bool,
+}
+
+#[derive(FromArgs)]
+/// Print one game's manifest: metadata, files with sizes and hashes, chunks, packs needed,
+/// signing key and whether the signature verifies.
+#[argh(subcommand, name = "show")]
+struct ShowCmd {
+    #[argh(option, short = 'g')]
+    /// title id, or the path of a .manifest file
+    game: String,
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+    #[argh(switch)]
+    /// print JSON
+    json: bool,
 }
 
 #[derive(FromArgs)]
@@ -126,6 +171,14 @@ struct GenerateCmd {
     /// accepted for compatibility; manifests do not depend on the level
     compression_level: i32,
     #[argh(option)]
+    /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
+    /// record that game's name, description, region and the DAT in the manifest (repeatable)
+    dat: Vec<PathBuf>,
+    #[argh(switch)]
+    /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
+    /// and `--dat` then cannot match the game)
+    no_dat_hashes: bool,
+    #[argh(option)]
     /// worker threads (default: all cores)
     threads: Option<usize>,
     #[argh(switch, short = 'q')]
@@ -155,6 +208,14 @@ struct BuildCmd {
     #[argh(option, default = "32768")]
     /// average chunk size in bytes, a power of two from 1024 to 262144 (default 32768)
     avg_chunk: u32,
+    #[argh(option)]
+    /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
+    /// record that game's name, description, region and the DAT in the manifest (repeatable)
+    dat: Vec<PathBuf>,
+    #[argh(switch)]
+    /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
+    /// and `--dat` then cannot match the game)
+    no_dat_hashes: bool,
     #[argh(option, short = 'c', default = "9")]
     /// zstd level 1-22 (default 9)
     compression_level: i32,
@@ -188,6 +249,19 @@ struct ListCmd {
     #[argh(switch)]
     /// print JSON
     json: bool,
+    #[argh(option)]
+    /// only games of this system (from romlib.toml; case-insensitive)
+    system: Option<String>,
+    #[argh(option)]
+    /// only games with this tag
+    tag: Option<String>,
+    #[argh(option)]
+    /// only games of this region (one of a "USA, Europe" list matches)
+    region: Option<String>,
+    #[argh(option)]
+    /// only games whose title, names, description, system, region or tags contain every
+    /// word of this text
+    search: Option<String>,
 }
 
 #[derive(FromArgs)]
@@ -281,6 +355,114 @@ fn run_build(
     Ok(())
 }
 
+/// The keys to trust: those given, else the library's own `keys/` (which it says, unless
+/// told to keep quiet because the output is a report).
+fn trust_store(
+    lib: &romlib_device::Library,
+    keys: &[PathBuf],
+    say: bool,
+) -> anyhow::Result<romlib_device::TrustStore> {
+    if keys.is_empty() {
+        if say {
+            eprintln!(
+                "romlib: trusting the library's own keys in {} (pass --trusted-key to choose)",
+                lib.keys_dir().display()
+            );
+        }
+        Ok(romlib_device::TrustStore::from_dir(&lib.keys_dir())?)
+    } else {
+        Ok(romlib_device::TrustStore::from_files(keys)?)
+    }
+}
+
+fn run_verify(c: VerifyCmd, progress: impl Fn(bool) -> bool) -> anyhow::Result<()> {
+    let lib = romlib_device::Library::new(&c.romlib);
+    let trust = trust_store(&lib, &c.trusted_key, !c.json)?;
+    let ok = if c.dat.is_empty() {
+        let bar = if progress(c.quiet || c.json) {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template("{spinner} verified {bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        let started = std::time::Instant::now();
+        let rep = romlib_host::verify::verify_library(&lib, &trust, &|n| bar.inc(n))?;
+        bar.finish_and_clear();
+        if c.json {
+            println!("{}", serde_json::to_string_pretty(&verify_json(&rep))?);
+        } else {
+            print_verify(&rep, started.elapsed().as_secs_f64());
+        }
+        rep.ok()
+    } else {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let ok = romlib_host::datcheck::check_dats(&lib, &trust, &c.dat, c.json, &mut out)?;
+        out.flush()?;
+        ok
+    };
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn verify_json(rep: &romlib_host::verify::VerifyReport) -> serde_json::Value {
+    let f = |v: &[romlib_host::verify::Finding]| {
+        v.iter()
+            .map(|p| serde_json::json!({"path": p.path.display().to_string(), "problem": p.what}))
+            .collect::<Vec<_>>()
+    };
+    serde_json::json!({
+        "ok": rep.ok(),
+        "packs": rep.packs,
+        "pack_bytes": rep.pack_bytes,
+        "records": rep.records,
+        "chunk_bytes": rep.chunk_bytes,
+        "index_chunks": rep.index_chunks,
+        "games": rep.games,
+        "games_signed": rep.games_signed,
+        "problem_count": rep.problem_count,
+        "problems": f(&rep.problems),
+        "notices": f(&rep.notices),
+    })
+}
+
+fn print_verify(rep: &romlib_host::verify::VerifyReport, secs: f64) {
+    for n in &rep.notices {
+        println!("notice: {}: {}", n.path.display(), n.what);
+    }
+    for p in &rep.problems {
+        println!("PROBLEM: {}: {}", p.path.display(), p.what);
+    }
+    if rep.problem_count > rep.problems.len() as u64 {
+        println!(
+            "... and {} more problem(s)",
+            rep.problem_count - rep.problems.len() as u64
+        );
+    }
+    println!(
+        "{} pack(s), {:.1} MiB read; {} chunk(s), {:.1} MiB decompressed and hashed in {secs:.1} s",
+        rep.packs,
+        rep.pack_bytes as f64 / 1048576.0,
+        rep.records,
+        rep.chunk_bytes as f64 / 1048576.0
+    );
+    println!(
+        "{} index entr(ies); {} game(s), {} with a trusted signature",
+        rep.index_chunks, rep.games, rep.games_signed
+    );
+    if rep.ok() {
+        println!("library OK");
+    } else {
+        println!("library NOT OK: {} problem(s)", rep.problem_count);
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let progress = |quiet: bool| !quiet && std::io::stderr().is_terminal();
     match cli.cmd {
@@ -309,6 +491,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     allow_non_fat_names: c.allow_non_fat_names,
                 },
                 progress: progress(c.quiet),
+                // Manifests (written by generate-manifests) hold the hashes; packs do not.
+                dat_hashes: false,
+                dats: Vec::new(),
             };
             run_build(c.input, c.output, opts, c.quiet)
         }
@@ -325,6 +510,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     allow_non_fat_names: c.allow_non_fat_names,
                 },
                 progress: progress(c.quiet),
+                dat_hashes: !c.no_dat_hashes,
+                dats: c.dat,
                 ..BuildOptions::default()
             };
             run_build(c.input, c.output, opts, c.quiet)
@@ -344,13 +531,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     allow_non_fat_names: c.allow_non_fat_names,
                 },
                 progress: progress(c.quiet),
+                dat_hashes: !c.no_dat_hashes,
+                dats: c.dat,
             };
             run_build(c.input, c.output, opts, c.quiet)
         }
         Cmd::ListGames(c) => {
             let lib = romlib_device::Library::new(&c.romlib);
             let trust = romlib_device::TrustStore::from_dir(&lib.keys_dir()).ok();
-            let games = romlib_host::list::list_games(&lib, trust.as_ref())?;
+            let filter = romlib_host::list::Filter {
+                system: c.system,
+                tag: c.tag,
+                region: c.region,
+                search: c.search,
+            };
+            let mut games = romlib_host::list::list_games(&lib, trust.as_ref())?;
+            games.retain(|g| filter.matches(g));
             if c.json {
                 println!(
                     "{}",
@@ -363,8 +559,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         Some(false) => "SIGNATURE NOT TRUSTED",
                         None => "unchecked",
                     };
+                    let mut meta: Vec<&str> = Vec::new();
+                    for m in [&g.system, &g.region, &g.version] {
+                        if !m.is_empty() {
+                            meta.push(m);
+                        }
+                    }
+                    meta.extend(g.tags.iter().map(String::as_str));
+                    let meta = if meta.is_empty() {
+                        "-".to_string()
+                    } else {
+                        meta.join(", ")
+                    };
                     println!(
-                        "{}\t{}\t{} files\t{} bytes\tkey {} ({sig})",
+                        "{}\t{}\t{meta}\t{} files\t{} bytes\tkey {} ({sig})",
                         g.title, g.name, g.files, g.size, g.key_id
                     );
                 }
@@ -374,15 +582,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Install(c) => {
             let lib = romlib_device::Library::new(&c.romlib);
-            let trust = if c.trusted_key.is_empty() {
-                eprintln!(
-                    "romlib: trusting the library's own keys in {} (pass --trusted-key to choose)",
-                    lib.keys_dir().display()
-                );
-                romlib_device::TrustStore::from_dir(&lib.keys_dir())?
-            } else {
-                romlib_device::TrustStore::from_files(&c.trusted_key)?
-            };
+            let trust = trust_store(&lib, &c.trusted_key, true)?;
             let m = romlib_device::install::open_game(&lib, &c.game, &trust)?;
             let mut dec = romlib_host::zstd_decoder::ZstdDecoder::default();
             let r = romlib_device::install::install_game(&lib, &m, &c.install_dir, &mut dec)?;
@@ -399,6 +599,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Uninstall(c) => {
             romlib_device::install::uninstall(&c.install_dir, &c.title_id)?;
             println!("uninstalled {}", c.title_id);
+            Ok(())
+        }
+        Cmd::Verify(c) => run_verify(c, progress),
+        Cmd::Show(c) => {
+            let lib = romlib_device::Library::new(&c.romlib);
+            let trust = trust_store(&lib, &c.trusted_key, false)?;
+            let v = romlib_host::show::show_game(&lib, &c.game, &trust)?;
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", romlib_host::show::to_text(&v));
+            }
             Ok(())
         }
         Cmd::TrainDict(c) => {

@@ -1,6 +1,7 @@
 //! Finding the games and files of an input folder, in a deterministic order.
 
 use crate::error::{Error, Result};
+use crate::sidecar::{Sidecar, SIDECAR_NAME};
 use romlib_format::limits::{MAX_FILES, MAX_FILE_SIZE, MAX_PATH_DEPTH};
 use romlib_format::path::{check_path, check_title_id, fold_cmp, PathError};
 use std::fs;
@@ -40,6 +41,8 @@ pub struct GameInput {
     pub dir: PathBuf,
     /// Its files, sorted by path.
     pub files: Vec<InputFile>,
+    /// Its `romlib.toml`, or the default when it has none.
+    pub sidecar: Sidecar,
 }
 
 impl GameInput {
@@ -115,6 +118,11 @@ pub fn scan(input: &Path, opts: ScanOptions) -> Result<(Vec<GameInput>, ScanRepo
             })?;
             let mut files = Vec::new();
             walk(&path, "", 0, opts, &mut files, &mut report)?;
+            // The metadata sidecar describes the game; it is not one of its files.
+            let sidecar = match files.iter().position(|f| f.rel == SIDECAR_NAME) {
+                Some(i) => Sidecar::load(&files.remove(i).abs)?,
+                None => Sidecar::default(),
+            };
             if files.is_empty() {
                 return Err(Error::input(&path, "game folder holds no files"));
             }
@@ -133,6 +141,7 @@ pub fn scan(input: &Path, opts: ScanOptions) -> Result<(Vec<GameInput>, ScanRepo
                 title,
                 dir: path,
                 files,
+                sidecar,
             });
         } else {
             let n = name.to_string_lossy();

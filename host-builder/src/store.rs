@@ -287,6 +287,16 @@ fn open_writable(index: &Path) -> Result<Database> {
 /// Reads a whole pack, checks its footer checksum and every record header, and returns its
 /// info and the record headers with their offsets.
 pub fn scan_pack(path: &Path, id: u32) -> Result<(PackInfo, Vec<(u64, RecordHeader)>)> {
+    scan_pack_with(path, id, |_, _, _| Ok(()))
+}
+
+/// [`scan_pack`], also handing every record's offset, header and payload to `each` in order
+/// (the pack's header comes first, so its dictionary id is known before any record).
+pub fn scan_pack_with(
+    path: &Path,
+    id: u32,
+    mut each: impl FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
+) -> Result<(PackInfo, Vec<(u64, RecordHeader)>)> {
     let bad = |p: String| Error::library(path, format!("damaged pack: {p}"));
     let mut f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
     let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
@@ -328,6 +338,7 @@ pub fn scan_pack(path: &Path, id: u32) -> Result<(PackInfo, Vec<(u64, RecordHead
         r.read_exact(&mut payload)
             .map_err(|e| Error::io(path, "read", e))?;
         hasher.update(&payload);
+        each(pos, &rec, &payload)?;
         records.push((pos, rec));
         pos += (RECORD_HEADER_LEN + rec.clen as usize) as u64;
     }

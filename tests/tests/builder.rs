@@ -14,7 +14,7 @@ fn build_list_install_round_trip() {
     assert!(out.contains("skipped 2 junk file(s)"), "{out}");
     let list = ok(romlib(&["list-games", "-r", &w.s("lib")]));
     assert!(
-        list.contains("alpha\talpha\t4 files\t1200000 bytes"),
+        list.contains("alpha\talpha\t-\t4 files\t1200000 bytes"),
         "{list}"
     );
     assert!(list.contains("3 game(s)"));
@@ -44,7 +44,7 @@ fn build_list_install_round_trip() {
     // Junk kept on request.
     ok(w.build("in", "lib-junk", &["--include-junk"]));
     let list = ok(romlib(&["list-games", "-r", &w.s("lib-junk")]));
-    assert!(list.contains("beta\tbeta\t4 files"), "{list}");
+    assert!(list.contains("beta\tbeta\t-\t4 files"), "{list}");
 }
 
 #[test]

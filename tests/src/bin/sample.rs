@@ -1,6 +1,7 @@
 //! The built-in sample: generates a small deterministic game library input, then runs the
 //! whole flow with the real binaries: keygen, build (packs + signed manifests), list,
-//! verify and install on the device runtime, and a no-op rebuild.
+//! verify and install on the device runtime, a full library check, a check against a DAT
+//! file from the signed manifests alone, metadata from `romlib.toml`, and a no-op rebuild.
 //!
 //! `cargo run --release -p romlib-tests --bin sample [DIR]` (default `./sample`).
 
@@ -21,6 +22,27 @@ fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// A Logiqx DAT describing the sample's `beta` game as a collector's DAT would.
+fn write_dat(input: &Path, out: &Path) {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\"?>\n<datafile>\n<header><name>romlib sample</name>\
+         <version>1</version></header>\n<game name=\"Beta (World)\">\
+         <description>Beta (World)</description>\n",
+    );
+    for name in ["beta.rom", "shared.dat"] {
+        let data = std::fs::read(input.join("beta").join(name)).expect("read sample file");
+        let h = romlib_host::hashes::DatHashes::of(&data);
+        xml += &format!(
+            "<rom name=\"{name}\" size=\"{}\" crc=\"{:08x}\" sha1=\"{}\"/>\n",
+            data.len(),
+            h.crc32,
+            romlib_host::hashes::hex(&h.sha1)
+        );
+    }
+    xml += "</game>\n</datafile>\n";
+    std::fs::write(out, xml).expect("write sample DAT");
+}
+
 fn main() {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "sample".into()));
     let input = root.join("input");
@@ -37,6 +59,13 @@ fn main() {
     disc[3 << 20..(3 << 20) + 2048].copy_from_slice(&r.bytes(2048));
     write(&input, "disc-game-v2/disc.iso", &disc);
     write(&input, "disc-game-v2/.DS_Store", b"junk");
+    write(
+        &input,
+        "alpha/romlib.toml",
+        b"name = \"Alpha Quest\"\nsystem = \"Sample Handheld\"\ntags = [\"demo\"]\n",
+    );
+    let dat = root.join("sample.dat");
+    write_dat(&input, &dat);
     std::fs::create_dir_all(&keys).expect("create keys folder");
     if !keys.join("publisher.sec").exists() {
         run(
@@ -63,6 +92,9 @@ fn main() {
         ],
     );
     run("romlib", &["list-games", "-r", &s(&lib)]);
+    run("romlib", &["show", "-g", "alpha", "-r", &s(&lib)]);
+    run("romlib", &["verify", "-r", &s(&lib)]);
+    run("romlib", &["verify", "-r", &s(&lib), "--dat", &s(&dat)]);
     let trusted = s(&keys.join("publisher.pub"));
     run(
         "romlib-device",

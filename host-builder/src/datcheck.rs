@@ -1,0 +1,231 @@
+//! `romlib verify --dat`: a library judged against DAT files from its signed manifests
+//! alone. No pack and no index is opened; DATs are streamed one game at a time, so the
+//! report is written as it goes and memory does not grow with the DAT.
+
+use crate::dat::read_dat;
+use crate::datmatch::{GameCheck, GameState, LibraryFiles, RomState};
+use crate::error::{Error, Result};
+use romlib_device::{Library, ManifestFile, TrustStore};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Counts of one DAT's games by verdict.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    /// Every dumped rom present and correct.
+    pub complete: u64,
+    /// Some roms missing.
+    pub incomplete: u64,
+    /// A rom present with the wrong size or hash.
+    pub wrong_hash: u64,
+    /// Not in the library.
+    pub missing: u64,
+}
+
+impl Totals {
+    fn add(&mut self, s: GameState) {
+        match s {
+            GameState::Complete => self.complete += 1,
+            GameState::Incomplete => self.incomplete += 1,
+            GameState::WrongHash => self.wrong_hash += 1,
+            GameState::Missing => self.missing += 1,
+        }
+    }
+
+    fn all_complete(&self) -> bool {
+        self.incomplete + self.wrong_hash + self.missing == 0
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "games": self.complete + self.incomplete + self.wrong_hash + self.missing,
+            "complete": self.complete,
+            "incomplete": self.incomplete,
+            "wrong_hash": self.wrong_hash,
+            "missing": self.missing,
+        })
+    }
+}
+
+/// Reads and verifies every manifest; manifests that fail are returned as problems.
+fn load_library(lib: &Library, trust: &TrustStore) -> Result<(LibraryFiles, Vec<String>)> {
+    if !lib.games_dir().is_dir() {
+        return Err(Error::library(
+            lib.root(),
+            "not a romlib library (no games/ folder)",
+        ));
+    }
+    let mut files = LibraryFiles::new();
+    let mut problems = Vec::new();
+    for title in lib.titles()? {
+        let path = lib.manifest_path(&title);
+        match ManifestFile::open(&path).and_then(|m| m.verify(trust)) {
+            Ok(m) => files.add(m.body()),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    Ok((files, problems))
+}
+
+/// Checks the library against each DAT in turn and writes the report (text or JSON) to
+/// `out`. Returns whether every DAT game is complete and every manifest verified.
+pub fn check_dats(
+    lib: &Library,
+    trust: &TrustStore,
+    dats: &[PathBuf],
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<bool> {
+    let (files, problems) = load_library(lib, trust)?;
+    let werr = |e: std::io::Error| Error::io("<stdout>", "write", e);
+    let mut known: BTreeSet<u32> = BTreeSet::new();
+    let mut ok = problems.is_empty();
+    if as_json {
+        write!(out, "{{\"dats\":[").map_err(werr)?;
+    }
+    for (di, path) in dats.iter().enumerate() {
+        let mut totals = Totals::default();
+        let mut first = true;
+        if as_json {
+            let sep = if di > 0 { "," } else { "" };
+            write!(
+                out,
+                "{sep}\n{{\"path\":{},\"games\":[",
+                json!(path.display().to_string())
+            )
+            .map_err(werr)?;
+        }
+        let header = read_dat(path, |header, game| {
+            if game.roms.is_empty() {
+                // Device and BIOS stubs with nothing to dump say nothing about a library.
+                return Ok(());
+            }
+            if first && !as_json {
+                writeln!(out, "DAT {} ({})", header.label(), path.display()).map_err(werr)?;
+            }
+            let (check, chosen) = files.check(&game);
+            known.extend(chosen);
+            totals.add(check.state);
+            if as_json {
+                let sep = if first { "" } else { "," };
+                write!(out, "{sep}\n{}", game_json(&check)).map_err(werr)?;
+            } else {
+                writeln!(out, "{}", game_line(&check)).map_err(werr)?;
+            }
+            first = false;
+            Ok(())
+        })?;
+        ok &= totals.all_complete();
+        if as_json {
+            write!(
+                out,
+                "],\"source\":{},\"totals\":{}}}",
+                json!(header.label()),
+                totals.json()
+            )
+            .map_err(werr)?;
+        } else {
+            if first {
+                writeln!(out, "DAT {} ({})", header.label(), path.display()).map_err(werr)?;
+            }
+            writeln!(
+                out,
+                "  {} game(s): {} complete, {} incomplete, {} wrong hash, {} missing",
+                totals.complete + totals.incomplete + totals.wrong_hash + totals.missing,
+                totals.complete,
+                totals.incomplete,
+                totals.wrong_hash,
+                totals.missing
+            )
+            .map_err(werr)?;
+        }
+    }
+    let unknown: Vec<_> = files
+        .games()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !known.contains(&(*i as u32)))
+        .map(|(_, g)| g)
+        .collect();
+    if as_json {
+        let unknown: Vec<_> = unknown
+            .iter()
+            .map(|g| {
+                json!({
+                    "title_id": g.title,
+                    "display_name": g.display_name,
+                    "files_without_dat_hashes": g.unhashed_files,
+                })
+            })
+            .collect();
+        writeln!(
+            out,
+            "],\n\"unknown_games\":{},\n\"problems\":{},\n\"ok\":{ok}}}",
+            json!(unknown),
+            json!(problems)
+        )
+        .map_err(werr)?;
+    } else {
+        if !unknown.is_empty() {
+            writeln!(out, "library games no DAT knows: {}", unknown.len()).map_err(werr)?;
+            for g in &unknown {
+                let note = if g.unhashed_files > 0 {
+                    " (built without DAT hashes: rebuild it to check it)"
+                } else {
+                    ""
+                };
+                writeln!(out, "  {}{note}", g.title).map_err(werr)?;
+            }
+        }
+        for p in &problems {
+            writeln!(out, "problem: {p}").map_err(werr)?;
+        }
+        writeln!(out, "{}", if ok { "OK" } else { "NOT OK" }).map_err(werr)?;
+    }
+    Ok(ok)
+}
+
+fn game_line(c: &GameCheck) -> String {
+    let target = c
+        .library_title
+        .as_ref()
+        .map(|t| format!(" -> {t}"))
+        .unwrap_or_default();
+    let mut line = format!("  {:<10} {}{target}", c.state.as_str(), c.name);
+    let missing: Vec<&str> = (c.roms.iter())
+        .filter(|(_, s)| *s == RomState::Missing)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if c.state != GameState::Missing && !missing.is_empty() {
+        line += &format!("; missing: {}", missing.join(", "));
+    }
+    for (name, s) in &c.roms {
+        if let RomState::WrongHash { path, detail } = s {
+            line += &format!("; {name} is {path} with {detail}");
+        }
+    }
+    line
+}
+
+fn game_json(c: &GameCheck) -> serde_json::Value {
+    let roms: Vec<_> = c
+        .roms
+        .iter()
+        .map(|(name, s)| match s {
+            RomState::Ok { path } => json!({"name": name, "state": "ok", "path": path}),
+            RomState::Missing => json!({"name": name, "state": "missing"}),
+            RomState::WrongHash { path, detail } => {
+                json!({"name": name, "state": "wrong-hash", "path": path, "detail": detail})
+            }
+            RomState::NoDump => json!({"name": name, "state": "nodump"}),
+        })
+        .collect();
+    json!({
+        "name": c.name,
+        "state": c.state.as_str(),
+        "library_title": c.library_title,
+        "roms": roms,
+    })
+}

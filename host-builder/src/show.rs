@@ -1,0 +1,179 @@
+//! `romlib show`: one game's manifest in readable form.
+
+use crate::error::Result;
+use crate::hashes::{hex, DatHashes};
+use romlib_device::index::IndexReader;
+use romlib_device::{Library, ManifestFile, TrustStore};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// Reads a game's manifest (by title id, or a `.manifest` path) and describes it as JSON;
+/// [`to_text`] renders the same value for people. The signature is checked against
+/// `trust` and the outcome reported, not raised.
+pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value> {
+    let path = if game.ends_with(".manifest") {
+        PathBuf::from(game)
+    } else {
+        lib.manifest_path(game)
+    };
+    let m = ManifestFile::open(&path)?;
+    let b = m.unverified_body().clone();
+    let key_id =
+        String::from_utf8_lossy(&romlib_format::manifest::key_id(m.claimed_key())).into_owned();
+    let public_key = hex(m.claimed_key());
+    // Where the chunks are now, per the index (the manifest's list is from build time).
+    let mut packs = BTreeSet::new();
+    let mut unique = BTreeSet::new();
+    let mut unindexed = 0u64;
+    let index = IndexReader::open(&lib.index_path()).ok();
+    let mut table = m.unverified_chunks()?;
+    while let Some(r) = table.next_chunk()? {
+        if !unique.insert(r.hash) {
+            continue;
+        }
+        match index
+            .as_ref()
+            .and_then(|i| i.lookup(&r.hash).ok().flatten())
+        {
+            Some(e) => {
+                packs.insert(e.pack_id);
+            }
+            None => unindexed += 1,
+        }
+    }
+    let table_ok = table.finish().is_ok();
+    let signature = match m.verify(trust) {
+        Ok(_) => json!({"verified": true, "problem": null}),
+        Err(e) => json!({"verified": false, "problem": e.to_string()}),
+    };
+    let files: Vec<Value> = b
+        .files
+        .iter()
+        .map(|f| {
+            let h = DatHashes::from_entry(f);
+            json!({
+                "path": f.path,
+                "size": f.size,
+                "mode": format!("{:o}", f.mode),
+                "chunks": f.chunk_count,
+                "blake3": hex(&f.blake3),
+                "crc32": h.map(|h| format!("{:08x}", h.crc32)),
+                "md5": h.map(|h| hex(&h.md5)),
+                "sha1": h.map(|h| hex(&h.sha1)),
+                "sha256": h.map(|h| hex(&h.sha256)),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "manifest": path.display().to_string(),
+        "title_id": b.title_id,
+        "display_name": b.display_name,
+        "version": b.version,
+        "system": b.system,
+        "region": b.region,
+        "languages": b.languages,
+        "tags": b.tags,
+        "description": b.description,
+        "dat": b.dat.as_ref().map(|d| json!({
+            "source": d.source, "name": d.name, "description": d.description, "region": d.region,
+        })),
+        "total_size": b.total_size,
+        "chunk_count": b.chunk_count,
+        "unique_chunks": unique.len(),
+        "chunk_table_ok": table_ok,
+        "packs_needed": packs,
+        "chunks_not_in_index": unindexed,
+        "avg_chunk": b.chunker.as_ref().map(|c| c.avg_size),
+        "key_id": key_id,
+        "public_key": public_key,
+        "signature": signature,
+        "files": files,
+    }))
+}
+
+/// The text form of [`show_game`]'s value.
+pub fn to_text(v: &Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| {
+        if !value.is_empty() {
+            out += &format!("{label:<15}{value}\n");
+        }
+    };
+    line("title id", s("title_id"));
+    line("name", s("display_name"));
+    line("version", s("version"));
+    line("system", s("system"));
+    line("region", s("region"));
+    let list = |k: &str| {
+        (v[k].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    line("languages", list("languages"));
+    line("tags", list("tags"));
+    line("description", s("description").replace('\n', " "));
+    if let Some(d) = v["dat"].as_object() {
+        let g = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        line("DAT", format!("{} (from {})", g("name"), g("source")));
+    }
+    line("size", format!("{} bytes", v["total_size"]));
+    line(
+        "chunks",
+        format!(
+            "{} ({} distinct, average {} bytes)",
+            v["chunk_count"], v["unique_chunks"], v["avg_chunk"]
+        ),
+    );
+    let packs: Vec<String> = (v["packs_needed"].as_array().into_iter().flatten())
+        .map(|p| p.to_string())
+        .collect();
+    let mut packs = packs.join(", ");
+    if v["chunks_not_in_index"].as_u64().unwrap_or(0) > 0 {
+        packs += &format!(" ({} chunks NOT IN THE INDEX)", v["chunks_not_in_index"]);
+    }
+    line("packs needed", packs);
+    line(
+        "signing key",
+        format!("{} ({})", s("key_id"), s("public_key")),
+    );
+    let sig = &v["signature"];
+    line(
+        "signature",
+        if sig["verified"].as_bool() == Some(true) {
+            "verified against a trusted key".to_string()
+        } else {
+            format!("NOT VERIFIED: {}", sig["problem"].as_str().unwrap_or(""))
+        },
+    );
+    if v["chunk_table_ok"].as_bool() != Some(true) {
+        line(
+            "chunk table",
+            "DAMAGED (does not match the signed hash)".into(),
+        );
+    }
+    out += "files:\n";
+    for f in v["files"].as_array().into_iter().flatten() {
+        let g = |k: &str| f[k].as_str().unwrap_or("-").to_string();
+        out += &format!(
+            "  {}  {} bytes  mode {}  {} chunks\n    blake3 {}\n",
+            g("path"),
+            f["size"],
+            g("mode"),
+            f["chunks"],
+            g("blake3")
+        );
+        if f["crc32"].is_string() {
+            out += &format!(
+                "    crc32 {}  md5 {}\n    sha1 {}\n    sha256 {}\n",
+                g("crc32"),
+                g("md5"),
+                g("sha1"),
+                g("sha256")
+            );
+        }
+    }
+    out
+}

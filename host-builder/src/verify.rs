@@ -1,0 +1,495 @@
+//! `romlib verify`: a full integrity check of a library.
+//!
+//! Every pack is read once: its footer checksum is recomputed and every record is
+//! decompressed and hashed (in parallel batches). Every manifest's signature is checked
+//! against the trusted keys and its chunk table is read. The index must agree with all of
+//! it: every chunk entry points at a record holding that chunk, every pack entry describes
+//! the pack on disk, every chunk a manifest needs is indexed, and every refcount equals the
+//! number of references from the manifests the index counted.
+//!
+//! Nothing is written; a problem is recorded and the check goes on, so one run reports all.
+
+use crate::error::{Error, Result};
+use crate::store::scan_pack_with;
+use crate::zstd_decoder::ZstdDecoder;
+use rayon::prelude::*;
+use redb::{ReadableDatabase, ReadableTable};
+use romlib_device::decoder::ChunkDecoder;
+use romlib_device::index::{CHUNKS, GAMES, PACKS};
+use romlib_device::{Library, ManifestFile, TrustStore};
+use romlib_format::index::{ChunkEntry, PackInfo};
+use romlib_format::pack::{parse_file_name, Method, RecordHeader};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes of compressed records decoded per parallel batch.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Most problems kept in a report (the count goes on).
+pub const MAX_REPORTED: usize = 10_000;
+
+/// One finding, about one file of the library.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong (or worth knowing).
+    pub what: String,
+}
+
+/// What `verify_library` checked and found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Packs read.
+    pub packs: u64,
+    /// Records decompressed and hashed.
+    pub records: u64,
+    /// Their uncompressed bytes.
+    pub chunk_bytes: u64,
+    /// Bytes of pack files read.
+    pub pack_bytes: u64,
+    /// Chunk entries in the index.
+    pub index_chunks: u64,
+    /// Manifests read.
+    pub games: u64,
+    /// Manifests whose signature verified against a trusted key.
+    pub games_signed: u64,
+    /// Problems (the library is damaged or inconsistent), at most [`MAX_REPORTED`].
+    pub problems: Vec<Finding>,
+    /// All problems, including those not kept.
+    pub problem_count: u64,
+    /// Harmless findings, such as a pack an interrupted build left for the next to adopt.
+    pub notices: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// Whether the library passed.
+    pub fn ok(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn problem(&mut self, path: impl AsRef<Path>, what: impl Into<String>) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_REPORTED {
+            self.problems.push(Finding {
+                path: path.as_ref().to_path_buf(),
+                what: what.into(),
+            });
+        }
+    }
+
+    fn notice(&mut self, path: impl AsRef<Path>, what: impl Into<String>) {
+        self.notices.push(Finding {
+            path: path.as_ref().to_path_buf(),
+            what: what.into(),
+        });
+    }
+}
+
+/// A record as the pack holds it.
+#[derive(Clone, Copy)]
+struct Record {
+    hash: [u8; 32],
+    ulen: u32,
+    clen: u32,
+    method: Method,
+}
+
+/// Checks the whole library. Fails only when there is no library to check; everything
+/// else is a finding in the report.
+pub fn verify_library(
+    lib: &Library,
+    trust: &TrustStore,
+    progress: &dyn Fn(u64),
+) -> Result<VerifyReport> {
+    if !lib.root().is_dir() {
+        return Err(Error::library(lib.root(), "library folder does not exist"));
+    }
+    let mut rep = VerifyReport::default();
+    let index_path = lib.index_path();
+    let db = match redb::Builder::new().open_read_only(&index_path) {
+        Ok(db) => Some(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(Error::Locked { path: index_path });
+        }
+        Err(e) => {
+            rep.problem(&index_path, format!("cannot open the index: {e}"));
+            None
+        }
+    };
+    let rtx = match db.as_ref().map(|d| d.begin_read()).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            rep.problem(&index_path, format!("cannot read the index: {e}"));
+            None
+        }
+    };
+    let index_packs = read_pack_table(rtx.as_ref(), &index_path, &mut rep);
+    let dicts = load_dicts(lib, &mut rep);
+    let records = check_packs(lib, &index_packs, &dicts, &mut rep, progress)?;
+
+    // Manifests first: they say what each refcount must be.
+    let chunks_table = rtx.as_ref().and_then(|t| t.open_table(CHUNKS).ok());
+    let games_table = rtx.as_ref().and_then(|t| t.open_table(GAMES).ok());
+    let mut expected: HashMap<[u8; 32], u64> = HashMap::new();
+    let titles = lib.titles()?;
+    for title in &titles {
+        let counted = games_table
+            .as_ref()
+            .and_then(|t| t.get(title.as_str()).ok().flatten().map(|v| *v.value()));
+        check_manifest(
+            lib,
+            title,
+            trust,
+            counted,
+            chunks_table.as_ref(),
+            &mut expected,
+            &mut rep,
+        );
+    }
+    if let Some(games) = &games_table {
+        if let Ok(iter) = games.iter() {
+            for row in iter.flatten() {
+                let t = row.0.value().to_string();
+                if !titles.contains(&t) {
+                    rep.problem(
+                        &index_path,
+                        format!("the index counts references of game {t:?}, which has no manifest"),
+                    );
+                }
+            }
+        }
+    }
+
+    // Then every chunk entry against the packs and the manifests.
+    if let Some(chunks) = &chunks_table {
+        match chunks.iter() {
+            Ok(iter) => {
+                for row in iter {
+                    let Ok((k, v)) = row else {
+                        rep.problem(&index_path, "chunk table unreadable");
+                        break;
+                    };
+                    rep.index_chunks += 1;
+                    check_entry(
+                        &index_path,
+                        k.value(),
+                        v.value(),
+                        &records,
+                        &expected,
+                        &mut rep,
+                    );
+                }
+            }
+            Err(e) => rep.problem(&index_path, format!("chunk table unreadable: {e}")),
+        }
+    } else if db.is_some() && !titles.is_empty() {
+        rep.problem(&index_path, "the index has no chunk table");
+    }
+    Ok(rep)
+}
+
+fn read_pack_table(
+    rtx: Option<&redb::ReadTransaction>,
+    index_path: &Path,
+    rep: &mut VerifyReport,
+) -> BTreeMap<u32, PackInfo> {
+    let mut out = BTreeMap::new();
+    let Some(Ok(t)) = rtx.map(|t| t.open_table(PACKS)) else {
+        return out;
+    };
+    let Ok(iter) = t.iter() else {
+        rep.problem(index_path, "pack table unreadable");
+        return out;
+    };
+    for row in iter {
+        match row {
+            Ok((k, v)) => match PackInfo::decode(v.value()) {
+                Ok(info) => {
+                    out.insert(k.value(), info);
+                }
+                Err(e) => rep.problem(index_path, format!("pack {} entry: {e}", k.value())),
+            },
+            Err(e) => rep.problem(index_path, format!("pack table unreadable: {e}")),
+        }
+    }
+    out
+}
+
+fn load_dicts(lib: &Library, rep: &mut VerifyReport) -> Arc<Vec<(u32, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let dir = lib.dicts_dir();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Arc::new(out);
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name
+            .strip_suffix(".zdict")
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+        else {
+            continue;
+        };
+        match crate::build::read_limited(&path, romlib_format::limits::MAX_DICT_LEN, "dictionary") {
+            Ok(b) => out.push((id, b)),
+            Err(e) => rep.problem(&path, e.to_string()),
+        }
+    }
+    Arc::new(out)
+}
+
+/// Reads, decodes and hashes every pack; returns each record by (pack, offset).
+fn check_packs(
+    lib: &Library,
+    index_packs: &BTreeMap<u32, PackInfo>,
+    dicts: &Arc<Vec<(u32, Vec<u8>)>>,
+    rep: &mut VerifyReport,
+    progress: &dyn Fn(u64),
+) -> Result<HashMap<(u32, u64), Record>> {
+    let dir = lib.packs_dir();
+    let mut on_disk = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            match parse_file_name(&name) {
+                Some(id) => {
+                    on_disk.insert(id, e.path());
+                }
+                None if name.ends_with(".partial") => rep.notice(
+                    e.path(),
+                    "unfinished pack from an interrupted build (the next build deletes it)",
+                ),
+                None => rep.notice(e.path(), "not a pack file; ignored"),
+            }
+        }
+    } else if !index_packs.is_empty() {
+        rep.problem(&dir, "packs folder is missing or unreadable");
+    }
+    let mut records = HashMap::new();
+    for (&id, path) in &on_disk {
+        rep.packs += 1;
+        let mut batch: Vec<(u64, RecordHeader, Vec<u8>)> = Vec::new();
+        let mut batch_bytes = 0;
+        let mut bad: Vec<String> = Vec::new();
+        let scanned = scan_pack_with(path, id, |pos, rec, payload| {
+            batch.push((pos, *rec, payload.to_vec()));
+            batch_bytes += payload.len();
+            if batch_bytes >= BATCH_BYTES {
+                bad.extend(decode_batch(&std::mem::take(&mut batch), dicts));
+                progress(batch_bytes as u64);
+                batch_bytes = 0;
+            }
+            Ok(())
+        });
+        bad.extend(decode_batch(&batch, dicts));
+        progress(batch_bytes as u64);
+        for b in bad {
+            rep.problem(path, b);
+        }
+        match scanned {
+            Ok((info, recs)) => {
+                rep.pack_bytes += info.file_len;
+                for (pos, r) in recs {
+                    rep.records += 1;
+                    rep.chunk_bytes += r.ulen as u64;
+                    records.insert(
+                        (id, pos),
+                        Record {
+                            hash: r.hash,
+                            ulen: r.ulen,
+                            clen: r.clen,
+                            method: r.method,
+                        },
+                    );
+                }
+                match index_packs.get(&id) {
+                    Some(known) if *known == info => {}
+                    Some(_) => rep.problem(
+                        path,
+                        "pack differs from what the index recorded when it was sealed",
+                    ),
+                    None => rep.notice(
+                        path,
+                        "sealed pack the index does not list (an interrupted build; the next \
+                         build adopts it)",
+                    ),
+                }
+            }
+            Err(e) => rep.problem(path, strip_path(&e.to_string(), path)),
+        }
+    }
+    for &id in index_packs.keys() {
+        if !on_disk.contains_key(&id) {
+            rep.problem(lib.pack_path(id), "pack listed in the index is missing");
+        }
+    }
+    Ok(records)
+}
+
+/// Error messages start with their path; findings carry the path separately.
+fn strip_path(msg: &str, path: &Path) -> String {
+    let p = format!("{}: ", path.display());
+    msg.strip_prefix(&p).unwrap_or(msg).to_string()
+}
+
+/// Decodes and hashes a batch of records in parallel; returns what failed.
+fn decode_batch(
+    batch: &[(u64, RecordHeader, Vec<u8>)],
+    dicts: &Arc<Vec<(u32, Vec<u8>)>>,
+) -> Vec<String> {
+    batch
+        .par_iter()
+        .map_init(
+            || (ZstdDecoder::default(), Vec::new()),
+            |(dec, buf), (pos, rec, payload)| {
+                if rec.method == Method::ZstdDict {
+                    let id = zstd_safe::get_dict_id_from_frame(payload).map_or(0, |i| i.get());
+                    if !dec.has_dict(id) {
+                        let Some((_, bytes)) = dicts.iter().find(|(d, _)| *d == id) else {
+                            return Some(format!(
+                                "record at offset {pos} needs dictionary {id:08x}, which is not in dicts/"
+                            ));
+                        };
+                        if let Err(e) = dec.load_dict(id, bytes) {
+                            return Some(format!("dictionary {id:08x}: {e}"));
+                        }
+                    }
+                }
+                buf.resize(rec.ulen as usize, 0);
+                if let Err(e) = dec.decode(rec.method, payload, buf) {
+                    return Some(format!("record at offset {pos} does not decode: {e}"));
+                }
+                if blake3::hash(buf).as_bytes() != &rec.hash {
+                    return Some(format!(
+                        "record at offset {pos}: decoded bytes do not match the chunk hash {}",
+                        crate::hashes::hex(&rec.hash[..8])
+                    ));
+                }
+                None
+            },
+        )
+        .flatten()
+        .collect()
+}
+
+fn check_manifest(
+    lib: &Library,
+    title: &str,
+    trust: &TrustStore,
+    counted: Option<[u8; 32]>,
+    chunks: Option<&redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>,
+    expected: &mut HashMap<[u8; 32], u64>,
+    rep: &mut VerifyReport,
+) {
+    let path = lib.manifest_path(title);
+    rep.games += 1;
+    let m = match ManifestFile::open(&path) {
+        Ok(m) => m,
+        Err(e) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+    };
+    let body = m.unverified_body();
+    if body.title_id != title {
+        rep.problem(&path, format!("manifest is for title {:?}", body.title_id));
+    }
+    let counts = counted.is_some_and(|c| c.as_slice() == body.chunk_table_blake3.as_slice());
+    if !counts {
+        rep.problem(
+            &path,
+            "the index does not count this manifest's chunk references (refcounts are stale)",
+        );
+    }
+    let table = m.unverified_chunks();
+    let verified = m.verify(trust);
+    let mut table = match (verified, table) {
+        (Ok(_), Ok(t)) => {
+            rep.games_signed += 1;
+            t
+        }
+        (Err(e), Ok(t)) => {
+            rep.problem(&path, strip_path(&e.to_string(), &path));
+            t
+        }
+        (_, Err(e)) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+    };
+    let mut missing = 0u64;
+    let mut wrong_len = 0u64;
+    loop {
+        match table.next_chunk() {
+            Ok(Some(r)) => {
+                if counts {
+                    *expected.entry(r.hash).or_default() += 1;
+                }
+                let entry = chunks
+                    .and_then(|t| t.get(&r.hash).ok().flatten())
+                    .and_then(|v| ChunkEntry::decode(v.value()).ok());
+                match entry {
+                    None => missing += 1,
+                    Some(e) if e.ulen != r.len => wrong_len += 1,
+                    Some(_) => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+        }
+    }
+    if let Err(e) = table.finish() {
+        rep.problem(&path, strip_path(&e.to_string(), &path));
+    }
+    if missing > 0 {
+        rep.problem(
+            &path,
+            format!("{missing} chunk(s) of this game are not in the index"),
+        );
+    }
+    if wrong_len > 0 {
+        rep.problem(
+            &path,
+            format!("{wrong_len} chunk(s) have a different length in the index"),
+        );
+    }
+}
+
+fn check_entry(
+    index_path: &Path,
+    hash: &[u8; 32],
+    value: &[u8],
+    records: &HashMap<(u32, u64), Record>,
+    expected: &HashMap<[u8; 32], u64>,
+    rep: &mut VerifyReport,
+) {
+    let short = crate::hashes::hex(&hash[..8]);
+    let e = match ChunkEntry::decode(value) {
+        Ok(e) => e,
+        Err(err) => return rep.problem(index_path, format!("chunk {short}: {err}")),
+    };
+    match records.get(&(e.pack_id, e.offset)) {
+        Some(r)
+            if r.hash == *hash && r.ulen == e.ulen && r.clen == e.clen && r.method == e.method => {}
+        Some(_) => rep.problem(
+            index_path,
+            format!(
+                "chunk {short}: pack {} offset {} holds a different record",
+                e.pack_id, e.offset
+            ),
+        ),
+        None => rep.problem(
+            index_path,
+            format!(
+                "chunk {short}: no record at pack {} offset {}",
+                e.pack_id, e.offset
+            ),
+        ),
+    }
+    let want = expected.get(hash).copied().unwrap_or(0);
+    if e.refcount != want {
+        rep.problem(
+            index_path,
+            format!(
+                "chunk {short}: refcount {} but the manifests reference it {want} time(s)",
+                e.refcount
+            ),
+        );
+    }
+}
