@@ -4,7 +4,9 @@
 # `zstd -T2 -LEVEL` on the same files in the same run, stored/input bytes and peak RSS.
 # The build runs twice: with the per-file DAT hashes (CRC-32, MD5, SHA-1, SHA-256; the
 # default) and with --no-dat-hashes, and the table gives the ratio of the two.
-# Usage: bash host-builder/bench/build.sh [SIZE_MIB ...]   (env LEVEL=9, WORK=/tmp/romlib-bench)
+# Usage: bash host-builder/bench/build.sh [SIZE_MIB|DIR ...]   (env LEVEL=9, WORK=/tmp/romlib-bench)
+# A DIR argument is used as the corpus as it is (e.g. the games folder that
+# shared/corpus/make-corpus.sh assembles from real game data).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LEVEL=${LEVEL:-9}
@@ -18,11 +20,15 @@ mkdir -p "$WORK"
 "$T/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
 field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }
 secs() { awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$1"; }
-echo "| corpus MiB | romlib s | romlib MiB/s | no DAT hashes MiB/s | hashes/no hashes | zstd -T2 -$LEVEL s | zstd MiB/s | romlib/zstd | stored/input | zstd out/input | romlib peak RSS MiB |"
+echo "| corpus | romlib s | romlib MiB/s | no DAT hashes MiB/s | hashes/no hashes | zstd -T2 -$LEVEL s | zstd MiB/s | romlib/zstd | stored/input | zstd out/input | romlib peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for mib in "${sizes[@]}"; do
-  corpus="$WORK/corpus-$mib"
-  [ -d "$corpus" ] || "$T/gen-corpus" "$mib" "$corpus"
+  if [ -d "$mib" ]; then
+    corpus=$mib
+  else
+    corpus="$WORK/corpus-$mib"
+    [ -d "$corpus" ] || "$T/gen-corpus" "$mib" "$corpus"
+  fi
   input=$(du -sb "$corpus" | cut -f1)
   rm -rf "$WORK/lib"
   sync
@@ -42,6 +48,7 @@ for mib in "${sizes[@]}"; do
   z_bytes=$(cat "$WORK/zstd.bytes")
   awk -v mib="$mib" -v inb="$input" -v rw="$r_wall" -v nw="$n_wall" -v zw="$z_wall" -v st="$stored" -v zb="$z_bytes" -v rss="$r_rss" 'BEGIN {
     m = inb / 1048576;
-    printf "| %d | %.2f | %.1f | %.1f | %.2fx | %.2f | %.1f | %.2fx | %.3f | %.3f | %.1f |\n",
-      mib, rw, m / rw, m / nw, nw / rw, zw, m / zw, zw / rw, st / inb, zb / inb, rss / 1024 }'
+    label = (mib ~ /^[0-9]+$/) ? sprintf("generated %d MiB", mib) : sprintf("%s (%.0f MiB)", mib, m);
+    printf "| %s | %.2f | %.1f | %.1f | %.2fx | %.2f | %.1f | %.2fx | %.3f | %.3f | %.1f |\n",
+      label, rw, m / rw, m / nw, nw / rw, zw, m / zw, zw / rw, st / inb, zb / inb, rss / 1024 }'
 done

@@ -10,7 +10,7 @@ use crate::compress::Compressor;
 use crate::datmatch::DatCatalog;
 use crate::error::{Error, Result};
 use crate::fsutil::{create_dir, rename_synced, temp_path, write_atomic, write_synced};
-use crate::hashes::{DatHashes, FileHasher};
+use crate::hashes::{DatHashes, HashHalf, LegacyHalf, ShaHalf};
 use crate::scan::{scan, GameInput, ScanOptions};
 use crate::store::{db_err, unix_now, LibraryWriter, PackWriter};
 use ed25519_dalek::SigningKey;
@@ -24,7 +24,7 @@ use romlib_format::chunker::{ChunkerParams, ALGORITHM_FASTCDC_V2020, NORMALIZATI
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::{MAX_DICT_LEN, MAX_MANIFEST_BODY_LEN, MAX_PACK_SIZE, MIN_PACK_SIZE};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
-use romlib_format::pack::{RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
+use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
 use romlib_proto::{Chunker, FileEntry, Manifest};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -119,10 +119,7 @@ pub struct BuildSummary {
 
 enum Piece {
     Chunk(Vec<u8>),
-    FileEnd {
-        blake3: [u8; 32],
-        dat: Option<DatHashes>,
-    },
+    FileEnd { blake3: [u8; 32] },
     GameEnd,
 }
 
@@ -194,7 +191,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
         ..Default::default()
     };
     let games = Arc::new(games);
-    let rx = spawn_reader(games.clone(), params, opts.dat_hashes);
+    let (rx, dat) = spawn_reader(games.clone(), params, opts.dat_hashes);
     let mut run = Run {
         store: &mut store,
         opts,
@@ -208,6 +205,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
         summary: &mut summary,
         bar: &bar,
         catalog: catalog.as_ref(),
+        dat,
     };
     let result = pool.install(|| run.consume(rx));
     let result = result.and_then(|()| run.finish());
@@ -284,18 +282,77 @@ pub(crate) fn read_limited(path: &Path, max: u64, what: &str) -> Result<Vec<u8>>
     Ok(buf)
 }
 
+/// A batch of chunks and file and game ends, in input order, shared by the consumer and
+/// the DAT hash threads.
+type Batch = Arc<Vec<Item>>;
+
+/// The per-file DAT hash results, one per file in input order, from two threads.
+struct DatResults {
+    legacy: Receiver<(u32, [u8; 16])>,
+    sha: Receiver<([u8; 20], [u8; 32])>,
+}
+
+impl DatResults {
+    fn next(&self) -> Result<DatHashes> {
+        let lost = || Error::Usage("internal error: a DAT hash thread stopped".into());
+        let l = self.legacy.recv().map_err(|_| lost())?;
+        let s = self.sha.recv().map_err(|_| lost())?;
+        Ok(DatHashes::join(l, s))
+    }
+}
+
+/// A thread feeding every batch to one half of the DAT hashes. MD5, SHA-1 and SHA-256 cost
+/// more CPU than cutting and BLAKE3 together, so they run beside the reader and the pool,
+/// on data the reader has already read (one read of the input).
+fn spawn_half<H: HashHalf + 'static>(batches: Receiver<Batch>) -> Receiver<H::Out> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut h = H::default();
+        for batch in batches {
+            for it in batch.iter() {
+                match &it.piece {
+                    Piece::Chunk(d) => h.update(d),
+                    Piece::FileEnd { .. } => {
+                        if tx.send(std::mem::take(&mut h).finish()).is_err() {
+                            return;
+                        }
+                    }
+                    Piece::GameEnd => {}
+                }
+            }
+        }
+    });
+    rx
+}
+
 fn spawn_reader(
     games: Arc<Vec<GameInput>>,
     params: ChunkerParams,
     dat_hashes: bool,
-) -> Receiver<Result<Vec<Item>>> {
-    let (tx, rx) = sync_channel::<Result<Vec<Item>>>(2);
+) -> (Receiver<Result<Batch>>, Option<DatResults>) {
+    let (tx, rx) = sync_channel::<Result<Batch>>(2);
+    let mut half_txs = Vec::new();
+    let dat = dat_hashes.then(|| {
+        let (ltx, lrx) = sync_channel::<Batch>(2);
+        let (stx, srx) = sync_channel::<Batch>(2);
+        half_txs = vec![ltx, stx];
+        DatResults {
+            legacy: spawn_half::<LegacyHalf>(lrx),
+            sha: spawn_half::<ShaHalf>(srx),
+        }
+    });
+    let err_tx = tx.clone();
+    // The hash threads get each batch before the consumer, which waits for their results.
+    let send = move |batch: Vec<Item>| -> bool {
+        let batch = Arc::new(batch);
+        half_txs.iter().all(|t| t.send(batch.clone()).is_ok()) && tx.send(Ok(batch)).is_ok()
+    };
     std::thread::spawn(move || {
         let mut batch = Vec::new();
         let mut bytes = 0usize;
         for (gi, game) in games.iter().enumerate() {
             for (fi, file) in game.files.iter().enumerate() {
-                let res = read_file(file, params, dat_hashes, |data| {
+                let res = read_file(file, params, |data| {
                     bytes += data.len();
                     batch.push(Item {
                         game: gi,
@@ -304,20 +361,20 @@ fn spawn_reader(
                     });
                     if bytes >= BATCH_BYTES {
                         bytes = 0;
-                        tx.send(Ok(std::mem::take(&mut batch))).is_ok()
+                        send(std::mem::take(&mut batch))
                     } else {
                         true
                     }
                 });
                 match res {
-                    Ok(Some((blake3, dat))) => batch.push(Item {
+                    Ok(Some(blake3)) => batch.push(Item {
                         game: gi,
                         file: fi,
-                        piece: Piece::FileEnd { blake3, dat },
+                        piece: Piece::FileEnd { blake3 },
                     }),
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = tx.send(Err(e));
+                        let _ = err_tx.send(Err(e));
                         return;
                     }
                 }
@@ -328,19 +385,18 @@ fn spawn_reader(
                 piece: Piece::GameEnd,
             });
         }
-        let _ = tx.send(Ok(batch));
+        send(batch);
     });
-    rx
+    (rx, dat)
 }
 
-/// Chunks one file, calling `emit` per chunk; returns the file's BLAKE3 and (when asked)
-/// DAT hashes, or `None` when `emit` asked to stop.
+/// Chunks one file, calling `emit` per chunk; returns the file's BLAKE3, or `None` when
+/// `emit` asked to stop.
 fn read_file(
     file: &crate::scan::InputFile,
     params: ChunkerParams,
-    dat_hashes: bool,
     mut emit: impl FnMut(Vec<u8>) -> bool,
-) -> Result<Option<([u8; 32], Option<DatHashes>)>> {
+) -> Result<Option<[u8; 32]>> {
     let path = &file.abs;
     let f = File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -350,7 +406,6 @@ fn read_file(
         }
     })?;
     let mut hasher = blake3::Hasher::new();
-    let mut dat = dat_hashes.then(FileHasher::new);
     let mut read: u64 = 0;
     let cdc = fastcdc::v2020::StreamCDC::with_level(
         f,
@@ -365,9 +420,6 @@ fn read_file(
             other => Error::io(path, "read", std::io::Error::other(other.to_string())),
         })?;
         hasher.update(&chunk.data);
-        if let Some(d) = &mut dat {
-            d.update(&chunk.data);
-        }
         read += chunk.data.len() as u64;
         if read > file.size {
             break;
@@ -389,10 +441,7 @@ fn read_file(
             "file changed during the build; run it again",
         ));
     }
-    Ok(Some((
-        *hasher.finalize().as_bytes(),
-        dat.map(FileHasher::finish),
-    )))
+    Ok(Some(*hasher.finalize().as_bytes()))
 }
 
 /// A game whose chunks are all appended, waiting for its packs to be committed.
@@ -417,7 +466,16 @@ struct Run<'a> {
     summary: &'a mut BuildSummary,
     bar: &'a ProgressBar,
     catalog: Option<&'a DatCatalog>,
+    /// DAT hashes of the files, in order, from their threads.
+    dat: Option<DatResults>,
 }
+
+/// A batch's chunk hashes, fates, and compressed new chunks.
+type Prepared = (
+    Vec<Option<[u8; 32]>>,
+    Vec<Option<Fate>>,
+    Vec<Option<(Method, Vec<u8>)>>,
+);
 
 /// A chunk lookup over either kind of redb table.
 trait Lookup {
@@ -452,14 +510,21 @@ impl Run<'_> {
         Ok(self.txn.as_mut().expect("just set"))
     }
 
-    fn consume(&mut self, rx: Receiver<Result<Vec<Item>>>) -> Result<()> {
+    fn consume(&mut self, rx: Receiver<Result<Batch>>) -> Result<()> {
         for batch in rx {
-            self.process(batch?)?;
+            self.process(&batch?)?;
         }
         Ok(())
     }
 
-    fn process(&mut self, batch: Vec<Item>) -> Result<()> {
+    /// Handles one batch: hashes and compresses its chunks on the pool, then appends.
+    fn process(&mut self, batch: &[Item]) -> Result<()> {
+        let (hashes, fates, compressed) = self.prepare(batch)?;
+        self.append_batch(batch, hashes, fates, compressed)
+    }
+
+    /// Hashes the batch's chunks, decides which are new, and compresses those.
+    fn prepare(&mut self, batch: &[Item]) -> Result<Prepared> {
         let hashes: Vec<Option<[u8; 32]>> = batch
             .par_iter()
             .map(|it| match &it.piece {
@@ -516,17 +581,28 @@ impl Run<'_> {
             }
         }
         let compressor = self.compressor.clone();
-        let compressed: Vec<(romlib_format::pack::Method, Vec<u8>)> = new_items
+        let compressed: Vec<(Method, Vec<u8>)> = new_items
             .par_iter()
             .map(|&i| match &batch[i].piece {
                 Piece::Chunk(d) => compressor.compress(d),
                 _ => unreachable!("only chunks are new"),
             })
             .collect();
-        let mut compressed: Vec<Option<_>> = compressed.into_iter().map(Some).collect();
+        let compressed: Vec<Option<_>> = compressed.into_iter().map(Some).collect();
+        Ok((hashes, fates, compressed))
+    }
+
+    /// Appends a prepared batch in input order and records its chunks and files.
+    fn append_batch(
+        &mut self,
+        batch: &[Item],
+        hashes: Vec<Option<[u8; 32]>>,
+        mut fates: Vec<Option<Fate>>,
+        mut compressed: Vec<Option<(Method, Vec<u8>)>>,
+    ) -> Result<()> {
         let mut placed: HashMap<[u8; 32], u32> = HashMap::new();
-        for (i, item) in batch.into_iter().enumerate() {
-            match item.piece {
+        for (i, item) in batch.iter().enumerate() {
+            match &item.piece {
                 Piece::Chunk(data) => {
                     let hash = hashes[i].expect("chunks have hashes");
                     let pack_id = match fates[i].take().expect("chunks have fates") {
@@ -551,7 +627,8 @@ impl Run<'_> {
                     g.file_chunks += 1;
                     g.packs.insert(pack_id);
                 }
-                Piece::FileEnd { blake3, dat } => {
+                Piece::FileEnd { blake3 } => {
+                    let dat = self.dat.as_ref().map(DatResults::next).transpose()?;
                     let f = &self.games[item.game].files[item.file];
                     let (rel, size, mode) = (f.rel.clone(), f.size, f.mode);
                     let g = self.game_state(item.game);
@@ -839,14 +916,14 @@ pub mod test_support {
     pub fn read_file_once(file: &crate::scan::InputFile) -> Result<[u8; 32]> {
         let params = ChunkerParams::from_avg(romlib_format::chunker::DEFAULT_AVG_CHUNK)
             .map_err(|e| Error::Usage(e.to_string()))?;
-        read_file(file, params, false, |_| true).map(|h| h.expect("never asked to stop").0)
+        read_file(file, params, |_| true).map(|h| h.expect("never asked to stop"))
     }
 
     /// The lengths of the chunks the builder cuts from `file` with average `avg`.
     pub fn chunk_lengths(file: &crate::scan::InputFile, avg: u32) -> Result<Vec<usize>> {
         let params = ChunkerParams::from_avg(avg).map_err(|e| Error::Usage(e.to_string()))?;
         let mut lens = Vec::new();
-        read_file(file, params, false, |d| {
+        read_file(file, params, |d| {
             lens.push(d.len());
             true
         })?;

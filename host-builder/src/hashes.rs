@@ -46,45 +46,93 @@ impl DatHashes {
 }
 
 /// Incremental hashing of one file.
+///
+/// It is two independent halves (CRC-32 with MD5, and SHA-1 with SHA-256) of about equal
+/// cost, so the builder can feed them on two threads at once.
+#[derive(Default)]
 pub struct FileHasher {
+    /// CRC-32 and MD5.
+    pub legacy: LegacyHalf,
+    /// SHA-1 and SHA-256.
+    pub sha: ShaHalf,
+}
+
+/// The CRC-32 and MD5 half of a [`FileHasher`].
+#[derive(Default)]
+pub struct LegacyHalf {
     crc32: crc32fast::Hasher,
     md5: md5::Md5,
+}
+
+/// The SHA-1 and SHA-256 half of a [`FileHasher`].
+#[derive(Default)]
+pub struct ShaHalf {
     sha1: sha1::Sha1,
     sha256: sha2::Sha256,
 }
 
-impl Default for FileHasher {
-    fn default() -> Self {
-        Self::new()
+/// One half of a [`FileHasher`].
+pub trait HashHalf: Default + Send {
+    /// What it produces.
+    type Out: Send;
+    /// Feeds the next bytes of the file.
+    fn update(&mut self, data: &[u8]);
+    /// The result for everything fed.
+    fn finish(self) -> Self::Out;
+}
+
+impl HashHalf for LegacyHalf {
+    type Out = (u32, [u8; 16]);
+
+    fn update(&mut self, data: &[u8]) {
+        self.crc32.update(data);
+        self.md5.update(data);
+    }
+
+    fn finish(self) -> Self::Out {
+        (self.crc32.finalize(), self.md5.finalize().into())
+    }
+}
+
+impl HashHalf for ShaHalf {
+    type Out = ([u8; 20], [u8; 32]);
+
+    fn update(&mut self, data: &[u8]) {
+        self.sha1.update(data);
+        self.sha256.update(data);
+    }
+
+    fn finish(self) -> Self::Out {
+        (self.sha1.finalize().into(), self.sha256.finalize().into())
     }
 }
 
 impl FileHasher {
     /// A hasher at the start of a file.
     pub fn new() -> Self {
-        Self {
-            crc32: crc32fast::Hasher::new(),
-            md5: md5::Md5::new(),
-            sha1: sha1::Sha1::new(),
-            sha256: sha2::Sha256::new(),
-        }
+        Self::default()
     }
 
     /// Feeds the next bytes of the file.
     pub fn update(&mut self, data: &[u8]) {
-        self.crc32.update(data);
-        self.md5.update(data);
-        self.sha1.update(data);
-        self.sha256.update(data);
+        self.legacy.update(data);
+        self.sha.update(data);
     }
 
     /// The hashes of everything fed.
     pub fn finish(self) -> DatHashes {
-        DatHashes {
-            crc32: self.crc32.finalize(),
-            md5: self.md5.finalize().into(),
-            sha1: self.sha1.finalize().into(),
-            sha256: self.sha256.finalize().into(),
+        DatHashes::join(self.legacy.finish(), self.sha.finish())
+    }
+}
+
+impl DatHashes {
+    /// Puts the two halves' results together.
+    pub fn join((crc32, md5): (u32, [u8; 16]), (sha1, sha256): ([u8; 20], [u8; 32])) -> Self {
+        Self {
+            crc32,
+            md5,
+            sha1,
+            sha256,
         }
     }
 }
