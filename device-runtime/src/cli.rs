@@ -18,3 +18,16 @@ pub fn parse_args<T: argh::TopLevelCommand>(name: &str) -> T {
         }
     }
 }
+
+/// Standard output for bulk binary data: on Unix a duplicate of file descriptor 1, written
+/// without `Stdout`'s line buffering (which scans every block for newlines).
+pub fn raw_stdout() -> Box<dyn std::io::Write> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(std::io::stdout())
+}

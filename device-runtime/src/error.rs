@@ -83,6 +83,15 @@ pub enum Error {
         /// The directory.
         path: PathBuf,
     },
+    /// A read asked for bytes beyond the end of a file.
+    BeyondEnd {
+        /// The file, as `<title>/<path in the game>`.
+        path: PathBuf,
+        /// The offset asked for.
+        offset: u64,
+        /// The file's size.
+        size: u64,
+    },
 }
 
 impl Error {
@@ -174,6 +183,11 @@ impl fmt::Display for Error {
                 "{}: not installed by romlib (no completion marker); left untouched",
                 path.display()
             ),
+            Error::BeyondEnd { path, offset, size } => write!(
+                f,
+                "{}: offset {offset} is beyond the end of the file ({size} bytes)",
+                path.display()
+            ),
         }
     }
 }
@@ -184,6 +198,21 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+/// For `Read` and `Seek` implementations: the kind says what class of failure it is (an
+/// unverifiable chunk is `InvalidData`, never a short read), the message is the whole
+/// one-line error, and the error itself stays reachable through `get_ref`.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match &e {
+            Error::Io { source, .. } => source.kind(),
+            Error::NotFound { .. } => io::ErrorKind::NotFound,
+            Error::BeyondEnd { .. } => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
     }
 }
 

@@ -3,12 +3,13 @@
 use argh::FromArgs;
 use romlib_device::decoder::RuzstdDecoder;
 use romlib_device::install::{install_game, open_game, uninstall, verify_game};
+use romlib_device::read::Game;
 use romlib_device::trust::DEFAULT_TRUST_DIR;
-use romlib_device::{Library, ManifestFile, Result, TrustStore};
+use romlib_device::{Error, Library, ManifestFile, Result, TrustStore};
 use std::path::{Path, PathBuf};
 
 #[derive(FromArgs)]
-/// romlib-device: verify and install games from a romlib library.
+/// romlib-device: verify, install and read games from a romlib library.
 struct Cli {
     #[argh(subcommand)]
     cmd: Cmd,
@@ -21,6 +22,7 @@ enum Cmd {
     Install(InstallCmd),
     Uninstall(UninstallCmd),
     Verify(VerifyCmd),
+    Cat(CatCmd),
 }
 
 #[derive(FromArgs)]
@@ -78,6 +80,31 @@ struct VerifyCmd {
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     trusted_key: Vec<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Write one file of a game, or a byte range of it, to standard output, straight from the
+/// packs; every chunk is checked against the signed manifest before any of it is written.
+#[argh(subcommand, name = "cat")]
+struct CatCmd {
+    #[argh(option, short = 'g')]
+    /// title id, or the path of a .manifest file
+    game: String,
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
+    trusted_key: Vec<PathBuf>,
+    #[argh(option, default = "0")]
+    /// first byte to write (default 0; beyond the end of the file is an error)
+    offset: u64,
+    #[argh(option)]
+    /// most bytes to write (default: up to the end of the file)
+    length: Option<u64>,
+    #[argh(positional)]
+    /// path of the file inside the game, as the manifest lists it (e.g. data/level1.dat)
+    path: String,
 }
 
 fn main() {
@@ -145,6 +172,26 @@ fn run(cli: Cli) -> Result<()> {
             uninstall(&c.install_dir, &c.title_id)?;
             println!("uninstalled {}", c.title_id);
             Ok(())
+        }
+        Cmd::Cat(c) => {
+            let lib = Library::new(&c.romlib);
+            let game = Game::open(
+                &lib,
+                &c.game,
+                &trust(&c.trusted_key)?,
+                RuzstdDecoder::default(),
+            )?;
+            let id = game.find(&c.path)?;
+            let out = &mut *romlib_device::cli::raw_stdout();
+            match game.copy_range(id, c.offset, c.length, out, Path::new("standard output")) {
+                // A reader that stopped early (`| head`) is not a failure of ours.
+                Err(Error::Io {
+                    op: "write",
+                    source,
+                    ..
+                }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map(|_| ()),
+            }
         }
         Cmd::Verify(c) => {
             let lib = Library::new(&c.romlib);

@@ -185,6 +185,17 @@ impl VerifiedManifest {
     pub fn chunks(&self) -> Result<ChunkTable> {
         self.inner.unverified_chunks()
     }
+
+    /// Offset of the chunk table in the manifest file.
+    pub fn chunk_table_offset(&self) -> u64 {
+        self.inner.header.chunk_table_offset()
+    }
+
+    /// The open manifest file, for positional re-reads of chunk-table records (which the
+    /// caller must check against hashes taken from a verified pass over the table).
+    pub(crate) fn file(&self) -> &File {
+        &self.inner.file
+    }
 }
 
 /// A streaming reader of a manifest's chunk table.

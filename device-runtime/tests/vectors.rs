@@ -6,6 +6,7 @@ use prost::Message;
 use romlib_device::decoder::RuzstdDecoder;
 use romlib_device::index::{CHUNKS, PACKS};
 use romlib_device::install::{install_game, open_game, recover, uninstall, verify_game, MARKER};
+use romlib_device::read::Game;
 use romlib_device::{Error, Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::keyfile::{encode, KeyKind};
@@ -14,6 +15,7 @@ use romlib_format::pack::{
     PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
 };
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../format-spec/vectors");
@@ -294,4 +296,37 @@ fn interrupted_swap_is_rolled_back() {
     assert_eq!(done.len(), 2, "{done:?}");
     assert!(f.inst().join("demo").join(MARKER).is_file());
     assert!(!staging.join("other.new").exists());
+}
+
+#[test]
+fn reads_the_golden_games_in_place() {
+    let f = Fixture::new();
+    for g in ["demo", "other"] {
+        let game = Game::open(&f.lib(), g, &f.trust(), RuzstdDecoder::default()).unwrap();
+        let listed: Vec<_> = game.files().map(|x| (x.path, x.size)).collect();
+        let files = game.manifest().body().files.clone();
+        assert_eq!(listed.len(), files.len());
+        for file in &files {
+            let mut r = game.open_file(&file.path).unwrap();
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).unwrap();
+            assert_eq!(all.len() as u64, file.size, "{g}/{}", file.path);
+            assert_eq!(
+                blake3::hash(&all).as_bytes().as_slice(),
+                file.blake3.as_slice(),
+                "{g}/{}",
+                file.path
+            );
+            // Backwards, a few bytes at a time, across every chunk edge.
+            let mut back = vec![0u8; all.len()];
+            let mut end = all.len();
+            while end > 0 {
+                let start = end.saturating_sub(333);
+                r.seek(SeekFrom::Start(start as u64)).unwrap();
+                r.read_exact(&mut back[start..end]).unwrap();
+                end = start;
+            }
+            assert!(back == all, "{g}/{}", file.path);
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
-/// romlib: build deduplicated, signed game libraries and install games from them.
+/// romlib: build deduplicated, signed game libraries; install or read games from them.
 struct Cli {
     #[argh(subcommand)]
     cmd: Cmd,
@@ -29,6 +29,32 @@ enum Cmd {
     Uninstall(UninstallCmd),
     Verify(VerifyCmd),
     Show(ShowCmd),
+    Cat(CatCmd),
+}
+
+#[derive(FromArgs)]
+/// Write one file of a game, or a byte range of it, to standard output, straight from the
+/// packs; every chunk is checked against the signed manifest before any of it is written.
+#[argh(subcommand, name = "cat")]
+struct CatCmd {
+    #[argh(option, short = 'g')]
+    /// title id, or the path of a .manifest file
+    game: String,
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+    #[argh(option, default = "0")]
+    /// first byte to write (default 0; beyond the end of the file is an error)
+    offset: u64,
+    #[argh(option)]
+    /// most bytes to write (default: up to the end of the file)
+    length: Option<u64>,
+    #[argh(positional)]
+    /// path of the file inside the game, as the manifest lists it (e.g. data/level1.dat)
+    path: String,
 }
 
 #[derive(FromArgs)]
@@ -602,6 +628,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Verify(c) => run_verify(c, progress),
+        Cmd::Cat(c) => {
+            let lib = romlib_device::Library::new(&c.romlib);
+            let trust = trust_store(&lib, &c.trusted_key, true)?;
+            let dec = romlib_host::zstd_decoder::ZstdDecoder::default();
+            let game = romlib_device::read::Game::open(&lib, &c.game, &trust, dec)?;
+            let id = game.find(&c.path)?;
+            let out = &mut *romlib_device::cli::raw_stdout();
+            let stdout = std::path::Path::new("standard output");
+            match game.copy_range(id, c.offset, c.length, out, stdout) {
+                // A reader that stopped early (`| head`) is not a failure of ours.
+                Err(romlib_device::Error::Io {
+                    op: "write",
+                    source,
+                    ..
+                }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map(|_| ()).map_err(Into::into),
+            }
+        }
         Cmd::Show(c) => {
             let lib = romlib_device::Library::new(&c.romlib);
             let trust = trust_store(&lib, &c.trusted_key, false)?;
