@@ -216,6 +216,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
     }
     bar.finish_and_clear();
     result?;
+    store.compact()?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

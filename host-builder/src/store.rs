@@ -257,6 +257,22 @@ impl LibraryWriter {
         self.writable()?.begin_write().map_err(|e| db_err(&path, e))
     }
 
+    /// Gives the index file's free space back after a run that wrote to it (redb grows
+    /// its file in large steps; a fresh small library would otherwise carry about 1 MiB of
+    /// empty pages). A no-op when nothing was written: that run changes no file.
+    pub(crate) fn compact(&mut self) -> Result<()> {
+        let path = self.index_path();
+        if let Some(Db::Writable(d)) = self.db.as_mut() {
+            // Each pass moves pages down; a few passes reach the minimum.
+            for _ in 0..4 {
+                if !d.compact().map_err(|e| db_err(&path, e))? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Commits an index write transaction.
     pub(crate) fn commit(&self, txn: WriteTransaction) -> Result<()> {
         txn.commit().map_err(|e| db_err(&self.index_path(), e))
