@@ -138,9 +138,11 @@ enum Job {
         rel: String,
         mode: u32,
     },
-    /// Decoded chunks packed one after another into `data`, each not yet verified.
+    /// Decoded chunks packed one after another into `data[..used]`, each not yet
+    /// verified.
     Chunks {
         data: Vec<u8>,
+        used: usize,
         chunks: Vec<Pending>,
     },
     End {
@@ -187,7 +189,8 @@ fn stream_game(
     let (buf_tx, buf_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, Vec<Pending>)>(BUFFERS);
     for _ in 0..BUFFERS {
         buf_tx
-            .send((Vec::with_capacity(BATCH_CAPACITY), Vec::with_capacity(64)))
+            // Full length from the start: zeroed once here, never again per chunk.
+            .send((vec![0; BATCH_CAPACITY], Vec::with_capacity(64)))
             .expect("room for the buffers");
     }
     std::thread::scope(|scope| {
@@ -202,6 +205,7 @@ fn stream_game(
                     })
                     .map_err(|_| stopped())?;
                 let mut batch: Option<(Vec<u8>, Vec<Pending>)> = None;
+                let mut used = 0;
                 for _ in 0..f.chunk_count {
                     let c = table
                         .next_chunk()?
@@ -217,9 +221,12 @@ fn stream_game(
                         Some(b) => b,
                         None => batch.insert(buf_rx.recv().map_err(|_| stopped())?),
                     };
-                    let start = data.len();
-                    data.resize(start + c.len as usize, 0);
-                    packs.read_unverified(&c.hash, &entry, decoder, &mut data[start..])?;
+                    let end = used + c.len as usize;
+                    let out = data.get_mut(used..end).ok_or_else(|| {
+                        Error::manifest(&mpath, "a chunk is longer than the format allows")
+                    })?;
+                    packs.read_unverified(&c.hash, &entry, decoder, out)?;
+                    used = end;
                     list.push(Pending {
                         hash: c.hash,
                         len: c.len,
@@ -227,16 +234,17 @@ fn stream_game(
                         offset: entry.offset,
                     });
                     chunks += 1;
-                    if data.len() >= BATCH_BYTES {
+                    if used >= BATCH_BYTES {
                         let (data, chunks) = batch.take().expect("just filled");
                         job_tx
-                            .send(Job::Chunks { data, chunks })
+                            .send(Job::Chunks { data, used, chunks })
                             .map_err(|_| stopped())?;
+                        used = 0;
                     }
                 }
                 if let Some((data, chunks)) = batch.take() {
                     job_tx
-                        .send(Job::Chunks { data, chunks })
+                        .send(Job::Chunks { data, used, chunks })
                         .map_err(|_| stopped())?;
                 }
                 job_tx
@@ -294,9 +302,11 @@ fn write_jobs(
                 size = 0;
             }
             Job::Chunks {
-                mut data,
+                data: buf,
+                used,
                 mut chunks,
             } => {
+                let data = &buf[..used];
                 let mut at = 0;
                 for c in &chunks {
                     let piece = &data[at..at + c.len as usize];
@@ -306,13 +316,12 @@ fn write_jobs(
                     }
                     at += c.len as usize;
                 }
-                hasher.update(&data);
+                hasher.update(data);
                 size += data.len() as u64;
-                sink.write(&data)?;
-                data.clear();
+                sink.write(data)?;
                 chunks.clear();
                 // The producer may already have finished; then the buffers are dropped.
-                let _ = free.send((data, chunks));
+                let _ = free.send((buf, chunks));
             }
             Job::End {
                 path,
