@@ -13,6 +13,9 @@ pub trait ChunkDecoder {
     fn has_dict(&self, id: u32) -> bool;
     /// Decodes `src` into all of `dst`; fails if the frame decodes to any other length.
     fn decode(&mut self, method: Method, src: &[u8], dst: &mut [u8]) -> Result<(), String>;
+    /// A fresh decoder of the same kind, for another thread (dictionaries are loaded into
+    /// it again when needed).
+    fn another(&self) -> Box<dyn ChunkDecoder + Send>;
 }
 
 /// Most dictionaries one install keeps loaded.
@@ -65,6 +68,10 @@ impl ChunkDecoder for RuzstdDecoder {
 
     fn has_dict(&self, id: u32) -> bool {
         self.dicts.contains(&id)
+    }
+
+    fn another(&self) -> Box<dyn ChunkDecoder + Send> {
+        Box::new(RuzstdDecoder::default())
     }
 
     fn decode(&mut self, method: Method, src: &[u8], dst: &mut [u8]) -> Result<(), String> {

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::index::IndexReader;
 use crate::library::Library;
 use crate::manifest::{ManifestFile, VerifiedManifest};
-use crate::pack_reader::{check_chunk, PackReader};
+use crate::pack_reader::{check_chunk, decode_record, PackReader, RecordRef};
 use crate::trust::TrustStore;
 use romlib_format::limits::MAX_CHUNK_LEN;
 use romlib_format::path::check_title_id;
@@ -132,18 +132,23 @@ impl Sink for DirSink {
     }
 }
 
-/// Work for the verifying writer thread, in order.
+/// Work flowing from the reader through a decoder thread to the writer, in order.
 enum Job {
     Begin {
         rel: String,
         mode: u32,
     },
-    /// Decoded chunks packed one after another into `data[..used]`, each not yet
-    /// verified.
-    Chunks {
+    /// Records read from packs, one after another in `buf`, not yet decoded.
+    Raw {
+        buf: Vec<u8>,
+        chunks: Vec<RawChunk>,
+    },
+    /// Decoded chunks packed one after another into `data[..used]`, each verified.
+    Decoded {
         data: Vec<u8>,
         used: usize,
-        chunks: Vec<Pending>,
+        /// The raw batch's buffers, going back to the reader.
+        raw: (Vec<u8>, Vec<RawChunk>),
     },
     End {
         path: String,
@@ -152,60 +157,103 @@ enum Job {
     },
 }
 
-/// A decoded chunk awaiting its BLAKE3 check.
-struct Pending {
+/// A chunk whose record was read but not decoded.
+struct RawChunk {
     hash: [u8; 32],
     len: u32,
-    pack_id: u32,
-    offset: u64,
+    rec: RecordRef,
 }
 
-/// Batch buffers in flight: one being filled by the decoder, one being checked and
-/// written.
+/// Decoder threads. Decoding is most of an install's work (ruzstd runs at a fraction of
+/// C zstd's speed), so it runs on two threads, each with its own decoder, taking batches
+/// in turn; the writer takes their results in the same turn, so order is kept.
+const DECODERS: usize = 2;
+/// Batches in flight per decoder thread (one being decoded, one queued or being written).
 const BUFFERS: usize = 2;
 /// A batch is handed over once it holds this many bytes (or its file ends): handing over
 /// every chunk alone would cost a thread wake-up per chunk.
-const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_BYTES: usize = 128 * 1024;
 /// Capacity of a batch buffer: a batch below `BATCH_BYTES` plus one largest chunk.
 const BATCH_CAPACITY: usize = BATCH_BYTES + MAX_CHUNK_LEN as usize;
 
+type Sender<T> = std::sync::mpsc::SyncSender<T>;
+type Receiver<T> = std::sync::mpsc::Receiver<T>;
+
 /// Decodes and verifies every chunk of `m`, feeding the data to `sink`.
 ///
-/// Two threads share the work so that hashing and writing overlap decoding: this thread
-/// looks chunks up, reads and decodes them into a batch buffer; the other checks each
-/// chunk's BLAKE3 before any of its bytes reach `sink`, then hashes whole files and
-/// writes. Two fixed-capacity batch buffers circulate between them, so memory stays fixed.
+/// This thread looks chunks up and reads their records into raw batches; [`DECODERS`]
+/// threads take the batches in turn, decode each chunk and check its BLAKE3 against the
+/// signed table before any of its bytes go further; the writer takes the decoded batches
+/// in the same turn, hashes whole files and writes. Every buffer is allocated once and
+/// circulates, so memory stays fixed whatever the game's size.
 fn stream_game(
     lib: &Library,
     m: &VerifiedManifest,
-    decoder: &mut dyn ChunkDecoder,
+    decoder: &mut (dyn ChunkDecoder + Send),
     sink: &mut (dyn Sink + Send),
 ) -> Result<GameReport> {
     let index = IndexReader::open(&lib.index_path())?;
     let mut packs = PackReader::new(lib);
     let mut table = m.chunks()?;
     let mpath = m.path().to_path_buf();
-    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(BUFFERS + 2);
-    let (buf_tx, buf_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, Vec<Pending>)>(BUFFERS);
-    for _ in 0..BUFFERS {
-        buf_tx
-            // Full length from the start: zeroed once here, never again per chunk.
-            .send((vec![0; BATCH_CAPACITY], Vec::with_capacity(64)))
+    let mut others: Vec<Box<dyn ChunkDecoder + Send>> =
+        (1..DECODERS).map(|_| decoder.another()).collect();
+    let mut decoders: Vec<&mut (dyn ChunkDecoder + Send)> = vec![decoder];
+    decoders.extend(others.iter_mut().map(|d| &mut **d));
+    // Raw batch buffers go reader -> decoder -> writer -> reader; decoded ones stay with
+    // their decoder thread (decoder -> writer -> decoder).
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel(DECODERS * BUFFERS);
+    for _ in 0..DECODERS * BUFFERS {
+        raw_tx
+            .send((
+                Vec::with_capacity(BATCH_BYTES + MAX_CHUNK_LEN as usize),
+                Vec::new(),
+            ))
             .expect("room for the buffers");
     }
+    let mut to_decoders = Vec::new();
+    let mut from_decoders = Vec::new();
+    let mut decoder_ends = Vec::new();
+    for _ in 0..DECODERS {
+        let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Job>(BUFFERS);
+        let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Job>(BUFFERS);
+        let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        for _ in 0..BUFFERS {
+            // Full length from the start: zeroed once here, never again per chunk.
+            free_tx
+                .send(vec![0; BATCH_CAPACITY])
+                .expect("room for the buffers");
+        }
+        to_decoders.push(in_tx);
+        from_decoders.push((out_rx, free_tx));
+        decoder_ends.push((in_rx, out_tx, free_rx));
+    }
     std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_jobs(lib, &mpath, job_rx, buf_tx, sink));
+        let workers: Vec<_> = decoder_ends
+            .into_iter()
+            .zip(decoders)
+            .map(|((jobs, out, free), dec)| {
+                scope.spawn(move || decode_jobs(lib, jobs, out, free, dec))
+            })
+            .collect();
+        let writer = scope.spawn(|| write_jobs(&mpath, from_decoders, raw_tx, sink));
         let produced = (|| -> Result<u64> {
+            let mut turn = 0;
+            let mut send = |job: Job| -> Result<()> {
+                to_decoders[turn % DECODERS]
+                    .send(job)
+                    .map_err(|_| stopped())?;
+                turn += 1;
+                Ok(())
+            };
             let mut chunks = 0;
             for f in &m.body().files {
-                job_tx
-                    .send(Job::Begin {
-                        rel: f.path.clone(),
-                        mode: f.mode,
-                    })
-                    .map_err(|_| stopped())?;
-                let mut batch: Option<(Vec<u8>, Vec<Pending>)> = None;
-                let mut used = 0;
+                send(Job::Begin {
+                    rel: f.path.clone(),
+                    mode: f.mode,
+                })?;
+                let mut batch: Option<(Vec<u8>, Vec<RawChunk>)> = None;
+                let mut bytes = 0;
                 for _ in 0..f.chunk_count {
                     let c = table
                         .next_chunk()?
@@ -217,51 +265,51 @@ fn stream_game(
                             "not in the library's index (incomplete library, or an altered chunk table)",
                         )
                     })?;
-                    let (data, list) = match batch.as_mut() {
+                    let (buf, list) = match batch.as_mut() {
                         Some(b) => b,
-                        None => batch.insert(buf_rx.recv().map_err(|_| stopped())?),
+                        None => batch.insert(raw_rx.recv().map_err(|_| stopped())?),
                     };
-                    let end = used + c.len as usize;
-                    let out = data.get_mut(used..end).ok_or_else(|| {
-                        Error::manifest(&mpath, "a chunk is longer than the format allows")
-                    })?;
-                    packs.read_unverified(&c.hash, &entry, decoder, out)?;
-                    used = end;
-                    list.push(Pending {
+                    let rec = packs.read_record(&c.hash, &entry, c.len, buf)?;
+                    list.push(RawChunk {
                         hash: c.hash,
                         len: c.len,
-                        pack_id: entry.pack_id,
-                        offset: entry.offset,
+                        rec,
                     });
                     chunks += 1;
-                    if used >= BATCH_BYTES {
-                        let (data, chunks) = batch.take().expect("just filled");
-                        job_tx
-                            .send(Job::Chunks { data, used, chunks })
-                            .map_err(|_| stopped())?;
-                        used = 0;
+                    bytes += c.len as usize;
+                    if bytes >= BATCH_BYTES {
+                        let (buf, chunks) = batch.take().expect("just filled");
+                        send(Job::Raw { buf, chunks })?;
+                        bytes = 0;
                     }
                 }
-                if let Some((data, chunks)) = batch.take() {
-                    job_tx
-                        .send(Job::Chunks { data, used, chunks })
-                        .map_err(|_| stopped())?;
+                if let Some((buf, chunks)) = batch.take() {
+                    send(Job::Raw { buf, chunks })?;
                 }
-                job_tx
-                    .send(Job::End {
-                        path: f.path.clone(),
-                        size: f.size,
-                        blake3: f.blake3.clone(),
-                    })
-                    .map_err(|_| stopped())?;
+                send(Job::End {
+                    path: f.path.clone(),
+                    size: f.size,
+                    blake3: f.blake3.clone(),
+                })?;
             }
             Ok(chunks)
         })();
-        drop(job_tx);
+        drop(to_decoders);
+        let mut decoded = Ok(());
+        for w in workers {
+            let r = w
+                .join()
+                .unwrap_or_else(|_| Err(Error::manifest(&mpath, "decoder thread panicked")));
+            if decoded.is_ok() {
+                decoded = r;
+            }
+        }
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(Error::manifest(&mpath, "writer thread panicked")));
-        // The writer's error explains a stopped producer; otherwise report the producer's.
+        // A decoder's or the writer's error explains a stopped reader; otherwise report
+        // the reader's.
+        decoded?;
         let (files, bytes) = written?;
         let chunks = produced?;
         table.finish()?;
@@ -273,56 +321,98 @@ fn stream_game(
     })
 }
 
-/// A placeholder error for a producer whose writer stopped; the writer's own error is the
-/// one reported.
+/// A placeholder error for a thread whose neighbour stopped; the neighbour's own error is
+/// the one reported.
 fn stopped() -> Error {
     Error::Io {
         path: PathBuf::new(),
         op: "hand over a chunk",
-        source: std::io::Error::other("the writer stopped"),
+        source: std::io::Error::other("another install thread stopped"),
     }
 }
 
-/// The writer thread: verifies each chunk, then each file, and feeds `sink`.
-fn write_jobs(
+/// A decoder thread: decodes each raw batch into one of its own buffers and checks every
+/// chunk's BLAKE3 against the signed hash; passes file begin and end through.
+fn decode_jobs(
     lib: &Library,
+    jobs: Receiver<Job>,
+    out: Sender<Job>,
+    free: Receiver<Vec<u8>>,
+    decoder: &mut (dyn ChunkDecoder + Send),
+) -> Result<()> {
+    for job in jobs {
+        let job = match job {
+            Job::Raw { buf, chunks } => {
+                let mut data = free.recv().map_err(|_| stopped())?;
+                let mut used = 0;
+                for c in &chunks {
+                    let end = used + c.len as usize;
+                    let piece = data.get_mut(used..end).ok_or_else(|| {
+                        Error::chunk(lib.pack_path(c.rec.pack_id), &c.hash, "chunk too long")
+                    })?;
+                    decode_record(
+                        lib,
+                        &c.rec,
+                        &c.hash,
+                        &buf[c.rec.payload.clone()],
+                        decoder,
+                        piece,
+                    )?;
+                    check_chunk(&lib.pack_path(c.rec.pack_id), &c.hash, c.rec.offset, piece)?;
+                    used = end;
+                }
+                Job::Decoded {
+                    data,
+                    used,
+                    raw: (buf, chunks),
+                }
+            }
+            other => other,
+        };
+        if out.send(job).is_err() {
+            // The writer stopped; its error is the one reported.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The writer thread: takes the decoders' results in turn, checks each file against its
+/// signed size and hash, and feeds `sink`.
+fn write_jobs(
     mpath: &Path,
-    jobs: std::sync::mpsc::Receiver<Job>,
-    free: std::sync::mpsc::SyncSender<(Vec<u8>, Vec<Pending>)>,
+    decoders: Vec<(Receiver<Job>, Sender<Vec<u8>>)>,
+    raw_free: Sender<(Vec<u8>, Vec<RawChunk>)>,
     sink: &mut (dyn Sink + Send),
 ) -> Result<(u64, u64)> {
     let mut hasher = blake3::Hasher::new();
     let mut size: u64 = 0;
     let (mut files, mut bytes) = (0u64, 0u64);
-    for job in jobs {
+    for turn in 0.. {
+        let (jobs, free) = &decoders[turn % decoders.len()];
+        // A closed channel means the reader is done (or stopped, which it reports).
+        let Ok(job) = jobs.recv() else {
+            break;
+        };
         match job {
             Job::Begin { rel, mode } => {
                 sink.begin_file(&rel, mode)?;
                 hasher.reset();
                 size = 0;
             }
-            Job::Chunks {
-                data: buf,
-                used,
-                mut chunks,
-            } => {
-                let data = &buf[..used];
-                let mut at = 0;
-                for c in &chunks {
-                    let piece = &data[at..at + c.len as usize];
-                    // The pack's path is only needed for the error message.
-                    if blake3::hash(piece).as_bytes() != &c.hash {
-                        check_chunk(&lib.pack_path(c.pack_id), &c.hash, c.offset, piece)?;
-                    }
-                    at += c.len as usize;
-                }
-                hasher.update(data);
-                size += data.len() as u64;
-                sink.write(data)?;
+            Job::Decoded { data, used, raw } => {
+                let piece = &data[..used];
+                hasher.update(piece);
+                size += used as u64;
+                sink.write(piece)?;
+                let (mut buf, mut chunks) = raw;
+                buf.clear();
                 chunks.clear();
-                // The producer may already have finished; then the buffers are dropped.
-                let _ = free.send((buf, chunks));
+                // The reader may already have finished; then the buffers are dropped.
+                let _ = raw_free.send((buf, chunks));
+                let _ = free.send(data);
             }
+            Job::Raw { .. } => unreachable!("decoder threads decode every raw batch"),
             Job::End {
                 path,
                 size: want,
@@ -347,7 +437,7 @@ fn write_jobs(
 pub fn verify_game(
     lib: &Library,
     m: &VerifiedManifest,
-    decoder: &mut dyn ChunkDecoder,
+    decoder: &mut (dyn ChunkDecoder + Send),
 ) -> Result<GameReport> {
     stream_game(lib, m, decoder, &mut NullSink)
 }
@@ -428,7 +518,7 @@ pub fn install_game(
     lib: &Library,
     m: &VerifiedManifest,
     install_dir: &Path,
-    decoder: &mut dyn ChunkDecoder,
+    decoder: &mut (dyn ChunkDecoder + Send),
 ) -> Result<GameReport> {
     let title = m.body().title_id.clone();
     fs::create_dir_all(install_dir).map_err(|e| Error::io(install_dir, "create directory", e))?;

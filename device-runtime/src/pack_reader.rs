@@ -133,13 +133,43 @@ impl PackReader {
         decoder: &mut dyn ChunkDecoder,
         out: &mut [u8],
     ) -> Result<PathBuf> {
+        let mut buf = std::mem::take(&mut self.record);
+        buf.clear();
+        let res = self
+            .read_record(hash, entry, out.len() as u32, &mut buf)
+            .and_then(|rec| {
+                decode_record(
+                    &self.lib,
+                    &rec,
+                    hash,
+                    &buf[rec.payload.clone()],
+                    decoder,
+                    out,
+                )?;
+                Ok(self.lib.pack_path(rec.pack_id))
+            });
+        self.record = buf;
+        res
+    }
+
+    /// Reads the record `entry` points at, checks that it holds the chunk `hash` of `ulen`
+    /// bytes, and appends the record (header, then the still compressed, unverified
+    /// payload) to `buf`. The payload is decoded later, perhaps on another thread, by
+    /// [`decode_record`].
+    pub fn read_record(
+        &mut self,
+        hash: &[u8; 32],
+        entry: &ChunkEntry,
+        ulen: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<RecordRef> {
+        let payload = buf;
         let i = self.pack(entry.pack_id)?;
         let p = &self.open[i];
-        let path = p.path.clone();
-        let ulen = out.len() as u32;
+        let path = &p.path;
         if entry.clen > MAX_CHUNK_LEN || entry.ulen != ulen {
             return Err(Error::chunk(
-                &path,
+                path,
                 hash,
                 "index entry disagrees with the manifest",
             ));
@@ -149,7 +179,7 @@ impl PackReader {
             .checked_add((RECORD_HEADER_LEN + entry.clen as usize) as u64);
         if end.is_none_or(|e| e > p.len - FOOTER_LEN as u64) || entry.offset < HEADER_LEN as u64 {
             return Err(Error::chunk(
-                &path,
+                path,
                 hash,
                 format!(
                     "record at offset {} lies beyond the end of the pack (truncated pack?)",
@@ -157,24 +187,25 @@ impl PackReader {
                 ),
             ));
         }
-        self.record
-            .resize(RECORD_HEADER_LEN + entry.clen as usize, 0);
-        read_at(&p.file, &mut self.record, entry.offset)
-            .map_err(|e| Error::io(&path, "read", e))?;
-        let rec = RecordHeader::decode(&self.record[..RECORD_HEADER_LEN]).map_err(|e| {
-            Error::chunk(
-                &path,
-                hash,
-                format!("bad record at offset {}: {e}", entry.offset),
-            )
-        })?;
+        let start = payload.len();
+        payload.resize(start + RECORD_HEADER_LEN + entry.clen as usize, 0);
+        read_at(&p.file, &mut payload[start..], entry.offset)
+            .map_err(|e| Error::io(path, "read", e))?;
+        let rec =
+            RecordHeader::decode(&payload[start..start + RECORD_HEADER_LEN]).map_err(|e| {
+                Error::chunk(
+                    path,
+                    hash,
+                    format!("bad record at offset {}: {e}", entry.offset),
+                )
+            })?;
         if &rec.hash != hash
             || rec.ulen != ulen
             || rec.clen != entry.clen
             || rec.method != entry.method
         {
             return Err(Error::chunk(
-                &path,
+                path,
                 hash,
                 format!(
                     "record at offset {} is another chunk (stale or wrong index)",
@@ -182,19 +213,56 @@ impl PackReader {
                 ),
             ));
         }
-        let dict_id = p.dict_id;
-        if rec.method == romlib_format::pack::Method::ZstdDict && !decoder.has_dict(dict_id) {
-            let dpath = self.lib.dict_path(dict_id);
-            let bytes = read_dict(&dpath)?;
-            decoder
-                .load_dict(dict_id, &bytes)
-                .map_err(|e| Error::manifest(&dpath, e))?;
-        }
-        decoder
-            .decode(rec.method, &self.record[RECORD_HEADER_LEN..], out)
-            .map_err(|e| Error::chunk(&path, hash, format!("at offset {}: {e}", entry.offset)))?;
-        Ok(path)
+        Ok(RecordRef {
+            payload: start + RECORD_HEADER_LEN..payload.len(),
+            pack_id: entry.pack_id,
+            offset: entry.offset,
+            dict_id: p.dict_id,
+            method: rec.method,
+        })
     }
+}
+
+/// Where a record read by [`PackReader::read_record`] came from and how it is stored.
+#[derive(Debug, Clone)]
+pub struct RecordRef {
+    /// Where its payload lies in the buffer it was appended to.
+    pub payload: std::ops::Range<usize>,
+    /// The pack holding it.
+    pub pack_id: u32,
+    /// The record's offset in the pack.
+    pub offset: u64,
+    /// The pack's dictionary id (used by dictionary-compressed records).
+    pub dict_id: u32,
+    /// How the payload is stored.
+    pub method: romlib_format::pack::Method,
+}
+
+/// Decodes a payload read by [`PackReader::read_record`] into all of `out`, loading the
+/// pack's dictionary into `decoder` first when the record needs it. Does not check the
+/// chunk's hash (the caller must, with [`check_chunk`]).
+pub fn decode_record(
+    lib: &Library,
+    rec: &RecordRef,
+    hash: &[u8; 32],
+    payload: &[u8],
+    decoder: &mut dyn ChunkDecoder,
+    out: &mut [u8],
+) -> Result<()> {
+    if rec.method == romlib_format::pack::Method::ZstdDict && !decoder.has_dict(rec.dict_id) {
+        let dpath = lib.dict_path(rec.dict_id);
+        let bytes = read_dict(&dpath)?;
+        decoder
+            .load_dict(rec.dict_id, &bytes)
+            .map_err(|e| Error::manifest(&dpath, e))?;
+    }
+    decoder.decode(rec.method, payload, out).map_err(|e| {
+        Error::chunk(
+            lib.pack_path(rec.pack_id),
+            hash,
+            format!("at offset {}: {e}", rec.offset),
+        )
+    })
 }
 
 /// Checks a decoded chunk against the hash the signed manifest gives.

@@ -37,6 +37,10 @@ impl ChunkDecoder for ZstdDecoder {
         self.dicts.contains_key(&id)
     }
 
+    fn another(&self) -> Box<dyn ChunkDecoder + Send> {
+        Box::new(ZstdDecoder::default())
+    }
+
     fn decode(&mut self, method: Method, src: &[u8], dst: &mut [u8]) -> Result<(), String> {
         if method == Method::Stored {
             if src.len() != dst.len() {
