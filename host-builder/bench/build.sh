@@ -4,12 +4,12 @@
 # `zstd -T2 -LEVEL` on the same files in the same run, stored/input bytes and peak RSS.
 # The build runs twice: with the per-file DAT hashes (CRC-32, MD5, SHA-1, SHA-256; the
 # default) and with --no-dat-hashes, and the table gives the ratio of the two.
-# Usage: bash host-builder/bench/build.sh [SIZE_MIB|DIR ...]   (env LEVEL=9, WORK=/tmp/romlib-bench)
+# Usage: bash host-builder/bench/build.sh [SIZE_MIB|DIR ...]   (env LEVEL=4, WORK=/tmp/romlib-bench)
 # A DIR argument is used as the corpus as it is (e.g. the games folder that
 # shared/corpus/make-corpus.sh assembles from real game data).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-LEVEL=${LEVEL:-9}
+LEVEL=${LEVEL:-4}
 WORK=${WORK:-/tmp/romlib-bench}
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(1024)
 command -v zstd >/dev/null && [ -x /usr/bin/time ] || {

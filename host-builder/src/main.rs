@@ -154,8 +154,8 @@ struct BuildPacksCmd {
     #[argh(option, default = "32768")]
     /// average chunk size in bytes, a power of two from 1024 to 262144 (default 32768)
     avg_chunk: u32,
-    #[argh(option, short = 'c', default = "9")]
-    /// zstd level 1-22 (default 9)
+    #[argh(option, short = 'c', default = "romlib_host::build::DEFAULT_LEVEL")]
+    /// zstd level 1-22 (default 4; 19 for the smallest library, slowly)
     compression_level: i32,
     #[argh(option, short = 'd')]
     /// compress new chunks with this zstd dictionary (see train-dict)
@@ -193,7 +193,7 @@ struct GenerateCmd {
     #[argh(option, default = "32768")]
     /// average chunk size used by build-packs (default 32768)
     avg_chunk: u32,
-    #[argh(option, short = 'c', default = "9")]
+    #[argh(option, short = 'c', default = "romlib_host::build::DEFAULT_LEVEL")]
     /// accepted for compatibility; manifests do not depend on the level
     compression_level: i32,
     #[argh(option)]
@@ -242,8 +242,8 @@ struct BuildCmd {
     /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
     /// and `--dat` then cannot match the game)
     no_dat_hashes: bool,
-    #[argh(option, short = 'c', default = "9")]
-    /// zstd level 1-22 (default 9)
+    #[argh(option, short = 'c', default = "romlib_host::build::DEFAULT_LEVEL")]
+    /// zstd level 1-22 (default 4; 19 for the smallest library, slowly)
     compression_level: i32,
     #[argh(option, short = 'd')]
     /// compress new chunks with this zstd dictionary (see train-dict)

@@ -537,6 +537,9 @@ fn dat_hashes_are_exact_across_batches_and_threads() {
     }
     for d in ["packs", "games"] {
         let (a, b) = (w.p("lib1").join(d), w.p("lib2").join(d));
-        assert!(snapshot(&a) == snapshot(&b), "{d} differ between thread counts");
+        assert!(
+            snapshot(&a) == snapshot(&b),
+            "{d} differ between thread counts"
+        );
     }
 }
