@@ -300,7 +300,13 @@ struct DatResults {
 
 impl DatResults {
     fn next(&self) -> Result<DatHashes> {
-        let lost = || Error::Usage("internal error: a DAT hash thread stopped".into());
+        // Not a usage error: the threads only stop early if they panicked.
+        let lost = || {
+            Error::input(
+                Path::new("<build>"),
+                "internal error: a DAT hash thread stopped",
+            )
+        };
         let l = self.legacy.recv().map_err(|_| lost())?;
         let s = self.sha.recv().map_err(|_| lost())?;
         Ok(DatHashes::join(l, s))

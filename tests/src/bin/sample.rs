@@ -79,18 +79,21 @@ fn main() {
             ],
         );
     }
-    run(
-        "romlib",
-        &[
-            "build",
-            "-i",
-            &s(&input),
-            "-o",
-            &s(&lib),
-            "--signing-key",
-            &s(&keys.join("publisher.sec")),
-        ],
-    );
+    let build = || {
+        run(
+            "romlib",
+            &[
+                "build",
+                "-i",
+                &s(&input),
+                "-o",
+                &s(&lib),
+                "--signing-key",
+                &s(&keys.join("publisher.sec")),
+            ],
+        )
+    };
+    build();
     run("romlib", &["list-games", "-r", &s(&lib)]);
     run("romlib", &["show", "-g", "alpha", "-r", &s(&lib)]);
     run("romlib", &["verify", "-r", &s(&lib)]);
@@ -133,18 +136,7 @@ fn main() {
         &["uninstall", "-t", "beta", "--install-dir", &s(&inst)],
     );
     println!("# a second build finds nothing new and writes nothing:");
-    run(
-        "romlib",
-        &[
-            "build",
-            "-i",
-            &s(&input),
-            "-o",
-            &s(&lib),
-            "--signing-key",
-            &s(&keys.join("publisher.sec")),
-        ],
-    );
+    build();
     println!(
         "sample: library in {}, installed games in {}",
         lib.display(),
