@@ -199,6 +199,7 @@ b_s=$WALL; b_rss=$RSS
 BITA_REDONE=0
 for t in "${GAMES[@]}"; do
   for try in 1 2 3 4 5 6; do
+    rm -f "$WORK/bita-check.tar"
     "$BITA" clone "$B/$t.cba" "$WORK/bita-check.tar" >/dev/null 2>&1 && break
     [ "$try" = 6 ] && { echo "bench: bita wrote a bad archive for $t six times" >&2; exit 1; }
     BITA_REDONE=$((BITA_REDONE + 1))
