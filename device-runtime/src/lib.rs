@@ -1,6 +1,7 @@
 //! romlib device runtime: verify a game's signed manifest and install it from a library's
 //! packs, verifying every chunk, in memory that does not grow with the game; or read its
-//! files in place ([`read`]) with the same checks.
+//! files in place ([`read`]) with the same checks, also as a read-only FUSE file system
+//! ([`mount`]).
 //!
 //! The host builder's `romlib install` uses this same code; only the zstd decoder differs
 //! (the decoder is a seam).
@@ -12,6 +13,7 @@ pub mod index;
 pub mod install;
 pub mod library;
 pub mod manifest;
+pub mod mount;
 pub mod pack_reader;
 pub mod read;
 pub mod trust;

@@ -23,6 +23,7 @@ enum Cmd {
     Uninstall(UninstallCmd),
     Verify(VerifyCmd),
     Cat(CatCmd),
+    Mount(MountCmd),
 }
 
 #[derive(FromArgs)]
@@ -107,12 +108,40 @@ struct CatCmd {
     path: String,
 }
 
+#[derive(FromArgs)]
+/// Show the library as a read-only file system at MOUNTPOINT (an empty folder): one folder
+/// per trusted game, every chunk checked before it is read. Runs until Ctrl-C or
+/// `fusermount3 -u MOUNTPOINT`, then exits 0 with nothing left mounted.
+#[argh(subcommand, name = "mount")]
+struct MountCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
+    trusted_key: Vec<PathBuf>,
+    #[argh(positional)]
+    /// empty folder to mount the library on
+    mountpoint: PathBuf,
+}
+
 fn main() {
     let cli: Cli = romlib_device::cli::parse_args("romlib-device");
     if let Err(e) = run(cli) {
         eprintln!("romlib-device: {e}");
         std::process::exit(1);
     }
+}
+
+/// Tells where the library is mounted and how to unmount it.
+fn mounted(mp: &Path, m: romlib_device::mount::Mounted) {
+    eprintln!(
+        "romlib-device: mounted {} game(s) at {} ({} left out); Ctrl-C or `fusermount3 -u {}` unmounts",
+        m.games,
+        mp.display(),
+        m.skipped,
+        mp.display()
+    );
 }
 
 fn trust(keys: &[PathBuf]) -> Result<TrustStore> {
@@ -192,6 +221,18 @@ fn run(cli: Cli) -> Result<()> {
                 }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 other => other.map(|_| ()),
             }
+        }
+        Cmd::Mount(c) => {
+            let lib = Library::new(&c.romlib);
+            let mp = c.mountpoint.clone();
+            romlib_device::mount::serve(
+                &lib,
+                &c.mountpoint,
+                trust(&c.trusted_key)?,
+                RuzstdDecoder::default,
+                "romlib-device",
+                |m| mounted(&mp, m),
+            )
         }
         Cmd::Verify(c) => {
             let lib = Library::new(&c.romlib);

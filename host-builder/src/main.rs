@@ -30,6 +30,24 @@ enum Cmd {
     Verify(VerifyCmd),
     Show(ShowCmd),
     Cat(CatCmd),
+    Mount(MountCmd),
+}
+
+#[derive(FromArgs)]
+/// Show the library as a read-only file system at MOUNTPOINT (an empty folder): one folder
+/// per trusted game, every chunk checked before it is read. Runs until Ctrl-C or
+/// `fusermount3 -u MOUNTPOINT`, then exits 0 with nothing left mounted.
+#[argh(subcommand, name = "mount")]
+struct MountCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+    #[argh(positional)]
+    /// empty folder to mount the library on
+    mountpoint: PathBuf,
 }
 
 #[derive(FromArgs)]
@@ -645,6 +663,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 other => other.map(|_| ()).map_err(Into::into),
             }
+        }
+        Cmd::Mount(c) => {
+            let lib = romlib_device::Library::new(&c.romlib);
+            let trust = trust_store(&lib, &c.trusted_key, true)?;
+            let mp = c.mountpoint.clone();
+            romlib_device::mount::serve(
+                &lib,
+                &c.mountpoint,
+                trust,
+                romlib_host::zstd_decoder::ZstdDecoder::default,
+                "romlib",
+                |m| {
+                    eprintln!(
+                        "romlib: mounted {} game(s) at {} ({} left out); Ctrl-C or `fusermount3 -u {}` unmounts",
+                        m.games,
+                        mp.display(),
+                        m.skipped,
+                        mp.display()
+                    )
+                },
+            )
+            .map_err(Into::into)
         }
         Cmd::Show(c) => {
             let lib = romlib_device::Library::new(&c.romlib);
