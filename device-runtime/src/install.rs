@@ -9,8 +9,8 @@
 
 use crate::decoder::ChunkDecoder;
 use crate::error::{Error, Result};
-use crate::index::IndexReader;
 use crate::library::Library;
+use crate::locate::ChunkLocator;
 use crate::manifest::{ManifestFile, VerifiedManifest};
 use crate::pack_reader::{check_chunk, decode_record, PackReader, RecordRef};
 use crate::trust::TrustStore;
@@ -39,29 +39,27 @@ pub struct GameReport {
 /// Resolves `-g TITLE|MANIFEST` to a manifest file, opens it and verifies its signature.
 pub fn open_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<VerifiedManifest> {
     let as_path = Path::new(game);
-    let by_path = game.ends_with(".manifest") && as_path.is_file();
-    let path = if by_path {
-        as_path.to_path_buf()
+    let by_path = lib.portable().is_none() && game.ends_with(".manifest") && as_path.is_file();
+    let m = if by_path {
+        ManifestFile::open(as_path)?
     } else {
-        lib.manifest_path(game)
-    };
-    if !by_path {
         check_title_id(game).map_err(|problem| Error::UnsafePath {
             path: lib.games_dir(),
             entry: game.to_string(),
             problem,
         })?;
-        if !path.is_file() {
+        if !lib.has_game(game) {
             return Err(Error::NotFound {
-                path,
+                path: lib.manifest_path(game),
                 what: "game in this library",
             });
         }
-    }
-    let m = ManifestFile::open(&path)?.verify(trust)?;
+        lib.open_manifest(game)?
+    };
+    let m = m.verify(trust)?;
     if !by_path && m.body().title_id != game {
         return Err(Error::manifest(
-            &path,
+            m.path(),
             format!("manifest is for title {:?}", m.body().title_id),
         ));
     }
@@ -192,7 +190,7 @@ fn stream_game(
     decoder: &mut (dyn ChunkDecoder + Send),
     sink: &mut (dyn Sink + Send),
 ) -> Result<GameReport> {
-    let index = IndexReader::open(&lib.index_path())?;
+    let index = ChunkLocator::open(lib, m.body())?;
     let mut packs = PackReader::new(lib);
     let mut table = m.chunks()?;
     let mpath = m.path().to_path_buf();
@@ -258,7 +256,7 @@ fn stream_game(
                     let c = table
                         .next_chunk()?
                         .ok_or_else(|| Error::manifest(&mpath, "chunk table ended early"))?;
-                    let entry = index.lookup(&c.hash)?.ok_or_else(|| {
+                    let entry = index.lookup(chunks, &c.hash, c.len)?.ok_or_else(|| {
                         Error::chunk(
                             &mpath,
                             &c.hash,

@@ -12,9 +12,11 @@ pub mod error;
 pub mod index;
 pub mod install;
 pub mod library;
+pub mod locate;
 pub mod manifest;
 pub mod mount;
 pub mod pack_reader;
+pub mod portable;
 pub mod read;
 pub mod trust;
 

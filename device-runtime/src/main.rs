@@ -5,7 +5,7 @@ use romlib_device::decoder::RuzstdDecoder;
 use romlib_device::install::{install_game, open_game, uninstall, verify_game};
 use romlib_device::read::Game;
 use romlib_device::trust::DEFAULT_TRUST_DIR;
-use romlib_device::{Error, Library, ManifestFile, Result, TrustStore};
+use romlib_device::{Error, Library, Result, TrustStore};
 use std::path::{Path, PathBuf};
 
 #[derive(FromArgs)]
@@ -31,7 +31,7 @@ enum Cmd {
 #[argh(subcommand, name = "list-games")]
 struct ListCmd {
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
@@ -46,7 +46,7 @@ struct InstallCmd {
     /// title id, or the path of a .manifest file
     game: String,
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// where games are installed
@@ -76,7 +76,7 @@ struct VerifyCmd {
     /// title id, or the path of a .manifest file
     game: String,
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
@@ -92,7 +92,7 @@ struct CatCmd {
     /// title id, or the path of a .manifest file
     game: String,
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
@@ -115,7 +115,7 @@ struct CatCmd {
 #[argh(subcommand, name = "mount")]
 struct MountCmd {
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
@@ -151,7 +151,7 @@ fn trust(keys: &[PathBuf]) -> Result<TrustStore> {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::List(c) => {
-            let lib = Library::new(&c.romlib);
+            let lib = Library::open(&c.romlib)?;
             let store = match trust(&c.trusted_key) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -162,7 +162,7 @@ fn run(cli: Cli) -> Result<()> {
             let titles = lib.titles()?;
             let mut damaged = None;
             for t in &titles {
-                let m = match ManifestFile::open(&lib.manifest_path(t)) {
+                let m = match lib.open_manifest(t) {
                     Ok(m) => m,
                     Err(e) => {
                         println!("{t}\t-\tDAMAGED: {e}");
@@ -184,7 +184,7 @@ fn run(cli: Cli) -> Result<()> {
             damaged.map_or(Ok(()), Err)
         }
         Cmd::Install(c) => {
-            let lib = Library::new(&c.romlib);
+            let lib = Library::open(&c.romlib)?;
             let m = open_game(&lib, &c.game, &trust(&c.trusted_key)?)?;
             let r = install_game(&lib, &m, &c.install_dir, &mut RuzstdDecoder::default())?;
             println!(
@@ -203,7 +203,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Cat(c) => {
-            let lib = Library::new(&c.romlib);
+            let lib = Library::open(&c.romlib)?;
             let game = Game::open(
                 &lib,
                 &c.game,
@@ -223,7 +223,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Mount(c) => {
-            let lib = Library::new(&c.romlib);
+            let lib = Library::open(&c.romlib)?;
             let mp = c.mountpoint.clone();
             romlib_device::mount::serve(
                 &lib,
@@ -235,7 +235,7 @@ fn run(cli: Cli) -> Result<()> {
             )
         }
         Cmd::Verify(c) => {
-            let lib = Library::new(&c.romlib);
+            let lib = Library::open(&c.romlib)?;
             let m = open_game(&lib, &c.game, &trust(&c.trusted_key)?)?;
             let r = verify_game(&lib, &m, &mut RuzstdDecoder::default())?;
             println!(

@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 pub struct ManifestFile {
     path: PathBuf,
     file: File,
+    /// Where the manifest starts in `file` (0, or its place in a portable file).
+    base: u64,
     header: ManifestHeader,
     signed: Vec<u8>,
     sig: SignatureBlock,
@@ -66,7 +68,7 @@ fn read_exact_at(file: &mut File, path: &Path, buf: &mut [u8], what: &'static st
 impl ManifestFile {
     /// Opens and checks a manifest file (not its signature).
     pub fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).map_err(|e| {
+        let file = File::open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound {
                     path: path.to_path_buf(),
@@ -80,6 +82,14 @@ impl ManifestFile {
             .metadata()
             .map_err(|e| Error::io(path, "stat", e))?
             .len();
+        Self::open_in(path, file, 0, file_len)
+    }
+
+    /// Opens and checks the manifest held in bytes `base..base + file_len` of `file`
+    /// (a portable file); `path` names it in errors.
+    pub fn open_in(path: &Path, mut file: File, base: u64, file_len: u64) -> Result<Self> {
+        file.seek(SeekFrom::Start(base))
+            .map_err(|e| Error::io(path, "seek", e))?;
         let mut hbuf = [0u8; fmt::HEADER_LEN];
         read_exact_at(&mut file, path, &mut hbuf, "manifest header")?;
         let header = ManifestHeader::decode(&hbuf).map_err(|e| Error::format(path, e))?;
@@ -118,6 +128,7 @@ impl ManifestFile {
         Ok(Self {
             path: path.to_path_buf(),
             file,
+            base,
             header,
             signed,
             sig,
@@ -158,7 +169,7 @@ impl ManifestFile {
         ChunkTable::open(
             &self.path,
             &self.file,
-            self.header.chunk_table_offset(),
+            self.base + self.header.chunk_table_offset(),
             self.body.chunk_count,
             &self.body.chunk_table_blake3,
         )
@@ -186,9 +197,9 @@ impl VerifiedManifest {
         self.inner.unverified_chunks()
     }
 
-    /// Offset of the chunk table in the manifest file.
+    /// Offset of the chunk table in the file [`VerifiedManifest::file`] reads.
     pub fn chunk_table_offset(&self) -> u64 {
-        self.inner.header.chunk_table_offset()
+        self.inner.base + self.inner.header.chunk_table_offset()
     }
 
     /// The open manifest file, for positional re-reads of chunk-table records (which the

@@ -4,7 +4,7 @@ use crate::decoder::ChunkDecoder;
 use crate::error::{Error, Result};
 use crate::library::Library;
 use romlib_format::index::ChunkEntry;
-use romlib_format::limits::{MAX_CHUNK_LEN, MAX_DICT_LEN};
+use romlib_format::limits::MAX_CHUNK_LEN;
 use romlib_format::pack::{PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
 use std::fs::File;
 use std::path::PathBuf;
@@ -16,6 +16,8 @@ struct OpenPack {
     id: u32,
     path: PathBuf,
     file: File,
+    /// Where the pack starts in `file` (0, or its place in a portable file).
+    base: u64,
     len: u64,
     dict_id: u32,
 }
@@ -35,13 +37,15 @@ impl std::fmt::Debug for PackReader {
     }
 }
 
+/// Reads exactly `buf.len()` bytes at offset `at` without moving the file's cursor.
 #[cfg(unix)]
-pub(crate) fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+pub fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
 }
 
+/// Reads exactly `buf.len()` bytes at offset `at`.
 #[cfg(not(unix))]
-pub(crate) fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+pub fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     file.seek(SeekFrom::Start(at))?;
     file.read_exact(buf)
@@ -62,20 +66,32 @@ impl PackReader {
             return Ok(i);
         }
         let path = self.lib.pack_path(id);
-        let file = File::open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    path: path.clone(),
-                    what: "pack",
+        let (file, base, len) = if let Some(p) = self.lib.portable() {
+            let s = p
+                .pack(id)
+                .ok_or_else(|| Error::manifest(&path, format!("pack {id} is not in the file")))?;
+            let file = p
+                .file()
+                .try_clone()
+                .map_err(|e| Error::io(&path, "open", e))?;
+            (file, s.offset, s.len)
+        } else {
+            let file = File::open(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::NotFound {
+                        path: path.clone(),
+                        what: "pack",
+                    }
+                } else {
+                    Error::io(&path, "open", e)
                 }
-            } else {
-                Error::io(&path, "open", e)
-            }
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(&path, "stat", e))?
-            .len();
+            })?;
+            let len = file
+                .metadata()
+                .map_err(|e| Error::io(&path, "stat", e))?
+                .len();
+            (file, 0, len)
+        };
         let mut hb = [0u8; HEADER_LEN];
         if len < (HEADER_LEN + FOOTER_LEN) as u64 {
             return Err(Error::format(
@@ -87,7 +103,7 @@ impl PackReader {
                 },
             ));
         }
-        read_at(&file, &mut hb, 0).map_err(|e| Error::io(&path, "read", e))?;
+        read_at(&file, &mut hb, base).map_err(|e| Error::io(&path, "read", e))?;
         let header = PackHeader::decode(&hb).map_err(|e| Error::format(&path, e))?;
         if header.pack_id != id {
             return Err(Error::manifest(
@@ -102,6 +118,7 @@ impl PackReader {
             id,
             path,
             file,
+            base,
             len,
             dict_id: header.dict_id,
         };
@@ -189,7 +206,7 @@ impl PackReader {
         }
         let start = payload.len();
         payload.resize(start + RECORD_HEADER_LEN + entry.clen as usize, 0);
-        read_at(&p.file, &mut payload[start..], entry.offset)
+        read_at(&p.file, &mut payload[start..], p.base + entry.offset)
             .map_err(|e| Error::io(path, "read", e))?;
         let rec =
             RecordHeader::decode(&payload[start..start + RECORD_HEADER_LEN]).map_err(|e| {
@@ -251,7 +268,7 @@ pub fn decode_record(
 ) -> Result<()> {
     if rec.method == romlib_format::pack::Method::ZstdDict && !decoder.has_dict(rec.dict_id) {
         let dpath = lib.dict_path(rec.dict_id);
-        let bytes = read_dict(&dpath)?;
+        let bytes = lib.read_dict(rec.dict_id)?;
         decoder
             .load_dict(rec.dict_id, &bytes)
             .map_err(|e| Error::manifest(&dpath, e))?;
@@ -282,17 +299,4 @@ pub fn check_chunk(
         ));
     }
     Ok(())
-}
-
-fn read_dict(path: &std::path::Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let f = File::open(path).map_err(|e| Error::io(path, "open dictionary", e))?;
-    let mut buf = Vec::new();
-    f.take(MAX_DICT_LEN + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, "read", e))?;
-    if buf.len() as u64 > MAX_DICT_LEN {
-        return Err(Error::manifest(path, "dictionary exceeds MAX_DICT_LEN"));
-    }
-    Ok(buf)
 }

@@ -21,9 +21,9 @@
 
 use crate::decoder::{ChunkDecoder, RuzstdDecoder};
 use crate::error::{Error, Result};
-use crate::index::IndexReader;
 use crate::install::open_game;
 use crate::library::Library;
+use crate::locate::ChunkLocator;
 use crate::manifest::VerifiedManifest;
 use crate::pack_reader::{read_at, PackReader};
 use crate::trust::TrustStore;
@@ -101,7 +101,7 @@ impl Slot {
 }
 
 struct State<D> {
-    index: IndexReader,
+    index: ChunkLocator,
     packs: PackReader,
     decoder: D,
     /// The group whose records `records` holds (checked against its mark).
@@ -200,7 +200,7 @@ impl<D: ChunkDecoder> Game<D> {
                 .cmp(&body.files[b as usize].path)
         });
         let state = State {
-            index: IndexReader::open(&lib.index_path())?,
+            index: ChunkLocator::open(lib, manifest.body())?,
             packs: PackReader::new(lib),
             decoder,
             group: None,
@@ -378,7 +378,7 @@ impl<D: ChunkDecoder> Game<D> {
     /// Decodes and verifies the chunk holding stream offset `at` into the least recently
     /// used slot; returns the slot.
     fn load(&self, st: &mut State<D>, span: Span, chunks: u64, at: u64) -> Result<usize> {
-        let (start, c) = self.locate(st, span, chunks, at)?;
+        let (start, i, c) = self.locate(st, span, chunks, at)?;
         let State {
             index,
             packs,
@@ -393,7 +393,7 @@ impl<D: ChunkDecoder> Game<D> {
             .map_or(0, |(i, _)| i);
         let slot = &mut slots[victim];
         slot.start = None;
-        let entry = index.lookup(&c.hash)?.ok_or_else(|| {
+        let entry = index.lookup(i, &c.hash, c.len)?.ok_or_else(|| {
             Error::chunk(
                 self.manifest.path(),
                 &c.hash,
@@ -407,14 +407,14 @@ impl<D: ChunkDecoder> Game<D> {
 
     /// Finds the chunk holding stream offset `at` of the file `span`/`chunks`: a binary
     /// search over the file's groups, then a walk of at most [`GROUP`] checked records.
-    /// Returns the chunk's stream offset and its record.
+    /// Returns the chunk's stream offset, its number in the table, and its record.
     fn locate(
         &self,
         st: &mut State<D>,
         span: Span,
         chunks: u64,
         at: u64,
-    ) -> Result<(u64, ChunkRef)> {
+    ) -> Result<(u64, u64, ChunkRef)> {
         let mpath = self.manifest.path();
         let inconsistent = || Error::manifest(mpath, format!("no chunk holds offset {at}"));
         let lo = (span.first_chunk / GROUP as u64) as usize;
@@ -436,7 +436,7 @@ impl<D: ChunkDecoder> Game<D> {
                 if chunk < span.first_chunk || chunk >= span.first_chunk + chunks {
                     return Err(inconsistent());
                 }
-                return Ok((start, c));
+                return Ok((start, chunk, c));
             }
             start = end;
         }

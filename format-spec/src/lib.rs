@@ -14,6 +14,7 @@ pub mod limits;
 pub mod manifest;
 pub mod pack;
 pub mod path;
+pub mod portable;
 
 mod le;
 

@@ -43,3 +43,5 @@ pub const MAX_TAGS: usize = 64;
 pub const MAX_PACKS_PER_GAME: u32 = 4096;
 /// Largest zstd dictionary accepted, in bytes.
 pub const MAX_DICT_LEN: u64 = 1 << 20;
+/// Directory entries in a portable file (dictionaries, packs and games together).
+pub const MAX_PORTABLE_ENTRIES: u32 = 1 << 16;

@@ -260,7 +260,12 @@ fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compres
 /// devices; the host's own `romlib install` trusts it by default). Written only if absent
 /// or different.
 fn publish_key(lib: &romlib_device::Library, key: &SigningKey) -> Result<()> {
-    let pk = key.verifying_key().to_bytes();
+    publish_public_key(lib, &key.verifying_key().to_bytes())
+}
+
+/// Writes public key `pk` into the library's `keys/` folder unless it is there already.
+pub(crate) fn publish_public_key(lib: &romlib_device::Library, pk: &[u8; 32]) -> Result<()> {
+    let pk = *pk;
     let id = romlib_format::manifest::key_id(&pk);
     let path = lib
         .keys_dir()
@@ -825,40 +830,56 @@ impl Run<'_> {
         if changed.is_empty() {
             return Ok(());
         }
-        // Move the refcounts from each old chunk table to the new one, in one transaction.
-        let index_path = lib.index_path();
-        let txn = match self.txn.take() {
-            Some(t) => t,
-            None => self.store.begin()?,
-        };
-        {
-            let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-            let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
-            for (title, path, _, table, table_hash) in &changed {
-                let counted = games
-                    .get(title.as_str())
-                    .map_err(|e| db_err(&index_path, e))?
-                    .map(|v| *v.value());
-                if let Some(counted) = counted {
-                    adjust_old(&mut chunks, path, &counted, &index_path)?;
-                }
-                for rec in table.chunks_exact(CHUNK_RECORD_LEN) {
-                    let r =
-                        ChunkRef::decode(rec).map_err(|e| Error::library(path, e.to_string()))?;
-                    bump(&mut chunks, &r.hash, 1, &index_path)?;
-                }
-                games
-                    .insert(title.as_str(), table_hash)
-                    .map_err(|e| db_err(&index_path, e))?;
-            }
-        }
-        self.store.commit(txn)?;
-        for (_, path, tmp, _, _) in changed {
-            rename_synced(&tmp, &path)?;
-            self.summary.manifests_written += 1;
-        }
+        let txn = self.txn.take();
+        self.summary.manifests_written += publish_manifests(self.store, txn, changed)?;
         Ok(())
     }
+}
+
+/// A signed manifest written to its temporary name, waiting to be published: title, final
+/// path, temporary path, raw chunk table, and the table's BLAKE3.
+pub(crate) type Staged = (String, PathBuf, PathBuf, Vec<u8>, [u8; 32]);
+
+/// Publishes staged manifests: moves the refcounts from each title's old chunk table to
+/// the new one and records the new table, in one index transaction (`txn`, or a new one),
+/// then renames each manifest into place. A crash between the two is repaired by recovery
+/// (SPEC section 6). Returns how many were published.
+pub(crate) fn publish_manifests(
+    store: &mut LibraryWriter,
+    txn: Option<WriteTransaction>,
+    changed: Vec<Staged>,
+) -> Result<u64> {
+    let index_path = store.library().index_path();
+    let txn = match txn {
+        Some(t) => t,
+        None => store.begin()?,
+    };
+    {
+        let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+        let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
+        for (title, path, _, table, table_hash) in &changed {
+            let counted = games
+                .get(title.as_str())
+                .map_err(|e| db_err(&index_path, e))?
+                .map(|v| *v.value());
+            if let Some(counted) = counted {
+                adjust_old(&mut chunks, path, &counted, &index_path)?;
+            }
+            for rec in table.chunks_exact(CHUNK_RECORD_LEN) {
+                let r = ChunkRef::decode(rec).map_err(|e| Error::library(path, e.to_string()))?;
+                bump(&mut chunks, &r.hash, 1, &index_path)?;
+            }
+            games
+                .insert(title.as_str(), table_hash)
+                .map_err(|e| db_err(&index_path, e))?;
+        }
+    }
+    store.commit(txn)?;
+    let n = changed.len() as u64;
+    for (_, path, tmp, _, _) in changed {
+        rename_synced(&tmp, &path)?;
+    }
+    Ok(n)
 }
 
 impl GameState {

@@ -5,7 +5,7 @@
 use crate::dat::read_dat;
 use crate::datmatch::{GameCheck, GameState, LibraryFiles, RomState};
 use crate::error::{Error, Result};
-use romlib_device::{Library, ManifestFile, TrustStore};
+use romlib_device::{Library, TrustStore};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -51,7 +51,7 @@ impl Totals {
 
 /// Reads and verifies every manifest; manifests that fail are returned as problems.
 fn load_library(lib: &Library, trust: &TrustStore) -> Result<(LibraryFiles, Vec<String>)> {
-    if !lib.games_dir().is_dir() {
+    if lib.portable().is_none() && !lib.games_dir().is_dir() {
         return Err(Error::library(
             lib.root(),
             "not a romlib library (no games/ folder)",
@@ -60,8 +60,7 @@ fn load_library(lib: &Library, trust: &TrustStore) -> Result<(LibraryFiles, Vec<
     let mut files = LibraryFiles::new();
     let mut problems = Vec::new();
     for title in lib.titles()? {
-        let path = lib.manifest_path(&title);
-        match ManifestFile::open(&path).and_then(|m| m.verify(trust)) {
+        match lib.open_manifest(&title).and_then(|m| m.verify(trust)) {
             Ok(m) => files.add(m.body()),
             Err(e) => problems.push(e.to_string()),
         }

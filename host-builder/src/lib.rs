@@ -15,6 +15,7 @@ pub mod hashes;
 pub mod keys;
 pub mod list;
 pub mod manifest_writer;
+pub mod portable;
 pub mod recovery;
 pub mod scan;
 pub mod show;

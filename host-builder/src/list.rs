@@ -1,7 +1,7 @@
 //! Listing the games of a library, with metadata filters.
 
 use crate::error::Result;
-use romlib_device::{Library, ManifestFile, TrustStore};
+use romlib_device::{Library, TrustStore};
 use serde_json::json;
 
 /// One game as `list-games` shows it.
@@ -96,7 +96,7 @@ impl Filter {
 pub fn list_games(lib: &Library, trust: Option<&TrustStore>) -> Result<Vec<GameListing>> {
     let mut out = Vec::new();
     for title in lib.titles()? {
-        let m = ManifestFile::open(&lib.manifest_path(&title))?;
+        let m = lib.open_manifest(&title)?;
         let b = m.unverified_body().clone();
         let key_id =
             String::from_utf8_lossy(&romlib_format::manifest::key_id(m.claimed_key())).into_owned();

@@ -31,6 +31,8 @@ enum Cmd {
     Show(ShowCmd),
     Cat(CatCmd),
     Mount(MountCmd),
+    Export(ExportCmd),
+    Import(ImportCmd),
 }
 
 #[derive(FromArgs)]
@@ -40,7 +42,7 @@ enum Cmd {
 #[argh(subcommand, name = "mount")]
 struct MountCmd {
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
@@ -59,7 +61,7 @@ struct CatCmd {
     /// title id, or the path of a .manifest file
     game: String,
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
@@ -81,7 +83,7 @@ struct CatCmd {
 #[argh(subcommand, name = "verify")]
 struct VerifyCmd {
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// a Logiqx XML or clrmamepro DAT file to check the games against (repeatable); no pack
@@ -107,7 +109,7 @@ struct ShowCmd {
     /// title id, or the path of a .manifest file
     game: String,
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
@@ -125,7 +127,7 @@ struct InstallCmd {
     /// title id, or the path of a .manifest file
     game: String,
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option, default = "PathBuf::from(\"./install\")")]
     /// where games are installed (default ./install)
@@ -288,7 +290,7 @@ struct BuildCmd {
 #[argh(subcommand, name = "list-games")]
 struct ListCmd {
     #[argh(option, short = 'r')]
-    /// library folder
+    /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(switch)]
     /// print JSON
@@ -306,6 +308,58 @@ struct ListCmd {
     /// only games whose title, names, description, system, region or tags contain every
     /// word of this text
     search: Option<String>,
+    #[argh(option)]
+    /// trusted public key file to check signatures with (repeatable; default: the
+    /// library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Write games into one self-contained portable file: their signed manifests and exactly
+/// the chunks they need, each checked on the way. Exporting the same games again gives a
+/// byte-identical file. Devices and every reading command accept it in place of a library.
+#[argh(subcommand, name = "export")]
+struct ExportCmd {
+    #[argh(option, short = 'r')]
+    /// library folder (or a portable file)
+    romlib: PathBuf,
+    #[argh(option, short = 'g')]
+    /// title id of a game to export (repeatable)
+    game: Vec<String>,
+    #[argh(switch)]
+    /// export every game of the library
+    all: bool,
+    #[argh(option, short = 'o')]
+    /// portable file to write (replaced atomically when complete)
+    output: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+    #[argh(switch, short = 'q')]
+    /// no progress bar or summary
+    quiet: bool,
+}
+
+#[derive(FromArgs)]
+/// Add the games of a portable file to a library (created if absent), storing only the
+/// chunks it lacks. Every game must be signed by a trusted key.
+#[argh(subcommand, name = "import")]
+struct ImportCmd {
+    #[argh(positional)]
+    /// portable file made by `romlib export`
+    file: PathBuf,
+    #[argh(option, short = 'o')]
+    /// library folder to add the games to
+    output: PathBuf,
+    #[argh(option, short = 'g')]
+    /// only this game (repeatable; default: every game in the file)
+    game: Vec<String>,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+    #[argh(switch, short = 'q')]
+    /// no progress bar or summary
+    quiet: bool,
 }
 
 #[derive(FromArgs)]
@@ -407,6 +461,12 @@ fn trust_store(
     say: bool,
 ) -> anyhow::Result<romlib_device::TrustStore> {
     if keys.is_empty() {
+        if let Some(p) = lib.portable() {
+            anyhow::bail!(
+                "{}: a portable file carries no keys to trust: pass --trusted-key",
+                p.path().display()
+            );
+        }
         if say {
             eprintln!(
                 "romlib: trusting the library's own keys in {} (pass --trusted-key to choose)",
@@ -420,7 +480,7 @@ fn trust_store(
 }
 
 fn run_verify(c: VerifyCmd, progress: impl Fn(bool) -> bool) -> anyhow::Result<()> {
-    let lib = romlib_device::Library::new(&c.romlib);
+    let lib = romlib_device::Library::open(&c.romlib)?;
     let trust = trust_store(&lib, &c.trusted_key, !c.json)?;
     let ok = if c.dat.is_empty() {
         let bar = if progress(c.quiet || c.json) {
@@ -434,7 +494,11 @@ fn run_verify(c: VerifyCmd, progress: impl Fn(bool) -> bool) -> anyhow::Result<(
             ProgressBar::hidden()
         };
         let started = std::time::Instant::now();
-        let rep = romlib_host::verify::verify_library(&lib, &trust, &|n| bar.inc(n))?;
+        let rep = if lib.portable().is_some() {
+            romlib_host::verify::verify_portable(&lib, &trust, &|n| bar.inc(n))?
+        } else {
+            romlib_host::verify::verify_library(&lib, &trust, &|n| bar.inc(n))?
+        };
         bar.finish_and_clear();
         if c.json {
             println!("{}", serde_json::to_string_pretty(&verify_json(&rep))?);
@@ -453,6 +517,19 @@ fn run_verify(c: VerifyCmd, progress: impl Fn(bool) -> bool) -> anyhow::Result<(
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// A byte-counting progress bar, or a hidden one.
+fn bytes_bar(show: bool, what: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(0);
+    b.set_style(
+        ProgressStyle::with_template(&format!("{{spinner}} {what} {{bytes}} {{bytes_per_sec}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
 }
 
 fn verify_json(rep: &romlib_host::verify::VerifyReport) -> serde_json::Value {
@@ -581,8 +658,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_build(c.input, c.output, opts, c.quiet)
         }
         Cmd::ListGames(c) => {
-            let lib = romlib_device::Library::new(&c.romlib);
-            let trust = romlib_device::TrustStore::from_dir(&lib.keys_dir()).ok();
+            let lib = romlib_device::Library::open(&c.romlib)?;
+            let trust = if c.trusted_key.is_empty() {
+                romlib_device::TrustStore::from_dir(&lib.keys_dir()).ok()
+            } else {
+                Some(romlib_device::TrustStore::from_files(&c.trusted_key)?)
+            };
             let filter = romlib_host::list::Filter {
                 system: c.system,
                 tag: c.tag,
@@ -625,7 +706,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Install(c) => {
-            let lib = romlib_device::Library::new(&c.romlib);
+            let lib = romlib_device::Library::open(&c.romlib)?;
             let trust = trust_store(&lib, &c.trusted_key, true)?;
             let m = romlib_device::install::open_game(&lib, &c.game, &trust)?;
             let mut dec = romlib_host::zstd_decoder::ZstdDecoder::default();
@@ -647,7 +728,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Verify(c) => run_verify(c, progress),
         Cmd::Cat(c) => {
-            let lib = romlib_device::Library::new(&c.romlib);
+            let lib = romlib_device::Library::open(&c.romlib)?;
             let trust = trust_store(&lib, &c.trusted_key, true)?;
             let dec = romlib_host::zstd_decoder::ZstdDecoder::default();
             let game = romlib_device::read::Game::open(&lib, &c.game, &trust, dec)?;
@@ -665,7 +746,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Mount(c) => {
-            let lib = romlib_device::Library::new(&c.romlib);
+            let lib = romlib_device::Library::open(&c.romlib)?;
             let trust = trust_store(&lib, &c.trusted_key, true)?;
             let mp = c.mountpoint.clone();
             romlib_device::mount::serve(
@@ -686,8 +767,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .map_err(Into::into)
         }
+        Cmd::Export(c) => {
+            let lib = romlib_device::Library::open(&c.romlib)?;
+            let trust = trust_store(&lib, &c.trusted_key, !c.quiet)?;
+            let titles = if c.all {
+                if !c.game.is_empty() {
+                    anyhow::bail!("give either -g TITLE or --all, not both");
+                }
+                lib.titles()?
+            } else {
+                c.game
+            };
+            let bar = bytes_bar(progress(c.quiet), "exported");
+            let s =
+                romlib_host::portable::export(&lib, &titles, &trust, &c.output, &|n| bar.inc(n))?;
+            bar.finish_and_clear();
+            if !c.quiet {
+                println!(
+                    "exported {} game(s) to {}: {} chunks ({} bytes) in {} pack(s), {} bytes",
+                    s.games,
+                    c.output.display(),
+                    s.chunks,
+                    s.chunk_bytes,
+                    s.packs,
+                    s.file_len
+                );
+            }
+            Ok(())
+        }
+        Cmd::Import(c) => {
+            let dest = romlib_device::Library::new(&c.output);
+            let trust = trust_store(&dest, &c.trusted_key, !c.quiet)?;
+            let bar = bytes_bar(progress(c.quiet), "stored");
+            let s = romlib_host::portable::import(&c.file, &c.output, &c.game, &trust, &|n| {
+                bar.inc(n)
+            })?;
+            bar.finish_and_clear();
+            if !c.quiet {
+                println!(
+                    "imported {} game(s) into {} ({} unchanged): {} new chunk(s), {} bytes, in {} pack(s); {} chunk(s) already there",
+                    s.games_written,
+                    c.output.display(),
+                    s.games_unchanged,
+                    s.new_chunks,
+                    s.new_bytes,
+                    s.packs,
+                    s.reused_chunks
+                );
+            }
+            Ok(())
+        }
         Cmd::Show(c) => {
-            let lib = romlib_device::Library::new(&c.romlib);
+            let lib = romlib_device::Library::open(&c.romlib)?;
             let trust = trust_store(&lib, &c.trusted_key, false)?;
             let v = romlib_host::show::show_game(&lib, &c.game, &trust)?;
             if c.json {

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::hashes::{hex, DatHashes};
-use romlib_device::index::IndexReader;
+use romlib_device::locate::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -12,13 +12,13 @@ use std::path::PathBuf;
 /// [`to_text`] renders the same value for people. The signature is checked against
 /// `trust` and the outcome reported, not raised.
 pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value> {
-    let path = if game.ends_with(".manifest") {
-        PathBuf::from(game)
+    let m = if game.ends_with(".manifest") && lib.portable().is_none() {
+        ManifestFile::open(&PathBuf::from(game))?
     } else {
-        lib.manifest_path(game)
+        lib.open_manifest(game)?
     };
-    let m = ManifestFile::open(&path)?;
     let b = m.unverified_body().clone();
+    let path = m.path().to_path_buf();
     let key_id =
         String::from_utf8_lossy(&romlib_format::manifest::key_id(m.claimed_key())).into_owned();
     let public_key = hex(m.claimed_key());
@@ -26,15 +26,17 @@ pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value>
     let mut packs = BTreeSet::new();
     let mut unique = BTreeSet::new();
     let mut unindexed = 0u64;
-    let index = IndexReader::open(&lib.index_path()).ok();
+    let index = ChunkLocator::open(lib, m.unverified_body()).ok();
     let mut table = m.unverified_chunks()?;
+    let mut i = 0;
     while let Some(r) = table.next_chunk()? {
+        i += 1;
         if !unique.insert(r.hash) {
             continue;
         }
         match index
             .as_ref()
-            .and_then(|i| i.lookup(&r.hash).ok().flatten())
+            .and_then(|l| l.lookup(i - 1, &r.hash, r.len).ok().flatten())
         {
             Some(e) => {
                 packs.insert(e.pack_id);

@@ -493,3 +493,43 @@ fn check_entry(
         );
     }
 }
+
+/// Checks a portable file: its whole-file checksum, then every game as an install would
+/// (signature, every chunk decoded and hashed, every file's size and BLAKE3, the chunk
+/// table's hash), without writing anything.
+pub fn verify_portable(
+    lib: &Library,
+    trust: &TrustStore,
+    progress: &dyn Fn(u64),
+) -> Result<VerifyReport> {
+    let p = lib
+        .portable()
+        .ok_or_else(|| Error::library(lib.root(), "not a portable file"))?;
+    let mut rep = VerifyReport {
+        packs: p.packs().len() as u64,
+        pack_bytes: p.len(),
+        ..Default::default()
+    };
+    if !p.check_checksum(progress)? {
+        rep.problem(
+            p.path(),
+            "file checksum does not match its footer (damaged or altered file)",
+        );
+    }
+    let mut dec = ZstdDecoder::default();
+    for g in p.games() {
+        rep.games += 1;
+        let checked = romlib_device::install::open_game(lib, &g.title, trust).and_then(|m| {
+            rep.games_signed += 1;
+            romlib_device::install::verify_game(lib, &m, &mut dec)
+        });
+        match checked {
+            Ok(r) => {
+                rep.records += r.chunks;
+                rep.chunk_bytes += r.bytes;
+            }
+            Err(e) => rep.problem(p.path(), format!("game {}: {e}", g.title)),
+        }
+    }
+    Ok(rep)
+}

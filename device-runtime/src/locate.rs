@@ -1,0 +1,108 @@
+//! Finding a game's chunk records: through the library's redb index, or through the game's
+//! locator in a portable file. Either is only a hint: the record found must name the chunk
+//! the signed manifest expects, and its decoded bytes must hash to it.
+
+use crate::error::{Error, Result};
+use crate::index::IndexReader;
+use crate::library::Library;
+use crate::pack_reader::read_at;
+use romlib_format::index::ChunkEntry;
+use romlib_format::portable::{LocatorEntry, LocatorHeader, LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN};
+use romlib_proto::Manifest;
+use std::fs::File;
+use std::path::PathBuf;
+
+/// Where a game's chunks are.
+#[derive(Debug)]
+pub enum ChunkLocator {
+    /// A library directory's `index.db`, keyed by chunk hash.
+    Index(IndexReader),
+    /// A locator: entry `i` is chunk-table record `i`'s record.
+    Locator {
+        /// The file holding it (named in errors).
+        path: PathBuf,
+        /// That file.
+        file: File,
+        /// Where its entries start.
+        entries: u64,
+        /// Number of entries.
+        count: u64,
+    },
+}
+
+impl ChunkLocator {
+    /// The locator for the game of manifest `body` in `lib`. A portable file's locator must
+    /// have been written for exactly this manifest (same chunk count and chunk-table hash).
+    pub fn open(lib: &Library, body: &Manifest) -> Result<Self> {
+        let Some(p) = lib.portable() else {
+            return Ok(Self::Index(IndexReader::open(&lib.index_path())?));
+        };
+        let path = p.path().to_path_buf();
+        let g = p.game(&body.title_id).ok_or_else(|| Error::NotFound {
+            path: path.join(&body.title_id),
+            what: "game in this portable file",
+        })?;
+        let mut hb = [0u8; LOCATOR_HEADER_LEN];
+        if g.locator_len < LOCATOR_HEADER_LEN as u64 {
+            return Err(Error::manifest(
+                &path,
+                format!("locator of {} is truncated", body.title_id),
+            ));
+        }
+        read_at(p.file(), &mut hb, g.locator_offset).map_err(|e| Error::io(&path, "read", e))?;
+        let h = LocatorHeader::decode(&hb).map_err(|e| Error::format(&path, e))?;
+        if h.count as u64 != body.chunk_count
+            || h.table_blake3.as_slice() != body.chunk_table_blake3.as_slice()
+            || LocatorHeader::locator_len(h.count as u64) != g.locator_len
+        {
+            return Err(Error::manifest(
+                &path,
+                format!(
+                    "locator of {} was not written for its manifest (stale or altered file)",
+                    body.title_id
+                ),
+            ));
+        }
+        let file = p
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io(&path, "open", e))?;
+        Ok(Self::Locator {
+            path,
+            file,
+            entries: g.locator_offset + LOCATOR_HEADER_LEN as u64,
+            count: h.count as u64,
+        })
+    }
+
+    /// Where chunk-table record `i` (chunk `hash` of `ulen` bytes) is stored; `Ok(None)`
+    /// when an index does not know the chunk.
+    pub fn lookup(&self, i: u64, hash: &[u8; 32], ulen: u32) -> Result<Option<ChunkEntry>> {
+        match self {
+            Self::Index(index) => index.lookup(hash),
+            Self::Locator {
+                path,
+                file,
+                entries,
+                count,
+            } => {
+                if i >= *count {
+                    return Ok(None);
+                }
+                let mut b = [0u8; LOCATOR_ENTRY_LEN];
+                read_at(file, &mut b, entries + i * LOCATOR_ENTRY_LEN as u64)
+                    .map_err(|e| Error::io(path, "read", e))?;
+                let e = LocatorEntry::decode(&b).map_err(|e| Error::format(path, e))?;
+                Ok(Some(ChunkEntry {
+                    pack_id: e.pack_id,
+                    offset: e.offset as u64,
+                    clen: e.clen,
+                    ulen,
+                    method: e.method,
+                    stored_at: 0,
+                    refcount: 0,
+                }))
+            }
+        }
+    }
+}
