@@ -540,6 +540,7 @@ fn verify_json(rep: &romlib_host::verify::VerifyReport) -> serde_json::Value {
     };
     serde_json::json!({
         "ok": rep.ok(),
+        "portable": rep.portable,
         "packs": rep.packs,
         "pack_bytes": rep.pack_bytes,
         "records": rep.records,
@@ -573,14 +574,22 @@ fn print_verify(rep: &romlib_host::verify::VerifyReport, secs: f64) {
         rep.records,
         rep.chunk_bytes as f64 / 1048576.0
     );
+    if !rep.portable {
+        println!("{} index entr(ies)", rep.index_chunks);
+    }
     println!(
-        "{} index entr(ies); {} game(s), {} with a trusted signature",
-        rep.index_chunks, rep.games, rep.games_signed
+        "{} game(s), {} with a trusted signature",
+        rep.games, rep.games_signed
     );
-    if rep.ok() {
-        println!("library OK");
+    let what = if rep.portable {
+        "portable file"
     } else {
-        println!("library NOT OK: {} problem(s)", rep.problem_count);
+        "library"
+    };
+    if rep.ok() {
+        println!("{what} OK");
+    } else {
+        println!("{what} NOT OK: {} problem(s)", rep.problem_count);
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Finding {
 /// What `verify_library` checked and found.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
+    /// Whether a portable file was checked (no index; chunks counted per game).
+    pub portable: bool,
     /// Packs read.
     pub packs: u64,
     /// Records decompressed and hashed.
@@ -506,6 +508,7 @@ pub fn verify_portable(
         .portable()
         .ok_or_else(|| Error::library(lib.root(), "not a portable file"))?;
     let mut rep = VerifyReport {
+        portable: true,
         packs: p.packs().len() as u64,
         pack_bytes: p.len(),
         ..Default::default()

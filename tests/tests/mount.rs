@@ -448,3 +448,35 @@ fn a_missing_non_directory_or_non_empty_mount_point_is_refused() {
     // Usage: no mount point.
     fails(device(&["mount", "-r", &lib]), 2, &[]);
 }
+
+#[test]
+fn a_portable_file_mounts_like_its_library_on_both_binaries() {
+    if no_mount() {
+        return;
+    }
+    let f = Fixture::new();
+    let (lib, file, key) = (f.w.s("lib"), f.w.s("all.romlib"), f.w.s("k.pub"));
+    ok(romlib(&["export", "-r", &lib, "--all", "-o", &file, "-q"]));
+    let mnt = f.w.p("mnt");
+    for bin_name in ["romlib-device", "romlib"] {
+        let m = Mount::spawn(
+            bin_name,
+            &["mount", "-r", &file, &f.w.s("mnt"), "--trusted-key", &key],
+            &mnt,
+        );
+        let got: Vec<(String, u64)> = listing(&mnt).into_iter().map(|(p, s, _)| (p, s)).collect();
+        let mut want: Vec<(String, u64)> = f
+            .files
+            .iter()
+            .map(|(g, p, d)| (format!("{g}/{p}"), d.len() as u64))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{bin_name}");
+        for (g, p, d) in &f.files {
+            let bytes = std::fs::read(mnt.join(g).join(p)).unwrap();
+            assert!(&bytes == d, "{bin_name}: {g}/{p} differs");
+        }
+        m.kill("INT");
+        m.wait_exit_0();
+    }
+}
