@@ -20,6 +20,8 @@ pub const KEYS_DIR: &str = "keys";
 pub const INDEX_FILE: &str = "index.db";
 /// Extension of manifest files.
 pub const MANIFEST_EXT: &str = "manifest";
+/// Extension of locator files (SPEC section 11), beside the manifests.
+pub const LOCATOR_EXT: &str = "locator";
 
 /// A library directory, or a portable file opened as one.
 #[derive(Debug, Clone)]
@@ -91,6 +93,11 @@ impl Library {
             return self.root.join(title);
         }
         self.games_dir().join(format!("{title}.{MANIFEST_EXT}"))
+    }
+
+    /// `games/<title>.locator`.
+    pub fn locator_path(&self, title: &str) -> PathBuf {
+        self.games_dir().join(format!("{title}.{LOCATOR_EXT}"))
     }
 
     /// `dicts/`.

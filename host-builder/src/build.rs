@@ -820,6 +820,8 @@ impl Run<'_> {
             let path = lib.manifest_path(&input.title);
             if std::fs::read(&path).is_ok_and(|old| old == bytes) {
                 self.summary.manifests_unchanged += 1;
+                // Heals a locator that a crash or an older romlib left missing or stale.
+                crate::locator::refresh(self.store, &input.title, &g.table)?;
                 continue;
             }
             let tmp = temp_path(&path);
@@ -830,8 +832,15 @@ impl Run<'_> {
         if changed.is_empty() {
             return Ok(());
         }
+        let locators: Vec<(String, Vec<u8>)> = changed
+            .iter()
+            .map(|(title, _, _, table, _)| (title.clone(), table.clone()))
+            .collect();
         let txn = self.txn.take();
         self.summary.manifests_written += publish_manifests(self.store, txn, changed)?;
+        for (title, table) in &locators {
+            crate::locator::write(self.store, title, table)?;
+        }
         Ok(())
     }
 }

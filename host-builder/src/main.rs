@@ -33,6 +33,21 @@ enum Cmd {
     Mount(MountCmd),
     Export(ExportCmd),
     Import(ImportCmd),
+    Serve(ServeCmd),
+}
+
+#[derive(FromArgs)]
+/// Serve the library read-only over HTTP/1.1 (GET, HEAD, byte ranges) for `romlib-device
+/// install --from http://HOST:PORT/`; one access log line per request on stdout. Runs until
+/// Ctrl-C (or SIGTERM), then finishes the open requests and exits 0.
+#[argh(subcommand, name = "serve")]
+struct ServeCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option, default = "String::from(\"0.0.0.0:8080\")")]
+    /// address and port to listen on (default 0.0.0.0:8080; port 0 picks a free one)
+    listen: String,
 }
 
 #[derive(FromArgs)]
@@ -824,6 +839,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     s.reused_chunks
                 );
             }
+            Ok(())
+        }
+        Cmd::Serve(c) => {
+            use nix::sys::signal::{SigSet, Signal};
+            // Block the termination signals before any thread starts, so every thread
+            // inherits that, and take them on one thread with sigwait.
+            let mut signals = SigSet::empty();
+            signals.add(Signal::SIGINT);
+            signals.add(Signal::SIGTERM);
+            signals.thread_block()?;
+            romlib_host::serve::serve(&c.romlib, &c.listen, |server| {
+                println!(
+                    "serving {} at http://{}/ (Ctrl-C stops)",
+                    c.romlib.display(),
+                    server.addr()
+                );
+                let server = server.clone();
+                std::thread::spawn(move || {
+                    if signals.wait().is_ok() {
+                        server.stop();
+                    }
+                });
+            })?;
+            println!("stopped");
             Ok(())
         }
         Cmd::Show(c) => {

@@ -574,17 +574,19 @@ pub fn import(
         Some(txn)
     };
     let mut staged: Vec<Staged> = Vec::new();
+    let mut tables = Vec::new();
     for m in &games {
         let body = m.body();
         let bytes = manifest_bytes(&lib, m)?;
         let path = dlib.manifest_path(&body.title_id);
+        // The chunk table ends the manifest (SPEC 3); its length was checked on open.
+        let table_len = body.chunk_count as usize * CHUNK_RECORD_LEN;
+        let table = bytes[bytes.len() - table_len..].to_vec();
+        tables.push((body.title_id.clone(), table.clone()));
         if std::fs::read(&path).is_ok_and(|old| old == bytes) {
             summary.games_unchanged += 1;
             continue;
         }
-        // The chunk table ends the manifest (SPEC 3); its length was checked on open.
-        let table_len = body.chunk_count as usize * CHUNK_RECORD_LEN;
-        let table = bytes[bytes.len() - table_len..].to_vec();
         let tmp = temp_path(&path);
         write_synced(&tmp, &bytes, 0o644)?;
         let hash = *blake3::hash(&table).as_bytes();
@@ -598,6 +600,9 @@ pub fn import(
         (t, false) => publish_manifests(&mut store, t, staged)?,
         (None, true) => 0,
     };
+    for (title, table) in &tables {
+        crate::locator::refresh(&store, title, table)?;
+    }
     let mut signers: Vec<[u8; 32]> = games.iter().map(|m| *m.signer()).collect();
     signers.sort_unstable();
     signers.dedup();

@@ -19,6 +19,12 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
         let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
         let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".locator.tmp") {
+            // A locator being written; the next write of that game's locator replaces it.
+            let tmp = e.path();
+            fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, "remove", e))?;
+            continue;
+        }
         let Some(title) = name
             .strip_prefix('.')
             .and_then(|n| n.strip_suffix(".manifest.tmp"))

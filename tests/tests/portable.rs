@@ -469,3 +469,50 @@ fn an_untrusted_signer_is_refused_and_import_changes_nothing() {
         "a temporary export file was left behind"
     );
 }
+
+#[test]
+fn the_builder_keeps_a_locator_per_game_that_verify_checks() {
+    let w = fixture();
+    let lib = romlib_device::Library::new(w.p("lib"));
+    for g in ["alpha", "alpha-v2", "beta"] {
+        let m = romlib_device::ManifestFile::open(&lib.manifest_path(g)).unwrap();
+        let b = std::fs::read(lib.locator_path(g)).unwrap();
+        let h = romlib_format::portable::LocatorHeader::decode(&b).unwrap();
+        assert_eq!(h.count as u64, m.unverified_body().chunk_count);
+        assert_eq!(
+            h.table_blake3.as_slice(),
+            m.unverified_body().chunk_table_blake3.as_slice()
+        );
+    }
+    let verify = || romlib(&["verify", "-r", &w.s("lib")]);
+    let out = ok(verify());
+    assert!(!out.contains("locator"), "{out}");
+    // A wrong entry is a problem; a rebuild with nothing new rewrites it.
+    let path = lib.locator_path("beta");
+    flip(&path, (LOCATOR_HEADER_LEN + 4) as u64);
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("beta.locator") && text.contains("disagree"),
+        "{text}"
+    );
+    ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
+    ok(verify());
+    // A missing one is a notice, and comes back the same way.
+    let good = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let out = ok(verify());
+    assert!(
+        out.contains("notice:") && out.contains("beta.locator"),
+        "{out}"
+    );
+    ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    // A rebuild with nothing new leaves them untouched (no write at all).
+    let before = snapshot(&w.p("lib"));
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
+    assert!(before == snapshot(&w.p("lib")));
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+}
