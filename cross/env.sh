@@ -12,9 +12,14 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64
 # doctests are cross-compiled by rustdoc (stable since Rust 1.89), which reads RUSTDOCFLAGS,
 # not RUSTFLAGS, so they need the flag separately (otherwise: "qemu-arm: Could not open
 # '/lib/ld-linux-armhf.so.3'").
+# Our code and its dependencies are compiled to Thumb-2 (`+thumb-mode`; the prebuilt std
+# stays ARM, EABI interworking joins them): Thumb-2 is part of every ARMv7-A core, needs no
+# NEON (unlike the thumbv7neon target), and makes the binary about 14% smaller (measured:
+# 1,584,508 -> 1,367,420 bytes), which keeps it under the 1.5 MiB budget with the FUSE
+# mount in. rustc calls the feature unstable (a warning; "its behavior can change").
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc
-export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static"
-export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTDOCFLAGS="-C target-feature=+crt-static"
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static,+thumb-mode"
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTDOCFLAGS="-C target-feature=+crt-static,+thumb-mode"
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=qemu-arm
 
 # Optional big-endian target for cross/test.sh (test suites only; no device binary is built):

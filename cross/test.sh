@@ -146,6 +146,10 @@ cp -a "$WORK/lib" "$WORK/lib-badmanifest"
 flip_middle "$WORK/lib-badmanifest/games/$TITLE.manifest"
 cp -a "$WORK/lib" "$WORK/lib-badpack"
 flip_middle "$WORK/lib-badpack/packs/pack-0001.pkg"
+# A portable file of every game (romlib export), and a damaged copy.
+"$ROMLIB" export -r "$WORK/lib" --all -o "$WORK/all.romlib" --trusted-key "$WORK/K.pub"
+cp "$WORK/all.romlib" "$WORK/bad.romlib"
+flip_middle "$WORK/bad.romlib"
 
 # Run a command, expect an exact exit status; output goes to the log with a prefix.
 expect_status() {
@@ -238,6 +242,34 @@ for a in "${CROSS_ARCHES[@]}"; do
     ((refused >= 1)) && ok "$a corrupted pack refused for $refused game(s)" \
         || bad "$a corrupted pack refused for at least one game"
     expect_status 2 "$a usage error" "${DEV[@]}" install -r "$WORK/lib"
+    # The same from a portable file: list, install byte-identical, refuse a damaged copy.
+    expect_status 0 "$a list-games of a portable file" \
+        "${DEV[@]}" list-games -r "$WORK/all.romlib" "${KEY[@]}"
+    PDIR="$WORK/install-portable-$a"
+    for g in "${GAMES[@]}"; do
+        expect_status 0 "$a install '$g' from a portable file" \
+            "${DEV[@]}" install -g "$g" -r "$WORK/all.romlib" --install-dir "$PDIR" "${KEY[@]}"
+        diff -r -x .romlib-installed -- "$WORK/in/$g" "$PDIR/$g" \
+            && ok "$a '$g' from a portable file is byte-identical to the input" \
+            || bad "$a '$g' from a portable file is byte-identical to the input"
+    done
+    refused=0
+    for g in "${GAMES[@]}"; do
+        got=0
+        "${DEV[@]}" install -g "$g" -r "$WORK/bad.romlib" --install-dir "$WORK/bad-$a" "${KEY[@]}" \
+            >"$WORK/out" 2>&1 || got=$?
+        if [[ "$got" == 1 ]]; then
+            refused=$((refused + 1))
+            [[ ! -e "$WORK/bad-$a/$g" ]] || bad "$a '$g' visible after a refused install"
+        elif [[ "$got" == 0 ]]; then
+            diff -r -x .romlib-installed -q -- "$WORK/in/$g" "$WORK/bad-$a/$g" >/dev/null \
+                || bad "$a install '$g' from a damaged portable file succeeded WITH WRONG DATA"
+        else
+            bad "$a install '$g' from a damaged portable file: exit $got"
+        fi
+    done
+    ((refused >= 1)) && ok "$a damaged portable file refused for $refused game(s)" \
+        || bad "$a damaged portable file refused for at least one game"
     TIMES[e2e-$a]=$((SECONDS - t))
 done
 
