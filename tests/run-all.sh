@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Runs every test: the workspace suite on the host, then the device runtime for aarch64 and
+# Runs every test: the workspace suite on the host (installing fuse3 and nginx if missing),
+# then the device runtime for aarch64 and
 # 32-bit ARM under QEMU (cross/test.sh installs its toolchain and packages itself), then a
 # smoke run of the peer benchmark on a small generated corpus (bench/run.sh --smoke, which
 # installs the peer tools itself) so the benchmark cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The host suite drives real peers: FUSE's fusermount3 (mount tests) and nginx (installs
+# over HTTP from a static server). Install them where missing (Debian, as root).
+need=()
+command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 echo "== host: cargo test --workspace"
 cargo test --workspace --locked
 echo "== ARM: cross/test.sh"

@@ -83,6 +83,13 @@ pub enum Error {
         /// The directory.
         path: PathBuf,
     },
+    /// An HTTP transfer failed (after any retries).
+    Http {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// A read asked for bytes beyond the end of a file.
     BeyondEnd {
         /// The file, as `<title>/<path in the game>`.
@@ -183,6 +190,7 @@ impl fmt::Display for Error {
                 "{}: not installed by romlib (no completion marker); left untouched",
                 path.display()
             ),
+            Error::Http { url, problem } => write!(f, "{url}: {problem}"),
             Error::BeyondEnd { path, offset, size } => write!(
                 f,
                 "{}: offset {offset} is beyond the end of the file ({size} bytes)",

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod decoder;
 pub mod error;
+pub mod http;
 pub mod index;
 pub mod install;
 pub mod library;
@@ -18,6 +19,7 @@ pub mod mount;
 pub mod pack_reader;
 pub mod portable;
 pub mod read;
+pub mod remote;
 pub mod trust;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::manifest::ManifestFile;
 use crate::portable::Portable;
+use crate::remote::Remote;
 use romlib_format::limits::MAX_DICT_LEN;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub const LOCATOR_EXT: &str = "locator";
 pub struct Library {
     root: PathBuf,
     portable: Option<Arc<Portable>>,
+    remote: Option<Arc<Remote>>,
 }
 
 impl Library {
@@ -36,7 +38,24 @@ impl Library {
         Self {
             root: root.into(),
             portable: None,
+            remote: None,
         }
+    }
+
+    /// The library served at `url` (any static HTTP server), downloading manifests and
+    /// locators into `scratch` (they are unlinked as soon as they are open).
+    pub fn remote(url: &str, scratch: &Path, timeout: std::time::Duration) -> Result<Self> {
+        let r = Remote::new(url, scratch, timeout)?;
+        Ok(Self {
+            root: PathBuf::from(r.url().to_string()),
+            portable: None,
+            remote: Some(Arc::new(r)),
+        })
+    }
+
+    /// The server this library is on, if it is remote.
+    pub fn remote_source(&self) -> Option<&Remote> {
+        self.remote.as_deref()
     }
 
     /// Opens what a reader was given with `-r`: a portable file when `path` is a file,
@@ -46,6 +65,7 @@ impl Library {
             Ok(Self {
                 root: path.to_path_buf(),
                 portable: Some(Arc::new(Portable::open(path)?)),
+                remote: None,
             })
         } else {
             Ok(Self::new(path))
@@ -72,9 +92,21 @@ impl Library {
         if self.portable.is_some() {
             return self.root.clone();
         }
+        if let Some(r) = &self.remote {
+            return r.display_path(&self.pack_rel(id));
+        }
         let mut buf = [0u8; 20];
         self.packs_dir()
             .join(romlib_format::pack::file_name(id, &mut buf))
+    }
+
+    /// `packs/pack-NNNN.pkg` as a relative path (with `/`).
+    pub fn pack_rel(&self, id: u32) -> String {
+        let mut buf = [0u8; 20];
+        format!(
+            "{PACKS_DIR}/{}",
+            romlib_format::pack::file_name(id, &mut buf)
+        )
     }
 
     /// `games/`.
@@ -91,6 +123,9 @@ impl Library {
     pub fn manifest_path(&self, title: &str) -> PathBuf {
         if self.portable.is_some() {
             return self.root.join(title);
+        }
+        if let Some(r) = &self.remote {
+            return r.display_path(&format!("{GAMES_DIR}/{title}.{MANIFEST_EXT}"));
         }
         self.games_dir().join(format!("{title}.{MANIFEST_EXT}"))
     }
@@ -111,6 +146,9 @@ impl Library {
         if self.portable.is_some() {
             return self.root.clone();
         }
+        if let Some(r) = &self.remote {
+            return r.display_path(&format!("{DICTS_DIR}/{id:08x}.zdict"));
+        }
         self.dicts_dir().join(format!("{id:08x}.zdict"))
     }
 
@@ -127,6 +165,15 @@ impl Library {
     /// Opens the manifest of game `title` (not its signature): `games/<title>.manifest`,
     /// or the portable file's copy.
     pub fn open_manifest(&self, title: &str) -> Result<ManifestFile> {
+        if let Some(r) = &self.remote {
+            let rel = format!("{GAMES_DIR}/{title}.{MANIFEST_EXT}");
+            let file = r.download(&rel, Remote::max_manifest_len())?;
+            let len = file
+                .metadata()
+                .map_err(|e| Error::io(r.display_path(&rel), "stat", e))?
+                .len();
+            return ManifestFile::open_in(&r.display_path(&rel), file, 0, len);
+        }
         let Some(p) = self.portable() else {
             return ManifestFile::open(&self.manifest_path(title));
         };
@@ -152,6 +199,9 @@ impl Library {
 
     /// Whether the library holds game `title` (its manifest exists; not yet checked).
     pub fn has_game(&self, title: &str) -> bool {
+        if self.remote.is_some() {
+            return true; // the download says
+        }
         match self.portable() {
             Some(p) => p.game(title).is_some(),
             None => self.manifest_path(title).is_file(),
@@ -161,6 +211,9 @@ impl Library {
     /// The bytes of zstd dictionary `id` (at most `MAX_DICT_LEN`).
     pub fn read_dict(&self, id: u32) -> Result<Vec<u8>> {
         use std::io::Read;
+        if let Some(r) = &self.remote {
+            return r.read_dict(&format!("{DICTS_DIR}/{id:08x}.zdict"));
+        }
         if let Some(p) = self.portable() {
             let s = p.dict(id).ok_or_else(|| {
                 Error::manifest(p.path(), format!("dictionary {id:08x} is not in the file"))
@@ -189,6 +242,9 @@ impl Library {
     pub fn titles(&self) -> crate::Result<Vec<String>> {
         if let Some(p) = self.portable() {
             return Ok(p.games().iter().map(|g| g.title.clone()).collect());
+        }
+        if let Some(r) = &self.remote {
+            return r.titles();
         }
         let dir = self.games_dir();
         let rd = std::fs::read_dir(&dir).map_err(|e| {

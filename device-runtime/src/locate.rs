@@ -34,6 +34,16 @@ impl ChunkLocator {
     /// The locator for the game of manifest `body` in `lib`. A portable file's locator must
     /// have been written for exactly this manifest (same chunk count and chunk-table hash).
     pub fn open(lib: &Library, body: &Manifest) -> Result<Self> {
+        if let Some(r) = lib.remote_source() {
+            let rel = format!("games/{}.locator", body.title_id);
+            let file = r.download(&rel, crate::remote::Remote::max_locator_len())?;
+            let path = r.display_path(&rel);
+            let len = file
+                .metadata()
+                .map_err(|e| Error::io(&path, "stat", e))?
+                .len();
+            return Self::from_region(path, file, 0, len, body);
+        }
         let Some(p) = lib.portable() else {
             return Ok(Self::Index(IndexReader::open(&lib.index_path())?));
         };
@@ -42,18 +52,33 @@ impl ChunkLocator {
             path: path.join(&body.title_id),
             what: "game in this portable file",
         })?;
+        let file = p
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io(&path, "open", e))?;
+        Self::from_region(path, file, g.locator_offset, g.locator_len, body)
+    }
+
+    /// The locator in bytes `offset .. offset + len` of `file`, checked against `body`.
+    fn from_region(
+        path: PathBuf,
+        file: File,
+        offset: u64,
+        len: u64,
+        body: &Manifest,
+    ) -> Result<Self> {
         let mut hb = [0u8; LOCATOR_HEADER_LEN];
-        if g.locator_len < LOCATOR_HEADER_LEN as u64 {
+        if len < LOCATOR_HEADER_LEN as u64 {
             return Err(Error::manifest(
                 &path,
                 format!("locator of {} is truncated", body.title_id),
             ));
         }
-        read_at(p.file(), &mut hb, g.locator_offset).map_err(|e| Error::io(&path, "read", e))?;
+        read_at(&file, &mut hb, offset).map_err(|e| Error::io(&path, "read", e))?;
         let h = LocatorHeader::decode(&hb).map_err(|e| Error::format(&path, e))?;
         if h.count as u64 != body.chunk_count
             || h.table_blake3.as_slice() != body.chunk_table_blake3.as_slice()
-            || LocatorHeader::locator_len(h.count as u64) != g.locator_len
+            || LocatorHeader::locator_len(h.count as u64) != len
         {
             return Err(Error::manifest(
                 &path,
@@ -63,23 +88,18 @@ impl ChunkLocator {
                 ),
             ));
         }
-        let file = p
-            .file()
-            .try_clone()
-            .map_err(|e| Error::io(&path, "open", e))?;
         Ok(Self::Locator {
             path,
             file,
-            entries: g.locator_offset + LOCATOR_HEADER_LEN as u64,
+            entries: offset + LOCATOR_HEADER_LEN as u64,
             count: h.count as u64,
         })
     }
 
-    /// Where chunk-table record `i` (chunk `hash` of `ulen` bytes) is stored; `Ok(None)`
-    /// when an index does not know the chunk.
-    pub fn lookup(&self, i: u64, hash: &[u8; 32], ulen: u32) -> Result<Option<ChunkEntry>> {
+    /// Entry `i` of a locator (`None` past the end, or for an index, which is keyed by hash).
+    pub fn entry(&self, i: u64) -> Result<Option<LocatorEntry>> {
         match self {
-            Self::Index(index) => index.lookup(hash),
+            Self::Index(_) => Ok(None),
             Self::Locator {
                 path,
                 file,
@@ -92,17 +112,27 @@ impl ChunkLocator {
                 let mut b = [0u8; LOCATOR_ENTRY_LEN];
                 read_at(file, &mut b, entries + i * LOCATOR_ENTRY_LEN as u64)
                     .map_err(|e| Error::io(path, "read", e))?;
-                let e = LocatorEntry::decode(&b).map_err(|e| Error::format(path, e))?;
-                Ok(Some(ChunkEntry {
-                    pack_id: e.pack_id,
-                    offset: e.offset as u64,
-                    clen: e.clen,
-                    ulen,
-                    method: e.method,
-                    stored_at: 0,
-                    refcount: 0,
-                }))
+                LocatorEntry::decode(&b)
+                    .map(Some)
+                    .map_err(|e| Error::format(path, e))
             }
+        }
+    }
+
+    /// Where chunk-table record `i` (chunk `hash` of `ulen` bytes) is stored; `Ok(None)`
+    /// when an index does not know the chunk.
+    pub fn lookup(&self, i: u64, hash: &[u8; 32], ulen: u32) -> Result<Option<ChunkEntry>> {
+        match self {
+            Self::Index(index) => index.lookup(hash),
+            Self::Locator { .. } => Ok(self.entry(i)?.map(|e| ChunkEntry {
+                pack_id: e.pack_id,
+                offset: e.offset as u64,
+                clen: e.clen,
+                ulen,
+                method: e.method,
+                stored_at: 0,
+                refcount: 0,
+            })),
         }
     }
 }

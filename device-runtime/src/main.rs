@@ -32,7 +32,13 @@ enum Cmd {
 struct ListCmd {
     #[argh(option, short = 'r')]
     /// library folder, or a portable file made by `romlib export`
-    romlib: PathBuf,
+    romlib: Option<PathBuf>,
+    #[argh(option)]
+    /// library on an HTTP server instead (http://HOST[:PORT]/PATH/; lists its catalog.txt)
+    from: Option<String>,
+    #[argh(option, default = "30")]
+    /// seconds before a stalled connection is given up (with --from; default 30)
+    timeout: u64,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     trusted_key: Vec<PathBuf>,
@@ -47,7 +53,15 @@ struct InstallCmd {
     game: String,
     #[argh(option, short = 'r')]
     /// library folder, or a portable file made by `romlib export`
-    romlib: PathBuf,
+    romlib: Option<PathBuf>,
+    #[argh(option)]
+    /// install from a library on an HTTP server instead (http://HOST[:PORT]/PATH/; any static
+    /// server or `romlib serve`): fetches the manifest, the locator and only the chunk records
+    /// needed, in ranged requests
+    from: Option<String>,
+    #[argh(option, default = "30")]
+    /// seconds before a stalled connection is given up (with --from; default 30)
+    timeout: u64,
     #[argh(option)]
     /// where games are installed
     install_dir: PathBuf,
@@ -144,6 +158,26 @@ fn mounted(mp: &Path, m: romlib_device::mount::Mounted) {
     );
 }
 
+/// The library of `-r` or `--from` (exactly one); `scratch` is where a remote library's
+/// manifests and locators are downloaded to (and unlinked at once).
+fn library(
+    romlib: &Option<PathBuf>,
+    from: &Option<String>,
+    scratch: &Path,
+    timeout: u64,
+) -> Result<Library> {
+    match (romlib, from) {
+        (Some(r), None) => Library::open(r),
+        (None, Some(url)) => {
+            Library::remote(url, scratch, std::time::Duration::from_secs(timeout.max(1)))
+        }
+        _ => {
+            eprintln!("romlib-device: give either -r LIBRARY or --from URL");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn trust(keys: &[PathBuf]) -> Result<TrustStore> {
     TrustStore::load(keys, Path::new(DEFAULT_TRUST_DIR))
 }
@@ -151,7 +185,7 @@ fn trust(keys: &[PathBuf]) -> Result<TrustStore> {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::List(c) => {
-            let lib = Library::open(&c.romlib)?;
+            let lib = library(&c.romlib, &c.from, &std::env::temp_dir(), c.timeout)?;
             let store = match trust(&c.trusted_key) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -184,7 +218,8 @@ fn run(cli: Cli) -> Result<()> {
             damaged.map_or(Ok(()), Err)
         }
         Cmd::Install(c) => {
-            let lib = Library::open(&c.romlib)?;
+            let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
+            let lib = library(&c.romlib, &c.from, &scratch, c.timeout)?;
             let m = open_game(&lib, &c.game, &trust(&c.trusted_key)?)?;
             let r = install_game(&lib, &m, &c.install_dir, &mut RuzstdDecoder::default())?;
             println!(
@@ -195,6 +230,10 @@ fn run(cli: Cli) -> Result<()> {
                 r.bytes,
                 r.chunks
             );
+            if let Some(remote) = lib.remote_source() {
+                let (bytes, requests) = remote.transferred();
+                println!("downloaded {bytes} bytes in {requests} request(s)");
+            }
             Ok(())
         }
         Cmd::Uninstall(c) => {

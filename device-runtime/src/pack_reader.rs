@@ -15,7 +15,8 @@ pub const OPEN_PACKS: usize = 4;
 struct OpenPack {
     id: u32,
     path: PathBuf,
-    file: File,
+    /// `None` for a pack on an HTTP server.
+    file: Option<File>,
     /// Where the pack starts in `file` (0, or its place in a portable file).
     base: u64,
     len: u64,
@@ -27,7 +28,13 @@ pub struct PackReader {
     lib: Library,
     open: heapless::Vec<OpenPack, OPEN_PACKS>,
     record: Vec<u8>,
+    /// For a remote library: a run of adjacent records fetched with one range request
+    /// (pack id, offset of its first byte, bytes).
+    span: (u32, u64, Vec<u8>),
 }
+
+/// Most bytes fetched with one range request (a run of adjacent records).
+pub const SPAN_BYTES: u64 = 1 << 20;
 
 impl std::fmt::Debug for PackReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,7 +65,55 @@ impl PackReader {
             lib: lib.clone(),
             open: heapless::Vec::new(),
             record: Vec::with_capacity(RECORD_HEADER_LEN + MAX_CHUNK_LEN as usize),
+            span: (0, 0, Vec::new()),
         }
+    }
+
+    /// For a library on an HTTP server: makes sure the record of chunk-table record `i` is
+    /// at hand, fetching it together with the records that follow it in the same pack (per
+    /// the locator), up to [`SPAN_BYTES`], in one range request. A no-op for local files.
+    pub fn plan(&mut self, loc: &crate::locate::ChunkLocator, i: u64) -> Result<()> {
+        if self.lib.remote_source().is_none() {
+            return Ok(());
+        }
+        let Some(first) = loc.entry(i)? else {
+            return Ok(());
+        };
+        let rec_len =
+            |e: &romlib_format::portable::LocatorEntry| RECORD_HEADER_LEN as u64 + e.clen as u64;
+        let (start, mut end) = (first.offset as u64, first.offset as u64 + rec_len(&first));
+        if self.span.0 == first.pack_id
+            && self.span.1 <= start
+            && end <= self.span.1 + self.span.2.len() as u64
+        {
+            return Ok(());
+        }
+        let p = self.pack(first.pack_id)?;
+        let limit = self.open[p].len - FOOTER_LEN as u64;
+        let mut k = i + 1;
+        while end - start < SPAN_BYTES {
+            match loc.entry(k)? {
+                Some(e) if e.pack_id == first.pack_id && e.offset as u64 == end => {
+                    if end + rec_len(&e) - start > SPAN_BYTES.max(rec_len(&first)) {
+                        break;
+                    }
+                    end += rec_len(&e);
+                    k += 1;
+                }
+                _ => break,
+            }
+        }
+        if start < HEADER_LEN as u64 || end > limit {
+            // Leave it to read_record, which reports it with the chunk's hash.
+            return Ok(());
+        }
+        self.span.0 = 0;
+        self.span.2.resize((end - start) as usize, 0);
+        let lib = self.lib.clone();
+        let remote = lib.remote_source().expect("checked above");
+        remote.read_range(&lib.pack_rel(first.pack_id), start, &mut self.span.2)?;
+        self.span = (first.pack_id, start, std::mem::take(&mut self.span.2));
+        Ok(())
     }
 
     fn pack(&mut self, id: u32) -> Result<usize> {
@@ -66,7 +121,14 @@ impl PackReader {
             return Ok(i);
         }
         let path = self.lib.pack_path(id);
-        let (file, base, len) = if let Some(p) = self.lib.portable() {
+        let mut hb = [0u8; HEADER_LEN];
+        let (file, base, len) = if let Some(r) = self.lib.remote_source() {
+            let total = r.read_range(&self.lib.pack_rel(id), 0, &mut hb)?;
+            let len = total.ok_or_else(|| {
+                Error::manifest(&path, "the server did not say how long the pack is")
+            })?;
+            (None, 0, len)
+        } else if let Some(p) = self.lib.portable() {
             let s = p
                 .pack(id)
                 .ok_or_else(|| Error::manifest(&path, format!("pack {id} is not in the file")))?;
@@ -74,7 +136,8 @@ impl PackReader {
                 .file()
                 .try_clone()
                 .map_err(|e| Error::io(&path, "open", e))?;
-            (file, s.offset, s.len)
+            read_at(&file, &mut hb, s.offset).map_err(|e| Error::io(&path, "read", e))?;
+            (Some(file), s.offset, s.len)
         } else {
             let file = File::open(&path).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
@@ -90,9 +153,11 @@ impl PackReader {
                 .metadata()
                 .map_err(|e| Error::io(&path, "stat", e))?
                 .len();
-            (file, 0, len)
+            if len >= (HEADER_LEN + FOOTER_LEN) as u64 {
+                read_at(&file, &mut hb, 0).map_err(|e| Error::io(&path, "read", e))?;
+            }
+            (Some(file), 0, len)
         };
-        let mut hb = [0u8; HEADER_LEN];
         if len < (HEADER_LEN + FOOTER_LEN) as u64 {
             return Err(Error::format(
                 &path,
@@ -103,7 +168,6 @@ impl PackReader {
                 },
             ));
         }
-        read_at(&file, &mut hb, base).map_err(|e| Error::io(&path, "read", e))?;
         let header = PackHeader::decode(&hb).map_err(|e| Error::format(&path, e))?;
         if header.pack_id != id {
             return Err(Error::manifest(
@@ -206,8 +270,27 @@ impl PackReader {
         }
         let start = payload.len();
         payload.resize(start + RECORD_HEADER_LEN + entry.clen as usize, 0);
-        read_at(&p.file, &mut payload[start..], p.base + entry.offset)
-            .map_err(|e| Error::io(path, "read", e))?;
+        let want = start..payload.len();
+        let (sp, ss, sb) = (&self.span.0, self.span.1, &self.span.2);
+        let in_span = *sp == entry.pack_id
+            && ss <= entry.offset
+            && entry.offset + want.len() as u64 <= ss + sb.len() as u64;
+        match &p.file {
+            _ if in_span => {
+                let at = (entry.offset - ss) as usize;
+                payload[want.clone()].copy_from_slice(&sb[at..at + want.len()]);
+            }
+            Some(f) => read_at(f, &mut payload[want], p.base + entry.offset)
+                .map_err(|e| Error::io(path, "read", e))?,
+            None => {
+                let r = self.lib.remote_source().expect("remote pack");
+                r.read_range(
+                    &self.lib.pack_rel(entry.pack_id),
+                    entry.offset,
+                    &mut payload[want],
+                )?;
+            }
+        }
         let rec =
             RecordHeader::decode(&payload[start..start + RECORD_HEADER_LEN]).map_err(|e| {
                 Error::chunk(

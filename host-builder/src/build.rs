@@ -221,6 +221,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
     }
     bar.finish_and_clear();
     result?;
+    crate::locator::write_catalog(store.library())?;
     store.compact()?;
     summary.elapsed = started.elapsed();
     Ok(summary)

@@ -4,7 +4,9 @@
 //! is still checked against the signed manifest.
 //!
 //! The builder writes a game's locator after publishing its manifest, and rewrites one that
-//! is missing or stale on any later run, so a crash between the two heals itself.
+//! is missing or stale on any later run, so a crash between the two heals itself. It also
+//! keeps `catalog.txt`, the list of title ids a reader over HTTP cannot get from a folder
+//! listing.
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -76,5 +78,21 @@ pub fn refresh(store: &LibraryWriter, title: &str, table: &[u8]) -> Result<bool>
         return Ok(false);
     }
     write_atomic(&path, &bytes, 0o644)?;
+    Ok(true)
+}
+
+/// Rewrites `catalog.txt` (every title id with a manifest, sorted, one per line) unless it
+/// already says exactly that. Returns whether it wrote.
+pub fn write_catalog(lib: &romlib_device::Library) -> Result<bool> {
+    let mut text = String::new();
+    for t in lib.titles()? {
+        text.push_str(&t);
+        text.push('\n');
+    }
+    let path = lib.root().join(romlib_device::remote::CATALOG_FILE);
+    if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(false);
+    }
+    write_atomic(&path, text.as_bytes(), 0o644)?;
     Ok(true)
 }

@@ -610,6 +610,7 @@ pub fn import(
         publish_public_key(&dlib, pk)?;
     }
     sync_dir(parent_dir(&dlib.manifest_path("x")))?;
+    crate::locator::write_catalog(&dlib)?;
     if summary.new_chunks > 0 || summary.games_written > 0 {
         store.compact()?;
     }

@@ -1,0 +1,761 @@
+//! A small HTTP/1.1 client for installing from a server: `http://` only, GET of whole
+//! files and of single byte ranges, one kept-alive connection, timeouts, bounded retries
+//! and redirects. No async runtime and no TLS (a signed manifest and per-chunk hashes make
+//! the transport untrusted anyway; privacy would need TLS, which is left out for size).
+//!
+//! Host names are resolved without the C library: IP literals, `localhost`, `/etc/hosts`,
+//! then a DNS query over UDP to the servers in `/etc/resolv.conf`. The 32-bit ARM build
+//! links glibc statically, and static glibc cannot load the NSS modules its resolver needs.
+//!
+//! Every response is checked against what was asked: a range must come back as `206` with
+//! exactly that `Content-Range` and length (a server that ignores `Range` and sends the
+//! whole file is refused, never read to the end), a whole file as `200` with a
+//! `Content-Length` within the caller's limit. A body cut short, a stall longer than the
+//! timeout, a 5xx and a refused connection are retried a bounded number of times; a 4xx,
+//! a redirect loop and a wrong-sized answer are not.
+
+use crate::error::{Error, Result};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+/// Attempts per request (the first and the retries).
+pub const ATTEMPTS: u32 = 3;
+/// Redirects followed per request.
+pub const MAX_REDIRECTS: u32 = 5;
+/// Longest response head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// A parsed `http://host[:port]/path` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// Port (80 when not given).
+    pub port: u16,
+    /// Path, starting with `/`.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses an `http://` URL.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |problem: &str| Error::Http {
+            url: s.to_string(),
+            problem: problem.to_string(),
+        };
+        let rest = s
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("not an http:// URL (https is not supported)"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') {
+            return Err(bad("user names in URLs are not supported"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("bad IPv6 address"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None => 80,
+        };
+        if host.is_empty() || port == 0 {
+            return Err(bad("no host"));
+        }
+        Ok(Url {
+            host: host.to_string(),
+            port,
+            path: path.split('#').next().unwrap_or("/").to_string(),
+        })
+    }
+
+    /// `rel` (a relative path without a leading `/`) resolved against this URL as a folder.
+    pub fn join(&self, rel: &str) -> Url {
+        let mut path = self.path.clone();
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        for seg in rel.split('/') {
+            path.push_str(&percent_encode(seg));
+            path.push('/');
+        }
+        path.pop();
+        Url {
+            path,
+            ..self.clone()
+        }
+    }
+
+    fn authority(&self) -> String {
+        let h = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            h
+        } else {
+            format!("{h}:{}", self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.authority(), self.path)
+    }
+}
+
+fn percent_encode(seg: &str) -> String {
+    let mut out = String::with_capacity(seg.len());
+    for b in seg.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The addresses of `host`, without the C library's resolver.
+pub fn resolve(host: &str, port: u16, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let lower = host.to_ascii_lowercase();
+    let mut ips = hosts_file(&lower);
+    if ips.is_empty() && (lower == "localhost" || lower.ends_with(".localhost")) {
+        ips = vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ];
+    }
+    if ips.is_empty() {
+        ips = dns_query(&lower, timeout)?;
+    }
+    if ips.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("cannot resolve host {host:?}"),
+        ));
+    }
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
+/// Addresses `/etc/hosts` gives `host` (lower-case), in file order.
+fn hosts_file(host: &str) -> Vec<IpAddr> {
+    let Ok(text) = std::fs::read_to_string("/etc/hosts") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        if words.any(|w| w.eq_ignore_ascii_case(host)) {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// IPv4 addresses of `host` from the first name server in `/etc/resolv.conf` that answers.
+fn dns_query(host: &str, timeout: Duration) -> std::io::Result<Vec<IpAddr>> {
+    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let servers: Vec<IpAddr> = conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    if host.len() > 253 || host.split('.').any(|l| l.is_empty() || l.len() > 63) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("bad host name {host:?}"),
+        ));
+    }
+    // Query: a fixed id, recursion desired, one question for an A record.
+    let id = (std::process::id() as u16) ^ 0x5a5a;
+    let mut q = Vec::with_capacity(512);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in host.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("cannot resolve host {host:?}: no name server in /etc/resolv.conf"),
+    );
+    for server in servers {
+        let bind: SocketAddr = if server.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let attempt = (|| -> std::io::Result<Vec<IpAddr>> {
+            let sock = UdpSocket::bind(bind)?;
+            sock.set_read_timeout(Some(timeout))?;
+            sock.connect((server, 53))?;
+            sock.send(&q)?;
+            let mut buf = [0u8; 1500];
+            loop {
+                let n = sock.recv(&mut buf)?;
+                if n >= 12 && buf[..2] == id.to_be_bytes() {
+                    return Ok(parse_dns_answer(&buf[..n]));
+                }
+            }
+        })();
+        match attempt {
+            Ok(ips) if !ips.is_empty() => return Ok(ips),
+            Ok(_) => {
+                last = std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("cannot resolve host {host:?}: no address from {server}"),
+                )
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The A records of a DNS response (CNAME chains are followed by the recursive server).
+fn parse_dns_answer(b: &[u8]) -> Vec<IpAddr> {
+    let rd16 = |i: usize| -> Option<usize> {
+        Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]) as usize)
+    };
+    let skip_name = |mut i: usize| -> Option<usize> {
+        loop {
+            let len = *b.get(i)? as usize;
+            if len == 0 {
+                return Some(i + 1);
+            }
+            if len & 0xC0 == 0xC0 {
+                return Some(i + 2);
+            }
+            i += 1 + len;
+        }
+    };
+    let mut out = Vec::new();
+    let (Some(qd), Some(an)) = (rd16(4), rd16(6)) else {
+        return out;
+    };
+    if b.get(3).is_none_or(|f| f & 0x0F != 0) {
+        return out; // an error rcode
+    }
+    let mut i = 12;
+    for _ in 0..qd {
+        match skip_name(i) {
+            Some(j) => i = j + 4,
+            None => return out,
+        }
+    }
+    for _ in 0..an {
+        let Some(j) = skip_name(i) else { return out };
+        let (Some(typ), Some(class), Some(rdlen)) = (rd16(j), rd16(j + 2), rd16(j + 8)) else {
+            return out;
+        };
+        let data = j + 10;
+        if typ == 1 && class == 1 && rdlen == 4 {
+            if let Some(a) = b.get(data..data + 4) {
+                out.push(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])));
+            }
+        }
+        i = data + rdlen;
+    }
+    out
+}
+
+/// Where a whole-file GET goes; restarted before each attempt.
+pub trait Download: Write {
+    /// Forgets what an earlier attempt wrote.
+    fn restart(&mut self) -> std::io::Result<()>;
+}
+
+impl Download for Vec<u8> {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+}
+
+impl Download for std::fs::File {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.set_len(0)?;
+        std::io::Seek::rewind(self)
+    }
+}
+
+/// A client for one server (it follows redirects elsewhere), keeping one connection open.
+#[derive(Debug)]
+pub struct Client {
+    timeout: Duration,
+    conn: Option<(String, BufReader<TcpStream>)>,
+    /// Bytes of response bodies received (for reports and benchmarks).
+    pub received: u64,
+    /// Requests sent, retries and redirects included.
+    pub requests: u64,
+}
+
+/// Why one attempt failed, and whether another may succeed.
+struct Failure {
+    problem: String,
+    retry: bool,
+}
+
+fn fail(problem: impl Into<String>, retry: bool) -> Failure {
+    Failure {
+        problem: problem.into(),
+        retry,
+    }
+}
+
+/// What a response head said.
+struct Head {
+    status: u16,
+    len: Option<u64>,
+    range: Option<String>,
+    location: Option<String>,
+    close: bool,
+}
+
+impl Client {
+    /// A client whose connects, reads and writes each give up after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Client {
+            timeout,
+            conn: None,
+            received: 0,
+            requests: 0,
+        }
+    }
+
+    /// GETs the whole of `url` into `out`, refusing a body longer than `max` bytes;
+    /// returns its length. Each attempt restarts `out` first.
+    pub fn get(&mut self, url: &Url, max: u64, out: &mut dyn Download) -> Result<u64> {
+        self.request(url, None, &mut |head, body| {
+            if head.status != 200 {
+                return Err(fail(format!("HTTP {}", head.status), false));
+            }
+            let len = head
+                .len
+                .ok_or_else(|| fail("no Content-Length in the response", false))?;
+            if len > max {
+                return Err(fail(
+                    format!("response of {len} bytes is larger than the {max} allowed"),
+                    false,
+                ));
+            }
+            out.restart()
+                .map_err(|e| fail(format!("cannot write the download: {e}"), false))?;
+            copy_exact(body, out, len)?;
+            Ok(len)
+        })
+    }
+
+    /// GETs bytes `start .. start + buf.len()` of `url` into `buf`; returns the file's
+    /// whole length when the server gave it.
+    pub fn get_range(&mut self, url: &Url, start: u64, buf: &mut [u8]) -> Result<Option<u64>> {
+        let end = start + buf.len() as u64 - 1;
+        let want = format!("bytes {start}-{end}/");
+        self.request(url, Some((start, end)), &mut |head, body| {
+            if head.status == 200 {
+                return Err(fail(
+                    "server ignored the byte range and sent the whole file",
+                    false,
+                ));
+            }
+            if head.status != 206 {
+                return Err(fail(format!("HTTP {}", head.status), false));
+            }
+            if !head.range.as_deref().is_some_and(|r| r.starts_with(&want)) {
+                return Err(fail(
+                    format!(
+                        "asked for bytes {start}-{end}, got Content-Range {:?}",
+                        head.range.as_deref().unwrap_or("")
+                    ),
+                    false,
+                ));
+            }
+            if head.len != Some(buf.len() as u64) {
+                return Err(fail(
+                    format!(
+                        "asked for {} bytes, the response holds {:?}",
+                        buf.len(),
+                        head.len
+                    ),
+                    false,
+                ));
+            }
+            body.read_exact(buf).map_err(|e| body_error(&e))?;
+            let total = head
+                .range
+                .as_deref()
+                .and_then(|r| r.rsplit_once('/'))
+                .and_then(|(_, t)| t.parse().ok());
+            Ok(total)
+        })
+    }
+
+    /// Sends a GET (with a range), follows redirects, retries what may succeed, and hands
+    /// the response to `take`, which must read exactly the body it accepts.
+    fn request<T>(
+        &mut self,
+        url: &Url,
+        range: Option<(u64, u64)>,
+        take: &mut dyn FnMut(&Head, &mut dyn Read) -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
+        let mut target = url.clone();
+        let mut redirects = 0;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.requests += 1;
+            let outcome = self.once(&target, range, take);
+            match outcome {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(location)) => {
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(Error::Http {
+                            url: url.to_string(),
+                            problem: format!(
+                                "more than {MAX_REDIRECTS} redirects (a redirect loop?)"
+                            ),
+                        });
+                    }
+                    target = redirect(&target, &location).map_err(|problem| Error::Http {
+                        url: target.to_string(),
+                        problem,
+                    })?;
+                    attempt -= 1;
+                }
+                Err(f) => {
+                    self.conn = None;
+                    if !f.retry || attempt >= ATTEMPTS {
+                        let tries = if f.retry {
+                            format!(" (after {attempt} attempts)")
+                        } else {
+                            String::new()
+                        };
+                        return Err(Error::Http {
+                            url: target.to_string(),
+                            problem: format!("{}{tries}", f.problem),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(250 << attempt));
+                }
+            }
+        }
+    }
+
+    /// One request on the kept connection (or a new one). `Ok(Err(location))` is a redirect.
+    #[allow(clippy::type_complexity)]
+    fn once<T>(
+        &mut self,
+        url: &Url,
+        range: Option<(u64, u64)>,
+        take: &mut dyn FnMut(&Head, &mut dyn Read) -> std::result::Result<T, Failure>,
+    ) -> std::result::Result<std::result::Result<T, String>, Failure> {
+        let key = url.authority();
+        if self.conn.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.conn = Some((key.clone(), self.connect(url)?));
+        }
+        let (_, conn) = self.conn.as_mut().expect("just connected");
+        let mut req = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: romlib-device\r\nAccept-Encoding: identity\r\n",
+            url.path, key
+        );
+        if let Some((a, b)) = range {
+            req.push_str(&format!("Range: bytes={a}-{b}\r\n"));
+        }
+        req.push_str("\r\n");
+        if let Err(e) = conn.get_mut().write_all(req.as_bytes()) {
+            return Err(fail(format!("sending the request failed: {e}"), true));
+        }
+        let head = read_head(conn)?;
+        if (300..400).contains(&head.status) && head.status != 304 {
+            let loc = head
+                .location
+                .clone()
+                .ok_or_else(|| fail(format!("HTTP {} without a Location", head.status), false))?;
+            skip_body(conn, &head)?;
+            if head.close {
+                self.conn = None;
+            }
+            return Ok(Err(loc));
+        }
+        if head.status >= 500 {
+            return Err(fail(format!("HTTP {}", head.status), true));
+        }
+        if head.status >= 400 {
+            return Err(fail(
+                format!(
+                    "HTTP {}{}",
+                    head.status,
+                    if head.status == 404 { " Not Found" } else { "" }
+                ),
+                false,
+            ));
+        }
+        let mut counted = Counted { inner: conn, n: 0 };
+        let v = take(&head, &mut counted)?;
+        self.received += counted.n;
+        if head.close {
+            self.conn = None;
+        }
+        Ok(Ok(v))
+    }
+
+    fn connect(&self, url: &Url) -> std::result::Result<BufReader<TcpStream>, Failure> {
+        let addrs = resolve(&url.host, url.port, self.timeout)
+            .map_err(|e| fail(e.to_string(), e.kind() != std::io::ErrorKind::NotFound))?;
+        let mut last = String::new();
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, self.timeout) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    s.set_read_timeout(Some(self.timeout))
+                        .and_then(|()| s.set_write_timeout(Some(self.timeout)))
+                        .map_err(|e| fail(e.to_string(), true))?;
+                    return Ok(BufReader::with_capacity(64 * 1024, s));
+                }
+                Err(e) => last = format!("cannot connect to {a}: {e}"),
+            }
+        }
+        Err(fail(last, true))
+    }
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<'a> {
+    inner: &'a mut BufReader<TcpStream>,
+    n: u64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+fn body_error(e: &std::io::Error) -> Failure {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            fail("the server stalled (timed out)", true)
+        }
+        std::io::ErrorKind::UnexpectedEof => fail("the response body was cut short", true),
+        _ => fail(format!("receiving failed: {e}"), true),
+    }
+}
+
+fn copy_exact(
+    body: &mut dyn Read,
+    out: &mut dyn Write,
+    len: u64,
+) -> std::result::Result<(), Failure> {
+    let mut buf = [0u8; 16 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        body.read_exact(&mut buf[..n]).map_err(|e| body_error(&e))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| fail(format!("cannot write the download: {e}"), false))?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+fn skip_body(conn: &mut BufReader<TcpStream>, head: &Head) -> std::result::Result<(), Failure> {
+    match head.len {
+        Some(n) if n <= 64 * 1024 => copy_exact(conn, &mut std::io::sink(), n),
+        // A redirect with a large or unsized body: do not read it, drop the connection.
+        _ => Err(fail("redirect with an unusable body", true)),
+    }
+}
+
+fn read_head(conn: &mut BufReader<TcpStream>) -> std::result::Result<Head, Failure> {
+    let mut total = 0;
+    let mut lines = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let n = conn
+            .by_ref()
+            .take((MAX_HEAD - total + 1) as u64)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| body_error(&e))?;
+        if n == 0 {
+            return Err(fail(
+                "the server closed the connection without answering",
+                true,
+            ));
+        }
+        total += n;
+        if total > MAX_HEAD {
+            return Err(fail("response head too long", false));
+        }
+        let line = String::from_utf8_lossy(&line).trim_end().to_string();
+        if line.is_empty() {
+            if lines.is_empty() {
+                continue;
+            }
+            break;
+        }
+        lines.push(line);
+    }
+    let mut status_line = lines[0].splitn(3, ' ');
+    let version = status_line.next().unwrap_or("");
+    let status: u16 = status_line
+        .next()
+        .and_then(|s| s.parse().ok())
+        .filter(|_| version.starts_with("HTTP/1."))
+        .ok_or_else(|| fail(format!("not an HTTP/1.x response: {:?}", lines[0]), false))?;
+    let mut head = Head {
+        status,
+        len: None,
+        range: None,
+        location: None,
+        close: version == "HTTP/1.0",
+    };
+    for h in &lines[1..] {
+        let Some((name, value)) = h.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => {
+                head.len = Some(
+                    value
+                        .parse()
+                        .map_err(|_| fail("bad Content-Length", false))?,
+                )
+            }
+            "content-range" => head.range = Some(value.to_string()),
+            "location" => head.location = Some(value.to_string()),
+            "connection" => head.close = value.eq_ignore_ascii_case("close"),
+            "transfer-encoding" if !value.eq_ignore_ascii_case("identity") => {
+                return Err(fail(
+                    format!("unsupported Transfer-Encoding {value:?}"),
+                    false,
+                ))
+            }
+            "content-encoding" if !value.eq_ignore_ascii_case("identity") => {
+                return Err(fail(
+                    format!("unsupported Content-Encoding {value:?}"),
+                    false,
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(head)
+}
+
+/// Where a redirect from `from` to `location` goes (http:// only).
+fn redirect(from: &Url, location: &str) -> std::result::Result<Url, String> {
+    if location.starts_with("http://") {
+        return Url::parse(location).map_err(|e| e.to_string());
+    }
+    if location.contains("://") {
+        return Err(format!("redirect to {location:?}, which is not http://"));
+    }
+    let path = if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let dir = &from.path[..from.path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{dir}{location}")
+    };
+    Ok(Url {
+        path,
+        ..from.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("http://localhost:8080/lib").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("localhost", 8080, "/lib")
+        );
+        assert_eq!(
+            u.join("games/a b.manifest").to_string(),
+            "http://localhost:8080/lib/games/a%20b.manifest"
+        );
+        let u = Url::parse("http://[::1]/").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 80));
+        assert_eq!(u.join("x").to_string(), "http://[::1]/x");
+        assert_eq!(Url::parse("http://h").unwrap().path, "/");
+        for bad in [
+            "https://h/",
+            "ftp://h",
+            "http://",
+            "http://h:x/",
+            "http://u@h/",
+            "http://h:0/",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+        let from = Url::parse("http://h:1/a/b/c").unwrap();
+        assert_eq!(redirect(&from, "/x").unwrap().to_string(), "http://h:1/x");
+        assert_eq!(
+            redirect(&from, "d").unwrap().to_string(),
+            "http://h:1/a/b/d"
+        );
+        assert_eq!(
+            redirect(&from, "http://o/p").unwrap().to_string(),
+            "http://o/p"
+        );
+        assert!(redirect(&from, "https://o/p").is_err());
+    }
+
+    #[test]
+    fn resolves_without_libc() {
+        let t = Duration::from_secs(1);
+        assert_eq!(
+            resolve("127.0.0.1", 5, t).unwrap(),
+            vec![SocketAddr::from(([127, 0, 0, 1], 5))]
+        );
+        let l = resolve("localhost", 5, t).unwrap();
+        assert!(l.iter().any(|a| a.ip().is_loopback()), "{l:?}");
+    }
+
+    #[test]
+    fn dns_answers() {
+        // id 1, response, 1 question (a.b A IN), 2 answers: a CNAME then an A record.
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+        m.extend_from_slice(&[1, b'a', 1, b'b', 0, 0, 1, 0, 1]);
+        m.extend_from_slice(&[0xC0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xC0, 12]);
+        m.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 7]);
+        assert_eq!(
+            parse_dns_answer(&m),
+            vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))]
+        );
+        for cut in 0..m.len() {
+            let _ = parse_dns_answer(&m[..cut]);
+        }
+        m[3] = 0x83; // NXDOMAIN
+        assert!(parse_dns_answer(&m).is_empty());
+    }
+}

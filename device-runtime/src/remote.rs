@@ -1,0 +1,146 @@
+//! A library on an HTTP server (`--from http://HOST:PORT/PATH/`): any static file server
+//! holding a library folder works, because a device needs only plain files from it: the
+//! game's manifest, its locator (SPEC section 11: where each chunk's record lies, so no
+//! index is read over the network), a pack's 32-byte header, the records themselves as byte
+//! ranges, and a dictionary if a record needs one.
+//!
+//! Manifests and locators are downloaded into a scratch folder (the install's staging
+//! folder), opened, and unlinked at once, so nothing is left behind whatever happens next.
+//! Nothing downloaded is trusted: the manifest's signature is checked before anything else
+//! is fetched, and every record before any of its bytes are used.
+
+use crate::error::{Error, Result};
+use crate::http::{Client, Url};
+use romlib_format::limits::{MAX_DICT_LEN, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN};
+use romlib_format::manifest::CHUNK_RECORD_LEN;
+use romlib_format::portable::LocatorHeader;
+use std::fs::File;
+use std::io::Seek;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The list of title ids at the top of a library, one per line (SPEC section 1).
+pub const CATALOG_FILE: &str = "catalog.txt";
+/// Largest catalog read.
+const MAX_CATALOG_LEN: u64 = 16 << 20;
+
+/// Default timeout of each connect, read and write.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A library served over HTTP.
+#[derive(Debug)]
+pub struct Remote {
+    url: Url,
+    client: Mutex<Client>,
+    scratch: PathBuf,
+}
+
+impl Remote {
+    /// A library at `url` (a folder URL), downloading small files into `scratch`.
+    pub fn new(url: &str, scratch: &Path, timeout: Duration) -> Result<Self> {
+        let mut url = Url::parse(url)?;
+        if !url.path.ends_with('/') {
+            url.path.push('/');
+        }
+        Ok(Remote {
+            url,
+            client: Mutex::new(Client::new(timeout)),
+            scratch: scratch.to_path_buf(),
+        })
+    }
+
+    /// The library's URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The URL of `rel` (a path inside the library) as a path, for error messages.
+    pub fn display_path(&self, rel: &str) -> PathBuf {
+        PathBuf::from(self.url.join(rel).to_string())
+    }
+
+    fn client(&self) -> std::sync::MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes of response bodies received so far, and requests sent.
+    pub fn transferred(&self) -> (u64, u64) {
+        let c = self.client();
+        (c.received, c.requests)
+    }
+
+    /// Downloads `rel` (at most `max` bytes) into an unlinked scratch file, returned open
+    /// and rewound.
+    pub fn download(&self, rel: &str, max: u64) -> Result<File> {
+        std::fs::create_dir_all(&self.scratch)
+            .map_err(|e| Error::io(&self.scratch, "create", e))?;
+        let name: String = rel
+            .chars()
+            .map(|c| if c == '/' { '_' } else { c })
+            .collect();
+        let path = self
+            .scratch
+            .join(format!(".{name}.{}.dl", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, "create", e))?;
+        // Unlinked at once: the open file is all that is used, and nothing can be left over.
+        let _ = std::fs::remove_file(&path);
+        let url = self.url.join(rel);
+        self.client().get(&url, max, &mut file)?;
+        file.rewind().map_err(|e| Error::io(&path, "seek", e))?;
+        Ok(file)
+    }
+
+    /// Largest manifest a game may have.
+    pub fn max_manifest_len() -> u64 {
+        16 + MAX_MANIFEST_BODY_LEN as u64 + 96 + MAX_GAME_CHUNKS * CHUNK_RECORD_LEN as u64
+    }
+
+    /// Largest locator a game may have.
+    pub fn max_locator_len() -> u64 {
+        LocatorHeader::locator_len(MAX_GAME_CHUNKS)
+    }
+
+    /// Bytes `start .. start + buf.len()` of `rel`; returns the file's whole length when
+    /// the server gave it.
+    pub fn read_range(&self, rel: &str, start: u64, buf: &mut [u8]) -> Result<Option<u64>> {
+        let url = self.url.join(rel);
+        self.client().get_range(&url, start, buf)
+    }
+
+    /// The title ids `catalog.txt` lists (SPEC section 1), sorted.
+    pub fn titles(&self) -> Result<Vec<String>> {
+        let url = self.url.join(CATALOG_FILE);
+        let mut buf = Vec::new();
+        self.client().get(&url, MAX_CATALOG_LEN, &mut buf)?;
+        let text = String::from_utf8(buf).map_err(|_| Error::Http {
+            url: url.to_string(),
+            problem: "catalog is not UTF-8".into(),
+        })?;
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            romlib_format::path::check_title_id(line).map_err(|p| Error::Http {
+                url: url.to_string(),
+                problem: format!("catalog lists {line:?}, which {p}"),
+            })?;
+            out.push(line.to_string());
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Dictionary `id`.
+    pub fn read_dict(&self, rel: &str) -> Result<Vec<u8>> {
+        let url = self.url.join(rel);
+        let mut buf = Vec::new();
+        self.client().get(&url, MAX_DICT_LEN, &mut buf)?;
+        Ok(buf)
+    }
+}

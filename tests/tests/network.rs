@@ -1,0 +1,473 @@
+//! End-to-end tests of installing over HTTP: `romlib-device install --from URL` against
+//! `romlib serve`, against nginx (Debian's package, started here on loopback with the
+//! library folder as its root: no romlib code on the server), and against deliberately
+//! broken servers. Every install must be byte-identical or refused with one line, with no
+//! game visible and nothing written outside the install folder.
+
+use romlib_tests::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn fixture() -> Workspace {
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 9);
+    ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
+    w
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(lib: &str) -> (Proc, u16, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(bin("romlib"))
+        .args(["serve", "-r", lib, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (Proc(child), port, out)
+}
+
+fn install(
+    w: &Workspace,
+    url: &str,
+    game: &str,
+    dir: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let (d, k) = (w.s(dir), w.s("k.pub"));
+    let mut args = vec![
+        "install",
+        "--from",
+        url,
+        "-g",
+        game,
+        "--install-dir",
+        &d,
+        "--trusted-key",
+        &k,
+    ];
+    args.extend_from_slice(extra);
+    device(&args)
+}
+
+/// The number in "downloaded N bytes".
+fn downloaded(out: &str) -> u64 {
+    out.split("downloaded ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no download figure in {out}"))
+        .parse()
+        .unwrap()
+}
+
+/// Bytes of the distinct records of `game` (per its locator) plus its manifest, its locator
+/// and the 32-byte header of each pack it needs: everything an install needs to fetch.
+fn needed_bytes(lib: &Path, game: &str) -> u64 {
+    let loc = std::fs::read(lib.join(format!("games/{game}.locator"))).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut packs = std::collections::HashSet::new();
+    let mut total = 0;
+    for e in loc[48..].chunks_exact(16) {
+        let e = romlib_format::portable::LocatorEntry::decode(e).unwrap();
+        if seen.insert((e.pack_id, e.offset)) {
+            total += 42 + e.clen as u64;
+        }
+        if packs.insert(e.pack_id) {
+            total += 32;
+        }
+    }
+    let manifest = std::fs::metadata(lib.join(format!("games/{game}.manifest")))
+        .unwrap()
+        .len();
+    total + manifest + loc.len() as u64
+}
+
+#[test]
+fn installs_from_romlib_serve_by_host_name_fetching_only_what_it_needs() {
+    let w = fixture();
+    let (server, port, mut log) = serve(&w.s("lib"));
+    let url = format!("http://localhost:{port}/");
+
+    let out = ok(device(&[
+        "list-games",
+        "--from",
+        &url,
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    for g in ["alpha\t", "alpha-v2\t", "beta\t", "3 game(s)"] {
+        assert!(out.contains(g), "{out}");
+    }
+    assert!(!out.contains("UNTRUSTED"), "{out}");
+
+    let out = ok(install(&w, &url, "alpha", "inst", &[]));
+    assert_same_tree(&w.p("in/alpha"), &w.p("inst/alpha"));
+    let got = downloaded(&out);
+    let need = needed_bytes(&w.p("lib"), "alpha");
+    assert!(got <= need, "downloaded {got} bytes, the game needs {need}");
+    assert!(
+        !w.p("inst/.romlib-staging").exists()
+            || std::fs::read_dir(w.p("inst/.romlib-staging"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "scratch files left behind"
+    );
+
+    // Adjacent records come in one range request each: far fewer requests than chunks.
+    let chunks = std::fs::read(w.p("lib/games/alpha.locator")).unwrap().len() / 16;
+    let err = fails(
+        install(&w, &url, "nope", "inst", &[]),
+        1,
+        &["nope.manifest", "404"],
+    );
+    assert!(err.starts_with("romlib-device: http://localhost:"), "{err}");
+    assert!(!w.p("inst/nope").exists());
+    // Stop the server and read its access log.
+    Command::new("kill")
+        .args(["-INT", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    let mut text = String::new();
+    log.read_to_string(&mut text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let pack_requests = lines.iter().filter(|l| l.contains("/packs/")).count();
+    assert!(
+        pack_requests > 0 && pack_requests * 4 < chunks,
+        "{pack_requests} requests for {chunks} chunks"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.contains("/packs/"))
+            .all(|l| l.contains("\" 206 ")),
+        "{lines:?}"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn installs_from_nginx_with_no_romlib_code_on_the_server() {
+    let w = fixture();
+    let port = free_port();
+    let prefix = w.p("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    let conf = format!(
+        "worker_processes 1;\nerror_log {p}/logs/error.log;\npid {p}/nginx.pid;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {p}/logs/access.log;\n  client_body_temp_path {p}/tmp;\n  proxy_temp_path {p}/tmp;\n  fastcgi_temp_path {p}/tmp;\n  uwsgi_temp_path {p}/tmp;\n  scgi_temp_path {p}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n  }}\n}}\n",
+        p = prefix.display(),
+        root = w.p("lib").display()
+    );
+    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+    let nginx = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|n| {
+            Command::new(n)
+                .arg("-v")
+                .stderr(Stdio::null())
+                .status()
+                .is_ok()
+        })
+        .expect("nginx is not installed (.ci/run installs Debian's nginx)");
+    let _server = Proc(
+        Command::new(nginx)
+            .args([
+                "-p",
+                &prefix.to_string_lossy(),
+                "-c",
+                &prefix.join("nginx.conf").to_string_lossy(),
+            ])
+            .args(["-g", "daemon off; master_process off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nginx did not start: {}",
+            std::fs::read_to_string(prefix.join("logs/error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    for g in ["beta", "alpha-v2"] {
+        let out = ok(install(&w, &url, g, "inst", &[]));
+        assert_same_tree(&w.p(&format!("in/{g}")), &w.p(&format!("inst/{g}")));
+        assert!(downloaded(&out) <= needed_bytes(&w.p("lib"), g));
+    }
+    let out = ok(device(&[
+        "list-games",
+        "--from",
+        &url,
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    assert!(out.contains("3 game(s)"), "{out}");
+    let access = std::fs::read_to_string(prefix.join("logs/access.log")).unwrap();
+    assert!(
+        access.contains("\"GET /packs/pack-0001.pkg HTTP/1.1\" 206"),
+        "{access}"
+    );
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Bad {
+    NotFound,
+    Status500,
+    Truncated,
+    WrongBytes,
+    Stall,
+    RedirectLoop,
+    Larger,
+    IgnoresRange,
+}
+
+/// A server that serves `root` correctly except for pack requests (or everything, for
+/// `NotFound`, `Status500` and `RedirectLoop`), where it misbehaves as `bad` says.
+fn bad_server(root: PathBuf, bad: Bad) -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let n = count.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            let (root, n) = (root.clone(), n.clone());
+            std::thread::spawn(move || {
+                let _ = bad_connection(&root, s, bad, &n);
+            });
+        }
+    });
+    (port, count)
+}
+
+fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::io::Result<()> {
+    let mut out = s.try_clone()?;
+    let mut r = BufReader::new(s);
+    loop {
+        let mut first = String::new();
+        if r.read_line(&mut first)? == 0 {
+            return Ok(());
+        }
+        let mut range = None;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.strip_prefix("Range: bytes=") {
+                let (a, b) = v.split_once('-').unwrap();
+                range = Some((a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()));
+            }
+        }
+        n.fetch_add(1, Ordering::SeqCst);
+        let path = first.split(' ').nth(1).unwrap().to_string();
+        let is_pack = path.contains("/packs/");
+        match bad {
+            Bad::NotFound => {
+                out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
+                continue;
+            }
+            Bad::Status500 => {
+                out.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")?;
+                continue;
+            }
+            Bad::RedirectLoop => {
+                write!(
+                    out,
+                    "HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\n\r\n"
+                )?;
+                continue;
+            }
+            _ => {}
+        }
+        let file = std::fs::read(root.join(path.trim_start_matches('/'))).unwrap_or_default();
+        let (a, b) = range.unwrap_or((0, file.len() as u64 - 1));
+        let mut body = file[a as usize..=b as usize].to_vec();
+        let mut status = if range.is_some() { 206 } else { 200 };
+        let mut crange = format!("bytes {a}-{b}/{}", file.len());
+        if is_pack && range.is_some() {
+            match bad {
+                Bad::Stall => {
+                    std::thread::sleep(Duration::from_secs(60));
+                    return Ok(());
+                }
+                Bad::WrongBytes => {
+                    for x in body.iter_mut().skip(50) {
+                        *x ^= 0x5a;
+                    }
+                }
+                Bad::Larger if a > 0 => {
+                    let b2 = (b + 100).min(file.len() as u64 - 1);
+                    body = file[a as usize..=b2 as usize].to_vec();
+                    crange = format!("bytes {a}-{b2}/{}", file.len());
+                }
+                Bad::IgnoresRange if a > 0 => {
+                    body = file.clone();
+                    status = 200;
+                }
+                _ => {}
+            }
+        }
+        let reason = if status == 206 {
+            "Partial Content"
+        } else {
+            "OK"
+        };
+        write!(
+            out,
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n",
+            body.len()
+        )?;
+        if status == 206 {
+            write!(out, "Content-Range: {crange}\r\n")?;
+        }
+        out.write_all(b"\r\n")?;
+        if bad == Bad::Truncated && is_pack && range.is_some() && body.len() > 100 {
+            out.write_all(&body[..body.len() / 2])?;
+            out.flush()?;
+            return Ok(()); // connection closed mid-body
+        }
+        out.write_all(&body)?;
+    }
+}
+
+#[test]
+fn a_bad_server_fails_the_install_cleanly_with_one_line() {
+    let w = fixture();
+    for (bad, needles) in [
+        (Bad::NotFound, &["alpha.manifest", "HTTP 404"][..]),
+        (
+            Bad::Status500,
+            &["alpha.manifest", "HTTP 500", "after 3 attempts"][..],
+        ),
+        (
+            Bad::Truncated,
+            &["pack-0001.pkg", "cut short", "after 3 attempts"][..],
+        ),
+        (Bad::WrongBytes, &["pack-0001.pkg", "chunk"][..]),
+        (Bad::Stall, &["pack-0001.pkg", "stalled"][..]),
+        (Bad::RedirectLoop, &["alpha.manifest", "redirect"][..]),
+        (Bad::Larger, &["pack-0001.pkg", "Content-Range"][..]),
+        (
+            Bad::IgnoresRange,
+            &["pack-0001.pkg", "ignored the byte range"][..],
+        ),
+    ] {
+        let (port, requests) = bad_server(w.p("lib"), bad);
+        let dir = format!("inst-{bad:?}");
+        let url = format!("http://127.0.0.1:{port}/");
+        let started = Instant::now();
+        let out = install(&w, &url, "alpha", &dir, &["--timeout", "1"]);
+        let err = fails(out, 1, needles);
+        assert!(!err.contains("panicked"), "{bad:?}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{bad:?} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            !w.p(&format!("{dir}/alpha")).exists(),
+            "{bad:?}: a game is visible"
+        );
+        // Nothing but the (empty) staging folder in the install folder.
+        let left: Vec<_> = walk(&w.p(&dir));
+        assert!(left.is_empty(), "{bad:?}: left behind {left:?}");
+        if bad == Bad::Status500 {
+            assert_eq!(requests.load(Ordering::SeqCst), 3, "retries are bounded");
+        }
+        if bad == Bad::RedirectLoop {
+            assert_eq!(requests.load(Ordering::SeqCst), 6, "1 + 5 redirects");
+        }
+    }
+    // Nothing was written next to the install folders.
+    let mut names: Vec<String> = std::fs::read_dir(w.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("inst-"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["in", "k.pub", "k.sec", "lib"]);
+}
+
+/// Every file below `dir` (folders themselves are not listed).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn reads_past_unused_bytes_never_wrong_ones() {
+    // A game installed over HTTP matches a local install exactly, file by file.
+    let w = fixture();
+    let (_server, port, _log) = serve(&w.s("lib"));
+    ok(install(
+        &w,
+        &format!("http://127.0.0.1:{port}"),
+        "alpha-v2",
+        "net",
+        &[],
+    ));
+    ok(device(&[
+        "install",
+        "-r",
+        &w.s("lib"),
+        "-g",
+        "alpha-v2",
+        "--install-dir",
+        &w.s("local"),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    assert!(snapshot(&w.p("net/alpha-v2")) == snapshot(&w.p("local/alpha-v2")));
+    let mut buf = Vec::new();
+    std::fs::File::open(w.p("net/alpha-v2/game.bin"))
+        .unwrap()
+        .read_to_end(&mut buf)
+        .unwrap();
+    assert_eq!(buf, std::fs::read(w.p("in/alpha-v2/game.bin")).unwrap());
+}
