@@ -6,7 +6,9 @@
 #   2. end to end: the host `romlib` builds a signed sample library; each static ARM
 #      `romlib-device` (target/cross/<arch>/romlib-device) lists, verifies, installs (compared
 #      byte for byte with the input), uninstalls, and refuses a tampered manifest, a corrupted
-#      pack, an untrusted key and bad usage with the documented exit status.
+#      pack, an untrusted key and bad usage with the documented exit status; then the same
+#      installs from a portable file (`romlib export`) and over HTTP from `romlib serve` on
+#      loopback by host name (`http://localhost:PORT/`: libc-free name resolution).
 #   3. optional big-endian check: `cargo test -p romlib-format -p romlib-device` for
 #      s390x-unknown-linux-gnu (static glibc, s390x-linux-gnu-gcc, runner qemu-s390x). Skipped,
 #      not failed, when its rustup target or Debian cross linker cannot be installed.
@@ -150,6 +152,17 @@ flip_middle "$WORK/lib-badpack/packs/pack-0001.pkg"
 "$ROMLIB" export -r "$WORK/lib" --all -o "$WORK/all.romlib" --trusted-key "$WORK/K.pub"
 cp "$WORK/all.romlib" "$WORK/bad.romlib"
 flip_middle "$WORK/bad.romlib"
+# The library over HTTP on loopback (romlib serve), for installs by host name under QEMU.
+"$ROMLIB" serve -r "$WORK/lib" --listen 127.0.0.1:0 >"$WORK/serve.log" 2>&1 &
+SERVE_PID=$!
+if [[ "${CROSS_KEEP_TMP:-0}" == 1 ]]; then
+    trap 'kill "$SERVE_PID" 2>/dev/null || true; echo "kept $WORK"' EXIT
+else
+    trap 'kill "$SERVE_PID" 2>/dev/null || true; rm -rf -- "$WORK"' EXIT
+fi
+for _ in $(seq 100); do grep -q 'http://' "$WORK/serve.log" && break; sleep 0.1; done
+PORT="$(grep -o '127.0.0.1:[0-9]*' "$WORK/serve.log" | head -1 | cut -d: -f2)"
+[[ -n "$PORT" ]] || die "romlib serve did not start: $(cat "$WORK/serve.log")"
 
 # Run a command, expect an exact exit status; output goes to the log with a prefix.
 expect_status() {
@@ -270,6 +283,19 @@ for a in "${CROSS_ARCHES[@]}"; do
     done
     ((refused >= 1)) && ok "$a damaged portable file refused for $refused game(s)" \
         || bad "$a damaged portable file refused for at least one game"
+    # Over HTTP, by host name (not only an IP): list, install byte-identical.
+    expect_status 0 "$a list-games --from http://localhost:$PORT/" \
+        "${DEV[@]}" list-games --from "http://localhost:$PORT/" "${KEY[@]}"
+    NDIR="$WORK/install-http-$a"
+    for g in "${GAMES[@]}"; do
+        expect_status 0 "$a install '$g' --from http://localhost:$PORT/" \
+            "${DEV[@]}" install --from "http://localhost:$PORT/" -g "$g" --install-dir "$NDIR" "${KEY[@]}"
+        diff -r -x .romlib-installed -- "$WORK/in/$g" "$NDIR/$g" \
+            && ok "$a '$g' over HTTP is byte-identical to the input" \
+            || bad "$a '$g' over HTTP is byte-identical to the input"
+    done
+    expect_status 1 "$a install of a game the server lacks" \
+        "${DEV[@]}" install --from "http://localhost:$PORT/" -g no-such-game --install-dir "$NDIR" "${KEY[@]}"
     TIMES[e2e-$a]=$((SECONDS - t))
 done
 

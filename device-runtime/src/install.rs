@@ -13,8 +13,10 @@ use crate::library::Library;
 use crate::locate::ChunkLocator;
 use crate::manifest::{ManifestFile, VerifiedManifest};
 use crate::pack_reader::{check_chunk, decode_record, PackReader, RecordRef};
+use crate::reuse::LocalChunks;
 use crate::trust::TrustStore;
 use romlib_format::limits::MAX_CHUNK_LEN;
+use romlib_format::pack::{Method, RecordHeader, RECORD_HEADER_LEN};
 use romlib_format::path::check_title_id;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -22,7 +24,13 @@ use std::path::{Path, PathBuf};
 
 /// The staging folder inside an install directory.
 pub const STAGING_DIR: &str = ".romlib-staging";
-/// The completion marker written last into an installed game's folder.
+/// Beside the games: what an install over the network that was cut off had written (a
+/// folder per title, and the manifest it was written from), reused by the next attempt.
+pub const RESUME_DIR: &str = ".romlib-resume";
+/// The completion marker written last into an installed game's folder: a few text lines
+/// (title, chunk-table hash, signer, `manifest-bytes N`), a blank line, then the N bytes
+/// of the manifest it was installed from, so a later install over the network can reuse
+/// the chunks its files hold.
 pub const MARKER: &str = ".romlib-installed";
 
 /// Figures of a verified or installed game.
@@ -34,6 +42,10 @@ pub struct GameReport {
     pub bytes: u64,
     /// Chunks decoded and verified.
     pub chunks: u64,
+    /// Of those, chunks taken from files already on the device (network installs).
+    pub reused_chunks: u64,
+    /// Their bytes.
+    pub reused_bytes: u64,
 }
 
 /// Resolves `-g TITLE|MANIFEST` to a manifest file, opens it and verifies its signature.
@@ -189,6 +201,7 @@ fn stream_game(
     m: &VerifiedManifest,
     decoder: &mut (dyn ChunkDecoder + Send),
     sink: &mut (dyn Sink + Send),
+    mut local: Option<&mut LocalChunks>,
 ) -> Result<GameReport> {
     let index = ChunkLocator::open(lib, m.body())?;
     let mut packs = PackReader::new(lib);
@@ -256,6 +269,43 @@ fn stream_game(
                     let c = table
                         .next_chunk()?
                         .ok_or_else(|| Error::manifest(&mpath, "chunk table ended early"))?;
+                    if let Some(l) = local.as_deref_mut() {
+                        // A chunk already on the device: a stored record built in place.
+                        let (buf, list) = match batch.as_mut() {
+                            Some(b) => b,
+                            None => batch.insert(raw_rx.recv().map_err(|_| stopped())?),
+                        };
+                        let start = buf.len();
+                        let header = RecordHeader {
+                            hash: c.hash,
+                            ulen: c.len,
+                            clen: c.len,
+                            method: Method::Stored,
+                        };
+                        buf.extend_from_slice(&header.encode());
+                        if l.find(&c.hash, c.len, buf) {
+                            list.push(RawChunk {
+                                hash: c.hash,
+                                len: c.len,
+                                rec: RecordRef {
+                                    payload: start + RECORD_HEADER_LEN..buf.len(),
+                                    pack_id: 0,
+                                    offset: 0,
+                                    dict_id: 0,
+                                    method: Method::Stored,
+                                },
+                            });
+                            chunks += 1;
+                            bytes += c.len as usize;
+                            if bytes >= BATCH_BYTES {
+                                let (buf, chunks) = batch.take().expect("just filled");
+                                send(Job::Raw { buf, chunks })?;
+                                bytes = 0;
+                            }
+                            continue;
+                        }
+                        buf.truncate(start);
+                    }
                     let entry = index.lookup(chunks, &c.hash, c.len)?.ok_or_else(|| {
                         Error::chunk(
                             &mpath,
@@ -316,6 +366,7 @@ fn stream_game(
             files,
             bytes,
             chunks,
+            ..Default::default()
         })
     })
 }
@@ -441,7 +492,7 @@ pub fn verify_game(
     m: &VerifiedManifest,
     decoder: &mut (dyn ChunkDecoder + Send),
 ) -> Result<GameReport> {
-    stream_game(lib, m, decoder, &mut NullSink)
+    stream_game(lib, m, decoder, &mut NullSink, None)
 }
 
 fn remove_tree(path: &Path) -> Result<()> {
@@ -540,15 +591,51 @@ pub fn install_game(
         root: new.clone(),
         current: None,
     };
-    let report = match stream_game(lib, m, decoder, &mut sink) {
+    // Over the network, reuse what the device holds: a cut-off earlier attempt, and the
+    // files of installed games.
+    let remote = lib.remote_source().is_some();
+    let resume = install_dir.join(RESUME_DIR);
+    let partial = resume.join(&title);
+    let partial_manifest = resume.join(format!("{title}.manifest"));
+    let mut local = if remote {
+        let mut sources = Vec::new();
+        if let Ok(mf) = ManifestFile::open(&partial_manifest) {
+            if partial.is_dir() {
+                sources.push((partial.clone(), mf));
+            }
+        }
+        if let Ok(rd) = fs::read_dir(install_dir) {
+            for e in rd.flatten() {
+                let dir = e.path();
+                if !e.file_name().to_string_lossy().starts_with('.') && is_ours(&dir) {
+                    if let Some(mf) = marker_manifest(&dir) {
+                        sources.push((dir, mf));
+                    }
+                }
+            }
+        }
+        Some(LocalChunks::build(m, sources)?)
+    } else {
+        None
+    };
+    let streamed = stream_game(lib, m, decoder, &mut sink, local.as_mut());
+    let mut report = match streamed {
         Ok(r) => r,
         Err(e) => {
             drop(sink);
+            if remote {
+                // Keep what was written for the next attempt (the larger of the two).
+                let _ = keep_partial(&new, &partial, &partial_manifest, m);
+            }
             let _ = remove_tree(&new);
             let _ = fs::remove_dir(&staging);
             return Err(e);
         }
     };
+    if let Some(l) = &local {
+        report.reused_chunks = l.reused;
+        report.reused_bytes = l.reused_bytes;
+    }
     let finish = || -> Result<()> {
         let marker = new.join(MARKER);
         let table_hex: String = m
@@ -558,13 +645,19 @@ pub fn install_game(
             .map(|b| format!("{b:02x}"))
             .collect();
         let text = format!(
-            "title {}\nchunk-table-blake3 {table_hex}\nsigner {}\n",
+            "title {}\nchunk-table-blake3 {table_hex}\nsigner {}\nmanifest-bytes {}\n\n",
             title,
-            String::from_utf8_lossy(&romlib_format::manifest::key_id(m.signer()))
+            String::from_utf8_lossy(&romlib_format::manifest::key_id(m.signer())),
+            m.file_len()
         );
         let mut f = File::create(&marker).map_err(|e| Error::io(&marker, "create", e))?;
         f.write_all(text.as_bytes())
             .map_err(|e| Error::io(&marker, "write", e))?;
+        let mut w = BufWriter::new(&mut f);
+        m.write_to(&mut w)
+            .and_then(|()| w.flush())
+            .map_err(|e| Error::io(&marker, "write", e))?;
+        drop(w);
         f.sync_all().map_err(|e| Error::io(&marker, "fsync", e))?;
         sync_dirs(&new)?;
         let old = staging.join(format!("{title}.old"));
@@ -581,7 +674,49 @@ pub fn install_game(
         return Err(e);
     }
     let _ = fs::remove_dir(&staging);
+    // Done: forget the cut-off attempt, remember the manifest for later reuse. Neither
+    // matters to the installed game, so failing here only costs reuse later.
+    let _ = remove_tree(&partial);
+    let _ = fs::remove_file(&partial_manifest);
+    let _ = fs::remove_dir(&resume);
     Ok(report)
+}
+
+/// The manifest an installed game's completion marker holds (unverified: only used to
+/// find reusable chunks, which are hashed before use).
+fn marker_manifest(dir: &Path) -> Option<ManifestFile> {
+    let path = dir.join(MARKER);
+    let file = File::open(&path).ok()?;
+    let mut head = [0u8; 1024];
+    let n = std::io::Read::read(&mut (&file), &mut head).ok()?;
+    let text = &head[..n];
+    let end = text.windows(2).position(|w| w == b"\n\n")? + 2;
+    let len: u64 = std::str::from_utf8(&text[..end])
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("manifest-bytes "))?
+        .parse()
+        .ok()?;
+    ManifestFile::open_in(&path, file, end as u64, len).ok()
+}
+
+/// After a failed network install: keeps the staged files `new` as the resume folder
+/// `partial` (with a copy of the manifest) unless the one already there holds more.
+fn keep_partial(
+    new: &Path,
+    partial: &Path,
+    partial_manifest: &Path,
+    m: &VerifiedManifest,
+) -> std::io::Result<()> {
+    let same_game = ManifestFile::open(partial_manifest)
+        .is_ok_and(|old| old.unverified_body().chunk_table_blake3 == m.body().chunk_table_blake3);
+    if same_game && crate::reuse::tree_bytes(partial) >= crate::reuse::tree_bytes(new) {
+        return Ok(());
+    }
+    let _ = fs::remove_dir_all(partial);
+    fs::create_dir_all(partial.parent().expect("in the install folder"))?;
+    fs::rename(new, partial)?;
+    m.write_copy(partial_manifest)
 }
 
 fn sync_dirs(root: &Path) -> Result<()> {

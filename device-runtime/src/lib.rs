@@ -20,6 +20,7 @@ pub mod pack_reader;
 pub mod portable;
 pub mod read;
 pub mod remote;
+pub mod reuse;
 pub mod trust;
 
 pub use error::{Error, Result};

@@ -232,7 +232,10 @@ fn run(cli: Cli) -> Result<()> {
             );
             if let Some(remote) = lib.remote_source() {
                 let (bytes, requests) = remote.transferred();
-                println!("downloaded {bytes} bytes in {requests} request(s)");
+                println!(
+                    "downloaded {bytes} bytes in {requests} request(s); {} chunk(s) ({} bytes) reused from this device",
+                    r.reused_chunks, r.reused_bytes
+                );
             }
             Ok(())
         }

@@ -202,6 +202,32 @@ impl VerifiedManifest {
         self.inner.base + self.inner.header.chunk_table_offset()
     }
 
+    /// Length of the manifest file (header, body, signature block and chunk table).
+    pub fn file_len(&self) -> u64 {
+        fmt::expected_file_len(&self.inner.header, self.inner.body.chunk_count)
+    }
+
+    /// Writes the manifest's bytes (as signed, with its chunk table) to `out`.
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let len = self.file_len();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = 0u64;
+        while at < len {
+            let n = (len - at).min(buf.len() as u64) as usize;
+            crate::pack_reader::read_at(&self.inner.file, &mut buf[..n], self.inner.base + at)?;
+            out.write_all(&buf[..n])?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes the manifest's bytes to a new file `dest`, fsynced.
+    pub fn write_copy(&self, dest: &Path) -> std::io::Result<()> {
+        let mut out = File::create(dest)?;
+        self.write_to(&mut out)?;
+        out.sync_all()
+    }
+
     /// The open manifest file, for positional re-reads of chunk-table records (which the
     /// caller must check against hashes taken from a verified pass over the table).
     pub(crate) fn file(&self) -> &File {

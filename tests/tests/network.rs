@@ -244,6 +244,8 @@ fn installs_from_nginx_with_no_romlib_code_on_the_server() {
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Bad {
+    /// Serves everything until this many pack requests, then drops every connection.
+    DiesAfter(usize),
     NotFound,
     Status500,
     Truncated,
@@ -294,9 +296,21 @@ fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::
                 range = Some((a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()));
             }
         }
-        n.fetch_add(1, Ordering::SeqCst);
         let path = first.split(' ').nth(1).unwrap().to_string();
         let is_pack = path.contains("/packs/");
+        let seen = if is_pack {
+            n.fetch_add(1, Ordering::SeqCst)
+        } else {
+            0
+        };
+        if !is_pack && !matches!(bad, Bad::DiesAfter(_)) {
+            n.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Bad::DiesAfter(k) = bad {
+            if is_pack && seen >= k {
+                return Ok(()); // connection dropped without an answer
+            }
+        }
         match bad {
             Bad::NotFound => {
                 out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
@@ -404,8 +418,11 @@ fn a_bad_server_fails_the_install_cleanly_with_one_line() {
             !w.p(&format!("{dir}/alpha")).exists(),
             "{bad:?}: a game is visible"
         );
-        // Nothing but the (empty) staging folder in the install folder.
-        let left: Vec<_> = walk(&w.p(&dir));
+        // Nothing in the install folder but what a later attempt resumes from (hidden).
+        let left: Vec<_> = walk(&w.p(&dir))
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().contains("/.romlib-resume/"))
+            .collect();
         assert!(left.is_empty(), "{bad:?}: left behind {left:?}");
         if bad == Bad::Status500 {
             assert_eq!(requests.load(Ordering::SeqCst), 3, "retries are bounded");
@@ -470,4 +487,57 @@ fn reads_past_unused_bytes_never_wrong_ones() {
         .read_to_end(&mut buf)
         .unwrap();
     assert_eq!(buf, std::fs::read(w.p("in/alpha-v2/game.bin")).unwrap());
+}
+
+#[test]
+fn upgrades_reuse_the_installed_version_and_a_cut_install_resumes() {
+    let w = fixture();
+    let (_server, port, _log) = serve(&w.s("lib"));
+    let url = format!("http://127.0.0.1:{port}/");
+
+    // An upgrade: alpha-v2 differs from alpha in 100 bytes of one file.
+    let first = ok(install(&w, &url, "alpha", "inst", &[]));
+    let out = ok(install(&w, &url, "alpha-v2", "inst", &[]));
+    assert_same_tree(&w.p("in/alpha-v2"), &w.p("inst/alpha-v2"));
+    let (got, need) = (downloaded(&out), needed_bytes(&w.p("lib"), "alpha-v2"));
+    assert!(
+        got * 4 < need,
+        "upgrade downloaded {got} of {need} bytes: {out}"
+    );
+    assert!(
+        out.contains("reused from this device") && !out.contains(" 0 chunk(s) (0 bytes) reused"),
+        "{out}"
+    );
+    assert!(downloaded(&first) * 4 > need, "{first}");
+    // A reinstall of an installed game fetches almost nothing.
+    let out = ok(install(&w, &url, "alpha", "inst", &[]));
+    assert!(downloaded(&out) * 4 < need, "{out}");
+
+    // A cut install: the connection drops after the first range of records.
+    let (bad_port, _) = bad_server(w.p("lib"), Bad::DiesAfter(2)); // the pack header, one span
+    let bad_url = format!("http://127.0.0.1:{bad_port}/");
+    let out = install(&w, &bad_url, "alpha", "fresh", &["--timeout", "1"]);
+    fails(out, 1, &["pack-0001.pkg"]);
+    assert!(!w.p("fresh/alpha").exists());
+    assert!(w.p("fresh/.romlib-resume/alpha.manifest").is_file());
+    // The next attempt fetches only what the first did not get, then cleans up.
+    let out = ok(install(&w, &url, "alpha", "fresh", &[]));
+    assert_same_tree(&w.p("in/alpha"), &w.p("fresh/alpha"));
+    let need = needed_bytes(&w.p("lib"), "alpha");
+    assert!(
+        downloaded(&out) < need,
+        "resumed install downloaded {} of {need}: {out}",
+        downloaded(&out)
+    );
+    assert!(!out.contains(" 0 chunk(s) (0 bytes) reused"), "{out}");
+    assert!(!w.p("fresh/.romlib-resume").exists());
+    // Uninstalling forgets the manifest copy too.
+    ok(device(&[
+        "uninstall",
+        "-t",
+        "alpha",
+        "--install-dir",
+        &w.s("fresh"),
+    ]));
+    assert!(!w.p("fresh/.romlib-manifests/alpha.manifest").exists());
 }

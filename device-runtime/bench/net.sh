@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Network install benchmark (issue 6) on a native static x86_64 musl build of romlib-device
+# (the `device` profile). One game of SIZE MiB (default 512; half text-like, half random, as
+# install.sh) and a revision of it (16 scattered 4 KiB edits) are built into one library,
+# then installed:
+# - from the library folder (the reference, measured in the same run),
+# - over loopback from `romlib serve`, and from nginx (Debian's, started here with the
+#   library folder as its root);
+# and the revision is installed as an upgrade next to the first version, from nginx.
+# It prints install throughput and its ratio to the local install, peak RSS, requests,
+# and bytes downloaded over the game's size (fresh install and upgrade). One run per
+# figure; nothing is asserted about time. Every installed file is compared with its input.
+# Usage: bash device-runtime/bench/net.sh [SIZE_MIB]   (WORK=/tmp/romlib-netbench, LEVEL=4)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+WORK=${WORK:-/tmp/romlib-netbench}
+MIB=${1:-512}
+LEVEL=${LEVEL:-4}
+[ -x /usr/bin/time ] && { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null; } || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time nginx >/dev/null; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+rustup target add x86_64-unknown-linux-musl >/dev/null
+TGT=x86_64-unknown-linux-musl
+cargo build -q --profile device -p romlib-device --target $TGT --bin romlib-device
+cargo build -q --release -p romlib-host -p romlib-tests --bins
+TD=${CARGO_TARGET_DIR:-target}
+DEV=$TD/$TGT/device/romlib-device
+HOST=$TD/release
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+in="$WORK/in-$MIB"; lib="$WORK/lib-$MIB"
+if [ ! -d "$lib" ]; then
+  rm -rf "$in"
+  "$HOST/gen-corpus" --single "$MIB" "$in" >/dev/null 2>&1
+  mkdir -p "$in/game-v2"
+  cp "$in/game/disc.iso" "$in/game-v2/disc.iso"
+  python3 - "$in/game-v2/disc.iso" <<'PY'
+import os, sys
+p = sys.argv[1]
+n = os.path.getsize(p)
+with open(p, "r+b") as f:
+    for i in range(16):
+        f.seek((n // 17) * (i + 1))
+        f.write(bytes((i * 7 + j) % 256 for j in range(4096)))
+PY
+  "$HOST/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
+  "$HOST/romlib" build -i "$in" -o "$lib" --signing-key "$WORK/k.sec" -c "$LEVEL" -q
+fi
+size=$(stat -c %s "$in/game/disc.iso")
+field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }
+secs() { awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$1"; }
+
+# install NAME GAME DIR SOURCE...: one timed install; sets WALL, RSS_KIB, GOT, REQ.
+install() {
+  local name=$1 game=$2 dir=$3; shift 3
+  sync
+  /usr/bin/time -v "$DEV" install -g "$game" --install-dir "$dir" --trusted-key "$WORK/k.pub" "$@" \
+    >"$WORK/$name.out" 2>"$WORK/$name.time"
+  cmp -s "$in/$game/disc.iso" "$dir/$game/disc.iso" || { echo "net.sh: $name: installed file differs" >&2; exit 1; }
+  WALL=$(secs "$(field 'Elapsed (wall clock)' "$WORK/$name.time")")
+  RSS_KIB=$(field 'Maximum resident set size' "$WORK/$name.time")
+  GOT=$(sed -n 's/^downloaded \([0-9]*\) bytes in \([0-9]*\) request.*/\1/p' "$WORK/$name.out")
+  REQ=$(sed -n 's/^downloaded \([0-9]*\) bytes in \([0-9]*\) request.*/\2/p' "$WORK/$name.out")
+}
+
+# romlib serve on a free port.
+"$HOST/romlib" serve -r "$lib" --listen 127.0.0.1:0 >"$WORK/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q 'http://' "$WORK/serve.log" && break; sleep 0.1; done
+SPORT=$(grep -o '127.0.0.1:[0-9]*' "$WORK/serve.log" | head -1 | cut -d: -f2)
+# nginx on another free port.
+NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+error_log $WORK/nginx/logs/error.log;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/tmp;
+  proxy_temp_path $WORK/nginx/tmp;
+  fastcgi_temp_path $WORK/nginx/tmp;
+  uwsgi_temp_path $WORK/nginx/tmp;
+  scgi_temp_path $WORK/nginx/tmp;
+  server { listen 127.0.0.1:$NPORT; root $lib; }
+}
+EOF
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off; master_process off;' &
+pids+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null && break; sleep 0.1; done
+
+echo "## romlib-device install over HTTP: one $MIB MiB game"
+echo
+echo "$(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; native static x86_64 musl, \`device\` profile, loopback. One run per figure."
+echo
+echo "| install | seconds | MiB/s | vs local | peak RSS MiB | requests | downloaded / game size |"
+echo "|---|---|---|---|---|---|---|"
+rm -rf "$WORK/i-local"
+install local game "$WORK/i-local" -r "$lib"
+LW=$WALL
+row() {  # LABEL
+  awk -v l="$1" -v w="$WALL" -v lw="$LW" -v s="$size" -v r="$RSS_KIB" -v q="${REQ:--}" -v g="${GOT:-}" 'BEGIN {
+    w = (w > 0.005 ? w : 0.005); lw = (lw > 0.005 ? lw : 0.005);
+    d = (g == "" ? "-" : sprintf("%.4f", g / s));
+    printf "| %s | %.2f | %.1f | %.2fx | %.2f | %s | %s |\n", l, w, s / 1048576 / w, lw / w, r / 1024, q, d }'
+}
+row "from the library folder (reference)"
+rm -rf "$WORK/i-serve"
+install serve game "$WORK/i-serve" --from "http://localhost:$SPORT/"
+row "from \`romlib serve\` (http://localhost)"
+rm -rf "$WORK/i-nginx"
+install nginx game "$WORK/i-nginx" --from "http://127.0.0.1:$NPORT/"
+row "from nginx"
+install upgrade game-v2 "$WORK/i-nginx" --from "http://127.0.0.1:$NPORT/"
+row "upgrade to the revision, from nginx"
+echo
+echo "The revision differs from the first version in 16 scattered 4 KiB blocks; the upgrade"
+echo "reuses the installed version's chunks (hashed before use) and downloads the rest."
+rm -rf "$WORK/i-local" "$WORK/i-serve" "$WORK/i-nginx"

@@ -1,0 +1,138 @@
+//! Chunks a device already has, so an install over the network fetches only the rest:
+//! the files of installed games (an older version of the game, or another game sharing
+//! data) and of an install that was cut off part-way (resume).
+//!
+//! A source is a folder of files plus the manifest they were written from. Only the chunks
+//! the new game needs are indexed (by a 64-bit prefix of their hash, with where they lie),
+//! so memory grows with the new game's chunk count, not with what is installed: 32 bytes
+//! per chunk at most. Nothing local is trusted either: bytes found are hashed and used only
+//! if they match the signed hash; a mismatch (a file edited since, a write cut short) just
+//! means the chunk is fetched.
+
+use crate::error::Result;
+use crate::manifest::{ManifestFile, VerifiedManifest};
+use crate::pack_reader::read_at;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Where one reusable chunk lies.
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    prefix: u64,
+    file: u32,
+    offset: u64,
+    len: u32,
+}
+
+/// An index of reusable local chunks.
+#[derive(Debug, Default)]
+pub struct LocalChunks {
+    spots: Vec<Spot>,
+    files: Vec<PathBuf>,
+    open: Option<(u32, File)>,
+    /// Chunks taken from local files so far.
+    pub reused: u64,
+    /// Their bytes.
+    pub reused_bytes: u64,
+}
+
+fn prefix(hash: &[u8; 32]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&hash[..8]);
+    u64::from_le_bytes(b)
+}
+
+impl LocalChunks {
+    /// Indexes, in `sources` (folder, manifest it was written from), the chunks `m` needs.
+    pub fn build(m: &VerifiedManifest, sources: Vec<(PathBuf, ManifestFile)>) -> Result<Self> {
+        let mut need = Vec::with_capacity(m.body().chunk_count as usize);
+        let mut table = m.chunks()?;
+        while let Some(c) = table.next_chunk()? {
+            need.push(prefix(&c.hash));
+        }
+        table.finish()?;
+        need.sort_unstable();
+        need.dedup();
+        let mut out = LocalChunks::default();
+        for (root, src) in sources {
+            let Ok(mut t) = src.unverified_chunks() else {
+                continue;
+            };
+            for f in &src.unverified_body().files {
+                let mut offset = 0u64;
+                let mut file_idx = None;
+                for _ in 0..f.chunk_count {
+                    let Ok(Some(c)) = t.next_chunk() else { break };
+                    let p = prefix(&c.hash);
+                    if need.binary_search(&p).is_ok() {
+                        let idx = *file_idx.get_or_insert_with(|| {
+                            out.files.push(root.join(&f.path));
+                            (out.files.len() - 1) as u32
+                        });
+                        out.spots.push(Spot {
+                            prefix: p,
+                            file: idx,
+                            offset,
+                            len: c.len,
+                        });
+                    }
+                    offset += c.len as u64;
+                }
+            }
+        }
+        out.spots.sort_unstable_by_key(|s| s.prefix);
+        Ok(out)
+    }
+
+    /// Whether any chunk was found locally.
+    pub fn is_empty(&self) -> bool {
+        self.spots.is_empty()
+    }
+
+    /// Appends chunk `hash` (`len` bytes) to `out` if a local file holds it (checked).
+    pub fn find(&mut self, hash: &[u8; 32], len: u32, out: &mut Vec<u8>) -> bool {
+        let p = prefix(hash);
+        let first = self.spots.partition_point(|s| s.prefix < p);
+        for k in first..self.spots.len() {
+            let s = self.spots[k];
+            if s.prefix != p {
+                break;
+            }
+            if s.len != len {
+                continue;
+            }
+            if self.open.as_ref().is_none_or(|(f, _)| *f != s.file) {
+                match File::open(&self.files[s.file as usize]) {
+                    Ok(f) => self.open = Some((s.file, f)),
+                    Err(_) => continue,
+                }
+            }
+            let (_, f) = self.open.as_ref().expect("just opened");
+            let start = out.len();
+            out.resize(start + len as usize, 0);
+            if read_at(f, &mut out[start..], s.offset).is_ok()
+                && blake3::hash(&out[start..]).as_bytes() == hash
+            {
+                self.reused += 1;
+                self.reused_bytes += len as u64;
+                return true;
+            }
+            out.truncate(start);
+        }
+        false
+    }
+}
+
+/// Total bytes of the files below `dir` (0 if it does not exist).
+pub fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
