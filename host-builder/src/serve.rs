@@ -191,6 +191,9 @@ fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
 fn connection(root: &Path, stream: TcpStream, stop: &AtomicBool) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IDLE))?;
     stream.set_write_timeout(Some(IDLE))?;
+    // The head and the body go out in separate writes: without this, Nagle's algorithm
+    // holds the body's first segment back for the client's delayed ACK (~40 ms a request).
+    stream.set_nodelay(true)?;
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "-".to_string(), |a| a.to_string());
@@ -396,9 +399,10 @@ fn answer(
     if req.method == "HEAD" {
         return Ok((status, 0));
     }
-    let mut body = BufReader::with_capacity(256 * 1024, file);
-    std::io::Seek::seek(&mut body, std::io::SeekFrom::Start(start))?;
-    let sent = std::io::copy(&mut body.take(end - start), out)?;
+    // File to socket directly: std copies that with sendfile(2) on Linux, no user buffer.
+    let mut file = file;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
+    let sent = std::io::copy(&mut file.take(end - start), out)?;
     if sent != end - start {
         // The file shrank under us: the length promised cannot be kept.
         return Err(std::io::Error::new(
