@@ -3,7 +3,8 @@
 # then the device runtime for aarch64 and
 # 32-bit ARM under QEMU (cross/test.sh installs its toolchain and packages itself), then a
 # smoke run of the peer benchmark on a small generated corpus (bench/run.sh --smoke, which
-# installs the peer tools itself) so the benchmark cannot rot.
+# installs the peer tools itself) and of the read and network benchmarks on small games, so
+# the benchmarks cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The host suite drives real peers: FUSE's fusermount3 (mount tests) and nginx (installs
@@ -21,3 +22,6 @@ echo "== ARM: cross/test.sh"
 bash cross/test.sh
 echo "== benchmark smoke: bench/run.sh --smoke"
 bash bench/run.sh --smoke
+echo "== benchmark smoke: device-runtime/bench/read.sh 64 (play in place) and net.sh 32 (HTTP)"
+N=2000 bash device-runtime/bench/read.sh 64
+bash device-runtime/bench/net.sh 32

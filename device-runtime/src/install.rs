@@ -573,6 +573,18 @@ pub fn install_game(
     install_dir: &Path,
     decoder: &mut (dyn ChunkDecoder + Send),
 ) -> Result<GameReport> {
+    install_game_reusing(lib, m, install_dir, decoder, None)
+}
+
+/// [`install_game`], also taking chunks from the library folder `reuse` on the device when
+/// installing from a remote library.
+pub fn install_game_reusing(
+    lib: &Library,
+    m: &VerifiedManifest,
+    install_dir: &Path,
+    decoder: &mut (dyn ChunkDecoder + Send),
+    reuse: Option<&Library>,
+) -> Result<GameReport> {
     let title = m.body().title_id.clone();
     fs::create_dir_all(install_dir).map_err(|e| Error::io(install_dir, "create directory", e))?;
     recover(install_dir)?;
@@ -614,7 +626,11 @@ pub fn install_game(
                 }
             }
         }
-        Some(LocalChunks::build(m, sources)?)
+        let local = LocalChunks::build(m, sources)?;
+        Some(match reuse {
+            Some(r) => local.with_library(r)?,
+            None => local,
+        })
     } else {
         None
     };

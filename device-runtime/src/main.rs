@@ -2,7 +2,7 @@
 
 use argh::FromArgs;
 use romlib_device::decoder::RuzstdDecoder;
-use romlib_device::install::{install_game, open_game, uninstall, verify_game};
+use romlib_device::install::{install_game_reusing, open_game, uninstall, verify_game};
 use romlib_device::read::Game;
 use romlib_device::trust::DEFAULT_TRUST_DIR;
 use romlib_device::{Error, Library, Result, TrustStore};
@@ -62,6 +62,10 @@ struct InstallCmd {
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     timeout: u64,
+    #[argh(option)]
+    /// with --from: a library folder on this device to take chunks from instead of
+    /// downloading them (installed games and a cut-off earlier attempt are always reused)
+    reuse: Option<PathBuf>,
     #[argh(option)]
     /// where games are installed
     install_dir: PathBuf,
@@ -221,7 +225,14 @@ fn run(cli: Cli) -> Result<()> {
             let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
             let lib = library(&c.romlib, &c.from, &scratch, c.timeout)?;
             let m = open_game(&lib, &c.game, &trust(&c.trusted_key)?)?;
-            let r = install_game(&lib, &m, &c.install_dir, &mut RuzstdDecoder::default())?;
+            let reuse = c.reuse.as_ref().map(|p| Library::new(p.clone()));
+            let r = install_game_reusing(
+                &lib,
+                &m,
+                &c.install_dir,
+                &mut RuzstdDecoder::default(),
+                reuse.as_ref(),
+            )?;
             println!(
                 "installed {} into {}: {} files, {} bytes, {} chunks verified",
                 m.body().title_id,

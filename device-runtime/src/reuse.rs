@@ -1,6 +1,7 @@
 //! Chunks a device already has, so an install over the network fetches only the rest:
 //! the files of installed games (an older version of the game, or another game sharing
-//! data) and of an install that was cut off part-way (resume).
+//! data), of an install that was cut off part-way (resume), and a library on the device
+//! (`--reuse LIB`: looked up in its index, decoded and checked like any chunk).
 //!
 //! A source is a folder of files plus the manifest they were written from. Only the chunks
 //! the new game needs are indexed (by a 64-bit prefix of their hash, with where they lie),
@@ -9,11 +10,24 @@
 //! if they match the signed hash; a mismatch (a file edited since, a write cut short) just
 //! means the chunk is fetched.
 
+use crate::decoder::RuzstdDecoder;
 use crate::error::Result;
+use crate::index::IndexReader;
+use crate::library::Library;
 use crate::manifest::{ManifestFile, VerifiedManifest};
 use crate::pack_reader::read_at;
+use crate::pack_reader::PackReader;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+/// A library folder on the device to take chunks from.
+#[derive(Debug)]
+struct LocalLibrary {
+    index: IndexReader,
+    packs: PackReader,
+    decoder: RuzstdDecoder,
+    chunk: Vec<u8>,
+}
 
 /// Where one reusable chunk lies.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +44,7 @@ pub struct LocalChunks {
     spots: Vec<Spot>,
     files: Vec<PathBuf>,
     open: Option<(u32, File)>,
+    library: Option<LocalLibrary>,
     /// Chunks taken from local files so far.
     pub reused: u64,
     /// Their bytes.
@@ -84,9 +99,20 @@ impl LocalChunks {
         Ok(out)
     }
 
-    /// Whether any chunk was found locally.
+    /// Also takes chunks from the library folder `lib` (its index must open).
+    pub fn with_library(mut self, lib: &Library) -> Result<Self> {
+        self.library = Some(LocalLibrary {
+            index: IndexReader::open(&lib.index_path())?,
+            packs: PackReader::new(lib),
+            decoder: RuzstdDecoder::default(),
+            chunk: Vec::new(),
+        });
+        Ok(self)
+    }
+
+    /// Whether nothing local can be reused.
     pub fn is_empty(&self) -> bool {
-        self.spots.is_empty()
+        self.spots.is_empty() && self.library.is_none()
     }
 
     /// Appends chunk `hash` (`len` bytes) to `out` if a local file holds it (checked).
@@ -118,6 +144,20 @@ impl LocalChunks {
                 return true;
             }
             out.truncate(start);
+        }
+        if let Some(l) = &mut self.library {
+            if let Ok(Some(e)) = l.index.lookup(hash) {
+                // read_chunk checks the record and the decoded bytes against `hash`.
+                if l.packs
+                    .read_chunk(hash, len, &e, &mut l.decoder, &mut l.chunk)
+                    .is_ok()
+                {
+                    out.extend_from_slice(&l.chunk);
+                    self.reused += 1;
+                    self.reused_bytes += len as u64;
+                    return true;
+                }
+            }
         }
         false
     }

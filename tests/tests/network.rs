@@ -541,3 +541,60 @@ fn upgrades_reuse_the_installed_version_and_a_cut_install_resumes() {
     ]));
     assert!(!w.p("fresh/.romlib-manifests/alpha.manifest").exists());
 }
+
+#[test]
+fn a_library_on_the_device_is_reused_instead_of_downloaded() {
+    let w = fixture();
+    let (_server, port, _log) = serve(&w.s("lib"));
+    let url = format!("http://127.0.0.1:{port}/");
+    // The device holds a library built from the alphas only.
+    std::fs::create_dir_all(w.p("alphas")).unwrap();
+    for g in ["alpha", "alpha-v2"] {
+        copy_tree(&w.p(&format!("in/{g}")), &w.p(&format!("alphas/{g}")));
+    }
+    ok(w.build("alphas", "local", &["--avg-chunk", "4096", "-q"]));
+    let out = ok(install(
+        &w,
+        &url,
+        "alpha-v2",
+        "inst",
+        &["--reuse", &w.s("local")],
+    ));
+    assert_same_tree(&w.p("in/alpha-v2"), &w.p("inst/alpha-v2"));
+    let loc = std::fs::metadata(w.p("lib/games/alpha-v2.locator"))
+        .unwrap()
+        .len();
+    let man = std::fs::metadata(w.p("lib/games/alpha-v2.manifest"))
+        .unwrap()
+        .len();
+    // Only the manifest and the locator came over the network.
+    assert_eq!(downloaded(&out), loc + man, "{out}");
+    // A damaged local library is not trusted: the damaged chunks are downloaded instead.
+    let pack = w.p("local/packs/pack-0001.pkg");
+    let len = std::fs::metadata(&pack).unwrap().len();
+    for k in 1..8 {
+        flip(&pack, len * k / 8);
+    }
+    let out = ok(install(
+        &w,
+        &url,
+        "alpha",
+        "inst2",
+        &["--reuse", &w.s("local")],
+    ));
+    assert_same_tree(&w.p("in/alpha"), &w.p("inst2/alpha"));
+    assert!(downloaded(&out) > loc + man, "{out}");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
