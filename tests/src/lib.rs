@@ -291,3 +291,32 @@ impl Drop for Unmount {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// Starts `romlib serve -r LIB --listen 127.0.0.1:0` and waits for its first line: returns
+/// the child (its stderr discarded), the port it listens on, and its standard output (the
+/// access log from here on).
+pub fn start_serve(
+    lib: &str,
+) -> (
+    std::process::Child,
+    u16,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(bin("romlib"))
+        .args(["serve", "-r", lib, "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("romlib serve printed no address: {line:?}"));
+    (child, port, out)
+}

@@ -31,22 +31,7 @@ impl Drop for Proc {
 }
 
 fn serve(lib: &str) -> (Proc, u16, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(bin("romlib"))
-        .args(["serve", "-r", lib, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let port = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (child, port, out) = start_serve(lib);
     (Proc(child), port, out)
 }
 

@@ -4,7 +4,7 @@
 use romlib_tests::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 struct Served {
@@ -15,22 +15,7 @@ struct Served {
 
 impl Served {
     fn start(lib: &str) -> Self {
-        let mut child = Command::new(bin("romlib"))
-            .args(["serve", "-r", lib, "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let port = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .parse()
-            .unwrap();
+        let (child, port, out) = start_serve(lib);
         Served { child, port, out }
     }
 
