@@ -317,7 +317,7 @@ fn stream_game(
                         Some(b) => b,
                         None => batch.insert(raw_rx.recv().map_err(|_| stopped())?),
                     };
-                    packs.plan(&index, chunks)?;
+                    packs.plan(&index, chunks, &entry)?;
                     let rec = packs.read_record(&c.hash, &entry, c.len, buf)?;
                     list.push(RawChunk {
                         hash: c.hash,

@@ -10,7 +10,7 @@ use romlib_format::index::ChunkEntry;
 use romlib_format::portable::{LocatorEntry, LocatorHeader, LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN};
 use romlib_proto::Manifest;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where a game's chunks are.
 #[derive(Debug)]
@@ -57,6 +57,26 @@ impl ChunkLocator {
             .try_clone()
             .map_err(|e| Error::io(&path, "open", e))?;
         Self::from_region(path, file, g.locator_offset, g.locator_len, body)
+    }
+
+    /// The locator file `path` (a library's `games/<title>.locator`), checked against the
+    /// manifest `body` it must have been written for.
+    pub fn open_file(path: &Path, body: &Manifest) -> Result<Self> {
+        let file = File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound {
+                    path: path.to_path_buf(),
+                    what: "locator",
+                }
+            } else {
+                Error::io(path, "open", e)
+            }
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(path, "stat", e))?
+            .len();
+        Self::from_region(path.to_path_buf(), file, 0, len, body)
     }
 
     /// The locator in bytes `offset .. offset + len` of `file`, checked against `body`.

@@ -69,19 +69,20 @@ impl PackReader {
         }
     }
 
-    /// For a library on an HTTP server: makes sure the record of chunk-table record `i` is
-    /// at hand, fetching it together with the records that follow it in the same pack (per
+    /// For a library on an HTTP server: makes sure the record of chunk-table record `i`
+    /// (`first`, as the locator gave it) is at hand, fetching it together with the records that follow it in the same pack (per
     /// the locator), up to [`SPAN_BYTES`], in one range request. A no-op for local files.
-    pub fn plan(&mut self, loc: &crate::locate::ChunkLocator, i: u64) -> Result<()> {
+    pub fn plan(
+        &mut self,
+        loc: &crate::locate::ChunkLocator,
+        i: u64,
+        first: &ChunkEntry,
+    ) -> Result<()> {
         if self.lib.remote_source().is_none() {
             return Ok(());
         }
-        let Some(first) = loc.entry(i)? else {
-            return Ok(());
-        };
-        let rec_len =
-            |e: &romlib_format::portable::LocatorEntry| RECORD_HEADER_LEN as u64 + e.clen as u64;
-        let (start, mut end) = (first.offset as u64, first.offset as u64 + rec_len(&first));
+        let first_len = RECORD_HEADER_LEN as u64 + first.clen as u64;
+        let (start, mut end) = (first.offset, first.offset + first_len);
         if self.span.0 == first.pack_id
             && self.span.1 <= start
             && end <= self.span.1 + self.span.2.len() as u64
@@ -94,10 +95,11 @@ impl PackReader {
         while end - start < SPAN_BYTES {
             match loc.entry(k)? {
                 Some(e) if e.pack_id == first.pack_id && e.offset as u64 == end => {
-                    if end + rec_len(&e) - start > SPAN_BYTES.max(rec_len(&first)) {
+                    let len = RECORD_HEADER_LEN as u64 + e.clen as u64;
+                    if end + len - start > SPAN_BYTES {
                         break;
                     }
-                    end += rec_len(&e);
+                    end += len;
                     k += 1;
                 }
                 _ => break,
@@ -188,6 +190,12 @@ impl PackReader {
         };
         self.open.push(p).map_err(|_| ()).expect("made room");
         Ok(self.open.len() - 1)
+    }
+
+    /// The dictionary id in pack `id`'s header (0: none), from the checked header.
+    pub fn dict_id(&mut self, id: u32) -> Result<u32> {
+        let i = self.pack(id)?;
+        Ok(self.open[i].dict_id)
     }
 
     /// Reads the chunk `entry` points at, checks that its record names `hash` and `ulen`,

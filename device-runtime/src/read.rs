@@ -400,7 +400,7 @@ impl<D: ChunkDecoder> Game<D> {
                 "not in the library's index (incomplete library, or an altered chunk table)",
             )
         })?;
-        packs.plan(index, i)?;
+        packs.plan(index, i, &entry)?;
         packs.read_chunk(&c.hash, c.len, &entry, decoder, &mut slot.data)?;
         slot.start = Some(start);
         Ok(victim)

@@ -101,26 +101,14 @@ fn manifest_bytes(lib: &Library, m: &VerifiedManifest) -> Result<Vec<u8>> {
     std::fs::read(m.path()).map_err(|e| Error::io(m.path(), "read", e))
 }
 
-/// The dictionary id in pack `id`'s header.
-fn pack_dict(lib: &Library, id: u32, cache: &mut HashMap<u32, u32>) -> Result<u32> {
+/// The dictionary id of pack `id` (cached: the reader keeps only a few packs open).
+fn pack_dict(packs: &mut PackReader, id: u32, cache: &mut HashMap<u32, u32>) -> Result<u32> {
     if let Some(d) = cache.get(&id) {
         return Ok(*d);
     }
-    let mut hb = [0u8; HEADER_LEN];
-    let path = lib.pack_path(id);
-    match lib.portable() {
-        Some(p) => {
-            let s = p
-                .pack(id)
-                .ok_or_else(|| Error::library(&path, format!("pack {id} is not in the file")))?;
-            read_at(p.file(), &mut hb, s.offset)
-        }
-        None => File::open(&path).and_then(|f| read_at(&f, &mut hb, 0)),
-    }
-    .map_err(|e| Error::io(&path, "read", e))?;
-    let h = PackHeader::decode(&hb).map_err(|e| Error::library(&path, e.to_string()))?;
-    cache.insert(id, h.dict_id);
-    Ok(h.dict_id)
+    let d = packs.dict_id(id)?;
+    cache.insert(id, d);
+    Ok(d)
 }
 
 /// Reads the record of `c` from `lib`, decodes it and checks it against its signed hash;
@@ -169,6 +157,7 @@ pub fn export(
     let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
     let mut tables: Vec<Vec<u32>> = Vec::new();
     let mut dicts = HashMap::new();
+    let mut packs = PackReader::new(lib);
     for m in &games {
         let loc = ChunkLocator::open(lib, m.body())?;
         let mut table = m.chunks()?;
@@ -185,7 +174,7 @@ pub fn export(
                         )
                     })?;
                     let dict = if entry.method == Method::ZstdDict {
-                        pack_dict(lib, entry.pack_id, &mut dicts)?
+                        pack_dict(&mut packs, entry.pack_id, &mut dicts)?
                     } else {
                         0
                     };
@@ -251,7 +240,6 @@ pub fn export(
             entries.push(section(EntryKind::Dict, dict, out.at, bytes.len() as u64));
             out.write(&bytes)?;
         }
-        let mut packs = PackReader::new(lib);
         let mut dec = ZstdDecoder::default();
         let (mut rec, mut data) = (Vec::new(), Vec::new());
         let mut summary = ExportSummary::default();
@@ -432,6 +420,7 @@ pub fn import(
             Err(e) => return Err(db_err(&index_path, e)),
         };
         let mut dicts = HashMap::new();
+        let mut packs = PackReader::new(&lib);
         for m in &games {
             let loc = ChunkLocator::open(&lib, m.body())?;
             let mut table = m.chunks()?;
@@ -459,7 +448,7 @@ pub fn import(
                     )
                 })?;
                 let dict = if entry.method == Method::ZstdDict {
-                    pack_dict(&lib, entry.pack_id, &mut dicts)?
+                    pack_dict(&mut packs, entry.pack_id, &mut dicts)?
                 } else {
                     0
                 };

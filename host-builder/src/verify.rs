@@ -16,10 +16,10 @@ use rayon::prelude::*;
 use redb::{ReadableDatabase, ReadableTable};
 use romlib_device::decoder::ChunkDecoder;
 use romlib_device::index::{CHUNKS, GAMES, PACKS};
+use romlib_device::locate::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::pack::{parse_file_name, Method, RecordHeader};
-use romlib_format::portable::{LocatorEntry, LocatorHeader, LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -403,7 +403,7 @@ fn check_manifest(
             "the index does not count this manifest's chunk references (refcounts are stale)",
         );
     }
-    let mut locator = open_locator(lib, title, body, rep);
+    let locator = open_locator(lib, title, body, rep);
     let table = m.unverified_chunks();
     let verified = m.verify(trust);
     let mut table = match (verified, table) {
@@ -420,24 +420,26 @@ fn check_manifest(
     let mut missing = 0u64;
     let mut wrong_len = 0u64;
     let mut wrong_locations = 0u64;
+    let mut i = 0u64;
     loop {
         match table.next_chunk() {
             Ok(Some(r)) => {
+                i += 1;
                 if counts {
                     *expected.entry(r.hash).or_default() += 1;
                 }
                 let entry = chunks
                     .and_then(|t| t.get(&r.hash).ok().flatten())
                     .and_then(|v| ChunkEntry::decode(v.value()).ok());
-                if let (Some(l), Some(e)) = (locator.as_mut(), entry.as_ref()) {
-                    let mut b = [0u8; LOCATOR_ENTRY_LEN];
-                    let same = std::io::Read::read_exact(l, &mut b).is_ok()
-                        && LocatorEntry::decode(&b).is_ok_and(|le| {
+                if let (Some(l), Some(e)) = (locator.as_ref(), entry.as_ref()) {
+                    let same = l.entry(i - 1).is_ok_and(|le| {
+                        le.is_some_and(|le| {
                             le.pack_id == e.pack_id
                                 && le.offset as u64 == e.offset
                                 && le.clen == e.clen
                                 && le.method == e.method
-                        });
+                        })
+                    });
                     if !same {
                         wrong_locations += 1;
                     }
@@ -477,45 +479,26 @@ fn check_manifest(
     }
 }
 
-/// Opens a game's locator positioned at its first entry, if it exists and was written for
-/// this manifest; otherwise records why not and returns `None`.
+/// Opens a game's locator if it exists and was written for this manifest; otherwise
+/// records why not and returns `None`.
 fn open_locator(
     lib: &Library,
     title: &str,
     body: &romlib_proto::Manifest,
     rep: &mut VerifyReport,
-) -> Option<std::io::BufReader<std::fs::File>> {
+) -> Option<ChunkLocator> {
     let path = lib.locator_path(title);
-    let f = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(_) => {
+    match ChunkLocator::open_file(&path, body) {
+        Ok(l) => Some(l),
+        Err(romlib_device::Error::NotFound { .. }) => {
             rep.notice(
                 &path,
                 "missing: installs over HTTP need it (any `romlib build` run writes it)",
             );
-            return None;
-        }
-    };
-    let mut r = std::io::BufReader::new(f);
-    let mut hb = [0u8; LOCATOR_HEADER_LEN];
-    let header = std::io::Read::read_exact(&mut r, &mut hb)
-        .map_err(|e| e.to_string())
-        .and_then(|()| LocatorHeader::decode(&hb).map_err(|e| e.to_string()));
-    let len = r.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
-    match header {
-        Ok(h)
-            if h.count as u64 == body.chunk_count
-                && h.table_blake3.as_slice() == body.chunk_table_blake3.as_slice()
-                && len == LocatorHeader::locator_len(body.chunk_count) =>
-        {
-            Some(r)
-        }
-        Ok(_) => {
-            rep.problem(&path, "stale: written for another version of the game's manifest (`romlib build` rewrites it)");
             None
         }
         Err(e) => {
-            rep.problem(&path, e);
+            rep.problem(&path, strip_path(&e.to_string(), &path));
             None
         }
     }
