@@ -97,7 +97,7 @@ impl Library {
         }
         let mut buf = [0u8; 20];
         self.packs_dir()
-            .join(romlib_format::pack::file_name(id, &mut buf))
+            .join(romlib_format::layout::pack_file_name(id, &mut buf))
     }
 
     /// `packs/pack-NNNN.pkg` as a relative path (with `/`).
@@ -105,7 +105,7 @@ impl Library {
         let mut buf = [0u8; 20];
         format!(
             "{PACKS_DIR}/{}",
-            romlib_format::pack::file_name(id, &mut buf)
+            romlib_format::layout::pack_file_name(id, &mut buf)
         )
     }
 

@@ -10,6 +10,7 @@ pub mod chunker;
 pub mod error;
 pub mod index;
 pub mod keyfile;
+pub mod layout;
 pub mod limits;
 pub mod manifest;
 pub mod pack;

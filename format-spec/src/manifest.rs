@@ -45,6 +45,9 @@ pub const CHUNK_RECORD_LEN: usize = C_LEN + 4;
 /// The bytes that precede the header and body in the signed message.
 pub const SIGNATURE_DOMAIN: &[u8] = b"romlib manifest signature v1\0";
 
+/// Length of the signed message's prefix: [`SIGNATURE_DOMAIN`] and the header.
+pub const SIGNED_PREFIX_LEN: usize = SIGNATURE_DOMAIN.len() + HEADER_LEN;
+
 /// A manifest's fixed header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ManifestHeader {
@@ -92,6 +95,15 @@ impl ManifestHeader {
             MAX_MANIFEST_BODY_LEN as u64,
         )?;
         Ok(Self { body_len })
+    }
+
+    /// The signed message's prefix: [`SIGNATURE_DOMAIN`] then this header. The body's
+    /// bytes follow it to make the whole signed message.
+    pub fn signed_prefix(&self) -> [u8; SIGNED_PREFIX_LEN] {
+        let mut b = [0u8; SIGNED_PREFIX_LEN];
+        put(&mut b, 0, SIGNATURE_DOMAIN);
+        put(&mut b, SIGNATURE_DOMAIN.len(), &self.encode());
+        b
     }
 
     /// Offset of the signature block in the file.
@@ -234,5 +246,13 @@ mod tests {
             .encode()
         )
         .is_err());
+    }
+
+    #[test]
+    fn signed_prefix_is_domain_then_header() {
+        let h = ManifestHeader { body_len: 7 };
+        let p = h.signed_prefix();
+        assert_eq!(&p[..SIGNATURE_DOMAIN.len()], SIGNATURE_DOMAIN);
+        assert_eq!(&p[SIGNATURE_DOMAIN.len()..], &h.encode());
     }
 }

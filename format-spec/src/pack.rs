@@ -280,35 +280,11 @@ impl PackFooter {
     }
 }
 
-/// The file name of pack `id` inside `packs/`.
-pub fn file_name(id: u32, out: &mut [u8; 20]) -> &str {
-    // "pack-" + at least 4 digits + ".pkg"; u32 has at most 10 digits.
-    let mut digits = [0u8; 10];
-    let mut n = id;
-    let mut len = 0;
-    while n > 0 || len < 4 {
-        digits[len] = b'0' + (n % 10) as u8;
-        n /= 10;
-        len += 1;
-    }
-    out[..5].copy_from_slice(b"pack-");
-    for i in 0..len {
-        out[5 + i] = digits[len - 1 - i];
-    }
-    out[5 + len..9 + len].copy_from_slice(b".pkg");
-    core::str::from_utf8(&out[..9 + len]).unwrap_or("pack-invalid.pkg")
-}
-
-/// Parses `pack-NNNN.pkg` back into its id.
-pub fn parse_file_name(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix("pack-")?.strip_suffix(".pkg")?;
-    if digits.len() < 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let id: u32 = digits.parse().ok()?;
-    let mut buf = [0u8; 20];
-    // Only the canonical spelling names a pack (no extra leading zeros).
-    (file_name(id, &mut buf) == name).then_some(id)
+/// Whether a pack that already holds `records` records in `bytes_written` bytes must be
+/// sealed before a record of `rec_len` bytes is appended, for packs of at most `pack_size`
+/// bytes (SPEC section 2): a pack always takes its first record, however large.
+pub fn must_roll_over(records: u64, bytes_written: u64, rec_len: u64, pack_size: u64) -> bool {
+    records > 0 && bytes_written + rec_len + FOOTER_LEN as u64 > pack_size
 }
 
 #[cfg(test)]
@@ -424,15 +400,9 @@ mod tests {
     }
 
     #[test]
-    fn file_names() {
-        let mut b = [0u8; 20];
-        assert_eq!(file_name(1, &mut b), "pack-0001.pkg");
-        assert_eq!(file_name(12345, &mut b), "pack-12345.pkg");
-        assert_eq!(file_name(u32::MAX, &mut b), "pack-4294967295.pkg");
-        assert_eq!(parse_file_name("pack-0001.pkg"), Some(1));
-        assert_eq!(parse_file_name("pack-12345.pkg"), Some(12345));
-        assert_eq!(parse_file_name("pack-00001.pkg"), None);
-        assert_eq!(parse_file_name("pack-001.pkg"), None);
-        assert_eq!(parse_file_name("pack-0001.pkg.tmp"), None);
+    fn roll_over() {
+        assert!(!must_roll_over(0, 32, 1 << 30, 1 << 20), "first record always fits");
+        assert!(!must_roll_over(1, 100, 100, 100 + 100 + FOOTER_LEN as u64));
+        assert!(must_roll_over(1, 101, 100, 100 + 100 + FOOTER_LEN as u64));
     }
 }

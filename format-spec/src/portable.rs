@@ -12,6 +12,7 @@
 use crate::error::{limit, need, FormatError};
 use crate::le::{array_at, put, u16_at, u32_at, u64_at};
 use crate::limits::{MAX_CHUNK_LEN, MAX_GAME_CHUNKS, MAX_PORTABLE_ENTRIES, MAX_TITLE_ID_LEN};
+use crate::index::ChunkEntry;
 use crate::pack::Method;
 
 /// Magic at offset 0 of a portable file.
@@ -406,6 +407,31 @@ pub struct LocatorEntry {
 }
 
 impl LocatorEntry {
+    /// Where the index entry `e` says a chunk's record lies; `None` when its offset does
+    /// not fit a locator's 32 bits (packs stay below 4 GiB, so only a bad entry does not).
+    pub fn from_index(e: &ChunkEntry) -> Option<Self> {
+        Some(Self {
+            pack_id: e.pack_id,
+            offset: u32::try_from(e.offset).ok()?,
+            clen: e.clen,
+            method: e.method,
+        })
+    }
+
+    /// The index entry this locator entry stands for, for a chunk of `ulen` bytes (a
+    /// locator keeps no time or refcount: both are 0).
+    pub fn to_index(&self, ulen: u32) -> ChunkEntry {
+        ChunkEntry {
+            pack_id: self.pack_id,
+            offset: self.offset as u64,
+            clen: self.clen,
+            ulen,
+            method: self.method,
+            stored_at: 0,
+            refcount: 0,
+        }
+    }
+
     /// Encodes the entry.
     pub fn encode(&self) -> [u8; LOCATOR_ENTRY_LEN] {
         let mut b = [0u8; LOCATOR_ENTRY_LEN];
@@ -522,5 +548,28 @@ mod tests {
         let mut b = le.encode();
         b[LE_METHOD] = 9;
         assert!(LocatorEntry::decode(&b).is_err());
+    }
+
+    #[test]
+    fn locator_entries_convert_to_and_from_index_entries() {
+        let e = ChunkEntry {
+            pack_id: 3,
+            offset: 4096,
+            clen: 77,
+            ulen: 100,
+            method: Method::Zstd,
+            stored_at: 9,
+            refcount: 2,
+        };
+        let l = LocatorEntry::from_index(&e).unwrap();
+        assert_eq!((l.pack_id, l.offset, l.clen, l.method), (3, 4096, 77, Method::Zstd));
+        let back = l.to_index(100);
+        assert_eq!((back.stored_at, back.refcount), (0, 0));
+        assert_eq!(LocatorEntry::from_index(&back), Some(l));
+        let far = ChunkEntry {
+            offset: 1 << 32,
+            ..e
+        };
+        assert_eq!(LocatorEntry::from_index(&far), None);
     }
 }

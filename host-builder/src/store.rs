@@ -179,7 +179,7 @@ impl LibraryWriter {
                 fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), "remove", err))?;
                 self.recovered
                     .push(format!("removed unfinished pack {name}"));
-            } else if let Some(id) = pk::parse_file_name(&name) {
+            } else if let Some(id) = romlib_format::layout::parse_pack_file_name(&name) {
                 on_disk.insert(id);
             }
         }

@@ -19,7 +19,8 @@ use romlib_device::index::{CHUNKS, GAMES, PACKS};
 use romlib_device::locate::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
-use romlib_format::pack::{parse_file_name, Method, RecordHeader};
+use romlib_format::layout::parse_pack_file_name;
+use romlib_format::pack::{Method, RecordHeader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -256,7 +257,7 @@ fn check_packs(
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            match parse_file_name(&name) {
+            match parse_pack_file_name(&name) {
                 Some(id) => {
                     on_disk.insert(id, e.path());
                 }
