@@ -401,7 +401,10 @@ mod tests {
 
     #[test]
     fn roll_over() {
-        assert!(!must_roll_over(0, 32, 1 << 30, 1 << 20), "first record always fits");
+        assert!(
+            !must_roll_over(0, 32, 1 << 30, 1 << 20),
+            "first record always fits"
+        );
         assert!(!must_roll_over(1, 100, 100, 100 + 100 + FOOTER_LEN as u64));
         assert!(must_roll_over(1, 101, 100, 100 + 100 + FOOTER_LEN as u64));
     }

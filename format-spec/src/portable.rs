@@ -10,9 +10,9 @@
 //! checked against the signed manifest.
 
 use crate::error::{limit, need, FormatError};
+use crate::index::ChunkEntry;
 use crate::le::{array_at, put, u16_at, u32_at, u64_at};
 use crate::limits::{MAX_CHUNK_LEN, MAX_GAME_CHUNKS, MAX_PORTABLE_ENTRIES, MAX_TITLE_ID_LEN};
-use crate::index::ChunkEntry;
 use crate::pack::Method;
 
 /// Magic at offset 0 of a portable file.
@@ -562,7 +562,10 @@ mod tests {
             refcount: 2,
         };
         let l = LocatorEntry::from_index(&e).unwrap();
-        assert_eq!((l.pack_id, l.offset, l.clen, l.method), (3, 4096, 77, Method::Zstd));
+        assert_eq!(
+            (l.pack_id, l.offset, l.clen, l.method),
+            (3, 4096, 77, Method::Zstd)
+        );
         let back = l.to_index(100);
         assert_eq!((back.stored_at, back.refcount), (0, 0));
         assert_eq!(LocatorEntry::from_index(&back), Some(l));

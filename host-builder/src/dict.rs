@@ -34,7 +34,9 @@ pub fn train_dict(
     let mut ids: Vec<u32> = std::fs::read_dir(&dir)
         .map_err(|e| Error::io(&dir, "read folder", e))?
         .filter_map(|e| e.ok())
-        .filter_map(|e| romlib_format::layout::parse_pack_file_name(&e.file_name().to_string_lossy()))
+        .filter_map(|e| {
+            romlib_format::layout::parse_pack_file_name(&e.file_name().to_string_lossy())
+        })
         .collect();
     ids.sort();
     let mut all = Vec::new();

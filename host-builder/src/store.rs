@@ -15,7 +15,7 @@ use romlib_device::index::{CHUNKS, GAMES, META, PACKS};
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::pack::{
-    self as pk, PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
+    PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
 };
 use std::collections::BTreeSet;
 use std::fs::{self, File};
