@@ -2,7 +2,7 @@
 //! reused decoder, one buffer; no hashing, no index, no writing) and prints the bytes
 //! decoded. `romlib-device install` is measured against this.
 
-use romlib_device::decoder::{ChunkDecoder, RuzstdDecoder};
+use romlib_device::chunks::decoder::{ChunkDecoder, RuzstdDecoder};
 use romlib_format::pack::{RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
 use std::io::Read;
 

@@ -9,9 +9,9 @@
 //! randread N BLOCK file PATH                        # pread on a plain (or mounted) file
 //! ```
 
-use romlib_device::decoder::RuzstdDecoder;
-use romlib_device::read::Game;
-use romlib_device::trust::DEFAULT_TRUST_DIR;
+use romlib_device::chunks::decoder::RuzstdDecoder;
+use romlib_device::play::read::Game;
+use romlib_device::trusted::trust::DEFAULT_TRUST_DIR;
 use romlib_device::{Library, TrustStore};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

@@ -7,14 +7,13 @@
 //! to `.romlib-staging/<title>.old`; [`recover`] (run before every operation) rolls such a
 //! swap back or forward after a crash, so the visible game is always the old or the new.
 
-use crate::decoder::ChunkDecoder;
+use crate::chunks::decoder::ChunkDecoder;
+use crate::chunks::reuse::{tree_bytes, LocalChunks};
+use crate::chunks::{decode_verified, ChunkSource, RecordRef};
 use crate::error::{Error, Result};
+use crate::fsio::sync_dir;
 use crate::library::Library;
-use crate::locate::ChunkLocator;
-use crate::manifest::{ManifestFile, VerifiedManifest};
-use crate::pack_reader::{check_chunk, decode_record, PackReader, RecordRef};
-use crate::reuse::LocalChunks;
-use crate::trust::TrustStore;
+use crate::trusted::{ManifestFile, VerifiedManifest};
 use romlib_format::limits::MAX_CHUNK_LEN;
 use romlib_format::pack::{Method, RecordHeader, RECORD_HEADER_LEN};
 use romlib_format::path::check_title_id;
@@ -46,36 +45,6 @@ pub struct GameReport {
     pub reused_chunks: u64,
     /// Their bytes.
     pub reused_bytes: u64,
-}
-
-/// Resolves `-g TITLE|MANIFEST` to a manifest file, opens it and verifies its signature.
-pub fn open_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<VerifiedManifest> {
-    let as_path = Path::new(game);
-    let by_path = lib.portable().is_none() && game.ends_with(".manifest") && as_path.is_file();
-    let m = if by_path {
-        ManifestFile::open(as_path)?
-    } else {
-        check_title_id(game).map_err(|problem| Error::UnsafePath {
-            path: lib.games_dir(),
-            entry: game.to_string(),
-            problem,
-        })?;
-        if !lib.has_game(game) {
-            return Err(Error::NotFound {
-                path: lib.manifest_path(game),
-                what: "game in this library",
-            });
-        }
-        lib.open_manifest(game)?
-    };
-    let m = m.verify(trust)?;
-    if !by_path && m.body().title_id != game {
-        return Err(Error::manifest(
-            m.path(),
-            format!("manifest is for title {:?}", m.body().title_id),
-        ));
-    }
-    Ok(m)
 }
 
 /// Where decoded file data goes.
@@ -169,7 +138,7 @@ enum Job {
 
 /// A chunk whose record was read but not decoded.
 struct RawChunk {
-    hash: [u8; 32],
+    /// The chunk's length.
     len: u32,
     rec: RecordRef,
 }
@@ -203,8 +172,7 @@ fn stream_game(
     sink: &mut (dyn Sink + Send),
     mut local: Option<&mut LocalChunks>,
 ) -> Result<GameReport> {
-    let index = ChunkLocator::open(lib, m.body())?;
-    let mut packs = PackReader::new(lib);
+    let mut source = ChunkSource::open(lib, m)?;
     let mut table = m.chunks()?;
     let mpath = m.path().to_path_buf();
     let mut others: Vec<Box<dyn ChunkDecoder + Send>> =
@@ -285,9 +253,9 @@ fn stream_game(
                         buf.extend_from_slice(&header.encode());
                         if l.find(&c.hash, c.len, buf) {
                             list.push(RawChunk {
-                                hash: c.hash,
                                 len: c.len,
                                 rec: RecordRef {
+                                    hash: c.hash,
                                     payload: start + RECORD_HEADER_LEN..buf.len(),
                                     pack_id: 0,
                                     offset: 0,
@@ -306,24 +274,12 @@ fn stream_game(
                         }
                         buf.truncate(start);
                     }
-                    let entry = index.lookup(chunks, &c.hash, c.len)?.ok_or_else(|| {
-                        Error::chunk(
-                            &mpath,
-                            &c.hash,
-                            "not in the library's index (incomplete library, or an altered chunk table)",
-                        )
-                    })?;
                     let (buf, list) = match batch.as_mut() {
                         Some(b) => b,
                         None => batch.insert(raw_rx.recv().map_err(|_| stopped())?),
                     };
-                    packs.plan(&index, chunks, &entry)?;
-                    let rec = packs.read_record(&c.hash, &entry, c.len, buf)?;
-                    list.push(RawChunk {
-                        hash: c.hash,
-                        len: c.len,
-                        rec,
-                    });
+                    let rec = source.read_record(chunks, &c, buf)?;
+                    list.push(RawChunk { len: c.len, rec });
                     chunks += 1;
                     bytes += c.len as usize;
                     if bytes >= BATCH_BYTES {
@@ -398,20 +354,9 @@ fn decode_jobs(
                 for c in &chunks {
                     let end = used + c.len as usize;
                     let piece = data.get_mut(used..end).ok_or_else(|| {
-                        Error::chunk(lib.pack_path(c.rec.pack_id), &c.hash, "chunk too long")
+                        Error::chunk(lib.pack_path(c.rec.pack_id), &c.rec.hash, "chunk too long")
                     })?;
-                    decode_record(
-                        lib,
-                        &c.rec,
-                        &c.hash,
-                        &buf[c.rec.payload.clone()],
-                        decoder,
-                        piece,
-                    )?;
-                    // The pack's path is only needed for the error message.
-                    if blake3::hash(piece).as_bytes() != &c.hash {
-                        check_chunk(&lib.pack_path(c.rec.pack_id), &c.hash, c.rec.offset, piece)?;
-                    }
+                    decode_verified(lib, &c.rec, &buf[c.rec.payload.clone()], decoder, piece)?;
                     used = end;
                 }
                 Job::Decoded {
@@ -501,20 +446,6 @@ fn remove_tree(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(path, "remove", e)),
     }
-}
-
-/// Fsyncs a directory so renames and creations in it are durable (a no-op where
-/// directories cannot be opened).
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
-        d.sync_all()
-            .map_err(|e| Error::io(dir, "fsync directory", e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
@@ -726,7 +657,7 @@ fn keep_partial(
 ) -> std::io::Result<()> {
     let same_game = ManifestFile::open(partial_manifest)
         .is_ok_and(|old| old.unverified_body().chunk_table_blake3 == m.body().chunk_table_blake3);
-    if same_game && crate::reuse::tree_bytes(partial) >= crate::reuse::tree_bytes(new) {
+    if same_game && tree_bytes(partial) >= tree_bytes(new) {
         return Ok(());
     }
     let _ = fs::remove_dir_all(partial);

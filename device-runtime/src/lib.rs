@@ -1,29 +1,28 @@
 //! romlib device runtime: verify a game's signed manifest and install it from a library's
 //! packs, verifying every chunk, in memory that does not grow with the game; or read its
-//! files in place ([`read`]) with the same checks, also as a read-only FUSE file system
-//! ([`mount`]).
+//! files in place with the same checks, also as a read-only FUSE file system.
+//!
+//! Rooms, from the bottom up (each uses only those below it):
+//! - [`fsio`]: positional reads, opening with clear errors, directory fsync;
+//! - [`trusted`]: the trust store, and manifests verified against it;
+//! - [`library`]: what holds a library (folder, portable file, HTTP server) and its files;
+//! - [`chunks`]: from a chunk-table record to verified bytes ([`chunks::ChunkSource`]);
+//! - [`install`]: staged, verified, atomic installs, uninstall and crash recovery;
+//! - [`play`]: in-place reads and the FUSE mount;
+//! - [`cli`]: argument plumbing and the commands both binaries share.
 //!
 //! The host builder's `romlib install` uses this same code; only the zstd decoder differs
-//! (the decoder is a seam).
+//! (the decoder is a seam: [`chunks::decoder::ChunkDecoder`]).
 
+pub mod chunks;
 pub mod cli;
-pub mod decoder;
 pub mod error;
-pub mod http;
-pub mod index;
+pub mod fsio;
 pub mod install;
 pub mod library;
-pub mod locate;
-pub mod manifest;
-pub mod mount;
-pub mod pack_reader;
-pub mod portable;
-pub mod read;
-pub mod remote;
-pub mod reuse;
-pub mod trust;
+pub mod play;
+pub mod trusted;
 
 pub use error::{Error, Result};
 pub use library::Library;
-pub use manifest::{ManifestFile, VerifiedManifest};
-pub use trust::TrustStore;
+pub use trusted::{ManifestFile, TrustStore, VerifiedManifest};

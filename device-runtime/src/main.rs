@@ -1,11 +1,11 @@
 //! `romlib-device`: the handheld's command line. Exit codes: 0 success, 1 failure, 2 usage.
 
 use argh::FromArgs;
-use romlib_device::decoder::RuzstdDecoder;
-use romlib_device::install::{install_game_reusing, open_game, uninstall, verify_game};
-use romlib_device::read::Game;
-use romlib_device::trust::DEFAULT_TRUST_DIR;
-use romlib_device::{Error, Library, Result, TrustStore};
+use romlib_device::chunks::decoder::RuzstdDecoder;
+use romlib_device::cli::play::{CatCmd, MountCmd};
+use romlib_device::install::{install_game_reusing, uninstall, verify_game};
+use romlib_device::trusted::DEFAULT_TRUST_DIR;
+use romlib_device::{Library, Result, TrustStore};
 use std::path::{Path, PathBuf};
 
 #[derive(FromArgs)]
@@ -101,65 +101,12 @@ struct VerifyCmd {
     trusted_key: Vec<PathBuf>,
 }
 
-#[derive(FromArgs)]
-/// Write one file of a game, or a byte range of it, to standard output, straight from the
-/// packs; every chunk is checked against the signed manifest before any of it is written.
-#[argh(subcommand, name = "cat")]
-struct CatCmd {
-    #[argh(option, short = 'g')]
-    /// title id, or the path of a .manifest file
-    game: String,
-    #[argh(option, short = 'r')]
-    /// library folder, or a portable file made by `romlib export`
-    romlib: PathBuf,
-    #[argh(option)]
-    /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
-    trusted_key: Vec<PathBuf>,
-    #[argh(option, default = "0")]
-    /// first byte to write (default 0; beyond the end of the file is an error)
-    offset: u64,
-    #[argh(option)]
-    /// most bytes to write (default: up to the end of the file)
-    length: Option<u64>,
-    #[argh(positional)]
-    /// path of the file inside the game, as the manifest lists it (e.g. data/level1.dat)
-    path: String,
-}
-
-#[derive(FromArgs)]
-/// Show the library as a read-only file system at MOUNTPOINT (an empty folder): one folder
-/// per trusted game, every chunk checked before it is read. Runs until Ctrl-C or
-/// `fusermount3 -u MOUNTPOINT`, then exits 0 with nothing left mounted.
-#[argh(subcommand, name = "mount")]
-struct MountCmd {
-    #[argh(option, short = 'r')]
-    /// library folder, or a portable file made by `romlib export`
-    romlib: PathBuf,
-    #[argh(option)]
-    /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
-    trusted_key: Vec<PathBuf>,
-    #[argh(positional)]
-    /// empty folder to mount the library on
-    mountpoint: PathBuf,
-}
-
 fn main() {
     let cli: Cli = romlib_device::cli::parse_args("romlib-device");
     if let Err(e) = run(cli) {
         eprintln!("romlib-device: {e}");
         std::process::exit(1);
     }
-}
-
-/// Tells where the library is mounted and how to unmount it.
-fn mounted(mp: &Path, m: romlib_device::mount::Mounted) {
-    eprintln!(
-        "romlib-device: mounted {} game(s) at {} ({} left out); Ctrl-C or `fusermount3 -u {}` unmounts",
-        m.games,
-        mp.display(),
-        m.skipped,
-        mp.display()
-    );
 }
 
 /// The library of `-r` or `--from` (exactly one); `scratch` is where a remote library's
@@ -224,7 +171,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Install(c) => {
             let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
             let lib = library(&c.romlib, &c.from, &scratch, c.timeout)?;
-            let m = open_game(&lib, &c.game, &trust(&c.trusted_key)?)?;
+            let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
             let reuse = c.reuse.as_ref().map(|p| Library::new(p.clone()));
             let r = install_game_reusing(
                 &lib,
@@ -257,39 +204,20 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Cat(c) => {
             let lib = Library::open(&c.romlib)?;
-            let game = Game::open(
-                &lib,
-                &c.game,
-                &trust(&c.trusted_key)?,
-                RuzstdDecoder::default(),
-            )?;
-            let id = game.find(&c.path)?;
-            let out = &mut *romlib_device::cli::raw_stdout();
-            match game.copy_range(id, c.offset, c.length, out, Path::new("standard output")) {
-                // A reader that stopped early (`| head`) is not a failure of ours.
-                Err(Error::Io {
-                    op: "write",
-                    source,
-                    ..
-                }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                other => other.map(|_| ()),
-            }
+            c.run(&lib, &trust(&c.trusted_key)?, RuzstdDecoder::default())
         }
         Cmd::Mount(c) => {
             let lib = Library::open(&c.romlib)?;
-            let mp = c.mountpoint.clone();
-            romlib_device::mount::serve(
+            c.run(
                 &lib,
-                &c.mountpoint,
                 trust(&c.trusted_key)?,
                 RuzstdDecoder::default,
                 "romlib-device",
-                |m| mounted(&mp, m),
             )
         }
         Cmd::Verify(c) => {
             let lib = Library::open(&c.romlib)?;
-            let m = open_game(&lib, &c.game, &trust(&c.trusted_key)?)?;
+            let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
             let r = verify_game(&lib, &m, &mut RuzstdDecoder::default())?;
             println!(
                 "{}: OK, {} files, {} bytes, {} chunks verified",

@@ -3,10 +3,10 @@
 
 use ed25519_dalek::{Signer, SigningKey};
 use prost::Message;
-use romlib_device::decoder::RuzstdDecoder;
-use romlib_device::index::{CHUNKS, PACKS};
-use romlib_device::install::{install_game, open_game, recover, uninstall, verify_game, MARKER};
-use romlib_device::read::Game;
+use romlib_device::chunks::decoder::RuzstdDecoder;
+use romlib_device::chunks::index::{CHUNKS, PACKS};
+use romlib_device::install::{install_game, recover, uninstall, verify_game, MARKER};
+use romlib_device::play::read::Game;
 use romlib_device::{Error, Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::keyfile::{encode, KeyKind};
@@ -93,7 +93,7 @@ impl Fixture {
     }
 
     fn install(&self, game: &str) -> Result<(), Error> {
-        let m = open_game(&self.lib(), game, &self.trust())?;
+        let m = self.lib().open_game(game, &self.trust())?;
         install_game(&self.lib(), &m, &self.inst(), &mut RuzstdDecoder::default()).map(|_| ())
     }
 
@@ -164,7 +164,7 @@ fn installs_the_golden_games_exactly() {
 #[test]
 fn verify_reads_everything_and_writes_nothing() {
     let f = Fixture::new();
-    let m = open_game(&f.lib(), "demo", &f.trust()).unwrap();
+    let m = f.lib().open_game("demo", &f.trust()).unwrap();
     let r = verify_game(&f.lib(), &m, &mut RuzstdDecoder::default()).unwrap();
     assert_eq!(r.files, 2);
     assert_eq!(r.bytes, 9000);
@@ -210,7 +210,7 @@ fn every_manifest_byte_flip_is_caught() {
 #[test]
 fn collector_fields_decode_and_are_checked() {
     let f = Fixture::new();
-    let m = open_game(&f.lib(), "demo", &f.trust()).unwrap();
+    let m = f.lib().open_game("demo", &f.trust()).unwrap();
     let b = m.body();
     assert_eq!(b.display_name, "Démo");
     assert_eq!((b.system.as_str(), b.region.as_str()), ("Test", "World"));

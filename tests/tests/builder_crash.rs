@@ -2,7 +2,7 @@
 //! are not in a sealed pack, and the next run must complete the library.
 
 use redb::{ReadableDatabase, ReadableTable};
-use romlib_device::index::{CHUNKS, PACKS};
+use romlib_device::chunks::index::{CHUNKS, PACKS};
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::{RecordHeader, RECORD_HEADER_LEN};
 use romlib_tests::*;

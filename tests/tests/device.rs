@@ -3,7 +3,7 @@
 //! game is visible and that a previously installed version is intact.
 
 use redb::ReadableTable;
-use romlib_device::index::CHUNKS;
+use romlib_device::chunks::index::CHUNKS;
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use romlib_proto::Manifest;

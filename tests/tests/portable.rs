@@ -1,7 +1,7 @@
 //! End-to-end tests of portable files: `romlib export` and `romlib import`, and every
 //! reading command of both binaries given a portable file instead of a library folder.
 
-use romlib_device::portable::Portable;
+use romlib_device::library::portable::Portable;
 use romlib_format::portable::{LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN};
 use romlib_tests::*;
 use std::path::Path;
@@ -89,7 +89,7 @@ fn export_is_deterministic_and_holds_exactly_the_chunks_needed() {
     for s in p.packs() {
         let mut f = [0u8; romlib_format::pack::FOOTER_LEN];
         let at = s.offset + s.len - f.len() as u64;
-        romlib_device::pack_reader::read_at(p.file(), &mut f, at).unwrap();
+        romlib_device::fsio::read_exact_at(p.file(), &mut f, at).unwrap();
         records += u64::from_le_bytes(f[8..16].try_into().unwrap());
     }
     assert_eq!(records, want);
@@ -208,11 +208,11 @@ fn every_reader_accepts_a_portable_file_on_both_binaries() {
     // The read API opens it like a folder.
     let lib = romlib_device::Library::open(&w.p("a.romlib")).unwrap();
     let trust = romlib_device::TrustStore::from_files(&[w.p("k.pub")]).unwrap();
-    let g = romlib_device::read::Game::open(
+    let g = romlib_device::play::read::Game::open(
         &lib,
         "beta",
         &trust,
-        romlib_device::decoder::RuzstdDecoder::default(),
+        romlib_device::chunks::decoder::RuzstdDecoder::default(),
     )
     .unwrap();
     let mut buf = vec![0u8; 4096];

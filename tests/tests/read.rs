@@ -3,9 +3,9 @@
 //! (`--avg-chunk 4096`) that a 5 MiB file spans about twenty seek-index groups.
 
 use redb::ReadableDatabase;
-use romlib_device::decoder::{ChunkDecoder, RuzstdDecoder};
-use romlib_device::index::CHUNKS;
-use romlib_device::read::{FileReader, Game, GROUP};
+use romlib_device::chunks::decoder::{ChunkDecoder, RuzstdDecoder};
+use romlib_device::chunks::index::CHUNKS;
+use romlib_device::play::read::{FileReader, Game, GROUP};
 use romlib_device::{Error, Library, ManifestFile, TrustStore};
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ManifestHeader, CHUNK_RECORD_LEN};

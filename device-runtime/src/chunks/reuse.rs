@@ -10,13 +10,13 @@
 //! if they match the signed hash; a mismatch (a file edited since, a write cut short) just
 //! means the chunk is fetched.
 
-use crate::decoder::RuzstdDecoder;
+use crate::chunks::decoder::RuzstdDecoder;
+use crate::chunks::index::IndexReader;
+use crate::chunks::packs::PackReader;
 use crate::error::Result;
-use crate::index::IndexReader;
+use crate::fsio::read_exact_at;
 use crate::library::Library;
-use crate::manifest::{ManifestFile, VerifiedManifest};
-use crate::pack_reader::read_at;
-use crate::pack_reader::PackReader;
+use crate::trusted::{ManifestFile, VerifiedManifest};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -136,7 +136,7 @@ impl LocalChunks {
             let (_, f) = self.open.as_ref().expect("just opened");
             let start = out.len();
             out.resize(start + len as usize, 0);
-            if read_at(f, &mut out[start..], s.offset).is_ok()
+            if read_exact_at(f, &mut out[start..], s.offset).is_ok()
                 && blake3::hash(&out[start..]).as_bytes() == hash
             {
                 self.reused += 1;

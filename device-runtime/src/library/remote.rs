@@ -10,7 +10,8 @@
 //! is fetched, and every record before any of its bytes are used.
 
 use crate::error::{Error, Result};
-use crate::http::{Client, Url};
+use crate::library::http::{Client, Url};
+use romlib_format::layout::CATALOG_FILE;
 use romlib_format::limits::{MAX_DICT_LEN, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
 use romlib_format::portable::LocatorHeader;
@@ -20,8 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The list of title ids at the top of a library, one per line (SPEC section 1).
-pub const CATALOG_FILE: &str = "catalog.txt";
 /// Largest catalog read.
 const MAX_CATALOG_LEN: u64 = 16 << 20;
 

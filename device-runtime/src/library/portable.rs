@@ -10,7 +10,7 @@
 //! would make the file useless on a handheld.
 
 use crate::error::{Error, Result};
-use crate::pack_reader::read_at;
+use crate::fsio::{file_len, open_existing, read_exact_at};
 use romlib_format::path::check_title_id;
 use romlib_format::portable::{
     decode_header, Entry, EntryKind, Footer, ENTRY_LEN, FOOTER_LEN, HEADER_LEN,
@@ -69,20 +69,8 @@ pub fn looks_portable(path: &Path) -> bool {
 impl Portable {
     /// Opens a portable file and checks its header, footer and directory.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    path: path.to_path_buf(),
-                    what: "library or portable file",
-                }
-            } else {
-                Error::io(path, "open", e)
-            }
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(path, "stat", e))?
-            .len();
+        let file = open_existing(path, "library or portable file")?;
+        let len = file_len(&file, path)?;
         let least = (HEADER_LEN + FOOTER_LEN) as u64;
         if len < least {
             return Err(Error::format(
@@ -95,10 +83,10 @@ impl Portable {
             ));
         }
         let mut hb = [0u8; HEADER_LEN];
-        read_at(&file, &mut hb, 0).map_err(|e| Error::io(path, "read", e))?;
+        read_exact_at(&file, &mut hb, 0).map_err(|e| Error::io(path, "read", e))?;
         decode_header(&hb).map_err(|e| Error::format(path, e))?;
         let mut fb = [0u8; FOOTER_LEN];
-        read_at(&file, &mut fb, len - FOOTER_LEN as u64).map_err(|e| Error::io(path, "read", e))?;
+        read_exact_at(&file, &mut fb, len - FOOTER_LEN as u64).map_err(|e| Error::io(path, "read", e))?;
         let footer = Footer::decode(&fb, len).map_err(|e| Error::format(path, e))?;
 
         let mut p = Self {

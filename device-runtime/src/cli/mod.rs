@@ -1,4 +1,7 @@
-//! Command-line plumbing shared by both binaries: argument parsing with romlib's exit codes.
+//! Command-line plumbing shared by both binaries: argument parsing with romlib's exit
+//! codes, and the commands both offer ([`play`]).
+
+pub mod play;
 
 /// Parses the process arguments as `T`. `--help` prints and exits 0; a usage error prints
 /// argh's message and a hint, and exits 2 (romlib's usage exit code).

@@ -1,24 +1,35 @@
-//! Reading single chunk records from packs, with a few pack files kept open.
+//! Reading chunk records from a library's packs, with a few pack files kept open: from a
+//! folder, from a portable file, or as byte ranges from an HTTP server.
 
-use crate::decoder::ChunkDecoder;
+use crate::chunks::decoder::ChunkDecoder;
+use crate::chunks::locator::ChunkLocator;
+use crate::chunks::{decode_verified, RecordRef};
 use crate::error::{Error, Result};
-use crate::library::Library;
+use crate::fsio::{file_len, open_existing, read_exact_at};
+use crate::library::remote::Remote;
+use crate::library::{pack_rel, Kind, Library};
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::MAX_CHUNK_LEN;
 use romlib_format::pack::{PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Pack files kept open at once.
 pub const OPEN_PACKS: usize = 4;
 
+/// How an open pack's bytes are read.
+enum PackBytes {
+    /// From a file: a pack file, or a portable file in which the pack starts at `base`.
+    File { file: File, base: u64 },
+    /// As byte ranges of the pack file on an HTTP server.
+    Remote(Arc<Remote>),
+}
+
 struct OpenPack {
     id: u32,
     path: PathBuf,
-    /// `None` for a pack on an HTTP server.
-    file: Option<File>,
-    /// Where the pack starts in `file` (0, or its place in a portable file).
-    base: u64,
+    bytes: PackBytes,
     len: u64,
     dict_id: u32,
 }
@@ -44,20 +55,6 @@ impl std::fmt::Debug for PackReader {
     }
 }
 
-/// Reads exactly `buf.len()` bytes at offset `at` without moving the file's cursor.
-#[cfg(unix)]
-pub fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
-}
-
-/// Reads exactly `buf.len()` bytes at offset `at`.
-#[cfg(not(unix))]
-pub fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(at))?;
-    file.read_exact(buf)
-}
-
 impl PackReader {
     /// A reader over `lib`'s packs. Allocates its one record buffer up front.
     pub fn new(lib: &Library) -> Self {
@@ -72,15 +69,11 @@ impl PackReader {
     /// For a library on an HTTP server: makes sure the record of chunk-table record `i`
     /// (`first`, as the locator gave it) is at hand, fetching it together with the records that follow it in the same pack (per
     /// the locator), up to [`SPAN_BYTES`], in one range request. A no-op for local files.
-    pub fn plan(
-        &mut self,
-        loc: &crate::locate::ChunkLocator,
-        i: u64,
-        first: &ChunkEntry,
-    ) -> Result<()> {
-        if self.lib.remote_source().is_none() {
+    pub fn plan(&mut self, loc: &ChunkLocator, i: u64, first: &ChunkEntry) -> Result<()> {
+        let Kind::Remote(remote) = self.lib.kind() else {
             return Ok(());
-        }
+        };
+        let remote = remote.clone();
         let first_len = RECORD_HEADER_LEN as u64 + first.clen as u64;
         let (start, mut end) = (first.offset, first.offset + first_len);
         if self.span.0 == first.pack_id
@@ -111,9 +104,7 @@ impl PackReader {
         }
         self.span.0 = 0;
         self.span.2.resize((end - start) as usize, 0);
-        let lib = self.lib.clone();
-        let remote = lib.remote_source().expect("checked above");
-        remote.read_range(&lib.pack_rel(first.pack_id), start, &mut self.span.2)?;
+        remote.read_range(&pack_rel(first.pack_id), start, &mut self.span.2)?;
         self.span = (first.pack_id, start, std::mem::take(&mut self.span.2));
         Ok(())
     }
@@ -124,41 +115,39 @@ impl PackReader {
         }
         let path = self.lib.pack_path(id);
         let mut hb = [0u8; HEADER_LEN];
-        let (file, base, len) = if let Some(r) = self.lib.remote_source() {
-            let total = r.read_range(&self.lib.pack_rel(id), 0, &mut hb)?;
-            let len = total.ok_or_else(|| {
-                Error::manifest(&path, "the server did not say how long the pack is")
-            })?;
-            (None, 0, len)
-        } else if let Some(p) = self.lib.portable() {
-            let s = p
-                .pack(id)
-                .ok_or_else(|| Error::manifest(&path, format!("pack {id} is not in the file")))?;
-            let file = p
-                .file()
-                .try_clone()
-                .map_err(|e| Error::io(&path, "open", e))?;
-            read_at(&file, &mut hb, s.offset).map_err(|e| Error::io(&path, "read", e))?;
-            (Some(file), s.offset, s.len)
-        } else {
-            let file = File::open(&path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Error::NotFound {
-                        path: path.clone(),
-                        what: "pack",
-                    }
-                } else {
-                    Error::io(&path, "open", e)
-                }
-            })?;
-            let len = file
-                .metadata()
-                .map_err(|e| Error::io(&path, "stat", e))?
-                .len();
-            if len >= (HEADER_LEN + FOOTER_LEN) as u64 {
-                read_at(&file, &mut hb, 0).map_err(|e| Error::io(&path, "read", e))?;
+        let (bytes, len) = match self.lib.kind() {
+            Kind::Remote(r) => {
+                let total = r.read_range(&pack_rel(id), 0, &mut hb)?;
+                let len = total.ok_or_else(|| {
+                    Error::manifest(&path, "the server did not say how long the pack is")
+                })?;
+                (PackBytes::Remote(r.clone()), len)
             }
-            (Some(file), 0, len)
+            Kind::Portable(p) => {
+                let s = p.pack(id).ok_or_else(|| {
+                    Error::manifest(&path, format!("pack {id} is not in the file"))
+                })?;
+                let file = p
+                    .file()
+                    .try_clone()
+                    .map_err(|e| Error::io(&path, "open", e))?;
+                read_exact_at(&file, &mut hb, s.offset).map_err(|e| Error::io(&path, "read", e))?;
+                (
+                    PackBytes::File {
+                        file,
+                        base: s.offset,
+                    },
+                    s.len,
+                )
+            }
+            Kind::Folder => {
+                let file = open_existing(&path, "pack")?;
+                let len = file_len(&file, &path)?;
+                if len >= (HEADER_LEN + FOOTER_LEN) as u64 {
+                    read_exact_at(&file, &mut hb, 0).map_err(|e| Error::io(&path, "read", e))?;
+                }
+                (PackBytes::File { file, base: 0 }, len)
+            }
         };
         if len < (HEADER_LEN + FOOTER_LEN) as u64 {
             return Err(Error::format(
@@ -183,8 +172,7 @@ impl PackReader {
         let p = OpenPack {
             id,
             path,
-            file,
-            base,
+            bytes,
             len,
             dict_id: header.dict_id,
         };
@@ -199,7 +187,8 @@ impl PackReader {
     }
 
     /// Reads the chunk `entry` points at, checks that its record names `hash` and `ulen`,
-    /// decodes it into `out` (resized to `ulen`) and checks its BLAKE3.
+    /// decodes it into `out` (resized to `ulen`) and checks its BLAKE3: `out` then holds
+    /// verified bytes.
     pub fn read_chunk(
         &mut self,
         hash: &[u8; 32],
@@ -209,34 +198,11 @@ impl PackReader {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         out.resize(ulen as usize, 0);
-        let path = self.read_unverified(hash, entry, decoder, out)?;
-        check_chunk(&path, hash, entry.offset, out)
-    }
-
-    /// Like [`PackReader::read_chunk`] but leaves the BLAKE3 check of `out` to the caller
-    /// (who must call [`check_chunk`] before using a byte of it); returns the pack's path.
-    pub fn read_unverified(
-        &mut self,
-        hash: &[u8; 32],
-        entry: &ChunkEntry,
-        decoder: &mut dyn ChunkDecoder,
-        out: &mut [u8],
-    ) -> Result<PathBuf> {
         let mut buf = std::mem::take(&mut self.record);
         buf.clear();
-        let res = self
-            .read_record(hash, entry, out.len() as u32, &mut buf)
-            .and_then(|rec| {
-                decode_record(
-                    &self.lib,
-                    &rec,
-                    hash,
-                    &buf[rec.payload.clone()],
-                    decoder,
-                    out,
-                )?;
-                Ok(self.lib.pack_path(rec.pack_id))
-            });
+        let res = self.read_record(hash, entry, ulen, &mut buf).and_then(|rec| {
+            decode_verified(&self.lib, &rec, &buf[rec.payload.clone()], decoder, out)
+        });
         self.record = buf;
         res
     }
@@ -283,20 +249,17 @@ impl PackReader {
         let in_span = *sp == entry.pack_id
             && ss <= entry.offset
             && entry.offset + want.len() as u64 <= ss + sb.len() as u64;
-        match &p.file {
+        match &p.bytes {
             _ if in_span => {
                 let at = (entry.offset - ss) as usize;
                 payload[want.clone()].copy_from_slice(&sb[at..at + want.len()]);
             }
-            Some(f) => read_at(f, &mut payload[want], p.base + entry.offset)
-                .map_err(|e| Error::io(path, "read", e))?,
-            None => {
-                let r = self.lib.remote_source().expect("remote pack");
-                r.read_range(
-                    &self.lib.pack_rel(entry.pack_id),
-                    entry.offset,
-                    &mut payload[want],
-                )?;
+            PackBytes::File { file, base } => {
+                read_exact_at(file, &mut payload[want], base + entry.offset)
+                    .map_err(|e| Error::io(path, "read", e))?
+            }
+            PackBytes::Remote(r) => {
+                r.read_range(&pack_rel(entry.pack_id), entry.offset, &mut payload[want])?;
             }
         }
         let rec =
@@ -322,6 +285,7 @@ impl PackReader {
             ));
         }
         Ok(RecordRef {
+            hash: *hash,
             payload: start + RECORD_HEADER_LEN..payload.len(),
             pack_id: entry.pack_id,
             offset: entry.offset,
@@ -331,63 +295,3 @@ impl PackReader {
     }
 }
 
-/// Where a record read by [`PackReader::read_record`] came from and how it is stored.
-#[derive(Debug, Clone)]
-pub struct RecordRef {
-    /// Where its payload lies in the buffer it was appended to.
-    pub payload: std::ops::Range<usize>,
-    /// The pack holding it.
-    pub pack_id: u32,
-    /// The record's offset in the pack.
-    pub offset: u64,
-    /// The pack's dictionary id (used by dictionary-compressed records).
-    pub dict_id: u32,
-    /// How the payload is stored.
-    pub method: romlib_format::pack::Method,
-}
-
-/// Decodes a payload read by [`PackReader::read_record`] into all of `out`, loading the
-/// pack's dictionary into `decoder` first when the record needs it. Does not check the
-/// chunk's hash (the caller must, with [`check_chunk`]).
-pub fn decode_record(
-    lib: &Library,
-    rec: &RecordRef,
-    hash: &[u8; 32],
-    payload: &[u8],
-    decoder: &mut dyn ChunkDecoder,
-    out: &mut [u8],
-) -> Result<()> {
-    if rec.method == romlib_format::pack::Method::ZstdDict && !decoder.has_dict(rec.dict_id) {
-        let dpath = lib.dict_path(rec.dict_id);
-        let bytes = lib.read_dict(rec.dict_id)?;
-        decoder
-            .load_dict(rec.dict_id, &bytes)
-            .map_err(|e| Error::manifest(&dpath, e))?;
-    }
-    decoder.decode(rec.method, payload, out).map_err(|e| {
-        Error::chunk(
-            lib.pack_path(rec.pack_id),
-            hash,
-            format!("at offset {}: {e}", rec.offset),
-        )
-    })
-}
-
-/// Checks a decoded chunk against the hash the signed manifest gives.
-pub fn check_chunk(
-    pack: &std::path::Path,
-    hash: &[u8; 32],
-    offset: u64,
-    data: &[u8],
-) -> Result<()> {
-    if blake3::hash(data).as_bytes() != hash {
-        return Err(Error::chunk(
-            pack,
-            hash,
-            format!(
-                "decoded data at offset {offset} does not match the signed hash (corrupt pack)"
-            ),
-        ));
-    }
-    Ok(())
-}

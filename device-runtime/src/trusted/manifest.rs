@@ -7,7 +7,8 @@
 //! [`ChunkTable::finish`] compares the hash with the signed one.
 
 use crate::error::{Error, Result};
-use crate::trust::TrustStore;
+use crate::fsio::{file_len, open_existing};
+use crate::trusted::trust::TrustStore;
 use prost::Message;
 use romlib_format::chunker::{ChunkerParams, ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::limits::{
@@ -15,7 +16,7 @@ use romlib_format::limits::{
     MAX_TEXT_LEN,
 };
 use romlib_format::manifest::{
-    self as fmt, ChunkRef, ManifestHeader, SignatureBlock, CHUNK_RECORD_LEN, SIGNATURE_DOMAIN,
+    self as fmt, ChunkRef, ManifestHeader, SignatureBlock, CHUNK_RECORD_LEN, SIGNED_PREFIX_LEN,
 };
 use romlib_format::path::{check_path, check_title_id, fold_cmp};
 use romlib_proto::Manifest;
@@ -43,7 +44,8 @@ pub struct VerifiedManifest {
     inner: ManifestFile,
 }
 
-fn read_exact_at(file: &mut File, path: &Path, buf: &mut [u8], what: &'static str) -> Result<()> {
+/// Reads `buf.len()` bytes from `file`'s cursor; running out is a truncated `what`.
+fn read_field(file: &mut File, path: &Path, buf: &mut [u8], what: &'static str) -> Result<()> {
     let mut got = 0;
     while got < buf.len() {
         match file.read(&mut buf[got..]) {
@@ -68,20 +70,8 @@ fn read_exact_at(file: &mut File, path: &Path, buf: &mut [u8], what: &'static st
 impl ManifestFile {
     /// Opens and checks a manifest file (not its signature).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    path: path.to_path_buf(),
-                    what: "manifest",
-                }
-            } else {
-                Error::io(path, "open", e)
-            }
-        })?;
-        let file_len = file
-            .metadata()
-            .map_err(|e| Error::io(path, "stat", e))?
-            .len();
+        let file = open_existing(path, "manifest")?;
+        let file_len = file_len(&file, path)?;
         Self::open_in(path, file, 0, file_len)
     }
 
@@ -91,7 +81,7 @@ impl ManifestFile {
         file.seek(SeekFrom::Start(base))
             .map_err(|e| Error::io(path, "seek", e))?;
         let mut hbuf = [0u8; fmt::HEADER_LEN];
-        read_exact_at(&mut file, path, &mut hbuf, "manifest header")?;
+        read_field(&mut file, path, &mut hbuf, "manifest header")?;
         let header = ManifestHeader::decode(&hbuf).map_err(|e| Error::format(path, e))?;
         debug_assert!(header.body_len <= MAX_MANIFEST_BODY_LEN);
         if file_len < header.chunk_table_offset() {
@@ -104,13 +94,12 @@ impl ManifestFile {
                 },
             ));
         }
-        let prefix = SIGNATURE_DOMAIN.len() + fmt::HEADER_LEN;
+        let prefix = SIGNED_PREFIX_LEN;
         let mut signed = vec![0u8; prefix + header.body_len as usize];
-        signed[..SIGNATURE_DOMAIN.len()].copy_from_slice(SIGNATURE_DOMAIN);
-        signed[SIGNATURE_DOMAIN.len()..prefix].copy_from_slice(&hbuf);
-        read_exact_at(&mut file, path, &mut signed[prefix..], "manifest body")?;
+        signed[..prefix].copy_from_slice(&header.signed_prefix());
+        read_field(&mut file, path, &mut signed[prefix..], "manifest body")?;
         let mut sbuf = [0u8; fmt::SIGNATURE_BLOCK_LEN];
-        read_exact_at(&mut file, path, &mut sbuf, "signature block")?;
+        read_field(&mut file, path, &mut sbuf, "signature block")?;
         let sig = SignatureBlock::decode(&sbuf).map_err(|e| Error::format(path, e))?;
         let body = Manifest::decode(&signed[prefix..])
             .map_err(|e| Error::manifest(path, format!("body does not decode: {e}")))?;
@@ -214,7 +203,7 @@ impl VerifiedManifest {
         let mut at = 0u64;
         while at < len {
             let n = (len - at).min(buf.len() as u64) as usize;
-            crate::pack_reader::read_at(&self.inner.file, &mut buf[..n], self.inner.base + at)?;
+            crate::fsio::read_exact_at(&self.inner.file, &mut buf[..n], self.inner.base + at)?;
             out.write_all(&buf[..n])?;
             at += n as u64;
         }

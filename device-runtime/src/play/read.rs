@@ -2,7 +2,7 @@
 //! without installing.
 //!
 //! [`Game::open`] verifies the manifest's signature first (through
-//! [`install::open_game`](crate::install::open_game)), then streams the chunk table once and
+//! [`Library::open_game`]), then streams the chunk table once and
 //! checks it against its signed BLAKE3. It keeps only a sparse seek index: for every
 //! [`GROUP`] records, where the group's first chunk starts in the game's files laid end to
 //! end, and the BLAKE3 of the group's raw records. A read re-reads the one group it needs
@@ -19,14 +19,12 @@
 //! behind one mutex, taken once per chunk, so readers on several threads interleave chunk
 //! by chunk.
 
-use crate::decoder::{ChunkDecoder, RuzstdDecoder};
+use crate::chunks::decoder::{ChunkDecoder, RuzstdDecoder};
+use crate::chunks::ChunkSource;
 use crate::error::{Error, Result};
-use crate::install::open_game;
+use crate::fsio::read_exact_at;
 use crate::library::Library;
-use crate::locate::ChunkLocator;
-use crate::manifest::VerifiedManifest;
-use crate::pack_reader::{read_at, PackReader};
-use crate::trust::TrustStore;
+use crate::trusted::{TrustStore, VerifiedManifest};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Deref;
@@ -101,8 +99,7 @@ impl Slot {
 }
 
 struct State<D> {
-    index: ChunkLocator,
-    packs: PackReader,
+    chunks: ChunkSource,
     decoder: D,
     /// The group whose records `records` holds (checked against its mark).
     group: Option<usize>,
@@ -136,7 +133,7 @@ impl<D: ChunkDecoder> Game<D> {
     /// Opens game `game` (a title id, or the path of a `.manifest` file) of `lib`: checks
     /// the signature against `trust` before anything else, then the chunk table.
     pub fn open(lib: &Library, game: &str, trust: &TrustStore, decoder: D) -> Result<Self> {
-        let m = open_game(lib, game, trust)?;
+        let m = lib.open_game(game, trust)?;
         Self::from_manifest(lib, m, decoder)
     }
 
@@ -200,8 +197,7 @@ impl<D: ChunkDecoder> Game<D> {
                 .cmp(&body.files[b as usize].path)
         });
         let state = State {
-            index: ChunkLocator::open(lib, manifest.body())?,
-            packs: PackReader::new(lib),
+            chunks: ChunkSource::open(lib, &manifest)?,
             decoder,
             group: None,
             records: [0; GROUP_BYTES],
@@ -380,8 +376,7 @@ impl<D: ChunkDecoder> Game<D> {
     fn load(&self, st: &mut State<D>, span: Span, chunks: u64, at: u64) -> Result<usize> {
         let (start, i, c) = self.locate(st, span, chunks, at)?;
         let State {
-            index,
-            packs,
+            chunks: source,
             decoder,
             slots,
             ..
@@ -393,15 +388,7 @@ impl<D: ChunkDecoder> Game<D> {
             .map_or(0, |(i, _)| i);
         let slot = &mut slots[victim];
         slot.start = None;
-        let entry = index.lookup(i, &c.hash, c.len)?.ok_or_else(|| {
-            Error::chunk(
-                self.manifest.path(),
-                &c.hash,
-                "not in the library's index (incomplete library, or an altered chunk table)",
-            )
-        })?;
-        packs.plan(index, i, &entry)?;
-        packs.read_chunk(&c.hash, c.len, &entry, decoder, &mut slot.data)?;
+        source.read_chunk(i, &c, decoder, &mut slot.data)?;
         slot.start = Some(start);
         Ok(victim)
     }
@@ -456,7 +443,7 @@ impl<D: ChunkDecoder> Game<D> {
         st.group = None;
         let mpath = self.manifest.path();
         let at = self.manifest.chunk_table_offset() + first * CHUNK_RECORD_LEN as u64;
-        read_at(self.manifest.file(), &mut st.records[..len], at)
+        read_exact_at(self.manifest.file(), &mut st.records[..len], at)
             .map_err(|e| Error::io(mpath, "read", e))?;
         if blake3::hash(&st.records[..len]).as_bytes() != &self.marks[g].hash {
             return Err(Error::manifest(
@@ -678,7 +665,7 @@ mod tests {
             let db = redb::Database::create(root.join("index.db")).unwrap();
             let txn = db.begin_write().unwrap();
             {
-                let mut t = txn.open_table(crate::index::CHUNKS).unwrap();
+                let mut t = txn.open_table(crate::chunks::index::CHUNKS).unwrap();
                 for (h, e) in &entries {
                     t.insert(h, e.encode().as_slice()).unwrap();
                 }

@@ -2,10 +2,11 @@
 //! locator in a portable file. Either is only a hint: the record found must name the chunk
 //! the signed manifest expects, and its decoded bytes must hash to it.
 
+use crate::chunks::index::IndexReader;
 use crate::error::{Error, Result};
-use crate::index::IndexReader;
-use crate::library::Library;
-use crate::pack_reader::read_at;
+use crate::fsio::{file_len, open_existing, read_exact_at};
+use crate::library::remote::Remote;
+use crate::library::{locator_rel, Kind, Library};
 use romlib_format::index::ChunkEntry;
 use romlib_format::portable::{LocatorEntry, LocatorHeader, LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN};
 use romlib_proto::Manifest;
@@ -34,48 +35,35 @@ impl ChunkLocator {
     /// The locator for the game of manifest `body` in `lib`. A portable file's locator must
     /// have been written for exactly this manifest (same chunk count and chunk-table hash).
     pub fn open(lib: &Library, body: &Manifest) -> Result<Self> {
-        if let Some(r) = lib.remote_source() {
-            let rel = format!("games/{}.locator", body.title_id);
-            let file = r.download(&rel, crate::remote::Remote::max_locator_len())?;
-            let path = r.display_path(&rel);
-            let len = file
-                .metadata()
-                .map_err(|e| Error::io(&path, "stat", e))?
-                .len();
-            return Self::from_region(path, file, 0, len, body);
+        match lib.kind() {
+            Kind::Folder => Ok(Self::Index(IndexReader::open(&lib.index_path())?)),
+            Kind::Remote(r) => {
+                let rel = locator_rel(&body.title_id);
+                let file = r.download(&rel, Remote::max_locator_len())?;
+                let path = r.display_path(&rel);
+                let len = file_len(&file, &path)?;
+                Self::from_region(path, file, 0, len, body)
+            }
+            Kind::Portable(p) => {
+                let path = p.path().to_path_buf();
+                let g = p.game(&body.title_id).ok_or_else(|| Error::NotFound {
+                    path: path.join(&body.title_id),
+                    what: "game in this portable file",
+                })?;
+                let file = p
+                    .file()
+                    .try_clone()
+                    .map_err(|e| Error::io(&path, "open", e))?;
+                Self::from_region(path, file, g.locator_offset, g.locator_len, body)
+            }
         }
-        let Some(p) = lib.portable() else {
-            return Ok(Self::Index(IndexReader::open(&lib.index_path())?));
-        };
-        let path = p.path().to_path_buf();
-        let g = p.game(&body.title_id).ok_or_else(|| Error::NotFound {
-            path: path.join(&body.title_id),
-            what: "game in this portable file",
-        })?;
-        let file = p
-            .file()
-            .try_clone()
-            .map_err(|e| Error::io(&path, "open", e))?;
-        Self::from_region(path, file, g.locator_offset, g.locator_len, body)
     }
 
     /// The locator file `path` (a library's `games/<title>.locator`), checked against the
     /// manifest `body` it must have been written for.
     pub fn open_file(path: &Path, body: &Manifest) -> Result<Self> {
-        let file = File::open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    path: path.to_path_buf(),
-                    what: "locator",
-                }
-            } else {
-                Error::io(path, "open", e)
-            }
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(path, "stat", e))?
-            .len();
+        let file = open_existing(path, "locator")?;
+        let len = file_len(&file, path)?;
         Self::from_region(path.to_path_buf(), file, 0, len, body)
     }
 
@@ -94,7 +82,7 @@ impl ChunkLocator {
                 format!("locator of {} is truncated", body.title_id),
             ));
         }
-        read_at(&file, &mut hb, offset).map_err(|e| Error::io(&path, "read", e))?;
+        read_exact_at(&file, &mut hb, offset).map_err(|e| Error::io(&path, "read", e))?;
         let h = LocatorHeader::decode(&hb).map_err(|e| Error::format(&path, e))?;
         if h.count as u64 != body.chunk_count
             || h.table_blake3.as_slice() != body.chunk_table_blake3.as_slice()
@@ -130,7 +118,7 @@ impl ChunkLocator {
                     return Ok(None);
                 }
                 let mut b = [0u8; LOCATOR_ENTRY_LEN];
-                read_at(file, &mut b, entries + i * LOCATOR_ENTRY_LEN as u64)
+                read_exact_at(file, &mut b, entries + i * LOCATOR_ENTRY_LEN as u64)
                     .map_err(|e| Error::io(path, "read", e))?;
                 LocatorEntry::decode(&b)
                     .map(Some)
@@ -144,15 +132,7 @@ impl ChunkLocator {
     pub fn lookup(&self, i: u64, hash: &[u8; 32], ulen: u32) -> Result<Option<ChunkEntry>> {
         match self {
             Self::Index(index) => index.lookup(hash),
-            Self::Locator { .. } => Ok(self.entry(i)?.map(|e| ChunkEntry {
-                pack_id: e.pack_id,
-                offset: e.offset as u64,
-                clen: e.clen,
-                ulen,
-                method: e.method,
-                stored_at: 0,
-                refcount: 0,
-            })),
+            Self::Locator { .. } => Ok(self.entry(i)?.map(|e| e.to_index(ulen))),
         }
     }
 }

@@ -22,12 +22,11 @@
 //! [`serve`] returns once the file system is unmounted: on SIGINT, SIGTERM or SIGHUP it
 //! unmounts itself; `fusermount3 -u` (or `umount`) from outside ends it too.
 
-use crate::decoder::ChunkDecoder;
+use crate::chunks::decoder::ChunkDecoder;
 use crate::error::{Error, Result};
-use crate::install::open_game;
 use crate::library::Library;
-use crate::read::Game;
-use crate::trust::TrustStore;
+use crate::play::read::Game;
+use crate::trusted::TrustStore;
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
@@ -227,7 +226,7 @@ fn build_tree(lib: &Library, trust: &TrustStore, prog: &str) -> Result<Tree> {
         games: Vec::new(),
     };
     for title in lib.titles()? {
-        let m = match open_game(lib, &title, trust) {
+        let m = match lib.open_game(&title, trust) {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("{prog}: not mounting game {title}: {e}");

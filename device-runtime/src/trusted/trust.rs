@@ -131,16 +131,7 @@ pub fn read_public_key(path: &Path) -> Result<[u8; 32]> {
 /// Reads a file of at most 4 KiB (key files), naming it in errors.
 pub fn read_small(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound {
-                path: path.to_path_buf(),
-                what,
-            }
-        } else {
-            Error::io(path, "open", e)
-        }
-    })?;
+    let f = crate::fsio::open_existing(path, what)?;
     let mut buf = Vec::new();
     f.take(4097)
         .read_to_end(&mut buf)

@@ -1,0 +1,56 @@
+//! File-system primitives every other module may use: positional reads, opening with an
+//! error that names what was missing, directory fsync. Nothing here knows the format.
+
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::path::Path;
+
+/// Reads exactly `buf.len()` bytes at offset `at` without moving the file's cursor.
+#[cfg(unix)]
+pub fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+/// Reads exactly `buf.len()` bytes at offset `at`.
+#[cfg(not(unix))]
+pub fn read_exact_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(at))?;
+    file.read_exact(buf)
+}
+
+/// Opens `path` for reading; a missing file is [`Error::NotFound`] naming it as `what`.
+pub fn open_existing(path: &Path, what: &'static str) -> Result<File> {
+    File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound {
+                path: path.to_path_buf(),
+                what,
+            }
+        } else {
+            Error::io(path, "open", e)
+        }
+    })
+}
+
+/// The length of the open file `file` (`path` names it in errors).
+pub fn file_len(file: &File, path: &Path) -> Result<u64> {
+    Ok(file
+        .metadata()
+        .map_err(|e| Error::io(path, "stat", e))?
+        .len())
+}
+
+/// Fsyncs a directory so renames and creations in it are durable (a no-op where
+/// directories cannot be opened).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
+        d.sync_all()
+            .map_err(|e| Error::io(dir, "fsync directory", e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! A library, whatever holds it: a folder (SPEC section 1), a portable file (SPEC section
+//! 11) or a folder on an HTTP server. Readers use all three the same way; only this module
+//! and the chunk reader ([`crate::chunks`]) look at which one it is.
+
+pub mod http;
+pub mod portable;
+pub mod remote;
+
+use crate::error::{Error, Result};
+use crate::fsio::{file_len, read_exact_at};
+use crate::trusted::{ManifestFile, TrustStore, VerifiedManifest};
+use portable::Portable;
+use remote::Remote;
+use romlib_format::layout::{
+    dict_file_name, pack_file_name, DICTS_DIR, DICT_FILE_NAME_LEN, GAMES_DIR, INDEX_FILE,
+    KEYS_DIR, LOCATOR_EXT, MANIFEST_EXT, PACKS_DIR,
+};
+use romlib_format::limits::MAX_DICT_LEN;
+use romlib_format::path::check_title_id;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What holds a library's files.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// A library folder.
+    Folder,
+    /// A portable file: manifests, locators, packs and dictionaries in one file.
+    Portable(Arc<Portable>),
+    /// A library folder on an HTTP server.
+    Remote(Arc<Remote>),
+}
+
+/// A library folder, a portable file, or a library on an HTTP server.
+#[derive(Debug, Clone)]
+pub struct Library {
+    /// The folder, the portable file, or the URL (as a path, for messages).
+    root: PathBuf,
+    kind: Kind,
+}
+
+/// `packs/pack-NNNN.pkg` as a relative path (with `/`).
+pub fn pack_rel(id: u32) -> String {
+    let mut buf = [0u8; 20];
+    format!("{PACKS_DIR}/{}", pack_file_name(id, &mut buf))
+}
+
+/// `games/<title>.manifest` as a relative path.
+pub fn manifest_rel(title: &str) -> String {
+    format!("{GAMES_DIR}/{title}.{MANIFEST_EXT}")
+}
+
+/// `games/<title>.locator` as a relative path.
+pub fn locator_rel(title: &str) -> String {
+    format!("{GAMES_DIR}/{title}.{LOCATOR_EXT}")
+}
+
+/// `dicts/<id as 8 hex digits>.zdict` as a relative path.
+pub fn dict_rel(id: u32) -> String {
+    let mut buf = [0u8; DICT_FILE_NAME_LEN];
+    format!("{DICTS_DIR}/{}", dict_file_name(id, &mut buf))
+}
+
+impl Library {
+    /// The library folder rooted at `root` (nothing is read: it may not exist yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            kind: Kind::Folder,
+        }
+    }
+
+    /// The library served at `url` (any static HTTP server), downloading manifests and
+    /// locators into `scratch` (they are unlinked as soon as they are open).
+    pub fn remote(url: &str, scratch: &Path, timeout: std::time::Duration) -> Result<Self> {
+        let r = Remote::new(url, scratch, timeout)?;
+        Ok(Self {
+            root: PathBuf::from(r.url().to_string()),
+            kind: Kind::Remote(Arc::new(r)),
+        })
+    }
+
+    /// Opens what a reader was given with `-r`: a portable file when `path` is a file,
+    /// else a library folder.
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.is_file() {
+            Ok(Self {
+                root: path.to_path_buf(),
+                kind: Kind::Portable(Arc::new(Portable::open(path)?)),
+            })
+        } else {
+            Ok(Self::new(path))
+        }
+    }
+
+    /// What holds the library.
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// The server this library is on, if it is remote.
+    pub fn remote_source(&self) -> Option<&Remote> {
+        match &self.kind {
+            Kind::Remote(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The portable file this library is, if it is one.
+    pub fn portable(&self) -> Option<&Portable> {
+        match &self.kind {
+            Kind::Portable(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The library's root folder, the portable file's path, or the server's URL.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// What names the library file `rel` in messages: its path in the folder, its URL,
+    /// or (inside a portable file) the file itself.
+    fn display(&self, rel: &str) -> PathBuf {
+        match &self.kind {
+            Kind::Folder => self.root.join(rel),
+            Kind::Portable(_) => self.root.clone(),
+            Kind::Remote(r) => r.display_path(rel),
+        }
+    }
+
+    /// `packs/`.
+    pub fn packs_dir(&self) -> PathBuf {
+        self.root.join(PACKS_DIR)
+    }
+
+    /// `packs/pack-NNNN.pkg`; for a portable file, the file (what error messages name).
+    pub fn pack_path(&self, id: u32) -> PathBuf {
+        self.display(&pack_rel(id))
+    }
+
+    /// `games/`; for a portable file, the file.
+    pub fn games_dir(&self) -> PathBuf {
+        match self.kind {
+            Kind::Portable(_) => self.root.clone(),
+            _ => self.root.join(GAMES_DIR),
+        }
+    }
+
+    /// `games/<title>.manifest`; for a portable file, `<file>/<title>` (what error
+    /// messages name).
+    pub fn manifest_path(&self, title: &str) -> PathBuf {
+        match self.kind {
+            Kind::Portable(_) => self.root.join(title),
+            _ => self.display(&manifest_rel(title)),
+        }
+    }
+
+    /// `games/<title>.locator`.
+    pub fn locator_path(&self, title: &str) -> PathBuf {
+        self.games_dir().join(format!("{title}.{LOCATOR_EXT}"))
+    }
+
+    /// `dicts/`.
+    pub fn dicts_dir(&self) -> PathBuf {
+        self.root.join(DICTS_DIR)
+    }
+
+    /// `dicts/<id as 8 hex digits>.zdict`; for a portable file, the file (what error
+    /// messages name).
+    pub fn dict_path(&self, id: u32) -> PathBuf {
+        self.display(&dict_rel(id))
+    }
+
+    /// `keys/`.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join(KEYS_DIR)
+    }
+
+    /// `index.db`.
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join(INDEX_FILE)
+    }
+
+    /// Opens the manifest of game `title` (not its signature): `games/<title>.manifest`,
+    /// the portable file's copy, or a download of the server's.
+    pub fn open_manifest(&self, title: &str) -> Result<ManifestFile> {
+        match &self.kind {
+            Kind::Folder => ManifestFile::open(&self.manifest_path(title)),
+            Kind::Remote(r) => {
+                let rel = manifest_rel(title);
+                let file = r.download(&rel, Remote::max_manifest_len())?;
+                let path = r.display_path(&rel);
+                let len = file_len(&file, &path)?;
+                ManifestFile::open_in(&path, file, 0, len)
+            }
+            Kind::Portable(p) => {
+                let g = p.game(title).ok_or_else(|| Error::NotFound {
+                    path: self.root.join(title),
+                    what: "game in this portable file",
+                })?;
+                // A file of its own, not a clone: the manifest reads through its cursor,
+                // which clones would share with every other game's reader.
+                let file = std::fs::File::open(p.path())
+                    .map_err(|e| Error::io(p.path(), "open", e))?;
+                let m = ManifestFile::open_in(p.path(), file, g.manifest_offset, g.manifest_len)?;
+                if m.unverified_body().title_id != title {
+                    return Err(Error::manifest(
+                        p.path(),
+                        format!(
+                            "directory entry {title:?} holds the manifest of {:?}",
+                            m.unverified_body().title_id
+                        ),
+                    ));
+                }
+                Ok(m)
+            }
+        }
+    }
+
+    /// Whether the library holds game `title` (its manifest exists; not yet checked).
+    pub fn has_game(&self, title: &str) -> bool {
+        match &self.kind {
+            Kind::Folder => self.manifest_path(title).is_file(),
+            Kind::Portable(p) => p.game(title).is_some(),
+            Kind::Remote(_) => true, // the download says
+        }
+    }
+
+    /// Resolves `-g TITLE|MANIFEST` to a manifest file, opens it and verifies its
+    /// signature against `trust`: the only way readers get a game's manifest.
+    pub fn open_game(&self, game: &str, trust: &TrustStore) -> Result<VerifiedManifest> {
+        let as_path = Path::new(game);
+        let by_path = self.portable().is_none()
+            && game.ends_with(&format!(".{MANIFEST_EXT}"))
+            && as_path.is_file();
+        let m = if by_path {
+            ManifestFile::open(as_path)?
+        } else {
+            check_title_id(game).map_err(|problem| Error::UnsafePath {
+                path: self.games_dir(),
+                entry: game.to_string(),
+                problem,
+            })?;
+            if !self.has_game(game) {
+                return Err(Error::NotFound {
+                    path: self.manifest_path(game),
+                    what: "game in this library",
+                });
+            }
+            self.open_manifest(game)?
+        };
+        let m = m.verify(trust)?;
+        if !by_path && m.body().title_id != game {
+            return Err(Error::manifest(
+                m.path(),
+                format!("manifest is for title {:?}", m.body().title_id),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// The bytes of zstd dictionary `id` (at most `MAX_DICT_LEN`).
+    pub fn read_dict(&self, id: u32) -> Result<Vec<u8>> {
+        use std::io::Read;
+        match &self.kind {
+            Kind::Remote(r) => r.read_dict(&dict_rel(id)),
+            Kind::Portable(p) => {
+                let s = p.dict(id).ok_or_else(|| {
+                    Error::manifest(p.path(), format!("dictionary {id:08x} is not in the file"))
+                })?;
+                if s.len > MAX_DICT_LEN {
+                    return Err(Error::manifest(p.path(), "dictionary exceeds MAX_DICT_LEN"));
+                }
+                let mut buf = vec![0u8; s.len as usize];
+                read_exact_at(p.file(), &mut buf, s.offset)
+                    .map_err(|e| Error::io(p.path(), "read", e))?;
+                Ok(buf)
+            }
+            Kind::Folder => {
+                let path = self.dict_path(id);
+                let f = std::fs::File::open(&path)
+                    .map_err(|e| Error::io(&path, "open dictionary", e))?;
+                let mut buf = Vec::new();
+                f.take(MAX_DICT_LEN + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Error::io(&path, "read", e))?;
+                if buf.len() as u64 > MAX_DICT_LEN {
+                    return Err(Error::manifest(&path, "dictionary exceeds MAX_DICT_LEN"));
+                }
+                Ok(buf)
+            }
+        }
+    }
+
+    /// Title ids of every game, sorted: the manifests in `games/`, the portable file's, or
+    /// the server's `catalog.txt`.
+    pub fn titles(&self) -> Result<Vec<String>> {
+        let dir = match &self.kind {
+            Kind::Portable(p) => return Ok(p.games().iter().map(|g| g.title.clone()).collect()),
+            Kind::Remote(r) => return r.titles(),
+            Kind::Folder => self.games_dir(),
+        };
+        let rd = std::fs::read_dir(&dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound {
+                    path: dir.clone(),
+                    what: "library games directory",
+                }
+            } else {
+                Error::io(&dir, "read directory", e)
+            }
+        })?;
+        let suffix = format!(".{MANIFEST_EXT}");
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| Error::io(&dir, "read directory", e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(title) = name.strip_suffix(suffix.as_str()) {
+                out.push(title.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
