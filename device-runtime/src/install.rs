@@ -1,6 +1,6 @@
 //! Verify, install and uninstall: the one implementation both binaries use.
 //!
-//! Install (DESIGN section 9): every file is written under
+//! Install (SPEC section 7): every file is written under
 //! `<install-dir>/.romlib-staging/<title>.new/`, fsynced, and every chunk, file and the
 //! chunk table are verified; then a completion marker is written last and the staged
 //! folder is renamed to `<install-dir>/<title>`. Replacing an installed game first moves it
@@ -15,6 +15,7 @@ use crate::fsio::sync_dir;
 use crate::library::Library;
 use crate::trusted::{ManifestFile, VerifiedManifest};
 use romlib_format::limits::MAX_CHUNK_LEN;
+use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::{Method, RecordHeader, RECORD_HEADER_LEN};
 use romlib_format::path::check_title_id;
 use std::fs::{self, File, OpenOptions};
@@ -237,48 +238,14 @@ fn stream_game(
                     let c = table
                         .next_chunk()?
                         .ok_or_else(|| Error::manifest(&mpath, "chunk table ended early"))?;
-                    if let Some(l) = local.as_deref_mut() {
-                        // A chunk already on the device: a stored record built in place.
-                        let (buf, list) = match batch.as_mut() {
-                            Some(b) => b,
-                            None => batch.insert(raw_rx.recv().map_err(|_| stopped())?),
-                        };
-                        let start = buf.len();
-                        let header = RecordHeader {
-                            hash: c.hash,
-                            ulen: c.len,
-                            clen: c.len,
-                            method: Method::Stored,
-                        };
-                        buf.extend_from_slice(&header.encode());
-                        if l.find(&c.hash, c.len, buf) {
-                            list.push(RawChunk {
-                                len: c.len,
-                                rec: RecordRef {
-                                    hash: c.hash,
-                                    payload: start + RECORD_HEADER_LEN..buf.len(),
-                                    pack_id: 0,
-                                    offset: 0,
-                                    dict_id: 0,
-                                    method: Method::Stored,
-                                },
-                            });
-                            chunks += 1;
-                            bytes += c.len as usize;
-                            if bytes >= BATCH_BYTES {
-                                let (buf, chunks) = batch.take().expect("just filled");
-                                send(Job::Raw { buf, chunks })?;
-                                bytes = 0;
-                            }
-                            continue;
-                        }
-                        buf.truncate(start);
-                    }
                     let (buf, list) = match batch.as_mut() {
                         Some(b) => b,
                         None => batch.insert(raw_rx.recv().map_err(|_| stopped())?),
                     };
-                    let rec = source.read_record(chunks, &c, buf)?;
+                    let rec = match local.as_deref_mut().and_then(|l| take_local(l, &c, buf)) {
+                        Some(rec) => rec,
+                        None => source.read_record(chunks, &c, buf)?,
+                    };
                     list.push(RawChunk { len: c.len, rec });
                     chunks += 1;
                     bytes += c.len as usize;
@@ -324,6 +291,31 @@ fn stream_game(
             chunks,
             ..Default::default()
         })
+    })
+}
+
+/// Appends chunk `c` as a stored record to `buf` when the device already holds it
+/// (checked by [`LocalChunks::find`]); leaves `buf` as it was otherwise.
+fn take_local(local: &mut LocalChunks, c: &ChunkRef, buf: &mut Vec<u8>) -> Option<RecordRef> {
+    let start = buf.len();
+    let header = RecordHeader {
+        hash: c.hash,
+        ulen: c.len,
+        clen: c.len,
+        method: Method::Stored,
+    };
+    buf.extend_from_slice(&header.encode());
+    if !local.find(&c.hash, c.len, buf) {
+        buf.truncate(start);
+        return None;
+    }
+    Some(RecordRef {
+        hash: c.hash,
+        payload: start + RECORD_HEADER_LEN..buf.len(),
+        pack_id: 0,
+        offset: 0,
+        dict_id: 0,
+        method: Method::Stored,
     })
 }
 

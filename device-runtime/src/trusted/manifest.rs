@@ -323,7 +323,7 @@ fn text(path: &Path, field: &str, s: &str) -> Result<()> {
 }
 
 /// Structural checks of a body: every count within its limit, sums that agree, and every
-/// file path safe to create (DESIGN section 5), including case-insensitive collisions.
+/// file path safe to create (SPEC section 7), including case-insensitive collisions.
 pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
     let bad = |msg: String| Err(Error::manifest(path, msg));
     if m.format_version != fmt::VERSION as u32 {
