@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the device binary `romlib-device` as fully static ARM executables (DESIGN.md section 11):
+# Build the device binary `romlib-device` as fully static ARM executables (README, "ARM builds"):
 #   aarch64: aarch64-unknown-linux-musl, linked by rust-lld (no C toolchain involved)
 #   armv7:   armv7-unknown-linux-gnueabihf, arm-linux-gnueabihf-gcc, +crt-static (static glibc)
 # with the workspace's `device` profile (opt-level z, fat LTO, 1 CGU, panic=abort, strip).

@@ -15,7 +15,7 @@
 #   (examples/randread.rs): Game::read_at, pread in the mount, pread on the installed copy;
 #   p50, p99 and mean latency in microseconds, warm and cold;
 # - peak RSS (VmHWM) of the mount process once the image was read end to end through it,
-#   and at the end; and of `romlib-device cat`. DESIGN budget: at most 8 MiB, target 4.
+#   and at the end; and of `romlib-device cat`. Budget (ARCHITECTURE.md): at most 8 MiB, target 4.
 # Each figure is one run (no repeats); nothing is asserted about time. The bytes every path
 # returns are compared (a checksum of all random reads), and a mismatch fails the run.
 # Usage: bash device-runtime/bench/read.sh [SIZE_MIB]   (default 2048; N=20000 reads per

@@ -57,15 +57,6 @@ pub struct Portable {
     games: Vec<GameSection>,
 }
 
-/// Whether `path` starts like a portable file (its first 8 bytes are the magic).
-pub fn looks_portable(path: &Path) -> bool {
-    let mut magic = [0u8; 8];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && magic == romlib_format::portable::MAGIC
-}
-
 impl Portable {
     /// Opens a portable file and checks its header, footer and directory.
     pub fn open(path: &Path) -> Result<Self> {
