@@ -9,7 +9,7 @@
 use crate::compress::Compressor;
 use crate::datmatch::DatCatalog;
 use crate::error::{Error, Result};
-use crate::fsutil::{create_dir, rename_synced, temp_path, write_atomic, write_synced};
+use crate::fsio::{create_dir, read_limited, rename_synced, temp_path, write_atomic, write_synced};
 use crate::hashes::{DatHashes, HashHalf, LegacyHalf, ShaHalf};
 use crate::scan::{scan, GameInput, ScanOptions};
 use crate::store::{db_err, unix_now, LibraryWriter, PackWriter};
@@ -28,7 +28,6 @@ use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
 use romlib_proto::{Chunker, FileEntry, Manifest};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -278,21 +277,6 @@ pub(crate) fn publish_public_key(lib: &romlib_device::Library, pk: &[u8; 32]) ->
     Ok(())
 }
 
-/// Reads a whole file of at most `max` bytes.
-pub(crate) fn read_limited(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
-    let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-    let mut buf = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, "read", e))?;
-    if buf.len() as u64 > max {
-        return Err(Error::input(
-            path,
-            format!("{what} is larger than {max} bytes"),
-        ));
-    }
-    Ok(buf)
-}
 
 /// A batch of chunks and file and game ends, in input order, shared by the consumer and
 /// the DAT hash threads.
@@ -408,6 +392,9 @@ fn spawn_reader(
     (rx, dat)
 }
 
+/// What a file that disappears between the scan and its read is.
+const VANISHED: &str = "file vanished during the build; run it again";
+
 /// Chunks one file, calling `emit` per chunk; returns the file's BLAKE3, or `None` when
 /// `emit` asked to stop.
 fn read_file(
@@ -416,13 +403,7 @@ fn read_file(
     mut emit: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<Option<[u8; 32]>> {
     let path = &file.abs;
-    let f = File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::input(path, "file vanished during the build; run it again")
-        } else {
-            Error::io(path, "open", e)
-        }
-    })?;
+    let f = File::open(path).map_err(|e| Error::io_or_missing(path, "open", e, VANISHED))?;
     let mut hasher = blake3::Hasher::new();
     let mut read: u64 = 0;
     let cdc = fastcdc::v2020::StreamCDC::with_level(
@@ -446,13 +427,8 @@ fn read_file(
             return Ok(None);
         }
     }
-    let after = std::fs::metadata(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::input(path, "file vanished during the build; run it again")
-        } else {
-            Error::io(path, "stat", e)
-        }
-    })?;
+    let after =
+        std::fs::metadata(path).map_err(|e| Error::io_or_missing(path, "stat", e, VANISHED))?;
     if read != file.size || after.len() != file.size || after.modified().ok() != file.mtime {
         return Err(Error::input(
             path,

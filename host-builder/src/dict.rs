@@ -1,7 +1,7 @@
 //! Training a zstd dictionary from a library's own chunks.
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsio::write_atomic;
 use crate::store::scan_pack;
 use romlib_device::Library;
 use romlib_format::pack::{Method, RECORD_HEADER_LEN};

@@ -10,7 +10,7 @@ pub mod datcheck;
 pub mod datmatch;
 pub mod dict;
 pub mod error;
-pub mod fsutil;
+pub mod fsio;
 pub mod hashes;
 pub mod keys;
 pub mod list;

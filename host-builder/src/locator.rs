@@ -9,7 +9,7 @@
 //! listing.
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsio::write_atomic;
 use crate::store::{db_err, LibraryWriter};
 use romlib_device::index::CHUNKS;
 use romlib_format::index::ChunkEntry;

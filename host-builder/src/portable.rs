@@ -14,7 +14,7 @@
 
 use crate::build::{publish_manifests, publish_public_key, Staged};
 use crate::error::{Error, Result};
-use crate::fsutil::{parent_dir, rename_synced, sync_dir, temp_path, write_atomic, write_synced};
+use crate::fsio::{parent_dir, rename_synced, sync_dir, temp_path, write_atomic, write_synced};
 use crate::store::{db_err, unix_now, LibraryWriter, PackWriter};
 use crate::zstd_decoder::ZstdDecoder;
 use romlib_device::index::{CHUNKS, PACKS};
@@ -479,7 +479,7 @@ pub fn import(
                 ))
             }
             Err(_) => {
-                crate::fsutil::create_dir(&dlib.dicts_dir())?;
+                crate::fsio::create_dir(&dlib.dicts_dir())?;
                 write_atomic(&path, &bytes, 0o644)?;
             }
         }

@@ -1,7 +1,7 @@
 //! Finishing or undoing manifest writes that a killed build left half done.
 
 use crate::error::{Error, Result};
-use crate::fsutil::rename_synced;
+use crate::fsio::rename_synced;
 use crate::store::{db_err, LibraryWriter};
 use romlib_device::index::GAMES;
 use romlib_device::ManifestFile;

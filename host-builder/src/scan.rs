@@ -93,11 +93,7 @@ fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String> {
 /// Scans `input`: each sub-directory is a game.
 pub fn scan(input: &Path, opts: ScanOptions) -> Result<(Vec<GameInput>, ScanReport)> {
     let meta = fs::metadata(input).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::input(input, "input folder does not exist")
-        } else {
-            Error::io(input, "read input folder", e)
-        }
+        Error::io_or_missing(input, "read input folder", e, "input folder does not exist")
     })?;
     if !meta.is_dir() {
         return Err(Error::input(input, "input is not a folder"));

@@ -9,7 +9,7 @@
 //! 3. Manifests follow the roll-forward rule of [`crate::manifest_writer`].
 
 use crate::error::{Error, Result};
-use crate::fsutil::{create_dir, rename_synced, sync_dir};
+use crate::fsio::{create_dir, rename_synced, sync_dir};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
 use romlib_device::index::{CHUNKS, GAMES, META, PACKS};
 use romlib_device::Library;

@@ -236,7 +236,7 @@ fn load_dicts(lib: &Library, rep: &mut VerifyReport) -> Arc<Vec<(u32, Vec<u8>)>>
         else {
             continue;
         };
-        match crate::build::read_limited(&path, romlib_format::limits::MAX_DICT_LEN, "dictionary") {
+        match crate::fsio::read_limited(&path, romlib_format::limits::MAX_DICT_LEN, "dictionary") {
             Ok(b) => out.push((id, b)),
             Err(e) => rep.problem(&path, e.to_string()),
         }
