@@ -7,10 +7,10 @@
 //! thread count and any directory listing order.
 
 use crate::compress::Compressor;
-use crate::datmatch::DatCatalog;
+use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
 use crate::fsio::{create_dir, read_limited, rename_synced, temp_path, write_atomic, write_synced};
-use crate::hashes::{DatHashes, HashHalf, LegacyHalf, ShaHalf};
+use crate::dat::digests::{DatHashes, HashHalf, LegacyHalf, ShaHalf};
 use crate::scan::{scan, GameInput, ScanOptions};
 use crate::store::{db_err, unix_now, LibraryWriter, PackWriter};
 use ed25519_dalek::SigningKey;

@@ -6,12 +6,9 @@
 pub mod build;
 pub mod compress;
 pub mod dat;
-pub mod datcheck;
-pub mod datmatch;
 pub mod dict;
 pub mod error;
 pub mod fsio;
-pub mod hashes;
 pub mod keys;
 pub mod list;
 pub mod locator;

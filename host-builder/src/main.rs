@@ -524,7 +524,7 @@ fn run_verify(c: VerifyCmd, progress: impl Fn(bool) -> bool) -> anyhow::Result<(
     } else {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        let ok = romlib_host::datcheck::check_dats(&lib, &trust, &c.dat, c.json, &mut out)?;
+        let ok = romlib_host::dat::check::check_dats(&lib, &trust, &c.dat, c.json, &mut out)?;
         out.flush()?;
         ok
     };

@@ -368,7 +368,7 @@ fn decode_batch(
                 if blake3::hash(buf).as_bytes() != &rec.hash {
                     return Some(format!(
                         "record at offset {pos}: decoded bytes do not match the chunk hash {}",
-                        crate::hashes::hex(&rec.hash[..8])
+                        crate::dat::digests::hex(&rec.hash[..8])
                     ));
                 }
                 None
@@ -513,7 +513,7 @@ fn check_entry(
     expected: &HashMap<[u8; 32], u64>,
     rep: &mut VerifyReport,
 ) {
-    let short = crate::hashes::hex(&hash[..8]);
+    let short = crate::dat::digests::hex(&hash[..8]);
     let e = match ChunkEntry::decode(value) {
         Ok(e) => e,
         Err(err) => return rep.problem(index_path, format!("chunk {short}: {err}")),

@@ -9,7 +9,7 @@
 
 use crate::dat::{read_dat, DatGame, DatRom, RomStatus};
 use crate::error::Result;
-use crate::hashes::{hex, DatHashes};
+use crate::dat::digests::{hex, DatHashes};
 use romlib_proto::{DatMatch, FileEntry};
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -3,7 +3,7 @@
 //! report is written as it goes and memory does not grow with the DAT.
 
 use crate::dat::read_dat;
-use crate::datmatch::{GameCheck, GameState, LibraryFiles, RomState};
+use crate::dat::matching::{GameCheck, GameState, LibraryFiles, RomState};
 use crate::error::{Error, Result};
 use romlib_device::{Library, TrustStore};
 use serde_json::json;
