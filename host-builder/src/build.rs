@@ -9,21 +9,22 @@
 use crate::compress::Compressor;
 use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
-use crate::fsio::{create_dir, read_limited, rename_synced, temp_path, write_atomic, write_synced};
+use crate::fsio::{read_limited, temp_path, write_synced};
 use crate::dat::digests::{DatHashes, HashHalf, LegacyHalf, ShaHalf};
 use crate::scan::{scan, GameInput, ScanOptions};
-use crate::store::{db_err, unix_now, LibraryWriter, PackWriter};
+use crate::library::dicts::add_dict;
+use crate::library::publish::{publish_manifests, publish_public_key};
+use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use rayon::prelude::*;
 use redb::{ReadableTable, WriteTransaction};
-use romlib_device::index::{CHUNKS, GAMES, PACKS};
-use romlib_device::ManifestFile;
+use romlib_device::index::{CHUNKS, PACKS};
 use romlib_format::chunker::{ChunkerParams, ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::{MAX_DICT_LEN, MAX_MANIFEST_BODY_LEN, MAX_PACK_SIZE, MIN_PACK_SIZE};
-use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
+use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
 use romlib_proto::{Chunker, FileEntry, Manifest};
 use std::collections::{BTreeSet, HashMap};
@@ -164,7 +165,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
     if let Some(key) = &opts.signing_key {
         publish_key(store.library(), key)?;
     }
-    let fixed = crate::recovery::recover_manifests(&store)?;
+    let fixed = crate::library::recovery::recover_manifests(&store)?;
     store.recovered.extend(fixed);
     let compressor = load_dictionary(&store, opts)?;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -220,7 +221,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
     }
     bar.finish_and_clear();
     result?;
-    crate::locator::write_catalog(store.library())?;
+    crate::library::locator::write_catalog(store.library())?;
     store.compact()?;
     summary.elapsed = started.elapsed();
     Ok(summary)
@@ -240,19 +241,7 @@ fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compres
             "not a zstd dictionary with an id (train one with `romlib train-dict`)",
         ));
     }
-    let lib = store.library();
-    create_dir(&lib.dicts_dir())?;
-    let dest = lib.dict_path(id);
-    match std::fs::read(&dest) {
-        Ok(existing) if existing == bytes => {}
-        Ok(_) => {
-            return Err(Error::library(
-                &dest,
-                format!("a different dictionary with id {id:08x} is already in the library"),
-            ))
-        }
-        Err(_) => write_atomic(&dest, &bytes, 0o644)?,
-    }
+    add_dict(store.library(), id, &bytes)?;
     Ok(Compressor::new(opts.level, Some((Arc::new(bytes), id))))
 }
 
@@ -262,21 +251,6 @@ fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compres
 fn publish_key(lib: &romlib_device::Library, key: &SigningKey) -> Result<()> {
     publish_public_key(lib, &key.verifying_key().to_bytes())
 }
-
-/// Writes public key `pk` into the library's `keys/` folder unless it is there already.
-pub(crate) fn publish_public_key(lib: &romlib_device::Library, pk: &[u8; 32]) -> Result<()> {
-    let pk = *pk;
-    let id = romlib_format::manifest::key_id(&pk);
-    let path = lib
-        .keys_dir()
-        .join(format!("{}.pub", String::from_utf8_lossy(&id)));
-    let bytes = romlib_format::keyfile::encode(romlib_format::keyfile::KeyKind::Public, &pk);
-    if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
-        write_atomic(&path, &bytes, 0o644)?;
-    }
-    Ok(())
-}
-
 
 /// A batch of chunks and file and game ends, in input order, shared by the consumer and
 /// the DAT hash threads.
@@ -454,7 +428,7 @@ struct Run<'a> {
     compressor: Compressor,
     games: &'a [GameInput],
     txn: Option<WriteTransaction>,
-    pack: Option<PackWriter>,
+    pack: Option<PackFile>,
     current: Option<GameState>,
     pending: Vec<GameState>,
     summary: &'a mut BuildSummary,
@@ -670,9 +644,7 @@ impl Run<'_> {
         payload: &[u8],
     ) -> Result<u32> {
         let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-        let full = self.pack.as_ref().is_some_and(|p| {
-            p.records() > 0 && p.bytes_written() + rec_len + FOOTER_LEN as u64 > self.opts.pack_size
-        });
+        let full = (self.pack.as_ref()).is_some_and(|p| p.must_roll_over(rec_len, self.opts.pack_size));
         if full {
             self.seal()?;
         }
@@ -793,12 +765,12 @@ impl Run<'_> {
                     ),
                 ));
             }
-            let bytes = crate::manifest_writer::encode_signed(body, &g.table, key);
+            let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
             let path = lib.manifest_path(&input.title);
             if std::fs::read(&path).is_ok_and(|old| old == bytes) {
                 self.summary.manifests_unchanged += 1;
                 // Heals a locator that a crash or an older romlib left missing or stale.
-                crate::locator::refresh(self.store, &input.title, &g.table)?;
+                crate::library::locator::refresh(self.store, &input.title, &g.table)?;
                 continue;
             }
             let tmp = temp_path(&path);
@@ -816,56 +788,10 @@ impl Run<'_> {
         let txn = self.txn.take();
         self.summary.manifests_written += publish_manifests(self.store, txn, changed)?;
         for (title, table) in &locators {
-            crate::locator::write(self.store, title, table)?;
+            crate::library::locator::write(self.store, title, table)?;
         }
         Ok(())
     }
-}
-
-/// A signed manifest written to its temporary name, waiting to be published: title, final
-/// path, temporary path, raw chunk table, and the table's BLAKE3.
-pub(crate) type Staged = (String, PathBuf, PathBuf, Vec<u8>, [u8; 32]);
-
-/// Publishes staged manifests: moves the refcounts from each title's old chunk table to
-/// the new one and records the new table, in one index transaction (`txn`, or a new one),
-/// then renames each manifest into place. A crash between the two is repaired by recovery
-/// (SPEC section 6). Returns how many were published.
-pub(crate) fn publish_manifests(
-    store: &mut LibraryWriter,
-    txn: Option<WriteTransaction>,
-    changed: Vec<Staged>,
-) -> Result<u64> {
-    let index_path = store.library().index_path();
-    let txn = match txn {
-        Some(t) => t,
-        None => store.begin()?,
-    };
-    {
-        let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-        let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
-        for (title, path, _, table, table_hash) in &changed {
-            let counted = games
-                .get(title.as_str())
-                .map_err(|e| db_err(&index_path, e))?
-                .map(|v| *v.value());
-            if let Some(counted) = counted {
-                adjust_old(&mut chunks, path, &counted, &index_path)?;
-            }
-            for rec in table.chunks_exact(CHUNK_RECORD_LEN) {
-                let r = ChunkRef::decode(rec).map_err(|e| Error::library(path, e.to_string()))?;
-                bump(&mut chunks, &r.hash, 1, &index_path)?;
-            }
-            games
-                .insert(title.as_str(), table_hash)
-                .map_err(|e| db_err(&index_path, e))?;
-        }
-    }
-    store.commit(txn)?;
-    let n = changed.len() as u64;
-    for (_, path, tmp, _, _) in changed {
-        rename_synced(&tmp, &path)?;
-    }
-    Ok(n)
 }
 
 impl GameState {
@@ -878,52 +804,6 @@ impl GameState {
             packs: BTreeSet::new(),
         }
     }
-}
-
-/// Decrements the refcounts of the chunk table currently counted for a title, if the
-/// manifest on disk is the one that was counted.
-fn adjust_old(
-    chunks: &mut redb::Table<&[u8; 32], &[u8]>,
-    manifest: &Path,
-    counted: &[u8; 32],
-    index_path: &Path,
-) -> Result<()> {
-    let Ok(old) = ManifestFile::open(manifest) else {
-        return Ok(());
-    };
-    if old.unverified_body().chunk_table_blake3.as_slice() != counted {
-        return Ok(());
-    }
-    let mut table = old.unverified_chunks()?;
-    while let Some(r) = table.next_chunk()? {
-        bump(chunks, &r.hash, -1, index_path)?;
-    }
-    table.finish()?;
-    Ok(())
-}
-
-fn bump(
-    chunks: &mut redb::Table<&[u8; 32], &[u8]>,
-    hash: &[u8; 32],
-    by: i64,
-    index_path: &Path,
-) -> Result<()> {
-    let cur = chunks
-        .get(hash)
-        .map_err(|e| db_err(index_path, e))?
-        .map(|v| v.value().to_vec());
-    let Some(cur) = cur else {
-        return Err(Error::library(
-            index_path,
-            "a manifest names a chunk the index lacks",
-        ));
-    };
-    let mut e = ChunkEntry::decode(&cur).map_err(|e| Error::library(index_path, e.to_string()))?;
-    e.refcount = e.refcount.saturating_add_signed(by);
-    chunks
-        .insert(hash, e.encode().as_slice())
-        .map_err(|e| db_err(index_path, e))?;
-    Ok(())
 }
 
 /// Hooks for tests that drive one step of the pipeline directly.

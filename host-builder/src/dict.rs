@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
-use crate::store::scan_pack;
+use crate::library::pack_scan::scan_pack;
 use romlib_device::Library;
 use romlib_format::pack::{Method, RECORD_HEADER_LEN};
 use std::fs::File;

@@ -10,16 +10,13 @@ pub mod dict;
 pub mod error;
 pub mod fsio;
 pub mod keys;
+pub mod library;
 pub mod list;
-pub mod locator;
-pub mod manifest_writer;
 pub mod portable;
-pub mod recovery;
 pub mod scan;
 pub mod serve;
 pub mod show;
 pub mod sidecar;
-pub mod store;
 pub mod verify;
 pub mod zstd_decoder;
 

@@ -12,10 +12,11 @@
 //! appended verbatim to new packs, then the manifests are published exactly as a build
 //! publishes them (refcounts, crash safety).
 
-use crate::build::{publish_manifests, publish_public_key, Staged};
+use crate::library::dicts::add_dict;
+use crate::library::publish::{publish_manifests, publish_public_key, Staged};
 use crate::error::{Error, Result};
-use crate::fsio::{parent_dir, rename_synced, sync_dir, temp_path, write_atomic, write_synced};
-use crate::store::{db_err, unix_now, LibraryWriter, PackWriter};
+use crate::fsio::{parent_dir, rename_synced, sync_dir, temp_path, write_synced};
+use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
 use romlib_device::index::{CHUNKS, PACKS};
 use romlib_device::install::open_game;
@@ -469,36 +470,20 @@ pub fn import(
     need_dicts.dedup();
     for d in &need_dicts {
         let bytes = lib.read_dict(*d)?;
-        let path = dlib.dict_path(*d);
-        match std::fs::read(&path) {
-            Ok(old) if old == bytes => {}
-            Ok(_) => {
-                return Err(Error::library(
-                    &path,
-                    format!("a different dictionary with id {d:08x} is already in the library"),
-                ))
-            }
-            Err(_) => {
-                crate::fsio::create_dir(&dlib.dicts_dir())?;
-                write_atomic(&path, &bytes, 0o644)?;
-            }
-        }
+        add_dict(&dlib, *d, &bytes)?;
     }
     let mut packs = PackReader::new(&lib);
     let mut dec = ZstdDecoder::default();
     let (mut rec, mut data) = (Vec::new(), Vec::new());
     let mut sealed: Vec<(u32, romlib_format::index::PackInfo)> = Vec::new();
     let mut entries: Vec<([u8; 32], ChunkEntry)> = Vec::new();
-    let mut open: Option<(u32, PackWriter)> = None;
+    let mut open: Option<(u32, PackFile)> = None;
     let stored = (|| -> Result<()> {
         for c in &missing {
             read_checked(&lib, &mut packs, &mut dec, c, &mut rec, &mut data)?;
             let rec_len = rec.len() as u64;
-            let roll = open.as_ref().is_some_and(|(d, p)| {
-                *d != c.dict
-                    || (p.records() > 0
-                        && p.bytes_written() + rec_len + FOOTER_LEN as u64 > DEFAULT_PACK_SIZE)
-            });
+            let roll = (open.as_ref())
+                .is_some_and(|(d, p)| *d != c.dict || p.must_roll_over(rec_len, DEFAULT_PACK_SIZE));
             if roll {
                 let (_, p) = open.take().expect("open");
                 let id = p.id();
@@ -590,7 +575,7 @@ pub fn import(
         (None, true) => 0,
     };
     for (title, table) in &tables {
-        crate::locator::refresh(&store, title, table)?;
+        crate::library::locator::refresh(&store, title, table)?;
     }
     let mut signers: Vec<[u8; 32]> = games.iter().map(|m| *m.signer()).collect();
     signers.sort_unstable();
@@ -599,7 +584,7 @@ pub fn import(
         publish_public_key(&dlib, pk)?;
     }
     sync_dir(parent_dir(&dlib.manifest_path("x")))?;
-    crate::locator::write_catalog(&dlib)?;
+    crate::library::locator::write_catalog(&dlib)?;
     if summary.new_chunks > 0 || summary.games_written > 0 {
         store.compact()?;
     }

@@ -10,7 +10,7 @@
 //! Nothing is written; a problem is recorded and the check goes on, so one run reports all.
 
 use crate::error::{Error, Result};
-use crate::store::scan_pack_with;
+use crate::library::pack_scan::scan_pack_with;
 use crate::zstd_decoder::ZstdDecoder;
 use rayon::prelude::*;
 use redb::{ReadableDatabase, ReadableTable};

@@ -162,7 +162,7 @@ fn missing_corrupt_or_wrong_type_keys() {
 fn second_builder_is_refused() {
     let w = good_library();
     // Hold the library the way a running build does.
-    let _held = romlib_host::store::LibraryWriter::open(&w.p("lib")).unwrap();
+    let _held = romlib_host::library::writer::LibraryWriter::open(&w.p("lib")).unwrap();
     fails(
         w.build("in", "lib", &[]),
         1,

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
-use crate::store::{db_err, LibraryWriter};
+use crate::library::writer::{db_err, LibraryWriter};
 use romlib_device::index::CHUNKS;
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::rename_synced;
-use crate::store::{db_err, LibraryWriter};
+use crate::library::writer::{db_err, LibraryWriter};
 use romlib_device::index::GAMES;
 use romlib_device::ManifestFile;
 use std::fs;
