@@ -804,7 +804,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let bar = bytes_bar(progress(c.quiet), "exported");
             let s =
-                romlib_host::portable::export(&lib, &titles, &trust, &c.output, &|n| bar.inc(n))?;
+                romlib_host::transfer::export::export(&lib, &titles, &trust, &c.output, &|n| bar.inc(n))?;
             bar.finish_and_clear();
             if !c.quiet {
                 println!(
@@ -823,7 +823,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dest = romlib_device::Library::new(&c.output);
             let trust = trust_store(&dest, &c.trusted_key, !c.quiet)?;
             let bar = bytes_bar(progress(c.quiet), "stored");
-            let s = romlib_host::portable::import(&c.file, &c.output, &c.game, &trust, &|n| {
+            let s = romlib_host::transfer::import::import(&c.file, &c.output, &c.game, &trust, &|n| {
                 bar.inc(n)
             })?;
             bar.finish_and_clear();
@@ -849,7 +849,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             signals.add(Signal::SIGINT);
             signals.add(Signal::SIGTERM);
             signals.thread_block()?;
-            romlib_host::serve::serve(&c.romlib, &c.listen, |server| {
+            romlib_host::transfer::serve::serve(&c.romlib, &c.listen, |server| {
                 println!(
                     "serving {} at http://{}/ (Ctrl-C stops)",
                     c.romlib.display(),

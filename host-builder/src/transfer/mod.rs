@@ -1,0 +1,70 @@
+//! Moving games between libraries and devices: one-file copies of games (SPEC "Portable
+//! files"; [`export`] and [`import`]) and a library served over HTTP ([`serve`]).
+//!
+//! Export and import share the reading side here: the chunk records a game needs, each
+//! decoded and checked against its signed hash before it is copied.
+
+pub mod export;
+pub mod import;
+pub mod serve;
+
+use crate::error::{Error, Result};
+use crate::zstd_decoder::ZstdDecoder;
+use romlib_device::pack_reader::{check_chunk, decode_record, read_at, PackReader};
+use romlib_device::{Library, VerifiedManifest};
+use romlib_format::index::ChunkEntry;
+use std::collections::HashMap;
+
+/// One distinct chunk of an export, in order of first use.
+pub(crate) struct Planned {
+    pub(crate) hash: [u8; 32],
+    pub(crate) ulen: u32,
+    pub(crate) entry: ChunkEntry,
+    /// Dictionary its record needs (0: none).
+    pub(crate) dict: u32,
+}
+
+/// The bytes of a game's manifest file, as the library holds them.
+pub(crate) fn manifest_bytes(lib: &Library, m: &VerifiedManifest) -> Result<Vec<u8>> {
+    if let Some(p) = lib.portable() {
+        let title = &m.body().title_id;
+        let g = p
+            .game(title)
+            .ok_or_else(|| Error::library(p.path(), format!("{title} vanished")))?;
+        let mut buf = vec![0u8; g.manifest_len as usize];
+        read_at(p.file(), &mut buf, g.manifest_offset)
+            .map_err(|e| Error::io(p.path(), "read", e))?;
+        return Ok(buf);
+    }
+    std::fs::read(m.path()).map_err(|e| Error::io(m.path(), "read", e))
+}
+
+/// The dictionary id of pack `id` (cached: the reader keeps only a few packs open).
+pub(crate) fn pack_dict(packs: &mut PackReader, id: u32, cache: &mut HashMap<u32, u32>) -> Result<u32> {
+    if let Some(d) = cache.get(&id) {
+        return Ok(*d);
+    }
+    let d = packs.dict_id(id)?;
+    cache.insert(id, d);
+    Ok(d)
+}
+
+/// Reads the record of `c` from `lib`, decodes it and checks it against its signed hash;
+/// leaves the whole record (header and payload, verbatim) in `rec` and returns the
+/// dictionary id its pack uses.
+pub(crate) fn read_checked(
+    lib: &Library,
+    packs: &mut PackReader,
+    dec: &mut ZstdDecoder,
+    c: &Planned,
+    rec: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<u32> {
+    rec.clear();
+    let r = packs.read_record(&c.hash, &c.entry, c.ulen, rec)?;
+    out.resize(c.ulen as usize, 0);
+    decode_record(lib, &r, &c.hash, &rec[r.payload.clone()], dec, out)?;
+    check_chunk(&lib.pack_path(r.pack_id), &c.hash, r.offset, out)?;
+    Ok(r.dict_id)
+}
+
