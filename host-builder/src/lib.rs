@@ -9,14 +9,12 @@ pub mod dat;
 pub mod dict;
 pub mod error;
 pub mod fsio;
+pub mod inspect;
 pub mod keys;
 pub mod library;
-pub mod list;
 pub mod transfer;
 pub mod scan;
-pub mod show;
 pub mod sidecar;
-pub mod verify;
 pub mod zstd_decoder;
 
 pub use build::{build, BuildOptions, BuildSummary};

@@ -510,9 +510,9 @@ fn run_verify(c: VerifyCmd, progress: impl Fn(bool) -> bool) -> anyhow::Result<(
         };
         let started = std::time::Instant::now();
         let rep = if lib.portable().is_some() {
-            romlib_host::verify::verify_portable(&lib, &trust, &|n| bar.inc(n))?
+            romlib_host::inspect::verify::verify_portable(&lib, &trust, &|n| bar.inc(n))?
         } else {
-            romlib_host::verify::verify_library(&lib, &trust, &|n| bar.inc(n))?
+            romlib_host::inspect::verify::verify_library(&lib, &trust, &|n| bar.inc(n))?
         };
         bar.finish_and_clear();
         if c.json {
@@ -547,8 +547,8 @@ fn bytes_bar(show: bool, what: &str) -> ProgressBar {
     b
 }
 
-fn verify_json(rep: &romlib_host::verify::VerifyReport) -> serde_json::Value {
-    let f = |v: &[romlib_host::verify::Finding]| {
+fn verify_json(rep: &romlib_host::inspect::verify::VerifyReport) -> serde_json::Value {
+    let f = |v: &[romlib_host::inspect::verify::Finding]| {
         v.iter()
             .map(|p| serde_json::json!({"path": p.path.display().to_string(), "problem": p.what}))
             .collect::<Vec<_>>()
@@ -569,7 +569,7 @@ fn verify_json(rep: &romlib_host::verify::VerifyReport) -> serde_json::Value {
     })
 }
 
-fn print_verify(rep: &romlib_host::verify::VerifyReport, secs: f64) {
+fn print_verify(rep: &romlib_host::inspect::verify::VerifyReport, secs: f64) {
     for n in &rep.notices {
         println!("notice: {}: {}", n.path.display(), n.what);
     }
@@ -688,18 +688,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Some(romlib_device::TrustStore::from_files(&c.trusted_key)?)
             };
-            let filter = romlib_host::list::Filter {
+            let filter = romlib_host::inspect::list::Filter {
                 system: c.system,
                 tag: c.tag,
                 region: c.region,
                 search: c.search,
             };
-            let mut games = romlib_host::list::list_games(&lib, trust.as_ref())?;
+            let mut games = romlib_host::inspect::list::list_games(&lib, trust.as_ref())?;
             games.retain(|g| filter.matches(g));
             if c.json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&romlib_host::list::to_json(&games))?
+                    serde_json::to_string_pretty(&romlib_host::inspect::list::to_json(&games))?
                 );
             } else {
                 for g in &games {
@@ -868,11 +868,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Show(c) => {
             let lib = romlib_device::Library::open(&c.romlib)?;
             let trust = trust_store(&lib, &c.trusted_key, false)?;
-            let v = romlib_host::show::show_game(&lib, &c.game, &trust)?;
+            let v = romlib_host::inspect::show::show_game(&lib, &c.game, &trust)?;
             if c.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print!("{}", romlib_host::show::to_text(&v));
+                print!("{}", romlib_host::inspect::show::to_text(&v));
             }
             Ok(())
         }

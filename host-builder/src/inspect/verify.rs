@@ -19,7 +19,8 @@ use romlib_device::index::{CHUNKS, GAMES, PACKS};
 use romlib_device::locate::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
-use romlib_format::layout::parse_pack_file_name;
+use romlib_format::layout::{parse_dict_file_name, parse_pack_file_name};
+use romlib_format::portable::LocatorEntry;
 use romlib_format::pack::{Method, RecordHeader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -230,10 +231,7 @@ fn load_dicts(lib: &Library, rep: &mut VerifyReport) -> Arc<Vec<(u32, Vec<u8>)>>
     for e in rd.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name
-            .strip_suffix(".zdict")
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-        else {
+        let Some(id) = parse_dict_file_name(&name) else {
             continue;
         };
         match crate::fsio::read_limited(&path, romlib_format::limits::MAX_DICT_LEN, "dictionary") {
@@ -433,14 +431,9 @@ fn check_manifest(
                     .and_then(|t| t.get(&r.hash).ok().flatten())
                     .and_then(|v| ChunkEntry::decode(v.value()).ok());
                 if let (Some(l), Some(e)) = (locator.as_ref(), entry.as_ref()) {
-                    let same = l.entry(i - 1).is_ok_and(|le| {
-                        le.is_some_and(|le| {
-                            le.pack_id == e.pack_id
-                                && le.offset as u64 == e.offset
-                                && le.clen == e.clen
-                                && le.method == e.method
-                        })
-                    });
+                    let same = l
+                        .entry(i - 1)
+                        .is_ok_and(|le| le.is_some() && le == LocatorEntry::from_index(e));
                     if !same {
                         wrong_locations += 1;
                     }
