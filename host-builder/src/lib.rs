@@ -4,17 +4,13 @@
 //! The `romlib` binary is a thin layer over this library.
 
 pub mod build;
-pub mod compress;
 pub mod dat;
-pub mod dict;
 pub mod error;
 pub mod fsio;
 pub mod inspect;
 pub mod keys;
 pub mod library;
 pub mod transfer;
-pub mod scan;
-pub mod sidecar;
 pub mod zstd_decoder;
 
 pub use build::{build, BuildOptions, BuildSummary};

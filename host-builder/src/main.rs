@@ -4,7 +4,7 @@
 use argh::FromArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use romlib_host::build::{build, BuildOptions, BuildSummary};
-use romlib_host::scan::ScanOptions;
+use romlib_host::build::scan::ScanOptions;
 use romlib_host::{keys, Error};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -878,7 +878,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::TrainDict(c) => {
             let lib = romlib_device::Library::new(&c.romlib);
-            let r = romlib_host::dict::train_dict(&lib, &c.output, c.size, c.max_samples)?;
+            let r = romlib_host::build::dict::train_dict(&lib, &c.output, c.size, c.max_samples)?;
             println!(
                 "dictionary {:08x}: {} bytes from {} samples ({} bytes) written to {}",
                 r.dict_id,

@@ -1,0 +1,117 @@
+//! Manifest assembly: a finished game's files, chunk table and packs, its sidecar
+//! metadata and DAT match become a signed manifest, published with its refcounts, then its
+//! locator.
+
+use super::append::Run;
+use crate::error::{Error, Result};
+use crate::fsio::{temp_path, write_synced};
+use crate::library::publish::publish_manifests;
+use prost::Message;
+use romlib_format::chunker::{ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
+use romlib_format::limits::MAX_MANIFEST_BODY_LEN;
+use romlib_proto::{Chunker, FileEntry, Manifest};
+use std::collections::BTreeSet;
+
+/// A game whose chunks are all appended, waiting for its packs to be committed.
+pub(super) struct GameState {
+    pub(super) game: usize,
+    pub(super) files: Vec<FileEntry>,
+    pub(super) file_chunks: u64,
+    pub(super) table: Vec<u8>,
+    pub(super) packs: BTreeSet<u32>,
+}
+
+impl GameState {
+    pub(super) fn new(game: usize) -> Self {
+        Self {
+            game,
+            files: Vec::new(),
+            file_chunks: 0,
+            table: Vec::new(),
+            packs: BTreeSet::new(),
+        }
+    }
+}
+
+impl Run<'_> {
+    /// Writes the manifests of finished games whose chunks are all committed.
+    pub(super) fn flush_pending(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        let Some(key) = &self.opts.signing_key else {
+            return Ok(());
+        };
+        let lib = self.store.library().clone();
+        let mut changed = Vec::new();
+        for g in pending {
+            let input = &self.games[g.game];
+            let sc = &input.sidecar;
+            let dat = self
+                .catalog
+                .and_then(|c| c.best_match(&input.title, &g.files));
+            let display_name = (sc.name.clone())
+                .or_else(|| dat.as_ref().map(|d| d.name.clone()))
+                .unwrap_or_else(|| input.title.clone());
+            let region = (sc.region.clone())
+                .or_else(|| dat.as_ref().map(|d| d.region.clone()))
+                .unwrap_or_default();
+            let body = Manifest {
+                format_version: romlib_format::manifest::VERSION as u32,
+                title_id: input.title.clone(),
+                version: sc.version.clone().unwrap_or_default(),
+                display_name,
+                system: sc.system.clone().unwrap_or_default(),
+                region,
+                languages: sc.languages.clone(),
+                tags: sc.tags.clone(),
+                description: sc.description.clone().unwrap_or_default(),
+                dat,
+                chunker: Some(Chunker {
+                    algorithm: ALGORITHM_FASTCDC_V2020.into(),
+                    min_size: self.params.min,
+                    avg_size: self.params.avg,
+                    max_size: self.params.max,
+                    normalization: NORMALIZATION_LEVEL,
+                }),
+                files: g.files,
+                pack_ids: g.packs.into_iter().collect(),
+                total_size: input.size(),
+                ..Default::default()
+            };
+            let body_len = body.encoded_len() + 64;
+            if body_len > MAX_MANIFEST_BODY_LEN as usize {
+                return Err(Error::input(
+                    &input.dir,
+                    format!(
+                        "the game's manifest would be about {body_len} bytes, over the format's \
+                         limit of {MAX_MANIFEST_BODY_LEN}; it has too many files or too long names"
+                    ),
+                ));
+            }
+            let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
+            let path = lib.manifest_path(&input.title);
+            if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+                self.summary.manifests_unchanged += 1;
+                // Heals a locator that a crash or an older romlib left missing or stale.
+                crate::library::locator::refresh(self.store, &input.title, &g.table)?;
+                continue;
+            }
+            let tmp = temp_path(&path);
+            write_synced(&tmp, &bytes, 0o644)?;
+            let table_hash = *blake3::hash(&g.table).as_bytes();
+            changed.push((input.title.clone(), path, tmp, g.table, table_hash));
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let locators: Vec<(String, Vec<u8>)> = changed
+            .iter()
+            .map(|(title, _, _, table, _)| (title.clone(), table.clone()))
+            .collect();
+        let txn = self.txn.take();
+        self.summary.manifests_written += publish_manifests(self.store, txn, changed)?;
+        for (title, table) in &locators {
+            crate::library::locator::write(self.store, title, table)?;
+        }
+        Ok(())
+    }
+}
