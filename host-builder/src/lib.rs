@@ -4,6 +4,7 @@
 //! The `romlib` binary is a thin layer over this library.
 
 pub mod build;
+pub mod cli;
 pub mod dat;
 pub mod error;
 pub mod fsio;

@@ -73,7 +73,6 @@ pub(super) enum Fate {
     Again,
 }
 
-
 impl Run<'_> {
     pub(super) fn txn(&mut self) -> Result<&mut WriteTransaction> {
         if self.txn.is_none() {
@@ -248,7 +247,8 @@ impl Run<'_> {
         payload: &[u8],
     ) -> Result<u32> {
         let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-        let full = (self.pack.as_ref()).is_some_and(|p| p.must_roll_over(rec_len, self.opts.pack_size));
+        let full =
+            (self.pack.as_ref()).is_some_and(|p| p.must_roll_over(rec_len, self.opts.pack_size));
         if full {
             self.seal()?;
         }
@@ -315,6 +315,4 @@ impl Run<'_> {
         }
         Ok(())
     }
-
-
 }

@@ -21,9 +21,9 @@ mod reader;
 pub mod scan;
 pub mod sidecar;
 
+use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
 use crate::fsio::read_limited;
-use crate::dat::matching::DatCatalog;
 use crate::library::dicts::add_dict;
 use crate::library::publish::publish_public_key;
 use crate::library::writer::LibraryWriter;

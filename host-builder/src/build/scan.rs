@@ -1,7 +1,7 @@
 //! Finding the games and files of an input folder, in a deterministic order.
 
-use crate::error::{Error, Result};
 use super::sidecar::{Sidecar, SIDECAR_NAME};
+use crate::error::{Error, Result};
 use romlib_format::limits::{MAX_FILES, MAX_FILE_SIZE, MAX_PATH_DEPTH};
 use romlib_format::path::{check_path, check_title_id, fold_cmp, PathError};
 use std::fs;

@@ -4,8 +4,8 @@
 use super::rom_fields::RomFields;
 use super::source::{At, READ_BUF};
 use super::{region_from_name, DatGame, DatHeader, DatRom};
-use std::borrow::Cow;
 use crate::error::{Error, Result};
+use std::borrow::Cow;
 use std::io::{self, Read};
 use std::path::Path;
 

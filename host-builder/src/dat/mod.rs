@@ -619,4 +619,3 @@ resource ( name "Empty" )
         assert_eq!(games.len(), 1);
     }
 }
-

@@ -1,7 +1,7 @@
 //! `romlib show`: one game's manifest in readable form.
 
-use crate::error::Result;
 use crate::dat::digests::{hex, DatHashes};
+use crate::error::Result;
 use romlib_device::locate::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use serde_json::{json, Value};

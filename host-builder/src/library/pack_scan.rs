@@ -4,7 +4,9 @@
 
 use crate::error::{Error, Result};
 use romlib_format::index::PackInfo;
-use romlib_format::pack::{PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
+use romlib_format::pack::{
+    PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
+};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;

@@ -4,7 +4,9 @@
 //! laid out by one piece of code.
 
 use romlib_format::index::PackInfo;
-use romlib_format::pack::{must_roll_over, PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN};
+use romlib_format::pack::{
+    must_roll_over, PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN,
+};
 use std::io::{self, Write};
 
 /// A pack being written to `W`.

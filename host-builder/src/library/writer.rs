@@ -299,7 +299,6 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-
 /// A pack being written into the library's `packs/` folder, as
 /// `packs/.pack-NNNN.pkg.partial` until it is sealed.
 pub struct PackFile {

@@ -18,7 +18,9 @@ use romlib_device::pack_reader::PackReader;
 use romlib_device::{Library, TrustStore};
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_TITLE_ID_LEN};
 use romlib_format::pack::{must_roll_over, Method, RecordHeader, HEADER_LEN, RECORD_HEADER_LEN};
-use romlib_format::portable::{encode_header, Entry, EntryKind, Footer, LocatorEntry, LocatorHeader};
+use romlib_format::portable::{
+    encode_header, Entry, EntryKind, Footer, LocatorEntry, LocatorHeader,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -301,4 +303,3 @@ fn section(kind: EntryKind, id: u32, offset: u64, len: u64) -> Entry {
         name_len: 0,
     }
 }
-

@@ -20,7 +20,7 @@ use romlib_device::{Library, TrustStore};
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_CHUNK_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
-use romlib_format::pack::{RecordHeader, Method, RECORD_HEADER_LEN};
+use romlib_format::pack::{Method, RecordHeader, RECORD_HEADER_LEN};
 use std::collections::HashMap;
 use std::path::Path;
 

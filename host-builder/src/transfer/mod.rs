@@ -40,7 +40,11 @@ pub(crate) fn manifest_bytes(lib: &Library, m: &VerifiedManifest) -> Result<Vec<
 }
 
 /// The dictionary id of pack `id` (cached: the reader keeps only a few packs open).
-pub(crate) fn pack_dict(packs: &mut PackReader, id: u32, cache: &mut HashMap<u32, u32>) -> Result<u32> {
+pub(crate) fn pack_dict(
+    packs: &mut PackReader,
+    id: u32,
+    cache: &mut HashMap<u32, u32>,
+) -> Result<u32> {
     if let Some(d) = cache.get(&id) {
         return Ok(*d);
     }
@@ -67,4 +71,3 @@ pub(crate) fn read_checked(
     check_chunk(&lib.pack_path(r.pack_id), &c.hash, r.offset, out)?;
     Ok(r.dict_id)
 }
-
