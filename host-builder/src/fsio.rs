@@ -6,13 +6,16 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+/// The end of a temp file's name: `.<name>.tmp`.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
 /// The temp name used while `path` is written: `.<name>.tmp` beside it.
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+    path.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.

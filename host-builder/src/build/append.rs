@@ -10,6 +10,7 @@ use super::scan::GameInput;
 use super::{BuildOptions, BuildSummary};
 use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
+use crate::library::locator::locator_entry;
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -64,9 +65,10 @@ impl<T: ReadableTable<&'static [u8; 32], &'static [u8]>> Lookup for T {
     }
 }
 
+/// What becomes of a chunk of a batch.
 pub(super) enum Fate {
-    /// Already stored: its pack id.
-    Known(u32),
+    /// Already stored: its index entry.
+    Known(ChunkEntry),
     /// New: index into the batch's compressed payloads.
     New(usize),
     /// Same as an earlier new chunk of this batch.
@@ -122,7 +124,7 @@ impl Run<'_> {
                         continue;
                     }
                     if let Some(e) = table.find(h, &index_path)? {
-                        fates.push(Some(Fate::Known(e.pack_id)));
+                        fates.push(Some(Fate::Known(e)));
                     } else if store_chunks {
                         seen.insert(*h, ());
                         fates.push(Some(Fate::New(new_items.len())));
@@ -171,21 +173,23 @@ impl Run<'_> {
         mut fates: Vec<Option<Fate>>,
         mut compressed: Vec<Option<(Method, Vec<u8>)>>,
     ) -> Result<()> {
-        let mut placed: HashMap<[u8; 32], u32> = HashMap::new();
+        let mut placed: HashMap<[u8; 32], ChunkEntry> = HashMap::new();
+        let index_path = self.store.library().index_path();
         for (i, item) in batch.iter().enumerate() {
             match &item.piece {
                 Piece::Chunk(data) => {
                     let hash = hashes[i].expect("chunks have hashes");
-                    let pack_id = match fates[i].take().expect("chunks have fates") {
-                        Fate::Known(p) => p,
+                    let entry = match fates[i].take().expect("chunks have fates") {
+                        Fate::Known(e) => e,
                         Fate::Again => placed[&hash],
                         Fate::New(k) => {
                             let (method, payload) = compressed[k].take().expect("used once");
-                            let p = self.append(hash, data.len() as u32, method, &payload)?;
-                            placed.insert(hash, p);
-                            p
+                            let e = self.append(hash, data.len() as u32, method, &payload)?;
+                            placed.insert(hash, e);
+                            e
                         }
                     };
+                    let located = locator_entry(&entry, &index_path)?;
                     self.summary.chunks += 1;
                     self.bar.inc(data.len() as u64);
                     let g = self.game_state(item.game);
@@ -196,7 +200,8 @@ impl Run<'_> {
                     .encode();
                     g.table.extend_from_slice(&rec);
                     g.file_chunks += 1;
-                    g.packs.insert(pack_id);
+                    g.packs.insert(entry.pack_id);
+                    g.locator.push(located);
                 }
                 Piece::FileEnd { blake3 } => {
                     let dat = self.dat.as_ref().map(DatResults::next).transpose()?;
@@ -238,14 +243,15 @@ impl Run<'_> {
         self.current.as_mut().expect("just set")
     }
 
-    /// Appends a new chunk to the open pack (rolling over when full) and indexes it.
+    /// Appends a new chunk to the open pack (rolling over when full) and indexes it;
+    /// returns the index entry written.
     fn append(
         &mut self,
         hash: [u8; 32],
         ulen: u32,
         method: romlib_format::pack::Method,
         payload: &[u8],
-    ) -> Result<u32> {
+    ) -> Result<ChunkEntry> {
         let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
         let full =
             (self.pack.as_ref()).is_some_and(|p| p.must_roll_over(rec_len, self.opts.pack_size));
@@ -283,7 +289,7 @@ impl Run<'_> {
         self.summary.new_chunks += 1;
         self.summary.new_bytes += ulen as u64;
         self.summary.stored_bytes += rec_len;
-        Ok(pack_id)
+        Ok(entry)
     }
 
     /// Seals the open pack, commits the index, then writes the games that waited for it.

@@ -5,10 +5,12 @@
 use super::append::Run;
 use crate::error::{Error, Result};
 use crate::fsio::{temp_path, write_synced};
+use crate::library::locator;
 use crate::library::publish::publish_manifests;
 use prost::Message;
 use romlib_format::chunker::{ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::limits::MAX_MANIFEST_BODY_LEN;
+use romlib_format::portable::LocatorEntry;
 use romlib_proto::{Chunker, FileEntry, Manifest};
 use std::collections::BTreeSet;
 
@@ -19,6 +21,8 @@ pub(super) struct GameState {
     pub(super) file_chunks: u64,
     pub(super) table: Vec<u8>,
     pub(super) packs: BTreeSet<u32>,
+    /// Where each chunk of `table` lies: the index entries written or found for it.
+    pub(super) locator: Vec<LocatorEntry>,
 }
 
 impl GameState {
@@ -29,6 +33,7 @@ impl GameState {
             file_chunks: 0,
             table: Vec::new(),
             packs: BTreeSet::new(),
+            locator: Vec::new(),
         }
     }
 }
@@ -42,6 +47,7 @@ impl Run<'_> {
         };
         let lib = self.store.library().clone();
         let mut changed = Vec::new();
+        let mut locators = Vec::new();
         for g in pending {
             let input = &self.games[g.game];
             let sc = &input.sidecar;
@@ -92,25 +98,22 @@ impl Run<'_> {
             if std::fs::read(&path).is_ok_and(|old| old == bytes) {
                 self.summary.manifests_unchanged += 1;
                 // Heals a locator that a crash or an older romlib left missing or stale.
-                crate::library::locator::refresh(self.store, &input.title, &g.table)?;
+                locator::refresh(&lib, &input.title, &g.table, &g.locator)?;
                 continue;
             }
             let tmp = temp_path(&path);
             write_synced(&tmp, &bytes, 0o644)?;
             let table_hash = *blake3::hash(&g.table).as_bytes();
+            locators.push((input.title.clone(), g.table.clone(), g.locator));
             changed.push((input.title.clone(), path, tmp, g.table, table_hash));
         }
         if changed.is_empty() {
             return Ok(());
         }
-        let locators: Vec<(String, Vec<u8>)> = changed
-            .iter()
-            .map(|(title, _, _, table, _)| (title.clone(), table.clone()))
-            .collect();
         let txn = self.txn.take();
         self.summary.manifests_written += publish_manifests(self.store, txn, changed)?;
-        for (title, table) in &locators {
-            crate::library::locator::write(self.store, title, table)?;
+        for (title, table, entries) in &locators {
+            locator::write(&lib, title, table, entries)?;
         }
         Ok(())
     }

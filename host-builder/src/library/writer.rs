@@ -17,6 +17,9 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+/// The end of the name of a pack being written: `.pack-NNNN.pkg.partial`.
+const PARTIAL_SUFFIX: &str = ".partial";
+
 /// redb cache of the builder.
 const BUILDER_CACHE_BYTES: usize = 64 << 20;
 
@@ -167,7 +170,7 @@ impl LibraryWriter {
         for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
             let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".pack-") && name.ends_with(".partial") {
+            if name.starts_with(".pack-") && name.ends_with(PARTIAL_SUFFIX) {
                 fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), "remove", err))?;
                 self.recovered
                     .push(format!("removed unfinished pack {name}"));
@@ -313,7 +316,7 @@ impl PackFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let partial = final_path.with_file_name(format!(".{name}.partial"));
+        let partial = final_path.with_file_name(format!(".{name}{PARTIAL_SUFFIX}"));
         let file = File::create(&partial).map_err(|e| Error::io(&partial, "create", e))?;
         let pack = PackWriter::new(BufWriter::with_capacity(1 << 20, file), id, dict_id)
             .map_err(|e| Error::io(&partial, "write", e))?;

@@ -9,6 +9,7 @@ use super::{manifest_bytes, pack_dict, read_checked, Planned};
 use crate::error::{Error, Result};
 use crate::fsio::{parent_dir, sync_dir, temp_path, write_synced};
 use crate::library::dicts::add_dict;
+use crate::library::locator;
 use crate::library::publish::{publish_manifests, publish_public_key, Staged};
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
@@ -240,7 +241,8 @@ pub fn import(
         (None, true) => 0,
     };
     for (title, table) in &tables {
-        crate::library::locator::refresh(&store, title, table)?;
+        let entries = locator::entries_from_index(&store, title, table)?;
+        locator::refresh(&dlib, title, table, &entries)?;
     }
     let mut signers: Vec<[u8; 32]> = games.iter().map(|m| *m.signer()).collect();
     signers.sort_unstable();
@@ -249,7 +251,7 @@ pub fn import(
         publish_public_key(&dlib, pk)?;
     }
     sync_dir(parent_dir(&dlib.manifest_path("x")))?;
-    crate::library::locator::write_catalog(&dlib)?;
+    locator::write_catalog(&dlib)?;
     if summary.new_chunks > 0 || summary.games_written > 0 {
         store.compact()?;
     }
