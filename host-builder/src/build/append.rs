@@ -2,13 +2,12 @@
 //! the thread pool (order-preserving), deduplicates them against the index, appends them
 //! to packs in input order, indexes them, and seals packs as they fill.
 
+use super::batch::{Batch, Item, Piece};
 use super::compress::Compressor;
 use super::dat_hashes::DatResults;
-use super::manifest::GameState;
-use super::reader::{Batch, Item, Piece};
+use super::manifest::{GameState, Manifests};
+use super::options::{BuildOptions, BuildSummary};
 use super::scan::GameInput;
-use super::{BuildOptions, BuildSummary};
-use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
 use crate::library::locator::locator_entry;
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
@@ -16,7 +15,6 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use redb::{ReadableTable, WriteTransaction};
 use romlib_device::index::{CHUNKS, PACKS};
-use romlib_format::chunker::ChunkerParams;
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
@@ -28,7 +26,6 @@ use std::sync::mpsc::Receiver;
 pub(super) struct Run<'a> {
     pub(super) store: &'a mut LibraryWriter,
     pub(super) opts: &'a BuildOptions,
-    pub(super) params: ChunkerParams,
     pub(super) compressor: Compressor,
     pub(super) games: &'a [GameInput],
     pub(super) txn: Option<WriteTransaction>,
@@ -37,9 +34,10 @@ pub(super) struct Run<'a> {
     pub(super) pending: Vec<GameState>,
     pub(super) summary: &'a mut BuildSummary,
     pub(super) bar: &'a ProgressBar,
-    pub(super) catalog: Option<&'a DatCatalog>,
     /// DAT hashes of the files, in order, from their threads.
     pub(super) dat: Option<DatResults>,
+    /// What the manifests of the run share.
+    pub(super) manifests: Manifests<'a>,
 }
 
 /// A batch's chunk hashes, fates, and compressed new chunks.
@@ -310,6 +308,12 @@ impl Run<'_> {
             self.store.commit(txn)?;
         }
         self.flush_pending()
+    }
+
+    /// Writes the manifests of finished games whose chunks are all committed.
+    fn flush_pending(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        (self.manifests).publish(self.store, &mut self.txn, pending, self.summary)
     }
 
     pub(super) fn finish(&mut self) -> Result<()> {

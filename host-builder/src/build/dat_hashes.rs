@@ -1,7 +1,7 @@
 //! The DAT-hash threads: CRC-32 with MD5, and SHA-1 with SHA-256, of every file, computed
 //! beside the reader and the pool from the batches the reader already read.
 
-use super::reader::{Batch, Piece};
+use super::batch::{Batch, Piece};
 use crate::dat::digests::{DatHashes, HashHalf};
 use crate::error::{Error, Result};
 use std::path::Path;

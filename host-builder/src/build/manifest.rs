@@ -2,12 +2,18 @@
 //! metadata and DAT match become a signed manifest, published with its refcounts, then its
 //! locator.
 
-use super::append::Run;
+use super::options::BuildSummary;
+use super::scan::GameInput;
+use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
 use crate::fsio::{temp_path, write_synced};
 use crate::library::locator;
 use crate::library::publish::publish_manifests;
+use crate::library::writer::LibraryWriter;
+use ed25519_dalek::SigningKey;
 use prost::Message;
+use redb::WriteTransaction;
+use romlib_format::chunker::ChunkerParams;
 use romlib_format::chunker::{ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::limits::MAX_MANIFEST_BODY_LEN;
 use romlib_format::portable::LocatorEntry;
@@ -38,14 +44,33 @@ impl GameState {
     }
 }
 
-impl Run<'_> {
-    /// Writes the manifests of finished games whose chunks are all committed.
-    pub(super) fn flush_pending(&mut self) -> Result<()> {
-        let pending = std::mem::take(&mut self.pending);
-        let Some(key) = &self.opts.signing_key else {
+/// What every manifest of a run shares.
+pub(super) struct Manifests<'a> {
+    /// The signing key (none: build-packs writes no manifest).
+    pub(super) key: Option<&'a SigningKey>,
+    /// The chunker the run cut with.
+    pub(super) params: ChunkerParams,
+    /// The scanned input.
+    pub(super) games: &'a [GameInput],
+    /// The DATs to name games by.
+    pub(super) catalog: Option<&'a DatCatalog>,
+}
+
+impl Manifests<'_> {
+    /// Signs and publishes the manifests of `pending`, finished games whose chunks are all
+    /// committed, and writes their locators; a manifest already on disk is left alone and
+    /// only its locator healed. Publishing commits `txn` if it is open.
+    pub(super) fn publish(
+        &self,
+        store: &mut LibraryWriter,
+        txn: &mut Option<WriteTransaction>,
+        pending: Vec<GameState>,
+        summary: &mut BuildSummary,
+    ) -> Result<()> {
+        let Some(key) = self.key else {
             return Ok(());
         };
-        let lib = self.store.library().clone();
+        let lib = store.library().clone();
         let mut changed = Vec::new();
         let mut locators = Vec::new();
         for g in pending {
@@ -96,7 +121,7 @@ impl Run<'_> {
             let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
             let path = lib.manifest_path(&input.title);
             if std::fs::read(&path).is_ok_and(|old| old == bytes) {
-                self.summary.manifests_unchanged += 1;
+                summary.manifests_unchanged += 1;
                 // Heals a locator that a crash or an older romlib left missing or stale.
                 locator::refresh(&lib, &input.title, &g.table, &g.locator)?;
                 continue;
@@ -110,8 +135,8 @@ impl Run<'_> {
         if changed.is_empty() {
             return Ok(());
         }
-        let txn = self.txn.take();
-        self.summary.manifests_written += publish_manifests(self.store, txn, changed)?;
+        let txn = txn.take();
+        summary.manifests_written += publish_manifests(store, txn, changed)?;
         for (title, table, entries) in &locators {
             locator::write(&lib, title, table, entries)?;
         }

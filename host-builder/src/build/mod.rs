@@ -13,10 +13,12 @@
 //! compression, [`dict`] the training of a dictionary for it.
 
 mod append;
+mod batch;
 pub mod compress;
 mod dat_hashes;
 pub mod dict;
 mod manifest;
+mod options;
 mod reader;
 pub mod scan;
 pub mod sidecar;
@@ -27,102 +29,20 @@ use crate::fsio::read_limited;
 use crate::library::dicts::add_dict;
 use crate::library::publish::publish_public_key;
 use crate::library::writer::LibraryWriter;
+pub use options::{BuildOptions, BuildSummary, DEFAULT_LEVEL};
+
 use append::Run;
 use compress::Compressor;
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressStyle};
+use manifest::Manifests;
 use reader::spawn_reader;
 use romlib_format::chunker::ChunkerParams;
 use romlib_format::limits::{MAX_DICT_LEN, MAX_PACK_SIZE, MIN_PACK_SIZE};
-use scan::{scan, GameInput, ScanOptions};
-use std::path::{Path, PathBuf};
+use scan::{scan, GameInput};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Default zstd level. Level 4 builds about twice as fast as 9 and stores about 2% more
-/// (measured on real game data, BENCHMARKS.md); devices decode all levels at the same
-/// speed. `-c 19` is there for the smallest library.
-pub const DEFAULT_LEVEL: i32 = 4;
-
-/// What a build does and with which parameters.
-#[derive(Clone)]
-pub struct BuildOptions {
-    /// FastCDC average chunk size.
-    pub avg_chunk: u32,
-    /// zstd level, 1 to 22.
-    pub level: i32,
-    /// A zstd dictionary file to compress new chunks with.
-    pub dict: Option<PathBuf>,
-    /// Pack roll-over size.
-    pub pack_size: u64,
-    /// Worker threads.
-    pub threads: usize,
-    /// Store new chunks (build-packs, build); otherwise every chunk must already be stored.
-    pub store_chunks: bool,
-    /// Sign and write manifests with this key (generate-manifests, build).
-    pub signing_key: Option<SigningKey>,
-    /// Input scanning rules.
-    pub scan: ScanOptions,
-    /// Show a progress bar.
-    pub progress: bool,
-    /// Record CRC-32, MD5, SHA-1 and SHA-256 of every file in its manifest.
-    pub dat_hashes: bool,
-    /// DAT files to name games by (their matched game is recorded in the manifest).
-    pub dats: Vec<PathBuf>,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        Self {
-            avg_chunk: romlib_format::chunker::DEFAULT_AVG_CHUNK,
-            level: DEFAULT_LEVEL,
-            dict: None,
-            pack_size: romlib_format::limits::DEFAULT_PACK_SIZE,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            store_chunks: true,
-            signing_key: None,
-            scan: ScanOptions::default(),
-            progress: false,
-            dat_hashes: true,
-            dats: Vec::new(),
-        }
-    }
-}
-
-/// Figures of a finished build.
-#[derive(Debug, Default, Clone)]
-pub struct BuildSummary {
-    /// Games in the input.
-    pub games: u64,
-    /// Files in them.
-    pub files: u64,
-    /// Bytes of those files.
-    pub input_bytes: u64,
-    /// Junk files skipped, and their bytes.
-    pub junk_files: u64,
-    /// Bytes of skipped junk.
-    pub junk_bytes: u64,
-    /// Files directly in the input folder, skipped.
-    pub loose_files: u64,
-    /// Chunks cut.
-    pub chunks: u64,
-    /// Chunks that were new to the library.
-    pub new_chunks: u64,
-    /// Uncompressed bytes of the new chunks.
-    pub new_bytes: u64,
-    /// Bytes appended to packs (records, headers and footers).
-    pub stored_bytes: u64,
-    /// Packs written.
-    pub packs_written: u64,
-    /// Manifests written or replaced.
-    pub manifests_written: u64,
-    /// Manifests already up to date.
-    pub manifests_unchanged: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// Repairs made to what an interrupted run left.
-    pub recovered: Vec<String>,
-}
+use std::time::Instant;
 
 /// Runs a build of `input` into the library at `output`.
 pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSummary> {
@@ -190,7 +110,6 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
     let mut run = Run {
         store: &mut store,
         opts,
-        params,
         compressor,
         games: &games,
         txn: None,
@@ -199,8 +118,13 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
         pending: Vec::new(),
         summary: &mut summary,
         bar: &bar,
-        catalog: catalog.as_ref(),
         dat,
+        manifests: Manifests {
+            key: opts.signing_key.as_ref(),
+            params,
+            games: &games,
+            catalog: catalog.as_ref(),
+        },
     };
     let result = pool.install(|| run.consume(rx));
     let result = result.and_then(|()| run.finish());

@@ -1,6 +1,7 @@
 //! The reader thread: walks the input in sorted order, cuts each file into chunks with
 //! FastCDC and hands them on in batches, with file and game ends, in input order.
 
+use super::batch::{Batch, Item, Piece, BATCH_BYTES};
 use super::dat_hashes::{spawn_half, DatResults};
 use super::scan::{GameInput, InputFile};
 use crate::dat::digests::{LegacyHalf, ShaHalf};
@@ -9,25 +10,6 @@ use romlib_format::chunker::ChunkerParams;
 use std::fs::File;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
-
-/// Bytes of chunk data per batch handed to the thread pool.
-pub(super) const BATCH_BYTES: usize = 8 << 20;
-
-pub(super) enum Piece {
-    Chunk(Vec<u8>),
-    FileEnd { blake3: [u8; 32] },
-    GameEnd,
-}
-
-pub(super) struct Item {
-    pub(super) game: usize,
-    pub(super) file: usize,
-    pub(super) piece: Piece,
-}
-
-/// A batch of chunks and file and game ends, in input order, shared by the consumer and
-/// the DAT hash threads.
-pub(super) type Batch = Arc<Vec<Item>>;
 
 pub(super) fn spawn_reader(
     games: Arc<Vec<GameInput>>,

@@ -1,7 +1,7 @@
 //! The build commands: `keygen`, `build-packs`, `generate-manifests`, `build` and
 //! `train-dict`, and the build summary they print.
 
-use super::{progress, threads};
+use super::progress::progress;
 use crate::build::scan::ScanOptions;
 use crate::build::{build, BuildOptions, BuildSummary};
 use crate::keys;
@@ -310,4 +310,9 @@ fn run_build(
         print_summary(&s);
     }
     Ok(())
+}
+
+/// Worker threads: those asked for, else one per core.
+fn threads(t: Option<usize>) -> usize {
+    t.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }

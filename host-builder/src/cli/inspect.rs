@@ -1,7 +1,8 @@
 //! The commands that read a library without changing it: `list-games`, `show` and
 //! `verify`, and the reports they print.
 
-use super::{bytes_bar, progress, trust_store};
+use super::progress::{bytes_bar, progress};
+use super::trust::trust_store;
 use argh::FromArgs;
 use std::io::Write;
 use std::path::PathBuf;

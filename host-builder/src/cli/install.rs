@@ -1,7 +1,7 @@
 //! The commands that install and remove games through the device's install code:
 //! `install` and `uninstall`.
 
-use super::trust_store;
+use super::trust::trust_store;
 use argh::FromArgs;
 use std::path::PathBuf;
 

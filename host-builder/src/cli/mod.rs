@@ -5,14 +5,13 @@
 mod build;
 mod inspect;
 mod install;
+mod progress;
 mod read;
 mod transfer;
+mod trust;
 
 use crate::error::Error;
 use argh::FromArgs;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(FromArgs)]
@@ -69,54 +68,4 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn exit_code(e: &anyhow::Error) -> ExitCode {
     let usage = e.downcast_ref::<Error>().is_some_and(Error::is_usage);
     ExitCode::from(if usage { 2 } else { 1 })
-}
-
-/// Whether to show a progress bar: not when told to keep quiet, nor when standard error is
-/// not a terminal.
-fn progress(quiet: bool) -> bool {
-    !quiet && std::io::stderr().is_terminal()
-}
-
-/// Worker threads: those asked for, else one per core.
-fn threads(t: Option<usize>) -> usize {
-    t.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-}
-
-/// The keys to trust: those given, else the library's own `keys/` (which it says, unless
-/// told to keep quiet because the output is a report).
-fn trust_store(
-    lib: &romlib_device::Library,
-    keys: &[PathBuf],
-    say: bool,
-) -> anyhow::Result<romlib_device::TrustStore> {
-    if keys.is_empty() {
-        if let Some(p) = lib.portable() {
-            anyhow::bail!(
-                "{}: a portable file carries no keys to trust: pass --trusted-key",
-                p.path().display()
-            );
-        }
-        if say {
-            eprintln!(
-                "romlib: trusting the library's own keys in {} (pass --trusted-key to choose)",
-                lib.keys_dir().display()
-            );
-        }
-        Ok(romlib_device::TrustStore::from_dir(&lib.keys_dir())?)
-    } else {
-        Ok(romlib_device::TrustStore::from_files(keys)?)
-    }
-}
-
-/// A byte-counting progress bar, or a hidden one.
-fn bytes_bar(show: bool, what: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(0);
-    b.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} {what} {{bytes}} {{bytes_per_sec}}"))
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    b
 }

@@ -1,6 +1,6 @@
 //! The commands that read games in place through the device's code: `cat` and `mount`.
 
-use super::trust_store;
+use super::trust::trust_store;
 use argh::FromArgs;
 use std::path::PathBuf;
 

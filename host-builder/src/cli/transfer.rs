@@ -1,7 +1,8 @@
 //! The commands that move games between libraries and devices: `export`, `import` and
 //! `serve`.
 
-use super::{bytes_bar, progress, trust_store};
+use super::progress::{bytes_bar, progress};
+use super::trust::trust_store;
 use argh::FromArgs;
 use std::path::PathBuf;
 

@@ -1,9 +1,10 @@
 //! The clrmamepro text DAT reader: `clrmamepro ( name "..." )`, then
 //! `game ( ... rom ( ... ) )` blocks.
 
+use super::model::{DatGame, DatHeader, DatRom};
+use super::region::region_from_name;
 use super::rom_fields::RomFields;
 use super::source::{At, READ_BUF};
-use super::{region_from_name, DatGame, DatHeader, DatRom};
 use crate::error::{Error, Result};
 use std::borrow::Cow;
 use std::io::{self, Read};

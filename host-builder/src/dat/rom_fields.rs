@@ -1,8 +1,8 @@
 //! A rom's fields (name, size, CRC-32, MD5, SHA-1, SHA-256, status) as both DAT formats
 //! spell them.
 
+use super::model::{DatRom, RomStatus};
 use super::source::At;
-use super::{DatRom, RomStatus};
 use crate::error::Result;
 
 /// Collects a rom's fields as they are read. The first bad value is kept and reported once

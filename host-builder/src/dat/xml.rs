@@ -1,9 +1,10 @@
 //! The Logiqx XML DAT reader: `<datafile>` with a `<header>` and `<game>` elements (MAME's
 //! `<mame>` and `<machine>` spelling too).
 
+use super::model::{DatGame, DatHeader, DatRom};
+use super::region::region_from_name;
 use super::rom_fields::RomFields;
 use super::source::{At, LineCounter};
-use super::{region_from_name, DatGame, DatHeader, DatRom};
 use crate::error::{Error, Result};
 use quick_xml::encoding::Decoder;
 use quick_xml::escape::resolve_predefined_entity;
