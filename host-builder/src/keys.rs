@@ -1,4 +1,4 @@
-//! Key generation and key files (format: SPEC.md "Key files").
+//! Key generation and key files (format: `format-spec/SPEC.md` section 4).
 
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;

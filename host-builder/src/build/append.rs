@@ -1,6 +1,7 @@
-//! The consuming side of a build: hashes each batch's chunks and compresses the new ones on
-//! the thread pool (order-preserving), deduplicates them against the index, appends them
-//! to packs in input order, indexes them, and seals packs as they fill.
+//! The consuming side of a build: hashes each batch's chunks on the thread pool,
+//! deduplicates them against the index, compresses the new ones on the pool
+//! (order-preserving), appends them to packs in input order, indexes them, and seals packs
+//! as they fill.
 
 use super::batch::{Batch, Item, Piece};
 use super::compress::Compressor;

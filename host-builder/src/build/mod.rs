@@ -6,11 +6,12 @@
 //! (order-preserving), and appends them sequentially. Output is therefore the same for any
 //! thread count and any directory listing order.
 //!
-//! [`scan`] finds the games and reads their [`sidecar`] metadata; [`reader`] is the
-//! reader thread, [`dat_hashes`] the DAT-hash threads beside it; [`append`] deduplicates,
-//! compresses and appends chunks and indexes them; [`manifest`] assembles, signs and
-//! publishes each finished game's manifest and locator. [`compress`] is the per-chunk
-//! compression, [`dict`] the training of a dictionary for it.
+//! [`options`] says what a build does; [`scan`] finds the games and reads their
+//! [`sidecar`] metadata; [`reader`] is the reader thread, handing on [`batch`]es, and
+//! [`dat_hashes`] the DAT-hash threads beside it; [`append`] deduplicates, compresses and
+//! appends chunks and indexes them; [`manifest`] assembles, signs and publishes each
+//! finished game's manifest and locator. [`compress`] is the per-chunk compression,
+//! [`dict`] the training of a dictionary for it.
 
 mod append;
 mod batch;
@@ -23,14 +24,14 @@ mod reader;
 pub mod scan;
 pub mod sidecar;
 
+pub use options::{BuildOptions, BuildSummary, DEFAULT_LEVEL};
+
 use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
 use crate::fsio::read_limited;
 use crate::library::dicts::add_dict;
 use crate::library::publish::publish_public_key;
 use crate::library::writer::LibraryWriter;
-pub use options::{BuildOptions, BuildSummary, DEFAULT_LEVEL};
-
 use append::Run;
 use compress::Compressor;
 use ed25519_dalek::SigningKey;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default zstd level. Level 4 builds about twice as fast as 9 and stores about 2% more
-/// (measured on real game data, BENCHMARKS.md); devices decode all levels at the same
-/// speed. `-c 19` is there for the smallest library.
+/// (measured on real game data, `BENCHMARKS.md` at the repository root); devices decode
+/// all levels at the same speed. `-c 19` is there for the smallest library.
 pub const DEFAULT_LEVEL: i32 = 4;
 
 /// What a build does and with which parameters.

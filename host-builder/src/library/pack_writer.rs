@@ -1,4 +1,4 @@
-//! Writing the bytes of one pack (SPEC "Pack files") to any output: header, records,
+//! Writing the bytes of one pack (`format-spec/SPEC.md` section 2) to any output: header, records,
 //! footer with the running BLAKE3 checksum. The library's own packs (a file in `packs/`)
 //! and the packs inside a portable file are both written by [`PackWriter`], so they are
 //! laid out by one piece of code.

@@ -1,4 +1,4 @@
-//! `romlib export`: games into one portable file (SPEC "Portable files").
+//! `romlib export`: games into one portable file (`format-spec/SPEC.md` section 11).
 //!
 //! Export writes the chosen games' signed manifests byte for byte, a locator per game, and
 //! exactly the chunk records they need, copied verbatim from the library's packs (no

@@ -219,7 +219,7 @@ pub fn import(
         let body = m.body();
         let bytes = manifest_bytes(&lib, m)?;
         let path = dlib.manifest_path(&body.title_id);
-        // The chunk table ends the manifest (SPEC 3); its length was checked on open.
+        // The chunk table ends the manifest (SPEC section 3); its length was checked on open.
         let table_len = body.chunk_count as usize * CHUNK_RECORD_LEN;
         let table = bytes[bytes.len() - table_len..].to_vec();
         tables.push((body.title_id.clone(), table.clone()));

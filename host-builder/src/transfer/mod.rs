@@ -1,5 +1,5 @@
-//! Moving games between libraries and devices: one-file copies of games (SPEC "Portable
-//! files"; [`export`] and [`import`]) and a library served over HTTP ([`serve`]).
+//! Moving games between libraries and devices: one-file copies of games (SPEC section 11;
+//! [`export`] and [`import`]) and a library served over HTTP ([`serve`]).
 //!
 //! Export and import share the reading side here: the chunk records a game needs, each
 //! decoded and checked against its signed hash before it is copied.
