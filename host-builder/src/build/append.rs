@@ -7,12 +7,11 @@ use super::batch::{Batch, Item, Piece};
 use super::compress::Compressor;
 use super::dat_hashes::DatResults;
 use super::manifest::{GameState, Manifests};
-use super::options::{BuildOptions, BuildSummary};
+use super::options::{BuildOptions, BuildProgress, BuildSummary};
 use super::scan::GameInput;
 use crate::error::{Error, Result};
 use crate::library::locator::locator_entry;
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
-use indicatif::ProgressBar;
 use rayon::prelude::*;
 use redb::{ReadableTable, WriteTransaction};
 use romlib_device::index::{CHUNKS, PACKS};
@@ -34,7 +33,7 @@ pub(super) struct Run<'a> {
     pub(super) current: Option<GameState>,
     pub(super) pending: Vec<GameState>,
     pub(super) summary: &'a mut BuildSummary,
-    pub(super) bar: &'a ProgressBar,
+    pub(super) progress: &'a dyn BuildProgress,
     /// DAT hashes of the files, in order, from their threads.
     pub(super) dat: Option<DatResults>,
     /// What the manifests of the run share.
@@ -190,7 +189,7 @@ impl Run<'_> {
                     };
                     let located = locator_entry(&entry, &index_path)?;
                     self.summary.chunks += 1;
-                    self.bar.inc(data.len() as u64);
+                    self.progress.advance(data.len() as u64);
                     let g = self.game_state(item.game);
                     let rec = ChunkRef {
                         hash,

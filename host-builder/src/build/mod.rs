@@ -24,7 +24,7 @@ mod reader;
 pub mod scan;
 pub mod sidecar;
 
-pub use options::{BuildOptions, BuildSummary, DEFAULT_LEVEL};
+pub use options::{BuildOptions, BuildProgress, BuildSummary, DEFAULT_LEVEL};
 
 use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
@@ -35,7 +35,6 @@ use crate::library::writer::LibraryWriter;
 use append::Run;
 use compress::Compressor;
 use ed25519_dalek::SigningKey;
-use indicatif::{ProgressBar, ProgressStyle};
 use manifest::Manifests;
 use reader::spawn_reader;
 use romlib_format::chunker::ChunkerParams;
@@ -46,7 +45,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Runs a build of `input` into the library at `output`.
-pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSummary> {
+pub fn build(
+    input: &Path,
+    output: &Path,
+    opts: &BuildOptions,
+    progress: &dyn BuildProgress,
+) -> Result<BuildSummary> {
     let started = Instant::now();
     let params = ChunkerParams::from_avg(opts.avg_chunk)
         .map_err(|e| Error::Usage(format!("--avg-chunk: {e}")))?;
@@ -84,18 +88,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
         .build()
         .map_err(|e| Error::Usage(format!("--threads: {e}")))?;
     let total: u64 = games.iter().map(GameInput::size).sum();
-    let bar = if opts.progress {
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    progress.start(total);
     let mut summary = BuildSummary {
         games: games.len() as u64,
         files: games.iter().map(|g| g.files.len() as u64).sum(),
@@ -118,7 +111,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
         current: None,
         pending: Vec::new(),
         summary: &mut summary,
-        bar: &bar,
+        progress,
         dat,
         manifests: Manifests {
             key: opts.signing_key.as_ref(),
@@ -134,7 +127,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildSu
             p.discard();
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     result?;
     crate::library::locator::write_catalog(store.library())?;
     store.compact()?;

@@ -29,8 +29,6 @@ pub struct BuildOptions {
     pub signing_key: Option<SigningKey>,
     /// Input scanning rules.
     pub scan: ScanOptions,
-    /// Show a progress bar.
-    pub progress: bool,
     /// Record CRC-32, MD5, SHA-1 and SHA-256 of every file in its manifest.
     pub dat_hashes: bool,
     /// DAT files to name games by (their matched game is recorded in the manifest).
@@ -48,7 +46,6 @@ impl Default for BuildOptions {
             store_chunks: true,
             signing_key: None,
             scan: ScanOptions::default(),
-            progress: false,
             dat_hashes: true,
             dats: Vec::new(),
         }
@@ -89,3 +86,16 @@ pub struct BuildSummary {
     /// Repairs made to what an interrupted run left.
     pub recovered: Vec<String>,
 }
+
+/// Hears how far a build has come (the command line draws its progress bar from it).
+pub trait BuildProgress: Sync {
+    /// The input is scanned and the library opened: `total` bytes of input follow.
+    fn start(&self, _total: u64) {}
+    /// `n` more bytes of input are stored or found already stored.
+    fn advance(&self, _n: u64) {}
+    /// The build is over, done or failed.
+    fn finish(&self) {}
+}
+
+/// No progress reports.
+impl BuildProgress for () {}

@@ -1,7 +1,7 @@
 //! The build commands: `keygen`, `build-packs`, `generate-manifests`, `build` and
 //! `train-dict`, and the build summary they print.
 
-use super::progress::progress;
+use super::progress::{progress, BuildBar};
 use crate::build::scan::ScanOptions;
 use crate::build::{build, BuildOptions, BuildSummary};
 use crate::keys;
@@ -189,7 +189,6 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
         },
-        progress: progress(c.quiet),
         // Manifests (written by generate-manifests) hold the hashes; packs do not.
         dat_hashes: false,
         dats: Vec::new(),
@@ -210,7 +209,6 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
         },
-        progress: progress(c.quiet),
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
         ..BuildOptions::default()
@@ -233,7 +231,6 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
         },
-        progress: progress(c.quiet),
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
     };
@@ -299,13 +296,19 @@ fn print_summary(s: &BuildSummary) {
     }
 }
 
+/// Runs a build, with a progress bar unless `quiet` (or standard error is no terminal),
+/// and prints its summary unless `quiet`.
 fn run_build(
     input: PathBuf,
     output: PathBuf,
     opts: BuildOptions,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let s = build(&input, &output, &opts)?;
+    let s = if progress(quiet) {
+        build(&input, &output, &opts, &BuildBar::default())?
+    } else {
+        build(&input, &output, &opts, &())?
+    };
     if !quiet {
         print_summary(&s);
     }

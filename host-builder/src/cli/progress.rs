@@ -1,7 +1,9 @@
 //! Progress bars: whether to show one, and the byte-counting kind.
 
+use crate::build::BuildProgress;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 /// Whether to show a progress bar: not when told to keep quiet, nor when standard error is
 /// not a terminal.
@@ -20,4 +22,34 @@ pub(super) fn bytes_bar(show: bool, what: &str) -> ProgressBar {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b
+}
+
+/// The bar of a build: input bytes done of all, with speed and time left. It appears when
+/// the build starts reading.
+#[derive(Default)]
+pub(super) struct BuildBar(OnceLock<ProgressBar>);
+
+impl BuildProgress for BuildBar {
+    fn start(&self, total: u64) {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let _ = self.0.set(b);
+    }
+
+    fn advance(&self, n: u64) {
+        if let Some(b) = self.0.get() {
+            b.inc(n);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = self.0.get() {
+            b.finish_and_clear();
+        }
+    }
 }
