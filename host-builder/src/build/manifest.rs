@@ -6,9 +6,8 @@ use super::options::BuildSummary;
 use super::scan::GameInput;
 use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
-use crate::fsio::{temp_path, write_synced};
 use crate::library::locator;
-use crate::library::publish::publish_manifests;
+use crate::library::publish::{publish_manifests, stage_manifest};
 use crate::library::writer::LibraryWriter;
 use ed25519_dalek::SigningKey;
 use prost::Message;
@@ -120,17 +119,14 @@ impl Manifests<'_> {
             }
             let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
             let path = lib.manifest_path(&input.title);
-            if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+            let Some(staged) = stage_manifest(&input.title, path, &bytes, &g.table)? else {
                 summary.manifests_unchanged += 1;
                 // Heals a locator that a crash or an older romlib left missing or stale.
                 locator::refresh(&lib, &input.title, &g.table, &g.locator)?;
                 continue;
-            }
-            let tmp = temp_path(&path);
-            write_synced(&tmp, &bytes, 0o644)?;
-            let table_hash = *blake3::hash(&g.table).as_bytes();
-            locators.push((input.title.clone(), g.table.clone(), g.locator));
-            changed.push((input.title.clone(), path, tmp, g.table, table_hash));
+            };
+            changed.push(staged);
+            locators.push((input.title.clone(), g.table, g.locator));
         }
         if changed.is_empty() {
             return Ok(());

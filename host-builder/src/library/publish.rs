@@ -9,7 +9,7 @@
 
 use super::writer::{db_err, LibraryWriter};
 use crate::error::{Error, Result};
-use crate::fsio::{rename_synced, write_atomic};
+use crate::fsio::{rename_synced, temp_path, write_atomic, write_synced};
 use redb::{ReadableTable, WriteTransaction};
 use romlib_device::index::{CHUNKS, GAMES};
 use romlib_device::ManifestFile;
@@ -17,9 +17,42 @@ use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use std::path::{Path, PathBuf};
 
-/// A signed manifest written to its temporary name, waiting to be published: title, final
-/// path, temporary path, raw chunk table, and the table's BLAKE3.
-pub(crate) type Staged = (String, PathBuf, PathBuf, Vec<u8>, [u8; 32]);
+/// A signed manifest written to its temporary name, waiting to be published.
+pub(crate) struct StagedManifest {
+    /// The game's title id.
+    title: String,
+    /// Where the manifest goes.
+    path: PathBuf,
+    /// Where it is written meanwhile.
+    tmp: PathBuf,
+    /// Its raw chunk table.
+    table: Vec<u8>,
+    /// The table's BLAKE3, recorded under the title in the index.
+    table_hash: [u8; 32],
+}
+
+/// Writes manifest file `bytes` of `title`, whose raw chunk table is `table`, under its
+/// temporary name beside `path` (fsynced), unless `path` holds exactly these bytes already;
+/// then it returns `None`.
+pub(crate) fn stage_manifest(
+    title: &str,
+    path: PathBuf,
+    bytes: &[u8],
+    table: &[u8],
+) -> Result<Option<StagedManifest>> {
+    if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+        return Ok(None);
+    }
+    let tmp = temp_path(&path);
+    write_synced(&tmp, bytes, 0o644)?;
+    Ok(Some(StagedManifest {
+        title: title.to_owned(),
+        path,
+        tmp,
+        table: table.to_vec(),
+        table_hash: *blake3::hash(table).as_bytes(),
+    }))
+}
 
 /// Publishes staged manifests: moves the refcounts from each title's old chunk table to
 /// the new one and records the new table, in one index transaction (`txn`, or a new one),
@@ -28,7 +61,7 @@ pub(crate) type Staged = (String, PathBuf, PathBuf, Vec<u8>, [u8; 32]);
 pub(crate) fn publish_manifests(
     store: &mut LibraryWriter,
     txn: Option<WriteTransaction>,
-    changed: Vec<Staged>,
+    changed: Vec<StagedManifest>,
 ) -> Result<u64> {
     let index_path = store.library().index_path();
     let txn = match txn {
@@ -38,7 +71,14 @@ pub(crate) fn publish_manifests(
     {
         let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
         let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
-        for (title, path, _, table, table_hash) in &changed {
+        for StagedManifest {
+            title,
+            path,
+            table,
+            table_hash,
+            ..
+        } in &changed
+        {
             let counted = games
                 .get(title.as_str())
                 .map_err(|e| db_err(&index_path, e))?
@@ -57,8 +97,8 @@ pub(crate) fn publish_manifests(
     }
     store.commit(txn)?;
     let n = changed.len() as u64;
-    for (_, path, tmp, _, _) in changed {
-        rename_synced(&tmp, &path)?;
+    for s in changed {
+        rename_synced(&s.tmp, &s.path)?;
     }
     Ok(n)
 }

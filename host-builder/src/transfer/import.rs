@@ -7,10 +7,10 @@
 
 use super::{manifest_bytes, pack_dict, read_checked, Planned};
 use crate::error::{Error, Result};
-use crate::fsio::{parent_dir, sync_dir, temp_path, write_synced};
+use crate::fsio::{parent_dir, sync_dir};
 use crate::library::dicts::add_dict;
 use crate::library::locator;
-use crate::library::publish::{publish_manifests, publish_public_key, Staged};
+use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
 use romlib_device::index::{CHUNKS, PACKS};
@@ -213,7 +213,7 @@ pub fn import(
         }
         Some(txn)
     };
-    let mut staged: Vec<Staged> = Vec::new();
+    let mut staged = Vec::new();
     let mut tables = Vec::new();
     for m in &games {
         let body = m.body();
@@ -222,15 +222,11 @@ pub fn import(
         // The chunk table ends the manifest (SPEC section 3); its length was checked on open.
         let table_len = body.chunk_count as usize * CHUNK_RECORD_LEN;
         let table = bytes[bytes.len() - table_len..].to_vec();
-        tables.push((body.title_id.clone(), table.clone()));
-        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
-            summary.games_unchanged += 1;
-            continue;
+        match stage_manifest(&body.title_id, path, &bytes, &table)? {
+            Some(s) => staged.push(s),
+            None => summary.games_unchanged += 1,
         }
-        let tmp = temp_path(&path);
-        write_synced(&tmp, &bytes, 0o644)?;
-        let hash = *blake3::hash(&table).as_bytes();
-        staged.push((body.title_id.clone(), path, tmp, table, hash));
+        tables.push((body.title_id.clone(), table));
     }
     summary.games_written = match (txn, staged.is_empty()) {
         (Some(t), true) => {

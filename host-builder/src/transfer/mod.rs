@@ -16,16 +16,16 @@ use romlib_format::index::ChunkEntry;
 use std::collections::HashMap;
 
 /// One distinct chunk of an export, in order of first use.
-pub(crate) struct Planned {
-    pub(crate) hash: [u8; 32],
-    pub(crate) ulen: u32,
-    pub(crate) entry: ChunkEntry,
+pub(super) struct Planned {
+    pub(super) hash: [u8; 32],
+    pub(super) ulen: u32,
+    pub(super) entry: ChunkEntry,
     /// Dictionary its record needs (0: none).
-    pub(crate) dict: u32,
+    pub(super) dict: u32,
 }
 
 /// The bytes of a game's manifest file, as the library holds them.
-pub(crate) fn manifest_bytes(lib: &Library, m: &VerifiedManifest) -> Result<Vec<u8>> {
+pub(super) fn manifest_bytes(lib: &Library, m: &VerifiedManifest) -> Result<Vec<u8>> {
     if let Some(p) = lib.portable() {
         let title = &m.body().title_id;
         let g = p
@@ -40,7 +40,7 @@ pub(crate) fn manifest_bytes(lib: &Library, m: &VerifiedManifest) -> Result<Vec<
 }
 
 /// The dictionary id of pack `id` (cached: the reader keeps only a few packs open).
-pub(crate) fn pack_dict(
+pub(super) fn pack_dict(
     packs: &mut PackReader,
     id: u32,
     cache: &mut HashMap<u32, u32>,
@@ -56,7 +56,7 @@ pub(crate) fn pack_dict(
 /// Reads the record of `c` from `lib`, decodes it and checks it against its signed hash;
 /// leaves the whole record (header and payload, verbatim) in `rec` and returns the
 /// dictionary id its pack uses.
-pub(crate) fn read_checked(
+pub(super) fn read_checked(
     lib: &Library,
     packs: &mut PackReader,
     dec: &mut ZstdDecoder,
