@@ -7,7 +7,7 @@
 //! games: records in order of first use (games by title, chunks in table order), grouped
 //! into packs by the dictionary they need, so exporting again gives identical bytes.
 
-use super::{manifest_bytes, pack_dict, read_checked, Planned};
+use super::{manifest_bytes, read_checked, Planned};
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, temp_path};
 use crate::library::pack_writer::PackWriter;
@@ -123,18 +123,8 @@ pub fn export(
                             format!("{}: a chunk is missing from the index", m.body().title_id),
                         )
                     })?;
-                    let dict = if entry.method == Method::ZstdDict {
-                        pack_dict(&mut packs, entry.pack_id, &mut dicts)?
-                    } else {
-                        0
-                    };
                     let n = plan.len() as u32;
-                    plan.push(Planned {
-                        hash: c.hash,
-                        ulen: c.len,
-                        entry,
-                        dict,
-                    });
+                    plan.push(Planned::new(&mut packs, &mut dicts, c.hash, c.len, entry)?);
                     seen.insert(c.hash, n);
                     n
                 }

@@ -5,7 +5,7 @@
 //! packs, then the manifests are published exactly as a build publishes them (refcounts,
 //! crash safety).
 
-use super::{manifest_bytes, pack_dict, read_checked, Planned};
+use super::{manifest_bytes, read_checked, Planned};
 use crate::error::{Error, Result};
 use crate::fsio::{parent_dir, sync_dir};
 use crate::library::dicts::add_dict;
@@ -21,7 +21,7 @@ use romlib_device::{Library, TrustStore};
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_CHUNK_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
-use romlib_format::pack::{Method, RecordHeader, RECORD_HEADER_LEN};
+use romlib_format::pack::{RecordHeader, RECORD_HEADER_LEN};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -114,17 +114,7 @@ pub fn import(
                         format!("{}: a chunk has no locator entry", m.body().title_id),
                     )
                 })?;
-                let dict = if entry.method == Method::ZstdDict {
-                    pack_dict(&mut packs, entry.pack_id, &mut dicts)?
-                } else {
-                    0
-                };
-                missing.push(Planned {
-                    hash: c.hash,
-                    ulen: c.len,
-                    entry,
-                    dict,
-                });
+                missing.push(Planned::new(&mut packs, &mut dicts, c.hash, c.len, entry)?);
             }
             table.finish()?;
         }

@@ -13,6 +13,7 @@ use crate::zstd_decoder::ZstdDecoder;
 use romlib_device::pack_reader::{check_chunk, decode_record, read_at, PackReader};
 use romlib_device::{Library, VerifiedManifest};
 use romlib_format::index::ChunkEntry;
+use romlib_format::pack::Method;
 use std::collections::HashMap;
 
 /// One distinct chunk of an export, in order of first use.
@@ -22,6 +23,30 @@ pub(super) struct Planned {
     pub(super) entry: ChunkEntry,
     /// Dictionary its record needs (0: none).
     pub(super) dict: u32,
+}
+
+impl Planned {
+    /// Chunk `hash` of `ulen` bytes, whose record `entry` locates, with the dictionary its
+    /// record needs (asked of `packs`, cached in `dicts`).
+    pub(super) fn new(
+        packs: &mut PackReader,
+        dicts: &mut HashMap<u32, u32>,
+        hash: [u8; 32],
+        ulen: u32,
+        entry: ChunkEntry,
+    ) -> Result<Self> {
+        let dict = if entry.method == Method::ZstdDict {
+            pack_dict(packs, entry.pack_id, dicts)?
+        } else {
+            0
+        };
+        Ok(Self {
+            hash,
+            ulen,
+            entry,
+            dict,
+        })
+    }
 }
 
 /// The bytes of a game's manifest file, as the library holds them.
@@ -40,11 +65,7 @@ pub(super) fn manifest_bytes(lib: &Library, m: &VerifiedManifest) -> Result<Vec<
 }
 
 /// The dictionary id of pack `id` (cached: the reader keeps only a few packs open).
-pub(super) fn pack_dict(
-    packs: &mut PackReader,
-    id: u32,
-    cache: &mut HashMap<u32, u32>,
-) -> Result<u32> {
+fn pack_dict(packs: &mut PackReader, id: u32, cache: &mut HashMap<u32, u32>) -> Result<u32> {
     if let Some(d) = cache.get(&id) {
         return Ok(*d);
     }
