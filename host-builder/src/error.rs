@@ -58,6 +58,21 @@ impl Error {
         }
     }
 
+    /// An I/O error, except that a missing file or folder is an input problem: `missing`
+    /// says what is wrong and what to do. The one place `NotFound` is told apart.
+    pub(crate) fn io_or_missing(
+        path: impl AsRef<Path>,
+        op: &'static str,
+        source: io::Error,
+        missing: &str,
+    ) -> Self {
+        if source.kind() == io::ErrorKind::NotFound {
+            Error::input(path, missing)
+        } else {
+            Error::io(path, op, source)
+        }
+    }
+
     pub(crate) fn input(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
         Error::Input {
             path: path.as_ref().to_path_buf(),

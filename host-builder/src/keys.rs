@@ -1,7 +1,7 @@
-//! Key generation and key files (format: SPEC.md "Key files").
+//! Key generation and key files (format: `format-spec/SPEC.md` section 4).
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsio::write_atomic;
 use ed25519_dalek::SigningKey;
 use romlib_format::keyfile::{self, KeyKind};
 use romlib_format::FormatError;

@@ -4,26 +4,14 @@
 //! The `romlib` binary is a thin layer over this library.
 
 pub mod build;
-pub mod compress;
+pub mod cli;
 pub mod dat;
-pub mod datcheck;
-pub mod datmatch;
-pub mod dict;
 pub mod error;
-pub mod fsutil;
-pub mod hashes;
+pub mod fsio;
+pub mod inspect;
 pub mod keys;
-pub mod list;
-pub mod locator;
-pub mod manifest_writer;
-pub mod portable;
-pub mod recovery;
-pub mod scan;
-pub mod serve;
-pub mod show;
-pub mod sidecar;
-pub mod store;
-pub mod verify;
+pub mod library;
+pub mod transfer;
 pub mod zstd_decoder;
 
 pub use build::{build, BuildOptions, BuildSummary};

@@ -2,7 +2,7 @@
 //! against Logiqx and clrmamepro DATs), naming from a DAT, `romlib.toml` metadata,
 //! `list-games` filters and `show`.
 
-use romlib_host::hashes::{hex, DatHashes};
+use romlib_host::dat::digests::{hex, DatHashes};
 use romlib_tests::*;
 use std::fs;
 use std::path::Path;

@@ -107,7 +107,7 @@ impl Fixture {
         let sk = romlib_host::keys::load_signing_key(&self.w.p(key)).unwrap();
         fs::write(
             &path,
-            romlib_host::manifest_writer::encode_signed(body, &table, &sk),
+            romlib_host::library::manifest_writer::encode_signed(body, &table, &sk),
         )
         .unwrap();
     }
@@ -340,7 +340,7 @@ fn table_lengths_beyond_the_limits() {
     let sk = romlib_host::keys::load_signing_key(&f.w.p("k.sec")).unwrap();
     fs::write(
         &path,
-        romlib_host::manifest_writer::sign_as_is(&body, &table, &sk),
+        romlib_host::library::manifest_writer::sign_as_is(&body, &table, &sk),
     )
     .unwrap();
     f.refused("beta", &["MAX_GAME_CHUNKS"]);

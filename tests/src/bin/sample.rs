@@ -31,12 +31,12 @@ fn write_dat(input: &Path, out: &Path) {
     );
     for name in ["beta.rom", "shared.dat"] {
         let data = std::fs::read(input.join("beta").join(name)).expect("read sample file");
-        let h = romlib_host::hashes::DatHashes::of(&data);
+        let h = romlib_host::dat::digests::DatHashes::of(&data);
         xml += &format!(
             "<rom name=\"{name}\" size=\"{}\" crc=\"{:08x}\" sha1=\"{}\"/>\n",
             data.len(),
             h.crc32,
-            romlib_host::hashes::hex(&h.sha1)
+            romlib_host::dat::digests::hex(&h.sha1)
         );
     }
     xml += "</game>\n</datafile>\n";

@@ -1,7 +1,8 @@
 //! The per-file hashes ROM DAT files name files by: CRC-32, MD5, SHA-1 and SHA-256.
 //!
-//! They are computed in the same read of the input as chunking (the builder's reader thread
-//! feeds every chunk here), so a build reads each file once however many hashes it records.
+//! A build computes them in the same read of the input as chunking (its DAT-hash threads,
+//! `build::dat_hashes`, are fed every chunk the reader thread cuts), so it reads each file
+//! once however many hashes it records.
 
 use md5::Digest;
 

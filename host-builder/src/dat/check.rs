@@ -2,8 +2,8 @@
 //! alone. No pack and no index is opened; DATs are streamed one game at a time, so the
 //! report is written as it goes and memory does not grow with the DAT.
 
+use crate::dat::matching::{GameCheck, GameState, LibraryFiles, RomState};
 use crate::dat::read_dat;
-use crate::datmatch::{GameCheck, GameState, LibraryFiles, RomState};
 use crate::error::{Error, Result};
 use romlib_device::{Library, TrustStore};
 use serde_json::json;

@@ -10,7 +10,7 @@
 //! Nothing is written; a problem is recorded and the check goes on, so one run reports all.
 
 use crate::error::{Error, Result};
-use crate::store::scan_pack_with;
+use crate::library::pack_scan::scan_pack_with;
 use crate::zstd_decoder::ZstdDecoder;
 use rayon::prelude::*;
 use redb::{ReadableDatabase, ReadableTable};
@@ -19,8 +19,9 @@ use romlib_device::index::{CHUNKS, GAMES, PACKS};
 use romlib_device::locate::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
-use romlib_format::layout::parse_pack_file_name;
+use romlib_format::layout::{parse_dict_file_name, parse_pack_file_name};
 use romlib_format::pack::{Method, RecordHeader};
+use romlib_format::portable::LocatorEntry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -230,13 +231,10 @@ fn load_dicts(lib: &Library, rep: &mut VerifyReport) -> Arc<Vec<(u32, Vec<u8>)>>
     for e in rd.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name
-            .strip_suffix(".zdict")
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-        else {
+        let Some(id) = parse_dict_file_name(&name) else {
             continue;
         };
-        match crate::build::read_limited(&path, romlib_format::limits::MAX_DICT_LEN, "dictionary") {
+        match crate::fsio::read_limited(&path, romlib_format::limits::MAX_DICT_LEN, "dictionary") {
             Ok(b) => out.push((id, b)),
             Err(e) => rep.problem(&path, e.to_string()),
         }
@@ -368,7 +366,7 @@ fn decode_batch(
                 if blake3::hash(buf).as_bytes() != &rec.hash {
                     return Some(format!(
                         "record at offset {pos}: decoded bytes do not match the chunk hash {}",
-                        crate::hashes::hex(&rec.hash[..8])
+                        crate::dat::digests::hex(&rec.hash[..8])
                     ));
                 }
                 None
@@ -433,14 +431,9 @@ fn check_manifest(
                     .and_then(|t| t.get(&r.hash).ok().flatten())
                     .and_then(|v| ChunkEntry::decode(v.value()).ok());
                 if let (Some(l), Some(e)) = (locator.as_ref(), entry.as_ref()) {
-                    let same = l.entry(i - 1).is_ok_and(|le| {
-                        le.is_some_and(|le| {
-                            le.pack_id == e.pack_id
-                                && le.offset as u64 == e.offset
-                                && le.clen == e.clen
-                                && le.method == e.method
-                        })
-                    });
+                    let same = l
+                        .entry(i - 1)
+                        .is_ok_and(|le| le.is_some() && le == LocatorEntry::from_index(e));
                     if !same {
                         wrong_locations += 1;
                     }
@@ -513,7 +506,7 @@ fn check_entry(
     expected: &HashMap<[u8; 32], u64>,
     rep: &mut VerifyReport,
 ) {
-    let short = crate::hashes::hex(&hash[..8]);
+    let short = crate::dat::digests::hex(&hash[..8]);
     let e = match ChunkEntry::decode(value) {
         Ok(e) => e,
         Err(err) => return rep.problem(index_path, format!("chunk {short}: {err}")),

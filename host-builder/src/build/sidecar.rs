@@ -48,7 +48,7 @@ pub struct Sidecar {
 impl Sidecar {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = crate::build::read_limited(path, MAX_SIDECAR_LEN, "metadata file")?;
+        let bytes = crate::fsio::read_limited(path, MAX_SIDECAR_LEN, "metadata file")?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| Error::input(path, format!("not UTF-8 (byte {})", e.valid_up_to())))?;
         Self::parse(text).map_err(|problem| Error::input(path, problem))

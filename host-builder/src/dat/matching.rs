@@ -7,9 +7,9 @@
 //!   alone, while DATs stream past it for `romlib verify --dat`: a DAT of any size is
 //!   checked one game at a time, and no pack is ever opened.
 
+use crate::dat::digests::{hex, DatHashes};
 use crate::dat::{read_dat, DatGame, DatRom, RomStatus};
 use crate::error::Result;
-use crate::hashes::{hex, DatHashes};
 use romlib_proto::{DatMatch, FileEntry};
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -1,8 +1,8 @@
 //! Training a zstd dictionary from a library's own chunks.
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
-use crate::store::scan_pack;
+use crate::fsio::write_atomic;
+use crate::library::pack_scan::scan_pack;
 use romlib_device::Library;
 use romlib_format::pack::{Method, RECORD_HEADER_LEN};
 use std::fs::File;

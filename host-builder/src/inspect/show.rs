@@ -1,9 +1,10 @@
 //! `romlib show`: one game's manifest in readable form.
 
+use crate::dat::digests::{hex, DatHashes};
 use crate::error::Result;
-use crate::hashes::{hex, DatHashes};
 use romlib_device::locate::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
+use romlib_format::layout::MANIFEST_EXT;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ use std::path::PathBuf;
 /// [`to_text`] renders the same value for people. The signature is checked against
 /// `trust` and the outcome reported, not raised.
 pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value> {
-    let m = if game.ends_with(".manifest") && lib.portable().is_none() {
+    let is_path = (game.strip_suffix(MANIFEST_EXT)).is_some_and(|stem| stem.ends_with('.'));
+    let m = if is_path && lib.portable().is_none() {
         ManifestFile::open(&PathBuf::from(game))?
     } else {
         lib.open_manifest(game)?

@@ -1,9 +1,13 @@
-//! Durable file writes: temp file, fsync, rename, fsync of the directory.
+//! File I/O every module may use: bounded whole-file reads and durable writes (temp file,
+//! fsync, rename, fsync of the directory).
 
 use crate::error::{Error, Result};
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+/// The end of a temp file's name: `.<name>.tmp`.
+pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// The temp name used while `path` is written: `.<name>.tmp` beside it.
 pub fn temp_path(path: &Path) -> PathBuf {
@@ -11,7 +15,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+    path.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
@@ -65,4 +69,20 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Creates a directory and its parents.
 pub fn create_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))
+}
+
+/// Reads a whole file of at most `max` bytes.
+pub fn read_limited(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let mut buf = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "read", e))?;
+    if buf.len() as u64 > max {
+        return Err(Error::input(
+            path,
+            format!("{what} is larger than {max} bytes"),
+        ));
+    }
+    Ok(buf)
 }

@@ -12,6 +12,7 @@
 //! is opened and its canonical path must still lie below the library's.
 
 use crate::error::{Error, Result};
+use romlib_format::layout::{GAMES_DIR, INDEX_FILE};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -53,7 +54,7 @@ pub fn serve(root: &Path, listen: &str, on_ready: impl FnOnce(&Server)) -> Resul
     let root = root
         .canonicalize()
         .map_err(|e| Error::io(root, "open library folder", e))?;
-    if !root.join("games").is_dir() {
+    if !root.join(GAMES_DIR).is_dir() {
         return Err(Error::library(
             &root,
             "not a romlib library (no games/ folder)",
@@ -268,7 +269,7 @@ fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
         out.push(seg);
         parts += 1;
     }
-    if parts == 1 && out.file_name().is_some_and(|n| n == "index.db") {
+    if parts == 1 && out.file_name().is_some_and(|n| n == INDEX_FILE) {
         return None;
     }
     Some(out)

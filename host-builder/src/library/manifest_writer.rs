@@ -1,14 +1,11 @@
-//! Encoding and signing manifests, and writing them with the roll-forward rule.
-//!
-//! A manifest is written as `games/.<title>.manifest.tmp` (fsynced), then the index
-//! transaction that moves the refcounts from the old chunk table to the new one commits and
-//! records the new table's hash under the title in `games`, then the temp file is renamed
-//! over the manifest. A run that finds a temp file whose table hash is the one recorded
-//! finishes the rename; any other temp file is deleted.
+//! Encoding and signing manifests (SPEC section 3). Publishing them is
+//! [`super::publish`].
 
 use ed25519_dalek::{Signer, SigningKey};
 use prost::Message;
-use romlib_format::manifest::{ManifestHeader, SignatureBlock, CHUNK_RECORD_LEN, SIGNATURE_DOMAIN};
+use romlib_format::manifest::{
+    ManifestHeader, SignatureBlock, CHUNK_RECORD_LEN, SIGNATURE_BLOCK_LEN, SIGNED_PREFIX_LEN,
+};
 use romlib_proto::Manifest;
 
 /// Fills in the chunk table's hash and count, signs, and returns the whole manifest file.
@@ -25,18 +22,18 @@ pub fn sign_as_is(body: &Manifest, table: &[u8], key: &SigningKey) -> Vec<u8> {
     let body_bytes = body.encode_to_vec();
     let header = ManifestHeader {
         body_len: body_bytes.len() as u32,
-    }
-    .encode();
-    let mut signed = Vec::with_capacity(SIGNATURE_DOMAIN.len() + header.len() + body_bytes.len());
-    signed.extend_from_slice(SIGNATURE_DOMAIN);
-    signed.extend_from_slice(&header);
+    };
+    // The signed message is the format's prefix (domain and header), then the body.
+    let mut signed = Vec::with_capacity(SIGNED_PREFIX_LEN + body_bytes.len());
+    signed.extend_from_slice(&header.signed_prefix());
     signed.extend_from_slice(&body_bytes);
+    let header = header.encode();
     let signature = key.sign(&signed).to_bytes();
     let block = SignatureBlock {
         public_key: key.verifying_key().to_bytes(),
         signature,
     };
-    let mut out = Vec::with_capacity(signed.len() + 96 + table.len());
+    let mut out = Vec::with_capacity(signed.len() + SIGNATURE_BLOCK_LEN + table.len());
     out.extend_from_slice(&header);
     out.extend_from_slice(&body_bytes);
     out.extend_from_slice(&block.encode());

@@ -1,10 +1,11 @@
 //! Finishing or undoing manifest writes that a killed build left half done.
 
 use crate::error::{Error, Result};
-use crate::fsutil::rename_synced;
-use crate::store::{db_err, LibraryWriter};
+use crate::fsio::{rename_synced, TEMP_SUFFIX};
+use crate::library::writer::{db_err, LibraryWriter};
 use romlib_device::index::GAMES;
 use romlib_device::ManifestFile;
+use romlib_format::layout::{LOCATOR_EXT, MANIFEST_EXT};
 use std::fs;
 
 /// Applies the roll-forward rule to every `games/.<title>.manifest.tmp`: rename it into
@@ -16,10 +17,13 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
     let index_path = lib.index_path();
     let txn = store.begin_read()?;
     let games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
+    // The temp names `.<title>.locator.tmp` and `.<title>.manifest.tmp` end so.
+    let locator_tmp = format!(".{LOCATOR_EXT}{TEMP_SUFFIX}");
+    let manifest_tmp = format!(".{MANIFEST_EXT}{TEMP_SUFFIX}");
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
         let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.ends_with(".locator.tmp") {
+        if name.starts_with('.') && name.ends_with(&locator_tmp) {
             // A locator being written; the next write of that game's locator replaces it.
             let tmp = e.path();
             fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, "remove", e))?;
@@ -27,7 +31,7 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
         }
         let Some(title) = name
             .strip_prefix('.')
-            .and_then(|n| n.strip_suffix(".manifest.tmp"))
+            .and_then(|n| n.strip_suffix(&manifest_tmp))
         else {
             continue;
         };

@@ -1,7 +1,7 @@
 //! Finding the games and files of an input folder, in a deterministic order.
 
+use super::sidecar::{Sidecar, SIDECAR_NAME};
 use crate::error::{Error, Result};
-use crate::sidecar::{Sidecar, SIDECAR_NAME};
 use romlib_format::limits::{MAX_FILES, MAX_FILE_SIZE, MAX_PATH_DEPTH};
 use romlib_format::path::{check_path, check_title_id, fold_cmp, PathError};
 use std::fs;
@@ -93,11 +93,7 @@ fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String> {
 /// Scans `input`: each sub-directory is a game.
 pub fn scan(input: &Path, opts: ScanOptions) -> Result<(Vec<GameInput>, ScanReport)> {
     let meta = fs::metadata(input).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::input(input, "input folder does not exist")
-        } else {
-            Error::io(input, "read input folder", e)
-        }
+        Error::io_or_missing(input, "read input folder", e, "input folder does not exist")
     })?;
     if !meta.is_dir() {
         return Err(Error::input(input, "input is not a folder"));

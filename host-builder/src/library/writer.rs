@@ -1,26 +1,24 @@
-//! The library on disk as the builder sees it: the lock, the writable index, pack files and
-//! recovery of whatever a killed build left behind.
-//!
-//! Crash-safety rules (SPEC.md "Crash safety"):
-//! 1. A pack is written as `packs/.pack-NNNN.pkg.partial`, sealed with its footer, fsynced
-//!    and renamed; only then does an index transaction that references it commit.
-//! 2. A sealed pack that the index does not list (killed between rename and commit) is
-//!    verified and adopted by the next run; `.partial` files are deleted.
-//! 3. Manifests follow the roll-forward rule of [`crate::manifest_writer`].
+//! The library on disk as the builder sees it: the lock, the writable index, new pack
+//! files, and recovery of the packs a killed build left behind (crash-safety rules 1 and 2
+//! of [`super`]).
 
+use super::pack_scan::scan_pack;
+use super::pack_writer::PackWriter;
 use crate::error::{Error, Result};
-use crate::fsutil::{create_dir, rename_synced, sync_dir};
+use crate::fsio::{create_dir, rename_synced, sync_dir};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
 use romlib_device::index::{CHUNKS, GAMES, META, PACKS};
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
-use romlib_format::pack::{
-    PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
-};
+use romlib_format::layout::LOCK_FILE;
+use romlib_format::pack::RecordHeader;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+
+/// The end of the name of a pack being written: `.pack-NNNN.pkg.partial`.
+const PARTIAL_SUFFIX: &str = ".partial";
 
 /// redb cache of the builder.
 const BUILDER_CACHE_BYTES: usize = 64 << 20;
@@ -35,10 +33,6 @@ enum Db {
     ReadOnly(ReadOnlyDatabase),
     Writable(Database),
 }
-
-/// Name of the lock file in the library root; an exclusive lock on it is held for the
-/// whole run, so a second builder is refused.
-pub const LOCK_FILE: &str = ".romlib.lock";
 
 /// An open, locked library.
 pub struct LibraryWriter {
@@ -65,6 +59,7 @@ impl LibraryWriter {
                 create_dir(&d)?;
             }
         }
+        // An exclusive lock on it is held for the whole run, so a second builder is refused.
         let lock_path = lib.root().join(LOCK_FILE);
         let lock = fs::OpenOptions::new()
             .read(true)
@@ -175,7 +170,7 @@ impl LibraryWriter {
         for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
             let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".pack-") && name.ends_with(".partial") {
+            if name.starts_with(".pack-") && name.ends_with(PARTIAL_SUFFIX) {
                 fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), "remove", err))?;
                 self.recovered
                     .push(format!("removed unfinished pack {name}"));
@@ -279,12 +274,12 @@ impl LibraryWriter {
     }
 
     /// Starts the next pack file.
-    pub(crate) fn new_pack(&mut self, dict_id: u32) -> Result<PackWriter> {
+    pub(crate) fn new_pack(&mut self, dict_id: u32) -> Result<PackFile> {
         let id = self.next_pack_id;
         self.next_pack_id = id
             .checked_add(1)
             .ok_or_else(|| Error::library(self.lib.packs_dir(), "pack ids exhausted"))?;
-        PackWriter::create(self.lib.pack_path(id), id, dict_id)
+        PackFile::create(self.lib.pack_path(id), id, dict_id)
     }
 }
 
@@ -300,79 +295,6 @@ fn open_writable(index: &Path) -> Result<Database> {
         })
 }
 
-/// Reads a whole pack, checks its footer checksum and every record header, and returns its
-/// info and the record headers with their offsets.
-pub fn scan_pack(path: &Path, id: u32) -> Result<(PackInfo, Vec<(u64, RecordHeader)>)> {
-    scan_pack_with(path, id, |_, _, _| Ok(()))
-}
-
-/// [`scan_pack`], also handing every record's offset, header and payload to `each` in order
-/// (the pack's header comes first, so its dictionary id is known before any record).
-pub fn scan_pack_with(
-    path: &Path,
-    id: u32,
-    mut each: impl FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
-) -> Result<(PackInfo, Vec<(u64, RecordHeader)>)> {
-    let bad = |p: String| Error::library(path, format!("damaged pack: {p}"));
-    let mut f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-    let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
-    if len < (HEADER_LEN + FOOTER_LEN) as u64 {
-        return Err(bad(format!("only {len} bytes")));
-    }
-    let mut fb = [0u8; FOOTER_LEN];
-    f.seek(SeekFrom::Start(len - FOOTER_LEN as u64))
-        .map_err(|e| Error::io(path, "seek", e))?;
-    f.read_exact(&mut fb)
-        .map_err(|e| Error::io(path, "read", e))?;
-    let footer = PackFooter::decode(&fb, len).map_err(|e| bad(e.to_string()))?;
-    f.seek(SeekFrom::Start(0))
-        .map_err(|e| Error::io(path, "seek", e))?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
-    let mut hasher = blake3::Hasher::new();
-    let mut hb = [0u8; HEADER_LEN];
-    r.read_exact(&mut hb)
-        .map_err(|e| Error::io(path, "read", e))?;
-    hasher.update(&hb);
-    let header = PackHeader::decode(&hb).map_err(|e| bad(e.to_string()))?;
-    if header.pack_id != id {
-        return Err(bad(format!(
-            "header says pack {} but the file name says {id}",
-            header.pack_id
-        )));
-    }
-    let end = len - FOOTER_LEN as u64;
-    let mut pos = HEADER_LEN as u64;
-    let mut records = Vec::new();
-    let mut payload = Vec::new();
-    while pos < end {
-        let mut rb = [0u8; RECORD_HEADER_LEN];
-        r.read_exact(&mut rb)
-            .map_err(|e| Error::io(path, "read", e))?;
-        hasher.update(&rb);
-        let rec = RecordHeader::decode(&rb).map_err(|e| bad(format!("record at {pos}: {e}")))?;
-        payload.resize(rec.clen as usize, 0);
-        r.read_exact(&mut payload)
-            .map_err(|e| Error::io(path, "read", e))?;
-        hasher.update(&payload);
-        each(pos, &rec, &payload)?;
-        records.push((pos, rec));
-        pos += (RECORD_HEADER_LEN + rec.clen as usize) as u64;
-    }
-    if pos != end || records.len() as u64 != footer.record_count {
-        return Err(bad("records do not fill the space the footer gives".into()));
-    }
-    if hasher.finalize().as_bytes() != &footer.checksum {
-        return Err(bad("footer checksum does not match the contents".into()));
-    }
-    let info = PackInfo {
-        file_len: len,
-        record_count: footer.record_count,
-        dict_id: header.dict_id,
-        checksum: footer.checksum,
-    };
-    Ok((info, records))
-}
-
 /// Seconds since the Unix epoch (the index's only clock).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -380,109 +302,69 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A pack being written.
-pub struct PackWriter {
-    id: u32,
-    dict_id: u32,
+/// A pack being written into the library's `packs/` folder, as
+/// `packs/.pack-NNNN.pkg.partial` until it is sealed.
+pub struct PackFile {
     final_path: PathBuf,
     partial: PathBuf,
-    out: BufWriter<File>,
-    hasher: blake3::Hasher,
-    len: u64,
-    records: u64,
+    pack: PackWriter<BufWriter<File>>,
 }
 
-impl PackWriter {
+impl PackFile {
     fn create(final_path: PathBuf, id: u32, dict_id: u32) -> Result<Self> {
         let name = final_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let partial = final_path.with_file_name(format!(".{name}.partial"));
+        let partial = final_path.with_file_name(format!(".{name}{PARTIAL_SUFFIX}"));
         let file = File::create(&partial).map_err(|e| Error::io(&partial, "create", e))?;
-        let mut w = Self {
-            id,
-            dict_id,
+        let pack = PackWriter::new(BufWriter::with_capacity(1 << 20, file), id, dict_id)
+            .map_err(|e| Error::io(&partial, "write", e))?;
+        Ok(Self {
             final_path,
             partial,
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
-            len: 0,
-            records: 0,
-        };
-        let header = PackHeader {
-            pack_id: id,
-            dict_id,
-        }
-        .encode();
-        w.write(&header)?;
-        Ok(w)
-    }
-
-    fn write(&mut self, b: &[u8]) -> Result<()> {
-        self.out
-            .write_all(b)
-            .map_err(|e| Error::io(&self.partial, "write", e))?;
-        self.hasher.update(b);
-        self.len += b.len() as u64;
-        Ok(())
+            pack,
+        })
     }
 
     /// The pack's id.
     pub fn id(&self) -> u32 {
-        self.id
+        self.pack.id()
     }
 
-    /// Bytes written so far (header included).
-    pub fn bytes_written(&self) -> u64 {
-        self.len
-    }
-
-    /// Records written so far.
-    pub fn records(&self) -> u64 {
-        self.records
+    /// Whether a record of `rec_len` bytes must go to a new pack instead (see
+    /// [`PackWriter::must_roll_over`]).
+    pub fn must_roll_over(&self, rec_len: u64, pack_size: u64) -> bool {
+        self.pack.must_roll_over(rec_len, pack_size)
     }
 
     /// Appends one record; returns its offset.
     pub fn append(&mut self, rec: &RecordHeader, payload: &[u8]) -> Result<u64> {
-        let at = self.len;
-        self.write(&rec.encode())?;
-        self.write(payload)?;
-        self.records += 1;
-        Ok(at)
+        self.pack
+            .append(rec, payload)
+            .map_err(|e| Error::io(&self.partial, "write", e))
     }
 
     /// Writes the footer, fsyncs and renames the pack to its final name.
-    pub fn seal(mut self) -> Result<PackInfo> {
-        let checksum = *self.hasher.finalize().as_bytes();
-        let footer = PackFooter {
-            record_count: self.records,
-            records_len: self.len - HEADER_LEN as u64,
-            checksum,
-        };
-        self.out
-            .write_all(&footer.encode())
+    pub fn seal(self) -> Result<PackInfo> {
+        let (out, info) = self
+            .pack
+            .finish()
             .map_err(|e| Error::io(&self.partial, "write", e))?;
-        let file = self
-            .out
+        let file = out
             .into_inner()
             .map_err(|e| Error::io(&self.partial, "write", e.into_error()))?;
         file.sync_all()
             .map_err(|e| Error::io(&self.partial, "fsync", e))?;
         drop(file);
         rename_synced(&self.partial, &self.final_path)?;
-        Ok(PackInfo {
-            file_len: self.len + FOOTER_LEN as u64,
-            record_count: self.records,
-            dict_id: self.dict_id,
-            checksum,
-        })
+        Ok(info)
     }
 
     /// Deletes the unfinished file.
     pub fn discard(self) {
         let partial = self.partial.clone();
-        drop(self.out);
+        drop(self.pack);
         let _ = fs::remove_file(&partial);
         if let Some(dir) = partial.parent() {
             let _ = sync_dir(dir);

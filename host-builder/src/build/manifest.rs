@@ -1,0 +1,141 @@
+//! Manifest assembly: a finished game's files, chunk table and packs, its sidecar
+//! metadata and DAT match become a signed manifest, published with its refcounts, then its
+//! locator.
+
+use super::options::BuildSummary;
+use super::scan::GameInput;
+use crate::dat::matching::DatCatalog;
+use crate::error::{Error, Result};
+use crate::library::locator;
+use crate::library::publish::{publish_manifests, stage_manifest};
+use crate::library::writer::LibraryWriter;
+use ed25519_dalek::SigningKey;
+use prost::Message;
+use redb::WriteTransaction;
+use romlib_format::chunker::ChunkerParams;
+use romlib_format::chunker::{ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
+use romlib_format::limits::MAX_MANIFEST_BODY_LEN;
+use romlib_format::portable::LocatorEntry;
+use romlib_proto::{Chunker, FileEntry, Manifest};
+use std::collections::BTreeSet;
+
+/// A game whose chunks are all appended, waiting for its packs to be committed.
+pub(super) struct GameState {
+    pub(super) game: usize,
+    pub(super) files: Vec<FileEntry>,
+    pub(super) file_chunks: u64,
+    pub(super) table: Vec<u8>,
+    pub(super) packs: BTreeSet<u32>,
+    /// Where each chunk of `table` lies: the index entries written or found for it.
+    pub(super) locator: Vec<LocatorEntry>,
+}
+
+impl GameState {
+    pub(super) fn new(game: usize) -> Self {
+        Self {
+            game,
+            files: Vec::new(),
+            file_chunks: 0,
+            table: Vec::new(),
+            packs: BTreeSet::new(),
+            locator: Vec::new(),
+        }
+    }
+}
+
+/// What every manifest of a run shares.
+pub(super) struct Manifests<'a> {
+    /// The signing key (none: build-packs writes no manifest).
+    pub(super) key: Option<&'a SigningKey>,
+    /// The chunker the run cut with.
+    pub(super) params: ChunkerParams,
+    /// The scanned input.
+    pub(super) games: &'a [GameInput],
+    /// The DATs to name games by.
+    pub(super) catalog: Option<&'a DatCatalog>,
+}
+
+impl Manifests<'_> {
+    /// Signs and publishes the manifests of `pending`, finished games whose chunks are all
+    /// committed, and writes their locators; a manifest already on disk is left alone and
+    /// only its locator healed. Publishing commits `txn` if it is open.
+    pub(super) fn publish(
+        &self,
+        store: &mut LibraryWriter,
+        txn: &mut Option<WriteTransaction>,
+        pending: Vec<GameState>,
+        summary: &mut BuildSummary,
+    ) -> Result<()> {
+        let Some(key) = self.key else {
+            return Ok(());
+        };
+        let lib = store.library().clone();
+        let mut changed = Vec::new();
+        let mut locators = Vec::new();
+        for g in pending {
+            let input = &self.games[g.game];
+            let sc = &input.sidecar;
+            let dat = self
+                .catalog
+                .and_then(|c| c.best_match(&input.title, &g.files));
+            let display_name = (sc.name.clone())
+                .or_else(|| dat.as_ref().map(|d| d.name.clone()))
+                .unwrap_or_else(|| input.title.clone());
+            let region = (sc.region.clone())
+                .or_else(|| dat.as_ref().map(|d| d.region.clone()))
+                .unwrap_or_default();
+            let body = Manifest {
+                format_version: romlib_format::manifest::VERSION as u32,
+                title_id: input.title.clone(),
+                version: sc.version.clone().unwrap_or_default(),
+                display_name,
+                system: sc.system.clone().unwrap_or_default(),
+                region,
+                languages: sc.languages.clone(),
+                tags: sc.tags.clone(),
+                description: sc.description.clone().unwrap_or_default(),
+                dat,
+                chunker: Some(Chunker {
+                    algorithm: ALGORITHM_FASTCDC_V2020.into(),
+                    min_size: self.params.min,
+                    avg_size: self.params.avg,
+                    max_size: self.params.max,
+                    normalization: NORMALIZATION_LEVEL,
+                }),
+                files: g.files,
+                pack_ids: g.packs.into_iter().collect(),
+                total_size: input.size(),
+                ..Default::default()
+            };
+            let body_len = body.encoded_len() + 64;
+            if body_len > MAX_MANIFEST_BODY_LEN as usize {
+                return Err(Error::input(
+                    &input.dir,
+                    format!(
+                        "the game's manifest would be about {body_len} bytes, over the format's \
+                         limit of {MAX_MANIFEST_BODY_LEN}; it has too many files or too long names"
+                    ),
+                ));
+            }
+            let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
+            let path = lib.manifest_path(&input.title);
+            let Some(staged) = stage_manifest(&input.title, path, &bytes, &g.table)? else {
+                summary.manifests_unchanged += 1;
+                // Heals a locator that a crash or an older romlib left missing or stale.
+                locator::refresh(&lib, &input.title, &g.table, &g.locator)?;
+                continue;
+            };
+            changed.push(staged);
+            locators.push((input.title.clone(), g.table, g.locator));
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let txn = txn.take();
+        summary.manifests_written += publish_manifests(store, txn, changed)?;
+        for (title, table, entries) in &locators {
+            locator::write(&lib, title, table, entries)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! The build pipeline: scan, chunk, hash, deduplicate, compress, append to packs, index,
+//! and write signed manifests.
+//!
+//! A reader thread walks the input in sorted order and cuts chunks with FastCDC; the
+//! calling thread takes batches of chunks, hashes and compresses them on the thread pool
+//! (order-preserving), and appends them sequentially. Output is therefore the same for any
+//! thread count and any directory listing order.
+//!
+//! [`options`] says what a build does; [`scan`] finds the games and reads their
+//! [`sidecar`] metadata; [`reader`] is the reader thread, handing on [`batch`]es, and
+//! [`dat_hashes`] the DAT-hash threads beside it; [`append`] deduplicates, compresses and
+//! appends chunks and indexes them; [`manifest`] assembles, signs and publishes each
+//! finished game's manifest and locator. [`compress`] is the per-chunk compression,
+//! [`dict`] the training of a dictionary for it.
+
+mod append;
+mod batch;
+pub mod compress;
+mod dat_hashes;
+pub mod dict;
+mod manifest;
+mod options;
+mod reader;
+pub mod scan;
+pub mod sidecar;
+
+pub use options::{BuildOptions, BuildProgress, BuildSummary, DEFAULT_LEVEL};
+
+use crate::dat::matching::DatCatalog;
+use crate::error::{Error, Result};
+use crate::fsio::read_limited;
+use crate::library::dicts::add_dict;
+use crate::library::publish::publish_public_key;
+use crate::library::writer::LibraryWriter;
+use append::Run;
+use compress::Compressor;
+use ed25519_dalek::SigningKey;
+use manifest::Manifests;
+use reader::spawn_reader;
+use romlib_format::chunker::ChunkerParams;
+use romlib_format::limits::{MAX_DICT_LEN, MAX_PACK_SIZE, MIN_PACK_SIZE};
+use scan::{scan, GameInput};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Runs a build of `input` into the library at `output`.
+pub fn build(
+    input: &Path,
+    output: &Path,
+    opts: &BuildOptions,
+    progress: &dyn BuildProgress,
+) -> Result<BuildSummary> {
+    let started = Instant::now();
+    let params = ChunkerParams::from_avg(opts.avg_chunk)
+        .map_err(|e| Error::Usage(format!("--avg-chunk: {e}")))?;
+    if !(1..=22).contains(&opts.level) {
+        return Err(Error::Usage(format!(
+            "-c {}: the level must be 1 to 22",
+            opts.level
+        )));
+    }
+    if opts.pack_size < MIN_PACK_SIZE || opts.pack_size >= MAX_PACK_SIZE {
+        return Err(Error::Usage(format!(
+            "--pack-size {}: must be at least {MIN_PACK_SIZE} and below 4 GiB ({MAX_PACK_SIZE})",
+            opts.pack_size
+        )));
+    }
+    let (games, report) = scan(input, opts.scan)?;
+    let catalog = if opts.dats.is_empty() {
+        None
+    } else if !opts.dat_hashes {
+        return Err(Error::Usage(
+            "--dat matches games by their DAT hashes; it cannot go with --no-dat-hashes".into(),
+        ));
+    } else {
+        Some(DatCatalog::load(&opts.dats)?)
+    };
+    let mut store = LibraryWriter::open(output)?;
+    if let Some(key) = &opts.signing_key {
+        publish_key(store.library(), key)?;
+    }
+    let fixed = crate::library::recovery::recover_manifests(&store)?;
+    store.recovered.extend(fixed);
+    let compressor = load_dictionary(&store, opts)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .build()
+        .map_err(|e| Error::Usage(format!("--threads: {e}")))?;
+    let total: u64 = games.iter().map(GameInput::size).sum();
+    progress.start(total);
+    let mut summary = BuildSummary {
+        games: games.len() as u64,
+        files: games.iter().map(|g| g.files.len() as u64).sum(),
+        input_bytes: total,
+        junk_files: report.junk_files,
+        junk_bytes: report.junk_bytes,
+        loose_files: report.loose_files,
+        recovered: std::mem::take(&mut store.recovered),
+        ..Default::default()
+    };
+    let games = Arc::new(games);
+    let (rx, dat) = spawn_reader(games.clone(), params, opts.dat_hashes);
+    let mut run = Run {
+        store: &mut store,
+        opts,
+        compressor,
+        games: &games,
+        txn: None,
+        pack: None,
+        current: None,
+        pending: Vec::new(),
+        summary: &mut summary,
+        progress,
+        dat,
+        manifests: Manifests {
+            key: opts.signing_key.as_ref(),
+            params,
+            games: &games,
+            catalog: catalog.as_ref(),
+        },
+    };
+    let result = pool.install(|| run.consume(rx));
+    let result = result.and_then(|()| run.finish());
+    if result.is_err() {
+        if let Some(p) = run.pack.take() {
+            p.discard();
+        }
+    }
+    progress.finish();
+    result?;
+    crate::library::locator::write_catalog(store.library())?;
+    store.compact()?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compressor> {
+    let Some(path) = &opts.dict else {
+        return Ok(Compressor::new(opts.level, None));
+    };
+    let bytes = read_limited(path, MAX_DICT_LEN, "dictionary")?;
+    let id = zstd_safe::get_dict_id(&bytes)
+        .map(|id| id.get())
+        .unwrap_or(0);
+    if id == 0 {
+        return Err(Error::input(
+            path,
+            "not a zstd dictionary with an id (train one with `romlib train-dict`)",
+        ));
+    }
+    add_dict(store.library(), id, &bytes)?;
+    Ok(Compressor::new(opts.level, Some((Arc::new(bytes), id))))
+}
+
+/// Copies the signer's public key into the library's `keys/` folder (informational for
+/// devices; the host's own `romlib install` trusts it by default). Written only if absent
+/// or different.
+fn publish_key(lib: &romlib_device::Library, key: &SigningKey) -> Result<()> {
+    publish_public_key(lib, &key.verifying_key().to_bytes())
+}
+
+/// Hooks for tests that drive one step of the pipeline directly.
+pub mod test_support {
+    use super::reader::read_file;
+    use super::scan::InputFile;
+    use super::*;
+
+    /// Chunks one file with the default chunker, as the reader thread does, and returns its
+    /// BLAKE3 (or the error the build would report).
+    pub fn read_file_once(file: &InputFile) -> Result<[u8; 32]> {
+        let params = ChunkerParams::from_avg(romlib_format::chunker::DEFAULT_AVG_CHUNK)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        read_file(file, params, |_| true).map(|h| h.expect("never asked to stop"))
+    }
+
+    /// The lengths of the chunks the builder cuts from `file` with average `avg`.
+    pub fn chunk_lengths(file: &InputFile, avg: u32) -> Result<Vec<usize>> {
+        let params = ChunkerParams::from_avg(avg).map_err(|e| Error::Usage(e.to_string()))?;
+        let mut lens = Vec::new();
+        read_file(file, params, |d| {
+            lens.push(d.len());
+            true
+        })?;
+        Ok(lens)
+    }
+}

@@ -1,0 +1,101 @@
+//! What a build does and with which parameters, and the figures of a finished one.
+
+use super::scan::ScanOptions;
+use ed25519_dalek::SigningKey;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default zstd level. Level 4 builds about twice as fast as 9 and stores about 2% more
+/// (measured on real game data, `BENCHMARKS.md` at the repository root); devices decode
+/// all levels at the same speed. `-c 19` is there for the smallest library.
+pub const DEFAULT_LEVEL: i32 = 4;
+
+/// What a build does and with which parameters.
+#[derive(Clone)]
+pub struct BuildOptions {
+    /// FastCDC average chunk size.
+    pub avg_chunk: u32,
+    /// zstd level, 1 to 22.
+    pub level: i32,
+    /// A zstd dictionary file to compress new chunks with.
+    pub dict: Option<PathBuf>,
+    /// Pack roll-over size.
+    pub pack_size: u64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Store new chunks (build-packs, build); otherwise every chunk must already be stored.
+    pub store_chunks: bool,
+    /// Sign and write manifests with this key (generate-manifests, build).
+    pub signing_key: Option<SigningKey>,
+    /// Input scanning rules.
+    pub scan: ScanOptions,
+    /// Record CRC-32, MD5, SHA-1 and SHA-256 of every file in its manifest.
+    pub dat_hashes: bool,
+    /// DAT files to name games by (their matched game is recorded in the manifest).
+    pub dats: Vec<PathBuf>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            avg_chunk: romlib_format::chunker::DEFAULT_AVG_CHUNK,
+            level: DEFAULT_LEVEL,
+            dict: None,
+            pack_size: romlib_format::limits::DEFAULT_PACK_SIZE,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            store_chunks: true,
+            signing_key: None,
+            scan: ScanOptions::default(),
+            dat_hashes: true,
+            dats: Vec::new(),
+        }
+    }
+}
+
+/// Figures of a finished build.
+#[derive(Debug, Default, Clone)]
+pub struct BuildSummary {
+    /// Games in the input.
+    pub games: u64,
+    /// Files in them.
+    pub files: u64,
+    /// Bytes of those files.
+    pub input_bytes: u64,
+    /// Junk files skipped, and their bytes.
+    pub junk_files: u64,
+    /// Bytes of skipped junk.
+    pub junk_bytes: u64,
+    /// Files directly in the input folder, skipped.
+    pub loose_files: u64,
+    /// Chunks cut.
+    pub chunks: u64,
+    /// Chunks that were new to the library.
+    pub new_chunks: u64,
+    /// Uncompressed bytes of the new chunks.
+    pub new_bytes: u64,
+    /// Bytes appended to packs (records, headers and footers).
+    pub stored_bytes: u64,
+    /// Packs written.
+    pub packs_written: u64,
+    /// Manifests written or replaced.
+    pub manifests_written: u64,
+    /// Manifests already up to date.
+    pub manifests_unchanged: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Repairs made to what an interrupted run left.
+    pub recovered: Vec<String>,
+}
+
+/// Hears how far a build has come (the command line draws its progress bar from it).
+pub trait BuildProgress: Sync {
+    /// The input is scanned and the library opened: `total` bytes of input follow.
+    fn start(&self, _total: u64) {}
+    /// `n` more bytes of input are stored or found already stored.
+    fn advance(&self, _n: u64) {}
+    /// The build is over, done or failed.
+    fn finish(&self) {}
+}
+
+/// No progress reports.
+impl BuildProgress for () {}

@@ -1,0 +1,123 @@
+//! The reader thread: walks the input in sorted order, cuts each file into chunks with
+//! FastCDC and hands them on in batches, with file and game ends, in input order.
+
+use super::batch::{Batch, Item, Piece, BATCH_BYTES};
+use super::dat_hashes::{spawn_half, DatResults};
+use super::scan::{GameInput, InputFile};
+use crate::dat::digests::{LegacyHalf, ShaHalf};
+use crate::error::{Error, Result};
+use romlib_format::chunker::ChunkerParams;
+use std::fs::File;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+pub(super) fn spawn_reader(
+    games: Arc<Vec<GameInput>>,
+    params: ChunkerParams,
+    dat_hashes: bool,
+) -> (Receiver<Result<Batch>>, Option<DatResults>) {
+    let (tx, rx) = sync_channel::<Result<Batch>>(2);
+    let mut half_txs = Vec::new();
+    let dat = dat_hashes.then(|| {
+        let (ltx, lrx) = sync_channel::<Batch>(2);
+        let (stx, srx) = sync_channel::<Batch>(2);
+        half_txs = vec![ltx, stx];
+        DatResults {
+            legacy: spawn_half::<LegacyHalf>(lrx),
+            sha: spawn_half::<ShaHalf>(srx),
+        }
+    });
+    let err_tx = tx.clone();
+    // The hash threads get each batch before the consumer, which waits for their results.
+    let send = move |batch: Vec<Item>| -> bool {
+        let batch = Arc::new(batch);
+        half_txs.iter().all(|t| t.send(batch.clone()).is_ok()) && tx.send(Ok(batch)).is_ok()
+    };
+    std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        for (gi, game) in games.iter().enumerate() {
+            for (fi, file) in game.files.iter().enumerate() {
+                let res = read_file(file, params, |data| {
+                    bytes += data.len();
+                    batch.push(Item {
+                        game: gi,
+                        file: fi,
+                        piece: Piece::Chunk(data),
+                    });
+                    if bytes >= BATCH_BYTES {
+                        bytes = 0;
+                        send(std::mem::take(&mut batch))
+                    } else {
+                        true
+                    }
+                });
+                match res {
+                    Ok(Some(blake3)) => batch.push(Item {
+                        game: gi,
+                        file: fi,
+                        piece: Piece::FileEnd { blake3 },
+                    }),
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = err_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            batch.push(Item {
+                game: gi,
+                file: 0,
+                piece: Piece::GameEnd,
+            });
+        }
+        send(batch);
+    });
+    (rx, dat)
+}
+
+/// What a file that disappears between the scan and its read is.
+pub(super) const VANISHED: &str = "file vanished during the build; run it again";
+
+/// Chunks one file, calling `emit` per chunk; returns the file's BLAKE3, or `None` when
+/// `emit` asked to stop.
+pub(super) fn read_file(
+    file: &InputFile,
+    params: ChunkerParams,
+    mut emit: impl FnMut(Vec<u8>) -> bool,
+) -> Result<Option<[u8; 32]>> {
+    let path = &file.abs;
+    let f = File::open(path).map_err(|e| Error::io_or_missing(path, "open", e, VANISHED))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut read: u64 = 0;
+    let cdc = fastcdc::v2020::StreamCDC::with_level(
+        f,
+        params.min as usize,
+        params.avg as usize,
+        params.max as usize,
+        fastcdc::v2020::Normalization::Level1,
+    );
+    for chunk in cdc {
+        let chunk = chunk.map_err(|e| match e {
+            fastcdc::v2020::Error::IoError(io) => Error::io(path, "read", io),
+            other => Error::io(path, "read", std::io::Error::other(other.to_string())),
+        })?;
+        hasher.update(&chunk.data);
+        read += chunk.data.len() as u64;
+        if read > file.size {
+            break;
+        }
+        if !emit(chunk.data) {
+            return Ok(None);
+        }
+    }
+    let after =
+        std::fs::metadata(path).map_err(|e| Error::io_or_missing(path, "stat", e, VANISHED))?;
+    if read != file.size || after.len() != file.size || after.modified().ok() != file.mtime {
+        return Err(Error::input(
+            path,
+            "file changed during the build; run it again",
+        ));
+    }
+    Ok(Some(*hasher.finalize().as_bytes()))
+}

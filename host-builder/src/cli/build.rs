@@ -1,0 +1,321 @@
+//! The build commands: `keygen`, `build-packs`, `generate-manifests`, `build` and
+//! `train-dict`, and the build summary they print.
+
+use super::progress::{progress, BuildBar};
+use crate::build::scan::ScanOptions;
+use crate::build::{build, BuildOptions, BuildSummary};
+use crate::keys;
+use argh::FromArgs;
+use std::path::PathBuf;
+
+#[derive(FromArgs)]
+/// Generate an Ed25519 key pair for signing manifests.
+#[argh(subcommand, name = "keygen")]
+pub(super) struct KeygenCmd {
+    /// where to write the secret key (created with mode 0600; never overwritten)
+    #[argh(option)]
+    secret_key: PathBuf,
+    /// where to write the public key
+    #[argh(option)]
+    public_key: PathBuf,
+}
+
+#[derive(FromArgs)]
+/// Chunk, deduplicate and compress every game folder of the input into packs.
+#[argh(subcommand, name = "build-packs")]
+pub(super) struct BuildPacksCmd {
+    #[argh(option, short = 'i')]
+    /// input folder: one sub-folder per game, named by its title id
+    input: PathBuf,
+    #[argh(option, short = 'o')]
+    /// library folder (created if absent)
+    output: PathBuf,
+    #[argh(option, default = "32768")]
+    /// average chunk size in bytes, a power of two from 1024 to 262144 (default 32768)
+    avg_chunk: u32,
+    #[argh(option, short = 'c', default = "crate::build::DEFAULT_LEVEL")]
+    /// zstd level 1-22 (default 4; 19 for the smallest library, slowly)
+    compression_level: i32,
+    #[argh(option, short = 'd')]
+    /// compress new chunks with this zstd dictionary (see train-dict)
+    dict: Option<PathBuf>,
+    #[argh(option, default = "1 << 30")]
+    /// pack roll-over size in bytes (default 1 GiB; must be below 4 GiB)
+    pack_size: u64,
+    #[argh(option)]
+    /// worker threads (default: all cores)
+    threads: Option<usize>,
+    #[argh(switch, short = 'q')]
+    /// no progress bar and no summary
+    quiet: bool,
+    #[argh(switch)]
+    /// keep .DS_Store, Thumbs.db, desktop.ini and ._* files (skipped by default)
+    include_junk: bool,
+    #[argh(switch)]
+    /// accept file names that FAT32/exFAT cards cannot store
+    allow_non_fat_names: bool,
+}
+
+#[derive(FromArgs)]
+/// Write a signed manifest for every game of the input (its chunks must be in the packs).
+#[argh(subcommand, name = "generate-manifests")]
+pub(super) struct GenerateCmd {
+    #[argh(option, short = 'i')]
+    /// input folder, as given to build-packs
+    input: PathBuf,
+    #[argh(option, short = 'o')]
+    /// library folder holding packs/ and index.db
+    output: PathBuf,
+    #[argh(option)]
+    /// secret key file from `romlib keygen`
+    signing_key: PathBuf,
+    #[argh(option, default = "32768")]
+    /// average chunk size used by build-packs (default 32768)
+    avg_chunk: u32,
+    #[argh(option, short = 'c', default = "crate::build::DEFAULT_LEVEL")]
+    /// accepted for compatibility; manifests do not depend on the level
+    compression_level: i32,
+    #[argh(option)]
+    /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
+    /// record that game's name, description, region and the DAT in the manifest (repeatable)
+    dat: Vec<PathBuf>,
+    #[argh(switch)]
+    /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
+    /// and `--dat` then cannot match the game)
+    no_dat_hashes: bool,
+    #[argh(option)]
+    /// worker threads (default: all cores)
+    threads: Option<usize>,
+    #[argh(switch, short = 'q')]
+    /// no progress bar and no summary
+    quiet: bool,
+    #[argh(switch)]
+    /// keep file-manager junk files
+    include_junk: bool,
+    #[argh(switch)]
+    /// accept file names that FAT32/exFAT cards cannot store
+    allow_non_fat_names: bool,
+}
+
+#[derive(FromArgs)]
+/// Build packs and signed manifests in one pass (build-packs + generate-manifests).
+#[argh(subcommand, name = "build")]
+pub(super) struct BuildCmd {
+    #[argh(option, short = 'i')]
+    /// input folder: one sub-folder per game, named by its title id
+    input: PathBuf,
+    #[argh(option, short = 'o')]
+    /// library folder (created if absent)
+    output: PathBuf,
+    #[argh(option)]
+    /// secret key file from `romlib keygen`
+    signing_key: PathBuf,
+    #[argh(option, default = "32768")]
+    /// average chunk size in bytes, a power of two from 1024 to 262144 (default 32768)
+    avg_chunk: u32,
+    #[argh(option)]
+    /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
+    /// record that game's name, description, region and the DAT in the manifest (repeatable)
+    dat: Vec<PathBuf>,
+    #[argh(switch)]
+    /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
+    /// and `--dat` then cannot match the game)
+    no_dat_hashes: bool,
+    #[argh(option, short = 'c', default = "crate::build::DEFAULT_LEVEL")]
+    /// zstd level 1-22 (default 4; 19 for the smallest library, slowly)
+    compression_level: i32,
+    #[argh(option, short = 'd')]
+    /// compress new chunks with this zstd dictionary (see train-dict)
+    dict: Option<PathBuf>,
+    #[argh(option, default = "1 << 30")]
+    /// pack roll-over size in bytes (default 1 GiB; must be below 4 GiB)
+    pack_size: u64,
+    #[argh(option)]
+    /// worker threads (default: all cores)
+    threads: Option<usize>,
+    #[argh(switch, short = 'q')]
+    /// no progress bar and no summary
+    quiet: bool,
+    #[argh(switch)]
+    /// keep .DS_Store, Thumbs.db, desktop.ini and ._* files (skipped by default)
+    include_junk: bool,
+    #[argh(switch)]
+    /// accept file names that FAT32/exFAT cards cannot store
+    allow_non_fat_names: bool,
+}
+
+#[derive(FromArgs)]
+/// Train a zstd dictionary from a library's own chunks.
+#[argh(subcommand, name = "train-dict")]
+pub(super) struct TrainCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option, short = 'o')]
+    /// dictionary file to write
+    output: PathBuf,
+    #[argh(option, default = "112640")]
+    /// dictionary size in bytes (default 110 KiB)
+    size: usize,
+    #[argh(option, default = "64 << 20")]
+    /// most sample bytes to read (default 64 MiB)
+    max_samples: usize,
+}
+
+/// `romlib keygen`.
+pub(super) fn keygen(k: KeygenCmd) -> anyhow::Result<()> {
+    let pk = keys::keygen(&k.secret_key, &k.public_key)?;
+    let id = romlib_format::manifest::key_id(&pk);
+    println!(
+        "key {} written: secret {}, public {}",
+        String::from_utf8_lossy(&id),
+        k.secret_key.display(),
+        k.public_key.display()
+    );
+    Ok(())
+}
+
+/// `romlib build-packs`.
+pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
+    let opts = BuildOptions {
+        avg_chunk: c.avg_chunk,
+        level: c.compression_level,
+        dict: c.dict,
+        pack_size: c.pack_size,
+        threads: threads(c.threads),
+        store_chunks: true,
+        signing_key: None,
+        scan: ScanOptions {
+            include_junk: c.include_junk,
+            allow_non_fat_names: c.allow_non_fat_names,
+        },
+        // Manifests (written by generate-manifests) hold the hashes; packs do not.
+        dat_hashes: false,
+        dats: Vec::new(),
+    };
+    run_build(c.input, c.output, opts, c.quiet)
+}
+
+/// `romlib generate-manifests`.
+pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
+    let key = keys::load_signing_key(&c.signing_key)?;
+    let _ = c.compression_level;
+    let opts = BuildOptions {
+        avg_chunk: c.avg_chunk,
+        threads: threads(c.threads),
+        store_chunks: false,
+        signing_key: Some(key),
+        scan: ScanOptions {
+            include_junk: c.include_junk,
+            allow_non_fat_names: c.allow_non_fat_names,
+        },
+        dat_hashes: !c.no_dat_hashes,
+        dats: c.dat,
+        ..BuildOptions::default()
+    };
+    run_build(c.input, c.output, opts, c.quiet)
+}
+
+/// `romlib build`.
+pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
+    let key = keys::load_signing_key(&c.signing_key)?;
+    let opts = BuildOptions {
+        avg_chunk: c.avg_chunk,
+        level: c.compression_level,
+        dict: c.dict,
+        pack_size: c.pack_size,
+        threads: threads(c.threads),
+        store_chunks: true,
+        signing_key: Some(key),
+        scan: ScanOptions {
+            include_junk: c.include_junk,
+            allow_non_fat_names: c.allow_non_fat_names,
+        },
+        dat_hashes: !c.no_dat_hashes,
+        dats: c.dat,
+    };
+    run_build(c.input, c.output, opts, c.quiet)
+}
+
+/// `romlib train-dict`.
+pub(super) fn train_dict(c: TrainCmd) -> anyhow::Result<()> {
+    let lib = romlib_device::Library::new(&c.romlib);
+    let r = crate::build::dict::train_dict(&lib, &c.output, c.size, c.max_samples)?;
+    println!(
+        "dictionary {:08x}: {} bytes from {} samples ({} bytes) written to {}",
+        r.dict_id,
+        r.dict_bytes,
+        r.samples,
+        r.sample_bytes,
+        c.output.display()
+    );
+    Ok(())
+}
+
+fn print_summary(s: &BuildSummary) {
+    for r in &s.recovered {
+        eprintln!("romlib: recovered: {r}");
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{:.2}x", a as f64 / b as f64)
+        }
+    };
+    println!(
+        "{} games, {} files, {:.1} MiB in {:.2} s ({:.1} MiB/s)",
+        s.games,
+        s.files,
+        mib(s.input_bytes),
+        secs,
+        mib(s.input_bytes) / secs
+    );
+    println!(
+        "{} chunks, {} new ({:.1} MiB); dedup ratio {}, compression ratio {}",
+        s.chunks,
+        s.new_chunks,
+        mib(s.new_bytes),
+        ratio(s.input_bytes, s.new_bytes),
+        ratio(s.new_bytes, s.stored_bytes)
+    );
+    println!(
+        "stored {:.1} MiB in {} new pack(s); manifests: {} written, {} unchanged",
+        mib(s.stored_bytes),
+        s.packs_written,
+        s.manifests_written,
+        s.manifests_unchanged
+    );
+    if s.junk_files > 0 || s.loose_files > 0 {
+        println!(
+            "skipped {} junk file(s) ({} bytes) and {} loose file(s) outside game folders",
+            s.junk_files, s.junk_bytes, s.loose_files
+        );
+    }
+}
+
+/// Runs a build, with a progress bar unless `quiet` (or standard error is no terminal),
+/// and prints its summary unless `quiet`.
+fn run_build(
+    input: PathBuf,
+    output: PathBuf,
+    opts: BuildOptions,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let s = if progress(quiet) {
+        build(&input, &output, &opts, &BuildBar::default())?
+    } else {
+        build(&input, &output, &opts, &())?
+    };
+    if !quiet {
+        print_summary(&s);
+    }
+    Ok(())
+}
+
+/// Worker threads: those asked for, else one per core.
+fn threads(t: Option<usize>) -> usize {
+    t.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}

@@ -1,0 +1,237 @@
+//! The commands that read a library without changing it: `list-games`, `show` and
+//! `verify`, and the reports they print.
+
+use super::progress::{bytes_bar, progress};
+use super::trust::trust_store;
+use argh::FromArgs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(FromArgs)]
+/// List the games of a library.
+#[argh(subcommand, name = "list-games")]
+pub(super) struct ListCmd {
+    #[argh(option, short = 'r')]
+    /// library folder, or a portable file made by `romlib export`
+    romlib: PathBuf,
+    #[argh(switch)]
+    /// print JSON
+    json: bool,
+    #[argh(option)]
+    /// only games of this system (from romlib.toml; case-insensitive)
+    system: Option<String>,
+    #[argh(option)]
+    /// only games with this tag
+    tag: Option<String>,
+    #[argh(option)]
+    /// only games of this region (one of a "USA, Europe" list matches)
+    region: Option<String>,
+    #[argh(option)]
+    /// only games whose title, names, description, system, region or tags contain every
+    /// word of this text
+    search: Option<String>,
+    #[argh(option)]
+    /// trusted public key file to check signatures with (repeatable; default: the
+    /// library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Print one game's manifest: metadata, files with sizes and hashes, chunks, packs needed,
+/// signing key and whether the signature verifies.
+#[argh(subcommand, name = "show")]
+pub(super) struct ShowCmd {
+    #[argh(option, short = 'g')]
+    /// title id, or the path of a .manifest file
+    game: String,
+    #[argh(option, short = 'r')]
+    /// library folder, or a portable file made by `romlib export`
+    romlib: PathBuf,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+    #[argh(switch)]
+    /// print JSON
+    json: bool,
+}
+
+#[derive(FromArgs)]
+/// Check a library: every pack, chunk, signature and index entry (exit 1 on any problem);
+/// with --dat, check its games against DAT files from the signed manifests alone.
+#[argh(subcommand, name = "verify")]
+pub(super) struct VerifyCmd {
+    #[argh(option, short = 'r')]
+    /// library folder, or a portable file made by `romlib export`
+    romlib: PathBuf,
+    #[argh(option)]
+    /// a Logiqx XML or clrmamepro DAT file to check the games against (repeatable); no pack
+    /// is read, and the exit code is 0 only when every DAT game is complete and correct
+    dat: Vec<PathBuf>,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    trusted_key: Vec<PathBuf>,
+    #[argh(switch)]
+    /// print the report as JSON
+    json: bool,
+    #[argh(switch, short = 'q')]
+    /// no progress bar
+    quiet: bool,
+}
+
+/// `romlib list-games`.
+pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
+    let lib = romlib_device::Library::open(&c.romlib)?;
+    let trust = if c.trusted_key.is_empty() {
+        romlib_device::TrustStore::from_dir(&lib.keys_dir()).ok()
+    } else {
+        Some(romlib_device::TrustStore::from_files(&c.trusted_key)?)
+    };
+    let filter = crate::inspect::list::Filter {
+        system: c.system,
+        tag: c.tag,
+        region: c.region,
+        search: c.search,
+    };
+    let mut games = crate::inspect::list::list_games(&lib, trust.as_ref())?;
+    games.retain(|g| filter.matches(g));
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::inspect::list::to_json(&games))?
+        );
+    } else {
+        for g in &games {
+            let sig = match g.verified {
+                Some(true) => "signed",
+                Some(false) => "SIGNATURE NOT TRUSTED",
+                None => "unchecked",
+            };
+            let mut meta: Vec<&str> = Vec::new();
+            for m in [&g.system, &g.region, &g.version] {
+                if !m.is_empty() {
+                    meta.push(m);
+                }
+            }
+            meta.extend(g.tags.iter().map(String::as_str));
+            let meta = if meta.is_empty() {
+                "-".to_string()
+            } else {
+                meta.join(", ")
+            };
+            println!(
+                "{}\t{}\t{meta}\t{} files\t{} bytes\tkey {} ({sig})",
+                g.title, g.name, g.files, g.size, g.key_id
+            );
+        }
+        println!("{} game(s)", games.len());
+    }
+    Ok(())
+}
+
+/// `romlib show`.
+pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
+    let lib = romlib_device::Library::open(&c.romlib)?;
+    let trust = trust_store(&lib, &c.trusted_key, false)?;
+    let v = crate::inspect::show::show_game(&lib, &c.game, &trust)?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", crate::inspect::show::to_text(&v));
+    }
+    Ok(())
+}
+
+/// `romlib verify`: exit code 1 when the check found a problem (the report says which).
+pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
+    let lib = romlib_device::Library::open(&c.romlib)?;
+    let trust = trust_store(&lib, &c.trusted_key, !c.json)?;
+    let ok = if c.dat.is_empty() {
+        let bar = bytes_bar(progress(c.quiet || c.json), "verified");
+        let started = std::time::Instant::now();
+        let rep = if lib.portable().is_some() {
+            crate::inspect::verify::verify_portable(&lib, &trust, &|n| bar.inc(n))?
+        } else {
+            crate::inspect::verify::verify_library(&lib, &trust, &|n| bar.inc(n))?
+        };
+        bar.finish_and_clear();
+        if c.json {
+            println!("{}", serde_json::to_string_pretty(&verify_json(&rep))?);
+        } else {
+            print_verify(&rep, started.elapsed().as_secs_f64());
+        }
+        rep.ok()
+    } else {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let ok = crate::dat::check::check_dats(&lib, &trust, &c.dat, c.json, &mut out)?;
+        out.flush()?;
+        ok
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn verify_json(rep: &crate::inspect::verify::VerifyReport) -> serde_json::Value {
+    let f = |v: &[crate::inspect::verify::Finding]| {
+        v.iter()
+            .map(|p| serde_json::json!({"path": p.path.display().to_string(), "problem": p.what}))
+            .collect::<Vec<_>>()
+    };
+    serde_json::json!({
+        "ok": rep.ok(),
+        "portable": rep.portable,
+        "packs": rep.packs,
+        "pack_bytes": rep.pack_bytes,
+        "records": rep.records,
+        "chunk_bytes": rep.chunk_bytes,
+        "index_chunks": rep.index_chunks,
+        "games": rep.games,
+        "games_signed": rep.games_signed,
+        "problem_count": rep.problem_count,
+        "problems": f(&rep.problems),
+        "notices": f(&rep.notices),
+    })
+}
+
+fn print_verify(rep: &crate::inspect::verify::VerifyReport, secs: f64) {
+    for n in &rep.notices {
+        println!("notice: {}: {}", n.path.display(), n.what);
+    }
+    for p in &rep.problems {
+        println!("PROBLEM: {}: {}", p.path.display(), p.what);
+    }
+    if rep.problem_count > rep.problems.len() as u64 {
+        println!(
+            "... and {} more problem(s)",
+            rep.problem_count - rep.problems.len() as u64
+        );
+    }
+    println!(
+        "{} pack(s), {:.1} MiB read; {} chunk(s), {:.1} MiB decompressed and hashed in {secs:.1} s",
+        rep.packs,
+        rep.pack_bytes as f64 / 1048576.0,
+        rep.records,
+        rep.chunk_bytes as f64 / 1048576.0
+    );
+    if !rep.portable {
+        println!("{} index entr(ies)", rep.index_chunks);
+    }
+    println!(
+        "{} game(s), {} with a trusted signature",
+        rep.games, rep.games_signed
+    );
+    let what = if rep.portable {
+        "portable file"
+    } else {
+        "library"
+    };
+    if rep.ok() {
+        println!("{what} OK");
+    } else {
+        println!("{what} NOT OK: {} problem(s)", rep.problem_count);
+    }
+}

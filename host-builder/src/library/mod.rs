@@ -1,0 +1,20 @@
+//! Writing a library (SPEC section 1): the locked library and its writable index
+//! ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
+//! ([`manifest_writer`]) and their publishing with refcounts ([`publish`]), locators and
+//! the catalog ([`locator`]), dictionaries ([`dicts`]) and crash recovery ([`recovery`]).
+//!
+//! Crash-safety rules (SPEC section 6):
+//! 1. A pack is written as `packs/.pack-NNNN.pkg.partial`, sealed with its footer, fsynced
+//!    and renamed; only then does an index transaction that references it commit.
+//! 2. A sealed pack that the index does not list (killed between rename and commit) is
+//!    verified and adopted by the next run; `.partial` files are deleted.
+//! 3. Manifests follow the roll-forward rule of [`publish`].
+
+pub mod dicts;
+pub mod locator;
+pub mod manifest_writer;
+pub mod pack_scan;
+pub mod pack_writer;
+pub mod publish;
+pub mod recovery;
+pub mod writer;

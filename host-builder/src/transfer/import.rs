@@ -1,0 +1,245 @@
+//! `romlib import`: the games of a portable file into a library.
+//!
+//! Every game's signature is checked against the trusted keys, the chunks the library
+//! already holds are reused, the others are decoded, checked, and appended verbatim to new
+//! packs, then the manifests are published exactly as a build publishes them (refcounts,
+//! crash safety).
+
+use super::{manifest_bytes, read_checked, Planned};
+use crate::error::{Error, Result};
+use crate::fsio::{parent_dir, sync_dir};
+use crate::library::dicts::add_dict;
+use crate::library::locator;
+use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
+use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
+use crate::zstd_decoder::ZstdDecoder;
+use romlib_device::index::{CHUNKS, PACKS};
+use romlib_device::install::open_game;
+use romlib_device::locate::ChunkLocator;
+use romlib_device::pack_reader::PackReader;
+use romlib_device::{Library, TrustStore};
+use romlib_format::index::ChunkEntry;
+use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_CHUNK_LEN};
+use romlib_format::manifest::CHUNK_RECORD_LEN;
+use romlib_format::pack::{RecordHeader, RECORD_HEADER_LEN};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// What an import did.
+#[derive(Debug, Default, Clone)]
+pub struct ImportSummary {
+    /// Games whose manifest was written.
+    pub games_written: u64,
+    /// Games the library already had, identical.
+    pub games_unchanged: u64,
+    /// Chunks stored (the library lacked them).
+    pub new_chunks: u64,
+    /// Their uncompressed bytes.
+    pub new_bytes: u64,
+    /// Distinct chunks the library already held.
+    pub reused_chunks: u64,
+    /// Packs written.
+    pub packs: u64,
+}
+
+/// Adds the games of portable file `src` (those in `titles`, or all) to the library at
+/// `dest`, storing only the chunks it lacks. Every game must be signed by a key `trust`
+/// holds; nothing is changed if one is not.
+pub fn import(
+    src: &Path,
+    dest: &Path,
+    titles: &[String],
+    trust: &TrustStore,
+    progress: &dyn Fn(u64),
+) -> Result<ImportSummary> {
+    let lib = Library::open(src)?;
+    if lib.portable().is_none() {
+        return Err(Error::input(
+            src,
+            "not a portable file (made by `romlib export`)",
+        ));
+    }
+    let titles = if titles.is_empty() {
+        lib.titles()?
+    } else {
+        let mut t = titles.to_vec();
+        t.sort();
+        t.dedup();
+        t
+    };
+    let mut games = Vec::new();
+    for t in &titles {
+        games.push(open_game(&lib, t, trust)?);
+    }
+    let mut store = LibraryWriter::open(dest)?;
+    let dlib = store.library().clone();
+    let index_path = dlib.index_path();
+
+    // Which chunks are missing, in order of first use.
+    let mut missing: Vec<Planned> = Vec::new();
+    let mut seen: HashMap<[u8; 32], ()> = HashMap::new();
+    let mut summary = ImportSummary::default();
+    {
+        let rtx = store.begin_read()?;
+        let chunks = match rtx.open_table(CHUNKS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(db_err(&index_path, e)),
+        };
+        let mut dicts = HashMap::new();
+        let mut packs = PackReader::new(&lib);
+        for m in &games {
+            let loc = ChunkLocator::open(&lib, m.body())?;
+            let mut table = m.chunks()?;
+            let mut i = 0;
+            while let Some(c) = table.next_chunk()? {
+                i += 1;
+                if seen.insert(c.hash, ()).is_some() {
+                    continue;
+                }
+                let have = match &chunks {
+                    Some(t) => t
+                        .get(&c.hash)
+                        .map_err(|e| db_err(&index_path, e))?
+                        .is_some(),
+                    None => false,
+                };
+                if have {
+                    summary.reused_chunks += 1;
+                    continue;
+                }
+                let entry = loc.lookup(i - 1, &c.hash, c.len)?.ok_or_else(|| {
+                    Error::input(
+                        src,
+                        format!("{}: a chunk has no locator entry", m.body().title_id),
+                    )
+                })?;
+                missing.push(Planned::new(&mut packs, &mut dicts, c.hash, c.len, entry)?);
+            }
+            table.finish()?;
+        }
+    }
+
+    // Dictionaries the new records need, then the records, one pack run per dictionary.
+    let mut need_dicts: Vec<u32> = missing.iter().map(|c| c.dict).filter(|&d| d != 0).collect();
+    need_dicts.sort_unstable();
+    need_dicts.dedup();
+    for d in &need_dicts {
+        let bytes = lib.read_dict(*d)?;
+        add_dict(&dlib, *d, &bytes)?;
+    }
+    let mut packs = PackReader::new(&lib);
+    let mut dec = ZstdDecoder::default();
+    let (mut rec, mut data) = (Vec::new(), Vec::new());
+    let mut sealed: Vec<(u32, romlib_format::index::PackInfo)> = Vec::new();
+    let mut entries: Vec<([u8; 32], ChunkEntry)> = Vec::new();
+    let mut open: Option<(u32, PackFile)> = None;
+    let stored = (|| -> Result<()> {
+        for c in &missing {
+            read_checked(&lib, &mut packs, &mut dec, c, &mut rec, &mut data)?;
+            let rec_len = rec.len() as u64;
+            let roll = (open.as_ref())
+                .is_some_and(|(d, p)| *d != c.dict || p.must_roll_over(rec_len, DEFAULT_PACK_SIZE));
+            if roll {
+                let (_, p) = open.take().expect("open");
+                let id = p.id();
+                sealed.push((id, p.seal()?));
+            }
+            if open.is_none() {
+                open = Some((c.dict, store.new_pack(c.dict)?));
+            }
+            let (_, p) = open.as_mut().expect("just opened");
+            let h = RecordHeader::decode(&rec[..RECORD_HEADER_LEN])
+                .map_err(|e| Error::input(src, e.to_string()))?;
+            debug_assert!(rec.len() <= RECORD_HEADER_LEN + MAX_CHUNK_LEN as usize);
+            let offset = p.append(&h, &rec[RECORD_HEADER_LEN..])?;
+            entries.push((
+                c.hash,
+                ChunkEntry {
+                    pack_id: p.id(),
+                    offset,
+                    clen: h.clen,
+                    ulen: h.ulen,
+                    method: h.method,
+                    stored_at: unix_now(),
+                    refcount: 0,
+                },
+            ));
+            summary.new_chunks += 1;
+            summary.new_bytes += c.ulen as u64;
+            progress(c.ulen as u64);
+        }
+        if let Some((_, p)) = open.take() {
+            let id = p.id();
+            sealed.push((id, p.seal()?));
+        }
+        Ok(())
+    })();
+    if let Err(e) = stored {
+        if let Some((_, p)) = open.take() {
+            p.discard();
+        }
+        // Sealed packs stay: the next run adopts them (SPEC section 6).
+        return Err(e);
+    }
+    summary.packs = sealed.len() as u64;
+
+    // Index the new packs and chunks, then publish the manifests.
+    let txn = if entries.is_empty() {
+        None
+    } else {
+        let txn = store.begin()?;
+        {
+            let mut t = txn.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
+            for (id, info) in &sealed {
+                t.insert(*id, info.encode().as_slice())
+                    .map_err(|e| db_err(&index_path, e))?;
+            }
+            let mut t = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+            for (hash, e) in &entries {
+                t.insert(hash, e.encode().as_slice())
+                    .map_err(|e| db_err(&index_path, e))?;
+            }
+        }
+        Some(txn)
+    };
+    let mut staged = Vec::new();
+    let mut tables = Vec::new();
+    for m in &games {
+        let body = m.body();
+        let bytes = manifest_bytes(&lib, m)?;
+        let path = dlib.manifest_path(&body.title_id);
+        // The chunk table ends the manifest (SPEC section 3); its length was checked on open.
+        let table_len = body.chunk_count as usize * CHUNK_RECORD_LEN;
+        let table = bytes[bytes.len() - table_len..].to_vec();
+        match stage_manifest(&body.title_id, path, &bytes, &table)? {
+            Some(s) => staged.push(s),
+            None => summary.games_unchanged += 1,
+        }
+        tables.push((body.title_id.clone(), table));
+    }
+    summary.games_written = match (txn, staged.is_empty()) {
+        (Some(t), true) => {
+            store.commit(t)?;
+            0
+        }
+        (t, false) => publish_manifests(&mut store, t, staged)?,
+        (None, true) => 0,
+    };
+    for (title, table) in &tables {
+        let entries = locator::entries_from_index(&store, title, table)?;
+        locator::refresh(&dlib, title, table, &entries)?;
+    }
+    let mut signers: Vec<[u8; 32]> = games.iter().map(|m| *m.signer()).collect();
+    signers.sort_unstable();
+    signers.dedup();
+    for pk in &signers {
+        publish_public_key(&dlib, pk)?;
+    }
+    sync_dir(parent_dir(&dlib.manifest_path("x")))?;
+    locator::write_catalog(&dlib)?;
+    if summary.new_chunks > 0 || summary.games_written > 0 {
+        store.compact()?;
+    }
+    Ok(summary)
+}
