@@ -48,6 +48,19 @@ pub struct GameReport {
     pub reused_bytes: u64,
 }
 
+impl GameReport {
+    /// What both binaries print once game `title` is installed into `install_dir`.
+    pub fn installed_message(&self, title: &str, install_dir: &Path) -> String {
+        format!(
+            "installed {title} into {}: {} files, {} bytes, {} chunks verified",
+            install_dir.join(title).display(),
+            self.files,
+            self.bytes,
+            self.chunks
+        )
+    }
+}
+
 /// Where decoded file data goes.
 trait Sink {
     fn begin_file(&mut self, rel: &str, mode: u32) -> Result<()>;

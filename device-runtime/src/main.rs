@@ -181,12 +181,8 @@ fn run(cli: Cli) -> Result<()> {
                 reuse.as_ref(),
             )?;
             println!(
-                "installed {} into {}: {} files, {} bytes, {} chunks verified",
-                m.body().title_id,
-                c.install_dir.join(&m.body().title_id).display(),
-                r.files,
-                r.bytes,
-                r.chunks
+                "{}",
+                r.installed_message(&m.body().title_id, &c.install_dir)
             );
             if let Some(remote) = lib.remote_source() {
                 let (bytes, requests) = remote.transferred();

@@ -63,7 +63,7 @@ pub fn parent_dir(path: &Path) -> &Path {
 
 /// Fsyncs a directory (the device runtime's, shared).
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    romlib_device::install::sync_dir(dir).map_err(Error::from)
+    romlib_device::fsio::sync_dir(dir).map_err(Error::from)
 }
 
 /// Creates a directory and its parents.

@@ -31,7 +31,7 @@ pub fn keygen(secret: &Path, public: &Path) -> Result<[u8; 32]> {
 
 /// Loads a secret key file.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
-    let bytes = romlib_device::trust::read_small(path, "secret key file")?;
+    let bytes = romlib_device::trusted::trust::read_small(path, "secret key file")?;
     let seed = keyfile::decode(KeyKind::Secret, &bytes).map_err(|e| Error::Key {
         path: path.to_path_buf(),
         problem: match e {
@@ -46,7 +46,7 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
 
 /// Loads a public key file.
 pub fn load_public_key(path: &Path) -> Result<[u8; 32]> {
-    romlib_device::trust::read_public_key(path).map_err(|e| match e {
+    romlib_device::trusted::trust::read_public_key(path).map_err(|e| match e {
         romlib_device::Error::Format {
             source: FormatError::InvalidField {
                 field: "key type", ..

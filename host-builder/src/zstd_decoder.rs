@@ -1,7 +1,7 @@
 //! C zstd behind the device runtime's decoder seam, so `romlib install` on a build server
 //! decodes at C speed through the same install code the device runs.
 
-use romlib_device::decoder::ChunkDecoder;
+use romlib_device::chunks::decoder::ChunkDecoder;
 use romlib_format::pack::Method;
 use std::collections::HashMap;
 use zstd_safe::{DCtx, DDict};

@@ -269,7 +269,9 @@ fn refcounts_follow_manifests() {
     let count = |w: &Workspace| -> (u64, u64) {
         let db = redb::Database::open(w.p("lib/index.db")).unwrap();
         let txn = db.begin_read().unwrap();
-        let t = txn.open_table(romlib_device::chunks::index::CHUNKS).unwrap();
+        let t = txn
+            .open_table(romlib_device::chunks::index::CHUNKS)
+            .unwrap();
         let mut refs = 0;
         let mut zero = 0;
         for r in t.iter().unwrap() {

@@ -200,9 +200,11 @@ impl PackReader {
         out.resize(ulen as usize, 0);
         let mut buf = std::mem::take(&mut self.record);
         buf.clear();
-        let res = self.read_record(hash, entry, ulen, &mut buf).and_then(|rec| {
-            decode_verified(&self.lib, &rec, &buf[rec.payload.clone()], decoder, out)
-        });
+        let res = self
+            .read_record(hash, entry, ulen, &mut buf)
+            .and_then(|rec| {
+                decode_verified(&self.lib, &rec, &buf[rec.payload.clone()], decoder, out)
+            });
         self.record = buf;
         res
     }
@@ -294,4 +296,3 @@ impl PackReader {
         })
     }
 }
-

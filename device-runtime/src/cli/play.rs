@@ -39,7 +39,12 @@ pub struct CatCmd {
 impl CatCmd {
     /// Writes the file (or range) of the game in `lib` to standard output, trusting
     /// `trust`. A reader that stops early (`| head`) is not a failure.
-    pub fn run<D: ChunkDecoder>(&self, lib: &Library, trust: &TrustStore, decoder: D) -> Result<()> {
+    pub fn run<D: ChunkDecoder>(
+        &self,
+        lib: &Library,
+        trust: &TrustStore,
+        decoder: D,
+    ) -> Result<()> {
         let game = Game::open(lib, &self.game, trust, decoder)?;
         let id = game.find(&self.path)?;
         let out = &mut *super::raw_stdout();
@@ -88,11 +93,18 @@ impl MountCmd {
         F: Fn() -> D + Send + Sync + 'static,
     {
         let mp = self.mountpoint.display();
-        mount::serve(lib, &self.mountpoint, trust, new_decoder, prog, |m: Mounted| {
-            eprintln!(
+        mount::serve(
+            lib,
+            &self.mountpoint,
+            trust,
+            new_decoder,
+            prog,
+            |m: Mounted| {
+                eprintln!(
                 "{prog}: mounted {} game(s) at {mp} ({} left out); Ctrl-C or `fusermount3 -u {mp}` unmounts",
                 m.games, m.skipped,
             )
-        })
+            },
+        )
     }
 }

@@ -12,8 +12,8 @@ use crate::trusted::{ManifestFile, TrustStore, VerifiedManifest};
 use portable::Portable;
 use remote::Remote;
 use romlib_format::layout::{
-    dict_file_name, pack_file_name, DICTS_DIR, DICT_FILE_NAME_LEN, GAMES_DIR, INDEX_FILE,
-    KEYS_DIR, LOCATOR_EXT, MANIFEST_EXT, PACKS_DIR,
+    dict_file_name, pack_file_name, DICTS_DIR, DICT_FILE_NAME_LEN, GAMES_DIR, INDEX_FILE, KEYS_DIR,
+    LOCATOR_EXT, MANIFEST_EXT, PACKS_DIR,
 };
 use romlib_format::limits::MAX_DICT_LEN;
 use romlib_format::path::check_title_id;
@@ -201,8 +201,8 @@ impl Library {
                 })?;
                 // A file of its own, not a clone: the manifest reads through its cursor,
                 // which clones would share with every other game's reader.
-                let file = std::fs::File::open(p.path())
-                    .map_err(|e| Error::io(p.path(), "open", e))?;
+                let file =
+                    std::fs::File::open(p.path()).map_err(|e| Error::io(p.path(), "open", e))?;
                 let m = ManifestFile::open_in(p.path(), file, g.manifest_offset, g.manifest_len)?;
                 if m.unverified_body().title_id != title {
                     return Err(Error::manifest(

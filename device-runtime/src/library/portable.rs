@@ -77,7 +77,8 @@ impl Portable {
         read_exact_at(&file, &mut hb, 0).map_err(|e| Error::io(path, "read", e))?;
         decode_header(&hb).map_err(|e| Error::format(path, e))?;
         let mut fb = [0u8; FOOTER_LEN];
-        read_exact_at(&file, &mut fb, len - FOOTER_LEN as u64).map_err(|e| Error::io(path, "read", e))?;
+        read_exact_at(&file, &mut fb, len - FOOTER_LEN as u64)
+            .map_err(|e| Error::io(path, "read", e))?;
         let footer = Footer::decode(&fb, len).map_err(|e| Error::format(path, e))?;
 
         let mut p = Self {

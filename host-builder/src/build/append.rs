@@ -14,7 +14,7 @@ use crate::library::locator::locator_entry;
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use rayon::prelude::*;
 use redb::{ReadableTable, WriteTransaction};
-use romlib_device::index::{CHUNKS, PACKS};
+use romlib_device::chunks::index::{CHUNKS, PACKS};
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};

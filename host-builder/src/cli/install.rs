@@ -39,16 +39,12 @@ pub(super) struct UninstallCmd {
 pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
     let trust = trust_store(&lib, &c.trusted_key, true)?;
-    let m = romlib_device::install::open_game(&lib, &c.game, &trust)?;
+    let m = lib.open_game(&c.game, &trust)?;
     let mut dec = crate::zstd_decoder::ZstdDecoder::default();
     let r = romlib_device::install::install_game(&lib, &m, &c.install_dir, &mut dec)?;
     println!(
-        "installed {} into {}: {} files, {} bytes, {} chunks verified",
-        m.body().title_id,
-        c.install_dir.join(&m.body().title_id).display(),
-        r.files,
-        r.bytes,
-        r.chunks
+        "{}",
+        r.installed_message(&m.body().title_id, &c.install_dir)
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::dat::digests::{hex, DatHashes};
 use crate::error::Result;
-use romlib_device::locate::ChunkLocator;
+use romlib_device::chunks::locator::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::layout::MANIFEST_EXT;
 use serde_json::{json, Value};

@@ -14,9 +14,9 @@ use crate::library::pack_scan::scan_pack_with;
 use crate::zstd_decoder::ZstdDecoder;
 use rayon::prelude::*;
 use redb::{ReadableDatabase, ReadableTable};
-use romlib_device::decoder::ChunkDecoder;
-use romlib_device::index::{CHUNKS, GAMES, PACKS};
-use romlib_device::locate::ChunkLocator;
+use romlib_device::chunks::decoder::ChunkDecoder;
+use romlib_device::chunks::index::{CHUNKS, GAMES, PACKS};
+use romlib_device::chunks::locator::ChunkLocator;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::layout::{parse_dict_file_name, parse_pack_file_name};
@@ -567,7 +567,7 @@ pub fn verify_portable(
     let mut dec = ZstdDecoder::default();
     for g in p.games() {
         rep.games += 1;
-        let checked = romlib_device::install::open_game(lib, &g.title, trust).and_then(|m| {
+        let checked = lib.open_game(&g.title, trust).and_then(|m| {
             rep.games_signed += 1;
             romlib_device::install::verify_game(lib, &m, &mut dec)
         });

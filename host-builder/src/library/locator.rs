@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::library::writer::{db_err, LibraryWriter};
-use romlib_device::index::CHUNKS;
+use romlib_device::chunks::index::CHUNKS;
 use romlib_device::Library;
 use romlib_format::index::ChunkEntry;
 use romlib_format::layout::CATALOG_FILE;

@@ -11,7 +11,7 @@ use super::writer::{db_err, LibraryWriter};
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, temp_path, write_atomic, write_synced};
 use redb::{ReadableTable, WriteTransaction};
-use romlib_device::index::{CHUNKS, GAMES};
+use romlib_device::chunks::index::{CHUNKS, GAMES};
 use romlib_device::ManifestFile;
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};

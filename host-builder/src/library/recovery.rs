@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, TEMP_SUFFIX};
 use crate::library::writer::{db_err, LibraryWriter};
-use romlib_device::index::GAMES;
+use romlib_device::chunks::index::GAMES;
 use romlib_device::ManifestFile;
 use romlib_format::layout::{LOCATOR_EXT, MANIFEST_EXT};
 use std::fs;

@@ -7,7 +7,7 @@ use super::pack_writer::PackWriter;
 use crate::error::{Error, Result};
 use crate::fsio::{create_dir, rename_synced, sync_dir};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
-use romlib_device::index::{CHUNKS, GAMES, META, PACKS};
+use romlib_device::chunks::index::{CHUNKS, GAMES, META, PACKS};
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::layout::LOCK_FILE;

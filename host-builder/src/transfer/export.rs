@@ -12,9 +12,8 @@ use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, temp_path};
 use crate::library::pack_writer::PackWriter;
 use crate::zstd_decoder::ZstdDecoder;
-use romlib_device::install::open_game;
-use romlib_device::locate::ChunkLocator;
-use romlib_device::pack_reader::PackReader;
+use romlib_device::chunks::packs::PackReader;
+use romlib_device::chunks::ChunkSource;
 use romlib_device::{Library, TrustStore};
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_TITLE_ID_LEN};
 use romlib_format::pack::{must_roll_over, Method, RecordHeader, HEADER_LEN, RECORD_HEADER_LEN};
@@ -99,7 +98,7 @@ pub fn export(
     }
     let mut games = Vec::new();
     for t in &titles {
-        games.push(open_game(lib, t, trust)?);
+        games.push(lib.open_game(t, trust)?);
     }
 
     // Plan: the distinct chunks in order of first use, and each game's table as indices.
@@ -107,9 +106,8 @@ pub fn export(
     let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
     let mut tables: Vec<Vec<u32>> = Vec::new();
     let mut dicts = HashMap::new();
-    let mut packs = PackReader::new(lib);
     for m in &games {
-        let loc = ChunkLocator::open(lib, m.body())?;
+        let mut source = ChunkSource::open(lib, m)?;
         let mut table = m.chunks()?;
         let mut idx = Vec::with_capacity(m.body().chunk_count as usize);
         let mut i = 0;
@@ -117,14 +115,10 @@ pub fn export(
             let n = match seen.get(&c.hash) {
                 Some(&n) => n,
                 None => {
-                    let entry = loc.lookup(i, &c.hash, c.len)?.ok_or_else(|| {
-                        Error::library(
-                            lib.index_path(),
-                            format!("{}: a chunk is missing from the index", m.body().title_id),
-                        )
-                    })?;
+                    let entry = source.locate(i, &c)?;
                     let n = plan.len() as u32;
-                    plan.push(Planned::new(&mut packs, &mut dicts, c.hash, c.len, entry)?);
+                    let packs = source.packs();
+                    plan.push(Planned::new(packs, &mut dicts, c.hash, c.len, entry)?);
                     seen.insert(c.hash, n);
                     n
                 }
@@ -182,6 +176,7 @@ pub fn export(
             entries.push(section(EntryKind::Dict, dict, out.at, bytes.len() as u64));
             out.put(&bytes)?;
         }
+        let mut packs = PackReader::new(lib);
         let mut dec = ZstdDecoder::default();
         let (mut rec, mut data) = (Vec::new(), Vec::new());
         let mut summary = ExportSummary::default();

@@ -13,10 +13,9 @@ use crate::library::locator;
 use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
-use romlib_device::index::{CHUNKS, PACKS};
-use romlib_device::install::open_game;
-use romlib_device::locate::ChunkLocator;
-use romlib_device::pack_reader::PackReader;
+use romlib_device::chunks::index::{CHUNKS, PACKS};
+use romlib_device::chunks::packs::PackReader;
+use romlib_device::chunks::ChunkSource;
 use romlib_device::{Library, TrustStore};
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_CHUNK_LEN};
@@ -69,7 +68,7 @@ pub fn import(
     };
     let mut games = Vec::new();
     for t in &titles {
-        games.push(open_game(&lib, t, trust)?);
+        games.push(lib.open_game(t, trust)?);
     }
     let mut store = LibraryWriter::open(dest)?;
     let dlib = store.library().clone();
@@ -87,9 +86,8 @@ pub fn import(
             Err(e) => return Err(db_err(&index_path, e)),
         };
         let mut dicts = HashMap::new();
-        let mut packs = PackReader::new(&lib);
         for m in &games {
-            let loc = ChunkLocator::open(&lib, m.body())?;
+            let mut source = ChunkSource::open(&lib, m)?;
             let mut table = m.chunks()?;
             let mut i = 0;
             while let Some(c) = table.next_chunk()? {
@@ -108,13 +106,9 @@ pub fn import(
                     summary.reused_chunks += 1;
                     continue;
                 }
-                let entry = loc.lookup(i - 1, &c.hash, c.len)?.ok_or_else(|| {
-                    Error::input(
-                        src,
-                        format!("{}: a chunk has no locator entry", m.body().title_id),
-                    )
-                })?;
-                missing.push(Planned::new(&mut packs, &mut dicts, c.hash, c.len, entry)?);
+                let entry = source.locate(i - 1, &c)?;
+                let packs = source.packs();
+                missing.push(Planned::new(packs, &mut dicts, c.hash, c.len, entry)?);
             }
             table.finish()?;
         }

@@ -10,7 +10,9 @@ pub mod serve;
 
 use crate::error::{Error, Result};
 use crate::zstd_decoder::ZstdDecoder;
-use romlib_device::pack_reader::{check_chunk, decode_record, read_at, PackReader};
+use romlib_device::chunks::decode_verified;
+use romlib_device::chunks::packs::PackReader;
+use romlib_device::fsio::read_exact_at;
 use romlib_device::{Library, VerifiedManifest};
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::Method;
@@ -57,7 +59,7 @@ pub(super) fn manifest_bytes(lib: &Library, m: &VerifiedManifest) -> Result<Vec<
             .game(title)
             .ok_or_else(|| Error::library(p.path(), format!("{title} vanished")))?;
         let mut buf = vec![0u8; g.manifest_len as usize];
-        read_at(p.file(), &mut buf, g.manifest_offset)
+        read_exact_at(p.file(), &mut buf, g.manifest_offset)
             .map_err(|e| Error::io(p.path(), "read", e))?;
         return Ok(buf);
     }
@@ -88,7 +90,6 @@ pub(super) fn read_checked(
     rec.clear();
     let r = packs.read_record(&c.hash, &c.entry, c.ulen, rec)?;
     out.resize(c.ulen as usize, 0);
-    decode_record(lib, &r, &c.hash, &rec[r.payload.clone()], dec, out)?;
-    check_chunk(&lib.pack_path(r.pack_id), &c.hash, r.offset, out)?;
+    decode_verified(lib, &r, &rec[r.payload.clone()], dec, out)?;
     Ok(r.dict_id)
 }
