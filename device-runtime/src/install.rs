@@ -9,7 +9,7 @@
 
 use crate::chunks::decoder::ChunkDecoder;
 use crate::chunks::reuse::{tree_bytes, LocalChunks};
-use crate::chunks::{decode_verified, ChunkSource, RecordRef};
+use crate::chunks::{decode_verified, delta_base, BaseChunk, ChunkSource, RecordRef};
 use crate::error::{Error, Result};
 use crate::fsio::sync_dir;
 use crate::library::Library;
@@ -155,6 +155,18 @@ struct RawChunk {
     /// The chunk's length.
     len: u32,
     rec: RecordRef,
+    /// A delta's base chunk.
+    base: Base,
+}
+
+/// Where a delta's base chunk comes from.
+enum Base {
+    /// Not a delta.
+    None,
+    /// This record, in the same batch buffer.
+    Record(RecordRef),
+    /// The same base as the previous delta of the batch (still decoded).
+    Previous,
 }
 
 /// Decoder threads. Decoding is most of an install's work (ruzstd runs at a fraction of
@@ -168,6 +180,9 @@ const BUFFERS: usize = 2;
 const BATCH_BYTES: usize = 128 * 1024;
 /// Capacity of a batch buffer: a batch below `BATCH_BYTES` plus one largest chunk.
 const BATCH_CAPACITY: usize = BATCH_BYTES + MAX_CHUNK_LEN as usize;
+/// Capacity of a raw batch buffer: records below `BATCH_BYTES`, then one more chunk's
+/// record and, for a delta, its base's record.
+const RAW_CAPACITY: usize = BATCH_BYTES + 2 * (RECORD_HEADER_LEN + MAX_CHUNK_LEN as usize);
 
 type Sender<T> = std::sync::mpsc::SyncSender<T>;
 type Receiver<T> = std::sync::mpsc::Receiver<T>;
@@ -182,11 +197,11 @@ type Receiver<T> = std::sync::mpsc::Receiver<T>;
 fn stream_game(
     lib: &Library,
     m: &VerifiedManifest,
+    mut source: ChunkSource,
     decoder: &mut (dyn ChunkDecoder + Send),
     sink: &mut (dyn Sink + Send),
     mut local: Option<&mut LocalChunks>,
 ) -> Result<GameReport> {
-    let mut source = ChunkSource::open(lib, m)?;
     let mut table = m.chunks()?;
     let mpath = m.path().to_path_buf();
     let mut others: Vec<Box<dyn ChunkDecoder + Send>> =
@@ -198,10 +213,7 @@ fn stream_game(
     let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel(DECODERS * BUFFERS);
     for _ in 0..DECODERS * BUFFERS {
         raw_tx
-            .send((
-                Vec::with_capacity(BATCH_BYTES + MAX_CHUNK_LEN as usize),
-                Vec::new(),
-            ))
+            .send((Vec::with_capacity(RAW_CAPACITY), Vec::new()))
             .expect("room for the buffers");
     }
     let mut to_decoders = Vec::new();
@@ -247,6 +259,9 @@ fn stream_game(
                 })?;
                 let mut batch: Option<(Vec<u8>, Vec<RawChunk>)> = None;
                 let mut bytes = 0;
+                // The base of the last delta in this batch: the decoder thread still holds
+                // it decoded, so the next delta on it needs no second copy.
+                let mut last_base = None;
                 for _ in 0..f.chunk_count {
                     let c = table
                         .next_chunk()?
@@ -259,13 +274,36 @@ fn stream_game(
                         Some(rec) => rec,
                         None => source.read_record(chunks, &c, buf)?,
                     };
-                    list.push(RawChunk { len: c.len, rec });
+                    let base = if rec.method != Method::ZstdDelta {
+                        Base::None
+                    } else {
+                        let want = delta_base(&rec, &buf[rec.payload.clone()], lib)?;
+                        if last_base == Some(want) {
+                            Base::Previous
+                        } else {
+                            last_base = Some(want);
+                            // An installed version of the game may hold the base.
+                            let found = local
+                                .as_deref_mut()
+                                .and_then(|l| take_local_base(l, &want, buf));
+                            match found {
+                                Some(b) => Base::Record(b),
+                                None => Base::Record(source.read_base_record(&rec, buf)?),
+                            }
+                        }
+                    };
+                    list.push(RawChunk {
+                        len: c.len,
+                        rec,
+                        base,
+                    });
                     chunks += 1;
                     bytes += c.len as usize;
-                    if bytes >= BATCH_BYTES {
+                    if bytes >= BATCH_BYTES || buf.len() >= BATCH_BYTES {
                         let (buf, chunks) = batch.take().expect("just filled");
                         send(Job::Raw { buf, chunks })?;
                         bytes = 0;
+                        last_base = None;
                     }
                 }
                 if let Some((buf, chunks)) = batch.take() {
@@ -324,6 +362,38 @@ fn take_local(local: &mut LocalChunks, c: &ChunkRef, buf: &mut Vec<u8>) -> Optio
     }
     Some(RecordRef {
         hash: c.hash,
+        ulen: c.len,
+        payload: start + RECORD_HEADER_LEN..buf.len(),
+        pack_id: 0,
+        offset: 0,
+        dict_id: 0,
+        method: Method::Stored,
+    })
+}
+
+/// Appends base chunk `hash` as a stored record to `buf` when the device already holds it
+/// (checked); leaves `buf` as it was otherwise.
+fn take_local_base(
+    local: &mut LocalChunks,
+    hash: &[u8; 32],
+    buf: &mut Vec<u8>,
+) -> Option<RecordRef> {
+    let start = buf.len();
+    buf.resize(start + RECORD_HEADER_LEN, 0);
+    let Some(len) = local.find_any_len(hash, buf) else {
+        buf.truncate(start);
+        return None;
+    };
+    let header = RecordHeader {
+        hash: *hash,
+        ulen: len,
+        clen: len,
+        method: Method::Stored,
+    };
+    buf[start..start + RECORD_HEADER_LEN].copy_from_slice(&header.encode());
+    Some(RecordRef {
+        hash: *hash,
+        ulen: len,
         payload: start + RECORD_HEADER_LEN..buf.len(),
         pack_id: 0,
         offset: 0,
@@ -351,6 +421,8 @@ fn decode_jobs(
     free: Receiver<Vec<u8>>,
     decoder: &mut (dyn ChunkDecoder + Send),
 ) -> Result<()> {
+    // The base of the last delta decoded here.
+    let mut base = BaseChunk::default();
     for job in jobs {
         let job = match job {
             Job::Raw { buf, chunks } => {
@@ -361,7 +433,20 @@ fn decode_jobs(
                     let piece = data.get_mut(used..end).ok_or_else(|| {
                         Error::chunk(lib.pack_path(c.rec.pack_id), &c.rec.hash, "chunk too long")
                     })?;
-                    decode_verified(lib, &c.rec, &buf[c.rec.payload.clone()], decoder, piece)?;
+                    let base = match &c.base {
+                        Base::None => None,
+                        Base::Previous => Some(&base),
+                        Base::Record(b) => {
+                            base.hash = None;
+                            base.data.resize(b.ulen as usize, 0);
+                            let payload = &buf[b.payload.clone()];
+                            decode_verified(lib, b, payload, None, decoder, &mut base.data)?;
+                            base.hash = Some(b.hash);
+                            Some(&base)
+                        }
+                    };
+                    let payload = &buf[c.rec.payload.clone()];
+                    decode_verified(lib, &c.rec, payload, base, decoder, piece)?;
                     used = end;
                 }
                 Job::Decoded {
@@ -442,7 +527,14 @@ pub fn verify_game(
     m: &VerifiedManifest,
     decoder: &mut (dyn ChunkDecoder + Send),
 ) -> Result<GameReport> {
-    stream_game(lib, m, decoder, &mut NullSink, None)
+    stream_game(
+        lib,
+        m,
+        ChunkSource::open(lib, m)?,
+        decoder,
+        &mut NullSink,
+        None,
+    )
 }
 
 fn remove_tree(path: &Path) -> Result<()> {
@@ -545,7 +637,12 @@ pub fn install_game_reusing(
     let resume = install_dir.join(RESUME_DIR);
     let partial = resume.join(&title);
     let partial_manifest = resume.join(format!("{title}.manifest"));
-    let mut local = if remote {
+    let mut local = None;
+    let streamed = (|| {
+        let source = ChunkSource::open(lib, m)?;
+        if !remote {
+            return stream_game(lib, m, source, decoder, &mut sink, None);
+        }
         let mut sources = Vec::new();
         if let Ok(mf) = ManifestFile::open(&partial_manifest) {
             if partial.is_dir() {
@@ -562,15 +659,14 @@ pub fn install_game_reusing(
                 }
             }
         }
-        let local = LocalChunks::build(m, sources)?;
-        Some(match reuse {
-            Some(r) => local.with_library(r)?,
-            None => local,
-        })
-    } else {
-        None
-    };
-    let streamed = stream_game(lib, m, decoder, &mut sink, local.as_mut());
+        // The bases of the game's delta chunks too: an installed older version holds them.
+        let found = LocalChunks::build(m, &source.base_hashes()?, sources)?;
+        let found = local.insert(match reuse {
+            Some(r) => found.with_library(r)?,
+            None => found,
+        });
+        stream_game(lib, m, source, decoder, &mut sink, Some(found))
+    })();
     let mut report = match streamed {
         Ok(r) => r,
         Err(e) => {

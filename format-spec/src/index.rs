@@ -144,6 +144,13 @@ pub const PACKS_TABLE: &str = "packs";
 /// Name of the redb table mapping a title id (`&str`) to the BLAKE3 of the chunk table
 /// whose references are counted in the refcounts.
 pub const GAMES_TABLE: &str = "games";
+/// Name of the redb table of delta chunks (`[u8; 32]` -> `[u8; 32]`): each delta chunk's
+/// hash to its base chunk's hash (format version 2).
+pub const DELTAS_TABLE: &str = "deltas";
+/// Name of the redb table of resemblance sketches (`u64` -> `[u8; 32]`): each
+/// super-feature of a stored, non-delta chunk to the first such chunk that had it; where
+/// a builder looks for a base for a new chunk (format version 2).
+pub const SKETCHES_TABLE: &str = "sketches";
 /// Name of the redb table of library facts (`&str` -> `&[u8]`), such as [`META_FORMAT`].
 pub const META_TABLE: &str = "meta";
 /// `meta` key: the library format version, as a little-endian u32.

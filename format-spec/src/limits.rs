@@ -41,6 +41,9 @@ pub const MAX_TEXT_LEN: usize = 4096;
 pub const MAX_TAGS: usize = 64;
 /// Most distinct packs one game may need.
 pub const MAX_PACKS_PER_GAME: u32 = 4096;
+/// Longest chain of delta chunks (SPEC section 2.2, method 3): a delta's base is never a
+/// delta itself, so a reader holds at most one base chunk to decode any chunk.
+pub const MAX_DELTA_DEPTH: u32 = 1;
 /// Largest zstd dictionary accepted, in bytes.
 pub const MAX_DICT_LEN: u64 = 1 << 20;
 /// Directory entries in a portable file (dictionaries, packs and games together).

@@ -66,6 +66,11 @@ pub enum Method {
     Zstd,
     /// One zstd frame compressed with the pack's dictionary.
     ZstdDict,
+    /// A delta: the BLAKE3 of a *base* chunk, then one zstd frame compressed with the
+    /// base chunk's bytes as a raw-content dictionary. The base is itself stored by one of
+    /// the other methods (a chain is one link deep:
+    /// [`MAX_DELTA_DEPTH`](crate::limits::MAX_DELTA_DEPTH)).
+    ZstdDelta,
 }
 
 impl Method {
@@ -75,6 +80,7 @@ impl Method {
             Method::Stored => 0,
             Method::Zstd => 1,
             Method::ZstdDict => 2,
+            Method::ZstdDelta => 3,
         }
     }
 
@@ -84,6 +90,7 @@ impl Method {
             0 => Ok(Method::Stored),
             1 => Ok(Method::Zstd),
             2 => Ok(Method::ZstdDict),
+            3 => Ok(Method::ZstdDelta),
             other => Err(FormatError::InvalidField {
                 what: "chunk record",
                 field: "method",
@@ -91,6 +98,27 @@ impl Method {
             }),
         }
     }
+}
+
+/// Bytes of the base chunk's hash at the start of a [`Method::ZstdDelta`] payload.
+pub const DELTA_BASE_LEN: usize = 32;
+
+/// Splits a [`Method::ZstdDelta`] payload into the base chunk's BLAKE3 and the zstd frame.
+/// A payload whose base is the chunk itself (`hash`) is refused: it could never decode.
+pub fn split_delta<'a>(
+    hash: &[u8; 32],
+    payload: &'a [u8],
+) -> Result<([u8; 32], &'a [u8]), FormatError> {
+    need("delta payload", payload, DELTA_BASE_LEN + 1)?;
+    let base: [u8; 32] = array_at(payload, 0);
+    if &base == hash {
+        return Err(FormatError::InvalidField {
+            what: "delta payload",
+            field: "base",
+            found: 0,
+        });
+    }
+    Ok((base, &payload[DELTA_BASE_LEN..]))
 }
 
 /// A pack's header.
@@ -205,6 +233,7 @@ impl RecordHeader {
         let ok = match self.method {
             Method::Stored => self.clen == self.ulen,
             Method::Zstd | Method::ZstdDict => self.clen < self.ulen && self.clen > 0,
+            Method::ZstdDelta => self.clen < self.ulen && self.clen as usize > DELTA_BASE_LEN,
         };
         if !ok || self.ulen == 0 {
             return Err(FormatError::InvalidField {
@@ -377,7 +406,7 @@ mod tests {
         };
         assert!(RecordHeader::decode(&stored_mismatch.encode()).is_err());
         let mut b = r.encode();
-        b[R_METHOD] = 3;
+        b[R_METHOD] = 4; // 3 is a delta (format version 2); 4 is unknown
         assert!(RecordHeader::decode(&b).is_err());
     }
 
@@ -407,5 +436,30 @@ mod tests {
         );
         assert!(!must_roll_over(1, 100, 100, 100 + 100 + FOOTER_LEN as u64));
         assert!(must_roll_over(1, 101, 100, 100 + 100 + FOOTER_LEN as u64));
+    }
+
+    #[test]
+    fn delta_records_name_a_base_before_their_frame() {
+        let r = RecordHeader {
+            hash: [1; 32],
+            ulen: 1000,
+            clen: 40,
+            method: Method::ZstdDelta,
+        };
+        assert_eq!(RecordHeader::decode(&r.encode()), Ok(r));
+        // The payload must hold the base hash and a frame, and be shorter than the chunk.
+        for clen in [32, 1000] {
+            let bad = RecordHeader { clen, ..r };
+            assert!(RecordHeader::decode(&bad.encode()).is_err(), "clen {clen}");
+        }
+        let mut payload = [7u8; 40];
+        let (base, frame) = split_delta(&[1; 32], &payload).unwrap();
+        assert_eq!((base, frame.len()), ([7; 32], 8));
+        payload[..32].copy_from_slice(&[1; 32]);
+        assert!(
+            split_delta(&[1; 32], &payload).is_err(),
+            "a chunk is not its own base"
+        );
+        assert!(split_delta(&[1; 32], &[7; 32]).is_err(), "no frame");
     }
 }

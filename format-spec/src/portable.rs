@@ -314,8 +314,10 @@ impl Entry {
 
 /// Magic at offset 0 of a locator.
 pub const LOCATOR_MAGIC: [u8; 8] = *b"ROMLLOCR";
-/// Current locator version.
+/// Version of a locator without a base table (a game with no delta chunks).
 pub const LOCATOR_VERSION: u16 = 1;
+/// Version of a locator with a base table: a game with delta chunks (format version 2).
+pub const LOCATOR_VERSION_BASES: u16 = 2;
 
 /// Locator header field offsets: magic.
 pub const L_MAGIC: usize = 0;
@@ -327,8 +329,21 @@ pub const L_FLAGS: usize = L_VERSION + 2;
 pub const L_COUNT: usize = L_FLAGS + 2;
 /// Offset of the manifest's `chunk_table_blake3` this locator was written for.
 pub const L_TABLE_BLAKE3: usize = L_COUNT + 4;
-/// Locator header length; entries follow.
+/// Length of a version 1 locator header; entries follow.
 pub const LOCATOR_HEADER_LEN: usize = L_TABLE_BLAKE3 + 32;
+/// Offset of the number of base entries (u32), in a version 2 header only.
+pub const L_BASE_COUNT: usize = LOCATOR_HEADER_LEN;
+/// Offset of the reserved bytes (zero), in a version 2 header only.
+pub const L_BASES_RESERVED: usize = L_BASE_COUNT + 4;
+/// Length of a version 2 locator header.
+pub const LOCATOR_HEADER_V2_LEN: usize = L_BASES_RESERVED + 4;
+
+/// Base entry field offsets: the base chunk's BLAKE3.
+pub const B_HASH: usize = 0;
+/// Offset of where the base chunk's record lies (a locator entry).
+pub const B_ENTRY: usize = B_HASH + 32;
+/// Base entry length.
+pub const BASE_ENTRY_LEN: usize = B_ENTRY + LOCATOR_ENTRY_LEN;
 
 /// Locator entry field offsets: pack id (u32).
 pub const LE_PACK_ID: usize = 0;
@@ -350,25 +365,55 @@ pub struct LocatorHeader {
     pub count: u32,
     /// That manifest's `chunk_table_blake3`.
     pub table_blake3: [u8; 32],
+    /// Number of base entries: the distinct base chunks the game's delta chunks name
+    /// (0: a version 1 locator, which has no base table).
+    pub bases: u32,
 }
 
 impl LocatorHeader {
-    /// Length of a whole locator of `count` entries.
-    pub fn locator_len(count: u64) -> u64 {
-        LOCATOR_HEADER_LEN as u64 + count * LOCATOR_ENTRY_LEN as u64
+    /// Length of this header: version 1 without bases, version 2 with.
+    pub fn header_len(&self) -> usize {
+        if self.bases == 0 {
+            LOCATOR_HEADER_LEN
+        } else {
+            LOCATOR_HEADER_V2_LEN
+        }
     }
 
-    /// Encodes the header.
-    pub fn encode(&self) -> [u8; LOCATOR_HEADER_LEN] {
-        let mut b = [0u8; LOCATOR_HEADER_LEN];
-        put(&mut b, L_MAGIC, &LOCATOR_MAGIC);
-        put(&mut b, L_VERSION, &LOCATOR_VERSION.to_le_bytes());
-        put(&mut b, L_COUNT, &self.count.to_le_bytes());
-        put(&mut b, L_TABLE_BLAKE3, &self.table_blake3);
-        b
+    /// Length of the whole locator this header starts.
+    pub fn locator_len(&self) -> u64 {
+        self.bases_offset() + self.bases as u64 * BASE_ENTRY_LEN as u64
     }
 
-    /// Decodes and checks a header.
+    /// Offset of the base table from the start of the locator.
+    pub fn bases_offset(&self) -> u64 {
+        self.header_len() as u64 + self.count as u64 * LOCATOR_ENTRY_LEN as u64
+    }
+
+    /// Length of the largest locator a game may have.
+    pub fn max_locator_len() -> u64 {
+        LOCATOR_HEADER_V2_LEN as u64
+            + MAX_GAME_CHUNKS * (LOCATOR_ENTRY_LEN as u64 + BASE_ENTRY_LEN as u64)
+    }
+
+    /// Encodes the header into `out`; returns the [`LocatorHeader::header_len`] bytes used.
+    pub fn encode<'a>(&self, out: &'a mut [u8; LOCATOR_HEADER_V2_LEN]) -> &'a [u8] {
+        *out = [0u8; LOCATOR_HEADER_V2_LEN];
+        let version = if self.bases == 0 {
+            LOCATOR_VERSION
+        } else {
+            LOCATOR_VERSION_BASES
+        };
+        put(out, L_MAGIC, &LOCATOR_MAGIC);
+        put(out, L_VERSION, &version.to_le_bytes());
+        put(out, L_COUNT, &self.count.to_le_bytes());
+        put(out, L_TABLE_BLAKE3, &self.table_blake3);
+        put(out, L_BASE_COUNT, &self.bases.to_le_bytes());
+        &out[..self.header_len()]
+    }
+
+    /// Decodes and checks a header from the start of `b` (at least
+    /// [`LOCATOR_HEADER_LEN`] bytes; [`LOCATOR_HEADER_V2_LEN`] for version 2).
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         need("locator header", b, LOCATOR_HEADER_LEN)?;
         if b[L_MAGIC..L_MAGIC + 8] != LOCATOR_MAGIC {
@@ -377,7 +422,7 @@ impl LocatorHeader {
             });
         }
         let version = u16_at(b, L_VERSION);
-        if version != LOCATOR_VERSION {
+        if version != LOCATOR_VERSION && version != LOCATOR_VERSION_BASES {
             return Err(FormatError::UnsupportedVersion {
                 what: "locator",
                 found: version as u32,
@@ -386,9 +431,66 @@ impl LocatorHeader {
         zero("locator header", "flags", &b[L_FLAGS..L_COUNT])?;
         let count = u32_at(b, L_COUNT);
         limit("MAX_GAME_CHUNKS", count as u64, MAX_GAME_CHUNKS)?;
+        let mut bases = 0;
+        if version == LOCATOR_VERSION_BASES {
+            need("locator header", b, LOCATOR_HEADER_V2_LEN)?;
+            zero(
+                "locator header",
+                "reserved",
+                &b[L_BASES_RESERVED..LOCATOR_HEADER_V2_LEN],
+            )?;
+            bases = u32_at(b, L_BASE_COUNT);
+            // Each base serves at least one delta chunk of the game.
+            limit("chunk count", bases as u64, count as u64)?;
+            if bases == 0 {
+                return Err(FormatError::InvalidField {
+                    what: "locator header",
+                    field: "base_count",
+                    found: 0,
+                });
+            }
+        }
         Ok(Self {
             count,
             table_blake3: array_at(b, L_TABLE_BLAKE3),
+            bases,
+        })
+    }
+}
+
+/// Where a base chunk's record lies: an entry of a version 2 locator's base table, which
+/// is sorted by hash, each hash once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseEntry {
+    /// The base chunk's BLAKE3.
+    pub hash: [u8; 32],
+    /// Where its record lies.
+    pub entry: LocatorEntry,
+}
+
+impl BaseEntry {
+    /// Encodes the entry.
+    pub fn encode(&self) -> [u8; BASE_ENTRY_LEN] {
+        let mut b = [0u8; BASE_ENTRY_LEN];
+        put(&mut b, B_HASH, &self.hash);
+        put(&mut b, B_ENTRY, &self.entry.encode());
+        b
+    }
+
+    /// Decodes and checks an entry; a base is never stored as a delta itself.
+    pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
+        need("base entry", b, BASE_ENTRY_LEN)?;
+        let entry = LocatorEntry::decode(&b[B_ENTRY..BASE_ENTRY_LEN])?;
+        if entry.method == Method::ZstdDelta {
+            return Err(FormatError::InvalidField {
+                what: "base entry",
+                field: "method",
+                found: entry.method.to_byte() as u64,
+            });
+        }
+        Ok(Self {
+            hash: array_at(b, B_HASH),
+            entry,
         })
     }
 }
@@ -482,6 +584,8 @@ mod tests {
         assert_eq!((F_DIRECTORY_OFFSET, F_CHECKSUM, FOOTER_LEN), (16, 32, 64));
         assert_eq!((L_COUNT, L_TABLE_BLAKE3, LOCATOR_HEADER_LEN), (12, 16, 48));
         assert_eq!((LE_CLEN, LE_METHOD, LOCATOR_ENTRY_LEN), (8, 12, 16));
+        assert_eq!((L_BASE_COUNT, LOCATOR_HEADER_V2_LEN), (48, 56));
+        assert_eq!((B_ENTRY, BASE_ENTRY_LEN), (32, 48));
     }
 
     #[test]
@@ -536,8 +640,15 @@ mod tests {
         let lh = LocatorHeader {
             count: 3,
             table_blake3: [9; 32],
+            bases: 0,
         };
-        assert_eq!(LocatorHeader::decode(&lh.encode()).unwrap(), lh);
+        let mut hb = [0u8; LOCATOR_HEADER_V2_LEN];
+        assert_eq!(lh.encode(&mut hb).len(), LOCATOR_HEADER_LEN);
+        assert_eq!(
+            LocatorHeader::decode(&hb[..LOCATOR_HEADER_LEN]).unwrap(),
+            lh
+        );
+        assert_eq!(lh.locator_len(), 48 + 3 * 16);
         let le = LocatorEntry {
             pack_id: 2,
             offset: 32,
@@ -574,5 +685,50 @@ mod tests {
             ..e
         };
         assert_eq!(LocatorEntry::from_index(&far), None);
+    }
+
+    #[test]
+    fn version_2_locators_carry_a_base_table() {
+        let lh = LocatorHeader {
+            count: 3,
+            table_blake3: [9; 32],
+            bases: 2,
+        };
+        let mut hb = [0u8; LOCATOR_HEADER_V2_LEN];
+        assert_eq!(lh.encode(&mut hb).len(), LOCATOR_HEADER_V2_LEN);
+        assert_eq!(u16_at(&hb, L_VERSION), LOCATOR_VERSION_BASES);
+        assert_eq!(LocatorHeader::decode(&hb).unwrap(), lh);
+        assert_eq!(lh.bases_offset(), 56 + 3 * 16);
+        assert_eq!(lh.locator_len(), 56 + 3 * 16 + 2 * 48);
+        // Truncated before the base count, more bases than chunks, or none at all.
+        assert!(LocatorHeader::decode(&hb[..LOCATOR_HEADER_LEN]).is_err());
+        let mut many = hb;
+        put(&mut many, L_BASE_COUNT, &4u32.to_le_bytes());
+        assert!(LocatorHeader::decode(&many).is_err());
+        let mut none = hb;
+        put(&mut none, L_BASE_COUNT, &0u32.to_le_bytes());
+        assert!(LocatorHeader::decode(&none).is_err());
+
+        let be = BaseEntry {
+            hash: [5; 32],
+            entry: LocatorEntry {
+                pack_id: 1,
+                offset: 32,
+                clen: 10,
+                method: Method::Zstd,
+            },
+        };
+        assert_eq!(BaseEntry::decode(&be.encode()).unwrap(), be);
+        let delta_base = BaseEntry {
+            entry: LocatorEntry {
+                method: Method::ZstdDelta,
+                ..be.entry
+            },
+            ..be
+        };
+        assert!(
+            BaseEntry::decode(&delta_base.encode()).is_err(),
+            "chains are one link deep"
+        );
     }
 }

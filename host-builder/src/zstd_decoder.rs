@@ -6,6 +6,9 @@ use romlib_format::pack::Method;
 use std::collections::HashMap;
 use zstd_safe::{DCtx, DDict};
 
+/// The first bytes of a formatted zstd dictionary: a base never begins with them.
+pub const ZSTD_DICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
+
 /// Decodes chunks with C zstd.
 pub struct ZstdDecoder {
     dctx: DCtx<'static>,
@@ -41,7 +44,24 @@ impl ChunkDecoder for ZstdDecoder {
         Box::new(ZstdDecoder::default())
     }
 
+    fn decode_delta(&mut self, base: &[u8], frame: &[u8], dst: &mut [u8]) -> Result<(), String> {
+        check_content_size(frame, dst.len())?;
+        if base.starts_with(&ZSTD_DICT_MAGIC) {
+            // C zstd would take it for a formatted dictionary (SPEC section 2.2).
+            return Err("base chunk begins with the zstd dictionary magic".into());
+        }
+        let zerr = |c| format!("zstd: {}", zstd_safe::get_error_name(c));
+        // A copy of the base as a raw-content dictionary, for this frame only.
+        self.dctx.load_dictionary(base).map_err(zerr)?;
+        let res = self.dctx.decompress(dst, frame);
+        self.dctx.disable_dictionary().map_err(zerr)?;
+        decoded_len(res, dst.len())
+    }
+
     fn decode(&mut self, method: Method, src: &[u8], dst: &mut [u8]) -> Result<(), String> {
+        if method == Method::ZstdDelta {
+            return Err("a delta chunk needs its base chunk to decode".into());
+        }
         if method == Method::Stored {
             if src.len() != dst.len() {
                 return Err("stored payload length differs from the chunk length".into());
@@ -49,17 +69,7 @@ impl ChunkDecoder for ZstdDecoder {
             dst.copy_from_slice(src);
             return Ok(());
         }
-        // The frame must declare its size, and exactly the chunk's size.
-        match zstd_safe::get_frame_content_size(src) {
-            Ok(Some(n)) if n == dst.len() as u64 => {}
-            Ok(Some(n)) => {
-                return Err(format!(
-                    "zstd frame declares {n} bytes, expected {}",
-                    dst.len()
-                ))
-            }
-            _ => return Err("zstd frame does not declare its content size".into()),
-        }
+        check_content_size(src, dst.len())?;
         let res = match method {
             Method::ZstdDict => {
                 let id = zstd_safe::get_dict_id_from_frame(src)
@@ -73,13 +83,23 @@ impl ChunkDecoder for ZstdDecoder {
             }
             _ => self.dctx.decompress(dst, src),
         };
-        match res {
-            Ok(n) if n == dst.len() => Ok(()),
-            Ok(n) => Err(format!(
-                "zstd frame decoded to {n} bytes, expected {}",
-                dst.len()
-            )),
-            Err(c) => Err(format!("zstd: {}", zstd_safe::get_error_name(c))),
-        }
+        decoded_len(res, dst.len())
+    }
+}
+
+/// The frame must declare its size, and exactly the chunk's size.
+fn check_content_size(frame: &[u8], want: usize) -> Result<(), String> {
+    match zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) if n == want as u64 => Ok(()),
+        Ok(Some(n)) => Err(format!("zstd frame declares {n} bytes, expected {want}")),
+        _ => Err("zstd frame does not declare its content size".into()),
+    }
+}
+
+fn decoded_len(res: zstd_safe::SafeResult, want: usize) -> Result<(), String> {
+    match res {
+        Ok(n) if n == want => Ok(()),
+        Ok(n) => Err(format!("zstd frame decoded to {n} bytes, expected {want}")),
+        Err(c) => Err(format!("zstd: {}", zstd_safe::get_error_name(c))),
     }
 }

@@ -34,6 +34,26 @@ impl Rng {
         v
     }
 
+    /// A revision of `base`: `edits` scattered runs of 1 to 16 changed bytes, then
+    /// `insert` new bytes at one place (how a regional variant or a bug-fix revision of a
+    /// ROM differs from its parent).
+    pub fn variant(&mut self, base: &[u8], edits: usize, insert: usize) -> Vec<u8> {
+        let mut v = base.to_vec();
+        for _ in 0..edits {
+            let len = 1 + (self.next_u64() % 16) as usize;
+            let at = (self.next_u64() as usize) % v.len().saturating_sub(len).max(1);
+            for b in v.iter_mut().skip(at).take(len) {
+                *b ^= 1 + (self.next_u64() % 255) as u8;
+            }
+        }
+        if insert > 0 {
+            let at = (self.next_u64() as usize) % v.len().max(1);
+            let new = self.bytes(insert);
+            v.splice(at..at, new);
+        }
+        v
+    }
+
     /// `n` compressible bytes: words from a small vocabulary.
     pub fn text(&mut self, n: usize) -> Vec<u8> {
         const WORDS: &[&str] = &[

@@ -156,3 +156,39 @@ fn builder_uses_the_pinned_chunker() {
         .collect();
     assert_eq!(lens, want);
 }
+
+/// A delta chunk (SPEC section 2.2, method 3): C zstd compresses a revision against the raw
+/// bytes of its base; ruzstd on the device and C zstd on the host both decode it. This is
+/// the pairing deltas rest on (ruzstd gets the base as a formatted dictionary's content).
+#[test]
+fn delta_frame_pairs_c_zstd_with_ruzstd() {
+    use romlib_device::chunks::decoder::{ChunkDecoder, RuzstdDecoder};
+    let mut r = Rng::new(14);
+    let mut base = r.text(12_000);
+    base.extend_from_slice(&r.bytes(4_000));
+    let target = r.variant(&base, 12, 300);
+    let base_hash = *blake3::hash(&base).as_bytes();
+    let payload = romlib_host::build::compress::Compressor::new(3, None)
+        .compress_delta(&target, &base_hash, &base)
+        .unwrap();
+    assert_eq!(&payload[..32], &base_hash);
+    assert!(payload.len() < target.len() / 10, "{} bytes", payload.len());
+    compare("delta-0001.bin", &payload);
+    let frame = &fs::read(vectors().join("delta-0001.bin")).unwrap()[32..];
+    let mut out = vec![0u8; target.len()];
+    RuzstdDecoder::default()
+        .decode_delta(&base, frame, &mut out)
+        .unwrap();
+    assert!(out == target, "ruzstd decoded other bytes");
+    out.fill(0);
+    romlib_host::zstd_decoder::ZstdDecoder::default()
+        .decode_delta(&base, frame, &mut out)
+        .unwrap();
+    assert!(out == target, "C zstd decoded other bytes");
+    // Against any other base, the frame never yields the target.
+    let mut other = base.clone();
+    other[100] ^= 1;
+    let mut out = vec![0u8; target.len()];
+    let _ = RuzstdDecoder::default().decode_delta(&other, frame, &mut out);
+    assert!(out != target);
+}

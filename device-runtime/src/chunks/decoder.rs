@@ -1,9 +1,13 @@
 //! The chunk decoder seam: the device decodes with pure-Rust ruzstd; the host's `romlib
 //! install` plugs in C zstd for speed. Both must fill `dst` exactly.
+//!
+//! A delta chunk (method 3) is one zstd frame compressed against the raw bytes of its base
+//! chunk: zstd's raw-content dictionary (the mechanism of `zstd --patch-from`), whose
+//! repeat offsets start at 1, 4 and 8 as for any frame.
 
 use romlib_format::limits::MAX_WINDOW_SIZE;
 use romlib_format::pack::Method;
-use ruzstd::decoding::{Dictionary, FrameDecoder};
+use ruzstd::decoding::{BlockDecodingStrategy, Dictionary, FrameDecoder};
 
 /// Decodes one chunk payload into a buffer of exactly the chunk's length.
 pub trait ChunkDecoder {
@@ -12,7 +16,11 @@ pub trait ChunkDecoder {
     /// Whether dictionary `id` is loaded.
     fn has_dict(&self, id: u32) -> bool;
     /// Decodes `src` into all of `dst`; fails if the frame decodes to any other length.
+    /// A delta ([`Method::ZstdDelta`]) needs its base: see [`ChunkDecoder::decode_delta`].
     fn decode(&mut self, method: Method, src: &[u8], dst: &mut [u8]) -> Result<(), String>;
+    /// Decodes the zstd `frame` of a delta chunk against the raw bytes of its (verified)
+    /// base chunk into all of `dst`.
+    fn decode_delta(&mut self, base: &[u8], frame: &[u8], dst: &mut [u8]) -> Result<(), String>;
     /// A fresh decoder of the same kind, for another thread (dictionaries are loaded into
     /// it again when needed).
     fn another(&self) -> Box<dyn ChunkDecoder + Send>;
@@ -20,6 +28,28 @@ pub trait ChunkDecoder {
 
 /// Most dictionaries one install keeps loaded.
 pub const MAX_LOADED_DICTS: usize = 4;
+
+/// Dictionary id under which [`RuzstdDecoder`] holds a delta's base (a raw-content
+/// dictionary has no id of its own; delta frames name none, and trained dictionaries never
+/// use this one, which zstd reserves).
+const BASE_DICT_ID: u32 = 0;
+
+/// The entropy tables and repeat offsets (1, 4, 8) of a formatted zstd dictionary with no
+/// content. ruzstd builds dictionaries only from the formatted layout, so a delta's base
+/// becomes a raw-content dictionary as this template with the base as its content. The
+/// tables are never used: a delta frame is compressed with no tables to repeat, so its
+/// first block carries its own (the golden vector in `tests/tests/golden.rs` proves the
+/// pairing with C zstd's `ref_prefix`). Made once with zstd's dictionary trainer.
+const RAW_CONTENT_TEMPLATE: [u8; 114] = [
+    0x37, 0xa4, 0x30, 0xec, 0x32, 0x31, 0xcf, 0x0a, 0x14, 0x10, 0xe8, 0xa9, 0x70, 0x00, 0x00, 0x00,
+    0x00, 0x90, 0x72, 0x53, 0x52, 0x26, 0xda, 0x94, 0x94, 0x04, 0x00, 0x28, 0x22, 0x03, 0x00, 0x00,
+    0x20, 0x30, 0x50, 0x90, 0x00, 0xb1, 0x49, 0xcd, 0xc4, 0x1a, 0x00, 0x04, 0x60, 0x33, 0xcc, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf4, 0xc0, 0x41, 0x83, 0x03, 0x83, 0x83, 0x03,
+    0xc3, 0x02, 0xc3, 0x02, 0xc3, 0x82, 0x82, 0xc2, 0x42, 0x84, 0xc4, 0x83, 0x83, 0x47, 0x47, 0x4a,
+    0xc8, 0x75, 0xb6, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x08, 0x00,
+    0x00, 0x00,
+];
 
 /// Pure-Rust zstd decoding (no C), with one reused frame decoder.
 pub struct RuzstdDecoder {
@@ -88,14 +118,99 @@ impl ChunkDecoder for RuzstdDecoder {
                     .fd
                     .decode_all(src, dst)
                     .map_err(|e| format!("zstd: {e}"))?;
-                if n != dst.len() {
+                check_len(n, dst.len())
+            }
+            Method::ZstdDelta => Err("a delta chunk needs its base chunk to decode".into()),
+        }
+    }
+
+    fn decode_delta(&mut self, base: &[u8], frame: &[u8], dst: &mut [u8]) -> Result<(), String> {
+        use std::io::Read;
+        let mut d = Dictionary::decode_dict(&RAW_CONTENT_TEMPLATE)
+            .map_err(|e| format!("raw-content dictionary: {e}"))?;
+        d.id = BASE_DICT_ID;
+        d.dict_content = base.to_vec();
+        d.offset_hist = [1, 4, 8];
+        self.fd
+            .add_dict(d)
+            .map_err(|e| format!("raw-content dictionary: {e}"))?;
+        let mut src = frame;
+        let fd = &mut self.fd;
+        let res = (|| -> Result<usize, String> {
+            // The frame header is checked against MAX_WINDOW_SIZE here, before any block.
+            fd.init(&mut src).map_err(|e| format!("zstd: {e}"))?;
+            if fd.content_size() != dst.len() as u64 {
+                return Err(format!(
+                    "delta frame declares {} bytes, expected {}",
+                    fd.content_size(),
+                    dst.len()
+                ));
+            }
+            fd.force_dict(BASE_DICT_ID)
+                .map_err(|e| format!("zstd: {e}"))?;
+            let mut n = 0;
+            loop {
+                fd.decode_blocks(&mut src, BlockDecodingStrategy::UptoBytes(1 << 20))
+                    .map_err(|e| format!("zstd: {e}"))?;
+                let got = fd.read(&mut dst[n..]).map_err(|e| format!("zstd: {e}"))?;
+                n += got;
+                if fd.can_collect() != 0 && n == dst.len() {
                     return Err(format!(
-                        "zstd frame decoded to {n} bytes, expected {}",
+                        "delta frame decodes to more than {} bytes",
                         dst.len()
                     ));
                 }
-                Ok(())
+                if fd.is_finished() && fd.can_collect() == 0 {
+                    break;
+                }
+                if got == 0 && src.is_empty() && !fd.is_finished() {
+                    return Err("delta frame is truncated".into());
+                }
             }
+            if !src.is_empty() {
+                return Err("bytes after the delta frame".into());
+            }
+            Ok(n)
+        })();
+        // Drop the base's copy: the next delta has another base.
+        self.fd.add_dict(empty_base()).ok();
+        check_len(res?, dst.len())
+    }
+}
+
+/// A placeholder for the base slot, so a decoder does not keep the last base alive.
+fn empty_base() -> Dictionary {
+    let mut d = Dictionary::decode_dict(&RAW_CONTENT_TEMPLATE).expect("the template decodes");
+    d.id = BASE_DICT_ID;
+    d
+}
+
+fn check_len(n: usize, want: usize) -> Result<(), String> {
+    if n != want {
+        return Err(format!("zstd frame decoded to {n} bytes, expected {want}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raw_content_template_decodes_with_no_content_and_offsets_1_4_8() {
+        let d = Dictionary::decode_dict(&RAW_CONTENT_TEMPLATE).unwrap();
+        assert!(d.dict_content.is_empty());
+        assert_eq!(d.offset_hist, [1, 4, 8]);
+    }
+
+    #[test]
+    fn garbage_delta_frames_are_errors_not_panics() {
+        let mut d = RuzstdDecoder::default();
+        let base = vec![7u8; 4096];
+        let mut out = vec![0u8; 4096];
+        for frame in [&b""[..], b"\x28\xb5\x2f\xfd", &[0xffu8; 64][..]] {
+            assert!(d.decode_delta(&base, frame, &mut out).is_err());
         }
+        assert!(d.decode(Method::ZstdDelta, &[0; 40], &mut out).is_err());
     }
 }

@@ -5,7 +5,9 @@
 
 use crate::error::{Error, Result};
 use redb::{ReadOnlyDatabase, ReadableDatabase, TableDefinition};
-use romlib_format::index::{ChunkEntry, CHUNKS_TABLE, GAMES_TABLE, META_TABLE, PACKS_TABLE};
+use romlib_format::index::{
+    ChunkEntry, CHUNKS_TABLE, DELTAS_TABLE, GAMES_TABLE, META_TABLE, PACKS_TABLE, SKETCHES_TABLE,
+};
 use std::path::{Path, PathBuf};
 
 /// Chunk hash -> [`ChunkEntry`] bytes.
@@ -14,6 +16,10 @@ pub const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new(CHUNK
 pub const PACKS: TableDefinition<u32, &[u8]> = TableDefinition::new(PACKS_TABLE);
 /// Title id -> BLAKE3 of the chunk table counted in the refcounts.
 pub const GAMES: TableDefinition<&str, &[u8; 32]> = TableDefinition::new(GAMES_TABLE);
+/// Delta chunk hash -> its base chunk's hash.
+pub const DELTAS: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new(DELTAS_TABLE);
+/// Super-feature -> the first stored non-delta chunk that had it.
+pub const SKETCHES: TableDefinition<u64, &[u8; 32]> = TableDefinition::new(SKETCHES_TABLE);
 /// Library facts.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new(META_TABLE);
 

@@ -8,7 +8,10 @@ use crate::fsio::{file_len, open_existing, read_exact_at};
 use crate::library::remote::Remote;
 use crate::library::{locator_rel, Kind, Library};
 use romlib_format::index::ChunkEntry;
-use romlib_format::portable::{LocatorEntry, LocatorHeader, LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN};
+use romlib_format::portable::{
+    BaseEntry, LocatorEntry, LocatorHeader, BASE_ENTRY_LEN, LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN,
+    LOCATOR_HEADER_V2_LEN,
+};
 use romlib_proto::Manifest;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,10 @@ pub enum ChunkLocator {
         entries: u64,
         /// Number of entries.
         count: u64,
+        /// Where its base table starts (version 2), sorted by hash.
+        bases: u64,
+        /// Number of base entries (0 for version 1).
+        base_count: u64,
     },
 }
 
@@ -75,18 +82,19 @@ impl ChunkLocator {
         len: u64,
         body: &Manifest,
     ) -> Result<Self> {
-        let mut hb = [0u8; LOCATOR_HEADER_LEN];
+        let mut hb = [0u8; LOCATOR_HEADER_V2_LEN];
         if len < LOCATOR_HEADER_LEN as u64 {
             return Err(Error::manifest(
                 &path,
                 format!("locator of {} is truncated", body.title_id),
             ));
         }
-        read_exact_at(&file, &mut hb, offset).map_err(|e| Error::io(&path, "read", e))?;
-        let h = LocatorHeader::decode(&hb).map_err(|e| Error::format(&path, e))?;
+        let hb = &mut hb[..len.min(LOCATOR_HEADER_V2_LEN as u64) as usize];
+        read_exact_at(&file, hb, offset).map_err(|e| Error::io(&path, "read", e))?;
+        let h = LocatorHeader::decode(hb).map_err(|e| Error::format(&path, e))?;
         if h.count as u64 != body.chunk_count
             || h.table_blake3.as_slice() != body.chunk_table_blake3.as_slice()
-            || LocatorHeader::locator_len(h.count as u64) != len
+            || h.locator_len() != len
         {
             return Err(Error::manifest(
                 &path,
@@ -99,8 +107,10 @@ impl ChunkLocator {
         Ok(Self::Locator {
             path,
             file,
-            entries: offset + LOCATOR_HEADER_LEN as u64,
+            entries: offset + h.header_len() as u64,
             count: h.count as u64,
+            bases: offset + h.bases_offset(),
+            base_count: h.bases as u64,
         })
     }
 
@@ -113,6 +123,7 @@ impl ChunkLocator {
                 file,
                 entries,
                 count,
+                ..
             } => {
                 if i >= *count {
                     return Ok(None);
@@ -135,4 +146,56 @@ impl ChunkLocator {
             Self::Locator { .. } => Ok(self.entry(i)?.map(|e| e.to_index(ulen))),
         }
     }
+
+    /// Where base chunk `hash` is stored: from the index, or by a binary search of the
+    /// locator's base table. `Ok(None)` when neither knows it. The length in a base entry
+    /// found in a locator is 0: the record header says it.
+    pub fn base(&self, hash: &[u8; 32]) -> Result<Option<ChunkEntry>> {
+        match self {
+            Self::Index(index) => index.lookup(hash),
+            Self::Locator {
+                path,
+                file,
+                bases,
+                base_count,
+                ..
+            } => {
+                let (mut lo, mut hi) = (0, *base_count);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    let b = base_entry(path, file, *bases, mid)?;
+                    match b.hash.cmp(hash) {
+                        std::cmp::Ordering::Equal => return Ok(Some(b.entry.to_index(0))),
+                        std::cmp::Ordering::Less => lo = mid + 1,
+                        std::cmp::Ordering::Greater => hi = mid,
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The hashes of every base chunk a locator lists (none for an index).
+    pub fn base_hashes(&self) -> Result<Vec<[u8; 32]>> {
+        match self {
+            Self::Index(_) => Ok(Vec::new()),
+            Self::Locator {
+                path,
+                file,
+                bases,
+                base_count,
+                ..
+            } => (0..*base_count)
+                .map(|k| Ok(base_entry(path, file, *bases, k)?.hash))
+                .collect(),
+        }
+    }
+}
+
+/// Entry `k` of the base table at `bases` in `file`.
+fn base_entry(path: &Path, file: &File, bases: u64, k: u64) -> Result<BaseEntry> {
+    let mut b = [0u8; BASE_ENTRY_LEN];
+    read_exact_at(file, &mut b, bases + k * BASE_ENTRY_LEN as u64)
+        .map_err(|e| Error::io(path, "read", e))?;
+    BaseEntry::decode(&b).map_err(|e| Error::format(path, e))
 }

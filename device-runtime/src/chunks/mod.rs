@@ -13,6 +13,7 @@ pub mod locator;
 pub mod packs;
 pub mod reuse;
 
+use crate::error::short_hex;
 use crate::error::{Error, Result};
 use crate::library::Library;
 use crate::trusted::VerifiedManifest;
@@ -21,7 +22,7 @@ use locator::ChunkLocator;
 use packs::PackReader;
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::ChunkRef;
-use romlib_format::pack::Method;
+use romlib_format::pack::{split_delta, Method};
 use std::path::PathBuf;
 
 /// A chunk record that was read but not yet decoded: which chunk it holds, where it came
@@ -30,6 +31,8 @@ use std::path::PathBuf;
 pub struct RecordRef {
     /// The chunk's BLAKE3 (from the signed manifest; the record header named the same).
     pub hash: [u8; 32],
+    /// The chunk's length, as the record header gives it.
+    pub ulen: u32,
     /// Where its payload lies in the buffer it was appended to.
     pub payload: std::ops::Range<usize>,
     /// The pack holding it (0: a chunk found on the device, stored as is).
@@ -42,30 +45,59 @@ pub struct RecordRef {
     pub method: Method,
 }
 
+/// A verified base chunk: its BLAKE3 and its bytes, which hashed to it.
+#[derive(Debug, Default)]
+pub struct BaseChunk {
+    /// The chunk's BLAKE3, or `None` while `data` holds nothing verified.
+    pub hash: Option<[u8; 32]>,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+/// The base chunk a delta record's payload names.
+pub fn delta_base(rec: &RecordRef, payload: &[u8], lib: &Library) -> Result<[u8; 32]> {
+    let (base, _) = split_delta(&rec.hash, payload)
+        .map_err(|e| Error::chunk(lib.pack_path(rec.pack_id), &rec.hash, e.to_string()))?;
+    Ok(base)
+}
+
 /// Decodes the `payload` of record `rec` into all of `out`, loading the pack's dictionary
 /// into `decoder` first when the record needs it, and checks the result against the
-/// chunk's signed BLAKE3. On success `out` holds verified bytes; on failure nothing in it
-/// may be used.
+/// chunk's signed BLAKE3. A delta needs `base`, the verified base chunk its payload names.
+/// On success `out` holds verified bytes; on failure nothing in it may be used.
 pub fn decode_verified(
     lib: &Library,
     rec: &RecordRef,
     payload: &[u8],
+    base: Option<&BaseChunk>,
     decoder: &mut dyn ChunkDecoder,
     out: &mut [u8],
 ) -> Result<()> {
+    let fail = |e: String| {
+        Error::chunk(
+            lib.pack_path(rec.pack_id),
+            &rec.hash,
+            format!("at offset {}: {e}", rec.offset),
+        )
+    };
     if rec.method == Method::ZstdDict && !decoder.has_dict(rec.dict_id) {
         let bytes = lib.read_dict(rec.dict_id)?;
         decoder
             .load_dict(rec.dict_id, &bytes)
             .map_err(|e| Error::manifest(lib.dict_path(rec.dict_id), e))?;
     }
-    decoder.decode(rec.method, payload, out).map_err(|e| {
-        Error::chunk(
-            lib.pack_path(rec.pack_id),
-            &rec.hash,
-            format!("at offset {}: {e}", rec.offset),
-        )
-    })?;
+    if rec.method == Method::ZstdDelta {
+        let (want, frame) = split_delta(&rec.hash, payload).map_err(|e| fail(e.to_string()))?;
+        let base = base.filter(|b| b.hash == Some(want)).ok_or_else(|| {
+            fail(format!(
+                "its base chunk {} is not at hand",
+                short_hex(&want)
+            ))
+        })?;
+        decoder.decode_delta(&base.data, frame, out).map_err(fail)?;
+    } else {
+        decoder.decode(rec.method, payload, out).map_err(fail)?;
+    }
     // The pack's path is built only for the error message, off the hot path.
     if blake3::hash(out).as_bytes() != &rec.hash {
         return Err(Error::chunk(
@@ -84,9 +116,14 @@ pub fn decode_verified(
 /// and on to verified bytes, whether the library is a folder, a portable file or on an
 /// HTTP server.
 pub struct ChunkSource {
+    /// What errors about a chunk name: the game's manifest (or the index).
     manifest: PathBuf,
     locator: ChunkLocator,
     packs: PackReader,
+    /// The last base chunk read, kept for the next delta on the same base.
+    base: BaseChunk,
+    /// A delta's record while its base is read.
+    record: Vec<u8>,
 }
 
 impl std::fmt::Debug for ChunkSource {
@@ -105,6 +142,19 @@ impl ChunkSource {
             manifest: m.path().to_path_buf(),
             locator: ChunkLocator::open(lib, m.body())?,
             packs: PackReader::new(lib),
+            base: BaseChunk::default(),
+            record: Vec::new(),
+        })
+    }
+
+    /// The chunks of a library folder by hash, through its index (no game needed).
+    pub fn by_hash(lib: &Library) -> Result<Self> {
+        Ok(Self {
+            manifest: lib.index_path(),
+            locator: ChunkLocator::Index(index::IndexReader::open(&lib.index_path())?),
+            packs: PackReader::new(lib),
+            base: BaseChunk::default(),
+            record: Vec::new(),
         })
     }
 
@@ -130,7 +180,8 @@ impl ChunkSource {
     }
 
     /// Reads chunk-table record `i` (chunk `c`), decodes it into `out` (resized to the
-    /// chunk's length) and checks it: `out` then holds verified bytes.
+    /// chunk's length) and checks it: `out` then holds verified bytes. A delta's base is
+    /// read and verified first.
     pub fn read_chunk(
         &mut self,
         i: u64,
@@ -140,7 +191,131 @@ impl ChunkSource {
     ) -> Result<()> {
         let entry = self.locate(i, c)?;
         self.packs.plan(&self.locator, i, &entry)?;
-        self.packs.read_chunk(&c.hash, c.len, &entry, decoder, out)
+        self.read_entry(&c.hash, c.len, &entry, decoder, out)
+    }
+
+    /// Reads chunk `hash` (of `ulen` bytes, when known) wherever the library's index says
+    /// it is, verified, into `out`; returns its length, or `None` when the index does not
+    /// know it. For libraries with an index ([`ChunkSource::by_hash`]).
+    pub fn read_by_hash(
+        &mut self,
+        hash: &[u8; 32],
+        ulen: Option<u32>,
+        decoder: &mut dyn ChunkDecoder,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<u32>> {
+        let Some(entry) = self.locator.base(hash)? else {
+            return Ok(None);
+        };
+        let ulen = ulen.unwrap_or(entry.ulen);
+        self.read_entry(hash, ulen, &entry, decoder, out)?;
+        Ok(Some(ulen))
+    }
+
+    fn read_entry(
+        &mut self,
+        hash: &[u8; 32],
+        ulen: u32,
+        entry: &ChunkEntry,
+        decoder: &mut dyn ChunkDecoder,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if entry.method != Method::ZstdDelta {
+            return self.packs.read_chunk(hash, ulen, entry, decoder, out);
+        }
+        let mut buf = std::mem::take(&mut self.record);
+        buf.clear();
+        let res = (|| {
+            let rec = self.packs.read_record(hash, entry, ulen, &mut buf)?;
+            let lib = self.packs.library().clone();
+            let base = delta_base(&rec, &buf[rec.payload.clone()], &lib)?;
+            self.load_base(hash, &base, decoder)?;
+            out.resize(ulen as usize, 0);
+            decode_verified(
+                &lib,
+                &rec,
+                &buf[rec.payload.clone()],
+                Some(&self.base),
+                decoder,
+                out,
+            )
+        })();
+        self.record = buf;
+        res
+    }
+
+    /// Where base chunk `base` of delta chunk `of` is stored.
+    pub fn locate_base(&self, of: &[u8; 32], base: &[u8; 32]) -> Result<ChunkEntry> {
+        let entry = self.locator.base(base)?.ok_or_else(|| {
+            Error::chunk(
+                &self.manifest,
+                of,
+                format!(
+                    "its base chunk {} is not in the library (incomplete library or locator)",
+                    short_hex(base)
+                ),
+            )
+        })?;
+        if entry.method == Method::ZstdDelta {
+            return Err(Error::chunk(
+                &self.manifest,
+                of,
+                format!(
+                    "its base chunk {} is itself a delta (chain deeper than MAX_DELTA_DEPTH: tampered index or locator)",
+                    short_hex(base)
+                ),
+            ));
+        }
+        Ok(entry)
+    }
+
+    /// Reads, decodes and verifies base chunk `base` of delta chunk `of` into the kept
+    /// base, unless it is already there.
+    fn load_base(
+        &mut self,
+        of: &[u8; 32],
+        base: &[u8; 32],
+        decoder: &mut dyn ChunkDecoder,
+    ) -> Result<()> {
+        if self.base.hash == Some(*base) {
+            return Ok(());
+        }
+        self.base.hash = None;
+        let entry = self.locate_base(of, base)?;
+        let mut buf = std::mem::take(&mut self.base.data);
+        buf.clear();
+        let res = (|| {
+            let mut rec_buf = Vec::new();
+            let rec = self.packs.read_base_record(base, &entry, &mut rec_buf)?;
+            buf.resize(rec.ulen as usize, 0);
+            let lib = self.packs.library().clone();
+            decode_verified(
+                &lib,
+                &rec,
+                &rec_buf[rec.payload.clone()],
+                None,
+                decoder,
+                &mut buf,
+            )
+        })();
+        self.base.data = buf;
+        res?;
+        self.base.hash = Some(*base);
+        Ok(())
+    }
+
+    /// Appends the record of the base chunk that the delta record `delta` (whose payload
+    /// lies in `buf`) names to `buf`, still encoded, for [`decode_verified`].
+    pub fn read_base_record(&mut self, delta: &RecordRef, buf: &mut Vec<u8>) -> Result<RecordRef> {
+        let lib = self.packs.library().clone();
+        let base = delta_base(delta, &buf[delta.payload.clone()], &lib)?;
+        let entry = self.locate_base(&delta.hash, &base)?;
+        self.packs.read_base_record(&base, &entry, buf)
+    }
+
+    /// The hashes of the base chunks the game's locator lists (none with an index).
+    pub fn base_hashes(&self) -> Result<Vec<[u8; 32]>> {
+        self.locator.base_hashes()
     }
 
     /// The pack reader, for records found by hash rather than by table position.

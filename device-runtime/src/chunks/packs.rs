@@ -10,7 +10,9 @@ use crate::library::remote::Remote;
 use crate::library::{pack_rel, Kind, Library};
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::MAX_CHUNK_LEN;
-use romlib_format::pack::{PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
+use romlib_format::pack::{
+    Method, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
+};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -180,6 +182,11 @@ impl PackReader {
         Ok(self.open.len() - 1)
     }
 
+    /// The library this reader reads.
+    pub fn library(&self) -> &Library {
+        &self.lib
+    }
+
     /// The dictionary id in pack `id`'s header (0: none), from the checked header.
     pub fn dict_id(&mut self, id: u32) -> Result<u32> {
         let i = self.pack(id)?;
@@ -188,7 +195,8 @@ impl PackReader {
 
     /// Reads the chunk `entry` points at, checks that its record names `hash` and `ulen`,
     /// decodes it into `out` (resized to `ulen`) and checks its BLAKE3: `out` then holds
-    /// verified bytes.
+    /// verified bytes. A delta chunk fails here: its base is found through
+    /// [`ChunkSource`](crate::chunks::ChunkSource).
     pub fn read_chunk(
         &mut self,
         hash: &[u8; 32],
@@ -203,7 +211,14 @@ impl PackReader {
         let res = self
             .read_record(hash, entry, ulen, &mut buf)
             .and_then(|rec| {
-                decode_verified(&self.lib, &rec, &buf[rec.payload.clone()], decoder, out)
+                decode_verified(
+                    &self.lib,
+                    &rec,
+                    &buf[rec.payload.clone()],
+                    None,
+                    decoder,
+                    out,
+                )
             });
         self.record = buf;
         res
@@ -220,11 +235,40 @@ impl PackReader {
         ulen: u32,
         buf: &mut Vec<u8>,
     ) -> Result<RecordRef> {
+        self.read_any_record(hash, entry, Some(ulen), buf)
+    }
+
+    /// Like [`PackReader::read_record`] for a delta's base chunk, whose length the record
+    /// header gives (a locator's base entry does not), and which must not be a delta itself.
+    pub fn read_base_record(
+        &mut self,
+        hash: &[u8; 32],
+        entry: &ChunkEntry,
+        buf: &mut Vec<u8>,
+    ) -> Result<RecordRef> {
+        if entry.method == Method::ZstdDelta {
+            return Err(Error::chunk(
+                self.lib.pack_path(entry.pack_id),
+                hash,
+                "a base chunk is itself a delta (chain deeper than MAX_DELTA_DEPTH: tampered index or locator)",
+            ));
+        }
+        let known = (entry.ulen != 0).then_some(entry.ulen);
+        self.read_any_record(hash, entry, known, buf)
+    }
+
+    fn read_any_record(
+        &mut self,
+        hash: &[u8; 32],
+        entry: &ChunkEntry,
+        ulen: Option<u32>,
+        buf: &mut Vec<u8>,
+    ) -> Result<RecordRef> {
         let payload = buf;
         let i = self.pack(entry.pack_id)?;
         let p = &self.open[i];
         let path = &p.path;
-        if entry.clen > MAX_CHUNK_LEN || entry.ulen != ulen {
+        if entry.clen > MAX_CHUNK_LEN || ulen.is_some_and(|u| entry.ulen != u) {
             return Err(Error::chunk(
                 path,
                 hash,
@@ -273,7 +317,7 @@ impl PackReader {
                 )
             })?;
         if &rec.hash != hash
-            || rec.ulen != ulen
+            || ulen.is_some_and(|u| rec.ulen != u)
             || rec.clen != entry.clen
             || rec.method != entry.method
         {
@@ -288,6 +332,7 @@ impl PackReader {
         }
         Ok(RecordRef {
             hash: *hash,
+            ulen: rec.ulen,
             payload: start + RECORD_HEADER_LEN..payload.len(),
             pack_id: entry.pack_id,
             offset: entry.offset,

@@ -11,8 +11,7 @@
 //! means the chunk is fetched.
 
 use crate::chunks::decoder::RuzstdDecoder;
-use crate::chunks::index::IndexReader;
-use crate::chunks::packs::PackReader;
+use crate::chunks::ChunkSource;
 use crate::error::Result;
 use crate::fsio::read_exact_at;
 use crate::library::Library;
@@ -23,8 +22,7 @@ use std::path::{Path, PathBuf};
 /// A library folder on the device to take chunks from.
 #[derive(Debug)]
 struct LocalLibrary {
-    index: IndexReader,
-    packs: PackReader,
+    chunks: ChunkSource,
     decoder: RuzstdDecoder,
     chunk: Vec<u8>,
 }
@@ -58,14 +56,20 @@ fn prefix(hash: &[u8; 32]) -> u64 {
 }
 
 impl LocalChunks {
-    /// Indexes, in `sources` (folder, manifest it was written from), the chunks `m` needs.
-    pub fn build(m: &VerifiedManifest, sources: Vec<(PathBuf, ManifestFile)>) -> Result<Self> {
-        let mut need = Vec::with_capacity(m.body().chunk_count as usize);
+    /// Indexes, in `sources` (folder, manifest it was written from), the chunks `m` needs
+    /// and the base chunks `bases` of its deltas.
+    pub fn build(
+        m: &VerifiedManifest,
+        bases: &[[u8; 32]],
+        sources: Vec<(PathBuf, ManifestFile)>,
+    ) -> Result<Self> {
+        let mut need = Vec::with_capacity(m.body().chunk_count as usize + bases.len());
         let mut table = m.chunks()?;
         while let Some(c) = table.next_chunk()? {
             need.push(prefix(&c.hash));
         }
         table.finish()?;
+        need.extend(bases.iter().map(prefix));
         need.sort_unstable();
         need.dedup();
         let mut out = LocalChunks::default();
@@ -102,8 +106,7 @@ impl LocalChunks {
     /// Also takes chunks from the library folder `lib` (its index must open).
     pub fn with_library(mut self, lib: &Library) -> Result<Self> {
         self.library = Some(LocalLibrary {
-            index: IndexReader::open(&lib.index_path())?,
-            packs: PackReader::new(lib),
+            chunks: ChunkSource::by_hash(lib)?,
             decoder: RuzstdDecoder::default(),
             chunk: Vec::new(),
         });
@@ -117,6 +120,17 @@ impl LocalChunks {
 
     /// Appends chunk `hash` (`len` bytes) to `out` if a local file holds it (checked).
     pub fn find(&mut self, hash: &[u8; 32], len: u32, out: &mut Vec<u8>) -> bool {
+        self.find_len(hash, Some(len), out).is_some()
+    }
+
+    /// Appends chunk `hash`, of whatever length, to `out` if a local file holds it
+    /// (checked); returns its length. For a delta's base, whose length only its record
+    /// gives.
+    pub fn find_any_len(&mut self, hash: &[u8; 32], out: &mut Vec<u8>) -> Option<u32> {
+        self.find_len(hash, None, out)
+    }
+
+    fn find_len(&mut self, hash: &[u8; 32], want: Option<u32>, out: &mut Vec<u8>) -> Option<u32> {
         let p = prefix(hash);
         let first = self.spots.partition_point(|s| s.prefix < p);
         for k in first..self.spots.len() {
@@ -124,9 +138,10 @@ impl LocalChunks {
             if s.prefix != p {
                 break;
             }
-            if s.len != len {
+            if want.is_some_and(|w| s.len != w) {
                 continue;
             }
+            let len = s.len;
             if self.open.as_ref().is_none_or(|(f, _)| *f != s.file) {
                 match File::open(&self.files[s.file as usize]) {
                     Ok(f) => self.open = Some((s.file, f)),
@@ -141,25 +156,24 @@ impl LocalChunks {
             {
                 self.reused += 1;
                 self.reused_bytes += len as u64;
-                return true;
+                return Some(len);
             }
             out.truncate(start);
         }
         if let Some(l) = &mut self.library {
-            if let Ok(Some(e)) = l.index.lookup(hash) {
-                // read_chunk checks the record and the decoded bytes against `hash`.
-                if l.packs
-                    .read_chunk(hash, len, &e, &mut l.decoder, &mut l.chunk)
-                    .is_ok()
-                {
-                    out.extend_from_slice(&l.chunk);
-                    self.reused += 1;
-                    self.reused_bytes += len as u64;
-                    return true;
-                }
+            // The record and the decoded bytes are checked against `hash` (a delta's base
+            // too); a damaged or incomplete local library just means a download.
+            if let Ok(Some(len)) = l
+                .chunks
+                .read_by_hash(hash, want, &mut l.decoder, &mut l.chunk)
+            {
+                out.extend_from_slice(&l.chunk);
+                self.reused += 1;
+                self.reused_bytes += len as u64;
+                return Some(len);
             }
         }
-        false
+        None
     }
 }
 

@@ -103,7 +103,7 @@ impl Remote {
 
     /// Largest locator a game may have.
     pub fn max_locator_len() -> u64 {
-        LocatorHeader::locator_len(MAX_GAME_CHUNKS)
+        LocatorHeader::max_locator_len()
     }
 
     /// Bytes `start .. start + buf.len()` of `rel`; returns the file's whole length when

@@ -199,7 +199,7 @@ impl Run<'_> {
                     g.table.extend_from_slice(&rec);
                     g.file_chunks += 1;
                     g.packs.insert(entry.pack_id);
-                    g.locator.push(located);
+                    g.locator.entries.push(located);
                 }
                 Piece::FileEnd { blake3 } => {
                     let dat = self.dat.as_ref().map(DatResults::next).transpose()?;

@@ -6,7 +6,7 @@ use super::options::BuildSummary;
 use super::scan::GameInput;
 use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
-use crate::library::locator;
+use crate::library::locator::{self, GameLocator};
 use crate::library::publish::{publish_manifests, stage_manifest};
 use crate::library::writer::LibraryWriter;
 use ed25519_dalek::SigningKey;
@@ -15,7 +15,6 @@ use redb::WriteTransaction;
 use romlib_format::chunker::ChunkerParams;
 use romlib_format::chunker::{ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::limits::MAX_MANIFEST_BODY_LEN;
-use romlib_format::portable::LocatorEntry;
 use romlib_proto::{Chunker, FileEntry, Manifest};
 use std::collections::BTreeSet;
 
@@ -27,7 +26,7 @@ pub(super) struct GameState {
     pub(super) table: Vec<u8>,
     pub(super) packs: BTreeSet<u32>,
     /// Where each chunk of `table` lies: the index entries written or found for it.
-    pub(super) locator: Vec<LocatorEntry>,
+    pub(super) locator: GameLocator,
 }
 
 impl GameState {
@@ -38,7 +37,7 @@ impl GameState {
             file_chunks: 0,
             table: Vec::new(),
             packs: BTreeSet::new(),
-            locator: Vec::new(),
+            locator: GameLocator::default(),
         }
     }
 }

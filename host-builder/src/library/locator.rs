@@ -12,26 +12,39 @@
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::library::writer::{db_err, LibraryWriter};
-use romlib_device::chunks::index::CHUNKS;
+use redb::ReadableTable;
+use romlib_device::chunks::index::{CHUNKS, DELTAS};
 use romlib_device::Library;
 use romlib_format::index::ChunkEntry;
 use romlib_format::layout::CATALOG_FILE;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
-use romlib_format::portable::{LocatorEntry, LocatorHeader};
+use romlib_format::pack::Method;
+use romlib_format::portable::{BaseEntry, LocatorEntry, LocatorHeader, LOCATOR_HEADER_V2_LEN};
+use std::collections::BTreeMap;
 use std::path::Path;
 
+/// Where a game's chunks lie: one entry per chunk-table record, and where each base chunk
+/// its delta chunks name lies.
+#[derive(Debug, Default, Clone)]
+pub struct GameLocator {
+    /// Entry `i` locates chunk-table record `i`.
+    pub entries: Vec<LocatorEntry>,
+    /// The base chunks of the game's deltas, by hash (sorted, as the file wants them).
+    pub bases: BTreeMap<[u8; 32], LocatorEntry>,
+}
+
 /// Writes (atomically) the locator of `title`, whose raw chunk table is `table` and whose
-/// chunks lie where `entries` say (one per table record).
-pub fn write(lib: &Library, title: &str, table: &[u8], entries: &[LocatorEntry]) -> Result<()> {
+/// chunks lie where `loc` says.
+pub fn write(lib: &Library, title: &str, table: &[u8], loc: &GameLocator) -> Result<()> {
     let path = lib.locator_path(title);
-    write_atomic(&path, &encode(&path, table, entries)?, 0o644)
+    write_atomic(&path, &encode(&path, table, loc)?, 0o644)
 }
 
 /// Writes the locator of `title` unless the file holds exactly that already (so a damaged
 /// or stale one is replaced, and an intact one is not touched). Returns whether it wrote.
-pub fn refresh(lib: &Library, title: &str, table: &[u8], entries: &[LocatorEntry]) -> Result<bool> {
+pub fn refresh(lib: &Library, title: &str, table: &[u8], loc: &GameLocator) -> Result<bool> {
     let path = lib.locator_path(title);
-    let bytes = encode(&path, table, entries)?;
+    let bytes = encode(&path, table, loc)?;
     if std::fs::read(&path).is_ok_and(|old| old == bytes) {
         return Ok(false);
     }
@@ -39,21 +52,27 @@ pub fn refresh(lib: &Library, title: &str, table: &[u8], entries: &[LocatorEntry
     Ok(true)
 }
 
-/// The locator file (at `path`) of chunk table `table` whose chunks lie at `entries`.
-fn encode(path: &Path, table: &[u8], entries: &[LocatorEntry]) -> Result<Vec<u8>> {
+/// The locator file (at `path`) of chunk table `table` whose chunks lie where `loc` says.
+pub fn encode(path: &Path, table: &[u8], loc: &GameLocator) -> Result<Vec<u8>> {
     let count = table.len() / CHUNK_RECORD_LEN;
-    debug_assert_eq!(count, entries.len());
-    let mut out = Vec::with_capacity(LocatorHeader::locator_len(count as u64) as usize);
-    out.extend_from_slice(
-        &LocatorHeader {
-            count: u32::try_from(count)
-                .map_err(|_| Error::library(path, "too many chunks for a locator"))?,
-            table_blake3: *blake3::hash(table).as_bytes(),
-        }
-        .encode(),
-    );
-    for e in entries {
+    debug_assert_eq!(count, loc.entries.len());
+    let too_many = || Error::library(path, "too many chunks for a locator");
+    let header = LocatorHeader {
+        count: u32::try_from(count).map_err(|_| too_many())?,
+        table_blake3: *blake3::hash(table).as_bytes(),
+        bases: u32::try_from(loc.bases.len()).map_err(|_| too_many())?,
+    };
+    let mut out = Vec::with_capacity(header.locator_len() as usize);
+    out.extend_from_slice(header.encode(&mut [0; LOCATOR_HEADER_V2_LEN]));
+    for e in &loc.entries {
         out.extend_from_slice(&e.encode());
+    }
+    for (hash, entry) in &loc.bases {
+        let b = BaseEntry {
+            hash: *hash,
+            entry: *entry,
+        };
+        out.extend_from_slice(&b.encode());
     }
     Ok(out)
 }
@@ -64,23 +83,22 @@ pub fn locator_entry(e: &ChunkEntry, index_path: &Path) -> Result<LocatorEntry> 
         .ok_or_else(|| Error::library(index_path, "record offset beyond 4 GiB"))
 }
 
-/// The locator entries of `title`'s chunk table `table`, as the committed index gives them
-/// (for an import, which does not look every chunk up as it goes).
-pub fn entries_from_index(
-    store: &LibraryWriter,
-    title: &str,
-    table: &[u8],
-) -> Result<Vec<LocatorEntry>> {
+/// The locator of `title`'s chunk table `table`, as the committed index gives it (for an
+/// import, which does not look every chunk up as it goes).
+pub fn from_index(store: &LibraryWriter, title: &str, table: &[u8]) -> Result<GameLocator> {
     let lib = store.library();
     let index_path = lib.index_path();
     let path = lib.locator_path(title);
     let rtx = store.begin_read()?;
     let chunks = rtx.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-    let mut entries = Vec::with_capacity(table.len() / CHUNK_RECORD_LEN);
-    for rec in table.chunks_exact(CHUNK_RECORD_LEN) {
-        let c = ChunkRef::decode(rec).map_err(|e| Error::library(&path, e.to_string()))?;
+    let deltas = match rtx.open_table(DELTAS) {
+        Ok(t) => Some(t),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(db_err(&index_path, e)),
+    };
+    let entry = |hash: &[u8; 32]| -> Result<ChunkEntry> {
         let v = chunks
-            .get(&c.hash)
+            .get(hash)
             .map_err(|e| db_err(&index_path, e))?
             .ok_or_else(|| {
                 Error::library(
@@ -88,11 +106,47 @@ pub fn entries_from_index(
                     format!("{title}: a chunk is missing from the index"),
                 )
             })?;
-        let e = ChunkEntry::decode(v.value())
-            .map_err(|e| Error::library(&index_path, e.to_string()))?;
-        entries.push(locator_entry(&e, &index_path)?);
+        ChunkEntry::decode(v.value()).map_err(|e| Error::library(&index_path, e.to_string()))
+    };
+    let mut loc = GameLocator::default();
+    loc.entries.reserve(table.len() / CHUNK_RECORD_LEN);
+    for rec in table.chunks_exact(CHUNK_RECORD_LEN) {
+        let c = ChunkRef::decode(rec).map_err(|e| Error::library(&path, e.to_string()))?;
+        let e = entry(&c.hash)?;
+        loc.entries.push(locator_entry(&e, &index_path)?);
+        if e.method == Method::ZstdDelta {
+            let base = base_of(deltas.as_ref(), &c.hash, &index_path)?;
+            if !loc.bases.contains_key(&base) {
+                let b = locator_entry(&entry(&base)?, &index_path)?;
+                loc.bases.insert(base, b);
+            }
+        }
     }
-    Ok(entries)
+    Ok(loc)
+}
+
+/// The base chunk of delta chunk `hash`, from the index's `deltas` table.
+pub fn base_of(
+    deltas: Option<&impl ReadableTable<&'static [u8; 32], &'static [u8; 32]>>,
+    hash: &[u8; 32],
+    index_path: &Path,
+) -> Result<[u8; 32]> {
+    let found = match deltas {
+        Some(t) => t
+            .get(hash)
+            .map_err(|e| db_err(index_path, e))?
+            .map(|v| *v.value()),
+        None => None,
+    };
+    found.ok_or_else(|| {
+        Error::library(
+            index_path,
+            format!(
+                "delta chunk {} has no base in the index's deltas table",
+                romlib_device::error::short_hex(hash)
+            ),
+        )
+    })
 }
 
 /// Rewrites `catalog.txt` (every title id with a manifest, sorted, one per line) unless it

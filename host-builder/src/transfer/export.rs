@@ -18,7 +18,7 @@ use romlib_device::{Library, TrustStore};
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_TITLE_ID_LEN};
 use romlib_format::pack::{must_roll_over, Method, RecordHeader, HEADER_LEN, RECORD_HEADER_LEN};
 use romlib_format::portable::{
-    encode_header, Entry, EntryKind, Footer, LocatorEntry, LocatorHeader,
+    encode_header, Entry, EntryKind, Footer, LocatorEntry, LocatorHeader, LOCATOR_HEADER_V2_LEN,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -215,15 +215,16 @@ pub fn export(
             out.put(&bytes)?;
             let loff = out.at;
             out.put(
-                &LocatorHeader {
+                LocatorHeader {
                     count: body.chunk_count as u32,
                     table_blake3: body
                         .chunk_table_blake3
                         .as_slice()
                         .try_into()
                         .map_err(|_| Error::library(m.path(), "bad chunk_table_blake3"))?,
+                    bases: 0, // WIP(deltas): the bases of the game's delta chunks
                 }
-                .encode(),
+                .encode(&mut [0; LOCATOR_HEADER_V2_LEN]),
             )?;
             for &n in idx {
                 let (c, p) = (&plan[n as usize], placed[n as usize]);

@@ -221,7 +221,7 @@ pub fn import(
         (None, true) => 0,
     };
     for (title, table) in &tables {
-        let entries = locator::entries_from_index(&store, title, table)?;
+        let entries = locator::from_index(&store, title, table)?;
         locator::refresh(&dlib, title, table, &entries)?;
     }
     let mut signers: Vec<[u8; 32]> = games.iter().map(|m| *m.signer()).collect();

@@ -90,6 +90,6 @@ pub(super) fn read_checked(
     rec.clear();
     let r = packs.read_record(&c.hash, &c.entry, c.ulen, rec)?;
     out.resize(c.ulen as usize, 0);
-    decode_verified(lib, &r, &rec[r.payload.clone()], dec, out)?;
+    decode_verified(lib, &r, &rec[r.payload.clone()], None, dec, out)?;
     Ok(r.dict_id)
 }
