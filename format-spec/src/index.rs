@@ -156,7 +156,7 @@ pub const META_TABLE: &str = "meta";
 /// `meta` key: the library format version, as a little-endian u32.
 pub const META_FORMAT: &str = "format_version";
 /// Library format version stored under [`META_FORMAT`].
-pub const LIBRARY_FORMAT_VERSION: u32 = 1;
+pub const LIBRARY_FORMAT_VERSION: u32 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -6,22 +6,26 @@
 use super::batch::{Batch, Item, Piece};
 use super::compress::Compressor;
 use super::dat_hashes::DatResults;
+use super::delta::{choose, worth_it, Bases};
 use super::manifest::{GameState, Manifests};
 use super::options::{BuildOptions, BuildProgress, BuildSummary};
 use super::scan::GameInput;
+use super::sketch::{sketch, SUPER_FEATURES};
 use crate::error::{Error, Result};
 use crate::library::locator::locator_entry;
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use rayon::prelude::*;
 use redb::{ReadableTable, WriteTransaction};
-use romlib_device::chunks::index::{CHUNKS, PACKS};
+use romlib_device::chunks::index::{CHUNKS, DELTAS, PACKS, SKETCHES};
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
+use romlib_format::portable::LocatorEntry;
 use romlib_proto::FileEntry;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 
 pub(super) struct Run<'a> {
     pub(super) store: &'a mut LibraryWriter,
@@ -38,14 +42,31 @@ pub(super) struct Run<'a> {
     pub(super) dat: Option<DatResults>,
     /// What the manifests of the run share.
     pub(super) manifests: Manifests<'a>,
+    /// Bytes of base chunks for deltas.
+    pub(super) bases: Bases,
 }
 
 /// A batch's chunk hashes, fates, and compressed new chunks.
-pub(super) type Prepared = (
-    Vec<Option<[u8; 32]>>,
-    Vec<Option<Fate>>,
-    Vec<Option<(Method, Vec<u8>)>>,
-);
+pub(super) struct Prepared {
+    hashes: Vec<Option<[u8; 32]>>,
+    fates: Vec<Option<Fate>>,
+    /// Per new chunk: its stored form.
+    compressed: Vec<Option<Stored>>,
+}
+
+/// How a new chunk is stored.
+pub(super) struct Stored {
+    method: Method,
+    payload: Vec<u8>,
+    /// A delta's base chunk.
+    base: Option<[u8; 32]>,
+    /// A whole chunk's super-features, which make it a base candidate for later chunks.
+    sketch: Option<[u64; SUPER_FEATURES]>,
+}
+
+/// A new chunk's chosen base: its hash, and where its bytes are (a chunk earlier in the
+/// batch, by batch position, or stored where the index entry says).
+type BaseChoice = ([u8; 32], Result<usize, ChunkEntry>);
 
 /// A chunk lookup over either kind of redb table.
 pub(super) trait Lookup {
@@ -60,6 +81,36 @@ impl<T: ReadableTable<&'static [u8; 32], &'static [u8]>> Lookup for T {
                 .map(Some)
                 .map_err(|e| Error::library(index_path, e.to_string())),
         }
+    }
+}
+
+/// A super-feature lookup over either kind of redb table.
+pub(super) trait SketchLookup {
+    fn find(&self, sf: u64) -> Result<Option<[u8; 32]>>;
+}
+
+impl<T: ReadableTable<u64, &'static [u8; 32]>> SketchLookup for T {
+    fn find(&self, sf: u64) -> Result<Option<[u8; 32]>> {
+        Ok(self
+            .get(sf)
+            .map_err(|e| Error::library(Path::new("index.db"), e.to_string()))?
+            .map(|v| *v.value()))
+    }
+}
+
+/// Where a base's bytes are while a batch is compressed.
+enum BaseBytes {
+    /// Chunk `i` of the batch.
+    Batch(usize),
+    /// Read from the library.
+    Stored(Arc<Vec<u8>>),
+}
+
+/// The sketch of new chunk `k`, if it has none of a base (so it is stored whole).
+fn sketch_of(choices: &[Option<BaseChoice>], k: usize, d: &[u8]) -> Option<[u64; SUPER_FEATURES]> {
+    match choices.get(k) {
+        Some(Some(_)) => None,
+        _ => sketch(d),
     }
 }
 
@@ -90,8 +141,8 @@ impl Run<'_> {
 
     /// Handles one batch: hashes and compresses its chunks on the pool, then appends.
     fn process(&mut self, batch: &[Item]) -> Result<()> {
-        let (hashes, fates, compressed) = self.prepare(batch)?;
-        self.append_batch(batch, hashes, fates, compressed)
+        let prepared = self.prepare(batch)?;
+        self.append_batch(batch, prepared)
     }
 
     /// Hashes the batch's chunks, decides which are new, and compresses those.
@@ -108,10 +159,18 @@ impl Run<'_> {
         let mut fates = Vec::with_capacity(batch.len());
         let mut new_items = Vec::new();
         let mut seen: HashMap<[u8; 32], ()> = HashMap::new();
+        let data = |i: usize| match &batch[i].piece {
+            Piece::Chunk(d) => d.as_slice(),
+            _ => unreachable!("only chunks are new"),
+        };
+        let mut choices: Vec<Option<BaseChoice>> = Vec::new();
         {
             let store_chunks = self.opts.store_chunks;
             let games = self.games;
-            let mut decide = |table: &dyn Lookup| -> Result<()> {
+            let deltas_on = self.opts.delta_gain.is_some();
+            let mut decide = |table: &dyn Lookup,
+                              sketches: Option<&dyn SketchLookup>|
+             -> Result<()> {
                 for (i, h) in hashes.iter().enumerate() {
                     let Some(h) = h else {
                         fates.push(None);
@@ -139,38 +198,138 @@ impl Run<'_> {
                         ));
                     }
                 }
+                if !deltas_on {
+                    return Ok(());
+                }
+                // Bases, in input order, among what precedes each new chunk.
+                let found: Vec<Option<[u64; SUPER_FEATURES]>> =
+                    new_items.par_iter().map(|&i| sketch(data(i))).collect();
+                let mut in_batch: HashMap<u64, usize> = HashMap::new();
+                for (k, sk) in found.iter().enumerate() {
+                    let Some(sk) = sk else {
+                        choices.push(None);
+                        continue;
+                    };
+                    let mut candidates = Vec::new();
+                    for sf in sk {
+                        if let Some(&j) = in_batch.get(sf) {
+                            candidates.push((hashes[new_items[j]].expect("a chunk"), Ok(j)));
+                        } else if let Some(h) = sketches.map(|t| t.find(*sf)).transpose()?.flatten()
+                        {
+                            candidates.push((h, Err(h)));
+                        }
+                    }
+                    let hashes_only: Vec<[u8; 32]> = candidates.iter().map(|c| c.0).collect();
+                    let Some(best) = choose(&hashes_only) else {
+                        // No base: it is stored whole, so later chunks may use it.
+                        for sf in sk {
+                            in_batch.entry(*sf).or_insert(k);
+                        }
+                        choices.push(None);
+                        continue;
+                    };
+                    let choice = match candidates.iter().find(|c| c.0 == best).expect("chosen").1 {
+                        Ok(j) => Ok(new_items[j]),
+                        Err(h) => Err(table.find(&h, &index_path)?.ok_or_else(|| {
+                            Error::library(
+                                &index_path,
+                                "a sketched chunk is missing from the index",
+                            )
+                        })?),
+                    };
+                    choices.push(Some((best, choice)));
+                }
                 Ok(())
             };
             // Look up through the open write transaction (it sees this pack's chunks), or a
             // read transaction while nothing has been written.
             match &self.txn {
-                Some(txn) => decide(&txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?)?,
+                Some(txn) => {
+                    let chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+                    let sketches = txn
+                        .open_table(SKETCHES)
+                        .map_err(|e| db_err(&index_path, e))?;
+                    decide(&chunks, Some(&sketches))?
+                }
                 None => {
                     let rtx = self.store.begin_read()?;
-                    decide(&rtx.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?)?
+                    let chunks = rtx.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+                    match rtx.open_table(SKETCHES) {
+                        Ok(t) => decide(&chunks, Some(&t))?,
+                        Err(redb::TableError::TableDoesNotExist(_)) => decide(&chunks, None)?,
+                        Err(e) => return Err(db_err(&index_path, e)),
+                    }
                 }
             }
         }
+        // The bytes of bases outside the batch (from memory, or decoded from the packs).
+        let lib = self.store.library().clone();
+        let mut base_bytes: Vec<Option<([u8; 32], BaseBytes)>> = Vec::with_capacity(choices.len());
+        for c in &choices {
+            base_bytes.push(match c {
+                None => None,
+                Some((h, Ok(i))) => Some((*h, BaseBytes::Batch(*i))),
+                Some((h, Err(e))) => {
+                    let d = self.bases.get(&lib, h, e, self.pack.as_mut())?;
+                    Some((*h, BaseBytes::Stored(d)))
+                }
+            });
+        }
         let compressor = self.compressor.clone();
-        let compressed: Vec<(Method, Vec<u8>)> = new_items
+        let gain = self.opts.delta_gain.unwrap_or(0);
+        let compressed: Vec<Option<Stored>> = new_items
             .par_iter()
-            .map(|&i| match &batch[i].piece {
-                Piece::Chunk(d) => compressor.compress(d),
-                _ => unreachable!("only chunks are new"),
+            .enumerate()
+            .map(|(k, &i)| {
+                let d = data(i);
+                let (method, payload) = compressor.compress(d);
+                let plain = Stored {
+                    method,
+                    payload,
+                    base: None,
+                    sketch: None,
+                };
+                let Some(Some((base, bytes))) = base_bytes.get(k) else {
+                    return Some(Stored {
+                        sketch: sketch_of(&choices, k, d),
+                        ..plain
+                    });
+                };
+                let base_data = match bytes {
+                    BaseBytes::Batch(j) => data(*j),
+                    BaseBytes::Stored(v) => v.as_slice(),
+                };
+                match compressor.compress_delta(d, base, base_data) {
+                    Some(p)
+                        if p.len() < d.len() && worth_it(p.len(), plain.payload.len(), gain) =>
+                    {
+                        Some(Stored {
+                            method: Method::ZstdDelta,
+                            payload: p,
+                            base: Some(*base),
+                            sketch: None,
+                        })
+                    }
+                    // Not worth it: stored whole, yet not a base (it has one, and the
+                    // choice was made assuming it would be a delta).
+                    _ => Some(plain),
+                }
             })
             .collect();
-        let compressed: Vec<Option<_>> = compressed.into_iter().map(Some).collect();
-        Ok((hashes, fates, compressed))
+        Ok(Prepared {
+            hashes,
+            fates,
+            compressed,
+        })
     }
 
     /// Appends a prepared batch in input order and records its chunks and files.
-    fn append_batch(
-        &mut self,
-        batch: &[Item],
-        hashes: Vec<Option<[u8; 32]>>,
-        mut fates: Vec<Option<Fate>>,
-        mut compressed: Vec<Option<(Method, Vec<u8>)>>,
-    ) -> Result<()> {
+    fn append_batch(&mut self, batch: &[Item], prepared: Prepared) -> Result<()> {
+        let Prepared {
+            hashes,
+            mut fates,
+            mut compressed,
+        } = prepared;
         let mut placed: HashMap<[u8; 32], ChunkEntry> = HashMap::new();
         let index_path = self.store.library().index_path();
         for (i, item) in batch.iter().enumerate() {
@@ -181,13 +340,20 @@ impl Run<'_> {
                         Fate::Known(e) => e,
                         Fate::Again => placed[&hash],
                         Fate::New(k) => {
-                            let (method, payload) = compressed[k].take().expect("used once");
-                            let e = self.append(hash, data.len() as u32, method, &payload)?;
+                            let st = compressed[k].take().expect("used once");
+                            let e = self.append(hash, data.len() as u32, st.method, &st.payload)?;
+                            self.index_new(&hash, data, &st)?;
                             placed.insert(hash, e);
                             e
                         }
                     };
                     let located = locator_entry(&entry, &index_path)?;
+                    if entry.method == Method::ZstdDelta {
+                        let (base, base_entry) = self.base_of(&hash)?;
+                        let g = self.game_state(item.game);
+                        g.locator.bases.insert(base, base_entry);
+                        g.packs.insert(base_entry.pack_id);
+                    }
                     self.summary.chunks += 1;
                     self.progress.advance(data.len() as u64);
                     let g = self.game_state(item.game);
@@ -288,6 +454,53 @@ impl Run<'_> {
         self.summary.new_bytes += ulen as u64;
         self.summary.stored_bytes += rec_len;
         Ok(entry)
+    }
+
+    /// Records in the index what a new chunk adds: a delta's base, or a whole chunk's
+    /// super-features (the first chunk with a super-feature keeps it); and keeps a whole
+    /// chunk's bytes at hand as a possible base.
+    fn index_new(&mut self, hash: &[u8; 32], data: &[u8], st: &Stored) -> Result<()> {
+        let index_path = self.store.library().index_path();
+        if let Some(base) = &st.base {
+            self.summary.delta_chunks += 1;
+            self.summary.delta_bytes += data.len() as u64;
+            let txn = self.txn()?;
+            let mut t = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
+            t.insert(hash, base).map_err(|e| db_err(&index_path, e))?;
+            return Ok(());
+        }
+        let Some(sk) = &st.sketch else {
+            return Ok(());
+        };
+        {
+            let txn = self.txn()?;
+            let mut t = txn
+                .open_table(SKETCHES)
+                .map_err(|e| db_err(&index_path, e))?;
+            for sf in sk {
+                if t.get(sf).map_err(|e| db_err(&index_path, e))?.is_none() {
+                    t.insert(sf, hash).map_err(|e| db_err(&index_path, e))?;
+                }
+            }
+        }
+        self.bases.remember(*hash, data);
+        Ok(())
+    }
+
+    /// The base of delta chunk `hash` and where it is stored, from the index.
+    fn base_of(&mut self, hash: &[u8; 32]) -> Result<([u8; 32], LocatorEntry)> {
+        let index_path = self.store.library().index_path();
+        let txn = self.txn()?;
+        let deltas = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
+        let base = crate::library::locator::base_of(Some(&deltas), hash, &index_path)?;
+        let chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+        let e = chunks.find(&base, &index_path)?.ok_or_else(|| {
+            Error::library(
+                &index_path,
+                "the base of a delta chunk is missing from the index",
+            )
+        })?;
+        Ok((base, locator_entry(&e, &index_path)?))
     }
 
     /// Seals the open pack, commits the index, then writes the games that waited for it.

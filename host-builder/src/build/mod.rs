@@ -17,13 +17,16 @@ mod append;
 mod batch;
 pub mod compress;
 mod dat_hashes;
+mod delta;
 pub mod dict;
 mod manifest;
 mod options;
 mod reader;
 pub mod scan;
 pub mod sidecar;
+pub mod sketch;
 
+pub use delta::DEFAULT_DELTA_GAIN;
 pub use options::{BuildOptions, BuildProgress, BuildSummary, DEFAULT_LEVEL};
 
 use crate::dat::matching::DatCatalog;
@@ -64,6 +67,12 @@ pub fn build(
         return Err(Error::Usage(format!(
             "--pack-size {}: must be at least {MIN_PACK_SIZE} and below 4 GiB ({MAX_PACK_SIZE})",
             opts.pack_size
+        )));
+    }
+    if opts.delta_gain.is_some_and(|g| g > 100) {
+        return Err(Error::Usage(format!(
+            "--delta-gain {}: a percentage, 0 to 100",
+            opts.delta_gain.unwrap_or(0)
         )));
     }
     let (games, report) = scan(input, opts.scan)?;
@@ -113,6 +122,7 @@ pub fn build(
         summary: &mut summary,
         progress,
         dat,
+        bases: delta::Bases::new(),
         manifests: Manifests {
             key: opts.signing_key.as_ref(),
             params,

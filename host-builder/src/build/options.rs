@@ -33,6 +33,9 @@ pub struct BuildOptions {
     pub dat_hashes: bool,
     /// DAT files to name games by (their matched game is recorded in the manifest).
     pub dats: Vec<PathBuf>,
+    /// Store a new chunk as a delta against a similar stored chunk when that saves at
+    /// least this share (percent) of its ordinary compressed size; `None`: no deltas.
+    pub delta_gain: Option<u32>,
 }
 
 impl Default for BuildOptions {
@@ -48,6 +51,7 @@ impl Default for BuildOptions {
             scan: ScanOptions::default(),
             dat_hashes: true,
             dats: Vec::new(),
+            delta_gain: Some(super::delta::DEFAULT_DELTA_GAIN),
         }
     }
 }
@@ -73,6 +77,10 @@ pub struct BuildSummary {
     pub new_chunks: u64,
     /// Uncompressed bytes of the new chunks.
     pub new_bytes: u64,
+    /// New chunks stored as deltas against a similar chunk.
+    pub delta_chunks: u64,
+    /// Their uncompressed bytes.
+    pub delta_bytes: u64,
     /// Bytes appended to packs (records, headers and footers).
     pub stored_bytes: u64,
     /// Packs written.

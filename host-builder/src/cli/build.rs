@@ -42,6 +42,13 @@ pub(super) struct BuildPacksCmd {
     #[argh(option, default = "1 << 30")]
     /// pack roll-over size in bytes (default 1 GiB; must be below 4 GiB)
     pack_size: u64,
+    #[argh(switch)]
+    /// store every new chunk whole, never as a delta against a similar chunk
+    no_deltas: bool,
+    #[argh(option, default = "crate::build::DEFAULT_DELTA_GAIN")]
+    /// store a new chunk as a delta against a similar stored chunk only when that saves at
+    /// least this percentage of its ordinary compressed size (default 50)
+    delta_gain: u32,
     #[argh(option)]
     /// worker threads (default: all cores)
     threads: Option<usize>,
@@ -130,6 +137,13 @@ pub(super) struct BuildCmd {
     #[argh(option, default = "1 << 30")]
     /// pack roll-over size in bytes (default 1 GiB; must be below 4 GiB)
     pack_size: u64,
+    #[argh(switch)]
+    /// store every new chunk whole, never as a delta against a similar chunk
+    no_deltas: bool,
+    #[argh(option, default = "crate::build::DEFAULT_DELTA_GAIN")]
+    /// store a new chunk as a delta against a similar stored chunk only when that saves at
+    /// least this percentage of its ordinary compressed size (default 50)
+    delta_gain: u32,
     #[argh(option)]
     /// worker threads (default: all cores)
     threads: Option<usize>,
@@ -192,6 +206,7 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         // Manifests (written by generate-manifests) hold the hashes; packs do not.
         dat_hashes: false,
         dats: Vec::new(),
+        delta_gain: (!c.no_deltas).then_some(c.delta_gain),
     };
     run_build(c.input, c.output, opts, c.quiet)
 }
@@ -233,6 +248,7 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
+        delta_gain: (!c.no_deltas).then_some(c.delta_gain),
     };
     run_build(c.input, c.output, opts, c.quiet)
 }

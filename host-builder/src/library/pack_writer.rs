@@ -52,6 +52,11 @@ impl<W: Write> PackWriter<W> {
         self.id
     }
 
+    /// The dictionary id its records use (0: none).
+    pub fn dict_id(&self) -> u32 {
+        self.dict_id
+    }
+
     /// Bytes written so far (header included).
     pub fn bytes_written(&self) -> u64 {
         self.len
@@ -75,6 +80,11 @@ impl<W: Write> PackWriter<W> {
         self.write(payload)?;
         self.records += 1;
         Ok(at)
+    }
+
+    /// The output, e.g. to flush it before reading back what was written.
+    pub fn output_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 
     /// Writes the footer; returns the output and what the index records of the pack.

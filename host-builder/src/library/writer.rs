@@ -7,7 +7,7 @@ use super::pack_writer::PackWriter;
 use crate::error::{Error, Result};
 use crate::fsio::{create_dir, rename_synced, sync_dir};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
-use romlib_device::chunks::index::{CHUNKS, GAMES, META, PACKS};
+use romlib_device::chunks::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::layout::LOCK_FILE;
@@ -141,13 +141,14 @@ impl LibraryWriter {
                 Err(e) => return Err(db_err(&path, e)),
             }
         };
-        match found {
-            Some(v) if v == LIBRARY_FORMAT_VERSION.to_le_bytes() => Ok(()),
-            Some(v) => Err(Error::library(
-                &path,
-                format!("library format {v:?} is not supported by this romlib"),
-            )),
-            None => {
+        let version = found.as_deref().map(|v| match <[u8; 4]>::try_from(v) {
+            Ok(b) => u32::from_le_bytes(b),
+            Err(_) => u32::MAX,
+        });
+        match version {
+            Some(LIBRARY_FORMAT_VERSION) => Ok(()),
+            // Version 1 is version 2 without deltas: the new tables are simply added.
+            None | Some(1) => {
                 let txn = self.begin()?;
                 {
                     let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
@@ -156,9 +157,18 @@ impl LibraryWriter {
                     txn.open_table(CHUNKS).map_err(|e| db_err(&path, e))?;
                     txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
                     txn.open_table(GAMES).map_err(|e| db_err(&path, e))?;
+                    txn.open_table(DELTAS).map_err(|e| db_err(&path, e))?;
+                    txn.open_table(SKETCHES).map_err(|e| db_err(&path, e))?;
                 }
                 self.commit(txn)
             }
+            Some(v) => Err(Error::library(
+                &path,
+                format!(
+                    "library format version {v} is newer than this romlib supports \
+                     ({LIBRARY_FORMAT_VERSION}): update romlib"
+                ),
+            )),
         }
     }
 
@@ -343,6 +353,23 @@ impl PackFile {
         self.pack
             .append(rec, payload)
             .map_err(|e| Error::io(&self.partial, "write", e))
+    }
+
+    /// The dictionary id its records use (0: none).
+    pub fn dict_id(&self) -> u32 {
+        self.pack.dict_id()
+    }
+
+    /// Reads back `buf.len()` bytes written at `offset` (a record of this unsealed pack).
+    pub fn read_back(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        use std::io::Write;
+        self.pack
+            .output_mut()
+            .flush()
+            .map_err(|e| Error::io(&self.partial, "write", e))?;
+        let f = File::open(&self.partial).map_err(|e| Error::io(&self.partial, "open", e))?;
+        romlib_device::fsio::read_exact_at(&f, buf, offset)
+            .map_err(|e| Error::io(&self.partial, "read", e))
     }
 
     /// Writes the footer, fsyncs and renames the pack to its final name.
