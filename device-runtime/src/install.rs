@@ -9,7 +9,7 @@
 
 use crate::chunks::decoder::ChunkDecoder;
 use crate::chunks::reuse::{tree_bytes, LocalChunks};
-use crate::chunks::{decode_verified, delta_base, BaseChunk, ChunkSource, RecordRef};
+use crate::chunks::{base_failed, decode_verified, delta_base, BaseChunk, ChunkSource, RecordRef};
 use crate::error::{Error, Result};
 use crate::fsio::sync_dir;
 use crate::library::Library;
@@ -440,7 +440,8 @@ fn decode_jobs(
                             base.hash = None;
                             base.data.resize(b.ulen as usize, 0);
                             let payload = &buf[b.payload.clone()];
-                            decode_verified(lib, b, payload, None, decoder, &mut base.data)?;
+                            decode_verified(lib, b, payload, None, decoder, &mut base.data)
+                                .map_err(|e| base_failed(&c.rec.hash, &b.hash, e))?;
                             base.hash = Some(b.hash);
                             Some(&base)
                         }

@@ -54,6 +54,19 @@ pub struct BaseChunk {
     pub data: Vec<u8>,
 }
 
+/// An error reading or checking base chunk `base` of delta chunk `of`, told as an error
+/// of the delta chunk (the one a reader asked for).
+pub fn base_failed(of: &[u8; 32], base: &[u8; 32], e: Error) -> Error {
+    match e {
+        Error::Chunk { path, problem, .. } => Error::Chunk {
+            path,
+            hash: *of,
+            problem: format!("its base chunk {}: {problem}", short_hex(base)),
+        },
+        other => other,
+    }
+}
+
 /// The base chunk a delta record's payload names.
 pub fn delta_base(rec: &RecordRef, payload: &[u8], lib: &Library) -> Result<[u8; 32]> {
     let (base, _) = split_delta(&rec.hash, payload)
@@ -299,7 +312,7 @@ impl ChunkSource {
             )
         })();
         self.base.data = buf;
-        res?;
+        res.map_err(|e| base_failed(of, base, e))?;
         self.base.hash = Some(*base);
         Ok(())
     }
@@ -310,7 +323,9 @@ impl ChunkSource {
         let lib = self.packs.library().clone();
         let base = delta_base(delta, &buf[delta.payload.clone()], &lib)?;
         let entry = self.locate_base(&delta.hash, &base)?;
-        self.packs.read_base_record(&base, &entry, buf)
+        self.packs
+            .read_base_record(&base, &entry, buf)
+            .map_err(|e| base_failed(&delta.hash, &base, e))
     }
 
     /// The hashes of the base chunks the game's locator lists (none with an index).

@@ -17,6 +17,9 @@ use redb::{ReadableDatabase, ReadableTable};
 use romlib_device::chunks::decoder::ChunkDecoder;
 use romlib_device::chunks::index::{CHUNKS, GAMES, PACKS};
 use romlib_device::chunks::locator::ChunkLocator;
+use romlib_device::chunks::packs::PackReader;
+use romlib_device::chunks::{decode_verified, BaseChunk};
+use romlib_device::error::short_hex;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::layout::{parse_dict_file_name, parse_pack_file_name};
@@ -132,7 +135,8 @@ pub fn verify_library(
     };
     let index_packs = read_pack_table(rtx.as_ref(), &index_path, &mut rep);
     let dicts = load_dicts(lib, &mut rep);
-    let records = check_packs(lib, &index_packs, &dicts, &mut rep, progress)?;
+    let (records, deltas) = check_packs(lib, &index_packs, &dicts, &mut rep, progress)?;
+    let broken = check_deltas(lib, &records, &deltas, &mut rep, progress);
 
     // Manifests first: they say what each refcount must be.
     let chunks_table = rtx.as_ref().and_then(|t| t.open_table(CHUNKS).ok());
@@ -153,6 +157,7 @@ pub fn verify_library(
             &mut rep,
         );
     }
+    report_broken_games(lib, &titles, &broken, &mut rep);
     if let Some(games) = &games_table {
         if let Ok(iter) = games.iter() {
             for row in iter.flatten() {
@@ -243,13 +248,23 @@ fn load_dicts(lib: &Library, rep: &mut VerifyReport) -> Arc<Vec<(u32, Vec<u8>)>>
 }
 
 /// Reads, decodes and hashes every pack; returns each record by (pack, offset).
+/// A delta record found while scanning: checked once every pack is known, since its base
+/// may lie in any pack.
+struct DeltaRecord {
+    pack: u32,
+    pos: u64,
+    header: RecordHeader,
+    base: [u8; 32],
+}
+
+/// Scans every pack; returns every record by place, and the delta records to check after.
 fn check_packs(
     lib: &Library,
     index_packs: &BTreeMap<u32, PackInfo>,
     dicts: &Arc<Vec<(u32, Vec<u8>)>>,
     rep: &mut VerifyReport,
     progress: &dyn Fn(u64),
-) -> Result<HashMap<(u32, u64), Record>> {
+) -> Result<(HashMap<(u32, u64), Record>, Vec<DeltaRecord>)> {
     let dir = lib.packs_dir();
     let mut on_disk = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -270,12 +285,25 @@ fn check_packs(
         rep.problem(&dir, "packs folder is missing or unreadable");
     }
     let mut records = HashMap::new();
+    let mut deltas = Vec::new();
     for (&id, path) in &on_disk {
         rep.packs += 1;
         let mut batch: Vec<(u64, RecordHeader, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0;
         let mut bad: Vec<String> = Vec::new();
         let scanned = scan_pack_with(path, id, |pos, rec, payload| {
+            if rec.method == Method::ZstdDelta {
+                match romlib_format::pack::split_delta(&rec.hash, payload) {
+                    Ok((base, _)) => deltas.push(DeltaRecord {
+                        pack: id,
+                        pos,
+                        header: *rec,
+                        base,
+                    }),
+                    Err(e) => bad.push(format!("record at offset {pos}: {e}")),
+                }
+                return Ok(());
+            }
             batch.push((pos, *rec, payload.to_vec()));
             batch_bytes += payload.len();
             if batch_bytes >= BATCH_BYTES {
@@ -327,7 +355,131 @@ fn check_packs(
             rep.problem(lib.pack_path(id), "pack listed in the index is missing");
         }
     }
-    Ok(records)
+    Ok((records, deltas))
+}
+
+/// Decodes every delta record against its base (found in any pack, and checked first);
+/// returns the chunks that cannot be decoded, with why.
+fn check_deltas(
+    lib: &Library,
+    records: &HashMap<(u32, u64), Record>,
+    deltas: &[DeltaRecord],
+    rep: &mut VerifyReport,
+    progress: &dyn Fn(u64),
+) -> HashMap<[u8; 32], String> {
+    let mut broken = HashMap::new();
+    if deltas.is_empty() {
+        return broken;
+    }
+    // Where each whole chunk is stored (a base is never a delta).
+    let mut wholes: HashMap<[u8; 32], ChunkEntry> = HashMap::new();
+    for (&(pack, pos), r) in records {
+        if r.method != Method::ZstdDelta {
+            wholes.entry(r.hash).or_insert(ChunkEntry {
+                pack_id: pack,
+                offset: pos,
+                clen: r.clen,
+                ulen: r.ulen,
+                method: r.method,
+                stored_at: 0,
+                refcount: 0,
+            });
+        }
+    }
+    let mut packs = PackReader::new(lib);
+    let mut dec = ZstdDecoder::default();
+    let mut base = BaseChunk::default();
+    let (mut rec_buf, mut out) = (Vec::new(), Vec::new());
+    let mut sorted: Vec<&DeltaRecord> = deltas.iter().collect();
+    // Deltas on one base together, so each base is decoded once.
+    sorted.sort_by_key(|d| (d.base, d.pack, d.pos));
+    for d in sorted {
+        let path = lib.pack_path(d.pack);
+        let h = &d.header;
+        let why = (|| -> std::result::Result<(), String> {
+            if base.hash != Some(d.base) {
+                base.hash = None;
+                let e = wholes.get(&d.base).ok_or_else(|| {
+                    format!("its base chunk {} is in no intact pack", short_hex(&d.base))
+                })?;
+                packs
+                    .read_chunk(&d.base, e.ulen, e, &mut dec, &mut base.data)
+                    .map_err(|e| {
+                        format!("its base chunk {} is damaged: {e}", short_hex(&d.base))
+                    })?;
+                base.hash = Some(d.base);
+            }
+            let entry = ChunkEntry {
+                pack_id: d.pack,
+                offset: d.pos,
+                clen: h.clen,
+                ulen: h.ulen,
+                method: h.method,
+                stored_at: 0,
+                refcount: 0,
+            };
+            rec_buf.clear();
+            let r = packs
+                .read_record(&h.hash, &entry, h.ulen, &mut rec_buf)
+                .map_err(|e| e.to_string())?;
+            out.resize(h.ulen as usize, 0);
+            let payload = &rec_buf[r.payload.clone()];
+            decode_verified(lib, &r, payload, Some(&base), &mut dec, &mut out)
+                .map_err(|e| strip_path(&e.to_string(), &path))
+        })();
+        progress(h.clen as u64);
+        if let Err(why) = why {
+            rep.problem(
+                &path,
+                format!(
+                    "record at offset {} (delta chunk {}) does not decode: {why}",
+                    d.pos,
+                    short_hex(&h.hash)
+                ),
+            );
+            broken.insert(h.hash, why);
+        }
+    }
+    broken
+}
+
+/// Names every game whose chunk table holds a chunk that cannot be decoded.
+fn report_broken_games(
+    lib: &Library,
+    titles: &[String],
+    broken: &HashMap<[u8; 32], String>,
+    rep: &mut VerifyReport,
+) {
+    if broken.is_empty() {
+        return;
+    }
+    for title in titles {
+        let path = lib.manifest_path(title);
+        let Ok(m) = ManifestFile::open(&path) else {
+            continue; // already reported
+        };
+        let Ok(mut table) = m.unverified_chunks() else {
+            continue;
+        };
+        let mut hit: Vec<[u8; 32]> = Vec::new();
+        while let Ok(Some(c)) = table.next_chunk() {
+            if broken.contains_key(&c.hash) && !hit.contains(&c.hash) {
+                hit.push(c.hash);
+            }
+        }
+        if let Some(first) = hit.first() {
+            rep.problem(
+                &path,
+                format!(
+                    "game {title} cannot be installed: {} of its chunks cannot be decoded \
+                     (chunk {}: {})",
+                    hit.len(),
+                    short_hex(first),
+                    broken[first]
+                ),
+            );
+        }
+    }
 }
 
 /// Error messages start with their path; findings carry the path separately.

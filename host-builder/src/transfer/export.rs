@@ -7,18 +7,19 @@
 //! games: records in order of first use (games by title, chunks in table order), grouped
 //! into packs by the dictionary they need, so exporting again gives identical bytes.
 
-use super::{manifest_bytes, read_checked, Planned};
+use super::{base_of, manifest_bytes, read_checked, Planned};
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, temp_path};
 use crate::library::pack_writer::PackWriter;
 use crate::zstd_decoder::ZstdDecoder;
 use romlib_device::chunks::packs::PackReader;
-use romlib_device::chunks::ChunkSource;
+use romlib_device::chunks::{BaseChunk, ChunkSource};
 use romlib_device::{Library, TrustStore};
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_TITLE_ID_LEN};
 use romlib_format::pack::{must_roll_over, Method, RecordHeader, HEADER_LEN, RECORD_HEADER_LEN};
 use romlib_format::portable::{
-    encode_header, Entry, EntryKind, Footer, LocatorEntry, LocatorHeader, LOCATOR_HEADER_V2_LEN,
+    encode_header, BaseEntry, Entry, EntryKind, Footer, LocatorEntry, LocatorHeader,
+    LOCATOR_HEADER_V2_LEN,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -106,6 +107,7 @@ pub fn export(
     let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
     let mut tables: Vec<Vec<u32>> = Vec::new();
     let mut dicts = HashMap::new();
+    let mut scratch = Vec::new();
     for m in &games {
         let mut source = ChunkSource::open(lib, m)?;
         let mut table = m.chunks()?;
@@ -116,9 +118,20 @@ pub fn export(
                 Some(&n) => n,
                 None => {
                     let entry = source.locate(i, &c)?;
+                    // A delta's base counts as used just before the delta (SPEC section 11).
+                    let base = base_of(&mut source, i, &c, &entry, &mut scratch)?;
+                    if let Some((bh, be)) = base {
+                        if !seen.contains_key(&bh) {
+                            seen.insert(bh, plan.len() as u32);
+                            plan.push(Planned::new(source.packs(), &mut dicts, bh, be.ulen, be)?);
+                        }
+                    }
                     let n = plan.len() as u32;
                     let packs = source.packs();
-                    plan.push(Planned::new(packs, &mut dicts, c.hash, c.len, entry)?);
+                    plan.push(Planned {
+                        base,
+                        ..Planned::new(packs, &mut dicts, c.hash, c.len, entry)?
+                    });
                     seen.insert(c.hash, n);
                     n
                 }
@@ -178,6 +191,7 @@ pub fn export(
         }
         let mut packs = PackReader::new(lib);
         let mut dec = ZstdDecoder::default();
+        let mut base = BaseChunk::default();
         let (mut rec, mut data) = (Vec::new(), Vec::new());
         let mut summary = ExportSummary::default();
         let write_error = |e| Error::io(&tmp, "write", e);
@@ -186,7 +200,8 @@ pub fn export(
             let mut pack = PackWriter::new(&mut out, *id, *dict).map_err(write_error)?;
             for &n in list {
                 let c = &plan[n as usize];
-                let src_dict = read_checked(lib, &mut packs, &mut dec, c, &mut rec, &mut data)?;
+                let src_dict =
+                    read_checked(lib, &mut packs, &mut dec, c, &mut base, &mut rec, &mut data)?;
                 if c.entry.method == Method::ZstdDict && src_dict != *dict {
                     return Err(Error::library(
                         lib.pack_path(c.entry.pack_id),
@@ -214,6 +229,14 @@ pub fn export(
             let moff = out.at;
             out.put(&bytes)?;
             let loff = out.at;
+            // Where each base of the game's deltas lies, by hash.
+            let mut bases: BTreeMap<[u8; 32], LocatorEntry> = BTreeMap::new();
+            for &n in idx {
+                if let Some((bh, _)) = &plan[n as usize].base {
+                    let b = seen[bh] as usize;
+                    bases.insert(*bh, located(&plan[b], placed[b]));
+                }
+            }
             out.put(
                 LocatorHeader {
                     count: body.chunk_count as u32,
@@ -222,19 +245,19 @@ pub fn export(
                         .as_slice()
                         .try_into()
                         .map_err(|_| Error::library(m.path(), "bad chunk_table_blake3"))?,
-                    bases: 0, // WIP(deltas): the bases of the game's delta chunks
+                    bases: bases.len() as u32,
                 }
                 .encode(&mut [0; LOCATOR_HEADER_V2_LEN]),
             )?;
             for &n in idx {
-                let (c, p) = (&plan[n as usize], placed[n as usize]);
-                let e = LocatorEntry {
-                    pack_id: p.pack,
-                    offset: p.offset,
-                    clen: c.entry.clen,
-                    method: c.entry.method,
+                out.put(&located(&plan[n as usize], placed[n as usize]).encode())?;
+            }
+            for (hash, entry) in &bases {
+                let b = BaseEntry {
+                    hash: *hash,
+                    entry: *entry,
                 };
-                out.put(&e.encode())?;
+                out.put(&b.encode())?;
             }
             let mut g = section(EntryKind::Game, 0, moff, bytes.len() as u64);
             g.locator_offset = loff;
@@ -287,5 +310,15 @@ fn section(kind: EntryKind, id: u32, offset: u64, len: u64) -> Entry {
         locator_len: 0,
         name: [0; MAX_TITLE_ID_LEN],
         name_len: 0,
+    }
+}
+
+/// Where planned chunk `c`, placed at `p`, lies in the portable file.
+fn located(c: &Planned, p: Placed) -> LocatorEntry {
+    LocatorEntry {
+        pack_id: p.pack,
+        offset: p.offset,
+        clen: c.entry.clen,
+        method: c.entry.method,
     }
 }

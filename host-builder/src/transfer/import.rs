@@ -5,7 +5,10 @@
 //! packs, then the manifests are published exactly as a build publishes them (refcounts,
 //! crash safety).
 
-use super::{manifest_bytes, read_checked, Planned};
+use super::{base_of, manifest_bytes, read_checked, Planned};
+use crate::build::compress::Compressor;
+use crate::build::sketch::sketch;
+use crate::build::DEFAULT_LEVEL;
 use crate::error::{Error, Result};
 use crate::fsio::{parent_dir, sync_dir};
 use crate::library::dicts::add_dict;
@@ -13,15 +16,17 @@ use crate::library::locator;
 use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
-use romlib_device::chunks::index::{CHUNKS, PACKS};
+use redb::ReadableTable;
+use romlib_device::chunks::index::{CHUNKS, DELTAS, PACKS, SKETCHES};
 use romlib_device::chunks::packs::PackReader;
+use romlib_device::chunks::BaseChunk;
 use romlib_device::chunks::ChunkSource;
 use romlib_device::{Library, TrustStore};
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_CHUNK_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
-use romlib_format::pack::{RecordHeader, RECORD_HEADER_LEN};
-use std::collections::HashMap;
+use romlib_format::pack::{Method, RecordHeader, RECORD_HEADER_LEN};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// What an import did.
@@ -77,6 +82,7 @@ pub fn import(
     // Which chunks are missing, in order of first use.
     let mut missing: Vec<Planned> = Vec::new();
     let mut seen: HashMap<[u8; 32], ()> = HashMap::new();
+    let mut rewrite: HashSet<[u8; 32]> = HashSet::new();
     let mut summary = ImportSummary::default();
     {
         let rtx = store.begin_read()?;
@@ -86,6 +92,19 @@ pub fn import(
             Err(e) => return Err(db_err(&index_path, e)),
         };
         let mut dicts = HashMap::new();
+        let mut scratch = Vec::new();
+        // What the library holds of a chunk: nothing, a whole chunk, or a delta.
+        let held = |hash: &[u8; 32]| -> Result<Option<Method>> {
+            let Some(t) = &chunks else { return Ok(None) };
+            match t.get(hash).map_err(|e| db_err(&index_path, e))? {
+                None => Ok(None),
+                Some(v) => Ok(Some(
+                    ChunkEntry::decode(v.value())
+                        .map_err(|e| Error::library(&index_path, e.to_string()))?
+                        .method,
+                )),
+            }
+        };
         for m in &games {
             let mut source = ChunkSource::open(&lib, m)?;
             let mut table = m.chunks()?;
@@ -95,20 +114,35 @@ pub fn import(
                 if seen.insert(c.hash, ()).is_some() {
                     continue;
                 }
-                let have = match &chunks {
-                    Some(t) => t
-                        .get(&c.hash)
-                        .map_err(|e| db_err(&index_path, e))?
-                        .is_some(),
-                    None => false,
-                };
-                if have {
+                if held(&c.hash)?.is_some() {
                     summary.reused_chunks += 1;
                     continue;
                 }
                 let entry = source.locate(i - 1, &c)?;
-                let packs = source.packs();
-                missing.push(Planned::new(packs, &mut dicts, c.hash, c.len, entry)?);
+                let base = base_of(&mut source, i - 1, &c, &entry, &mut scratch)?;
+                let mut planned = Planned {
+                    base,
+                    ..Planned::new(source.packs(), &mut dicts, c.hash, c.len, entry)?
+                };
+                if let Some((bh, be)) = base {
+                    match held(&bh)? {
+                        // The library's copy of the base is a delta itself: a second link
+                        // is not allowed, so this chunk is stored whole.
+                        Some(Method::ZstdDelta) => {
+                            planned.dict = 0;
+                            rewrite.insert(c.hash);
+                        }
+                        Some(_) => {}
+                        // The portable file carries the base: bring it too, first.
+                        None => {
+                            if seen.insert(bh, ()).is_none() {
+                                let b = Planned::new(source.packs(), &mut dicts, bh, be.ulen, be)?;
+                                missing.push(b);
+                            }
+                        }
+                    }
+                }
+                missing.push(planned);
             }
             table.finish()?;
         }
@@ -124,13 +158,41 @@ pub fn import(
     }
     let mut packs = PackReader::new(&lib);
     let mut dec = ZstdDecoder::default();
+    let mut base = BaseChunk::default();
+    let whole = Compressor::new(DEFAULT_LEVEL, None);
     let (mut rec, mut data) = (Vec::new(), Vec::new());
     let mut sealed: Vec<(u32, romlib_format::index::PackInfo)> = Vec::new();
     let mut entries: Vec<([u8; 32], ChunkEntry)> = Vec::new();
+    // New deltas (chunk, base) and the sketches of new whole chunks.
+    let mut delta_rows: Vec<([u8; 32], [u8; 32])> = Vec::new();
+    let mut sketch_rows: Vec<(u64, [u8; 32])> = Vec::new();
     let mut open: Option<(u32, PackFile)> = None;
     let stored = (|| -> Result<()> {
         for c in &missing {
-            read_checked(&lib, &mut packs, &mut dec, c, &mut rec, &mut data)?;
+            read_checked(
+                &lib, &mut packs, &mut dec, c, &mut base, &mut rec, &mut data,
+            )?;
+            if rewrite.contains(&c.hash) {
+                // Stored whole: the record is made anew from the checked bytes.
+                let (method, payload) = whole.compress(&data);
+                let h = RecordHeader {
+                    hash: c.hash,
+                    ulen: c.ulen,
+                    clen: payload.len() as u32,
+                    method,
+                };
+                rec.clear();
+                rec.extend_from_slice(&h.encode());
+                rec.extend_from_slice(&payload);
+            }
+            match (&c.base, rewrite.contains(&c.hash)) {
+                (Some((bh, _)), false) => delta_rows.push((c.hash, *bh)),
+                _ => {
+                    for sf in sketch(&data).iter().flatten() {
+                        sketch_rows.push((*sf, c.hash));
+                    }
+                }
+            }
             let rec_len = rec.len() as u64;
             let roll = (open.as_ref())
                 .is_some_and(|(d, p)| *d != c.dict || p.must_roll_over(rec_len, DEFAULT_PACK_SIZE));
@@ -193,6 +255,19 @@ pub fn import(
             for (hash, e) in &entries {
                 t.insert(hash, e.encode().as_slice())
                     .map_err(|e| db_err(&index_path, e))?;
+            }
+            let mut t = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
+            for (hash, base) in &delta_rows {
+                t.insert(hash, base).map_err(|e| db_err(&index_path, e))?;
+            }
+            // The first chunk with a super-feature keeps it, as in a build.
+            let mut t = txn
+                .open_table(SKETCHES)
+                .map_err(|e| db_err(&index_path, e))?;
+            for (sf, hash) in &sketch_rows {
+                if t.get(sf).map_err(|e| db_err(&index_path, e))?.is_none() {
+                    t.insert(sf, hash).map_err(|e| db_err(&index_path, e))?;
+                }
             }
         }
         Some(txn)

@@ -10,11 +10,12 @@ pub mod serve;
 
 use crate::error::{Error, Result};
 use crate::zstd_decoder::ZstdDecoder;
-use romlib_device::chunks::decode_verified;
 use romlib_device::chunks::packs::PackReader;
+use romlib_device::chunks::{base_failed, decode_verified, delta_base, BaseChunk, ChunkSource};
 use romlib_device::fsio::read_exact_at;
 use romlib_device::{Library, VerifiedManifest};
 use romlib_format::index::ChunkEntry;
+use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::Method;
 use std::collections::HashMap;
 
@@ -25,6 +26,8 @@ pub(super) struct Planned {
     pub(super) entry: ChunkEntry,
     /// Dictionary its record needs (0: none).
     pub(super) dict: u32,
+    /// A delta's base chunk in the source, and where it is stored there (with its length).
+    pub(super) base: Option<([u8; 32], ChunkEntry)>,
 }
 
 impl Planned {
@@ -47,8 +50,35 @@ impl Planned {
             ulen,
             entry,
             dict,
+            base: None,
         })
     }
+}
+
+/// The base of chunk-table record `i` (chunk `c`, stored at `entry`) if it is a delta: the
+/// base's hash, and where `source` holds it (with the length its record gives).
+pub(super) fn base_of(
+    source: &mut ChunkSource,
+    i: u64,
+    c: &ChunkRef,
+    entry: &ChunkEntry,
+    scratch: &mut Vec<u8>,
+) -> Result<Option<([u8; 32], ChunkEntry)>> {
+    if entry.method != Method::ZstdDelta {
+        return Ok(None);
+    }
+    scratch.clear();
+    let rec = source.read_record(i, c, scratch)?;
+    let lib = source.packs().library().clone();
+    let base = delta_base(&rec, &scratch[rec.payload.clone()], &lib)?;
+    let mut at = source.locate_base(&c.hash, &base)?;
+    scratch.clear();
+    let r = source
+        .packs()
+        .read_base_record(&base, &at, scratch)
+        .map_err(|e| base_failed(&c.hash, &base, e))?;
+    at.ulen = r.ulen;
+    Ok(Some((base, at)))
 }
 
 /// The bytes of a game's manifest file, as the library holds them.
@@ -76,20 +106,35 @@ fn pack_dict(packs: &mut PackReader, id: u32, cache: &mut HashMap<u32, u32>) -> 
     Ok(d)
 }
 
-/// Reads the record of `c` from `lib`, decodes it and checks it against its signed hash;
-/// leaves the whole record (header and payload, verbatim) in `rec` and returns the
-/// dictionary id its pack uses.
+/// Reads the record of `c` from `lib`, decodes it (a delta against its base, read and
+/// checked first into `base` unless it is there already) and checks it against its signed
+/// hash; leaves the whole record (header and payload, verbatim) in `rec`, the chunk in
+/// `out`, and returns the dictionary id its pack uses.
 pub(super) fn read_checked(
     lib: &Library,
     packs: &mut PackReader,
     dec: &mut ZstdDecoder,
     c: &Planned,
+    base: &mut BaseChunk,
     rec: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Result<u32> {
+    let base = match &c.base {
+        None => None,
+        Some((h, e)) => {
+            if base.hash != Some(*h) {
+                base.hash = None;
+                packs
+                    .read_chunk(h, e.ulen, e, dec, &mut base.data)
+                    .map_err(|err| base_failed(&c.hash, h, err))?;
+                base.hash = Some(*h);
+            }
+            Some(&*base)
+        }
+    };
     rec.clear();
     let r = packs.read_record(&c.hash, &c.entry, c.ulen, rec)?;
     out.resize(c.ulen as usize, 0);
-    decode_verified(lib, &r, &rec[r.payload.clone()], None, dec, out)?;
+    decode_verified(lib, &r, &rec[r.payload.clone()], base, dec, out)?;
     Ok(r.dict_id)
 }
