@@ -44,7 +44,9 @@ pub fn train_dict(
     for id in &ids {
         let (_, recs) = scan_pack(&lib.pack_path(*id), *id)?;
         for (off, r) in recs {
-            if r.method != Method::ZstdDict {
+            // Dictionary-compressed records would train on themselves; a delta is a near
+            // copy of its base, which is sampled already.
+            if r.method != Method::ZstdDict && r.method != Method::ZstdDelta {
                 total += r.ulen as u64;
                 all.push((*id, off, r));
             }

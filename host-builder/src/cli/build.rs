@@ -297,6 +297,13 @@ fn print_summary(s: &BuildSummary) {
         ratio(s.input_bytes, s.new_bytes),
         ratio(s.new_bytes, s.stored_bytes)
     );
+    if s.delta_chunks > 0 {
+        println!(
+            "{} new chunk(s) ({:.1} MiB) stored as deltas against similar chunks",
+            s.delta_chunks,
+            mib(s.delta_bytes)
+        );
+    }
     println!(
         "stored {:.1} MiB in {} new pack(s); manifests: {} written, {} unchanged",
         mib(s.stored_bytes),

@@ -28,6 +28,7 @@ pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value>
     let mut packs = BTreeSet::new();
     let mut unique = BTreeSet::new();
     let mut unindexed = 0u64;
+    let (mut delta_chunks, mut delta_bytes, mut unique_bytes) = (0u64, 0u64, 0u64);
     let index = ChunkLocator::open(lib, m.unverified_body()).ok();
     let mut table = m.unverified_chunks()?;
     let mut i = 0;
@@ -36,12 +37,17 @@ pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value>
         if !unique.insert(r.hash) {
             continue;
         }
+        unique_bytes += r.len as u64;
         match index
             .as_ref()
             .and_then(|l| l.lookup(i - 1, &r.hash, r.len).ok().flatten())
         {
             Some(e) => {
                 packs.insert(e.pack_id);
+                if e.method == romlib_format::pack::Method::ZstdDelta {
+                    delta_chunks += 1;
+                    delta_bytes += r.len as u64;
+                }
             }
             None => unindexed += 1,
         }
@@ -88,6 +94,8 @@ pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value>
         "chunk_table_ok": table_ok,
         "packs_needed": packs,
         "chunks_not_in_index": unindexed,
+        "delta_chunks": delta_chunks,
+        "delta_share": if unique_bytes == 0 { 0.0 } else { delta_bytes as f64 / unique_bytes as f64 },
         "avg_chunk": b.chunker.as_ref().map(|c| c.avg_size),
         "key_id": key_id,
         "public_key": public_key,
@@ -139,6 +147,14 @@ pub fn to_text(v: &Value) -> String {
         packs += &format!(" ({} chunks NOT IN THE INDEX)", v["chunks_not_in_index"]);
     }
     line("packs needed", packs);
+    line(
+        "deltas",
+        format!(
+            "{} of the distinct chunks ({:.0}% of their bytes) are stored as deltas",
+            v["delta_chunks"],
+            v["delta_share"].as_f64().unwrap_or(0.0) * 100.0
+        ),
+    );
     line(
         "signing key",
         format!("{} ({})", s("key_id"), s("public_key")),
