@@ -100,7 +100,7 @@ else
 fi
 
 step "Generating the deterministic sample input in $WORK/in"
-GAMES=("Alpha Quest (USA)" "beta-racer")
+GAMES=("Alpha Quest (USA)" "Alpha Quest (USA) (Rev 1)" "beta-racer")
 python3 - "$WORK/in" <<'PY'
 import os, random, sys
 root = sys.argv[1]
@@ -112,7 +112,15 @@ def put(path, data):
 a = os.path.join(root, "Alpha Quest (USA)")
 b = os.path.join(root, "beta-racer")
 shared = random.randbytes(150_000)                # in both games: deduplicated
-put(os.path.join(a, "game.bin"), random.randbytes(300_000))
+game = random.randbytes(300_000)
+put(os.path.join(a, "game.bin"), game)
+# A revision: scattered small edits and one insertion, so most of its chunks are stored as
+# deltas against the first version's (format version 2).
+rev = bytearray(game)
+for _ in range(20):
+    rev[random.randrange(len(rev))] ^= 0x5A
+rev[150_000:150_000] = random.randbytes(1024)
+put(os.path.join(root, "Alpha Quest (USA) (Rev 1)", "game.bin"), bytes(rev))
 put(os.path.join(a, "data", "shared.dat"), shared)
 put(os.path.join(a, "data", "levels", "level1.map"), random.randbytes(4_321))
 put(os.path.join(a, "readme.txt"),                # compressible
@@ -148,6 +156,28 @@ cp -a "$WORK/lib" "$WORK/lib-badmanifest"
 flip_middle "$WORK/lib-badmanifest/games/$TITLE.manifest"
 cp -a "$WORK/lib" "$WORK/lib-badpack"
 flip_middle "$WORK/lib-badpack/packs/pack-0001.pkg"
+# A library whose delta chunks' base is damaged: every base record a delta names gets one
+# payload byte flipped (the records are found by walking the pack as SPEC section 2 lays
+# it out).
+cp -a "$WORK/lib" "$WORK/lib-badbase"
+python3 - "$WORK/lib-badbase/packs/pack-0001.pkg" <<'PY'
+import struct, sys
+p = sys.argv[1]
+data = bytearray(open(p, "rb").read())
+pos, records = 32, {}
+while pos < len(data) - 64:
+    h = bytes(data[pos:pos + 32])
+    ulen, clen, method = struct.unpack_from("<IIB", data, pos + 32)
+    records[h] = (pos, clen, method)
+    pos += 42 + clen
+bases = {bytes(data[o + 42:o + 74]) for (o, c, m) in records.values() if m == 3}
+assert bases, "no delta chunks in the sample library"
+for b in bases:
+    o, c, m = records[b]
+    data[o + 42 + c // 2] ^= 0xFF
+open(p, "wb").write(data)
+print(f"damaged {len(bases)} base record(s) of {p}")
+PY
 # A portable file of every game (romlib export), and a damaged copy.
 "$ROMLIB" export -r "$WORK/lib" --all -o "$WORK/all.romlib" --trusted-key "$WORK/K.pub"
 cp "$WORK/all.romlib" "$WORK/bad.romlib"
@@ -254,6 +284,15 @@ for a in "${CROSS_ARCHES[@]}"; do
     done
     ((refused >= 1)) && ok "$a corrupted pack refused for $refused game(s)" \
         || bad "$a corrupted pack refused for at least one game"
+    # A delta whose base is damaged: refused (exit 1, naming the base), nothing visible.
+    got=0
+    "${DEV[@]}" install -g "${GAMES[1]}" -r "$WORK/lib-badbase" --install-dir "$WORK/badbase-$a" \
+        "${KEY[@]}" >"$WORK/out" 2>&1 || got=$?
+    if [[ "$got" == 1 ]] && grep -q "base chunk" "$WORK/out" && [[ ! -e "$WORK/badbase-$a/${GAMES[1]}" ]]; then
+        ok "$a install of a delta game with a damaged base refused, naming the base"
+    else
+        bad "$a install of a delta game with a damaged base: exit $got: $(cat "$WORK/out")"
+    fi
     expect_status 2 "$a usage error" "${DEV[@]}" install -r "$WORK/lib"
     # The same from a portable file: list, install byte-identical, refuse a damaged copy.
     expect_status 0 "$a list-games of a portable file" \

@@ -330,3 +330,50 @@ fn reads_the_golden_games_in_place() {
         }
     }
 }
+
+/// The golden delta (SPEC section 2.2, method 3), made by C zstd against a committed base:
+/// ruzstd decodes it to the committed target on every architecture (this runs under QEMU).
+#[test]
+fn golden_delta_decodes_against_its_base_and_nothing_else() {
+    use romlib_device::chunks::decoder::{ChunkDecoder, RuzstdDecoder};
+    let base = std::fs::read(format!("{VECTORS}/delta-0001.base")).unwrap();
+    let payload = std::fs::read(format!("{VECTORS}/delta-0001.bin")).unwrap();
+    let target = std::fs::read_to_string(format!("{VECTORS}/delta-0001.target")).unwrap();
+    let (len, hash) = target.trim().split_once(' ').unwrap();
+    let len: usize = len.parse().unwrap();
+    assert_eq!(
+        &payload[..32],
+        blake3::hash(&base).as_bytes(),
+        "names its base"
+    );
+    let frame = &payload[32..];
+    let mut dec = RuzstdDecoder::default();
+    let mut out = vec![0u8; len];
+    dec.decode_delta(&base, frame, &mut out).unwrap();
+    assert_eq!(blake3::hash(&out).to_hex().as_str(), hash);
+    // The same decoder, reused, decodes it again (the base does not linger).
+    out.fill(0);
+    dec.decode_delta(&base, frame, &mut out).unwrap();
+    assert_eq!(blake3::hash(&out).to_hex().as_str(), hash);
+
+    // Another base never yields the target; a cut frame, a wrong length and a frame that
+    // claims a window beyond MAX_WINDOW_SIZE are errors, never panics.
+    let mut other = base.clone();
+    other[5000] ^= 1;
+    let r = dec.decode_delta(&other, frame, &mut out);
+    assert!(r.is_err() || blake3::hash(&out).to_hex().as_str() != hash);
+    assert!(dec
+        .decode_delta(&base, &frame[..frame.len() / 2], &mut out)
+        .is_err());
+    assert!(dec
+        .decode_delta(&base, frame, &mut vec![0u8; len - 1])
+        .is_err());
+    assert!(dec
+        .decode_delta(&base, frame, &mut vec![0u8; len + 1])
+        .is_err());
+    // Magic, a descriptor with no single-segment flag, then a 1 GiB window.
+    let mut huge = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa8];
+    huge.extend_from_slice(&frame[6..]);
+    let err = dec.decode_delta(&base, &huge, &mut out).unwrap_err();
+    assert!(err.contains("zstd"), "{err}");
+}

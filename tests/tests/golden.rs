@@ -174,6 +174,11 @@ fn delta_frame_pairs_c_zstd_with_ruzstd() {
     assert_eq!(&payload[..32], &base_hash);
     assert!(payload.len() < target.len() / 10, "{} bytes", payload.len());
     compare("delta-0001.bin", &payload);
+    // The base and the target's BLAKE3, for the device's own test of the vector (which
+    // runs under QEMU too, without C zstd or this generator).
+    compare("delta-0001.base", &base);
+    let want = format!("{} {}\n", target.len(), blake3::hash(&target).to_hex());
+    compare("delta-0001.target", want.as_bytes());
     let frame = &fs::read(vectors().join("delta-0001.bin")).unwrap()[32..];
     let mut out = vec![0u8; target.len()];
     RuzstdDecoder::default()
