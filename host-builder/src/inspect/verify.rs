@@ -248,6 +248,9 @@ fn load_dicts(lib: &Library, rep: &mut VerifyReport) -> Arc<Vec<(u32, Vec<u8>)>>
 }
 
 /// Reads, decodes and hashes every pack; returns each record by (pack, offset).
+/// Every record of the library's packs, by pack id and offset.
+type Records = HashMap<(u32, u64), Record>;
+
 /// A delta record found while scanning: checked once every pack is known, since its base
 /// may lie in any pack.
 struct DeltaRecord {
@@ -264,7 +267,7 @@ fn check_packs(
     dicts: &Arc<Vec<(u32, Vec<u8>)>>,
     rep: &mut VerifyReport,
     progress: &dyn Fn(u64),
-) -> Result<(HashMap<(u32, u64), Record>, Vec<DeltaRecord>)> {
+) -> Result<(Records, Vec<DeltaRecord>)> {
     let dir = lib.packs_dir();
     let mut on_disk = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(&dir) {

@@ -116,9 +116,8 @@ pub fn from_index(store: &LibraryWriter, title: &str, table: &[u8]) -> Result<Ga
         loc.entries.push(locator_entry(&e, &index_path)?);
         if e.method == Method::ZstdDelta {
             let base = base_of(deltas.as_ref(), &c.hash, &index_path)?;
-            if !loc.bases.contains_key(&base) {
-                let b = locator_entry(&entry(&base)?, &index_path)?;
-                loc.bases.insert(base, b);
+            if let std::collections::btree_map::Entry::Vacant(v) = loc.bases.entry(base) {
+                v.insert(locator_entry(&entry(&base)?, &index_path)?);
             }
         }
     }

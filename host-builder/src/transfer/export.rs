@@ -121,8 +121,8 @@ pub fn export(
                     // A delta's base counts as used just before the delta (SPEC section 11).
                     let base = base_of(&mut source, i, &c, &entry, &mut scratch)?;
                     if let Some((bh, be)) = base {
-                        if !seen.contains_key(&bh) {
-                            seen.insert(bh, plan.len() as u32);
+                        if let std::collections::hash_map::Entry::Vacant(v) = seen.entry(bh) {
+                            v.insert(plan.len() as u32);
                             plan.push(Planned::new(source.packs(), &mut dicts, bh, be.ulen, be)?);
                         }
                     }
