@@ -48,11 +48,13 @@ BITA=$(command -v bita || echo "$BITA_ROOT/bin/bita")
 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1
 log "building romlib"
 cargo build -q --release -p romlib-host -p romlib-tests --bins
-cargo build -q --profile device -p romlib-device --target x86_64-unknown-linux-musl --bin romlib-device
+cargo build -q --profile device -p romlib-device --target x86_64-unknown-linux-musl --bin romlib-device --example randread
 TD=${CARGO_TARGET_DIR:-target}
 TD=$(cd "$TD" && pwd)
 ROMLIB=$TD/release/romlib
 DEVICE=$TD/x86_64-unknown-linux-musl/device/romlib-device
+RANDREAD=$TD/x86_64-unknown-linux-musl/device/examples/randread
+GEN_VARIANTS=$TD/release/gen-variants
 
 # ------------------------------------------------------------------ corpus
 if [ $SMOKE = 1 ]; then
@@ -130,7 +132,8 @@ romlib_run() {  # NAME SETTINGS ARGS...: build, then install one large game and 
   row "romlib-$name" romlib "$settings" "$stored" "$b_s" "$b_rss" "$big_s" "$WALL" "$x_rss"
 }
 log "romlib"
-romlib_run default "defaults (-c 4, 32 KiB)"
+romlib_run default "defaults (-c 4, 32 KiB, deltas)"
+romlib_run nodeltas "--no-deltas (whole chunks only, as before deltas)" --no-deltas
 # The same library installed by the host's `romlib install`: the same install code with C
 # zstd in place of ruzstd, which shows how much of the device's time is its decoder.
 measure "rm -rf '$WORK/inst'" "$ROMLIB" install -g "$BIG" -r "$WORK/romlib-default" --install-dir "$WORK/inst" --trusted-key "$WORK/k.pub"
@@ -289,6 +292,17 @@ b_s=$WALL; b_rss=$RSS
 stored=$(size_of "$X")
 row xdelta3 xdelta3 "zstd -19 bases + xdelta3 -9 revisions" "$stored" "$b_s" "$b_rss" - - -
 
+# ------------------------------------------------------------------ deltas
+check() {  # DESCRIPTION ROMLIB_VALUE PEER_VALUE OP(le|ge) [FACTOR]
+  local verdict
+  verdict=$(awk -v a="$2" -v b="$3" -v op="$4" -v f="${5:-1}" 'BEGIN {
+    ok = (op == "le") ? (a <= b * f) : (a >= b * f); print (ok ? "met" : "NOT MET") }')
+  echo "- $1: romlib $2, peer $3 -> **$verdict**"
+}
+DELTAS_OUT=$WORK/deltas.md
+# shellcheck source=bench/deltas.sh
+source "$ROOT/bench/deltas.sh"
+
 # ------------------------------------------------------------------ report
 RAW_MIB=$(awk -v b="$RAW" 'BEGIN { printf "%.1f", b / 1048576 }')
 base_stored=$(col romlib-default 4)
@@ -325,12 +339,6 @@ base_stored=$(col romlib-default 4)
   echo
   echo "## Targets (romlib defaults unless said)"
   echo
-  check() {  # DESCRIPTION ROMLIB_VALUE PEER_VALUE OP(le|ge) [FACTOR]
-    local verdict
-    verdict=$(awk -v a="$2" -v b="$3" -v op="$4" -v f="${5:-1}" 'BEGIN {
-      ok = (op == "le") ? (a <= b * f) : (a >= b * f); print (ok ? "met" : "NOT MET") }')
-    echo "- $1: romlib $2, peer $3 -> **$verdict**"
-  }
   rate() { mibs "$1" "$2"; }
   for peer in casync-default casync-c32 borg-default borg-c32 bita; do
     check "stored bytes no larger than $peer" "$base_stored" "$(col "$peer" 4)" le
@@ -340,6 +348,10 @@ base_stored=$(col romlib-default 4)
   check "install MiB/s of the large game at least casync extract" "$(rate "$BIG_BYTES" "$(col romlib-default 7)")" "$(rate "$BIG_BYTES" "$(col casync-default 7)")" ge
   check "romlib-device install peak RSS (MiB) below casync extract" "$(mib "$(col romlib-default 9)")" "$(mib "$(col casync-default 9)")" le
   echo "- Gap to one solid \`tar | zstd -19 --long=27\` of everything (no per-game store reaches it): romlib default stores $(awk -v a="$base_stored" -v b="$(col tar 4)" 'BEGIN { printf "%.2fx", a / b }') of it; best romlib setting $(awk -F'\t' '$2=="romlib" {print $4}' "$ROWS" | sort -n | head -1 | awk -v b="$(col tar 4)" '{ printf "%.2fx", $1 / b }')."
+  check "stored bytes at defaults at most 1.10x one solid tar | zstd -19 --long=27" "$base_stored" "$(col tar 4)" le 1.10
+  check "stored bytes at the best setting at most 1.0x one solid tar | zstd -19 --long=27" "$(awk -F'\t' '$2=="romlib" {print $4}' "$ROWS" | sort -n | head -1)" "$(col tar 4)" le
+  echo
+  cat "$DELTAS_OUT"
 } > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 cat "$OUT"

@@ -27,6 +27,11 @@ pub enum FormatError {
         /// The version found.
         found: u32,
     },
+    /// A chunk record's storage method this implementation does not know (a newer format).
+    UnknownMethod {
+        /// The method byte found.
+        found: u8,
+    },
     /// A length or count exceeds its named limit.
     LimitExceeded {
         /// The limit's name, as in SPEC.md.
@@ -54,9 +59,16 @@ impl fmt::Display for FormatError {
                 write!(f, "{what} is truncated: need {need} bytes, found {got}")
             }
             FormatError::BadMagic { what } => write!(f, "{what} has wrong magic bytes"),
-            FormatError::UnsupportedVersion { what, found } => {
-                write!(f, "{what} has unsupported version {found}")
-            }
+            FormatError::UnsupportedVersion { what, found } => write!(
+                f,
+                "{what} has unsupported version {found} (made by a newer romlib: it needs a \
+                 newer romlib-device and romlib)"
+            ),
+            FormatError::UnknownMethod { found } => write!(
+                f,
+                "chunk record has storage method {found}, unknown to this version (made by a \
+                 newer romlib: it needs a newer romlib-device and romlib)"
+            ),
             FormatError::LimitExceeded { limit, found, max } => {
                 write!(f, "{limit} exceeded: found {found}, at most {max} allowed")
             }

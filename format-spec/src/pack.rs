@@ -91,11 +91,7 @@ impl Method {
             1 => Ok(Method::Zstd),
             2 => Ok(Method::ZstdDict),
             3 => Ok(Method::ZstdDelta),
-            other => Err(FormatError::InvalidField {
-                what: "chunk record",
-                field: "method",
-                found: other as u64,
-            }),
+            other => Err(FormatError::UnknownMethod { found: other }),
         }
     }
 }

@@ -228,9 +228,11 @@ fn an_upgrade_over_http_downloads_only_the_delta_bytes() {
 
 /// Every chunk's index entry, by hash.
 type Entries = Vec<([u8; 32], ChunkEntry)>;
+/// Every delta chunk's hash with its base's.
+type Bases = Vec<([u8; 32], [u8; 32])>;
 
 /// Every index entry of `lib`, and the base of every delta.
-fn index(lib: &Path) -> (Entries, Vec<([u8; 32], [u8; 32])>) {
+fn index(lib: &Path) -> (Entries, Bases) {
     let db = redb::Database::open(lib.join("index.db")).unwrap();
     let rtx = db.begin_read().unwrap();
     let chunks = rtx.open_table(CHUNKS).unwrap();

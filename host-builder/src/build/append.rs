@@ -84,6 +84,17 @@ impl<T: ReadableTable<&'static [u8; 32], &'static [u8]>> Lookup for T {
     }
 }
 
+/// A delta's base, looked up over either kind of redb table.
+pub(super) trait DeltaLookup {
+    fn base(&self, hash: &[u8; 32], index_path: &Path) -> Result<[u8; 32]>;
+}
+
+impl<T: ReadableTable<&'static [u8; 32], &'static [u8; 32]>> DeltaLookup for T {
+    fn base(&self, hash: &[u8; 32], index_path: &Path) -> Result<[u8; 32]> {
+        crate::library::locator::base_of(Some(self), hash, index_path)
+    }
+}
+
 /// A super-feature lookup over either kind of redb table.
 pub(super) trait SketchLookup {
     fn find(&self, sf: u64) -> Result<Option<[u8; 32]>>;
@@ -487,20 +498,34 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The base of delta chunk `hash` and where it is stored, from the index.
+    /// The base of delta chunk `hash` and where it is stored, from the index (through the
+    /// open write transaction, or a read transaction: a lookup must not start a write).
     fn base_of(&mut self, hash: &[u8; 32]) -> Result<([u8; 32], LocatorEntry)> {
         let index_path = self.store.library().index_path();
-        let txn = self.txn()?;
-        let deltas = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
-        let base = crate::library::locator::base_of(Some(&deltas), hash, &index_path)?;
-        let chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-        let e = chunks.find(&base, &index_path)?.ok_or_else(|| {
-            Error::library(
-                &index_path,
-                "the base of a delta chunk is missing from the index",
-            )
-        })?;
-        Ok((base, locator_entry(&e, &index_path)?))
+        let err = |e| db_err(&index_path, e);
+        let find = |deltas: &dyn DeltaLookup, chunks: &dyn Lookup| {
+            let base = deltas.base(hash, &index_path)?;
+            let e = chunks.find(&base, &index_path)?.ok_or_else(|| {
+                Error::library(
+                    &index_path,
+                    "the base of a delta chunk is missing from the index",
+                )
+            })?;
+            Ok((base, locator_entry(&e, &index_path)?))
+        };
+        match &self.txn {
+            Some(txn) => find(
+                &txn.open_table(DELTAS).map_err(err)?,
+                &txn.open_table(CHUNKS).map_err(err)?,
+            ),
+            None => {
+                let rtx = self.store.begin_read()?;
+                find(
+                    &rtx.open_table(DELTAS).map_err(err)?,
+                    &rtx.open_table(CHUNKS).map_err(err)?,
+                )
+            }
+        }
     }
 
     /// Seals the open pack, commits the index, then writes the games that waited for it.
