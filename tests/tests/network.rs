@@ -68,14 +68,22 @@ fn downloaded(out: &str) -> u64 {
         .unwrap()
 }
 
-/// Bytes of the distinct records of `game` (per its locator) plus its manifest, its locator
-/// and the 32-byte header of each pack it needs: everything an install needs to fetch.
+/// Bytes of the distinct records of `game` and of its deltas' bases (per its locator) plus
+/// its manifest, its locator and the 32-byte header of each pack it needs: everything an
+/// install needs to fetch.
 fn needed_bytes(lib: &Path, game: &str) -> u64 {
+    use romlib_format::portable::{LocatorHeader, BASE_ENTRY_LEN, B_ENTRY, LOCATOR_ENTRY_LEN};
     let loc = std::fs::read(lib.join(format!("games/{game}.locator"))).unwrap();
     let mut seen = std::collections::HashSet::new();
     let mut packs = std::collections::HashSet::new();
     let mut total = 0;
-    for e in loc[48..].chunks_exact(16) {
+    // The records of the game's chunks, and of the bases its delta chunks name.
+    let h = LocatorHeader::decode(&loc).unwrap();
+    let entries = loc[h.header_len()..h.bases_offset() as usize].chunks_exact(LOCATOR_ENTRY_LEN);
+    let bases = loc[h.bases_offset() as usize..]
+        .chunks_exact(BASE_ENTRY_LEN)
+        .map(|b| &b[B_ENTRY..]);
+    for e in entries.chain(bases) {
         let e = romlib_format::portable::LocatorEntry::decode(e).unwrap();
         if seen.insert((e.pack_id, e.offset)) {
             total += 42 + e.clen as u64;
