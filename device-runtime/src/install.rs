@@ -15,7 +15,7 @@ use crate::fsio::sync_dir;
 use crate::library::Library;
 use crate::trusted::{ManifestFile, VerifiedManifest};
 use romlib_format::limits::MAX_CHUNK_LEN;
-use romlib_format::manifest::ChunkRef;
+use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use romlib_format::pack::{Method, RecordHeader, RECORD_HEADER_LEN};
 use romlib_format::path::check_title_id;
 use std::fs::{self, File, OpenOptions};
@@ -272,7 +272,15 @@ fn stream_game(
                     };
                     let rec = match local.as_deref_mut().and_then(|l| take_local(l, &c, buf)) {
                         Some(rec) => rec,
-                        None => source.read_record(chunks, &c, buf)?,
+                        None => {
+                            // A range request stops before chunks the device holds.
+                            let held = |k: u64| {
+                                local.as_deref().is_some_and(|l| {
+                                    table_hash(m, k).is_some_and(|h| l.may_hold(&h))
+                                })
+                            };
+                            source.read_record_held(chunks, &c, buf, &held)?
+                        }
                     };
                     let base = if rec.method != Method::ZstdDelta {
                         Base::None
@@ -369,6 +377,18 @@ fn take_local(local: &mut LocalChunks, c: &ChunkRef, buf: &mut Vec<u8>) -> Optio
         dict_id: 0,
         method: Method::Stored,
     })
+}
+
+/// The hash chunk-table record `k` of `m` names, read again from the manifest file: only a
+/// hint for planning downloads (every chunk is checked against the verified table).
+fn table_hash(m: &VerifiedManifest, k: u64) -> Option<[u8; 32]> {
+    if k >= m.body().chunk_count {
+        return None;
+    }
+    let mut b = [0u8; CHUNK_RECORD_LEN];
+    let at = m.chunk_table_offset() + k * CHUNK_RECORD_LEN as u64;
+    crate::fsio::read_exact_at(m.file(), &mut b, at).ok()?;
+    ChunkRef::decode(&b).ok().map(|c| c.hash)
 }
 
 /// Appends base chunk `hash` as a stored record to `buf` when the device already holds it

@@ -187,8 +187,21 @@ impl ChunkSource {
     /// for [`decode_verified`] (perhaps on another thread). Over HTTP, the records that
     /// follow it in the same pack are fetched with it, in one range request.
     pub fn read_record(&mut self, i: u64, c: &ChunkRef, buf: &mut Vec<u8>) -> Result<RecordRef> {
+        self.read_record_held(i, c, buf, &|_| false)
+    }
+
+    /// [`ChunkSource::read_record`] for an install that takes some chunks from the device:
+    /// `held(k)` says whether record `k`'s chunk is there, and a range request stops before
+    /// such a chunk's record.
+    pub fn read_record_held(
+        &mut self,
+        i: u64,
+        c: &ChunkRef,
+        buf: &mut Vec<u8>,
+        held: &dyn Fn(u64) -> bool,
+    ) -> Result<RecordRef> {
         let entry = self.locate(i, c)?;
-        self.packs.plan(&self.locator, i, &entry)?;
+        self.packs.plan(&self.locator, i, &entry, held)?;
         self.packs.read_record(&c.hash, &entry, c.len, buf)
     }
 
@@ -203,7 +216,7 @@ impl ChunkSource {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let entry = self.locate(i, c)?;
-        self.packs.plan(&self.locator, i, &entry)?;
+        self.packs.plan(&self.locator, i, &entry, &|_| false)?;
         self.read_entry(&c.hash, c.len, &entry, decoder, out)
     }
 

@@ -71,7 +71,15 @@ impl PackReader {
     /// For a library on an HTTP server: makes sure the record of chunk-table record `i`
     /// (`first`, as the locator gave it) is at hand, fetching it together with the records that follow it in the same pack (per
     /// the locator), up to [`SPAN_BYTES`], in one range request. A no-op for local files.
-    pub fn plan(&mut self, loc: &ChunkLocator, i: u64, first: &ChunkEntry) -> Result<()> {
+    /// `held(k)` says whether chunk-table record `k`'s chunk is already on the device: the
+    /// span stops before it, so what an install takes from the device is not downloaded.
+    pub fn plan(
+        &mut self,
+        loc: &ChunkLocator,
+        i: u64,
+        first: &ChunkEntry,
+        held: &dyn Fn(u64) -> bool,
+    ) -> Result<()> {
         let Kind::Remote(remote) = self.lib.kind() else {
             return Ok(());
         };
@@ -87,7 +95,7 @@ impl PackReader {
         let p = self.pack(first.pack_id)?;
         let limit = self.open[p].len - FOOTER_LEN as u64;
         let mut k = i + 1;
-        while end - start < SPAN_BYTES {
+        while end - start < SPAN_BYTES && !held(k) {
             match loc.entry(k)? {
                 Some(e) if e.pack_id == first.pack_id && e.offset as u64 == end => {
                     let len = RECORD_HEADER_LEN as u64 + e.clen as u64;
