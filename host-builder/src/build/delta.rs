@@ -1,5 +1,5 @@
 //! Similar-chunk deltas in a build: choosing a base for a new chunk by its resemblance
-//! sketch ([`super::sketch`]), and getting the base's bytes to compress against.
+//! sketch ([`crate::library::sketch`]), and getting the base's bytes to compress against.
 //!
 //! A base is always a chunk stored whole (never a delta: chains are one link deep), found
 //! through the index's `sketches` table (chunks of earlier runs and of earlier batches of

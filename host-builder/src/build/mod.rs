@@ -24,7 +24,6 @@ mod options;
 mod reader;
 pub mod scan;
 pub mod sidecar;
-pub mod sketch;
 
 pub use delta::DEFAULT_DELTA_GAIN;
 pub use options::{BuildOptions, BuildProgress, BuildSummary, DEFAULT_LEVEL};

@@ -1,7 +1,8 @@
 //! Writing a library (SPEC section 1): the locked library and its writable index
 //! ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
 //! ([`manifest_writer`]) and their publishing with refcounts ([`publish`]), locators and
-//! the catalog ([`locator`]), dictionaries ([`dicts`]) and crash recovery ([`recovery`]).
+//! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]) and
+//! the resemblance sketches of the index's `sketches` table ([`sketch`]).
 //!
 //! Crash-safety rules (SPEC section 6):
 //! 1. A pack is written as `packs/.pack-NNNN.pkg.partial`, sealed with its footer, fsynced
@@ -17,4 +18,5 @@ pub mod pack_scan;
 pub mod pack_writer;
 pub mod publish;
 pub mod recovery;
+pub mod sketch;
 pub mod writer;

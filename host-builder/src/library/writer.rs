@@ -11,7 +11,7 @@ use romlib_device::chunks::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES}
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::layout::LOCK_FILE;
-use romlib_format::pack::RecordHeader;
+use romlib_format::pack::{Method, RecordHeader};
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::BufWriter;
@@ -147,7 +147,9 @@ impl LibraryWriter {
         });
         match version {
             Some(LIBRARY_FORMAT_VERSION) => Ok(()),
-            // Version 1 is version 2 without deltas: the new tables are simply added.
+            // Version 1 is version 2 without deltas: the new tables are added, and every
+            // stored chunk is sketched so that new chunks find bases among the old ones.
+            // One transaction: a crash leaves version 1, and the next run starts again.
             None | Some(1) => {
                 let txn = self.begin()?;
                 {
@@ -155,10 +157,17 @@ impl LibraryWriter {
                     meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
                         .map_err(|e| db_err(&path, e))?;
                     txn.open_table(CHUNKS).map_err(|e| db_err(&path, e))?;
-                    txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
+                    let packs = txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
                     txn.open_table(GAMES).map_err(|e| db_err(&path, e))?;
                     txn.open_table(DELTAS).map_err(|e| db_err(&path, e))?;
-                    txn.open_table(SKETCHES).map_err(|e| db_err(&path, e))?;
+                    let mut sketches = txn.open_table(SKETCHES).map_err(|e| db_err(&path, e))?;
+                    if version == Some(1) {
+                        let mut ids = Vec::new();
+                        for row in packs.iter().map_err(|e| db_err(&path, e))? {
+                            ids.push(row.map_err(|e| db_err(&path, e))?.0.value());
+                        }
+                        sketch_packs(&self.lib, &ids, &mut sketches)?;
+                    }
                 }
                 self.commit(txn)
             }
@@ -397,4 +406,49 @@ impl PackFile {
             let _ = sync_dir(dir);
         }
     }
+}
+
+/// Sketches every whole chunk of packs `ids` (in that order, each pack's records in order:
+/// the first chunk with a super-feature keeps it, as in a build) into `sketches`.
+fn sketch_packs(
+    lib: &Library,
+    ids: &[u32],
+    sketches: &mut redb::Table<u64, &'static [u8; 32]>,
+) -> Result<()> {
+    use romlib_device::chunks::decoder::ChunkDecoder;
+    let index_path = lib.index_path();
+    let mut dec = crate::zstd_decoder::ZstdDecoder::default();
+    let mut out = Vec::new();
+    for &id in ids {
+        let path = lib.pack_path(id);
+        crate::library::pack_scan::scan_pack_with(&path, id, |pos, rec, payload| {
+            if rec.method == Method::ZstdDelta {
+                return Ok(());
+            }
+            if rec.method == Method::ZstdDict {
+                let d = zstd_safe::get_dict_id_from_frame(payload).map_or(0, |i| i.get());
+                if !dec.has_dict(d) {
+                    let bytes = lib.read_dict(d)?;
+                    dec.load_dict(d, &bytes)
+                        .map_err(|e| Error::library(lib.dict_path(d), e))?;
+                }
+            }
+            out.resize(rec.ulen as usize, 0);
+            dec.decode(rec.method, payload, &mut out)
+                .map_err(|e| Error::library(&path, format!("record at offset {pos}: {e}")))?;
+            for sf in crate::library::sketch::sketch(&out).iter().flatten() {
+                if sketches
+                    .get(sf)
+                    .map_err(|e| db_err(&index_path, e))?
+                    .is_none()
+                {
+                    sketches
+                        .insert(sf, &rec.hash)
+                        .map_err(|e| db_err(&index_path, e))?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }

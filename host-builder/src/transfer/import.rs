@@ -7,13 +7,13 @@
 
 use super::{base_of, manifest_bytes, read_checked, Planned};
 use crate::build::compress::Compressor;
-use crate::build::sketch::sketch;
 use crate::build::DEFAULT_LEVEL;
 use crate::error::{Error, Result};
 use crate::fsio::{parent_dir, sync_dir};
 use crate::library::dicts::add_dict;
 use crate::library::locator;
 use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
+use crate::library::sketch::sketch;
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
 use redb::ReadableTable;

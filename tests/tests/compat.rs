@@ -1,0 +1,128 @@
+//! Libraries written before format version 2 (a committed one, `tests/fixtures/v1-library`)
+//! still read everywhere, and today's builder adds to them: the index is upgraded in place,
+//! and games without deltas keep version 1 locators, which older devices read.
+
+use redb::ReadableDatabase;
+use romlib_device::chunks::index::META;
+use romlib_format::index::META_FORMAT;
+use romlib_tests::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1-library")
+}
+
+/// A copy of `src` at `dst` (the committed fixture stays untouched).
+fn copy_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+fn format_version(lib: &Path) -> u32 {
+    let db = redb::Database::open(lib.join("index.db")).unwrap();
+    let rtx = db.begin_read().unwrap();
+    let meta = rtx.open_table(META).unwrap();
+    let v = meta.get(META_FORMAT).unwrap().unwrap();
+    u32::from_le_bytes(v.value().try_into().unwrap())
+}
+
+fn locator_version(lib: &Path, game: &str) -> u16 {
+    let b = fs::read(lib.join(format!("games/{game}.locator"))).unwrap();
+    u16::from_le_bytes([b[8], b[9]])
+}
+
+#[test]
+fn a_version_1_library_reads_everywhere_and_grows_with_deltas() {
+    let w = Workspace::new();
+    copy_tree(&fixture().join("lib"), &w.p("lib"));
+    let (lib, key) = (
+        w.s("lib"),
+        fixture().join("k.pub").to_string_lossy().into_owned(),
+    );
+    assert_eq!(format_version(&w.p("lib")), 1);
+    ok(romlib(&["verify", "-r", &lib, "--trusted-key", &key]));
+    for g in ["alpha", "beta"] {
+        ok(device(&[
+            "verify",
+            "-g",
+            g,
+            "-r",
+            &lib,
+            "--trusted-key",
+            &key,
+        ]));
+        ok(device(&[
+            "install",
+            "-g",
+            g,
+            "-r",
+            &lib,
+            "--install-dir",
+            &w.s("dev"),
+            "--trusted-key",
+            &key,
+        ]));
+        assert_same_tree(
+            &fixture().join(format!("in/{g}")),
+            &w.p(&format!("dev/{g}")),
+        );
+    }
+    // Over HTTP, through its version 1 locators.
+    let (mut child, port, _out) = start_serve(&lib);
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = device(&[
+        "install",
+        "--from",
+        &url,
+        "-g",
+        "alpha",
+        "--install-dir",
+        &w.s("http"),
+        "--trusted-key",
+        &key,
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    ok(out);
+    assert_same_tree(&fixture().join("in/alpha"), &w.p("http/alpha"));
+
+    // Today's builder adds a revision of alpha (same key is not needed: a new signer).
+    copy_tree(&fixture().join("in"), &w.p("in"));
+    let mut rev = fs::read(w.p("in/alpha/game.bin")).unwrap();
+    for at in [100, 7000, 15000] {
+        rev[at] ^= 0x5a;
+    }
+    write(&w.p("in"), "alpha-rev1/game.bin", &rev);
+    ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
+    assert_eq!(format_version(&w.p("lib")), 2, "index upgraded in place");
+    assert_eq!(
+        locator_version(&w.p("lib"), "beta"),
+        1,
+        "no deltas: still version 1"
+    );
+    let shown = ok(romlib(&["show", "-g", "alpha-rev1", "-r", &lib]));
+    assert!(!shown.contains("deltas         0 of"), "{shown}");
+    assert_eq!(locator_version(&w.p("lib"), "alpha-rev1"), 2);
+    ok(romlib(&["verify", "-r", &lib]));
+    ok(device(&[
+        "install",
+        "-g",
+        "alpha-rev1",
+        "-r",
+        &lib,
+        "--install-dir",
+        &w.s("dev2"),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    assert_same_tree(&w.p("in/alpha-rev1"), &w.p("dev2/alpha-rev1"));
+}
