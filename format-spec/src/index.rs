@@ -158,6 +158,95 @@ pub const META_FORMAT: &str = "format_version";
 /// Library format version stored under [`META_FORMAT`].
 pub const LIBRARY_FORMAT_VERSION: u32 = 2;
 
+/// One line of `index.sum`: the BLAKE3 and length of a published `index.db` (SPEC
+/// section 5.1). The line is `blake3 <64 hex digits> <16 hex digits of the length>\n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSum {
+    /// BLAKE3 of the whole file.
+    pub blake3: [u8; 32],
+    /// The file's length in bytes.
+    pub len: u64,
+}
+
+/// Length of one `index.sum` line.
+pub const INDEX_SUM_LINE_LEN: usize = 7 + 64 + 1 + 16 + 1;
+/// Most lines an `index.sum` holds: the new index and the one it replaced.
+pub const MAX_INDEX_SUMS: usize = 2;
+const SUM_PREFIX: &[u8] = b"blake3 ";
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl IndexSum {
+    /// The line for this sum.
+    pub fn encode(&self) -> [u8; INDEX_SUM_LINE_LEN] {
+        let mut out = [0u8; INDEX_SUM_LINE_LEN];
+        out[..7].copy_from_slice(SUM_PREFIX);
+        for (i, b) in self.blake3.iter().enumerate() {
+            out[7 + 2 * i] = HEX[(b >> 4) as usize];
+            out[8 + 2 * i] = HEX[(b & 15) as usize];
+        }
+        out[71] = b' ';
+        for i in 0..16 {
+            out[72 + i] = HEX[((self.len >> (60 - 4 * i)) & 15) as usize];
+        }
+        out[88] = b'\n';
+        out
+    }
+
+    /// Decodes every line of an `index.sum` file (at most [`MAX_INDEX_SUMS`]); returns
+    /// the sums and how many there are.
+    pub fn decode_all(b: &[u8]) -> Result<([IndexSum; MAX_INDEX_SUMS], usize), FormatError> {
+        let bad = FormatError::InvalidField {
+            what: "index.sum",
+            field: "line length",
+            found: b.len() as u64,
+        };
+        if b.is_empty() || b.len() % INDEX_SUM_LINE_LEN != 0 {
+            return Err(bad);
+        }
+        let n = b.len() / INDEX_SUM_LINE_LEN;
+        if n > MAX_INDEX_SUMS {
+            return Err(FormatError::LimitExceeded {
+                limit: "MAX_INDEX_SUMS",
+                found: n as u64,
+                max: MAX_INDEX_SUMS as u64,
+            });
+        }
+        let mut out = [IndexSum {
+            blake3: [0; 32],
+            len: 0,
+        }; MAX_INDEX_SUMS];
+        for (k, line) in b.chunks_exact(INDEX_SUM_LINE_LEN).enumerate() {
+            if &line[..7] != SUM_PREFIX || line[71] != b' ' || line[88] != b'\n' {
+                return Err(FormatError::InvalidField {
+                    what: "index.sum",
+                    field: "line",
+                    found: k as u64 + 1,
+                });
+            }
+            let nib = |c: u8| -> Result<u8, FormatError> {
+                match c {
+                    b'0'..=b'9' => Ok(c - b'0'),
+                    b'a'..=b'f' => Ok(c - b'a' + 10),
+                    _ => Err(FormatError::InvalidField {
+                        what: "index.sum",
+                        field: "hex digit",
+                        found: u64::from(c),
+                    }),
+                }
+            };
+            for i in 0..32 {
+                out[k].blake3[i] = nib(line[7 + 2 * i])? << 4 | nib(line[8 + 2 * i])?;
+            }
+            let mut len = 0u64;
+            for &c in &line[72..88] {
+                len = len << 4 | u64::from(nib(c)?);
+            }
+            out[k].len = len;
+        }
+        Ok((out, n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +294,35 @@ mod tests {
             checksum: [7; 32],
         };
         assert_eq!(PackInfo::decode(&p.encode()), Ok(p));
+    }
+
+    #[test]
+    fn index_sum_lines_round_trip() {
+        let a = IndexSum {
+            blake3: [0xa5; 32],
+            len: 0x0123_4567_89ab,
+        };
+        let b = IndexSum {
+            blake3: [7; 32],
+            len: 4096,
+        };
+        let mut file = [0u8; 2 * INDEX_SUM_LINE_LEN];
+        file[..INDEX_SUM_LINE_LEN].copy_from_slice(&a.encode());
+        file[INDEX_SUM_LINE_LEN..].copy_from_slice(&b.encode());
+        let (sums, n) = IndexSum::decode_all(&file).unwrap();
+        assert_eq!((n, sums[0], sums[1]), (2, a, b));
+        assert!(a.encode().starts_with(b"blake3 a5a5"));
+        assert!(a.encode().ends_with(b" 00000123456789ab\n"));
+        // A flipped digit, a short file and a third line are refused.
+        let mut bad = file;
+        bad[10] = b'G';
+        assert!(IndexSum::decode_all(&bad).is_err());
+        assert!(IndexSum::decode_all(&file[..50]).is_err());
+        assert!(IndexSum::decode_all(&[]).is_err());
+        let mut three = [0u8; 3 * INDEX_SUM_LINE_LEN];
+        for k in 0..3 {
+            three[k * INDEX_SUM_LINE_LEN..(k + 1) * INDEX_SUM_LINE_LEN].copy_from_slice(&a.encode());
+        }
+        assert!(IndexSum::decode_all(&three).is_err());
     }
 }

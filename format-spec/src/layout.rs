@@ -12,6 +12,10 @@ pub const DICTS_DIR: &str = "dicts";
 pub const KEYS_DIR: &str = "keys";
 /// The redb index database.
 pub const INDEX_FILE: &str = "index.db";
+/// The checksums of the published `index.db` (SPEC section 5.1).
+pub const INDEX_SUM_FILE: &str = "index.sum";
+/// A builder's writable copy of `index.db` until it is published (SPEC section 6).
+pub const INDEX_NEW_FILE: &str = ".index.db.new";
 /// The list of title ids, one per line.
 pub const CATALOG_FILE: &str = "catalog.txt";
 /// The lock file a running builder holds.

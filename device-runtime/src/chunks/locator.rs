@@ -43,7 +43,14 @@ impl ChunkLocator {
     /// have been written for exactly this manifest (same chunk count and chunk-table hash).
     pub fn open(lib: &Library, body: &Manifest) -> Result<Self> {
         match lib.kind() {
-            Kind::Folder => Ok(Self::Index(IndexReader::open(&lib.index_path())?)),
+            // The game's locator file says where every record is without redb: an index
+            // damaged on the card then costs nothing that the game needs. The index is the
+            // fallback, for a locator that is missing, stale or unreadable (a build killed
+            // between writing the manifest and its locator; an older library).
+            Kind::Folder => match Self::open_file(&lib.locator_path(&body.title_id), body) {
+                Ok(l) => Ok(l),
+                Err(_) => Ok(Self::Index(IndexReader::open(&lib.index_path())?)),
+            },
             Kind::Remote(r) => {
                 let rel = locator_rel(&body.title_id);
                 let file = r.download(&rel, Remote::max_locator_len())?;

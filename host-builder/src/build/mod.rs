@@ -139,7 +139,7 @@ pub fn build(
     progress.finish();
     result?;
     crate::library::locator::write_catalog(store.library())?;
-    store.compact()?;
+    store.publish()?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -116,13 +116,24 @@ pub fn verify_library(
     }
     let mut rep = VerifyReport::default();
     let index_path = lib.index_path();
-    let db = match redb::Builder::new().open_read_only(&index_path) {
-        Ok(db) => Some(db),
-        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+    // A damaged index is one finding; the packs, manifests and locators are still checked
+    // without it (redb is never given a page that fails the checksum).
+    let damaged = match romlib_device::chunks::index::check_sum(&index_path) {
+        Ok(()) => false,
+        Err(e) => {
+            rep.problem(&index_path, strip_path(&e.to_string(), &index_path));
+            true
+        }
+    };
+    let db = match (!damaged).then(|| redb::Builder::new().open_read_only(&index_path)) {
+        None => None,
+        Some(Ok(db)) => Some(db),
+        Some(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
             return Err(Error::Locked { path: index_path });
         }
-        Err(e) => {
-            rep.problem(&index_path, format!("cannot open the index: {e}"));
+        Some(Err(e)) => {
+            let e = romlib_device::chunks::index::open_err(&index_path, e);
+            rep.problem(&index_path, strip_path(&e.to_string(), &index_path));
             None
         }
     };
@@ -135,7 +146,8 @@ pub fn verify_library(
     };
     let index_packs = read_pack_table(rtx.as_ref(), &index_path, &mut rep);
     let dicts = load_dicts(lib, &mut rep);
-    let (records, deltas) = check_packs(lib, &index_packs, &dicts, &mut rep, progress)?;
+    let indexed = rtx.is_some();
+    let (records, deltas) = check_packs(lib, indexed, &index_packs, &dicts, &mut rep, progress)?;
     let broken = check_deltas(lib, &records, &deltas, &mut rep, progress);
 
     // Manifests first: they say what each refcount must be.
@@ -153,6 +165,7 @@ pub fn verify_library(
             trust,
             counted,
             chunks_table.as_ref(),
+            &records,
             &mut expected,
             &mut rep,
         );
@@ -261,8 +274,10 @@ struct DeltaRecord {
 }
 
 /// Scans every pack; returns every record by place, and the delta records to check after.
+/// `indexed`: the index could be read (else a pack it does not list is no news).
 fn check_packs(
     lib: &Library,
+    indexed: bool,
     index_packs: &BTreeMap<u32, PackInfo>,
     dicts: &Arc<Vec<(u32, Vec<u8>)>>,
     rep: &mut VerifyReport,
@@ -343,11 +358,12 @@ fn check_packs(
                         path,
                         "pack differs from what the index recorded when it was sealed",
                     ),
-                    None => rep.notice(
+                    None if indexed => rep.notice(
                         path,
                         "sealed pack the index does not list (an interrupted build; the next \
                          build adopts it)",
                     ),
+                    None => {}
                 }
             }
             Err(e) => rep.problem(path, strip_path(&e.to_string(), path)),
@@ -537,6 +553,7 @@ fn check_manifest(
     trust: &TrustStore,
     counted: Option<[u8; 32]>,
     chunks: Option<&redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>,
+    records: &HashMap<(u32, u64), Record>,
     expected: &mut HashMap<[u8; 32], u64>,
     rep: &mut VerifyReport,
 ) {
@@ -551,7 +568,9 @@ fn check_manifest(
         rep.problem(&path, format!("manifest is for title {:?}", body.title_id));
     }
     let counts = counted.is_some_and(|c| c.as_slice() == body.chunk_table_blake3.as_slice());
-    if !counts {
+    // Without a readable index (reported once already), the game is checked through its
+    // locator against the records found in the packs: what a device would read.
+    if !counts && chunks.is_some() {
         rep.problem(
             &path,
             "the index does not count this manifest's chunk references (refcounts are stale)",
@@ -574,6 +593,7 @@ fn check_manifest(
     let mut missing = 0u64;
     let mut wrong_len = 0u64;
     let mut wrong_locations = 0u64;
+    let mut unreachable = 0u64;
     let mut i = 0u64;
     loop {
         match table.next_chunk() {
@@ -585,6 +605,15 @@ fn check_manifest(
                 let entry = chunks
                     .and_then(|t| t.get(&r.hash).ok().flatten())
                     .and_then(|v| ChunkEntry::decode(v.value()).ok());
+                if let (Some(l), None) = (locator.as_ref(), chunks) {
+                    let found = l.entry(i - 1).ok().flatten().and_then(|le| {
+                        records.get(&(le.pack_id, u64::from(le.offset)))
+                    });
+                    if !found.is_some_and(|rec| rec.hash == r.hash && rec.ulen == r.len) {
+                        unreachable += 1;
+                    }
+                    continue;
+                }
                 if let (Some(l), Some(e)) = (locator.as_ref(), entry.as_ref()) {
                     let same = l
                         .entry(i - 1)
@@ -605,6 +634,12 @@ fn check_manifest(
     }
     if let Err(e) = table.finish() {
         rep.problem(&path, strip_path(&e.to_string(), &path));
+    }
+    if unreachable > 0 {
+        rep.problem(
+            lib.locator_path(title),
+            format!("{unreachable} chunk(s) of this game are not where its locator says"),
+        );
     }
     if missing > 0 {
         rep.problem(

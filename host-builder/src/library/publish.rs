@@ -96,6 +96,7 @@ pub(crate) fn publish_manifests(
         }
     }
     store.commit(txn)?;
+    store.publish()?;
     let n = changed.len() as u64;
     for s in changed {
         rename_synced(&s.tmp, &s.path)?;

@@ -1,16 +1,23 @@
 //! The library on disk as the builder sees it: the lock, the writable index, new pack
 //! files, and recovery of the packs a killed build left behind (crash-safety rules 1 and 2
 //! of [`super`]).
+//!
+//! The published `index.db` is never written in place. The first write of a run copies it
+//! to `.index.db.new`; every transaction of the run goes there; [`LibraryWriter::publish`]
+//! closes that copy cleanly, records its checksum in `index.sum` and renames it over
+//! `index.db` (rule 4). A reader, on the device or the host, therefore always opens an
+//! index that a builder closed: a build killed at any point leaves the last published one,
+//! readable without a repair that only a writer could make.
 
 use super::pack_scan::scan_pack;
 use super::pack_writer::PackWriter;
 use crate::error::{Error, Result};
-use crate::fsio::{create_dir, rename_synced, sync_dir};
+use crate::fsio::{create_dir, rename_synced, sync_dir, write_atomic};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
 use romlib_device::chunks::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
-use romlib_format::layout::LOCK_FILE;
+use romlib_format::layout::{INDEX_NEW_FILE, INDEX_SUM_FILE, LOCK_FILE};
 use romlib_format::pack::{Method, RecordHeader};
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -73,26 +80,39 @@ impl LibraryWriter {
             Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
             Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, "lock", e)),
         }
-        let index = lib.index_path();
-        let db = if index.exists() {
+        let mut w = Self {
+            lib,
+            _lock: lock,
+            db: None,
+            next_pack_id: 1,
+            recovered: Vec::new(),
+        };
+        let new = w.new_index_path();
+        if new.exists() {
+            fs::remove_file(&new).map_err(|e| Error::io(&new, "remove", e))?;
+            w.recovered
+                .push("discarded the unpublished index of an interrupted build".into());
+        }
+        let index = w.index_path();
+        if index.exists() {
+            romlib_device::chunks::index::check_sum(&index)?;
             match redb::Builder::new()
                 .set_cache_size(BUILDER_CACHE_BYTES)
                 .open_read_only(&index)
             {
-                Ok(db) => Db::ReadOnly(db),
-                // An index left open by a killed run needs a repair, which needs writing.
-                Err(_) => Db::Writable(open_writable(&index)?),
+                Ok(db) => w.db = Some(Db::ReadOnly(db)),
+                // An index that an older romlib left open when it was killed needs a repair,
+                // which needs writing: it is repaired in the copy, published at the end.
+                Err(redb::DatabaseError::RepairAborted) => {
+                    w.writable()?;
+                    w.recovered
+                        .push("repaired an index left open by an interrupted build".into());
+                }
+                Err(e) => return Err(romlib_device::chunks::index::open_err(&index, e).into()),
             }
         } else {
-            Db::Writable(open_writable(&index)?)
-        };
-        let mut w = Self {
-            lib,
-            _lock: lock,
-            db: Some(db),
-            next_pack_id: 1,
-            recovered: Vec::new(),
-        };
+            w.writable()?;
+        }
         w.check_meta()?;
         w.recover_packs()?;
         Ok(w)
@@ -105,27 +125,83 @@ impl LibraryWriter {
 
     /// A read transaction on the index.
     pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction> {
-        let r = match self.db.as_ref().expect("open") {
-            Db::ReadOnly(d) => d.begin_read(),
-            Db::Writable(d) => d.begin_read(),
+        let r = match self.db.as_ref() {
+            Some(Db::ReadOnly(d)) => d.begin_read(),
+            Some(Db::Writable(d)) => d.begin_read(),
+            None => {
+                return Err(Error::library(
+                    self.index_path(),
+                    "the index was closed by a failed publish",
+                ))
+            }
         };
         r.map_err(|e| db_err(&self.index_path(), e))
     }
 
-    /// The index opened for writing (reopened so on the first call).
+    /// The run's writable copy of the index, made on the first call (see the module doc).
     fn writable(&mut self) -> Result<&Database> {
-        if let Some(Db::ReadOnly(_)) = self.db {
+        if !matches!(self.db, Some(Db::Writable(_))) {
             self.db = None;
-            self.db = Some(Db::Writable(open_writable(&self.index_path())?));
+            let (index, new) = (self.index_path(), self.new_index_path());
+            if index.exists() {
+                // copy_file_range: a reflink where the file system has them.
+                fs::copy(&index, &new).map_err(|e| Error::io(&new, "copy the index to", e))?;
+            }
+            self.db = Some(Db::Writable(open_writable(&new)?));
         }
-        match self.db.as_ref().expect("open") {
-            Db::Writable(d) => Ok(d),
-            Db::ReadOnly(_) => unreachable!("reopened writable above"),
+        match self.db.as_ref() {
+            Some(Db::Writable(d)) => Ok(d),
+            _ => unreachable!("opened writable above"),
         }
     }
 
     fn index_path(&self) -> PathBuf {
         self.lib.index_path()
+    }
+
+    fn new_index_path(&self) -> PathBuf {
+        self.lib.root().join(INDEX_NEW_FILE)
+    }
+
+    /// Publishes what the run committed so far: closes the writable copy (compacted first:
+    /// redb grows its file in large steps, and a fresh small library would otherwise carry
+    /// about 1 MiB of empty pages), fsyncs it, lists its checksum beside
+    /// the current index's in `index.sum`, renames it over `index.db` and reopens that
+    /// read-only. A no-op when the run wrote nothing: that run changes no file. No
+    /// transaction may be open.
+    pub(crate) fn publish(&mut self) -> Result<()> {
+        let (index, new) = (self.index_path(), self.new_index_path());
+        if !matches!(self.db, Some(Db::Writable(_))) {
+            return Ok(());
+        }
+        let Some(Db::Writable(mut d)) = self.db.take() else {
+            unreachable!("checked above");
+        };
+        // Each pass moves pages down; a few passes reach the minimum.
+        for _ in 0..4 {
+            if !d.compact().map_err(|e| db_err(&index, e))? {
+                break;
+            }
+        }
+        d.close().map_err(|e| db_err(&index, e))?;
+        File::open(&new)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&new, "fsync", e))?;
+        let mut sums = romlib_device::chunks::index::file_sum(&new)?
+            .encode()
+            .to_vec();
+        if index.exists() {
+            // Readers that opened the old index while the rename happens still find it.
+            sums.extend_from_slice(&romlib_device::chunks::index::file_sum(&index)?.encode());
+        }
+        write_atomic(&self.lib.root().join(INDEX_SUM_FILE), &sums, 0o644)?;
+        rename_synced(&new, &index)?;
+        let db = redb::Builder::new()
+            .set_cache_size(BUILDER_CACHE_BYTES)
+            .open_read_only(&index)
+            .map_err(|e| db_err(&index, e))?;
+        self.db = Some(Db::ReadOnly(db));
+        Ok(())
     }
 
     fn check_meta(&mut self) -> Result<()> {
@@ -271,22 +347,6 @@ impl LibraryWriter {
         self.writable()?.begin_write().map_err(|e| db_err(&path, e))
     }
 
-    /// Gives the index file's free space back after a run that wrote to it (redb grows
-    /// its file in large steps; a fresh small library would otherwise carry about 1 MiB of
-    /// empty pages). A no-op when nothing was written: that run changes no file.
-    pub(crate) fn compact(&mut self) -> Result<()> {
-        let path = self.index_path();
-        if let Some(Db::Writable(d)) = self.db.as_mut() {
-            // Each pass moves pages down; a few passes reach the minimum.
-            for _ in 0..4 {
-                if !d.compact().map_err(|e| db_err(&path, e))? {
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Commits an index write transaction.
     pub(crate) fn commit(&self, txn: WriteTransaction) -> Result<()> {
         txn.commit().map_err(|e| db_err(&self.index_path(), e))
@@ -299,6 +359,17 @@ impl LibraryWriter {
             .checked_add(1)
             .ok_or_else(|| Error::library(self.lib.packs_dir(), "pack ids exhausted"))?;
         PackFile::create(self.lib.pack_path(id), id, dict_id)
+    }
+}
+
+impl Drop for LibraryWriter {
+    /// A run that fails leaves nothing of its unpublished index behind (the next open would
+    /// delete it anyway).
+    fn drop(&mut self) {
+        if let Some(Db::Writable(d)) = self.db.take() {
+            drop(d);
+            let _ = fs::remove_file(self.new_index_path());
+        }
     }
 }
 

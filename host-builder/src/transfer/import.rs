@@ -307,8 +307,6 @@ pub fn import(
     }
     sync_dir(parent_dir(&dlib.manifest_path("x")))?;
     locator::write_catalog(&dlib)?;
-    if summary.new_chunks > 0 || summary.games_written > 0 {
-        store.compact()?;
-    }
+    store.publish()?;
     Ok(summary)
 }
