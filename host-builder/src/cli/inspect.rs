@@ -175,6 +175,58 @@ pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     })
 }
 
+#[derive(FromArgs)]
+/// Rebuild a library's index.db from its packs and manifests (when `verify` reports it
+/// damaged or it is lost); rewrites the games' locators from it. Exit 1 when a pack or a
+/// game could not be indexed (each is listed; the rest is rebuilt).
+#[argh(subcommand, name = "rebuild-index")]
+pub(super) struct RebuildIndexCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(switch)]
+    /// print the report as JSON
+    json: bool,
+}
+
+/// `romlib rebuild-index`.
+pub(super) fn rebuild_index(c: RebuildIndexCmd) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let rep = crate::library::rebuild::rebuild_index(&c.romlib)?;
+    if c.json {
+        let problems: Vec<_> = rep
+            .problems
+            .iter()
+            .map(|(p, w)| serde_json::json!({"path": p.display().to_string(), "problem": w}))
+            .collect();
+        let v = serde_json::json!({
+            "ok": rep.problems.is_empty(),
+            "packs": rep.packs,
+            "chunks": rep.chunks,
+            "games": rep.games,
+            "problems": problems,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (p, w) in &rep.problems {
+            println!("PROBLEM: {}: {w}", p.display());
+        }
+        println!(
+            "rebuilt {}: {} pack(s), {} chunk(s), {} game(s) counted in {:.1} s",
+            c.romlib.join(romlib_format::layout::INDEX_FILE).display(),
+            rep.packs,
+            rep.chunks,
+            rep.games,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if rep.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn verify_json(rep: &crate::inspect::verify::VerifyReport) -> serde_json::Value {
     let f = |v: &[crate::inspect::verify::Finding]| {
         v.iter()

@@ -1,7 +1,7 @@
 //! Writing a library (SPEC section 1): the locked library and its writable index
 //! ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
 //! ([`manifest_writer`]) and their publishing with refcounts ([`publish`]), locators and
-//! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]) and
+//! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]), rebuilding the index ([`rebuild`]) and
 //! the resemblance sketches of the index's `sketches` table ([`sketch`]).
 //!
 //! Crash-safety rules (SPEC section 6):
@@ -10,6 +10,7 @@
 //! 2. A sealed pack that the index does not list (killed between rename and commit) is
 //!    verified and adopted by the next run; `.partial` files are deleted.
 //! 3. Manifests follow the roll-forward rule of [`publish`].
+//! 4. The published `index.db` is replaced, never written in place ([`writer`]).
 
 pub mod dicts;
 pub mod locator;
@@ -17,6 +18,7 @@ pub mod manifest_writer;
 pub mod pack_scan;
 pub mod pack_writer;
 pub mod publish;
+pub mod rebuild;
 pub mod recovery;
 pub mod sketch;
 pub mod writer;

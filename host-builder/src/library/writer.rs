@@ -9,7 +9,6 @@
 //! index that a builder closed: a build killed at any point leaves the last published one,
 //! readable without a repair that only a writer could make.
 
-use super::pack_scan::scan_pack;
 use super::pack_writer::PackWriter;
 use crate::error::{Error, Result};
 use crate::fsio::{create_dir, rename_synced, sync_dir, write_atomic};
@@ -55,38 +54,7 @@ impl LibraryWriter {
     /// Opens (creating if needed) the library at `root`, takes its lock and recovers from
     /// an interrupted earlier run.
     pub fn open(root: &Path) -> Result<Self> {
-        let lib = Library::new(root);
-        for d in [
-            lib.root().to_path_buf(),
-            lib.packs_dir(),
-            lib.games_dir(),
-            lib.keys_dir(),
-        ] {
-            if !d.is_dir() {
-                create_dir(&d)?;
-            }
-        }
-        // An exclusive lock on it is held for the whole run, so a second builder is refused.
-        let lock_path = lib.root().join(LOCK_FILE);
-        let lock = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, "open lock file", e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, "lock", e)),
-        }
-        let mut w = Self {
-            lib,
-            _lock: lock,
-            db: None,
-            next_pack_id: 1,
-            recovered: Vec::new(),
-        };
+        let mut w = Self::lock(root)?;
         let new = w.new_index_path();
         if new.exists() {
             fs::remove_file(&new).map_err(|e| Error::io(&new, "remove", e))?;
@@ -116,6 +84,62 @@ impl LibraryWriter {
         w.check_meta()?;
         w.recover_packs()?;
         Ok(w)
+    }
+
+    /// Opens the existing library at `root` to rebuild its index: takes the lock and starts
+    /// an empty index, which replaces the published one (damaged or not) only when
+    /// [`LibraryWriter::publish`]ed.
+    pub fn open_empty(root: &Path) -> Result<Self> {
+        let lib = Library::new(root);
+        if !lib.packs_dir().is_dir() || !lib.games_dir().is_dir() {
+            return Err(Error::library(
+                root,
+                "not a library folder (it needs packs/ and games/)",
+            ));
+        }
+        let mut w = Self::lock(root)?;
+        let new = w.new_index_path();
+        if new.exists() {
+            fs::remove_file(&new).map_err(|e| Error::io(&new, "remove", e))?;
+        }
+        w.db = Some(Db::Writable(open_writable(&new)?));
+        Ok(w)
+    }
+
+    /// Creates the library's folders where missing and takes its lock.
+    fn lock(root: &Path) -> Result<Self> {
+        let lib = Library::new(root);
+        for d in [
+            lib.root().to_path_buf(),
+            lib.packs_dir(),
+            lib.games_dir(),
+            lib.keys_dir(),
+        ] {
+            if !d.is_dir() {
+                create_dir(&d)?;
+            }
+        }
+        // An exclusive lock on it is held for the whole run, so a second builder is refused.
+        let lock_path = lib.root().join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, "open lock file", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, "lock", e)),
+        }
+        Ok(Self {
+            lib,
+            _lock: lock,
+            db: None,
+            next_pack_id: 1,
+            recovered: Vec::new(),
+        })
     }
 
     /// The library's paths.
@@ -305,39 +329,9 @@ impl LibraryWriter {
 
     /// Verifies a sealed pack the index does not know and indexes its records.
     fn adopt_pack(&mut self, id: u32) -> Result<()> {
-        let path = self.lib.pack_path(id);
-        let (info, records) = scan_pack(&path, id)?;
-        let ipath = self.index_path();
+        let lib = self.lib.clone();
         let txn = self.begin()?;
-        {
-            let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&ipath, e))?;
-            let now = unix_now();
-            for (offset, r) in records {
-                if chunks
-                    .get(&r.hash)
-                    .map_err(|e| db_err(&ipath, e))?
-                    .is_some()
-                {
-                    continue;
-                }
-                let entry = ChunkEntry {
-                    pack_id: id,
-                    offset,
-                    clen: r.clen,
-                    ulen: r.ulen,
-                    method: r.method,
-                    stored_at: now,
-                    refcount: 0,
-                };
-                chunks
-                    .insert(&r.hash, entry.encode().as_slice())
-                    .map_err(|e| db_err(&ipath, e))?;
-            }
-            let mut packs = txn.open_table(PACKS).map_err(|e| db_err(&ipath, e))?;
-            packs
-                .insert(id, info.encode().as_slice())
-                .map_err(|e| db_err(&ipath, e))?;
-        }
+        index_pack(&lib, &txn, id, unix_now(), &mut Default::default())?;
         self.commit(txn)
     }
 
@@ -479,6 +473,117 @@ impl PackFile {
     }
 }
 
+/// Indexes sealed pack `id` in `txn` (SPEC section 5): the pack's info, an entry for every
+/// record whose chunk the index does not know yet (stored at `stored_at`, counted by no
+/// manifest), the base of every delta, and the sketches of its whole chunks. Nothing is
+/// written unless the whole pack checks out (footer checksum, every record header, every
+/// delta's base field, every whole chunk decodes); returns its record count.
+pub(crate) fn index_pack(
+    lib: &Library,
+    txn: &WriteTransaction,
+    id: u32,
+    stored_at: u64,
+    dec: &mut crate::zstd_decoder::ZstdDecoder,
+) -> Result<u64> {
+    let index_path = lib.index_path();
+    let path = lib.pack_path(id);
+    let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+    let mut deltas = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
+    let mut sketches = txn.open_table(SKETCHES).map_err(|e| db_err(&index_path, e))?;
+    let mut new: Vec<([u8; 32], ChunkEntry, Option<[u8; 32]>)> = Vec::new();
+    let mut sketched: Vec<(u64, [u8; 32])> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let (info, _) = crate::library::pack_scan::scan_pack_with(&path, id, |pos, rec, payload| {
+        let known = chunks
+            .get(&rec.hash)
+            .map_err(|e| db_err(&index_path, e))?
+            .is_some();
+        if known || !seen.insert(rec.hash) {
+            return Ok(());
+        }
+        let base = if rec.method == Method::ZstdDelta {
+            let (base, _) = romlib_format::pack::split_delta(&rec.hash, payload)
+                .map_err(|e| Error::library(&path, format!("record at offset {pos}: {e}")))?;
+            Some(base)
+        } else {
+            sketch_record(lib, dec, &path, pos, rec, payload, &mut out, &mut |sf| {
+                sketched.push((sf, rec.hash));
+                Ok(())
+            })?;
+            None
+        };
+        let entry = ChunkEntry {
+            pack_id: id,
+            offset: pos,
+            clen: rec.clen,
+            ulen: rec.ulen,
+            method: rec.method,
+            stored_at,
+            refcount: 0,
+        };
+        new.push((rec.hash, entry, base));
+        Ok(())
+    })?;
+    for (hash, entry, base) in &new {
+        chunks
+            .insert(hash, entry.encode().as_slice())
+            .map_err(|e| db_err(&index_path, e))?;
+        if let Some(base) = base {
+            deltas
+                .insert(hash, base)
+                .map_err(|e| db_err(&index_path, e))?;
+        }
+    }
+    for (sf, hash) in &sketched {
+        if sketches
+            .get(sf)
+            .map_err(|e| db_err(&index_path, e))?
+            .is_none()
+        {
+            sketches
+                .insert(sf, hash)
+                .map_err(|e| db_err(&index_path, e))?;
+        }
+    }
+    let mut packs = txn.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
+    packs
+        .insert(id, info.encode().as_slice())
+        .map_err(|e| db_err(&index_path, e))?;
+    Ok(info.record_count)
+}
+
+/// Decodes whole record `rec` (at `pos` of pack `path`) into `out` and hands each of its
+/// super-features to `each`.
+#[allow(clippy::too_many_arguments)]
+fn sketch_record(
+    lib: &Library,
+    dec: &mut crate::zstd_decoder::ZstdDecoder,
+    path: &Path,
+    pos: u64,
+    rec: &RecordHeader,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+    each: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<()> {
+    use romlib_device::chunks::decoder::ChunkDecoder;
+    if rec.method == Method::ZstdDict {
+        let d = zstd_safe::get_dict_id_from_frame(payload).map_or(0, |i| i.get());
+        if !dec.has_dict(d) {
+            let bytes = lib.read_dict(d)?;
+            dec.load_dict(d, &bytes)
+                .map_err(|e| Error::library(lib.dict_path(d), e))?;
+        }
+    }
+    out.resize(rec.ulen as usize, 0);
+    dec.decode(rec.method, payload, out)
+        .map_err(|e| Error::library(path, format!("record at offset {pos}: {e}")))?;
+    for sf in crate::library::sketch::sketch(out).iter().flatten() {
+        each(*sf)?;
+    }
+    Ok(())
+}
+
 /// Sketches every whole chunk of packs `ids` (in that order, each pack's records in order:
 /// the first chunk with a super-feature keeps it, as in a build) into `sketches`.
 fn sketch_packs(
@@ -486,7 +591,6 @@ fn sketch_packs(
     ids: &[u32],
     sketches: &mut redb::Table<u64, &'static [u8; 32]>,
 ) -> Result<()> {
-    use romlib_device::chunks::decoder::ChunkDecoder;
     let index_path = lib.index_path();
     let mut dec = crate::zstd_decoder::ZstdDecoder::default();
     let mut out = Vec::new();
@@ -496,18 +600,7 @@ fn sketch_packs(
             if rec.method == Method::ZstdDelta {
                 return Ok(());
             }
-            if rec.method == Method::ZstdDict {
-                let d = zstd_safe::get_dict_id_from_frame(payload).map_or(0, |i| i.get());
-                if !dec.has_dict(d) {
-                    let bytes = lib.read_dict(d)?;
-                    dec.load_dict(d, &bytes)
-                        .map_err(|e| Error::library(lib.dict_path(d), e))?;
-                }
-            }
-            out.resize(rec.ulen as usize, 0);
-            dec.decode(rec.method, payload, &mut out)
-                .map_err(|e| Error::library(&path, format!("record at offset {pos}: {e}")))?;
-            for sf in crate::library::sketch::sketch(&out).iter().flatten() {
+            sketch_record(lib, &mut dec, &path, pos, rec, payload, &mut out, &mut |sf| {
                 if sketches
                     .get(sf)
                     .map_err(|e| db_err(&index_path, e))?
@@ -517,8 +610,8 @@ fn sketch_packs(
                         .insert(sf, &rec.hash)
                         .map_err(|e| db_err(&index_path, e))?;
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })?;
     }
     Ok(())
