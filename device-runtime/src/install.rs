@@ -6,6 +6,13 @@
 //! folder is renamed to `<install-dir>/<title>`. Replacing an installed game first moves it
 //! to `.romlib-staging/<title>.old`; [`recover`] (run before every operation) rolls such a
 //! swap back or forward after a crash, so the visible game is always the old or the new.
+//!
+//! The files in a game's folder that its manifest does not own (an emulator's saves,
+//! configs, screenshots) are the user's: a reinstall or upgrade carries them into the new
+//! version, and uninstall leaves them in the folder with a `.romlib-kept` note, which lets
+//! a later install of the game take the folder back. They are moved by rename only, and
+//! only after the new version is in place, so a crash at any point loses none of them:
+//! [`recover`] finishes carrying them.
 
 use crate::chunks::decoder::ChunkDecoder;
 use crate::chunks::reuse::{tree_bytes, LocalChunks};
@@ -22,6 +29,29 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// `"{lead} N item(s) the game does not own: a, b, c"`, or nothing when `kept` is empty.
+fn kept_note(lead: &str, kept: &[String]) -> String {
+    if kept.is_empty() {
+        return String::new();
+    }
+    let mut shown: Vec<&str> = kept.iter().take(5).map(String::as_str).collect();
+    if kept.len() > 5 {
+        shown.push("...");
+    }
+    format!(
+        "{lead} {} item(s) the game does not own: {}",
+        kept.len(),
+        shown.join(", ")
+    )
+}
+
+/// What both binaries print once game `title` is uninstalled from `install_dir`, leaving
+/// `kept` (see [`uninstall`]).
+pub fn uninstalled_message(title: &str, install_dir: &Path, kept: &[String]) -> String {
+    let lead = format!("; left in {}", install_dir.join(title).display());
+    format!("uninstalled {title}{}", kept_note(&lead, kept))
+}
+
 /// The staging folder inside an install directory.
 pub const STAGING_DIR: &str = ".romlib-staging";
 /// Beside the games: what an install over the network that was cut off had written (a
@@ -32,9 +62,13 @@ pub const RESUME_DIR: &str = ".romlib-resume";
 /// of the manifest it was installed from, so a later install over the network can reuse
 /// the chunks its files hold.
 pub const MARKER: &str = ".romlib-installed";
+/// The note uninstall leaves in a game's folder when files that were not the game's stay
+/// there: the title, then one kept path per line. A folder holding it may be installed
+/// into again (its files are carried into the game, as on a reinstall).
+pub const KEPT_MARKER: &str = ".romlib-kept";
 
 /// Figures of a verified or installed game.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct GameReport {
     /// Files written or checked.
     pub files: u64,
@@ -46,17 +80,21 @@ pub struct GameReport {
     pub reused_chunks: u64,
     /// Their bytes.
     pub reused_bytes: u64,
+    /// Files of the folder that the game does not own, carried into the new version
+    /// (relative paths; a name the new version took got `.kept` added).
+    pub kept: Vec<String>,
 }
 
 impl GameReport {
     /// What both binaries print once game `title` is installed into `install_dir`.
     pub fn installed_message(&self, title: &str, install_dir: &Path) -> String {
         format!(
-            "installed {title} into {}: {} files, {} bytes, {} chunks verified",
+            "installed {title} into {}: {} files, {} bytes, {} chunks verified{}",
             install_dir.join(title).display(),
             self.files,
             self.bytes,
-            self.chunks
+            self.chunks,
+            kept_note("; kept", &self.kept)
         )
     }
 }
@@ -597,8 +635,13 @@ pub fn recover(install_dir: &Path) -> Result<Vec<String>> {
         if let Some(title) = name.strip_suffix(".old") {
             let live = install_dir.join(title);
             if live.is_dir() && is_ours(&live) {
+                // The swap happened: finish carrying the user's files, then drop the old.
+                let kept = carry_user_files(&p, &live, &owned_files(&p), false)?;
                 remove_tree(&p)?;
-                done.push(format!("removed the replaced copy of {title}"));
+                done.push(format!(
+                    "removed the replaced copy of {title}{}",
+                    kept_note(", carrying", &kept)
+                ));
             } else {
                 if live.exists() {
                     remove_tree(&live)?;
@@ -606,6 +649,15 @@ pub fn recover(install_dir: &Path) -> Result<Vec<String>> {
                 rename(&p, &live)?;
                 done.push(format!("rolled back an interrupted reinstall of {title}"));
             }
+        } else if let Some(title) = name.strip_suffix(".del") {
+            // An interrupted uninstall: finish it, leaving the user's files.
+            let live = install_dir.join(title);
+            let kept = carry_user_files(&p, &live, &owned_files(&p), true)?;
+            remove_tree(&p)?;
+            done.push(format!(
+                "finished uninstalling {title}{}",
+                kept_note(", leaving", &kept)
+            ));
         } else {
             remove_tree(&p)?;
             done.push(format!("removed stale staging {name}"));
@@ -638,7 +690,7 @@ pub fn install_game_reusing(
     fs::create_dir_all(install_dir).map_err(|e| Error::io(install_dir, "create directory", e))?;
     recover(install_dir)?;
     let live = install_dir.join(&title);
-    if live.exists() && !is_ours(&live) {
+    if live.exists() && !is_ours(&live) && !live.join(KEPT_MARKER).is_file() {
         return Err(Error::NotOurs { path: live });
     }
     let staging = install_dir.join(STAGING_DIR);
@@ -705,7 +757,7 @@ pub fn install_game_reusing(
         report.reused_chunks = l.reused;
         report.reused_bytes = l.reused_bytes;
     }
-    let finish = || -> Result<()> {
+    let finish = || -> Result<Vec<String>> {
         let marker = new.join(MARKER);
         let table_hex: String = m
             .body()
@@ -735,12 +787,19 @@ pub fn install_game_reusing(
         }
         rename(&new, &live)?;
         sync_dir(install_dir)?;
-        remove_tree(&old)?;
-        Ok(())
+        let mut kept = Vec::new();
+        if old.exists() {
+            kept = carry_user_files(&old, &live, &owned_files(&old), false)?;
+            remove_tree(&old)?;
+        }
+        Ok(kept)
     };
-    if let Err(e) = finish() {
-        let _ = recover(install_dir);
-        return Err(e);
+    match finish() {
+        Ok(kept) => report.kept = kept,
+        Err(e) => {
+            let _ = recover(install_dir);
+            return Err(e);
+        }
     }
     let _ = fs::remove_dir(&staging);
     // Done: forget the cut-off attempt, remember the manifest for later reuse. Neither
@@ -801,8 +860,124 @@ fn sync_dirs(root: &Path) -> Result<()> {
     sync_dir(root)
 }
 
-/// Removes an installed game; only a folder romlib completed, never anything else.
-pub fn uninstall(install_dir: &Path, title: &str) -> Result<()> {
+/// The paths a game folder's completion marker says the game owns. Empty for a folder
+/// with no readable marker (a `.romlib-kept` folder; a damaged marker): then every file
+/// in it is treated as the user's, which loses nothing.
+fn owned_files(dir: &Path) -> std::collections::HashSet<String> {
+    marker_manifest(dir)
+        .map(|m| {
+            m.unverified_body()
+                .files
+                .iter()
+                .map(|f| f.path.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Moves every file and folder under `from` that is not in `owned` (and is not a romlib
+/// marker) to the same place under `to`, by rename (both are in the install folder: no
+/// copy, and nothing can be lost half-way). A place already taken in `to` gets the name
+/// with `.kept` (or `.kept2`, ...) added. With `note` (uninstall), `to` is created if
+/// needed and a [`KEPT_MARKER`] listing what was moved is written into it first. Returns
+/// the relative paths moved, in order.
+fn carry_user_files(
+    from: &Path,
+    to: &Path,
+    owned: &std::collections::HashSet<String>,
+    note: bool,
+) -> Result<Vec<String>> {
+    let mut moves = Vec::new();
+    plan_carry(from, "", owned, &mut moves)?;
+    if moves.is_empty() {
+        return Ok(Vec::new());
+    }
+    if note {
+        fs::create_dir_all(to).map_err(|e| Error::io(to, "create directory", e))?;
+        let title = to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let mut text = format!("{title}\n");
+        for rel in &moves {
+            text.push_str(rel);
+            text.push('\n');
+        }
+        let marker = to.join(KEPT_MARKER);
+        let mut f = File::create(&marker).map_err(|e| Error::io(&marker, "create", e))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(&marker, "write", e))?;
+    }
+    let mut kept = Vec::new();
+    for rel in moves {
+        let src = from.join(&rel);
+        let mut dst = to.join(&rel);
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
+        }
+        let mut name = rel.clone();
+        let mut n = 1;
+        while fs::symlink_metadata(&dst).is_ok() {
+            name = if n == 1 {
+                format!("{rel}.kept")
+            } else {
+                format!("{rel}.kept{n}")
+            };
+            dst = to.join(&name);
+            n += 1;
+        }
+        rename(&src, &dst)?;
+        kept.push(name);
+    }
+    sync_dirs(to)?;
+    Ok(kept)
+}
+
+/// The relative paths under `dir` (`rel` from the game folder) to carry: files not in
+/// `owned`, and whole folders holding no owned file.
+fn plan_carry(
+    dir: &Path,
+    rel: &str,
+    owned: &std::collections::HashSet<String>,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    let mut names = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| Error::io(dir, "read directory", e))? {
+        let e = e.map_err(|e| Error::io(dir, "read directory", e))?;
+        let is_dir = e
+            .file_type()
+            .map_err(|err| Error::io(e.path(), "stat", err))?
+            .is_dir();
+        names.push((e.file_name().to_string_lossy().into_owned(), is_dir));
+    }
+    names.sort();
+    for (name, is_dir) in names {
+        let path = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if rel.is_empty() && (name == MARKER || name == KEPT_MARKER) {
+            continue;
+        }
+        if !is_dir {
+            if !owned.contains(&path) {
+                out.push(path);
+            }
+            continue;
+        }
+        let prefix = format!("{path}/");
+        if owned.iter().any(|o| o.starts_with(&prefix)) {
+            plan_carry(&dir.join(&name), &path, owned, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Removes an installed game; only a folder romlib completed, never anything else. Files
+/// in it that the game does not own stay, in the game's folder with a [`KEPT_MARKER`];
+/// returns their relative paths.
+pub fn uninstall(install_dir: &Path, title: &str) -> Result<Vec<String>> {
     check_title_id(title).map_err(|problem| Error::UnsafePath {
         path: install_dir.to_path_buf(),
         entry: title.to_string(),
@@ -824,7 +999,9 @@ pub fn uninstall(install_dir: &Path, title: &str) -> Result<()> {
     let doomed = staging.join(format!("{title}.del"));
     rename(&live, &doomed)?;
     sync_dir(install_dir)?;
+    let kept = carry_user_files(&doomed, &live, &owned_files(&doomed), true)?;
     remove_tree(&doomed)?;
     let _ = fs::remove_dir(&staging);
-    Ok(())
+    sync_dir(install_dir)?;
+    Ok(kept)
 }

@@ -194,8 +194,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Uninstall(c) => {
-            uninstall(&c.install_dir, &c.title_id)?;
-            println!("uninstalled {}", c.title_id);
+            let kept = uninstall(&c.install_dir, &c.title_id)?;
+            println!(
+                "{}",
+                romlib_device::install::uninstalled_message(&c.title_id, &c.install_dir, &kept)
+            );
             Ok(())
         }
         Cmd::Cat(c) => {

@@ -51,7 +51,10 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
 
 /// `romlib uninstall`.
 pub(super) fn uninstall(c: UninstallCmd) -> anyhow::Result<()> {
-    romlib_device::install::uninstall(&c.install_dir, &c.title_id)?;
-    println!("uninstalled {}", c.title_id);
+    let kept = romlib_device::install::uninstall(&c.install_dir, &c.title_id)?;
+    println!(
+        "{}",
+        romlib_device::install::uninstalled_message(&c.title_id, &c.install_dir, &kept)
+    );
     Ok(())
 }
