@@ -894,7 +894,10 @@ fn carry_user_files(
     }
     if note {
         fs::create_dir_all(to).map_err(|e| Error::io(to, "create directory", e))?;
-        let title = to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let title = to
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         let mut text = format!("{title}\n");
         for rel in &moves {
             text.push_str(rel);

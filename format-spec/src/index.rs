@@ -321,7 +321,8 @@ mod tests {
         assert!(IndexSum::decode_all(&[]).is_err());
         let mut three = [0u8; 3 * INDEX_SUM_LINE_LEN];
         for k in 0..3 {
-            three[k * INDEX_SUM_LINE_LEN..(k + 1) * INDEX_SUM_LINE_LEN].copy_from_slice(&a.encode());
+            three[k * INDEX_SUM_LINE_LEN..(k + 1) * INDEX_SUM_LINE_LEN]
+                .copy_from_slice(&a.encode());
         }
         assert!(IndexSum::decode_all(&three).is_err());
     }

@@ -11,9 +11,9 @@ fn main() -> ExitCode {
     let cli: romlib_host::cli::Cli = romlib_device::cli::parse_args("romlib");
     // The index is checked against index.sum before redb reads it, but a library written
     // before index.sum existed has none, and redb may panic on a corrupt page. No command
-    // may die of that: the panic becomes a one-line error. RUST_BACKTRACE still shows the
-    // full report, for a developer.
-    let verbose = std::env::var_os("RUST_BACKTRACE").is_some();
+    // may die of that: the panic becomes a one-line error. ROMLIB_BACKTRACE=1 shows the
+    // full report as well, for a developer.
+    let verbose = std::env::var_os("ROMLIB_BACKTRACE").is_some();
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let msg = info

@@ -6,7 +6,8 @@
 use crate::error::{Error, Result};
 use redb::{ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 use romlib_format::index::{
-    ChunkEntry, IndexSum, CHUNKS_TABLE, DELTAS_TABLE, GAMES_TABLE, META_TABLE, PACKS_TABLE, SKETCHES_TABLE,
+    ChunkEntry, IndexSum, CHUNKS_TABLE, DELTAS_TABLE, GAMES_TABLE, META_TABLE, PACKS_TABLE,
+    SKETCHES_TABLE,
 };
 use romlib_format::index::{INDEX_SUM_LINE_LEN, MAX_INDEX_SUMS};
 use romlib_format::layout::INDEX_SUM_FILE;

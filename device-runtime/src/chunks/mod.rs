@@ -137,6 +137,10 @@ pub struct ChunkSource {
     base: BaseChunk,
     /// A delta's record while its base is read.
     record: Vec<u8>,
+    /// For a folder library read through a game's locator file: the index, opened on the
+    /// first failure as a second opinion (a damaged locator must not fail a chunk the index
+    /// finds). Holds `None` once it could not be opened.
+    second: std::cell::OnceCell<Option<index::IndexReader>>,
 }
 
 impl std::fmt::Debug for ChunkSource {
@@ -157,6 +161,7 @@ impl ChunkSource {
             packs: PackReader::new(lib),
             base: BaseChunk::default(),
             record: Vec::new(),
+            second: std::cell::OnceCell::new(),
         })
     }
 
@@ -168,13 +173,40 @@ impl ChunkSource {
             packs: PackReader::new(lib),
             base: BaseChunk::default(),
             record: Vec::new(),
+            second: std::cell::OnceCell::new(),
         })
+    }
+
+    /// Where the index puts chunk `hash`, when this source reads a folder library through
+    /// a locator file and the index knows another place than `tried` (`None` otherwise).
+    fn second_opinion(&self, hash: &[u8; 32], tried: Option<&ChunkEntry>) -> Option<ChunkEntry> {
+        let folder = matches!(self.packs.library().kind(), crate::library::Kind::Folder);
+        if !folder || !matches!(self.locator, ChunkLocator::Locator { .. }) {
+            return None;
+        }
+        let index = self
+            .second
+            .get_or_init(|| index::IndexReader::open(&self.packs.library().index_path()).ok());
+        let e = index.as_ref()?.lookup(hash).ok().flatten()?;
+        match tried {
+            Some(t)
+                if (t.pack_id, t.offset, t.clen, t.method)
+                    == (e.pack_id, e.offset, e.clen, e.method) =>
+            {
+                None
+            }
+            _ => Some(e),
+        }
     }
 
     /// Where chunk-table record `i` (chunk `c`) is stored. Only a hint: the record found
     /// there must name the chunk, and its decoded bytes must hash to it.
     pub fn locate(&self, i: u64, c: &ChunkRef) -> Result<ChunkEntry> {
-        self.locator.lookup(i, &c.hash, c.len)?.ok_or_else(|| {
+        let found = match self.locator.lookup(i, &c.hash, c.len) {
+            Ok(found) => found,
+            Err(e) => Some(self.second_opinion(&c.hash, None).ok_or(e)?),
+        };
+        found.ok_or_else(|| {
             Error::chunk(
                 &self.manifest,
                 &c.hash,
@@ -202,7 +234,18 @@ impl ChunkSource {
     ) -> Result<RecordRef> {
         let entry = self.locate(i, c)?;
         self.packs.plan(&self.locator, i, &entry, held)?;
-        self.packs.read_record(&c.hash, &entry, c.len, buf)
+        let start = buf.len();
+        self.packs
+            .read_record(&c.hash, &entry, c.len, buf)
+            .or_else(|e| match self.second_opinion(&c.hash, Some(&entry)) {
+                Some(again) => {
+                    buf.truncate(start);
+                    self.packs
+                        .read_record(&c.hash, &again, c.len, buf)
+                        .map_err(|_| e)
+                }
+                None => Err(e),
+            })
     }
 
     /// Reads chunk-table record `i` (chunk `c`), decodes it into `out` (resized to the
@@ -218,6 +261,12 @@ impl ChunkSource {
         let entry = self.locate(i, c)?;
         self.packs.plan(&self.locator, i, &entry, &|_| false)?;
         self.read_entry(&c.hash, c.len, &entry, decoder, out)
+            .or_else(|e| match self.second_opinion(&c.hash, Some(&entry)) {
+                Some(again) => self
+                    .read_entry(&c.hash, c.len, &again, decoder, out)
+                    .map_err(|_| e),
+                None => Err(e),
+            })
     }
 
     /// Reads chunk `hash` (of `ulen` bytes, when known) wherever the library's index says
@@ -272,7 +321,12 @@ impl ChunkSource {
 
     /// Where base chunk `base` of delta chunk `of` is stored.
     pub fn locate_base(&self, of: &[u8; 32], base: &[u8; 32]) -> Result<ChunkEntry> {
-        let entry = self.locator.base(base)?.ok_or_else(|| {
+        let found = match self.locator.base(base) {
+            Ok(Some(e)) => Some(e),
+            Ok(None) => self.second_opinion(base, None),
+            Err(e) => Some(self.second_opinion(base, None).ok_or(e)?),
+        };
+        let entry = found.ok_or_else(|| {
             Error::chunk(
                 &self.manifest,
                 of,
@@ -312,7 +366,18 @@ impl ChunkSource {
         buf.clear();
         let res = (|| {
             let mut rec_buf = Vec::new();
-            let rec = self.packs.read_base_record(base, &entry, &mut rec_buf)?;
+            let rec = self
+                .packs
+                .read_base_record(base, &entry, &mut rec_buf)
+                .or_else(|e| match self.second_opinion(base, Some(&entry)) {
+                    Some(again) => {
+                        rec_buf.clear();
+                        self.packs
+                            .read_base_record(base, &again, &mut rec_buf)
+                            .map_err(|_| e)
+                    }
+                    None => Err(e),
+                })?;
             buf.resize(rec.ulen as usize, 0);
             let lib = self.packs.library().clone();
             decode_verified(
@@ -336,8 +401,18 @@ impl ChunkSource {
         let lib = self.packs.library().clone();
         let base = delta_base(delta, &buf[delta.payload.clone()], &lib)?;
         let entry = self.locate_base(&delta.hash, &base)?;
+        let start = buf.len();
         self.packs
             .read_base_record(&base, &entry, buf)
+            .or_else(|e| match self.second_opinion(&base, Some(&entry)) {
+                Some(again) => {
+                    buf.truncate(start);
+                    self.packs
+                        .read_base_record(&base, &again, buf)
+                        .map_err(|_| e)
+                }
+                None => Err(e),
+            })
             .map_err(|e| base_failed(&delta.hash, &base, e))
     }
 

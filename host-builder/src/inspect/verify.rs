@@ -171,6 +171,7 @@ pub fn verify_library(
         );
     }
     report_broken_games(lib, &titles, &broken, &mut rep);
+    check_keys(lib, &mut rep);
     if let Some(games) = &games_table {
         if let Ok(iter) = games.iter() {
             for row in iter.flatten() {
@@ -271,6 +272,38 @@ struct DeltaRecord {
     pos: u64,
     header: RecordHeader,
     base: [u8; 32],
+}
+
+/// Checks that every key file in the library's `keys/` folder is a public key file named
+/// by its key id (SPEC section 4): devices that trust a library's own keys read them all.
+fn check_keys(lib: &Library, rep: &mut VerifyReport) {
+    let dir = lib.keys_dir();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for path in files {
+        if path.extension().is_none_or(|x| x != "pub") {
+            continue;
+        }
+        let parsed = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                romlib_format::keyfile::decode(romlib_format::keyfile::KeyKind::Public, &b)
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Err(e) => rep.problem(&path, format!("not a public key file: {e}")),
+            Ok(pk) => {
+                let id = romlib_format::manifest::key_id(&pk);
+                let want = format!("{}.pub", String::from_utf8_lossy(&id));
+                if path.file_name().is_none_or(|n| n.to_string_lossy() != want) {
+                    rep.problem(&path, format!("holds the key whose file name is {want}"));
+                }
+            }
+        }
+    }
 }
 
 /// Scans every pack; returns every record by place, and the delta records to check after.
@@ -606,9 +639,11 @@ fn check_manifest(
                     .and_then(|t| t.get(&r.hash).ok().flatten())
                     .and_then(|v| ChunkEntry::decode(v.value()).ok());
                 if let (Some(l), None) = (locator.as_ref(), chunks) {
-                    let found = l.entry(i - 1).ok().flatten().and_then(|le| {
-                        records.get(&(le.pack_id, u64::from(le.offset)))
-                    });
+                    let found = l
+                        .entry(i - 1)
+                        .ok()
+                        .flatten()
+                        .and_then(|le| records.get(&(le.pack_id, u64::from(le.offset))));
                     if !found.is_some_and(|rec| rec.hash == r.hash && rec.ulen == r.len) {
                         unreachable += 1;
                     }

@@ -7,8 +7,8 @@
 use super::locator;
 use super::writer::{db_err, index_pack, LibraryWriter};
 use crate::error::{Error, Result};
-use romlib_device::chunks::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use redb::{ReadableTable, ReadableTableMetadata};
+use romlib_device::chunks::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use romlib_device::ManifestFile;
 use romlib_format::index::{ChunkEntry, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
@@ -38,7 +38,9 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
     let mut ids: Vec<u32> = std::fs::read_dir(lib.packs_dir())
         .map_err(|e| Error::io(lib.packs_dir(), "read folder", e))?
         .filter_map(|e| e.ok())
-        .filter_map(|e| romlib_format::layout::parse_pack_file_name(&e.file_name().to_string_lossy()))
+        .filter_map(|e| {
+            romlib_format::layout::parse_pack_file_name(&e.file_name().to_string_lossy())
+        })
         .collect();
     ids.sort_unstable();
     let txn = store.begin()?;
@@ -50,7 +52,8 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
         txn.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
         txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
         txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
-        txn.open_table(SKETCHES).map_err(|e| db_err(&index_path, e))?;
+        txn.open_table(SKETCHES)
+            .map_err(|e| db_err(&index_path, e))?;
     }
     let mut dec = Default::default();
     for id in ids {

@@ -489,7 +489,9 @@ pub(crate) fn index_pack(
     let path = lib.pack_path(id);
     let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
     let mut deltas = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
-    let mut sketches = txn.open_table(SKETCHES).map_err(|e| db_err(&index_path, e))?;
+    let mut sketches = txn
+        .open_table(SKETCHES)
+        .map_err(|e| db_err(&index_path, e))?;
     let mut new: Vec<([u8; 32], ChunkEntry, Option<[u8; 32]>)> = Vec::new();
     let mut sketched: Vec<(u64, [u8; 32])> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -600,18 +602,27 @@ fn sketch_packs(
             if rec.method == Method::ZstdDelta {
                 return Ok(());
             }
-            sketch_record(lib, &mut dec, &path, pos, rec, payload, &mut out, &mut |sf| {
-                if sketches
-                    .get(sf)
-                    .map_err(|e| db_err(&index_path, e))?
-                    .is_none()
-                {
-                    sketches
-                        .insert(sf, &rec.hash)
-                        .map_err(|e| db_err(&index_path, e))?;
-                }
-                Ok(())
-            })
+            sketch_record(
+                lib,
+                &mut dec,
+                &path,
+                pos,
+                rec,
+                payload,
+                &mut out,
+                &mut |sf| {
+                    if sketches
+                        .get(sf)
+                        .map_err(|e| db_err(&index_path, e))?
+                        .is_none()
+                    {
+                        sketches
+                            .insert(sf, &rec.hash)
+                            .map_err(|e| db_err(&index_path, e))?;
+                    }
+                    Ok(())
+                },
+            )
         })?;
     }
     Ok(())

@@ -1,0 +1,296 @@
+//! Damage as SD cards and old disks produce it, in every file of a library: zeroed 4 KiB
+//! sectors, flipped bits, truncation, garbage appended. No command may die of it (no panic,
+//! no abort); a damaged file is a one-line error naming it, or a finding of `verify`; an
+//! install that fails leaves nothing visible; and a damaged index costs a device nothing,
+//! since a folder library's locators say where every record is.
+
+use romlib_tests::*;
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+/// A small library of three games (one a near-copy of another, so it holds a delta).
+fn library(w: &Workspace) {
+    let mut r = Rng::new(91);
+    let base = r.bytes(300_000);
+    let variant = r.variant(&base, 6, 40);
+    write(&w.p("in"), "alpha/game.bin", &base);
+    write(&w.p("in"), "alpha/readme.txt", &r.text(20_000));
+    write(&w.p("in"), "beta/game.bin", &variant);
+    write(&w.p("in"), "gamma/disc.iso", &r.text(400_000));
+    ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
+}
+
+/// Asserts that `out` is no crash: no panic message, and an exit code of 0, 1 or 2.
+fn no_crash(out: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0..=2)),
+        "{what}: exit {:?}\n{err}",
+        out.status.code()
+    );
+    assert!(!err.contains("panicked"), "{what}: {err}");
+}
+
+fn install(w: &Workspace, lib: &str, game: &str, dir: &str) -> Output {
+    device(&[
+        "install",
+        "-r",
+        &w.s(lib),
+        "-g",
+        game,
+        "--install-dir",
+        &w.s(dir),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ])
+}
+
+fn host_verify(w: &Workspace, lib: &str) -> Output {
+    romlib(&[
+        "verify",
+        "-q",
+        "-r",
+        &w.s(lib),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ])
+}
+
+fn zero_sector(path: &Path, sector: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&[0u8; 4096], sector * 4096).unwrap();
+}
+
+#[test]
+fn every_zeroed_index_sector_is_reported_and_costs_a_device_nothing() {
+    let w = Workspace::new();
+    library(&w);
+    let pristine = fs::read(w.p("lib/index.db")).unwrap();
+    let sectors = pristine.len() as u64 / 4096;
+    assert!(sectors >= 8, "index of {} bytes", pristine.len());
+    for s in 0..sectors {
+        let _ = fs::remove_dir_all(w.p("inst"));
+        fs::write(w.p("lib/index.db"), &pristine).unwrap();
+        zero_sector(&w.p("lib/index.db"), s);
+        if fs::read(w.p("lib/index.db")).unwrap() == pristine {
+            continue; // The sector held zeros already.
+        }
+        // The device installs, verifies and reads through the locators.
+        ok(install(&w, "lib", "beta", "inst"));
+        assert_same_tree(&w.p("in/beta"), &w.p("inst/beta"));
+        ok(device(&[
+            "verify",
+            "-g",
+            "alpha",
+            "-r",
+            &w.s("lib"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]));
+        let cat = romlib(&[
+            "cat",
+            "-g",
+            "alpha",
+            "-r",
+            &w.s("lib"),
+            "--trusted-key",
+            &w.s("k.pub"),
+            "readme.txt",
+        ]);
+        no_crash(&cat, "cat");
+        assert_eq!(cat.stdout, fs::read(w.p("in/alpha/readme.txt")).unwrap());
+        // The host reports the index as damaged, and still checks the games through
+        // their locators: the index is the only problem.
+        let v = host_verify(&w, "lib");
+        no_crash(&v, &format!("verify, sector {s}"));
+        let out = String::from_utf8_lossy(&v.stdout);
+        assert_eq!(v.status.code(), Some(1), "sector {s}: {out}");
+        assert!(
+            out.contains("index.db: index: damaged"),
+            "sector {s}: {out}"
+        );
+        assert!(out.contains("1 problem(s)"), "sector {s}: {out}");
+        // A build refuses to grow a damaged index (one line, naming it).
+        fails(
+            w.build("in", "lib", &["--avg-chunk", "4096", "-q"]),
+            1,
+            &["index.db", "damaged", "rebuild-index"],
+        );
+    }
+    // rebuild-index restores an index that verifies, equal in content to the original.
+    let out = ok(romlib(&["rebuild-index", "-r", &w.s("lib")]));
+    assert!(out.contains("3 game(s) counted"), "{out}");
+    let v = ok(host_verify(&w, "lib"));
+    assert!(v.contains("library OK"), "{v}");
+    // It works with no index at all, too, and the next build finds nothing to do.
+    fs::remove_file(w.p("lib/index.db")).unwrap();
+    fs::remove_file(w.p("lib/index.sum")).unwrap();
+    ok(romlib(&["rebuild-index", "-r", &w.s("lib")]));
+    let b = ok(w.build("in", "lib", &["--avg-chunk", "4096"]));
+    assert!(b.contains("0 new chunks") || b.contains(" 0 new"), "{b}");
+    ok(host_verify(&w, "lib"));
+}
+
+#[test]
+fn an_index_without_a_checksum_never_crashes_a_command() {
+    // A library written before index.sum existed: redb itself meets the damage, and may
+    // panic inside its b-tree code; that must still be a one-line error.
+    let w = Workspace::new();
+    library(&w);
+    fs::remove_file(w.p("lib/index.sum")).unwrap();
+    let pristine = fs::read(w.p("lib/index.db")).unwrap();
+    let mut reported = 0;
+    for s in 0..pristine.len() as u64 / 4096 {
+        fs::write(w.p("lib/index.db"), &pristine).unwrap();
+        zero_sector(&w.p("lib/index.db"), s);
+        let _ = fs::remove_dir_all(w.p("inst"));
+        ok(install(&w, "lib", "alpha", "inst"));
+        let v = host_verify(&w, "lib");
+        no_crash(&v, &format!("verify, sector {s}"));
+        let b = w.build("in", "lib", &["--avg-chunk", "4096", "-q"]);
+        no_crash(&b, &format!("build, sector {s}"));
+        if !v.status.success() || !b.status.success() {
+            reported += 1;
+            fs::remove_file(w.p("lib/index.sum")).ok();
+        }
+    }
+    assert!(reported > 0, "no zeroed sector was noticed at all");
+}
+
+/// Each kind of damage, applied to a copy of `file` in the library `lib`.
+fn damages(len: u64) -> Vec<(String, Box<dyn Fn(&Path)>)> {
+    let mut v: Vec<(String, Box<dyn Fn(&Path)>)> = Vec::new();
+    for frac in [0u64, 1, 2, 3] {
+        let off = len * frac / 4;
+        v.push((
+            format!("bit flipped at {off}"),
+            Box::new(move |p: &Path| flip(p, off)),
+        ));
+    }
+    if len > 4096 {
+        let s = (len / 4096) / 2;
+        v.push((
+            format!("sector {s} zeroed"),
+            Box::new(move |p: &Path| zero_sector(p, s)),
+        ));
+    }
+    v.push((
+        "truncated to half".into(),
+        Box::new(move |p: &Path| {
+            let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+            f.set_len(len / 2).unwrap();
+        }),
+    ));
+    v.push((
+        "garbage appended".into(),
+        Box::new(|p: &Path| {
+            let mut b = fs::read(p).unwrap();
+            b.extend_from_slice(&Rng::new(5).bytes(5000));
+            fs::write(p, b).unwrap();
+        }),
+    ));
+    v.push((
+        "emptied".into(),
+        Box::new(|p: &Path| fs::write(p, b"").unwrap()),
+    ));
+    v
+}
+
+#[test]
+fn damage_to_any_library_file_is_a_clear_error_naming_it() {
+    let w = Workspace::new();
+    library(&w);
+    let files: Vec<String> = snapshot(&w.p("lib"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| !n.ends_with(".romlib.lock") && !n.is_empty())
+        .collect();
+    assert!(files.iter().any(|f| f.starts_with("packs/")), "{files:?}");
+    let mut cases = 0;
+    for rel in &files {
+        let len = fs::metadata(w.p("lib").join(rel)).unwrap().len();
+        if len == 0 {
+            continue;
+        }
+        for (what, damage) in damages(len) {
+            let _ = fs::remove_dir_all(w.p("bad"));
+            let _ = fs::remove_dir_all(w.p("inst"));
+            copy_tree(&w.p("lib"), &w.p("bad"));
+            let target = w.p("bad").join(rel);
+            let before = fs::read(&target).unwrap();
+            damage(&target);
+            if fs::read(&target).unwrap() == before {
+                continue;
+            }
+            cases += 1;
+            let name = Path::new(rel)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let ctx = format!("{rel}: {what}");
+            // Every game: an install succeeds with exactly the game's files, or fails
+            // with one line naming a file, leaving nothing behind.
+            for game in ["alpha", "beta", "gamma"] {
+                let out = install(&w, "bad", game, "inst");
+                no_crash(&out, &format!("{ctx}: install {game}"));
+                // The index and the locators back each other up: damage to one of them
+                // (or to the catalog, a listing) costs an install nothing.
+                let redundant = rel.ends_with(".locator")
+                    || ["index.db", "index.sum", "catalog.txt"].contains(&rel.as_str());
+                if redundant {
+                    ok(out);
+                    assert_same_tree(&w.p("in").join(game), &w.p("inst").join(game));
+                    continue;
+                }
+                if out.status.success() {
+                    assert_same_tree(&w.p("in").join(game), &w.p("inst").join(game));
+                } else {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    let lines: Vec<&str> = err.lines().collect();
+                    assert_eq!(lines.len(), 1, "{ctx}: install {game}: {err}");
+                    assert!(err.contains("bad/"), "{ctx}: install {game}: {err}");
+                    assert!(
+                        !w.p("inst").join(game).exists(),
+                        "{ctx}: {game} half-visible"
+                    );
+                }
+            }
+            assert!(!w.p("inst/.romlib-staging").exists(), "{ctx}: staging left");
+            // The host's check finds it and names the file.
+            let v = host_verify(&w, "bad");
+            no_crash(&v, &format!("{ctx}: verify"));
+            let out = String::from_utf8_lossy(&v.stdout);
+            let err = String::from_utf8_lossy(&v.stderr);
+            if name == "catalog.txt" {
+                continue; // A listing only; nothing reads it for content.
+            }
+            assert_eq!(
+                v.status.code(),
+                Some(1),
+                "{ctx}: verify passed:\n{out}{err}"
+            );
+            assert!(
+                out.contains(&name) || err.contains(&name),
+                "{ctx}: verify does not name {name}:\n{out}{err}"
+            );
+        }
+    }
+    assert!(cases > 40, "only {cases} damage cases ran");
+}
+
+/// Copies a folder tree (files and folders only).
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
