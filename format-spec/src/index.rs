@@ -200,7 +200,7 @@ impl IndexSum {
             field: "line length",
             found: b.len() as u64,
         };
-        if b.is_empty() || b.len() % INDEX_SUM_LINE_LEN != 0 {
+        if b.is_empty() || !b.len().is_multiple_of(INDEX_SUM_LINE_LEN) {
             return Err(bad);
         }
         let n = b.len() / INDEX_SUM_LINE_LEN;
