@@ -164,8 +164,10 @@ pub fn verify_library(
             title,
             trust,
             counted,
-            chunks_table.as_ref(),
-            &records,
+            Known {
+                chunks: chunks_table.as_ref(),
+                records: &records,
+            },
             &mut expected,
             &mut rep,
         );
@@ -580,16 +582,23 @@ fn decode_batch(
         .collect()
 }
 
+/// What a manifest is checked against: the index's chunk table (when it could be read)
+/// and the records found in the packs.
+struct Known<'a> {
+    chunks: Option<&'a redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>,
+    records: &'a HashMap<(u32, u64), Record>,
+}
+
 fn check_manifest(
     lib: &Library,
     title: &str,
     trust: &TrustStore,
     counted: Option<[u8; 32]>,
-    chunks: Option<&redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>,
-    records: &HashMap<(u32, u64), Record>,
+    known: Known<'_>,
     expected: &mut HashMap<[u8; 32], u64>,
     rep: &mut VerifyReport,
 ) {
+    let Known { chunks, records } = known;
     let path = lib.manifest_path(title);
     rep.games += 1;
     let m = match ManifestFile::open(&path) {
