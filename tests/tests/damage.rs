@@ -159,9 +159,12 @@ fn an_index_without_a_checksum_never_crashes_a_command() {
     assert!(reported > 0, "no zeroed sector was noticed at all");
 }
 
-/// Each kind of damage, applied to a copy of `file` in the library `lib`.
-fn damages(len: u64) -> Vec<(String, Box<dyn Fn(&Path)>)> {
-    let mut v: Vec<(String, Box<dyn Fn(&Path)>)> = Vec::new();
+/// A kind of damage, named, and what applies it to a file.
+type Damage = (String, Box<dyn Fn(&Path)>);
+
+/// Each kind of damage to a file of `len` bytes.
+fn damages(len: u64) -> Vec<Damage> {
+    let mut v: Vec<Damage> = Vec::new();
     for frac in [0u64, 1, 2, 3] {
         let off = len * frac / 4;
         v.push((
