@@ -1,0 +1,311 @@
+//! `kill -9` at random moments, many times over, of an incremental build, an import, an
+//! install (an upgrade, with a save file beside the game) and an uninstall. After every
+//! kill: what was published before is readable by every command without any write (the
+//! index is byte-for-byte untouched by the readers), every installed game is the old
+//! complete version or the new complete one, no file of the user's is lost, and a rerun
+//! completes. `ROMLIB_CRASH_ITERS` sets the iterations of each loop (default 50).
+
+use romlib_tests::*;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn iterations() -> u64 {
+    std::env::var("ROMLIB_CRASH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+/// Copies a folder tree (files and folders only).
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn spawn(bin_name: &str, args: &[String]) -> Child {
+    Command::new(bin(bin_name))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// How long `bin_name args` takes to finish (run once, to completion).
+fn time_of(bin_name: &str, args: &[String]) -> Duration {
+    let t = Instant::now();
+    let st = spawn(bin_name, args).wait().unwrap();
+    assert!(st.success(), "{bin_name} {args:?} failed");
+    t.elapsed()
+}
+
+/// Kills `child` after a random share (seeded by `i`) of `full`; true when it was
+/// still running then.
+fn kill_after(mut child: Child, full: Duration, i: u64) -> bool {
+    let share = (Rng::new(1000 + i).next_u64() % 1000) as f64 / 1000.0;
+    std::thread::sleep(full.mul_f64(share));
+    let running = child.try_wait().unwrap().is_none();
+    if running {
+        child.kill().unwrap();
+    }
+    child.wait().unwrap();
+    running
+}
+
+/// Runs `bin_name args` to completion.
+fn run(bin_name: &str, args: &[String]) -> std::process::Output {
+    Command::new(bin(bin_name)).args(args).output().unwrap()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// The readers' side after a kill: games `published` install from `lib` exactly as their
+/// input in `input`, `verify` finds no problem but stale locators (a device reads such a
+/// game through the index), and none of this writes to the index.
+fn readable_without_writing(w: &Workspace, lib: &str, input: &str, published: &[&str]) {
+    let before = (
+        fs::read(w.p(lib).join("index.db")).unwrap(),
+        fs::read(w.p(lib).join("index.sum")).unwrap(),
+    );
+    for game in published {
+        let _ = fs::remove_dir_all(w.p("readers"));
+        ok(device(&[
+            "install",
+            "-r",
+            &w.s(lib),
+            "-g",
+            game,
+            "--install-dir",
+            &w.s("readers"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]));
+        assert_same_tree(&w.p(input).join(game), &w.p("readers").join(game));
+    }
+    let v = romlib(&[
+        "verify",
+        "-q",
+        "-r",
+        &w.s(lib),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]);
+    let out = String::from_utf8_lossy(&v.stdout).into_owned();
+    let err = String::from_utf8_lossy(&v.stderr).into_owned();
+    assert!(matches!(v.status.code(), Some(0 | 1)), "{out}{err}");
+    for line in out.lines().filter(|l| l.starts_with("PROBLEM")) {
+        assert!(
+            line.contains(".locator:") && line.contains("not written for"),
+            "after a kill: {line}\n{out}"
+        );
+    }
+    let after = (
+        fs::read(w.p(lib).join("index.db")).unwrap(),
+        fs::read(w.p(lib).join("index.sum")).unwrap(),
+    );
+    assert!(before == after, "a reader changed the index");
+}
+
+/// Input `in`: games a and b. Input `in2`: the same with b revised and c, d added.
+fn inputs(w: &Workspace) {
+    let mut r = Rng::new(400);
+    let a = r.bytes(600_000);
+    let b = r.text(2 << 20);
+    let b2 = r.variant(&b, 30, 200);
+    for (dir, bb) in [("in", &b), ("in2", &b2)] {
+        write(&w.p(dir), "a/a.bin", &a);
+        write(&w.p(dir), "b/b.iso", bb);
+    }
+    write(&w.p("in2"), "c/c.bin", &r.bytes(1 << 20));
+    write(&w.p("in2"), "d/d.bin", &r.text(3 << 20));
+    ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
+}
+
+#[test]
+fn killed_incremental_builds_leave_the_published_library_readable() {
+    let w = Workspace::new();
+    inputs(&w);
+    let args = strings(&[
+        "build",
+        "-i",
+        &w.s("in2"),
+        "-o",
+        &w.s("L"),
+        "--signing-key",
+        &w.s("k.sec"),
+        "--avg-chunk",
+        "4096",
+        "--pack-size",
+        "1048576",
+        "-q",
+    ]);
+    copy_tree(&w.p("lib"), &w.p("L"));
+    let full = time_of("romlib", &args);
+    let mut killed = 0;
+    for i in 0..iterations() {
+        let _ = fs::remove_dir_all(w.p("L"));
+        copy_tree(&w.p("lib"), &w.p("L"));
+        killed += u64::from(kill_after(spawn("romlib", &args), full, i));
+        // a was published before the build and is unchanged by it; b is the old or the
+        // new version, whichever the manifest says (both install verified).
+        readable_without_writing(&w, "L", "in", &["a"]);
+        // Every tenth time, the next run completes the library.
+        if i % 10 == 9 {
+            ok(run("romlib", &args));
+            let v = ok(romlib(&[
+                "verify",
+                "-q",
+                "-r",
+                &w.s("L"),
+                "--trusted-key",
+                &w.s("k.pub"),
+            ]));
+            assert!(v.contains("library OK"), "{v}");
+            readable_without_writing(&w, "L", "in2", &["a", "b", "c", "d"]);
+        }
+    }
+    assert!(
+        killed * 2 >= iterations(),
+        "only {killed} builds were killed mid-way"
+    );
+}
+
+#[test]
+fn killed_imports_leave_the_published_library_readable() {
+    let w = Workspace::new();
+    inputs(&w);
+    ok(w.build("in2", "lib2", &["--avg-chunk", "4096", "-q"]));
+    ok(romlib(&[
+        "export",
+        "-r",
+        &w.s("lib2"),
+        "--all",
+        "-o",
+        &w.s("all.romlib"),
+        "--trusted-key",
+        &w.s("k.pub"),
+        "-q",
+    ]));
+    let args = strings(&[
+        "import",
+        "-o",
+        &w.s("L"),
+        "--trusted-key",
+        &w.s("k.pub"),
+        "-q",
+        &w.s("all.romlib"),
+    ]);
+    copy_tree(&w.p("lib"), &w.p("L"));
+    let full = time_of("romlib", &args);
+    let mut killed = 0;
+    for i in 0..iterations() {
+        let _ = fs::remove_dir_all(w.p("L"));
+        copy_tree(&w.p("lib"), &w.p("L"));
+        killed += u64::from(kill_after(spawn("romlib", &args), full, i));
+        readable_without_writing(&w, "L", "in", &["a"]);
+        if i % 10 == 9 {
+            ok(run("romlib", &args));
+            readable_without_writing(&w, "L", "in2", &["a", "b", "c", "d"]);
+        }
+    }
+    assert!(
+        killed * 2 >= iterations(),
+        "only {killed} imports were killed mid-way"
+    );
+}
+
+/// The game files of an installed game folder (markers and the user's files aside).
+fn game_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    snapshot(dir)
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(".bin") || n.ends_with(".iso"))
+        .collect()
+}
+
+#[test]
+fn killed_installs_and_uninstalls_show_the_old_or_the_new_game_and_lose_no_save() {
+    let w = Workspace::new();
+    inputs(&w);
+    ok(w.build("in2", "lib2", &["--avg-chunk", "4096", "-q"]));
+    let install = |lib: &str| {
+        strings(&[
+            "install",
+            "-r",
+            &w.s(lib),
+            "-g",
+            "b",
+            "--install-dir",
+            &w.s("inst"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ])
+    };
+    let (v1, v2) = (snapshot(&w.p("in/b")), snapshot(&w.p("in2/b")));
+    ok(run("romlib-device", &install("lib")));
+    let save = b"slot 1: 99 lives".to_vec();
+    write(&w.p("inst"), "b/saves/b.srm", &save);
+    let full = time_of("romlib-device", &install("lib2"));
+    // Where the save may be: in the game's folder, or (between a swap and the carrying of
+    // the user's files, until the next romlib-device command) in the staging folder.
+    let save_kept = || {
+        [
+            "inst/b/saves/b.srm",
+            "inst/.romlib-staging/b.old/saves/b.srm",
+            "inst/.romlib-staging/b.del/saves/b.srm",
+        ]
+        .iter()
+        .any(|p| fs::read(w.p(p)).is_ok_and(|b| b == save))
+    };
+    let mut killed = 0;
+    for i in 0..iterations() {
+        // Upgrade and downgrade in turn.
+        let lib = if i % 2 == 0 { "lib" } else { "lib2" };
+        killed += u64::from(kill_after(spawn("romlib-device", &install(lib)), full, i));
+        let shown = game_files(&w.p("inst/b"));
+        assert!(
+            shown == v1 || shown == v2,
+            "iteration {i}: a mix of versions"
+        );
+        assert!(save_kept(), "iteration {i}: the save is gone");
+        // The next command (any install) finishes the job: the save is back in place.
+        ok(run("romlib-device", &install(lib)));
+        assert_eq!(fs::read(w.p("inst/b/saves/b.srm")).unwrap(), save);
+        assert!(!w.p("inst/.romlib-staging").exists());
+    }
+    assert!(
+        killed * 2 >= iterations(),
+        "only {killed} installs were killed mid-way"
+    );
+
+    // Uninstall: the game is complete or gone, the save stays either way.
+    let uninstall = strings(&["uninstall", "-t", "b", "--install-dir", &w.s("inst")]);
+    let quick = time_of("romlib-device", &uninstall);
+    for i in 0..iterations() {
+        ok(run("romlib-device", &install("lib2")));
+        assert_eq!(fs::read(w.p("inst/b/saves/b.srm")).unwrap(), save);
+        kill_after(spawn("romlib-device", &uninstall), quick * 2, i);
+        let shown = game_files(&w.p("inst/b"));
+        assert!(
+            shown.is_empty() || shown == v2,
+            "iteration {i}: half uninstalled"
+        );
+        assert!(save_kept(), "iteration {i}: the save is gone");
+    }
+    ok(run("romlib-device", &install("lib2")));
+    let out = ok(run("romlib-device", &uninstall));
+    assert!(out.contains("left in") && out.contains("saves"), "{out}");
+    assert_eq!(fs::read(w.p("inst/b/saves/b.srm")).unwrap(), save);
+    assert!(game_files(&w.p("inst/b")).is_empty());
+}
