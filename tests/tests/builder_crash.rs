@@ -152,6 +152,9 @@ fn recovery_adopts_orphan_packs_and_cleans_partials() {
         drop(chunks);
         txn.commit().unwrap();
     }
+    // Published as a builder publishes an index: with its checksum in index.sum.
+    let sum = romlib_device::chunks::index::file_sum(&w.p("lib/index.db")).unwrap();
+    std::fs::write(w.p("lib/index.sum"), sum.encode()).unwrap();
     write(
         &w.p("lib"),
         "packs/.pack-0002.pkg.partial",
