@@ -268,6 +268,14 @@ pub fn assert_same_tree(input: &Path, installed: &Path) {
     assert!(a == b, "installed bytes differ from the input");
 }
 
+/// Records the checksum of a library's `index.db` in its `index.sum`, as a builder does
+/// when it publishes an index: for tests that edit the index in place to stand for one
+/// that a builder published (tampered, or from a buggy version).
+pub fn reseal_index(lib: &Path) {
+    let sum = romlib_device::chunks::index::file_sum(&lib.join("index.db")).unwrap();
+    std::fs::write(lib.join("index.sum"), sum.encode()).unwrap();
+}
+
 /// Flips one bit of a file at `offset`.
 pub fn flip(path: &Path, offset: u64) {
     let mut b = std::fs::read(path).unwrap();

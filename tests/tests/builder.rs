@@ -267,7 +267,9 @@ fn refcounts_follow_manifests() {
     sample_input(&w.p("in"), 7);
     ok(w.build("in", "lib", &[]));
     let count = |w: &Workspace| -> (u64, u64) {
-        let db = redb::Database::open(w.p("lib/index.db")).unwrap();
+        let db = redb::Builder::new()
+            .open_read_only(w.p("lib/index.db"))
+            .unwrap();
         let txn = db.begin_read().unwrap();
         let t = txn
             .open_table(romlib_device::chunks::index::CHUNKS)

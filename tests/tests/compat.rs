@@ -28,7 +28,9 @@ fn copy_tree(src: &Path, dst: &Path) {
 }
 
 fn format_version(lib: &Path) -> u32 {
-    let db = redb::Database::open(lib.join("index.db")).unwrap();
+    let db = redb::Builder::new()
+        .open_read_only(lib.join("index.db"))
+        .unwrap();
     let rtx = db.begin_read().unwrap();
     let meta = rtx.open_table(META).unwrap();
     let v = meta.get(META_FORMAT).unwrap().unwrap();

@@ -233,7 +233,9 @@ type Bases = Vec<([u8; 32], [u8; 32])>;
 
 /// Every index entry of `lib`, and the base of every delta.
 fn index(lib: &Path) -> (Entries, Bases) {
-    let db = redb::Database::open(lib.join("index.db")).unwrap();
+    let db = redb::Builder::new()
+        .open_read_only(lib.join("index.db"))
+        .unwrap();
     let rtx = db.begin_read().unwrap();
     let chunks = rtx.open_table(CHUNKS).unwrap();
     let entries = chunks
@@ -330,6 +332,10 @@ fn broken_bases_chains_and_frames_are_refused_and_the_installed_version_stays() 
         txn.open_table(CHUNKS).unwrap().remove(&base).unwrap();
         txn.commit().unwrap();
     }
+    reseal_index(&lib);
+    // Without the game's locator, the device reads the tampered index (an intact locator
+    // would find the base on its own).
+    fs::remove_file(lib.join(format!("games/{game}.locator"))).unwrap();
     reinstall_fails("no-base", &["base chunk", "is not in the library"]);
 
     // A tampered index makes the base a delta itself (a chain, or a cycle back to the
@@ -348,6 +354,10 @@ fn broken_bases_chains_and_frames_are_refused_and_the_installed_version_stays() 
         }
         txn.commit().unwrap();
     }
+    reseal_index(&lib);
+    // Without the game's locator, the device reads the tampered index (an intact locator
+    // would find the base on its own).
+    fs::remove_file(lib.join(format!("games/{game}.locator"))).unwrap();
     reinstall_fails("chain", &["MAX_DELTA_DEPTH"]);
 
     // A delta frame that claims a window far beyond MAX_WINDOW_SIZE.

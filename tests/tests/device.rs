@@ -61,7 +61,9 @@ impl Fixture {
     }
 
     fn entries(&self) -> Vec<([u8; 32], ChunkEntry)> {
-        let db = redb::Database::open(self.w.p("lib/index.db")).unwrap();
+        let db = redb::Builder::new()
+            .open_read_only(self.w.p("lib/index.db"))
+            .unwrap();
         let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
         let t = txn.open_table(CHUNKS).unwrap();
         let mut v = Vec::new();
@@ -80,6 +82,8 @@ impl Fixture {
             .insert(hash, e.encode().as_slice())
             .unwrap();
         txn.commit().unwrap();
+        drop(db);
+        reseal_index(&self.w.p("lib"));
     }
 
     /// The chunk table of a game's manifest.

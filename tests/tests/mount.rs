@@ -73,7 +73,9 @@ impl Fixture {
     fn chunks(&self, game: &str, path: &str) -> Vec<(u64, u64, ChunkEntry)> {
         let m = ManifestFile::open(&self.w.p(&format!("lib/games/{game}.manifest"))).unwrap();
         let mut table = m.unverified_chunks().unwrap();
-        let db = redb::Database::open(self.w.p("lib/index.db")).unwrap();
+        let db = redb::Builder::new()
+            .open_read_only(self.w.p("lib/index.db"))
+            .unwrap();
         let txn = db.begin_read().unwrap();
         let t = txn.open_table(CHUNKS).unwrap();
         let mut out = Vec::new();

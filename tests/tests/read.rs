@@ -109,7 +109,9 @@ impl Fixture {
     }
 
     fn entry(&self, hash: &[u8; 32]) -> ChunkEntry {
-        let db = redb::Database::open(self.w.p("lib/index.db")).unwrap();
+        let db = redb::Builder::new()
+            .open_read_only(self.w.p("lib/index.db"))
+            .unwrap();
         let txn = db.begin_read().unwrap();
         let t = txn.open_table(CHUNKS).unwrap();
         let v = t.get(hash).unwrap().unwrap();
