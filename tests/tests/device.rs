@@ -84,6 +84,14 @@ impl Fixture {
         txn.commit().unwrap();
         drop(db);
         reseal_index(&self.w.p("lib"));
+        // Without locators, the device reads the index (an intact locator would not
+        // meet the tampering).
+        for e in fs::read_dir(self.w.p("lib/games")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "locator") {
+                fs::remove_file(p).unwrap();
+            }
+        }
     }
 
     /// The chunk table of a game's manifest.

@@ -125,6 +125,21 @@ pub fn decode_verified(
     Ok(())
 }
 
+/// What errors say of a chunk that neither the locator nor the index can find.
+const NOT_IN_LIBRARY: &str =
+    "not in the library's index (incomplete library, or an altered chunk table)";
+
+/// The index's word on a chunk whose locator entry failed.
+enum Opinion {
+    /// No other place: not asked (not a folder library read through a locator), the index
+    /// could not be read, or it says the same.
+    None,
+    /// The index puts the chunk there.
+    Elsewhere(ChunkEntry),
+    /// The index does not know the chunk.
+    Unknown,
+}
+
 /// The chunks of one game of a library: from a chunk-table record to its stored record
 /// and on to verified bytes, whether the library is a folder, a portable file or on an
 /// HTTP server.
@@ -177,25 +192,39 @@ impl ChunkSource {
         })
     }
 
-    /// Where the index puts chunk `hash`, when this source reads a folder library through
-    /// a locator file and the index knows another place than `tried` (`None` otherwise).
-    fn second_opinion(&self, hash: &[u8; 32], tried: Option<&ChunkEntry>) -> Option<ChunkEntry> {
+    /// What the index says of chunk `hash` whose locator entry (`tried`, if it decoded)
+    /// failed, when this source reads a folder library through a locator file.
+    fn second_opinion(&self, hash: &[u8; 32], tried: Option<&ChunkEntry>) -> Opinion {
         let folder = matches!(self.packs.library().kind(), crate::library::Kind::Folder);
         if !folder || !matches!(self.locator, ChunkLocator::Locator { .. }) {
-            return None;
+            return Opinion::None;
         }
         let index = self
             .second
             .get_or_init(|| index::IndexReader::open(&self.packs.library().index_path()).ok());
-        let e = index.as_ref()?.lookup(hash).ok().flatten()?;
-        match tried {
-            Some(t)
+        let Some(index) = index.as_ref() else {
+            return Opinion::None;
+        };
+        match (index.lookup(hash), tried) {
+            (Ok(Some(e)), Some(t))
                 if (t.pack_id, t.offset, t.clen, t.method)
                     == (e.pack_id, e.offset, e.clen, e.method) =>
             {
-                None
+                Opinion::None
             }
-            _ => Some(e),
+            (Ok(Some(e)), _) => Opinion::Elsewhere(e),
+            (Ok(None), _) => Opinion::Unknown,
+            (Err(_), _) => Opinion::None,
+        }
+    }
+
+    /// The error for chunk `c`, whose locator entry failed with `e`, after asking the
+    /// index: a chunk neither knows is not in the library (or the chunk table was altered),
+    /// which the pack's error would hide.
+    fn not_found(&self, c: &[u8; 32], e: Error) -> Error {
+        match self.second_opinion(c, None) {
+            Opinion::Unknown => Error::chunk(&self.manifest, c, NOT_IN_LIBRARY),
+            _ => e,
         }
     }
 
@@ -204,15 +233,13 @@ impl ChunkSource {
     pub fn locate(&self, i: u64, c: &ChunkRef) -> Result<ChunkEntry> {
         let found = match self.locator.lookup(i, &c.hash, c.len) {
             Ok(found) => found,
-            Err(e) => Some(self.second_opinion(&c.hash, None).ok_or(e)?),
+            Err(e) => match self.second_opinion(&c.hash, None) {
+                Opinion::Elsewhere(again) => Some(again),
+                Opinion::Unknown => None,
+                Opinion::None => return Err(e),
+            },
         };
-        found.ok_or_else(|| {
-            Error::chunk(
-                &self.manifest,
-                &c.hash,
-                "not in the library's index (incomplete library, or an altered chunk table)",
-            )
-        })
+        found.ok_or_else(|| Error::chunk(&self.manifest, &c.hash, NOT_IN_LIBRARY))
     }
 
     /// Appends the record of chunk-table record `i` (chunk `c`) to `buf`, still encoded,
@@ -238,13 +265,13 @@ impl ChunkSource {
         self.packs
             .read_record(&c.hash, &entry, c.len, buf)
             .or_else(|e| match self.second_opinion(&c.hash, Some(&entry)) {
-                Some(again) => {
+                Opinion::Elsewhere(again) => {
                     buf.truncate(start);
                     self.packs
                         .read_record(&c.hash, &again, c.len, buf)
                         .map_err(|_| e)
                 }
-                None => Err(e),
+                _ => Err(self.not_found(&c.hash, e)),
             })
     }
 
@@ -262,10 +289,10 @@ impl ChunkSource {
         self.packs.plan(&self.locator, i, &entry, &|_| false)?;
         self.read_entry(&c.hash, c.len, &entry, decoder, out)
             .or_else(|e| match self.second_opinion(&c.hash, Some(&entry)) {
-                Some(again) => self
+                Opinion::Elsewhere(again) => self
                     .read_entry(&c.hash, c.len, &again, decoder, out)
                     .map_err(|_| e),
-                None => Err(e),
+                _ => Err(self.not_found(&c.hash, e)),
             })
     }
 
@@ -323,8 +350,14 @@ impl ChunkSource {
     pub fn locate_base(&self, of: &[u8; 32], base: &[u8; 32]) -> Result<ChunkEntry> {
         let found = match self.locator.base(base) {
             Ok(Some(e)) => Some(e),
-            Ok(None) => self.second_opinion(base, None),
-            Err(e) => Some(self.second_opinion(base, None).ok_or(e)?),
+            Ok(None) => match self.second_opinion(base, None) {
+                Opinion::Elsewhere(e) => Some(e),
+                _ => None,
+            },
+            Err(e) => match self.second_opinion(base, None) {
+                Opinion::Elsewhere(e) => Some(e),
+                _ => return Err(e),
+            },
         };
         let entry = found.ok_or_else(|| {
             Error::chunk(
@@ -370,13 +403,13 @@ impl ChunkSource {
                 .packs
                 .read_base_record(base, &entry, &mut rec_buf)
                 .or_else(|e| match self.second_opinion(base, Some(&entry)) {
-                    Some(again) => {
+                    Opinion::Elsewhere(again) => {
                         rec_buf.clear();
                         self.packs
                             .read_base_record(base, &again, &mut rec_buf)
                             .map_err(|_| e)
                     }
-                    None => Err(e),
+                    _ => Err(e),
                 })?;
             buf.resize(rec.ulen as usize, 0);
             let lib = self.packs.library().clone();
@@ -405,13 +438,13 @@ impl ChunkSource {
         self.packs
             .read_base_record(&base, &entry, buf)
             .or_else(|e| match self.second_opinion(&base, Some(&entry)) {
-                Some(again) => {
+                Opinion::Elsewhere(again) => {
                     buf.truncate(start);
                     self.packs
                         .read_base_record(&base, &again, buf)
                         .map_err(|_| e)
                 }
-                None => Err(e),
+                _ => Err(e),
             })
             .map_err(|e| base_failed(&delta.hash, &base, e))
     }
