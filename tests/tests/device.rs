@@ -652,3 +652,104 @@ fn kill_during_install_leaves_old_or_new() {
         assert!(!w.p("inst/.romlib-staging").exists());
     }
 }
+
+/// Installs `game` with the process's address space capped at `mib` MiB (`ulimit -v`), so
+/// an allocation sized by a hostile field fails the process (abort, not exit 1).
+fn install_capped(f: &Fixture, game: &str, mib: u64) -> std::process::Output {
+    let w = &f.w;
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", mib * 1024))
+        .arg(bin("romlib-device"))
+        .args([
+            "install",
+            "-g",
+            game,
+            "-r",
+            &w.s("lib"),
+            "--install-dir",
+            &w.s("inst"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn hostile_sizes_are_refused_before_allocating() {
+    // 256 MiB of address space: far below what any of these fields claims, and enough
+    // for a real install of the game (checked first).
+    const CAP_MIB: u64 = 256;
+    let f = Fixture::new(31);
+    ok(install_capped(&f, "beta", CAP_MIB));
+    let one_line = |out: std::process::Output, needles: &[&str]| {
+        let err = fails(out, 1, needles);
+        assert!(
+            !err.contains("panicked") && !err.contains("memory"),
+            "{err}"
+        );
+    };
+    // A signed manifest that claims 2^32 chunks (its table holds 13).
+    {
+        let path = f.w.p("lib/games/beta.manifest");
+        let mut body = romlib_device::ManifestFile::open(&path)
+            .unwrap()
+            .unverified_body()
+            .clone();
+        body.chunk_count = 1 << 32;
+        let table: Vec<u8> = f.table("beta").iter().flat_map(|c| c.encode()).collect();
+        let sk = romlib_host::keys::load_signing_key(&f.w.p("k.sec")).unwrap();
+        let bytes = romlib_host::library::manifest_writer::sign_as_is(&body, &table, &sk);
+        fs::write(&path, bytes).unwrap();
+    }
+    one_line(install_capped(&f, "beta", CAP_MIB), &["beta.manifest"]);
+    // A signed manifest whose first file claims 1 TiB.
+    f.resign("beta", "k.sec", |m, _| m.files[0].size = 1 << 40);
+    one_line(install_capped(&f, "beta", CAP_MIB), &["beta.manifest"]);
+    f.resign("beta", "k.sec", |_, _| {});
+    ok(install_capped(&f, "beta", CAP_MIB));
+    // A zstd frame that declares a 2 GiB window (window descriptor 0xA8: 2^31), in a pack
+    // of its own: refused from its header, before a block is decoded.
+    let (h, e) = first_record(&f, "beta");
+    let c = f.table("beta")[0];
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa8];
+    let block = 1u32 | (1 << 1) | (c.len << 3); // last block, RLE: c.len times one byte
+    frame.extend_from_slice(&block.to_le_bytes()[..3]);
+    frame.push(b'a');
+    let rec = romlib_format::pack::RecordHeader {
+        hash: h,
+        ulen: c.len,
+        clen: frame.len() as u32,
+        method: romlib_format::pack::Method::Zstd,
+    };
+    let mut pack = romlib_format::pack::PackHeader {
+        pack_id: 9,
+        dict_id: 0,
+    }
+    .encode()
+    .to_vec();
+    pack.extend_from_slice(&rec.encode());
+    pack.extend_from_slice(&frame);
+    let footer = romlib_format::pack::PackFooter {
+        record_count: 1,
+        records_len: pack.len() as u64 - 32,
+        checksum: *blake3::hash(&pack).as_bytes(),
+    };
+    pack.extend_from_slice(&footer.encode());
+    fs::write(f.w.p("lib/packs/pack-0009.pkg"), &pack).unwrap();
+    f.set_entry(
+        &h,
+        &ChunkEntry {
+            pack_id: 9,
+            offset: 32,
+            clen: frame.len() as u32,
+            method: romlib_format::pack::Method::Zstd,
+            ..e
+        },
+    );
+    one_line(
+        install_capped(&f, "beta", CAP_MIB),
+        &["pack-0009.pkg", "window"],
+    );
+}

@@ -247,6 +247,10 @@ enum Bad {
     RedirectLoop,
     Larger,
     IgnoresRange,
+    /// Answers every request with a status line and then header lines without end.
+    EndlessHeaders,
+    /// Claims a body of a petabyte for every request.
+    HugeLength,
 }
 
 /// A server that serves `root` correctly except for pack requests (or everything, for
@@ -305,6 +309,20 @@ fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::
             }
         }
         match bad {
+            Bad::EndlessHeaders => {
+                out.write_all(b"HTTP/1.1 200 OK\r\n")?;
+                let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
+                // Until the client hangs up (bounded: 64 MiB).
+                for _ in 0..65_536 {
+                    out.write_all(line.as_bytes())?;
+                }
+                return Ok(());
+            }
+            Bad::HugeLength => {
+                out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000\r\n\r\n")?;
+                out.write_all(&[0u8; 65536])?;
+                return Ok(());
+            }
             Bad::NotFound => {
                 out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
                 continue;
@@ -394,6 +412,11 @@ fn a_bad_server_fails_the_install_cleanly_with_one_line() {
             Bad::IgnoresRange,
             &["pack-0001.pkg", "ignored the byte range"][..],
         ),
+        (
+            Bad::EndlessHeaders,
+            &["alpha.manifest", "head too long"][..],
+        ),
+        (Bad::HugeLength, &["alpha.manifest", "1000000000000000"][..]),
     ] {
         let (port, requests) = bad_server(w.p("lib"), bad);
         let dir = format!("inst-{bad:?}");

@@ -10,6 +10,7 @@
 //! Nothing is written; a problem is recorded and the check goes on, so one run reports all.
 
 use crate::error::{Error, Result};
+use crate::fsio::TEMP_SUFFIX;
 use crate::library::pack_scan::scan_pack_with;
 use crate::zstd_decoder::ZstdDecoder;
 use rayon::prelude::*;
@@ -22,7 +23,7 @@ use romlib_device::chunks::{decode_verified, BaseChunk};
 use romlib_device::error::short_hex;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
-use romlib_format::layout::{parse_dict_file_name, parse_pack_file_name};
+use romlib_format::layout::{parse_dict_file_name, parse_pack_file_name, MANIFEST_EXT};
 use romlib_format::pack::{Method, RecordHeader};
 use romlib_format::portable::LocatorEntry;
 use std::collections::{BTreeMap, HashMap};
@@ -154,16 +155,49 @@ pub fn verify_library(
     let chunks_table = rtx.as_ref().and_then(|t| t.open_table(CHUNKS).ok());
     let games_table = rtx.as_ref().and_then(|t| t.open_table(GAMES).ok());
     let mut expected: HashMap<[u8; 32], u64> = HashMap::new();
-    let titles = lib.titles()?;
-    for title in &titles {
-        let counted = games_table
+    let mut titles = lib.titles()?;
+    let counted_of = |title: &str| {
+        games_table
             .as_ref()
-            .and_then(|t| t.get(title.as_str()).ok().flatten().map(|v| *v.value()));
+            .and_then(|t| t.get(title).ok().flatten().map(|v| *v.value()))
+    };
+    // A build killed between publishing the index and renaming its staged manifests into
+    // place (SPEC section 6, rule 3) leaves them counted by the index: the next build
+    // renames them. Until then they are the games' manifests as far as the index goes.
+    let staged = staged_manifests(lib, &counted_of);
+    for t in staged.keys() {
+        if !titles.contains(t) {
+            titles.push(t.clone());
+        }
+    }
+    titles.sort();
+    for title in &titles {
+        let counted = counted_of(title);
+        let game = match staged.get(title) {
+            Some(tmp) => {
+                rep.notice(
+                    tmp,
+                    "a build was interrupted while publishing this manifest (the next build \
+                     finishes it; devices see the previous version until then)",
+                );
+                Game {
+                    title,
+                    path: tmp.clone(),
+                    counted,
+                    staged: true,
+                }
+            }
+            None => Game {
+                title,
+                path: lib.manifest_path(title),
+                counted,
+                staged: false,
+            },
+        };
         check_manifest(
             lib,
-            title,
+            game,
             trust,
-            counted,
             Known {
                 chunks: chunks_table.as_ref(),
                 records: &records,
@@ -589,17 +623,60 @@ struct Known<'a> {
     records: &'a HashMap<(u32, u64), Record>,
 }
 
+/// The staged manifests `games/.<title>.manifest.tmp` that the index counts (`counted`
+/// gives the chunk-table hash it records for a title), by title.
+fn staged_manifests(
+    lib: &Library,
+    counted: &dyn Fn(&str) -> Option<[u8; 32]>,
+) -> HashMap<String, PathBuf> {
+    let mut out = HashMap::new();
+    let Ok(rd) = std::fs::read_dir(lib.games_dir()) else {
+        return out;
+    };
+    let suffix = format!(".{MANIFEST_EXT}{TEMP_SUFFIX}");
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(title) = name.strip_prefix('.').and_then(|n| n.strip_suffix(&suffix)) else {
+            continue;
+        };
+        let Some(c) = counted(title) else { continue };
+        let is_counted = ManifestFile::open(&e.path()).is_ok_and(|m| {
+            m.unverified_body().title_id == title
+                && m.unverified_body().chunk_table_blake3.as_slice() == c.as_slice()
+        });
+        if is_counted {
+            out.insert(title.to_string(), e.path());
+        }
+    }
+    out
+}
+
+/// The manifest of a game to check.
+struct Game<'a> {
+    title: &'a str,
+    /// Its manifest, or its staged manifest (`staged`).
+    path: PathBuf,
+    /// The chunk-table hash the index counts for the title.
+    counted: Option<[u8; 32]>,
+    /// Whether `path` is a staged manifest an interrupted build left counted.
+    staged: bool,
+}
+
 fn check_manifest(
     lib: &Library,
-    title: &str,
+    game: Game<'_>,
     trust: &TrustStore,
-    counted: Option<[u8; 32]>,
     known: Known<'_>,
     expected: &mut HashMap<[u8; 32], u64>,
     rep: &mut VerifyReport,
 ) {
     let Known { chunks, records } = known;
-    let path = lib.manifest_path(title);
+    let Game {
+        title,
+        path,
+        counted,
+        staged,
+    } = game;
     rep.games += 1;
     let m = match ManifestFile::open(&path) {
         Ok(m) => m,
@@ -618,7 +695,12 @@ fn check_manifest(
             "the index does not count this manifest's chunk references (refcounts are stale)",
         );
     }
-    let locator = open_locator(lib, title, body, rep);
+    // A staged manifest's locator is written after it is renamed.
+    let locator = if staged {
+        open_locator(lib, title, body, &mut VerifyReport::default())
+    } else {
+        open_locator(lib, title, body, rep)
+    };
     let table = m.unverified_chunks();
     let verified = m.verify(trust);
     let mut table = match (verified, table) {
