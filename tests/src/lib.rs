@@ -143,12 +143,26 @@ pub fn romlib(args: &[&str]) -> Output {
     Command::new(bin("romlib")).args(args).output().unwrap()
 }
 
-/// Runs `romlib-device` with `args`.
+/// A command that runs `romlib-device`: the host build, or, with `ROMLIB_DEVICE_BIN` set,
+/// that binary (an ARM build), run by `ROMLIB_DEVICE_RUNNER` when set (`qemu-aarch64`):
+/// cross/test.sh runs the device's fault and crash tests so.
+pub fn device_cmd() -> Command {
+    let Some(path) = std::env::var_os("ROMLIB_DEVICE_BIN") else {
+        return Command::new(bin("romlib-device"));
+    };
+    match std::env::var_os("ROMLIB_DEVICE_RUNNER") {
+        Some(runner) => {
+            let mut c = Command::new(runner);
+            c.arg(path);
+            c
+        }
+        None => Command::new(path),
+    }
+}
+
+/// Runs `romlib-device` (see [`device_cmd`]) with `args`.
 pub fn device(args: &[&str]) -> Output {
-    Command::new(bin("romlib-device"))
-        .args(args)
-        .output()
-        .unwrap()
+    device_cmd().args(args).output().unwrap()
 }
 
 /// Asserts success and returns stdout.

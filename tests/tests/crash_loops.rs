@@ -32,8 +32,16 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The command for `bin_name` (`romlib-device` perhaps an ARM build under QEMU).
+fn command(bin_name: &str) -> Command {
+    match bin_name {
+        "romlib-device" => device_cmd(),
+        _ => Command::new(bin(bin_name)),
+    }
+}
+
 fn spawn(bin_name: &str, args: &[String]) -> Child {
-    Command::new(bin(bin_name))
+    command(bin_name)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -64,7 +72,7 @@ fn kill_after(mut child: Child, full: Duration, i: u64) -> bool {
 
 /// Runs `bin_name args` to completion.
 fn run(bin_name: &str, args: &[String]) -> std::process::Output {
-    Command::new(bin(bin_name)).args(args).output().unwrap()
+    command(bin_name).args(args).output().unwrap()
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
