@@ -543,3 +543,74 @@ fn dat_hashes_are_exact_across_batches_and_threads() {
         );
     }
 }
+
+#[test]
+fn an_endless_dat_field_is_refused_in_bounded_memory() {
+    // A DAT through a pipe that never ends its field: a 2 GiB attribute (Logiqx) or quoted
+    // string (clrmamepro). `romlib verify --dat` runs with 256 MiB of address space, so
+    // holding the field would kill it; it must stop at MAX_DAT_FIELD_LEN with one line.
+    let (w, _) = lib_setup(false);
+    for (name, head) in [
+        (
+            "endless.xml",
+            "<?xml version=\"1.0\"?>\n<datafile><game name=\"",
+        ),
+        ("endless.dat", "clrmamepro (\n\tname \""),
+    ] {
+        let fifo = w.p(name);
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let writer = {
+            let (fifo, head) = (fifo.clone(), head.to_string());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut f = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                let block = vec![b'a'; 1 << 20];
+                if f.write_all(head.as_bytes()).is_err() {
+                    return 0;
+                }
+                let mut sent = 0u64;
+                // Until the reader hangs up (EPIPE), or 2 GiB.
+                while sent < 2 << 30 && f.write_all(&block).is_ok() {
+                    sent += block.len() as u64;
+                }
+                sent
+            })
+        };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 262144 && exec \"$0\" \"$@\"")
+            .arg(bin("romlib"))
+            .args([
+                "verify",
+                "-r",
+                &w.s("lib"),
+                "--dat",
+                &fifo.to_string_lossy(),
+            ])
+            .output()
+            .unwrap();
+        // Should romlib have failed before opening the pipe, the writer still waits to
+        // open it: a reader that comes and goes at once releases it (EPIPE).
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(0o4000) // O_NONBLOCK
+                .open(&fifo);
+        }
+        let err = fails(out, 1, &[name, "MAX_DAT_FIELD_LEN"]);
+        assert!(
+            !err.contains("panicked") && !err.contains("memory"),
+            "{err}"
+        );
+        let sent = writer.join().unwrap();
+        assert!(
+            sent < 64 << 20,
+            "{name}: the reader took {sent} bytes before refusing"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use super::model::{DatGame, DatHeader, DatRom};
 use super::region::region_from_name;
 use super::rom_fields::RomFields;
-use super::source::{At, READ_BUF};
+use super::source::{At, MAX_DAT_FIELD_LEN, READ_BUF};
 use crate::error::{Error, Result};
 use std::borrow::Cow;
 use std::io::{self, Read};
@@ -128,6 +128,17 @@ impl<'p, R: Read> Tokens<'p, R> {
         unread.get(n).copied()
     }
 
+    /// Refuses a word or string that grew past [`MAX_DAT_FIELD_LEN`] (checked after each
+    /// buffer's worth, so at most one buffer more is ever held).
+    fn bounded(&self) -> Result<()> {
+        if self.text.len() > MAX_DAT_FIELD_LEN {
+            return Err(self.at().err(format!(
+                "a word or string longer than {MAX_DAT_FIELD_LEN} bytes (MAX_DAT_FIELD_LEN)"
+            )));
+        }
+        Ok(())
+    }
+
     /// The rest of a quoted string. `\"` and `\\` are escapes; any other backslash is
     /// kept, as DATs use it in paths. A string cannot span lines, so a missing quote is
     /// reported where it is missing rather than at the end of the file.
@@ -137,7 +148,7 @@ impl<'p, R: Read> Tokens<'p, R> {
                 return Err(self.at().err("unterminated quoted string"));
             }
             match self.take_until(|c| matches!(c, b'"' | b'\\' | b'\n')) {
-                None => {}
+                None => self.bounded()?,
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(());
@@ -164,6 +175,7 @@ impl<'p, R: Read> Tokens<'p, R> {
             if self.take_until(delimiter).is_some() {
                 break;
             }
+            self.bounded()?;
         }
         Ok(())
     }

@@ -9,6 +9,11 @@ use std::path::Path;
 /// Size of the read buffers: large enough that reading costs few system calls.
 pub(super) const READ_BUF: usize = 64 << 10;
 
+/// The longest run of a DAT without a line break or, in XML, a `<` or `>`: a tag, an
+/// attribute, a text or a clrmamepro string longer than this is refused before it is
+/// held in memory (real DATs stay far below: their longest lines are descriptions).
+pub const MAX_DAT_FIELD_LEN: usize = 1 << 20;
+
 /// Where a problem is: the file and the 1-based line.
 #[derive(Clone, Copy)]
 pub(super) struct At<'a> {
@@ -41,11 +46,17 @@ impl<'a> At<'a> {
 pub(super) struct LineCounter<R> {
     inner: BufReader<R>,
     newlines: u64,
+    /// Bytes consumed since the last `<`, `>` or newline.
+    run: usize,
 }
 
 impl<R: Read> LineCounter<R> {
     pub(super) fn new(inner: BufReader<R>) -> Self {
-        LineCounter { inner, newlines: 0 }
+        LineCounter {
+            inner,
+            newlines: 0,
+            run: 0,
+        }
     }
 
     /// The line of the next unconsumed byte.
@@ -99,14 +110,38 @@ impl<R: Read> Read for LineCounter<R> {
 }
 
 impl<R: Read> BufRead for LineCounter<R> {
+    /// Fails (`InvalidData`) when the run of bytes without a `<`, `>` or newline would
+    /// pass [`MAX_DAT_FIELD_LEN`]: the XML reader holds a whole tag or text, so this bounds
+    /// what it holds.
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.inner.fill_buf()
+        let run = self.run;
+        let buf = self.inner.fill_buf()?;
+        let ahead = buf.iter().position(|&b| is_break(b)).unwrap_or(buf.len());
+        if run + ahead > MAX_DAT_FIELD_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a tag, attribute or text longer than {MAX_DAT_FIELD_LEN} bytes \
+                     (MAX_DAT_FIELD_LEN)"
+                ),
+            ));
+        }
+        Ok(buf)
     }
 
     fn consume(&mut self, amt: usize) {
         let buffered = self.inner.buffer();
         let done = &buffered[..amt.min(buffered.len())];
         self.newlines += done.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.run = match done.iter().rposition(|&b| is_break(b)) {
+            Some(i) => done.len() - i - 1,
+            None => self.run + done.len(),
+        };
         self.inner.consume(amt);
     }
+}
+
+/// Whether `b` ends a run for [`MAX_DAT_FIELD_LEN`].
+fn is_break(b: u8) -> bool {
+    matches!(b, b'<' | b'>' | b'\n')
 }
