@@ -7,11 +7,13 @@
 # the benchmarks cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The host suite drives real peers: FUSE's fusermount3 (mount tests) and nginx (installs
-# over HTTP from a static server). Install them where missing (Debian, as root).
+# The host suite drives real peers: FUSE's fusermount3 (mount tests), nginx (installs
+# over HTTP from a static server) and strace (the fsync order of builds and installs).
+# Install them where missing (Debian, as root).
 need=()
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
+command -v strace >/dev/null 2>&1 || need+=(strace)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -766,6 +766,9 @@ pub fn install_game_reusing(
         sync_dir(install_dir)?;
         let mut kept = Vec::new();
         if old.exists() {
+            // Both folders changed: the old copy (and the user's files in it) must not be
+            // lost to a power cut before they are carried.
+            sync_dir(&staging)?;
             kept = carry_user_files(&old, &live, &owned_files(&old), false)?;
             remove_tree(&old)?;
         }
@@ -862,6 +865,7 @@ pub fn uninstall(install_dir: &Path, title: &str) -> Result<Vec<String>> {
     let doomed = staging.join(format!("{title}.del"));
     rename(&live, &doomed)?;
     sync_dir(install_dir)?;
+    sync_dir(&staging)?;
     let kept = carry_user_files(&doomed, &live, &owned_files(&doomed), true)?;
     remove_tree(&doomed)?;
     let _ = fs::remove_dir(&staging);

@@ -1,0 +1,258 @@
+//! Power loss: what must be durable is fsynced, in the order SPEC section 6 gives. A build
+//! (fresh and incremental) and an upgrade install run under `strace`, and the order of their
+//! fsyncs and renames is checked: a temporary file is fsynced before it is renamed into
+//! place, every rename is followed by an fsync of its folder, and a library's files are
+//! published in the order packs, `index.sum`, `index.db`, manifests, locators and catalog.
+
+use romlib_tests::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+/// One completed system call: `fsync` of a path, or `rename` of a path to another.
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Fsync(String),
+    Rename(String, String),
+}
+
+/// Runs `cmd` under strace and returns its fsyncs and renames in the order they finished
+/// (paths absolute, as the fd's path or made so against `cwd`).
+fn trace(cmd: &mut Command, cwd: &Path) -> Vec<Call> {
+    let strace = Command::new("strace").arg("-V").output();
+    assert!(
+        strace.is_ok_and(|o| o.status.success()),
+        "strace is missing: apt-get install strace (tests/run-all.sh installs it)"
+    );
+    let log = cwd.join("strace.log");
+    let mut full = Command::new("strace");
+    full.args(["-f", "-y", "-qq", "-s", "4096", "-o"])
+        .arg(&log)
+        .args([
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "--",
+        ])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .current_dir(cwd);
+    ok(full.output().unwrap());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut pending: HashMap<String, String> = HashMap::new();
+    let mut calls = Vec::new();
+    for line in text.lines() {
+        let (pid, rest) = line.trim().split_once(' ').unwrap_or(("", line));
+        let rest = rest.trim_start();
+        // A call another thread interrupted finishes on its "resumed" line.
+        let whole = if let Some(start) = rest.strip_suffix("<unfinished ...>") {
+            pending.insert(pid.to_string(), start.to_string());
+            continue;
+        } else if rest.starts_with("<...") {
+            let Some(start) = pending.remove(pid) else {
+                continue;
+            };
+            let tail = rest.split_once("resumed>").map_or("", |x| x.1);
+            format!("{start}{tail}")
+        } else {
+            rest.to_string()
+        };
+        if !whole.trim_end().ends_with("= 0") {
+            continue;
+        }
+        let abs = |p: &str| {
+            if p.starts_with('/') {
+                p.to_string()
+            } else {
+                cwd.join(p).to_string_lossy().into_owned()
+            }
+        };
+        if whole.starts_with("fsync(") || whole.starts_with("fdatasync(") {
+            // fsync(5</abs/path>)
+            if let Some(p) = whole.split_once('<').and_then(|(_, r)| r.split_once('>')) {
+                calls.push(Call::Fsync(p.0.to_string()));
+            }
+        } else if whole.starts_with("rename") {
+            let quoted: Vec<&str> = whole.split('"').collect();
+            // rename("a", "b") or renameat(AT_FDCWD<..>, "a", AT_FDCWD<..>, "b")
+            if quoted.len() >= 5 {
+                calls.push(Call::Rename(abs(quoted[1]), abs(quoted[3])));
+            }
+        }
+    }
+    calls
+}
+
+fn parent(p: &str) -> String {
+    Path::new(p)
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The rules every writer follows: a temporary (`.tmp`, `.partial`, `.new`) is fsynced
+/// before it is renamed, and every rename is followed by an fsync of its folder.
+fn check_rules(calls: &[Call], what: &str) {
+    assert!(
+        calls.iter().any(|c| matches!(c, Call::Rename(..))),
+        "{what}: no rename traced: {calls:?}"
+    );
+    for (i, c) in calls.iter().enumerate() {
+        let Call::Rename(from, to) = c else { continue };
+        let temp = [".tmp", ".partial", ".new"]
+            .iter()
+            .any(|s| from.ends_with(s));
+        if temp {
+            assert!(
+                calls[..i].contains(&Call::Fsync(from.clone())),
+                "{what}: {from} renamed before it was fsynced"
+            );
+        }
+        assert!(
+            calls[i + 1..].contains(&Call::Fsync(parent(to))),
+            "{what}: the folder of {to} is not fsynced after the rename"
+        );
+    }
+}
+
+/// Where the first rename whose target ends with `suffix` is in `calls`.
+fn renamed(calls: &[Call], pred: impl Fn(&str) -> bool) -> Vec<usize> {
+    calls
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c {
+            Call::Rename(_, to) if pred(to) => Some(i),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The publication order of a library (SPEC section 6).
+fn check_library_order(calls: &[Call], lib: &Path, what: &str) {
+    let lib = lib.to_string_lossy().into_owned();
+    let packs = renamed(calls, |t| t.starts_with(&format!("{lib}/packs/pack-")));
+    let sums = renamed(calls, |t| t == format!("{lib}/index.sum"));
+    let indexes = renamed(calls, |t| t == format!("{lib}/index.db"));
+    let manifests = renamed(calls, |t| t.ends_with(".manifest"));
+    let locators = renamed(calls, |t| t.ends_with(".locator"));
+    let catalog = renamed(calls, |t| t.ends_with("/catalog.txt"));
+    assert!(
+        !indexes.is_empty() && !manifests.is_empty(),
+        "{what}: {calls:?}"
+    );
+    assert_eq!(sums.len(), indexes.len(), "{what}: one index.sum per index");
+    for (k, &ix) in indexes.iter().enumerate() {
+        // index.sum, made durable (its folder fsynced), then the index.
+        let s = sums[k];
+        assert!(s < ix, "{what}: index.db renamed before its index.sum");
+        assert!(
+            calls[s..ix].contains(&Call::Fsync(lib.clone())),
+            "{what}: index.sum's rename not durable before index.db's"
+        );
+        // The index copy was fsynced before it was renamed.
+        assert!(calls[..ix].contains(&Call::Fsync(format!("{lib}/.index.db.new"))));
+    }
+    // Every pack sealed before the index that lists it; every manifest after an index.
+    if let Some(&last_pack) = packs.last() {
+        assert!(
+            last_pack < *indexes.last().unwrap(),
+            "{what}: a pack renamed after the last index"
+        );
+    }
+    for &m in &manifests {
+        assert!(
+            indexes[0] < m,
+            "{what}: a manifest renamed before the index counting it"
+        );
+    }
+    for &l in &locators {
+        assert!(
+            manifests[0] < l,
+            "{what}: a locator renamed before the manifests"
+        );
+    }
+    for &c in &catalog {
+        assert!(
+            *manifests.last().unwrap() < c,
+            "{what}: the catalog before a manifest"
+        );
+    }
+}
+
+#[test]
+fn builds_and_installs_fsync_in_the_documented_order() {
+    let w = Workspace::new();
+    let mut r = Rng::new(600);
+    let b = r.text(600_000);
+    write(&w.p("in"), "a/a.bin", &r.bytes(300_000));
+    write(&w.p("in"), "b/b.iso", &b);
+    let mut build = |what: &str| {
+        let mut cmd = Command::new(bin("romlib"));
+        cmd.args([
+            "build",
+            "-i",
+            &w.s("in"),
+            "-o",
+            &w.s("lib"),
+            "--signing-key",
+            &w.s("k.sec"),
+            "--pack-size",
+            "1048576",
+            "-q",
+        ]);
+        let calls = trace(&mut cmd, w.dir.path());
+        check_rules(&calls, what);
+        check_library_order(&calls, &w.p("lib"), what);
+    };
+    build("fresh build");
+    // An incremental build: a revision of b and a new game c.
+    write(&w.p("in"), "b/b.iso", &r.variant(&b, 10, 50));
+    write(&w.p("in"), "c/c.bin", &r.bytes(700_000));
+    build("incremental build");
+
+    // An upgrade install beside a save file.
+    let install = |lib: &str| {
+        let mut cmd = device_cmd();
+        cmd.args([
+            "install",
+            "-r",
+            &w.s(lib),
+            "-g",
+            "b",
+            "--install-dir",
+            &w.s("inst"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]);
+        cmd
+    };
+    ok(install("lib").output().unwrap());
+    write(&w.p("inst"), "b/b.srm", b"save");
+    write(&w.p("in"), "b/b.iso", &r.variant(&b, 10, 50));
+    ok(w.build("in", "lib", &["-q"]));
+    let calls = trace(&mut install("lib"), w.dir.path());
+    check_rules(&calls, "upgrade install");
+    let inst = w.p("inst").to_string_lossy().into_owned();
+    let staged = format!("{inst}/.romlib-staging/b.new");
+    let swap = renamed(&calls, |t| t == format!("{inst}/b"));
+    let swap = swap
+        .iter()
+        .copied()
+        .find(|&i| matches!(&calls[i], Call::Rename(f, _) if *f == staged))
+        .expect("the staged game renamed into place");
+    // Before the swap: the game's file, the marker and the staged folder, all fsynced.
+    for p in [
+        format!("{staged}/b.iso"),
+        format!("{staged}/.romlib-installed"),
+        staged.clone(),
+    ] {
+        assert!(
+            calls[..swap].contains(&Call::Fsync(p.clone())),
+            "{p} not fsynced before the swap: {calls:?}"
+        );
+    }
+    // The save is carried only after the swap is durable.
+    let carried = renamed(&calls, |t| t.ends_with("/b/b.srm"));
+    assert_eq!(carried.len(), 1, "{calls:?}");
+    assert!(calls[swap..carried[0]].contains(&Call::Fsync(inst.clone())));
+}
