@@ -186,7 +186,7 @@ fn builds_and_installs_fsync_in_the_documented_order() {
     let b = r.text(600_000);
     write(&w.p("in"), "a/a.bin", &r.bytes(300_000));
     write(&w.p("in"), "b/b.iso", &b);
-    let mut build = |what: &str| {
+    let build = |what: &str| {
         let mut cmd = Command::new(bin("romlib"));
         cmd.args([
             "build",
