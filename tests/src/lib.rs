@@ -362,3 +362,148 @@ pub fn start_serve(
         .unwrap_or_else(|| panic!("romlib serve printed no address: {line:?}"));
     (child, port, out)
 }
+
+/// Whether `dir` is a mount point now, by /proc/mounts.
+pub fn is_mounted(dir: &Path) -> bool {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let want = dir.to_string_lossy();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(want.as_ref()))
+}
+
+/// A running `faultfs` (this crate's fault-injecting FUSE file system, `src/bin/faultfs.rs`):
+/// a folder shown read-only at a mount point, with reads failing with EIO where asked. On
+/// drop it is unmounted and its process ended, whatever state the test left, so no stale
+/// mount survives a failing test.
+pub struct FaultFs {
+    child: Option<std::process::Child>,
+    mnt: PathBuf,
+    log: PathBuf,
+}
+
+impl FaultFs {
+    /// Shows `src` at `mnt` (created if missing; must be empty) and waits until the mount is
+    /// live. Each fault is `PATTERN[@OFFSET]`: a read of a file whose path relative to `src`
+    /// contains PATTERN fails with EIO from byte OFFSET (default 0) on; `PATTERN@START..END`
+    /// fails only bytes START to END (exclusive), as a bad sector does. `None`, with a note
+    /// on stderr, when ROMLIB_NO_MOUNT is set (no right to mount); otherwise FUSE must be
+    /// there.
+    pub fn mount(src: &Path, mnt: &Path, faults: &[&str]) -> Option<FaultFs> {
+        if std::env::var_os("ROMLIB_NO_MOUNT").is_some() {
+            eprintln!("skipped: ROMLIB_NO_MOUNT is set (the fault tests need a FUSE mount)");
+            return None;
+        }
+        assert!(
+            Path::new("/dev/fuse").exists(),
+            "/dev/fuse is missing: the fault tests cannot mount faultfs (set ROMLIB_NO_MOUNT=1 to skip)"
+        );
+        std::fs::create_dir_all(mnt).unwrap();
+        let log = mnt.with_extension("faultfs.log");
+        let mut cmd = Command::new(bin("faultfs"));
+        cmd.arg(src).arg(mnt);
+        for f in faults {
+            cmd.args(["--eio", f]);
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut fs = FaultFs {
+            child: Some(child),
+            mnt: mnt.to_path_buf(),
+            log,
+        };
+        let start = std::time::Instant::now();
+        while !is_mounted(mnt) {
+            if let Some(st) = fs.child.as_mut().unwrap().try_wait().unwrap() {
+                fs.child = None;
+                panic!("faultfs exited with {st} before mounting: {}", fs.log());
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "faultfs: not mounted after 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(fs)
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.mnt
+    }
+
+    /// A path below the mount point.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    /// A path below the mount point, as a string.
+    pub fn s(&self, rel: &str) -> String {
+        self.p(rel).to_string_lossy().into_owned()
+    }
+
+    /// What faultfs wrote on stderr so far: one line per injected error.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many reads failed with an injected EIO so far (a test checks that its fault was
+    /// met, or it would pass without testing anything).
+    pub fn hits(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.starts_with("faultfs: EIO "))
+            .count()
+    }
+
+    /// Stops faultfs with SIGTERM and asserts that it exits 0 within 10 s, unmounted.
+    pub fn unmount(mut self) {
+        let mut child = self.child.take().unwrap();
+        let st = stop(&mut child, "TERM", std::time::Duration::from_secs(10));
+        assert_eq!(st, Some(0), "faultfs exit status; log: {}", self.log());
+        assert!(
+            !is_mounted(&self.mnt),
+            "faultfs left {:?} mounted",
+            self.mnt
+        );
+    }
+}
+
+/// Sends `sig` to `child` and waits at most `limit` for it to exit; its exit code, or
+/// `None` if it did not exit in time (or died of a signal).
+fn stop(child: &mut std::process::Child, sig: &str, limit: std::time::Duration) -> Option<i32> {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
+}
+
+impl Drop for FaultFs {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if stop(&mut child, "TERM", std::time::Duration::from_secs(10)).is_none() {
+                let _ = Command::new("fusermount3")
+                    .args(["-u", "-z"])
+                    .arg(&self.mnt)
+                    .status();
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if is_mounted(&self.mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+}
