@@ -554,25 +554,46 @@ fn a_failing_locator_or_index_costs_an_install_nothing() {
     fs.unmount();
 }
 
-#[test]
-fn a_failing_index_is_named_by_verify() {
-    let f = Fixture::built(&[]);
-    let Some(fs) = f.faulty_lib(&["index.db@4096"]) else {
-        return;
-    };
-    // verify reports on stdout, one PROBLEM line per problem.
-    let out = host(&["verify", "-r", &fs.s("")]);
+/// `romlib verify -r LIB`'s PROBLEM lines (it reports on stdout, one line per problem),
+/// asserting exit 1.
+fn verify_problems(lib: &str) -> Vec<String> {
+    let out = host(&["verify", "-r", lib]);
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{report}");
-    let problems: Vec<&str> = report
+    report
         .lines()
         .filter(|l| l.starts_with("PROBLEM"))
-        .collect();
-    assert_eq!(problems.len(), 1, "{report}");
-    assert!(problems[0].contains(&fs.s("index.db")), "{report}");
-    assert!(problems[0].contains("Input/output error"), "{report}");
-    assert!(fs.hits() > 0, "the fault was never met");
-    fs.unmount();
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn verify_names_each_failing_file_once() {
+    let f = Fixture::built(&[]);
+    let (_, fault) = f.middle_chunk();
+    let pack = fault.split('@').next().unwrap().to_string();
+    let index_fault = "index.db@4096";
+    for faults in [vec![index_fault], vec![&fault], vec![&fault, index_fault]] {
+        let Some(fs) = f.faulty_lib(&faults) else {
+            return;
+        };
+        // Each unreadable file is one problem, named; what could not be read in a pack is
+        // not blamed on the index or the locators that point into it.
+        let problems = verify_problems(&fs.s(""));
+        assert_eq!(problems.len(), faults.len(), "{faults:?}: {problems:#?}");
+        for fault in &faults {
+            let file = fs.s(fault.split('@').next().unwrap());
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains(&file) && p.contains("Input/output error")),
+                "{faults:?}: {problems:#?}"
+            );
+        }
+        assert!(fs.hits() > 0, "the fault was never met");
+        fs.unmount();
+    }
+    assert!(pack.starts_with("packs/"));
     ok(host(&["verify", "-r", &f.w.s("lib")]));
 }
 

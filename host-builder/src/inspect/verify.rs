@@ -26,7 +26,7 @@ use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::layout::{parse_dict_file_name, parse_pack_file_name, MANIFEST_EXT};
 use romlib_format::pack::{Method, RecordHeader};
 use romlib_format::portable::LocatorEntry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -148,7 +148,8 @@ pub fn verify_library(
     let index_packs = read_pack_table(rtx.as_ref(), &index_path, &mut rep);
     let dicts = load_dicts(lib, &mut rep);
     let indexed = rtx.is_some();
-    let (records, deltas) = check_packs(lib, indexed, &index_packs, &dicts, &mut rep, progress)?;
+    let (records, deltas, unreadable) =
+        check_packs(lib, indexed, &index_packs, &dicts, &mut rep, progress)?;
     let broken = check_deltas(lib, &records, &deltas, &mut rep, progress);
 
     // Manifests first: they say what each refcount must be.
@@ -201,6 +202,7 @@ pub fn verify_library(
             Known {
                 chunks: chunks_table.as_ref(),
                 records: &records,
+                unreadable: &unreadable,
             },
             &mut expected,
             &mut rep,
@@ -237,6 +239,7 @@ pub fn verify_library(
                         k.value(),
                         v.value(),
                         &records,
+                        &unreadable,
                         &expected,
                         &mut rep,
                     );
@@ -342,8 +345,10 @@ fn check_keys(lib: &Library, rep: &mut VerifyReport) {
     }
 }
 
-/// Scans every pack; returns every record by place, and the delta records to check after.
-/// `indexed`: the index could be read (else a pack it does not list is no news).
+/// Scans every pack; returns every record by place, the delta records to check after, and
+/// the packs that could not be scanned (each reported once here: what points into them is
+/// not blamed for it). `indexed`: the index could be read (else a pack it does not list is
+/// no news).
 fn check_packs(
     lib: &Library,
     indexed: bool,
@@ -351,7 +356,7 @@ fn check_packs(
     dicts: &Arc<Vec<(u32, Vec<u8>)>>,
     rep: &mut VerifyReport,
     progress: &dyn Fn(u64),
-) -> Result<(Records, Vec<DeltaRecord>)> {
+) -> Result<(Records, Vec<DeltaRecord>, BTreeSet<u32>)> {
     let dir = lib.packs_dir();
     let mut on_disk = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -373,6 +378,7 @@ fn check_packs(
     }
     let mut records = HashMap::new();
     let mut deltas = Vec::new();
+    let mut unreadable = BTreeSet::new();
     for (&id, path) in &on_disk {
         rep.packs += 1;
         let mut batch: Vec<(u64, RecordHeader, Vec<u8>)> = Vec::new();
@@ -435,7 +441,10 @@ fn check_packs(
                     None => {}
                 }
             }
-            Err(e) => rep.problem(path, strip_path(&e.to_string(), path)),
+            Err(e) => {
+                rep.problem(path, strip_path(&e.to_string(), path));
+                unreadable.insert(id);
+            }
         }
     }
     for &id in index_packs.keys() {
@@ -443,7 +452,7 @@ fn check_packs(
             rep.problem(lib.pack_path(id), "pack listed in the index is missing");
         }
     }
-    Ok((records, deltas))
+    Ok((records, deltas, unreadable))
 }
 
 /// Decodes every delta record against its base (found in any pack, and checked first);
@@ -621,6 +630,8 @@ fn decode_batch(
 struct Known<'a> {
     chunks: Option<&'a redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>,
     records: &'a HashMap<(u32, u64), Record>,
+    /// Packs that could not be scanned (reported already).
+    unreadable: &'a BTreeSet<u32>,
 }
 
 /// The staged manifests `games/.<title>.manifest.tmp` that the index counts (`counted`
@@ -670,7 +681,11 @@ fn check_manifest(
     expected: &mut HashMap<[u8; 32], u64>,
     rep: &mut VerifyReport,
 ) {
-    let Known { chunks, records } = known;
+    let Known {
+        chunks,
+        records,
+        unreadable: unreadable_packs,
+    } = known;
     let Game {
         title,
         path,
@@ -730,11 +745,11 @@ fn check_manifest(
                     .and_then(|t| t.get(&r.hash).ok().flatten())
                     .and_then(|v| ChunkEntry::decode(v.value()).ok());
                 if let (Some(l), None) = (locator.as_ref(), chunks) {
-                    let found = l
-                        .entry(i - 1)
-                        .ok()
-                        .flatten()
-                        .and_then(|le| records.get(&(le.pack_id, u64::from(le.offset))));
+                    let le = l.entry(i - 1).ok().flatten();
+                    if le.is_some_and(|le| unreadable_packs.contains(&le.pack_id)) {
+                        continue;
+                    }
+                    let found = le.and_then(|le| records.get(&(le.pack_id, u64::from(le.offset))));
                     if !found.is_some_and(|rec| rec.hash == r.hash && rec.ulen == r.len) {
                         unreachable += 1;
                     }
@@ -819,6 +834,7 @@ fn check_entry(
     hash: &[u8; 32],
     value: &[u8],
     records: &HashMap<(u32, u64), Record>,
+    unreadable: &BTreeSet<u32>,
     expected: &HashMap<[u8; 32], u64>,
     rep: &mut VerifyReport,
 ) {
@@ -837,6 +853,8 @@ fn check_entry(
                 e.pack_id, e.offset
             ),
         ),
+        // Its pack could not be scanned: that is reported, and says nothing of the entry.
+        None if unreadable.contains(&e.pack_id) => {}
         None => rep.problem(
             index_path,
             format!(
