@@ -233,27 +233,42 @@ impl Fixture {
 #[test]
 fn build_with_a_source_file_failing_part_way_names_it_and_leaves_the_library_as_it_was() {
     let f = Fixture::new(&[]);
+    // A third, new game, built after alpha's new version and beta are complete.
+    write(&f.w.p("in2"), "gamma/disc.bin", &Rng::new(4).bytes(400_000));
     let before = visible_snapshot(&f.w.p("lib"));
-    let Some(fs) = FaultFs::mount(&f.w.p("in2"), &f.w.p("fin"), &["alpha/game.bin@300000"]) else {
-        return;
-    };
-    let err = fails(f.build2(&fs.s(""), &[]), 1, &[&fs.s("alpha/game.bin")]);
-    assert!(err.contains("Input/output error"), "{err}");
-    assert!(fs.hits() > 0, "the fault was never met");
-    fs.unmount();
+    // The first file of the build, a metadata sidecar, and the last game's file.
+    write(&f.w.p("in2"), "beta/romlib.toml", b"name = \"Beta\"\n");
+    for fault in [
+        "alpha/game.bin@300000",
+        "beta/romlib.toml",
+        "gamma/disc.bin@200000",
+    ] {
+        let Some(fs) = FaultFs::mount(&f.w.p("in2"), &f.w.p("fin"), &[fault]) else {
+            return;
+        };
+        let file = fs.s(fault.split('@').next().unwrap());
+        let err = fails(f.build2(&fs.s(""), &[]), 1, &[&file, "Input/output error"]);
+        assert!(fs.hits() > 0, "{fault}: the fault was never met");
+        fs.unmount();
 
-    // Readers see the library exactly as it was published: every file outside the
-    // builder's hidden folders, byte for byte; it verifies and its games install.
-    assert!(visible_snapshot(&f.w.p("lib")) == before, "library changed");
+        // Readers see the library exactly as it was published: every file outside the
+        // builder's hidden folders, byte for byte; it verifies and its games install.
+        assert!(
+            visible_snapshot(&f.w.p("lib")) == before,
+            "{fault}: library changed ({err})"
+        );
+    }
     ok(host(&["verify", "-r", &f.w.s("lib")]));
     ok(f.install(&f.w.s("lib"), "inst2", OTHER));
     assert_same_tree(&f.w.p("in1/beta"), &f.w.p("inst2/beta"));
 
-    // The next run, without the fault, completes, and the new version installs.
+    // The next run, without the fault, completes, and the new versions install.
     ok(f.build2(&f.w.s("in2"), &[]));
     ok(host(&["verify", "-r", &f.w.s("lib")]));
-    ok(f.install(&f.w.s("lib"), "inst", GAME));
-    assert_same_tree(&f.w.p("in2/alpha"), &f.w.p("inst/alpha"));
+    for g in [GAME, "gamma"] {
+        ok(f.install(&f.w.s("lib"), "inst", g));
+        assert_same_tree(&f.w.p(&format!("in2/{g}")), &f.w.p(&format!("inst/{g}")));
+    }
 }
 
 #[test]
@@ -490,8 +505,20 @@ fn a_failing_manifest_fails_its_game_only() {
         1,
         &["alpha.manifest"],
     );
-    // The other game is untouched by it.
+    // The other game is untouched by it; a mount leaves the failing game out, with a
+    // warning naming its manifest, and shows the other.
     ok(f.install(&fs.s(""), "fresh", OTHER));
+    let mnt = f.w.p("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = DeviceMount::spawn(&fs.s(""), &mnt, &key);
+    assert_eq!(visible(&mnt), [OTHER]);
+    let want = std::fs::read(f.w.p("in2/beta/beta.rom")).unwrap();
+    assert!(std::fs::read(mnt.join(OTHER).join("beta.rom")).unwrap() == want);
+    let err = m.stop();
+    assert!(
+        err.contains("not mounting game alpha") && err.contains("alpha.manifest"),
+        "{err}"
+    );
     assert!(fs.hits() > 0, "the fault was never met");
     fs.unmount();
     ok(f.install(&f.w.s("lib"), "fresh", GAME));
@@ -629,4 +656,133 @@ fn a_failing_dictionary_is_named() {
     fs.unmount();
     ok(f.install(&f.w.s("lib"), "fresh", "gamma"));
     assert_same_tree(&f.w.p("in2/gamma"), &f.w.p("fresh/gamma"));
+}
+
+#[test]
+fn export_and_import_with_read_errors_leave_nothing_behind() {
+    let f = Fixture::built(&[]);
+    let (_, fault) = f.middle_chunk();
+    let pack = fault.split('@').next().unwrap().to_string();
+    let out = f.w.s("alpha.romlib");
+
+    // Export from a library whose pack fails: no file, not even a partial one.
+    let Some(fs) = f.faulty_lib(&[&fault]) else {
+        return;
+    };
+    fails(
+        host(&["export", "-g", GAME, "-r", &fs.s(""), "-o", &out, "-q"]),
+        1,
+        &[&fs.s(&pack), "Input/output error"],
+    );
+    assert!(fs.hits() > 0, "the fault was never met");
+    fs.unmount();
+    let names: Vec<String> = std::fs::read_dir(f.w.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("alpha.romlib")),
+        "export left {names:?}"
+    );
+
+    // A portable file that fails part-way: import into a new library creates nothing, into
+    // an existing one changes nothing; the device's install and cat from it fail.
+    std::fs::create_dir(f.w.p("pf")).unwrap();
+    let out = f.w.s("pf/alpha.romlib");
+    ok(host(&[
+        "export",
+        "-g",
+        GAME,
+        "-r",
+        &f.w.s("lib"),
+        "-o",
+        &out,
+        "-q",
+    ]));
+    let len = std::fs::metadata(&out).unwrap().len();
+    write(&f.w.p("in3"), "delta/d.bin", &Rng::new(8).bytes(100_000));
+    ok(f.w.build("in3", "lib3", &["-q"]));
+    let before = snapshot(&f.w.p("lib3"));
+    let Some(fs) = FaultFs::mount(
+        &f.w.p("pf"),
+        &f.w.p("fpf"),
+        &[&format!("alpha.romlib@{}", len / 2)],
+    ) else {
+        return;
+    };
+    let file = fs.s("alpha.romlib");
+    let key = f.w.s("k.pub");
+    for lib in ["new", "lib3"] {
+        let lib = f.w.s(lib);
+        fails(
+            host(&["import", &file, "-o", &lib, "--trusted-key", &key]),
+            1,
+            &[&file, "Input/output error"],
+        );
+    }
+    assert!(!f.w.p("new").exists(), "a new library was left behind");
+    assert!(snapshot(&f.w.p("lib3")) == before, "the library changed");
+    fails(
+        f.install(&file, "fresh", GAME),
+        1,
+        &[&file, "Input/output error"],
+    );
+    assert_eq!(visible(&f.w.p("fresh")), Vec::<String>::new());
+    assert!(fs.hits() > 0, "the fault was never met");
+    fs.unmount();
+
+    // Without the fault both succeed.
+    ok(host(&[
+        "import",
+        &out,
+        "-o",
+        &f.w.s("lib3"),
+        "--trusted-key",
+        &key,
+    ]));
+    ok(f.install(&f.w.s("lib3"), "fresh", GAME));
+    assert_same_tree(&f.w.p("in2/alpha"), &f.w.p("fresh/alpha"));
+}
+
+#[test]
+fn install_over_http_from_a_server_whose_library_fails() {
+    let f = Fixture::built(&[]);
+    let (_, fault) = f.middle_chunk();
+    let Some(fs) = f.faulty_lib(&[&fault]) else {
+        return;
+    };
+    // `romlib serve` reads the pack from the failing disk: the device gets a body cut
+    // short, retries, then stops with one line; nothing visible is left.
+    let (mut serve, port, _log) = start_serve(&fs.s(""));
+    let url = format!("http://127.0.0.1:{port}/");
+    let key = f.w.s("k.pub");
+    let inst = f.w.s("inst");
+    let args = [
+        "install",
+        "--from",
+        &url,
+        "-g",
+        GAME,
+        "--install-dir",
+        &inst,
+        "--trusted-key",
+        &key,
+    ];
+    fails(dev(&args), 1, &[&url, "pack-"]);
+    assert_same_tree(&f.w.p("in1/alpha"), &f.w.p("inst/alpha"));
+    assert_eq!(visible(&f.w.p("inst")), [GAME]);
+    assert!(fs.hits() > 0, "the fault was never met");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    fs.unmount();
+
+    // The same server on the sound library: the install completes.
+    let (mut serve, port, _log) = start_serve(&f.w.s("lib"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut args = args;
+    args[2] = &url;
+    ok(dev(&args));
+    assert_same_tree(&f.w.p("in2/alpha"), &f.w.p("inst/alpha"));
+    let _ = serve.kill();
+    let _ = serve.wait();
 }
