@@ -213,7 +213,28 @@ fn connection(root: &Path, stream: TcpStream, stop: &AtomicBool) -> std::io::Res
         };
         let started = Instant::now();
         let close = req.close || stop.load(Ordering::SeqCst);
-        let (status, sent) = answer(root, &req, &mut out, close)?;
+        let (status, sent) = match answer(root, &req, &mut out, close) {
+            Ok(answered) => answered,
+            Err(e) => {
+                // A client that hangs up or stalls is its own business; anything else (a
+                // read error of the library's disk) broke the response off, which the
+                // client sees only as a body cut short: the operator must hear of it.
+                use std::io::ErrorKind::*;
+                if !matches!(
+                    e.kind(),
+                    BrokenPipe | ConnectionReset | ConnectionAborted | WouldBlock | TimedOut
+                ) {
+                    let path = resolve(root, &req.target).unwrap_or_else(|| root.to_path_buf());
+                    eprintln!(
+                        "romlib: {}: response to {} {} broken off: {e}",
+                        path.display(),
+                        req.method,
+                        req.target
+                    );
+                }
+                return Err(e);
+            }
+        };
         log(
             &peer,
             &format!("{} {} {}", req.method, req.target, req.version),
