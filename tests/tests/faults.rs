@@ -11,10 +11,10 @@
 //! These mount FUSE file systems (CI runs as root); ROMLIB_NO_MOUNT=1 skips them.
 
 use redb::ReadableDatabase;
-use romlib_device::chunks::index::CHUNKS;
+use romlib_device::chunks::index::{CHUNKS, DELTAS};
 use romlib_device::{Library, ManifestFile};
 use romlib_format::index::ChunkEntry;
-use romlib_format::pack::RECORD_HEADER_LEN;
+use romlib_format::pack::{Method, RECORD_HEADER_LEN};
 use romlib_format::portable::{LOCATOR_ENTRY_LEN, LOCATOR_HEADER_V2_LEN};
 use romlib_tests::*;
 use std::io::Read;
@@ -823,4 +823,85 @@ fn install_over_http_from_a_server_whose_library_fails() {
     assert_same_tree(&f.w.p("in2/alpha"), &f.w.p("inst/alpha"));
     let _ = serve.kill();
     let _ = serve.wait();
+}
+
+#[test]
+fn a_failing_base_of_a_delta_chunk_fails_the_install_naming_its_pack() {
+    // A revision stored as deltas against the chunks of its parent, built earlier.
+    let w = Workspace::new();
+    let mut r = Rng::new(21);
+    let mut base = Vec::new();
+    while base.len() < 256 * 1024 {
+        base.extend_from_slice(&r.text(16 * 1024));
+        base.extend_from_slice(&r.bytes(16 * 1024));
+    }
+    let rev = r.variant(&base, 20, 512);
+    write(&w.p("in1"), "base/rom.bin", &base);
+    write(&w.p("in2"), "rev/rom.bin", &rev);
+    ok(w.build("in1", "lib", &["--avg-chunk", "8192", "-q"]));
+    ok(w.build("in2", "lib", &["--avg-chunk", "8192", "-q"]));
+
+    // The base of one of the revision's delta chunks, through the index.
+    let m = ManifestFile::open(&w.p("lib/games/rev.manifest")).unwrap();
+    let mut table = m.unverified_chunks().unwrap();
+    let db = redb::Builder::new()
+        .open_read_only(w.p("lib/index.db"))
+        .unwrap();
+    let txn = db.begin_read().unwrap();
+    let chunks = txn.open_table(CHUNKS).unwrap();
+    let deltas = txn.open_table(DELTAS).unwrap();
+    let entry = |h: &[u8; 32]| ChunkEntry::decode(chunks.get(h).unwrap().unwrap().value()).unwrap();
+    let mut base_entry = None;
+    while let Some(c) = table.next_chunk().unwrap() {
+        if entry(&c.hash).method == Method::ZstdDelta {
+            let b = *deltas.get(&c.hash).unwrap().unwrap().value();
+            base_entry = Some(entry(&b));
+            break;
+        }
+    }
+    drop((chunks, deltas, txn, db));
+    let e = base_entry.expect("the revision has no delta chunk");
+    let at = e.offset + RECORD_HEADER_LEN as u64 + e.clen as u64 / 2;
+    let full = Library::new(w.p("lib")).pack_path(e.pack_id);
+    let rel = full.strip_prefix(w.p("lib")).unwrap().to_string_lossy();
+    let fault = format!("{rel}@{at}..{}", at + 1);
+
+    let Some(fs) = FaultFs::mount(&w.p("lib"), &w.p("flib"), &[&fault]) else {
+        return;
+    };
+    let (lib, key) = (fs.s(""), w.s("k.pub"));
+    let install = |lib: &str| {
+        dev(&[
+            "install",
+            "-g",
+            "rev",
+            "-r",
+            lib,
+            "--install-dir",
+            &w.s("inst"),
+            "--trusted-key",
+            &key,
+        ])
+    };
+    fails(install(&lib), 1, &[&fs.s(&rel), "Input/output error"]);
+    assert_eq!(visible(&w.p("inst")), Vec::<String>::new());
+    let out = dev(&[
+        "cat",
+        "-g",
+        "rev",
+        "-r",
+        &lib,
+        "--trusted-key",
+        &key,
+        "rom.bin",
+    ]);
+    assert!(
+        out.stdout == rev[..out.stdout.len()],
+        "wrong bytes on stdout"
+    );
+    fails(out, 1, &[&fs.s(&rel), "Input/output error"]);
+    assert!(fs.hits() > 0, "the fault was never met");
+    fs.unmount();
+    ok(install(&w.s("lib")));
+    assert_same_tree(&w.p("in2/rev"), &w.p("inst/rev"));
 }
