@@ -285,6 +285,9 @@ fn device_install_with_a_pack_failing_inside_a_needed_record_keeps_the_old_versi
     assert_same_tree(&f.w.p("in1/alpha"), &f.w.p("inst/alpha"));
     assert_eq!(visible(&f.w.p("inst")), [GAME]);
     fails(f.install(&fs.s(""), "fresh", GAME), 1, &[pack_name]);
+    let key = f.w.s("k.pub");
+    let verify = ["verify", "-g", GAME, "-r", &fs.s(""), "--trusted-key", &key];
+    fails(dev(&verify), 1, &[pack_name, "Input/output error"]);
     assert_eq!(visible(&f.w.p("fresh")), Vec::<String>::new());
     // A game whose chunks lie elsewhere installs from the faulty library all the same.
     ok(f.install(&fs.s(""), "fresh", OTHER));
@@ -461,8 +464,10 @@ fn mount_of_a_faulty_library_fails_only_the_reads_of_the_bad_chunk() {
     assert_eq!(e.raw_os_error(), Some(5), "EIO expected: {e}");
     // Before and after the bad chunk, and the other files, read right.
     assert!(read_at(0, 4096).unwrap() == data[..4096]);
-    // The mount reads through the page cache: the first whole page after the chunk.
-    let after = (off + len).next_multiple_of(4096) as usize;
+    // The mount reads through the page cache, in pages (or larger folios, naturally
+    // aligned): a read after the chunk, in a 64 KiB block of its own.
+    let after = (off + len).next_multiple_of(65536) as usize;
+    assert!(after + 4096 <= data.len());
     assert!(read_at(after as u64, 4096).unwrap() == data[after..after + 4096]);
     drop(h);
     for (g, p) in [(GAME, "docs/readme.txt"), (OTHER, "beta.rom")] {
