@@ -910,3 +910,70 @@ fn a_failing_base_of_a_delta_chunk_fails_the_install_naming_its_pack() {
     ok(install(&w.s("lib")));
     assert_same_tree(&w.p("in2/rev"), &w.p("inst/rev"));
 }
+
+#[test]
+fn an_incremental_build_reading_a_failing_pack_or_index_changes_nothing() {
+    // A revision whose chunks are stored as deltas against the parent's, which the build
+    // reads back from the earlier pack; the build also reads the published index. Each of
+    // those files is replaced by a symbolic link into faultfs (the library itself must
+    // stay writable), then put back.
+    let w = Workspace::new();
+    let mut r = Rng::new(22);
+    let mut base = Vec::new();
+    while base.len() < 256 * 1024 {
+        base.extend_from_slice(&r.text(16 * 1024));
+        base.extend_from_slice(&r.bytes(16 * 1024));
+    }
+    write(&w.p("in1"), "base/rom.bin", &base);
+    write(&w.p("in2"), "base/rom.bin", &base);
+    write(&w.p("in2"), "rev/rom.bin", &r.variant(&base, 20, 512));
+    ok(w.build("in1", "lib", &["--avg-chunk", "8192", "-q"]));
+    let before = visible_snapshot(&w.p("lib"));
+    std::fs::create_dir(w.p("real")).unwrap();
+    let pack_len = std::fs::metadata(w.p("lib/packs/pack-0001.pkg"))
+        .unwrap()
+        .len();
+    for (rel, range) in [
+        (
+            "packs/pack-0001.pkg",
+            format!("@{}..{}", pack_len / 4, pack_len * 3 / 4),
+        ),
+        ("index.db", "@8192".to_string()),
+    ] {
+        let name = rel.rsplit('/').next().unwrap();
+        let (file, real) = (w.p(&format!("lib/{rel}")), w.p(&format!("real/{name}")));
+        std::fs::rename(&file, &real).unwrap();
+        let Some(fs) = FaultFs::mount(&w.p("real"), &w.p("freal"), &[&format!("{name}{range}")])
+        else {
+            std::fs::rename(&real, &file).unwrap();
+            return;
+        };
+        std::os::unix::fs::symlink(fs.p(name), &file).unwrap();
+        let out = w.build("in2", "lib", &["--avg-chunk", "8192", "-q"]);
+        let hits = fs.hits();
+        fs.unmount();
+        std::fs::remove_file(&file).unwrap();
+        std::fs::rename(&real, &file).unwrap();
+        fails(out, 1, &[&w.s(&format!("lib/{rel}")), "Input/output error"]);
+        assert!(hits > 0, "{rel}: the fault was never met");
+        assert!(
+            visible_snapshot(&w.p("lib")) == before,
+            "{rel}: library changed"
+        );
+    }
+    ok(host(&["verify", "-r", &w.s("lib")]));
+    ok(w.build("in2", "lib", &["--avg-chunk", "8192", "-q"]));
+    ok(host(&["verify", "-r", &w.s("lib")]));
+    ok(dev(&[
+        "install",
+        "-g",
+        "rev",
+        "-r",
+        &w.s("lib"),
+        "--install-dir",
+        &w.s("inst"),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    assert_same_tree(&w.p("in2/rev"), &w.p("inst/rev"));
+}
