@@ -1,12 +1,16 @@
-//! Read errors (EIO), injected by `faultfs` (this crate's fault-injecting FUSE file system):
-//! a source file of a build, a pack, a manifest, a locator, the index or a dictionary that
-//! fails to read part-way, as on an SD card with a bad sector or a failing disk.
+//! Read errors (EIO), injected by `faultfs` (this crate's fault-injecting FUSE file system,
+//! `src/bin/faultfs.rs`), as on an SD card with a bad sector or a failing disk: a build's
+//! source file or sidecar; a library's pack (inside a needed record, or a delta's base),
+//! manifest, locator, index or dictionary, read by install, cat, verify, mount (a nested
+//! FUSE mount over faultfs), export and `romlib serve`; a portable file read by import and
+//! install; and the earlier pack and the index an incremental build reads back.
 //!
 //! Each case asserts a clear one-line error naming the file that failed (exit 1), an end
 //! within bounded time, nothing half-visible (no game folder, no staging outside romlib's
 //! hidden dot-folders, the library as it was), and that the next run without the fault
 //! succeeds. Where the device has a second way to a chunk (a game's locator and the index
-//! back each other up), the fault costs the install nothing.
+//! back each other up), the fault costs the install nothing. Each test also checks that its
+//! fault was met, so none passes without testing anything.
 //!
 //! These mount FUSE file systems (CI runs as root); ROMLIB_NO_MOUNT=1 skips them.
 
