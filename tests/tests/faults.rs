@@ -67,7 +67,7 @@ fn run(mut cmd: Command) -> Output {
 
 /// `romlib-device ARGS`, bounded in time.
 fn dev(args: &[&str]) -> Output {
-    let mut c = Command::new(bin("romlib-device"));
+    let mut c = device_cmd();
     c.args(args);
     run(c)
 }
@@ -358,7 +358,7 @@ fn cat_with_a_failing_pack_exits_1_naming_it_after_only_right_bytes() {
     assert!(fs.hits() > 0, "the fault was never met");
     fs.unmount();
 
-    let c = Command::new(bin("romlib-device"))
+    let c = device_cmd()
         .args([
             "cat",
             "-g",
@@ -383,7 +383,7 @@ struct DeviceMount {
 
 impl DeviceMount {
     fn spawn(lib: &str, dir: &Path, key: &str) -> Self {
-        let child = Command::new(bin("romlib-device"))
+        let child = device_cmd()
             .args(["mount", "-r", lib])
             .arg(dir)
             .args(["--trusted-key", key])
