@@ -9,8 +9,9 @@
 #      pack, an untrusted key and bad usage with the documented exit status; then the same
 #      installs from a portable file (`romlib export`) and over HTTP from `romlib serve` on
 #      loopback by host name (`http://localhost:PORT/`: libc-free name resolution).
-#   3. the host's damage, full-disk and kill -9 test suites (tests/tests/damage.rs,
-#      full_disk.rs, crash_loops.rs) with each ARM romlib-device under QEMU;
+#   3. the host's damage, full-disk, read-error and kill -9 test suites (tests/tests/
+#      damage.rs, full_disk.rs, faults.rs, crash_loops.rs) with each ARM romlib-device
+#      under QEMU;
 #   4. optional big-endian check: `cargo test -p romlib-format -p romlib-device` for
 #      s390x-unknown-linux-gnu (static glibc, s390x-linux-gnu-gcc, runner qemu-s390x). Skipped,
 #      not failed, when its rustup target or Debian cross linker cannot be installed.
@@ -374,20 +375,21 @@ if [[ "${CROSS_BIG_ENDIAN:-auto}" != 0 ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. The host's damage, full-disk and kill -9 suites with each ARM romlib-device under QEMU
+# 3. The host's damage, full-disk, read-error (faultfs) and kill -9 suites with each ARM
+#    romlib-device under QEMU
 #    (tests/src/lib.rs runs ROMLIB_DEVICE_BIN through ROMLIB_DEVICE_RUNNER). The kill loops
 #    run CROSS_CRASH_ITERS times each here (default 10; 50 on the host suite).
 for a in "${CROSS_ARCHES[@]}"; do
-    step "Damage, full disks and kill -9 on $a: tests damage, full_disk, crash_loops under ${CROSS_QEMU[$a]}"
+    step "Damage, full disks, read errors and kill -9 on $a: tests damage, full_disk, faults, crash_loops under ${CROSS_QEMU[$a]}"
     t=$SECONDS
     if ROMLIB_DEVICE_BIN="$ROOT/target/cross/$a/romlib-device" \
         ROMLIB_DEVICE_RUNNER="${CROSS_QEMU[$a]}" \
         ROMLIB_CRASH_ITERS="${CROSS_CRASH_ITERS:-10}" \
         cargo test "${CROSS_LOCKED[@]}" -p romlib-tests --test damage --test full_disk \
-        --test crash_loops; then
-        ok "damage, full-disk and kill -9 suites with the $a romlib-device"
+        --test crash_loops --test faults; then
+        ok "damage, full-disk, read-error and kill -9 suites with the $a romlib-device"
     else
-        bad "damage, full-disk and kill -9 suites with the $a romlib-device"
+        bad "damage, full-disk, read-error and kill -9 suites with the $a romlib-device"
     fi
     TIMES[faults-$a]=$((SECONDS - t))
 done

@@ -251,7 +251,7 @@ fn build_with_a_source_file_failing_part_way_names_it_and_leaves_the_library_as_
             return;
         };
         let file = fs.s(fault.split('@').next().unwrap());
-        let err = fails(f.build2(&fs.s(""), &[]), 1, &[&file, "Input/output error"]);
+        let err = fails(f.build2(&fs.s(""), &[]), 1, &[&file, "(os error 5)"]);
         assert!(fs.hits() > 0, "{fault}: the fault was never met");
         fs.unmount();
 
@@ -285,13 +285,13 @@ fn device_install_with_a_pack_failing_inside_a_needed_record_keeps_the_old_versi
     };
     // An upgrade over the installed version 1, and a fresh install.
     let err = fails(f.install(&fs.s(""), "inst", GAME), 1, &[pack_name]);
-    assert!(err.contains("Input/output error"), "{err}");
+    assert!(err.contains("(os error 5)"), "{err}");
     assert_same_tree(&f.w.p("in1/alpha"), &f.w.p("inst/alpha"));
     assert_eq!(visible(&f.w.p("inst")), [GAME]);
     fails(f.install(&fs.s(""), "fresh", GAME), 1, &[pack_name]);
     let key = f.w.s("k.pub");
     let verify = ["verify", "-g", GAME, "-r", &fs.s(""), "--trusted-key", &key];
-    fails(dev(&verify), 1, &[pack_name, "Input/output error"]);
+    fails(dev(&verify), 1, &[pack_name, "(os error 5)"]);
     assert_eq!(visible(&f.w.p("fresh")), Vec::<String>::new());
     // A game whose chunks lie elsewhere installs from the faulty library all the same.
     ok(f.install(&fs.s(""), "fresh", OTHER));
@@ -338,7 +338,7 @@ fn cat_with_a_failing_pack_exits_1_naming_it_after_only_right_bytes() {
         assert!(got.len() as u64 <= off, "{} bytes written", got.len());
         assert!(got == data[..got.len()], "wrong bytes on stdout");
         let err = fails(out, 1, &[pack_name]);
-        assert!(err.contains("Input/output error"), "{err}");
+        assert!(err.contains("(os error 5)"), "{err}");
     }
     // A range that does not touch the bad chunk reads fine.
     let out = dev(&[
@@ -484,7 +484,7 @@ fn mount_of_a_faulty_library_fails_only_the_reads_of_the_bad_chunk() {
     // The mount is still serving, and ends cleanly.
     assert!(is_mounted(&mnt));
     let err = m.stop();
-    assert!(err.contains("Input/output error"), "{err}");
+    assert!(err.contains("(os error 5)"), "{err}");
     assert!(fs.hits() > 0, "the fault was never met");
     fs.unmount();
 }
@@ -584,7 +584,7 @@ fn a_failing_locator_or_index_costs_an_install_nothing() {
     fails(
         f.install(&fs.s(""), "both", GAME),
         1,
-        &["index.db", "Input/output error"],
+        &["index.db", "(os error 5)"],
     );
     assert_eq!(visible(&f.w.p("both")), Vec::<String>::new());
     fs.unmount();
@@ -622,7 +622,7 @@ fn verify_names_each_failing_file_once() {
             assert!(
                 problems
                     .iter()
-                    .any(|p| p.contains(&file) && p.contains("Input/output error")),
+                    .any(|p| p.contains(&file) && p.contains("(os error 5)")),
                 "{faults:?}: {problems:#?}"
             );
         }
@@ -659,7 +659,7 @@ fn a_failing_dictionary_is_named() {
         return;
     };
     let err = fails(f.install(&fs.s(""), "fresh", "gamma"), 1, &[dict]);
-    assert!(err.contains("Input/output error"), "{err}");
+    assert!(err.contains("(os error 5)"), "{err}");
     assert_eq!(visible(&f.w.p("fresh")), Vec::<String>::new());
     assert!(fs.hits() > 0, "the fault was never met");
     fs.unmount();
@@ -681,7 +681,7 @@ fn export_and_import_with_read_errors_leave_nothing_behind() {
     fails(
         host(&["export", "-g", GAME, "-r", &fs.s(""), "-o", &out, "-q"]),
         1,
-        &[&fs.s(&pack), "Input/output error"],
+        &[&fs.s(&pack), "(os error 5)"],
     );
     assert!(fs.hits() > 0, "the fault was never met");
     fs.unmount();
@@ -726,7 +726,7 @@ fn export_and_import_with_read_errors_leave_nothing_behind() {
         fails(
             host(&["import", &file, "-o", &lib, "--trusted-key", &key]),
             1,
-            &[&file, "Input/output error"],
+            &[&file, "(os error 5)"],
         );
     }
     assert!(!f.w.p("new").exists(), "a new library was left behind");
@@ -734,7 +734,7 @@ fn export_and_import_with_read_errors_leave_nothing_behind() {
     fails(
         f.install(&file, "fresh", GAME),
         1,
-        &[&file, "Input/output error"],
+        &[&file, "(os error 5)"],
     );
     assert_eq!(visible(&f.w.p("fresh")), Vec::<String>::new());
     assert!(fs.hits() > 0, "the fault was never met");
@@ -818,7 +818,7 @@ fn install_over_http_from_a_server_whose_library_fails() {
     );
     for line in err.lines() {
         assert!(
-            line.contains("pack-") && line.contains("Input/output error"),
+            line.contains("pack-") && line.contains("(os error 5)"),
             "{err}"
         );
     }
@@ -892,7 +892,7 @@ fn a_failing_base_of_a_delta_chunk_fails_the_install_naming_its_pack() {
             &key,
         ])
     };
-    fails(install(&lib), 1, &[&fs.s(&rel), "Input/output error"]);
+    fails(install(&lib), 1, &[&fs.s(&rel), "(os error 5)"]);
     assert_eq!(visible(&w.p("inst")), Vec::<String>::new());
     let out = dev(&[
         "cat",
@@ -908,7 +908,7 @@ fn a_failing_base_of_a_delta_chunk_fails_the_install_naming_its_pack() {
         out.stdout == rev[..out.stdout.len()],
         "wrong bytes on stdout"
     );
-    fails(out, 1, &[&fs.s(&rel), "Input/output error"]);
+    fails(out, 1, &[&fs.s(&rel), "(os error 5)"]);
     assert!(fs.hits() > 0, "the fault was never met");
     fs.unmount();
     ok(install(&w.s("lib")));
@@ -958,7 +958,7 @@ fn an_incremental_build_reading_a_failing_pack_or_index_changes_nothing() {
         fs.unmount();
         std::fs::remove_file(&file).unwrap();
         std::fs::rename(&real, &file).unwrap();
-        fails(out, 1, &[&w.s(&format!("lib/{rel}")), "Input/output error"]);
+        fails(out, 1, &[&w.s(&format!("lib/{rel}")), "(os error 5)"]);
         assert!(hits > 0, "{rel}: the fault was never met");
         assert!(
             visible_snapshot(&w.p("lib")) == before,
