@@ -282,6 +282,31 @@ fn damage_to_any_library_file_is_a_clear_error_naming_it() {
         }
     }
     assert!(cases > 40, "only {cases} damage cases ran");
+
+    // Listing a library with a damaged manifest lists the rest, marks that game and exits 1
+    // (both binaries).
+    let _ = fs::remove_dir_all(w.p("bad"));
+    copy_tree(&w.p("lib"), &w.p("bad"));
+    fs::write(w.p("bad/games/alpha.manifest"), b"").unwrap();
+    for out in [
+        romlib(&["list-games", "-r", &w.s("bad")]),
+        device(&[
+            "list-games",
+            "-r",
+            &w.s("bad"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]),
+    ] {
+        no_crash(&out, "list-games");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("alpha\t-\tDAMAGED"), "{text}");
+        for game in ["beta\t", "gamma\t"] {
+            assert!(text.lines().any(|l| l.starts_with(game)), "{text}");
+        }
+        assert!(String::from_utf8_lossy(&out.stderr).contains("alpha.manifest"));
+    }
 }
 
 /// Copies a folder tree (files and folders only).

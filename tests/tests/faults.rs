@@ -731,11 +731,7 @@ fn export_and_import_with_read_errors_leave_nothing_behind() {
     }
     assert!(!f.w.p("new").exists(), "a new library was left behind");
     assert!(snapshot(&f.w.p("lib3")) == before, "the library changed");
-    fails(
-        f.install(&file, "fresh", GAME),
-        1,
-        &[&file, "(os error 5)"],
-    );
+    fails(f.install(&file, "fresh", GAME), 1, &[&file, "(os error 5)"]);
     assert_eq!(visible(&f.w.p("fresh")), Vec::<String>::new());
     assert!(fs.hits() > 0, "the fault was never met");
     fs.unmount();

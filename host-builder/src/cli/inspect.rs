@@ -93,12 +93,13 @@ pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
         region: c.region,
         search: c.search,
     };
-    let mut games = crate::inspect::list::list_games(&lib, trust.as_ref())?;
+    let listing = crate::inspect::list::list_games(&lib, trust.as_ref())?;
+    let (mut games, damaged) = (listing.games, listing.damaged);
     games.retain(|g| filter.matches(g));
     if c.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&crate::inspect::list::to_json(&games))?
+            serde_json::to_string_pretty(&crate::inspect::list::to_json(&games, &damaged))?
         );
     } else {
         for g in &games {
@@ -124,9 +125,16 @@ pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
                 g.title, g.name, g.files, g.size, g.key_id
             );
         }
-        println!("{} game(s)", games.len());
+        for (t, e) in &damaged {
+            println!("{t}\t-\tDAMAGED: {e}");
+        }
+        println!("{} game(s)", games.len() + damaged.len());
     }
-    Ok(())
+    // The rest was listed; the exit status says that not everything could be.
+    match damaged.first() {
+        Some((_, e)) => Err(anyhow::anyhow!("{e}")),
+        None => Ok(()),
+    }
 }
 
 /// `romlib show`.

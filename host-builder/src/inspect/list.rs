@@ -92,16 +92,33 @@ impl Filter {
     }
 }
 
-/// Reads every manifest of a library; with `trust`, also checks each signature.
-pub fn list_games(lib: &Library, trust: Option<&TrustStore>) -> Result<Vec<GameListing>> {
-    let mut out = Vec::new();
+/// What [`list_games`] found: the games, and the titles whose manifest could not be read
+/// (damaged or unreadable), with the one-line error.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The games whose manifest opened.
+    pub games: Vec<GameListing>,
+    /// Title, and why its manifest could not be read.
+    pub damaged: Vec<(String, String)>,
+}
+
+/// Reads every manifest of a library; with `trust`, also checks each signature. A manifest
+/// that cannot be read is listed as damaged; the others are still listed.
+pub fn list_games(lib: &Library, trust: Option<&TrustStore>) -> Result<Listing> {
+    let mut out = Listing::default();
     for title in lib.titles()? {
-        let m = lib.open_manifest(&title)?;
+        let m = match lib.open_manifest(&title) {
+            Ok(m) => m,
+            Err(e) => {
+                out.damaged.push((title, e.to_string()));
+                continue;
+            }
+        };
         let b = m.unverified_body().clone();
         let key_id =
             String::from_utf8_lossy(&romlib_format::manifest::key_id(m.claimed_key())).into_owned();
         let verified = trust.map(|t| m.verify(t).is_ok());
-        out.push(GameListing {
+        out.games.push(GameListing {
             title: b.title_id,
             name: b.display_name,
             version: b.version,
@@ -123,8 +140,9 @@ pub fn list_games(lib: &Library, trust: Option<&TrustStore>) -> Result<Vec<GameL
 }
 
 /// The JSON form of a listing.
-pub fn to_json(games: &[GameListing]) -> serde_json::Value {
+pub fn to_json(games: &[GameListing], damaged: &[(String, String)]) -> serde_json::Value {
     json!({
+        "damaged": damaged.iter().map(|(t, e)| json!({"title_id": t, "problem": e})).collect::<Vec<_>>(),
         "games": games.iter().map(|g| json!({
             "title_id": g.title,
             "display_name": g.name,
