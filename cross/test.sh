@@ -386,10 +386,10 @@ for a in "${CROSS_ARCHES[@]}"; do
         ROMLIB_DEVICE_RUNNER="${CROSS_QEMU[$a]}" \
         ROMLIB_CRASH_ITERS="${CROSS_CRASH_ITERS:-10}" \
         cargo test "${CROSS_LOCKED[@]}" -p romlib-tests --test damage --test full_disk \
-        --test crash_loops --test faults; then
-        ok "damage, full-disk, read-error and kill -9 suites with the $a romlib-device"
+        --test crash_loops --test faults --test network; then
+        ok "damage, full-disk, read-error, bad-server and kill -9 suites with the $a romlib-device"
     else
-        bad "damage, full-disk, read-error and kill -9 suites with the $a romlib-device"
+        bad "damage, full-disk, read-error, bad-server and kill -9 suites with the $a romlib-device"
     fi
     TIMES[faults-$a]=$((SECONDS - t))
 done
