@@ -282,6 +282,54 @@ pub fn assert_same_tree(input: &Path, installed: &Path) {
     assert!(a == b, "installed bytes differ from the input");
 }
 
+/// Asserts that each of `games` published in library `lib` installs with `romlib-device`
+/// exactly as its input `input/<game>` (into the workspace's `readers/` folder), and that
+/// `romlib verify` finds no problem but a locator not written for its manifest: a run
+/// stopped between a manifest and its locator leaves one; the device then reads that game
+/// through the index, and the next run rewrites it.
+pub fn assert_published(w: &Workspace, lib: &Path, input: &str, games: &[&str], ctx: &str) {
+    let lib_s = lib.to_string_lossy().into_owned();
+    for game in games {
+        let _ = std::fs::remove_dir_all(w.p("readers"));
+        ok(device(&[
+            "install",
+            "-r",
+            &lib_s,
+            "-g",
+            game,
+            "--install-dir",
+            &w.s("readers"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]));
+        assert_same_tree(&w.p(input).join(game), &w.p("readers").join(game));
+    }
+    let v = romlib(&["verify", "-q", "-r", &lib_s, "--trusted-key", &w.s("k.pub")]);
+    let out = String::from_utf8_lossy(&v.stdout).into_owned();
+    let err = String::from_utf8_lossy(&v.stderr).into_owned();
+    assert!(matches!(v.status.code(), Some(0 | 1)), "{ctx}: {out}{err}");
+    for line in out.lines().filter(|l| l.starts_with("PROBLEM")) {
+        assert!(
+            line.contains(".locator:") && line.contains("not written for"),
+            "{ctx}: {line}\n{out}"
+        );
+    }
+}
+
+/// Copies the folder tree `from` to `to` (files and folders only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
 /// Records the checksum of a library's `index.db` in its `index.sum`, as a builder does
 /// when it publishes an index: for tests that edit the index in place to stand for one
 /// that a builder published (tampered, or from a buggy version).

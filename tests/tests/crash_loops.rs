@@ -18,20 +18,6 @@ fn iterations() -> u64 {
         .unwrap_or(50)
 }
 
-/// Copies a folder tree (files and folders only).
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 /// The command for `bin_name` (`romlib-device` perhaps an ARM build under QEMU).
 fn command(bin_name: &str) -> Command {
     match bin_name {
@@ -87,38 +73,7 @@ fn readable_without_writing(w: &Workspace, lib: &str, input: &str, published: &[
         fs::read(w.p(lib).join("index.db")).unwrap(),
         fs::read(w.p(lib).join("index.sum")).unwrap(),
     );
-    for game in published {
-        let _ = fs::remove_dir_all(w.p("readers"));
-        ok(device(&[
-            "install",
-            "-r",
-            &w.s(lib),
-            "-g",
-            game,
-            "--install-dir",
-            &w.s("readers"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ]));
-        assert_same_tree(&w.p(input).join(game), &w.p("readers").join(game));
-    }
-    let v = romlib(&[
-        "verify",
-        "-q",
-        "-r",
-        &w.s(lib),
-        "--trusted-key",
-        &w.s("k.pub"),
-    ]);
-    let out = String::from_utf8_lossy(&v.stdout).into_owned();
-    let err = String::from_utf8_lossy(&v.stderr).into_owned();
-    assert!(matches!(v.status.code(), Some(0 | 1)), "{out}{err}");
-    for line in out.lines().filter(|l| l.starts_with("PROBLEM")) {
-        assert!(
-            line.contains(".locator:") && line.contains("not written for"),
-            "after a kill: {line}\n{out}"
-        );
-    }
+    assert_published(w, &w.p(lib), input, published, "after a kill");
     let after = (
         fs::read(w.p(lib).join("index.db")).unwrap(),
         fs::read(w.p(lib).join("index.sum")).unwrap(),

@@ -308,17 +308,3 @@ fn damage_to_any_library_file_is_a_clear_error_naming_it() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("alpha.manifest"));
     }
 }
-
-/// Copies a folder tree (files and folders only).
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}

@@ -30,19 +30,6 @@ fn used(dir: &Path) -> u64 {
         .sum()
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 /// Input `in`: games a and b; `in2`: b revised, c and d added. Library `lib` from `in`.
 fn inputs(w: &Workspace) {
     let mut r = Rng::new(500);
@@ -70,42 +57,6 @@ fn out_of_room(out: std::process::Output, ctx: &str) {
     assert!(err.contains("No space left"), "{ctx}: {err}");
 }
 
-/// What was published in `lib` from input `input` installs and verifies.
-fn published_intact(w: &Workspace, lib: &Path, input: &str, games: &[&str], ctx: &str) {
-    for game in games {
-        let _ = fs::remove_dir_all(w.p("check"));
-        ok(device(&[
-            "install",
-            "-r",
-            &lib.to_string_lossy(),
-            "-g",
-            game,
-            "--install-dir",
-            &w.s("check"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ]));
-        assert_same_tree(&w.p(input).join(game), &w.p("check").join(game));
-    }
-    let v = romlib(&[
-        "verify",
-        "-q",
-        "-r",
-        &lib.to_string_lossy(),
-        "--trusted-key",
-        &w.s("k.pub"),
-    ]);
-    let out = String::from_utf8_lossy(&v.stdout).into_owned();
-    for line in out.lines().filter(|l| l.starts_with("PROBLEM")) {
-        // A locator the run could not rewrite: the device reads that game through the
-        // index, and the next run rewrites it.
-        assert!(
-            line.contains(".locator:") && line.contains("not written for"),
-            "{ctx}: {line}\n{out}"
-        );
-    }
-}
-
 /// Sweeps the room left for `run` (a build or an import into `t/L`) from nothing to all
 /// it needs.
 fn sweep(w: &Workspace, what: &str, run: &dyn Fn(&Path) -> std::process::Output) {
@@ -130,11 +81,11 @@ fn sweep(w: &Workspace, what: &str, run: &dyn Fn(&Path) -> std::process::Output)
         if !out.status.success() {
             failed += 1;
             out_of_room(out, &ctx);
-            published_intact(w, &t.join("L"), "in", &["a", "b"], &ctx);
+            assert_published(w, &t.join("L"), "in", &["a", "b"], &ctx);
             // With room again, the next run completes.
             remount(&t, 2 * need + (1 << 20));
             ok(run(&t.join("L")));
-            published_intact(w, &t.join("L"), "in2", &["a", "b", "c", "d"], &ctx);
+            assert_published(w, &t.join("L"), "in2", &["a", "b", "c", "d"], &ctx);
         }
     }
     assert!(

@@ -601,16 +601,3 @@ fn a_library_on_the_device_is_reused_instead_of_downloaded() {
     assert_same_tree(&w.p("in/alpha"), &w.p("inst2/alpha"));
     assert!(downloaded(&out) > loc + man, "{out}");
 }
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_tree(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
