@@ -44,10 +44,18 @@ fn time_of(bin_name: &str, args: &[String]) -> Duration {
 }
 
 /// Kills `child` after a random share (seeded by `i`) of `full`; true when it was
-/// still running then.
-fn kill_after(mut child: Child, full: Duration, i: u64) -> bool {
+/// still running then. A child that finishes first (the machine got faster) sets `full`
+/// to the time it took, so the next kills land inside a run again.
+fn kill_after(mut child: Child, full: &mut Duration, i: u64) -> bool {
     let share = (Rng::new(1000 + i).next_u64() % 1000) as f64 / 1000.0;
-    std::thread::sleep(full.mul_f64(share));
+    let (start, at) = (Instant::now(), full.mul_f64(share));
+    while start.elapsed() < at {
+        if child.try_wait().unwrap().is_some() {
+            *full = start.elapsed();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let running = child.try_wait().unwrap().is_none();
     if running {
         child.kill().unwrap();
@@ -115,12 +123,12 @@ fn killed_incremental_builds_leave_the_published_library_readable() {
         "-q",
     ]);
     copy_tree(&w.p("lib"), &w.p("L"));
-    let full = time_of("romlib", &args);
+    let mut full = time_of("romlib", &args);
     let mut killed = 0;
     for i in 0..iterations() {
         let _ = fs::remove_dir_all(w.p("L"));
         copy_tree(&w.p("lib"), &w.p("L"));
-        killed += u64::from(kill_after(spawn("romlib", &args), full, i));
+        killed += u64::from(kill_after(spawn("romlib", &args), &mut full, i));
         // a was published before the build and is unchanged by it; b is the old or the
         // new version, whichever the manifest says (both install verified).
         readable_without_writing(&w, "L", "in", &["a"]);
@@ -142,6 +150,10 @@ fn killed_incremental_builds_leave_the_published_library_readable() {
     assert!(
         killed * 2 >= iterations(),
         "only {killed} builds were killed mid-way"
+    );
+    eprintln!(
+        "kill -9: {killed} of {} builds killed mid-way",
+        iterations()
     );
 }
 
@@ -171,12 +183,12 @@ fn killed_imports_leave_the_published_library_readable() {
         &w.s("all.romlib"),
     ]);
     copy_tree(&w.p("lib"), &w.p("L"));
-    let full = time_of("romlib", &args);
+    let mut full = time_of("romlib", &args);
     let mut killed = 0;
     for i in 0..iterations() {
         let _ = fs::remove_dir_all(w.p("L"));
         copy_tree(&w.p("lib"), &w.p("L"));
-        killed += u64::from(kill_after(spawn("romlib", &args), full, i));
+        killed += u64::from(kill_after(spawn("romlib", &args), &mut full, i));
         readable_without_writing(&w, "L", "in", &["a"]);
         if i % 10 == 9 {
             ok(run("romlib", &args));
@@ -186,6 +198,10 @@ fn killed_imports_leave_the_published_library_readable() {
     assert!(
         killed * 2 >= iterations(),
         "only {killed} imports were killed mid-way"
+    );
+    eprintln!(
+        "kill -9: {killed} of {} imports killed mid-way",
+        iterations()
     );
 }
 
@@ -219,7 +235,7 @@ fn killed_installs_and_uninstalls_show_the_old_or_the_new_game_and_lose_no_save(
     ok(run("romlib-device", &install("lib")));
     let save = b"slot 1: 99 lives".to_vec();
     write(&w.p("inst"), "b/saves/b.srm", &save);
-    let full = time_of("romlib-device", &install("lib2"));
+    let mut full = time_of("romlib-device", &install("lib2"));
     // Where the save may be: in the game's folder, or (between a swap and the carrying of
     // the user's files, until the next romlib-device command) in the staging folder.
     let save_kept = || {
@@ -235,7 +251,11 @@ fn killed_installs_and_uninstalls_show_the_old_or_the_new_game_and_lose_no_save(
     for i in 0..iterations() {
         // Upgrade and downgrade in turn.
         let lib = if i % 2 == 0 { "lib" } else { "lib2" };
-        killed += u64::from(kill_after(spawn("romlib-device", &install(lib)), full, i));
+        killed += u64::from(kill_after(
+            spawn("romlib-device", &install(lib)),
+            &mut full,
+            i,
+        ));
         let shown = game_files(&w.p("inst/b"));
         assert!(
             shown == v1 || shown == v2,
@@ -251,14 +271,18 @@ fn killed_installs_and_uninstalls_show_the_old_or_the_new_game_and_lose_no_save(
         killed * 2 >= iterations(),
         "only {killed} installs were killed mid-way"
     );
+    eprintln!(
+        "kill -9: {killed} of {} installs killed mid-way",
+        iterations()
+    );
 
     // Uninstall: the game is complete or gone, the save stays either way.
     let uninstall = strings(&["uninstall", "-t", "b", "--install-dir", &w.s("inst")]);
-    let quick = time_of("romlib-device", &uninstall);
+    let mut quick = time_of("romlib-device", &uninstall);
     for i in 0..iterations() {
         ok(run("romlib-device", &install("lib2")));
         assert_eq!(fs::read(w.p("inst/b/saves/b.srm")).unwrap(), save);
-        kill_after(spawn("romlib-device", &uninstall), quick * 2, i);
+        kill_after(spawn("romlib-device", &uninstall), &mut quick, i);
         let shown = game_files(&w.p("inst/b"));
         assert!(
             shown.is_empty() || shown == v2,
