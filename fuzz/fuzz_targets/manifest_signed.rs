@@ -1,0 +1,3 @@
+//! Fuzz target `manifest_signed`: see `romlib_fuzz_harness::manifest_signed`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| romlib_fuzz_harness::manifest_signed(data));
