@@ -40,10 +40,12 @@ done
 # the stable compiler with RUSTC_BOOTSTRAP=1 (a CI machine cannot download a toolchain).
 if [[ ${ROMLIB_FUZZ_TOOLCHAIN:-} != stable ]] && rustup run nightly rustc --version >/dev/null 2>&1; then
     cargo=(cargo +nightly)
+    channel=""
     toolchain="nightly ($(rustup run nightly rustc --version))"
 else
     export RUSTC_BOOTSTRAP=1
     cargo=(cargo)
+    channel="-stable"
     toolchain="stable with RUSTC_BOOTSTRAP=1 ($(rustc --version))"
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -59,8 +61,8 @@ fi
 # touched. The release build keeps debug assertions and overflow checks (fuzz/Cargo.toml),
 # so an arithmetic overflow is a crash too. ROMLIB_FUZZ_SANITIZER=address adds ASan itself.
 sanitizer=${ROMLIB_FUZZ_SANITIZER:-none}
-# One target directory per sanitizer: switching must not rebuild everything.
-target_dir=$fuzz_dir/target/$sanitizer
+# One target directory per sanitizer and toolchain: switching must not rebuild everything.
+target_dir=$fuzz_dir/target/$sanitizer$channel
 build=(fuzz build --sanitizer "$sanitizer" --debug-assertions --target-dir "$target_dir")
 work=$(mktemp -d "${TMPDIR:-/tmp}/romlib-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
