@@ -12,7 +12,7 @@
 #   ROMLIB_FUZZ_TOOLCHAIN=stable  use the stable toolchain (RUSTC_BOOTSTRAP=1) even when a
 #                                 nightly one is installed (the default when it is not)
 #   ROMLIB_FUZZ_SANITIZER=address build with AddressSanitizer (slower, see below)
-#   ROMLIB_FUZZ_JOBS=N            fuzz N targets at a time (default 1)
+#   ROMLIB_FUZZ_JOBS=N            fuzz N targets at a time (default: one per core)
 #   ROMLIB_FUZZ_KEEP=DIR          keep the working corpora in DIR (for long campaigns)
 set -euo pipefail
 
@@ -67,7 +67,7 @@ build=(fuzz build --sanitizer "$sanitizer" --debug-assertions --target-dir "$tar
 work=$(mktemp -d "${TMPDIR:-/tmp}/romlib-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-echo "fuzz/run.sh: building ${#targets[@]} targets with $toolchain, sanitizer $sanitizer"
+echo "fuzz/run.sh: building the fuzz targets with $toolchain, sanitizer $sanitizer"
 build_start=$SECONDS
 if ! "${cargo[@]}" "${build[@]}" >"$work/build.log" 2>&1; then
     tail -30 "$work/build.log"
@@ -124,7 +124,7 @@ fuzz_one() {
     } >"$work/$t.result"
 }
 
-jobs=${ROMLIB_FUZZ_JOBS:-1}
+jobs=${ROMLIB_FUZZ_JOBS:-$(nproc)}
 run_start=$SECONDS
 if [[ $jobs -le 1 ]]; then
     for t in "${targets[@]}"; do

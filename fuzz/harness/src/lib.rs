@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 /// `fuzz/seeds/` and `fuzz/regressions/`) and its function.
 pub type Target = (&'static str, fn(&[u8]));
 
-/// Every target, in the order `fuzz/run.sh` runs them.
+/// Every target (`fuzz/run.sh` runs them in the order of their file names).
 pub const TARGETS: &[Target] = &[
     ("manifest", manifest),
     ("manifest_signed", manifest_signed),
