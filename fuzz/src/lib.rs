@@ -23,8 +23,9 @@ pub struct CappedAllocator;
 fn check(size: usize) {
     if size > MAX_ALLOCATION {
         // No formatting: it could allocate, and we are inside the allocator.
-        let _ = std::io::stderr()
-            .write_all(b"==romlib-fuzz== ERROR: one allocation above 256 MiB (unbounded length?)\n");
+        let _ = std::io::stderr().write_all(
+            b"==romlib-fuzz== ERROR: one allocation above 256 MiB (unbounded length?)\n",
+        );
         std::process::abort();
     }
 }
