@@ -286,8 +286,9 @@ impl PackFooter {
             });
         }
         limit("MAX_PACK_SIZE", file_len, MAX_PACK_SIZE - 1)?;
-        let expect = (HEADER_LEN + FOOTER_LEN) as u64 + f.records_len;
-        if expect != file_len {
+        // records_len is untrusted: near u64::MAX the sum would overflow.
+        let expect = f.records_len.checked_add((HEADER_LEN + FOOTER_LEN) as u64);
+        if expect != Some(file_len) {
             return Err(FormatError::InvalidField {
                 what: "pack footer",
                 field: "records length",
@@ -422,6 +423,14 @@ mod tests {
             ..f
         };
         assert!(PackFooter::decode(&many.encode(), len).is_err());
+        // Found by fuzzing (fuzz/regressions/pack/footer-records-len-overflow): a records
+        // length near u64::MAX overflowed the expected file length, a panic in checked
+        // builds, instead of being refused.
+        let huge = PackFooter {
+            records_len: u64::MAX - 10,
+            ..f
+        };
+        assert!(PackFooter::decode(&huge.encode(), len).is_err());
     }
 
     #[test]

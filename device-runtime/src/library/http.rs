@@ -349,22 +349,7 @@ impl Client {
     /// returns its length. Each attempt restarts `out` first.
     pub fn get(&mut self, url: &Url, max: u64, out: &mut dyn Download) -> Result<u64> {
         self.request(url, None, &mut |head, body| {
-            if head.status != 200 {
-                return Err(fail(format!("HTTP {}", head.status), false));
-            }
-            let len = head
-                .len
-                .ok_or_else(|| fail("no Content-Length in the response", false))?;
-            if len > max {
-                return Err(fail(
-                    format!("response of {len} bytes is larger than the {max} allowed"),
-                    false,
-                ));
-            }
-            out.restart()
-                .map_err(|e| fail(format!("cannot write the download: {e}"), false))?;
-            copy_exact(body, out, len)?;
-            Ok(len)
+            take_whole(head, body, max, out)
         })
     }
 
@@ -372,43 +357,8 @@ impl Client {
     /// whole length when the server gave it.
     pub fn get_range(&mut self, url: &Url, start: u64, buf: &mut [u8]) -> Result<Option<u64>> {
         let end = start + buf.len() as u64 - 1;
-        let want = format!("bytes {start}-{end}/");
         self.request(url, Some((start, end)), &mut |head, body| {
-            if head.status == 200 {
-                return Err(fail(
-                    "server ignored the byte range and sent the whole file",
-                    false,
-                ));
-            }
-            if head.status != 206 {
-                return Err(fail(format!("HTTP {}", head.status), false));
-            }
-            if !head.range.as_deref().is_some_and(|r| r.starts_with(&want)) {
-                return Err(fail(
-                    format!(
-                        "asked for bytes {start}-{end}, got Content-Range {:?}",
-                        head.range.as_deref().unwrap_or("")
-                    ),
-                    false,
-                ));
-            }
-            if head.len != Some(buf.len() as u64) {
-                return Err(fail(
-                    format!(
-                        "asked for {} bytes, the response holds {:?}",
-                        buf.len(),
-                        head.len
-                    ),
-                    false,
-                ));
-            }
-            body.read_exact(buf).map_err(|e| body_error(&e))?;
-            let total = head
-                .range
-                .as_deref()
-                .and_then(|r| r.rsplit_once('/'))
-                .and_then(|(_, t)| t.parse().ok());
-            Ok(total)
+            take_range(head, body, start, buf)
         })
     }
 
@@ -488,38 +438,12 @@ impl Client {
         if let Err(e) = conn.get_mut().write_all(req.as_bytes()) {
             return Err(fail(format!("sending the request failed: {e}"), true));
         }
-        let head = read_head(conn)?;
-        if (300..400).contains(&head.status) && head.status != 304 {
-            let loc = head
-                .location
-                .clone()
-                .ok_or_else(|| fail(format!("HTTP {} without a Location", head.status), false))?;
-            skip_body(conn, &head)?;
-            if head.close {
-                self.conn = None;
-            }
-            return Ok(Err(loc));
-        }
-        if head.status >= 500 {
-            return Err(fail(format!("HTTP {}", head.status), true));
-        }
-        if head.status >= 400 {
-            return Err(fail(
-                format!(
-                    "HTTP {}{}",
-                    head.status,
-                    if head.status == 404 { " Not Found" } else { "" }
-                ),
-                false,
-            ));
-        }
-        let mut counted = Counted { inner: conn, n: 0 };
-        let v = take(&head, &mut counted)?;
-        self.received += counted.n;
-        if head.close {
+        let got = receive(conn, take)?;
+        self.received += got.body_bytes;
+        if got.close {
             self.conn = None;
         }
-        Ok(Ok(v))
+        Ok(got.outcome)
     }
 
     fn connect(&self, url: &Url) -> std::result::Result<BufReader<TcpStream>, Failure> {
@@ -543,16 +467,179 @@ impl Client {
 }
 
 /// A reader that counts the bytes read through it.
-struct Counted<'a> {
-    inner: &'a mut BufReader<TcpStream>,
+struct Counted<'a, R: ?Sized> {
+    inner: &'a mut R,
     n: u64,
 }
 
-impl Read for Counted<'_> {
+impl<R: Read + ?Sized> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.n += n as u64;
         Ok(n)
+    }
+}
+
+/// What [`receive`] made of one response.
+struct Received<T> {
+    /// What `take` returned, or `Err(location)` for a redirect.
+    outcome: std::result::Result<T, String>,
+    /// Whether the server closes the connection after it.
+    close: bool,
+    /// Body bytes read through `take`.
+    body_bytes: u64,
+}
+
+/// Reads one response from `conn`: its head, then for a redirect its Location (skipping
+/// the body), for an error status a failure, and otherwise hands the body to `take`.
+fn receive<T>(
+    conn: &mut dyn BufRead,
+    take: &mut dyn FnMut(&Head, &mut dyn Read) -> std::result::Result<T, Failure>,
+) -> std::result::Result<Received<T>, Failure> {
+    let head = read_head(conn)?;
+    if (300..400).contains(&head.status) && head.status != 304 {
+        let loc = head
+            .location
+            .clone()
+            .ok_or_else(|| fail(format!("HTTP {} without a Location", head.status), false))?;
+        skip_body(conn, &head)?;
+        return Ok(Received {
+            outcome: Err(loc),
+            close: head.close,
+            body_bytes: 0,
+        });
+    }
+    if head.status >= 500 {
+        return Err(fail(format!("HTTP {}", head.status), true));
+    }
+    if head.status >= 400 {
+        return Err(fail(
+            format!(
+                "HTTP {}{}",
+                head.status,
+                if head.status == 404 { " Not Found" } else { "" }
+            ),
+            false,
+        ));
+    }
+    let mut counted = Counted { inner: conn, n: 0 };
+    let v = take(&head, &mut counted)?;
+    Ok(Received {
+        outcome: Ok(v),
+        close: head.close,
+        body_bytes: counted.n,
+    })
+}
+
+/// Takes the body of a whole-file GET: `200` with a `Content-Length` of at most `max`
+/// bytes, copied into `out` (restarted first); returns its length.
+fn take_whole(
+    head: &Head,
+    body: &mut dyn Read,
+    max: u64,
+    out: &mut dyn Download,
+) -> std::result::Result<u64, Failure> {
+    if head.status != 200 {
+        return Err(fail(format!("HTTP {}", head.status), false));
+    }
+    let len = head
+        .len
+        .ok_or_else(|| fail("no Content-Length in the response", false))?;
+    if len > max {
+        return Err(fail(
+            format!("response of {len} bytes is larger than the {max} allowed"),
+            false,
+        ));
+    }
+    out.restart()
+        .map_err(|e| fail(format!("cannot write the download: {e}"), false))?;
+    copy_exact(body, out, len)?;
+    Ok(len)
+}
+
+/// Takes the body of a range GET of bytes `start .. start + buf.len()`: `206` with exactly
+/// that `Content-Range` and length, read into `buf`; returns the file's whole length when
+/// the server gave it.
+fn take_range(
+    head: &Head,
+    body: &mut dyn Read,
+    start: u64,
+    buf: &mut [u8],
+) -> std::result::Result<Option<u64>, Failure> {
+    let end = start + buf.len() as u64 - 1;
+    let want = format!("bytes {start}-{end}/");
+    if head.status == 200 {
+        return Err(fail(
+            "server ignored the byte range and sent the whole file",
+            false,
+        ));
+    }
+    if head.status != 206 {
+        return Err(fail(format!("HTTP {}", head.status), false));
+    }
+    if !head.range.as_deref().is_some_and(|r| r.starts_with(&want)) {
+        return Err(fail(
+            format!(
+                "asked for bytes {start}-{end}, got Content-Range {:?}",
+                head.range.as_deref().unwrap_or("")
+            ),
+            false,
+        ));
+    }
+    if head.len != Some(buf.len() as u64) {
+        return Err(fail(
+            format!(
+                "asked for {} bytes, the response holds {:?}",
+                buf.len(),
+                head.len
+            ),
+            false,
+        ));
+    }
+    body.read_exact(buf).map_err(|e| body_error(&e))?;
+    let total = head
+        .range
+        .as_deref()
+        .and_then(|r| r.rsplit_once('/'))
+        .and_then(|(_, t)| t.parse().ok());
+    Ok(total)
+}
+
+/// What a response read by [`read_response`] came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// A redirect to this URL.
+    Redirect(Url),
+    /// A whole file of this many bytes.
+    Whole(u64),
+    /// The range asked for, and the file's whole length when the server gave it.
+    Range(Option<u64>),
+}
+
+/// Reads one response from `input` exactly as [`Client`] reads one from a server, without
+/// a socket: for a GET of `url` (a redirect is resolved against it), as a whole file of at
+/// most `max` bytes into `out` when `range` is `None`, else as bytes `start ..
+/// start + buf.len()` into `buf` (`buf` must not be empty). The error is the problem the
+/// client would report. For tests and fuzzing of the response parser.
+pub fn read_response(
+    input: &mut dyn BufRead,
+    url: &Url,
+    range: Option<(u64, &mut [u8])>,
+    max: u64,
+    out: &mut dyn Download,
+) -> std::result::Result<Response, String> {
+    let got = match range {
+        None => receive(input, &mut |head, body| {
+            take_whole(head, body, max, out).map(Response::Whole)
+        }),
+        Some((start, buf)) => receive(input, &mut |head, body| {
+            take_range(head, body, start, buf).map(Response::Range)
+        }),
+    }
+    .map_err(|f| f.problem)?;
+    match got.outcome {
+        Ok(r) => Ok(r),
+        Err(location) => redirect(url, &location).map(Response::Redirect),
     }
 }
 
@@ -583,7 +670,7 @@ fn copy_exact(
     Ok(())
 }
 
-fn skip_body(conn: &mut BufReader<TcpStream>, head: &Head) -> std::result::Result<(), Failure> {
+fn skip_body(conn: &mut dyn Read, head: &Head) -> std::result::Result<(), Failure> {
     match head.len {
         Some(n) if n <= 64 * 1024 => copy_exact(conn, &mut std::io::sink(), n),
         // A redirect with a large or unsized body: do not read it, drop the connection.
@@ -591,14 +678,12 @@ fn skip_body(conn: &mut BufReader<TcpStream>, head: &Head) -> std::result::Resul
     }
 }
 
-fn read_head(conn: &mut BufReader<TcpStream>) -> std::result::Result<Head, Failure> {
+fn read_head<R: BufRead + ?Sized>(conn: &mut R) -> std::result::Result<Head, Failure> {
     let mut total = 0;
     let mut lines = Vec::new();
     loop {
         let mut line = Vec::new();
-        let n = conn
-            .by_ref()
-            .take((MAX_HEAD - total + 1) as u64)
+        let n = Read::take(&mut *conn, (MAX_HEAD - total + 1) as u64)
             .read_until(b'\n', &mut line)
             .map_err(|e| body_error(&e))?;
         if n == 0 {
@@ -691,6 +776,29 @@ fn redirect(from: &Url, location: &str) -> std::result::Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_are_read_from_any_reader() {
+        let url = Url::parse("http://h/lib/a").unwrap();
+        let mut buf = [0u8; 4];
+        let r = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 4\r\nContent-Range: bytes 2-5/10\r\n\r\nabcd";
+        let got = read_response(&mut &r[..], &url, Some((2, &mut buf)), 0, &mut Vec::new());
+        assert_eq!(got, Ok(Response::Range(Some(10))));
+        assert_eq!(&buf, b"abcd");
+        let r = b"HTTP/1.1 302 Found\r\nLocation: b\r\nContent-Length: 0\r\n\r\n";
+        let got = read_response(&mut &r[..], &url, None, 10, &mut Vec::new());
+        assert_eq!(
+            got,
+            Ok(Response::Redirect(Url::parse("http://h/lib/b").unwrap()))
+        );
+        let mut out = Vec::new();
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz";
+        let got = read_response(&mut &r[..], &url, None, 10, &mut out);
+        assert_eq!((got, out.as_slice()), (Ok(Response::Whole(3)), &b"xyz"[..]));
+        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n";
+        let got = read_response(&mut &r[..], &url, None, 10, &mut Vec::new());
+        assert!(got.unwrap_err().contains("Transfer-Encoding"));
+    }
 
     #[test]
     fn urls() {

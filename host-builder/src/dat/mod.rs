@@ -50,7 +50,7 @@ pub fn read_dat(
 }
 
 /// Reads a DAT from any byte source; `path` only names it in errors.
-fn read_dat_from<R: Read>(
+pub fn read_dat_from<R: Read>(
     src: R,
     path: &Path,
     on_game: impl FnMut(&DatHeader, DatGame) -> Result<()>,
