@@ -4,7 +4,8 @@
 # 32-bit ARM under QEMU (cross/test.sh installs its toolchain and packages itself), then a
 # smoke run of the peer benchmark on a small generated corpus (bench/run.sh --smoke, which
 # installs the peer tools itself) and of the read and network benchmarks on small games, so
-# the benchmarks cannot rot.
+# the benchmarks cannot rot; then every fuzz target for a minute (fuzz/run.sh 60, which
+# installs cargo-fuzz itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The host suite drives real peers: FUSE's fusermount3 (mount tests), nginx (installs
@@ -27,3 +28,5 @@ bash bench/run.sh --smoke
 echo "== benchmark smoke: device-runtime/bench/read.sh 64 (play in place) and net.sh 32 (HTTP)"
 N=2000 bash device-runtime/bench/read.sh 64
 bash device-runtime/bench/net.sh 32
+echo "== fuzz smoke: fuzz/run.sh ${ROMLIB_FUZZ_SECONDS:-60} (every target; longer campaigns: fuzz/README.md)"
+bash fuzz/run.sh "${ROMLIB_FUZZ_SECONDS:-60}"
