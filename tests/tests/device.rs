@@ -197,6 +197,82 @@ fn upgrade_replaces_the_old_version() {
 }
 
 #[test]
+fn the_users_files_survive_an_upgrade_and_an_uninstall() {
+    // alpha is installed (Fixture); the player adds saves, a screenshot folder and a file
+    // named like one the next version ships.
+    let f = Fixture::new(26);
+    let w = &f.w;
+    write(&w.p("inst"), "alpha/saves/slot1.srm", b"slot 1");
+    write(&w.p("inst"), "alpha/data/my-notes.txt", b"notes");
+    write(&w.p("inst"), "alpha/shots/1.png", b"png");
+    write(&w.p("inst"), "alpha/manual.pdf", b"my own manual");
+    // The next version drops shared.dat and ships a manual and a saves folder of its own.
+    let mut r = Rng::new(78);
+    fs::remove_file(w.p("in/alpha/shared.dat")).unwrap();
+    write(&w.p("in"), "alpha/manual.pdf", &r.bytes(20_000));
+    write(&w.p("in"), "alpha/saves/README.txt", b"saves go here");
+    ok(w.build("in", "lib", &[]));
+    let out = ok(f.install("alpha"));
+    assert!(
+        out.contains("kept 4 item(s) the game does not own"),
+        "{out}"
+    );
+    let user = [
+        ("data/my-notes.txt", &b"notes"[..]),
+        ("saves/slot1.srm", b"slot 1"),
+        ("shots/1.png", b"png"),
+        ("manual.pdf.kept", b"my own manual"),
+    ];
+    let game: Vec<_> = snapshot(&w.p("inst/alpha"))
+        .into_iter()
+        .filter(|(n, _)| n != ".romlib-installed" && !user.iter().any(|(u, _)| u == n))
+        .collect();
+    assert_eq!(game, snapshot(&w.p("in/alpha")), "the new version, whole");
+    for (rel, bytes) in user {
+        assert_eq!(
+            fs::read(w.p("inst/alpha").join(rel)).unwrap(),
+            bytes,
+            "{rel}"
+        );
+    }
+    assert!(
+        !w.p("inst/alpha/shared.dat").exists(),
+        "the old version's file stays"
+    );
+    // Uninstall leaves exactly the player's files, with the note; an install takes the
+    // folder back.
+    let out = ok(device(&[
+        "uninstall",
+        "-t",
+        "alpha",
+        "--install-dir",
+        &w.s("inst"),
+    ]));
+    assert!(out.contains("left in"), "{out}");
+    let left: Vec<String> = snapshot(&w.p("inst/alpha"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ".romlib-kept",
+            "data/my-notes.txt",
+            "manual.pdf.kept",
+            "saves/slot1.srm",
+            "shots/1.png"
+        ]
+    );
+    ok(f.install("alpha"));
+    assert_eq!(
+        fs::read(w.p("inst/alpha/saves/slot1.srm")).unwrap(),
+        b"slot 1"
+    );
+    assert!(!w.p("inst/alpha/.romlib-kept").exists());
+    assert!(w.p("inst/alpha/.romlib-installed").exists());
+}
+
+#[test]
 fn untrusted_unsigned_and_missing() {
     let f = Fixture::new(23);
     let w = &f.w;

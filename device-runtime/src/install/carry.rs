@@ -86,27 +86,47 @@ pub(super) fn carry_user_files(
     }
     let mut kept = Vec::new();
     for rel in moves {
-        let src = from.join(&rel);
-        let mut dst = to.join(&rel);
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
-        }
-        let mut name = rel.clone();
-        let mut n = 1;
-        while fs::symlink_metadata(&dst).is_ok() {
-            name = if n == 1 {
-                format!("{rel}.kept")
-            } else {
-                format!("{rel}.kept{n}")
-            };
-            dst = to.join(&name);
-            n += 1;
-        }
-        rename(&src, &dst)?;
-        kept.push(name);
+        place(from, to, &rel, &mut kept)?;
     }
     sync_dirs(to)?;
     Ok(kept)
+}
+
+/// Moves `from/rel` to `to/rel` by rename. A folder whose place holds a folder is merged
+/// into it entry by entry (a save folder the new version also ships keeps its saves);
+/// anything else whose place is taken gets `.kept` (or `.kept2`, ...) added. Appends the
+/// relative paths moved to `kept`.
+fn place(from: &Path, to: &Path, rel: &str, kept: &mut Vec<String>) -> Result<()> {
+    let (src, dst) = (from.join(rel), to.join(rel));
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
+    }
+    let is_dir = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    if is_dir(&src) && is_dir(&dst) {
+        let mut names = Vec::new();
+        for e in fs::read_dir(&src).map_err(|e| Error::io(&src, "read directory", e))? {
+            let e = e.map_err(|e| Error::io(&src, "read directory", e))?;
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        for n in names {
+            place(from, to, &format!("{rel}/{n}"), kept)?;
+        }
+        return Ok(());
+    }
+    let mut name = rel.to_string();
+    let mut n = 1;
+    while fs::symlink_metadata(to.join(&name)).is_ok() {
+        name = if n == 1 {
+            format!("{rel}.kept")
+        } else {
+            format!("{rel}.kept{n}")
+        };
+        n += 1;
+    }
+    rename(&src, &to.join(&name))?;
+    kept.push(name);
+    Ok(())
 }
 
 /// The relative paths under `dir` (`rel` from the game folder) to carry: files not in
