@@ -392,11 +392,23 @@ pub fn start_serve(
     u16,
     std::io::BufReader<std::process::ChildStdout>,
 ) {
+    start_serve_to(lib, std::process::Stdio::null())
+}
+
+/// [`start_serve`] with the server's stderr sent to `stderr`.
+pub fn start_serve_to(
+    lib: &str,
+    stderr: impl Into<std::process::Stdio>,
+) -> (
+    std::process::Child,
+    u16,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
     use std::io::BufRead;
     let mut child = Command::new(bin("romlib"))
         .args(["serve", "-r", lib, "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());

@@ -749,31 +749,6 @@ fn export_and_import_with_read_errors_leave_nothing_behind() {
     assert_same_tree(&f.w.p("in2/alpha"), &f.w.p("fresh/alpha"));
 }
 
-/// `romlib serve -r LIB` on a free port, its stderr going to `err`: the child, its port and
-/// its access log (as [`start_serve`]).
-fn start_serve_logging(
-    lib: &str,
-    err: &Path,
-) -> (Child, u16, std::io::BufReader<std::process::ChildStdout>) {
-    use std::io::BufRead;
-    let mut child = Command::new(bin("romlib"))
-        .args(["serve", "-r", lib, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(err).unwrap())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let port = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("romlib serve printed no address: {line:?}"));
-    (child, port, out)
-}
-
 #[test]
 fn install_over_http_from_a_server_whose_library_fails() {
     let f = Fixture::built(&[]);
@@ -784,7 +759,8 @@ fn install_over_http_from_a_server_whose_library_fails() {
     // `romlib serve` reads the pack from the failing disk: the device gets a body cut
     // short, retries, then stops with one line; nothing visible is left.
     let serve_err = f.w.p("serve.err");
-    let (mut serve, port, _log) = start_serve_logging(&fs.s(""), &serve_err);
+    let (mut serve, port, _log) =
+        start_serve_to(&fs.s(""), std::fs::File::create(&serve_err).unwrap());
     let url = format!("http://127.0.0.1:{port}/");
     let key = f.w.s("k.pub");
     let inst = f.w.s("inst");

@@ -55,12 +55,6 @@ impl LibraryWriter {
     /// an interrupted earlier run.
     pub fn open(root: &Path) -> Result<Self> {
         let mut w = Self::lock(root)?;
-        let new = w.new_index_path();
-        if new.exists() {
-            fs::remove_file(&new).map_err(|e| Error::io(&new, "remove", e))?;
-            w.recovered
-                .push("discarded the unpublished index of an interrupted build".into());
-        }
         let index = w.index_path();
         if index.exists() {
             romlib_device::chunks::index::check_sum(&index)?;
@@ -98,15 +92,12 @@ impl LibraryWriter {
             ));
         }
         let mut w = Self::lock(root)?;
-        let new = w.new_index_path();
-        if new.exists() {
-            fs::remove_file(&new).map_err(|e| Error::io(&new, "remove", e))?;
-        }
-        w.db = Some(Db::Writable(open_writable(&new)?));
+        w.db = Some(Db::Writable(open_writable(&w.new_index_path())?));
         Ok(w)
     }
 
-    /// Creates the library's folders where missing and takes its lock.
+    /// Creates the library's folders where missing, takes its lock and discards the
+    /// unpublished index copy an interrupted run left.
     fn lock(root: &Path) -> Result<Self> {
         let lib = Library::new(root);
         for d in [
@@ -133,13 +124,20 @@ impl LibraryWriter {
             Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
             Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, "lock", e)),
         }
-        Ok(Self {
+        let mut w = Self {
             lib,
             _lock: lock,
             db: None,
             next_pack_id: 1,
             recovered: Vec::new(),
-        })
+        };
+        let new = w.new_index_path();
+        if new.exists() {
+            fs::remove_file(&new).map_err(|e| Error::io(&new, "remove", e))?;
+            w.recovered
+                .push("discarded the unpublished index of an interrupted build".into());
+        }
+        Ok(w)
     }
 
     /// The library's paths.
