@@ -17,6 +17,8 @@
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Attempts per request (the first and the retries).
@@ -306,8 +308,9 @@ impl Download for std::fs::File {
 pub struct Client {
     timeout: Duration,
     conn: Option<(String, BufReader<TcpStream>)>,
-    /// Bytes of response bodies received (for reports and benchmarks).
-    pub received: u64,
+    /// Bytes of response bodies received (for reports, progress and benchmarks), readable
+    /// from other threads while a request runs ([`Client::received_counter`]).
+    received: Arc<AtomicU64>,
     /// Requests sent, retries and redirects included.
     pub requests: u64,
 }
@@ -340,9 +343,19 @@ impl Client {
         Client {
             timeout,
             conn: None,
-            received: 0,
+            received: Arc::default(),
             requests: 0,
         }
+    }
+
+    /// Bytes of response bodies received so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// The counter behind [`Client::received`], to read without holding the client.
+    pub fn received_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.received)
     }
 
     /// GETs the whole of `url` into `out`, refusing a body longer than `max` bytes;
@@ -439,7 +452,7 @@ impl Client {
             return Err(fail(format!("sending the request failed: {e}"), true));
         }
         let got = receive(conn, take)?;
-        self.received += got.body_bytes;
+        self.received.fetch_add(got.body_bytes, Ordering::Relaxed);
         if got.close {
             self.conn = None;
         }
