@@ -16,6 +16,7 @@ Exit codes: 0 installed, 1 the install failed (the reason is printed), 2 bad usa
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -70,7 +71,7 @@ def draw(p, width=30):
 
 def install(device, url, title, install_dir, keys):
     """Installs `title`, drawing progress; returns (result, error) objects, one of them None."""
-    cmd = [device, "install", "--from", url, "-g", title, "--install-dir", install_dir,
+    cmd = device + ["install", "--from", url, "-g", title, "--install-dir", install_dir,
            "--progress", "json"] + keys
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     result = error = None
@@ -105,11 +106,13 @@ def main():
     ap.add_argument("--trusted-key", action="append", default=[])
     ap.add_argument("--game", help="title id to install (default: ask)")
     ap.add_argument("--device", default=os.environ.get("ROMLIB_DEVICE", "romlib-device"),
-                    help="the romlib-device binary (default: $ROMLIB_DEVICE or PATH)")
+                    help="the romlib-device command, e.g. 'qemu-aarch64 ./romlib-device' "
+                         "(default: $ROMLIB_DEVICE, else romlib-device from PATH)")
     a = ap.parse_args()
+    device = shlex.split(a.device)
     keys = [arg for k in a.trusted_key for arg in ("--trusted-key", k)]
 
-    listing = run_json([a.device, "list-games", "--from", a.url] + keys)
+    listing = run_json(device + ["list-games", "--from", a.url] + keys)
     if listing["type"] == "error":
         print(f"cannot list the library: {listing['message']}")
         print(ADVICE.get(listing["code"], ""))
@@ -129,7 +132,7 @@ def main():
             return 2
         title = games[int(choice) - 1]["title"]
 
-    result, error = install(a.device, a.url, title, a.install_dir, keys)
+    result, error = install(device, a.url, title, a.install_dir, keys)
     if error:
         print(f"install failed [{error['code']}]: {error['message']}")
         advice = ADVICE.get(error["code"])

@@ -425,6 +425,16 @@ fn host_commands_speak_the_documented_json() {
     }
 }
 
+/// The device command as one shell-quoted line (runner and binary under QEMU).
+fn device_command_line() -> String {
+    let c = device_cmd();
+    std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 fn the_example_front_end_installs_over_http() {
     if Command::new("python3").arg("--version").output().is_err() {
@@ -450,7 +460,7 @@ fn the_example_front_end_installs_over_http() {
                 &w.s("k.pub"),
             ])
             .args(extra)
-            .env("ROMLIB_DEVICE", bin("romlib-device"))
+            .env("ROMLIB_DEVICE", device_command_line())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -555,7 +565,7 @@ fn first_hour_errors_are_clear() {
             &w.s("k.pub"),
         ]),
         1,
-        &["no romlib library here"],
+        &["no such romlib library"],
     );
     // A DAT that is neither XML nor clrmamepro.
     std::fs::write(w.p("notes.dat"), b"this is not a dat file\n").unwrap();
@@ -564,4 +574,59 @@ fn first_hour_errors_are_clear() {
         1,
         &["notes.dat", "not a DAT file", "Logiqx XML", "clrmamepro"],
     );
+}
+
+#[test]
+fn progress_counts_downloads_and_the_bar_draws() {
+    let s = schema();
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 14);
+    ok(w.build("in", "lib", &[]));
+    let (mut server, port, _log) = start_serve(&w.s("lib"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut cmd = device_cmd();
+    cmd.args([
+        "install",
+        "--from",
+        &url,
+        "-g",
+        "alpha",
+        "--install-dir",
+        &w.s("inst"),
+    ])
+    .args(["--trusted-key", &w.s("k.pub")]);
+    let (out, result, stream) = run_both(&s, cmd);
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(out.status.success());
+    let got = result["bytes_downloaded"].as_u64().unwrap();
+    assert!(
+        got > 0 && result["requests"].as_u64().unwrap() > 0,
+        "{result}"
+    );
+    let last = progress_of(&stream).last().unwrap()["bytes_downloaded"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        last, got,
+        "the last progress line counts every byte downloaded"
+    );
+    // The human bar, forced on although stderr is a pipe: redrawn in place, then cleared.
+    let out = device(&[
+        "verify",
+        "-g",
+        "alpha",
+        "-r",
+        &w.s("lib"),
+        "--trusted-key",
+        &w.s("k.pub"),
+        "--progress",
+        "bar",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(err.starts_with("\rverify alpha ["), "{err:?}");
+    assert!(err.contains("[####################] 100%"), "{err:?}");
+    assert!(err.ends_with("\r\x1b[K"), "{err:?}");
+    assert!(!err.contains('\n'), "one line, redrawn: {err:?}");
 }

@@ -105,7 +105,7 @@ impl MountCmd {
             |m: Mounted| {
                 eprintln!(
                 "{prog}: mounted {} at {mp} ({} left out); Ctrl-C or `fusermount3 -u {mp}` unmounts",
-                crate::install::count(m.games as usize, "game", "games"), m.skipped,
+                crate::install::count(m.games, "game", "games"), m.skipped,
             )
             },
         )

@@ -165,9 +165,10 @@ impl<'a> Reporter<'a> {
     fn emit(&self, s: &mut State) {
         let now = Instant::now();
         s.last = Some(now);
-        let elapsed = now.duration_since(s.started).as_secs_f64();
-        let rate = if elapsed > 0.05 {
-            (s.bytes_done as f64 / elapsed) as u64
+        // Integer arithmetic only: float formatting would cost the device binary ~20 KiB.
+        let elapsed_ms = now.duration_since(s.started).as_millis() as u64;
+        let rate = if elapsed_ms >= 50 {
+            (u128::from(s.bytes_done) * 1000 / u128::from(elapsed_ms)) as u64
         } else {
             0
         };
@@ -206,18 +207,20 @@ impl<'a> Reporter<'a> {
                     .unwrap_or_default();
                 let mut line = match s.bytes_total {
                     Some(total) => {
-                        let frac = if total > 0 {
-                            (s.bytes_done as f64 / total as f64).min(1.0)
+                        // Per mille done.
+                        let permille = if total > 0 {
+                            (u128::from(s.bytes_done.min(total)) * 1000 / u128::from(total))
+                                as usize
                         } else {
-                            1.0
+                            1000
                         };
-                        let filled = (frac * GAUGE as f64) as usize;
+                        let filled = permille * GAUGE / 1000;
                         format!(
                             "\r{}{game} [{}{}] {:>3}% {}/{} {}/s",
                             s.phase,
                             "#".repeat(filled),
                             "-".repeat(GAUGE - filled),
-                            (frac * 100.0) as u32,
+                            permille / 10,
                             mib(s.bytes_done),
                             mib(total),
                             mib(rate),
@@ -257,7 +260,8 @@ impl Progress for Reporter<'_> {
 
 /// `n` bytes in MiB with one decimal.
 fn mib(n: u64) -> String {
-    format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    let tenths = u128::from(n) * 10 / (1024 * 1024);
+    format!("{}.{} MiB", tenths / 10, tenths % 10)
 }
 
 /// Seconds as `m:ss` (or `h:mm:ss`).
@@ -281,5 +285,8 @@ mod tests {
         assert!(ProgressMode::from_arg_value("loud").is_err());
         assert_eq!(clock(59), "0:59");
         assert_eq!(clock(3725), "1:02:05");
+        assert_eq!(mib(0), "0.0 MiB");
+        assert_eq!(mib(1024 * 1024 * 3 / 2), "1.5 MiB");
+        assert_eq!(mib(u64::MAX), "17592186044415.9 MiB");
     }
 }

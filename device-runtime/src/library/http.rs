@@ -319,12 +319,15 @@ pub struct Client {
 struct Failure {
     problem: String,
     retry: bool,
+    /// The server says the file does not exist (404, 410): what to call it.
+    missing: Option<&'static str>,
 }
 
 fn fail(problem: impl Into<String>, retry: bool) -> Failure {
     Failure {
         problem: problem.into(),
         retry,
+        missing: None,
     }
 }
 
@@ -407,6 +410,16 @@ impl Client {
                         problem,
                     })?;
                     attempt -= 1;
+                }
+                Err(Failure {
+                    missing: Some(what),
+                    ..
+                }) => {
+                    self.conn = None;
+                    return Err(Error::NotFound {
+                        path: std::path::PathBuf::from(target.to_string()),
+                        what,
+                    });
                 }
                 Err(f) => {
                     self.conn = None;
@@ -526,14 +539,22 @@ fn receive<T>(
         return Err(fail(format!("HTTP {}", head.status), true));
     }
     if head.status >= 400 {
-        return Err(fail(
-            format!(
-                "HTTP {}{}",
-                head.status,
-                if head.status == 404 { " Not Found" } else { "" }
-            ),
-            false,
-        ));
+        let missing = match head.status {
+            404 => Some("file on this server (HTTP 404 Not Found)"),
+            410 => Some("file on this server (HTTP 410 Gone)"),
+            _ => None,
+        };
+        return Err(Failure {
+            missing,
+            ..fail(
+                format!(
+                    "HTTP {}{}",
+                    head.status,
+                    if head.status == 404 { " Not Found" } else { "" }
+                ),
+                false,
+            )
+        });
     }
     let mut counted = Counted { inner: conn, n: 0 };
     let v = take(&head, &mut counted)?;

@@ -95,7 +95,7 @@ impl Library {
         if path.is_dir() && !looks_like_library {
             return Err(Error::NotFound {
                 path: path.to_path_buf(),
-                what: "romlib library here (no games/, packs/ or index.db)",
+                what: "romlib library (no games/, packs/ or index.db in it)",
             });
         }
         if path.is_file() {

@@ -147,7 +147,7 @@ pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
 /// `romlib show`.
 pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, false)?;
+    let trust = trust_store(&lib, &c.trusted_key, None)?;
     let v = crate::inspect::show::show_game(&lib, &c.game, &trust)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -160,9 +160,9 @@ pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
 /// `romlib verify`: exit code 1 when the check found a problem (the report says which).
 pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, !c.json)?;
+    let (progress, out) = report("verify", c.progress, c.json, c.quiet);
+    let trust = trust_store(&lib, &c.trusted_key, (!c.json).then_some(&out))?;
     let ok = if c.dat.is_empty() {
-        let (progress, _) = report("verify", c.progress, c.json, c.quiet);
         progress.phase("verify", None, None, None);
         let started = std::time::Instant::now();
         let tick = |n| progress.advance(n, 0);

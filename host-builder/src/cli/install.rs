@@ -53,10 +53,10 @@ pub(super) struct UninstallCmd {
 /// `romlib install`.
 pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, true)?;
+    let (progress, out) = report("install", c.progress, c.json, false);
+    let trust = trust_store(&lib, &c.trusted_key, Some(&out))?;
     let m = lib.open_game(&c.game, &trust)?;
     let mut dec = crate::zstd_decoder::ZstdDecoder::default();
-    let (progress, out) = report("install", c.progress, c.json, false);
     let title = m.body().title_id.clone();
     progress.phase(
         "install",

@@ -89,7 +89,8 @@ pub(super) struct ServeCmd {
 /// `romlib export`.
 pub(super) fn export(c: ExportCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, !c.quiet)?;
+    let (progress, out) = report("export", c.progress, c.json, c.quiet);
+    let trust = trust_store(&lib, &c.trusted_key, (!c.quiet).then_some(&out))?;
     let titles = if c.all {
         if !c.game.is_empty() {
             anyhow::bail!("give either -g TITLE or --all, not both");
@@ -98,7 +99,6 @@ pub(super) fn export(c: ExportCmd) -> anyhow::Result<()> {
     } else {
         c.game
     };
-    let (progress, out) = report("export", c.progress, c.json, c.quiet);
     progress.phase("export", None, None, None);
     let s = crate::transfer::export::export(&lib, &titles, &trust, &c.output, &|n| {
         progress.advance(n, 0)
@@ -130,8 +130,8 @@ pub(super) fn export(c: ExportCmd) -> anyhow::Result<()> {
 /// `romlib import`.
 pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
     let dest = romlib_device::Library::new(&c.output);
-    let trust = trust_store(&dest, &c.trusted_key, !c.quiet)?;
     let (progress, out) = report("import", c.progress, c.json, c.quiet);
+    let trust = trust_store(&dest, &c.trusted_key, (!c.quiet).then_some(&out))?;
     progress.phase("import", None, None, None);
     let s = crate::transfer::import::import(&c.file, &c.output, &c.game, &trust, &|n| {
         progress.advance(n, 0)
