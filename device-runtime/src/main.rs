@@ -244,6 +244,11 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 let out = Output::new(PROG, "list-installed", c.json, ProgressMode::None);
                 return Ok(list_installed(dir, &out)?);
             }
+            if c.romlib.is_none() && c.from.is_none() {
+                return Err(Failure::Usage(
+                    "give -r LIBRARY, --from URL or --install-dir DIR".into(),
+                ));
+            }
             let lib = library(&c.romlib, &c.from, &std::env::temp_dir(), c.timeout)?;
             let store = match trust(&c.trusted_key) {
                 Ok(s) => Some(s),

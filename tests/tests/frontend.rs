@@ -388,6 +388,19 @@ fn host_commands_speak_the_documented_json() {
     ]);
     let (_, r, _) = run_both(&s, cmd);
     assert_eq!(r["games_written"], 3);
+    let mut cmd = Command::new(bin("romlib"));
+    cmd.args(["verify", "-r", &o, "--progress", "json", "-q"]);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let stream = lines(&s, &out.stderr);
+    let r = stream.last().unwrap();
+    assert_eq!(
+        (r["type"].as_str(), r["ok"].as_bool(), r["games"].as_u64()),
+        (Some("result"), Some(true), Some(3))
+    );
+    assert!(progress_of(&stream)
+        .iter()
+        .all(|p| p["op"] == "verify-library"));
     let out = romlib(&[
         "uninstall",
         "-t",

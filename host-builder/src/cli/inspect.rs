@@ -4,6 +4,8 @@
 use super::progress::report;
 use super::trust::trust_store;
 use argh::FromArgs;
+use romlib_device::cli::json::Obj;
+use romlib_device::cli::output::Output;
 use romlib_device::cli::reporter::ProgressMode;
 use romlib_device::install::count;
 use romlib_device::progress::Progress;
@@ -160,7 +162,7 @@ pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
 /// `romlib verify`: exit code 1 when the check found a problem (the report says which).
 pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let (progress, out) = report("verify", c.progress, c.json, c.quiet);
+    let (progress, out) = report("verify-library", c.progress, c.json, c.quiet);
     let trust = trust_store(&lib, &c.trusted_key, (!c.json).then_some(&out))?;
     let ok = if c.dat.is_empty() {
         progress.phase("verify", None, None, None);
@@ -177,6 +179,18 @@ pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&verify_json(&rep))?);
         } else {
             print_verify(&rep, started.elapsed().as_secs_f64());
+        }
+        if c.progress.is_json() {
+            // The stream ends with the result (the report itself is on standard output).
+            Output::new("romlib", "verify-library", false, c.progress).result(
+                Obj::new()
+                    .field("ok", rep.ok())
+                    .field("packs", rep.packs)
+                    .field("chunks", rep.records)
+                    .field("games", rep.games)
+                    .field("problems", rep.problem_count),
+                "",
+            );
         }
         rep.ok()
     } else {

@@ -107,7 +107,7 @@ impl Cli {
             Some(Cmd::ListGames(c)) => ("list-games", c.json, none),
             Some(Cmd::Install(c)) => ("install", c.json, c.progress),
             Some(Cmd::Uninstall(c)) => ("uninstall", c.json, none),
-            Some(Cmd::Verify(c)) => ("verify", c.json, c.progress),
+            Some(Cmd::Verify(c)) => ("verify-library", c.json, c.progress),
             Some(Cmd::RebuildIndex(c)) => ("rebuild-index", c.json, none),
             Some(Cmd::Show(c)) => ("show", c.json, none),
             Some(Cmd::Cat(c)) => {
