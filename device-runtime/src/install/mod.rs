@@ -31,9 +31,14 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 mod carry;
+mod installed;
 mod inventory;
 use carry::{carry_user_files, kept_note, owned_files};
 pub use carry::{uninstalled_message, KEPT_MARKER};
+pub use installed::{
+    check_installed, installed_manifest, installed_titles, repair_installed, BadRange, FileDamage,
+    InstalledCheck, RepairReport,
+};
 pub use inventory::{
     cleanup, count, installed_games, leftovers, leftovers_note, Installed, Leftover,
 };
@@ -652,7 +657,7 @@ pub fn recover(install_dir: &Path) -> Result<Vec<String>> {
             let bytes = tree_bytes(&p);
             remove_tree(&p)?;
             done.push(format!(
-                "removed {name} ({bytes} bytes) left by an interrupted install"
+                "removed {name} ({bytes} bytes) left by an interrupted install or repair"
             ));
         }
     }
