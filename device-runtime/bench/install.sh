@@ -13,8 +13,8 @@ cd "$(dirname "$0")/../.."
 WORK=${WORK:-/tmp/romlib-devbench}
 LEVEL=${LEVEL:-9}
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(16 2048)
-command -v zstd >/dev/null && [ -x /usr/bin/time ] || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd time; }
+command -v zstd >/dev/null && command -v b3sum >/dev/null && [ -x /usr/bin/time ] || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd time b3sum; }
 rustup target add x86_64-unknown-linux-musl >/dev/null
 TGT=x86_64-unknown-linux-musl
 cargo build -q --profile device -p romlib-device --target $TGT --bin romlib-device --example decode_packs

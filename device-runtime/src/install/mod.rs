@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 mod carry;
 mod installed;
 mod inventory;
+pub mod target_fs;
 use carry::{carry_user_files, kept_note, owned_files};
 pub use carry::{uninstalled_message, KEPT_MARKER};
 pub use installed::{
@@ -699,6 +700,14 @@ pub fn install_game_reusing(
     if let Err(e) = fs::create_dir(&new) {
         let _ = fs::remove_dir(&staging);
         return Err(Error::io(&new, "create directory", e));
+    }
+    // What the card can hold, before a byte of the game is written.
+    if let Err(e) =
+        target_fs::probe(&new).and_then(|t| target_fs::check_fits(&t, install_dir, &m.body().files))
+    {
+        let _ = remove_tree(&new);
+        let _ = fs::remove_dir(&staging);
+        return Err(e);
     }
     let mut sink = DirSink {
         root: new.clone(),
