@@ -48,9 +48,54 @@ pub fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 }
 
 /// Renames `from` to `to` and fsyncs the directory so the rename is durable.
+///
+/// On Windows a rename over a file that another program holds open without sharing
+/// deletion (an older reader, a virus scanner, an editor) fails with "access denied" or a
+/// sharing violation until that program lets go; such a rename is retried for up to
+/// [`RENAME_PATIENCE`] before the build gives up, leaving the library as it was published
+/// (the new file stays beside it under its temp name and the next run redoes it). Readers
+/// opened by romlib itself share deletion (Rust's default), so they never block a rename.
 pub fn rename_synced(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to).map_err(|e| Error::io(to, "rename", e))?;
+    rename_patiently(from, to).map_err(|e| {
+        if is_held_open(&e) {
+            Error::io(
+                to,
+                "rename",
+                std::io::Error::new(
+                    e.kind(),
+                    format!("{e} (another program keeps it open; close it and run again)"),
+                ),
+            )
+        } else {
+            Error::io(to, "rename", e)
+        }
+    })?;
     sync_dir(parent_dir(to))
+}
+
+/// How long a rename held up by another program's open handle is retried (Windows).
+pub const RENAME_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `fs::rename`, retried while the target is held open by another program (Windows).
+fn rename_patiently(from: &Path, to: &Path) -> std::io::Result<()> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match fs::rename(from, to) {
+            Err(e) if is_held_open(&e) && start.elapsed() < RENAME_PATIENCE => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether a failed rename means another program holds the target open: Windows'
+/// ERROR_ACCESS_DENIED (5) or ERROR_SHARING_VIOLATION (32). Never on Unix, where a rename
+/// over an open file always succeeds.
+fn is_held_open(e: &std::io::Error) -> bool {
+    cfg!(windows) && matches!(e.raw_os_error(), Some(5 | 32))
 }
 
 /// The directory holding `path` (`.` for a bare file name).

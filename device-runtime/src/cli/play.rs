@@ -4,6 +4,7 @@
 use crate::chunks::decoder::ChunkDecoder;
 use crate::error::{Error, Result};
 use crate::library::Library;
+#[cfg(target_os = "linux")]
 use crate::play::mount::{self, Mounted};
 use crate::play::read::Game;
 use crate::trusted::TrustStore;
@@ -66,7 +67,7 @@ impl CatCmd {
 #[derive(FromArgs, Debug)]
 /// Show the library as a read-only file system at MOUNTPOINT (an empty folder): one folder
 /// per trusted game, every chunk checked before it is read. Runs until Ctrl-C or
-/// `fusermount3 -u MOUNTPOINT`, then exits 0 with nothing left mounted.
+/// `fusermount3 -u MOUNTPOINT`, then exits 0 with nothing left mounted. Linux only.
 #[argh(subcommand, name = "mount")]
 pub struct MountCmd {
     #[argh(option, short = 'r')]
@@ -82,8 +83,9 @@ pub struct MountCmd {
 }
 
 impl MountCmd {
-    /// Mounts `lib` and serves it until it is unmounted (see [`mount::serve`]); `prog`
-    /// names the binary in what it prints on standard error.
+    /// Mounts `lib` and serves it until it is unmounted (see `play::mount::serve`); `prog`
+    /// names the binary in what it prints on standard error. On systems other than Linux
+    /// it fails at once, saying mounts are not supported there.
     pub fn run<D, F>(
         &self,
         lib: &Library,
@@ -95,7 +97,21 @@ impl MountCmd {
         D: ChunkDecoder + Send + 'static,
         F: Fn() -> D + Send + Sync + 'static,
     {
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (lib, trust, new_decoder, prog);
+            Err(Error::Io {
+                path: self.mountpoint.clone(),
+                op: "mount",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "not supported on this system (FUSE mounts are Linux only; use cat or install)",
+                ),
+            })
+        }
+        #[cfg(target_os = "linux")]
         let mp = self.mountpoint.display();
+        #[cfg(target_os = "linux")]
         mount::serve(
             lib,
             &self.mountpoint,

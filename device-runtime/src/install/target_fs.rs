@@ -89,7 +89,7 @@ fn space(dir: &Path) -> Result<(Option<u64>, u64, i64)> {
     Ok((free, block, magic))
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
 fn space(dir: &Path) -> Result<(Option<u64>, u64, i64)> {
     let v = nix::sys::statvfs::statvfs(dir)
         .map_err(|e| Error::io(dir, "statvfs", std::io::Error::from(e)))?;
@@ -98,7 +98,24 @@ fn space(dir: &Path) -> Result<(Option<u64>, u64, i64)> {
     Ok((free, block, 0))
 }
 
+/// Elsewhere (Windows: `romlib install` on the host) the free space is not known here, so
+/// a full disk fails the install as it writes, which leaves nothing either (the staging
+/// folder is removed); the 4 GiB and name checks still apply through the probe.
+#[cfg(not(unix))]
+fn space(dir: &Path) -> Result<(Option<u64>, u64, i64)> {
+    let _ = dir;
+    Ok((None, 1, 0))
+}
+
+/// Where `/proc/self/mountinfo` does not exist there is no mount type to learn.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn mount_type(dir: &Path) -> Option<String> {
+    let _ = dir;
+    None
+}
+
 /// The type `/proc/self/mountinfo` gives the mount holding `dir` (`fuse.fusefat`, ...).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn mount_type(dir: &Path) -> Option<String> {
     let dir = dir.canonicalize().ok()?;
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;

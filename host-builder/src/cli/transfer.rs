@@ -163,27 +163,66 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
 }
 
 /// `romlib serve`.
+///
+/// On Unix SIGINT and SIGTERM are blocked before any thread starts (so every thread
+/// inherits that) and taken on one thread with sigwait; on Windows Ctrl-C and Ctrl-Break
+/// (console control events) are taken by the `ctrlc` crate's handler thread. Either way the
+/// server is stopped from a plain thread, never from a signal handler.
 pub(super) fn serve(c: ServeCmd) -> anyhow::Result<()> {
-    use nix::sys::signal::{SigSet, Signal};
-    // Block the termination signals before any thread starts, so every thread
-    // inherits that, and take them on one thread with sigwait.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals.thread_block()?;
+    let stopper = Stopper::install()?;
     crate::transfer::serve::serve(&c.romlib, &c.listen, |server| {
         println!(
             "serving {} at http://{}/ (Ctrl-C stops)",
             c.romlib.display(),
             server.addr()
         );
-        let server = server.clone();
-        std::thread::spawn(move || {
-            if signals.wait().is_ok() {
-                server.stop();
-            }
-        });
+        stopper.on_stop(server.clone());
     })?;
     println!("stopped");
     Ok(())
+}
+
+/// What stops `romlib serve`: the termination signals on Unix, Ctrl-C elsewhere.
+struct Stopper {
+    #[cfg(unix)]
+    signals: nix::sys::signal::SigSet,
+    #[cfg(not(unix))]
+    stop: std::sync::mpsc::Receiver<()>,
+}
+
+impl Stopper {
+    /// Takes the signals (Unix) or installs the Ctrl-C handler (elsewhere).
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use nix::sys::signal::{SigSet, Signal};
+            let mut signals = SigSet::empty();
+            signals.add(Signal::SIGINT);
+            signals.add(Signal::SIGTERM);
+            signals.thread_block()?;
+            Ok(Stopper { signals })
+        }
+        #[cfg(not(unix))]
+        {
+            let (tx, stop) = std::sync::mpsc::sync_channel(1);
+            ctrlc::set_handler(move || {
+                let _ = tx.try_send(());
+            })
+            .map_err(|e| anyhow::anyhow!("cannot take Ctrl-C: {e}"))?;
+            Ok(Stopper { stop })
+        }
+    }
+
+    /// Stops `server` from a thread of its own when the signal or Ctrl-C comes.
+    fn on_stop(self, server: crate::transfer::serve::Server) {
+        std::thread::spawn(move || {
+            #[cfg(unix)]
+            let stopped = self.signals.wait().is_ok();
+            #[cfg(not(unix))]
+            let stopped = self.stop.recv().is_ok();
+            if stopped {
+                server.stop();
+            }
+        });
+    }
 }
