@@ -36,6 +36,10 @@ pub enum PathError {
     NotFatSafe,
     /// A title id that contains `/` or starts with `.`.
     NotSingleComponent,
+    /// A name Windows reserves for a device (`CON`, `NUL`, `COM1`, `LPT1`, ... with or
+    /// without an extension): no Windows program can create or open such a file. Checked
+    /// by the builder (see [`windows_reserved`]); readers do not refuse it.
+    WindowsReserved,
 }
 
 impl fmt::Display for PathError {
@@ -56,6 +60,10 @@ impl fmt::Display for PathError {
                  character) or a name ending in a dot or space"
             }
             PathError::NotSingleComponent => "is not a single path component",
+            PathError::WindowsReserved => {
+                "is a name Windows reserves for a device (CON, PRN, AUX, NUL, COM0-9, LPT0-9, \
+                 CONIN$, CONOUT$, with any extension)"
+            }
         })
     }
 }
@@ -121,6 +129,41 @@ pub fn is_fat_safe(name: &str) -> bool {
     !bad_char && !name.ends_with('.') && !name.ends_with(' ')
 }
 
+/// The first component of `path` (`/`-separated) that Windows reserves for a device:
+/// `CON`, `PRN`, `AUX`, `NUL`, `COM0`-`COM9`, `LPT0`-`LPT9` (and `COM`/`LPT` with a
+/// superscript 1, 2 or 3), `CONIN$`, `CONOUT$`, in any case, alone or before a dot (`nul.bin`,
+/// `Con.tar.gz`), with any spaces before that dot (`NUL .txt`). Such a file cannot be
+/// created or opened on Windows (the name opens the device), so a library or an install
+/// holding one would differ between systems.
+pub fn windows_reserved(path: &str) -> Option<&str> {
+    path.split('/').find(|comp| {
+        let stem = comp.split('.').next().unwrap_or("").trim_end_matches(' ');
+        let is = |name: &str| stem.eq_ignore_ascii_case(name);
+        if ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+            .into_iter()
+            .any(is)
+        {
+            return true;
+        }
+        // COM or LPT and one digit (superscripts 1 to 3 included).
+        let mut chars = stem.chars();
+        let head: [Option<char>; 3] = [chars.next(), chars.next(), chars.next()];
+        let (digit, rest) = (chars.next(), chars.next());
+        let port = match head {
+            [Some(a), Some(b), Some(c)] => {
+                let h = [
+                    a.to_ascii_uppercase(),
+                    b.to_ascii_uppercase(),
+                    c.to_ascii_uppercase(),
+                ];
+                h == ['C', 'O', 'M'] || h == ['L', 'P', 'T']
+            }
+            _ => false,
+        };
+        port && rest.is_none() && matches!(digit, Some('0'..='9' | '\u{b9}' | '\u{b2}' | '\u{b3}'))
+    })
+}
+
 /// Checks a title id: one FAT-safe path component, not hidden (no leading `.`), at most
 /// [`MAX_TITLE_ID_LEN`] bytes.
 pub fn check_title_id(id: &str) -> Result<(), PathError> {
@@ -179,6 +222,45 @@ mod tests {
         );
         assert_eq!(check_title_id(".."), Err(PathError::NotSingleComponent));
         assert_eq!(check_title_id("x:y"), Err(PathError::NotFatSafe));
+    }
+
+    #[test]
+    fn windows_device_names() {
+        for bad in [
+            "CON",
+            "con",
+            "Nul",
+            "aux.bin",
+            "PRN.tar.gz",
+            "COM1",
+            "com9.txt",
+            "LPT0",
+            "lpt3.x",
+            "NUL .txt",
+            "CONIN$",
+            "conout$.log",
+            "COM\u{b9}",
+            "lpt\u{b3}.bin",
+        ] {
+            assert_eq!(windows_reserved(bad), Some(bad), "{bad}");
+        }
+        assert_eq!(windows_reserved("game/con/x.bin"), Some("con"));
+        for good in [
+            "CONSOLE",
+            "con_",
+            "icon.png",
+            "COM10",
+            "LPT",
+            "COMA",
+            "NULL.bin",
+            "xnul",
+            "a/b/c.bin",
+            "COM",
+            "Aux Game",
+            ".nul",
+        ] {
+            assert_eq!(windows_reserved(good), None, "{good}");
+        }
     }
 
     #[test]

@@ -140,9 +140,43 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// Runs `romlib` with `args`.
+/// A command that runs `romlib`: the workspace build, or, with `ROMLIB_HOST_BIN` set, that
+/// binary (the Windows build), run by `ROMLIB_HOST_RUNNER` when set (`wine64`):
+/// windows/test.sh runs the host's end-to-end suites so.
+pub fn host_cmd() -> Command {
+    let Some(path) = std::env::var_os("ROMLIB_HOST_BIN") else {
+        return Command::new(bin("romlib"));
+    };
+    match std::env::var_os("ROMLIB_HOST_RUNNER") {
+        Some(runner) => {
+            let mut c = Command::new(runner);
+            c.arg(path);
+            c
+        }
+        None => Command::new(path),
+    }
+}
+
+/// Whether the host binary under test is the Windows build (`ROMLIB_HOST_BIN` names an
+/// `.exe`): tests of Unix-only behaviour (file modes, signals, FUSE) skip their part then.
+pub fn host_is_windows() -> bool {
+    std::env::var_os("ROMLIB_HOST_BIN")
+        .is_some_and(|p| p.to_string_lossy().to_ascii_lowercase().ends_with(".exe"))
+}
+
+/// `rel` (a `/`-separated path inside a test folder) as the host binary under test prints
+/// the end of a path it was given: with `\\` on Windows, which joins with backslashes.
+pub fn host_sep(rel: &str) -> String {
+    if host_is_windows() {
+        rel.replace('/', "\\")
+    } else {
+        rel.to_string()
+    }
+}
+
+/// Runs `romlib` (see [`host_cmd`]) with `args`.
 pub fn romlib(args: &[&str]) -> Output {
-    Command::new(bin("romlib")).args(args).output().unwrap()
+    host_cmd().args(args).output().unwrap()
 }
 
 /// A command that runs `romlib-device`: the host build, or, with `ROMLIB_DEVICE_BIN` set,
@@ -407,7 +441,7 @@ pub fn start_serve_to(
     std::io::BufReader<std::process::ChildStdout>,
 ) {
     use std::io::BufRead;
-    let mut child = Command::new(bin("romlib"))
+    let mut child = host_cmd()
         .args(["serve", "-r", lib, "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)

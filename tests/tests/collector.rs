@@ -435,7 +435,7 @@ fn bad_dats_and_sidecars_name_the_file_line_and_field() {
     fails(
         w.build("in", "lib", &[]),
         1,
-        &["tetris/romlib.toml", "line 1"],
+        &[&host_sep("tetris/romlib.toml"), "line 1"],
     );
     assert!(
         before == snapshot(&w.p("lib")),

@@ -3,7 +3,7 @@
 use super::sidecar::{Sidecar, SIDECAR_NAME};
 use crate::error::{Error, Result};
 use romlib_format::limits::{MAX_FILES, MAX_FILE_SIZE, MAX_PATH_DEPTH};
-use romlib_format::path::{check_path, check_title_id, fold_cmp, PathError};
+use romlib_format::path::{check_path, check_title_id, fold_cmp, windows_reserved, PathError};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -109,12 +109,19 @@ pub fn scan(input: &Path, opts: ScanOptions) -> Result<(Vec<GameInput>, ScanRepo
             if is_junk_dir(&title) && !opts.include_junk {
                 continue;
             }
-            check_title_id(&title).map_err(|p| {
-                Error::input(
-                    &path,
-                    format!("game folder name is not a usable title id: it {p}; rename the folder"),
-                )
-            })?;
+            // A title names files in the library (`games/<title>.manifest`) and the
+            // install folder, so one Windows cannot create is refused on every system.
+            let reserved = windows_reserved(&title).map(|_| PathError::WindowsReserved);
+            reserved
+                .map_or_else(|| check_title_id(&title), Err)
+                .map_err(|p| {
+                    Error::input(
+                        &path,
+                        format!(
+                            "game folder name is not a usable title id: it {p}; rename the folder"
+                        ),
+                    )
+                })?;
             let mut files = Vec::new();
             walk(&path, "", 0, opts, &mut files, &mut report)?;
             // The metadata sidecar describes the game; it is not one of its files.
@@ -191,10 +198,19 @@ fn sorted_entries(dir: &Path) -> Result<Vec<Entry>> {
     for e in rd {
         let e = e.map_err(|e| Error::io(dir, "read folder", e))?;
         let path = e.path();
-        // Follow symbolic links: the device has none, so their targets are stored.
-        let ft = fs::metadata(&path)
-            .map_err(|err| Error::io(&path, "stat", err))?
-            .file_type();
+        // Follow symbolic links: the device has none, so their targets are stored. A
+        // Windows device name is not followed (on Windows that would open the device): the
+        // walk refuses it by name.
+        let reserved = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| windows_reserved(n).is_some());
+        let ft = if reserved {
+            e.file_type()
+        } else {
+            fs::metadata(&path).map(|m| m.file_type())
+        }
+        .map_err(|err| Error::io(&path, "stat", err))?;
         out.push((e.file_name(), path, ft));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -222,6 +238,17 @@ fn walk(
         } else {
             format!("{prefix}/{name}")
         };
+        // Before anything opens it: on Windows opening `CON` or `nul.txt` opens the device.
+        if let Some(bad) = windows_reserved(&name).filter(|_| !opts.allow_non_fat_names) {
+            return Err(Error::input(
+                &path,
+                format!(
+                    "name cannot be used on Windows: {bad:?} {}; rename it or pass \
+                     --allow-non-fat-names",
+                    PathError::WindowsReserved
+                ),
+            ));
+        }
         if ft.is_dir() {
             if is_junk_dir(&name) && !opts.include_junk {
                 continue;

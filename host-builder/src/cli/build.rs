@@ -61,7 +61,7 @@ pub(super) struct BuildPacksCmd {
     /// keep .DS_Store, Thumbs.db, desktop.ini and ._* files (skipped by default)
     include_junk: bool,
     #[argh(switch)]
-    /// accept file names that FAT32/exFAT cards cannot store
+    /// accept file names that FAT32/exFAT cards or Windows cannot store (NUL, COM1, ...)
     allow_non_fat_names: bool,
     #[argh(switch)]
     /// build even when the input holds no game folder (refused by default)
@@ -112,7 +112,7 @@ pub(super) struct GenerateCmd {
     /// keep file-manager junk files
     include_junk: bool,
     #[argh(switch)]
-    /// accept file names that FAT32/exFAT cards cannot store
+    /// accept file names that FAT32/exFAT cards or Windows cannot store (NUL, COM1, ...)
     allow_non_fat_names: bool,
     #[argh(switch)]
     /// build even when the input holds no game folder (refused by default)
@@ -176,7 +176,7 @@ pub(super) struct BuildCmd {
     /// keep .DS_Store, Thumbs.db, desktop.ini and ._* files (skipped by default)
     include_junk: bool,
     #[argh(switch)]
-    /// accept file names that FAT32/exFAT cards cannot store
+    /// accept file names that FAT32/exFAT cards or Windows cannot store (NUL, COM1, ...)
     allow_non_fat_names: bool,
     #[argh(switch)]
     /// build even when the input holds no game folder (refused by default)

@@ -212,7 +212,11 @@ impl LibraryWriter {
             }
         }
         d.close().map_err(|e| db_err(&index, e))?;
-        File::open(&new)
+        // Opened for writing: Windows flushes a file only through a handle that may write
+        // (FlushFileBuffers on a read-only handle is "access denied").
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&new)
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io(&new, "fsync", e))?;
         let mut sums = romlib_device::chunks::index::file_sum(&new)?
