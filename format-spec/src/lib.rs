@@ -8,6 +8,7 @@
 
 pub mod chunker;
 pub mod error;
+pub mod file_signature;
 pub mod index;
 pub mod keyfile;
 pub mod layout;

@@ -7,6 +7,7 @@ pub mod build;
 pub mod cli;
 pub mod dat;
 pub mod error;
+pub mod file_signature;
 pub mod fsio;
 pub mod inspect;
 pub mod keys;

@@ -154,6 +154,8 @@ fn op_name(op: &str) -> &'static str {
         "serve",
         "rebuild-index",
         "train-dict",
+        "sign-file",
+        "verify-file",
     ];
     OPS.iter().find(|o| **o == op).copied().unwrap_or("")
 }

@@ -23,6 +23,70 @@ pub(super) struct KeygenCmd {
 }
 
 #[derive(FromArgs)]
+/// Sign a file (a release's SHA256SUMS, say) with a secret key from `romlib keygen`: writes
+/// a one-line detached signature, FILE.sig unless -o is given.
+#[argh(subcommand, name = "sign-file")]
+pub(super) struct SignFileCmd {
+    #[argh(positional)]
+    /// the file to sign
+    file: PathBuf,
+    #[argh(option)]
+    /// secret key file (from romlib keygen)
+    signing_key: PathBuf,
+    #[argh(option, short = 'o')]
+    /// where to write the signature (default: FILE.sig)
+    output: Option<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Check a file against its detached signature (from `romlib sign-file`) and a trusted
+/// public key: exit 0 when the key signed exactly these bytes, 1 otherwise.
+#[argh(subcommand, name = "verify-file")]
+pub(super) struct VerifyFileCmd {
+    #[argh(positional)]
+    /// the signed file
+    file: PathBuf,
+    #[argh(option)]
+    /// the publisher's public key file
+    trusted_key: PathBuf,
+    #[argh(option)]
+    /// the signature (default: FILE.sig)
+    signature: Option<PathBuf>,
+}
+
+/// `FILE.sig`, the default signature path of `file`.
+fn sig_path(file: &std::path::Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+/// `romlib sign-file`.
+pub(super) fn sign_file(c: SignFileCmd) -> anyhow::Result<()> {
+    let sig = c.output.unwrap_or_else(|| sig_path(&c.file));
+    let pk = crate::file_signature::sign_file(&c.file, &c.signing_key, &sig)?;
+    println!(
+        "signed {} with key {}: {}",
+        c.file.display(),
+        String::from_utf8_lossy(&romlib_format::manifest::key_id(&pk)),
+        sig.display()
+    );
+    Ok(())
+}
+
+/// `romlib verify-file`.
+pub(super) fn verify_file(c: VerifyFileCmd) -> anyhow::Result<()> {
+    let sig = c.signature.unwrap_or_else(|| sig_path(&c.file));
+    crate::file_signature::verify_file(&c.file, &sig, &c.trusted_key)?;
+    println!(
+        "{}: good signature by {}",
+        c.file.display(),
+        c.trusted_key.display()
+    );
+    Ok(())
+}
+
+#[derive(FromArgs)]
 /// Chunk, deduplicate and compress every game folder of the input into packs.
 #[argh(subcommand, name = "build-packs")]
 pub(super) struct BuildPacksCmd {

@@ -30,6 +30,8 @@ pub struct Cli {
 #[argh(subcommand)]
 enum Cmd {
     Keygen(build::KeygenCmd),
+    SignFile(build::SignFileCmd),
+    VerifyFile(build::VerifyFileCmd),
     BuildPacks(build::BuildPacksCmd),
     GenerateManifests(build::GenerateCmd),
     Build(build::BuildCmd),
@@ -62,6 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cmd {
         Cmd::Keygen(c) => build::keygen(c),
+        Cmd::SignFile(c) => build::sign_file(c),
+        Cmd::VerifyFile(c) => build::verify_file(c),
         Cmd::BuildPacks(c) => build::build_packs(c),
         Cmd::GenerateManifests(c) => build::generate_manifests(c),
         Cmd::Build(c) => build::build_all(c),
@@ -116,6 +120,8 @@ impl Cli {
             Some(Cmd::Export(c)) => ("export", c.json, c.progress),
             Some(Cmd::Import(c)) => ("import", c.json, c.progress),
             Some(Cmd::Keygen(_)) => ("keygen", false, none),
+            Some(Cmd::SignFile(_)) => ("sign-file", false, none),
+            Some(Cmd::VerifyFile(_)) => ("verify-file", false, none),
             Some(Cmd::TrainDict(_)) => ("train-dict", false, none),
             Some(Cmd::Mount(_)) => ("mount", false, none),
             Some(Cmd::Serve(_)) => ("serve", false, none),
