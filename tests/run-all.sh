@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the workspace suite on the host (installing fuse3 and nginx if missing),
 # then the device runtime for aarch64 and
-# 32-bit ARM under QEMU (cross/test.sh installs its toolchain and packages itself), then a
+# 32-bit ARM under QEMU (cross/test.sh installs its toolchain and packages itself), then the
+# Windows host's end-to-end suites under Wine and a macOS `cargo check` (windows/test.sh
+# installs mingw-w64 and wine64 itself), then a
 # smoke run of the peer benchmark on a small generated corpus (bench/run.sh --smoke, which
 # installs the peer tools itself) and of the read and network benchmarks on small games, so
 # the benchmarks cannot rot; then every fuzz target for a minute (fuzz/run.sh 60, which
@@ -28,6 +30,8 @@ echo "== host: cargo test --workspace"
 cargo test --workspace --locked
 echo "== ARM: cross/test.sh"
 bash cross/test.sh
+echo "== Windows host under Wine, macOS check: windows/test.sh"
+bash windows/test.sh
 echo "== benchmark smoke: bench/run.sh --smoke"
 bash bench/run.sh --smoke
 echo "== benchmark smoke: device-runtime/bench/read.sh 64 (play in place) and net.sh 32 (HTTP)"
