@@ -1,5 +1,5 @@
 //! Detached signatures of release files (`romlib sign-file`, `romlib verify-file`; SPEC.md
-//! section 13): one line of ASCII, a tag, the signer's public key and the Ed25519 signature
+//! section 14): one line of ASCII, a tag, the signer's public key and the Ed25519 signature
 //! of [`message`], each in lower-case hex.
 //!
 //! ```text

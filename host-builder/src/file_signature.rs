@@ -1,6 +1,6 @@
 //! Detached signatures of release files (`romlib sign-file`, `romlib verify-file`), made
 //! with a publisher key from `romlib keygen`: the Ed25519 signature of the file's BLAKE3
-//! and length (`romlib_format::file_signature`, SPEC.md section 13). A release's
+//! and length (`romlib_format::file_signature`, SPEC.md section 14). A release's
 //! `SHA256SUMS` is signed so; a user checks it with `romlib verify-file` and then the
 //! binaries with `sha256sum -c`.
 
