@@ -105,6 +105,10 @@ pub fn build(
         junk_bytes: report.junk_bytes,
         loose_files: report.loose_files,
         recovered: std::mem::take(&mut store.recovered),
+        dat_warnings: catalog
+            .as_ref()
+            .map(|c| c.warnings.clone())
+            .unwrap_or_default(),
         ..Default::default()
     };
     let games = Arc::new(games);

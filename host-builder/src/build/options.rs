@@ -61,6 +61,9 @@ impl Default for BuildOptions {
 pub struct BuildSummary {
     /// Games in the input.
     pub games: u64,
+    /// DAT rom entries skipped because a number or hash in them is malformed, one line
+    /// each (file, line, attribute).
+    pub dat_warnings: Vec<String>,
     /// Files in them.
     pub files: u64,
     /// Bytes of those files.

@@ -332,6 +332,10 @@ fn run_build(
     } else {
         build(&input, &output, &opts, &())?
     };
+    // Even with -q: a skipped DAT entry may be why a game is not named.
+    for w in &s.dat_warnings {
+        eprintln!("romlib: warning: {w}");
+    }
     if !quiet {
         print_summary(&s);
     }

@@ -69,6 +69,10 @@ pub(super) struct VerifyCmd {
     /// is read, and the exit code is 0 only when every DAT game is complete and correct
     dat: Vec<PathBuf>,
     #[argh(option)]
+    /// with --dat: write a Logiqx DAT of every missing or wrong game and rom to this file
+    /// (a fixdat; written whole or not at all)
+    fixdat: Option<PathBuf>,
+    #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
     trusted_key: Vec<PathBuf>,
     #[argh(switch)]
@@ -154,6 +158,9 @@ pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
 pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     let lib = romlib_device::Library::open(&c.romlib)?;
     let trust = trust_store(&lib, &c.trusted_key, !c.json)?;
+    if c.fixdat.is_some() && c.dat.is_empty() {
+        return Err(crate::error::Error::Usage("--fixdat needs at least one --dat".into()).into());
+    }
     let ok = if c.dat.is_empty() {
         let bar = bytes_bar(progress(c.quiet || c.json), "verified");
         let started = std::time::Instant::now();
@@ -172,7 +179,14 @@ pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     } else {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        let ok = crate::dat::check::check_dats(&lib, &trust, &c.dat, c.json, &mut out)?;
+        let ok = crate::dat::check::check_dats(
+            &lib,
+            &trust,
+            &c.dat,
+            c.json,
+            c.fixdat.as_deref(),
+            &mut out,
+        )?;
         out.flush()?;
         ok
     };

@@ -125,6 +125,8 @@ pub struct DatCatalog {
     /// Rom hashes (names dropped) and the game each belongs to.
     roms: Vec<(DatRom, u32)>,
     index: HashIndex,
+    /// Rom entries the DATs' readers skipped (malformed numbers or hashes), one line each.
+    pub warnings: Vec<String>,
 }
 
 impl DatCatalog {
@@ -135,6 +137,7 @@ impl DatCatalog {
             games: Vec::new(),
             roms: Vec::new(),
             index: HashIndex::new(),
+            warnings: Vec::new(),
         };
         for path in paths {
             let source = cat.sources.len() as u32;
@@ -152,7 +155,8 @@ impl DatCatalog {
         Ok(cat)
     }
 
-    fn add(&mut self, source: u32, game: DatGame) {
+    fn add(&mut self, source: u32, mut game: DatGame) {
+        self.warnings.append(&mut game.skipped);
         let gi = self.games.len() as u32;
         let mut dumped_roms = 0;
         for mut rom in game.roms {
@@ -609,12 +613,14 @@ mod tests {
             games: Vec::new(),
             roms: Vec::new(),
             index: HashIndex::new(),
+            warnings: Vec::new(),
         };
         let g = |name: &str, roms: Vec<DatRom>| DatGame {
             name: name.into(),
             description: format!("{name} desc"),
             region: "Europe".into(),
             roms,
+            skipped: Vec::new(),
         };
         cat.add(0, g("Small", vec![rom("a", b"alpha", "c")]));
         cat.add(
