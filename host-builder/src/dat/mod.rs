@@ -19,6 +19,7 @@ pub mod check;
 mod clrmamepro;
 pub mod digests;
 pub mod fixdat;
+pub mod headers;
 pub mod matching;
 pub mod model;
 mod region;
