@@ -99,6 +99,14 @@ pub enum Error {
         /// The file's size.
         size: u64,
     },
+    /// `--layout` cannot place a game: an unknown layout, a game without a known system,
+    /// or a system the layout has no folder for. The message lists what exists.
+    Layout {
+        /// What it is about: the layout name or the game's title id.
+        subject: String,
+        /// What is wrong, and what exists.
+        problem: String,
+    },
 }
 
 impl Error {
@@ -196,6 +204,7 @@ impl fmt::Display for Error {
                 "{}: offset {offset} is beyond the end of the file ({size} bytes)",
                 path.display()
             ),
+            Error::Layout { subject, problem } => write!(f, "{subject}: {problem}"),
         }
     }
 }

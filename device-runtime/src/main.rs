@@ -3,7 +3,7 @@
 use argh::FromArgs;
 use romlib_device::chunks::decoder::RuzstdDecoder;
 use romlib_device::cli::play::{CatCmd, MountCmd};
-use romlib_device::install::{install_game_reusing, uninstall, verify_game};
+use romlib_device::install::{install_game_reusing, layout, uninstall, verify_game};
 use romlib_device::trusted::DEFAULT_TRUST_DIR;
 use romlib_device::{Library, Result, TrustStore};
 use std::path::{Path, PathBuf};
@@ -70,6 +70,11 @@ struct InstallCmd {
     /// where games are installed
     install_dir: PathBuf,
     #[argh(option)]
+    /// install into the folder a handheld OS expects for the game's system (from its
+    /// signed manifest): muos, knulli (batocera), minui (nextui), onion, arkos (darkos);
+    /// --install-dir is then the OS's ROM root
+    layout: Option<String>,
+    #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     trusted_key: Vec<PathBuf>,
 }
@@ -84,6 +89,10 @@ struct UninstallCmd {
     #[argh(option)]
     /// where games are installed
     install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout the game was installed with: it is looked for in that layout's system
+    /// folders under --install-dir
+    layout: Option<String>,
 }
 
 #[derive(FromArgs)]
@@ -129,6 +138,14 @@ fn library(
     }
 }
 
+/// An unknown `--layout` is a usage error (exit 2), found before anything is read.
+fn usage_layout(name: &Option<String>) {
+    if let Some(Err(e)) = name.as_deref().map(layout::find_layout) {
+        eprintln!("romlib-device: {e}");
+        std::process::exit(2);
+    }
+}
+
 fn trust(keys: &[PathBuf]) -> Result<TrustStore> {
     TrustStore::load(keys, Path::new(DEFAULT_TRUST_DIR))
 }
@@ -169,21 +186,23 @@ fn run(cli: Cli) -> Result<()> {
             damaged.map_or(Ok(()), Err)
         }
         Cmd::Install(c) => {
+            usage_layout(&c.layout);
             let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
             let lib = library(&c.romlib, &c.from, &scratch, c.timeout)?;
             let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
             let reuse = c.reuse.as_ref().map(|p| Library::new(p.clone()));
+            let install_dir = match &c.layout {
+                Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,
+                None => c.install_dir.clone(),
+            };
             let r = install_game_reusing(
                 &lib,
                 &m,
-                &c.install_dir,
+                &install_dir,
                 &mut RuzstdDecoder::default(),
                 reuse.as_ref(),
             )?;
-            println!(
-                "{}",
-                r.installed_message(&m.body().title_id, &c.install_dir)
-            );
+            println!("{}", r.installed_message(&m.body().title_id, &install_dir));
             if let Some(remote) = lib.remote_source() {
                 let (bytes, requests) = remote.transferred();
                 println!(
@@ -194,10 +213,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Uninstall(c) => {
-            let kept = uninstall(&c.install_dir, &c.title_id)?;
+            usage_layout(&c.layout);
+            let install_dir = match &c.layout {
+                Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
+                None => c.install_dir.clone(),
+            };
+            let kept = uninstall(&install_dir, &c.title_id)?;
             println!(
                 "{}",
-                romlib_device::install::uninstalled_message(&c.title_id, &c.install_dir, &kept)
+                romlib_device::install::uninstalled_message(&c.title_id, &install_dir, &kept)
             );
             Ok(())
         }

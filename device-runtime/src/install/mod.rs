@@ -30,6 +30,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 mod carry;
+pub mod layout;
 use carry::{carry_user_files, kept_note, owned_files};
 pub use carry::{uninstalled_message, KEPT_MARKER};
 

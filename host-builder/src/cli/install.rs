@@ -3,6 +3,7 @@
 
 use super::trust::trust_store;
 use argh::FromArgs;
+use romlib_device::install::layout;
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -19,6 +20,11 @@ pub(super) struct InstallCmd {
     /// where games are installed (default ./install)
     install_dir: PathBuf,
     #[argh(option)]
+    /// install into the folder a handheld OS expects for the game's system (from its
+    /// signed manifest): muos, knulli (batocera), minui (nextui), onion, arkos (darkos);
+    /// --install-dir is then the OS's ROM root
+    layout: Option<String>,
+    #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
     trusted_key: Vec<PathBuf>,
 }
@@ -33,28 +39,47 @@ pub(super) struct UninstallCmd {
     #[argh(option, default = "PathBuf::from(\"./install\")")]
     /// where games are installed (default ./install)
     install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout the game was installed with: it is looked for in that layout's system
+    /// folders under --install-dir
+    layout: Option<String>,
 }
 
 /// `romlib install`.
 pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
+    usage_layout(&c.layout)?;
     let lib = romlib_device::Library::open(&c.romlib)?;
     let trust = trust_store(&lib, &c.trusted_key, true)?;
     let m = lib.open_game(&c.game, &trust)?;
+    let install_dir = match &c.layout {
+        Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,
+        None => c.install_dir.clone(),
+    };
     let mut dec = crate::zstd_decoder::ZstdDecoder::default();
-    let r = romlib_device::install::install_game(&lib, &m, &c.install_dir, &mut dec)?;
-    println!(
-        "{}",
-        r.installed_message(&m.body().title_id, &c.install_dir)
-    );
+    let r = romlib_device::install::install_game(&lib, &m, &install_dir, &mut dec)?;
+    println!("{}", r.installed_message(&m.body().title_id, &install_dir));
     Ok(())
 }
 
 /// `romlib uninstall`.
 pub(super) fn uninstall(c: UninstallCmd) -> anyhow::Result<()> {
-    let kept = romlib_device::install::uninstall(&c.install_dir, &c.title_id)?;
+    usage_layout(&c.layout)?;
+    let install_dir = match &c.layout {
+        Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
+        None => c.install_dir.clone(),
+    };
+    let kept = romlib_device::install::uninstall(&install_dir, &c.title_id)?;
     println!(
         "{}",
-        romlib_device::install::uninstalled_message(&c.title_id, &c.install_dir, &kept)
+        romlib_device::install::uninstalled_message(&c.title_id, &install_dir, &kept)
     );
+    Ok(())
+}
+
+/// An unknown `--layout` is a usage error (exit 2), found before anything is read.
+fn usage_layout(name: &Option<String>) -> crate::error::Result<()> {
+    if let Some(Err(e)) = name.as_deref().map(layout::find_layout) {
+        return Err(crate::error::Error::Usage(e.to_string()));
+    }
     Ok(())
 }
