@@ -422,7 +422,7 @@ fn hex_u64(s: &str) -> Option<u64> {
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     s.as_bytes()
