@@ -534,7 +534,13 @@ mod tests {
             md5: vec![1; 15],
             ..part(16, 40960)
         };
-        for bad in [part(16, 40961), part(0, 40976), part(40976, 0), part(u64::MAX, 17), short_md5] {
+        for bad in [
+            part(16, 40961),
+            part(0, 40976),
+            part(40976, 0),
+            part(u64::MAX, 17),
+            short_md5,
+        ] {
             let e = validate_body(p, &body(Some(bad))).unwrap_err().to_string();
             assert!(e.contains("malformed headerless part"), "{e}");
         }

@@ -22,7 +22,7 @@ pub struct FixdatWriter {
     path: PathBuf,
     body_path: PathBuf,
     body: Option<BufWriter<File>>,
-    /// Games and roms written.
+    /// Games written.
     pub games: u64,
     /// Roms written.
     pub roms: u64,
