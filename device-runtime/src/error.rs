@@ -145,6 +145,53 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The stable code of this error in JSON output (README, "Exit codes and error
+    /// codes"): what a front end branches on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { source, .. } if is_no_space(source) => "no_space",
+            Error::Io { .. } => "io",
+            Error::Format { .. }
+            | Error::Manifest { .. }
+            | Error::Chunk { .. }
+            | Error::Index { .. } => "damaged",
+            Error::UnsafePath { .. } => "unsafe_path",
+            Error::Untrusted { .. } => "untrusted",
+            Error::NotFound { .. } => "not_found",
+            Error::NoTrustedKeys { .. } => "no_trusted_keys",
+            Error::NotOurs { .. } => "not_ours",
+            Error::Http { .. } => "network",
+            Error::BeyondEnd { .. } => "out_of_range",
+            Error::Layout { .. } => "no_layout_folder",
+        }
+    }
+
+    /// The file, folder or URL the error is about.
+    pub fn subject(&self) -> String {
+        match self {
+            Error::Io { path, .. }
+            | Error::Format { path, .. }
+            | Error::Manifest { path, .. }
+            | Error::UnsafePath { path, .. }
+            | Error::Untrusted { path, .. }
+            | Error::Chunk { path, .. }
+            | Error::Index { path, .. }
+            | Error::NotFound { path, .. }
+            | Error::NoTrustedKeys { path }
+            | Error::NotOurs { path }
+            | Error::BeyondEnd { path, .. } => path.to_string_lossy().into_owned(),
+            Error::Http { url, .. } => url.clone(),
+            Error::Layout { subject, .. } => subject.clone(),
+        }
+    }
+}
+
+/// Whether an I/O error says the disk is full.
+pub fn is_no_space(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
 /// Lower-case hex of a hash's first 8 bytes, for messages.
 pub fn short_hex(hash: &[u8]) -> String {
     hash.iter().take(8).map(|b| format!("{b:02x}")).collect()

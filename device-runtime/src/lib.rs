@@ -7,6 +7,7 @@
 //! - [`trusted`]: the trust store, and manifests verified against it;
 //! - [`library`]: what holds a library (folder, portable file, HTTP server) and its files;
 //! - [`chunks`]: from a chunk-table record to verified bytes ([`chunks::ChunkSource`]);
+//! - [`progress`]: the seam through which long operations report how far they are;
 //! - [`install`]: staged, verified, atomic installs, uninstall and crash recovery;
 //! - [`play`]: in-place reads and the FUSE mount;
 //! - [`cli`]: argument plumbing and the commands both binaries share.
@@ -21,6 +22,7 @@ pub mod fsio;
 pub mod install;
 pub mod library;
 pub mod play;
+pub mod progress;
 pub mod trusted;
 
 pub use error::{Error, Result};

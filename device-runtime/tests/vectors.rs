@@ -165,7 +165,13 @@ fn installs_the_golden_games_exactly() {
 fn verify_reads_everything_and_writes_nothing() {
     let f = Fixture::new();
     let m = f.lib().open_game("demo", &f.trust()).unwrap();
-    let r = verify_game(&f.lib(), &m, &mut RuzstdDecoder::default()).unwrap();
+    let r = verify_game(
+        &f.lib(),
+        &m,
+        &mut RuzstdDecoder::default(),
+        &romlib_device::progress::NoProgress,
+    )
+    .unwrap();
     assert_eq!(r.files, 2);
     assert_eq!(r.bytes, 9000);
     assert!(!f.inst().exists());

@@ -9,6 +9,7 @@ static PANIC: Mutex<Option<(String, String)>> = Mutex::new(None);
 
 fn main() -> ExitCode {
     let cli: romlib_host::cli::Cli = romlib_device::cli::parse_args("romlib");
+    let out = cli.output();
     // The index is checked against index.sum before redb reads it, but a library written
     // before index.sum existed has none, and redb may panic on a corrupt page. No command
     // may die of that: the panic becomes a one-line error. ROMLIB_BACKTRACE=1 shows the
@@ -32,10 +33,7 @@ fn main() -> ExitCode {
     }));
     match std::panic::catch_unwind(|| romlib_host::cli::run(cli)) {
         Ok(Ok(code)) => code,
-        Ok(Err(e)) => {
-            eprintln!("romlib: {e}");
-            romlib_host::cli::exit_code(&e)
-        }
+        Ok(Err(e)) => romlib_host::cli::report_error(&out, &e),
         Err(_) => {
             let (msg, at) = PANIC
                 .lock()

@@ -285,7 +285,7 @@ fn build_names_games_from_a_dat_and_lists_filter_by_metadata() {
         "atari 2600",
     ]));
     assert!(
-        text.contains("homebrew") && text.contains("1 game(s)"),
+        text.contains("homebrew") && text.contains("1 game"),
         "{text}"
     );
 }
@@ -314,7 +314,7 @@ fn verify_against_dats_reads_no_pack() {
         "complete   ポケットモンスター 赤 (Japan) -> red",
         "complete   Multi Game (USA, Europe) -> multi",
         "missing    Missing Game (Europe)",
-        "4 game(s): 3 complete, 0 incomplete, 0 wrong hash, 1 missing",
+        "4 games: 3 complete, 0 incomplete, 0 wrong hash, 1 missing",
         "library games no DAT knows: 1\n  homebrew",
         "NOT OK",
     ] {
@@ -450,7 +450,7 @@ fn verify_checks_the_whole_library() {
     ok(w.build("in", "lib", &[]));
     let text = ok(romlib(&["verify", "-r", &w.s("lib")]));
     assert!(
-        text.contains("library OK") && text.contains("3 game(s), 3 with a trusted signature"),
+        text.contains("library OK") && text.contains("3 games, 3 with a trusted signature"),
         "{text}"
     );
     let v = json(&ok(romlib(&["verify", "-r", &w.s("lib"), "--json"])));
@@ -670,7 +670,7 @@ fn a_software_list_with_hex_sizes_reports_complete_and_missing() {
         "missing    lost",
         "warning: ",
         "nes.xml: line 24: rom \"bad.prg\": bad size \"0x1g\"; entry skipped",
-        "2 game(s): 1 complete, 0 incomplete, 0 wrong hash, 1 missing, 1 rom entry skipped",
+        "2 games: 1 complete, 0 incomplete, 0 wrong hash, 1 missing, 1 rom entry skipped",
         "library games no DAT knows: 1\n  other",
     ] {
         assert!(text.contains(needle), "{needle:?} not in {text}");
@@ -1175,7 +1175,7 @@ fn a_mame_listxml_of_real_size_is_checked_in_bounded_memory() {
     );
     // gen-dat's machines all have roms (some nodump or bad dumps): every one is reported.
     let totals = format!(
-        "{} game(s): 1 complete, 0 incomplete, 0 wrong hash, {} missing",
+        "{} games: 1 complete, 0 incomplete, 0 wrong hash, {} missing",
         machines + 1,
         machines
     );

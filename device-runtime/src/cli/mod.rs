@@ -1,11 +1,33 @@
 //! Command-line plumbing shared by both binaries: argument parsing with romlib's exit
-//! codes, and the commands both offer ([`play`]).
+//! codes, `--version`, progress ([`progress`]), results and errors as text or JSON
+//! ([`output`], [`json`]), and the commands both offer ([`play`]).
 
+pub mod json;
+pub mod output;
 pub mod play;
+pub mod reporter;
+
+/// What `--version` prints for binary `prog`: its version, then the formats it reads and
+/// writes.
+pub fn version_text(prog: &str) -> String {
+    use romlib_format::{index, manifest, pack, portable};
+    format!(
+        "{prog} {}\nformats: library {} (reads 1 and 2), pack {}, manifest {}, portable file {}, \
+         locator {} and {}, JSON output {}",
+        env!("CARGO_PKG_VERSION"),
+        index::LIBRARY_FORMAT_VERSION,
+        pack::VERSION,
+        manifest::VERSION,
+        portable::VERSION,
+        portable::LOCATOR_VERSION,
+        portable::LOCATOR_VERSION_BASES,
+        output::JSON_VERSION,
+    )
+}
 
 /// Parses the process arguments as `T`. `--help` prints and exits 0; a usage error prints
 /// argh's message and a hint, and exits 2 (romlib's usage exit code).
-pub fn parse_args<T: argh::TopLevelCommand>(name: &str) -> T {
+pub fn parse_args<T: argh::TopLevelCommand>(name: &'static str) -> T {
     let args: Vec<String> = std::env::args().collect();
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     match T::from_args(&[name], &strs[1.min(strs.len())..]) {
@@ -15,8 +37,7 @@ pub fn parse_args<T: argh::TopLevelCommand>(name: &str) -> T {
                 println!("{}", early.output);
                 std::process::exit(0);
             }
-            eprintln!("{}", early.output.trim_end());
-            eprintln!("Run {name} --help for usage.");
+            output::usage_error(name, &args, &early.output);
             std::process::exit(2);
         }
     }

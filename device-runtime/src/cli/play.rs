@@ -31,6 +31,9 @@ pub struct CatCmd {
     #[argh(option)]
     /// most bytes to write (default: up to the end of the file)
     pub length: Option<u64>,
+    #[argh(switch)]
+    /// report an error as one JSON object on standard error (standard output is the file)
+    pub json: bool,
     #[argh(positional)]
     /// path of the file inside the game, as the manifest lists it (e.g. data/level1.dat)
     pub path: String,
@@ -101,8 +104,8 @@ impl MountCmd {
             prog,
             |m: Mounted| {
                 eprintln!(
-                "{prog}: mounted {} game(s) at {mp} ({} left out); Ctrl-C or `fusermount3 -u {mp}` unmounts",
-                m.games, m.skipped,
+                "{prog}: mounted {} at {mp} ({} left out); Ctrl-C or `fusermount3 -u {mp}` unmounts",
+                crate::install::count(m.games, "game", "games"), m.skipped,
             )
             },
         )

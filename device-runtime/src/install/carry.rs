@@ -12,7 +12,7 @@ use std::path::Path;
 /// into again (its files are carried into the game, as on a reinstall).
 pub const KEPT_MARKER: &str = ".romlib-kept";
 
-/// `"{lead} N item(s) the game does not own: a, b, c"`, or nothing when `kept` is empty.
+/// `"{lead} N items the game does not own: a, b, c"`, or nothing when `kept` is empty.
 pub(super) fn kept_note(lead: &str, kept: &[String]) -> String {
     if kept.is_empty() {
         return String::new();
@@ -22,8 +22,8 @@ pub(super) fn kept_note(lead: &str, kept: &[String]) -> String {
         shown.push("...");
     }
     format!(
-        "{lead} {} item(s) the game does not own: {}",
-        kept.len(),
+        "{lead} {} the game does not own: {}",
+        super::count(kept.len(), "item", "items"),
         shown.join(", ")
     )
 }

@@ -20,6 +20,7 @@ use crate::chunks::{base_failed, decode_verified, delta_base, BaseChunk, ChunkSo
 use crate::error::{Error, Result};
 use crate::fsio::sync_dir;
 use crate::library::Library;
+use crate::progress::{NoProgress, Progress};
 use crate::trusted::{ManifestFile, VerifiedManifest};
 use romlib_format::limits::MAX_CHUNK_LEN;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
@@ -30,9 +31,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 mod carry;
+mod inventory;
 pub mod layout;
 use carry::{carry_user_files, kept_note, owned_files};
 pub use carry::{uninstalled_message, KEPT_MARKER};
+pub use inventory::{
+    cleanup, count, installed_games, leftovers, leftovers_note, Installed, Leftover,
+};
 
 /// The staging folder inside an install directory.
 pub const STAGING_DIR: &str = ".romlib-staging";
@@ -61,6 +66,8 @@ pub struct GameReport {
     /// Files of the folder that the game does not own, carried into the new version
     /// (relative paths; a name the new version took got `.kept` added).
     pub kept: Vec<String>,
+    /// What an interrupted earlier operation had left, finished or removed first.
+    pub recovered: Vec<String>,
 }
 
 impl GameReport {
@@ -217,6 +224,7 @@ fn stream_game(
     decoder: &mut (dyn ChunkDecoder + Send),
     sink: &mut (dyn Sink + Send),
     mut local: Option<&mut LocalChunks>,
+    progress: &dyn Progress,
 ) -> Result<GameReport> {
     let mut table = m.chunks()?;
     let mpath = m.path().to_path_buf();
@@ -257,7 +265,7 @@ fn stream_game(
                 scope.spawn(move || decode_jobs(lib, jobs, out, free, dec))
             })
             .collect();
-        let writer = scope.spawn(|| write_jobs(&mpath, from_decoders, raw_tx, sink));
+        let writer = scope.spawn(|| write_jobs(&mpath, from_decoders, raw_tx, sink, progress));
         let produced = (|| -> Result<u64> {
             let mut turn = 0;
             let mut send = |job: Job| -> Result<()> {
@@ -509,6 +517,7 @@ fn write_jobs(
     decoders: Vec<(Receiver<Job>, Sender<Vec<u8>>)>,
     raw_free: Sender<(Vec<u8>, Vec<RawChunk>)>,
     sink: &mut (dyn Sink + Send),
+    progress: &dyn Progress,
 ) -> Result<(u64, u64)> {
     let mut hasher = blake3::Hasher::new();
     let mut size: u64 = 0;
@@ -531,6 +540,7 @@ fn write_jobs(
                 size += used as u64;
                 sink.write(piece)?;
                 let (mut buf, mut chunks) = raw;
+                progress.advance(used as u64, chunks.len() as u64);
                 buf.clear();
                 chunks.clear();
                 // The reader may already have finished; then the buffers are dropped.
@@ -558,11 +568,13 @@ fn write_jobs(
     Ok((files, bytes))
 }
 
-/// Checks every chunk and file of a game; writes nothing.
+/// Checks every chunk and file of a game; writes nothing. Tells `progress` of every batch
+/// of chunks checked.
 pub fn verify_game(
     lib: &Library,
     m: &VerifiedManifest,
     decoder: &mut (dyn ChunkDecoder + Send),
+    progress: &dyn Progress,
 ) -> Result<GameReport> {
     stream_game(
         lib,
@@ -571,6 +583,7 @@ pub fn verify_game(
         decoder,
         &mut NullSink,
         None,
+        progress,
     )
 }
 
@@ -637,8 +650,11 @@ pub fn recover(install_dir: &Path) -> Result<Vec<String>> {
                 kept_note(", leaving", &kept)
             ));
         } else {
+            let bytes = tree_bytes(&p);
             remove_tree(&p)?;
-            done.push(format!("removed stale staging {name}"));
+            done.push(format!(
+                "removed {name} ({bytes} bytes) left by an interrupted install"
+            ));
         }
     }
     sync_dir(install_dir)?;
@@ -652,21 +668,23 @@ pub fn install_game(
     install_dir: &Path,
     decoder: &mut (dyn ChunkDecoder + Send),
 ) -> Result<GameReport> {
-    install_game_reusing(lib, m, install_dir, decoder, None)
+    install_game_reusing(lib, m, install_dir, decoder, None, &NoProgress)
 }
 
 /// [`install_game`], also taking chunks from the library folder `reuse` on the device when
-/// installing from a remote library.
+/// installing from a remote library, and telling `progress` of every batch of chunks
+/// written.
 pub fn install_game_reusing(
     lib: &Library,
     m: &VerifiedManifest,
     install_dir: &Path,
     decoder: &mut (dyn ChunkDecoder + Send),
     reuse: Option<&Library>,
+    progress: &dyn Progress,
 ) -> Result<GameReport> {
     let title = m.body().title_id.clone();
     fs::create_dir_all(install_dir).map_err(|e| Error::io(install_dir, "create directory", e))?;
-    recover(install_dir)?;
+    let recovered = recover(install_dir)?;
     let live = install_dir.join(&title);
     if live.exists() && !is_ours(&live) && !live.join(KEPT_MARKER).is_file() {
         return Err(Error::NotOurs { path: live });
@@ -692,7 +710,7 @@ pub fn install_game_reusing(
     let streamed = (|| {
         let source = ChunkSource::open(lib, m)?;
         if !remote {
-            return stream_game(lib, m, source, decoder, &mut sink, None);
+            return stream_game(lib, m, source, decoder, &mut sink, None, progress);
         }
         let mut sources = Vec::new();
         if let Ok(mf) = ManifestFile::open(&partial_manifest) {
@@ -716,7 +734,7 @@ pub fn install_game_reusing(
             Some(r) => found.with_library(r)?,
             None => found,
         });
-        stream_game(lib, m, source, decoder, &mut sink, Some(found))
+        stream_game(lib, m, source, decoder, &mut sink, Some(found), progress)
     })();
     let mut report = match streamed {
         Ok(r) => r,
@@ -775,6 +793,7 @@ pub fn install_game_reusing(
         }
         Ok(kept)
     };
+    report.recovered = recovered;
     match finish() {
         Ok(kept) => report.kept = kept,
         Err(e) => {

@@ -17,6 +17,8 @@
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Attempts per request (the first and the retries).
@@ -306,8 +308,9 @@ impl Download for std::fs::File {
 pub struct Client {
     timeout: Duration,
     conn: Option<(String, BufReader<TcpStream>)>,
-    /// Bytes of response bodies received (for reports and benchmarks).
-    pub received: u64,
+    /// Bytes of response bodies received (for reports, progress and benchmarks), readable
+    /// from other threads while a request runs ([`Client::received_counter`]).
+    received: Arc<AtomicU64>,
     /// Requests sent, retries and redirects included.
     pub requests: u64,
 }
@@ -316,12 +319,15 @@ pub struct Client {
 struct Failure {
     problem: String,
     retry: bool,
+    /// The server says the file does not exist (404, 410): what to call it.
+    missing: Option<&'static str>,
 }
 
 fn fail(problem: impl Into<String>, retry: bool) -> Failure {
     Failure {
         problem: problem.into(),
         retry,
+        missing: None,
     }
 }
 
@@ -340,9 +346,19 @@ impl Client {
         Client {
             timeout,
             conn: None,
-            received: 0,
+            received: Arc::default(),
             requests: 0,
         }
+    }
+
+    /// Bytes of response bodies received so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// The counter behind [`Client::received`], to read without holding the client.
+    pub fn received_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.received)
     }
 
     /// GETs the whole of `url` into `out`, refusing a body longer than `max` bytes;
@@ -395,6 +411,16 @@ impl Client {
                     })?;
                     attempt -= 1;
                 }
+                Err(Failure {
+                    missing: Some(what),
+                    ..
+                }) => {
+                    self.conn = None;
+                    return Err(Error::NotFound {
+                        path: std::path::PathBuf::from(target.to_string()),
+                        what,
+                    });
+                }
                 Err(f) => {
                     self.conn = None;
                     if !f.retry || attempt >= ATTEMPTS {
@@ -439,7 +465,7 @@ impl Client {
             return Err(fail(format!("sending the request failed: {e}"), true));
         }
         let got = receive(conn, take)?;
-        self.received += got.body_bytes;
+        self.received.fetch_add(got.body_bytes, Ordering::Relaxed);
         if got.close {
             self.conn = None;
         }
@@ -513,14 +539,22 @@ fn receive<T>(
         return Err(fail(format!("HTTP {}", head.status), true));
     }
     if head.status >= 400 {
-        return Err(fail(
-            format!(
-                "HTTP {}{}",
-                head.status,
-                if head.status == 404 { " Not Found" } else { "" }
-            ),
-            false,
-        ));
+        let missing = match head.status {
+            404 => Some("file on this server (HTTP 404 Not Found)"),
+            410 => Some("file on this server (HTTP 410 Gone)"),
+            _ => None,
+        };
+        return Err(Failure {
+            missing,
+            ..fail(
+                format!(
+                    "HTTP {}{}",
+                    head.status,
+                    if head.status == 404 { " Not Found" } else { "" }
+                ),
+                false,
+            )
+        });
     }
     let mut counted = Counted { inner: conn, n: 0 };
     let v = take(&head, &mut counted)?;

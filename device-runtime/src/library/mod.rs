@@ -81,8 +81,23 @@ impl Library {
     }
 
     /// Opens what a reader was given with `-r`: a portable file when `path` is a file,
-    /// else a library folder.
+    /// else a library folder (one that holds `games/`, `packs/` or `index.db`).
     pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::NotFound {
+                path: path.to_path_buf(),
+                what: "library folder or portable file",
+            });
+        }
+        let looks_like_library = [GAMES_DIR, PACKS_DIR, INDEX_FILE]
+            .iter()
+            .any(|p| path.join(p).exists());
+        if path.is_dir() && !looks_like_library {
+            return Err(Error::NotFound {
+                path: path.to_path_buf(),
+                what: "romlib library (no games/, packs/ or index.db in it)",
+            });
+        }
         if path.is_file() {
             Ok(Self {
                 root: path.to_path_buf(),

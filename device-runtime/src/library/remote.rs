@@ -18,7 +18,8 @@ use romlib_format::portable::LocatorHeader;
 use std::fs::File;
 use std::io::Seek;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Largest catalog read.
@@ -32,6 +33,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Remote {
     url: Url,
     client: Mutex<Client>,
+    /// The client's count of bytes received, read without waiting for a request.
+    received: Arc<AtomicU64>,
     scratch: PathBuf,
 }
 
@@ -42,9 +45,11 @@ impl Remote {
         if !url.path.ends_with('/') {
             url.path.push('/');
         }
+        let client = Client::new(timeout);
         Ok(Remote {
             url,
-            client: Mutex::new(Client::new(timeout)),
+            received: client.received_counter(),
+            client: Mutex::new(client),
             scratch: scratch.to_path_buf(),
         })
     }
@@ -66,7 +71,13 @@ impl Remote {
     /// Bytes of response bodies received so far, and requests sent.
     pub fn transferred(&self) -> (u64, u64) {
         let c = self.client();
-        (c.received, c.requests)
+        (c.received(), c.requests)
+    }
+
+    /// Bytes of response bodies received so far; callable while a request runs (for
+    /// progress reports).
+    pub fn downloaded(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// Downloads `rel` (at most `max` bytes) into an unlinked scratch file, returned open

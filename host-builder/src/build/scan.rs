@@ -15,6 +15,9 @@ pub struct ScanOptions {
     pub include_junk: bool,
     /// Accept names FAT32/exFAT cannot store.
     pub allow_non_fat_names: bool,
+    /// Accept an input with no game folder (refused by default: it is almost always the
+    /// wrong folder).
+    pub allow_empty: bool,
 }
 
 /// One file of a game.
@@ -163,6 +166,20 @@ pub fn scan(input: &Path, opts: ScanOptions) -> Result<(Vec<GameInput>, ScanRepo
         }
     }
     games.sort_by(|a, b| a.title.cmp(&b.title));
+    if games.is_empty() && !opts.allow_empty {
+        let loose = match report.loose_files {
+            0 => String::new(),
+            1 => " (1 file lies directly in it, outside any game folder)".into(),
+            n => format!(" ({n} files lie directly in it, outside any game folder)"),
+        };
+        return Err(Error::input(
+            input,
+            format!(
+                "no game folders to build{loose}: the input needs one sub-folder per game, \
+                 named by its title id; --allow-empty builds anyway"
+            ),
+        ));
+    }
     Ok((games, report))
 }
 

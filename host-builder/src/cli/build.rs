@@ -1,11 +1,13 @@
 //! The build commands: `keygen`, `build-packs`, `generate-manifests`, `build` and
 //! `train-dict`, and the build summary they print.
 
-use super::progress::{progress, BuildBar};
+use super::progress::report;
 use crate::build::scan::ScanOptions;
 use crate::build::{build, BuildOptions, BuildSummary};
 use crate::keys;
 use argh::FromArgs;
+use romlib_device::cli::json::Obj;
+use romlib_device::cli::reporter::ProgressMode;
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -61,6 +63,16 @@ pub(super) struct BuildPacksCmd {
     #[argh(switch)]
     /// accept file names that FAT32/exFAT cards cannot store
     allow_non_fat_names: bool,
+    #[argh(switch)]
+    /// build even when the input holds no game folder (refused by default)
+    allow_empty: bool,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the summary (or the error) as one JSON object on standard output
+    pub(super) json: bool,
 }
 
 #[derive(FromArgs)]
@@ -111,6 +123,16 @@ pub(super) struct GenerateCmd {
     #[argh(switch)]
     /// accept file names that FAT32/exFAT cards cannot store
     allow_non_fat_names: bool,
+    #[argh(switch)]
+    /// build even when the input holds no game folder (refused by default)
+    allow_empty: bool,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the summary (or the error) as one JSON object on standard output
+    pub(super) json: bool,
 }
 
 #[derive(FromArgs)]
@@ -174,6 +196,16 @@ pub(super) struct BuildCmd {
     #[argh(switch)]
     /// accept file names that FAT32/exFAT cards cannot store
     allow_non_fat_names: bool,
+    #[argh(switch)]
+    /// build even when the input holds no game folder (refused by default)
+    allow_empty: bool,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the summary (or the error) as one JSON object on standard output
+    pub(super) json: bool,
 }
 
 #[derive(FromArgs)]
@@ -220,6 +252,7 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         scan: ScanOptions {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
+            allow_empty: c.allow_empty,
         },
         // Manifests (written by generate-manifests) hold the hashes; packs do not.
         dat_hashes: false,
@@ -228,7 +261,12 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         system: None,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
     };
-    run_build(c.input, c.output, opts, c.quiet)
+    run_build(
+        c.input,
+        c.output,
+        opts,
+        Report::of(c.quiet, c.progress, c.json),
+    )
 }
 
 /// `romlib generate-manifests`.
@@ -243,6 +281,7 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
         scan: ScanOptions {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
+            allow_empty: c.allow_empty,
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
@@ -250,7 +289,12 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
         system: c.system,
         ..BuildOptions::default()
     };
-    run_build(c.input, c.output, opts, c.quiet)
+    run_build(
+        c.input,
+        c.output,
+        opts,
+        Report::of(c.quiet, c.progress, c.json),
+    )
 }
 
 /// `romlib build`.
@@ -267,6 +311,7 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         scan: ScanOptions {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
+            allow_empty: c.allow_empty,
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
@@ -274,7 +319,12 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         system: c.system,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
     };
-    run_build(c.input, c.output, opts, c.quiet)
+    run_build(
+        c.input,
+        c.output,
+        opts,
+        Report::of(c.quiet, c.progress, c.json),
+    )
 }
 
 /// `romlib train-dict`.
@@ -292,10 +342,28 @@ pub(super) fn train_dict(c: TrainCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(s: &BuildSummary) {
-    for r in &s.recovered {
-        eprintln!("romlib: recovered: {r}");
+/// How a build command reports: its `-q`, `--progress` and `--json`.
+struct Report {
+    quiet: bool,
+    pub(super) progress: ProgressMode,
+    pub(super) json: bool,
+}
+
+impl Report {
+    fn of(quiet: bool, progress: ProgressMode, json: bool) -> Self {
+        Self {
+            quiet,
+            progress,
+            json,
+        }
     }
+}
+
+/// The summary as text.
+fn summary_text(s: &BuildSummary) -> String {
+    use romlib_device::install::count;
+    use std::fmt::Write;
+    let mut t = String::new();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let ratio = |a: u64, b: u64| {
@@ -305,63 +373,96 @@ fn print_summary(s: &BuildSummary) {
             format!("{:.2}x", a as f64 / b as f64)
         }
     };
-    println!(
-        "{} games, {} files, {:.1} MiB in {:.2} s ({:.1} MiB/s)",
-        s.games,
-        s.files,
+    let _ = writeln!(
+        t,
+        "{}, {}, {:.1} MiB in {:.2} s ({:.1} MiB/s)",
+        count(s.games as usize, "game", "games"),
+        count(s.files as usize, "file", "files"),
         mib(s.input_bytes),
         secs,
         mib(s.input_bytes) / secs
     );
-    println!(
-        "{} chunks, {} new ({:.1} MiB); dedup ratio {}, compression ratio {}",
-        s.chunks,
+    let _ = writeln!(
+        t,
+        "{}, {} new ({:.1} MiB); dedup ratio {}, compression ratio {}",
+        count(s.chunks as usize, "chunk", "chunks"),
         s.new_chunks,
         mib(s.new_bytes),
         ratio(s.input_bytes, s.new_bytes),
         ratio(s.new_bytes, s.stored_bytes)
     );
     if s.delta_chunks > 0 {
-        println!(
-            "{} new chunk(s) ({:.1} MiB) stored as deltas against similar chunks",
-            s.delta_chunks,
+        let _ = writeln!(
+            t,
+            "{} ({:.1} MiB) stored as deltas against similar chunks",
+            count(s.delta_chunks as usize, "new chunk", "new chunks"),
             mib(s.delta_bytes)
         );
     }
-    println!(
-        "stored {:.1} MiB in {} new pack(s); manifests: {} written, {} unchanged",
+    let _ = writeln!(
+        t,
+        "stored {:.1} MiB in {}; manifests: {} written, {} unchanged",
         mib(s.stored_bytes),
-        s.packs_written,
+        count(s.packs_written as usize, "new pack", "new packs"),
         s.manifests_written,
         s.manifests_unchanged
     );
     if s.junk_files > 0 || s.loose_files > 0 {
-        println!(
-            "skipped {} junk file(s) ({} bytes) and {} loose file(s) outside game folders",
-            s.junk_files, s.junk_bytes, s.loose_files
+        let _ = writeln!(
+            t,
+            "skipped {} ({} bytes) and {} outside game folders",
+            count(s.junk_files as usize, "junk file", "junk files"),
+            s.junk_bytes,
+            count(s.loose_files as usize, "loose file", "loose files"),
         );
     }
+    t
 }
 
-/// Runs a build, with a progress bar unless `quiet` (or standard error is no terminal),
-/// and prints its summary unless `quiet`.
-fn run_build(
-    input: PathBuf,
-    output: PathBuf,
-    opts: BuildOptions,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    let s = if progress(quiet) {
-        build(&input, &output, &opts, &BuildBar::default())?
-    } else {
-        build(&input, &output, &opts, &())?
-    };
+/// The summary as JSON fields.
+fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
+    Obj::new()
+        .field("library", output)
+        .field("games", s.games)
+        .field("files", s.files)
+        .field("input_bytes", s.input_bytes)
+        .field("chunks", s.chunks)
+        .field("new_chunks", s.new_chunks)
+        .field("new_bytes", s.new_bytes)
+        .field("delta_chunks", s.delta_chunks)
+        .field("delta_bytes", s.delta_bytes)
+        .field("stored_bytes", s.stored_bytes)
+        .field("packs_written", s.packs_written)
+        .field("manifests_written", s.manifests_written)
+        .field("manifests_unchanged", s.manifests_unchanged)
+        .field("junk_files", s.junk_files)
+        .field("loose_files", s.loose_files)
+        .field("elapsed_ms", s.elapsed.as_millis() as u64)
+        .field("recovered", s.recovered.clone())
+}
+
+/// Runs a build with progress and prints its summary, as `r` asks.
+fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> anyhow::Result<()> {
+    let (progress, out) = report("build", r.progress, r.json, r.quiet);
+    let s = build(&input, &output, &opts, &progress);
+    progress.finish();
+    let s = s?;
     // Even with -q: a skipped DAT entry may be why a game is not named.
     for w in &s.dat_warnings {
-        eprintln!("romlib: warning: {w}");
+        out.warn(&format!("warning: {w}"));
     }
-    if !quiet {
-        print_summary(&s);
+    if !r.json && !r.progress.is_json() {
+        for note in &s.recovered {
+            eprintln!("romlib: recovered: {note}");
+        }
+    }
+    if !r.quiet || r.json || r.progress.is_json() {
+        let text = if r.quiet {
+            String::new()
+        } else {
+            summary_text(&s)
+        };
+        out.result(summary_json(&s, &output), &text);
     }
     Ok(())
 }

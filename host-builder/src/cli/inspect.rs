@@ -1,9 +1,14 @@
 //! The commands that read a library without changing it: `list-games`, `show` and
 //! `verify`, and the reports they print.
 
-use super::progress::{bytes_bar, progress};
+use super::progress::report;
 use super::trust::trust_store;
 use argh::FromArgs;
+use romlib_device::cli::json::Obj;
+use romlib_device::cli::output::Output;
+use romlib_device::cli::reporter::ProgressMode;
+use romlib_device::install::count;
+use romlib_device::progress::Progress;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +22,7 @@ pub(super) struct ListCmd {
     romlib: PathBuf,
     #[argh(switch)]
     /// print JSON
-    json: bool,
+    pub(super) json: bool,
     #[argh(option)]
     /// only games of this system (from romlib.toml; case-insensitive)
     system: Option<String>,
@@ -53,7 +58,7 @@ pub(super) struct ShowCmd {
     trusted_key: Vec<PathBuf>,
     #[argh(switch)]
     /// print JSON
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(FromArgs)]
@@ -77,10 +82,14 @@ pub(super) struct VerifyCmd {
     trusted_key: Vec<PathBuf>,
     #[argh(switch)]
     /// print the report as JSON
-    json: bool,
+    pub(super) json: bool,
     #[argh(switch, short = 'q')]
     /// no progress bar
     quiet: bool,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
 }
 
 /// `romlib list-games`.
@@ -132,7 +141,7 @@ pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
         for (t, e) in &damaged {
             println!("{t}\t-\tDAMAGED: {e}");
         }
-        println!("{} game(s)", games.len() + damaged.len());
+        println!("{}", count(games.len() + damaged.len(), "game", "games"));
     }
     // The rest was listed; the exit status says that not everything could be.
     match damaged.first() {
@@ -144,7 +153,7 @@ pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
 /// `romlib show`.
 pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, false)?;
+    let trust = trust_store(&lib, &c.trusted_key, None)?;
     let v = crate::inspect::show::show_game(&lib, &c.game, &trust)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -157,23 +166,38 @@ pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
 /// `romlib verify`: exit code 1 when the check found a problem (the report says which).
 pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, !c.json)?;
+    let (progress, out) = report("verify-library", c.progress, c.json, c.quiet);
+    let trust = trust_store(&lib, &c.trusted_key, (!c.json).then_some(&out))?;
     if c.fixdat.is_some() && c.dat.is_empty() {
         return Err(crate::error::Error::Usage("--fixdat needs at least one --dat".into()).into());
     }
     let ok = if c.dat.is_empty() {
-        let bar = bytes_bar(progress(c.quiet || c.json), "verified");
+        progress.phase("verify", None, None, None);
         let started = std::time::Instant::now();
+        let tick = |n| progress.advance(n, 0);
         let rep = if lib.portable().is_some() {
-            crate::inspect::verify::verify_portable(&lib, &trust, &|n| bar.inc(n))?
+            crate::inspect::verify::verify_portable(&lib, &trust, &tick)
         } else {
-            crate::inspect::verify::verify_library(&lib, &trust, &|n| bar.inc(n))?
+            crate::inspect::verify::verify_library(&lib, &trust, &tick)
         };
-        bar.finish_and_clear();
+        progress.finish();
+        let rep = rep?;
         if c.json {
             println!("{}", serde_json::to_string_pretty(&verify_json(&rep))?);
         } else {
             print_verify(&rep, started.elapsed().as_secs_f64());
+        }
+        if c.progress.is_json() {
+            // The stream ends with the result (the report itself is on standard output).
+            Output::new("romlib", "verify-library", false, c.progress).result(
+                Obj::new()
+                    .field("ok", rep.ok())
+                    .field("packs", rep.packs)
+                    .field("chunks", rep.records)
+                    .field("games", rep.games)
+                    .field("problems", rep.problem_count),
+                "",
+            );
         }
         rep.ok()
     } else {
@@ -208,7 +232,7 @@ pub(super) struct RebuildIndexCmd {
     romlib: PathBuf,
     #[argh(switch)]
     /// print the report as JSON
-    json: bool,
+    pub(super) json: bool,
 }
 
 /// `romlib rebuild-index`.
@@ -234,11 +258,11 @@ pub(super) fn rebuild_index(c: RebuildIndexCmd) -> anyhow::Result<ExitCode> {
             println!("PROBLEM: {}: {w}", p.display());
         }
         println!(
-            "rebuilt {}: {} pack(s), {} chunk(s), {} game(s) counted in {:.1} s",
+            "rebuilt {}: {}, {}, {} counted in {:.1} s",
             c.romlib.join(romlib_format::layout::INDEX_FILE).display(),
-            rep.packs,
-            rep.chunks,
-            rep.games,
+            count(rep.packs as usize, "pack", "packs"),
+            count(rep.chunks as usize, "chunk", "chunks"),
+            count(rep.games as usize, "game", "games"),
             started.elapsed().as_secs_f64()
         );
     }
@@ -280,23 +304,31 @@ fn print_verify(rep: &crate::inspect::verify::VerifyReport, secs: f64) {
     }
     if rep.problem_count > rep.problems.len() as u64 {
         println!(
-            "... and {} more problem(s)",
-            rep.problem_count - rep.problems.len() as u64
+            "... and {} more",
+            count(
+                (rep.problem_count - rep.problems.len() as u64) as usize,
+                "problem",
+                "problems"
+            )
         );
     }
     println!(
-        "{} pack(s), {:.1} MiB read; {} chunk(s), {:.1} MiB decompressed and hashed in {secs:.1} s",
-        rep.packs,
+        "{}, {:.1} MiB read; {}, {:.1} MiB decompressed and hashed in {secs:.1} s",
+        count(rep.packs as usize, "pack", "packs"),
         rep.pack_bytes as f64 / 1048576.0,
-        rep.records,
+        count(rep.records as usize, "chunk", "chunks"),
         rep.chunk_bytes as f64 / 1048576.0
     );
     if !rep.portable {
-        println!("{} index entr(ies)", rep.index_chunks);
+        println!(
+            "{}",
+            count(rep.index_chunks as usize, "index entry", "index entries")
+        );
     }
     println!(
-        "{} game(s), {} with a trusted signature",
-        rep.games, rep.games_signed
+        "{}, {} with a trusted signature",
+        count(rep.games as usize, "game", "games"),
+        rep.games_signed
     );
     let what = if rep.portable {
         "portable file"
@@ -306,6 +338,9 @@ fn print_verify(rep: &crate::inspect::verify::VerifyReport, secs: f64) {
     if rep.ok() {
         println!("{what} OK");
     } else {
-        println!("{what} NOT OK: {} problem(s)", rep.problem_count);
+        println!(
+            "{what} NOT OK: {}",
+            count(rep.problem_count as usize, "problem", "problems")
+        );
     }
 }

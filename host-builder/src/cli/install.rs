@@ -1,9 +1,13 @@
 //! The commands that install and remove games through the device's install code:
 //! `install` and `uninstall`.
 
+use super::progress::report;
 use super::trust::trust_store;
 use argh::FromArgs;
-use romlib_device::install::layout;
+use romlib_device::cli::json::Obj;
+use romlib_device::cli::output::Output;
+use romlib_device::cli::reporter::ProgressMode;
+use romlib_device::install::{install_game_reusing, layout, uninstalled_message};
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -27,6 +31,13 @@ pub(super) struct InstallCmd {
     #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
     trusted_key: Vec<PathBuf>,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the result (or the error) as one JSON object on standard output
+    pub(super) json: bool,
 }
 
 #[derive(FromArgs)]
@@ -43,21 +54,51 @@ pub(super) struct UninstallCmd {
     /// the layout the game was installed with: it is looked for in that layout's system
     /// folders under --install-dir
     layout: Option<String>,
+    #[argh(switch)]
+    /// print the result (or the error) as one JSON object on standard output
+    pub(super) json: bool,
 }
 
 /// `romlib install`.
 pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
     usage_layout(&c.layout)?;
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, true)?;
+    let (progress, out) = report("install", c.progress, c.json, false);
+    let trust = trust_store(&lib, &c.trusted_key, Some(&out))?;
     let m = lib.open_game(&c.game, &trust)?;
     let install_dir = match &c.layout {
         Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,
         None => c.install_dir.clone(),
     };
     let mut dec = crate::zstd_decoder::ZstdDecoder::default();
-    let r = romlib_device::install::install_game(&lib, &m, &install_dir, &mut dec)?;
-    println!("{}", r.installed_message(&m.body().title_id, &install_dir));
+    let title = m.body().title_id.clone();
+    progress.phase(
+        "install",
+        Some(&title),
+        Some(m.body().total_size),
+        Some(m.body().chunk_count),
+    );
+    let r = install_game_reusing(&lib, &m, &install_dir, &mut dec, None, &progress);
+    progress.finish();
+    let r = r?;
+    for note in &r.recovered {
+        out.warn(note);
+    }
+    out.result(
+        Obj::new()
+            .field("game", title.as_str())
+            .field("path", install_dir.join(&title).as_path())
+            .field("files", r.files)
+            .field("bytes", r.bytes)
+            .field("chunks", r.chunks)
+            .field("reused_chunks", r.reused_chunks)
+            .field("reused_bytes", r.reused_bytes)
+            .field("bytes_downloaded", 0u64)
+            .field("requests", 0u64)
+            .field("kept", r.kept.clone())
+            .field("recovered", r.recovered.clone()),
+        &r.installed_message(&title, &install_dir),
+    );
     Ok(())
 }
 
@@ -69,9 +110,14 @@ pub(super) fn uninstall(c: UninstallCmd) -> anyhow::Result<()> {
         None => c.install_dir.clone(),
     };
     let kept = romlib_device::install::uninstall(&install_dir, &c.title_id)?;
-    println!(
-        "{}",
-        romlib_device::install::uninstalled_message(&c.title_id, &install_dir, &kept)
+    let out = Output::new("romlib", "uninstall", c.json, ProgressMode::None);
+    let human = uninstalled_message(&c.title_id, &install_dir, &kept);
+    out.result(
+        Obj::new()
+            .field("game", c.title_id.as_str())
+            .field("path", install_dir.join(&c.title_id).as_path())
+            .field("kept", kept),
+        &human,
     );
     Ok(())
 }

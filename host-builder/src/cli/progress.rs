@@ -1,55 +1,35 @@
-//! Progress bars: whether to show one, and the byte-counting kind.
+//! Progress and results of the host's long commands: the device runtime's
+//! [`Reporter`] (a bar on a terminal, JSON lines with `--progress json`) and [`Output`],
+//! so both binaries draw and report the same way.
 
 use crate::build::BuildProgress;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use std::sync::OnceLock;
+use romlib_device::cli::output::Output;
+use romlib_device::cli::reporter::{ProgressMode, Reporter};
 
-/// Whether to show a progress bar: not when told to keep quiet, nor when standard error is
-/// not a terminal.
-pub(super) fn progress(quiet: bool) -> bool {
-    !quiet && std::io::stderr().is_terminal()
-}
-
-/// A byte-counting progress bar, or a hidden one.
-pub(super) fn bytes_bar(show: bool, what: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(0);
-    b.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} {what} {{bytes}} {{bytes_per_sec}}"))
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    b
-}
-
-/// The bar of a build: input bytes done of all, with speed and time left. It appears when
-/// the build starts reading.
-#[derive(Default)]
-pub(super) struct BuildBar(OnceLock<ProgressBar>);
-
-impl BuildProgress for BuildBar {
+/// A build tells the reporter its input's size once scanned, then each byte stored.
+impl BuildProgress for Reporter<'_> {
     fn start(&self, total: u64) {
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let _ = self.0.set(b);
+        self.phase("build", None, Some(total), None);
     }
 
     fn advance(&self, n: u64) {
-        if let Some(b) = self.0.get() {
-            b.inc(n);
-        }
+        romlib_device::progress::Progress::advance(self, n, 0);
     }
 
     fn finish(&self) {
-        if let Some(b) = self.0.get() {
-            b.finish_and_clear();
-        }
+        Reporter::finish(self);
     }
+}
+
+/// The reporter and output of host command `op`.
+pub(super) fn report(
+    op: &'static str,
+    mode: ProgressMode,
+    json: bool,
+    quiet: bool,
+) -> (Reporter<'static>, Output) {
+    (
+        Reporter::new(mode, op, quiet || json && mode != ProgressMode::Json),
+        Output::new("romlib", op, json, mode),
+    )
 }

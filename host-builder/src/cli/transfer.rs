@@ -1,9 +1,13 @@
 //! The commands that move games between libraries and devices: `export`, `import` and
 //! `serve`.
 
-use super::progress::{bytes_bar, progress};
+use super::progress::report;
 use super::trust::trust_store;
 use argh::FromArgs;
+use romlib_device::cli::json::Obj;
+use romlib_device::cli::reporter::ProgressMode;
+use romlib_device::install::count;
+use romlib_device::progress::Progress;
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -29,7 +33,14 @@ pub(super) struct ExportCmd {
     trusted_key: Vec<PathBuf>,
     #[argh(switch, short = 'q')]
     /// no progress bar or summary
-    quiet: bool,
+    pub(super) quiet: bool,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the summary (or the error) as one JSON object on standard output
+    pub(super) json: bool,
 }
 
 #[derive(FromArgs)]
@@ -51,7 +62,14 @@ pub(super) struct ImportCmd {
     trusted_key: Vec<PathBuf>,
     #[argh(switch, short = 'q')]
     /// no progress bar or summary
-    quiet: bool,
+    pub(super) quiet: bool,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the summary (or the error) as one JSON object on standard output
+    pub(super) json: bool,
 }
 
 #[derive(FromArgs)]
@@ -71,7 +89,8 @@ pub(super) struct ServeCmd {
 /// `romlib export`.
 pub(super) fn export(c: ExportCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, !c.quiet)?;
+    let (progress, out) = report("export", c.progress, c.json, c.quiet);
+    let trust = trust_store(&lib, &c.trusted_key, (!c.quiet).then_some(&out))?;
     let titles = if c.all {
         if !c.game.is_empty() {
             anyhow::bail!("give either -g TITLE or --all, not both");
@@ -80,42 +99,66 @@ pub(super) fn export(c: ExportCmd) -> anyhow::Result<()> {
     } else {
         c.game
     };
-    let bar = bytes_bar(progress(c.quiet), "exported");
-    let s = crate::transfer::export::export(&lib, &titles, &trust, &c.output, &|n| bar.inc(n))?;
-    bar.finish_and_clear();
-    if !c.quiet {
-        println!(
-            "exported {} game(s) to {}: {} chunks ({} bytes) in {} pack(s), {} bytes",
-            s.games,
-            c.output.display(),
-            s.chunks,
-            s.chunk_bytes,
-            s.packs,
-            s.file_len
-        );
-    }
+    progress.phase("export", None, None, None);
+    let s = crate::transfer::export::export(&lib, &titles, &trust, &c.output, &|n| {
+        progress.advance(n, 0)
+    });
+    progress.finish();
+    let s = s?;
+    let human = format!(
+        "exported {} to {}: {} ({} bytes) in {}, {} bytes",
+        count(s.games as usize, "game", "games"),
+        c.output.display(),
+        count(s.chunks as usize, "chunk", "chunks"),
+        s.chunk_bytes,
+        count(s.packs as usize, "pack", "packs"),
+        s.file_len
+    );
+    out.result(
+        Obj::new()
+            .field("file", c.output.as_path())
+            .field("games", s.games)
+            .field("chunks", s.chunks)
+            .field("chunk_bytes", s.chunk_bytes)
+            .field("packs", s.packs)
+            .field("file_bytes", s.file_len),
+        if c.quiet { "" } else { &human },
+    );
     Ok(())
 }
 
 /// `romlib import`.
 pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
     let dest = romlib_device::Library::new(&c.output);
-    let trust = trust_store(&dest, &c.trusted_key, !c.quiet)?;
-    let bar = bytes_bar(progress(c.quiet), "stored");
-    let s = crate::transfer::import::import(&c.file, &c.output, &c.game, &trust, &|n| bar.inc(n))?;
-    bar.finish_and_clear();
-    if !c.quiet {
-        println!(
-                "imported {} game(s) into {} ({} unchanged): {} new chunk(s), {} bytes, in {} pack(s); {} chunk(s) already there",
-                s.games_written,
-                c.output.display(),
-                s.games_unchanged,
-                s.new_chunks,
-                s.new_bytes,
-                s.packs,
-                s.reused_chunks
-            );
-    }
+    let (progress, out) = report("import", c.progress, c.json, c.quiet);
+    let trust = trust_store(&dest, &c.trusted_key, (!c.quiet).then_some(&out))?;
+    progress.phase("import", None, None, None);
+    let s = crate::transfer::import::import(&c.file, &c.output, &c.game, &trust, &|n| {
+        progress.advance(n, 0)
+    });
+    progress.finish();
+    let s = s?;
+    let human = format!(
+        "imported {} into {} ({} unchanged): {}, {} bytes, in {}; {} already there",
+        count(s.games_written as usize, "game", "games"),
+        c.output.display(),
+        s.games_unchanged,
+        count(s.new_chunks as usize, "new chunk", "new chunks"),
+        s.new_bytes,
+        count(s.packs as usize, "pack", "packs"),
+        count(s.reused_chunks as usize, "chunk", "chunks"),
+    );
+    out.result(
+        Obj::new()
+            .field("library", c.output.as_path())
+            .field("games_written", s.games_written)
+            .field("games_unchanged", s.games_unchanged)
+            .field("new_chunks", s.new_chunks)
+            .field("new_bytes", s.new_bytes)
+            .field("packs", s.packs)
+            .field("reused_chunks", s.reused_chunks),
+        if c.quiet { "" } else { &human },
+    );
     Ok(())
 }
 

@@ -1,13 +1,14 @@
 //! The keys a reading command trusts.
 
+use romlib_device::cli::output::Output;
 use std::path::PathBuf;
 
-/// The keys to trust: those given, else the library's own `keys/` (which it says, unless
-/// told to keep quiet because the output is a report).
+/// The keys to trust: those given, else the library's own `keys/` (which it says through
+/// `say`, a warning, unless `None`: told to keep quiet because the output is a report).
 pub(super) fn trust_store(
     lib: &romlib_device::Library,
     keys: &[PathBuf],
-    say: bool,
+    say: Option<&Output>,
 ) -> anyhow::Result<romlib_device::TrustStore> {
     if keys.is_empty() {
         if let Some(p) = lib.portable() {
@@ -16,11 +17,11 @@ pub(super) fn trust_store(
                 p.path().display()
             );
         }
-        if say {
-            eprintln!(
-                "romlib: trusting the library's own keys in {} (pass --trusted-key to choose)",
+        if let Some(out) = say {
+            out.warn(&format!(
+                "trusting the library's own keys in {} (pass --trusted-key to choose)",
                 lib.keys_dir().display()
-            );
+            ));
         }
         Ok(romlib_device::TrustStore::from_dir(&lib.keys_dir())?)
     } else {

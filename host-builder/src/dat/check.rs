@@ -177,8 +177,13 @@ pub fn check_dats(
             };
             writeln!(
                 out,
-                "  {} game(s): {} complete, {} incomplete, {} wrong hash, {} missing{skipped}",
-                totals.complete + totals.incomplete + totals.wrong_hash + totals.missing,
+                "  {}: {} complete, {} incomplete, {} wrong hash, {} missing{skipped}",
+                romlib_device::install::count(
+                    (totals.complete + totals.incomplete + totals.wrong_hash + totals.missing)
+                        as usize,
+                    "game",
+                    "games"
+                ),
                 totals.complete,
                 totals.incomplete,
                 totals.wrong_hash,

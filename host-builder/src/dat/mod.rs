@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use clrmamepro::CmpDat;
 use source::{At, LineCounter, READ_BUF};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use xml::XmlDat;
 
@@ -63,10 +63,37 @@ pub fn read_dat_from<R: Read>(
         None => Err(At::new(path, src.line()).err("the file is empty, not a DAT")),
         Some(b'<') => XmlDat::new(src, path).read(on_game),
         Some(_) => {
+            let head = src.fill_buf().map_err(|e| Error::io(path, "read", e))?;
+            if !looks_like_clrmamepro(head) {
+                let shown: String = String::from_utf8_lossy(&head[..head.len().min(24)])
+                    .chars()
+                    .take_while(|c| *c != '\n' && *c != '\r')
+                    .collect();
+                return Err(At::new(path, src.line()).err(format!(
+                    "not a DAT file: it starts with {shown:?}; romlib reads Logiqx XML DATs \
+                     (starting with <) and clrmamepro DATs (starting with a block such as \
+                     `clrmamepro (` or `game (`)"
+                )));
+            }
             let (src, line) = src.into_parts();
             CmpDat::new(src, line, path).read(on_game)
         }
     }
+}
+
+/// Whether text starts as a clrmamepro DAT does: a block name, then `(` (on the same line
+/// or the next). Anything else is refused before parsing, with a message naming the
+/// formats, rather than failing deep inside the parser.
+fn looks_like_clrmamepro(head: &[u8]) -> bool {
+    let word = head
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    word > 0
+        && head[word..]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|b| *b == b'(')
 }
 
 #[cfg(test)]

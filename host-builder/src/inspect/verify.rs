@@ -21,6 +21,7 @@ use romlib_device::chunks::locator::ChunkLocator;
 use romlib_device::chunks::packs::PackReader;
 use romlib_device::chunks::{decode_verified, BaseChunk};
 use romlib_device::error::short_hex;
+use romlib_device::install::count;
 use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::layout::{parse_dict_file_name, parse_pack_file_name, MANIFEST_EXT};
@@ -779,26 +780,42 @@ fn check_manifest(
     if unreachable > 0 {
         rep.problem(
             lib.locator_path(title),
-            format!("{unreachable} chunk(s) of this game are not where its locator says"),
+            format!(
+                "{} of this game {} not where its locator says",
+                count(unreachable as usize, "chunk", "chunks"),
+                are(unreachable)
+            ),
         );
     }
     if missing > 0 {
         rep.problem(
             &path,
-            format!("{missing} chunk(s) of this game are not in the index"),
+            format!(
+                "{} of this game {} not in the index",
+                count(missing as usize, "chunk", "chunks"),
+                are(missing)
+            ),
         );
     }
     if wrong_len > 0 {
         rep.problem(
             &path,
-            format!("{wrong_len} chunk(s) have a different length in the index"),
+            format!(
+                "{} a different length in the index",
+                count(wrong_len as usize, "chunk has", "chunks have")
+            ),
         );
     }
     if wrong_locations > 0 {
         rep.problem(
             lib.locator_path(title),
             format!(
-                "{wrong_locations} entr(ies) disagree with the index (`romlib build` rewrites it)"
+                "{} with the index (`romlib build` rewrites it)",
+                count(
+                    wrong_locations as usize,
+                    "entry disagrees",
+                    "entries disagree"
+                )
             ),
         );
     }
@@ -868,8 +885,9 @@ fn check_entry(
         rep.problem(
             index_path,
             format!(
-                "chunk {short}: refcount {} but the manifests reference it {want} time(s)",
-                e.refcount
+                "chunk {short}: refcount {} but the manifests reference it {}",
+                e.refcount,
+                count(want as usize, "time", "times")
             ),
         );
     }
@@ -903,7 +921,12 @@ pub fn verify_portable(
         rep.games += 1;
         let checked = lib.open_game(&g.title, trust).and_then(|m| {
             rep.games_signed += 1;
-            romlib_device::install::verify_game(lib, &m, &mut dec)
+            romlib_device::install::verify_game(
+                lib,
+                &m,
+                &mut dec,
+                &romlib_device::progress::NoProgress,
+            )
         });
         match checked {
             Ok(r) => {
@@ -914,4 +937,13 @@ pub fn verify_portable(
         }
     }
     Ok(rep)
+}
+
+/// "is" or "are", for `n` things.
+fn are(n: impl Into<u64>) -> &'static str {
+    if n.into() == 1 {
+        "is"
+    } else {
+        "are"
+    }
 }

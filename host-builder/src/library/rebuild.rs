@@ -104,9 +104,9 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
                 rep.problems.push((
                     path,
                     format!(
-                        "{missing} of its {} chunk(s) are in no pack; the game cannot be \
+                        "{missing} of its {} are in no pack; the game cannot be \
                          installed until it is built again from its files",
-                        refs.len()
+                        romlib_device::install::count(refs.len(), "chunk", "chunks")
                     ),
                 ));
                 continue;

@@ -99,6 +99,12 @@ impl LibraryWriter {
     /// Creates the library's folders where missing, takes its lock and discards the
     /// unpublished index copy an interrupted run left.
     fn lock(root: &Path) -> Result<Self> {
+        if root.exists() && !root.is_dir() {
+            return Err(Error::library(
+                root,
+                "is not a folder: a library is a folder (created if absent)",
+            ));
+        }
         let lib = Library::new(root);
         for d in [
             lib.root().to_path_buf(),
