@@ -81,14 +81,20 @@ pub fn read_dat_from<R: Read>(
     }
 }
 
-/// Whether text starts as a clrmamepro DAT does: a block name, then `(` (on the same line
-/// or the next). Anything else is refused before parsing, with a message naming the
-/// formats, rather than failing deep inside the parser.
+/// Whether text starts as a clrmamepro DAT does: one of its block names, or any word
+/// then `(`. Anything else is refused before parsing, with a message naming the formats,
+/// rather than failing deep inside the parser ("expected ( after this").
 fn looks_like_clrmamepro(head: &[u8]) -> bool {
     let word = head
         .iter()
         .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
         .count();
+    if matches!(
+        &head[..word],
+        b"clrmamepro" | b"game" | b"machine" | b"resource" | b"emulator"
+    ) {
+        return true;
+    }
     word > 0
         && head[word..]
             .iter()
@@ -498,6 +504,19 @@ resource ( name "Empty" )
 
         let e = fails("\n\ngame name a");
         assert_eq!(e, "line 3: expected \"(\" after \"game\"");
+
+        // Neither XML nor clrmamepro: said before parsing, naming both formats.
+        let e = fails("\n# my notes\nthis is not a dat\n");
+        assert!(
+            e.starts_with("line 2: not a DAT file: it starts with \"# my notes\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("Logiqx XML") && e.contains("clrmamepro ("),
+            "{e}"
+        );
+        let e = fails("ROM list (abc)");
+        assert!(e.starts_with("line 1: not a DAT file"), "{e}");
 
         let e = fails("game ( name a rom \"x\" )");
         assert_eq!(e, "line 1: expected \"(\" after rom");
