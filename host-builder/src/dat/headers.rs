@@ -229,7 +229,11 @@ pub fn parse_detector(text: &[u8], path: &Path) -> Result<Vec<Detector>> {
             .iter()
             .filter(|&&b| b == b'\n')
             .count();
-        let err = |problem: String| Error::input(path, format!("line {line}: {problem}"));
+        // Problems quote names from the file: keep the error on one line whatever they hold.
+        let err = |problem: String| {
+            let problem = problem.replace(['\n', '\r'], " ");
+            Error::input(path, format!("line {line}: {problem}"))
+        };
         buf.clear();
         let ev = reader
             .read_event_into(&mut buf)
@@ -326,6 +330,13 @@ pub fn parse_detector(text: &[u8], path: &Path) -> Result<Vec<Detector>> {
     } else {
         name.to_owned()
     };
+    // The name is recorded in signed manifests, whose text fields readers bound.
+    if name.len() > romlib_format::limits::MAX_TEXT_LEN {
+        return Err(Error::input(
+            path,
+            "the detector's <name> is longer than MAX_TEXT_LEN (4096 bytes)",
+        ));
+    }
     for r in &mut rules {
         r.name.clone_from(&name);
     }
@@ -487,6 +498,29 @@ mod tests {
 </detector>
 "#;
 
+    /// Every prefix and every single-byte corruption of a detector file parses or gives a
+    /// one-line error naming the file; none panics.
+    #[test]
+    fn detector_truncations_and_flips_never_panic() {
+        let path = Path::new("d.xml");
+        let bytes = NES_DETECTOR.as_bytes();
+        for n in 0..=bytes.len() {
+            if let Err(e) = parse_detector(&bytes[..n], path) {
+                let e = e.to_string();
+                assert!(e.starts_with("d.xml: ") && !e.contains('\n'), "{e}");
+            }
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x20, 0x80] {
+                let mut b = bytes.to_vec();
+                b[i] ^= flip;
+                if let Err(e) = parse_detector(&b, path) {
+                    assert!(!e.to_string().contains('\n'));
+                }
+            }
+        }
+    }
+
     #[test]
     fn clrmamepro_detector_files() {
         let path = Path::new("nes.xml");
@@ -534,6 +568,13 @@ mod tests {
                 "unknown detector test <shift>",
             ),
             ("<detector><name>x</name></detector>", "no <rule>"),
+            (
+                &format!(
+                    "<detector><name>{}</name><rule/></detector>",
+                    "n".repeat(5000)
+                ),
+                "MAX_TEXT_LEN",
+            ),
             ("<datafile/>", "no <detector>"),
             ("<detector><rule>", "not well-formed"),
         ] {

@@ -637,6 +637,30 @@ resource ( name "Empty" )
         assert_eq!(games.len(), 1);
     }
 
+    /// Every prefix of a software list reads or fails with one line, never panics.
+    #[test]
+    fn dat_software_list_truncations_never_panic() {
+        let path = Path::new("nes.xml");
+        let xml = "<softwarelist name=\"nes\" description=\"d\">\n<software name=\"s\">\n\
+                   <description>S</description>\n<part name=\"cart\" interface=\"nes_cart\">\n\
+                   <dataarea name=\"prg\" size=\"0x10\">\n<rom name=\"a\" size=\"0x10\" \
+                   crc=\"00000001\" offset=\"0\"/>\n<rom size=\"0x10\" offset=\"0x10\" \
+                   loadflag=\"continue\"/>\n</dataarea>\n</part>\n</software>\n</softwarelist>\n";
+        let bytes = xml.as_bytes();
+        for n in 0..=bytes.len() {
+            if let Err(e) = read_dat_from(&bytes[..n], path, |_, _| Ok(())) {
+                assert!(!e.to_string().contains('\n'), "{e}");
+            }
+        }
+        let mut games = 0;
+        read_dat_from(bytes, path, |_, g| {
+            games += g.roms.len();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(games, 1);
+    }
+
     /// A MAME software list as `hash/*.xml` spells it: the list's name and description are
     /// the header; roms in parts and data areas, hex sizes and offsets, `loadflag`
     /// continuations without a name, a `nodump` rom without hashes, a disk area.
