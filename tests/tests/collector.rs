@@ -1186,3 +1186,59 @@ fn a_mame_listxml_of_real_size_is_checked_in_bounded_memory() {
     );
     assert!(report.contains("complete   tetris -> tetris"));
 }
+
+#[test]
+fn a_layout_install_over_http_reuses_what_the_system_folder_holds() {
+    // An upgrade over the network with --layout: the installed version sits in the same
+    // system folder, and its chunks are taken from there instead of downloaded.
+    let w = Workspace::new();
+    let mut r = Rng::new(19);
+    let v1 = ines(&mut r, 600_000);
+    let mut v2 = v1.clone();
+    for i in (1000..v2.len()).step_by(150_000) {
+        v2[i] ^= 0x5a;
+    }
+    write(&w.p("in"), "alpha/alpha.nes", &v1);
+    write(&w.p("in"), "alpha-v2/alpha.nes", &v2);
+    ok(w.build("in", "lib", &["--system", "nes", "--avg-chunk", "8192"]));
+    let (mut server, port, _log) = start_serve(&w.s("lib"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let install = |game: &str| {
+        ok(device(&[
+            "install",
+            "--from",
+            &url,
+            "-g",
+            game,
+            "--install-dir",
+            &w.s("sd"),
+            "--layout",
+            "onion",
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]))
+    };
+    let first = install("alpha");
+    assert!(first.contains(" 0 chunks (0 bytes) reused"), "{first}");
+    let upgrade = install("alpha-v2");
+    assert_eq!(fs::read(w.p("sd/FC/alpha-v2/alpha.nes")).unwrap(), v2);
+    assert!(
+        upgrade.contains("reused from this device") && !upgrade.contains(" 0 chunks (0 bytes)"),
+        "{upgrade}"
+    );
+    let bytes = |out: &str| -> u64 {
+        let at = out.find("downloaded ").unwrap() + "downloaded ".len();
+        out[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        bytes(&upgrade) * 4 < v2.len() as u64,
+        "the upgrade downloaded too much: {upgrade}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
