@@ -659,7 +659,14 @@ fn a_software_list_with_hex_sizes_reports_complete_and_missing() {
     fs::write(w.p("nes.xml"), list).unwrap();
     let out = romlib(&["verify", "-r", &w.s("lib"), "--dat", &w.s("nes.xml")]);
     assert_eq!(out.status.code(), Some(1), "no library yet");
-    ok(w.build("in", "lib", &["--dat", &w.s("nes.xml")]));
+    // The build names games from the list and says which entry it skipped, on stderr.
+    let built = w.build("in", "lib", &["--dat", &w.s("nes.xml"), "-q"]);
+    let err = String::from_utf8_lossy(&built.stderr).into_owned();
+    ok(built);
+    assert!(
+        err.contains("romlib: warning: ") && err.contains("rom \"bad.prg\": bad size \"0x1g\""),
+        "{err}"
+    );
 
     let out = romlib(&["verify", "-r", &w.s("lib"), "--dat", &w.s("nes.xml")]);
     assert_eq!(out.status.code(), Some(1));
