@@ -402,18 +402,7 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 ));
             }
             out.result(
-                Obj::new()
-                    .field("game", title.as_str())
-                    .field("path", c.install_dir.join(&title).as_path())
-                    .field("files", r.files)
-                    .field("bytes", r.bytes)
-                    .field("chunks", r.chunks)
-                    .field("reused_chunks", r.reused_chunks)
-                    .field("reused_bytes", r.reused_bytes)
-                    .field("bytes_downloaded", bytes)
-                    .field("requests", requests)
-                    .field("kept", r.kept)
-                    .field("recovered", r.recovered),
+                r.installed_json(&title, &c.install_dir, bytes, requests),
                 &human,
             );
             Ok(())

@@ -76,6 +76,29 @@ pub struct GameReport {
 }
 
 impl GameReport {
+    /// The result object both binaries print with `--json` once game `title` is installed
+    /// into `install_dir`, `downloaded` bytes in `requests` HTTP requests.
+    pub fn installed_json(
+        &self,
+        title: &str,
+        install_dir: &Path,
+        downloaded: u64,
+        requests: u64,
+    ) -> crate::cli::json::Obj {
+        crate::cli::json::Obj::new()
+            .field("game", title)
+            .field("path", install_dir.join(title).as_path())
+            .field("files", self.files)
+            .field("bytes", self.bytes)
+            .field("chunks", self.chunks)
+            .field("reused_chunks", self.reused_chunks)
+            .field("reused_bytes", self.reused_bytes)
+            .field("bytes_downloaded", downloaded)
+            .field("requests", requests)
+            .field("kept", self.kept.clone())
+            .field("recovered", self.recovered.clone())
+    }
+
     /// What both binaries print once game `title` is installed into `install_dir`.
     pub fn installed_message(&self, title: &str, install_dir: &Path) -> String {
         format!(
