@@ -408,10 +408,10 @@ for a in "${CROSS_ARCHES[@]}"; do
         ROMLIB_DEVICE_RUNNER="${CROSS_QEMU[$a]}" \
         ROMLIB_CRASH_ITERS="${CROSS_CRASH_ITERS:-10}" \
         cargo test "${CROSS_LOCKED[@]}" -p romlib-tests --test damage --test full_disk \
-        --test crash_loops --test faults --test network --test frontend; then
-        ok "damage, full-disk, read-error, bad-server, kill -9 and front-end suites with the $a romlib-device"
+        --test crash_loops --test faults --test network --test frontend --test bitrot --test cards; then
+        ok "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot and card suites with the $a romlib-device"
     else
-        bad "damage, full-disk, read-error, bad-server, kill -9 and front-end suites with the $a romlib-device"
+        bad "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot and card suites with the $a romlib-device"
     fi
     TIMES[faults-$a]=$((SECONDS - t))
 done

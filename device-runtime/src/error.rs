@@ -90,6 +90,24 @@ pub enum Error {
         /// What went wrong.
         problem: String,
     },
+    /// The install folder's file system cannot hold the game as it is.
+    Unfit {
+        /// The install folder.
+        path: PathBuf,
+        /// The file system's name.
+        fs: String,
+        /// Each problem, for people.
+        problems: Vec<String>,
+    },
+    /// The install folder's file system has too little room for the game.
+    NoRoom {
+        /// The install folder.
+        path: PathBuf,
+        /// Bytes the game needs there.
+        need: u64,
+        /// Bytes free.
+        free: u64,
+    },
     /// A read asked for bytes beyond the end of a file.
     BeyondEnd {
         /// The file, as `<title>/<path in the game>`.
@@ -164,6 +182,8 @@ impl Error {
             Error::Http { .. } => "network",
             Error::BeyondEnd { .. } => "out_of_range",
             Error::Layout { .. } => "no_layout_folder",
+            Error::Unfit { .. } => "file_system",
+            Error::NoRoom { .. } => "no_space",
         }
     }
 
@@ -180,6 +200,8 @@ impl Error {
             | Error::NotFound { path, .. }
             | Error::NoTrustedKeys { path }
             | Error::NotOurs { path }
+            | Error::Unfit { path, .. }
+            | Error::NoRoom { path, .. }
             | Error::BeyondEnd { path, .. } => path.to_string_lossy().into_owned(),
             Error::Http { url, .. } => url.clone(),
             Error::Layout { subject, .. } => subject.clone(),
@@ -246,6 +268,29 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Http { url, problem } => write!(f, "{url}: {problem}"),
+            Error::Unfit { path, fs, problems } => write!(
+                f,
+                "{}: this {fs} file system cannot hold the game: {}",
+                path.display(),
+                problems.join("; ")
+            ),
+            Error::NoRoom { path, need, free } => {
+                // What is needed rounds up, what is free rounds down.
+                let mib = |n: &u64| {
+                    if *n < 1 << 20 {
+                        return format!("{} KiB", n / 1024);
+                    }
+                    let tenths = u128::from(*n) * 10 / (1024 * 1024);
+                    format!("{}.{} MiB", tenths / 10, tenths % 10)
+                };
+                write!(
+                    f,
+                    "{}: the game needs {}, {} free; nothing was written",
+                    path.display(),
+                    mib(&need.next_multiple_of(1024)),
+                    mib(free)
+                )
+            }
             Error::BeyondEnd { path, offset, size } => write!(
                 f,
                 "{}: offset {offset} is beyond the end of the file ({size} bytes)",

@@ -31,10 +31,16 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 mod carry;
+mod installed;
 mod inventory;
 pub mod layout;
+pub mod target_fs;
 use carry::{carry_user_files, kept_note, owned_files};
 pub use carry::{uninstalled_message, KEPT_MARKER};
+pub use installed::{
+    check_installed, installed_manifest, installed_titles, repair_installed, BadRange, FileDamage,
+    InstalledCheck, RepairReport,
+};
 pub use inventory::{
     cleanup, count, installed_games, leftovers, leftovers_note, Installed, Leftover,
 };
@@ -71,6 +77,29 @@ pub struct GameReport {
 }
 
 impl GameReport {
+    /// The result object both binaries print with `--json` once game `title` is installed
+    /// into `install_dir`, `downloaded` bytes in `requests` HTTP requests.
+    pub fn installed_json(
+        &self,
+        title: &str,
+        install_dir: &Path,
+        downloaded: u64,
+        requests: u64,
+    ) -> crate::cli::json::Obj {
+        crate::cli::json::Obj::new()
+            .field("game", title)
+            .field("path", install_dir.join(title).as_path())
+            .field("files", self.files)
+            .field("bytes", self.bytes)
+            .field("chunks", self.chunks)
+            .field("reused_chunks", self.reused_chunks)
+            .field("reused_bytes", self.reused_bytes)
+            .field("bytes_downloaded", downloaded)
+            .field("requests", requests)
+            .field("kept", self.kept.clone())
+            .field("recovered", self.recovered.clone())
+    }
+
     /// What both binaries print once game `title` is installed into `install_dir`.
     pub fn installed_message(&self, title: &str, install_dir: &Path) -> String {
         format!(
@@ -653,7 +682,7 @@ pub fn recover(install_dir: &Path) -> Result<Vec<String>> {
             let bytes = tree_bytes(&p);
             remove_tree(&p)?;
             done.push(format!(
-                "removed {name} ({bytes} bytes) left by an interrupted install"
+                "removed {name} ({bytes} bytes) left by an interrupted install or repair"
             ));
         }
     }
@@ -695,6 +724,14 @@ pub fn install_game_reusing(
     if let Err(e) = fs::create_dir(&new) {
         let _ = fs::remove_dir(&staging);
         return Err(Error::io(&new, "create directory", e));
+    }
+    // What the card can hold, before a byte of the game is written.
+    if let Err(e) =
+        target_fs::probe(&new).and_then(|t| target_fs::check_fits(&t, install_dir, &m.body().files))
+    {
+        let _ = remove_tree(&new);
+        let _ = fs::remove_dir(&staging);
+        return Err(e);
     }
     let mut sink = DirSink {
         root: new.clone(),

@@ -85,18 +85,7 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
         out.warn(note);
     }
     out.result(
-        Obj::new()
-            .field("game", title.as_str())
-            .field("path", install_dir.join(&title).as_path())
-            .field("files", r.files)
-            .field("bytes", r.bytes)
-            .field("chunks", r.chunks)
-            .field("reused_chunks", r.reused_chunks)
-            .field("reused_bytes", r.reused_bytes)
-            .field("bytes_downloaded", 0u64)
-            .field("requests", 0u64)
-            .field("kept", r.kept.clone())
-            .field("recovered", r.recovered.clone()),
+        r.installed_json(&title, &install_dir, 0, 0),
         &r.installed_message(&title, &install_dir),
     );
     Ok(())
