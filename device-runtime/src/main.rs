@@ -149,6 +149,10 @@ struct VerifyCmd {
     /// with --installed: every game installed there
     all: bool,
     #[argh(option)]
+    /// with --installed: the layout the games were installed with (looked for in its
+    /// system folders under --install-dir)
+    layout: Option<String>,
+    #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     trusted_key: Vec<PathBuf>,
     #[argh(option, default = "ProgressMode::Auto")]
@@ -172,6 +176,10 @@ struct RepairCmd {
     #[argh(option)]
     /// where games are installed
     install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout the game was installed with: it is looked for in that layout's system
+    /// folders under --install-dir
+    layout: Option<String>,
     #[argh(option, short = 'r')]
     /// library folder, or a portable file made by `romlib export`, holding the same version
     romlib: Option<PathBuf>,
@@ -592,8 +600,16 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
             "--installed checks the installed copy and reads no library (`repair -r` does)".into(),
         ));
     }
-    let titles = match (&c.game, c.all) {
-        (Some(g), false) => vec![g.clone()],
+    usage_layout(&c.layout)?;
+    // (folder the game is in, title): with a layout, the game's system folder.
+    let games: Vec<(PathBuf, String)> = match (&c.game, c.all) {
+        (Some(g), false) => {
+            let at = match &c.layout {
+                Some(l) => layout::installed_dir(dir, l, g)?,
+                None => dir.clone(),
+            };
+            vec![(at, g.clone())]
+        }
         (None, true) => {
             if !dir.is_dir() {
                 return Err(Error::NotFound {
@@ -602,7 +618,17 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
                 }
                 .into());
             }
-            installed_titles(dir)?
+            let folders = match &c.layout {
+                Some(l) => layout::layout_folders(dir, l)?,
+                None => vec![dir.clone()],
+            };
+            let mut games = Vec::new();
+            for f in folders {
+                for t in installed_titles(&f)? {
+                    games.push((f.clone(), t));
+                }
+            }
+            games
         }
         _ => {
             return Err(Failure::Usage(
@@ -612,8 +638,8 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
     };
     let store = trust(&c.trusted_key)?;
     let progress = Reporter::new(c.progress, "verify-installed", false);
-    let (mut games, mut human, mut bad) = (Vec::new(), String::new(), 0usize);
-    for t in &titles {
+    let (mut results, mut human, mut bad) = (Vec::new(), String::new(), 0usize);
+    for (dir, t) in &games {
         let checked = installed_manifest(dir, t, &store).and_then(|m| {
             progress.phase(
                 "verify-installed",
@@ -631,7 +657,7 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
             Err(e) if c.all => {
                 bad += 1;
                 human.push_str(&format!("{t}: CANNOT CHECK: {e}\n"));
-                games.push(installed_json(t, None, Some(e.to_string())));
+                results.push(installed_json(dir, t, None, Some(e.to_string())));
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -677,17 +703,17 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
                 "  {x}: not part of the game (yours; left alone)\n"
             ));
         }
-        games.push(installed_json(t, Some(&r), None));
+        results.push(installed_json(dir, t, Some(&r), None));
     }
     human.push_str(&format!(
         "{} checked, {} damaged",
-        count(titles.len(), "game", "games"),
+        count(games.len(), "game", "games"),
         bad
     ));
     out.result(
         Obj::new()
             .field("install_dir", dir.as_path())
-            .field("games", games),
+            .field("games", results),
         &human,
     );
     if bad > 0 {
@@ -698,7 +724,12 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
 }
 
 /// One game of `verify --installed`'s JSON.
-fn installed_json(title: &str, r: Option<&InstalledCheck>, error: Option<String>) -> Obj {
+fn installed_json(
+    dir: &Path,
+    title: &str,
+    r: Option<&InstalledCheck>,
+    error: Option<String>,
+) -> Obj {
     let damaged: Vec<Obj> = r
         .map(|r| {
             r.damaged
@@ -722,6 +753,7 @@ fn installed_json(title: &str, r: Option<&InstalledCheck>, error: Option<String>
         .unwrap_or_default();
     Obj::new()
         .field("title", title)
+        .field("path", dir.join(title).as_path())
         .field("ok", r.is_some_and(InstalledCheck::ok))
         .field("files", r.map_or(0, |r| r.files))
         .field("bytes", r.map_or(0, |r| r.bytes))
@@ -734,7 +766,11 @@ fn installed_json(title: &str, r: Option<&InstalledCheck>, error: Option<String>
 
 /// `repair`: checks the installed game, then rewrites its damaged files from a library,
 /// reading only the ranges that differ.
-fn repair(c: RepairCmd, out: &Output) -> Result<(), Failure> {
+fn repair(mut c: RepairCmd, out: &Output) -> Result<(), Failure> {
+    usage_layout(&c.layout)?;
+    if let Some(l) = &c.layout {
+        c.install_dir = layout::installed_dir(&c.install_dir, l, &c.game)?;
+    }
     let store = trust(&c.trusted_key)?;
     let m = installed_manifest(&c.install_dir, &c.game, &store)?;
     // Nothing is read from the source until the check has found damage.

@@ -89,6 +89,19 @@ pub fn layout_dir(install_dir: &Path, layout: &str, body: &Manifest) -> Result<P
     }
 }
 
+/// The system folders of `layout` that exist under `install_dir`, sorted.
+pub fn layout_folders(install_dir: &Path, layout: &str) -> Result<Vec<PathBuf>> {
+    let (col, _) = find_layout(layout)?;
+    let mut folders: Vec<&str> = SYSTEMS.iter().filter_map(|s| s.folders[col]).collect();
+    folders.sort_unstable();
+    folders.dedup();
+    Ok(folders
+        .iter()
+        .map(|f| install_dir.join(f))
+        .filter(|d| d.is_dir())
+        .collect())
+}
+
 /// The install directory under `install_dir` holding game `title` in `layout`: the one of
 /// the layout's system folders where romlib completed that game. An error names every
 /// candidate when none or several hold it.
