@@ -8,9 +8,9 @@ use romlib_device::cli::play::{CatCmd, MountCmd};
 use romlib_device::cli::reporter::{ProgressMode, Reporter};
 use romlib_device::cli::version_text;
 use romlib_device::install::{
-    check_installed, cleanup, count, install_game_reusing, installed_games, installed_manifest,
+    check_installed, cleanup, count, install_game_with, installed_games, installed_manifest,
     installed_titles, layout, leftovers, leftovers_note, repair_installed, uninstall,
-    uninstalled_message, verify_game, InstalledCheck,
+    uninstalled_message, verify_game, InstallOptions, InstalledCheck,
 };
 use romlib_device::play::read::Game;
 use romlib_device::trusted::DEFAULT_TRUST_DIR;
@@ -102,6 +102,10 @@ struct InstallCmd {
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
     progress: ProgressMode,
+    #[argh(switch)]
+    /// do not refuse a game the file system seems to have no room for (a compressing file
+    /// system holds more than its free space says); a full disk still leaves nothing
+    no_room_check: bool,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     json: bool,
@@ -408,13 +412,16 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 Some(m.body().total_size),
                 Some(m.body().chunk_count),
             );
-            let r = install_game_reusing(
+            let r = install_game_with(
                 &lib,
                 &m,
                 &install_dir,
                 &mut RuzstdDecoder::default(),
-                reuse.as_ref(),
-                &progress,
+                &InstallOptions {
+                    reuse: reuse.as_ref(),
+                    progress: &progress,
+                    check_room: !c.no_room_check,
+                },
             );
             progress.finish();
             let r = r?;

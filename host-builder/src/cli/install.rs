@@ -7,7 +7,7 @@ use argh::FromArgs;
 use romlib_device::cli::json::Obj;
 use romlib_device::cli::output::Output;
 use romlib_device::cli::reporter::ProgressMode;
-use romlib_device::install::{install_game_reusing, layout, uninstalled_message};
+use romlib_device::install::{install_game_with, layout, uninstalled_message, InstallOptions};
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -78,7 +78,11 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
         Some(m.body().total_size),
         Some(m.body().chunk_count),
     );
-    let r = install_game_reusing(&lib, &m, &install_dir, &mut dec, None, &progress);
+    let opts = InstallOptions {
+        progress: &progress,
+        ..InstallOptions::default()
+    };
+    let r = install_game_with(&lib, &m, &install_dir, &mut dec, &opts);
     progress.finish();
     let r = r?;
     for note in &r.recovered {
