@@ -104,8 +104,16 @@ impl Geometry {
     /// `ceil(k * percent / 100)` and the shards a burst of [`MIN_GUARANTEED_BURST`] bytes can
     /// touch, at most `k`.
     pub fn for_file(file_len: u64, percent: u32) -> Result<Self, FormatError> {
-        limit("MAX_PARITY_PROTECTED_LEN", file_len, MAX_PARITY_PROTECTED_LEN)?;
-        limit("MAX_PARITY_PERCENT", percent as u64, MAX_PARITY_PERCENT as u64)?;
+        limit(
+            "MAX_PARITY_PROTECTED_LEN",
+            file_len,
+            MAX_PARITY_PROTECTED_LEN,
+        )?;
+        limit(
+            "MAX_PARITY_PERCENT",
+            percent as u64,
+            MAX_PARITY_PERCENT as u64,
+        )?;
         if file_len == 0 || percent == 0 {
             return Err(FormatError::InvalidField {
                 what: "parity request",
@@ -139,7 +147,13 @@ impl Geometry {
     /// Checks a decoded geometry against the limits and the rules of SPEC section 13.
     pub fn check(&self) -> Result<(), FormatError> {
         const WHAT: &str = "parity header";
-        let bad = |field, found| Err(FormatError::InvalidField { what: WHAT, field, found });
+        let bad = |field, found| {
+            Err(FormatError::InvalidField {
+                what: WHAT,
+                field,
+                found,
+            })
+        };
         limit(
             "MAX_PARITY_PROTECTED_LEN",
             self.file_len,
@@ -155,7 +169,11 @@ impl Geometry {
             self.parity_shards as u64,
             MAX_PARITY_SHARDS as u64,
         )?;
-        limit("MAX_PARITY_WINDOW", self.window as u64, MAX_PARITY_WINDOW as u64)?;
+        limit(
+            "MAX_PARITY_WINDOW",
+            self.window as u64,
+            MAX_PARITY_WINDOW as u64,
+        )?;
         if self.file_len == 0 {
             return bad("file_len", 0);
         }
@@ -231,7 +249,11 @@ impl ParityHeader {
         put(&mut b, P_MAGIC, &MAGIC);
         put(&mut b, P_VERSION, &VERSION.to_le_bytes());
         put(&mut b, P_DATA_SHARDS, &(g.data_shards as u16).to_le_bytes());
-        put(&mut b, P_PARITY_SHARDS, &(g.parity_shards as u16).to_le_bytes());
+        put(
+            &mut b,
+            P_PARITY_SHARDS,
+            &(g.parity_shards as u16).to_le_bytes(),
+        );
         put(&mut b, P_WINDOW, &g.window.to_le_bytes());
         put(&mut b, P_PERCENT, &self.percent.to_le_bytes());
         put(&mut b, P_SHARD_LEN, &g.shard_len.to_le_bytes());
@@ -273,7 +295,11 @@ impl ParityHeader {
             });
         }
         let percent = u32_at(b, P_PERCENT);
-        limit("MAX_PARITY_PERCENT", percent as u64, MAX_PARITY_PERCENT as u64)?;
+        limit(
+            "MAX_PARITY_PERCENT",
+            percent as u64,
+            MAX_PARITY_PERCENT as u64,
+        )?;
         let geometry = Geometry {
             file_len: u64_at(b, P_FILE_LEN),
             data_shards: u16_at(b, P_DATA_SHARDS) as u32,
@@ -385,7 +411,10 @@ mod tests {
                 if let Ok(d) = ParityHeader::decode(&bad) {
                     // m, the window and the percentage may take other valid values: the
                     // meta_blake3 check (host) refuses those.
-                    assert!((P_PARITY_SHARDS..P_SHARD_LEN).contains(&byte), "byte {byte}");
+                    assert!(
+                        (P_PARITY_SHARDS..P_SHARD_LEN).contains(&byte),
+                        "byte {byte}"
+                    );
                     assert_ne!(d, h);
                 }
             }

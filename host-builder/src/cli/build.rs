@@ -8,6 +8,7 @@ use crate::keys;
 use argh::FromArgs;
 use romlib_device::cli::json::Obj;
 use romlib_device::cli::reporter::ProgressMode;
+use romlib_device::install::count;
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -188,6 +189,10 @@ pub(super) struct BuildCmd {
     #[argh(switch)]
     /// print the summary (or the error) as one JSON object on standard output
     pub(super) json: bool,
+    #[argh(option)]
+    /// write Reed-Solomon parity at this percentage for new packs and changed manifests
+    /// (see `romlib parity`); a library that has parity keeps it current without this
+    parity: Option<u32>,
 }
 
 #[derive(FromArgs)]
@@ -299,7 +304,10 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         c.input,
         c.output,
         opts,
-        Report::of(c.quiet, c.progress, c.json),
+        Report {
+            parity: c.parity,
+            ..Report::of(c.quiet, c.progress, c.json)
+        },
     )
 }
 
@@ -321,6 +329,8 @@ pub(super) fn train_dict(c: TrainCmd) -> anyhow::Result<()> {
 /// How a build command reports: its `-q`, `--progress` and `--json`.
 struct Report {
     quiet: bool,
+    /// `--parity P` of `romlib build`.
+    parity: Option<u32>,
     pub(super) progress: ProgressMode,
     pub(super) json: bool,
 }
@@ -329,6 +339,7 @@ impl Report {
     fn of(quiet: bool, progress: ProgressMode, json: bool) -> Self {
         Self {
             quiet,
+            parity: None,
             progress,
             json,
         }
@@ -337,7 +348,6 @@ impl Report {
 
 /// The summary as text.
 fn summary_text(s: &BuildSummary) -> String {
-    use romlib_device::install::count;
     use std::fmt::Write;
     let mut t = String::new();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
@@ -428,13 +438,40 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
             eprintln!("romlib: recovered: {note}");
         }
     }
+    // Parity is kept current when asked for, or when the library has some already: new
+    // packs and changed manifests get theirs; current parity is not rewritten.
+    let lib = romlib_device::Library::new(&output);
+    let parity = match r.parity.or_else(|| crate::parity::library_percent(&lib)) {
+        Some(p) => Some((p, crate::parity::update(&output, p, &|_| {})?)),
+        None => None,
+    };
+    if let Some((_, rep)) = &parity {
+        for (p, w) in &rep.problems {
+            out.warn(&format!("parity: {p}: {w}"));
+        }
+    }
     if !r.quiet || r.json || r.progress.is_json() {
-        let text = if r.quiet {
+        let mut text = if r.quiet {
             String::new()
         } else {
             summary_text(&s)
         };
-        out.result(summary_json(&s, &output), &text);
+        let mut json = summary_json(&s, &output);
+        if let Some((p, rep)) = &parity {
+            if !r.quiet {
+                text.push_str(&format!(
+                    "\nparity at {p}%: {} written, {} current",
+                    count(rep.written.len(), "file", "files"),
+                    rep.current
+                ));
+            }
+            json = json
+                .field("parity_percent", *p)
+                .field("parity_written", rep.written.clone())
+                .field("parity_bytes", rep.parity_bytes)
+                .field("parity_problems", rep.problems.len());
+        }
+        out.result(json, &text);
     }
     Ok(())
 }

@@ -7,9 +7,7 @@
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, temp_path};
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
-use romlib_format::parity::{
-    Geometry, ParityHeader, BLOCK_HASH_LEN, HEADER_LEN, P_META_BLAKE3,
-};
+use romlib_format::parity::{Geometry, ParityHeader, BLOCK_HASH_LEN, HEADER_LEN, P_META_BLAKE3};
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -95,7 +93,8 @@ pub fn write(path: &Path, rel: &str, par: &Path, percent: u32) -> Result<ParityH
         meta.update(&header.encode()[..P_META_BLAKE3]);
         let g = &geometry;
         let (k, m) = (g.data_shards as usize, g.parity_shards as usize);
-        let mut enc = ReedSolomonEncoder::new(k, m, g.window as usize).map_err(|e| rs_err(path, e))?;
+        let mut enc =
+            ReedSolomonEncoder::new(k, m, g.window as usize).map_err(|e| rs_err(path, e))?;
         let mut buf = vec![0u8; g.window as usize];
         let mut hashes = vec![0u8; (k + m) * BLOCK_HASH_LEN];
         for j in 0..g.windows() {
@@ -258,13 +257,34 @@ impl Window {
     }
 }
 
+/// Counts the recovery blocks of a parity file (opened and checked by [`open`]) that do not
+/// match their hashes, without reading the protected file.
+pub fn bad_recovery_blocks(par: &File, par_path: &Path, h: &ParityHeader) -> Result<u64> {
+    let g = &h.geometry;
+    let (k, m) = (g.data_shards as usize, g.parity_shards as usize);
+    let mut table = vec![0u8; (k + m) * BLOCK_HASH_LEN];
+    let mut buf = vec![0u8; g.window as usize];
+    let mut bad = 0;
+    for j in 0..g.windows() {
+        let len = g.window_len(j);
+        par.read_exact_at(&mut table, g.table_offset(j))
+            .map_err(|e| Error::io(par_path, "read", e))?;
+        for r in 0..m {
+            let b = &mut buf[..len];
+            par.read_exact_at(b, g.parity_offset(r as u32, j))
+                .map_err(|e| Error::io(par_path, "read", e))?;
+            if block_hash(b) != table[(k + r) * BLOCK_HASH_LEN..][..BLOCK_HASH_LEN] {
+                bad += 1;
+            }
+        }
+    }
+    Ok(bad)
+}
+
 fn open_src(path: &Path) -> Result<Option<(File, u64)>> {
     match File::open(path) {
         Ok(f) => {
-            let len = f
-                .metadata()
-                .map_err(|e| Error::io(path, "stat", e))?
-                .len();
+            let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
             Ok(Some((f, len)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -353,8 +373,8 @@ pub fn repair(
             .map_err(|e| Error::io(&tmp, "create", e))?;
         let (k, m) = (g.data_shards as usize, g.parity_shards as usize);
         let mut win = Window::new(g);
-        let mut dec = ReedSolomonDecoder::new(k, m, g.window as usize)
-            .map_err(|e| rs_err(par_path, e))?;
+        let mut dec =
+            ReedSolomonDecoder::new(k, m, g.window as usize).map_err(|e| rs_err(par_path, e))?;
         let mut restored = 0u64;
         let mut fixed: Vec<(usize, Vec<u8>)> = Vec::new();
         for j in 0..g.windows() {
@@ -453,7 +473,10 @@ mod tests {
             .collect()
     }
 
-    fn setup(len: usize, percent: u32) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    fn setup(
+        len: usize,
+        percent: u32,
+    ) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("pack-0001.pkg");
         fs::write(&f, sample(len, 42)).unwrap();

@@ -62,10 +62,10 @@ pub enum Status {
     NoParity,
     /// The parity file cannot be used: damaged, or written for another file (the reason).
     BadParity(String),
-    /// The file is the one protected; `bad_parity` recovery blocks are damaged (`None`:
-    /// only the header, the length and the block table were checked).
+    /// The file is the one protected (for a pack in a quick check: has its length);
+    /// `bad_parity` recovery blocks are damaged.
     Intact {
-        /// Damaged recovery blocks, when they were read.
+        /// Damaged recovery blocks.
         bad_parity: Option<u64>,
         /// The redundancy the parity was written with.
         percent: u32,
@@ -89,7 +89,10 @@ pub fn parity_path(lib: &Library, rel: &str) -> PathBuf {
 
 fn pack(lib: &Library, id: u32) -> Protected {
     let mut b = [0u8; 20];
-    let rel = format!("{PACKS_DIR}/{}", romlib_format::layout::pack_file_name(id, &mut b));
+    let rel = format!(
+        "{PACKS_DIR}/{}",
+        romlib_format::layout::pack_file_name(id, &mut b)
+    );
     Protected {
         par: parity_path(lib, &rel),
         path: lib.pack_path(id),
@@ -213,9 +216,9 @@ pub fn passes_own_check(p: &Protected, cx: &Context) -> bool {
     }
 }
 
-/// Checks one protected file against its parity. `quick` checks a pack's parity by its
-/// header, length and block table only (packs never change once sealed: `romlib verify`
-/// reads them in full); manifests are always read.
+/// Checks one protected file against its parity. `quick` checks a pack by its length only
+/// (packs never change once sealed: `romlib verify` reads them in full), but its parity
+/// file in full; manifests are always read.
 pub fn status(p: &Protected, cx: &Context, quick: bool) -> Result<Status> {
     if !p.par.exists() {
         return Ok(Status::NoParity);
@@ -231,7 +234,7 @@ pub fn status(p: &Protected, cx: &Context, quick: bool) -> Result<Status> {
             .len();
         if len == h.geometry.file_len {
             return Ok(Status::Intact {
-                bad_parity: None,
+                bad_parity: Some(file::bad_recovery_blocks(&pf, &p.par, &h)?),
                 percent: h.percent,
             });
         }
@@ -397,7 +400,9 @@ pub fn repair(root: &Path, each: &dyn Fn(&str)) -> Result<RepairReport> {
                 if let Some(n @ 1..) = bad_parity {
                     rep.parity_problems.push((
                         p.rel.clone(),
-                        format!("{n} damaged recovery blocks: romlib parity -r LIBRARY rewrites it"),
+                        format!(
+                            "{n} damaged recovery blocks: romlib parity -r LIBRARY rewrites it"
+                        ),
                     ));
                 }
             }
@@ -423,9 +428,8 @@ pub fn repair(root: &Path, each: &dyn Fn(&str)) -> Result<RepairReport> {
                     .into(),
             )),
             Status::Damaged(scan, m) => {
-                let (pf, h) = file::open(&p.par, &p.rel).map_err(|why| {
-                    Error::library(&p.par, format!("parity file {why}"))
-                })?;
+                let (pf, h) = file::open(&p.par, &p.rel)
+                    .map_err(|why| Error::library(&p.par, format!("parity file {why}")))?;
                 match file::repair(&p.path, &pf, &p.par, &h) {
                     Ok(n) => {
                         rep.repaired_bytes += h.geometry.file_len;
@@ -434,9 +438,9 @@ pub fn repair(root: &Path, each: &dyn Fn(&str)) -> Result<RepairReport> {
                     Err(RepairError::Insufficient { .. }) => {
                         rep.unrepaired.push((p.rel.clone(), damage_text(&scan, m)))
                     }
-                    Err(RepairError::Failed(e)) => {
-                        rep.unrepaired.push((p.rel.clone(), format!("not repaired: {e}")))
-                    }
+                    Err(RepairError::Failed(e)) => rep
+                        .unrepaired
+                        .push((p.rel.clone(), format!("not repaired: {e}"))),
                 }
             }
         }
