@@ -128,7 +128,7 @@ impl Geometry {
         let by_percent = (k * percent as u64).div_ceil(100);
         // A burst of B bytes touches at most ceil((B - 1) / shard_len) + 1 shards.
         let burst = MIN_GUARANTEED_BURST.min(file_len);
-        let by_burst = (burst - 1) / shard_len + 1 + u64::from((burst - 1) % shard_len != 0);
+        let by_burst = (burst - 1).div_ceil(shard_len) + 1;
         let m = by_percent.max(by_burst).min(k);
         Ok(Self {
             file_len,
@@ -187,7 +187,7 @@ impl Geometry {
             return bad("shard_len", self.shard_len);
         }
         let w = self.window as u64;
-        if w == 0 || w % SHARD_ALIGN != 0 || w > self.shard_len {
+        if w == 0 || !w.is_multiple_of(SHARD_ALIGN) || w > self.shard_len {
             return bad("window", w);
         }
         Ok(())

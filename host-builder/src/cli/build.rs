@@ -456,21 +456,29 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
         } else {
             summary_text(&s)
         };
-        let mut json = summary_json(&s, &output);
-        if let Some((p, rep)) = &parity {
-            if !r.quiet {
-                text.push_str(&format!(
-                    "\nparity at {p}%: {} written, {} current",
-                    count(rep.written.len(), "file", "files"),
-                    rep.current
-                ));
-            }
-            json = json
-                .field("parity_percent", *p)
-                .field("parity_written", rep.written.clone())
-                .field("parity_bytes", rep.parity_bytes)
-                .field("parity_problems", rep.problems.len());
+        if let (Some((p, rep)), false) = (&parity, r.quiet) {
+            text.push_str(&format!(
+                "\nparity at {p}%: {} written, {} current",
+                count(rep.written.len(), "file", "files"),
+                rep.current
+            ));
         }
+        let json = summary_json(&s, &output)
+            .field("parity_percent", parity.as_ref().map(|(p, _)| *p))
+            .field(
+                "parity_written",
+                parity
+                    .as_ref()
+                    .map_or_else(Vec::new, |(_, rep)| rep.written.clone()),
+            )
+            .field(
+                "parity_bytes",
+                parity.as_ref().map_or(0, |(_, rep)| rep.parity_bytes),
+            )
+            .field(
+                "parity_problems",
+                parity.as_ref().map_or(0, |(_, rep)| rep.problems.len()),
+            );
         out.result(json, &text);
     }
     Ok(())

@@ -330,7 +330,14 @@ pub fn update_locked(lib: &Library, percent: u32, each: &dyn Fn(&str)) -> Result
     let mut rep = UpdateReport::default();
     for p in protected_files(lib)? {
         each(&p.rel);
-        let write = match status(&p, &cx, true)? {
+        let st = match status(&p, &cx, true) {
+            Ok(st) => st,
+            Err(e) => {
+                rep.problems.push((p.rel.clone(), e.to_string()));
+                continue;
+            }
+        };
+        let write = match st {
             Status::Intact {
                 bad_parity,
                 percent: had,
@@ -359,7 +366,15 @@ pub fn update_locked(lib: &Library, percent: u32, each: &dyn Fn(&str)) -> Result
             ));
             continue;
         }
-        let h = file::write(&p.path, &p.rel, &p.par, percent)?;
+        let h = match file::write(&p.path, &p.rel, &p.par, percent) {
+            Ok(h) => h,
+            // Out of room or unreadable: said once, for the whole run.
+            Err(e @ Error::Io { .. }) => return Err(e),
+            Err(e) => {
+                rep.problems.push((p.rel.clone(), e.to_string()));
+                continue;
+            }
+        };
         rep.protected_bytes += h.geometry.file_len;
         rep.parity_bytes += h.geometry.parity_file_len();
         rep.written.push(p.rel);
@@ -393,7 +408,14 @@ pub fn repair(root: &Path, each: &dyn Fn(&str)) -> Result<RepairReport> {
     let mut rep = RepairReport::default();
     for p in protected_files(&lib)? {
         each(&p.rel);
-        match status(&p, &cx, false)? {
+        let st = match status(&p, &cx, false) {
+            Ok(st) => st,
+            Err(e) => {
+                rep.unrepaired.push((p.rel.clone(), format!("not checked: {e}")));
+                continue;
+            }
+        };
+        match st {
             Status::NoParity => rep.unprotected += 1,
             Status::Intact { bad_parity, .. } => {
                 rep.intact += 1;
@@ -461,7 +483,14 @@ pub fn check(
     }
     let cx = Context::new(lib);
     for p in protected_files(lib)? {
-        match status(&p, &cx, false)? {
+        let st = match status(&p, &cx, false) {
+            Ok(st) => st,
+            Err(e) => {
+                problem(p.path.clone(), format!("not checked against its parity: {e}"));
+                continue;
+            }
+        };
+        match st {
             Status::NoParity => notice(
                 p.path.clone(),
                 "has no parity: romlib parity -r LIBRARY writes it".into(),
