@@ -35,7 +35,7 @@ repairs() {
   zero "$pack" $((pack_bytes / 4096 / 3)) "$1"
   "$T/romlib" repair -r "$WORK/lib" >/dev/null 2>&1 && cmp -s "$pack" "$WORK/pristine.pkg"
 }
-echo "Pack: $pack_bytes bytes ($(mibs "$pack_bytes" 1) MiB) from a generated ${SIZE} MiB corpus; $(nproc) cores; par2 $(par2 --version 2>/dev/null | head -1 | awk '{print $2}')."
+echo "Pack: $pack_bytes bytes ($(mibs "$pack_bytes" 1) MiB) from a generated ${SIZE} MiB corpus; $(nproc) cores; $(par2 --version 2>/dev/null | head -1)."
 echo
 echo "| P | romlib parity MiB/s | parity bytes | overhead | romlib repair (64 KiB burst) MiB/s | largest burst repaired | burst / pack | par2 create MiB/s | par2 bytes | par2 repair (64 KiB burst) MiB/s | romlib/par2 create |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -72,7 +72,7 @@ for P in 5 10; do
   cp "$WORK/pristine.pkg" "$WORK/par2/pack.pkg"
   sync
   t0=$(now)
-  (cd "$WORK/par2" && par2 create -q -q -r"$P" pack.pkg.par2 pack.pkg)
+  (cd "$WORK/par2" && par2 create -q -q -r"$P" pack.pkg.par2 pack.pkg >/dev/null)
   t1=$(now)
   p2_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   p2_bytes=$(du -cb "$WORK/par2"/*.par2 | tail -1 | cut -f1)

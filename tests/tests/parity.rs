@@ -117,6 +117,20 @@ fn a_zeroed_64k_range_in_a_pack_and_in_a_manifest_is_repaired_at_5_percent() {
     repaired(&w, "lib", &pristine, "64 KiB ranges");
     ok(install(&w, "lib", "big"));
     assert_same_tree(&w.p("in/big"), &w.p("inst/big"));
+    // Readers that know nothing of parity/ ignore it: listing on both binaries, export.
+    let list = ok(device(&["list-games", "-r", &w.s("lib")]));
+    assert!(list.contains("big") && !list.contains("par"), "{list}");
+    let list = ok(romlib(&["list-games", "-r", &w.s("lib")]));
+    assert!(list.contains("3 games"), "{list}");
+    ok(romlib(&[
+        "export",
+        "-g",
+        "big",
+        "-r",
+        &w.s("lib"),
+        "-o",
+        &w.s("big.romlib"),
+    ]));
 }
 
 #[test]

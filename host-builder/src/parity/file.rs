@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, temp_path};
+use rayon::prelude::*;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 use romlib_format::parity::{Geometry, ParityHeader, BLOCK_HASH_LEN, HEADER_LEN, P_META_BLAKE3};
 use std::fs::{self, File, OpenOptions};
@@ -84,38 +85,56 @@ pub fn write(path: &Path, rel: &str, par: &Path, percent: u32) -> Result<ParityH
     let tmp = temp_path(par);
     let res = (|| {
         let out = OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)
             .map_err(|e| Error::io(&tmp, "create", e))?;
-        let mut meta = blake3::Hasher::new();
-        meta.update(&header.encode()[..P_META_BLAKE3]);
         let g = &geometry;
         let (k, m) = (g.data_shards as usize, g.parity_shards as usize);
-        let mut enc =
-            ReedSolomonEncoder::new(k, m, g.window as usize).map_err(|e| rs_err(path, e))?;
-        let mut buf = vec![0u8; g.window as usize];
-        let mut hashes = vec![0u8; (k + m) * BLOCK_HASH_LEN];
-        for j in 0..g.windows() {
-            let len = g.window_len(j);
-            enc.reset(k, m, len).map_err(|e| rs_err(path, e))?;
-            for s in 0..k {
-                let b = &mut buf[..len];
-                read_padded(&src, b, g.data_offset(s as u32, j), path)?;
-                hashes[s * BLOCK_HASH_LEN..][..BLOCK_HASH_LEN].copy_from_slice(&block_hash(b));
-                enc.add_original_shard(&*b).map_err(|e| rs_err(path, e))?;
-            }
-            let rec = enc.encode().map_err(|e| rs_err(path, e))?;
-            for (r, shard) in rec.recovery_iter().enumerate() {
-                hashes[(k + r) * BLOCK_HASH_LEN..][..BLOCK_HASH_LEN]
-                    .copy_from_slice(&block_hash(shard));
-                out.write_all_at(shard, g.parity_offset(r as u32, j))
-                    .map_err(|e| Error::io(&tmp, "write", e))?;
-            }
-            out.write_all_at(&hashes, g.table_offset(j))
-                .map_err(|e| Error::io(&tmp, "write", e))?;
-            meta.update(&hashes);
+        // Windows are independent: each thread codes its own, with its own encoder and
+        // buffers, and writes its recovery blocks and block hashes where they belong.
+        (0..g.windows()).into_par_iter().try_for_each_init(
+            || {
+                (
+                    ReedSolomonEncoder::new(k, m, g.window as usize),
+                    vec![0u8; g.window as usize],
+                    vec![0u8; (k + m) * BLOCK_HASH_LEN],
+                )
+            },
+            |(enc, buf, hashes), j| -> Result<()> {
+                let enc = enc.as_mut().map_err(|e| rs_err(path, *e))?;
+                let len = g.window_len(j);
+                enc.reset(k, m, len).map_err(|e| rs_err(path, e))?;
+                for s in 0..k {
+                    let b = &mut buf[..len];
+                    read_padded(&src, b, g.data_offset(s as u32, j), path)?;
+                    hashes[s * BLOCK_HASH_LEN..][..BLOCK_HASH_LEN].copy_from_slice(&block_hash(b));
+                    enc.add_original_shard(&*b).map_err(|e| rs_err(path, e))?;
+                }
+                let rec = enc.encode().map_err(|e| rs_err(path, e))?;
+                for (r, shard) in rec.recovery_iter().enumerate() {
+                    hashes[(k + r) * BLOCK_HASH_LEN..][..BLOCK_HASH_LEN]
+                        .copy_from_slice(&block_hash(shard));
+                    out.write_all_at(shard, g.parity_offset(r as u32, j))
+                        .map_err(|e| Error::io(&tmp, "write", e))?;
+                }
+                out.write_all_at(hashes, g.table_offset(j))
+                    .map_err(|e| Error::io(&tmp, "write", e))
+            },
+        )?;
+        // The checksum of the header and the block table, read back in order.
+        let mut meta = blake3::Hasher::new();
+        meta.update(&header.encode()[..P_META_BLAKE3]);
+        let mut buf = vec![0u8; 1 << 20];
+        let (mut at, end) = (HEADER_LEN as u64, HEADER_LEN as u64 + g.table_len());
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            out.read_exact_at(&mut buf[..n], at)
+                .map_err(|e| Error::io(&tmp, "read", e))?;
+            meta.update(&buf[..n]);
+            at += n as u64;
         }
         header.meta_blake3 = *meta.finalize().as_bytes();
         out.write_all_at(&header.encode(), 0)
@@ -301,18 +320,32 @@ pub fn scan(path: &Path, par: &File, par_path: &Path, h: &ParityHeader) -> Resul
         len: src.as_ref().map(|(_, l)| *l),
         ..Scan::default()
     };
-    let mut win = Window::new(g);
     let k = g.data_shards as usize;
-    for j in 0..g.windows() {
-        win.read(g, j, src.as_ref().map(|(f, _)| f), path, par, par_path)?;
-        let data = win.bad.iter().filter(|&&i| i < k).count();
-        s.bad_data += data as u64;
-        s.bad_parity += (win.bad.len() - data) as u64;
-        s.worst_window = s.worst_window.max(win.bad.len() as u32);
-        if win.bad.len() > g.parity_shards as usize {
-            s.lost_windows += 1;
-        }
-    }
+    let m = g.parity_shards as usize;
+    let file = src.as_ref().map(|(f, _)| f);
+    let (bad_data, bad_parity, lost, worst) = (0..g.windows())
+        .into_par_iter()
+        .map_init(
+            || Window::new(g),
+            |win, j| -> Result<(u64, u64, u64, u32)> {
+                win.read(g, j, file, path, par, par_path)?;
+                let data = win.bad.iter().filter(|&&i| i < k).count();
+                Ok((
+                    data as u64,
+                    (win.bad.len() - data) as u64,
+                    u64::from(win.bad.len() > m),
+                    win.bad.len() as u32,
+                ))
+            },
+        )
+        .try_reduce(
+            || (0, 0, 0, 0),
+            |a, b| Ok((a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3.max(b.3))),
+        )?;
+    s.bad_data = bad_data;
+    s.bad_parity = bad_parity;
+    s.lost_windows = lost;
+    s.worst_window = worst;
     Ok(s)
 }
 
@@ -342,16 +375,21 @@ impl From<Error> for RepairError {
 /// file beside it, fsyncs it, checks its BLAKE3 against the parity's record, renames it over
 /// `path` and fsyncs the folder. On any failure the temp file is removed and `path` is as it
 /// was. Returns the number of data blocks restored.
+/// `scanned` is what [`scan`] found just before, if the caller ran it.
 pub fn repair(
     path: &Path,
     par: &File,
     par_path: &Path,
     h: &ParityHeader,
+    scanned: Option<&Scan>,
 ) -> std::result::Result<u64, RepairError> {
     let g = &h.geometry;
     // A first pass decides, before anything is written, whether every window can be
     // restored (a failure then costs no write at all).
-    let s = scan(path, par, par_path, h)?;
+    let s = match scanned {
+        Some(s) => *s,
+        None => scan(path, par, par_path, h)?,
+    };
     if !s.repairable() {
         return Err(RepairError::Insufficient {
             lost_windows: s.lost_windows,
@@ -495,9 +533,23 @@ mod tests {
         let (pf, h) = open(&p, "packs/pack-0001.pkg").unwrap();
         let s = scan(&f, &pf, &p, &h).unwrap();
         assert!(!s.file_intact(&h) && s.repairable(), "{s:?}");
-        assert!(repair(&f, &pf, &p, &h).unwrap() > 0);
+        assert!(repair(&f, &pf, &p, &h, None).unwrap() > 0);
         assert_eq!(fs::read(&f).unwrap(), orig);
         assert!(scan(&f, &pf, &p, &h).unwrap().file_intact(&h));
+    }
+
+    /// The bytes of a parity file are pinned: they depend on the Reed-Solomon construction
+    /// of `reed-solomon-simd` 3.x (SPEC section 13). A parity file written by one version
+    /// must restore files with the next; a change here is a format change.
+    #[test]
+    fn parity_bytes_are_pinned() {
+        // 9 MiB: shards of 36 KiB, two windows (32 KiB and 4 KiB).
+        let (_d, _f, p) = setup(9 << 20, 5);
+        let got = blake3::hash(&fs::read(&p).unwrap()).to_hex().to_string();
+        assert_eq!(
+            got,
+            "ed67443fb56b7f386278592ceb13a4f8150cab162f0613bd21931516a12cccd6"
+        );
     }
 
     #[test]
@@ -509,7 +561,7 @@ mod tests {
         let (pf, h) = open(&p, "packs/pack-0001.pkg").unwrap();
         assert!(!scan(&f, &pf, &p, &h).unwrap().repairable());
         assert!(matches!(
-            repair(&f, &pf, &p, &h),
+            repair(&f, &pf, &p, &h, None),
             Err(RepairError::Insufficient { .. })
         ));
         assert_eq!(fs::read(&f).unwrap(), bad);
@@ -522,10 +574,10 @@ mod tests {
         let orig = fs::read(&f).unwrap();
         let (pf, h) = open(&p, "packs/pack-0001.pkg").unwrap();
         fs::write(&f, &orig[..1234]).unwrap();
-        repair(&f, &pf, &p, &h).unwrap();
+        repair(&f, &pf, &p, &h, None).unwrap();
         assert_eq!(fs::read(&f).unwrap(), orig);
         fs::remove_file(&f).unwrap();
-        repair(&f, &pf, &p, &h).unwrap();
+        repair(&f, &pf, &p, &h, None).unwrap();
         assert_eq!(fs::read(&f).unwrap(), orig);
     }
 

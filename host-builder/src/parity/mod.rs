@@ -411,7 +411,8 @@ pub fn repair(root: &Path, each: &dyn Fn(&str)) -> Result<RepairReport> {
         let st = match status(&p, &cx, false) {
             Ok(st) => st,
             Err(e) => {
-                rep.unrepaired.push((p.rel.clone(), format!("not checked: {e}")));
+                rep.unrepaired
+                    .push((p.rel.clone(), format!("not checked: {e}")));
                 continue;
             }
         };
@@ -452,7 +453,7 @@ pub fn repair(root: &Path, each: &dyn Fn(&str)) -> Result<RepairReport> {
             Status::Damaged(scan, m) => {
                 let (pf, h) = file::open(&p.par, &p.rel)
                     .map_err(|why| Error::library(&p.par, format!("parity file {why}")))?;
-                match file::repair(&p.path, &pf, &p.par, &h) {
+                match file::repair(&p.path, &pf, &p.par, &h, Some(&scan)) {
                     Ok(n) => {
                         rep.repaired_bytes += h.geometry.file_len;
                         rep.repaired.push((p.rel.clone(), n));
@@ -486,7 +487,10 @@ pub fn check(
         let st = match status(&p, &cx, false) {
             Ok(st) => st,
             Err(e) => {
-                problem(p.path.clone(), format!("not checked against its parity: {e}"));
+                problem(
+                    p.path.clone(),
+                    format!("not checked against its parity: {e}"),
+                );
                 continue;
             }
         };
