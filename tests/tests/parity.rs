@@ -388,3 +388,34 @@ fn a_full_disk_during_repair_leaves_everything_as_it_was() {
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(snapshot(&t.join("lib")), pristine);
 }
+
+#[test]
+fn a_repair_killed_at_any_moment_leaves_the_file_damaged_or_restored_and_reruns() {
+    let w = Workspace::new();
+    library(&w, "lib", "5");
+    let pristine = snapshot(&w.p("lib"));
+    let pack = w.p("lib/packs/pack-0001.pkg");
+    let restored = fs::read(&pack).unwrap();
+    let damaged = {
+        zero(&pack, 300_000, 64 << 10);
+        fs::read(&pack).unwrap()
+    };
+    for delay_ms in [0u64, 5, 20, 60] {
+        fs::write(&pack, &damaged).unwrap();
+        let mut child = Command::new(bin("romlib"))
+            .args(["repair", "-r", &w.s("lib")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Never a mix: the pack is the damaged one or the restored one.
+        let now = fs::read(&pack).unwrap();
+        assert!(now == damaged || now == restored, "{delay_ms} ms");
+        let (code, text) = repair(&w, "lib");
+        assert_eq!(code, Some(0), "{delay_ms} ms: {text}");
+        assert_eq!(snapshot(&w.p("lib")), pristine, "{delay_ms} ms");
+    }
+}

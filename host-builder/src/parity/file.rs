@@ -349,6 +349,16 @@ pub fn scan(path: &Path, par: &File, par_path: &Path, h: &ParityHeader) -> Resul
     Ok(s)
 }
 
+/// Where a restored file is written before it replaces `path`: `.<name>.repair` beside it
+/// (not `.<name>.tmp`, which a builder's recovery takes for a staged manifest).
+pub fn repair_temp_path(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.repair"))
+}
+
 /// Why a repair did not happen.
 #[derive(Debug)]
 pub enum RepairError {
@@ -401,7 +411,7 @@ pub fn repair(
     if let Some(dir) = path.parent() {
         crate::fsio::create_dir(dir)?;
     }
-    let tmp = temp_path(path);
+    let tmp = repair_temp_path(path);
     let res = (|| -> std::result::Result<u64, RepairError> {
         let out = OpenOptions::new()
             .write(true)
@@ -565,7 +575,7 @@ mod tests {
             Err(RepairError::Insufficient { .. })
         ));
         assert_eq!(fs::read(&f).unwrap(), bad);
-        assert!(!temp_path(&f).exists());
+        assert!(!repair_temp_path(&f).exists());
     }
 
     #[test]
