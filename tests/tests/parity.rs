@@ -419,3 +419,44 @@ fn a_repair_killed_at_any_moment_leaves_the_file_damaged_or_restored_and_reruns(
         assert_eq!(snapshot(&w.p("lib")), pristine, "{delay_ms} ms");
     }
 }
+
+#[test]
+fn a_full_disk_while_writing_parity_is_one_line_and_leaves_no_partial_parity() {
+    let w = Workspace::new();
+    input(&w, "in", 7);
+    ok(w.build("in", "src", &["--avg-chunk", "1024", "-q"]));
+    let t = w.p("t");
+    let Some(_m) = mount_tmpfs(&t, "64m", false) else {
+        return;
+    };
+    copy_tree(&w.p("src"), &t.join("lib"));
+    let before = snapshot(&t.join("lib"));
+    let used: u64 = before
+        .iter()
+        .map(|(_, b)| (b.len() as u64).div_ceil(4096) * 4096)
+        .sum();
+    let st = Command::new("mount")
+        .args(["-o", &format!("remount,size={}", used + 64 * 1024)])
+        .arg(&t)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let lib = t.join("lib").to_string_lossy().into_owned();
+    let out = romlib(&["parity", "-r", &lib]);
+    let err = fails(out, 1, &["No space left"]);
+    assert!(err.contains(".par.tmp") || err.contains(".par"), "{err}");
+    assert_eq!(
+        snapshot(&t.join("lib")),
+        before,
+        "a full disk left parity behind"
+    );
+    let st = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&t)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(romlib(&["parity", "-r", &lib]));
+    let (code, text) = run(&["verify", "-q", "-r", &lib]);
+    assert_eq!(code, Some(0), "{text}");
+}
