@@ -303,6 +303,9 @@ pub struct UpdateReport {
 
 /// The redundancy of a library's existing parity (that of its first parity file), if any.
 pub fn library_percent(lib: &Library) -> Option<u32> {
+    if !lib.root().join(PARITY_DIR).is_dir() {
+        return None;
+    }
     protected_files(lib).ok()?.iter().find_map(|p| {
         file::open(&p.par, &p.rel)
             .ok()
