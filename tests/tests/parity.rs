@@ -293,6 +293,13 @@ fn incremental_builds_and_reruns_write_only_what_is_missing_or_stale() {
     library(&w, "lib", "5");
     let out = ok(romlib(&["parity", "-r", &w.s("lib"), "--json"]));
     assert!(out.contains(r#""written":[]"#), "{out}");
+    // A percentage out of range is a usage error, before anything is read or built.
+    fails(
+        romlib(&["parity", "-r", &w.s("lib"), "--percent", "0"]),
+        2,
+        &["1 to 100"],
+    );
+    fails(w.build("in", "lib", &["--parity", "101"]), 2, &["1 to 100"]);
     let before = snapshot(&w.p("lib/parity"));
     // A new game and a changed one: a new pack, two manifests; no --parity needed.
     let mut r = Rng::new(99);

@@ -282,6 +282,9 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
 
 /// `romlib build`.
 pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
+    if let Some(p) = c.parity {
+        crate::parity::check_percent(p)?;
+    }
     let key = keys::load_signing_key(&c.signing_key)?;
     let opts = BuildOptions {
         avg_chunk: c.avg_chunk,

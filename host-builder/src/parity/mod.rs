@@ -317,18 +317,14 @@ pub fn library_percent(lib: &Library) -> Option<u32> {
 /// stale or of another percentage; removes parity of games no longer in the library.
 /// Takes the library's lock. `each` is told every file's path as it is done.
 pub fn update(root: &Path, percent: u32, each: &dyn Fn(&str)) -> Result<UpdateReport> {
+    check_percent(percent)?;
     let _lock = lock(root)?;
     update_locked(&Library::new(root), percent, each)
 }
 
 /// [`update`] by a caller that holds the library's lock.
 pub fn update_locked(lib: &Library, percent: u32, each: &dyn Fn(&str)) -> Result<UpdateReport> {
-    if percent == 0 || percent > romlib_format::limits::MAX_PARITY_PERCENT {
-        return Err(Error::Usage(format!(
-            "--percent must be 1 to {}",
-            romlib_format::limits::MAX_PARITY_PERCENT
-        )));
-    }
+    check_percent(percent)?;
     let cx = Context::new(lib);
     let mut rep = UpdateReport::default();
     for p in protected_files(lib)? {
@@ -383,6 +379,17 @@ pub fn update_locked(lib: &Library, percent: u32, each: &dyn Fn(&str)) -> Result
         rep.written.push(p.rel);
     }
     Ok(rep)
+}
+
+/// Refuses a redundancy outside 1 to `MAX_PARITY_PERCENT` (a usage error).
+pub fn check_percent(percent: u32) -> Result<()> {
+    if percent == 0 || percent > romlib_format::limits::MAX_PARITY_PERCENT {
+        return Err(Error::Usage(format!(
+            "the parity percentage must be 1 to {}, not {percent}",
+            romlib_format::limits::MAX_PARITY_PERCENT
+        )));
+    }
+    Ok(())
 }
 
 /// What [`repair`] did.
