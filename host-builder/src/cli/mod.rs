@@ -5,6 +5,7 @@
 mod build;
 mod inspect;
 mod install;
+mod parity;
 mod progress;
 mod read;
 mod transfer;
@@ -39,6 +40,8 @@ enum Cmd {
     Uninstall(install::UninstallCmd),
     Verify(inspect::VerifyCmd),
     RebuildIndex(inspect::RebuildIndexCmd),
+    Parity(parity::ParityCmd),
+    Repair(parity::RepairCmd),
     Show(inspect::ShowCmd),
     Cat(romlib_device::cli::play::CatCmd),
     Mount(romlib_device::cli::play::MountCmd),
@@ -70,6 +73,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Uninstall(c) => install::uninstall(c),
         Cmd::Verify(c) => return inspect::run_verify(c),
         Cmd::RebuildIndex(c) => return inspect::rebuild_index(c),
+        Cmd::Parity(c) => return parity::parity(c),
+        Cmd::Repair(c) => return parity::repair(c),
         Cmd::Cat(c) => read::cat(c),
         Cmd::Mount(c) => read::mount(c),
         Cmd::Export(c) => transfer::export(c),
@@ -109,6 +114,8 @@ impl Cli {
             Some(Cmd::Uninstall(c)) => ("uninstall", c.json, none),
             Some(Cmd::Verify(c)) => ("verify-library", c.json, c.progress),
             Some(Cmd::RebuildIndex(c)) => ("rebuild-index", c.json, none),
+            Some(Cmd::Parity(c)) => ("parity", c.json, none),
+            Some(Cmd::Repair(c)) => ("repair", c.json, none),
             Some(Cmd::Show(c)) => ("show", c.json, none),
             Some(Cmd::Cat(c)) => {
                 return Output::new("romlib", "cat", c.json, none).data_on_stdout();

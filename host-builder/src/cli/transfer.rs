@@ -138,6 +138,13 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
     });
     progress.finish();
     let s = s?;
+    // A library with parity keeps it current: the imported packs and manifests get theirs.
+    if let Some(p) = crate::parity::library_percent(&dest) {
+        let rep = crate::parity::update(&c.output, p, &|_| {})?;
+        for (p, w) in &rep.problems {
+            out.warn(&format!("parity: {p}: {w}"));
+        }
+    }
     let human = format!(
         "imported {} into {} ({} unchanged): {}, {} bytes, in {}; {} already there",
         count(s.games_written as usize, "game", "games"),
