@@ -90,6 +90,15 @@ pub enum Error {
         /// What went wrong.
         problem: String,
     },
+    /// An https:// server's certificate was refused (expired, for another host, or from an
+    /// unknown authority), or no certificate authorities could be loaded. Nothing was
+    /// downloaded from it, and plain http:// is never tried instead.
+    Tls {
+        /// The URL.
+        url: String,
+        /// What went wrong, naming the host.
+        problem: String,
+    },
     /// A read asked for bytes beyond the end of a file.
     BeyondEnd {
         /// The file, as `<title>/<path in the game>`.
@@ -154,6 +163,7 @@ impl Error {
             Error::NoTrustedKeys { .. } => "no_trusted_keys",
             Error::NotOurs { .. } => "not_ours",
             Error::Http { .. } => "network",
+            Error::Tls { .. } => "tls",
             Error::BeyondEnd { .. } => "out_of_range",
         }
     }
@@ -172,7 +182,7 @@ impl Error {
             | Error::NoTrustedKeys { path }
             | Error::NotOurs { path }
             | Error::BeyondEnd { path, .. } => path.to_string_lossy().into_owned(),
-            Error::Http { url, .. } => url.clone(),
+            Error::Http { url, .. } | Error::Tls { url, .. } => url.clone(),
         }
     }
 }
@@ -236,6 +246,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Http { url, problem } => write!(f, "{url}: {problem}"),
+            Error::Tls { url, problem } => write!(f, "{url}: TLS: {problem}"),
             Error::BeyondEnd { path, offset, size } => write!(
                 f,
                 "{}: offset {offset} is beyond the end of the file ({size} bytes)",
