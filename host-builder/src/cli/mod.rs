@@ -45,6 +45,7 @@ enum Cmd {
     Export(transfer::ExportCmd),
     Import(transfer::ImportCmd),
     Serve(transfer::ServeCmd),
+    Publish(transfer::PublishCmd),
 }
 
 /// Runs a parsed command line. `Ok(ExitCode::FAILURE)` is a failure already reported (a
@@ -75,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Export(c) => transfer::export(c),
         Cmd::Import(c) => transfer::import(c),
         Cmd::Serve(c) => transfer::serve(c),
+        Cmd::Publish(c) => transfer::publish(c),
         Cmd::Show(c) => inspect::show(c),
         Cmd::TrainDict(c) => build::train_dict(c),
     }
@@ -119,6 +121,7 @@ impl Cli {
             Some(Cmd::TrainDict(_)) => ("train-dict", false, none),
             Some(Cmd::Mount(_)) => ("mount", false, none),
             Some(Cmd::Serve(_)) => ("serve", false, none),
+            Some(Cmd::Publish(c)) => ("publish", c.json, none),
         };
         Output::new("romlib", op, json, progress)
     }
