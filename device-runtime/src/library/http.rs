@@ -42,6 +42,8 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_MOVED: usize = 16;
 /// Whole-file streams kept open for a server that ignores byte ranges (one per pack).
 pub const MAX_STREAMS: usize = 4;
+/// Forward skip in a whole-file stream beyond which another stream of the file is opened.
+const STREAM_JUMP: u64 = 4 << 20;
 /// Buffer of each connection and stream.
 const CONN_BUF: usize = 64 * 1024;
 
@@ -767,32 +769,18 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Some(i) = self.streams.iter().position(|s| s.url == *url) {
-                let s = &mut self.streams[i];
-                if s.pos <= start && start + len <= s.total {
-                    let skip = start - s.pos;
-                    let read = copy_exact(&mut s.io, &mut std::io::sink(), skip)
-                        .and_then(|()| s.io.read_exact(buf).map_err(|e| body_error(&e)));
-                    match read {
-                        Ok(()) => {
-                            s.pos = start + len;
-                            let total = s.total;
-                            self.stream_extra += skip;
-                            self.received.fetch_add(skip + len, Ordering::Relaxed);
-                            return Ok(total);
-                        }
-                        Err(f) => {
-                            self.streams.remove(i);
-                            if attempt >= ATTEMPTS {
-                                return Err(Error::Http {
-                                    url: url.to_string(),
-                                    problem: format!("{} (after {attempt} attempts)", f.problem),
-                                });
-                            }
-                            continue;
-                        }
-                    }
-                }
+            // The stream of this file nearest before `start`. A jump of more than
+            // STREAM_JUMP bytes opens another stream of the file instead (while there is
+            // room), so a run of records further on (a revision's new chunks, appended to
+            // the pack) does not cost re-reading the file for the records before it.
+            let best = (0..self.streams.len())
+                .filter(|&i| self.streams[i].url == *url && self.streams[i].pos <= start)
+                .max_by_key(|&i| self.streams[i].pos);
+            let of_url = self.streams.iter().filter(|s| s.url == *url).count();
+            let best = best
+                .filter(|&i| start - self.streams[i].pos <= STREAM_JUMP || of_url >= MAX_STREAMS);
+            if let Some(i) = best {
+                let mut s = self.streams.remove(i);
                 if start + len > s.total {
                     return Err(Error::Http {
                         url: url.to_string(),
@@ -803,8 +791,29 @@ impl Client {
                         ),
                     });
                 }
-                // Behind: read the file again from its start.
-                self.streams.remove(i);
+                let skip = start - s.pos;
+                let read = copy_exact(&mut s.io, &mut std::io::sink(), skip)
+                    .and_then(|()| s.io.read_exact(buf).map_err(|e| body_error(&e)));
+                match read {
+                    Ok(()) => {
+                        s.pos = start + len;
+                        let total = s.total;
+                        self.stream_extra += skip;
+                        self.received.fetch_add(skip + len, Ordering::Relaxed);
+                        // Most recently used last: the first is the one to give up.
+                        self.streams.push(s);
+                        return Ok(total);
+                    }
+                    Err(f) => {
+                        if attempt >= ATTEMPTS {
+                            return Err(Error::Http {
+                                url: url.to_string(),
+                                problem: format!("{} (after {attempt} attempts)", f.problem),
+                            });
+                        }
+                        continue;
+                    }
+                }
             }
             if self.streams.len() >= MAX_STREAMS {
                 self.streams.remove(0);

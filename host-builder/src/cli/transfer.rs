@@ -112,6 +112,11 @@ pub(super) struct PublishCmd {
     #[argh(switch)]
     /// create the bucket if it does not exist
     create_bucket: bool,
+    #[argh(switch)]
+    /// make every uploaded object readable by anyone (the canned ACL public-read), for
+    /// devices that read the bucket's endpoint directly; stores with ACLs disabled (AWS's
+    /// default) want a bucket policy instead
+    public: bool,
     #[argh(option)]
     /// a PEM file of certificate authorities to trust besides the system's (an https://
     /// endpoint with a private CA)
@@ -171,6 +176,9 @@ pub(super) fn publish(c: PublishCmd) -> anyhow::Result<()> {
         std::time::Duration::from_secs(c.timeout.max(1)),
         c.ca_file.as_deref(),
     )?;
+    if c.public {
+        bucket.acl = Some("public-read".into());
+    }
     if !bucket.exists()? {
         if !c.create_bucket {
             return Err(romlib_device::Error::NotFound {

@@ -46,6 +46,8 @@ pub struct Bucket {
     creds: Credentials,
     connector: Connector,
     conn: Option<BufReader<Stream>>,
+    /// A canned ACL given to every object uploaded (`public-read`), if any.
+    pub acl: Option<String>,
     /// Requests sent.
     pub requests: u64,
 }
@@ -116,6 +118,7 @@ impl Bucket {
             creds,
             connector: Connector::new(timeout, ca_file),
             conn: None,
+            acl: None,
             requests: 0,
         })
     }
@@ -338,6 +341,9 @@ impl Bucket {
         }
         if let Some(m) = md5 {
             headers.push(("content-md5".to_string(), base64(&m)));
+            if let Some(acl) = &self.acl {
+                headers.push(("x-amz-acl".to_string(), acl.clone()));
+            }
         }
         let auth = authorization(&self.creds, &self.region, method, &url.path, &headers);
         let mut req = format!("{method} {} HTTP/1.1\r\n", url.path);
