@@ -7,7 +7,8 @@
 #
 # Idempotent; run as root on Debian (installs missing apt packages and rustup targets).
 # Works from any directory. Env knobs: CARGO_TARGET_DIR (honoured), CROSS_MAX_BYTES (default
-# 1572864 = 1.5 MiB), CROSS_SKIP_SETUP=1 (skip the apt/rustup step).
+# 1572864 = 1.5 MiB), CROSS_SKIP_SETUP=1 (skip the apt/rustup step), CROSS_FEATURES (extra
+# cargo flags: "--no-default-features" builds the http-only binary without TLS).
 set -euo pipefail
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -70,7 +71,9 @@ for a in "${ARCHES[@]}"; do
     t="${CROSS_TRIPLE[$a]}"
     step "Building romlib-device for $a ($t, profile device)"
     start=$SECONDS
-    cargo build "${CROSS_LOCKED[@]}" --profile device -p romlib-device --bin romlib-device --target "$t"
+    # shellcheck disable=SC2086
+    cargo build "${CROSS_LOCKED[@]}" ${CROSS_FEATURES:-} --profile device -p romlib-device \
+        --bin romlib-device --target "$t"
     echo "build time $a: $((SECONDS - start)) s"
     mkdir -p "target/cross/$a"
     cp -f -- "$TD/$t/device/romlib-device" "target/cross/$a/romlib-device.tmp"

@@ -397,7 +397,7 @@ fn moto(w: &Workspace) -> (Proc, String) {
         .is_ok_and(|s| s.success());
     if !have {
         let st = Command::new("python3")
-            .args(["-m", "pip", "install", "-q", "moto[server]"])
+            .args(["-m", "pip", "install", "-q", "moto[server]>=5,<6"])
             .status()
             .expect("python3 -m pip");
         assert!(st.success(), "pip install moto[server] failed");
