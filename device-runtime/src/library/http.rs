@@ -440,6 +440,8 @@ impl Write for Stream {
 #[derive(Debug, Clone)]
 pub struct Connector {
     timeout: Duration,
+    /// Read only by the TLS set-up (an http-only build keeps it for a uniform API).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     ca_file: Option<PathBuf>,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -1401,12 +1403,6 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port), ("::1", 80));
         assert_eq!(u.join("x").to_string(), "http://[::1]/x");
         assert_eq!(Url::parse("http://h").unwrap().path, "/");
-        let u = Url::parse("https://h/x").unwrap();
-        assert_eq!((u.port, u.to_string().as_str()), (443, "https://h/x"));
-        assert_eq!(
-            Url::parse("https://h:8443/").unwrap().to_string(),
-            "https://h:8443/"
-        );
         for bad in [
             "ftp://h",
             "http://",
@@ -1427,18 +1423,9 @@ mod tests {
             "http://o/p"
         );
         assert_eq!(
-            redirect(&from, "https://o/p").unwrap().to_string(),
-            "https://o/p"
-        );
-        assert_eq!(
             redirect(&from, "//o:8/p").unwrap().to_string(),
             "http://o:8/p"
         );
-        let secure = Url::parse("https://h/a").unwrap();
-        assert!(redirect(&secure, "http://h/a")
-            .unwrap_err()
-            .contains("refused"));
-        assert_eq!(redirect(&secure, "/b").unwrap().to_string(), "https://h/b");
         for bad in [
             "ftp://o/p",
             "file:///etc/passwd",
@@ -1450,6 +1437,38 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn https_urls_and_redirects() {
+        let u = Url::parse("https://h/x").unwrap();
+        assert_eq!((u.port, u.to_string().as_str()), (443, "https://h/x"));
+        assert_eq!(
+            Url::parse("HTTPS://h:8443/").unwrap().to_string(),
+            "https://h:8443/"
+        );
+        let from = Url::parse("http://h:1/a/b/c").unwrap();
+        assert_eq!(
+            redirect(&from, "https://o/p").unwrap().to_string(),
+            "https://o/p"
+        );
+        let secure = Url::parse("https://h/a").unwrap();
+        assert!(redirect(&secure, "http://h/a")
+            .unwrap_err()
+            .contains("refused"));
+        assert!(redirect(&secure, "//o/a")
+            .unwrap()
+            .to_string()
+            .starts_with("https://"));
+        assert_eq!(redirect(&secure, "/b").unwrap().to_string(), "https://h/b");
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn https_needs_the_tls_feature() {
+        let e = Url::parse("https://h/x").unwrap_err().to_string();
+        assert!(e.contains("tls feature"), "{e}");
     }
 
     #[test]
