@@ -81,6 +81,7 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
             .field("reused_bytes", r.reused_bytes)
             .field("bytes_downloaded", 0u64)
             .field("requests", 0u64)
+            .field("bytes_extra_without_ranges", 0u64)
             .field("kept", r.kept.clone())
             .field("recovered", r.recovered.clone()),
         &r.installed_message(&title, &c.install_dir),
