@@ -46,7 +46,7 @@ struct ListCmd {
     /// library folder, or a portable file made by `romlib export`
     romlib: Option<PathBuf>,
     #[argh(option)]
-    /// library on an HTTP server instead (http://HOST[:PORT]/PATH/; lists its catalog.txt)
+    /// library on a web server instead (http[s]://HOST[:PORT]/PATH/; lists its catalog.txt)
     from: Option<String>,
     #[argh(option)]
     /// with an https:// --from: a PEM file of certificate authorities to trust besides the
