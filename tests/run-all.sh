@@ -18,6 +18,11 @@ command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Card images for the file-system checks of installs (tests/tests/cards.rs).
+command -v mkfs.vfat >/dev/null 2>&1 || need+=(dosfstools)
+command -v mkfs.exfat >/dev/null 2>&1 || need+=(exfatprogs)
+command -v fusefat >/dev/null 2>&1 || need+=(fusefat)
+command -v mount.exfat-fuse >/dev/null 2>&1 || need+=(exfat-fuse)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -99,6 +99,24 @@ pub enum Error {
         /// What went wrong, naming the host.
         problem: String,
     },
+    /// The install folder's file system cannot hold the game as it is.
+    Unfit {
+        /// The install folder.
+        path: PathBuf,
+        /// The file system's name.
+        fs: String,
+        /// Each problem, for people.
+        problems: Vec<String>,
+    },
+    /// The install folder's file system has too little room for the game.
+    NoRoom {
+        /// The install folder.
+        path: PathBuf,
+        /// Bytes the game needs there.
+        need: u64,
+        /// Bytes free.
+        free: u64,
+    },
     /// A read asked for bytes beyond the end of a file.
     BeyondEnd {
         /// The file, as `<title>/<path in the game>`.
@@ -107,6 +125,14 @@ pub enum Error {
         offset: u64,
         /// The file's size.
         size: u64,
+    },
+    /// `--layout` cannot place a game: an unknown layout, a game without a known system,
+    /// or a system the layout has no folder for. The message lists what exists.
+    Layout {
+        /// What it is about: the layout name or the game's title id.
+        subject: String,
+        /// What is wrong, and what exists.
+        problem: String,
     },
 }
 
@@ -165,6 +191,9 @@ impl Error {
             Error::Http { .. } => "network",
             Error::Tls { .. } => "tls",
             Error::BeyondEnd { .. } => "out_of_range",
+            Error::Layout { .. } => "no_layout_folder",
+            Error::Unfit { .. } => "file_system",
+            Error::NoRoom { .. } => "no_space",
         }
     }
 
@@ -181,8 +210,11 @@ impl Error {
             | Error::NotFound { path, .. }
             | Error::NoTrustedKeys { path }
             | Error::NotOurs { path }
+            | Error::Unfit { path, .. }
+            | Error::NoRoom { path, .. }
             | Error::BeyondEnd { path, .. } => path.to_string_lossy().into_owned(),
             Error::Http { url, .. } | Error::Tls { url, .. } => url.clone(),
+            Error::Layout { subject, .. } => subject.clone(),
         }
     }
 }
@@ -247,11 +279,35 @@ impl fmt::Display for Error {
             ),
             Error::Http { url, problem } => write!(f, "{url}: {problem}"),
             Error::Tls { url, problem } => write!(f, "{url}: TLS: {problem}"),
+            Error::Unfit { path, fs, problems } => write!(
+                f,
+                "{}: this {fs} file system cannot hold the game: {}",
+                path.display(),
+                problems.join("; ")
+            ),
+            Error::NoRoom { path, need, free } => {
+                // What is needed rounds up, what is free rounds down.
+                let mib = |n: &u64| {
+                    if *n < 1 << 20 {
+                        return format!("{} KiB", n / 1024);
+                    }
+                    let tenths = u128::from(*n) * 10 / (1024 * 1024);
+                    format!("{}.{} MiB", tenths / 10, tenths % 10)
+                };
+                write!(
+                    f,
+                    "{}: the game needs {}, {} free; nothing was written",
+                    path.display(),
+                    mib(&need.next_multiple_of(1024)),
+                    mib(free)
+                )
+            }
             Error::BeyondEnd { path, offset, size } => write!(
                 f,
                 "{}: offset {offset} is beyond the end of the file ({size} bytes)",
                 path.display()
             ),
+            Error::Layout { subject, problem } => write!(f, "{subject}: {problem}"),
         }
     }
 }

@@ -8,9 +8,11 @@ use romlib_device::cli::play::{CatCmd, MountCmd};
 use romlib_device::cli::reporter::{ProgressMode, Reporter};
 use romlib_device::cli::version_text;
 use romlib_device::install::{
-    cleanup, count, install_game_reusing, installed_games, leftovers, leftovers_note, uninstall,
-    uninstalled_message, verify_game,
+    check_installed, cleanup, count, install_game_with, installed_games, installed_manifest,
+    installed_titles, layout, leftovers, leftovers_note, repair_installed, uninstall,
+    uninstalled_message, verify_game, InstallOptions, InstalledCheck,
 };
+use romlib_device::play::read::Game;
 use romlib_device::trusted::DEFAULT_TRUST_DIR;
 use romlib_device::{Error, Library, Result, TrustStore};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ enum Cmd {
     Verify(VerifyCmd),
     Cat(CatCmd),
     Mount(MountCmd),
+    Repair(RepairCmd),
     Cleanup(CleanupCmd),
 }
 
@@ -98,12 +101,21 @@ struct InstallCmd {
     /// where games are installed
     install_dir: PathBuf,
     #[argh(option)]
+    /// install into the folder a handheld OS expects for the game's system (from its
+    /// signed manifest): muos, knulli (batocera), minui (nextui), onion, arkos (darkos);
+    /// --install-dir is then the OS's ROM root
+    layout: Option<String>,
+    #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     trusted_key: Vec<PathBuf>,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
     progress: ProgressMode,
+    #[argh(switch)]
+    /// do not refuse a game the file system seems to have no room for (a compressing file
+    /// system holds more than its free space says); a full disk still leaves nothing
+    no_room_check: bool,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     json: bool,
@@ -119,21 +131,82 @@ struct UninstallCmd {
     #[argh(option)]
     /// where games are installed
     install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout the game was installed with: it is looked for in that layout's system
+    /// folders under --install-dir
+    layout: Option<String>,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     json: bool,
 }
 
 #[derive(FromArgs)]
-/// Check every chunk and file of a game against its signed manifest; writes nothing.
+/// Check every chunk and file of a game in a library against its signed manifest; or,
+/// with --installed, an installed game's files (bit rot on the card). Writes nothing;
+/// exit 1 on any damage.
 #[argh(subcommand, name = "verify")]
 struct VerifyCmd {
     #[argh(option, short = 'g')]
-    /// title id, or the path of a .manifest file
-    game: String,
+    /// title id (or, in a library, the path of a .manifest file)
+    game: Option<String>,
     #[argh(option, short = 'r')]
     /// library folder, or a portable file made by `romlib export`
-    romlib: PathBuf,
+    romlib: Option<PathBuf>,
+    #[argh(switch)]
+    /// check the installed copy in --install-dir instead, against the signed manifest kept
+    /// with it, naming the byte ranges that differ
+    installed: bool,
+    #[argh(option)]
+    /// where games are installed (with --installed)
+    install_dir: Option<PathBuf>,
+    #[argh(switch)]
+    /// with --installed: every game installed there
+    all: bool,
+    #[argh(option)]
+    /// with --installed: the layout the games were installed with (looked for in its
+    /// system folders under --install-dir)
+    layout: Option<String>,
+    #[argh(option)]
+    /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
+    trusted_key: Vec<PathBuf>,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    progress: ProgressMode,
+    #[argh(switch)]
+    /// print the result (or the error) as one JSON object on standard output
+    json: bool,
+}
+
+#[derive(FromArgs)]
+/// Repair an installed game that `verify --installed` finds damaged: only the chunks that
+/// differ are read from the library (or downloaded), the repaired files are checked and
+/// swapped in; on any failure the game stays as it was.
+#[argh(subcommand, name = "repair")]
+struct RepairCmd {
+    #[argh(option, short = 'g')]
+    /// title id of the installed game
+    game: String,
+    #[argh(option)]
+    /// where games are installed
+    install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout the game was installed with: it is looked for in that layout's system
+    /// folders under --install-dir
+    layout: Option<String>,
+    #[argh(option, short = 'r')]
+    /// library folder, or a portable file made by `romlib export`, holding the same version
+    romlib: Option<PathBuf>,
+    #[argh(option)]
+    /// a library on a web server instead (http[s]://HOST[:PORT]/PATH/)
+    from: Option<String>,
+    #[argh(option)]
+    /// with an https:// --from: a PEM file of certificate authorities to trust besides the
+    /// system's
+    ca_file: Option<PathBuf>,
+    #[argh(option, default = "30")]
+    /// seconds before a stalled connection is given up (with --from; default 30)
+    timeout: u64,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     trusted_key: Vec<PathBuf>,
@@ -210,7 +283,9 @@ fn output(cmd: &Cmd) -> Output {
         Cmd::List(c) => Output::new(PROG, "list-games", c.json, none),
         Cmd::Install(c) => Output::new(PROG, "install", c.json, c.progress),
         Cmd::Uninstall(c) => Output::new(PROG, "uninstall", c.json, none),
+        Cmd::Verify(c) if c.installed => Output::new(PROG, "verify-installed", c.json, c.progress),
         Cmd::Verify(c) => Output::new(PROG, "verify", c.json, c.progress),
+        Cmd::Repair(c) => Output::new(PROG, "repair", c.json, c.progress),
         Cmd::Cat(c) => Output::new(PROG, "cat", c.json, none).data_on_stdout(),
         Cmd::Mount(_) => Output::new(PROG, "mount", false, none),
         Cmd::Cleanup(c) => Output::new(PROG, "cleanup", c.json, none),
@@ -240,6 +315,14 @@ fn library(
         _ => Err(Failure::Usage(
             "give either -r LIBRARY or --from URL".into(),
         )),
+    }
+}
+
+/// An unknown `--layout` is a usage error (exit 2), found before anything is read.
+fn usage_layout(name: &Option<String>) -> Result<(), Failure> {
+    match name.as_deref().map(layout::find_layout) {
+        Some(Err(e)) => Err(Failure::Usage(e.to_string())),
+        _ => Ok(()),
     }
 }
 
@@ -334,10 +417,15 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
             }
         }
         Cmd::Install(c) => {
+            usage_layout(&c.layout)?;
             let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
             let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
             let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
             let reuse = c.reuse.as_ref().map(|p| Library::new(p.clone()));
+            let install_dir = match &c.layout {
+                Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,
+                None => c.install_dir.clone(),
+            };
             let mut progress = Reporter::new(c.progress, "install", false);
             if let Some(remote) = lib.remote_source() {
                 progress.count_downloads(|| remote.downloaded());
@@ -349,13 +437,16 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 Some(m.body().total_size),
                 Some(m.body().chunk_count),
             );
-            let r = install_game_reusing(
+            let r = install_game_with(
                 &lib,
                 &m,
-                &c.install_dir,
+                &install_dir,
                 &mut RuzstdDecoder::default(),
-                reuse.as_ref(),
-                &progress,
+                &InstallOptions {
+                    reuse: reuse.as_ref(),
+                    progress: &progress,
+                    check_room: !c.no_room_check,
+                },
             );
             progress.finish();
             let no_ranges = lib.remote_source().and_then(|r| r.ranges_ignored());
@@ -371,7 +462,7 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
             for note in &r.recovered {
                 out.warn(note);
             }
-            let mut human = r.installed_message(&title, &c.install_dir);
+            let mut human = r.installed_message(&title, &install_dir);
             let (bytes, requests) = lib.remote_source().map_or((0, 0), |r| r.transferred());
             if lib.remote_source().is_some() {
                 human.push_str(&format!(
@@ -382,30 +473,29 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 ));
             }
             out.result(
-                Obj::new()
-                    .field("game", title.as_str())
-                    .field("path", c.install_dir.join(&title).as_path())
-                    .field("files", r.files)
-                    .field("bytes", r.bytes)
-                    .field("chunks", r.chunks)
-                    .field("reused_chunks", r.reused_chunks)
-                    .field("reused_bytes", r.reused_bytes)
-                    .field("bytes_downloaded", bytes)
-                    .field("requests", requests)
-                    .field("bytes_extra_without_ranges", no_ranges.unwrap_or(0))
-                    .field("kept", r.kept)
-                    .field("recovered", r.recovered),
+                r.installed_json(
+                    &title,
+                    &install_dir,
+                    bytes,
+                    requests,
+                    no_ranges.unwrap_or(0),
+                ),
                 &human,
             );
             Ok(())
         }
         Cmd::Uninstall(c) => {
-            let kept = uninstall(&c.install_dir, &c.title_id)?;
-            let human = uninstalled_message(&c.title_id, &c.install_dir, &kept);
+            usage_layout(&c.layout)?;
+            let install_dir = match &c.layout {
+                Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
+                None => c.install_dir.clone(),
+            };
+            let kept = uninstall(&install_dir, &c.title_id)?;
+            let human = uninstalled_message(&c.title_id, &install_dir, &kept);
             out.result(
                 Obj::new()
                     .field("game", c.title_id.as_str())
-                    .field("path", c.install_dir.join(&c.title_id).as_path())
+                    .field("path", install_dir.join(&c.title_id).as_path())
                     .field("kept", kept),
                 &human,
             );
@@ -424,9 +514,21 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 "romlib-device",
             )?)
         }
+        Cmd::Verify(c) if c.installed => verify_installed(c, out),
+        Cmd::Repair(c) => repair(c, out),
         Cmd::Verify(c) => {
-            let lib = Library::open(&c.romlib)?;
-            let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
+            let (Some(romlib), Some(game)) = (&c.romlib, &c.game) else {
+                return Err(Failure::Usage(
+                    "give -g GAME and -r LIBRARY (or --installed --install-dir DIR)".into(),
+                ));
+            };
+            if c.install_dir.is_some() || c.all {
+                return Err(Failure::Usage(
+                    "--install-dir and --all go with --installed".into(),
+                ));
+            }
+            let lib = Library::open(romlib)?;
+            let m = lib.open_game(game, &trust(&c.trusted_key)?)?;
             let title = m.body().title_id.clone();
             let progress = Reporter::new(c.progress, "verify", false);
             progress.phase(
@@ -529,6 +631,255 @@ fn list_installed(dir: &Path, out: &Output) -> Result<()> {
                     })
                     .collect::<Vec<_>>(),
             ),
+        &human,
+    );
+    Ok(())
+}
+
+/// `verify --installed`: checks installed games against the signed manifests kept with
+/// them; the report names every damaged or missing file and the byte ranges that differ.
+fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
+    let Some(dir) = &c.install_dir else {
+        return Err(Failure::Usage("--installed needs --install-dir DIR".into()));
+    };
+    if c.romlib.is_some() {
+        return Err(Failure::Usage(
+            "--installed checks the installed copy and reads no library (`repair -r` does)".into(),
+        ));
+    }
+    usage_layout(&c.layout)?;
+    // (folder the game is in, title): with a layout, the game's system folder.
+    let games: Vec<(PathBuf, String)> = match (&c.game, c.all) {
+        (Some(g), false) => {
+            let at = match &c.layout {
+                Some(l) => layout::installed_dir(dir, l, g)?,
+                None => dir.clone(),
+            };
+            vec![(at, g.clone())]
+        }
+        (None, true) => {
+            if !dir.is_dir() {
+                return Err(Error::NotFound {
+                    path: dir.clone(),
+                    what: "install folder",
+                }
+                .into());
+            }
+            let folders = match &c.layout {
+                Some(l) => layout::layout_folders(dir, l)?,
+                None => vec![dir.clone()],
+            };
+            let mut games = Vec::new();
+            for f in folders {
+                for t in installed_titles(&f)? {
+                    games.push((f.clone(), t));
+                }
+            }
+            games
+        }
+        _ => {
+            return Err(Failure::Usage(
+                "give -g GAME or --all with --installed".into(),
+            ))
+        }
+    };
+    let store = trust(&c.trusted_key)?;
+    let progress = Reporter::new(c.progress, "verify-installed", false);
+    let (mut results, mut human, mut bad) = (Vec::new(), String::new(), 0usize);
+    for (dir, t) in &games {
+        let checked = installed_manifest(dir, t, &store).and_then(|m| {
+            progress.phase(
+                "verify-installed",
+                Some(t),
+                Some(m.body().total_size),
+                Some(m.body().chunk_count),
+            );
+            let r = check_installed(dir, &m, &progress);
+            progress.finish();
+            r
+        });
+        let r = match checked {
+            Ok(r) => r,
+            // One game: its error is the command's. Several: it is one line of the report.
+            Err(e) if c.all => {
+                bad += 1;
+                human.push_str(&format!("{t}: CANNOT CHECK: {e}\n"));
+                results.push(installed_json(dir, t, None, Some(e.to_string())));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if r.ok() {
+            human.push_str(&format!(
+                "{t}: OK, {}, {} bytes, {} verified\n",
+                count(r.files as usize, "file", "files"),
+                r.bytes,
+                count(r.chunks as usize, "chunk", "chunks"),
+            ));
+        } else {
+            bad += 1;
+            human.push_str(&format!(
+                "{t}: DAMAGED: {}, {} bytes differ (`romlib-device repair` fetches only those)\n",
+                count(r.damaged.len(), "file", "files"),
+                r.bad_bytes()
+            ));
+            for d in &r.damaged {
+                let ranges: Vec<String> = d
+                    .ranges
+                    .iter()
+                    .map(|b| format!("{}+{}", b.offset, b.len))
+                    .collect();
+                let what = match d.state {
+                    "missing" => "missing".to_string(),
+                    "size" => format!("not {} bytes long", d.size),
+                    _ => "damaged".to_string(),
+                };
+                human.push_str(&format!(
+                    "  {}: {what}; bytes {}\n",
+                    d.path,
+                    if ranges.is_empty() {
+                        "past the end".to_string()
+                    } else {
+                        ranges.join(", ")
+                    }
+                ));
+            }
+        }
+        for x in &r.extra {
+            human.push_str(&format!(
+                "  {x}: not part of the game (yours; left alone)\n"
+            ));
+        }
+        results.push(installed_json(dir, t, Some(&r), None));
+    }
+    human.push_str(&format!(
+        "{} checked, {} damaged",
+        count(games.len(), "game", "games"),
+        bad
+    ));
+    out.result(
+        Obj::new()
+            .field("install_dir", dir.as_path())
+            .field("games", results),
+        &human,
+    );
+    if bad > 0 {
+        Err(Failure::Reported)
+    } else {
+        Ok(())
+    }
+}
+
+/// One game of `verify --installed`'s JSON.
+fn installed_json(
+    dir: &Path,
+    title: &str,
+    r: Option<&InstalledCheck>,
+    error: Option<String>,
+) -> Obj {
+    let damaged: Vec<Obj> = r
+        .map(|r| {
+            r.damaged
+                .iter()
+                .map(|d| {
+                    Obj::new()
+                        .field("path", d.path.as_str())
+                        .field("state", d.state)
+                        .field("size", d.size)
+                        .field("bad_bytes", d.bad_bytes)
+                        .field(
+                            "ranges",
+                            d.ranges
+                                .iter()
+                                .map(|b| Obj::new().field("offset", b.offset).field("len", b.len))
+                                .collect::<Vec<_>>(),
+                        )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Obj::new()
+        .field("title", title)
+        .field("path", dir.join(title).as_path())
+        .field("ok", r.is_some_and(InstalledCheck::ok))
+        .field("files", r.map_or(0, |r| r.files))
+        .field("bytes", r.map_or(0, |r| r.bytes))
+        .field("chunks", r.map_or(0, |r| r.chunks))
+        .field("bad_bytes", r.map_or(0, InstalledCheck::bad_bytes))
+        .field("damaged", damaged)
+        .field("extra", r.map(|r| r.extra.clone()).unwrap_or_default())
+        .field("error", error)
+}
+
+/// `repair`: checks the installed game, then rewrites its damaged files from a library,
+/// reading only the ranges that differ.
+fn repair(mut c: RepairCmd, out: &Output) -> Result<(), Failure> {
+    usage_layout(&c.layout)?;
+    if let Some(l) = &c.layout {
+        c.install_dir = layout::installed_dir(&c.install_dir, l, &c.game)?;
+    }
+    let store = trust(&c.trusted_key)?;
+    let m = installed_manifest(&c.install_dir, &c.game, &store)?;
+    // Nothing is read from the source until the check has found damage.
+    let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
+    let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
+    let mut progress = Reporter::new(c.progress, "repair", false);
+    if let Some(remote) = lib.remote_source() {
+        progress.count_downloads(|| remote.downloaded());
+    }
+    progress.phase(
+        "verify-installed",
+        Some(&c.game),
+        Some(m.body().total_size),
+        Some(m.body().chunk_count),
+    );
+    let check = check_installed(&c.install_dir, &m, &progress);
+    progress.finish();
+    let check = check?;
+    let path = c.install_dir.join(&c.game);
+    if check.ok() {
+        out.result(
+            Obj::new()
+                .field("game", c.game.as_str())
+                .field("path", path.as_path())
+                .field("files", 0u64)
+                .field("bytes_replaced", 0u64)
+                .field("bytes_kept", 0u64)
+                .field("bytes_downloaded", 0u64)
+                .field("requests", 0u64),
+            &format!("{}: nothing to repair, every file is as signed", c.game),
+        );
+        return Ok(());
+    }
+    let source = Game::open(&lib, &c.game, &store, RuzstdDecoder::default())?;
+    progress.phase("repair", Some(&c.game), Some(check.bad_bytes()), None);
+    let r = repair_installed(&c.install_dir, &m, &check, &source, &progress);
+    progress.finish();
+    let r = r?;
+    let (bytes, requests) = lib.remote_source().map_or((0, 0), |r| r.transferred());
+    let mut human = format!(
+        "repaired {} in {}: {} rewritten, {} bytes replaced, {} bytes kept",
+        c.game,
+        path.display(),
+        count(r.files as usize, "file", "files"),
+        r.bytes_replaced,
+        r.bytes_kept
+    );
+    if lib.remote_source().is_some() {
+        human.push_str(&format!(
+            "; downloaded {bytes} bytes in {}",
+            count(requests as usize, "request", "requests")
+        ));
+    }
+    out.result(
+        Obj::new()
+            .field("game", c.game.as_str())
+            .field("path", path.as_path())
+            .field("files", r.files)
+            .field("bytes_replaced", r.bytes_replaced)
+            .field("bytes_kept", r.bytes_kept)
+            .field("bytes_downloaded", bytes)
+            .field("requests", requests),
         &human,
     );
     Ok(())

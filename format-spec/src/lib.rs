@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod pack;
 pub mod path;
 pub mod portable;
+pub mod systems;
 
 mod le;
 

@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests: locating the binaries, generating deterministic
 //! sample games, running commands and checking their outcome.
 
+pub mod schema;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;
@@ -565,5 +567,84 @@ impl Drop for FaultFs {
         if is_mounted(&self.mnt) {
             let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
         }
+    }
+}
+
+/// nginx (Debian's package) serving a folder on a free loopback port, with its own prefix
+/// folder for configuration and logs; stopped on drop.
+pub struct Nginx {
+    child: std::process::Child,
+    /// The port it listens on.
+    pub port: u16,
+    prefix: PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx serving `root` read-only, its files under `prefix`; waits until it
+    /// accepts connections.
+    pub fn start(root: &Path, prefix: &Path) -> Nginx {
+        use std::net::{TcpListener, TcpStream};
+        use std::time::{Duration, Instant};
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let conf = format!(
+            "worker_processes 1;\nerror_log {p}/logs/error.log;\npid {p}/nginx.pid;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {p}/logs/access.log;\n  client_body_temp_path {p}/tmp;\n  proxy_temp_path {p}/tmp;\n  fastcgi_temp_path {p}/tmp;\n  uwsgi_temp_path {p}/tmp;\n  scgi_temp_path {p}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n  }}\n}}\n",
+            p = prefix.display(),
+            root = root.display()
+        );
+        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+        let nginx = ["/usr/sbin/nginx", "nginx"]
+            .into_iter()
+            .find(|n| {
+                Command::new(n)
+                    .arg("-v")
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok()
+            })
+            .expect("nginx is not installed (tests/run-all.sh installs Debian's nginx)");
+        let child = Command::new(nginx)
+            .args([
+                "-p",
+                &prefix.to_string_lossy(),
+                "-c",
+                &prefix.join("nginx.conf").to_string_lossy(),
+            ])
+            .args(["-g", "daemon off; master_process off;"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let n = Nginx {
+            child,
+            port,
+            prefix: prefix.to_path_buf(),
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "nginx did not start: {}",
+                std::fs::read_to_string(prefix.join("logs/error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n
+    }
+
+    /// Its access log so far.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.prefix.join("logs/access.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -8,7 +8,7 @@ use romlib_tests::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -161,59 +161,11 @@ fn installs_from_romlib_serve_by_host_name_fetching_only_what_it_needs() {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn installs_from_nginx_with_no_romlib_code_on_the_server() {
     let w = fixture();
-    let port = free_port();
-    let prefix = w.p("nginx");
-    std::fs::create_dir_all(prefix.join("logs")).unwrap();
-    let conf = format!(
-        "worker_processes 1;\nerror_log {p}/logs/error.log;\npid {p}/nginx.pid;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {p}/logs/access.log;\n  client_body_temp_path {p}/tmp;\n  proxy_temp_path {p}/tmp;\n  fastcgi_temp_path {p}/tmp;\n  uwsgi_temp_path {p}/tmp;\n  scgi_temp_path {p}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n  }}\n}}\n",
-        p = prefix.display(),
-        root = w.p("lib").display()
-    );
-    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-    let nginx = ["/usr/sbin/nginx", "nginx"]
-        .into_iter()
-        .find(|n| {
-            Command::new(n)
-                .arg("-v")
-                .stderr(Stdio::null())
-                .status()
-                .is_ok()
-        })
-        .expect("nginx is not installed (.ci/run installs Debian's nginx)");
-    let _server = Proc(
-        Command::new(nginx)
-            .args([
-                "-p",
-                &prefix.to_string_lossy(),
-                "-c",
-                &prefix.join("nginx.conf").to_string_lossy(),
-            ])
-            .args(["-g", "daemon off; master_process off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "nginx did not start: {}",
-            std::fs::read_to_string(prefix.join("logs/error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let nginx = Nginx::start(&w.p("lib"), &w.p("nginx"));
+    let port = nginx.port;
     let url = format!("http://127.0.0.1:{port}");
     for g in ["beta", "alpha-v2"] {
         let out = ok(install(&w, &url, g, "inst", &[]));
@@ -228,7 +180,7 @@ fn installs_from_nginx_with_no_romlib_code_on_the_server() {
         &w.s("k.pub"),
     ]));
     assert!(out.contains("3 games"), "{out}");
-    let access = std::fs::read_to_string(prefix.join("logs/access.log")).unwrap();
+    let access = nginx.access_log();
     assert!(
         access.contains("\"GET /packs/pack-0001.pkg HTTP/1.1\" 206"),
         "{access}"

@@ -156,7 +156,13 @@ pub struct ChunkSource {
     /// first failure as a second opinion (a damaged locator must not fail a chunk the index
     /// finds). Holds `None` once it could not be opened.
     second: std::cell::OnceCell<Option<index::IndexReader>>,
+    /// Over HTTP: which chunk-table records a range request may fetch beyond the one asked
+    /// for (all when `None`): a repair fetches only the damaged chunks.
+    wanted: Option<Wanted>,
 }
+
+/// Whether chunk-table record `k` is wanted.
+pub type Wanted = Box<dyn Fn(u64) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for ChunkSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,7 +183,15 @@ impl ChunkSource {
             base: BaseChunk::default(),
             record: Vec::new(),
             second: std::cell::OnceCell::new(),
+            wanted: None,
         })
+    }
+
+    /// Over HTTP, lets a range request fetch, beyond the record asked for, only records
+    /// `wanted` says will be read too (by default it fetches every record that follows, up
+    /// to [`packs::SPAN_BYTES`], as streaming a whole game wants).
+    pub fn fetch_only(&mut self, wanted: Wanted) {
+        self.wanted = Some(wanted);
     }
 
     /// The chunks of a library folder by hash, through its index (no game needed).
@@ -189,6 +203,7 @@ impl ChunkSource {
             base: BaseChunk::default(),
             record: Vec::new(),
             second: std::cell::OnceCell::new(),
+            wanted: None,
         })
     }
 
@@ -286,7 +301,9 @@ impl ChunkSource {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let entry = self.locate(i, c)?;
-        self.packs.plan(&self.locator, i, &entry, &|_| false)?;
+        let wanted = &self.wanted;
+        let held = |k: u64| wanted.as_ref().is_some_and(|w| !w(k));
+        self.packs.plan(&self.locator, i, &entry, &held)?;
         self.read_entry(&c.hash, c.len, &entry, decoder, out)
             .or_else(|e| match self.second_opinion(&c.hash, Some(&entry)) {
                 Opinion::Elsewhere(again) => self

@@ -141,6 +141,8 @@ impl Kind {
                     )
                 } else if let Some(t) = name.strip_suffix(".old") {
                     format!("the previous version of {t} from an interrupted reinstall (finished by the next install or `cleanup`)")
+                } else if let Some(t) = name.strip_suffix(".repair") {
+                    format!("an unfinished repair of {t}, the game untouched (removed by the next install or `cleanup`)")
                 } else if let Some(t) = name.strip_suffix(".del") {
                     format!("an interrupted uninstall of {t} (finished by the next install or `cleanup`)")
                 } else {

@@ -213,6 +213,12 @@ impl<D: ChunkDecoder> Game<D> {
         })
     }
 
+    /// Over HTTP, fetches beyond each chunk read only the chunks `wanted` (by chunk-table
+    /// record) says will be read too (see [`ChunkSource::fetch_only`]).
+    pub fn fetch_only(&self, wanted: crate::chunks::Wanted) {
+        self.lock().chunks.fetch_only(wanted);
+    }
+
     /// The game's title id.
     pub fn title(&self) -> &str {
         &self.manifest.body().title_id

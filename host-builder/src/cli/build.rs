@@ -98,6 +98,15 @@ pub(super) struct GenerateCmd {
     /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
     /// record that game's name, description, region and the DAT in the manifest (repeatable)
     dat: Vec<PathBuf>,
+    #[argh(option)]
+    /// a clrmamepro header-skipper detector file (repeatable), tried before the built-in
+    /// iNES, FDS, Lynx, 7800 and SNES copier detectors: a file with a recognised header also
+    /// records the DAT hashes of the rest of it
+    header_skipper: Vec<PathBuf>,
+    #[argh(option)]
+    /// the system of games whose romlib.toml names none, e.g. nes or "Game Boy" (install
+    /// --layout places games by it)
+    system: Option<String>,
     #[argh(switch)]
     /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
     /// and `--dat` then cannot match the game)
@@ -146,6 +155,15 @@ pub(super) struct BuildCmd {
     /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
     /// record that game's name, description, region and the DAT in the manifest (repeatable)
     dat: Vec<PathBuf>,
+    #[argh(option)]
+    /// a clrmamepro header-skipper detector file (repeatable), tried before the built-in
+    /// iNES, FDS, Lynx, 7800 and SNES copier detectors: a file with a recognised header also
+    /// records the DAT hashes of the rest of it
+    header_skipper: Vec<PathBuf>,
+    #[argh(option)]
+    /// the system of games whose romlib.toml names none, e.g. nes or "Game Boy" (install
+    /// --layout places games by it)
+    system: Option<String>,
     #[argh(switch)]
     /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
     /// and `--dat` then cannot match the game)
@@ -239,6 +257,8 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         // Manifests (written by generate-manifests) hold the hashes; packs do not.
         dat_hashes: false,
         dats: Vec::new(),
+        header_skippers: Vec::new(),
+        system: None,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
     };
     run_build(
@@ -265,6 +285,8 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
+        header_skippers: c.header_skipper,
+        system: c.system,
         ..BuildOptions::default()
     };
     run_build(
@@ -293,6 +315,8 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
+        header_skippers: c.header_skipper,
+        system: c.system,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
     };
     run_build(
@@ -423,6 +447,10 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
     let s = build(&input, &output, &opts, &progress);
     progress.finish();
     let s = s?;
+    // Even with -q: a skipped DAT entry may be why a game is not named.
+    for w in &s.dat_warnings {
+        out.warn(&format!("warning: {w}"));
+    }
     if !r.json && !r.progress.is_json() {
         for note in &s.recovered {
             eprintln!("romlib: recovered: {note}");
