@@ -12,8 +12,9 @@
 #      loopback by host name (`http://localhost:PORT/`: libc-free name resolution).
 #   3. the host's damage, full-disk, read-error, kill -9, bad-server and front-end test
 #      suites (tests/tests/damage.rs, full_disk.rs, faults.rs, crash_loops.rs, network.rs,
-#      frontend.rs: --json, --progress json and examples/frontend.py) with each ARM
-#      romlib-device under QEMU;
+#      frontend.rs: --json, --progress json and examples/frontend.py; https.rs: nginx over
+#      HTTPS with a private CA and bad certificates, redirects, python3 -m http.server, an
+#      S3 server after `romlib publish`) with each ARM romlib-device under QEMU;
 #   4. optional big-endian check: `cargo test -p romlib-format -p romlib-device` for
 #      s390x-unknown-linux-gnu (static glibc, s390x-linux-gnu-gcc, runner qemu-s390x). Skipped,
 #      not failed, when its rustup target or Debian cross linker cannot be installed.
@@ -408,10 +409,10 @@ for a in "${CROSS_ARCHES[@]}"; do
         ROMLIB_DEVICE_RUNNER="${CROSS_QEMU[$a]}" \
         ROMLIB_CRASH_ITERS="${CROSS_CRASH_ITERS:-10}" \
         cargo test "${CROSS_LOCKED[@]}" -p romlib-tests --test damage --test full_disk \
-        --test crash_loops --test faults --test network --test frontend --test bitrot --test cards; then
-        ok "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot and card suites with the $a romlib-device"
+        --test crash_loops --test faults --test network --test frontend --test bitrot --test cards --test https; then
+        ok "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card and https suites with the $a romlib-device"
     else
-        bad "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot and card suites with the $a romlib-device"
+        bad "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card and https suites with the $a romlib-device"
     fi
     TIMES[faults-$a]=$((SECONDS - t))
 done

@@ -90,6 +90,15 @@ pub enum Error {
         /// What went wrong.
         problem: String,
     },
+    /// An https:// server's certificate was refused (expired, for another host, or from an
+    /// unknown authority), or no certificate authorities could be loaded. Nothing was
+    /// downloaded from it, and plain http:// is never tried instead.
+    Tls {
+        /// The URL.
+        url: String,
+        /// What went wrong, naming the host.
+        problem: String,
+    },
     /// The install folder's file system cannot hold the game as it is.
     Unfit {
         /// The install folder.
@@ -180,6 +189,7 @@ impl Error {
             Error::NoTrustedKeys { .. } => "no_trusted_keys",
             Error::NotOurs { .. } => "not_ours",
             Error::Http { .. } => "network",
+            Error::Tls { .. } => "tls",
             Error::BeyondEnd { .. } => "out_of_range",
             Error::Layout { .. } => "no_layout_folder",
             Error::Unfit { .. } => "file_system",
@@ -203,7 +213,7 @@ impl Error {
             | Error::Unfit { path, .. }
             | Error::NoRoom { path, .. }
             | Error::BeyondEnd { path, .. } => path.to_string_lossy().into_owned(),
-            Error::Http { url, .. } => url.clone(),
+            Error::Http { url, .. } | Error::Tls { url, .. } => url.clone(),
             Error::Layout { subject, .. } => subject.clone(),
         }
     }
@@ -268,6 +278,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Http { url, problem } => write!(f, "{url}: {problem}"),
+            Error::Tls { url, problem } => write!(f, "{url}: TLS: {problem}"),
             Error::Unfit { path, fs, problems } => write!(
                 f,
                 "{}: this {fs} file system cannot hold the game: {}",

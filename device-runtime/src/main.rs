@@ -49,8 +49,12 @@ struct ListCmd {
     /// library folder, or a portable file made by `romlib export`
     romlib: Option<PathBuf>,
     #[argh(option)]
-    /// library on an HTTP server instead (http://HOST[:PORT]/PATH/; lists its catalog.txt)
+    /// library on a web server instead (http[s]://HOST[:PORT]/PATH/; lists its catalog.txt)
     from: Option<String>,
+    #[argh(option)]
+    /// with an https:// --from: a PEM file of certificate authorities to trust besides the
+    /// system's (for a server with a private CA)
+    ca_file: Option<PathBuf>,
     #[argh(option)]
     /// list the games installed in this folder instead of a library
     install_dir: Option<PathBuf>,
@@ -76,10 +80,16 @@ struct InstallCmd {
     /// library folder, or a portable file made by `romlib export`
     romlib: Option<PathBuf>,
     #[argh(option)]
-    /// install from a library on an HTTP server instead (http://HOST[:PORT]/PATH/; any static
-    /// server or `romlib serve`): fetches the manifest, the locator and only the chunk records
-    /// needed, in ranged requests
+    /// install from a library on a web server instead (http[s]://HOST[:PORT]/PATH/; any
+    /// static server, an S3 bucket or `romlib serve`): fetches the manifest, the locator and
+    /// only the chunk records needed, in ranged requests (from a server without ranges, by
+    /// reading the packs through once, with a warning); follows redirects, never from https
+    /// down to http
     from: Option<String>,
+    #[argh(option)]
+    /// with an https:// --from: a PEM file of certificate authorities to trust besides the
+    /// system's (SSL_CERT_FILE or /etc/ssl/certs/ca-certificates.crt and the like)
+    ca_file: Option<PathBuf>,
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     timeout: u64,
@@ -188,8 +198,12 @@ struct RepairCmd {
     /// library folder, or a portable file made by `romlib export`, holding the same version
     romlib: Option<PathBuf>,
     #[argh(option)]
-    /// a library on an HTTP server instead (http://HOST[:PORT]/PATH/)
+    /// a library on a web server instead (http[s]://HOST[:PORT]/PATH/)
     from: Option<String>,
+    #[argh(option)]
+    /// with an https:// --from: a PEM file of certificate authorities to trust besides the
+    /// system's
+    ca_file: Option<PathBuf>,
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     timeout: u64,
@@ -285,13 +299,18 @@ fn library(
     from: &Option<String>,
     scratch: &Path,
     timeout: u64,
+    ca_file: &Option<PathBuf>,
 ) -> Result<Library, Failure> {
+    if ca_file.is_some() && from.is_none() {
+        return Err(Failure::Usage("--ca-file goes with --from URL".into()));
+    }
     match (romlib, from) {
         (Some(r), None) => Ok(Library::open(r)?),
         (None, Some(url)) => Ok(Library::remote(
             url,
             scratch,
             std::time::Duration::from_secs(timeout.max(1)),
+            ca_file.as_deref(),
         )?),
         _ => Err(Failure::Usage(
             "give either -r LIBRARY or --from URL".into(),
@@ -328,7 +347,13 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                     "give -r LIBRARY, --from URL or --install-dir DIR".into(),
                 ));
             }
-            let lib = library(&c.romlib, &c.from, &std::env::temp_dir(), c.timeout)?;
+            let lib = library(
+                &c.romlib,
+                &c.from,
+                &std::env::temp_dir(),
+                c.timeout,
+                &c.ca_file,
+            )?;
             let store = match trust(&c.trusted_key) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -394,7 +419,7 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
         Cmd::Install(c) => {
             usage_layout(&c.layout)?;
             let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
-            let lib = library(&c.romlib, &c.from, &scratch, c.timeout)?;
+            let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
             let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
             let reuse = c.reuse.as_ref().map(|p| Library::new(p.clone()));
             let install_dir = match &c.layout {
@@ -424,6 +449,15 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 },
             );
             progress.finish();
+            let no_ranges = lib.remote_source().and_then(|r| r.ranges_ignored());
+            if let Some(extra) = no_ranges {
+                out.warn(&format!(
+                    "{}: the server ignores byte ranges, so packs were read through as streams: \
+                     {extra} bytes downloaded beyond the records needed (serve the library with \
+                     nginx, `romlib serve` or another server with ranges to avoid them)",
+                    lib.root().display()
+                ));
+            }
             let r = r?;
             for note in &r.recovered {
                 out.warn(note);
@@ -439,7 +473,13 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 ));
             }
             out.result(
-                r.installed_json(&title, &install_dir, bytes, requests),
+                r.installed_json(
+                    &title,
+                    &install_dir,
+                    bytes,
+                    requests,
+                    no_ranges.unwrap_or(0),
+                ),
                 &human,
             );
             Ok(())
@@ -782,7 +822,7 @@ fn repair(mut c: RepairCmd, out: &Output) -> Result<(), Failure> {
     let m = installed_manifest(&c.install_dir, &c.game, &store)?;
     // Nothing is read from the source until the check has found damage.
     let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
-    let lib = library(&c.romlib, &c.from, &scratch, c.timeout)?;
+    let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
     let mut progress = Reporter::new(c.progress, "repair", false);
     if let Some(remote) = lib.remote_source() {
         progress.count_downloads(|| remote.downloaded());

@@ -78,13 +78,15 @@ pub struct GameReport {
 
 impl GameReport {
     /// The result object both binaries print with `--json` once game `title` is installed
-    /// into `install_dir`, `downloaded` bytes in `requests` HTTP requests.
+    /// into `install_dir`, `downloaded` bytes in `requests` HTTP requests, of which
+    /// `extra_without_ranges` only because the server ignores byte ranges.
     pub fn installed_json(
         &self,
         title: &str,
         install_dir: &Path,
         downloaded: u64,
         requests: u64,
+        extra_without_ranges: u64,
     ) -> crate::cli::json::Obj {
         crate::cli::json::Obj::new()
             .field("game", title)
@@ -96,6 +98,7 @@ impl GameReport {
             .field("reused_bytes", self.reused_bytes)
             .field("bytes_downloaded", downloaded)
             .field("requests", requests)
+            .field("bytes_extra_without_ranges", extra_without_ranges)
             .field("kept", self.kept.clone())
             .field("recovered", self.recovered.clone())
     }

@@ -89,7 +89,7 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
         out.warn(note);
     }
     out.result(
-        r.installed_json(&title, &install_dir, 0, 0),
+        r.installed_json(&title, &install_dir, 0, 0, 0),
         &r.installed_message(&title, &install_dir),
     );
     Ok(())

@@ -48,6 +48,7 @@ enum Cmd {
     Export(transfer::ExportCmd),
     Import(transfer::ImportCmd),
     Serve(transfer::ServeCmd),
+    Publish(transfer::PublishCmd),
 }
 
 /// Runs a parsed command line. `Ok(ExitCode::FAILURE)` is a failure already reported (a
@@ -80,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Export(c) => transfer::export(c),
         Cmd::Import(c) => transfer::import(c),
         Cmd::Serve(c) => transfer::serve(c),
+        Cmd::Publish(c) => transfer::publish(c),
         Cmd::Show(c) => inspect::show(c),
         Cmd::TrainDict(c) => build::train_dict(c),
     }
@@ -115,7 +117,7 @@ impl Cli {
             Some(Cmd::Verify(c)) => ("verify-library", c.json, c.progress),
             Some(Cmd::RebuildIndex(c)) => ("rebuild-index", c.json, none),
             Some(Cmd::Parity(c)) => ("parity", c.json, none),
-            Some(Cmd::Repair(c)) => ("repair", c.json, none),
+            Some(Cmd::Repair(c)) => ("repair-library", c.json, none),
             Some(Cmd::Show(c)) => ("show", c.json, none),
             Some(Cmd::Cat(c)) => {
                 return Output::new("romlib", "cat", c.json, none).data_on_stdout();
@@ -126,6 +128,7 @@ impl Cli {
             Some(Cmd::TrainDict(_)) => ("train-dict", false, none),
             Some(Cmd::Mount(_)) => ("mount", false, none),
             Some(Cmd::Serve(_)) => ("serve", false, none),
+            Some(Cmd::Publish(c)) => ("publish", c.json, none),
         };
         Output::new("romlib", op, json, progress)
     }

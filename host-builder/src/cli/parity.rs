@@ -123,7 +123,7 @@ pub(super) fn repair(c: RepairCmd) -> anyhow::Result<ExitCode> {
         rep.unprotected,
     ));
     let ok = rep.unrepaired.is_empty();
-    Output::new("romlib", "repair", c.json, ProgressMode::None).result(
+    Output::new("romlib", "repair-library", c.json, ProgressMode::None).result(
         Obj::new()
             .field("ok", ok)
             .field(
