@@ -5,14 +5,16 @@
 #      binfmt_misc is not available here, so the runner is set per target in cross/env.sh);
 #   2. end to end: the host `romlib` builds a signed sample library; each static ARM
 #      `romlib-device` (target/cross/<arch>/romlib-device) lists, verifies, installs (compared
-#      byte for byte with the input), uninstalls, and refuses a tampered manifest, a corrupted
+#      byte for byte with the input; also with --layout for muOS, Knulli, MinUI and Onion),
+#      uninstalls, and refuses a tampered manifest, a corrupted
 #      pack, an untrusted key and bad usage with the documented exit status; then the same
 #      installs from a portable file (`romlib export`) and over HTTP from `romlib serve` on
 #      loopback by host name (`http://localhost:PORT/`: libc-free name resolution).
 #   3. the host's damage, full-disk, read-error, kill -9, bad-server and front-end test
 #      suites (tests/tests/damage.rs, full_disk.rs, faults.rs, crash_loops.rs, network.rs,
-#      frontend.rs: --json, --progress json and examples/frontend.py) with each ARM
-#      romlib-device under QEMU;
+#      frontend.rs: --json, --progress json and examples/frontend.py; https.rs: nginx over
+#      HTTPS with a private CA and bad certificates, redirects, python3 -m http.server, an
+#      S3 server after `romlib publish`) with each ARM romlib-device under QEMU;
 #   4. optional big-endian check: `cargo test -p romlib-format -p romlib-device` for
 #      s390x-unknown-linux-gnu (static glibc, s390x-linux-gnu-gcc, runner qemu-s390x). Skipped,
 #      not failed, when its rustup target or Debian cross linker cannot be installed.
@@ -139,6 +141,8 @@ step "Host: romlib keygen + romlib build"
 "$ROMLIB" keygen --secret-key "$WORK/K.sec" --public-key "$WORK/K.pub"
 "$ROMLIB" keygen --secret-key "$WORK/other.sec" --public-key "$WORK/other.pub"
 "$ROMLIB" build -i "$WORK/in" -o "$WORK/lib" --signing-key "$WORK/K.sec"
+# The same games with a system recorded (--system), for installs with --layout.
+"$ROMLIB" build -q -i "$WORK/in" -o "$WORK/lib-layout" --signing-key "$WORK/K.sec" --system nes
 find "$WORK/lib" -type f -printf '%s\t%P\n' | sort -k2
 
 # Tampered libraries (copies): one byte flipped in the middle of a file.
@@ -248,6 +252,24 @@ for a in "${CROSS_ARCHES[@]}"; do
         [[ ! -e "$DIR/$g" ]] && ok "$a '$g' is gone after uninstall" \
             || bad "$a '$g' is gone after uninstall"
     done
+
+    # Layouts: the game lands in the folder each handheld OS expects for its system, and
+    # uninstall --layout finds it there.
+    for spec in "muos:nes" "knulli:nes" "minui:Nintendo Entertainment System (FC)" "onion:FC"; do
+        layout=${spec%%:*} folder=${spec#*:}
+        LDIR="$WORK/layout-$a-$layout"
+        expect_status 0 "$a install --layout $layout" "${DEV[@]}" install -g beta-racer \
+            -r "$WORK/lib-layout" --install-dir "$LDIR" --layout "$layout" "${KEY[@]}"
+        diff -r -x .romlib-installed -- "$WORK/in/beta-racer" "$LDIR/$folder/beta-racer" \
+            && ok "$a --layout $layout put beta-racer byte-identical in '$folder/'" \
+            || bad "$a --layout $layout put beta-racer byte-identical in '$folder/'"
+        expect_status 0 "$a uninstall --layout $layout" "${DEV[@]}" uninstall -t beta-racer \
+            --install-dir "$LDIR" --layout "$layout"
+        [[ ! -e "$LDIR/$folder/beta-racer" ]] && ok "$a '$folder/beta-racer' gone after uninstall" \
+            || bad "$a '$folder/beta-racer' gone after uninstall"
+    done
+    expect_status 2 "$a unknown layout" "${DEV[@]}" install -g beta-racer \
+        -r "$WORK/lib-layout" --install-dir "$WORK/layout-$a-bad" --layout garlic "${KEY[@]}"
 
     # Refusals: exit status exactly 1 and nothing visible in the install directory.
     not_visible() {
@@ -387,10 +409,10 @@ for a in "${CROSS_ARCHES[@]}"; do
         ROMLIB_DEVICE_RUNNER="${CROSS_QEMU[$a]}" \
         ROMLIB_CRASH_ITERS="${CROSS_CRASH_ITERS:-10}" \
         cargo test "${CROSS_LOCKED[@]}" -p romlib-tests --test damage --test full_disk \
-        --test crash_loops --test faults --test network --test frontend --test bitrot --test cards; then
-        ok "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot and card suites with the $a romlib-device"
+        --test crash_loops --test faults --test network --test frontend --test bitrot --test cards --test https; then
+        ok "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card and https suites with the $a romlib-device"
     else
-        bad "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot and card suites with the $a romlib-device"
+        bad "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card and https suites with the $a romlib-device"
     fi
     TIMES[faults-$a]=$((SECONDS - t))
 done

@@ -11,12 +11,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The host suite drives real peers: FUSE's fusermount3 (mount tests), nginx (installs
-# over HTTP from a static server) and strace (the fsync order of builds and installs).
-# Install them where missing (Debian, as root).
+# over HTTP from a static server, and over HTTPS), openssl (the HTTPS tests' private
+# authority and certificates) and strace (the fsync order of builds and installs).
+# Install them where missing (Debian, as root). The S3 test installs moto's server mode
+# with pip itself when missing (tests/tests/https.rs).
 need=()
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Card images for the file-system checks of installs (tests/tests/cards.rs).
 command -v mkfs.vfat >/dev/null 2>&1 || need+=(dosfstools)
 command -v mkfs.exfat >/dev/null 2>&1 || need+=(exfatprogs)

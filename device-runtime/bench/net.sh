@@ -5,7 +5,10 @@
 # then installed:
 # - from the library folder (the reference, measured in the same run),
 # - over loopback from `romlib serve`, and from nginx (Debian's, started here with the
-#   library folder as its root);
+#   library folder as its root), over plain HTTP and over HTTPS (a private authority and a
+#   server certificate made here with openssl; `--ca-file`);
+# - from `python3 -m http.server`, which ignores byte ranges (the packs are read as streams;
+#   the install's warning states the bytes beyond the records needed);
 # and the revision is installed as an upgrade next to the first version, from nginx.
 # It prints install throughput and its ratio to the local install, peak RSS, requests,
 # and bytes downloaded over the game's size (fresh install and upgrade). One run per
@@ -16,8 +19,8 @@ cd "$(dirname "$0")/../.."
 WORK=${WORK:-/tmp/romlib-netbench}
 MIB=${1:-512}
 LEVEL=${LEVEL:-4}
-[ -x /usr/bin/time ] && { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null; } || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time nginx >/dev/null; }
+[ -x /usr/bin/time ] && { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null; } && command -v openssl >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time nginx openssl >/dev/null; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 rustup target add x86_64-unknown-linux-musl >/dev/null
 TGT=x86_64-unknown-linux-musl
@@ -63,6 +66,7 @@ install() {
   cmp -s "$in/$game/disc.iso" "$dir/$game/disc.iso" || { echo "net.sh: $name: installed file differs" >&2; exit 1; }
   WALL=$(secs "$(field 'Elapsed (wall clock)' "$WORK/$name.time")")
   RSS_KIB=$(field 'Maximum resident set size' "$WORK/$name.time")
+  EXTRA=$(sed -n 's/.*as streams: \([0-9]*\) bytes.*/\1/p' "$WORK/$name.time")
   GOT=$(sed -n 's/^downloaded \([0-9]*\) bytes in \([0-9]*\) request.*/\1/p' "$WORK/$name.out")
   REQ=$(sed -n 's/^downloaded \([0-9]*\) bytes in \([0-9]*\) request.*/\2/p' "$WORK/$name.out")
 }
@@ -73,7 +77,17 @@ pids+=($!)
 for _ in $(seq 100); do grep -q 'http://' "$WORK/serve.log" && break; sleep 0.1; done
 SPORT=$(grep -o '127.0.0.1:[0-9]*' "$WORK/serve.log" | head -1 | cut -d: -f2)
 # nginx on another free port.
-NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NPORT=$(freeport); TPORT=$(freeport); PPORT=$(freeport)
+# A private authority and a certificate for 127.0.0.1 (ECDSA P-256, as most CDNs now serve).
+(cd "$WORK" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 \
+   -subj /CN=romlib-bench-ca -addext basicConstraints=critical,CA:TRUE \
+   -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null &&
+ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr \
+   -subj /CN=127.0.0.1 2>/dev/null &&
+ printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >srv.ext &&
+ openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 30 \
+   -extfile srv.ext 2>/dev/null)
 mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -88,26 +102,32 @@ http {
   uwsgi_temp_path $WORK/nginx/tmp;
   scgi_temp_path $WORK/nginx/tmp;
   server { listen 127.0.0.1:$NPORT; root $lib; }
+  server { listen 127.0.0.1:$TPORT ssl; ssl_certificate $WORK/srv.pem;
+           ssl_certificate_key $WORK/srv.key; root $lib; }
 }
 EOF
 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off; master_process off;' &
 pids+=($!)
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null && break; sleep 0.1; done
+(cd "$lib" && exec python3 -m http.server --bind 127.0.0.1 "$PPORT" >/dev/null 2>&1) &
+pids+=($!)
+for port in $NPORT $TPORT $PPORT; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
 
 echo "## romlib-device install over HTTP: one $MIB MiB game"
 echo
 echo "$(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; native static x86_64 musl, \`device\` profile, loopback. One run per figure."
 echo
-echo "| install | seconds | MiB/s | vs local | peak RSS MiB | requests | downloaded / game size |"
-echo "|---|---|---|---|---|---|---|"
+echo "| install | seconds | MiB/s | vs local | peak RSS MiB | requests | downloaded / game size | beyond the records (no-range streams) |"
+echo "|---|---|---|---|---|---|---|---|"
 rm -rf "$WORK/i-local"
 install local game "$WORK/i-local" -r "$lib"
 LW=$WALL
 row() {  # LABEL
-  awk -v l="$1" -v w="$WALL" -v lw="$LW" -v s="$size" -v r="$RSS_KIB" -v q="${REQ:--}" -v g="${GOT:-}" 'BEGIN {
+  awk -v l="$1" -v w="$WALL" -v lw="$LW" -v s="$size" -v r="$RSS_KIB" -v q="${REQ:--}" -v g="${GOT:-}" -v x="${EXTRA:-0}" 'BEGIN {
     w = (w > 0.005 ? w : 0.005); lw = (lw > 0.005 ? lw : 0.005);
     d = (g == "" ? "-" : sprintf("%.4f", g / s));
-    printf "| %s | %.2f | %.1f | %.2fx | %.2f | %s | %s |\n", l, w, s / 1048576 / w, lw / w, r / 1024, q, d }'
+    printf "| %s | %.2f | %.1f | %.2fx | %.2f | %s | %s | %d |\n", l, w, s / 1048576 / w, lw / w, r / 1024, q, d, x }'
 }
 row "from the library folder (reference)"
 rm -rf "$WORK/i-serve"
@@ -116,9 +136,15 @@ row "from \`romlib serve\` (http://localhost)"
 rm -rf "$WORK/i-nginx"
 install nginx game "$WORK/i-nginx" --from "http://127.0.0.1:$NPORT/"
 row "from nginx"
+rm -rf "$WORK/i-tls"
+install tls game "$WORK/i-tls" --from "https://127.0.0.1:$TPORT/" --ca-file "$WORK/ca.pem"
+row "from nginx over HTTPS (private CA)"
+rm -rf "$WORK/i-py"
+install py game "$WORK/i-py" --from "http://127.0.0.1:$PPORT/"
+row "from \`python3 -m http.server\` (no ranges)"
 install upgrade game-v2 "$WORK/i-nginx" --from "http://127.0.0.1:$NPORT/"
 row "upgrade to the revision, from nginx"
 echo
 echo "The revision differs from the first version in 16 scattered 4 KiB blocks; the upgrade"
 echo "reuses the installed version's chunks (hashed before use) and downloads the rest."
-rm -rf "$WORK/i-local" "$WORK/i-serve" "$WORK/i-nginx"
+rm -rf "$WORK/i-local" "$WORK/i-serve" "$WORK/i-nginx" "$WORK/i-tls" "$WORK/i-py"

@@ -90,6 +90,15 @@ pub enum Error {
         /// What went wrong.
         problem: String,
     },
+    /// An https:// server's certificate was refused (expired, for another host, or from an
+    /// unknown authority), or no certificate authorities could be loaded. Nothing was
+    /// downloaded from it, and plain http:// is never tried instead.
+    Tls {
+        /// The URL.
+        url: String,
+        /// What went wrong, naming the host.
+        problem: String,
+    },
     /// The install folder's file system cannot hold the game as it is.
     Unfit {
         /// The install folder.
@@ -116,6 +125,14 @@ pub enum Error {
         offset: u64,
         /// The file's size.
         size: u64,
+    },
+    /// `--layout` cannot place a game: an unknown layout, a game without a known system,
+    /// or a system the layout has no folder for. The message lists what exists.
+    Layout {
+        /// What it is about: the layout name or the game's title id.
+        subject: String,
+        /// What is wrong, and what exists.
+        problem: String,
     },
 }
 
@@ -172,7 +189,9 @@ impl Error {
             Error::NoTrustedKeys { .. } => "no_trusted_keys",
             Error::NotOurs { .. } => "not_ours",
             Error::Http { .. } => "network",
+            Error::Tls { .. } => "tls",
             Error::BeyondEnd { .. } => "out_of_range",
+            Error::Layout { .. } => "no_layout_folder",
             Error::Unfit { .. } => "file_system",
             Error::NoRoom { .. } => "no_space",
         }
@@ -194,7 +213,8 @@ impl Error {
             | Error::Unfit { path, .. }
             | Error::NoRoom { path, .. }
             | Error::BeyondEnd { path, .. } => path.to_string_lossy().into_owned(),
-            Error::Http { url, .. } => url.clone(),
+            Error::Http { url, .. } | Error::Tls { url, .. } => url.clone(),
+            Error::Layout { subject, .. } => subject.clone(),
         }
     }
 }
@@ -258,6 +278,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Http { url, problem } => write!(f, "{url}: {problem}"),
+            Error::Tls { url, problem } => write!(f, "{url}: TLS: {problem}"),
             Error::Unfit { path, fs, problems } => write!(
                 f,
                 "{}: this {fs} file system cannot hold the game: {}",
@@ -286,6 +307,7 @@ impl fmt::Display for Error {
                 "{}: offset {offset} is beyond the end of the file ({size} bytes)",
                 path.display()
             ),
+            Error::Layout { subject, problem } => write!(f, "{subject}: {problem}"),
         }
     }
 }

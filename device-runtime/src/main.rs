@@ -8,9 +8,9 @@ use romlib_device::cli::play::{CatCmd, MountCmd};
 use romlib_device::cli::reporter::{ProgressMode, Reporter};
 use romlib_device::cli::version_text;
 use romlib_device::install::{
-    check_installed, cleanup, count, install_game_reusing, installed_games, installed_manifest,
-    installed_titles, leftovers, leftovers_note, repair_installed, uninstall, uninstalled_message,
-    verify_game, InstalledCheck,
+    check_installed, cleanup, count, install_game_with, installed_games, installed_manifest,
+    installed_titles, layout, leftovers, leftovers_note, repair_installed, uninstall,
+    uninstalled_message, verify_game, InstallOptions, InstalledCheck,
 };
 use romlib_device::play::read::Game;
 use romlib_device::trusted::DEFAULT_TRUST_DIR;
@@ -49,8 +49,12 @@ struct ListCmd {
     /// library folder, or a portable file made by `romlib export`
     romlib: Option<PathBuf>,
     #[argh(option)]
-    /// library on an HTTP server instead (http://HOST[:PORT]/PATH/; lists its catalog.txt)
+    /// library on a web server instead (http[s]://HOST[:PORT]/PATH/; lists its catalog.txt)
     from: Option<String>,
+    #[argh(option)]
+    /// with an https:// --from: a PEM file of certificate authorities to trust besides the
+    /// system's (for a server with a private CA)
+    ca_file: Option<PathBuf>,
     #[argh(option)]
     /// list the games installed in this folder instead of a library
     install_dir: Option<PathBuf>,
@@ -76,10 +80,16 @@ struct InstallCmd {
     /// library folder, or a portable file made by `romlib export`
     romlib: Option<PathBuf>,
     #[argh(option)]
-    /// install from a library on an HTTP server instead (http://HOST[:PORT]/PATH/; any static
-    /// server or `romlib serve`): fetches the manifest, the locator and only the chunk records
-    /// needed, in ranged requests
+    /// install from a library on a web server instead (http[s]://HOST[:PORT]/PATH/; any
+    /// static server, an S3 bucket or `romlib serve`): fetches the manifest, the locator and
+    /// only the chunk records needed, in ranged requests (from a server without ranges, by
+    /// reading the packs through once, with a warning); follows redirects, never from https
+    /// down to http
     from: Option<String>,
+    #[argh(option)]
+    /// with an https:// --from: a PEM file of certificate authorities to trust besides the
+    /// system's (SSL_CERT_FILE or /etc/ssl/certs/ca-certificates.crt and the like)
+    ca_file: Option<PathBuf>,
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     timeout: u64,
@@ -91,12 +101,21 @@ struct InstallCmd {
     /// where games are installed
     install_dir: PathBuf,
     #[argh(option)]
+    /// install into the folder a handheld OS expects for the game's system (from its
+    /// signed manifest): muos, knulli (batocera), minui (nextui), onion, arkos (darkos);
+    /// --install-dir is then the OS's ROM root
+    layout: Option<String>,
+    #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     trusted_key: Vec<PathBuf>,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
     progress: ProgressMode,
+    #[argh(switch)]
+    /// do not refuse a game the file system seems to have no room for (a compressing file
+    /// system holds more than its free space says); a full disk still leaves nothing
+    no_room_check: bool,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     json: bool,
@@ -112,6 +131,10 @@ struct UninstallCmd {
     #[argh(option)]
     /// where games are installed
     install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout the game was installed with: it is looked for in that layout's system
+    /// folders under --install-dir
+    layout: Option<String>,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     json: bool,
@@ -140,6 +163,10 @@ struct VerifyCmd {
     /// with --installed: every game installed there
     all: bool,
     #[argh(option)]
+    /// with --installed: the layout the games were installed with (looked for in its
+    /// system folders under --install-dir)
+    layout: Option<String>,
+    #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     trusted_key: Vec<PathBuf>,
     #[argh(option, default = "ProgressMode::Auto")]
@@ -163,12 +190,20 @@ struct RepairCmd {
     #[argh(option)]
     /// where games are installed
     install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout the game was installed with: it is looked for in that layout's system
+    /// folders under --install-dir
+    layout: Option<String>,
     #[argh(option, short = 'r')]
     /// library folder, or a portable file made by `romlib export`, holding the same version
     romlib: Option<PathBuf>,
     #[argh(option)]
-    /// a library on an HTTP server instead (http://HOST[:PORT]/PATH/)
+    /// a library on a web server instead (http[s]://HOST[:PORT]/PATH/)
     from: Option<String>,
+    #[argh(option)]
+    /// with an https:// --from: a PEM file of certificate authorities to trust besides the
+    /// system's
+    ca_file: Option<PathBuf>,
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     timeout: u64,
@@ -264,17 +299,30 @@ fn library(
     from: &Option<String>,
     scratch: &Path,
     timeout: u64,
+    ca_file: &Option<PathBuf>,
 ) -> Result<Library, Failure> {
+    if ca_file.is_some() && from.is_none() {
+        return Err(Failure::Usage("--ca-file goes with --from URL".into()));
+    }
     match (romlib, from) {
         (Some(r), None) => Ok(Library::open(r)?),
         (None, Some(url)) => Ok(Library::remote(
             url,
             scratch,
             std::time::Duration::from_secs(timeout.max(1)),
+            ca_file.as_deref(),
         )?),
         _ => Err(Failure::Usage(
             "give either -r LIBRARY or --from URL".into(),
         )),
+    }
+}
+
+/// An unknown `--layout` is a usage error (exit 2), found before anything is read.
+fn usage_layout(name: &Option<String>) -> Result<(), Failure> {
+    match name.as_deref().map(layout::find_layout) {
+        Some(Err(e)) => Err(Failure::Usage(e.to_string())),
+        _ => Ok(()),
     }
 }
 
@@ -299,7 +347,13 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                     "give -r LIBRARY, --from URL or --install-dir DIR".into(),
                 ));
             }
-            let lib = library(&c.romlib, &c.from, &std::env::temp_dir(), c.timeout)?;
+            let lib = library(
+                &c.romlib,
+                &c.from,
+                &std::env::temp_dir(),
+                c.timeout,
+                &c.ca_file,
+            )?;
             let store = match trust(&c.trusted_key) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -363,10 +417,15 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
             }
         }
         Cmd::Install(c) => {
+            usage_layout(&c.layout)?;
             let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
-            let lib = library(&c.romlib, &c.from, &scratch, c.timeout)?;
+            let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
             let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
             let reuse = c.reuse.as_ref().map(|p| Library::new(p.clone()));
+            let install_dir = match &c.layout {
+                Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,
+                None => c.install_dir.clone(),
+            };
             let mut progress = Reporter::new(c.progress, "install", false);
             if let Some(remote) = lib.remote_source() {
                 progress.count_downloads(|| remote.downloaded());
@@ -378,20 +437,32 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 Some(m.body().total_size),
                 Some(m.body().chunk_count),
             );
-            let r = install_game_reusing(
+            let r = install_game_with(
                 &lib,
                 &m,
-                &c.install_dir,
+                &install_dir,
                 &mut RuzstdDecoder::default(),
-                reuse.as_ref(),
-                &progress,
+                &InstallOptions {
+                    reuse: reuse.as_ref(),
+                    progress: &progress,
+                    check_room: !c.no_room_check,
+                },
             );
             progress.finish();
+            let no_ranges = lib.remote_source().and_then(|r| r.ranges_ignored());
+            if let Some(extra) = no_ranges {
+                out.warn(&format!(
+                    "{}: the server ignores byte ranges, so packs were read through as streams: \
+                     {extra} bytes downloaded beyond the records needed (serve the library with \
+                     nginx, `romlib serve` or another server with ranges to avoid them)",
+                    lib.root().display()
+                ));
+            }
             let r = r?;
             for note in &r.recovered {
                 out.warn(note);
             }
-            let mut human = r.installed_message(&title, &c.install_dir);
+            let mut human = r.installed_message(&title, &install_dir);
             let (bytes, requests) = lib.remote_source().map_or((0, 0), |r| r.transferred());
             if lib.remote_source().is_some() {
                 human.push_str(&format!(
@@ -402,29 +473,29 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 ));
             }
             out.result(
-                Obj::new()
-                    .field("game", title.as_str())
-                    .field("path", c.install_dir.join(&title).as_path())
-                    .field("files", r.files)
-                    .field("bytes", r.bytes)
-                    .field("chunks", r.chunks)
-                    .field("reused_chunks", r.reused_chunks)
-                    .field("reused_bytes", r.reused_bytes)
-                    .field("bytes_downloaded", bytes)
-                    .field("requests", requests)
-                    .field("kept", r.kept)
-                    .field("recovered", r.recovered),
+                r.installed_json(
+                    &title,
+                    &install_dir,
+                    bytes,
+                    requests,
+                    no_ranges.unwrap_or(0),
+                ),
                 &human,
             );
             Ok(())
         }
         Cmd::Uninstall(c) => {
-            let kept = uninstall(&c.install_dir, &c.title_id)?;
-            let human = uninstalled_message(&c.title_id, &c.install_dir, &kept);
+            usage_layout(&c.layout)?;
+            let install_dir = match &c.layout {
+                Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
+                None => c.install_dir.clone(),
+            };
+            let kept = uninstall(&install_dir, &c.title_id)?;
+            let human = uninstalled_message(&c.title_id, &install_dir, &kept);
             out.result(
                 Obj::new()
                     .field("game", c.title_id.as_str())
-                    .field("path", c.install_dir.join(&c.title_id).as_path())
+                    .field("path", install_dir.join(&c.title_id).as_path())
                     .field("kept", kept),
                 &human,
             );
@@ -576,8 +647,16 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
             "--installed checks the installed copy and reads no library (`repair -r` does)".into(),
         ));
     }
-    let titles = match (&c.game, c.all) {
-        (Some(g), false) => vec![g.clone()],
+    usage_layout(&c.layout)?;
+    // (folder the game is in, title): with a layout, the game's system folder.
+    let games: Vec<(PathBuf, String)> = match (&c.game, c.all) {
+        (Some(g), false) => {
+            let at = match &c.layout {
+                Some(l) => layout::installed_dir(dir, l, g)?,
+                None => dir.clone(),
+            };
+            vec![(at, g.clone())]
+        }
         (None, true) => {
             if !dir.is_dir() {
                 return Err(Error::NotFound {
@@ -586,7 +665,17 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
                 }
                 .into());
             }
-            installed_titles(dir)?
+            let folders = match &c.layout {
+                Some(l) => layout::layout_folders(dir, l)?,
+                None => vec![dir.clone()],
+            };
+            let mut games = Vec::new();
+            for f in folders {
+                for t in installed_titles(&f)? {
+                    games.push((f.clone(), t));
+                }
+            }
+            games
         }
         _ => {
             return Err(Failure::Usage(
@@ -596,8 +685,8 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
     };
     let store = trust(&c.trusted_key)?;
     let progress = Reporter::new(c.progress, "verify-installed", false);
-    let (mut games, mut human, mut bad) = (Vec::new(), String::new(), 0usize);
-    for t in &titles {
+    let (mut results, mut human, mut bad) = (Vec::new(), String::new(), 0usize);
+    for (dir, t) in &games {
         let checked = installed_manifest(dir, t, &store).and_then(|m| {
             progress.phase(
                 "verify-installed",
@@ -615,7 +704,7 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
             Err(e) if c.all => {
                 bad += 1;
                 human.push_str(&format!("{t}: CANNOT CHECK: {e}\n"));
-                games.push(installed_json(t, None, Some(e.to_string())));
+                results.push(installed_json(dir, t, None, Some(e.to_string())));
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -661,17 +750,17 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
                 "  {x}: not part of the game (yours; left alone)\n"
             ));
         }
-        games.push(installed_json(t, Some(&r), None));
+        results.push(installed_json(dir, t, Some(&r), None));
     }
     human.push_str(&format!(
         "{} checked, {} damaged",
-        count(titles.len(), "game", "games"),
+        count(games.len(), "game", "games"),
         bad
     ));
     out.result(
         Obj::new()
             .field("install_dir", dir.as_path())
-            .field("games", games),
+            .field("games", results),
         &human,
     );
     if bad > 0 {
@@ -682,7 +771,12 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
 }
 
 /// One game of `verify --installed`'s JSON.
-fn installed_json(title: &str, r: Option<&InstalledCheck>, error: Option<String>) -> Obj {
+fn installed_json(
+    dir: &Path,
+    title: &str,
+    r: Option<&InstalledCheck>,
+    error: Option<String>,
+) -> Obj {
     let damaged: Vec<Obj> = r
         .map(|r| {
             r.damaged
@@ -706,6 +800,7 @@ fn installed_json(title: &str, r: Option<&InstalledCheck>, error: Option<String>
         .unwrap_or_default();
     Obj::new()
         .field("title", title)
+        .field("path", dir.join(title).as_path())
         .field("ok", r.is_some_and(InstalledCheck::ok))
         .field("files", r.map_or(0, |r| r.files))
         .field("bytes", r.map_or(0, |r| r.bytes))
@@ -718,12 +813,16 @@ fn installed_json(title: &str, r: Option<&InstalledCheck>, error: Option<String>
 
 /// `repair`: checks the installed game, then rewrites its damaged files from a library,
 /// reading only the ranges that differ.
-fn repair(c: RepairCmd, out: &Output) -> Result<(), Failure> {
+fn repair(mut c: RepairCmd, out: &Output) -> Result<(), Failure> {
+    usage_layout(&c.layout)?;
+    if let Some(l) = &c.layout {
+        c.install_dir = layout::installed_dir(&c.install_dir, l, &c.game)?;
+    }
     let store = trust(&c.trusted_key)?;
     let m = installed_manifest(&c.install_dir, &c.game, &store)?;
     // Nothing is read from the source until the check has found damage.
     let scratch = c.install_dir.join(romlib_device::install::STAGING_DIR);
-    let lib = library(&c.romlib, &c.from, &scratch, c.timeout)?;
+    let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
     let mut progress = Reporter::new(c.progress, "repair", false);
     if let Some(remote) = lib.remote_source() {
         progress.count_downloads(|| remote.downloaded());

@@ -10,6 +10,10 @@ pub const GAMES_DIR: &str = "games";
 pub const DICTS_DIR: &str = "dicts";
 /// Folder of the publisher's public keys.
 pub const KEYS_DIR: &str = "keys";
+/// Folder of the parity files (SPEC section 13): `parity/packs/` and `parity/games/`.
+pub const PARITY_DIR: &str = "parity";
+/// Extension added to a protected file's name to name its parity file.
+pub const PARITY_EXT: &str = "par";
 /// The redb index database.
 pub const INDEX_FILE: &str = "index.db";
 /// The checksums of the published `index.db` (SPEC section 5.1).

@@ -15,8 +15,10 @@ pub mod layout;
 pub mod limits;
 pub mod manifest;
 pub mod pack;
+pub mod parity;
 pub mod path;
 pub mod portable;
+pub mod systems;
 
 mod le;
 

@@ -48,3 +48,14 @@ pub const MAX_DELTA_DEPTH: u32 = 1;
 pub const MAX_DICT_LEN: u64 = 1 << 20;
 /// Directory entries in a portable file (dictionaries, packs and games together).
 pub const MAX_PORTABLE_ENTRIES: u32 = 1 << 16;
+/// Most data shards of a parity file (SPEC section 13).
+pub const MAX_PARITY_DATA_SHARDS: u32 = 256;
+/// Most recovery shards of a parity file (never more than its data shards).
+pub const MAX_PARITY_SHARDS: u32 = MAX_PARITY_DATA_SHARDS;
+/// Largest window of a parity file, in bytes: a reader holds one window of every shard,
+/// so this bounds its memory (256 x 64 KiB).
+pub const MAX_PARITY_WINDOW: u32 = 64 << 10;
+/// Largest file a parity file protects (a pack is smaller than this).
+pub const MAX_PARITY_PROTECTED_LEN: u64 = MAX_PACK_SIZE;
+/// Largest redundancy of a parity file, in percent of the protected file.
+pub const MAX_PARITY_PERCENT: u32 = 100;

@@ -12,6 +12,7 @@ pub mod fsio;
 pub mod inspect;
 pub mod keys;
 pub mod library;
+pub mod parity;
 pub mod transfer;
 pub mod zstd_decoder;
 

@@ -456,3 +456,38 @@ fn verify_all_checks_every_installed_game() {
     let out = device(&["verify", "-g", "beta", "--all", "-r", &w.s("lib")]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn games_installed_with_a_layout_are_checked_and_repaired_in_their_system_folder() {
+    let w = Workspace::new();
+    let mut r = Rng::new(23);
+    write(&w.p("in"), "pocket/pocket.gb", &r.bytes(200_000));
+    write(&w.p("in"), "pocket/romlib.toml", b"system = \"Game Boy\"\n");
+    ok(w.build("in", "lib", &[]));
+    let (inst, key) = (w.s("roms"), w.s("k.pub"));
+    let with = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend([
+            "--install-dir",
+            &inst,
+            "--trusted-key",
+            &key,
+            "--layout",
+            "onion",
+        ]);
+        device(&a)
+    };
+    ok(with(&["install", "-g", "pocket", "-r", &w.s("lib")]));
+    let rom = w.p("roms/GB/pocket/pocket.gb");
+    zero(&rom, 4096, 4096);
+    let out = with(&["verify", "--installed", "-g", "pocket", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_obj(&schema(), &out);
+    assert_eq!(v["games"][0]["path"], w.s("roms/GB/pocket"));
+    let out = with(&["verify", "--installed", "--all", "--json"]);
+    let v = stdout_obj(&schema(), &out);
+    assert_eq!(v["games"].as_array().unwrap().len(), 1, "{v}");
+    ok(with(&["repair", "-g", "pocket", "-r", &w.s("lib")]));
+    ok(with(&["verify", "--installed", "--all"]));
+    assert!(std::fs::read(&rom).unwrap() == std::fs::read(w.p("in/pocket/pocket.gb")).unwrap());
+}

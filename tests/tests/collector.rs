@@ -614,3 +614,638 @@ fn an_endless_dat_field_is_refused_in_bounded_memory() {
         );
     }
 }
+
+/// A MAME software list entry's `<rom>` with a hex size.
+fn softlist_rom(name: &str, data: &[u8], offset: usize) -> String {
+    let h = DatHashes::of(data);
+    format!(
+        "<rom name=\"{name}\" size=\"0x{:x}\" crc=\"{:08x}\" sha1=\"{}\" offset=\"0x{offset:x}\"/>",
+        data.len(),
+        h.crc32,
+        hex(&h.sha1)
+    )
+}
+
+#[test]
+fn a_software_list_with_hex_sizes_reports_complete_and_missing() {
+    let w = Workspace::new();
+    let mut r = Rng::new(16);
+    let (prg, chr) = (r.bytes(32768), r.bytes(8192));
+    write(&w.p("in"), "smb/smb.prg", &prg);
+    write(&w.p("in"), "smb/smb.chr", &chr);
+    write(&w.p("in"), "other/other.bin", &r.bytes(1000));
+    // As MAME's hash/nes.xml spells it: parts, data areas, a loadflag continuation without
+    // a name, a nodump rom, a disk area; one software absent from the library, and one
+    // rom entry with a malformed size (skipped, with a warning, not the whole list).
+    let list = format!(
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE softwarelist SYSTEM \"softwarelist.dtd\">\n\
+         <softwarelist name=\"nes\" description=\"Nintendo Entertainment System cartridges\">\n\
+         \t<software name=\"smb\">\n\t\t<description>Super Game (World)</description>\n\
+         \t\t<year>1985</year>\n\t\t<publisher>Someone</publisher>\n\
+         \t\t<part name=\"cart\" interface=\"nes_cart\">\n\t\t\t<feature name=\"slot\" value=\"nrom\"/>\n\
+         \t\t\t<dataarea name=\"prg\" size=\"0x8000\">\n\t\t\t\t{}\n\t\t\t</dataarea>\n\
+         \t\t\t<dataarea name=\"chr\" size=\"0x2000\">\n\t\t\t\t{}\n\
+         \t\t\t\t<rom size=\"0x1000\" offset=\"0x1000\" loadflag=\"continue\"/>\n\
+         \t\t\t\t<rom name=\"smb.pal\" size=\"32\" status=\"nodump\"/>\n\t\t\t</dataarea>\n\
+         \t\t</part>\n\t</software>\n\
+         \t<software name=\"lost\">\n\t\t<description>Lost Game</description>\n\
+         \t\t<part name=\"cart\" interface=\"nes_cart\"><dataarea name=\"prg\" size=\"0x10\">\n\
+         \t\t\t<rom name=\"lost.prg\" size=\"0x10\" crc=\"0badf00d\" offset=\"0\"/>\n\
+         \t\t\t<rom name=\"bad.prg\" size=\"0x1g\" crc=\"00000001\" offset=\"0\"/>\n\
+         \t\t</dataarea></part>\n\t</software>\n</softwarelist>\n",
+        softlist_rom("smb.prg", &prg, 0),
+        softlist_rom("smb.chr", &chr, 0),
+    );
+    fs::write(w.p("nes.xml"), list).unwrap();
+    let out = romlib(&["verify", "-r", &w.s("lib"), "--dat", &w.s("nes.xml")]);
+    assert_eq!(out.status.code(), Some(1), "no library yet");
+    // The build names games from the list and says which entry it skipped, on stderr.
+    let built = w.build("in", "lib", &["--dat", &w.s("nes.xml"), "-q"]);
+    let err = String::from_utf8_lossy(&built.stderr).into_owned();
+    ok(built);
+    assert!(
+        err.contains("romlib: warning: ") && err.contains("rom \"bad.prg\": bad size \"0x1g\""),
+        "{err}"
+    );
+
+    let out = romlib(&["verify", "-r", &w.s("lib"), "--dat", &w.s("nes.xml")]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for needle in [
+        "DAT nes (",
+        "complete   smb -> smb",
+        "missing    lost",
+        "warning: ",
+        "nes.xml: line 24: rom \"bad.prg\": bad size \"0x1g\"; entry skipped",
+        "2 games: 1 complete, 0 incomplete, 0 wrong hash, 1 missing, 1 rom entry skipped",
+        "library games no DAT knows: 1\n  other",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+    let v = json(&ok_or_1(romlib(&[
+        "verify",
+        "-r",
+        &w.s("lib"),
+        "--dat",
+        &w.s("nes.xml"),
+        "--json",
+    ])));
+    let d = &v["dats"][0];
+    assert_eq!(d["totals"]["complete"], 1);
+    assert_eq!(d["totals"]["skipped_roms"], 1);
+    assert_eq!(d["warnings"].as_array().unwrap().len(), 1);
+    let smb = &d["games"][0];
+    assert_eq!(smb["roms"][2]["state"], "nodump");
+    assert_eq!(
+        smb["roms"].as_array().unwrap().len(),
+        3,
+        "the continuation is no rom"
+    );
+    // The build named the game after the software, from the list.
+    let show = json(&ok(romlib(&[
+        "show",
+        "-g",
+        "smb",
+        "-r",
+        &w.s("lib"),
+        "--json",
+    ])));
+    assert_eq!(show["display_name"], "smb");
+    assert_eq!(show["dat"]["description"], "Super Game (World)");
+    assert_eq!(show["dat"]["source"], "nes");
+}
+
+/// `romlib verify` output that may be exit 1 (a DAT game missing), never a crash.
+fn ok_or_1(out: std::process::Output) -> String {
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An iNES file: the 16-byte header, then PRG and CHR data.
+fn ines(r: &mut Rng, body: usize) -> Vec<u8> {
+    let mut v = b"NES\x1a\x02\x01\x01\x00".to_vec();
+    v.resize(16, 0);
+    v.extend_from_slice(&r.bytes(body));
+    v
+}
+
+#[test]
+fn a_headered_nes_rom_matches_headerless_and_headered_entries() {
+    let w = Workspace::new();
+    let mut r = Rng::new(17);
+    let nes = ines(&mut r, 40960);
+    let lynx = {
+        let mut v = b"LYNX".to_vec();
+        v.resize(64, 7);
+        v.extend_from_slice(&r.bytes(4096));
+        v
+    };
+    // A header only a detector file knows: "RLHD" and 32 bytes.
+    let custom = {
+        let mut v = b"RLHD".to_vec();
+        v.resize(32, 1);
+        v.extend_from_slice(&r.bytes(3000));
+        v
+    };
+    let plain = r.bytes(5000);
+    write(&w.p("in"), "nesgame/Game (USA).nes", &nes);
+    write(&w.p("in"), "lynxgame/Game (Europe).lnx", &lynx);
+    write(&w.p("in"), "custom/game.bin", &custom);
+    write(&w.p("in"), "plain/game.bin", &plain);
+    fs::write(
+        w.p("rlhd.xml"),
+        "<?xml version=\"1.0\"?>\n<detector>\n\t<name>RomLib Test Header</name>\n\
+         \t<rule start_offset=\"20\" end_offset=\"EOF\" operation=\"none\">\n\
+         \t\t<data offset=\"0\" value=\"524C4844\" result=\"true\"/>\n\t</rule>\n</detector>\n",
+    )
+    .unwrap();
+    ok(w.build("in", "lib", &["--header-skipper", &w.s("rlhd.xml")]));
+
+    let show = |game: &str| {
+        let v = json(&ok(romlib(&[
+            "show",
+            "-g",
+            game,
+            "-r",
+            &w.s("lib"),
+            "--json",
+        ])));
+        v["files"][0].clone()
+    };
+    let f = show("nesgame");
+    let part = DatHashes::of(&nes[16..]);
+    assert_eq!(f["headerless"]["detector"], "ines");
+    assert_eq!(f["headerless"]["header_size"], 16);
+    assert_eq!(f["headerless"]["size"], 40960);
+    assert_eq!(f["headerless"]["sha1"], hex(&part.sha1));
+    assert_eq!(
+        f["sha1"],
+        hex(&DatHashes::of(&nes).sha1),
+        "the whole file's stay"
+    );
+    assert_eq!(show("lynxgame")["headerless"]["detector"], "lynx");
+    assert_eq!(
+        show("custom")["headerless"]["detector"],
+        "RomLib Test Header"
+    );
+    assert_eq!(show("custom")["headerless"]["header_size"], 32);
+    assert!(show("plain")["headerless"].is_null());
+
+    // No-Intro style (headerless hashes, the header skipper named in the header) and a
+    // headered DAT both find the same file complete.
+    let dat = |name: &str, skipper: &str, roms: &[(&str, &str, &[u8])]| {
+        let mut s = format!(
+            "<?xml version=\"1.0\"?>\n<datafile>\n\t<header>\n\t\t<name>{name}</name>\n\
+             \t\t<version>1</version>\n{skipper}\t</header>\n"
+        );
+        for (game, rom, data) in roms {
+            s += &format!(
+                "\t<game name=\"{game}\">\n\t\t<description>{game}</description>\n\t\t{}\n\t</game>\n",
+                xml_rom(rom, data, "cm1")
+            );
+        }
+        s + "</datafile>\n"
+    };
+    fs::write(
+        w.p("headerless.dat"),
+        dat(
+            "Nintendo - Nintendo Entertainment System",
+            "\t\t<clrmamepro header=\"No-Intro_NES.xml\"/>\n",
+            &[
+                ("Game (USA)", "Game (USA).nes", &nes[16..]),
+                ("Lynx Game (Europe)", "Game (Europe).lnx", &lynx[64..]),
+                ("Custom", "game.bin", &custom[32..]),
+            ],
+        ),
+    )
+    .unwrap();
+    fs::write(
+        w.p("headered.dat"),
+        dat(
+            "Nintendo - Nintendo Entertainment System (Headered)",
+            "",
+            &[("Game (USA)", "Game (USA).nes", &nes)],
+        ),
+    )
+    .unwrap();
+    let out = romlib(&[
+        "verify",
+        "-r",
+        &w.s("lib"),
+        "--dat",
+        &w.s("headerless.dat"),
+        "--dat",
+        &w.s("headered.dat"),
+        "--json",
+    ]);
+    let v = json(&ok_or_1(out));
+    for d in v["dats"].as_array().unwrap() {
+        for g in d["games"].as_array().unwrap() {
+            assert_eq!(g["state"], "complete", "{g}");
+        }
+    }
+    assert_eq!(v["dats"][0]["header_skipper"], "No-Intro_NES.xml");
+    assert_eq!(v["dats"][0]["totals"]["complete"], 3);
+    assert_eq!(v["dats"][1]["totals"]["complete"], 1);
+    // Built with --dat, the headered file is named after the headerless DAT entry.
+    ok(w.build("in", "lib2", &["--dat", &w.s("headerless.dat")]));
+    let v = json(&ok(romlib(&[
+        "show",
+        "-g",
+        "nesgame",
+        "-r",
+        &w.s("lib2"),
+        "--json",
+    ])));
+    assert_eq!(v["display_name"], "Game (USA)");
+
+    // A bad detector file stops the build with its line, before the library changes.
+    fs::write(
+        w.p("bad.xml"),
+        "<detector>\n<rule start_offset=\"10\" operation=\"byteswap\"/>\n</detector>",
+    )
+    .unwrap();
+    let before = snapshot(&w.p("lib"));
+    fails(
+        w.build("in", "lib", &["--header-skipper", &w.s("bad.xml")]),
+        1,
+        &["bad.xml", "line 2", "byteswap"],
+    );
+    assert!(before == snapshot(&w.p("lib")));
+}
+
+#[test]
+fn a_fixdat_lists_exactly_what_is_missing_and_round_trips() {
+    let (w, i) = lib_setup(false);
+    let check = |dats: &[&str], extra: &[&str]| {
+        let mut a = vec![
+            "verify".to_string(),
+            "-r".into(),
+            w.s("lib"),
+            "--json".into(),
+        ];
+        for d in dats {
+            a.push("--dat".into());
+            a.push(w.s(d));
+        }
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        json(&ok_or_1(romlib(&a)))
+    };
+    // The non-ok (game, rom) pairs of a report.
+    let wanted = |v: &serde_json::Value| {
+        let mut set = std::collections::BTreeSet::new();
+        for d in v["dats"].as_array().unwrap() {
+            for g in d["games"].as_array().unwrap() {
+                for r in g["roms"].as_array().unwrap() {
+                    if r["state"] == "missing" || r["state"] == "wrong-hash" {
+                        set.insert((g["name"].to_string(), r["name"].to_string()));
+                    }
+                }
+            }
+        }
+        set
+    };
+    let fix = w.s("fix.xml");
+    let v = check(&["test.dat", "other.dat"], &["--fixdat", &fix]);
+    let before = wanted(&v);
+    // test.dat: one missing game; other.dat: one rom missing, one wrong.
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert_eq!(v["fixdat"]["games"], 3);
+    assert_eq!(v["fixdat"]["roms"], 3);
+    // --json carries the same list, with the DAT's hashes.
+    let listed: Vec<_> = v["dats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["games"].as_array().unwrap().iter())
+        .flat_map(|g| g["fixdat"].as_array().unwrap().iter())
+        .collect();
+    assert_eq!(listed.len(), 3);
+    assert!(listed
+        .iter()
+        .any(|r| r["name"] == "missing.bin" && r["sha1"].is_string()));
+
+    let text = fs::read_to_string(&fix).unwrap();
+    assert!(
+        text.contains("<name>Test - Handheld + Test - Other (fixdat)</name>"),
+        "{text}"
+    );
+    assert!(text.contains("<version>20261122 + 7</version>"), "{text}");
+    assert!(!text.contains("Tetris"), "complete games stay out: {text}");
+    assert!(!text.contains("d.bin"), "nodump roms stay out: {text}");
+    // Nothing but the fixdat itself is left beside it.
+    let names: Vec<String> = fs::read_dir(w.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("fix"))
+        .collect();
+    assert_eq!(names, ["fix.xml"]);
+
+    // Checking against the fixdat lists exactly the same set, and nothing is complete.
+    let again = check(&["fix.xml"], &[]);
+    assert_eq!(wanted(&again), before);
+    assert_eq!(again["dats"][0]["totals"]["complete"], 0);
+    assert_eq!(again["ok"], false);
+
+    // Once the library has everything, the fixdat is empty and the check passes.
+    let complete = w.s("complete.dat");
+    fs::write(&complete, logiqx(&i, false)).unwrap();
+    let v = check(&["complete.dat"], &["--fixdat", &fix]);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["fixdat"]["games"], 0);
+    let text = fs::read_to_string(&fix).unwrap();
+    assert!(!text.contains("<game"), "{text}");
+
+    // A fixdat that cannot be written: one line, exit 1, nothing left behind.
+    let out = romlib(&[
+        "verify",
+        "-r",
+        &w.s("lib"),
+        "--dat",
+        &w.s("test.dat"),
+        "--fixdat",
+        &w.s("no-such-dir/fix.xml"),
+    ]);
+    fails(out, 1, &["no-such-dir"]);
+    fails(
+        romlib(&["verify", "-r", &w.s("lib"), "--fixdat", &fix]),
+        2,
+        &["--fixdat needs"],
+    );
+}
+
+#[test]
+fn layouts_place_games_where_each_handheld_os_looks() {
+    let w = Workspace::new();
+    let mut r = Rng::new(18);
+    let nes = ines(&mut r, 8192);
+    let gb = r.bytes(32768);
+    write(&w.p("in"), "Game (USA)/Game (USA).nes", &nes);
+    write(&w.p("in"), "pocket/pocket.gb", &gb);
+    write(&w.p("in"), "pocket/romlib.toml", b"system = \"Game Boy\"\n");
+    write(&w.p("in"), "amiga/disk.adf", &r.bytes(1000));
+    write(&w.p("in"), "amiga/romlib.toml", b"system = \"Amiga\"\n");
+    // --system for the games whose romlib.toml names none.
+    ok(w.build("in", "lib", &["--system", "nes"]));
+    let key = w.s("k.pub");
+    let device_install = |game: &str, dir: &str, layout: &str| {
+        device(&[
+            "install",
+            "-g",
+            game,
+            "-r",
+            &w.s("lib"),
+            "--install-dir",
+            &w.s(dir),
+            "--layout",
+            layout,
+            "--trusted-key",
+            &key,
+        ])
+    };
+    let host_install = |game: &str, dir: &str, layout: &str| {
+        romlib(&[
+            "install",
+            "-g",
+            game,
+            "-r",
+            &w.s("lib"),
+            "--install-dir",
+            &w.s(dir),
+            "--layout",
+            layout,
+        ])
+    };
+    for (layout, nes_dir, gb_dir) in [
+        ("muos", "nes", "gb"),
+        ("knulli", "nes", "gb"),
+        ("batocera", "nes", "gb"),
+        (
+            "minui",
+            "Nintendo Entertainment System (FC)",
+            "Game Boy (GB)",
+        ),
+        ("onion", "FC", "GB"),
+        ("arkos", "nes", "gb"),
+    ] {
+        for (who, install) in [
+            (
+                "device",
+                &device_install as &dyn Fn(&str, &str, &str) -> std::process::Output,
+            ),
+            ("host", &host_install),
+        ] {
+            let root = format!("{who}-{layout}");
+            ok(install("Game (USA)", &root, layout));
+            ok(install("pocket", &root, layout));
+            assert_eq!(
+                fs::read(w.p(&root).join(nes_dir).join("Game (USA)/Game (USA).nes")).unwrap(),
+                nes,
+                "{who} {layout}"
+            );
+            assert_eq!(
+                fs::read(w.p(&root).join(gb_dir).join("pocket/pocket.gb")).unwrap(),
+                gb,
+                "{who} {layout}"
+            );
+        }
+    }
+
+    // A reinstall with the same layout finds the installed game (a save beside it is
+    // carried over), and uninstall --layout finds it in its system folder.
+    let root = w.p("device-muos");
+    write(&root, "gb/pocket/pocket.sav", b"save");
+    ok(device_install("pocket", "device-muos", "muos"));
+    assert_eq!(
+        fs::read(root.join("gb/pocket/pocket.sav")).unwrap(),
+        b"save"
+    );
+    assert_eq!(fs::read(root.join("gb/pocket/pocket.gb")).unwrap(), gb);
+    ok(device(&[
+        "uninstall",
+        "-t",
+        "Game (USA)",
+        "--install-dir",
+        &w.s("device-muos"),
+        "--layout",
+        "muos",
+    ]));
+    assert!(!root.join("nes/Game (USA)").exists());
+    ok(romlib(&[
+        "uninstall",
+        "-t",
+        "pocket",
+        "--install-dir",
+        &w.s("host-onion"),
+        "--layout",
+        "onion",
+    ]));
+    assert!(!w.p("host-onion/GB/pocket/pocket.gb").exists());
+    fails(
+        device(&[
+            "uninstall",
+            "-t",
+            "pocket",
+            "--install-dir",
+            &w.s("host-onion"),
+            "--layout",
+            "onion",
+        ]),
+        1,
+        &["pocket", "no such installed game"],
+    );
+
+    // An unknown layout is a usage error listing the layouts; a system the table lacks
+    // lists the systems; nothing is installed either way.
+    for out in [
+        device_install("pocket", "bad", "garlic"),
+        host_install("pocket", "bad", "garlic"),
+    ] {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("layout \"garlic\": unknown; layouts: muos, knulli (batocera), minui"),
+            "{err}"
+        );
+    }
+    fails(
+        device_install("amiga", "bad", "muos"),
+        1,
+        &["game \"amiga\"", "\"Amiga\"", "known systems: nes, fds"],
+    );
+    fails(
+        host_install("amiga", "bad", "minui"),
+        1,
+        &["game \"amiga\"", "known systems"],
+    );
+    assert!(!w.p("bad").join("nes").exists() && !w.p("bad").join("Amiga").exists());
+}
+
+#[test]
+fn a_mame_listxml_of_real_size_is_checked_in_bounded_memory() {
+    // MAME's -listxml is about 250 MiB; ROMLIB_LISTXML_MIB=250 runs the real size (the DAT
+    // benchmark, host-builder/bench/dat.sh, does and reports time and peak RSS). The
+    // check runs with 256 MiB of address space: holding the file would kill it.
+    let mib: u64 = std::env::var("ROMLIB_LISTXML_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let (w, i) = lib_setup(false);
+    let gen = std::process::Command::new(env!("CARGO_BIN_EXE_gen-dat"))
+        .args(["--listxml", &mib.to_string(), &w.s("listxml.xml")])
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let said = String::from_utf8_lossy(&gen.stderr);
+    let machines: u64 = said
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(machines > mib * 150, "{said}");
+    // One machine the library holds, at the end of the file, as -listxml writes it.
+    let mut text = fs::read(w.p("listxml.xml")).unwrap();
+    let end = text.len() - "</mame>\n".len();
+    assert_eq!(&text[end..], b"</mame>\n");
+    text.truncate(end);
+    text.extend_from_slice(
+        format!(
+            "\t<machine name=\"tetris\" sourcefile=\"nintendo/gb.cpp\">\n\t\t<description>Tetris\
+             </description>\n\t\t{}\n\t\t<chip type=\"cpu\" tag=\"maincpu\" name=\"LR35902\"/>\n\
+             \t</machine>\n</mame>\n",
+            xml_rom("tetris.bin", &i.tetris, "c1").replace(
+                "status=\"good\" mia=\"no\"",
+                "region=\"maincpu\" offset=\"0\""
+            )
+        )
+        .as_bytes(),
+    );
+    fs::write(w.p("listxml.xml"), text).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 262144 && exec \"$0\" \"$@\"")
+        .arg(bin("romlib"))
+        .args(["verify", "-r", &w.s("lib"), "--dat", &w.s("listxml.xml")])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // gen-dat's machines all have roms (some nodump or bad dumps): every one is reported.
+    let totals = format!(
+        "{} games: 1 complete, 0 incomplete, 0 wrong hash, {} missing",
+        machines + 1,
+        machines
+    );
+    assert!(
+        report.contains(&totals),
+        "{totals:?} not in the report's end: {}",
+        &report[report.len().saturating_sub(600)..]
+    );
+    assert!(report.contains("complete   tetris -> tetris"));
+}
+
+#[test]
+fn a_layout_install_over_http_reuses_what_the_system_folder_holds() {
+    // An upgrade over the network with --layout: the installed version sits in the same
+    // system folder, and its chunks are taken from there instead of downloaded.
+    let w = Workspace::new();
+    let mut r = Rng::new(19);
+    let v1 = ines(&mut r, 600_000);
+    let mut v2 = v1.clone();
+    for i in (1000..v2.len()).step_by(150_000) {
+        v2[i] ^= 0x5a;
+    }
+    write(&w.p("in"), "alpha/alpha.nes", &v1);
+    write(&w.p("in"), "alpha-v2/alpha.nes", &v2);
+    ok(w.build("in", "lib", &["--system", "nes", "--avg-chunk", "8192"]));
+    let (mut server, port, _log) = start_serve(&w.s("lib"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let install = |game: &str| {
+        ok(device(&[
+            "install",
+            "--from",
+            &url,
+            "-g",
+            game,
+            "--install-dir",
+            &w.s("sd"),
+            "--layout",
+            "onion",
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]))
+    };
+    let first = install("alpha");
+    assert!(first.contains(" 0 chunks (0 bytes) reused"), "{first}");
+    let upgrade = install("alpha-v2");
+    assert_eq!(fs::read(w.p("sd/FC/alpha-v2/alpha.nes")).unwrap(), v2);
+    assert!(
+        upgrade.contains("reused from this device") && !upgrade.contains(" 0 chunks (0 bytes)"),
+        "{upgrade}"
+    );
+    let bytes = |out: &str| -> u64 {
+        let at = out.find("downloaded ").unwrap() + "downloaded ".len();
+        out[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        bytes(&upgrade) * 4 < v2.len() as u64,
+        "the upgrade downloaded too much: {upgrade}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -519,3 +519,49 @@ fn progress_counts_downloads_and_the_bar_draws() {
     assert!(err.ends_with("\r\x1b[K"), "{err:?}");
     assert!(!err.contains('\n'), "one line, redrawn: {err:?}");
 }
+
+#[test]
+fn parity_and_repair_speak_the_documented_json() {
+    let s = schema();
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 13);
+    let (i, o, k) = (w.s("in"), w.s("lib"), w.s("k.sec"));
+    let mut cmd = Command::new(bin("romlib"));
+    cmd.args([
+        "build",
+        "-i",
+        &i,
+        "-o",
+        &o,
+        "--signing-key",
+        &k,
+        "--parity",
+        "5",
+    ]);
+    let (out, r, _) = run_both(&s, cmd);
+    assert!(out.status.success());
+    assert_eq!(r["parity_percent"], 5);
+    assert_eq!(r["parity_written"].as_array().unwrap().len(), 4, "{r}");
+    let v = stdout_obj(&s, &romlib(&["parity", "-r", &o, "--json"]));
+    assert_eq!(
+        (v["ok"].as_bool(), v["current"].as_u64()),
+        (Some(true), Some(4))
+    );
+    let pack = w.p("lib/packs/pack-0001.pkg");
+    let mut b = std::fs::read(&pack).unwrap();
+    b[1000..1000 + 4096].fill(0);
+    std::fs::write(&pack, &b).unwrap();
+    let out = romlib(&["repair", "-r", &o, "--json"]);
+    assert!(out.status.success());
+    let v = stdout_obj(&s, &out);
+    assert_eq!(v["repaired"][0]["path"], "packs/pack-0001.pkg", "{v}");
+    // Beyond the parity: exit 1, the result lists the file.
+    let len = b.len();
+    b.fill(0);
+    std::fs::write(&pack, &b[..len]).unwrap();
+    let out = romlib(&["repair", "-r", &o, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_obj(&s, &out);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["unrepaired"][0]["path"], "packs/pack-0001.pkg", "{v}");
+}

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 mod carry;
 mod installed;
 mod inventory;
+pub mod layout;
 pub mod target_fs;
 use carry::{carry_user_files, kept_note, owned_files};
 pub use carry::{uninstalled_message, KEPT_MARKER};
@@ -76,6 +77,32 @@ pub struct GameReport {
 }
 
 impl GameReport {
+    /// The result object both binaries print with `--json` once game `title` is installed
+    /// into `install_dir`, `downloaded` bytes in `requests` HTTP requests, of which
+    /// `extra_without_ranges` only because the server ignores byte ranges.
+    pub fn installed_json(
+        &self,
+        title: &str,
+        install_dir: &Path,
+        downloaded: u64,
+        requests: u64,
+        extra_without_ranges: u64,
+    ) -> crate::cli::json::Obj {
+        crate::cli::json::Obj::new()
+            .field("game", title)
+            .field("path", install_dir.join(title).as_path())
+            .field("files", self.files)
+            .field("bytes", self.bytes)
+            .field("chunks", self.chunks)
+            .field("reused_chunks", self.reused_chunks)
+            .field("reused_bytes", self.reused_bytes)
+            .field("bytes_downloaded", downloaded)
+            .field("requests", requests)
+            .field("bytes_extra_without_ranges", extra_without_ranges)
+            .field("kept", self.kept.clone())
+            .field("recovered", self.recovered.clone())
+    }
+
     /// What both binaries print once game `title` is installed into `install_dir`.
     pub fn installed_message(&self, title: &str, install_dir: &Path) -> String {
         format!(
@@ -673,20 +700,41 @@ pub fn install_game(
     install_dir: &Path,
     decoder: &mut (dyn ChunkDecoder + Send),
 ) -> Result<GameReport> {
-    install_game_reusing(lib, m, install_dir, decoder, None, &NoProgress)
+    install_game_with(lib, m, install_dir, decoder, &InstallOptions::default())
 }
 
-/// [`install_game`], also taking chunks from the library folder `reuse` on the device when
-/// installing from a remote library, and telling `progress` of every batch of chunks
-/// written.
-pub fn install_game_reusing(
+/// How an install goes beyond the defaults of [`install_game`].
+pub struct InstallOptions<'a> {
+    /// A library folder on the device to take chunks from instead of downloading them
+    /// (installs from a remote library).
+    pub reuse: Option<&'a Library>,
+    /// Told of every batch of chunks written.
+    pub progress: &'a dyn Progress,
+    /// Refuse a game the file system has no room for, before writing (on by default; off
+    /// where the file system's free space says little, e.g. a compressing one: a full disk
+    /// then fails the install as it writes, which leaves nothing either).
+    pub check_room: bool,
+}
+
+impl Default for InstallOptions<'_> {
+    fn default() -> Self {
+        Self {
+            reuse: None,
+            progress: &NoProgress,
+            check_room: true,
+        }
+    }
+}
+
+/// [`install_game`] with [`InstallOptions`].
+pub fn install_game_with(
     lib: &Library,
     m: &VerifiedManifest,
     install_dir: &Path,
     decoder: &mut (dyn ChunkDecoder + Send),
-    reuse: Option<&Library>,
-    progress: &dyn Progress,
+    opts: &InstallOptions,
 ) -> Result<GameReport> {
+    let (reuse, progress) = (opts.reuse, opts.progress);
     let title = m.body().title_id.clone();
     fs::create_dir_all(install_dir).map_err(|e| Error::io(install_dir, "create directory", e))?;
     let recovered = recover(install_dir)?;
@@ -702,9 +750,13 @@ pub fn install_game_reusing(
         return Err(Error::io(&new, "create directory", e));
     }
     // What the card can hold, before a byte of the game is written.
-    if let Err(e) =
-        target_fs::probe(&new).and_then(|t| target_fs::check_fits(&t, install_dir, &m.body().files))
-    {
+    let fits = target_fs::probe(&new).and_then(|mut t| {
+        if !opts.check_room {
+            t.free = None;
+        }
+        target_fs::check_fits(&t, install_dir, &m.body().files)
+    });
+    if let Err(e) = fits {
         let _ = remove_tree(&new);
         let _ = fs::remove_dir(&staging);
         return Err(e);

@@ -1,22 +1,33 @@
-//! A small HTTP/1.1 client for installing from a server: `http://` only, GET of whole
-//! files and of single byte ranges, one kept-alive connection, timeouts, bounded retries
-//! and redirects. No async runtime and no TLS (a signed manifest and per-chunk hashes make
-//! the transport untrusted anyway; privacy would need TLS, which is left out for size).
+//! A small HTTP/1.1 client for installing from a server: `http://` and (with the `tls`
+//! feature, on by default) `https://`, GET of whole files and of single byte ranges, one
+//! kept-alive connection, timeouts, bounded retries and redirects. No async runtime. TLS is
+//! rustls with the pure-Rust RustCrypto provider (no C or assembly, so the device still
+//! cross-compiles with nothing but a linker); certificate authorities come from the system
+//! bundle ([`CA_FILES`]) and `--ca-file`. A signed manifest and per-chunk hashes make the
+//! transport untrusted anyway: TLS is for reaching HTTPS-only hosting and for privacy.
 //!
 //! Host names are resolved without the C library: IP literals, `localhost`, `/etc/hosts`,
 //! then a DNS query over UDP to the servers in `/etc/resolv.conf`. The 32-bit ARM build
 //! links glibc statically, and static glibc cannot load the NSS modules its resolver needs.
 //!
 //! Every response is checked against what was asked: a range must come back as `206` with
-//! exactly that `Content-Range` and length (a server that ignores `Range` and sends the
-//! whole file is refused, never read to the end), a whole file as `200` with a
-//! `Content-Length` within the caller's limit. A body cut short, a stall longer than the
+//! exactly that `Content-Range` and length, a whole file as `200` with a `Content-Length`
+//! within the caller's limit. A server that answers a range request with the whole file
+//! (`python3 -m http.server`, some CDNs) is read as a stream instead ([`Client::get_range`]
+//! keeps a few such streams open and skips forward in them; [`Client::stream_extra`] counts
+//! the bytes read beyond those asked for). A body cut short, a stall longer than the
 //! timeout, a 5xx and a refused connection are retried a bounded number of times; a 4xx,
-//! a redirect loop and a wrong-sized answer are not.
+//! a refused certificate, a redirect loop and a wrong-sized answer are not.
+//!
+//! Redirects (301, 302, 303, 307, 308) are followed up to [`MAX_REDIRECTS`] times, to
+//! relative or absolute `http://` and `https://` locations, never from `https://` down to
+//! `http://`; where a file ended up is remembered, so the following range requests of the
+//! same file go straight there.
 
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,28 +38,85 @@ pub const ATTEMPTS: u32 = 3;
 pub const MAX_REDIRECTS: u32 = 5;
 /// Longest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
+/// Files remembered as redirected elsewhere (the final URL is reused for their next reads).
+const MAX_MOVED: usize = 16;
+/// Whole-file streams kept open for a server that ignores byte ranges (one per pack).
+pub const MAX_STREAMS: usize = 4;
+/// Forward skip in a whole-file stream beyond which another stream of the file is opened.
+const STREAM_JUMP: u64 = 4 << 20;
+/// Buffer of each connection and stream.
+const CONN_BUF: usize = 64 * 1024;
 
-/// A parsed `http://host[:port]/path` URL.
+/// Where certificate authorities are looked for when `SSL_CERT_FILE` is not set: the
+/// bundles of Debian/Ubuntu (and most handheld firmwares built on Buildroot), Fedora/RHEL,
+/// openSUSE, Alpine and OpenWrt-style systems. The first one that exists is used.
+pub const CA_FILES: [&str; 6] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/usr/share/ca-certificates/ca-certificates.crt",
+];
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP (default port 80).
+    Http,
+    /// HTTP over TLS (default port 443).
+    Https,
+}
+
+impl Scheme {
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Scheme::Http => "http://",
+            Scheme::Https => "https://",
+        }
+    }
+}
+
+/// A parsed `http://host[:port]/path` or `https://...` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    /// `http` or `https`.
+    pub scheme: Scheme,
     /// Host name or IP literal (IPv6 without brackets).
     pub host: String,
-    /// Port (80 when not given).
+    /// Port (80 or 443 when not given).
     pub port: u16,
-    /// Path, starting with `/`.
+    /// Path, starting with `/` (with the query, if any).
     pub path: String,
 }
 
 impl Url {
-    /// Parses an `http://` URL.
+    /// Parses an `http://` or `https://` URL.
     pub fn parse(s: &str) -> Result<Self> {
         let bad = |problem: &str| Error::Http {
             url: s.to_string(),
             problem: problem.to_string(),
         };
-        let rest = s
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("not an http:// URL (https is not supported)"))?;
+        let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+        let (scheme, rest) = if lower.starts_with("http://") {
+            (Scheme::Http, &s[7..])
+        } else if lower.starts_with("https://") {
+            if !cfg!(feature = "tls") {
+                return Err(bad(
+                    "https:// needs a romlib-device built with the tls feature (this one is http-only)",
+                ));
+            }
+            (Scheme::Https, &s[8..])
+        } else {
+            return Err(bad("not an http:// or https:// URL"));
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -67,12 +135,13 @@ impl Url {
         };
         let port = match port {
             Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-            None => 80,
+            None => scheme.default_port(),
         };
         if host.is_empty() || port == 0 {
             return Err(bad("no host"));
         }
         Ok(Url {
+            scheme,
             host: host.to_string(),
             port,
             path: path.split('#').next().unwrap_or("/").to_string(),
@@ -96,23 +165,35 @@ impl Url {
         }
     }
 
-    fn authority(&self) -> String {
+    /// `host[:port]` as a `Host` header gives it (the port only when not the default).
+    pub fn authority(&self) -> String {
         let h = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == self.scheme.default_port() {
             h
         } else {
             format!("{h}:{}", self.port)
         }
     }
+
+    /// What a kept connection is for: scheme, host and port.
+    fn origin(&self) -> String {
+        format!("{}{}", self.scheme.prefix(), self.authority())
+    }
 }
 
 impl std::fmt::Display for Url {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}{}", self.authority(), self.path)
+        write!(
+            f,
+            "{}{}{}",
+            self.scheme.prefix(),
+            self.authority(),
+            self.path
+        )
     }
 }
 
@@ -303,11 +384,259 @@ impl Download for std::fs::File {
     }
 }
 
+/// A connection to a server: plain TCP or TLS over TCP.
+pub enum Stream {
+    /// Plain HTTP.
+    Plain(TcpStream),
+    /// HTTPS.
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Plain(_) => "Stream::Plain",
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => "Stream::Tls",
+        })
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => match s.read(buf) {
+                // A server that closes without close_notify (common, and harmless here:
+                // every body's length is known and checked) reads as the end of the stream.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// How connections are made: timeouts and, for `https://`, the certificate authorities.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    timeout: Duration,
+    /// Read only by the TLS set-up (an http-only build keeps it for a uniform API).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    ca_file: Option<PathBuf>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Connector {
+    /// Connects, reads and writes each give up after `timeout`; `https://` servers must show
+    /// a certificate from an authority in the system bundle or in `ca_file` (PEM).
+    pub fn new(timeout: Duration, ca_file: Option<&Path>) -> Self {
+        Connector {
+            timeout,
+            ca_file: ca_file.map(Path::to_path_buf),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Opens a connection to `url`'s server (for `https://`, with a completed handshake).
+    pub fn connect(&mut self, url: &Url) -> Result<BufReader<Stream>> {
+        self.open(url).map_err(|f| f.into_error(url))
+    }
+
+    fn open(&mut self, url: &Url) -> std::result::Result<BufReader<Stream>, Failure> {
+        let addrs = resolve(&url.host, url.port, self.timeout)
+            .map_err(|e| fail(e.to_string(), e.kind() != std::io::ErrorKind::NotFound))?;
+        let mut last = String::new();
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, self.timeout) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    s.set_read_timeout(Some(self.timeout))
+                        .and_then(|()| s.set_write_timeout(Some(self.timeout)))
+                        .map_err(|e| fail(e.to_string(), true))?;
+                    let stream = match url.scheme {
+                        Scheme::Http => Stream::Plain(s),
+                        Scheme::Https => self.handshake(url, s)?,
+                    };
+                    return Ok(BufReader::with_capacity(CONN_BUF, stream));
+                }
+                Err(e) => last = format!("cannot connect to {a}: {e}"),
+            }
+        }
+        Err(fail(last, true))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn handshake(&mut self, url: &Url, _: TcpStream) -> std::result::Result<Stream, Failure> {
+        Err(Failure {
+            tls: true,
+            ..fail(
+                format!(
+                    "{}: this build has no TLS (built without the tls feature)",
+                    url.host
+                ),
+                false,
+            )
+        })
+    }
+
+    #[cfg(feature = "tls")]
+    fn handshake(&mut self, url: &Url, mut s: TcpStream) -> std::result::Result<Stream, Failure> {
+        let tls_fail = |problem: String| Failure {
+            tls: true,
+            ..fail(problem, false)
+        };
+        if self.tls.is_none() {
+            self.tls = Some(tls_config(self.ca_file.as_deref()).map_err(tls_fail)?);
+        }
+        let config = Arc::clone(self.tls.as_ref().expect("just made"));
+        let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+            .map_err(|e| tls_fail(format!("{:?} is not a usable server name: {e}", url.host)))?;
+        let mut conn = rustls::ClientConnection::new(config, name)
+            .map_err(|e| tls_fail(format!("{}: {e}", url.host)))?;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut s) {
+                let refused = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .map(|r| r.to_string());
+                return Err(match refused {
+                    Some(why) => tls_fail(format!(
+                        "the certificate or handshake of {} was refused: {why} (nothing was \
+                         downloaded; check the device's clock, or give --ca-file for a private \
+                         authority)",
+                        url.host
+                    )),
+                    None if e.kind() == std::io::ErrorKind::UnexpectedEof => fail(
+                        format!(
+                            "{} closed the connection during the TLS handshake",
+                            url.host
+                        ),
+                        true,
+                    ),
+                    None => fail(format!("TLS handshake with {}: {e}", url.host), true),
+                });
+            }
+        }
+        Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, s))))
+    }
+}
+
+/// The certificates of the PEM file `path` (at most 16 MiB).
+#[cfg(feature = "tls")]
+fn pem_certificates(
+    path: &Path,
+) -> std::result::Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16 << 20).read_to_end(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    rustls::pki_types::CertificateDer::pem_slice_iter(&text)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))
+}
+
+/// The TLS settings: the system's certificate authorities (`SSL_CERT_FILE`, else the first
+/// of [`CA_FILES`] that exists) and those of `ca_file`; TLS 1.2 and 1.3.
+#[cfg(feature = "tls")]
+fn tls_config(ca_file: Option<&Path>) -> std::result::Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(f) = ca_file {
+        let certs = pem_certificates(f)?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(format!(
+                "--ca-file {}: no usable certificate in it",
+                f.display()
+            ));
+        }
+    }
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .or_else(|| CA_FILES.iter().map(PathBuf::from).find(|p| p.is_file()));
+    if let Some(bundle) = system {
+        // A broken system bundle is not fatal when --ca-file gave what is needed.
+        match pem_certificates(&bundle) {
+            Ok(certs) => {
+                roots.add_parsable_certificates(certs);
+            }
+            Err(e) if roots.is_empty() => return Err(e),
+            Err(_) => {}
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "no certificate authorities: none in SSL_CERT_FILE or {}; give --ca-file FILE",
+            CA_FILES.join(", ")
+        ));
+    }
+    let provider = Arc::new(rustls_rustcrypto::provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A kept connection.
+#[derive(Debug)]
+struct Conn {
+    /// Scheme, host and port it is connected to.
+    origin: String,
+    io: BufReader<Stream>,
+    /// The server said it closes the connection after the last response.
+    closing: bool,
+}
+
+/// A whole-file response of a server that ignores byte ranges, read forward as needed.
+#[derive(Debug)]
+struct FileStream {
+    url: Url,
+    /// Offset in the file of the next byte of `io`.
+    pos: u64,
+    /// The file's length.
+    total: u64,
+    io: BufReader<Stream>,
+}
+
 /// A client for one server (it follows redirects elsewhere), keeping one connection open.
 #[derive(Debug)]
 pub struct Client {
-    timeout: Duration,
-    conn: Option<(String, BufReader<TcpStream>)>,
+    connector: Connector,
+    conn: Option<Conn>,
+    /// Files that were redirected: where they ended up (at most [`MAX_MOVED`]).
+    moved: Vec<(Url, Url)>,
+    /// Where the last successful request ended up, after redirects.
+    last_url: Option<Url>,
+    /// The server answered a range request with the whole file: ranges are read from
+    /// [`FileStream`]s from then on.
+    ranges_ignored: bool,
+    streams: Vec<FileStream>,
+    /// Bytes of whole-file streams read only to skip to the bytes asked for.
+    stream_extra: u64,
     /// Bytes of response bodies received (for reports, progress and benchmarks), readable
     /// from other threads while a request runs ([`Client::received_counter`]).
     received: Arc<AtomicU64>,
@@ -321,6 +650,26 @@ struct Failure {
     retry: bool,
     /// The server says the file does not exist (404, 410): what to call it.
     missing: Option<&'static str>,
+    /// A TLS certificate or handshake was refused.
+    tls: bool,
+    /// The server answered a range request with the whole file (the body is unread).
+    whole: bool,
+}
+
+impl Failure {
+    fn into_error(self, url: &Url) -> Error {
+        if self.tls {
+            Error::Tls {
+                url: url.to_string(),
+                problem: self.problem,
+            }
+        } else {
+            Error::Http {
+                url: url.to_string(),
+                problem: self.problem,
+            }
+        }
+    }
 }
 
 fn fail(problem: impl Into<String>, retry: bool) -> Failure {
@@ -328,6 +677,8 @@ fn fail(problem: impl Into<String>, retry: bool) -> Failure {
         problem: problem.into(),
         retry,
         missing: None,
+        tls: false,
+        whole: false,
     }
 }
 
@@ -343,9 +694,19 @@ struct Head {
 impl Client {
     /// A client whose connects, reads and writes each give up after `timeout`.
     pub fn new(timeout: Duration) -> Self {
+        Self::with_connector(Connector::new(timeout, None))
+    }
+
+    /// A client that connects through `connector`.
+    pub fn with_connector(connector: Connector) -> Self {
         Client {
-            timeout,
+            connector,
             conn: None,
+            moved: Vec::new(),
+            last_url: None,
+            ranges_ignored: false,
+            streams: Vec::new(),
+            stream_extra: 0,
             received: Arc::default(),
             requests: 0,
         }
@@ -361,6 +722,21 @@ impl Client {
         Arc::clone(&self.received)
     }
 
+    /// Whether the server ignored a byte range (ranges are then read from whole-file streams).
+    pub fn ranges_ignored(&self) -> bool {
+        self.ranges_ignored
+    }
+
+    /// Bytes received from whole-file streams only to skip to the bytes asked for.
+    pub fn stream_extra(&self) -> u64 {
+        self.stream_extra
+    }
+
+    /// Where the last successful request ended up after redirects.
+    pub fn last_url(&self) -> Option<&Url> {
+        self.last_url.as_ref()
+    }
+
     /// GETs the whole of `url` into `out`, refusing a body longer than `max` bytes;
     /// returns its length. Each attempt restarts `out` first.
     pub fn get(&mut self, url: &Url, max: u64, out: &mut dyn Download) -> Result<u64> {
@@ -370,12 +746,96 @@ impl Client {
     }
 
     /// GETs bytes `start .. start + buf.len()` of `url` into `buf`; returns the file's
-    /// whole length when the server gave it.
+    /// whole length when the server gave it. From a server that ignores byte ranges, the
+    /// bytes come from a whole-file stream of `url` (opened, or read forward to `start`).
     pub fn get_range(&mut self, url: &Url, start: u64, buf: &mut [u8]) -> Result<Option<u64>> {
-        let end = start + buf.len() as u64 - 1;
-        self.request(url, Some((start, end)), &mut |head, body| {
-            take_range(head, body, start, buf)
-        })
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if !self.ranges_ignored {
+            let end = start + buf.len() as u64 - 1;
+            let got = self.request(url, Some((start, end)), &mut |head, body| {
+                take_range(head, body, start, buf)
+            });
+            if !self.ranges_ignored {
+                return got;
+            }
+        }
+        self.stream_range(url, start, buf).map(Some)
+    }
+
+    /// Bytes `start ..` of `url` into `buf` from a whole-file stream; returns the file's
+    /// length. A stream behind `start` is reopened (the bytes before `start` are read again).
+    fn stream_range(&mut self, url: &Url, start: u64, buf: &mut [u8]) -> Result<u64> {
+        let len = buf.len() as u64;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // The stream of this file nearest before `start`. A jump of more than
+            // STREAM_JUMP bytes opens another stream of the file instead (while there is
+            // room), so a run of records further on (a revision's new chunks, appended to
+            // the pack) does not cost re-reading the file for the records before it.
+            let best = (0..self.streams.len())
+                .filter(|&i| self.streams[i].url == *url && self.streams[i].pos <= start)
+                .max_by_key(|&i| self.streams[i].pos);
+            let of_url = self.streams.iter().filter(|s| s.url == *url).count();
+            let best = best
+                .filter(|&i| start - self.streams[i].pos <= STREAM_JUMP || of_url >= MAX_STREAMS);
+            if let Some(i) = best {
+                let mut s = self.streams.remove(i);
+                if start + len > s.total {
+                    return Err(Error::Http {
+                        url: url.to_string(),
+                        problem: format!(
+                            "asked for bytes {start}-{} of a file of {} bytes",
+                            start + len - 1,
+                            s.total
+                        ),
+                    });
+                }
+                let skip = start - s.pos;
+                let read = copy_exact(&mut s.io, &mut std::io::sink(), skip)
+                    .and_then(|()| s.io.read_exact(buf).map_err(|e| body_error(&e)));
+                match read {
+                    Ok(()) => {
+                        s.pos = start + len;
+                        let total = s.total;
+                        self.stream_extra += skip;
+                        self.received.fetch_add(skip + len, Ordering::Relaxed);
+                        // Most recently used last: the first is the one to give up.
+                        self.streams.push(s);
+                        return Ok(total);
+                    }
+                    Err(f) => {
+                        if attempt >= ATTEMPTS {
+                            return Err(Error::Http {
+                                url: url.to_string(),
+                                problem: format!("{} (after {attempt} attempts)", f.problem),
+                            });
+                        }
+                        continue;
+                    }
+                }
+            }
+            if self.streams.len() >= MAX_STREAMS {
+                self.streams.remove(0);
+            }
+            let total = self.request(url, None, &mut |head, body| {
+                take_stream_start(head, body, start, buf)
+            })?;
+            let conn = self
+                .conn
+                .take()
+                .expect("a request that succeeded keeps its connection");
+            self.stream_extra += start;
+            self.streams.push(FileStream {
+                url: url.clone(),
+                pos: start + len,
+                total,
+                io: conn.io,
+            });
+            return Ok(total);
+        }
     }
 
     /// Sends a GET (with a range), follows redirects, retries what may succeed, and hands
@@ -386,7 +846,32 @@ impl Client {
         range: Option<(u64, u64)>,
         take: &mut dyn FnMut(&Head, &mut dyn Read) -> std::result::Result<T, Failure>,
     ) -> Result<T> {
-        let mut target = url.clone();
+        // A file that was redirected before is asked for where it ended up; if that fails
+        // for good (a signed URL that expired, say), once more from the start.
+        let remembered = self
+            .moved
+            .iter()
+            .find(|(from, _)| from == url)
+            .map(|(_, to)| to.clone());
+        if let Some(to) = remembered {
+            match self.request_from(url, to, range, take) {
+                Ok(v) => return Ok(v),
+                Err(Error::Http { .. } | Error::NotFound { .. }) if !self.ranges_ignored => {
+                    self.moved.retain(|(from, _)| from != url);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.request_from(url, url.clone(), range, take)
+    }
+
+    fn request_from<T>(
+        &mut self,
+        url: &Url,
+        mut target: Url,
+        range: Option<(u64, u64)>,
+        take: &mut dyn FnMut(&Head, &mut dyn Read) -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
         let mut redirects = 0;
         let mut attempt = 0;
         loop {
@@ -394,7 +879,17 @@ impl Client {
             self.requests += 1;
             let outcome = self.once(&target, range, take);
             match outcome {
-                Ok(Ok(v)) => return Ok(v),
+                Ok(Ok(v)) => {
+                    if target != *url && !self.moved.iter().any(|(f, t)| f == url && *t == target) {
+                        self.moved.retain(|(f, _)| f != url);
+                        if self.moved.len() >= MAX_MOVED {
+                            self.moved.remove(0);
+                        }
+                        self.moved.push((url.clone(), target.clone()));
+                    }
+                    self.last_url = Some(target);
+                    return Ok(v);
+                }
                 Ok(Err(location)) => {
                     redirects += 1;
                     if redirects > MAX_REDIRECTS {
@@ -410,6 +905,15 @@ impl Client {
                         problem,
                     })?;
                     attempt -= 1;
+                }
+                Err(Failure { whole: true, .. }) => {
+                    // The body is unread: this connection cannot be used again.
+                    self.conn = None;
+                    self.ranges_ignored = true;
+                    return Err(Error::Http {
+                        url: target.to_string(),
+                        problem: "server ignored the byte range and sent the whole file".into(),
+                    });
                 }
                 Err(Failure {
                     missing: Some(what),
@@ -429,10 +933,11 @@ impl Client {
                         } else {
                             String::new()
                         };
-                        return Err(Error::Http {
-                            url: target.to_string(),
+                        return Err(Failure {
                             problem: format!("{}{tries}", f.problem),
-                        });
+                            ..f
+                        }
+                        .into_error(&target));
                     }
                     std::thread::sleep(Duration::from_millis(250 << attempt));
                 }
@@ -448,47 +953,43 @@ impl Client {
         range: Option<(u64, u64)>,
         take: &mut dyn FnMut(&Head, &mut dyn Read) -> std::result::Result<T, Failure>,
     ) -> std::result::Result<std::result::Result<T, String>, Failure> {
-        let key = url.authority();
-        if self.conn.as_ref().is_none_or(|(k, _)| *k != key) {
-            self.conn = Some((key.clone(), self.connect(url)?));
+        let origin = url.origin();
+        if self
+            .conn
+            .as_ref()
+            .is_none_or(|c| c.closing || c.origin != origin)
+        {
+            self.conn = None;
+            let io = self.connector.open(url)?;
+            self.conn = Some(Conn {
+                origin,
+                io,
+                closing: false,
+            });
         }
-        let (_, conn) = self.conn.as_mut().expect("just connected");
+        let conn = self.conn.as_mut().expect("just connected");
         let mut req = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: romlib-device\r\nAccept-Encoding: identity\r\n",
-            url.path, key
+            url.path,
+            url.authority()
         );
         if let Some((a, b)) = range {
             req.push_str(&format!("Range: bytes={a}-{b}\r\n"));
         }
         req.push_str("\r\n");
-        if let Err(e) = conn.get_mut().write_all(req.as_bytes()) {
+        let sent = conn
+            .io
+            .get_mut()
+            .write_all(req.as_bytes())
+            .and_then(|()| conn.io.get_mut().flush());
+        if let Err(e) = sent {
             return Err(fail(format!("sending the request failed: {e}"), true));
         }
-        let got = receive(conn, take)?;
+        let got = receive(&mut conn.io, take)?;
         self.received.fetch_add(got.body_bytes, Ordering::Relaxed);
-        if got.close {
-            self.conn = None;
-        }
+        // Kept even when the server closes it: a whole-file stream reads on from it.
+        conn.closing = got.close;
         Ok(got.outcome)
-    }
-
-    fn connect(&self, url: &Url) -> std::result::Result<BufReader<TcpStream>, Failure> {
-        let addrs = resolve(&url.host, url.port, self.timeout)
-            .map_err(|e| fail(e.to_string(), e.kind() != std::io::ErrorKind::NotFound))?;
-        let mut last = String::new();
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, self.timeout) {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    s.set_read_timeout(Some(self.timeout))
-                        .and_then(|()| s.set_write_timeout(Some(self.timeout)))
-                        .map_err(|e| fail(e.to_string(), true))?;
-                    return Ok(BufReader::with_capacity(64 * 1024, s));
-                }
-                Err(e) => last = format!("cannot connect to {a}: {e}"),
-            }
-        }
-        Err(fail(last, true))
     }
 }
 
@@ -603,10 +1104,13 @@ fn take_range(
     let end = start + buf.len() as u64 - 1;
     let want = format!("bytes {start}-{end}/");
     if head.status == 200 {
-        return Err(fail(
-            "server ignored the byte range and sent the whole file",
-            false,
-        ));
+        return Err(Failure {
+            whole: true,
+            ..fail(
+                "server ignored the byte range and sent the whole file",
+                false,
+            )
+        });
     }
     if head.status != 206 {
         return Err(fail(format!("HTTP {}", head.status), false));
@@ -636,6 +1140,36 @@ fn take_range(
         .as_deref()
         .and_then(|r| r.rsplit_once('/'))
         .and_then(|(_, t)| t.parse().ok());
+    Ok(total)
+}
+
+/// Takes the start of a whole-file response (`200` with a `Content-Length`) to a GET
+/// without a range: skips `start` bytes, reads `buf`, and leaves the rest unread for a
+/// [`FileStream`]; returns the file's length.
+fn take_stream_start(
+    head: &Head,
+    body: &mut dyn Read,
+    start: u64,
+    buf: &mut [u8],
+) -> std::result::Result<u64, Failure> {
+    if head.status != 200 {
+        return Err(fail(format!("HTTP {}", head.status), false));
+    }
+    let total = head
+        .len
+        .ok_or_else(|| fail("no Content-Length in the response", false))?;
+    let end = start + buf.len() as u64;
+    if end > total {
+        return Err(fail(
+            format!(
+                "asked for bytes {start}-{} of a file of {total} bytes",
+                end - 1
+            ),
+            false,
+        ));
+    }
+    copy_exact(body, &mut std::io::sink(), start)?;
+    body.read_exact(buf).map_err(|e| body_error(&e))?;
     Ok(total)
 }
 
@@ -787,24 +1321,44 @@ fn read_head<R: BufRead + ?Sized>(conn: &mut R) -> std::result::Result<Head, Fai
     Ok(head)
 }
 
-/// Where a redirect from `from` to `location` goes (http:// only).
+/// Where a redirect from `from` to `location` goes: an absolute `http://` or `https://`
+/// URL (never from `https://` down to `http://`), a scheme-relative `//host/path`, an
+/// absolute path or a path relative to `from`'s folder.
 fn redirect(from: &Url, location: &str) -> std::result::Result<Url, String> {
-    if location.starts_with("http://") {
-        return Url::parse(location).map_err(|e| e.to_string());
-    }
-    if location.contains("://") {
-        return Err(format!("redirect to {location:?}, which is not http://"));
-    }
-    let path = if location.starts_with('/') {
-        location.to_string()
+    let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+    let to = if lower.starts_with("http://") || lower.starts_with("https://") {
+        Url::parse(location).map_err(|e| match e {
+            Error::Http { problem, .. } => format!("redirect to {location:?}: {problem}"),
+            e => e.to_string(),
+        })?
+    } else if let Some(rest) = location.strip_prefix("//") {
+        return redirect(from, &format!("{}{rest}", from.scheme.prefix()));
+    } else if location
+        .split(['/', '?'])
+        .next()
+        .is_some_and(|first| first.contains(':'))
+    {
+        return Err(format!(
+            "redirect to {location:?}, which is not an http:// or https:// URL"
+        ));
     } else {
-        let dir = &from.path[..from.path.rfind('/').map_or(0, |i| i + 1)];
-        format!("{dir}{location}")
+        let path = if location.starts_with('/') {
+            location.to_string()
+        } else {
+            let dir = &from.path[..from.path.rfind('/').map_or(0, |i| i + 1)];
+            format!("{dir}{location}")
+        };
+        Url {
+            path,
+            ..from.clone()
+        }
     };
-    Ok(Url {
-        path,
-        ..from.clone()
-    })
+    if from.scheme == Scheme::Https && to.scheme == Scheme::Http {
+        return Err(format!(
+            "redirect from https:// down to {to} refused (the connection would lose its encryption)"
+        ));
+    }
+    Ok(to)
 }
 
 #[cfg(test)]
@@ -850,7 +1404,6 @@ mod tests {
         assert_eq!(u.join("x").to_string(), "http://[::1]/x");
         assert_eq!(Url::parse("http://h").unwrap().path, "/");
         for bad in [
-            "https://h/",
             "ftp://h",
             "http://",
             "http://h:x/",
@@ -869,7 +1422,53 @@ mod tests {
             redirect(&from, "http://o/p").unwrap().to_string(),
             "http://o/p"
         );
-        assert!(redirect(&from, "https://o/p").is_err());
+        assert_eq!(
+            redirect(&from, "//o:8/p").unwrap().to_string(),
+            "http://o:8/p"
+        );
+        for bad in [
+            "ftp://o/p",
+            "file:///etc/passwd",
+            "javascript:x",
+            "mailto:a@b",
+        ] {
+            assert!(
+                redirect(&from, bad).unwrap_err().contains("not an http"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn https_urls_and_redirects() {
+        let u = Url::parse("https://h/x").unwrap();
+        assert_eq!((u.port, u.to_string().as_str()), (443, "https://h/x"));
+        assert_eq!(
+            Url::parse("HTTPS://h:8443/").unwrap().to_string(),
+            "https://h:8443/"
+        );
+        let from = Url::parse("http://h:1/a/b/c").unwrap();
+        assert_eq!(
+            redirect(&from, "https://o/p").unwrap().to_string(),
+            "https://o/p"
+        );
+        let secure = Url::parse("https://h/a").unwrap();
+        assert!(redirect(&secure, "http://h/a")
+            .unwrap_err()
+            .contains("refused"));
+        assert!(redirect(&secure, "//o/a")
+            .unwrap()
+            .to_string()
+            .starts_with("https://"));
+        assert_eq!(redirect(&secure, "/b").unwrap().to_string(), "https://h/b");
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn https_needs_the_tls_feature() {
+        let e = Url::parse("https://h/x").unwrap_err().to_string();
+        assert!(e.contains("tls feature"), "{e}");
     }
 
     #[test]

@@ -70,10 +70,16 @@ impl Library {
         }
     }
 
-    /// The library served at `url` (any static HTTP server), downloading manifests and
-    /// locators into `scratch` (they are unlinked as soon as they are open).
-    pub fn remote(url: &str, scratch: &Path, timeout: std::time::Duration) -> Result<Self> {
-        let r = Remote::new(url, scratch, timeout)?;
+    /// The library served at `url` (any static HTTP or HTTPS server), downloading
+    /// manifests and locators into `scratch` (they are unlinked as soon as they are open);
+    /// `ca_file` adds certificate authorities for `https://`.
+    pub fn remote(
+        url: &str,
+        scratch: &Path,
+        timeout: std::time::Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Self> {
+        let r = Remote::new(url, scratch, timeout, ca_file)?;
         Ok(Self {
             root: PathBuf::from(r.url().to_string()),
             kind: Kind::Remote(Arc::new(r)),

@@ -1,4 +1,4 @@
-//! A library on an HTTP server (`--from http://HOST:PORT/PATH/`): any static file server
+//! A library on an HTTP server (`--from http[s]://HOST:PORT/PATH/`): any static file server
 //! holding a library folder works, because a device needs only plain files from it: the
 //! game's manifest, its locator (SPEC section 11: where each chunk's record lies, so no
 //! index is read over the network), a pack's 32-byte header, the records themselves as byte
@@ -6,11 +6,16 @@
 //!
 //! Manifests and locators are downloaded into a scratch folder (the install's staging
 //! folder), opened, and unlinked at once, so nothing is left behind whatever happens next.
+//! When the server redirects a file to the same path under another folder (`http://` to
+//! `https://`, a mirror, a CDN), the library's base URL follows, so the next files are asked
+//! for there at once; a redirect elsewhere (a signed URL) is remembered per file by the
+//! client.
+//!
 //! Nothing downloaded is trusted: the manifest's signature is checked before anything else
 //! is fetched, and every record before any of its bytes are used.
 
 use crate::error::{Error, Result};
-use crate::library::http::{Client, Url};
+use crate::library::http::{Client, Connector, Url};
 use romlib_format::layout::CATALOG_FILE;
 use romlib_format::limits::{MAX_DICT_LEN, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
@@ -31,7 +36,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A library served over HTTP.
 #[derive(Debug)]
 pub struct Remote {
+    /// The URL the library was given as.
     url: Url,
+    /// Where its files are asked for: `url`, or where redirects showed it moved.
+    base: Mutex<Url>,
     client: Mutex<Client>,
     /// The client's count of bytes received, read without waiting for a request.
     received: Arc<AtomicU64>,
@@ -39,14 +47,22 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// A library at `url` (a folder URL), downloading small files into `scratch`.
-    pub fn new(url: &str, scratch: &Path, timeout: Duration) -> Result<Self> {
+    /// A library at `url` (a folder URL), downloading small files into `scratch`;
+    /// `https://` servers must show a certificate from the system's authorities or
+    /// `ca_file`'s.
+    pub fn new(
+        url: &str,
+        scratch: &Path,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Self> {
         let mut url = Url::parse(url)?;
         if !url.path.ends_with('/') {
             url.path.push('/');
         }
-        let client = Client::new(timeout);
+        let client = Client::with_connector(Connector::new(timeout, ca_file));
         Ok(Remote {
+            base: Mutex::new(url.clone()),
             url,
             received: client.received_counter(),
             client: Mutex::new(client),
@@ -66,6 +82,40 @@ impl Remote {
 
     fn client(&self) -> std::sync::MutexGuard<'_, Client> {
         self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The URL of `rel` where the library is now known to be.
+    fn at(&self, rel: &str) -> Url {
+        self.base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join(rel)
+    }
+
+    /// After a request for `rel` at `asked`: when `client` ended up at the same path under
+    /// another folder, the library's base moves there.
+    fn follow(&self, client: &Client, rel: &str, asked: &Url) {
+        let Some(got) = client.last_url() else { return };
+        if got == asked {
+            return;
+        }
+        let mut base = self.base.lock().unwrap_or_else(|p| p.into_inner());
+        let suffix = &asked.path[base.path.len().min(asked.path.len())..];
+        if let Some(folder) = got.path.strip_suffix(suffix) {
+            if folder.ends_with('/') && base.join(rel) == *asked {
+                *base = Url {
+                    path: folder.to_string(),
+                    ..got.clone()
+                };
+            }
+        }
+    }
+
+    /// Whether the server ignored byte ranges, and the bytes it sent beyond those needed
+    /// because of it (read only to skip to the records asked for).
+    pub fn ranges_ignored(&self) -> Option<u64> {
+        let c = self.client();
+        c.ranges_ignored().then(|| c.stream_extra())
     }
 
     /// Bytes of response bodies received so far, and requests sent.
@@ -101,8 +151,11 @@ impl Remote {
             .map_err(|e| Error::io(&path, "create", e))?;
         // Unlinked at once: the open file is all that is used, and nothing can be left over.
         let _ = std::fs::remove_file(&path);
-        let url = self.url.join(rel);
-        self.client().get(&url, max, &mut file)?;
+        let url = self.at(rel);
+        let mut c = self.client();
+        c.get(&url, max, &mut file)?;
+        self.follow(&c, rel, &url);
+        drop(c);
         file.rewind().map_err(|e| Error::io(&path, "seek", e))?;
         Ok(file)
     }
@@ -120,15 +173,21 @@ impl Remote {
     /// Bytes `start .. start + buf.len()` of `rel`; returns the file's whole length when
     /// the server gave it.
     pub fn read_range(&self, rel: &str, start: u64, buf: &mut [u8]) -> Result<Option<u64>> {
-        let url = self.url.join(rel);
-        self.client().get_range(&url, start, buf)
+        let url = self.at(rel);
+        let mut c = self.client();
+        let got = c.get_range(&url, start, buf)?;
+        self.follow(&c, rel, &url);
+        Ok(got)
     }
 
     /// The title ids `catalog.txt` lists (SPEC section 1), sorted.
     pub fn titles(&self) -> Result<Vec<String>> {
-        let url = self.url.join(CATALOG_FILE);
+        let url = self.at(CATALOG_FILE);
         let mut buf = Vec::new();
-        self.client().get(&url, MAX_CATALOG_LEN, &mut buf)?;
+        let mut c = self.client();
+        c.get(&url, MAX_CATALOG_LEN, &mut buf)?;
+        self.follow(&c, CATALOG_FILE, &url);
+        drop(c);
         let text = String::from_utf8(buf).map_err(|_| Error::Http {
             url: url.to_string(),
             problem: "catalog is not UTF-8".into(),
@@ -148,9 +207,11 @@ impl Remote {
 
     /// Dictionary `id`.
     pub fn read_dict(&self, rel: &str) -> Result<Vec<u8>> {
-        let url = self.url.join(rel);
+        let url = self.at(rel);
         let mut buf = Vec::new();
-        self.client().get(&url, MAX_DICT_LEN, &mut buf)?;
+        let mut c = self.client();
+        c.get(&url, MAX_DICT_LEN, &mut buf)?;
+        self.follow(&c, rel, &url);
         Ok(buf)
     }
 }

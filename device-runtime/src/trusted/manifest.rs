@@ -420,6 +420,24 @@ pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
                 f.path
             ));
         }
+        // The headerless part of a headered file: only beside the whole file's DAT hashes,
+        // a header and a non-empty rest that add up to the file, hashes of their lengths.
+        if let Some(h) = &f.headerless {
+            let fits = all
+                && h.header_size > 0
+                && h.size > 0
+                && h.header_size.checked_add(h.size) == Some(f.size)
+                && h.md5.len() == 16
+                && h.sha1.len() == 20
+                && h.sha256.len() == 32
+                && h.detector.len() <= MAX_TEXT_LEN;
+            if !fits {
+                return bad(format!(
+                    "file {:?} has a malformed headerless part (header {} + {} bytes)",
+                    f.path, h.header_size, h.size
+                ));
+            }
+        }
         // Every chunk holds at least one byte, and no chunk exceeds the chunker maximum.
         let min_chunks = f.size.div_ceil(ch.max_size as u64);
         if f.chunk_count > f.size || f.chunk_count < min_chunks {
@@ -456,4 +474,80 @@ pub fn validate_body(path: &Path, m: &Manifest) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use romlib_proto::{Chunker, FileEntry, Headerless};
+
+    fn body(headerless: Option<Headerless>) -> Manifest {
+        Manifest {
+            format_version: fmt::VERSION as u32,
+            title_id: "g".into(),
+            chunker: Some(Chunker {
+                algorithm: ALGORITHM_FASTCDC_V2020.into(),
+                min_size: 8192,
+                avg_size: 32768,
+                max_size: 131072,
+                normalization: NORMALIZATION_LEVEL,
+            }),
+            files: vec![FileEntry {
+                path: "g.nes".into(),
+                size: 40976,
+                mode: 0o644,
+                blake3: vec![0; 32],
+                chunk_count: 1,
+                crc32: Some(1),
+                md5: vec![0; 16],
+                sha1: vec![0; 20],
+                sha256: vec![0; 32],
+                headerless,
+            }],
+            chunk_count: 1,
+            chunk_table_blake3: vec![0; 32],
+            total_size: 40976,
+            ..Default::default()
+        }
+    }
+
+    fn part(header_size: u64, size: u64) -> Headerless {
+        Headerless {
+            detector: "ines".into(),
+            header_size,
+            size,
+            crc32: 2,
+            md5: vec![1; 16],
+            sha1: vec![1; 20],
+            sha256: vec![1; 32],
+        }
+    }
+
+    /// A signed headerless part must still add up: a forged one is refused like any other
+    /// inconsistent field.
+    #[test]
+    fn headerless_parts_are_checked() {
+        let p = Path::new("g.manifest");
+        assert!(validate_body(p, &body(None)).is_ok());
+        assert!(validate_body(p, &body(Some(part(16, 40960)))).is_ok());
+        let short_md5 = Headerless {
+            md5: vec![1; 15],
+            ..part(16, 40960)
+        };
+        for bad in [
+            part(16, 40961),
+            part(0, 40976),
+            part(40976, 0),
+            part(u64::MAX, 17),
+            short_md5,
+        ] {
+            let e = validate_body(p, &body(Some(bad))).unwrap_err().to_string();
+            assert!(e.contains("malformed headerless part"), "{e}");
+        }
+        // Not without the whole file's DAT hashes.
+        let mut m = body(Some(part(16, 40960)));
+        let f = &mut m.files[0];
+        (f.crc32, f.md5, f.sha1, f.sha256) = (None, vec![], vec![], vec![]);
+        assert!(validate_body(p, &m).is_err());
+    }
 }

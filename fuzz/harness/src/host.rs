@@ -1,8 +1,10 @@
 //! Targets for what the builder reads from its input folder: DAT files and `romlib.toml`
 //! sidecars.
 
+use romlib_format::parity::{ParityHeader, HEADER_LEN, P_META_BLAKE3, P_NAME_HASH};
 use romlib_host::build::sidecar::Sidecar;
 use romlib_host::dat::{read_dat_from, region_from_name};
+use romlib_host::parity::file as parity_file;
 use std::path::Path;
 
 /// A DAT file (Logiqx XML, MAME listxml or clrmamepro text: the reader tells them apart
@@ -18,5 +20,38 @@ pub fn dat(data: &[u8]) {
 pub fn sidecar(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Sidecar::parse(text);
+    }
+}
+
+/// The library-relative name the `parity` target's files protect.
+pub const PARITY_REL: &str = "packs/pack-0001.pkg";
+
+/// A parity file (SPEC section 13): the header decoder; then, with the name hash and the
+/// header's `meta_blake3` made right so the fuzzer gets past them, the host's
+/// `parity::file::open`, a block-by-block scan of a protected file made of the input, and
+/// a repair of it when the file it claims to protect is at most 1 MiB.
+pub fn parity(data: &[u8]) {
+    let _ = ParityHeader::decode(data);
+    let mut d = data.to_vec();
+    if let Ok(h) = ParityHeader::decode(&d) {
+        let table_end = (HEADER_LEN as u64).saturating_add(h.geometry.table_len());
+        if d.len() as u64 >= table_end {
+            d[P_NAME_HASH..P_NAME_HASH + 16].copy_from_slice(&parity_file::name_hash(PARITY_REL));
+            let mut meta = blake3::Hasher::new();
+            meta.update(&d[..P_META_BLAKE3]);
+            meta.update(&d[HEADER_LEN..table_end as usize]);
+            let sum = *meta.finalize().as_bytes();
+            d[P_META_BLAKE3..HEADER_LEN].copy_from_slice(&sum);
+        }
+    }
+    let par = crate::scratch_file("parity", &d);
+    let Ok((f, h)) = parity_file::open(&par, PARITY_REL) else {
+        return;
+    };
+    let len = (h.geometry.file_len as usize).min(data.len());
+    let protected = crate::scratch_file("parity-protected", &data[..len]);
+    let _ = parity_file::scan(&protected, &f, &par, &h);
+    if h.geometry.file_len <= 1 << 20 {
+        let _ = parity_file::repair(&protected, &f, &par, &h, None);
     }
 }

@@ -19,7 +19,7 @@ pub use device::{
     zstd_delta, zstd_frame, MANIFEST_SIGNED_HEADER_LEN,
 };
 pub use format::{chunk_table, keyfile, pack, path};
-pub use host::{dat, sidecar};
+pub use host::{dat, parity, sidecar, PARITY_REL};
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -44,6 +44,7 @@ pub const TARGETS: &[Target] = &[
     ("sidecar", sidecar),
     ("keyfile", keyfile),
     ("path", path),
+    ("parity", parity),
 ];
 
 /// The target called `name`, if there is one.

@@ -379,9 +379,9 @@ impl Run<'_> {
                     g.locator.entries.push(located);
                 }
                 Piece::FileEnd { blake3 } => {
-                    let dat = self.dat.as_ref().map(DatResults::next).transpose()?;
                     let f = &self.games[item.game].files[item.file];
                     let (rel, size, mode) = (f.rel.clone(), f.size, f.mode);
+                    let dat = self.dat.as_ref().map(|d| d.next(size)).transpose()?;
                     let g = self.game_state(item.game);
                     let mut entry = FileEntry {
                         path: rel,
@@ -392,7 +392,8 @@ impl Run<'_> {
                         ..Default::default()
                     };
                     if let Some(d) = dat {
-                        d.fill(&mut entry);
+                        d.whole.fill(&mut entry);
+                        entry.headerless = d.headerless;
                     }
                     g.files.push(entry);
                 }

@@ -52,6 +52,8 @@ pub(super) struct Manifests<'a> {
     pub(super) games: &'a [GameInput],
     /// The DATs to name games by.
     pub(super) catalog: Option<&'a DatCatalog>,
+    /// `--system`: the system of games whose `romlib.toml` names none.
+    pub(super) system: Option<&'a str>,
 }
 
 impl Manifests<'_> {
@@ -88,7 +90,9 @@ impl Manifests<'_> {
                 title_id: input.title.clone(),
                 version: sc.version.clone().unwrap_or_default(),
                 display_name,
-                system: sc.system.clone().unwrap_or_default(),
+                system: (sc.system.clone())
+                    .or_else(|| self.system.map(str::to_owned))
+                    .unwrap_or_default(),
                 region,
                 languages: sc.languages.clone(),
                 tags: sc.tags.clone(),

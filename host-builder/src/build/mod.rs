@@ -28,6 +28,7 @@ pub mod sidecar;
 pub use delta::DEFAULT_DELTA_GAIN;
 pub use options::{BuildOptions, BuildProgress, BuildSummary, DEFAULT_LEVEL};
 
+use crate::dat::headers::HeaderRules;
 use crate::dat::matching::DatCatalog;
 use crate::error::{Error, Result};
 use crate::fsio::read_limited;
@@ -84,6 +85,15 @@ pub fn build(
     } else {
         Some(DatCatalog::load(&opts.dats)?)
     };
+    let header_rules = if opts.dat_hashes {
+        Some(Arc::new(HeaderRules::load(&opts.header_skippers)?))
+    } else if !opts.header_skippers.is_empty() {
+        return Err(Error::Usage(
+            "--header-skipper hashes files as DATs do; it cannot go with --no-dat-hashes".into(),
+        ));
+    } else {
+        None
+    };
     let mut store = LibraryWriter::open(output)?;
     if let Some(key) = &opts.signing_key {
         publish_key(store.library(), key)?;
@@ -105,10 +115,14 @@ pub fn build(
         junk_bytes: report.junk_bytes,
         loose_files: report.loose_files,
         recovered: std::mem::take(&mut store.recovered),
+        dat_warnings: catalog
+            .as_ref()
+            .map(|c| c.warnings.clone())
+            .unwrap_or_default(),
         ..Default::default()
     };
     let games = Arc::new(games);
-    let (rx, dat) = spawn_reader(games.clone(), params, opts.dat_hashes);
+    let (rx, dat) = spawn_reader(games.clone(), params, header_rules);
     let mut run = Run {
         store: &mut store,
         opts,
@@ -127,6 +141,7 @@ pub fn build(
             params,
             games: &games,
             catalog: catalog.as_ref(),
+            system: opts.system.as_deref(),
         },
     };
     let result = pool.install(|| run.consume(rx));

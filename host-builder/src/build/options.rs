@@ -33,6 +33,10 @@ pub struct BuildOptions {
     pub dat_hashes: bool,
     /// DAT files to name games by (their matched game is recorded in the manifest).
     pub dats: Vec<PathBuf>,
+    /// clrmamepro header-skipper detector files, tried before the built-in detectors.
+    pub header_skippers: Vec<PathBuf>,
+    /// The system recorded for games whose `romlib.toml` names none.
+    pub system: Option<String>,
     /// Store a new chunk as a delta against a similar stored chunk when that saves at
     /// least this share (percent) of its ordinary compressed size; `None`: no deltas.
     pub delta_gain: Option<u32>,
@@ -51,6 +55,8 @@ impl Default for BuildOptions {
             scan: ScanOptions::default(),
             dat_hashes: true,
             dats: Vec::new(),
+            header_skippers: Vec::new(),
+            system: None,
             delta_gain: Some(super::delta::DEFAULT_DELTA_GAIN),
         }
     }
@@ -61,6 +67,9 @@ impl Default for BuildOptions {
 pub struct BuildSummary {
     /// Games in the input.
     pub games: u64,
+    /// DAT rom entries skipped because a number or hash in them is malformed, one line
+    /// each (file, line, attribute).
+    pub dat_warnings: Vec<String>,
     /// Files in them.
     pub files: u64,
     /// Bytes of those files.

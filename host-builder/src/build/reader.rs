@@ -5,6 +5,7 @@ use super::batch::{Batch, Item, Piece, BATCH_BYTES};
 use super::dat_hashes::{spawn_half, DatResults};
 use super::scan::{GameInput, InputFile};
 use crate::dat::digests::{LegacyHalf, ShaHalf};
+use crate::dat::headers::HeaderRules;
 use crate::error::{Error, Result};
 use romlib_format::chunker::ChunkerParams;
 use std::fs::File;
@@ -14,17 +15,17 @@ use std::sync::Arc;
 pub(super) fn spawn_reader(
     games: Arc<Vec<GameInput>>,
     params: ChunkerParams,
-    dat_hashes: bool,
+    dat_hashes: Option<Arc<HeaderRules>>,
 ) -> (Receiver<Result<Batch>>, Option<DatResults>) {
     let (tx, rx) = sync_channel::<Result<Batch>>(2);
     let mut half_txs = Vec::new();
-    let dat = dat_hashes.then(|| {
+    let dat = dat_hashes.map(|rules| {
         let (ltx, lrx) = sync_channel::<Batch>(2);
         let (stx, srx) = sync_channel::<Batch>(2);
         half_txs = vec![ltx, stx];
         DatResults {
-            legacy: spawn_half::<LegacyHalf>(lrx),
-            sha: spawn_half::<ShaHalf>(srx),
+            legacy: spawn_half::<LegacyHalf>(lrx, games.clone(), rules.clone()),
+            sha: spawn_half::<ShaHalf>(srx, games.clone(), rules),
         }
     });
     let err_tx = tx.clone();

@@ -8,6 +8,7 @@ use crate::keys;
 use argh::FromArgs;
 use romlib_device::cli::json::Obj;
 use romlib_device::cli::reporter::ProgressMode;
+use romlib_device::install::count;
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -162,6 +163,15 @@ pub(super) struct GenerateCmd {
     /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
     /// record that game's name, description, region and the DAT in the manifest (repeatable)
     dat: Vec<PathBuf>,
+    #[argh(option)]
+    /// a clrmamepro header-skipper detector file (repeatable), tried before the built-in
+    /// iNES, FDS, Lynx, 7800 and SNES copier detectors: a file with a recognised header also
+    /// records the DAT hashes of the rest of it
+    header_skipper: Vec<PathBuf>,
+    #[argh(option)]
+    /// the system of games whose romlib.toml names none, e.g. nes or "Game Boy" (install
+    /// --layout places games by it)
+    system: Option<String>,
     #[argh(switch)]
     /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
     /// and `--dat` then cannot match the game)
@@ -210,6 +220,15 @@ pub(super) struct BuildCmd {
     /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
     /// record that game's name, description, region and the DAT in the manifest (repeatable)
     dat: Vec<PathBuf>,
+    #[argh(option)]
+    /// a clrmamepro header-skipper detector file (repeatable), tried before the built-in
+    /// iNES, FDS, Lynx, 7800 and SNES copier detectors: a file with a recognised header also
+    /// records the DAT hashes of the rest of it
+    header_skipper: Vec<PathBuf>,
+    #[argh(option)]
+    /// the system of games whose romlib.toml names none, e.g. nes or "Game Boy" (install
+    /// --layout places games by it)
+    system: Option<String>,
     #[argh(switch)]
     /// do not record CRC-32, MD5, SHA-1 and SHA-256 of each file (faster; `verify --dat`
     /// and `--dat` then cannot match the game)
@@ -252,6 +271,10 @@ pub(super) struct BuildCmd {
     #[argh(switch)]
     /// print the summary (or the error) as one JSON object on standard output
     pub(super) json: bool,
+    #[argh(option)]
+    /// write Reed-Solomon parity at this percentage for new packs and changed manifests
+    /// (see `romlib parity`); a library that has parity keeps it current without this
+    parity: Option<u32>,
 }
 
 #[derive(FromArgs)]
@@ -303,6 +326,8 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         // Manifests (written by generate-manifests) hold the hashes; packs do not.
         dat_hashes: false,
         dats: Vec::new(),
+        header_skippers: Vec::new(),
+        system: None,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
     };
     run_build(
@@ -329,6 +354,8 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
+        header_skippers: c.header_skipper,
+        system: c.system,
         ..BuildOptions::default()
     };
     run_build(
@@ -341,6 +368,9 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
 
 /// `romlib build`.
 pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
+    if let Some(p) = c.parity {
+        crate::parity::check_percent(p)?;
+    }
     let key = keys::load_signing_key(&c.signing_key)?;
     let opts = BuildOptions {
         avg_chunk: c.avg_chunk,
@@ -357,13 +387,18 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
+        header_skippers: c.header_skipper,
+        system: c.system,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
     };
     run_build(
         c.input,
         c.output,
         opts,
-        Report::of(c.quiet, c.progress, c.json),
+        Report {
+            parity: c.parity,
+            ..Report::of(c.quiet, c.progress, c.json)
+        },
     )
 }
 
@@ -385,6 +420,8 @@ pub(super) fn train_dict(c: TrainCmd) -> anyhow::Result<()> {
 /// How a build command reports: its `-q`, `--progress` and `--json`.
 struct Report {
     quiet: bool,
+    /// `--parity P` of `romlib build`.
+    parity: Option<u32>,
     pub(super) progress: ProgressMode,
     pub(super) json: bool,
 }
@@ -393,6 +430,7 @@ impl Report {
     fn of(quiet: bool, progress: ProgressMode, json: bool) -> Self {
         Self {
             quiet,
+            parity: None,
             progress,
             json,
         }
@@ -401,7 +439,6 @@ impl Report {
 
 /// The summary as text.
 fn summary_text(s: &BuildSummary) -> String {
-    use romlib_device::install::count;
     use std::fmt::Write;
     let mut t = String::new();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
@@ -487,18 +524,57 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
     let s = build(&input, &output, &opts, &progress);
     progress.finish();
     let s = s?;
+    // Even with -q: a skipped DAT entry may be why a game is not named.
+    for w in &s.dat_warnings {
+        out.warn(&format!("warning: {w}"));
+    }
     if !r.json && !r.progress.is_json() {
         for note in &s.recovered {
             eprintln!("romlib: recovered: {note}");
         }
     }
+    // Parity is kept current when asked for, or when the library has some already: new
+    // packs and changed manifests get theirs; current parity is not rewritten.
+    let lib = romlib_device::Library::new(&output);
+    let parity = match r.parity.or_else(|| crate::parity::library_percent(&lib)) {
+        Some(p) => Some((p, crate::parity::update(&output, p, &|_| {})?)),
+        None => None,
+    };
+    if let Some((_, rep)) = &parity {
+        for (p, w) in &rep.problems {
+            out.warn(&format!("parity: {p}: {w}"));
+        }
+    }
     if !r.quiet || r.json || r.progress.is_json() {
-        let text = if r.quiet {
+        let mut text = if r.quiet {
             String::new()
         } else {
             summary_text(&s)
         };
-        out.result(summary_json(&s, &output), &text);
+        if let (Some((p, rep)), false) = (&parity, r.quiet) {
+            text.push_str(&format!(
+                "\nparity at {p}%: {} written, {} current",
+                count(rep.written.len(), "file", "files"),
+                rep.current
+            ));
+        }
+        let json = summary_json(&s, &output)
+            .field("parity_percent", parity.as_ref().map(|(p, _)| *p))
+            .field(
+                "parity_written",
+                parity
+                    .as_ref()
+                    .map_or_else(Vec::new, |(_, rep)| rep.written.clone()),
+            )
+            .field(
+                "parity_bytes",
+                parity.as_ref().map_or(0, |(_, rep)| rep.parity_bytes),
+            )
+            .field(
+                "parity_problems",
+                parity.as_ref().map_or(0, |(_, rep)| rep.problems.len()),
+            );
+        out.result(json, &text);
     }
     Ok(())
 }

@@ -74,6 +74,10 @@ pub(super) struct VerifyCmd {
     /// is read, and the exit code is 0 only when every DAT game is complete and correct
     dat: Vec<PathBuf>,
     #[argh(option)]
+    /// with --dat: write a Logiqx DAT of every missing or wrong game and rom to this file
+    /// (a fixdat; written whole or not at all)
+    fixdat: Option<PathBuf>,
+    #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
     trusted_key: Vec<PathBuf>,
     #[argh(switch)]
@@ -164,6 +168,9 @@ pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     let lib = romlib_device::Library::open(&c.romlib)?;
     let (progress, out) = report("verify-library", c.progress, c.json, c.quiet);
     let trust = trust_store(&lib, &c.trusted_key, (!c.json).then_some(&out))?;
+    if c.fixdat.is_some() && c.dat.is_empty() {
+        return Err(crate::error::Error::Usage("--fixdat needs at least one --dat".into()).into());
+    }
     let ok = if c.dat.is_empty() {
         progress.phase("verify", None, None, None);
         let started = std::time::Instant::now();
@@ -196,7 +203,14 @@ pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     } else {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        let ok = crate::dat::check::check_dats(&lib, &trust, &c.dat, c.json, &mut out)?;
+        let ok = crate::dat::check::check_dats(
+            &lib,
+            &trust,
+            &c.dat,
+            c.json,
+            c.fixdat.as_deref(),
+            &mut out,
+        )?;
         out.flush()?;
         ok
     };

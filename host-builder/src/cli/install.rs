@@ -7,7 +7,7 @@ use argh::FromArgs;
 use romlib_device::cli::json::Obj;
 use romlib_device::cli::output::Output;
 use romlib_device::cli::reporter::ProgressMode;
-use romlib_device::install::{install_game_reusing, uninstalled_message};
+use romlib_device::install::{install_game_with, layout, uninstalled_message, InstallOptions};
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -23,6 +23,11 @@ pub(super) struct InstallCmd {
     #[argh(option, default = "PathBuf::from(\"./install\")")]
     /// where games are installed (default ./install)
     install_dir: PathBuf,
+    #[argh(option)]
+    /// install into the folder a handheld OS expects for the game's system (from its
+    /// signed manifest): muos, knulli (batocera), minui (nextui), onion, arkos (darkos);
+    /// --install-dir is then the OS's ROM root
+    layout: Option<String>,
     #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
     trusted_key: Vec<PathBuf>,
@@ -45,6 +50,10 @@ pub(super) struct UninstallCmd {
     #[argh(option, default = "PathBuf::from(\"./install\")")]
     /// where games are installed (default ./install)
     install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout the game was installed with: it is looked for in that layout's system
+    /// folders under --install-dir
+    layout: Option<String>,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     pub(super) json: bool,
@@ -52,10 +61,15 @@ pub(super) struct UninstallCmd {
 
 /// `romlib install`.
 pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
+    usage_layout(&c.layout)?;
     let lib = romlib_device::Library::open(&c.romlib)?;
     let (progress, out) = report("install", c.progress, c.json, false);
     let trust = trust_store(&lib, &c.trusted_key, Some(&out))?;
     let m = lib.open_game(&c.game, &trust)?;
+    let install_dir = match &c.layout {
+        Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,
+        None => c.install_dir.clone(),
+    };
     let mut dec = crate::zstd_decoder::ZstdDecoder::default();
     let title = m.body().title_id.clone();
     progress.phase(
@@ -64,41 +78,47 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
         Some(m.body().total_size),
         Some(m.body().chunk_count),
     );
-    let r = install_game_reusing(&lib, &m, &c.install_dir, &mut dec, None, &progress);
+    let opts = InstallOptions {
+        progress: &progress,
+        ..InstallOptions::default()
+    };
+    let r = install_game_with(&lib, &m, &install_dir, &mut dec, &opts);
     progress.finish();
     let r = r?;
     for note in &r.recovered {
         out.warn(note);
     }
     out.result(
-        Obj::new()
-            .field("game", title.as_str())
-            .field("path", c.install_dir.join(&title).as_path())
-            .field("files", r.files)
-            .field("bytes", r.bytes)
-            .field("chunks", r.chunks)
-            .field("reused_chunks", r.reused_chunks)
-            .field("reused_bytes", r.reused_bytes)
-            .field("bytes_downloaded", 0u64)
-            .field("requests", 0u64)
-            .field("kept", r.kept.clone())
-            .field("recovered", r.recovered.clone()),
-        &r.installed_message(&title, &c.install_dir),
+        r.installed_json(&title, &install_dir, 0, 0, 0),
+        &r.installed_message(&title, &install_dir),
     );
     Ok(())
 }
 
 /// `romlib uninstall`.
 pub(super) fn uninstall(c: UninstallCmd) -> anyhow::Result<()> {
-    let kept = romlib_device::install::uninstall(&c.install_dir, &c.title_id)?;
+    usage_layout(&c.layout)?;
+    let install_dir = match &c.layout {
+        Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
+        None => c.install_dir.clone(),
+    };
+    let kept = romlib_device::install::uninstall(&install_dir, &c.title_id)?;
     let out = Output::new("romlib", "uninstall", c.json, ProgressMode::None);
-    let human = uninstalled_message(&c.title_id, &c.install_dir, &kept);
+    let human = uninstalled_message(&c.title_id, &install_dir, &kept);
     out.result(
         Obj::new()
             .field("game", c.title_id.as_str())
-            .field("path", c.install_dir.join(&c.title_id).as_path())
+            .field("path", install_dir.join(&c.title_id).as_path())
             .field("kept", kept),
         &human,
     );
+    Ok(())
+}
+
+/// An unknown `--layout` is a usage error (exit 2), found before anything is read.
+fn usage_layout(name: &Option<String>) -> crate::error::Result<()> {
+    if let Some(Err(e)) = name.as_deref().map(layout::find_layout) {
+        return Err(crate::error::Error::Usage(e.to_string()));
+    }
     Ok(())
 }

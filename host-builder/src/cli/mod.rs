@@ -5,6 +5,7 @@
 mod build;
 mod inspect;
 mod install;
+mod parity;
 mod progress;
 mod read;
 mod transfer;
@@ -41,12 +42,15 @@ enum Cmd {
     Uninstall(install::UninstallCmd),
     Verify(inspect::VerifyCmd),
     RebuildIndex(inspect::RebuildIndexCmd),
+    Parity(parity::ParityCmd),
+    Repair(parity::RepairCmd),
     Show(inspect::ShowCmd),
     Cat(romlib_device::cli::play::CatCmd),
     Mount(romlib_device::cli::play::MountCmd),
     Export(transfer::ExportCmd),
     Import(transfer::ImportCmd),
     Serve(transfer::ServeCmd),
+    Publish(transfer::PublishCmd),
 }
 
 /// Runs a parsed command line. `Ok(ExitCode::FAILURE)` is a failure already reported (a
@@ -74,11 +78,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Uninstall(c) => install::uninstall(c),
         Cmd::Verify(c) => return inspect::run_verify(c),
         Cmd::RebuildIndex(c) => return inspect::rebuild_index(c),
+        Cmd::Parity(c) => return parity::parity(c),
+        Cmd::Repair(c) => return parity::repair(c),
         Cmd::Cat(c) => read::cat(c),
         Cmd::Mount(c) => read::mount(c),
         Cmd::Export(c) => transfer::export(c),
         Cmd::Import(c) => transfer::import(c),
         Cmd::Serve(c) => transfer::serve(c),
+        Cmd::Publish(c) => transfer::publish(c),
         Cmd::Show(c) => inspect::show(c),
         Cmd::TrainDict(c) => build::train_dict(c),
     }
@@ -113,6 +120,8 @@ impl Cli {
             Some(Cmd::Uninstall(c)) => ("uninstall", c.json, none),
             Some(Cmd::Verify(c)) => ("verify-library", c.json, c.progress),
             Some(Cmd::RebuildIndex(c)) => ("rebuild-index", c.json, none),
+            Some(Cmd::Parity(c)) => ("parity", c.json, none),
+            Some(Cmd::Repair(c)) => ("repair-library", c.json, none),
             Some(Cmd::Show(c)) => ("show", c.json, none),
             Some(Cmd::Cat(c)) => {
                 return Output::new("romlib", "cat", c.json, none).data_on_stdout();
@@ -125,6 +134,7 @@ impl Cli {
             Some(Cmd::TrainDict(_)) => ("train-dict", false, none),
             Some(Cmd::Mount(_)) => ("mount", false, none),
             Some(Cmd::Serve(_)) => ("serve", false, none),
+            Some(Cmd::Publish(c)) => ("publish", c.json, none),
         };
         Output::new("romlib", op, json, progress)
     }

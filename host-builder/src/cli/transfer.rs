@@ -86,6 +86,140 @@ pub(super) struct ServeCmd {
     listen: String,
 }
 
+#[derive(FromArgs)]
+/// Publish the library to an S3-compatible bucket (AWS S3, MinIO, Garage, SeaweedFS, ...)
+/// for `romlib-device install --from` its HTTP endpoint: packs and dictionaries first, then
+/// each game's locator and manifest, then catalog.txt, so no published game ever points at
+/// a missing pack. Objects already there with the same size and MD5 (ETag) are skipped, so
+/// running it again after a change, or after it was cut off, uploads only what is missing.
+/// Credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
+#[argh(subcommand, name = "publish")]
+pub(super) struct PublishCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(positional)]
+    /// where: s3://BUCKET[/PREFIX]
+    target: String,
+    #[argh(option)]
+    /// the S3 server, http[s]://HOST[:PORT] (default: $AWS_ENDPOINT_URL_S3, then
+    /// $AWS_ENDPOINT_URL, then AWS's endpoint for the region)
+    endpoint: Option<String>,
+    #[argh(option)]
+    /// the region to sign for (default: $AWS_REGION, then $AWS_DEFAULT_REGION, then
+    /// us-east-1)
+    region: Option<String>,
+    #[argh(switch)]
+    /// create the bucket if it does not exist
+    create_bucket: bool,
+    #[argh(switch)]
+    /// make every uploaded object readable by anyone (the canned ACL public-read), for
+    /// devices that read the bucket's endpoint directly; stores with ACLs disabled (AWS's
+    /// default) want a bucket policy instead
+    public: bool,
+    #[argh(option)]
+    /// a PEM file of certificate authorities to trust besides the system's (an https://
+    /// endpoint with a private CA)
+    ca_file: Option<PathBuf>,
+    #[argh(option, default = "60")]
+    /// seconds before a stalled connection is given up (default 60)
+    timeout: u64,
+    #[argh(switch, short = 'q')]
+    /// print only the summary
+    pub(super) quiet: bool,
+    #[argh(switch)]
+    /// print the result (or the error) as one JSON object on standard output
+    pub(super) json: bool,
+}
+
+/// `romlib publish`.
+pub(super) fn publish(c: PublishCmd) -> anyhow::Result<()> {
+    use crate::error::Error;
+    use crate::transfer::s3::{Bucket, Credentials};
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (bucket_name, prefix) = crate::transfer::publish::parse_target(&c.target)?;
+    let region = c
+        .region
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    let endpoint = c
+        .endpoint
+        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let (Some(access_key), Some(secret_key)) =
+        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+    else {
+        return Err(Error::Usage(
+            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        )
+        .into());
+    };
+    if !c.romlib.is_dir() {
+        return Err(romlib_device::Error::NotFound {
+            path: c.romlib.clone(),
+            what: "library folder",
+        }
+        .into());
+    }
+    let creds = Credentials {
+        access_key,
+        secret_key,
+        session_token: env("AWS_SESSION_TOKEN"),
+    };
+    let mut bucket = Bucket::new(
+        &endpoint,
+        &bucket_name,
+        &region,
+        creds,
+        std::time::Duration::from_secs(c.timeout.max(1)),
+        c.ca_file.as_deref(),
+    )?;
+    if c.public {
+        bucket.acl = Some("public-read".into());
+    }
+    if !bucket.exists()? {
+        if !c.create_bucket {
+            return Err(romlib_device::Error::NotFound {
+                path: PathBuf::from(bucket.url("").to_string()),
+                what: "bucket (create it, or pass --create-bucket)",
+            }
+            .into());
+        }
+        bucket.create()?;
+    }
+    let (quiet, json) = (c.quiet, c.json);
+    let p =
+        crate::transfer::publish::publish(&c.romlib, &mut bucket, &prefix, &mut |key, up, len| {
+            if up && !quiet && !json {
+                eprintln!("uploaded {key} ({len} bytes)");
+            }
+        })?;
+    let out =
+        romlib_device::cli::output::Output::new("romlib", "publish", c.json, ProgressMode::None);
+    let url = bucket.url(&prefix);
+    out.result(
+        Obj::new()
+            .field("target", c.target.as_str())
+            .field("url", url.to_string())
+            .field("uploaded", p.uploaded)
+            .field("uploaded_bytes", p.uploaded_bytes)
+            .field("unchanged", p.unchanged)
+            .field("requests", p.requests),
+        &format!(
+            "published {} to {}: {} uploaded ({} bytes), {} unchanged; devices install with \
+             --from {url}",
+            c.romlib.display(),
+            c.target,
+            count(p.uploaded as usize, "file", "files"),
+            p.uploaded_bytes,
+            p.unchanged,
+        ),
+    );
+    Ok(())
+}
+
 /// `romlib export`.
 pub(super) fn export(c: ExportCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
@@ -138,6 +272,13 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
     });
     progress.finish();
     let s = s?;
+    // A library with parity keeps it current: the imported packs and manifests get theirs.
+    if let Some(p) = crate::parity::library_percent(&dest) {
+        let rep = crate::parity::update(&c.output, p, &|_| {})?;
+        for (p, w) in &rep.problems {
+            out.warn(&format!("parity: {p}: {w}"));
+        }
+    }
     let human = format!(
         "imported {} into {} ({} unchanged): {}, {} bytes, in {}; {} already there",
         count(s.games_written as usize, "game", "games"),

@@ -2,14 +2,19 @@
 //! alone. No pack and no index is opened; DATs are streamed one game at a time, so the
 //! report is written as it goes and memory does not grow with the DAT.
 
+use crate::dat::fixdat::FixdatWriter;
 use crate::dat::matching::{GameCheck, GameState, LibraryFiles, RomState};
-use crate::dat::read_dat;
+use crate::dat::{read_dat, DatRom};
 use crate::error::{Error, Result};
 use romlib_device::{Library, TrustStore};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Skipped-entry warnings a JSON report lists per DAT (all are counted; a text report
+/// prints every one as it streams).
+pub const MAX_JSON_WARNINGS: usize = 1000;
 
 /// Counts of one DAT's games by verdict.
 #[derive(Debug, Default, Clone, Copy)]
@@ -22,6 +27,8 @@ pub struct Totals {
     pub wrong_hash: u64,
     /// Not in the library.
     pub missing: u64,
+    /// Rom entries skipped because a number or hash in them is malformed.
+    pub skipped_roms: u64,
 }
 
 impl Totals {
@@ -34,8 +41,9 @@ impl Totals {
         }
     }
 
+    /// Every game complete, and no entry skipped (a skipped rom was not checked).
     fn all_complete(&self) -> bool {
-        self.incomplete + self.wrong_hash + self.missing == 0
+        self.incomplete + self.wrong_hash + self.missing + self.skipped_roms == 0
     }
 
     fn json(&self) -> serde_json::Value {
@@ -45,6 +53,7 @@ impl Totals {
             "incomplete": self.incomplete,
             "wrong_hash": self.wrong_hash,
             "missing": self.missing,
+            "skipped_roms": self.skipped_roms,
         })
     }
 }
@@ -69,15 +78,20 @@ fn load_library(lib: &Library, trust: &TrustStore) -> Result<(LibraryFiles, Vec<
 }
 
 /// Checks the library against each DAT in turn and writes the report (text or JSON) to
-/// `out`. Returns whether every DAT game is complete and every manifest verified.
+/// `out`; with `fixdat`, also writes a DAT of every missing or wrong rom there (published
+/// by rename once the check is done). Returns whether every DAT game is complete, no
+/// entry was skipped and every manifest verified.
 pub fn check_dats(
     lib: &Library,
     trust: &TrustStore,
     dats: &[PathBuf],
     as_json: bool,
+    fixdat: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<bool> {
     let (files, problems) = load_library(lib, trust)?;
+    let mut fix = fixdat.map(FixdatWriter::create).transpose()?;
+    let mut sources = Vec::new();
     let werr = |e: std::io::Error| Error::io("<stdout>", "write", e);
     let mut known: BTreeSet<u32> = BTreeSet::new();
     let mut ok = problems.is_empty();
@@ -86,6 +100,7 @@ pub fn check_dats(
     }
     for (di, path) in dats.iter().enumerate() {
         let mut totals = Totals::default();
+        let mut warnings = Vec::new();
         let mut first = true;
         if as_json {
             let sep = if di > 0 { "," } else { "" };
@@ -96,20 +111,40 @@ pub fn check_dats(
             )
             .map_err(werr)?;
         }
+        let mut titled = false;
         let header = read_dat(path, |header, game| {
+            if !as_json && !titled && (!game.roms.is_empty() || !game.skipped.is_empty()) {
+                writeln!(out, "DAT {} ({})", header.label(), path.display()).map_err(werr)?;
+                titled = true;
+            }
+            totals.skipped_roms += game.skipped.len() as u64;
+            for w in &game.skipped {
+                if as_json {
+                    if warnings.len() < MAX_JSON_WARNINGS {
+                        warnings.push(w.clone());
+                    }
+                } else {
+                    writeln!(out, "  warning: {w}").map_err(werr)?;
+                }
+            }
             if game.roms.is_empty() {
                 // Device and BIOS stubs with nothing to dump say nothing about a library.
                 return Ok(());
             }
-            if first && !as_json {
-                writeln!(out, "DAT {} ({})", header.label(), path.display()).map_err(werr)?;
-            }
             let (check, chosen) = files.check(&game);
             known.extend(chosen);
             totals.add(check.state);
+            let wanted: Vec<&DatRom> = (game.roms.iter().zip(&check.roms))
+                .filter(|(_, (_, s))| matches!(s, RomState::Missing | RomState::WrongHash { .. }))
+                .map(|(r, _)| r)
+                .collect();
+            if let Some(fix) = fix.as_mut() {
+                fix.add(&game, &wanted)?;
+            }
             if as_json {
                 let sep = if first { "" } else { "," };
-                write!(out, "{sep}\n{}", game_json(&check)).map_err(werr)?;
+                let wanted = fix.is_some().then_some(wanted.as_slice());
+                write!(out, "{sep}\n{}", game_json(&check, wanted)).map_err(werr)?;
             } else {
                 writeln!(out, "{}", game_line(&check)).map_err(werr)?;
             }
@@ -120,18 +155,29 @@ pub fn check_dats(
         if as_json {
             write!(
                 out,
-                "],\"source\":{},\"totals\":{}}}",
+                "],\"source\":{},\"header_skipper\":{},\"warnings\":{},\"totals\":{}}}",
                 json!(header.label()),
+                json!(header.header_skipper),
+                json!(warnings),
                 totals.json()
             )
             .map_err(werr)?;
         } else {
-            if first {
+            if !titled {
                 writeln!(out, "DAT {} ({})", header.label(), path.display()).map_err(werr)?;
             }
+            let skipped = if totals.skipped_roms > 0 {
+                format!(
+                    ", {} rom entr{} skipped (see the warnings)",
+                    totals.skipped_roms,
+                    if totals.skipped_roms == 1 { "y" } else { "ies" }
+                )
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                "  {}: {} complete, {} incomplete, {} wrong hash, {} missing",
+                "  {}: {} complete, {} incomplete, {} wrong hash, {} missing{skipped}",
                 romlib_device::install::count(
                     (totals.complete + totals.incomplete + totals.wrong_hash + totals.missing)
                         as usize,
@@ -145,7 +191,24 @@ pub fn check_dats(
             )
             .map_err(werr)?;
         }
+        sources.push((header, path.clone()));
     }
+    let fixdat_json = match (fix, fixdat) {
+        (Some(fix), Some(path)) => {
+            let (games, roms) = (fix.games, fix.roms);
+            fix.finish(&sources)?;
+            if !as_json {
+                writeln!(
+                    out,
+                    "fixdat: {games} game(s), {roms} rom(s) written to {}",
+                    path.display()
+                )
+                .map_err(werr)?;
+            }
+            json!({"path": path.display().to_string(), "games": games, "roms": roms})
+        }
+        _ => serde_json::Value::Null,
+    };
     let unknown: Vec<_> = files
         .games()
         .iter()
@@ -166,9 +229,10 @@ pub fn check_dats(
             .collect();
         writeln!(
             out,
-            "],\n\"unknown_games\":{},\n\"problems\":{},\n\"ok\":{ok}}}",
+            "],\n\"unknown_games\":{},\n\"problems\":{},\n\"fixdat\":{},\n\"ok\":{ok}}}",
             json!(unknown),
-            json!(problems)
+            json!(problems),
+            fixdat_json
         )
         .map_err(werr)?;
     } else {
@@ -213,7 +277,10 @@ fn game_line(c: &GameCheck) -> String {
     line
 }
 
-fn game_json(c: &GameCheck) -> serde_json::Value {
+/// A game's JSON: its verdict, each rom's state, and with `--fixdat`, `fixdat`: the roms
+/// the fixdat lists for it (those missing or wrong, with the DAT's size and hashes). Only
+/// then: it doubles the time a MAME-sized report takes.
+fn game_json(c: &GameCheck, wanted: Option<&[&DatRom]>) -> serde_json::Value {
     let roms: Vec<_> = c
         .roms
         .iter()
@@ -226,10 +293,27 @@ fn game_json(c: &GameCheck) -> serde_json::Value {
             RomState::NoDump => json!({"name": name, "state": "nodump"}),
         })
         .collect();
-    json!({
+    let mut v = json!({
         "name": c.name,
         "state": c.state.as_str(),
         "library_title": c.library_title,
         "roms": roms,
+    });
+    if let Some(wanted) = wanted {
+        v["fixdat"] = wanted.iter().map(|r| rom_json(r)).collect();
+    }
+    v
+}
+
+/// A DAT rom as the DAT gives it.
+fn rom_json(r: &DatRom) -> serde_json::Value {
+    use crate::dat::digests::hex;
+    json!({
+        "name": r.name,
+        "size": r.size,
+        "crc32": r.crc32.map(|c| format!("{c:08x}")),
+        "md5": r.md5.map(|h| hex(&h)),
+        "sha1": r.sha1.map(|h| hex(&h)),
+        "sha256": r.sha256.map(|h| hex(&h)),
     })
 }

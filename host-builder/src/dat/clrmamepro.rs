@@ -1,9 +1,9 @@
 //! The clrmamepro text DAT reader: `clrmamepro ( name "..." )`, then
 //! `game ( ... rom ( ... ) )` blocks.
 
-use super::model::{DatGame, DatHeader, DatRom};
+use super::model::{DatGame, DatHeader};
 use super::region::region_from_name;
-use super::rom_fields::RomFields;
+use super::rom_fields::{RomEntry, RomFields};
 use super::source::{At, MAX_DAT_FIELD_LEN, READ_BUF};
 use crate::error::{Error, Result};
 use std::borrow::Cow;
@@ -259,6 +259,8 @@ impl<'p, R: Read> CmpDat<'p, R> {
                 b"name" => header.name = self.text_value(open, what)?,
                 b"description" => header.description = self.text_value(open, what)?,
                 b"version" => header.version = self.text_value(open, what)?,
+                b"author" => header.author = self.text_value(open, what)?,
+                b"header" => header.header_skipper = self.text_value(open, what)?,
                 _ => self.skip_value(open, what)?,
             }
         }
@@ -277,7 +279,11 @@ impl<'p, R: Read> CmpDat<'p, R> {
                     if self.value(open, what)? != Tok::Open {
                         return Err(self.tokens.at().err("expected \"(\" after rom"));
                     }
-                    game.roms.push(self.rom(rom_open)?);
+                    match self.rom(rom_open)? {
+                        RomEntry::Rom(rom) => game.roms.push(rom),
+                        RomEntry::Bad(warning) => game.skipped.push(warning),
+                        RomEntry::Part => {}
+                    }
                 }
                 _ => self.skip_value(open, what)?,
             }
@@ -289,7 +295,7 @@ impl<'p, R: Read> CmpDat<'p, R> {
         Ok(game)
     }
 
-    fn rom(&mut self, open: u64) -> Result<DatRom> {
+    fn rom(&mut self, open: u64) -> Result<RomEntry> {
         let what = "a rom block";
         let mut fields = RomFields::default();
         while self.next_key(open, what)? {

@@ -35,6 +35,30 @@ impl DatHashes {
         e.sha256 = self.sha256.to_vec();
     }
 
+    /// The hashes of a file's headerless part, when it has a well-formed one.
+    pub fn from_headerless(h: &romlib_proto::Headerless) -> Option<Self> {
+        Some(Self {
+            crc32: h.crc32,
+            md5: h.md5.as_slice().try_into().ok()?,
+            sha1: h.sha1.as_slice().try_into().ok()?,
+            sha256: h.sha256.as_slice().try_into().ok()?,
+        })
+    }
+
+    /// Every (size, hashes) a file answers to in a DAT: the whole file's, then its
+    /// headerless part's when it has a header. Empty without DAT hashes.
+    pub fn views(e: &romlib_proto::FileEntry) -> Vec<(u64, Self)> {
+        let mut v = Vec::with_capacity(2);
+        if let Some(h) = Self::from_entry(e) {
+            v.push((e.size, h));
+            let part = e.headerless.as_ref();
+            if let Some((p, h)) = part.and_then(|p| Some((p, Self::from_headerless(p)?))) {
+                v.push((p.size, h));
+            }
+        }
+        v
+    }
+
     /// Reads the hashes back from a manifest file entry, when it has them.
     pub fn from_entry(e: &romlib_proto::FileEntry) -> Option<Self> {
         Some(Self {

@@ -125,6 +125,8 @@ pub struct DatCatalog {
     /// Rom hashes (names dropped) and the game each belongs to.
     roms: Vec<(DatRom, u32)>,
     index: HashIndex,
+    /// Rom entries the DATs' readers skipped (malformed numbers or hashes), one line each.
+    pub warnings: Vec<String>,
 }
 
 impl DatCatalog {
@@ -135,6 +137,7 @@ impl DatCatalog {
             games: Vec::new(),
             roms: Vec::new(),
             index: HashIndex::new(),
+            warnings: Vec::new(),
         };
         for path in paths {
             let source = cat.sources.len() as u32;
@@ -152,7 +155,8 @@ impl DatCatalog {
         Ok(cat)
     }
 
-    fn add(&mut self, source: u32, game: DatGame) {
+    fn add(&mut self, source: u32, mut game: DatGame) {
+        self.warnings.append(&mut game.skipped);
         let gi = self.games.len() as u32;
         let mut dumped_roms = 0;
         for mut rom in game.roms {
@@ -189,15 +193,16 @@ impl DatCatalog {
     pub fn best_match(&self, title: &str, files: &[FileEntry]) -> Option<DatMatch> {
         let mut votes: HashMap<u32, u32> = HashMap::new();
         for f in files {
-            let Some(h) = DatHashes::from_entry(f) else {
-                continue;
-            };
-            let mut games: Vec<u32> = self
-                .index
-                .candidates(&h)
-                .filter(|&ri| rom_fits(&self.roms[ri as usize].0, f.size, &h))
-                .map(|ri| self.roms[ri as usize].1)
-                .collect();
+            // The whole file, or its part after a header: whichever the DAT lists.
+            let mut games: Vec<u32> = Vec::new();
+            for (size, h) in DatHashes::views(f) {
+                games.extend(
+                    self.index
+                        .candidates(&h)
+                        .filter(|&ri| rom_fits(&self.roms[ri as usize].0, size, &h))
+                        .map(|ri| self.roms[ri as usize].1),
+                );
+            }
             games.sort_unstable();
             games.dedup();
             for g in games {
@@ -339,21 +344,25 @@ impl LibraryFiles {
         let start = self.files.len() as u32;
         let mut unhashed = 0;
         for f in &body.files {
-            let Some(h) = DatHashes::from_entry(f) else {
+            let views = DatHashes::views(f);
+            if views.is_empty() {
                 unhashed += 1;
-                continue;
-            };
-            let fi = self.files.len() as u32;
-            self.by_sha256.insert(h.sha256, fi);
-            self.by_sha1.insert(h.sha1, fi);
-            self.by_md5.insert(h.md5, fi);
-            self.by_crc.insert(h.crc32, fi);
-            self.files.push(LibFile {
-                game: gi,
-                path: f.path.clone(),
-                size: f.size,
-                hashes: h,
-            });
+            }
+            // A headered file is filed twice: as a whole and as its part after the header,
+            // so that a DAT listing either finds it.
+            for (size, h) in views {
+                let fi = self.files.len() as u32;
+                self.by_sha256.insert(h.sha256, fi);
+                self.by_sha1.insert(h.sha1, fi);
+                self.by_md5.insert(h.md5, fi);
+                self.by_crc.insert(h.crc32, fi);
+                self.files.push(LibFile {
+                    game: gi,
+                    path: f.path.clone(),
+                    size,
+                    hashes: h,
+                });
+            }
         }
         self.ranges.push(start..self.files.len() as u32);
         let dat_name = body
@@ -602,6 +611,58 @@ mod tests {
         assert_eq!(c.state, GameState::Missing);
     }
 
+    /// A headered file matches a DAT entry of the whole file and one of its headerless
+    /// part; a file without the field matches only as a whole.
+    #[test]
+    fn headerless_hashes_match_either_way() {
+        let mut rom_bytes = b"NES\x1a".to_vec();
+        rom_bytes.resize(16, 0);
+        rom_bytes.extend_from_slice(b"program and character data");
+        let mut e = entry("game.nes", &rom_bytes);
+        let part = DatHashes::of(&rom_bytes[16..]);
+        e.headerless = Some(romlib_proto::Headerless {
+            detector: "ines".into(),
+            header_size: 16,
+            size: rom_bytes.len() as u64 - 16,
+            crc32: part.crc32,
+            md5: part.md5.to_vec(),
+            sha1: part.sha1.to_vec(),
+            sha256: part.sha256.to_vec(),
+        });
+        let mut lib = LibraryFiles::new();
+        lib.add(&romlib_proto::Manifest {
+            title_id: "g".into(),
+            files: vec![e.clone()],
+            ..Default::default()
+        });
+        let game = |roms: Vec<DatRom>| DatGame {
+            name: "Game (USA)".into(),
+            roms,
+            ..Default::default()
+        };
+        for r in [
+            rom("Game (USA).nes", &rom_bytes, "c1"),
+            rom("Game (USA).nes", &rom_bytes[16..], "c1"),
+        ] {
+            let (c, g) = lib.check(&game(vec![r]));
+            assert_eq!((c.state, g), (GameState::Complete, Some(0)));
+        }
+        let mut cat = DatCatalog {
+            sources: vec!["NES".into()],
+            games: Vec::new(),
+            roms: Vec::new(),
+            index: HashIndex::new(),
+            warnings: Vec::new(),
+        };
+        cat.add(0, game(vec![rom("x.nes", &rom_bytes[16..], "1")]));
+        assert_eq!(
+            cat.best_match("g", &[e.clone()]).unwrap().name,
+            "Game (USA)"
+        );
+        e.headerless = None;
+        assert!(cat.best_match("g", &[e]).is_none());
+    }
+
     #[test]
     fn catalog_names_the_best_covering_game() {
         let mut cat = DatCatalog {
@@ -609,12 +670,14 @@ mod tests {
             games: Vec::new(),
             roms: Vec::new(),
             index: HashIndex::new(),
+            warnings: Vec::new(),
         };
         let g = |name: &str, roms: Vec<DatRom>| DatGame {
             name: name.into(),
             description: format!("{name} desc"),
             region: "Europe".into(),
             roms,
+            skipped: Vec::new(),
         };
         cat.add(0, g("Small", vec![rom("a", b"alpha", "c")]));
         cat.add(

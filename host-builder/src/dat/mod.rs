@@ -18,6 +18,8 @@
 pub mod check;
 mod clrmamepro;
 pub mod digests;
+pub mod fixdat;
+pub mod headers;
 pub mod matching;
 pub mod model;
 mod region;
@@ -241,6 +243,7 @@ resource ( name "Empty" )
                         ..rom("d.bin")
                     },
                 ],
+                skipped: Vec::new(),
             },
             DatGame {
                 name: "ポケットモンスター 赤 (Japan)".into(),
@@ -251,6 +254,7 @@ resource ( name "Empty" )
                     crc32: Some(1),
                     ..rom("dir\\e.bin")
                 }],
+                skipped: Vec::new(),
             },
             DatGame {
                 name: "Tetris (1989)(Nintendo)(US-JP)".into(),
@@ -262,6 +266,7 @@ resource ( name "Empty" )
                     status: RomStatus::BadDump,
                     ..rom("t.bin")
                 }],
+                skipped: Vec::new(),
             },
             DatGame {
                 name: "Empty".into(),
@@ -275,6 +280,8 @@ resource ( name "Empty" )
             name: "Test & Co".into(),
             description: "Test DAT <ok>".into(),
             version: "20240101".into(),
+            author: "someone".into(),
+            header_skipper: String::new(),
         }
     }
 
@@ -306,6 +313,26 @@ resource ( name "Empty" )
         e.strip_prefix(&prefix)
             .unwrap_or_else(|| panic!("{e} does not name {prefix}"))
             .to_owned()
+    }
+
+    /// The warnings for the skipped roms of `text`, without the "<path>: " prefix (which is
+    /// checked); the reading itself must succeed, and the games still come through.
+    fn warned(text: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warn.dat");
+        std::fs::write(&path, text).unwrap();
+        let prefix = format!("{}: ", path.display());
+        let mut warnings = Vec::new();
+        read_dat(&path, |_, g| {
+            for w in g.skipped {
+                assert!(!w.contains('\n'), "{w}");
+                let w = w.strip_prefix(&prefix).unwrap_or_else(|| panic!("{w}"));
+                warnings.push(w.to_owned());
+            }
+            Ok(())
+        })
+        .unwrap();
+        warnings
     }
 
     #[test]
@@ -411,16 +438,22 @@ resource ( name "Empty" )
             "{e}"
         );
 
-        let e = fails("<datafile>\n<game name=\"a\">\n<rom name=\"a.bin\" crc=\"zz\"/>\n</game>\n</datafile>\n");
-        assert_eq!(e, "line 3: rom \"a.bin\": bad crc \"zz\"");
+        let w = warned("<datafile>\n<game name=\"a\">\n<rom name=\"a.bin\" crc=\"zz\"/>\n</game>\n</datafile>\n");
+        assert_eq!(w, ["line 3: rom \"a.bin\": bad crc \"zz\"; entry skipped"]);
 
-        let e = fails("<datafile>\n<game name=\"a\">\n<rom sha1=\"abc\" name=\"ö.bin\"/>\n</game>\n</datafile>\n");
-        assert_eq!(e, "line 3: rom \"ö.bin\": bad sha1 \"abc\"");
+        let w = warned("<datafile>\n<game name=\"a\">\n<rom sha1=\"abc\" name=\"ö.bin\"/>\n</game>\n</datafile>\n");
+        assert_eq!(
+            w,
+            ["line 3: rom \"ö.bin\": bad sha1 \"abc\"; entry skipped"]
+        );
 
-        let e = fails(
+        let w = warned(
             "<datafile><game name=\"a\"><rom name=\"a.bin\" size=\"12x\"/></game></datafile>",
         );
-        assert_eq!(e, "line 1: rom \"a.bin\": bad size \"12x\"");
+        assert_eq!(
+            w,
+            ["line 1: rom \"a.bin\": bad size \"12x\"; entry skipped"]
+        );
 
         let e = fails("<datafile>\n<game name=\"a\"><rom size=\"1\"/></game></datafile>");
         assert_eq!(e, "line 2: a rom has no name");
@@ -454,14 +487,17 @@ resource ( name "Empty" )
         let e = fails("game ( name a\n\trom ( name a.bin size 1 )\n)\n)\n");
         assert_eq!(e, "line 4: unexpected \")\": unbalanced parentheses");
 
-        let e = fails("game (\n\tname a\n\trom (\n\t\tname a.bin\n\t\tcrc 1234567\n\t)\n)\n");
-        assert_eq!(e, "line 5: rom \"a.bin\": bad crc \"1234567\"");
+        let w = warned("game (\n\tname a\n\trom (\n\t\tname a.bin\n\t\tcrc 1234567\n\t)\n)\n");
+        assert_eq!(
+            w,
+            ["line 5: rom \"a.bin\": bad crc \"1234567\"; entry skipped"]
+        );
 
-        let e = fails("game ( name a rom ( name a.bin size -1 ) )");
-        assert_eq!(e, "line 1: rom \"a.bin\": bad size \"-1\"");
+        let w = warned("game ( name a rom ( name a.bin size -1 ) )");
+        assert_eq!(w, ["line 1: rom \"a.bin\": bad size \"-1\"; entry skipped"]);
 
-        let e = fails("game ( name a rom ( name a.bin md5 0123456789abcdef0123456789abcdeg ) )");
-        assert!(e.starts_with("line 1: rom \"a.bin\": bad md5"), "{e}");
+        let w = warned("game ( name a rom ( name a.bin md5 0123456789abcdef0123456789abcdeg ) )");
+        assert!(w[0].starts_with("line 1: rom \"a.bin\": bad md5"), "{w:?}");
 
         let e = fails("game ( name a rom ( name a.bin size ) )");
         assert_eq!(e, "line 1: \"size\" has no value");
@@ -569,11 +605,17 @@ resource ( name "Empty" )
             assert_eq!(games[..4], expected()[..]);
         }
         let cmp = "game (\n\tname \"a\\\"b\"\n\trom (\n\t\tname a.bin\n\t\tcrc 1234567\n\t)\n)\n";
-        let e = read(cmp).unwrap_err().to_string();
-        assert_eq!(e, "t.dat: line 5: rom \"a.bin\": bad crc \"1234567\"");
+        let (_, games) = read(cmp).unwrap();
+        assert_eq!(
+            games[0].skipped,
+            ["t.dat: line 5: rom \"a.bin\": bad crc \"1234567\"; entry skipped"]
+        );
         let xml = "<datafile>\n<game name=\"a\">\n\n<rom name=\"a.bin\" crc=\"zz\"/>\n</game>\n</datafile>\n";
-        let e = read(xml).unwrap_err().to_string();
-        assert_eq!(e, "t.dat: line 4: rom \"a.bin\": bad crc \"zz\"");
+        let (_, games) = read(xml).unwrap();
+        assert_eq!(
+            games[0].skipped,
+            ["t.dat: line 4: rom \"a.bin\": bad crc \"zz\"; entry skipped"]
+        );
     }
 
     #[test]
@@ -593,5 +635,133 @@ resource ( name "Empty" )
         );
         let (_, games) = parse(cmp.as_bytes()).unwrap();
         assert_eq!(games.len(), 1);
+    }
+
+    /// Every prefix of a software list reads or fails with one line, never panics.
+    #[test]
+    fn dat_software_list_truncations_never_panic() {
+        let path = Path::new("nes.xml");
+        let xml = "<softwarelist name=\"nes\" description=\"d\">\n<software name=\"s\">\n\
+                   <description>S</description>\n<part name=\"cart\" interface=\"nes_cart\">\n\
+                   <dataarea name=\"prg\" size=\"0x10\">\n<rom name=\"a\" size=\"0x10\" \
+                   crc=\"00000001\" offset=\"0\"/>\n<rom size=\"0x10\" offset=\"0x10\" \
+                   loadflag=\"continue\"/>\n</dataarea>\n</part>\n</software>\n</softwarelist>\n";
+        let bytes = xml.as_bytes();
+        for n in 0..=bytes.len() {
+            if let Err(e) = read_dat_from(&bytes[..n], path, |_, _| Ok(())) {
+                assert!(!e.to_string().contains('\n'), "{e}");
+            }
+        }
+        let mut games = 0;
+        read_dat_from(bytes, path, |_, g| {
+            games += g.roms.len();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(games, 1);
+    }
+
+    /// A MAME software list as `hash/*.xml` spells it: the list's name and description are
+    /// the header; roms in parts and data areas, hex sizes and offsets, `loadflag`
+    /// continuations without a name, a `nodump` rom without hashes, a disk area.
+    #[test]
+    fn dat_software_list() {
+        let xml = r#"<?xml version="1.0"?>
+<!DOCTYPE softwarelist SYSTEM "softwarelist.dtd">
+<softwarelist name="nes" description="Nintendo Entertainment System cartridges">
+	<software name="smb" cloneof="x">
+		<description>Super Game (World)</description>
+		<year>1985</year>
+		<publisher>Someone</publisher>
+		<info name="serial" value="X-1"/>
+		<sharedfeat name="compatibility" value="NTSC"/>
+		<part name="cart" interface="nes_cart">
+			<feature name="slot" value="nrom"/>
+			<dataarea name="prg" size="0x8000">
+				<rom name="smb.prg" size="0x8000" crc="5cf548d3" sha1="0123456789abcdef0123456789abcdef01234567" offset="00000"/>
+			</dataarea>
+			<dataarea name="chr" size="8192">
+				<rom name="smb.chr" size="4096" crc="867b51ad" offset="0x0000"/>
+				<rom size="4096" offset="0x1000" loadflag="continue"/>
+				<rom name="smb.pal" size="32" status="nodump" offset="0"/>
+			</dataarea>
+		</part>
+		<part name="flop" interface="floppy_3_5">
+			<diskarea name="flop"><disk name="smb-disk" sha1="0123456789abcdef0123456789abcdef01234567"/></diskarea>
+			<dataarea name="extra" size="0x10"><rom name="extra.bin" size="0X10" crc="00000001" loadflag="load16_word_swap"/></dataarea>
+		</part>
+	</software>
+	<software name="empty"><description>Nothing</description><part name="cart" interface="nes_cart"/></software>
+</softwarelist>
+"#;
+        let (header, games) = parse(xml.as_bytes()).unwrap();
+        assert_eq!(header.name, "nes");
+        assert_eq!(
+            header.description,
+            "Nintendo Entertainment System cartridges"
+        );
+        assert_eq!(games.len(), 2);
+        let g = &games[0];
+        assert_eq!(
+            (g.name.as_str(), g.description.as_str()),
+            ("smb", "Super Game (World)")
+        );
+        assert_eq!(g.region, "");
+        let names: Vec<_> = g.roms.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["smb.prg", "smb.chr", "smb.pal", "extra.bin"]);
+        assert_eq!(g.roms[0].size, Some(0x8000));
+        assert_eq!(g.roms[0].crc32, Some(0x5cf5_48d3));
+        assert_eq!(g.roms[1].size, Some(4096));
+        assert_eq!(g.roms[2].status, RomStatus::NoDump);
+        assert_eq!(g.roms[3].size, Some(16));
+        assert!(g.skipped.is_empty());
+        assert!(games[1].roms.is_empty());
+    }
+
+    #[test]
+    fn dat_hex_sizes_in_both_formats() {
+        let xml = "<datafile><header><name>h</name><clrmamepro header=\"No-Intro_NES.xml\"/></header>\
+                   <game name=\"g\"><rom name=\"a\" size=\"0x4010\" crc=\"00000001\"/>\
+                   <rom name=\"b\" size=\"0XfF\"/><rom name=\"c\" size=\"16400\"/></game></datafile>";
+        let (header, games) = parse(xml.as_bytes()).unwrap();
+        assert_eq!(header.header_skipper, "No-Intro_NES.xml");
+        let sizes: Vec<_> = games[0].roms.iter().map(|r| r.size).collect();
+        assert_eq!(sizes, [Some(0x4010), Some(255), Some(16400)]);
+        let cmp = "clrmamepro ( name h header \"No-Intro_NES.xml\" )\ngame ( name g rom ( name a size 0x4010 crc 00000001 ) )";
+        let (header, cmp_games) = parse(cmp.as_bytes()).unwrap();
+        assert_eq!(header.header_skipper, "No-Intro_NES.xml");
+        assert_eq!(cmp_games[0].roms[0].size, Some(0x4010));
+        for bad in [
+            "0x",
+            "0x12g",
+            "+5",
+            " 1",
+            "1.5",
+            "0x-1",
+            "99999999999999999999",
+        ] {
+            assert_eq!(rom_fields::parse_size(bad), None, "{bad:?}");
+        }
+    }
+
+    /// A bad number skips its rom entry, not the DAT: the other roms and games still come.
+    #[test]
+    fn dat_bad_numbers_skip_only_their_entry() {
+        let xml = "<datafile>\n<game name=\"a\">\n<rom name=\"a.bin\" size=\"0x1g\"/>\n\
+                   <rom name=\"b.bin\" size=\"2\"/>\n</game>\n<game name=\"b\"><rom name=\"c\" size=\"3\"/></game>\n</datafile>";
+        let (_, games) = parse(xml.as_bytes()).unwrap();
+        assert_eq!(games.len(), 2);
+        assert_eq!(games[0].roms.len(), 1);
+        assert_eq!(games[0].roms[0].name, "b.bin");
+        assert_eq!(games[0].skipped.len(), 1);
+        assert!(games[0].skipped[0]
+            .ends_with("line 3: rom \"a.bin\": bad size \"0x1g\"; entry skipped"));
+        assert_eq!(games[1].roms.len(), 1);
+        // A nameless rom outside a loadflag continuation is still an error.
+        let e = fails(
+            "<softwarelist name=\"x\"><software name=\"s\"><part name=\"p\"><dataarea name=\"d\">\
+                       <rom size=\"1\" offset=\"0\"/></dataarea></part></software></softwarelist>",
+        );
+        assert_eq!(e, "line 1: a rom has no name");
     }
 }

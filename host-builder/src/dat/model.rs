@@ -9,6 +9,12 @@ pub struct DatHeader {
     pub description: String,
     /// Version, often a date such as "20240101-123456".
     pub version: String,
+    /// Author(s).
+    pub author: String,
+    /// The header-skipper detector the DAT's hashes assume (`<clrmamepro header="..."/>`,
+    /// e.g. "No-Intro_NES.xml"): its roms are hashed without their copier or emulator
+    /// header. Empty when the DAT hashes whole files.
+    pub header_skipper: String,
 }
 
 impl DatHeader {
@@ -69,4 +75,7 @@ pub struct DatGame {
     pub region: String,
     /// The game's files, in DAT order.
     pub roms: Vec<DatRom>,
+    /// Rom entries skipped because a number or hash in them is malformed: one warning each,
+    /// naming the file, the line and the attribute.
+    pub skipped: Vec<String>,
 }

@@ -12,12 +12,36 @@ pub(super) struct RomFields {
     rom: DatRom,
     /// The line and description of the first bad value.
     problem: Option<(u64, String)>,
+    /// A MAME `loadflag` was given: a nameless rom is then the continuation of the one before.
+    loadflag: bool,
+}
+
+/// What a finished `<rom>` (or clrmamepro `rom ( ... )`) entry is.
+#[derive(Debug)]
+pub(super) enum RomEntry {
+    /// A rom.
+    Rom(DatRom),
+    /// A rom with a malformed number or hash: skipped, with the warning that says so
+    /// ("<file>: line N: rom \"x\": bad size \"12x\""). One bad attribute must not hide
+    /// the rest of a DAT of thousands of games.
+    Bad(String),
+    /// A MAME software list's nameless `loadflag` entry (`continue`, `fill`, `reload`,
+    /// `ignore`): more bytes of the rom before it, not a file of its own.
+    Part,
 }
 
 impl RomFields {
     /// The keys [`RomFields::set`] uses.
     pub(super) const KEYS: &[&[u8]] = &[
-        b"name", b"size", b"crc", b"md5", b"sha1", b"sha256", b"status", b"flags",
+        b"name",
+        b"size",
+        b"crc",
+        b"md5",
+        b"sha1",
+        b"sha256",
+        b"status",
+        b"flags",
+        b"loadflag",
     ];
 
     /// Takes one key and value, read on `line`; unknown keys are ignored.
@@ -33,11 +57,15 @@ impl RomFields {
         }
         let rom = &mut self.rom;
         let ok = match key {
-            b"size" => store(&mut rom.size, trimmed.parse().ok()),
+            b"size" => store(&mut rom.size, parse_size(trimmed)),
             b"crc" => store(&mut rom.crc32, parse_hex(trimmed).map(u32::from_be_bytes)),
             b"md5" => store(&mut rom.md5, parse_hex(trimmed)),
             b"sha1" => store(&mut rom.sha1, parse_hex(trimmed)),
             b"sha256" => store(&mut rom.sha256, parse_hex(trimmed)),
+            b"loadflag" => {
+                self.loadflag = true;
+                true
+            }
             b"status" | b"flags" => {
                 // Other clrmamepro flags and unknown statuses leave the rom an ordinary dump.
                 if let Some(status) = parse_status(trimmed) {
@@ -53,16 +81,22 @@ impl RomFields {
         }
     }
 
-    /// The rom, or the error for its first bad value; `at` is where the rom starts.
-    pub(super) fn finish(self, at: At) -> Result<DatRom> {
-        if let Some((line, problem)) = self.problem {
-            let name = &self.rom.name;
-            return Err(At::new(at.path, line).err(format!("rom {name:?}: {problem}")));
-        }
+    /// The rom, or the warning for its first bad value; `at` is where the rom starts. A
+    /// rom without a name is an error (the DAT's structure is broken), unless it is a
+    /// software list's `loadflag` continuation.
+    pub(super) fn finish(self, at: At) -> Result<RomEntry> {
         if self.rom.name.is_empty() {
+            if self.loadflag {
+                return Ok(RomEntry::Part);
+            }
             return Err(at.err("a rom has no name"));
         }
-        Ok(self.rom)
+        if let Some((line, problem)) = self.problem {
+            let name = &self.rom.name;
+            let e = At::new(at.path, line).err(format!("rom {name:?}: {problem}; entry skipped"));
+            return Ok(RomEntry::Bad(e.to_string()));
+        }
+        Ok(RomEntry::Rom(self.rom))
     }
 }
 
@@ -73,6 +107,19 @@ pub(super) fn store<T>(slot: &mut Option<T>, value: Option<T>) -> bool {
         *slot = value;
     }
     ok
+}
+
+/// A size in decimal or, as MAME and converted DATs write it, `0x` hexadecimal. Digits only:
+/// no sign, no blank, no empty number.
+pub(super) fn parse_size(s: &str) -> Option<u64> {
+    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (s, 10),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| char::from(b).is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
 }
 
 /// `N` bytes from exactly `2N` hex digits of either case.

@@ -1,9 +1,12 @@
 //! The Logiqx XML DAT reader: `<datafile>` with a `<header>` and `<game>` elements (MAME's
-//! `<mame>` and `<machine>` spelling too).
+//! `<mame>` and `<machine>` spelling too), and MAME software lists: `<softwarelist>` with
+//! `<software>` elements whose roms lie in `<part>/<dataarea>` (or `<diskarea>`). A
+//! software is a game; its parts and data areas are flattened into one list of roms, as
+//! MAME finds them by name in the software's archive.
 
-use super::model::{DatGame, DatHeader, DatRom};
+use super::model::{DatGame, DatHeader};
 use super::region::region_from_name;
-use super::rom_fields::RomFields;
+use super::rom_fields::{RomEntry, RomFields};
 use super::source::{At, LineCounter};
 use crate::error::{Error, Result};
 use quick_xml::encoding::Decoder;
@@ -39,10 +42,16 @@ enum Mode {
 
 /// An element start, classified, with the attributes the DAT needs already parsed.
 enum Tag {
-    Root,
+    /// `<datafile>`, `<mame>`, or a `<softwarelist>` with its header in its attributes.
+    Root(Option<DatHeader>),
     Header,
     Game(String),
-    Rom(DatRom),
+    /// A software list's `<part>`, `<dataarea>` or `<diskarea>`: its roms are the game's.
+    Area,
+    Rom(RomEntry),
+    /// `<clrmamepro header="..."/>` in the header.
+    Skipper(Option<String>),
+    Author,
     Release(Option<String>),
     Description,
     Name,
@@ -91,8 +100,9 @@ impl<'p, R: Read> XmlDat<'p, R> {
         mut self,
         mut on_game: impl FnMut(&DatHeader, DatGame) -> Result<()>,
     ) -> Result<DatHeader> {
-        let mut header = DatHeader::default();
-        if !self.find_root()? {
+        let (open_root, root_header) = self.find_root()?;
+        let mut header = root_header.unwrap_or_default();
+        if !open_root {
             return Ok(header);
         }
         let open = self.line;
@@ -117,17 +127,19 @@ impl<'p, R: Read> XmlDat<'p, R> {
         }
     }
 
-    /// Reads up to the root element; false when it is empty (`<datafile/>`).
-    fn find_root(&mut self) -> Result<bool> {
+    /// Reads up to the root element; false when it is empty (`<datafile/>`), and the
+    /// header a software list gives in its attributes.
+    fn find_root(&mut self) -> Result<(bool, Option<DatHeader>)> {
         loop {
             match self.next(Mode::Elements)? {
                 Ev::Open {
-                    tag: Tag::Root,
+                    tag: Tag::Root(header),
                     empty,
-                } => return Ok(!empty),
+                } => return Ok((!empty, header)),
                 Ev::Open { .. } => {
                     let problem = format!(
-                        "the root element is <{}>, not <datafile>: not a Logiqx DAT",
+                        "the root element is <{}>, not <datafile>, <mame> or <softwarelist>: \
+                         not a Logiqx DAT or MAME software list",
                         self.element
                     );
                     return Err(self.at().err(problem));
@@ -155,6 +167,19 @@ impl<'p, R: Read> XmlDat<'p, R> {
                     tag: Tag::Version,
                     empty,
                 } => header.version = self.text(empty)?,
+                Ev::Open {
+                    tag: Tag::Author,
+                    empty,
+                } => header.author = self.text(empty)?,
+                Ev::Open {
+                    tag: Tag::Skipper(skipper),
+                    empty,
+                } => {
+                    header.header_skipper = skipper.unwrap_or_default();
+                    if !empty {
+                        self.skip()?;
+                    }
+                }
                 Ev::Open { empty: false, .. } => self.skip()?,
                 Ev::Close => return Ok(header),
                 Ev::Eof => return Err(self.at().cut_short("<header>", open)),
@@ -181,9 +206,12 @@ impl<'p, R: Read> XmlDat<'p, R> {
         Ok(game)
     }
 
-    /// Reads a game's children up to its end tag: its description, roms and release regions.
+    /// Reads a game's children up to its end tag: its description, roms (inside software
+    /// list parts and data areas too) and release regions.
     fn game_children(&mut self, game: &mut DatGame, regions: &mut Vec<String>) -> Result<()> {
         let open = self.line;
+        // Open parts and data areas: a count, not recursion.
+        let mut areas = 0u32;
         loop {
             match self.next(Mode::Elements)? {
                 Ev::Open {
@@ -191,10 +219,18 @@ impl<'p, R: Read> XmlDat<'p, R> {
                     empty,
                 } => game.description = self.text(empty)?,
                 Ev::Open {
+                    tag: Tag::Area,
+                    empty: false,
+                } => areas += 1,
+                Ev::Open {
                     tag: Tag::Rom(rom),
                     empty,
                 } => {
-                    game.roms.push(rom);
+                    match rom {
+                        RomEntry::Rom(rom) => game.roms.push(rom),
+                        RomEntry::Bad(warning) => game.skipped.push(warning),
+                        RomEntry::Part => {}
+                    }
                     if !empty {
                         self.skip()?;
                     }
@@ -209,6 +245,7 @@ impl<'p, R: Read> XmlDat<'p, R> {
                     }
                 }
                 Ev::Open { empty: false, .. } => self.skip()?,
+                Ev::Close if areas > 0 => areas -= 1,
                 Ev::Close => return Ok(()),
                 Ev::Eof => {
                     let what = format!("game {:?}", game.name);
@@ -343,9 +380,17 @@ fn classify(
     element.clear();
     element.push_str(&String::from_utf8_lossy(name.as_ref()));
     Ok(match name.as_ref() {
-        b"datafile" | b"mame" => Tag::Root,
+        b"datafile" | b"mame" => Tag::Root(None),
+        b"softwarelist" => Tag::Root(Some(DatHeader {
+            name: attr(e, b"name", at, decoder)?.unwrap_or_default(),
+            description: attr(e, b"description", at, decoder)?.unwrap_or_default(),
+            ..DatHeader::default()
+        })),
         b"header" => Tag::Header,
-        b"game" | b"machine" => match attr(e, b"name", at, decoder)? {
+        b"part" | b"dataarea" | b"diskarea" => Tag::Area,
+        b"clrmamepro" => Tag::Skipper(attr(e, b"header", at, decoder)?),
+        b"author" => Tag::Author,
+        b"game" | b"machine" | b"software" => match attr(e, b"name", at, decoder)? {
             Some(name) if !name.is_empty() => Tag::Game(name),
             _ => return Err(at.err(format!("<{element}> has no name attribute"))),
         },
@@ -377,7 +422,7 @@ fn attr(e: &BytesStart, key: &[u8], at: At, decoder: Decoder) -> Result<Option<S
     Ok(None)
 }
 
-fn rom_from(e: &BytesStart, at: At, decoder: Decoder) -> Result<DatRom> {
+fn rom_from(e: &BytesStart, at: At, decoder: Decoder) -> Result<RomEntry> {
     let mut fields = RomFields::default();
     for a in attributes(e) {
         let a = a.map_err(|err| at.err(format!("not well-formed XML: {err}")))?;

@@ -72,6 +72,15 @@ pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value>
                 "md5": h.map(|h| hex(&h.md5)),
                 "sha1": h.map(|h| hex(&h.sha1)),
                 "sha256": h.map(|h| hex(&h.sha256)),
+                "headerless": f.headerless.as_ref().map(|p| json!({
+                    "detector": p.detector,
+                    "header_size": p.header_size,
+                    "size": p.size,
+                    "crc32": format!("{:08x}", p.crc32),
+                    "md5": hex(&p.md5),
+                    "sha1": hex(&p.sha1),
+                    "sha256": hex(&p.sha256),
+                })),
             })
         })
         .collect();
@@ -188,6 +197,24 @@ pub fn to_text(v: &Value) -> String {
         if f["crc32"].is_string() {
             out += &format!(
                 "    crc32 {}  md5 {}\n    sha1 {}\n    sha256 {}\n",
+                g("crc32"),
+                g("md5"),
+                g("sha1"),
+                g("sha256")
+            );
+        }
+        let p = &f["headerless"];
+        if p.is_object() {
+            let g = |k: &str| p[k].as_str().unwrap_or("-").to_string();
+            out += &format!(
+                "    headerless ({} header, {} bytes skipped): {} bytes
+                     crc32 {}  md5 {}
+    sha1 {}
+    sha256 {}
+",
+                g("detector"),
+                p["header_size"],
+                p["size"],
                 g("crc32"),
                 g("md5"),
                 g("sha1"),

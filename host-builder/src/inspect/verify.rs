@@ -251,6 +251,20 @@ pub fn verify_library(
     } else if db.is_some() && !titles.is_empty() {
         rep.problem(&index_path, "the index has no chunk table");
     }
+
+    // Last, every pack and manifest against its parity (when the library has parity):
+    // whether each damaged file is repairable, and whether the parity itself is sound.
+    let mut problems = Vec::new();
+    let mut notices = Vec::new();
+    crate::parity::check(lib, &mut |p, w| problems.push((p, w)), &mut |p, w| {
+        notices.push((p, w))
+    })?;
+    for (p, w) in problems {
+        rep.problem(p, w);
+    }
+    for (p, w) in notices {
+        rep.notice(p, w);
+    }
     Ok(rep)
 }
 

@@ -96,6 +96,12 @@ impl LibraryWriter {
         Ok(w)
     }
 
+    /// Takes the lock of the existing library at `root` for a command that changes no index
+    /// (`romlib parity`, `romlib repair`): nothing else is opened or recovered.
+    pub(crate) fn lock_only(root: &Path) -> Result<Self> {
+        Self::lock(root)
+    }
+
     /// Creates the library's folders where missing, takes its lock and discards the
     /// unpublished index copy an interrupted run left.
     fn lock(root: &Path) -> Result<Self> {

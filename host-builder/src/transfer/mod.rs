@@ -1,11 +1,14 @@
 //! Moving games between libraries and devices: one-file copies of games (SPEC section 11;
-//! [`export`] and [`import`]) and a library served over HTTP ([`serve`]).
+//! [`export`] and [`import`]), a library served over HTTP ([`serve`]) and one published to
+//! an S3-compatible bucket ([`publish`], through [`s3`]).
 //!
 //! Export and import share the reading side here: the chunk records a game needs, each
 //! decoded and checked against its signed hash before it is copied.
 
 pub mod export;
 pub mod import;
+pub mod publish;
+pub mod s3;
 pub mod serve;
 
 use crate::error::{Error, Result};

@@ -428,6 +428,19 @@ fn main() {
         add(&mut seeds, "path", name, text.as_bytes().to_vec());
     }
 
+    // Parity files of a small file (one window, m = k) and of a 9 MiB one (two windows),
+    // written by the builder itself.
+    let work = tempfile::tempdir().expect("tempdir");
+    for (name, len, percent) in [("small", 3000usize, 5u32), ("two-windows", 9 << 20, 1)] {
+        let file = work.path().join(name);
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+        fs::write(&file, bytes).expect("write");
+        let par = work.path().join(format!("{name}.par"));
+        romlib_host::parity::file::write(&file, romlib_fuzz_harness::PARITY_REL, &par, percent)
+            .expect("the seed parity");
+        add(&mut seeds, "parity", &format!("{name}.par"), read(&par));
+    }
+
     let mut total = 0;
     for (target, files) in &seeds {
         let dir = out.join(target);

@@ -1,0 +1,210 @@
+//! `--layout NAME`: installing a game where a handheld OS looks for its system's games,
+//! `<install-dir>/<folder>/<title-id>/`, the folder coming from the table in
+//! `romlib_format::systems` and the system from the signed manifest.
+//!
+//! Everything else about an install is unchanged: the system folder is the install
+//! directory of that game (its staging, resume and reuse of installed chunks live there),
+//! so a reinstall or upgrade with the same layout finds the installed version, and
+//! `uninstall --layout` finds the game in whichever of the layout's folders holds it.
+
+use crate::error::{Error, Result};
+use romlib_format::systems::{self, Layout, System, LAYOUTS, SYSTEMS};
+use romlib_proto::Manifest;
+use std::path::{Path, PathBuf};
+
+/// The layout called `name` and its column in the table, or an error listing the layouts.
+pub fn find_layout(name: &str) -> Result<(usize, &'static Layout)> {
+    systems::layout(name).ok_or_else(|| Error::Layout {
+        subject: format!("layout {name:?}"),
+        problem: format!("unknown; layouts: {}", layout_names()),
+    })
+}
+
+/// "muos, knulli (batocera), ...": every layout, for messages and help.
+pub fn layout_names() -> String {
+    let names: Vec<String> = LAYOUTS
+        .iter()
+        .map(|l| {
+            if l.aliases.is_empty() {
+                l.name.to_string()
+            } else {
+                format!("{} ({})", l.name, l.aliases.join(", "))
+            }
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// The system a game is for: its manifest's `system` (from `romlib.toml` or `--system`),
+/// else the name of the DAT it was matched to at build time (e.g. "Nintendo - Game Boy"),
+/// both signed.
+pub fn game_system(body: &Manifest) -> Result<&'static System> {
+    let dat = body.dat.as_ref().map(|d| d.source.as_str()).unwrap_or("");
+    if let Some(s) = [body.system.as_str(), dat]
+        .into_iter()
+        .find_map(systems::system)
+    {
+        return Ok(s);
+    }
+    let ids: Vec<&str> = SYSTEMS.iter().map(|s| s.id).collect();
+    let problem = if body.system.is_empty() && dat.is_empty() {
+        "the manifest records no system; rebuild the game with `system = \"...\"` in its \
+         romlib.toml, or with --system"
+            .to_string()
+    } else {
+        let named = if body.system.is_empty() {
+            dat
+        } else {
+            &body.system
+        };
+        format!("system {named:?} is not one --layout knows")
+    };
+    Err(Error::Layout {
+        subject: format!("game {:?}", body.title_id),
+        problem: format!("{problem}; known systems: {}", ids.join(", ")),
+    })
+}
+
+/// The folder `layout` installs game `body` into: `<install_dir>/<system folder>`.
+pub fn layout_dir(install_dir: &Path, layout: &str, body: &Manifest) -> Result<PathBuf> {
+    let (col, l) = find_layout(layout)?;
+    let system = game_system(body)?;
+    match system.folders[col] {
+        Some(folder) => Ok(install_dir.join(folder)),
+        None => {
+            let with: Vec<&str> = (SYSTEMS.iter())
+                .filter(|s| s.folders[col].is_some())
+                .map(|s| s.id)
+                .collect();
+            Err(Error::Layout {
+                subject: format!("game {:?}", body.title_id),
+                problem: format!(
+                    "{} has no folder for system {}; it has: {}",
+                    l.description,
+                    system.id,
+                    with.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// The system folders of `layout` that exist under `install_dir`, sorted.
+pub fn layout_folders(install_dir: &Path, layout: &str) -> Result<Vec<PathBuf>> {
+    let (col, _) = find_layout(layout)?;
+    let mut folders: Vec<&str> = SYSTEMS.iter().filter_map(|s| s.folders[col]).collect();
+    folders.sort_unstable();
+    folders.dedup();
+    Ok(folders
+        .iter()
+        .map(|f| install_dir.join(f))
+        .filter(|d| d.is_dir())
+        .collect())
+}
+
+/// The install directory under `install_dir` holding game `title` in `layout`: the one of
+/// the layout's system folders where romlib completed that game. An error names every
+/// candidate when none or several hold it.
+pub fn installed_dir(install_dir: &Path, layout: &str, title: &str) -> Result<PathBuf> {
+    let (col, _) = find_layout(layout)?;
+    let mut folders: Vec<&str> = SYSTEMS.iter().filter_map(|s| s.folders[col]).collect();
+    folders.sort_unstable();
+    folders.dedup();
+    let found: Vec<PathBuf> = folders
+        .iter()
+        .map(|f| install_dir.join(f))
+        .filter(|d| d.join(title).is_dir())
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Error::NotFound {
+            path: install_dir
+                .join(format!("<{layout} system folder>"))
+                .join(title),
+            what: "installed game",
+        }),
+        several => {
+            let list: Vec<String> = several.iter().map(|d| d.display().to_string()).collect();
+            Err(Error::Layout {
+                subject: format!("game {title:?}"),
+                problem: format!(
+                    "installed in several system folders ({}); uninstall with --install-dir \
+                     naming one of them and no --layout",
+                    list.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn game(system: &str, dat: Option<&str>) -> Manifest {
+        Manifest {
+            title_id: "g".into(),
+            system: system.into(),
+            dat: dat.map(|d| romlib_proto::DatMatch {
+                source: d.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn folders_per_layout() {
+        let root = Path::new("/sd");
+        let nes = game("nes", None);
+        for (layout, folder) in [
+            ("muos", "nes"),
+            ("knulli", "nes"),
+            ("batocera", "nes"),
+            ("minui", "Nintendo Entertainment System (FC)"),
+            ("onion", "FC"),
+            ("arkos", "nes"),
+        ] {
+            assert_eq!(layout_dir(root, layout, &nes).unwrap(), root.join(folder));
+        }
+        let gb = game("", Some("Nintendo - Game Boy (20240101-000000)"));
+        assert_eq!(
+            layout_dir(root, "minui", &gb).unwrap(),
+            root.join("Game Boy (GB)")
+        );
+        // The manifest's system wins over the DAT's name.
+        let md = game("Sega Genesis", Some("Nintendo - Game Boy"));
+        assert_eq!(
+            layout_dir(root, "knulli", &md).unwrap(),
+            root.join("megadrive")
+        );
+    }
+
+    #[test]
+    fn errors_list_what_exists() {
+        let root = Path::new("/sd");
+        let e = layout_dir(root, "garlic", &game("nes", None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("layout \"garlic\": unknown; layouts: muos, knulli (batocera)"),
+            "{e}"
+        );
+        let e = layout_dir(root, "muos", &game("Amiga", None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("game \"g\": system \"Amiga\" is not one"),
+            "{e}"
+        );
+        assert!(e.contains("known systems: nes, fds, snes"), "{e}");
+        let e = layout_dir(root, "muos", &game("", None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("records no system") && e.contains("--system"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+}

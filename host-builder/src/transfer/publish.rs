@@ -1,0 +1,200 @@
+//! `romlib publish`: copies a library to an S3-compatible bucket, from which devices
+//! install with `--from` (the bucket's HTTP endpoint, or a CDN in front of it).
+//!
+//! Order: dictionaries and packs first, then each game's locator and then its manifest,
+//! then `keys/`, then `catalog.txt` last. A device finds a game through its manifest, and the
+//! manifest is uploaded only after every pack and dictionary (so after every record its
+//! locator points at); a pack already in the bucket is only ever replaced by a longer copy
+//! of itself (packs are append-only), so records that published manifests point at stay
+//! where they were. `index.db` is not published: a reader over HTTP never reads it.
+//!
+//! Incremental and resumable: each object is first asked for with `HEAD`; one of the same
+//! length whose ETag is the file's MD5 (what S3 gives an object uploaded with one PUT) is
+//! left alone. A publish that was cut off is simply run again: it uploads what is missing
+//! or different, in the same order.
+
+use crate::error::{Error, Result};
+use crate::transfer::s3::{hex, Bucket};
+use md5::Md5;
+use romlib_format::layout::{CATALOG_FILE, DICTS_DIR, GAMES_DIR, KEYS_DIR, PACKS_DIR};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// What a publish did.
+#[derive(Debug, Default, Clone)]
+pub struct Published {
+    /// Objects uploaded.
+    pub uploaded: u64,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Objects already in the bucket, unchanged.
+    pub unchanged: u64,
+    /// Requests sent to the server.
+    pub requests: u64,
+}
+
+/// The files to publish, relative to the library root with `/`, in upload order.
+pub fn plan(lib: &Path) -> Result<Vec<String>> {
+    let list = |dir: &str, keep: &dyn Fn(&str) -> bool| -> Result<Vec<String>> {
+        let path = lib.join(dir);
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&path) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(&path, "read directory", e)),
+        };
+        for e in rd {
+            let e = e.map_err(|e| Error::io(&path, "read directory", e))?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with('.') && keep(name) && e.path().is_file() {
+                out.push(format!("{dir}/{name}"));
+            }
+        }
+        out.sort();
+        Ok(out)
+    };
+    if !lib.join(CATALOG_FILE).is_file() {
+        return Err(Error::Library {
+            path: lib.join(CATALOG_FILE),
+            problem: "no catalog.txt: not a library folder, or one built before catalogs (run \
+                      `romlib rebuild-index -r LIB` to write it)"
+                .into(),
+        });
+    }
+    let mut files = list(DICTS_DIR, &|n| n.ends_with(".zdict"))?;
+    files.extend(list(PACKS_DIR, &|n| n.ends_with(".pkg"))?);
+    let manifests = list(GAMES_DIR, &|n| n.ends_with(".manifest"))?;
+    for m in &manifests {
+        let locator = format!("{}.locator", m.trim_end_matches(".manifest"));
+        if lib.join(&locator).is_file() {
+            files.push(locator);
+        }
+        files.push(m.clone());
+    }
+    files.extend(list(KEYS_DIR, &|n| n.ends_with(".pub"))?);
+    files.push(CATALOG_FILE.to_string());
+    Ok(files)
+}
+
+/// Length, SHA-256 and MD5 of a file, read once.
+fn digest(path: &Path) -> Result<(std::fs::File, u64, [u8; 32], [u8; 16])> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let (mut sha, mut md5) = (Sha256::new(), Md5::new());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, "read", e))?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        md5.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((f, len, sha.finalize().into(), md5.finalize().into()))
+}
+
+/// Publishes library `lib` to `bucket` under `prefix` (empty, or ending in `/`), calling
+/// `progress(key, uploaded)` after each object.
+pub fn publish(
+    lib: &Path,
+    bucket: &mut Bucket,
+    prefix: &str,
+    progress: &mut dyn FnMut(&str, bool, u64),
+) -> Result<Published> {
+    let files = plan(lib)?;
+    let mut done = Published::default();
+    for rel in &files {
+        let path: PathBuf = lib.join(rel);
+        let key = format!("{prefix}{rel}");
+        let (mut file, len, sha, md5) = digest(&path)?;
+        let same = bucket
+            .head(&key)?
+            .is_some_and(|o| o.len == len && o.etag.eq_ignore_ascii_case(&hex(&md5)));
+        if same {
+            done.unchanged += 1;
+        } else {
+            bucket.put_file(&key, &mut file, len, sha, md5)?;
+            done.uploaded += 1;
+            done.uploaded_bytes += len;
+        }
+        progress(&key, !same, len);
+    }
+    done.requests = bucket.requests;
+    Ok(done)
+}
+
+/// Splits `s3://BUCKET/PREFIX` into the bucket and the prefix (empty, or ending in `/`).
+pub fn parse_target(target: &str) -> Result<(String, String)> {
+    let rest = target.strip_prefix("s3://").ok_or_else(|| {
+        Error::Usage(format!(
+            "{target:?}: the target must be s3://BUCKET[/PREFIX]"
+        ))
+    })?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|s| s == ".." || s == ".") {
+        return Err(Error::Usage(format!(
+            "{target:?}: no . or .. in the prefix"
+        )));
+    }
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    Ok((bucket.to_string(), prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_target("s3://b/x/y/").unwrap(),
+            ("b".into(), "x/y/".into())
+        );
+        assert_eq!(parse_target("s3://b").unwrap(), ("b".into(), "".into()));
+        assert!(parse_target("http://b/x").is_err());
+        assert!(parse_target("s3://b/../x").is_err());
+    }
+
+    #[test]
+    fn manifests_come_after_every_pack_and_the_catalog_last() {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "packs/pack-0002.pkg",
+            "packs/pack-0001.pkg",
+            "games/b.manifest",
+            "games/b.locator",
+            "games/a.manifest",
+            "games/a.locator",
+            "dicts/00000001.zdict",
+            "keys/k.pub",
+            "catalog.txt",
+            "index.db",
+        ] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(
+            plan(d.path()).unwrap(),
+            [
+                "dicts/00000001.zdict",
+                "packs/pack-0001.pkg",
+                "packs/pack-0002.pkg",
+                "games/a.locator",
+                "games/a.manifest",
+                "games/b.locator",
+                "games/b.manifest",
+                "keys/k.pub",
+                "catalog.txt"
+            ]
+        );
+    }
+}
