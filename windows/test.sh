@@ -52,6 +52,9 @@ if [[ "${WINDOWS_SKIP_SETUP:-0}" != 1 ]]; then
 fi
 WINE="$(command -v wine64 || echo /usr/lib/wine/wine64)"
 [[ -x "$WINE" ]] || die "no wine64"
+WINESERVER="$(command -v wineserver || echo /usr/lib/wine/wineserver64)"
+[[ -x "$WINESERVER" ]] || die "no wineserver"
+export WINESERVER
 
 TD="$(cargo metadata --format-version 1 --no-deps "${LOCKED[@]}" \
       | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
@@ -76,10 +79,14 @@ echo "build: $((SECONDS - t0)) s"
 
 WINEPREFIX="$(mktemp -d /tmp/romlib-wine.XXXXXX)"
 export WINEPREFIX WINEDEBUG=-all WINEARCH=win64
-trap 'wineserver -k >/dev/null 2>&1 || true; rm -rf -- "$WINEPREFIX"' EXIT
+trap '"$WINESERVER" -k >/dev/null 2>&1 || true; rm -rf -- "$WINEPREFIX"' EXIT
 step "Wine prefix $WINEPREFIX"
 t0=$SECONDS
-# The first run creates the prefix (and fails to start 32-bit helpers a wine64-only install
+# One wineserver for the whole run, started before anything else uses the prefix: by
+# default it exits a few seconds after its last client, and a test process starting in
+# that window fails with "wine client error: recvmsg: Connection reset by peer".
+"$WINESERVER" -p
+# wineboot creates the prefix (and fails to start 32-bit helpers a wine64-only install
 # lacks; harmless).
 "$WINE" wineboot --init >/dev/null 2>&1 || true
 SYS32="$WINEPREFIX/drive_c/windows/system32"
