@@ -106,11 +106,11 @@ impl GameReport {
     /// What both binaries print once game `title` is installed into `install_dir`.
     pub fn installed_message(&self, title: &str, install_dir: &Path) -> String {
         format!(
-            "installed {title} into {}: {} files, {} bytes, {} chunks verified{}",
+            "installed {title} into {}: {}, {} bytes, {} verified{}",
             install_dir.join(title).display(),
-            self.files,
+            count(self.files as usize, "file", "files"),
             self.bytes,
-            self.chunks,
+            count(self.chunks as usize, "chunk", "chunks"),
             kept_note("; kept", &self.kept)
         )
     }
