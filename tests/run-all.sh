@@ -2,7 +2,7 @@
 # Runs every test: the workspace suite on the host (installing fuse3 and nginx if missing),
 # then the device runtime for aarch64 and
 # 32-bit ARM under QEMU (cross/test.sh installs its toolchain and packages itself), then the
-# Windows host's end-to-end suites under Wine and a macOS `cargo check` (windows/test.sh
+# Windows host's end-to-end suites under Wine and a macOS `cargo clippy` (windows/test.sh
 # installs mingw-w64 and wine64 itself), then a
 # smoke run of the peer benchmark on a small generated corpus (bench/run.sh --smoke, which
 # installs the peer tools itself) and of the read and network benchmarks on small games, so
