@@ -9,7 +9,8 @@
 # portable.rs (export, import, cat, show and verify of portable files, device installs from
 # them), serve.rs (the HTTP server, stopped by Ctrl-C) and platforms.rs (Windows device
 # names, drive letters, backslashes and paths over 260 characters, a rename over a file held
-# open without FILE_SHARE_DELETE, the same library from the Linux and the Windows build).
+# open without FILE_SHARE_DELETE, the same library from the Linux and the Windows build)
+# and release.rs (sign-file and verify-file, which sign a release's SHA256SUMS).
 # network.rs is not run: it needs nginx and romlib-device beside the served library; the
 # serve tests in portable.rs and platforms.rs already have a Linux romlib-device install
 # from a Windows `romlib serve`.
@@ -107,7 +108,7 @@ echo "prefix: $((SECONDS - t0)) s"
 step "Host end-to-end suites against romlib.exe under Wine"
 t0=$SECONDS
 tests=()
-for t in ${WINDOWS_TESTS:-builder collector portable serve platforms}; do tests+=(--test "$t"); done
+for t in ${WINDOWS_TESTS:-builder collector portable serve platforms release}; do tests+=(--test "$t"); done
 ROMLIB_HOST_BIN="$EXE" ROMLIB_HOST_RUNNER="$WINE" ROMLIB_HOLD_EXE="$HOLD" \
     cargo test "${LOCKED[@]}" -p romlib-tests "${tests[@]}"
 echo "suites: $((SECONDS - t0)) s"

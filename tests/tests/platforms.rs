@@ -238,42 +238,21 @@ fn index_entries(lib: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
         e.stored_at = 0;
         out.push(("chunks".into(), k.value().to_vec(), e.encode().to_vec()));
     }
-    for r in txn.open_table(PACKS).unwrap().iter().unwrap() {
-        let (k, v) = r.unwrap();
-        out.push((
-            "packs".into(),
-            k.value().to_le_bytes().to_vec(),
-            v.value().to_vec(),
-        ));
+    // Every other table as it is, its key as bytes.
+    macro_rules! dump {
+        ($table:expr, $name:literal, |$k:ident| $key:expr) => {
+            for r in txn.open_table($table).unwrap().iter().unwrap() {
+                let (k, v) = r.unwrap();
+                let $k = k.value();
+                out.push(($name.into(), $key, v.value().to_vec()));
+            }
+        };
     }
-    for r in txn.open_table(GAMES).unwrap().iter().unwrap() {
-        let (k, v) = r.unwrap();
-        out.push((
-            "games".into(),
-            k.value().as_bytes().to_vec(),
-            v.value().to_vec(),
-        ));
-    }
-    for r in txn.open_table(DELTAS).unwrap().iter().unwrap() {
-        let (k, v) = r.unwrap();
-        out.push(("deltas".into(), k.value().to_vec(), v.value().to_vec()));
-    }
-    for r in txn.open_table(SKETCHES).unwrap().iter().unwrap() {
-        let (k, v) = r.unwrap();
-        out.push((
-            "sketches".into(),
-            k.value().to_le_bytes().to_vec(),
-            v.value().to_vec(),
-        ));
-    }
-    for r in txn.open_table(META).unwrap().iter().unwrap() {
-        let (k, v) = r.unwrap();
-        out.push((
-            "meta".into(),
-            k.value().as_bytes().to_vec(),
-            v.value().to_vec(),
-        ));
-    }
+    dump!(PACKS, "packs", |k| k.to_le_bytes().to_vec());
+    dump!(GAMES, "games", |k| k.as_bytes().to_vec());
+    dump!(DELTAS, "deltas", |k| k.to_vec());
+    dump!(SKETCHES, "sketches", |k| k.to_le_bytes().to_vec());
+    dump!(META, "meta", |k| k.as_bytes().to_vec());
     out
 }
 

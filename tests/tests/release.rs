@@ -15,6 +15,17 @@ fn a_signed_file_verifies_and_any_change_or_other_key_is_refused() {
         "--public-key",
         &w.s("o.pub"),
     ]));
+    // `romlib verify-file SHA256SUMS --trusted-key KEY EXTRA...`
+    let verify = |key: &str, extra: &[&str]| {
+        let mut args = vec![
+            "verify-file".to_string(),
+            w.s("SHA256SUMS"),
+            "--trusted-key".into(),
+            w.s(key),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        romlib(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
     let sums = w.p("SHA256SUMS");
     std::fs::write(&sums, b"abc  romlib\n").unwrap();
     let out = ok(romlib(&[
@@ -24,12 +35,7 @@ fn a_signed_file_verifies_and_any_change_or_other_key_is_refused() {
         &w.s("k.sec"),
     ]));
     assert!(out.contains("SHA256SUMS.sig"), "{out}");
-    ok(romlib(&[
-        "verify-file",
-        &w.s("SHA256SUMS"),
-        "--trusted-key",
-        &w.s("k.pub"),
-    ]));
+    ok(verify("k.pub", &[]));
     // Signing again gives the same line (Ed25519 is deterministic).
     let sig = std::fs::read(w.p("SHA256SUMS.sig")).unwrap();
     ok(romlib(&[
@@ -43,38 +49,19 @@ fn a_signed_file_verifies_and_any_change_or_other_key_is_refused() {
     assert_eq!(sig, std::fs::read(w.p("again.sig")).unwrap());
     // Another key.
     fails(
-        romlib(&[
-            "verify-file",
-            &w.s("SHA256SUMS"),
-            "--trusted-key",
-            &w.s("o.pub"),
-        ]),
+        verify("o.pub", &[]),
         1,
         &["SHA256SUMS.sig", "not by the trusted key"],
     );
     // One byte more, one byte changed.
     std::fs::write(&sums, b"abc  romlib\n\n").unwrap();
     fails(
-        romlib(&[
-            "verify-file",
-            &w.s("SHA256SUMS"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ]),
+        verify("k.pub", &[]),
         1,
         &["SHA256SUMS", "does not match its signature"],
     );
     std::fs::write(&sums, b"abd  romlib\n").unwrap();
-    fails(
-        romlib(&[
-            "verify-file",
-            &w.s("SHA256SUMS"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ]),
-        1,
-        &["does not match its signature"],
-    );
+    fails(verify("k.pub", &[]), 1, &["does not match its signature"]);
     std::fs::write(&sums, b"abc  romlib\n").unwrap();
     // A damaged signature: truncated, a flipped digit in the signature, not a signature.
     for (name, bytes) in [
@@ -90,14 +77,7 @@ fn a_signed_file_verifies_and_any_change_or_other_key_is_refused() {
     ] {
         std::fs::write(w.p(name), &bytes).unwrap();
         fails(
-            romlib(&[
-                "verify-file",
-                &w.s("SHA256SUMS"),
-                "--trusted-key",
-                &w.s("k.pub"),
-                "--signature",
-                &w.s(name),
-            ]),
+            verify("k.pub", &["--signature", &w.s(name)]),
             1,
             &[if name == "flipped.sig" {
                 "does not match"
@@ -117,16 +97,7 @@ fn a_signed_file_verifies_and_any_change_or_other_key_is_refused() {
         1,
         &["k.pub", "public key"],
     );
-    fails(
-        romlib(&[
-            "verify-file",
-            &w.s("SHA256SUMS"),
-            "--trusted-key",
-            &w.s("k.sec"),
-        ]),
-        1,
-        &["k.sec", "secret key"],
-    );
+    fails(verify("k.sec", &[]), 1, &["k.sec", "secret key"]);
     fails(
         romlib(&["sign-file", &w.s("missing"), "--signing-key", &w.s("k.sec")]),
         1,
