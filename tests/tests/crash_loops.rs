@@ -205,6 +205,25 @@ fn killed_imports_leave_the_published_library_readable() {
     );
 }
 
+/// Whether the file system of `dir` swaps two folders in one step (renameat2 with
+/// RENAME_EXCHANGE), as romlib-device's reinstall does where it can.
+fn swaps_atomically(dir: &Path) -> bool {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let (a, b) = (dir.join(".swap-probe-a"), dir.join(".swap-probe-b"));
+    fs::create_dir_all(a.join("x")).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    let ok = renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE).is_ok();
+    assert_eq!(
+        ok,
+        b.join("x").is_dir(),
+        "the probe's exchange did not swap"
+    );
+    fs::remove_dir_all(&a).unwrap();
+    fs::remove_dir_all(&b).unwrap();
+    eprintln!("{}: atomic folder swap: {ok}", dir.display());
+    ok
+}
+
 /// The game files of an installed game folder (markers and the user's files aside).
 fn game_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     snapshot(dir)
@@ -247,6 +266,7 @@ fn killed_installs_and_uninstalls_show_the_old_or_the_new_game_and_lose_no_save(
         .iter()
         .any(|p| fs::read(w.p(p)).is_ok_and(|b| b == save))
     };
+    let atomic = swaps_atomically(&w.p("inst"));
     let mut killed = 0;
     for i in 0..iterations() {
         // Upgrade and downgrade in turn.
@@ -257,9 +277,16 @@ fn killed_installs_and_uninstalls_show_the_old_or_the_new_game_and_lose_no_save(
             i,
         ));
         let shown = game_files(&w.p("inst/b"));
+        // Where folders cannot be swapped in one step, a kill between the two renames
+        // leaves no game until the next command rolls the swap back or forward.
         assert!(
-            shown == v1 || shown == v2,
-            "iteration {i}: a mix of versions"
+            shown == v1 || shown == v2 || (!atomic && shown.is_empty()),
+            "iteration {i}: {}",
+            if shown.is_empty() {
+                "no game at all"
+            } else {
+                "a mix of versions"
+            }
         );
         assert!(save_kept(), "iteration {i}: the save is gone");
         // The next command (any install) finishes the job: the save is back in place.
@@ -295,4 +322,72 @@ fn killed_installs_and_uninstalls_show_the_old_or_the_new_game_and_lose_no_save(
     assert!(out.contains("left in") && out.contains("saves"), "{out}");
     assert_eq!(fs::read(w.p("inst/b/saves/b.srm")).unwrap(), save);
     assert!(game_files(&w.p("inst/b")).is_empty());
+}
+
+/// A crash right after the one-step swap of a reinstall, before the replaced copy took
+/// its `.old` name, leaves `.romlib-staging/<title>.new` holding the old version (with
+/// the user's save) or an uninstalled game's kept folder. The next command finishes the
+/// swap: the new version stays and the save is carried into it. A completed install that
+/// was never swapped in is only dropped, the live game and its save untouched.
+#[test]
+fn a_crash_just_after_the_swap_is_finished_by_the_next_command() {
+    let w = Workspace::new();
+    inputs(&w);
+    ok(w.build("in2", "lib2", &["--avg-chunk", "4096", "-q"]));
+    let install = |lib: &str, dir: &str| {
+        ok(run(
+            "romlib-device",
+            &strings(&[
+                "install",
+                "-r",
+                &w.s(lib),
+                "-g",
+                "b",
+                "--install-dir",
+                &w.s(dir),
+                "--trusted-key",
+                &w.s("k.pub"),
+            ]),
+        ))
+    };
+    let cleanup = || {
+        ok(run(
+            "romlib-device",
+            &strings(&["cleanup", "--install-dir", &w.s("inst")]),
+        ))
+    };
+    let v2 = snapshot(&w.p("in2/b"));
+    let staged = w.p("inst/.romlib-staging/b.new");
+    install("lib2", "inst");
+    for (case, uninstall) in [("old version", false), ("kept folder", true)] {
+        install("lib", "old");
+        let save = format!("{case}: 3 lives").into_bytes();
+        write(&w.p("old"), "b/saves/b.srm", &save);
+        if uninstall {
+            ok(run(
+                "romlib-device",
+                &strings(&["uninstall", "-t", "b", "--install-dir", &w.s("old")]),
+            ));
+            assert!(w.p("old/b/.romlib-kept").is_file(), "{case}");
+        }
+        let _ = fs::remove_file(w.p("inst/b/saves/b.srm"));
+        fs::create_dir_all(w.p("inst/.romlib-staging")).unwrap();
+        fs::rename(w.p("old/b"), &staged).unwrap();
+        let out = cleanup();
+        assert!(
+            out.contains("removed the replaced copy of b"),
+            "{case}: {out}"
+        );
+        assert_eq!(game_files(&w.p("inst/b")), v2, "{case}");
+        assert_eq!(fs::read(w.p("inst/b/saves/b.srm")).unwrap(), save, "{case}");
+        assert!(!w.p("inst/.romlib-staging").exists(), "{case}");
+    }
+    // Completed but never swapped in: dropped, nothing carried.
+    install("lib", "old");
+    fs::create_dir_all(w.p("inst/.romlib-staging")).unwrap();
+    fs::rename(w.p("old/b"), &staged).unwrap();
+    let before = snapshot(&w.p("inst/b"));
+    cleanup();
+    assert_eq!(snapshot(&w.p("inst/b")), before);
+    assert!(!w.p("inst/.romlib-staging").exists());
 }

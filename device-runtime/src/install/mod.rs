@@ -3,9 +3,11 @@
 //! Install (SPEC section 7): every file is written under
 //! `<install-dir>/.romlib-staging/<title>.new/`, fsynced, and every chunk, file and the
 //! chunk table are verified; then a completion marker is written last and the staged
-//! folder is renamed to `<install-dir>/<title>`. Replacing an installed game first moves it
-//! to `.romlib-staging/<title>.old`; [`recover`] (run before every operation) rolls such a
-//! swap back or forward after a crash, so the visible game is always the old or the new.
+//! folder is renamed to `<install-dir>/<title>`. Replacing an installed game swaps the two
+//! folders in one step where the file system can ([`exchange`]), then names the replaced
+//! copy `.romlib-staging/<title>.old`; elsewhere it first moves the game there, and for a
+//! moment no game is visible. [`recover`] (run before every operation) rolls such a swap
+//! back or forward after a crash, so the game is always the old or the new.
 //!
 //! The files in a game's folder that its manifest does not own (an emulator's saves,
 //! configs, screenshots) are the user's: a reinstall or upgrade carries them into the new
@@ -631,6 +633,43 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).map_err(|e| Error::io(to, "rename", e))
 }
 
+/// Swaps the folders `a` and `b` in one atomic step (Linux `renameat2` with
+/// `RENAME_EXCHANGE`), so a crash shows one or the other at each path, never neither.
+/// `Ok(false)` when the system or the file system cannot (not Linux; FAT before Linux 6.0,
+/// exFAT, most FUSE file systems): the caller renames in two steps.
+fn exchange(a: &Path, b: &Path) -> Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+            Ok(()) => Ok(true),
+            // EINVAL, ENOSYS or EOPNOTSUPP as a rule; a FUSE file system may answer
+            // anything (one that ignores the flag fails as a plain rename onto a non-empty
+            // folder): with both folders still in place, the two-step rename is safe.
+            Err(_) if a.is_dir() && b.is_dir() => Ok(false),
+            Err(e) => Err(Error::io(
+                b,
+                "exchange",
+                std::io::Error::from_raw_os_error(e.raw_os_error()),
+            )),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
+/// Whether the staged `<title>.new` folder `staged` is the copy an atomic swap
+/// ([`exchange`]) just replaced, rather than an unfinished or unswapped install: the live
+/// folder is a completed game and `staged` is one too, or an uninstalled game's kept
+/// folder. A completed but unswapped install passes as well; its files are all its own, so
+/// finishing it as a replaced copy carries nothing and removes it, as for stale staging.
+fn exchanged(staged: &Path, live: &Path) -> bool {
+    live.is_dir() && is_ours(live) && (is_ours(staged) || staged.join(KEPT_MARKER).is_file())
+}
+
 /// Whether `dir` is a game folder romlib completed.
 pub fn is_ours(dir: &Path) -> bool {
     dir.join(MARKER).is_file()
@@ -672,6 +711,19 @@ pub fn recover(install_dir: &Path) -> Result<Vec<String>> {
                 rename(&p, &live)?;
                 done.push(format!("rolled back an interrupted reinstall of {title}"));
             }
+        } else if let Some(title) = name
+            .strip_suffix(".new")
+            .filter(|t| exchanged(&p, &install_dir.join(t)))
+        {
+            // A crash just after an atomic swap: `.new` holds the replaced copy. Finish
+            // as for `.old`.
+            let live = install_dir.join(title);
+            let kept = carry_user_files(&p, &live, &owned_files(&p), false)?;
+            remove_tree(&p)?;
+            done.push(format!(
+                "removed the replaced copy of {title}{}",
+                kept_note(", carrying", &kept)
+            ));
         } else if let Some(title) = name.strip_suffix(".del") {
             // An interrupted uninstall: finish it, leaving the user's files.
             let live = install_dir.join(title);
@@ -844,9 +896,21 @@ pub fn install_game_with(
         sync_dirs(&new)?;
         let old = staging.join(format!("{title}.old"));
         if live.exists() {
-            rename(&live, &old)?;
+            if exchange(&new, &live)? {
+                // One step: the new game is live and `new` holds the old copy, which
+                // takes its `.old` name (a crash in between is finished by [`recover`]).
+                sync_dir(install_dir)?;
+                sync_dir(&staging)?;
+                rename(&new, &old)?;
+            } else {
+                // Two steps: for a moment no game is there (until [`recover`] rolls the
+                // swap back or forward, a crash right here shows none).
+                rename(&live, &old)?;
+                rename(&new, &live)?;
+            }
+        } else {
+            rename(&new, &live)?;
         }
-        rename(&new, &live)?;
         sync_dir(install_dir)?;
         let mut kept = Vec::new();
         if old.exists() {
