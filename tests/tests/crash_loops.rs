@@ -205,6 +205,21 @@ fn killed_imports_leave_the_published_library_readable() {
     );
 }
 
+/// `romlib-device install` of game `b` from library `lib` into install folder `dir`.
+fn install_b(w: &Workspace, lib: &str, dir: &str) -> Vec<String> {
+    strings(&[
+        "install",
+        "-r",
+        &w.s(lib),
+        "-g",
+        "b",
+        "--install-dir",
+        &w.s(dir),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ])
+}
+
 /// Whether the file system of `dir` swaps two folders in one step (renameat2 with
 /// RENAME_EXCHANGE), as romlib-device's reinstall does where it can.
 fn swaps_atomically(dir: &Path) -> bool {
@@ -237,19 +252,7 @@ fn killed_installs_and_uninstalls_show_the_old_or_the_new_game_and_lose_no_save(
     let w = Workspace::new();
     inputs(&w);
     ok(w.build("in2", "lib2", &["--avg-chunk", "4096", "-q"]));
-    let install = |lib: &str| {
-        strings(&[
-            "install",
-            "-r",
-            &w.s(lib),
-            "-g",
-            "b",
-            "--install-dir",
-            &w.s("inst"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ])
-    };
+    let install = |lib: &str| install_b(&w, lib, "inst");
     let (v1, v2) = (snapshot(&w.p("in/b")), snapshot(&w.p("in2/b")));
     ok(run("romlib-device", &install("lib")));
     let save = b"slot 1: 99 lives".to_vec();
@@ -334,22 +337,7 @@ fn a_crash_just_after_the_swap_is_finished_by_the_next_command() {
     let w = Workspace::new();
     inputs(&w);
     ok(w.build("in2", "lib2", &["--avg-chunk", "4096", "-q"]));
-    let install = |lib: &str, dir: &str| {
-        ok(run(
-            "romlib-device",
-            &strings(&[
-                "install",
-                "-r",
-                &w.s(lib),
-                "-g",
-                "b",
-                "--install-dir",
-                &w.s(dir),
-                "--trusted-key",
-                &w.s("k.pub"),
-            ]),
-        ))
-    };
+    let install = |lib: &str, dir: &str| ok(run("romlib-device", &install_b(&w, lib, dir)));
     let cleanup = || {
         ok(run(
             "romlib-device",
@@ -373,6 +361,14 @@ fn a_crash_just_after_the_swap_is_finished_by_the_next_command() {
         let _ = fs::remove_file(w.p("inst/b/saves/b.srm"));
         fs::create_dir_all(w.p("inst/.romlib-staging")).unwrap();
         fs::rename(w.p("old/b"), &staged).unwrap();
+        let listed = ok(run(
+            "romlib-device",
+            &strings(&["list-games", "--install-dir", &w.s("inst")]),
+        ));
+        assert!(
+            listed.contains("a complete copy of b from an interrupted reinstall"),
+            "{case}: {listed}"
+        );
         let out = cleanup();
         assert!(
             out.contains("removed the replaced copy of b"),

@@ -2,7 +2,7 @@
 //! an uninstall, and what interrupted operations left behind (staging, cut-off downloads),
 //! with the space each takes; and the cleanup that removes the leftovers.
 
-use super::{is_ours, recover, remove_tree, KEPT_MARKER, RESUME_DIR, STAGING_DIR};
+use super::{exchanged, is_ours, recover, remove_tree, KEPT_MARKER, RESUME_DIR, STAGING_DIR};
 use crate::chunks::reuse::tree_bytes;
 use crate::error::{Error, Result};
 use std::fs;
@@ -89,8 +89,13 @@ pub fn leftovers(install_dir: &Path) -> Result<Vec<Leftover>> {
             } else {
                 fs::metadata(&path).map_or(0, |m| m.len())
             };
+            // A `.new` that a one-step swap may just have filled with the replaced copy is
+            // not an unfinished install.
+            let swapped = name
+                .strip_suffix(".new")
+                .is_some_and(|t| exchanged(&path, &install_dir.join(t)));
             out.push(Leftover {
-                what: kind.describe(&name),
+                what: kind.describe(&name, swapped),
                 path,
                 bytes,
             });
@@ -132,15 +137,21 @@ enum Kind {
 }
 
 impl Kind {
-    fn describe(self, name: &str) -> String {
+    /// `swapped`: `name` is a `.new` that [`exchanged`] takes for a reinstall's replaced
+    /// copy.
+    fn describe(self, name: &str, swapped: bool) -> String {
         match self {
             Kind::Staging => {
-                if let Some(t) = name.strip_suffix(".new") {
+                if let Some(t) = name.strip_suffix(".new").filter(|_| swapped) {
+                    // The replaced copy of a one-step swap, or a complete install cut off
+                    // just before its swap: both are finished the same way.
+                    format!("a complete copy of {t} from an interrupted reinstall (the next install or `cleanup` carries any files of yours into {t} and removes it)")
+                } else if let Some(t) = name.strip_suffix(".old") {
+                    format!("the previous version of {t} from an interrupted reinstall (finished by the next install or `cleanup`)")
+                } else if let Some(t) = name.strip_suffix(".new") {
                     format!(
                         "an unfinished install of {t} (removed by the next install or `cleanup`)"
                     )
-                } else if let Some(t) = name.strip_suffix(".old") {
-                    format!("the previous version of {t} from an interrupted reinstall (finished by the next install or `cleanup`)")
                 } else if let Some(t) = name.strip_suffix(".repair") {
                     format!("an unfinished repair of {t}, the game untouched (removed by the next install or `cleanup`)")
                 } else if let Some(t) = name.strip_suffix(".del") {

@@ -666,7 +666,7 @@ fn exchange(a: &Path, b: &Path) -> Result<bool> {
 /// folder is a completed game and `staged` is one too, or an uninstalled game's kept
 /// folder. A completed but unswapped install passes as well; its files are all its own, so
 /// finishing it as a replaced copy carries nothing and removes it, as for stale staging.
-fn exchanged(staged: &Path, live: &Path) -> bool {
+pub(super) fn exchanged(staged: &Path, live: &Path) -> bool {
     live.is_dir() && is_ours(live) && (is_ours(staged) || staged.join(KEPT_MARKER).is_file())
 }
 
