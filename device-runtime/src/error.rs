@@ -134,6 +134,17 @@ pub enum Error {
         /// What is wrong, and what exists.
         problem: String,
     },
+    /// In an install folder, an entry that is not what romlib expects there (a symbolic
+    /// link where a folder or file should be, a file where a folder should be); nothing
+    /// was changed.
+    Unexpected {
+        /// The entry.
+        path: PathBuf,
+        /// What it is ("a symbolic link").
+        found: &'static str,
+        /// What romlib expected ("a folder").
+        want: &'static str,
+    },
 }
 
 impl Error {
@@ -194,6 +205,7 @@ impl Error {
             Error::Layout { .. } => "no_layout_folder",
             Error::Unfit { .. } => "file_system",
             Error::NoRoom { .. } => "no_space",
+            Error::Unexpected { .. } => "unexpected_entry",
         }
     }
 
@@ -212,7 +224,8 @@ impl Error {
             | Error::NotOurs { path }
             | Error::Unfit { path, .. }
             | Error::NoRoom { path, .. }
-            | Error::BeyondEnd { path, .. } => path.to_string_lossy().into_owned(),
+            | Error::BeyondEnd { path, .. }
+            | Error::Unexpected { path, .. } => path.to_string_lossy().into_owned(),
             Error::Http { url, .. } | Error::Tls { url, .. } => url.clone(),
             Error::Layout { subject, .. } => subject.clone(),
         }
@@ -308,6 +321,12 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Layout { subject, problem } => write!(f, "{subject}: {problem}"),
+            Error::Unexpected { path, found, want } => write!(
+                f,
+                "{}: {found} where romlib expects {want}; changed nothing (romlib follows no \
+                 links in an install folder and acts only on what it wrote there)",
+                path.display()
+            ),
         }
     }
 }

@@ -18,6 +18,7 @@
 pub mod chunks;
 pub mod cli;
 pub mod error;
+pub mod folder;
 pub mod fsio;
 pub mod install;
 pub mod library;

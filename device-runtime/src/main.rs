@@ -459,7 +459,7 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 ));
             }
             let r = r?;
-            for note in &r.recovered {
+            for note in r.recovered.iter().chain(&r.left_alone) {
                 out.warn(note);
             }
             let mut human = r.installed_message(&title, &install_dir);
@@ -490,13 +490,18 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
                 Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
                 None => c.install_dir.clone(),
             };
-            let kept = uninstall(&install_dir, &c.title_id)?;
-            let human = uninstalled_message(&c.title_id, &install_dir, &kept);
+            let u = uninstall(&install_dir, &c.title_id)?;
+            for note in u.recovered.iter().chain(&u.left_alone) {
+                out.warn(note);
+            }
+            let human = uninstalled_message(&c.title_id, &install_dir, &u.kept);
             out.result(
                 Obj::new()
                     .field("game", c.title_id.as_str())
                     .field("path", install_dir.join(&c.title_id).as_path())
-                    .field("kept", kept),
+                    .field("kept", u.kept)
+                    .field("recovered", u.recovered)
+                    .field("left_alone", u.left_alone),
                 &human,
             );
             Ok(())
@@ -557,18 +562,33 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
         }
         Cmd::Cleanup(c) => {
             let (done, found) = cleanup(&c.install_dir)?;
-            let bytes: u64 = found.iter().map(|l| l.bytes).sum();
+            let (alone, handled): (Vec<_>, Vec<_>) = found.iter().partition(|f| f.left_alone());
+            let bytes: u64 = handled.iter().map(|l| l.bytes).sum();
+            let left_alone: Vec<String> = alone
+                .iter()
+                .map(|f| format!("{}: {}", f.path.display(), f.describe()))
+                .collect();
+            for line in &left_alone {
+                out.warn(line);
+            }
             let mut human: String = done.iter().map(|d| format!("{d}\n")).collect();
             human.push_str(&format!(
                 "{}: {} removed or finished, {bytes} bytes freed",
                 c.install_dir.display(),
-                count(found.len(), "leftover", "leftovers")
+                count(handled.len(), "leftover", "leftovers")
             ));
+            if !alone.is_empty() {
+                human.push_str(&format!(
+                    "; {} left alone",
+                    count(alone.len(), "item", "items")
+                ));
+            }
             out.result(
                 Obj::new()
                     .field("install_dir", c.install_dir.as_path())
                     .field("done", done)
-                    .field("bytes_freed", bytes),
+                    .field("bytes_freed", bytes)
+                    .field("left_alone", left_alone),
                 &human,
             );
             Ok(())
@@ -597,7 +617,7 @@ fn list_installed(dir: &Path, out: &Output) -> Result<()> {
             "\n{}\t{} bytes\t{}",
             l.path.display(),
             l.bytes,
-            l.what
+            l.describe()
         ));
     }
     if let Some(note) = leftovers_note(&found) {
@@ -627,7 +647,8 @@ fn list_installed(dir: &Path, out: &Output) -> Result<()> {
                         Obj::new()
                             .field("path", l.path.as_path())
                             .field("bytes", l.bytes)
-                            .field("what", l.what.as_str())
+                            .field("what", l.describe())
+                            .field("left_alone", l.left_alone())
                     })
                     .collect::<Vec<_>>(),
             ),

@@ -298,8 +298,9 @@ fn interrupted_swap_is_rolled_back() {
     fs::create_dir_all(&staging).unwrap();
     fs::rename(f.inst().join("demo"), staging.join("demo.old")).unwrap();
     fs::create_dir_all(staging.join("other.new/half")).unwrap();
-    let done = recover(&f.inst()).unwrap();
-    assert_eq!(done.len(), 2, "{done:?}");
+    let r = recover(&f.inst()).unwrap();
+    assert_eq!(r.done.len(), 2, "{:?}", r.done);
+    assert!(r.left_alone.is_empty(), "{:?}", r.lines());
     assert!(f.inst().join("demo").join(MARKER).is_file());
     assert!(!staging.join("other.new").exists());
 }

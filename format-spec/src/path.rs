@@ -40,6 +40,8 @@ pub enum PathError {
     /// without an extension): no Windows program can create or open such a file. Checked
     /// by the builder (see [`windows_reserved`]); readers do not refuse it.
     WindowsReserved,
+    /// A name romlib keeps for its own files and folders in an install folder.
+    Reserved,
 }
 
 impl fmt::Display for PathError {
@@ -60,6 +62,10 @@ impl fmt::Display for PathError {
                  character) or a name ending in a dot or space"
             }
             PathError::NotSingleComponent => "is not a single path component",
+            PathError::Reserved => {
+                "is a name romlib keeps for itself in an install folder (.romlib-installed, \
+                 .romlib-kept, .romlib-staging, .romlib-resume, in any case)"
+            }
             PathError::WindowsReserved => {
                 "is a name Windows reserves for a device (CON, PRN, AUX, NUL, COM0-9, LPT0-9, \
                  CONIN$, CONOUT$, with any extension)"
@@ -115,10 +121,29 @@ pub fn check_component(comp: &str, fat_safe: bool) -> Result<(), PathError> {
     if comp.contains('\\') {
         return Err(PathError::Backslash);
     }
+    if is_reserved(comp) {
+        return Err(PathError::Reserved);
+    }
     if fat_safe && !is_fat_safe(comp) {
         return Err(PathError::NotFatSafe);
     }
     Ok(())
+}
+
+/// The names romlib gives its own entries in an install folder: the completion marker and
+/// the kept-files note in a game's folder, the staging and resume folders beside the games.
+/// No game may carry a file or folder by one of these names, in any case (a game's
+/// `.romlib-installed` would pass for the marker; FAT and exFAT ignore case).
+pub const RESERVED_NAMES: [&str; 4] = [
+    ".romlib-installed",
+    ".romlib-kept",
+    ".romlib-staging",
+    ".romlib-resume",
+];
+
+/// Whether `comp` is one of [`RESERVED_NAMES`], in any case.
+pub fn is_reserved(comp: &str) -> bool {
+    RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(comp))
 }
 
 /// Whether FAT32/exFAT can store `name` as one component.
@@ -208,6 +233,15 @@ mod tests {
         assert_eq!(check_path("trailing.", true), Err(PathError::NotFatSafe));
         assert_eq!(check_path("trailing /x", true), Err(PathError::NotFatSafe));
         assert_eq!(check_path("tab\there", true), Err(PathError::NotFatSafe));
+        for reserved in [
+            ".romlib-installed",
+            "saves/.ROMLIB-KEPT",
+            ".romlib-Staging/x",
+            "a/.romlib-resume/b",
+        ] {
+            assert_eq!(check_path(reserved, false), Err(PathError::Reserved));
+        }
+        assert_eq!(check_path(".romlib-installed.bak", true), Ok(()));
         let deep = "a/".repeat(MAX_PATH_DEPTH) + "a";
         assert_eq!(check_path(&deep, true), Err(PathError::TooDeep));
     }

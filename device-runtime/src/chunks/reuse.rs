@@ -13,11 +13,11 @@
 use crate::chunks::decoder::RuzstdDecoder;
 use crate::chunks::ChunkSource;
 use crate::error::Result;
+use crate::folder::Folder;
 use crate::fsio::read_exact_at;
 use crate::library::Library;
 use crate::trusted::{ManifestFile, VerifiedManifest};
 use std::fs::File;
-use std::path::{Path, PathBuf};
 
 /// A library folder on the device to take chunks from.
 #[derive(Debug)]
@@ -40,7 +40,10 @@ struct Spot {
 #[derive(Debug, Default)]
 pub struct LocalChunks {
     spots: Vec<Spot>,
-    files: Vec<PathBuf>,
+    /// The install folder the files are in, and their paths in it (opened through the
+    /// folder's handle, never through a link).
+    base: Option<Folder>,
+    files: Vec<String>,
     open: Option<(u32, File)>,
     library: Option<LocalLibrary>,
     /// Chunks taken from local files so far.
@@ -56,12 +59,13 @@ fn prefix(hash: &[u8; 32]) -> u64 {
 }
 
 impl LocalChunks {
-    /// Indexes, in `sources` (folder, manifest it was written from), the chunks `m` needs
-    /// and the base chunks `bases` of its deltas.
+    /// Indexes, in `sources` (a folder's path in install folder `base`, the manifest it
+    /// was written from), the chunks `m` needs and the base chunks `bases` of its deltas.
     pub fn build(
         m: &VerifiedManifest,
         bases: &[[u8; 32]],
-        sources: Vec<(PathBuf, ManifestFile)>,
+        base: &Folder,
+        sources: Vec<(String, ManifestFile)>,
     ) -> Result<Self> {
         let mut need = Vec::with_capacity(m.body().chunk_count as usize + bases.len());
         let mut table = m.chunks()?;
@@ -72,20 +76,26 @@ impl LocalChunks {
         need.extend(bases.iter().map(prefix));
         need.sort_unstable();
         need.dedup();
-        let mut out = LocalChunks::default();
+        let mut out = LocalChunks {
+            base: Some(base.try_clone()?),
+            ..LocalChunks::default()
+        };
         for (root, src) in sources {
             let Ok(mut t) = src.unverified_chunks() else {
                 continue;
             };
             for f in &src.unverified_body().files {
+                // The manifest is unverified: a path that is not a safe relative one is
+                // never opened (its chunks are just not reused).
+                let safe = romlib_format::path::check_path(&f.path, false).is_ok();
                 let mut offset = 0u64;
                 let mut file_idx = None;
                 for _ in 0..f.chunk_count {
                     let Ok(Some(c)) = t.next_chunk() else { break };
                     let p = prefix(&c.hash);
-                    if need.binary_search(&p).is_ok() {
+                    if safe && need.binary_search(&p).is_ok() {
                         let idx = *file_idx.get_or_insert_with(|| {
-                            out.files.push(root.join(&f.path));
+                            out.files.push(format!("{root}/{}", f.path));
                             (out.files.len() - 1) as u32
                         });
                         out.spots.push(Spot {
@@ -150,9 +160,14 @@ impl LocalChunks {
             }
             let len = s.len;
             if self.open.as_ref().is_none_or(|(f, _)| *f != s.file) {
-                match File::open(&self.files[s.file as usize]) {
-                    Ok(f) => self.open = Some((s.file, f)),
-                    Err(_) => continue,
+                let opened = self.base.as_ref().and_then(|b| {
+                    b.open_file_path(&self.files[s.file as usize])
+                        .ok()
+                        .flatten()
+                });
+                match opened {
+                    Some(f) => self.open = Some((s.file, f)),
+                    None => continue,
                 }
             }
             let (_, f) = self.open.as_ref().expect("just opened");
@@ -182,18 +197,4 @@ impl LocalChunks {
         }
         None
     }
-}
-
-/// Total bytes of the files below `dir` (0 if it does not exist).
-pub fn tree_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-            Ok(_) => e.metadata().map_or(0, |m| m.len()),
-            Err(_) => 0,
-        })
-        .sum()
 }

@@ -1,10 +1,17 @@
 //! The user's files in a game's folder: what the game owns, carrying the rest across a
-//! reinstall or an uninstall (by rename only), and the messages that say so.
+//! reinstall or an uninstall (by rename only), removing only what the game owns, and the
+//! messages that say so.
+//!
+//! Every step works through [`Folder`] handles: a link found in a game's folder is a file
+//! of the user's like any other (carried as the link itself, never followed), and a link
+//! where a folder is needed stops the step with an error naming it.
 
-use super::{marker_manifest, rename, sync_dirs, MARKER};
-use crate::error::{Error, Result};
-use std::fs::{self, File};
-use std::io::Write;
+use super::{marker_manifest, sync_dirs, MARKER};
+use crate::error::Result;
+use crate::folder::{Folder, Kind};
+use romlib_format::path::check_path;
+use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::path::Path;
 
 /// The note uninstall leaves in a game's folder when files that were not the game's stay
@@ -29,37 +36,40 @@ pub(super) fn kept_note(lead: &str, kept: &[String]) -> String {
 }
 
 /// What both binaries print once game `title` is uninstalled from `install_dir`, leaving
-/// `kept` (see [`uninstall`]).
+/// `kept` (see [`super::uninstall`]).
 pub fn uninstalled_message(title: &str, install_dir: &Path, kept: &[String]) -> String {
     let lead = format!("; left in {}", install_dir.join(title).display());
     format!("uninstalled {title}{}", kept_note(&lead, kept))
 }
 
-/// The paths a game folder's completion marker says the game owns. Empty for a folder
-/// with no readable marker (a `.romlib-kept` folder; a damaged marker): then every file
-/// in it is treated as the user's, which loses nothing.
-pub(super) fn owned_files(dir: &Path) -> std::collections::HashSet<String> {
+/// The paths a game folder's completion marker says the game owns (each a safe relative
+/// path; the marker is unverified here, so anything else in it is ignored). Empty for a
+/// folder with no readable marker (a `.romlib-kept` folder; a damaged marker): then every
+/// file in it is treated as the user's, which loses nothing.
+pub(super) fn owned_files(dir: &Folder) -> HashSet<String> {
     marker_manifest(dir)
         .map(|m| {
             m.unverified_body()
                 .files
                 .iter()
+                .filter(|f| check_path(&f.path, false).is_ok())
                 .map(|f| f.path.clone())
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// Moves every file and folder under `from` that is not in `owned` (and is not a romlib
-/// marker) to the same place under `to`, by rename (both are in the install folder: no
-/// copy, and nothing can be lost half-way). A place already taken in `to` gets the name
-/// with `.kept` (or `.kept2`, ...) added. With `note` (uninstall), `to` is created if
-/// needed and a [`KEPT_MARKER`] listing what was moved is written into it first. Returns
-/// the relative paths moved, in order.
+/// Moves every file, link and folder under `from` that is not in `owned` (and is not a
+/// romlib marker) to the same place under folder `to_name` of `to_parent`, by rename (both
+/// are in the install folder: no copy, and nothing can be lost half-way). A place already
+/// taken gets the name with `.kept` (or `.kept2`, ...) added. With `note` (uninstall), the
+/// folder is created if needed and a [`KEPT_MARKER`] listing what was moved is written into
+/// it first. Returns the relative paths moved, in order.
 pub(super) fn carry_user_files(
-    from: &Path,
-    to: &Path,
-    owned: &std::collections::HashSet<String>,
+    from: &Folder,
+    to_parent: &Folder,
+    to_name: &str,
+    owned: &HashSet<String>,
     note: bool,
 ) -> Result<Vec<String>> {
     let mut moves = Vec::new();
@@ -67,96 +77,110 @@ pub(super) fn carry_user_files(
     if moves.is_empty() {
         return Ok(Vec::new());
     }
-    if note {
-        fs::create_dir_all(to).map_err(|e| Error::io(to, "create directory", e))?;
-        let title = to
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let mut text = format!("{title}\n");
+    let to = if note {
+        let to = to_parent.ensure_sub(to_name)?;
+        let mut text = format!("{to_name}\n");
         for rel in &moves {
             text.push_str(rel);
             text.push('\n');
         }
-        let marker = to.join(KEPT_MARKER);
-        let mut f = File::create(&marker).map_err(|e| Error::io(&marker, "create", e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| Error::io(&marker, "write", e))?;
-    }
+        to.write_file(KEPT_MARKER, text.as_bytes())?;
+        to
+    } else {
+        to_parent.sub(to_name)?.ok_or_else(|| {
+            crate::folder::unexpected(to_parent.at(to_name), Kind::Missing, "a folder")
+        })?
+    };
     let mut kept = Vec::new();
     for rel in moves {
-        place(from, to, &rel, &mut kept)?;
+        place(from, &to, &rel, &mut kept)?;
     }
-    sync_dirs(to)?;
+    sync_dirs(&to)?;
     Ok(kept)
+}
+
+/// `("a/b", "c")` for `"a/b/c"`; `("", "c")` for `"c"`.
+fn split_last(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
+}
+
+/// Folder `rel` of `root` (`root` itself for `""`).
+fn folder_at(root: &Folder, rel: &str, create: bool) -> Result<Option<Folder>> {
+    if rel.is_empty() {
+        return root.try_clone().map(Some);
+    }
+    if create {
+        root.ensure_path(rel).map(Some)
+    } else {
+        root.sub_path(rel)
+    }
 }
 
 /// Moves `from/rel` to `to/rel` by rename. A folder whose place holds a folder is merged
 /// into it entry by entry (a save folder the new version also ships keeps its saves);
 /// anything else whose place is taken gets `.kept` (or `.kept2`, ...) added. Appends the
 /// relative paths moved to `kept`.
-fn place(from: &Path, to: &Path, rel: &str, kept: &mut Vec<String>) -> Result<()> {
-    let (src, dst) = (from.join(rel), to.join(rel));
-    if let Some(parent) = dst.parent() {
-        fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
+fn place(from: &Folder, to: &Folder, rel: &str, kept: &mut Vec<String>) -> Result<()> {
+    let (dir, name) = split_last(rel);
+    let Some(src_dir) = folder_at(from, dir, false)? else {
+        return Ok(());
+    };
+    let dst_dir = folder_at(to, dir, true)?.expect("created");
+    let src_kind = src_dir.kind(name)?;
+    if src_kind == Kind::Missing {
+        return Ok(());
     }
-    let is_dir = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
-    if is_dir(&src) && is_dir(&dst) {
-        let mut names = Vec::new();
-        for e in fs::read_dir(&src).map_err(|e| Error::io(&src, "read directory", e))? {
-            let e = e.map_err(|e| Error::io(&src, "read directory", e))?;
-            names.push(e.file_name().to_string_lossy().into_owned());
-        }
-        names.sort();
-        for n in names {
-            place(from, to, &format!("{rel}/{n}"), kept)?;
+    if src_kind == Kind::Dir && dst_dir.kind(name)? == Kind::Dir {
+        let src = src_dir.sub(name)?.expect("a folder");
+        for e in src.entries()? {
+            // Only names a path can carry; anything else stays where it is.
+            if let Some(n) = e.name_str() {
+                place(from, to, &format!("{rel}/{n}"), kept)?;
+            }
         }
         return Ok(());
     }
-    let mut name = rel.to_string();
+    let mut target = name.to_string();
     let mut n = 1;
-    while fs::symlink_metadata(to.join(&name)).is_ok() {
-        name = if n == 1 {
-            format!("{rel}.kept")
+    while dst_dir.kind(&target)? != Kind::Missing {
+        target = if n == 1 {
+            format!("{name}.kept")
         } else {
-            format!("{rel}.kept{n}")
+            format!("{name}.kept{n}")
         };
         n += 1;
     }
-    rename(&src, &to.join(&name))?;
-    kept.push(name);
+    src_dir.rename(name, &dst_dir, &target)?;
+    kept.push(if dir.is_empty() {
+        target
+    } else {
+        format!("{dir}/{target}")
+    });
     Ok(())
 }
 
-/// The relative paths under `dir` (`rel` from the game folder) to carry: files not in
-/// `owned`, and whole folders holding no owned file.
+/// The relative paths under `dir` (`rel` from the game folder) to carry: files and links
+/// not in `owned`, and whole folders holding no owned file. Names that are not UTF-8 are
+/// carried with the folder holding them, or stay (at the top) where they are.
 fn plan_carry(
-    dir: &Path,
+    dir: &Folder,
     rel: &str,
-    owned: &std::collections::HashSet<String>,
+    owned: &HashSet<String>,
     out: &mut Vec<String>,
 ) -> Result<()> {
-    let mut names = Vec::new();
-    for e in fs::read_dir(dir).map_err(|e| Error::io(dir, "read directory", e))? {
-        let e = e.map_err(|e| Error::io(dir, "read directory", e))?;
-        let is_dir = e
-            .file_type()
-            .map_err(|err| Error::io(e.path(), "stat", err))?
-            .is_dir();
-        names.push((e.file_name().to_string_lossy().into_owned(), is_dir));
-    }
-    names.sort();
-    for (name, is_dir) in names {
+    for e in dir.entries()? {
+        let Some(name) = e.name_str() else {
+            continue;
+        };
         let path = if rel.is_empty() {
-            name.clone()
+            name.to_string()
         } else {
             format!("{rel}/{name}")
         };
         if rel.is_empty() && (name == MARKER || name == KEPT_MARKER) {
             continue;
         }
-        if !is_dir {
+        if e.kind != Kind::Dir {
             if !owned.contains(&path) {
                 out.push(path);
             }
@@ -164,10 +188,51 @@ fn plan_carry(
         }
         let prefix = format!("{path}/");
         if owned.iter().any(|o| o.starts_with(&prefix)) {
-            plan_carry(&dir.join(&name), &path, owned, out)?;
+            let sub = dir.sub(name)?.expect("listed as a folder");
+            plan_carry(&sub, &path, owned, out)?;
         } else {
             out.push(path);
         }
     }
     Ok(())
+}
+
+/// Removes from folder `name` of `parent` what the game owns and nothing else: the files
+/// `owned` names (a link at such a path is removed as a link), then the folders their
+/// paths make if they are empty, then the markers, then the folder itself if it is empty.
+/// Returns `true` when the folder is gone; `false` when something else is left in it
+/// (reported by the caller, never removed).
+pub(super) fn remove_owned(parent: &Folder, name: &str, owned: &HashSet<String>) -> Result<bool> {
+    let Some(dir) = parent.sub(name)? else {
+        return Ok(true);
+    };
+    let mut folders: Vec<&str> = Vec::new();
+    let mut files: Vec<&String> = owned.iter().collect();
+    files.sort();
+    for path in files {
+        let (d, file) = split_last(path);
+        if let Some(f) = folder_at(&dir, d, false).ok().flatten() {
+            if matches!(f.kind(file)?, Kind::File | Kind::Symlink | Kind::Other) {
+                f.remove_file(file)?;
+            }
+        }
+        let mut at = d;
+        while !at.is_empty() {
+            folders.push(at);
+            at = split_last(at).0;
+        }
+    }
+    // Deepest first.
+    folders.sort_by_key(|f| std::cmp::Reverse((f.matches('/').count(), *f)));
+    folders.dedup();
+    for f in folders {
+        let (d, last) = split_last(f);
+        if let Some(p) = folder_at(&dir, d, false).ok().flatten() {
+            p.remove_empty_dir(OsStr::new(last))?;
+        }
+    }
+    // The markers last: until they go, a crash leaves a folder the next run recognises.
+    dir.remove_file(KEPT_MARKER)?;
+    dir.remove_file(MARKER)?;
+    parent.remove_empty_dir(OsStr::new(name))
 }

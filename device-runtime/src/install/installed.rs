@@ -13,18 +13,22 @@
 //! it as it was; [`super::recover`] removes an interrupted repair's staging.
 
 use super::carry::owned_files;
+use super::names::{staging_entry, Role};
 use super::{
-    is_ours, marker_manifest, remove_tree, rename, sync_dir, KEPT_MARKER, MARKER, STAGING_DIR,
+    is_ours, marker_manifest, open_install_dir, recover_in, staging_clear, KEPT_MARKER, MARKER,
+    STAGING_DIR,
 };
 use crate::chunks::decoder::ChunkDecoder;
 use crate::error::{Error, Result};
+use crate::folder::{unexpected, Folder, Kind};
 use crate::play::read::Game;
 use crate::progress::Progress;
 use crate::trusted::{TrustStore, VerifiedManifest};
 use romlib_format::limits::MAX_CHUNK_LEN;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A byte range of an installed file that does not hold what the manifest signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,30 +100,38 @@ pub fn installed_manifest(
         entry: title.to_string(),
         problem,
     })?;
-    let dir = install_dir.join(title);
-    if !dir.is_dir() {
-        return Err(Error::NotFound {
-            path: dir,
-            what: "installed game",
-        });
-    }
+    let dir = game_folder(&open_install_dir(install_dir, false)?, title)?;
     if !is_ours(&dir) {
-        return Err(Error::NotOurs { path: dir });
+        return Err(Error::NotOurs {
+            path: dir.path().to_path_buf(),
+        });
     }
     let m = marker_manifest(&dir).ok_or_else(|| {
         Error::manifest(
-            dir.join(MARKER),
+            dir.at(MARKER),
             "the completion marker holds no readable manifest; install the game again",
         )
     })?;
     let m = m.verify(trust)?;
     if m.body().title_id != title {
         return Err(Error::manifest(
-            dir.join(MARKER),
+            dir.at(MARKER),
             format!("the marker holds the manifest of {:?}", m.body().title_id),
         ));
     }
     Ok(m)
+}
+
+/// Game folder `title` of `inst`: a real folder (a link there is an error naming it).
+fn game_folder(inst: &Folder, title: &str) -> Result<Folder> {
+    match inst.kind(title)? {
+        Kind::Dir => Ok(inst.sub(title)?.expect("a folder")),
+        Kind::Missing => Err(Error::NotFound {
+            path: inst.at(title),
+            what: "installed game",
+        }),
+        k => Err(unexpected(inst.at(title), k, "a game's folder")),
+    }
 }
 
 /// The titles of every game romlib installed in `install_dir`, sorted.
@@ -139,7 +151,7 @@ pub fn check_installed(
     progress: &dyn Progress,
 ) -> Result<InstalledCheck> {
     let title = m.body().title_id.clone();
-    let dir = install_dir.join(&title);
+    let dir = game_folder(&open_install_dir(install_dir, false)?, &title)?;
     let mpath = m.path().to_path_buf();
     let mut table = m.chunks()?;
     let mut report = InstalledCheck {
@@ -150,12 +162,9 @@ pub fn check_installed(
     for f in &m.body().files {
         report.files += 1;
         report.bytes += f.size;
-        let path = dir.join(&f.path);
-        let mut file = match File::open(&path) {
-            Ok(file) => Some(file),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(&path, "open", e)),
-        };
+        let path = dir.at(&f.path);
+        // Never through a link: one where the game has a folder or file stops the check.
+        let mut file = dir.open_file_path(&f.path)?;
         let actual = match &file {
             Some(file) => file
                 .metadata()
@@ -228,15 +237,13 @@ pub fn check_installed(
 
 /// The files under `dir` (`rel` inside the game) that the game does not own.
 fn list_extra(
-    dir: &Path,
+    dir: &Folder,
     rel: &str,
     owned: &std::collections::HashSet<String>,
     out: &mut Vec<String>,
 ) -> Result<()> {
-    let rd = fs::read_dir(dir).map_err(|e| Error::io(dir, "read directory", e))?;
-    for e in rd {
-        let e = e.map_err(|e| Error::io(dir, "read directory", e))?;
-        let name = e.file_name().to_string_lossy().into_owned();
+    for e in dir.entries()? {
+        let name = e.name.to_string_lossy().into_owned();
         let here = if rel.is_empty() {
             name.clone()
         } else {
@@ -245,13 +252,14 @@ fn list_extra(
         if rel.is_empty() && (name == MARKER || name == KEPT_MARKER) {
             continue;
         }
-        let ty = e
-            .file_type()
-            .map_err(|err| Error::io(e.path(), "stat", err))?;
-        if ty.is_dir() {
-            list_extra(&e.path(), &here, owned, out)?;
-        } else if !owned.contains(&here) {
-            out.push(here);
+        let sub = match (e.kind, e.name_str()) {
+            (Kind::Dir, Some(n)) => dir.sub(n)?,
+            _ => None,
+        };
+        match sub {
+            Some(sub) => list_extra(&sub, &here, owned, out)?,
+            None if !owned.contains(&here) => out.push(here),
+            None => {}
         }
     }
     Ok(())
@@ -308,12 +316,24 @@ pub fn repair_installed<D: ChunkDecoder>(
         let i = bad.partition_point(|&(start, _)| start <= k);
         i > 0 && k < bad[i - 1].1
     }));
-    super::recover(install_dir)?;
-    let live = install_dir.join(title);
-    let staging = install_dir.join(STAGING_DIR);
-    let work = staging.join(format!("{title}.repair"));
-    fs::create_dir_all(&work).map_err(|e| Error::io(&work, "create directory", e))?;
-    let staged = (|| -> Result<Vec<(PathBuf, PathBuf)>> {
+    let inst = open_install_dir(install_dir, false)?;
+    recover_in(&inst, false)?;
+    let live = game_folder(&inst, title)?;
+    if !is_ours(&live) {
+        return Err(Error::NotOurs {
+            path: live.path().to_path_buf(),
+        });
+    }
+    let staging = inst.ensure_sub(STAGING_DIR)?;
+    let drop_staging = || {
+        let _ = inst.remove_empty_dir(OsStr::new(STAGING_DIR));
+    };
+    staging_clear(&staging, title).inspect_err(|_| drop_staging())?;
+    let work_name = staging_entry(title, Role::Repair);
+    let work = staging
+        .create_dir(&work_name)
+        .inspect_err(|_| drop_staging())?;
+    let staged = (|| -> Result<Vec<&str>> {
         let mut moves = Vec::new();
         for d in &check.damaged {
             let f = m
@@ -322,17 +342,27 @@ pub fn repair_installed<D: ChunkDecoder>(
                 .iter()
                 .find(|f| f.path == d.path)
                 .ok_or_else(|| Error::manifest(m.path(), "a damaged file the game lacks"))?;
-            let to = work.join(&d.path);
+            // The installed copy, never through a link (one there stops the repair).
+            let old = live.open_file_path(&d.path)?;
+            let (dir, name) = d.path.rsplit_once('/').unwrap_or(("", d.path.as_str()));
+            let to = if dir.is_empty() {
+                work.try_clone()?
+            } else {
+                work.ensure_path(dir)?
+            };
+            let out = to.create_file(name, (f.mode & 0o777) | 0o200)?;
             rebuild_file(
-                &live.join(&d.path),
-                &to,
+                old,
+                &live.at(&d.path),
+                out,
+                &to.at(name),
                 f,
                 d,
                 source,
                 &mut report,
                 progress,
             )?;
-            moves.push((to, live.join(&d.path)));
+            moves.push(d.path.as_str());
             report.files += 1;
         }
         Ok(moves)
@@ -340,30 +370,43 @@ pub fn repair_installed<D: ChunkDecoder>(
     let moves = match staged {
         Ok(moves) => moves,
         Err(e) => {
-            let _ = remove_tree(&work);
-            let _ = fs::remove_dir(&staging);
+            let _ = staging.remove_tree(OsStr::new(&work_name));
+            drop_staging();
             return Err(e);
         }
     };
-    // Every new file is complete and checked: swap them in.
-    for (from, to) in &moves {
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
+    // Every new file is complete and checked: swap them in, each through handles (a link
+    // on the way in the game's folder stops the repair with an error naming it).
+    for rel in moves {
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let (from, to) = if dir.is_empty() {
+            (work.try_clone()?, live.try_clone()?)
+        } else {
+            (
+                work.sub_path(dir)?
+                    .ok_or_else(|| unexpected(work.at(dir), Kind::Missing, "a folder"))?,
+                live.ensure_path(dir)?,
+            )
+        };
+        if matches!(to.kind(name)?, Kind::Dir) {
+            return Err(unexpected(to.at(name), Kind::Dir, "a file"));
         }
-        rename(from, to)?;
-        if let Some(parent) = to.parent() {
-            sync_dir(parent)?;
-        }
+        from.rename(name, &to, name)?;
+        to.sync()?;
     }
-    remove_tree(&work)?;
-    let _ = fs::remove_dir(&staging);
+    staging.remove_tree(OsStr::new(&work_name))?;
+    drop_staging();
     Ok(report)
 }
 
-/// Writes file `f` anew at `to`: the ranges of `damage` from `source`, the rest from
-/// `from` (the installed copy); checks its size and BLAKE3, fsyncs it.
+/// Writes file `f` anew into `out` (created at `to`): the ranges of `damage` from
+/// `source`, the rest from `old` (the installed copy at `from`, if there is one); checks
+/// its size and BLAKE3, fsyncs it.
+#[allow(clippy::too_many_arguments)]
 fn rebuild_file<D: ChunkDecoder>(
+    mut old: Option<File>,
     from: &Path,
+    out: File,
     to: &Path,
     f: &romlib_proto::FileEntry,
     damage: &FileDamage,
@@ -371,24 +414,12 @@ fn rebuild_file<D: ChunkDecoder>(
     report: &mut RepairReport,
     progress: &dyn Progress,
 ) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
-    }
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode((f.mode & 0o777) | 0o200);
-    }
-    let out = opts.open(to).map_err(|e| Error::io(to, "create", e))?;
     let mut w = Hashing {
         inner: BufWriter::with_capacity(256 * 1024, out),
         hasher: blake3::Hasher::new(),
         written: 0,
     };
     let id = source.find(&f.path)?;
-    let mut old = File::open(from).ok();
     let mut pos = 0u64;
     // Copies the installed file's bytes from `*pos` up to `upto` (a range the check found
     // good) and counts them as kept.

@@ -2,10 +2,11 @@
 //! an uninstall, and what interrupted operations left behind (staging, cut-off downloads),
 //! with the space each takes; and the cleanup that removes the leftovers.
 
-use super::{exchanged, is_ours, recover, remove_tree, KEPT_MARKER, RESUME_DIR, STAGING_DIR};
-use crate::chunks::reuse::tree_bytes;
-use crate::error::{Error, Result};
-use std::fs;
+use super::names::game_folder;
+use super::recover::{recover_in, survey, Found};
+use super::{is_kept, is_ours, open_install_dir};
+use crate::error::Result;
+use crate::folder::Folder;
 use std::path::{Path, PathBuf};
 
 /// A game folder in an install folder.
@@ -21,165 +22,87 @@ pub struct Installed {
     pub state: &'static str,
 }
 
-/// Something an interrupted operation left in an install folder, hidden from the user.
-#[derive(Debug, Clone)]
-pub struct Leftover {
-    /// The file or folder.
-    pub path: PathBuf,
-    /// Bytes it takes.
-    pub bytes: u64,
-    /// What it is, for people.
-    pub what: String,
-}
-
 /// The games of `install_dir` (sorted by title; an install folder that does not exist yet
-/// holds none).
+/// holds none). Only real folders with a valid title count; a link is never followed.
 pub fn installed_games(install_dir: &Path) -> Result<Vec<Installed>> {
-    let rd = match fs::read_dir(install_dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(install_dir, "read directory", e)),
+    let inst = match Folder::open(install_dir) {
+        Ok(f) => f,
+        Err(crate::error::Error::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
     };
     let mut out = Vec::new();
-    for e in rd {
-        let e = e.map_err(|e| Error::io(install_dir, "read directory", e))?;
-        let title = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
-        if title.starts_with('.') || !path.is_dir() {
+    for e in inst.entries()? {
+        let Some(title) = game_folder(&e.name, e.kind) else {
             continue;
-        }
-        let state = if is_ours(&path) {
+        };
+        let Ok(Some(dir)) = inst.sub(title) else {
+            continue;
+        };
+        let state = if is_ours(&dir) {
             "installed"
-        } else if path.join(KEPT_MARKER).is_file() {
+        } else if is_kept(&dir) {
             "kept"
         } else {
             continue;
         };
         out.push(Installed {
-            bytes: tree_bytes(&path),
-            title,
-            path,
+            bytes: inst.tree_bytes(&e.name),
+            title: title.to_string(),
+            path: inst.at(title),
             state,
         });
     }
-    out.sort_by(|a, b| a.title.cmp(&b.title));
     Ok(out)
 }
 
-/// What interrupted installs, reinstalls and uninstalls left in `install_dir`.
-pub fn leftovers(install_dir: &Path) -> Result<Vec<Leftover>> {
-    let mut out = Vec::new();
-    for (dir, kind) in [(STAGING_DIR, Kind::Staging), (RESUME_DIR, Kind::Resume)] {
-        let dir = install_dir.join(dir);
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&dir, "read directory", e)),
-        };
-        let mut names: Vec<String> = Vec::new();
-        for e in rd {
-            let e = e.map_err(|e| Error::io(&dir, "read directory", e))?;
-            names.push(e.file_name().to_string_lossy().into_owned());
-        }
-        names.sort();
-        for name in names {
-            let path = dir.join(&name);
-            let bytes = if path.is_dir() {
-                tree_bytes(&path)
-            } else {
-                fs::metadata(&path).map_or(0, |m| m.len())
-            };
-            // A `.new` that a one-step swap may just have filled with the replaced copy is
-            // not an unfinished install.
-            let swapped = name
-                .strip_suffix(".new")
-                .is_some_and(|t| exchanged(&path, &install_dir.join(t)));
-            out.push(Leftover {
-                what: kind.describe(&name, swapped),
-                path,
-                bytes,
-            });
-        }
+/// What interrupted installs, reinstalls, uninstalls and repairs left in `install_dir`,
+/// and what else is in its staging and resume folders (left alone; see
+/// [`Found::left_alone`]).
+pub fn leftovers(install_dir: &Path) -> Result<Vec<Found>> {
+    match Folder::open(install_dir) {
+        Ok(inst) => survey(&inst),
+        Err(crate::error::Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
-    Ok(out)
 }
 
 /// Finishes or rolls back interrupted operations in `install_dir` (as every install does
 /// first), then removes every cut-off download kept for reuse. Returns what was done, and
-/// the leftovers found before, with the bytes they took.
-pub fn cleanup(install_dir: &Path) -> Result<(Vec<String>, Vec<Leftover>)> {
-    if !install_dir.is_dir() {
-        return Err(Error::NotFound {
-            path: install_dir.to_path_buf(),
-            what: "install folder",
-        });
-    }
-    let found = leftovers(install_dir)?;
-    let mut done = recover(install_dir)?;
-    let resume = install_dir.join(RESUME_DIR);
-    if resume.exists() {
-        remove_tree(&resume)?;
-        done.push(format!(
-            "removed the cut-off downloads kept in {}",
-            resume.display()
-        ));
-    }
-    let staging = install_dir.join(STAGING_DIR);
-    let _ = fs::remove_dir(&staging);
-    Ok((done, found))
-}
-
-/// Which hidden folder a leftover is in.
-#[derive(Clone, Copy)]
-enum Kind {
-    Staging,
-    Resume,
-}
-
-impl Kind {
-    /// `swapped`: `name` is a `.new` that [`exchanged`] takes for a reinstall's replaced
-    /// copy.
-    fn describe(self, name: &str, swapped: bool) -> String {
-        match self {
-            Kind::Staging => {
-                if let Some(t) = name.strip_suffix(".new").filter(|_| swapped) {
-                    // The replaced copy of a one-step swap, or a complete install cut off
-                    // just before its swap: both are finished the same way.
-                    format!("a complete copy of {t} from an interrupted reinstall (the next install or `cleanup` carries any files of yours into {t} and removes it)")
-                } else if let Some(t) = name.strip_suffix(".old") {
-                    format!("the previous version of {t} from an interrupted reinstall (finished by the next install or `cleanup`)")
-                } else if let Some(t) = name.strip_suffix(".new") {
-                    format!(
-                        "an unfinished install of {t} (removed by the next install or `cleanup`)"
-                    )
-                } else if let Some(t) = name.strip_suffix(".repair") {
-                    format!("an unfinished repair of {t}, the game untouched (removed by the next install or `cleanup`)")
-                } else if let Some(t) = name.strip_suffix(".del") {
-                    format!("an interrupted uninstall of {t} (finished by the next install or `cleanup`)")
-                } else {
-                    format!("stale staging {name} (removed by the next install or `cleanup`)")
-                }
-            }
-            Kind::Resume => {
-                let t = name.strip_suffix(".manifest").unwrap_or(name);
-                format!(
-                    "a cut-off download of {t}, reused by its next install (`cleanup` removes it)"
-                )
-            }
+/// what was found before (with the bytes each took); entries left alone are among the
+/// found, and untouched.
+pub fn cleanup(install_dir: &Path) -> Result<(Vec<String>, Vec<Found>)> {
+    let inst = open_install_dir(install_dir, false)?;
+    let found = survey(&inst)?;
+    let done = recover_in(&inst, true)?;
+    let mut found = found;
+    // An entry that could not be finished is reported as left alone, with why.
+    for f in done.left_alone {
+        if let Some(old) = found.iter_mut().find(|o| o.path == f.path) {
+            *old = f;
         }
     }
+    Ok((done.done, found))
 }
 
 /// The one line `list-games --install-dir` and a finished install print about leftovers.
-pub fn leftovers_note(found: &[Leftover]) -> Option<String> {
-    if found.is_empty() {
-        return None;
+pub fn leftovers_note(found: &[Found]) -> Option<String> {
+    let ours: Vec<&Found> = found.iter().filter(|f| !f.left_alone()).collect();
+    let alone = found.len() - ours.len();
+    let mut lines = Vec::new();
+    if !ours.is_empty() {
+        let bytes: u64 = ours.iter().map(|l| l.bytes).sum();
+        lines.push(format!(
+            "{} left by interrupted operations take {bytes} bytes; `romlib-device cleanup --install-dir DIR` removes them",
+            count(ours.len(), "hidden item", "hidden items"),
+        ));
     }
-    let bytes: u64 = found.iter().map(|l| l.bytes).sum();
-    Some(format!(
-        "{} left by interrupted operations take {bytes} bytes; `romlib-device cleanup --install-dir DIR` removes them",
-        count(found.len(), "hidden item", "hidden items"),
-    ))
+    if alone > 0 {
+        lines.push(format!(
+            "{} in the staging or resume folders romlib did not write or cannot account for; left alone",
+            count(alone, "item", "items"),
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// `n` and the noun, in singular or plural.

@@ -8,6 +8,7 @@
 //! `uninstall --layout` finds the game in whichever of the layout's folders holds it.
 
 use crate::error::{Error, Result};
+use crate::folder::{unexpected, Kind};
 use romlib_format::systems::{self, Layout, System, LAYOUTS, SYSTEMS};
 use romlib_proto::Manifest;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,17 @@ pub fn layout_dir(install_dir: &Path, layout: &str, body: &Manifest) -> Result<P
     let (col, l) = find_layout(layout)?;
     let system = game_system(body)?;
     match system.folders[col] {
-        Some(folder) => Ok(install_dir.join(folder)),
+        Some(folder) => {
+            let dir = install_dir.join(folder);
+            // The system folder is inside the install folder: never through a link.
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    Err(unexpected(&dir, Kind::Symlink, "a system folder"))
+                }
+                Ok(m) if !m.is_dir() => Err(unexpected(&dir, Kind::File, "a system folder")),
+                _ => Ok(dir),
+            }
+        }
         None => {
             let with: Vec<&str> = (SYSTEMS.iter())
                 .filter(|s| s.folders[col].is_some())
@@ -89,6 +100,11 @@ pub fn layout_dir(install_dir: &Path, layout: &str, body: &Manifest) -> Result<P
     }
 }
 
+/// Whether `p` is a folder, not a link to one.
+fn real_dir(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
 /// The system folders of `layout` that exist under `install_dir`, sorted.
 pub fn layout_folders(install_dir: &Path, layout: &str) -> Result<Vec<PathBuf>> {
     let (col, _) = find_layout(layout)?;
@@ -98,7 +114,7 @@ pub fn layout_folders(install_dir: &Path, layout: &str) -> Result<Vec<PathBuf>> 
     Ok(folders
         .iter()
         .map(|f| install_dir.join(f))
-        .filter(|d| d.is_dir())
+        .filter(|d| real_dir(d))
         .collect())
 }
 
@@ -113,7 +129,7 @@ pub fn installed_dir(install_dir: &Path, layout: &str, title: &str) -> Result<Pa
     let found: Vec<PathBuf> = folders
         .iter()
         .map(|f| install_dir.join(f))
-        .filter(|d| d.join(title).is_dir())
+        .filter(|d| real_dir(d) && real_dir(&d.join(title)))
         .collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),

@@ -17,10 +17,11 @@
 //! [`recover`] finishes carrying them.
 
 use crate::chunks::decoder::ChunkDecoder;
-use crate::chunks::reuse::{tree_bytes, LocalChunks};
+use crate::chunks::reuse::LocalChunks;
 use crate::chunks::{base_failed, decode_verified, delta_base, BaseChunk, ChunkSource, RecordRef};
 use crate::error::{Error, Result};
-use crate::fsio::sync_dir;
+use crate::folder::{unexpected, Folder, Kind};
+use crate::fsio;
 use crate::library::Library;
 use crate::progress::{NoProgress, Progress};
 use crate::trusted::{ManifestFile, VerifiedManifest};
@@ -28,7 +29,8 @@ use romlib_format::limits::MAX_CHUNK_LEN;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use romlib_format::pack::{Method, RecordHeader, RECORD_HEADER_LEN};
 use romlib_format::path::check_title_id;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -36,16 +38,18 @@ mod carry;
 mod installed;
 mod inventory;
 pub mod layout;
+pub mod names;
+mod recover;
 pub mod target_fs;
-use carry::{carry_user_files, kept_note, owned_files};
+use carry::{carry_user_files, kept_note, owned_files, remove_owned};
 pub use carry::{uninstalled_message, KEPT_MARKER};
 pub use installed::{
     check_installed, installed_manifest, installed_titles, repair_installed, BadRange, FileDamage,
     InstalledCheck, RepairReport,
 };
-pub use inventory::{
-    cleanup, count, installed_games, leftovers, leftovers_note, Installed, Leftover,
-};
+pub use inventory::{cleanup, count, installed_games, leftovers, leftovers_note, Installed};
+use names::{staging_entry, Role};
+pub use recover::{recover_in, survey, Found, Plan, Recovered};
 
 /// The staging folder inside an install directory.
 pub const STAGING_DIR: &str = ".romlib-staging";
@@ -76,6 +80,9 @@ pub struct GameReport {
     pub kept: Vec<String>,
     /// What an interrupted earlier operation had left, finished or removed first.
     pub recovered: Vec<String>,
+    /// What was found in the staging and resume folders that romlib did not write or
+    /// cannot account for, left alone: one line each.
+    pub left_alone: Vec<String>,
 }
 
 impl GameReport {
@@ -103,6 +110,7 @@ impl GameReport {
             .field("bytes_extra_without_ranges", extra_without_ranges)
             .field("kept", self.kept.clone())
             .field("recovered", self.recovered.clone())
+            .field("left_alone", self.left_alone.clone())
     }
 
     /// What both binaries print once game `title` is installed into `install_dir`.
@@ -139,31 +147,30 @@ impl Sink for NullSink {
     }
 }
 
+/// Writes a game's files under a staging folder this process created, through handles:
+/// every folder on a file's path is opened without following a link.
 struct DirSink {
-    root: PathBuf,
+    root: Folder,
+    /// The folder of the last file begun (most files share one), and its path.
+    folder: Option<(String, Folder)>,
     current: Option<(PathBuf, BufWriter<File>)>,
 }
 
 impl Sink for DirSink {
     fn begin_file(&mut self, rel: &str, mode: u32) -> Result<()> {
-        let path = self.root.join(rel);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create directory", e))?;
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        if self.folder.as_ref().is_none_or(|(d, _)| d != dir) {
+            let f = if dir.is_empty() {
+                self.root.try_clone()?
+            } else {
+                self.root.ensure_path(dir)?
+            };
+            self.folder = Some((dir.to_string(), f));
         }
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Owner can always write (for later replacement); other bits as in the manifest.
-            opts.mode((mode & 0o777) | 0o200);
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        let f = opts
-            .open(&path)
-            .map_err(|e| Error::io(&path, "create", e))?;
-        self.current = Some((path, BufWriter::with_capacity(256 * 1024, f)));
+        let (_, folder) = self.folder.as_ref().expect("just set");
+        // Owner can always write (for later replacement); other bits as in the manifest.
+        let f = folder.create_file(name, (mode & 0o777) | 0o200)?;
+        self.current = Some((folder.at(name), BufWriter::with_capacity(256 * 1024, f)));
         Ok(())
     }
 
@@ -621,128 +628,85 @@ pub fn verify_game(
     )
 }
 
-fn remove_tree(path: &Path) -> Result<()> {
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, "remove", e)),
+/// Whether `dir` is a game folder romlib completed: its completion marker is a file.
+pub(crate) fn is_ours(dir: &Folder) -> bool {
+    dir.kind(MARKER).is_ok_and(|k| k == Kind::File)
+}
+
+/// Whether `dir` holds an uninstall's note of the user's files left in it.
+pub(crate) fn is_kept(dir: &Folder) -> bool {
+    dir.kind(KEPT_MARKER).is_ok_and(|k| k == Kind::File)
+}
+
+/// Opens install folder `path`, creating it first with `create`. The user named it, so
+/// it may lead through links; nothing below it is followed.
+fn open_install_dir(path: &Path, create: bool) -> Result<Folder> {
+    if create {
+        fs::create_dir_all(path).map_err(|e| Error::io(path, "create directory", e))?;
+    }
+    Folder::open(path).map_err(|e| match e {
+        Error::NotFound { path, .. } => Error::NotFound {
+            path,
+            what: "install folder",
+        },
+        e => e,
+    })
+}
+
+/// Cleans up after interrupted installs, reinstalls, uninstalls and repairs in
+/// `install_dir` (see [`recover_in`]); cut-off downloads stay for reuse. An install folder
+/// that does not exist has nothing to recover.
+pub fn recover(install_dir: &Path) -> Result<Recovered> {
+    match Folder::open(install_dir) {
+        Ok(inst) => recover_in(&inst, false),
+        Err(Error::NotFound { .. }) => Ok(Recovered::default()),
+        Err(e) => Err(e),
     }
 }
 
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to).map_err(|e| Error::io(to, "rename", e))
-}
-
-/// Swaps the folders `a` and `b` in one atomic step (Linux `renameat2` with
-/// `RENAME_EXCHANGE`), so a crash shows one or the other at each path, never neither.
-/// `Ok(false)` when the system or the file system cannot (not Linux; FAT before Linux 6.0,
-/// exFAT, most FUSE file systems): the caller renames in two steps.
-fn exchange(a: &Path, b: &Path) -> Result<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::{renameat_with, RenameFlags, CWD};
-        match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
-            Ok(()) => Ok(true),
-            // EINVAL, ENOSYS or EOPNOTSUPP as a rule; a FUSE file system may answer
-            // anything (one that ignores the flag fails as a plain rename onto a non-empty
-            // folder): with both folders still in place, the two-step rename is safe.
-            Err(_) if a.is_dir() && b.is_dir() => Ok(false),
-            Err(e) => Err(Error::io(
-                b,
-                "exchange",
-                std::io::Error::from_raw_os_error(e.raw_os_error()),
-            )),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (a, b);
-        Ok(false)
-    }
-}
-
-/// Whether the staged `<title>.new` folder `staged` is the copy an atomic swap
-/// ([`exchange`]) just replaced, rather than an unfinished or unswapped install: the live
-/// folder is a completed game and `staged` is one too, or an uninstalled game's kept
-/// folder. A completed but unswapped install passes as well; its files are all its own, so
-/// finishing it as a replaced copy carries nothing and removes it, as for stale staging.
-pub(super) fn exchanged(staged: &Path, live: &Path) -> bool {
-    live.is_dir() && is_ours(live) && (is_ours(staged) || staged.join(KEPT_MARKER).is_file())
-}
-
-/// Whether `dir` is a game folder romlib completed.
-pub fn is_ours(dir: &Path) -> bool {
-    dir.join(MARKER).is_file()
-}
-
-/// Cleans up after an interrupted install, reinstall or uninstall in `install_dir`:
-/// unfinished staging is removed, an interrupted swap is rolled back (old game restored)
-/// when the new one is not complete, and finished swaps drop the old copy.
-pub fn recover(install_dir: &Path) -> Result<Vec<String>> {
-    let staging = install_dir.join(STAGING_DIR);
-    let mut done = Vec::new();
-    let rd = match fs::read_dir(&staging) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
-        Err(e) => return Err(Error::io(&staging, "read directory", e)),
-    };
-    let mut names: Vec<String> = Vec::new();
-    for e in rd {
-        let e = e.map_err(|e| Error::io(&staging, "read directory", e))?;
-        names.push(e.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
-    for name in names {
-        let p = staging.join(&name);
-        if let Some(title) = name.strip_suffix(".old") {
-            let live = install_dir.join(title);
-            if live.is_dir() && is_ours(&live) {
-                // The swap happened: finish carrying the user's files, then drop the old.
-                let kept = carry_user_files(&p, &live, &owned_files(&p), false)?;
-                remove_tree(&p)?;
-                done.push(format!(
-                    "removed the replaced copy of {title}{}",
-                    kept_note(", carrying", &kept)
-                ));
+/// Game `title`'s folder in `inst`: `None` if there is none; the folder if romlib may
+/// install over it (a game romlib completed, or the user's files an uninstall kept);
+/// otherwise an error, nothing changed.
+fn live_game(inst: &Folder, title: &str) -> Result<Option<Folder>> {
+    match inst.kind(title)? {
+        Kind::Missing => Ok(None),
+        Kind::Dir => {
+            let live = inst.sub(title)?.expect("a folder");
+            if is_ours(&live) || is_kept(&live) {
+                Ok(Some(live))
             } else {
-                if live.exists() {
-                    remove_tree(&live)?;
-                }
-                rename(&p, &live)?;
-                done.push(format!("rolled back an interrupted reinstall of {title}"));
+                Err(Error::NotOurs {
+                    path: inst.at(title),
+                })
             }
-        } else if let Some(title) = name
-            .strip_suffix(".new")
-            .filter(|t| exchanged(&p, &install_dir.join(t)))
-        {
-            // A crash just after an atomic swap: `.new` holds the replaced copy. Finish
-            // as for `.old`.
-            let live = install_dir.join(title);
-            let kept = carry_user_files(&p, &live, &owned_files(&p), false)?;
-            remove_tree(&p)?;
-            done.push(format!(
-                "removed the replaced copy of {title}{}",
-                kept_note(", carrying", &kept)
-            ));
-        } else if let Some(title) = name.strip_suffix(".del") {
-            // An interrupted uninstall: finish it, leaving the user's files.
-            let live = install_dir.join(title);
-            let kept = carry_user_files(&p, &live, &owned_files(&p), true)?;
-            remove_tree(&p)?;
-            done.push(format!(
-                "finished uninstalling {title}{}",
-                kept_note(", leaving", &kept)
-            ));
-        } else {
-            let bytes = tree_bytes(&p);
-            remove_tree(&p)?;
-            done.push(format!(
-                "removed {name} ({bytes} bytes) left by an interrupted install or repair"
-            ));
+        }
+        k => Err(unexpected(inst.at(title), k, "a game's folder")),
+    }
+}
+
+/// Refuses when a staging entry of game `title` is still there after [`recover_in`] (it
+/// was left alone, so romlib will not work over it).
+fn staging_clear(staging: &Folder, title: &str) -> Result<()> {
+    for role in [Role::New, Role::Old, Role::Del, Role::Repair] {
+        let name = staging_entry(title, role);
+        match staging.kind(&name)? {
+            Kind::Missing => {}
+            k => {
+                return Err(unexpected(
+                    staging.at(&name),
+                    k,
+                    "no entry (it was left alone: move it away)",
+                ))
+            }
         }
     }
-    sync_dir(install_dir)?;
-    Ok(done)
+    Ok(())
+}
+
+/// The resume folder of `inst`, if it is there and is a folder (a link or file there is
+/// left alone, and nothing is resumed or kept).
+fn resume_folder(inst: &Folder) -> Option<Folder> {
+    inst.sub(RESUME_DIR).ok().flatten()
 }
 
 /// Installs a verified game into `install_dir/<title>`, atomically.
@@ -788,41 +752,42 @@ pub fn install_game_with(
 ) -> Result<GameReport> {
     let (reuse, progress) = (opts.reuse, opts.progress);
     let title = m.body().title_id.clone();
-    fs::create_dir_all(install_dir).map_err(|e| Error::io(install_dir, "create directory", e))?;
-    let recovered = recover(install_dir)?;
-    let live = install_dir.join(&title);
-    if live.exists() && !is_ours(&live) && !live.join(KEPT_MARKER).is_file() {
-        return Err(Error::NotOurs { path: live });
-    }
-    let staging = install_dir.join(STAGING_DIR);
-    fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, "create directory", e))?;
-    let new = staging.join(format!("{title}.new"));
-    if let Err(e) = fs::create_dir(&new) {
-        let _ = fs::remove_dir(&staging);
-        return Err(Error::io(&new, "create directory", e));
-    }
+    let inst = open_install_dir(install_dir, true)?;
+    let recovered = recover_in(&inst, false)?;
+    let live = live_game(&inst, &title)?;
+    let staging = inst.ensure_sub(STAGING_DIR)?;
+    let drop_staging = || {
+        let _ = inst.remove_empty_dir(OsStr::new(STAGING_DIR));
+    };
+    staging_clear(&staging, &title).inspect_err(|_| drop_staging())?;
+    let new_name = staging_entry(&title, Role::New);
+    let new = staging
+        .create_dir(&new_name)
+        .inspect_err(|_| drop_staging())?;
+    // Only this process's own staging entry is ever removed whole here.
+    let drop_new = || {
+        let _ = staging.remove_tree(OsStr::new(&new_name));
+        drop_staging();
+    };
     // What the card can hold, before a byte of the game is written.
-    let fits = target_fs::probe(&new).and_then(|mut t| {
+    let fits = target_fs::probe(new.path()).and_then(|mut t| {
         if !opts.check_room {
             t.free = None;
         }
         target_fs::check_fits(&t, install_dir, &m.body().files)
     });
     if let Err(e) = fits {
-        let _ = remove_tree(&new);
-        let _ = fs::remove_dir(&staging);
+        drop_new();
         return Err(e);
     }
     let mut sink = DirSink {
-        root: new.clone(),
+        root: new.try_clone()?,
+        folder: None,
         current: None,
     };
     // Over the network, reuse what the device holds: a cut-off earlier attempt, and the
     // files of installed games.
     let remote = lib.remote_source().is_some();
-    let resume = install_dir.join(RESUME_DIR);
-    let partial = resume.join(&title);
-    let partial_manifest = resume.join(format!("{title}.manifest"));
     let mut local = None;
     let streamed = (|| {
         let source = ChunkSource::open(lib, m)?;
@@ -830,23 +795,30 @@ pub fn install_game_with(
             return stream_game(lib, m, source, decoder, &mut sink, None, progress);
         }
         let mut sources = Vec::new();
-        if let Ok(mf) = ManifestFile::open(&partial_manifest) {
-            if partial.is_dir() {
-                sources.push((partial.clone(), mf));
+        if let Some(res) = resume_folder(&inst) {
+            let manifest = format!("{title}.manifest");
+            if let (Ok(Some(_)), Ok(Some(file))) = (res.sub(&title), res.open_file(&manifest)) {
+                let path = res.at(&manifest);
+                let len = fsio::file_len(&file, &path)?;
+                if let Ok(mf) = ManifestFile::open_in(&path, file, 0, len) {
+                    sources.push((format!("{RESUME_DIR}/{title}"), mf));
+                }
             }
         }
-        if let Ok(rd) = fs::read_dir(install_dir) {
-            for e in rd.flatten() {
-                let dir = e.path();
-                if !e.file_name().to_string_lossy().starts_with('.') && is_ours(&dir) {
+        for e in inst.entries()? {
+            let Some(name) = names::game_folder(&e.name, e.kind) else {
+                continue;
+            };
+            if let Ok(Some(dir)) = inst.sub(name) {
+                if is_ours(&dir) {
                     if let Some(mf) = marker_manifest(&dir) {
-                        sources.push((dir, mf));
+                        sources.push((name.to_string(), mf));
                     }
                 }
             }
         }
         // The bases of the game's delta chunks too: an installed older version holds them.
-        let found = LocalChunks::build(m, &source.base_hashes()?, sources)?;
+        let found = LocalChunks::build(m, &source.base_hashes()?, &inst, sources)?;
         let found = local.insert(match reuse {
             Some(r) => found.with_library(r)?,
             None => found,
@@ -859,10 +831,9 @@ pub fn install_game_with(
             drop(sink);
             if remote {
                 // Keep what was written for the next attempt (the larger of the two).
-                let _ = keep_partial(&new, &partial, &partial_manifest, m);
+                let _ = keep_partial(&inst, &staging, &new_name, m);
             }
-            let _ = remove_tree(&new);
-            let _ = fs::remove_dir(&staging);
+            drop_new();
             return Err(e);
         }
     };
@@ -870,8 +841,8 @@ pub fn install_game_with(
         report.reused_chunks = l.reused;
         report.reused_bytes = l.reused_bytes;
     }
-    let finish = || -> Result<Vec<String>> {
-        let marker = new.join(MARKER);
+    let mut leftover = None;
+    let mut finish = || -> Result<Vec<String>> {
         let table_hex: String = m
             .body()
             .chunk_table_blake3
@@ -884,7 +855,8 @@ pub fn install_game_with(
             String::from_utf8_lossy(&romlib_format::manifest::key_id(m.signer())),
             m.file_len()
         );
-        let mut f = File::create(&marker).map_err(|e| Error::io(&marker, "create", e))?;
+        let marker = new.at(MARKER);
+        let mut f = new.create_file(MARKER, 0o644)?;
         f.write_all(text.as_bytes())
             .map_err(|e| Error::io(&marker, "write", e))?;
         let mut w = BufWriter::new(&mut f);
@@ -894,56 +866,68 @@ pub fn install_game_with(
         drop(w);
         f.sync_all().map_err(|e| Error::io(&marker, "fsync", e))?;
         sync_dirs(&new)?;
-        let old = staging.join(format!("{title}.old"));
-        if live.exists() {
-            if exchange(&new, &live)? {
+        let old_name = staging_entry(&title, Role::Old);
+        if live.is_some() {
+            if staging.exchange(&new_name, &inst, &title)? {
                 // One step: the new game is live and `new` holds the old copy, which
                 // takes its `.old` name (a crash in between is finished by [`recover`]).
-                sync_dir(install_dir)?;
-                sync_dir(&staging)?;
-                rename(&new, &old)?;
+                inst.sync()?;
+                staging.sync()?;
+                staging.rename_noreplace(&new_name, &staging, &old_name)?;
             } else {
                 // Two steps: for a moment no game is there (until [`recover`] rolls the
                 // swap back or forward, a crash right here shows none).
-                rename(&live, &old)?;
-                rename(&new, &live)?;
+                inst.rename_noreplace(&title, &staging, &old_name)?;
+                staging.rename_noreplace(&new_name, &inst, &title)?;
             }
         } else {
-            rename(&new, &live)?;
+            staging.rename_noreplace(&new_name, &inst, &title)?;
         }
-        sync_dir(install_dir)?;
+        inst.sync()?;
         let mut kept = Vec::new();
-        if old.exists() {
+        if let Some(old) = staging.sub(&old_name)? {
             // Both folders changed: the old copy (and the user's files in it) must not be
             // lost to a power cut before they are carried.
-            sync_dir(&staging)?;
-            kept = carry_user_files(&old, &live, &owned_files(&old), false)?;
-            remove_tree(&old)?;
+            staging.sync()?;
+            let owned = owned_files(&old);
+            kept = carry_user_files(&old, &inst, &title, &owned, false)?;
+            if !remove_owned(&staging, &old_name, &owned)? {
+                leftover = Some(staging.at(&old_name));
+            }
         }
         Ok(kept)
     };
-    report.recovered = recovered;
-    match finish() {
+    let finished = finish();
+    report.recovered = recovered.done.clone();
+    report.left_alone = recovered.lines();
+    match finished {
         Ok(kept) => report.kept = kept,
         Err(e) => {
-            let _ = recover(install_dir);
+            let _ = recover_in(&inst, false);
             return Err(e);
         }
     }
-    let _ = fs::remove_dir(&staging);
+    if let Some(p) = leftover {
+        report.left_alone.push(format!(
+            "{}: holds files the game's previous version did not own and romlib could not carry; left alone",
+            p.display()
+        ));
+    }
+    drop_staging();
     // Done: forget the cut-off attempt, remember the manifest for later reuse. Neither
     // matters to the installed game, so failing here only costs reuse later.
-    let _ = remove_tree(&partial);
-    let _ = fs::remove_file(&partial_manifest);
-    let _ = fs::remove_dir(&resume);
+    if let Some(res) = resume_folder(&inst) {
+        let _ = res.remove_tree(OsStr::new(&title));
+        let _ = res.remove_file(&format!("{title}.manifest"));
+        let _ = inst.remove_empty_dir(OsStr::new(RESUME_DIR));
+    }
     Ok(report)
 }
 
 /// The manifest an installed game's completion marker holds (unverified: only used to
-/// find reusable chunks, which are hashed before use).
-fn marker_manifest(dir: &Path) -> Option<ManifestFile> {
-    let path = dir.join(MARKER);
-    let file = File::open(&path).ok()?;
+/// find reusable chunks, which are hashed before use, and the files the game owns).
+fn marker_manifest(dir: &Folder) -> Option<ManifestFile> {
+    let file = dir.open_file(MARKER).ok()??;
     let mut head = [0u8; 1024];
     let n = std::io::Read::read(&mut (&file), &mut head).ok()?;
     let text = &head[..n];
@@ -954,70 +938,118 @@ fn marker_manifest(dir: &Path) -> Option<ManifestFile> {
         .find_map(|l| l.strip_prefix("manifest-bytes "))?
         .parse()
         .ok()?;
-    ManifestFile::open_in(&path, file, end as u64, len).ok()
+    ManifestFile::open_in(&dir.at(MARKER), file, end as u64, len).ok()
 }
 
-/// After a failed network install: keeps the staged files `new` as the resume folder
-/// `partial` (with a copy of the manifest) unless the one already there holds more.
+/// After a failed network install: keeps the staged files (staging entry `new_name`) as
+/// the resume folder of the game (with a copy of the manifest) unless the one already
+/// there holds more.
 fn keep_partial(
-    new: &Path,
-    partial: &Path,
-    partial_manifest: &Path,
+    inst: &Folder,
+    staging: &Folder,
+    new_name: &str,
     m: &VerifiedManifest,
-) -> std::io::Result<()> {
-    let same_game = ManifestFile::open(partial_manifest)
-        .is_ok_and(|old| old.unverified_body().chunk_table_blake3 == m.body().chunk_table_blake3);
-    if same_game && tree_bytes(partial) >= tree_bytes(new) {
+) -> Result<()> {
+    let title = &m.body().title_id;
+    let res = inst.ensure_sub(RESUME_DIR)?;
+    let manifest = format!("{title}.manifest");
+    let same_game = match res.open_file(&manifest) {
+        Ok(Some(file)) => {
+            let path = res.at(&manifest);
+            let len = fsio::file_len(&file, &path)?;
+            ManifestFile::open_in(&path, file, 0, len).is_ok_and(|old| {
+                old.unverified_body().chunk_table_blake3 == m.body().chunk_table_blake3
+            })
+        }
+        _ => false,
+    };
+    if same_game && res.tree_bytes(OsStr::new(title)) >= staging.tree_bytes(OsStr::new(new_name)) {
         return Ok(());
     }
-    let _ = fs::remove_dir_all(partial);
-    fs::create_dir_all(partial.parent().expect("in the install folder"))?;
-    fs::rename(new, partial)?;
-    m.write_copy(partial_manifest)
+    // The resume entries of a valid title (the signed manifest's).
+    res.remove_tree(OsStr::new(title))?;
+    res.remove_file(&manifest)?;
+    staging.rename_noreplace(new_name, &res, title)?;
+    let mut f = res.create_file(&manifest, 0o644)?;
+    m.write_to(&mut f)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(res.at(&manifest), "write", e))
 }
 
-fn sync_dirs(root: &Path) -> Result<()> {
-    for e in fs::read_dir(root).map_err(|e| Error::io(root, "read directory", e))? {
-        let e = e.map_err(|e| Error::io(root, "read directory", e))?;
-        if e.file_type()
-            .map_err(|err| Error::io(e.path(), "stat", err))?
-            .is_dir()
-        {
-            sync_dirs(&e.path())?;
+/// Fsyncs `root` and every folder below it.
+fn sync_dirs(root: &Folder) -> Result<()> {
+    for e in root.entries()? {
+        if e.kind == Kind::Dir {
+            if let Some(sub) = e.name_str().and_then(|n| root.sub(n).ok().flatten()) {
+                sync_dirs(&sub)?;
+            }
         }
     }
-    sync_dir(root)
+    root.sync()
 }
 
-/// Removes an installed game; only a folder romlib completed, never anything else. Files
-/// in it that the game does not own stay, in the game's folder with a [`KEPT_MARKER`];
-/// returns their relative paths.
-pub fn uninstall(install_dir: &Path, title: &str) -> Result<Vec<String>> {
+/// What an uninstall did.
+#[derive(Debug, Default)]
+pub struct Uninstalled {
+    /// The files the game did not own, left in its folder (relative paths).
+    pub kept: Vec<String>,
+    /// What interrupted operations had left, finished or removed first.
+    pub recovered: Vec<String>,
+    /// What was left alone, one line each.
+    pub left_alone: Vec<String>,
+}
+
+/// Removes an installed game; only a folder romlib completed, and in it only what the
+/// game owns. Files in it that the game does not own stay, in the game's folder with a
+/// [`KEPT_MARKER`].
+pub fn uninstall(install_dir: &Path, title: &str) -> Result<Uninstalled> {
     check_title_id(title).map_err(|problem| Error::UnsafePath {
         path: install_dir.to_path_buf(),
         entry: title.to_string(),
         problem,
     })?;
-    recover(install_dir)?;
-    let live = install_dir.join(title);
-    if !live.is_dir() {
-        return Err(Error::NotFound {
-            path: live,
-            what: "installed game",
-        });
+    let inst = open_install_dir(install_dir, false)?;
+    let recovered = recover_in(&inst, false)?;
+    let live = match live_game(&inst, title)? {
+        Some(live) if is_ours(&live) => live,
+        Some(_) => {
+            return Err(Error::NotOurs {
+                path: inst.at(title),
+            })
+        }
+        None => {
+            return Err(Error::NotFound {
+                path: inst.at(title),
+                what: "installed game",
+            })
+        }
+    };
+    drop(live);
+    let staging = inst.ensure_sub(STAGING_DIR)?;
+    staging_clear(&staging, title).inspect_err(|_| {
+        let _ = inst.remove_empty_dir(OsStr::new(STAGING_DIR));
+    })?;
+    let del = staging_entry(title, Role::Del);
+    inst.rename_noreplace(title, &staging, &del)?;
+    inst.sync()?;
+    staging.sync()?;
+    let doomed = staging
+        .sub(&del)?
+        .ok_or_else(|| unexpected(staging.at(&del), Kind::Missing, "a folder"))?;
+    let owned = owned_files(&doomed);
+    let kept = carry_user_files(&doomed, &inst, title, &owned, true)?;
+    let mut left_alone = recovered.lines();
+    if !remove_owned(&staging, &del, &owned)? {
+        left_alone.push(format!(
+            "{}: holds files romlib could not account for; left alone",
+            staging.at(&del).display()
+        ));
     }
-    if !is_ours(&live) {
-        return Err(Error::NotOurs { path: live });
-    }
-    let staging = install_dir.join(STAGING_DIR);
-    fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, "create directory", e))?;
-    let doomed = staging.join(format!("{title}.del"));
-    rename(&live, &doomed)?;
-    sync_dir(install_dir)?;
-    sync_dir(&staging)?;
-    let kept = carry_user_files(&doomed, &live, &owned_files(&doomed), true)?;
-    remove_tree(&doomed)?;
-    let _ = fs::remove_dir(&staging);
-    sync_dir(install_dir)?;
-    Ok(kept)
+    let _ = inst.remove_empty_dir(OsStr::new(STAGING_DIR));
+    inst.sync()?;
+    Ok(Uninstalled {
+        kept,
+        recovered: recovered.done,
+        left_alone,
+    })
 }

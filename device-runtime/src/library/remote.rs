@@ -133,24 +133,28 @@ impl Remote {
     /// Downloads `rel` (at most `max` bytes) into an unlinked scratch file, returned open
     /// and rewound.
     pub fn download(&self, rel: &str, max: u64) -> Result<File> {
-        std::fs::create_dir_all(&self.scratch)
-            .map_err(|e| Error::io(&self.scratch, "create", e))?;
-        let name: String = rel
-            .chars()
-            .map(|c| if c == '/' { '_' } else { c })
-            .collect();
-        let path = self
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        // The scratch folder (an install folder's staging folder) is opened through its
+        // parent without following a link, and the file is created new, never through one.
+        let parent = match self.scratch.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create", e))?;
+        let leaf = self
             .scratch
-            .join(format!(".{name}.{}.dl", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, "create", e))?;
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(".romlib-staging");
+        let folder = crate::folder::Folder::open(parent)?.ensure_sub(leaf)?;
+        let name = crate::install::names::download_entry(
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+        );
+        let path = folder.at(&name);
+        let mut file = folder.create_scratch(&name)?;
         // Unlinked at once: the open file is all that is used, and nothing can be left over.
-        let _ = std::fs::remove_file(&path);
+        let _ = folder.remove_file(&name);
         let url = self.at(rel);
         let mut c = self.client();
         c.get(&url, max, &mut file)?;

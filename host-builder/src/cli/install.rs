@@ -85,7 +85,7 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
     let r = install_game_with(&lib, &m, &install_dir, &mut dec, &opts);
     progress.finish();
     let r = r?;
-    for note in &r.recovered {
+    for note in r.recovered.iter().chain(&r.left_alone) {
         out.warn(note);
     }
     out.result(
@@ -102,14 +102,19 @@ pub(super) fn uninstall(c: UninstallCmd) -> anyhow::Result<()> {
         Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
         None => c.install_dir.clone(),
     };
-    let kept = romlib_device::install::uninstall(&install_dir, &c.title_id)?;
+    let u = romlib_device::install::uninstall(&install_dir, &c.title_id)?;
     let out = Output::new("romlib", "uninstall", c.json, ProgressMode::None);
-    let human = uninstalled_message(&c.title_id, &install_dir, &kept);
+    for note in u.recovered.iter().chain(&u.left_alone) {
+        out.warn(note);
+    }
+    let human = uninstalled_message(&c.title_id, &install_dir, &u.kept);
     out.result(
         Obj::new()
             .field("game", c.title_id.as_str())
             .field("path", install_dir.join(&c.title_id).as_path())
-            .field("kept", kept),
+            .field("kept", u.kept)
+            .field("recovered", u.recovered)
+            .field("left_alone", u.left_alone),
         &human,
     );
     Ok(())

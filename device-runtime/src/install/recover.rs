@@ -1,0 +1,367 @@
+//! After a crash: what each entry of an install folder's staging and resume folders is, and
+//! finishing or rolling back the operation that left it.
+//!
+//! One function, [`plan`], decides what an entry is from its parsed name
+//! ([`super::names`]), its kind and the state of the game folder it belongs to; both
+//! [`recover`] (which acts) and the listing of leftovers (which only tells) use it, so
+//! what `list-games --install-dir` announces is what the next command does. An entry whose
+//! name romlib never writes, a link, or a state no romlib operation leaves (a `.old` whose
+//! game folder is the user's own, a `.del` beside a folder that is not a kept one) is
+//! [`Plan::LeaveAlone`]: reported, never touched.
+
+use super::carry::{carry_user_files, kept_note, owned_files, remove_owned};
+use super::names::{resume_name, staging_name, Resumed, Role, Staged, StagingName};
+use super::{is_kept, is_ours, sync_dirs, RESUME_DIR, STAGING_DIR};
+use crate::error::Result;
+use crate::folder::{unexpected, Entry, Folder, Kind};
+use std::path::PathBuf;
+
+/// What will be done with one staging or resume entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// A reinstall's replaced copy (`.old`, or `.new` just after a one-step swap) beside
+    /// the new game: carry the user's files into the game, remove what the copy owns.
+    FinishSwap(String),
+    /// A reinstall cut off between its two renames (no game folder): rename the copy back.
+    RollBack(String),
+    /// An interrupted uninstall: carry the user's files into a kept folder, remove the
+    /// rest of what the game owns.
+    FinishUninstall(String),
+    /// A complete install never swapped in: remove what it owns.
+    DropComplete(String),
+    /// An unfinished install or repair, or an empty entry: remove it (it lies in romlib's
+    /// own staging folder, holds only what romlib wrote, and is removed without following
+    /// a link).
+    Remove(String),
+    /// A cut-off download kept for reuse (only `cleanup` removes it).
+    Resume(String),
+    /// Not romlib's, or not in a state romlib leaves: reported and left alone.
+    LeaveAlone(String),
+}
+
+/// An entry of the staging or resume folder and its plan.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The entry.
+    pub path: PathBuf,
+    /// Bytes below it.
+    pub bytes: u64,
+    /// What will be done.
+    pub plan: Plan,
+    /// The parsed name (staging entries of games only).
+    staged: Option<Staged>,
+    /// In the resume folder.
+    resume: bool,
+}
+
+impl Found {
+    /// For people: what it is and what the next command does with it.
+    pub fn describe(&self) -> String {
+        match &self.plan {
+            Plan::FinishSwap(t) if self.staged.as_ref().is_some_and(|s| s.role == Role::New) => {
+                format!("a complete copy of {t} from an interrupted reinstall (the next install or `cleanup` carries any files of yours into {t} and removes it)")
+            }
+            Plan::FinishSwap(t) | Plan::RollBack(t) => format!(
+                "the previous version of {t} from an interrupted reinstall (finished by the next install or `cleanup`)"
+            ),
+            Plan::FinishUninstall(t) => format!(
+                "an interrupted uninstall of {t} (finished by the next install or `cleanup`)"
+            ),
+            Plan::DropComplete(t) => format!(
+                "a complete install of {t} that was never put in place (removed by the next install or `cleanup`)"
+            ),
+            Plan::Remove(t) => match self.staged.as_ref().map(|s| s.role) {
+                Some(Role::Repair) => format!("an unfinished repair of {t}, the game untouched (removed by the next install or `cleanup`)"),
+                Some(_) => format!("an unfinished install of {t} (removed by the next install or `cleanup`)"),
+                None => format!("a scratch download file (removed by the next install or `cleanup`)"),
+            },
+            Plan::Resume(t) => format!(
+                "a cut-off download of {t}, reused by its next install (`cleanup` removes it)"
+            ),
+            Plan::LeaveAlone(why) => format!("left alone: {why}"),
+        }
+    }
+
+    /// Whether romlib leaves it alone.
+    pub fn left_alone(&self) -> bool {
+        matches!(self.plan, Plan::LeaveAlone(_))
+    }
+}
+
+/// The kind of an entry of `inst`, and the folder if it is one.
+fn game_dir(inst: &Folder, title: &str) -> Result<(Kind, Option<Folder>)> {
+    let kind = inst.kind(title)?;
+    let dir = if kind == Kind::Dir {
+        inst.sub(title)?
+    } else {
+        None
+    };
+    Ok((kind, dir))
+}
+
+/// Why the game folder `title` (of kind `kind`, opened as `dir`) stops romlib.
+fn not_romlibs(title: &str, kind: Kind, dir: Option<&Folder>) -> String {
+    match (kind, dir) {
+        (Kind::Dir, Some(d)) if !is_ours(d) => {
+            format!("{title} beside it is not a game romlib installed")
+        }
+        (Kind::Dir, _) => format!("{title} beside it is a game romlib installed"),
+        (k, _) => format!("{title} beside it is {}", k.describe()),
+    }
+}
+
+/// What a staging entry is and what to do with it.
+fn plan_staging(inst: &Folder, staging: &Folder, e: &Entry) -> Result<(Plan, Option<Staged>)> {
+    let shown = e.name.to_string_lossy();
+    let s = match staging_name(&e.name, e.kind) {
+        Some(StagingName::Game(s)) => s,
+        Some(StagingName::Download) => return Ok((Plan::Remove(String::new()), None)),
+        None => {
+            let why = if e.kind == Kind::Symlink {
+                format!("{shown} is a symbolic link, which romlib never makes")
+            } else {
+                format!("{shown} is not a name romlib writes")
+            };
+            return Ok((Plan::LeaveAlone(why), None));
+        }
+    };
+    let name = s.name();
+    let entry = staging
+        .sub(&name)?
+        .ok_or_else(|| unexpected(staging.at(&name), Kind::Missing, "a folder"))?;
+    let (ours, kept) = (is_ours(&entry), is_kept(&entry));
+    let empty = entry.entries()?.is_empty();
+    let (kind, live) = game_dir(inst, &s.title)?;
+    let live_ours = live.as_ref().is_some_and(is_ours);
+    let live_kept = live.as_ref().is_some_and(|d| !is_ours(d) && is_kept(d));
+    let t = s.title.clone();
+    let plan = match s.role {
+        Role::Repair => Plan::Remove(t),
+        _ if empty => Plan::Remove(t),
+        Role::Old | Role::New if (ours || kept) && live_ours => Plan::FinishSwap(t),
+        Role::Old if (ours || kept) && kind == Kind::Missing => Plan::RollBack(t),
+        Role::New if ours => Plan::DropComplete(t),
+        Role::New if !kept => Plan::Remove(t),
+        Role::Del if ours && (kind == Kind::Missing || live_kept) => Plan::FinishUninstall(t),
+        _ if !(ours || kept) => Plan::LeaveAlone(format!(
+            "{shown} holds no completion marker, so it is not a copy romlib made"
+        )),
+        _ => Plan::LeaveAlone(format!(
+            "{shown} holds a game's files, but {}",
+            not_romlibs(&s.title, kind, live.as_ref())
+        )),
+    };
+    Ok((plan, Some(s)))
+}
+
+/// Everything in the staging and resume folders of install folder `inst`, with its plan;
+/// a staging or resume folder that is not a folder is one entry left alone.
+pub fn survey(inst: &Folder) -> Result<Vec<Found>> {
+    let mut out = Vec::new();
+    for (dir, resume) in [(STAGING_DIR, false), (RESUME_DIR, true)] {
+        let kind = inst.kind(dir)?;
+        if kind == Kind::Missing {
+            continue;
+        }
+        if kind != Kind::Dir {
+            out.push(Found {
+                path: inst.at(dir),
+                bytes: 0,
+                plan: Plan::LeaveAlone(format!(
+                    "{dir} is {}, not a folder romlib made; romlib will not use it",
+                    kind.describe()
+                )),
+                staged: None,
+                resume,
+            });
+            continue;
+        }
+        let folder = inst.sub(dir)?.expect("a folder");
+        for e in folder.entries()? {
+            let bytes = folder.tree_bytes(&e.name);
+            let (plan, staged) = if resume {
+                match resume_name(&e.name, e.kind) {
+                    Some(r) => (Plan::Resume(r.title().to_string()), None),
+                    None => (
+                        Plan::LeaveAlone(format!(
+                            "{} is not a name romlib writes",
+                            e.name.to_string_lossy()
+                        )),
+                        None,
+                    ),
+                }
+            } else {
+                plan_staging(inst, &folder, &e)?
+            };
+            out.push(Found {
+                path: folder.at(&e.name),
+                bytes,
+                plan,
+                staged,
+                resume,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What [`recover`] did and what it left alone.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// What was finished, rolled back or removed, for people.
+    pub done: Vec<String>,
+    /// Entries left alone (see [`Found::describe`]).
+    pub left_alone: Vec<Found>,
+}
+
+impl Recovered {
+    /// One line for each entry left alone: its path and why.
+    pub fn lines(&self) -> Vec<String> {
+        self.left_alone
+            .iter()
+            .map(|f| format!("{}: {}", f.path.display(), f.describe()))
+            .collect()
+    }
+
+    /// One line about what was left alone, if anything was.
+    pub fn note(&self, install_dir: &std::path::Path) -> Option<String> {
+        match self.left_alone.as_slice() {
+            [] => None,
+            [one] => Some(format!("{}: {}", one.path.display(), one.describe())),
+            many => Some(format!(
+                "{}: {} left alone that romlib did not write or cannot account for (`list-games --install-dir` names them)",
+                install_dir.display(),
+                super::count(many.len(), "item", "items")
+            )),
+        }
+    }
+}
+
+/// Finishes or rolls back what interrupted installs, reinstalls, uninstalls and repairs
+/// left in install folder `inst`, as [`survey`] plans; with `resume`, removes the cut-off
+/// downloads too. Entries left alone are returned, not touched; an entry that cannot be
+/// finished (an error part-way) is reported among them with its error and stays.
+pub fn recover_in(inst: &Folder, resume: bool) -> Result<Recovered> {
+    let mut r = Recovered::default();
+    let found = survey(inst)?;
+    if found.is_empty() {
+        return Ok(r);
+    }
+    for f in found {
+        if f.left_alone() {
+            r.left_alone.push(f);
+            continue;
+        }
+        let outcome = act(inst, &f, resume);
+        match outcome {
+            Ok(Some(done)) => r.done.push(done),
+            Ok(None) => {}
+            Err(e) => r.left_alone.push(Found {
+                plan: Plan::LeaveAlone(format!("could not be finished: {e}")),
+                ..f
+            }),
+        }
+    }
+    for dir in [STAGING_DIR, RESUME_DIR] {
+        let _ = inst.remove_empty_dir(std::ffi::OsStr::new(dir));
+    }
+    inst.sync()?;
+    Ok(r)
+}
+
+/// Carries out `f`'s plan; what was done, for people.
+fn act(inst: &Folder, f: &Found, resume: bool) -> Result<Option<String>> {
+    let name = f
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    if f.resume {
+        if !resume || !matches!(f.plan, Plan::Resume(_)) {
+            return Ok(None);
+        }
+        let folder = inst.sub(RESUME_DIR)?.expect("surveyed");
+        match resume_name(std::ffi::OsStr::new(&name), folder.kind(&name)?) {
+            Some(Resumed::Files(_)) => folder.remove_tree(std::ffi::OsStr::new(&name))?,
+            Some(Resumed::Manifest(_)) => {
+                folder.remove_file(&name)?;
+            }
+            None => {}
+        }
+        return Ok(None);
+    }
+    let Some(staging) = inst.sub(STAGING_DIR)? else {
+        return Ok(None);
+    };
+    match &f.plan {
+        Plan::LeaveAlone(_) | Plan::Resume(_) => Ok(None),
+        Plan::Remove(t) => {
+            if f.staged.is_none() {
+                staging.remove_file(&name)?;
+                return Ok(None);
+            }
+            staging.remove_tree(std::ffi::OsStr::new(&name))?;
+            Ok(Some(format!(
+                "removed {name} ({} bytes) left by an interrupted {} of {t}",
+                f.bytes,
+                if f.staged.as_ref().is_some_and(|s| s.role == Role::Repair) {
+                    "repair"
+                } else {
+                    "install"
+                }
+            )))
+        }
+        Plan::FinishSwap(t) => {
+            let entry = staging.sub(&name)?.expect("surveyed");
+            let owned = owned_files(&entry);
+            let kept = carry_user_files(&entry, inst, t, &owned, false)?;
+            finish_removal(&staging, &name, &owned)?;
+            Ok(Some(format!(
+                "removed the replaced copy of {t}{}",
+                kept_note(", carrying", &kept)
+            )))
+        }
+        Plan::RollBack(t) => {
+            staging.rename_noreplace(&name, inst, t)?;
+            let back = inst.sub(t)?.expect("just renamed");
+            sync_dirs(&back)?;
+            Ok(Some(format!("rolled back an interrupted reinstall of {t}")))
+        }
+        Plan::FinishUninstall(t) => {
+            let entry = staging.sub(&name)?.expect("surveyed");
+            let owned = owned_files(&entry);
+            let kept = carry_user_files(&entry, inst, t, &owned, true)?;
+            finish_removal(&staging, &name, &owned)?;
+            Ok(Some(format!(
+                "finished uninstalling {t}{}",
+                kept_note(", leaving", &kept)
+            )))
+        }
+        Plan::DropComplete(t) => {
+            let entry = staging.sub(&name)?.expect("surveyed");
+            let owned = owned_files(&entry);
+            finish_removal(&staging, &name, &owned)?;
+            Ok(Some(format!(
+                "removed a complete install of {t} that was never put in place"
+            )))
+        }
+    }
+}
+
+/// [`remove_owned`], then an error if anything the game does not own is still there (it
+/// stays, and is reported).
+fn finish_removal(
+    staging: &Folder,
+    name: &str,
+    owned: &std::collections::HashSet<String>,
+) -> Result<()> {
+    if remove_owned(staging, name, owned)? {
+        return Ok(());
+    }
+    Err(unexpected(
+        staging.at(name),
+        Kind::Dir,
+        "only a game's own files here (what else it holds was left)",
+    ))
+}
