@@ -408,11 +408,13 @@ for a in "${CROSS_ARCHES[@]}"; do
     if ROMLIB_DEVICE_BIN="$ROOT/target/cross/$a/romlib-device" \
         ROMLIB_DEVICE_RUNNER="${CROSS_QEMU[$a]}" \
         ROMLIB_CRASH_ITERS="${CROSS_CRASH_ITERS:-10}" \
+        ROMLIB_HOSTILE_ITERS="${CROSS_HOSTILE_ITERS:-50}" \
         cargo test "${CROSS_LOCKED[@]}" -p romlib-tests --test damage --test full_disk \
-        --test crash_loops --test faults --test network --test frontend --test bitrot --test cards --test https; then
-        ok "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card and https suites with the $a romlib-device"
+        --test crash_loops --test faults --test network --test frontend --test bitrot --test cards --test https \
+        --test hostile_card; then
+        ok "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card, hostile-card and https suites with the $a romlib-device"
     else
-        bad "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card and https suites with the $a romlib-device"
+        bad "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card, hostile-card and https suites with the $a romlib-device"
     fi
     TIMES[faults-$a]=$((SECONDS - t))
 done

@@ -321,12 +321,18 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Layout { subject, problem } => write!(f, "{subject}: {problem}"),
-            Error::Unexpected { path, found, want } => write!(
-                f,
-                "{}: {found} where romlib expects {want}; changed nothing (romlib follows no \
-                 links in an install folder and acts only on what it wrote there)",
-                path.display()
-            ),
+            Error::Unexpected { path, found, want } => {
+                let why = if *found == "a symbolic link" {
+                    " (romlib follows no links in an install folder)"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "{}: {found} where romlib expects {want}; nothing was changed{why}",
+                    crate::folder::shown(path)
+                )
+            }
         }
     }
 }

@@ -64,6 +64,22 @@ impl Entry {
     }
 }
 
+/// `path` for a one-line message: control characters (a newline in a planted name) are
+/// escaped, so a name cannot break a message into lines or fake one.
+pub fn shown(path: &Path) -> String {
+    path.to_string_lossy()
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
 /// The deepest folder tree [`Folder::remove_tree`] and [`Folder::tree_bytes`] descend.
 const MAX_DEPTH: usize = 128;
 

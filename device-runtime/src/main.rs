@@ -566,7 +566,13 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
             let bytes: u64 = handled.iter().map(|l| l.bytes).sum();
             let left_alone: Vec<String> = alone
                 .iter()
-                .map(|f| format!("{}: {}", f.path.display(), f.describe()))
+                .map(|f| {
+                    format!(
+                        "{}: {}",
+                        romlib_device::folder::shown(&f.path),
+                        f.describe()
+                    )
+                })
                 .collect();
             for line in &left_alone {
                 out.warn(line);
@@ -615,7 +621,7 @@ fn list_installed(dir: &Path, out: &Output) -> Result<()> {
     for l in &found {
         human.push_str(&format!(
             "\n{}\t{} bytes\t{}",
-            l.path.display(),
+            romlib_device::folder::shown(&l.path),
             l.bytes,
             l.describe()
         ));

@@ -72,14 +72,40 @@ fn trace(cmd: &mut Command, cwd: &Path) -> Vec<Call> {
                 calls.push(Call::Fsync(p.0.to_string()));
             }
         } else if whole.starts_with("rename") {
-            let quoted: Vec<&str> = whole.split('"').collect();
-            // rename("a", "b") or renameat(AT_FDCWD<..>, "a", AT_FDCWD<..>, "b")
-            if quoted.len() >= 5 {
-                calls.push(Call::Rename(abs(quoted[1]), abs(quoted[3])));
+            // rename("a", "b"), renameat(AT_FDCWD, "a", AT_FDCWD, "b"), or
+            // renameat2(5</dir/a>, "x", 4</dir/b>, "y", FLAGS): a name is relative to the
+            // folder handle before it (strace -y prints its path), else to `cwd`.
+            let names = at_paths(&whole);
+            if let [from, to] = names.as_slice() {
+                let resolve = |(dir, name): &(Option<String>, String)| match dir {
+                    Some(d) if !name.starts_with('/') => format!("{d}/{name}"),
+                    _ => abs(name),
+                };
+                calls.push(Call::Rename(resolve(from), resolve(to)));
             }
         }
     }
     calls
+}
+
+/// The quoted names of a traced call, each with the path of the folder handle given just
+/// before it (`5</abs/dir>, "name"`), if any.
+fn at_paths(call: &str) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    let mut rest = call;
+    while let Some(q) = rest.find('"') {
+        let (before, after) = (&rest[..q], &rest[q + 1..]);
+        let Some(end) = after.find('"') else { break };
+        let dir = before
+            .trim_end()
+            .strip_suffix(">,")
+            .and_then(|b| b.rsplit_once('<'))
+            .map(|(_, d)| d.to_string())
+            .filter(|d| d.starts_with('/'));
+        out.push((dir, after[..end].to_string()));
+        rest = &after[end + 1..];
+    }
+    out
 }
 
 fn parent(p: &str) -> String {

@@ -138,6 +138,8 @@ fn place(from: &Folder, to: &Folder, rel: &str, kept: &mut Vec<String>) -> Resul
                 place(from, to, &format!("{rel}/{n}"), kept)?;
             }
         }
+        // Emptied by the merge: the folder itself goes (only if empty).
+        src_dir.remove_empty_dir(OsStr::new(name))?;
         return Ok(());
     }
     let mut target = name.to_string();

@@ -695,7 +695,8 @@ fn staging_clear(staging: &Folder, title: &str) -> Result<()> {
                 return Err(unexpected(
                     staging.at(&name),
                     k,
-                    "no entry (it was left alone: move it away)",
+                    "none: it is not in a state romlib leaves, so romlib will not work over it \
+                     (`list-games --install-dir` says why; move it away)",
                 ))
             }
         }

@@ -13,7 +13,7 @@ use super::carry::{carry_user_files, kept_note, owned_files, remove_owned};
 use super::names::{resume_name, staging_name, Resumed, Role, Staged, StagingName};
 use super::{is_kept, is_ours, sync_dirs, RESUME_DIR, STAGING_DIR};
 use crate::error::Result;
-use crate::folder::{unexpected, Entry, Folder, Kind};
+use crate::folder::{shown, unexpected, Entry, Folder, Kind};
 use std::path::PathBuf;
 
 /// What will be done with one staging or resume entry.
@@ -29,10 +29,11 @@ pub enum Plan {
     FinishUninstall(String),
     /// A complete install never swapped in: remove what it owns.
     DropComplete(String),
-    /// An unfinished install or repair, or an empty entry: remove it (it lies in romlib's
-    /// own staging folder, holds only what romlib wrote, and is removed without following
-    /// a link).
+    /// An unfinished install or repair: remove it (it lies in romlib's own staging
+    /// folder, holds only what romlib wrote, and is removed without following a link).
     Remove(String),
+    /// An empty staging folder (a removal cut off after the markers went): remove it.
+    RemoveEmpty(String),
     /// A cut-off download kept for reuse (only `cleanup` removes it).
     Resume(String),
     /// Not romlib's, or not in a state romlib leaves: reported and left alone.
@@ -73,8 +74,11 @@ impl Found {
             Plan::Remove(t) => match self.staged.as_ref().map(|s| s.role) {
                 Some(Role::Repair) => format!("an unfinished repair of {t}, the game untouched (removed by the next install or `cleanup`)"),
                 Some(_) => format!("an unfinished install of {t} (removed by the next install or `cleanup`)"),
-                None => format!("a scratch download file (removed by the next install or `cleanup`)"),
+                None => "a scratch download file (removed by the next install or `cleanup`)".to_string(),
             },
+            Plan::RemoveEmpty(t) => format!(
+                "an empty staging folder of {t} left by an interrupted operation (removed by the next install or `cleanup`)"
+            ),
             Plan::Resume(t) => format!(
                 "a cut-off download of {t}, reused by its next install (`cleanup` removes it)"
             ),
@@ -112,7 +116,7 @@ fn not_romlibs(title: &str, kind: Kind, dir: Option<&Folder>) -> String {
 
 /// What a staging entry is and what to do with it.
 fn plan_staging(inst: &Folder, staging: &Folder, e: &Entry) -> Result<(Plan, Option<Staged>)> {
-    let shown = e.name.to_string_lossy();
+    let shown = shown(std::path::Path::new(&e.name));
     let s = match staging_name(&e.name, e.kind) {
         Some(StagingName::Game(s)) => s,
         Some(StagingName::Download) => return Ok((Plan::Remove(String::new()), None)),
@@ -134,15 +138,22 @@ fn plan_staging(inst: &Folder, staging: &Folder, e: &Entry) -> Result<(Plan, Opt
     let (kind, live) = game_dir(inst, &s.title)?;
     let live_ours = live.as_ref().is_some_and(is_ours);
     let live_kept = live.as_ref().is_some_and(|d| !is_ours(d) && is_kept(d));
+    let live_empty = live
+        .as_ref()
+        .is_some_and(|d| d.entries().is_ok_and(|e| e.is_empty()));
     let t = s.title.clone();
     let plan = match s.role {
+        _ if empty => Plan::RemoveEmpty(t),
         Role::Repair => Plan::Remove(t),
-        _ if empty => Plan::Remove(t),
         Role::Old | Role::New if (ours || kept) && live_ours => Plan::FinishSwap(t),
         Role::Old if (ours || kept) && kind == Kind::Missing => Plan::RollBack(t),
         Role::New if ours => Plan::DropComplete(t),
         Role::New if !kept => Plan::Remove(t),
-        Role::Del if ours && (kind == Kind::Missing || live_kept) => Plan::FinishUninstall(t),
+        // The kept folder is created, then its note written: a kill in between leaves it
+        // empty.
+        Role::Del if ours && (kind == Kind::Missing || live_kept || live_empty) => {
+            Plan::FinishUninstall(t)
+        }
         _ if !(ours || kept) => Plan::LeaveAlone(format!(
             "{shown} holds no completion marker, so it is not a copy romlib made"
         )),
@@ -185,7 +196,7 @@ pub fn survey(inst: &Folder) -> Result<Vec<Found>> {
                     None => (
                         Plan::LeaveAlone(format!(
                             "{} is not a name romlib writes",
-                            e.name.to_string_lossy()
+                            shown(std::path::Path::new(&e.name))
                         )),
                         None,
                     ),
@@ -219,7 +230,7 @@ impl Recovered {
     pub fn lines(&self) -> Vec<String> {
         self.left_alone
             .iter()
-            .map(|f| format!("{}: {}", f.path.display(), f.describe()))
+            .map(|f| format!("{}: {}", shown(&f.path), f.describe()))
             .collect()
     }
 
@@ -227,7 +238,7 @@ impl Recovered {
     pub fn note(&self, install_dir: &std::path::Path) -> Option<String> {
         match self.left_alone.as_slice() {
             [] => None,
-            [one] => Some(format!("{}: {}", one.path.display(), one.describe())),
+            [one] => Some(format!("{}: {}", shown(&one.path), one.describe())),
             many => Some(format!(
                 "{}: {} left alone that romlib did not write or cannot account for (`list-games --install-dir` names them)",
                 install_dir.display(),
@@ -296,6 +307,12 @@ fn act(inst: &Folder, f: &Found, resume: bool) -> Result<Option<String>> {
     };
     match &f.plan {
         Plan::LeaveAlone(_) | Plan::Resume(_) => Ok(None),
+        Plan::RemoveEmpty(t) => {
+            staging.remove_empty_dir(std::ffi::OsStr::new(&name))?;
+            Ok(Some(format!(
+                "removed the empty staging folder {name} of {t}"
+            )))
+        }
         Plan::Remove(t) => {
             if f.staged.is_none() {
                 staging.remove_file(&name)?;
