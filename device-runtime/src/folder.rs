@@ -318,8 +318,8 @@ mod imp {
         std::io::Error::from_raw_os_error(e.raw_os_error())
     }
 
-    fn kind_of(mode: u32) -> Kind {
-        match FileType::from_raw_mode(mode as _) {
+    fn kind_of(st: &rfs::Stat) -> Kind {
+        match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => Kind::Dir,
             FileType::RegularFile => Kind::File,
             FileType::Symlink => Kind::Symlink,
@@ -393,7 +393,7 @@ mod imp {
 
         pub(super) fn kind_os(&self, name: &OsStr) -> Result<Kind> {
             match rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => Ok(kind_of(st.st_mode as u32)),
+                Ok(st) => Ok(kind_of(&st)),
                 Err(rustix::io::Errno::NOENT) => Ok(Kind::Missing),
                 Err(e) => Err(Error::io(self.at(name), "stat", io(e))),
             }
@@ -448,7 +448,7 @@ mod imp {
                 }
             };
             let st = rfs::fstat(&fd).map_err(|e| Error::io(self.at(name), "stat", io(e)))?;
-            match kind_of(st.st_mode as u32) {
+            match kind_of(&st) {
                 Kind::File => {
                     // Back to blocking reads (no effect on regular files, but be plain).
                     let _ = rfs::fcntl_setfl(&fd, OFlags::empty());
@@ -497,12 +497,8 @@ mod imp {
                     }
                 })?;
             let st = rfs::fstat(&fd).map_err(|e| Error::io(self.at(name), "stat", io(e)))?;
-            if kind_of(st.st_mode as u32) != Kind::File {
-                return Err(unexpected(
-                    self.at(name),
-                    kind_of(st.st_mode as u32),
-                    "a file",
-                ));
+            if kind_of(&st) != Kind::File {
+                return Err(unexpected(self.at(name), kind_of(&st), "a file"));
             }
             let mut f = File::from(fd);
             use std::io::Write;

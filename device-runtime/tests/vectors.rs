@@ -305,6 +305,24 @@ fn interrupted_swap_is_rolled_back() {
     assert!(!staging.join("other.new").exists());
 }
 
+/// A signed manifest naming a file like romlib's own install-folder entries (a completion
+/// marker, the staging folder), in any case, is refused before anything is written.
+#[test]
+fn reserved_names_are_refused_even_when_signed() {
+    for name in [
+        ".romlib-installed",
+        "x/.ROMLIB-STAGING/y",
+        ".romlib-kept",
+        "a/.romlib-resume",
+    ] {
+        let f = Fixture::new();
+        f.resign("demo", SEED, |b| b.files[0].path = name.to_string());
+        let e = f.install("demo").unwrap_err().to_string();
+        assert!(e.contains("a name romlib keeps for itself"), "{name}: {e}");
+        assert!(f.visible().is_empty(), "{name}: {:?}", f.visible());
+    }
+}
+
 #[test]
 fn reads_the_golden_games_in_place() {
     let f = Fixture::new();

@@ -100,6 +100,35 @@ fn names_fat_cannot_hold_are_refused_unless_allowed() {
     }
 }
 
+/// A game may not carry a file or folder named like romlib's own entries in an install
+/// folder (it would pass for a completion marker or a staging folder there), in any case
+/// and at any depth, with or without `--allow-non-fat-names`.
+#[test]
+fn names_romlib_keeps_for_install_folders_are_refused() {
+    for rel in [
+        "alpha/.romlib-installed",
+        "alpha/saves/.ROMLIB-KEPT",
+        "alpha/.Romlib-Staging/x.bin",
+        "alpha/deep/er/.romlib-resume/x.bin",
+    ] {
+        let w = good_library();
+        write(&w.p("bad"), "alpha/ok.bin", b"data");
+        write(&w.p("bad"), rel, b"x");
+        for extra in [&[][..], &["--allow-non-fat-names"][..]] {
+            fails(
+                w.build("bad", "lib", extra),
+                1,
+                &["a name romlib keeps for itself", ".romlib-installed"],
+            );
+            assert_library_intact(&w);
+        }
+    }
+    // A name that only starts like one is an ordinary file.
+    let w = good_library();
+    write(&w.p("bad"), "alpha/.romlib-installed.txt", b"x");
+    ok(w.build("bad", "lib2", &[]));
+}
+
 #[test]
 fn game_without_files_and_bad_title_ids() {
     let w = good_library();
