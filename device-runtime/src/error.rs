@@ -237,6 +237,22 @@ pub fn is_no_space(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
 }
 
+/// `path` for a one-line message: control characters (a newline in a planted name) are
+/// escaped, so a name cannot break a message into lines or fake one.
+pub fn shown(path: &Path) -> String {
+    path.to_string_lossy()
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
 /// Lower-case hex of a hash's first 8 bytes, for messages.
 pub fn short_hex(hash: &[u8]) -> String {
     hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
@@ -330,7 +346,7 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "{}: {found} where romlib expects {want}; nothing was changed{why}",
-                    crate::folder::shown(path)
+                    shown(path)
                 )
             }
         }

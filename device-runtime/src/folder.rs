@@ -15,6 +15,7 @@
 //! install code calls it only for entries of its own staging and resume folders whose
 //! names it parsed (`install::names`).
 
+pub use crate::error::shown;
 use crate::error::{Error, Result};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -62,22 +63,6 @@ impl Entry {
     pub fn name_str(&self) -> Option<&str> {
         self.name.to_str()
     }
-}
-
-/// `path` for a one-line message: control characters (a newline in a planted name) are
-/// escaped, so a name cannot break a message into lines or fake one.
-pub fn shown(path: &Path) -> String {
-    path.to_string_lossy()
-        .chars()
-        .flat_map(|c| {
-            let esc: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            esc
-        })
-        .collect()
 }
 
 /// The deepest folder tree [`Folder::remove_tree`] and [`Folder::tree_bytes`] descend.
