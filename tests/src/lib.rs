@@ -682,3 +682,118 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// A FUSE-mounted card image, unmounted (and its loop device freed) on drop.
+pub struct Card {
+    /// Where it is mounted.
+    pub dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+    loop_dev: Option<String>,
+}
+
+impl Drop for Card {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(l) = &self.loop_dev {
+            let _ = std::process::Command::new("losetup")
+                .args(["-d", l])
+                .status();
+        }
+    }
+}
+
+/// Whether `tool` is on the PATH.
+pub fn have(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Makes a `mib` MiB image of `kind` ("fat32" or "exfat") and mounts it at `dir`
+/// through FUSE (fusefat; exfat-fuse on a loop device), as the kernels these tests run on
+/// lack the vfat and exfat drivers. `None` (said on stderr) when `ROMLIB_NO_MOUNT` is set.
+pub fn card(w: &Workspace, kind: &str, mib: u64, dir: &str) -> Option<Card> {
+    if std::env::var_os("ROMLIB_NO_MOUNT").is_some() {
+        eprintln!("skipped: ROMLIB_NO_MOUNT is set");
+        return None;
+    }
+    for t in [
+        "mkfs.vfat",
+        "mkfs.exfat",
+        "fusefat",
+        "mount.exfat-fuse",
+        "losetup",
+    ] {
+        assert!(
+            have(t),
+            "{t} is missing (tests/run-all.sh installs dosfstools, exfatprogs, fusefat, exfat-fuse)"
+        );
+    }
+    let img = w.p(&format!("{dir}.img"));
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(mib << 20).unwrap();
+    drop(f);
+    let mnt = w.p(dir);
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok_status = |c: &mut std::process::Command| {
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{c:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let card = if kind == "fat32" {
+        ok_status(
+            std::process::Command::new("mkfs.vfat")
+                .args(["-F", "32"])
+                .arg(&img),
+        );
+        let child = std::process::Command::new("fusefat")
+            .args(["-f", "-o", "rw+"])
+            .arg(&img)
+            .arg(&mnt)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Card {
+            dir: mnt.clone(),
+            child: Some(child),
+            loop_dev: None,
+        }
+    } else {
+        ok_status(std::process::Command::new("mkfs.exfat").arg(&img));
+        let dev = ok_status(
+            std::process::Command::new("losetup")
+                .args(["-f", "--show"])
+                .arg(&img),
+        );
+        ok_status(
+            std::process::Command::new("mount.exfat-fuse")
+                .arg(&dev)
+                .arg(&mnt),
+        );
+        Card {
+            dir: mnt.clone(),
+            child: None,
+            loop_dev: Some(dev),
+        }
+    };
+    let start = std::time::Instant::now();
+    while !is_mounted(&mnt) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{kind} image did not mount"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(card)
+}

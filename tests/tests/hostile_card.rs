@@ -23,7 +23,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -1060,104 +1060,6 @@ fn an_install_never_clears_a_resume_folder_that_is_a_symlink() {
 
 // ---------------------------------------------------------------------------------------
 // 3. FAT32 and exFAT card images.
-
-/// A FUSE-mounted card image, unmounted (and its loop device freed) on drop.
-struct Card {
-    dir: PathBuf,
-    child: Option<std::process::Child>,
-    loop_dev: Option<String>,
-}
-
-impl Drop for Card {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Some(l) = &self.loop_dev {
-            let _ = Command::new("losetup").args(["-d", l]).status();
-        }
-    }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Makes a `mib` MiB image of `kind` ("fat32" or "exfat") and mounts it at `dir`, as
-/// cards.rs does (FUSE: fusefat; exfat-fuse on a loop device).
-fn card(w: &Workspace, kind: &str, mib: u64, dir: &str) -> Option<Card> {
-    if std::env::var_os("ROMLIB_NO_MOUNT").is_some() {
-        eprintln!("skipped: ROMLIB_NO_MOUNT is set");
-        return None;
-    }
-    for t in [
-        "mkfs.vfat",
-        "mkfs.exfat",
-        "fusefat",
-        "mount.exfat-fuse",
-        "losetup",
-    ] {
-        assert!(
-            have(t),
-            "{t} is missing (tests/run-all.sh installs dosfstools, exfatprogs, fusefat, exfat-fuse)"
-        );
-    }
-    let img = w.p(&format!("{dir}.img"));
-    let f = fs::File::create(&img).unwrap();
-    f.set_len(mib << 20).unwrap();
-    drop(f);
-    let mnt = w.p(dir);
-    fs::create_dir_all(&mnt).unwrap();
-    let ok_status = |c: &mut Command| {
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{c:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let card = if kind == "fat32" {
-        ok_status(Command::new("mkfs.vfat").args(["-F", "32"]).arg(&img));
-        let child = Command::new("fusefat")
-            .args(["-f", "-o", "rw+"])
-            .arg(&img)
-            .arg(&mnt)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Card {
-            dir: mnt.clone(),
-            child: Some(child),
-            loop_dev: None,
-        }
-    } else {
-        ok_status(Command::new("mkfs.exfat").arg(&img));
-        let dev = ok_status(Command::new("losetup").args(["-f", "--show"]).arg(&img));
-        ok_status(Command::new("mount.exfat-fuse").arg(&dev).arg(&mnt));
-        Card {
-            dir: mnt.clone(),
-            child: None,
-            loop_dev: Some(dev),
-        }
-    };
-    let start = std::time::Instant::now();
-    while !is_mounted(&mnt) {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "{kind} image did not mount"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Some(card)
-}
 
 /// Case 1's names a card can store, against install, reinstall, uninstall and cleanup, on
 /// FAT32 and exFAT. On FAT32 the games are not checked afterwards: fusefat, the one FAT
