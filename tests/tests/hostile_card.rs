@@ -1008,6 +1008,94 @@ fn a_game_folder_that_is_a_symlink_is_never_taken_for_a_game() {
     verdict("game folder a symlink", ops.len(), &failures);
 }
 
+/// 2f: with `--layout`, the system folder is inside the install folder: one that is a link
+/// (`Roms/gb -> outside`) is never followed. Both binaries' installs refuse in one line
+/// naming it; uninstall, verify and repair find no game there; `outside` is untouched.
+#[test]
+fn a_system_folder_that_is_a_symlink_is_never_followed() {
+    let w = Workspace::new();
+    write(&w.p("in"), "pocket/pocket.gb", &Rng::new(5).bytes(30_000));
+    write(&w.p("in"), "pocket/romlib.toml", b"system = \"Game Boy\"\n");
+    ok(w.build("in", "lib", &["-q"]));
+    write(&w.p("outside"), "secret.txt", b"outside the card");
+    fs::create_dir_all(w.p("card/Roms")).unwrap();
+    symlink(w.p("outside"), w.p("card/Roms/gb")).unwrap();
+    let before = tree(&w.p("outside"), &[]);
+    assert!(!before.is_empty());
+    let (lib, roms, key) = (w.s("lib"), w.s("card/Roms"), w.s("k.pub"));
+    let install = [
+        "install",
+        "-g",
+        "pocket",
+        "-r",
+        &lib,
+        "--install-dir",
+        &roms,
+        "--layout",
+        "muos",
+    ];
+    refused(
+        &device(&[&install[..], &["--trusted-key", &key]].concat()),
+        Some(1),
+        &["symbolic link", "gb"],
+    );
+    refused(
+        &romlib(&[&install[..], &["--trusted-key", &key]].concat()),
+        Some(1),
+        &["symbolic link", "gb"],
+    );
+    let uninstall = [
+        "uninstall",
+        "-t",
+        "pocket",
+        "--install-dir",
+        &roms,
+        "--layout",
+        "muos",
+    ];
+    refused(&device(&uninstall), Some(1), &["no such installed game"]);
+    for args in [
+        &[
+            "verify",
+            "--installed",
+            "-g",
+            "pocket",
+            "--install-dir",
+            &roms,
+            "--layout",
+            "muos",
+        ][..],
+        &[
+            "verify",
+            "--installed",
+            "--all",
+            "--install-dir",
+            &roms,
+            "--layout",
+            "muos",
+        ],
+        &[
+            "repair",
+            "-g",
+            "pocket",
+            "-r",
+            &lib,
+            "--install-dir",
+            &roms,
+            "--layout",
+            "muos",
+        ],
+    ] {
+        let out = device(&[args, &["--trusted-key", &key][..]].concat());
+        no_crash(&out, &args.join(" "));
+    }
+    same(&before, &tree(&w.p("outside"), &[]), "the link's target");
+    assert!(fs::symlink_metadata(w.p("card/Roms/gb"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
 /// 2e: `.romlib-resume` is a link to `outside`: cleanup and list leave it alone.
 #[test]
 fn a_resume_folder_that_is_a_symlink_is_left_alone() {
