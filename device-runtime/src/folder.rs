@@ -159,7 +159,12 @@ impl Folder {
 
     /// Folder `name`, creating it if missing (a link or file there is an error).
     pub fn ensure_sub(&self, name: &str) -> Result<Folder> {
-        if let Some(f) = self.sub(name)? {
+        self.ensure_sub_os(OsStr::new(name))
+    }
+
+    /// [`Folder::ensure_sub`] for a name that need not be UTF-8.
+    pub fn ensure_sub_os(&self, name: &OsStr) -> Result<Folder> {
+        if let Some(f) = self.sub_os(name)? {
             return Ok(f);
         }
         match self.mkdir(name) {
@@ -167,7 +172,7 @@ impl Folder {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(self.at(name), "create directory", e)),
         }
-        self.sub(name)?
+        self.sub_os(name)?
             .ok_or_else(|| unexpected(self.at(name), Kind::Missing, "a folder"))
     }
 
@@ -284,6 +289,12 @@ impl Folder {
         self.kind_os(OsStr::new(name))
     }
 
+    /// [`Folder::rename`] for names that need not be UTF-8.
+    pub fn rename_os_to(&self, name: &OsStr, to: &Folder, to_name: &OsStr) -> Result<()> {
+        self.rename_os(name, to, to_name)
+            .map_err(|e| Error::io(to.at(to_name), "rename", e))
+    }
+
     /// Renames entry `name` to `to/to_name`; the entry itself moves (a link is moved as a
     /// link). An existing empty folder or a file at the target is replaced, as rename does:
     /// use [`Folder::rename_noreplace`] where that matters.
@@ -360,7 +371,8 @@ mod imp {
             self.sub_os(OsStr::new(name))
         }
 
-        pub(super) fn sub_os(&self, name: &OsStr) -> Result<Option<Folder>> {
+        /// [`Folder::sub`] for a name that need not be UTF-8.
+        pub fn sub_os(&self, name: &OsStr) -> Result<Option<Folder>> {
             match rfs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
                 Ok(fd) => Ok(Some(Folder {
                     path: self.path.join(name),
@@ -376,7 +388,8 @@ mod imp {
             }
         }
 
-        pub(super) fn kind_os(&self, name: &OsStr) -> Result<Kind> {
+        /// [`Folder::kind`] for a name that need not be UTF-8.
+        pub fn kind_os(&self, name: &OsStr) -> Result<Kind> {
             match rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => Ok(kind_of(&st)),
                 Err(rustix::io::Errno::NOENT) => Ok(Kind::Missing),
@@ -394,7 +407,8 @@ mod imp {
             Ok(a.st_dev == b.st_dev)
         }
 
-        pub(super) fn mkdir(&self, name: &str) -> std::io::Result<()> {
+        pub(super) fn mkdir(&self, name: impl AsRef<OsStr>) -> std::io::Result<()> {
+            let name = name.as_ref();
             rfs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o777)).map_err(io)
         }
 
@@ -626,7 +640,8 @@ mod imp {
             self.sub_os(OsStr::new(name))
         }
 
-        pub(super) fn sub_os(&self, name: &OsStr) -> Result<Option<Folder>> {
+        /// [`Folder::sub`] for a name that need not be UTF-8.
+        pub fn sub_os(&self, name: &OsStr) -> Result<Option<Folder>> {
             match self.kind_os(name)? {
                 Kind::Missing => Ok(None),
                 Kind::Dir => Ok(Some(Folder {
@@ -636,7 +651,8 @@ mod imp {
             }
         }
 
-        pub(super) fn kind_os(&self, name: &OsStr) -> Result<Kind> {
+        /// [`Folder::kind`] for a name that need not be UTF-8.
+        pub fn kind_os(&self, name: &OsStr) -> Result<Kind> {
             match fs::symlink_metadata(self.path.join(name)) {
                 Ok(m) => Ok(kind_of(&m)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Kind::Missing),
@@ -652,8 +668,8 @@ mod imp {
             Ok(true)
         }
 
-        pub(super) fn mkdir(&self, name: &str) -> std::io::Result<()> {
-            fs::create_dir(self.path.join(name))
+        pub(super) fn mkdir(&self, name: impl AsRef<OsStr>) -> std::io::Result<()> {
+            fs::create_dir(self.path.join(name.as_ref()))
         }
 
         pub(super) fn unlink_os(&self, name: &OsStr) -> std::io::Result<()> {

@@ -1096,6 +1096,41 @@ fn a_system_folder_that_is_a_symlink_is_never_followed() {
         .is_symlink());
 }
 
+/// A user's files whose names are not UTF-8 (a save written under another code page, a
+/// folder of them) are carried across a reinstall and left by an uninstall like any other,
+/// not stranded in the staging folder.
+#[test]
+fn files_with_names_that_are_not_utf8_are_carried_too() {
+    let fx = Fx::new(3);
+    let c = fx.case();
+    let game = c.p("card/Roms/title-a");
+    let odd = OsStr::from_bytes(b"save\xff.srm");
+    fs::write(game.join(odd), SAVE).unwrap();
+    fs::create_dir(game.join(OsStr::from_bytes(b"shots\xfe"))).unwrap();
+    fs::write(
+        game.join(OsStr::from_bytes(b"shots\xfe")).join("1.png"),
+        b"png",
+    )
+    .unwrap();
+    fs::write(game.join("data").join(odd), b"in a game folder").unwrap();
+    for op in [Op::Reinstall, Op::Uninstall] {
+        succeeded(&c.run(op));
+        assert_eq!(fs::read(game.join(odd)).unwrap(), SAVE, "{op:?}");
+        assert_eq!(
+            fs::read(game.join(OsStr::from_bytes(b"shots\xfe")).join("1.png")).unwrap(),
+            b"png",
+            "{op:?}"
+        );
+        assert_eq!(
+            fs::read(game.join("data").join(odd)).unwrap(),
+            b"in a game folder",
+            "{op:?}"
+        );
+        c.save_at("card/Roms/title-a/a.srm");
+        assert!(!c.staging().exists(), "{op:?}: staging left");
+    }
+}
+
 /// 2e: `.romlib-resume` is a link to `outside`: cleanup and list leave it alone.
 #[test]
 fn a_resume_folder_that_is_a_symlink_is_left_alone() {

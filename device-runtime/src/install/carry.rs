@@ -12,7 +12,7 @@ use crate::folder::{Folder, Kind};
 use romlib_format::path::check_path;
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The note uninstall leaves in a game's folder when files that were not the game's stay
 /// there: the title, then one kept path per line. A folder holding it may be installed
@@ -64,7 +64,8 @@ pub(super) fn owned_files(dir: &Folder) -> HashSet<String> {
 /// are in the install folder: no copy, and nothing can be lost half-way). A place already
 /// taken gets the name with `.kept` (or `.kept2`, ...) added. With `note` (uninstall), the
 /// folder is created if needed and a [`KEPT_MARKER`] listing what was moved is written into
-/// it first. Returns the relative paths moved, in order.
+/// it first. Names need not be UTF-8 (they are moved as they are, and shown lossily).
+/// Returns the relative paths moved, in order.
 pub(super) fn carry_user_files(
     from: &Folder,
     to_parent: &Folder,
@@ -73,7 +74,7 @@ pub(super) fn carry_user_files(
     note: bool,
 ) -> Result<Vec<String>> {
     let mut moves = Vec::new();
-    plan_carry(from, "", owned, &mut moves)?;
+    plan_carry(from, Path::new(""), owned, &mut moves)?;
     if moves.is_empty() {
         return Ok(Vec::new());
     }
@@ -81,7 +82,7 @@ pub(super) fn carry_user_files(
         let to = to_parent.ensure_sub(to_name)?;
         let mut text = format!("{to_name}\n");
         for rel in &moves {
-            text.push_str(rel);
+            text.push_str(&rel.to_string_lossy());
             text.push('\n');
         }
         to.write_file(KEPT_MARKER, text.as_bytes())?;
@@ -96,7 +97,10 @@ pub(super) fn carry_user_files(
         place(from, &to, &rel, &mut kept)?;
     }
     sync_dirs(&to)?;
-    Ok(kept)
+    Ok(kept
+        .iter()
+        .map(|k| k.to_string_lossy().into_owned())
+        .collect())
 }
 
 /// `("a/b", "c")` for `"a/b/c"`; `("", "c")` for `"c"`.
@@ -116,81 +120,91 @@ fn folder_at(root: &Folder, rel: &str, create: bool) -> Result<Option<Folder>> {
     }
 }
 
+/// Folder `rel` (a relative path of plain components) of `root`, each opened without
+/// following a link; created where missing with `create`.
+fn walk(root: &Folder, rel: &Path, create: bool) -> Result<Option<Folder>> {
+    let mut here = root.try_clone()?;
+    for c in rel.components() {
+        let std::path::Component::Normal(name) = c else {
+            return Ok(None);
+        };
+        here = match (here.sub_os(name)?, create) {
+            (Some(next), _) => next,
+            (None, true) => here.ensure_sub_os(name)?,
+            (None, false) => return Ok(None),
+        };
+    }
+    Ok(Some(here))
+}
+
 /// Moves `from/rel` to `to/rel` by rename. A folder whose place holds a folder is merged
 /// into it entry by entry (a save folder the new version also ships keeps its saves);
 /// anything else whose place is taken gets `.kept` (or `.kept2`, ...) added. Appends the
 /// relative paths moved to `kept`.
-fn place(from: &Folder, to: &Folder, rel: &str, kept: &mut Vec<String>) -> Result<()> {
-    let (dir, name) = split_last(rel);
-    let Some(src_dir) = folder_at(from, dir, false)? else {
+fn place(from: &Folder, to: &Folder, rel: &Path, kept: &mut Vec<PathBuf>) -> Result<()> {
+    let (Some(dir), Some(name)) = (rel.parent(), rel.file_name()) else {
         return Ok(());
     };
-    let dst_dir = folder_at(to, dir, true)?.expect("created");
-    let src_kind = src_dir.kind(name)?;
+    let Some(src_dir) = walk(from, dir, false)? else {
+        return Ok(());
+    };
+    let dst_dir = walk(to, dir, true)?.expect("created");
+    let src_kind = src_dir.kind_os(name)?;
     if src_kind == Kind::Missing {
         return Ok(());
     }
-    if src_kind == Kind::Dir && dst_dir.kind(name)? == Kind::Dir {
-        let src = src_dir.sub(name)?.expect("a folder");
+    if src_kind == Kind::Dir && dst_dir.kind_os(name)? == Kind::Dir {
+        let src = src_dir.sub_os(name)?.expect("a folder");
         for e in src.entries()? {
-            // Only names a path can carry; anything else stays where it is.
-            if let Some(n) = e.name_str() {
-                place(from, to, &format!("{rel}/{n}"), kept)?;
-            }
+            place(from, to, &rel.join(&e.name), kept)?;
         }
         // Emptied by the merge: the folder itself goes (only if empty).
-        src_dir.remove_empty_dir(OsStr::new(name))?;
+        src_dir.remove_empty_dir(name)?;
         return Ok(());
     }
-    let mut target = name.to_string();
+    let mut target = name.to_os_string();
     let mut n = 1;
-    while dst_dir.kind(&target)? != Kind::Missing {
-        target = if n == 1 {
-            format!("{name}.kept")
+    while dst_dir.kind_os(&target)? != Kind::Missing {
+        target = name.to_os_string();
+        target.push(if n == 1 {
+            ".kept".to_string()
         } else {
-            format!("{name}.kept{n}")
-        };
+            format!(".kept{n}")
+        });
         n += 1;
     }
-    src_dir.rename(name, &dst_dir, &target)?;
-    kept.push(if dir.is_empty() {
-        target
-    } else {
-        format!("{dir}/{target}")
-    });
+    src_dir.rename_os_to(name, &dst_dir, &target)?;
+    kept.push(dir.join(target));
     Ok(())
 }
 
 /// The relative paths under `dir` (`rel` from the game folder) to carry: files and links
-/// not in `owned`, and whole folders holding no owned file. Names that are not UTF-8 are
-/// carried with the folder holding them, or stay (at the top) where they are.
+/// not in `owned`, and whole folders holding no owned file.
 fn plan_carry(
     dir: &Folder,
-    rel: &str,
+    rel: &Path,
     owned: &HashSet<String>,
-    out: &mut Vec<String>,
+    out: &mut Vec<PathBuf>,
 ) -> Result<()> {
     for e in dir.entries()? {
-        let Some(name) = e.name_str() else {
-            continue;
-        };
-        let path = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
-        if rel.is_empty() && (name == MARKER || name == KEPT_MARKER) {
+        let path = rel.join(&e.name);
+        if rel.as_os_str().is_empty() && (e.name == MARKER || e.name == KEPT_MARKER) {
             continue;
         }
+        // An owned path is UTF-8 (a manifest's); a name that is not cannot be owned.
+        let as_str = path.to_str();
         if e.kind != Kind::Dir {
-            if !owned.contains(&path) {
+            if !as_str.is_some_and(|p| owned.contains(p)) {
                 out.push(path);
             }
             continue;
         }
-        let prefix = format!("{path}/");
-        if owned.iter().any(|o| o.starts_with(&prefix)) {
-            let sub = dir.sub(name)?.expect("listed as a folder");
+        let holds_owned = as_str.is_some_and(|p| {
+            let prefix = format!("{p}/");
+            owned.iter().any(|o| o.starts_with(&prefix))
+        });
+        if holds_owned {
+            let sub = dir.sub_os(&e.name)?.expect("listed as a folder");
             plan_carry(&sub, &path, owned, out)?;
         } else {
             out.push(path);
