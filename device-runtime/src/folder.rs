@@ -56,6 +56,8 @@ pub struct Entry {
     pub name: OsString,
     /// What it is.
     pub kind: Kind,
+    /// Its length in bytes (a file's size; the file system's figure for anything else).
+    pub len: u64,
 }
 
 impl Entry {
@@ -191,24 +193,40 @@ impl Folder {
     /// The total size of the files below entry `name` (a file's own size; 0 for a link or
     /// for nothing); stays on this side of links.
     pub fn tree_bytes(&self, name: &OsStr) -> u64 {
-        self.tree_bytes_at(name, 0)
-    }
-
-    fn tree_bytes_at(&self, name: &OsStr, depth: usize) -> u64 {
-        match self.kind_os(name) {
-            Ok(Kind::File) => self.file_len(name),
-            Ok(Kind::Dir) if depth < MAX_DEPTH => {
-                let Ok(Some(sub)) = self.sub_os(name) else {
-                    return 0;
-                };
-                sub.entries()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|e| sub.tree_bytes_at(&e.name, depth + 1))
-                    .sum()
-            }
+        match self.stat_os(name) {
+            Ok(Some((Kind::File, len))) => len,
+            Ok(Some((Kind::Dir, _))) => self
+                .sub_os(name)
+                .ok()
+                .flatten()
+                .map_or(0, |sub| sub.dir_bytes(1)),
             _ => 0,
         }
+    }
+
+    /// The total size of the files below this folder, `depth` folders down.
+    fn dir_bytes(&self, depth: usize) -> u64 {
+        if depth >= MAX_DEPTH {
+            return 0;
+        }
+        self.entries()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| match e.kind {
+                Kind::File => e.len,
+                Kind::Dir => self
+                    .sub_os(&e.name)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |sub| sub.dir_bytes(depth + 1)),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// What entry `name` is, without following a link.
+    pub fn kind_os(&self, name: &OsStr) -> Result<Kind> {
+        Ok(self.stat_os(name)?.map_or(Kind::Missing, |(k, _)| k))
     }
 
     /// Removes entry `name` and, if it is a folder, everything in it: links are unlinked,
@@ -388,17 +406,14 @@ mod imp {
             }
         }
 
-        /// [`Folder::kind`] for a name that need not be UTF-8.
-        pub fn kind_os(&self, name: &OsStr) -> Result<Kind> {
+        /// What entry `name` is and its length, without following a link; `None` if
+        /// missing.
+        pub(super) fn stat_os(&self, name: &OsStr) -> Result<Option<(Kind, u64)>> {
             match rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => Ok(kind_of(&st)),
-                Err(rustix::io::Errno::NOENT) => Ok(Kind::Missing),
+                Ok(st) => Ok(Some((kind_of(&st), st.st_size as u64))),
+                Err(rustix::io::Errno::NOENT) => Ok(None),
                 Err(e) => Err(Error::io(self.at(name), "stat", io(e))),
             }
-        }
-
-        pub(super) fn file_len(&self, name: &OsStr) -> u64 {
-            rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_or(0, |s| s.st_size as u64)
         }
 
         pub(super) fn same_device(&self, other: &Folder) -> Result<bool> {
@@ -520,9 +535,8 @@ mod imp {
                 }
                 let name: OsString =
                     <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name).to_owned();
-                let kind = self.kind_os(&name)?;
-                if kind != Kind::Missing {
-                    out.push(Entry { name, kind });
+                if let Some((kind, len)) = self.stat_os(&name)? {
+                    out.push(Entry { name, kind, len });
                 }
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -651,17 +665,14 @@ mod imp {
             }
         }
 
-        /// [`Folder::kind`] for a name that need not be UTF-8.
-        pub fn kind_os(&self, name: &OsStr) -> Result<Kind> {
+        /// What entry `name` is and its length, without following a link; `None` if
+        /// missing.
+        pub(super) fn stat_os(&self, name: &OsStr) -> Result<Option<(Kind, u64)>> {
             match fs::symlink_metadata(self.path.join(name)) {
-                Ok(m) => Ok(kind_of(&m)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Kind::Missing),
+                Ok(m) => Ok(Some((kind_of(&m), m.len()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Error::io(self.at(name), "stat", e)),
             }
-        }
-
-        pub(super) fn file_len(&self, name: &OsStr) -> u64 {
-            fs::symlink_metadata(self.path.join(name)).map_or(0, |m| m.len())
         }
 
         pub(super) fn same_device(&self, _other: &Folder) -> Result<bool> {
@@ -756,9 +767,8 @@ mod imp {
             {
                 let e = e.map_err(|e| Error::io(&self.path, "read directory", e))?;
                 let name = e.file_name();
-                let kind = self.kind_os(&name)?;
-                if kind != Kind::Missing {
-                    out.push(Entry { name, kind });
+                if let Some((kind, len)) = self.stat_os(&name)? {
+                    out.push(Entry { name, kind, len });
                 }
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));

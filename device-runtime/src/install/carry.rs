@@ -225,9 +225,14 @@ pub(super) fn remove_owned(parent: &Folder, name: &str, owned: &HashSet<String>)
     let mut folders: Vec<&str> = Vec::new();
     let mut files: Vec<&String> = owned.iter().collect();
     files.sort();
+    // Sorted, so a folder's files come together: its handle is opened once for them.
+    let mut here: Option<(&str, Option<Folder>)> = None;
     for path in files {
         let (d, file) = split_last(path);
-        if let Some(f) = folder_at(&dir, d, false).ok().flatten() {
+        if here.as_ref().is_none_or(|(at, _)| *at != d) {
+            here = Some((d, folder_at(&dir, d, false).ok().flatten()));
+        }
+        if let Some((_, Some(f))) = &here {
             if matches!(f.kind(file)?, Kind::File | Kind::Symlink | Kind::Other) {
                 f.remove_file(file)?;
             }
