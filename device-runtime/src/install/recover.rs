@@ -1,9 +1,9 @@
 //! After a crash: what each entry of an install folder's staging and resume folders is, and
 //! finishing or rolling back the operation that left it.
 //!
-//! One function, [`plan`], decides what an entry is from its parsed name
+//! One function, [`survey`], decides what each entry is from its parsed name
 //! ([`super::names`]), its kind and the state of the game folder it belongs to; both
-//! [`recover`] (which acts) and the listing of leftovers (which only tells) use it, so
+//! [`recover_in`] (which acts) and the listing of leftovers (which only tells) use it, so
 //! what `list-games --install-dir` announces is what the next command does. An entry whose
 //! name romlib never writes, a link, or a state no romlib operation leaves (a `.old` whose
 //! game folder is the user's own, a `.del` beside a folder that is not a kept one) is
