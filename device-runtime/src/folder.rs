@@ -130,6 +130,14 @@ impl Folder {
         Ok(Some((here, last)))
     }
 
+    /// Folder `name`, which must be there (another process may have removed it since it
+    /// was listed: that is an error, not a surprise).
+    pub fn sub_dir(&self, name: impl AsRef<OsStr>) -> Result<Folder> {
+        let name = name.as_ref();
+        self.sub_os(name)?
+            .ok_or_else(|| unexpected(self.at(name), Kind::Missing, "a folder"))
+    }
+
     /// Folder `rel` (a relative path of folders), each component opened without following
     /// a link; `None` when one does not exist.
     pub fn sub_path(&self, rel: &str) -> Result<Option<Folder>> {
@@ -174,8 +182,7 @@ impl Folder {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(self.at(name), "create directory", e)),
         }
-        self.sub_os(name)?
-            .ok_or_else(|| unexpected(self.at(name), Kind::Missing, "a folder"))
+        self.sub_dir(name)
     }
 
     /// Creates folder `name`, which must not exist, and opens it.
@@ -186,8 +193,7 @@ impl Folder {
             }
             _ => Error::io(self.at(name), "create directory", e),
         })?;
-        self.sub(name)?
-            .ok_or_else(|| unexpected(self.at(name), Kind::Missing, "a folder"))
+        self.sub_dir(name)
     }
 
     /// The total size of the files below entry `name` (a file's own size; 0 for a link or
@@ -248,9 +254,7 @@ impl Folder {
                         std::io::Error::other("folders nested too deep"),
                     ));
                 }
-                let sub = self
-                    .sub_os(name)?
-                    .ok_or_else(|| unexpected(self.at(name), Kind::Missing, "a folder"))?;
+                let sub = self.sub_dir(name)?;
                 if !self.same_device(&sub)? {
                     return Err(Error::io(
                         sub.path(),

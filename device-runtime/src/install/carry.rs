@@ -66,7 +66,7 @@ pub(super) fn owned_files(dir: &Folder) -> HashSet<String> {
 /// folder is created if needed and a [`KEPT_MARKER`] listing what was moved is written into
 /// it first. Names need not be UTF-8 (they are moved as they are, and shown lossily).
 /// Returns the relative paths moved, in order.
-pub(super) fn carry_user_files(
+fn carry_user_files(
     from: &Folder,
     to_parent: &Folder,
     to_name: &str,
@@ -88,9 +88,7 @@ pub(super) fn carry_user_files(
         to.write_file(KEPT_MARKER, text.as_bytes())?;
         to
     } else {
-        to_parent.sub(to_name)?.ok_or_else(|| {
-            crate::folder::unexpected(to_parent.at(to_name), Kind::Missing, "a folder")
-        })?
+        to_parent.sub_dir(to_name)?
     };
     let mut kept = Vec::new();
     for rel in moves {
@@ -148,13 +146,14 @@ fn place(from: &Folder, to: &Folder, rel: &Path, kept: &mut Vec<PathBuf>) -> Res
     let Some(src_dir) = walk(from, dir, false)? else {
         return Ok(());
     };
-    let dst_dir = walk(to, dir, true)?.expect("created");
+    let dst_dir = walk(to, dir, true)?
+        .ok_or_else(|| crate::folder::unexpected(to.at(dir), Kind::Missing, "a folder"))?;
     let src_kind = src_dir.kind_os(name)?;
     if src_kind == Kind::Missing {
         return Ok(());
     }
     if src_kind == Kind::Dir && dst_dir.kind_os(name)? == Kind::Dir {
-        let src = src_dir.sub_os(name)?.expect("a folder");
+        let src = src_dir.sub_dir(name)?;
         for e in src.entries()? {
             place(from, to, &rel.join(&e.name), kept)?;
         }
@@ -204,7 +203,7 @@ fn plan_carry(
             owned.iter().any(|o| o.starts_with(&prefix))
         });
         if holds_owned {
-            let sub = dir.sub_os(&e.name)?.expect("listed as a folder");
+            let sub = dir.sub_dir(&e.name)?;
             plan_carry(&sub, &path, owned, out)?;
         } else {
             out.push(path);
@@ -213,12 +212,48 @@ fn plan_carry(
     Ok(())
 }
 
+/// What [`retire_copy`] does with the user's files in a copy on its way out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Carry {
+    /// Nothing to carry: a complete install never put in place owns all its files.
+    No,
+    /// Into the game's folder (a reinstall's replaced copy).
+    IntoGame,
+    /// Into a kept folder with a [`KEPT_MARKER`], made if needed (an uninstall).
+    IntoKeptFolder,
+}
+
+/// Retires staging entry `name`, a copy of game `title` on its way out: carries the
+/// user's files from it into `title`'s folder in `inst` as `carry` says, then removes what
+/// the copy owns ([`remove_owned`]). Returns the paths carried, and whether the entry is
+/// gone (`false`: something the game did not own is still in it, and stays). An entry
+/// that is not there has nothing to retire.
+pub(super) fn retire_copy(
+    staging: &Folder,
+    name: &str,
+    inst: &Folder,
+    title: &str,
+    carry: Carry,
+) -> Result<(Vec<String>, bool)> {
+    let Some(copy) = staging.sub(name)? else {
+        return Ok((Vec::new(), true));
+    };
+    let owned = owned_files(&copy);
+    let kept = match carry {
+        Carry::No => Vec::new(),
+        Carry::IntoGame => carry_user_files(&copy, inst, title, &owned, false)?,
+        Carry::IntoKeptFolder => carry_user_files(&copy, inst, title, &owned, true)?,
+    };
+    drop(copy);
+    Ok((kept, remove_owned(staging, name, &owned)?))
+}
+
 /// Removes from folder `name` of `parent` what the game owns and nothing else: the files
 /// `owned` names (a link at such a path is removed as a link), then the folders their
 /// paths make if they are empty, then the markers, then the folder itself if it is empty.
 /// Returns `true` when the folder is gone; `false` when something else is left in it
 /// (reported by the caller, never removed).
-pub(super) fn remove_owned(parent: &Folder, name: &str, owned: &HashSet<String>) -> Result<bool> {
+fn remove_owned(parent: &Folder, name: &str, owned: &HashSet<String>) -> Result<bool> {
     let Some(dir) = parent.sub(name)? else {
         return Ok(true);
     };

@@ -125,7 +125,7 @@ pub fn installed_manifest(
 /// Game folder `title` of `inst`: a real folder (a link there is an error naming it).
 fn game_folder(inst: &Folder, title: &str) -> Result<Folder> {
     match inst.kind(title)? {
-        Kind::Dir => Ok(inst.sub(title)?.expect("a folder")),
+        Kind::Dir => inst.sub_dir(title),
         Kind::Missing => Err(Error::NotFound {
             path: inst.at(title),
             what: "installed game",

@@ -71,17 +71,8 @@ pub fn leftovers(install_dir: &Path) -> Result<Vec<Found>> {
 /// what was found before (with the bytes each took); entries left alone are among the
 /// found, and untouched.
 pub fn cleanup(install_dir: &Path) -> Result<(Vec<String>, Vec<Found>)> {
-    let inst = open_install_dir(install_dir, false)?;
-    let found = survey(&inst)?;
-    let done = recover_in(&inst, true)?;
-    let mut found = found;
-    // An entry that could not be finished is reported as left alone, with why.
-    for f in done.left_alone {
-        if let Some(old) = found.iter_mut().find(|o| o.path == f.path) {
-            *old = f;
-        }
-    }
-    Ok((done.done, found))
+    let r = recover_in(&open_install_dir(install_dir, false)?, true)?;
+    Ok((r.done, r.found))
 }
 
 /// The one line `list-games --install-dir` and a finished install print about leftovers.

@@ -41,7 +41,7 @@ pub mod layout;
 pub mod names;
 mod recover;
 pub mod target_fs;
-use carry::{carry_user_files, kept_note, owned_files, remove_owned};
+use carry::{kept_note, retire_copy, Carry};
 pub use carry::{uninstalled_message, KEPT_MARKER};
 pub use installed::{
     check_installed, installed_manifest, installed_titles, repair_installed, BadRange, FileDamage,
@@ -671,7 +671,7 @@ fn live_game(inst: &Folder, title: &str) -> Result<Option<Folder>> {
     match inst.kind(title)? {
         Kind::Missing => Ok(None),
         Kind::Dir => {
-            let live = inst.sub(title)?.expect("a folder");
+            let live = inst.sub_dir(title)?;
             if is_ours(&live) || is_kept(&live) {
                 Ok(Some(live))
             } else {
@@ -885,16 +885,15 @@ pub fn install_game_with(
             staging.rename_noreplace(&new_name, &inst, &title)?;
         }
         inst.sync()?;
-        let mut kept = Vec::new();
-        if let Some(old) = staging.sub(&old_name)? {
-            // Both folders changed: the old copy (and the user's files in it) must not be
-            // lost to a power cut before they are carried.
-            staging.sync()?;
-            let owned = owned_files(&old);
-            kept = carry_user_files(&old, &inst, &title, &owned, false)?;
-            if !remove_owned(&staging, &old_name, &owned)? {
-                leftover = Some(staging.at(&old_name));
-            }
+        if staging.kind(&old_name)? == Kind::Missing {
+            return Ok(Vec::new());
+        }
+        // Both folders changed: the old copy (and the user's files in it) must not be lost
+        // to a power cut before they are carried.
+        staging.sync()?;
+        let (kept, gone) = retire_copy(&staging, &old_name, &inst, &title, Carry::IntoGame)?;
+        if !gone {
+            leftover = Some(staging.at(&old_name));
         }
         Ok(kept)
     };
@@ -1034,13 +1033,9 @@ pub fn uninstall(install_dir: &Path, title: &str) -> Result<Uninstalled> {
     inst.rename_noreplace(title, &staging, &del)?;
     inst.sync()?;
     staging.sync()?;
-    let doomed = staging
-        .sub(&del)?
-        .ok_or_else(|| unexpected(staging.at(&del), Kind::Missing, "a folder"))?;
-    let owned = owned_files(&doomed);
-    let kept = carry_user_files(&doomed, &inst, title, &owned, true)?;
+    let (kept, gone) = retire_copy(&staging, &del, &inst, title, Carry::IntoKeptFolder)?;
     let mut left_alone = recovered.lines();
-    if !remove_owned(&staging, &del, &owned)? {
+    if !gone {
         left_alone.push(format!(
             "{}: holds files romlib could not account for; left alone",
             staging.at(&del).display()

@@ -9,7 +9,7 @@
 //! game folder is the user's own, a `.del` beside a folder that is not a kept one) is
 //! [`Plan::LeaveAlone`]: reported, never touched.
 
-use super::carry::{carry_user_files, kept_note, owned_files, remove_owned};
+use super::carry::{kept_note, retire_copy, Carry};
 use super::names::{resume_name, staging_name, Resumed, Role, Staged, StagingName};
 use super::{is_kept, is_ours, sync_dirs, RESUME_DIR, STAGING_DIR};
 use crate::error::Result;
@@ -130,17 +130,17 @@ fn plan_staging(inst: &Folder, staging: &Folder, e: &Entry) -> Result<(Plan, Opt
         }
     };
     let name = s.name();
-    let entry = staging
-        .sub(&name)?
-        .ok_or_else(|| unexpected(staging.at(&name), Kind::Missing, "a folder"))?;
+    let entry = staging.sub_dir(&name)?;
     let (ours, kept) = (is_ours(&entry), is_kept(&entry));
     let empty = entry.entries()?.is_empty();
     let (kind, live) = game_dir(inst, &s.title)?;
     let live_ours = live.as_ref().is_some_and(is_ours);
     let live_kept = live.as_ref().is_some_and(|d| !is_ours(d) && is_kept(d));
-    let live_empty = live
-        .as_ref()
-        .is_some_and(|d| d.entries().is_ok_and(|e| e.is_empty()));
+    // Listed only where it decides (an uninstall's kept folder, created before its note).
+    let live_empty = || {
+        live.as_ref()
+            .is_some_and(|d| d.entries().is_ok_and(|e| e.is_empty()))
+    };
     let t = s.title.clone();
     let plan = match s.role {
         _ if empty => Plan::RemoveEmpty(t),
@@ -151,7 +151,7 @@ fn plan_staging(inst: &Folder, staging: &Folder, e: &Entry) -> Result<(Plan, Opt
         Role::New if !kept => Plan::Remove(t),
         // The kept folder is created, then its note written: a kill in between leaves it
         // empty.
-        Role::Del if ours && (kind == Kind::Missing || live_kept || live_empty) => {
+        Role::Del if ours && (kind == Kind::Missing || live_kept || live_empty()) => {
             Plan::FinishUninstall(t)
         }
         _ if !(ours || kept) => Plan::LeaveAlone(format!(
@@ -187,7 +187,7 @@ pub fn survey(inst: &Folder) -> Result<Vec<Found>> {
             });
             continue;
         }
-        let folder = inst.sub(dir)?.expect("a folder");
+        let folder = inst.sub_dir(dir)?;
         for e in folder.entries()? {
             let bytes = folder.tree_bytes(&e.name);
             let (plan, staged) = if resume {
@@ -216,61 +216,50 @@ pub fn survey(inst: &Folder) -> Result<Vec<Found>> {
     Ok(out)
 }
 
-/// What [`recover`] did and what it left alone.
+/// What [`recover_in`] did, and everything it found.
 #[derive(Debug, Default)]
 pub struct Recovered {
     /// What was finished, rolled back or removed, for people.
     pub done: Vec<String>,
-    /// Entries left alone (see [`Found::describe`]).
-    pub left_alone: Vec<Found>,
+    /// Every entry surveyed before acting, with its bytes then; an entry that could not be
+    /// finished has a [`Plan::LeaveAlone`] saying why.
+    pub found: Vec<Found>,
 }
 
 impl Recovered {
-    /// One line for each entry left alone: its path and why.
-    pub fn lines(&self) -> Vec<String> {
-        self.left_alone
-            .iter()
-            .map(|f| format!("{}: {}", shown(&f.path), f.describe()))
-            .collect()
+    /// The entries left alone.
+    pub fn left_alone(&self) -> impl Iterator<Item = &Found> {
+        self.found.iter().filter(|f| f.left_alone())
     }
 
-    /// One line about what was left alone, if anything was.
-    pub fn note(&self, install_dir: &std::path::Path) -> Option<String> {
-        match self.left_alone.as_slice() {
-            [] => None,
-            [one] => Some(format!("{}: {}", shown(&one.path), one.describe())),
-            many => Some(format!(
-                "{}: {} left alone that romlib did not write or cannot account for (`list-games --install-dir` names them)",
-                install_dir.display(),
-                super::count(many.len(), "item", "items")
-            )),
-        }
+    /// One line for each entry left alone: its path and why.
+    pub fn lines(&self) -> Vec<String> {
+        self.left_alone()
+            .map(|f| format!("{}: {}", shown(&f.path), f.describe()))
+            .collect()
     }
 }
 
 /// Finishes or rolls back what interrupted installs, reinstalls, uninstalls and repairs
 /// left in install folder `inst`, as [`survey`] plans; with `resume`, removes the cut-off
-/// downloads too. Entries left alone are returned, not touched; an entry that cannot be
-/// finished (an error part-way) is reported among them with its error and stays.
+/// downloads too. Entries left alone are not touched; an entry that cannot be finished
+/// (an error part-way) stays, and is reported as left alone with its error.
 pub fn recover_in(inst: &Folder, resume: bool) -> Result<Recovered> {
-    let mut r = Recovered::default();
-    let found = survey(inst)?;
-    if found.is_empty() {
+    let mut r = Recovered {
+        found: survey(inst)?,
+        ..Recovered::default()
+    };
+    if r.found.is_empty() {
         return Ok(r);
     }
-    for f in found {
+    for f in &mut r.found {
         if f.left_alone() {
-            r.left_alone.push(f);
             continue;
         }
-        let outcome = act(inst, &f, resume);
-        match outcome {
+        match act(inst, f, resume) {
             Ok(Some(done)) => r.done.push(done),
             Ok(None) => {}
-            Err(e) => r.left_alone.push(Found {
-                plan: Plan::LeaveAlone(format!("could not be finished: {e}")),
-                ..f
-            }),
+            Err(e) => f.plan = Plan::LeaveAlone(format!("could not be finished: {e}")),
         }
     }
     for dir in [STAGING_DIR, RESUME_DIR] {
@@ -292,7 +281,7 @@ fn act(inst: &Folder, f: &Found, resume: bool) -> Result<Option<String>> {
         if !resume || !matches!(f.plan, Plan::Resume(_)) {
             return Ok(None);
         }
-        let folder = inst.sub(RESUME_DIR)?.expect("surveyed");
+        let folder = inst.sub_dir(RESUME_DIR)?;
         match resume_name(std::ffi::OsStr::new(&name), folder.kind(&name)?) {
             Some(Resumed::Files(_)) => folder.remove_tree(std::ffi::OsStr::new(&name))?,
             Some(Resumed::Manifest(_)) => {
@@ -330,10 +319,7 @@ fn act(inst: &Folder, f: &Found, resume: bool) -> Result<Option<String>> {
             )))
         }
         Plan::FinishSwap(t) => {
-            let entry = staging.sub(&name)?.expect("surveyed");
-            let owned = owned_files(&entry);
-            let kept = carry_user_files(&entry, inst, t, &owned, false)?;
-            finish_removal(&staging, &name, &owned)?;
+            let kept = retire(&staging, &name, inst, t, Carry::IntoGame)?;
             Ok(Some(format!(
                 "removed the replaced copy of {t}{}",
                 kept_note(", carrying", &kept)
@@ -341,24 +327,18 @@ fn act(inst: &Folder, f: &Found, resume: bool) -> Result<Option<String>> {
         }
         Plan::RollBack(t) => {
             staging.rename_noreplace(&name, inst, t)?;
-            let back = inst.sub(t)?.expect("just renamed");
-            sync_dirs(&back)?;
+            sync_dirs(&inst.sub_dir(t)?)?;
             Ok(Some(format!("rolled back an interrupted reinstall of {t}")))
         }
         Plan::FinishUninstall(t) => {
-            let entry = staging.sub(&name)?.expect("surveyed");
-            let owned = owned_files(&entry);
-            let kept = carry_user_files(&entry, inst, t, &owned, true)?;
-            finish_removal(&staging, &name, &owned)?;
+            let kept = retire(&staging, &name, inst, t, Carry::IntoKeptFolder)?;
             Ok(Some(format!(
                 "finished uninstalling {t}{}",
                 kept_note(", leaving", &kept)
             )))
         }
         Plan::DropComplete(t) => {
-            let entry = staging.sub(&name)?.expect("surveyed");
-            let owned = owned_files(&entry);
-            finish_removal(&staging, &name, &owned)?;
+            retire(&staging, &name, inst, t, Carry::No)?;
             Ok(Some(format!(
                 "removed a complete install of {t} that was never put in place"
             )))
@@ -366,15 +346,18 @@ fn act(inst: &Folder, f: &Found, resume: bool) -> Result<Option<String>> {
     }
 }
 
-/// [`remove_owned`], then an error if anything the game does not own is still there (it
-/// stays, and is reported).
-fn finish_removal(
+/// [`retire_copy`], then an error if anything the game does not own is still in the
+/// entry (it stays, and is reported with the error).
+fn retire(
     staging: &Folder,
     name: &str,
-    owned: &std::collections::HashSet<String>,
-) -> Result<()> {
-    if remove_owned(staging, name, owned)? {
-        return Ok(());
+    inst: &Folder,
+    title: &str,
+    carry: Carry,
+) -> Result<Vec<String>> {
+    let (kept, gone) = retire_copy(staging, name, inst, title, carry)?;
+    if gone {
+        return Ok(kept);
     }
     Err(unexpected(
         staging.at(name),
