@@ -6,10 +6,18 @@
 # installs mingw-w64 and wine64 itself), then a
 # smoke run of the peer benchmark on a small generated corpus (bench/run.sh --smoke, which
 # installs the peer tools itself) and of the read and network benchmarks on small games, so
-# the benchmarks cannot rot; then every fuzz target for a minute (fuzz/run.sh 60, which
-# installs cargo-fuzz itself).
+# the benchmarks cannot rot; then every fuzz target for a few seconds (fuzz/run.sh 5, which
+# installs cargo-fuzz itself). Ends with the time each stage took (tests/stages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=tests/stages.sh
+source tests/stages.sh
+# Stage times go to the caller's table (.ci/run) or to our own, printed on exit.
+if [[ -z ${ROMLIB_STAGES:-} ]]; then
+  ROMLIB_STAGES=$(mktemp "${TMPDIR:-/tmp}/romlib-stages.XXXXXX")
+  export ROMLIB_STAGES
+  trap 'stage_report; rm -f "$ROMLIB_STAGES"' EXIT
+fi
 # The host suite drives real peers: FUSE's fusermount3 (mount tests), nginx (installs
 # over HTTP from a static server, and over HTTPS), openssl (the HTTPS tests' private
 # authority and certificates) and strace (the fsync order of builds and installs).
@@ -25,20 +33,23 @@ command -v mkfs.vfat >/dev/null 2>&1 || need+=(dosfstools)
 command -v mkfs.exfat >/dev/null 2>&1 || need+=(exfatprogs)
 command -v fusefat >/dev/null 2>&1 || need+=(fusefat)
 command -v mount.exfat-fuse >/dev/null 2>&1 || need+=(exfat-fuse)
+install_packages() {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
 if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  stage "apt: host suite packages" install_packages "${need[@]}"
 fi
-echo "== host: cargo test --workspace"
-cargo test --workspace --locked
-echo "== ARM: cross/test.sh"
-bash cross/test.sh
-echo "== Windows host under Wine, macOS check: windows/test.sh"
-bash windows/test.sh
-echo "== benchmark smoke: bench/run.sh --smoke"
-bash bench/run.sh --smoke
-echo "== benchmark smoke: device-runtime/bench/read.sh 64 (play in place) and net.sh 32 (HTTP)"
-N=2000 bash device-runtime/bench/read.sh 64
-bash device-runtime/bench/net.sh 32
-echo "== fuzz smoke: fuzz/run.sh ${ROMLIB_FUZZ_SECONDS:-60} (every target; longer campaigns: fuzz/README.md)"
-bash fuzz/run.sh "${ROMLIB_FUZZ_SECONDS:-60}"
+# One build of the host suite, timed apart from its run; the QEMU and Wine suites below
+# reuse these test binaries (same profile, same features), only their own targets build.
+stage "host: build (cargo test --no-run)" cargo test --workspace --locked --no-run
+stage "host: cargo test --workspace" cargo test --workspace --locked
+stage "ARM under QEMU: cross/test.sh" bash cross/test.sh
+stage "Windows under Wine, macOS: windows/test.sh" bash windows/test.sh
+stage "bench smoke: bench/run.sh --smoke" bash bench/run.sh --smoke
+# Play in place (2,000 random reads of a 64 MiB game) and installs over HTTP (32 MiB).
+stage "bench smoke: device read.sh, net.sh" \
+  bash -c 'N=2000 bash device-runtime/bench/read.sh 64 && bash device-runtime/bench/net.sh 32'
+# A few seconds per target: the harness replays every seed and kept crash in the host suite
+# already; this proves each libFuzzer target builds and runs. The long campaigns are
+# documented commands (fuzz/README.md).
+stage "fuzz smoke: fuzz/run.sh ${ROMLIB_FUZZ_SECONDS:-5}" bash fuzz/run.sh "${ROMLIB_FUZZ_SECONDS:-5}"
