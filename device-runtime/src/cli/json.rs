@@ -5,6 +5,19 @@
 
 use std::fmt::Write as _;
 
+/// The version of every JSON object both binaries write (field `v`). It changes only when
+/// a field is removed or changes meaning; new fields may appear within a version.
+pub const JSON_VERSION: u64 = 1;
+
+/// The fields every object romlib writes starts with: `v`, `type` (`result`, `error`,
+/// `warning`, `progress`) and `op`, the command.
+pub fn envelope(kind: &'static str, op: &'static str) -> Obj {
+    Obj::new()
+        .field("v", JSON_VERSION)
+        .field("type", kind)
+        .field("op", op)
+}
+
 /// One JSON value being written.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

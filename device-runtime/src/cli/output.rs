@@ -1,5 +1,5 @@
 //! What a command prints when it ends: its result, warnings and its error, as text for a
-//! person or, with `--json` and `--progress json`, as JSON for a front end (README,
+//! person or, with `--json` and `--progress json`, as JSON for a front end (docs/handhelds.md,
 //! "Machine-readable output").
 //!
 //! - `--json`: standard output holds exactly one JSON object, the result or the error
@@ -7,13 +7,9 @@
 //! - `--progress json`: every line on standard error is a JSON object; the last one is
 //!   the result or the error.
 
-use super::json::Obj;
+use super::json::{envelope, Obj};
 use super::reporter::ProgressMode;
 use std::io::Write;
-
-/// The version of every JSON object both binaries write (field `v`). It changes only when
-/// a field is removed or changes meaning; new fields may appear within a version.
-pub const JSON_VERSION: u64 = 1;
 
 /// How command `op` of binary `prog` reports its end.
 #[derive(Debug, Clone)]
@@ -50,10 +46,7 @@ impl Output {
 
     /// The fields every object starts with.
     fn head(&self, kind: &'static str) -> Obj {
-        Obj::new()
-            .field("v", JSON_VERSION)
-            .field("type", kind)
-            .field("op", self.op)
+        envelope(kind, self.op)
     }
 
     /// Reports the command's result: `fields` as JSON where asked, else `human` (lines for

@@ -1,10 +1,9 @@
 //! Progress of long operations (`--progress auto|bar|json|none`): a one-line bar on a
-//! terminal, or JSON lines on standard error for a front end to draw its own (README,
+//! terminal, or JSON lines on standard error for a front end to draw its own (docs/handhelds.md,
 //! "Machine-readable output"). Written by hand rather than with a progress-bar crate so
 //! the device binary stays small.
 
-use super::json::Obj;
-use super::output::JSON_VERSION;
+use super::json::envelope;
 use crate::progress::Progress;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -179,10 +178,7 @@ impl<'a> Reporter<'a> {
         match self.style {
             Style::Off => {}
             Style::Json => {
-                let line = Obj::new()
-                    .field("v", JSON_VERSION)
-                    .field("type", "progress")
-                    .field("op", self.op)
+                let line = envelope("progress", self.op)
                     .field("phase", s.phase)
                     .field("game", s.game.clone())
                     .field("bytes_done", s.bytes_done)
