@@ -1,11 +1,79 @@
-//! Command-line plumbing shared by both binaries: argument parsing with romlib's exit
-//! codes, `--version`, progress ([`progress`]), results and errors as text or JSON
-//! ([`output`], [`json`]), and the commands both offer ([`play`]).
+//! The command line. Shared by both binaries: argument parsing with romlib's exit codes,
+//! `--version`, progress ([`reporter`]), results and errors as text or JSON ([`output`],
+//! [`json`]), and the commands both offer ([`play`]). The device's own commands: [`list`],
+//! [`install`] and [`verify`], with the helpers they share here (the library of `-r` or
+//! `--from`, the trust store, a usage failure).
 
+pub mod install;
 pub mod json;
+pub mod list;
 pub mod output;
 pub mod play;
 pub mod reporter;
+pub mod verify;
+
+use crate::install::layout;
+use crate::trusted::DEFAULT_TRUST_DIR;
+use crate::{Error, Library, Result, TrustStore};
+use std::path::{Path, PathBuf};
+
+/// The device binary's name, in its messages.
+pub const PROG: &str = "romlib-device";
+
+/// Why a command failed.
+pub enum Failure {
+    /// The arguments do not go together (exit 2).
+    Usage(String),
+    /// The operation failed (exit 1).
+    Device(Error),
+    /// The operation failed and its result said so (exit 1).
+    Reported,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Device(e)
+    }
+}
+
+/// The library of `-r` or `--from` (exactly one); `scratch` is where a remote library's
+/// manifests and locators are downloaded to (and unlinked at once).
+pub fn library(
+    romlib: &Option<PathBuf>,
+    from: &Option<String>,
+    scratch: &Path,
+    timeout: u64,
+    ca_file: &Option<PathBuf>,
+) -> Result<Library, Failure> {
+    if ca_file.is_some() && from.is_none() {
+        return Err(Failure::Usage("--ca-file goes with --from URL".into()));
+    }
+    match (romlib, from) {
+        (Some(r), None) => Ok(Library::open(r)?),
+        (None, Some(url)) => Ok(Library::remote(
+            url,
+            scratch,
+            std::time::Duration::from_secs(timeout.max(1)),
+            ca_file.as_deref(),
+        )?),
+        _ => Err(Failure::Usage(
+            "give either -r LIBRARY or --from URL".into(),
+        )),
+    }
+}
+
+/// An unknown `--layout` is a usage error (exit 2), found before anything is read.
+pub fn usage_layout(name: &Option<String>) -> Result<(), Failure> {
+    match name.as_deref().map(layout::find_layout) {
+        Some(Err(e)) => Err(Failure::Usage(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// The trust store of `--trusted-key` files, or the device's own folder.
+pub fn trust(keys: &[PathBuf]) -> Result<TrustStore> {
+    TrustStore::load(keys, Path::new(DEFAULT_TRUST_DIR))
+}
 
 /// What `--version` prints for binary `prog`: its version, then the formats it reads and
 /// writes.
@@ -21,7 +89,7 @@ pub fn version_text(prog: &str) -> String {
         portable::VERSION,
         portable::LOCATOR_VERSION,
         portable::LOCATOR_VERSION_BASES,
-        output::JSON_VERSION,
+        json::JSON_VERSION,
     )
 }
 

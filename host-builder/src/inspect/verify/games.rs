@@ -1,0 +1,321 @@
+//! The manifest half of `romlib verify`: every manifest's signature against the trusted
+//! keys, its chunk table, its locator, and the index entries of the chunks it needs.
+
+use super::packs::Record;
+use super::{are, strip_path, VerifyReport};
+use crate::fsio::TEMP_SUFFIX;
+use romlib_device::chunks::locator::ChunkLocator;
+use romlib_device::error::short_hex;
+use romlib_device::install::count;
+use romlib_device::{Library, ManifestFile, TrustStore};
+use romlib_format::index::ChunkEntry;
+use romlib_format::layout::MANIFEST_EXT;
+use romlib_format::portable::LocatorEntry;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Names every game whose chunk table holds a chunk that cannot be decoded.
+pub(super) fn report_broken_games(
+    lib: &Library,
+    titles: &[String],
+    broken: &HashMap<[u8; 32], String>,
+    rep: &mut VerifyReport,
+) {
+    if broken.is_empty() {
+        return;
+    }
+    for title in titles {
+        let path = lib.manifest_path(title);
+        let Ok(m) = ManifestFile::open(&path) else {
+            continue; // already reported
+        };
+        let Ok(mut table) = m.unverified_chunks() else {
+            continue;
+        };
+        let mut hit: Vec<[u8; 32]> = Vec::new();
+        while let Ok(Some(c)) = table.next_chunk() {
+            if broken.contains_key(&c.hash) && !hit.contains(&c.hash) {
+                hit.push(c.hash);
+            }
+        }
+        if let Some(first) = hit.first() {
+            rep.problem(
+                &path,
+                format!(
+                    "game {title} cannot be installed: {} of its chunks cannot be decoded \
+                     (chunk {}: {})",
+                    hit.len(),
+                    short_hex(first),
+                    broken[first]
+                ),
+            );
+        }
+    }
+}
+
+/// What a manifest is checked against: the index's chunk table (when it could be read)
+/// and the records found in the packs.
+pub(super) struct Known<'a> {
+    pub(super) chunks: Option<&'a redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>,
+    pub(super) records: &'a HashMap<(u32, u64), Record>,
+    /// Packs that could not be scanned (reported already).
+    pub(super) unreadable: &'a BTreeSet<u32>,
+}
+
+/// The staged manifests `games/.<title>.manifest.tmp` that the index counts (`counted`
+/// gives the chunk-table hash it records for a title), by title.
+pub(super) fn staged_manifests(
+    lib: &Library,
+    counted: &dyn Fn(&str) -> Option<[u8; 32]>,
+) -> HashMap<String, PathBuf> {
+    let mut out = HashMap::new();
+    let Ok(rd) = std::fs::read_dir(lib.games_dir()) else {
+        return out;
+    };
+    let suffix = format!(".{MANIFEST_EXT}{TEMP_SUFFIX}");
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(title) = name.strip_prefix('.').and_then(|n| n.strip_suffix(&suffix)) else {
+            continue;
+        };
+        let Some(c) = counted(title) else { continue };
+        let is_counted = ManifestFile::open(&e.path()).is_ok_and(|m| {
+            m.unverified_body().title_id == title
+                && m.unverified_body().chunk_table_blake3.as_slice() == c.as_slice()
+        });
+        if is_counted {
+            out.insert(title.to_string(), e.path());
+        }
+    }
+    out
+}
+
+/// The manifest of a game to check.
+pub(super) struct Game<'a> {
+    pub(super) title: &'a str,
+    /// Its manifest, or its staged manifest (`staged`).
+    pub(super) path: PathBuf,
+    /// The chunk-table hash the index counts for the title.
+    pub(super) counted: Option<[u8; 32]>,
+    /// Whether `path` is a staged manifest an interrupted build left counted.
+    pub(super) staged: bool,
+}
+
+pub(super) fn check_manifest(
+    lib: &Library,
+    game: Game<'_>,
+    trust: &TrustStore,
+    known: Known<'_>,
+    expected: &mut HashMap<[u8; 32], u64>,
+    rep: &mut VerifyReport,
+) {
+    let Known {
+        chunks,
+        records,
+        unreadable: unreadable_packs,
+    } = known;
+    let Game {
+        title,
+        path,
+        counted,
+        staged,
+    } = game;
+    rep.games += 1;
+    let m = match ManifestFile::open(&path) {
+        Ok(m) => m,
+        Err(e) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+    };
+    let body = m.unverified_body();
+    if body.title_id != title {
+        rep.problem(&path, format!("manifest is for title {:?}", body.title_id));
+    }
+    let counts = counted.is_some_and(|c| c.as_slice() == body.chunk_table_blake3.as_slice());
+    // Without a readable index (reported once already), the game is checked through its
+    // locator against the records found in the packs: what a device would read.
+    if !counts && chunks.is_some() {
+        rep.problem(
+            &path,
+            "the index does not count this manifest's chunk references (refcounts are stale)",
+        );
+    }
+    // A staged manifest's locator is written after it is renamed.
+    let locator = if staged {
+        open_locator(lib, title, body, &mut VerifyReport::default())
+    } else {
+        open_locator(lib, title, body, rep)
+    };
+    let table = m.unverified_chunks();
+    let verified = m.verify(trust);
+    let mut table = match (verified, table) {
+        (Ok(_), Ok(t)) => {
+            rep.games_signed += 1;
+            t
+        }
+        (Err(e), Ok(t)) => {
+            rep.problem(&path, strip_path(&e.to_string(), &path));
+            t
+        }
+        (_, Err(e)) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+    };
+    let mut missing = 0u64;
+    let mut wrong_len = 0u64;
+    let mut wrong_locations = 0u64;
+    let mut unreachable = 0u64;
+    let mut i = 0u64;
+    loop {
+        match table.next_chunk() {
+            Ok(Some(r)) => {
+                i += 1;
+                if counts {
+                    *expected.entry(r.hash).or_default() += 1;
+                }
+                let entry = chunks
+                    .and_then(|t| t.get(&r.hash).ok().flatten())
+                    .and_then(|v| ChunkEntry::decode(v.value()).ok());
+                if let (Some(l), None) = (locator.as_ref(), chunks) {
+                    let le = l.entry(i - 1).ok().flatten();
+                    if le.is_some_and(|le| unreadable_packs.contains(&le.pack_id)) {
+                        continue;
+                    }
+                    let found = le.and_then(|le| records.get(&(le.pack_id, u64::from(le.offset))));
+                    if !found.is_some_and(|rec| rec.hash == r.hash && rec.ulen == r.len) {
+                        unreachable += 1;
+                    }
+                    continue;
+                }
+                if let (Some(l), Some(e)) = (locator.as_ref(), entry.as_ref()) {
+                    let same = l
+                        .entry(i - 1)
+                        .is_ok_and(|le| le.is_some() && le == LocatorEntry::from_index(e));
+                    if !same {
+                        wrong_locations += 1;
+                    }
+                }
+                match entry {
+                    None => missing += 1,
+                    Some(e) if e.ulen != r.len => wrong_len += 1,
+                    Some(_) => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+        }
+    }
+    if let Err(e) = table.finish() {
+        rep.problem(&path, strip_path(&e.to_string(), &path));
+    }
+    if unreachable > 0 {
+        rep.problem(
+            lib.locator_path(title),
+            format!(
+                "{} of this game {} not where its locator says",
+                count(unreachable as usize, "chunk", "chunks"),
+                are(unreachable)
+            ),
+        );
+    }
+    if missing > 0 {
+        rep.problem(
+            &path,
+            format!(
+                "{} of this game {} not in the index",
+                count(missing as usize, "chunk", "chunks"),
+                are(missing)
+            ),
+        );
+    }
+    if wrong_len > 0 {
+        rep.problem(
+            &path,
+            format!(
+                "{} a different length in the index",
+                count(wrong_len as usize, "chunk has", "chunks have")
+            ),
+        );
+    }
+    if wrong_locations > 0 {
+        rep.problem(
+            lib.locator_path(title),
+            format!(
+                "{} with the index (`romlib build` rewrites it)",
+                count(
+                    wrong_locations as usize,
+                    "entry disagrees",
+                    "entries disagree"
+                )
+            ),
+        );
+    }
+}
+
+/// Opens a game's locator if it exists and was written for this manifest; otherwise
+/// records why not and returns `None`.
+fn open_locator(
+    lib: &Library,
+    title: &str,
+    body: &romlib_proto::Manifest,
+    rep: &mut VerifyReport,
+) -> Option<ChunkLocator> {
+    let path = lib.locator_path(title);
+    match ChunkLocator::open_file(&path, body) {
+        Ok(l) => Some(l),
+        Err(romlib_device::Error::NotFound { .. }) => {
+            rep.notice(
+                &path,
+                "missing: installs over HTTP need it (any `romlib build` run writes it)",
+            );
+            None
+        }
+        Err(e) => {
+            rep.problem(&path, strip_path(&e.to_string(), &path));
+            None
+        }
+    }
+}
+
+pub(super) fn check_entry(
+    index_path: &Path,
+    hash: &[u8; 32],
+    value: &[u8],
+    records: &HashMap<(u32, u64), Record>,
+    unreadable: &BTreeSet<u32>,
+    expected: &HashMap<[u8; 32], u64>,
+    rep: &mut VerifyReport,
+) {
+    let short = crate::dat::digests::hex(&hash[..8]);
+    let e = match ChunkEntry::decode(value) {
+        Ok(e) => e,
+        Err(err) => return rep.problem(index_path, format!("chunk {short}: {err}")),
+    };
+    match records.get(&(e.pack_id, e.offset)) {
+        Some(r)
+            if r.hash == *hash && r.ulen == e.ulen && r.clen == e.clen && r.method == e.method => {}
+        Some(_) => rep.problem(
+            index_path,
+            format!(
+                "chunk {short}: pack {} offset {} holds a different record",
+                e.pack_id, e.offset
+            ),
+        ),
+        // Its pack could not be scanned: that is reported, and says nothing of the entry.
+        None if unreadable.contains(&e.pack_id) => {}
+        None => rep.problem(
+            index_path,
+            format!(
+                "chunk {short}: no record at pack {} offset {}",
+                e.pack_id, e.offset
+            ),
+        ),
+    }
+    let want = expected.get(hash).copied().unwrap_or(0);
+    if e.refcount != want {
+        rep.problem(
+            index_path,
+            format!(
+                "chunk {short}: refcount {} but the manifests reference it {}",
+                e.refcount,
+                count(want as usize, "time", "times")
+            ),
+        );
+    }
+}

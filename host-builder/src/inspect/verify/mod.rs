@@ -1,0 +1,395 @@
+//! `romlib verify`: a full integrity check of a library.
+//!
+//! Every pack is read once: its footer checksum is recomputed and every record is
+//! decompressed and hashed (in parallel batches). Every manifest's signature is checked
+//! against the trusted keys and its chunk table is read. The index must agree with all of
+//! it: every chunk entry points at a record holding that chunk, every pack entry describes
+//! the pack on disk, every chunk a manifest needs is indexed, and every refcount equals the
+//! number of references from the manifests the index counted.
+//!
+//! Nothing is written; a problem is recorded and the check goes on, so one run reports all.
+//!
+//! [`packs`] checks the packs, [`games`] the manifests and their locators; this file runs
+//! both and checks the index against what they found.
+
+mod games;
+mod packs;
+
+use crate::error::{Error, Result};
+use crate::zstd_decoder::ZstdDecoder;
+use redb::{ReadableDatabase, ReadableTable};
+use romlib_device::chunks::index::{CHUNKS, GAMES, PACKS};
+use romlib_device::{Library, TrustStore};
+use romlib_format::index::PackInfo;
+use romlib_format::layout::parse_dict_file_name;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use games::{check_entry, check_manifest, report_broken_games, staged_manifests, Game, Known};
+use packs::{check_deltas, check_packs};
+
+/// Most problems kept in a report (the count goes on).
+pub const MAX_REPORTED: usize = 10_000;
+
+/// One finding, about one file of the library.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong (or worth knowing).
+    pub what: String,
+}
+
+/// What `verify_library` checked and found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Whether a portable file was checked (no index; chunks counted per game).
+    pub portable: bool,
+    /// Packs read.
+    pub packs: u64,
+    /// Records decompressed and hashed.
+    pub records: u64,
+    /// Their uncompressed bytes.
+    pub chunk_bytes: u64,
+    /// Bytes of pack files read.
+    pub pack_bytes: u64,
+    /// Chunk entries in the index.
+    pub index_chunks: u64,
+    /// Manifests read.
+    pub games: u64,
+    /// Manifests whose signature verified against a trusted key.
+    pub games_signed: u64,
+    /// Problems (the library is damaged or inconsistent), at most [`MAX_REPORTED`].
+    pub problems: Vec<Finding>,
+    /// All problems, including those not kept.
+    pub problem_count: u64,
+    /// Harmless findings, such as a pack an interrupted build left for the next to adopt.
+    pub notices: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// Whether the library passed.
+    pub fn ok(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn problem(&mut self, path: impl AsRef<Path>, what: impl Into<String>) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_REPORTED {
+            self.problems.push(Finding {
+                path: path.as_ref().to_path_buf(),
+                what: what.into(),
+            });
+        }
+    }
+
+    fn notice(&mut self, path: impl AsRef<Path>, what: impl Into<String>) {
+        self.notices.push(Finding {
+            path: path.as_ref().to_path_buf(),
+            what: what.into(),
+        });
+    }
+}
+
+/// Checks the whole library. Fails only when there is no library to check; everything
+/// else is a finding in the report.
+pub fn verify_library(
+    lib: &Library,
+    trust: &TrustStore,
+    progress: &dyn Fn(u64),
+) -> Result<VerifyReport> {
+    if !lib.root().is_dir() {
+        return Err(Error::library(lib.root(), "library folder does not exist"));
+    }
+    let mut rep = VerifyReport::default();
+    let index_path = lib.index_path();
+    // A damaged index is one finding; the packs, manifests and locators are still checked
+    // without it (redb is never given a page that fails the checksum).
+    let damaged = match romlib_device::chunks::index::check_sum(&index_path) {
+        Ok(()) => false,
+        Err(e) => {
+            rep.problem(&index_path, strip_path(&e.to_string(), &index_path));
+            true
+        }
+    };
+    let db = match (!damaged).then(|| redb::Builder::new().open_read_only(&index_path)) {
+        None => None,
+        Some(Ok(db)) => Some(db),
+        Some(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+            return Err(Error::Locked { path: index_path });
+        }
+        Some(Err(e)) => {
+            let e = romlib_device::chunks::index::open_err(&index_path, e);
+            rep.problem(&index_path, strip_path(&e.to_string(), &index_path));
+            None
+        }
+    };
+    let rtx = match db.as_ref().map(|d| d.begin_read()).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            rep.problem(&index_path, format!("cannot read the index: {e}"));
+            None
+        }
+    };
+    let index_packs = read_pack_table(rtx.as_ref(), &index_path, &mut rep);
+    let dicts = load_dicts(lib, &mut rep);
+    let indexed = rtx.is_some();
+    let (records, deltas, unreadable) =
+        check_packs(lib, indexed, &index_packs, &dicts, &mut rep, progress)?;
+    let broken = check_deltas(lib, &records, &deltas, &mut rep, progress);
+
+    // Manifests first: they say what each refcount must be.
+    let chunks_table = rtx.as_ref().and_then(|t| t.open_table(CHUNKS).ok());
+    let games_table = rtx.as_ref().and_then(|t| t.open_table(GAMES).ok());
+    let mut expected: HashMap<[u8; 32], u64> = HashMap::new();
+    let mut titles = lib.titles()?;
+    let counted_of = |title: &str| {
+        games_table
+            .as_ref()
+            .and_then(|t| t.get(title).ok().flatten().map(|v| *v.value()))
+    };
+    // A build killed between publishing the index and renaming its staged manifests into
+    // place (SPEC section 6, rule 3) leaves them counted by the index: the next build
+    // renames them. Until then they are the games' manifests as far as the index goes.
+    let staged = staged_manifests(lib, &counted_of);
+    for t in staged.keys() {
+        if !titles.contains(t) {
+            titles.push(t.clone());
+        }
+    }
+    titles.sort();
+    for title in &titles {
+        let counted = counted_of(title);
+        let game = match staged.get(title) {
+            Some(tmp) => {
+                rep.notice(
+                    tmp,
+                    "a build was interrupted while publishing this manifest (the next build \
+                     finishes it; devices see the previous version until then)",
+                );
+                Game {
+                    title,
+                    path: tmp.clone(),
+                    counted,
+                    staged: true,
+                }
+            }
+            None => Game {
+                title,
+                path: lib.manifest_path(title),
+                counted,
+                staged: false,
+            },
+        };
+        check_manifest(
+            lib,
+            game,
+            trust,
+            Known {
+                chunks: chunks_table.as_ref(),
+                records: &records,
+                unreadable: &unreadable,
+            },
+            &mut expected,
+            &mut rep,
+        );
+    }
+    report_broken_games(lib, &titles, &broken, &mut rep);
+    check_keys(lib, &mut rep);
+    if let Some(games) = &games_table {
+        if let Ok(iter) = games.iter() {
+            for row in iter.flatten() {
+                let t = row.0.value().to_string();
+                if !titles.contains(&t) {
+                    rep.problem(
+                        &index_path,
+                        format!("the index counts references of game {t:?}, which has no manifest"),
+                    );
+                }
+            }
+        }
+    }
+
+    // Then every chunk entry against the packs and the manifests.
+    if let Some(chunks) = &chunks_table {
+        match chunks.iter() {
+            Ok(iter) => {
+                for row in iter {
+                    let Ok((k, v)) = row else {
+                        rep.problem(&index_path, "chunk table unreadable");
+                        break;
+                    };
+                    rep.index_chunks += 1;
+                    check_entry(
+                        &index_path,
+                        k.value(),
+                        v.value(),
+                        &records,
+                        &unreadable,
+                        &expected,
+                        &mut rep,
+                    );
+                }
+            }
+            Err(e) => rep.problem(&index_path, format!("chunk table unreadable: {e}")),
+        }
+    } else if db.is_some() && !titles.is_empty() {
+        rep.problem(&index_path, "the index has no chunk table");
+    }
+
+    // Last, every pack and manifest against its parity (when the library has parity):
+    // whether each damaged file is repairable, and whether the parity itself is sound.
+    let mut problems = Vec::new();
+    let mut notices = Vec::new();
+    crate::parity::check(lib, &mut |p, w| problems.push((p, w)), &mut |p, w| {
+        notices.push((p, w))
+    })?;
+    for (p, w) in problems {
+        rep.problem(p, w);
+    }
+    for (p, w) in notices {
+        rep.notice(p, w);
+    }
+    Ok(rep)
+}
+
+fn read_pack_table(
+    rtx: Option<&redb::ReadTransaction>,
+    index_path: &Path,
+    rep: &mut VerifyReport,
+) -> BTreeMap<u32, PackInfo> {
+    let mut out = BTreeMap::new();
+    let Some(Ok(t)) = rtx.map(|t| t.open_table(PACKS)) else {
+        return out;
+    };
+    let Ok(iter) = t.iter() else {
+        rep.problem(index_path, "pack table unreadable");
+        return out;
+    };
+    for row in iter {
+        match row {
+            Ok((k, v)) => match PackInfo::decode(v.value()) {
+                Ok(info) => {
+                    out.insert(k.value(), info);
+                }
+                Err(e) => rep.problem(index_path, format!("pack {} entry: {e}", k.value())),
+            },
+            Err(e) => rep.problem(index_path, format!("pack table unreadable: {e}")),
+        }
+    }
+    out
+}
+
+fn load_dicts(lib: &Library, rep: &mut VerifyReport) -> Arc<Vec<(u32, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let dir = lib.dicts_dir();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Arc::new(out);
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = parse_dict_file_name(&name) else {
+            continue;
+        };
+        match crate::fsio::read_limited(&path, romlib_format::limits::MAX_DICT_LEN, "dictionary") {
+            Ok(b) => out.push((id, b)),
+            Err(e) => rep.problem(&path, e.to_string()),
+        }
+    }
+    Arc::new(out)
+}
+
+/// Checks that every key file in the library's `keys/` folder is a public key file named
+/// by its key id (SPEC section 4): devices that trust a library's own keys read them all.
+fn check_keys(lib: &Library, rep: &mut VerifyReport) {
+    let dir = lib.keys_dir();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for path in files {
+        if path.extension().is_none_or(|x| x != "pub") {
+            continue;
+        }
+        let parsed = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                romlib_format::keyfile::decode(romlib_format::keyfile::KeyKind::Public, &b)
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Err(e) => rep.problem(&path, format!("not a public key file: {e}")),
+            Ok(pk) => {
+                let id = romlib_format::manifest::key_id(&pk);
+                let want = format!("{}.pub", String::from_utf8_lossy(&id));
+                if path.file_name().is_none_or(|n| n.to_string_lossy() != want) {
+                    rep.problem(&path, format!("holds the key whose file name is {want}"));
+                }
+            }
+        }
+    }
+}
+
+/// Error messages start with their path; findings carry the path separately.
+fn strip_path(msg: &str, path: &Path) -> String {
+    let p = format!("{}: ", path.display());
+    msg.strip_prefix(&p).unwrap_or(msg).to_string()
+}
+
+/// Checks a portable file: its whole-file checksum, then every game as an install would
+/// (signature, every chunk decoded and hashed, every file's size and BLAKE3, the chunk
+/// table's hash), without writing anything.
+pub fn verify_portable(
+    lib: &Library,
+    trust: &TrustStore,
+    progress: &dyn Fn(u64),
+) -> Result<VerifyReport> {
+    let p = lib
+        .portable()
+        .ok_or_else(|| Error::library(lib.root(), "not a portable file"))?;
+    let mut rep = VerifyReport {
+        portable: true,
+        packs: p.packs().len() as u64,
+        pack_bytes: p.len(),
+        ..Default::default()
+    };
+    if !p.check_checksum(progress)? {
+        rep.problem(
+            p.path(),
+            "file checksum does not match its footer (damaged or altered file)",
+        );
+    }
+    let mut dec = ZstdDecoder::default();
+    for g in p.games() {
+        rep.games += 1;
+        let checked = lib.open_game(&g.title, trust).and_then(|m| {
+            rep.games_signed += 1;
+            romlib_device::install::verify_game(
+                lib,
+                &m,
+                &mut dec,
+                &romlib_device::progress::NoProgress,
+            )
+        });
+        match checked {
+            Ok(r) => {
+                rep.records += r.chunks;
+                rep.chunk_bytes += r.bytes;
+            }
+            Err(e) => rep.problem(p.path(), format!("game {}: {e}", g.title)),
+        }
+    }
+    Ok(rep)
+}
+
+/// "is" or "are", for `n` things.
+fn are(n: impl Into<u64>) -> &'static str {
+    if n.into() == 1 {
+        "is"
+    } else {
+        "are"
+    }
+}
