@@ -4,14 +4,41 @@
 //! file from the signed manifests alone, metadata from `romlib.toml`, and a no-op rebuild.
 //!
 //! `cargo run --release -p romlib-tests --bin sample [DIR]` (default `./sample`).
+//!
+//! Every command is printed as it can be run again from the same folder (the binary's path,
+//! arguments quoted for a POSIX shell); the last lines say how to put the binaries on PATH
+//! and which three commands to try next on one's own games. tests/tests/sample.rs runs
+//! what it prints.
 
 use romlib_tests::{bin, sample_input, write, Rng};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// `arg` as a POSIX shell reads it back: bare when it holds only safe characters, else in
+/// single quotes (a quote inside becomes `'\''`).
+fn quote(arg: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(safe) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// `path` relative to the current folder when it lies inside it (how a user types it).
+fn shown(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    let rel = cwd.and_then(|c| path.strip_prefix(c).ok().map(Path::to_path_buf));
+    rel.unwrap_or_else(|| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn run(name: &str, args: &[&str]) {
-    println!("$ {name} {}", args.join(" "));
-    let st = Command::new(bin(name)).args(args).status().expect("start");
+    let exe = bin(name);
+    let line: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    println!("$ {} {}", quote(&shown(&exe)), line.join(" "));
+    let st = Command::new(exe).args(args).status().expect("start");
     if !st.success() {
         eprintln!("sample: `{name}` failed");
         std::process::exit(1);
@@ -137,9 +164,27 @@ fn main() {
     );
     println!("# a second build finds nothing new and writes nothing:");
     build();
+    let bin_dir = bin("romlib");
+    let bin_dir = bin_dir.parent().expect("binary folder");
+    let bin_dir = std::fs::canonicalize(bin_dir).unwrap_or_else(|_| bin_dir.to_path_buf());
     println!(
         "sample: library in {}, installed games in {}",
         lib.display(),
         inst.display()
     );
+    println!();
+    println!("Next: put romlib and romlib-device on your PATH, for this shell:");
+    println!(
+        "  export PATH={}:\"$PATH\"",
+        quote(&bin_dir.to_string_lossy())
+    );
+    println!("or for good (into ~/.cargo/bin):");
+    println!("  cargo install --locked --path host-builder && cargo install --locked --path device-runtime");
+    println!(
+        "Then try your own games (GAMES: a folder with one folder per game, named by its title):"
+    );
+    println!("  romlib keygen --secret-key my.sec --public-key my.pub");
+    println!("  romlib build -i GAMES -o my-library --signing-key my.sec");
+    println!("  romlib-device install -g TITLE -r my-library --install-dir my-games --trusted-key my.pub");
+    println!("(TITLE: one of the names `romlib list-games -r my-library` shows; docs/collectors.md and docs/handhelds.md say more.)");
 }
