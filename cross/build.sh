@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the device binary `romlib-device` as fully static ARM executables (README, "ARM builds"):
+# Build the device binary `romlib-device` as fully static ARM executables (docs/platforms.md, "ARM builds"):
 #   aarch64: aarch64-unknown-linux-musl, linked by rust-lld (no C toolchain involved)
 #   armv7:   armv7-unknown-linux-gnueabihf, arm-linux-gnueabihf-gcc, +crt-static (static glibc)
 # with the workspace's `device` profile (opt-level z, fat LTO, 1 CGU, panic=abort, strip).
@@ -8,7 +8,7 @@
 # Idempotent; run as root on Debian (installs missing apt packages and rustup targets).
 # Works from any directory. Env knobs: CARGO_TARGET_DIR (honoured), CROSS_MAX_BYTES (default
 # 2359296 = 2.25 MiB: raised from 1.5 MiB for HTTPS, which adds about 570 KiB of rustls and
-# RustCrypto code to either binary (README, "ARM builds"); the http-only build is ~1.3 MiB), CROSS_SKIP_SETUP=1 (skip the apt/rustup step), CROSS_FEATURES (extra
+# RustCrypto code to either binary (docs/platforms.md, "ARM builds"); the http-only build is ~1.3 MiB), CROSS_SKIP_SETUP=1 (skip the apt/rustup step), CROSS_FEATURES (extra
 # cargo flags: "--no-default-features" builds the http-only binary without TLS).
 set -euo pipefail
 

@@ -3,7 +3,7 @@
 
 It lists the games of a library served over HTTP (`romlib serve`, or any static server
 holding a library folder), lets you pick one, installs it with a text progress bar drawn
-from `--progress json`, and explains a failure by its error code (README, "In a front
+from `--progress json`, and explains a failure by its error code (docs/handhelds.md, "In a front
 end: machine-readable output").
 
     python3 examples/frontend.py --from http://nas.local:8080/ \\

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target (or the ones named) for SECONDS each: `fuzz/run.sh 60` in CI.
+# Runs every fuzz target (or the ones named) for SECONDS each: `fuzz/run.sh 5` in CI (a smoke run;
+# fuzz/README.md has the longer campaigns).
 #
 #   fuzz/run.sh SECONDS [TARGET...]
 #

@@ -24,8 +24,8 @@ stage_report() {
         { name[NR] = $1; secs[NR] = $2; status[NR] = $3; total += $2 }
         END {
             for (i = 1; i <= NR; i++)
-                printf "  %-34s %6d  %3d%%%s\n", name[i], secs[i], total ? 100 * secs[i] / total : 0,
+                printf "  %-44s %6d  %3d%%%s\n", name[i], secs[i], total ? 100 * secs[i] / total : 0,
                     status[i] == 0 ? "" : "  FAILED (exit " status[i] ")"
-            printf "  %-34s %6d\n", "total", total
+            printf "  %-44s %6d\n", "total", total
         }' "$ROMLIB_STAGES"
 }

@@ -2,7 +2,7 @@
 # The Windows host: builds `romlib.exe` for x86_64-pc-windows-gnu (mingw-w64; zstd-sys's C
 # is compiled by x86_64-w64-mingw32-gcc, which is also rustc's default linker for that
 # target) and runs the host's end-to-end suites against it under Wine, plus `cargo clippy`
-# for aarch64-apple-darwin of every shipped crate (README, "Platforms").
+# for aarch64-apple-darwin of every shipped crate (docs/platforms.md, "Platforms").
 #
 # Under Wine: tests/tests/builder.rs (keygen, build, incremental rebuild, list-games,
 # install, uninstall, train-dict), collector.rs (verify, verify --dat, show, DAT names),

@@ -184,7 +184,7 @@ impl Error {
 }
 
 impl Error {
-    /// The stable code of this error in JSON output (README, "Exit codes and error
+    /// The stable code of this error in JSON output (docs/handhelds.md, "Exit codes and error
     /// codes"): what a front end branches on.
     pub fn code(&self) -> &'static str {
         match self {

@@ -1,6 +1,6 @@
-//! The JSON both binaries write, checked against the tables of README's "Machine-readable
-//! output" (parsed from the README itself, so the documentation cannot drift from the
-//! binaries).
+//! The JSON both binaries write, checked against the tables of the JSON reference in
+//! docs/handhelds.md ("machine-readable output"), parsed from that page itself, so the
+//! documentation cannot drift from the binaries.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -10,10 +10,11 @@ use std::process::{Command, Output};
 /// documented fields and their types.
 pub type Schema = BTreeMap<String, Vec<(String, String)>>;
 
-/// The schema tables of README.md: object name -> [(field, type)].
+/// The schema tables of docs/handhelds.md: object name -> [(field, type)].
 pub fn schema() -> Schema {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("README.md");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/handhelds.md"))
+            .expect("docs/handhelds.md");
     let mut out = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in readme.lines() {
@@ -41,7 +42,10 @@ pub fn schema() -> Schema {
             .unwrap()
             .push((field, cells[2].to_string()));
     }
-    assert!(out.len() >= 10, "README schema tables not found: {out:?}");
+    assert!(
+        out.len() >= 10,
+        "docs/handhelds.md schema tables not found: {out:?}"
+    );
     out
 }
 
@@ -49,7 +53,7 @@ pub fn schema() -> Schema {
 pub fn check_obj(schema: &Schema, name: &str, v: &Value) {
     let table = schema
         .get(name)
-        .unwrap_or_else(|| panic!("no README table for {name:?}: {v}"));
+        .unwrap_or_else(|| panic!("no docs/handhelds.md table for {name:?}: {v}"));
     let obj = v
         .as_object()
         .unwrap_or_else(|| panic!("not an object: {v}"));
@@ -75,7 +79,7 @@ pub fn check_obj(schema: &Schema, name: &str, v: &Value) {
                     true
                 })
             }
-            other => panic!("README table {name}: unknown type {other:?}"),
+            other => panic!("docs/handhelds.md table {name}: unknown type {other:?}"),
         };
         assert!(fits, "{name}.{field} should be {ty}: {v}");
     }

@@ -1,6 +1,6 @@
 //! Both binaries as a front end drives them: `--progress json` and `--json` only, every
-//! object checked against the tables of README's "Machine-readable output" (parsed from
-//! the README itself, so the documentation cannot drift from the binaries); the example
+//! object checked against the tables of docs/handhelds.md's JSON reference (parsed from
+//! that page itself, so the documentation cannot drift from the binaries); the example
 //! front end `examples/frontend.py` against `romlib serve`; and the first-hour errors a new
 //! user meets, each with its message.
 

@@ -1,6 +1,6 @@
 //! Release files: `romlib sign-file` / `verify-file` (the signature a release's SHA256SUMS
 //! carries) and the argument handling of release/build.sh (the full build is run by hand:
-//! README, "Release artefacts").
+//! docs/platforms.md, "Release artefacts").
 
 use romlib_tests::*;
 use std::process::Command;

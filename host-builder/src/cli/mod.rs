@@ -148,7 +148,7 @@ pub fn report_error(out: &Output, e: &anyhow::Error) -> ExitCode {
     ExitCode::from(status)
 }
 
-/// The stable code (README, "Exit codes and error codes") and the subject of an error.
+/// The stable code (docs/handhelds.md, "Exit codes and error codes") and the subject of an error.
 fn error_code(e: &anyhow::Error) -> (&'static str, Option<String>) {
     let path = |p: &std::path::Path| Some(p.to_string_lossy().into_owned());
     if let Some(d) = e.downcast_ref::<romlib_device::Error>() {
