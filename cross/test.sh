@@ -14,7 +14,8 @@
 #      suites (tests/tests/damage.rs, full_disk.rs, faults.rs, crash_loops.rs, network.rs,
 #      frontend.rs: --json, --progress json and examples/frontend.py; https.rs: nginx over
 #      HTTPS with a private CA and bad certificates, redirects, python3 -m http.server, an
-#      S3 server after `romlib publish`) with each ARM romlib-device under QEMU;
+#      S3 server after `romlib publish`; bitrot.rs, cards.rs, hostile_card.rs) with each ARM
+#      romlib-device under QEMU, both architectures at once;
 #   4. optional big-endian check: `cargo test -p romlib-format -p romlib-device` for
 #      s390x-unknown-linux-gnu (static glibc, s390x-linux-gnu-gcc, runner qemu-s390x). Skipped,
 #      not failed, when its rustup target or Debian cross linker cannot be installed.
@@ -44,7 +45,7 @@ source cross/env.sh
 # The workspace sets `[profile.dev.package."*"] opt-level = 3` and dev keeps full debuginfo,
 # so a dev test build compiles every dependency (host proc-macros and build scripts too) at
 # -O3 with debuginfo; release has debug = false, leaves build scripts at -O0 and shares them
-# with the `cargo build --release -p romlib-host` below. Release test binaries also run
+# with the ARM test builds of the other target. Release test binaries also run
 # faster under QEMU. Override with CROSS_TEST_PROFILE=dev.
 TEST_PROFILE="${CROSS_TEST_PROFILE:-release}"
 case "$TEST_PROFILE" in
@@ -91,11 +92,13 @@ for a in "${CROSS_ARCHES[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------
-step "Building the host romlib (cargo build --release -p romlib-host)"
+# The host romlib that builds the test libraries: the dev build, which the host suite (and
+# the fault suites below, which drive it too) already made when run from tests/run-all.sh.
+step "Building the host romlib (cargo build -p romlib-host)"
 t=$SECONDS
-cargo build "${CROSS_LOCKED[@]}" --release -p romlib-host --bin romlib
+cargo build "${CROSS_LOCKED[@]}" -p romlib-host --bin romlib
 TIMES[host-build]=$((SECONDS - t))
-ROMLIB="$TD/release/romlib"
+ROMLIB="$TD/debug/romlib"
 [[ -x "$ROMLIB" ]] || die "$ROMLIB missing"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/romlib-cross.XXXXXX")"
@@ -402,26 +405,64 @@ fi
 #    romlib-device under QEMU
 #    (tests/src/lib.rs runs ROMLIB_DEVICE_BIN through ROMLIB_DEVICE_RUNNER). The kill loops
 #    run CROSS_CRASH_ITERS times each here (default 10; 50 on the host suite).
+#    The two architectures run at once (each suite leaves a core partly idle: QEMU, kill
+#    loops and servers wait), from test binaries built once; each one's output is printed
+#    when both are done.
+SUITES=(damage full_disk crash_loops faults network frontend bitrot cards https hostile_card)
+step "Building the host suites: ${SUITES[*]}"
+t=$SECONDS
+suite_args=()
+for s in "${SUITES[@]}"; do suite_args+=(--test "$s"); done
+mapfile -t SUITE_BINS < <(cargo test "${CROSS_LOCKED[@]}" -p romlib-tests "${suite_args[@]}" \
+    --no-run --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])')
+((${#SUITE_BINS[@]} == ${#SUITES[@]})) || die "expected ${#SUITES[@]} suite binaries, got ${#SUITE_BINS[@]}"
+TIMES[suites-build]=$((SECONDS - t))
+
+# Runs every suite binary with the ARM binary of $1 under QEMU, from the test crate's folder
+# as cargo would; exits non-zero if any fails.
+run_suites() {
+    local a=$1 bin status=0
+    for bin in "${SUITE_BINS[@]}"; do
+        echo "---- $(basename "$bin") with the $a romlib-device"
+        (cd "$ROOT/tests" && ROMLIB_DEVICE_BIN="$ROOT/target/cross/$a/romlib-device" \
+            ROMLIB_DEVICE_RUNNER="${CROSS_QEMU[$a]}" \
+            ROMLIB_CRASH_ITERS="${CROSS_CRASH_ITERS:-10}" \
+            ROMLIB_HOSTILE_ITERS="${CROSS_HOSTILE_ITERS:-50}" \
+            "$bin") || status=1
+    done
+    return $status
+}
+
+step "Damage, full disks, read errors, bad servers, kill -9, front ends, bit rot, cards, hostile cards and HTTPS on ${CROSS_ARCHES[*]} at once"
+t=$SECONDS
+declare -A SUITE_PID=()
 for a in "${CROSS_ARCHES[@]}"; do
-    step "Damage, full disks, read errors and kill -9 on $a: tests damage, full_disk, faults, crash_loops under ${CROSS_QEMU[$a]}"
-    t=$SECONDS
-    if ROMLIB_DEVICE_BIN="$ROOT/target/cross/$a/romlib-device" \
-        ROMLIB_DEVICE_RUNNER="${CROSS_QEMU[$a]}" \
-        ROMLIB_CRASH_ITERS="${CROSS_CRASH_ITERS:-10}" \
-        ROMLIB_HOSTILE_ITERS="${CROSS_HOSTILE_ITERS:-50}" \
-        cargo test "${CROSS_LOCKED[@]}" -p romlib-tests --test damage --test full_disk \
-        --test crash_loops --test faults --test network --test frontend --test bitrot --test cards --test https \
-        --test hostile_card; then
+    ( t0=$SECONDS; s=0; run_suites "$a" || s=$?; echo "$((SECONDS - t0))" >"$WORK/suites-$a.secs"; exit $s ) \
+        >"$WORK/suites-$a.log" 2>&1 &
+    SUITE_PID[$a]=$!
+done
+for a in "${CROSS_ARCHES[@]}"; do
+    status=0
+    wait "${SUITE_PID[$a]}" || status=$?
+    step "Suites with the $a romlib-device"
+    sed 's/^/    | /' "$WORK/suites-$a.log"
+    TIMES[faults-$a]=$(cat "$WORK/suites-$a.secs" 2>/dev/null || echo "?")
+    if ((status == 0)); then
         ok "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card, hostile-card and https suites with the $a romlib-device"
     else
         bad "damage, full-disk, read-error, bad-server, kill -9, front-end, bit-rot, card, hostile-card and https suites with the $a romlib-device"
     fi
-    TIMES[faults-$a]=$((SECONDS - t))
 done
+TIMES[faults-both]=$((SECONDS - t))
 
 # ---------------------------------------------------------------------------------------------
 step "Timings (s)"
-for k in build.sh test-aarch64 test-armv7 host-build e2e-aarch64 e2e-armv7 faults-aarch64 faults-armv7 big-endian; do
+for k in build.sh test-aarch64 test-armv7 host-build e2e-aarch64 e2e-armv7 big-endian suites-build faults-aarch64 faults-armv7 faults-both; do
     [[ -n "${TIMES[$k]:-}" ]] && printf '  %-14s %5s\n' "$k" "${TIMES[$k]}"
 done
 printf '  %-14s %5s\n' total "$((SECONDS - T0))"

@@ -15,6 +15,8 @@
 #   ROMLIB_FUZZ_SANITIZER=address build with AddressSanitizer (slower, see below)
 #   ROMLIB_FUZZ_JOBS=N            fuzz N targets at a time (default: one per core)
 #   ROMLIB_FUZZ_KEEP=DIR          keep the working corpora in DIR (for long campaigns)
+#   ROMLIB_FUZZ_PROFILE=dev       build unoptimised, for a smoke run: half the build time,
+#                                 a fraction of the executions (default release; CI sets dev)
 set -euo pipefail
 
 usage() {
@@ -65,10 +67,16 @@ sanitizer=${ROMLIB_FUZZ_SANITIZER:-none}
 # One target directory per sanitizer and toolchain: switching must not rebuild everything.
 target_dir=$fuzz_dir/target/$sanitizer$channel
 build=(fuzz build --sanitizer "$sanitizer" --debug-assertions --target-dir "$target_dir")
+profile=${ROMLIB_FUZZ_PROFILE:-release}
+case $profile in
+    release) profile_dir=release ;;
+    dev) build+=(--dev); profile_dir=debug ;;
+    *) echo "fuzz/run.sh: ROMLIB_FUZZ_PROFILE must be dev or release" >&2; exit 2 ;;
+esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/romlib-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-echo "fuzz/run.sh: building the fuzz targets with $toolchain, sanitizer $sanitizer"
+echo "fuzz/run.sh: building the fuzz targets with $toolchain, sanitizer $sanitizer, profile $profile"
 build_start=$SECONDS
 if ! "${cargo[@]}" "${build[@]}" >"$work/build.log" 2>&1; then
     tail -30 "$work/build.log"
@@ -77,7 +85,7 @@ if ! "${cargo[@]}" "${build[@]}" >"$work/build.log" 2>&1; then
 fi
 echo "fuzz/run.sh: built in $((SECONDS - build_start)) s"
 triple=$(rustc -vV | sed -n 's/^host: //p')
-bin_dir=$target_dir/$triple/release
+bin_dir=$target_dir/$triple/$profile_dir
 keep=${ROMLIB_FUZZ_KEEP:-}
 
 # Fuzzes target $1 for $seconds; writes its report line to $work/$1.result.
