@@ -13,7 +13,7 @@
 # then how adding at the last step compares with adding at step 2, and a projection of
 # the index to a 10 TB library at the default 32 KiB chunks.
 #
-#   bash bench/scale.sh            8 steps of 128 MiB at 1 KiB chunks: about 1 million
+#   bash bench/scale.sh            10 steps of 128 MiB at 1 KiB chunks: about 1.1 million
 #                                  chunks (about 10 minutes here)
 #   bash bench/scale.sh --smoke    3 steps of 8 MiB (CI runs it so the script cannot rot)
 #
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = --smoke ]; then
   STEPS=${STEPS:-3}; STEP_MIB=${STEP_MIB:-8}
 else
-  STEPS=${STEPS:-8}; STEP_MIB=${STEP_MIB:-128}
+  STEPS=${STEPS:-10}; STEP_MIB=${STEP_MIB:-128}
 fi
 AVG_CHUNK=${AVG_CHUNK:-1024}
 WORK=${WORK:-/tmp/romlib-scale}
