@@ -11,7 +11,8 @@
 //! [`dat_hashes`] the DAT-hash threads beside it; [`append`] deduplicates, compresses and
 //! appends chunks and indexes them; [`manifest`] assembles, signs and publishes each
 //! finished game's manifest and locator. [`compress`] is the per-chunk compression,
-//! [`dict`] the training of a dictionary for it.
+//! [`dict`] the training of a dictionary for it. [`input_cache`] lets a
+//! build skip the games that have not changed since they were built.
 
 mod append;
 mod batch;
@@ -19,6 +20,7 @@ pub mod compress;
 mod dat_hashes;
 mod delta;
 pub mod dict;
+pub mod input_cache;
 mod manifest;
 mod options;
 mod reader;
@@ -38,6 +40,7 @@ use crate::library::writer::LibraryWriter;
 use append::Run;
 use compress::Compressor;
 use ed25519_dalek::SigningKey;
+use input_cache::InputCache;
 use manifest::Manifests;
 use reader::spawn_reader;
 use romlib_format::chunker::ChunkerParams;
@@ -55,6 +58,7 @@ pub fn build(
     progress: &dyn BuildProgress,
 ) -> Result<BuildSummary> {
     let started = Instant::now();
+    let started_ns = input_cache::now_ns();
     let params = ChunkerParams::from_avg(opts.avg_chunk)
         .map_err(|e| Error::Usage(format!("--avg-chunk: {e}")))?;
     if !(1..=22).contains(&opts.level) {
@@ -76,6 +80,8 @@ pub fn build(
         )));
     }
     let (games, report) = scan(input, opts.scan)?;
+    let files_total: u64 = games.iter().map(|g| g.files.len() as u64).sum();
+    let bytes_total: u64 = games.iter().map(GameInput::size).sum();
     let catalog = if opts.dats.is_empty() {
         None
     } else if !opts.dat_hashes {
@@ -100,17 +106,48 @@ pub fn build(
     }
     let fixed = crate::library::recovery::recover_manifests(&store)?;
     store.recovered.extend(fixed);
+    // The input cache, for a full build (chunks stored, manifests signed): the games whose
+    // input has not changed since they were built are not read at all.
+    let settings = match opts.store_chunks && opts.signing_key.is_some() {
+        true => Some(input_cache::settings_digest(opts)?),
+        false => None,
+    };
+    let cache = match (&settings, opts.reread) {
+        (Some(s), false) => InputCache::load(store.library(), s),
+        _ => InputCache::default(),
+    };
+    let mut skipped = Vec::new();
+    let mut skipped_bytes = 0;
+    let mut built = Vec::new();
+    let mut to_build = Vec::with_capacity(games.len());
+    for game in games {
+        let Some(s) = &settings else {
+            to_build.push(game);
+            continue;
+        };
+        let digest = input_cache::game_digest(s, &game);
+        if !opts.reread && cache.unchanged(store.library(), &game, &digest) {
+            skipped_bytes += game.size();
+            skipped.push(game.title);
+        } else {
+            built.push((game.title.clone(), digest));
+            to_build.push(game);
+        }
+    }
     let compressor = load_dictionary(&store, opts)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
         .build()
         .map_err(|e| Error::Usage(format!("--threads: {e}")))?;
-    let total: u64 = games.iter().map(GameInput::size).sum();
+    let total: u64 = to_build.iter().map(GameInput::size).sum();
     progress.start(total);
     let mut summary = BuildSummary {
-        games: games.len() as u64,
-        files: games.iter().map(|g| g.files.len() as u64).sum(),
-        input_bytes: total,
+        games: (to_build.len() + skipped.len()) as u64,
+        files: files_total,
+        input_bytes: bytes_total,
+        skipped_games: skipped.len() as u64,
+        skipped_bytes,
+        manifests_unchanged: skipped.len() as u64,
         junk_files: report.junk_files,
         junk_bytes: report.junk_bytes,
         loose_files: report.loose_files,
@@ -121,7 +158,7 @@ pub fn build(
             .unwrap_or_default(),
         ..Default::default()
     };
-    let games = Arc::new(games);
+    let games = Arc::new(to_build);
     let (rx, dat) = spawn_reader(games.clone(), params, header_rules);
     let mut run = Run {
         store: &mut store,
@@ -155,6 +192,18 @@ pub fn build(
     result?;
     crate::library::locator::write_catalog(store.library())?;
     store.publish()?;
+    if let Some(s) = &settings {
+        let wrote = summary.manifests_written > 0 || summary.packs_written > 0;
+        input_cache::save(
+            store.library(),
+            s,
+            started_ns,
+            &cache,
+            &skipped,
+            &built,
+            wrote,
+        )?;
+    }
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -40,6 +40,8 @@ pub struct BuildOptions {
     /// Store a new chunk as a delta against a similar stored chunk when that saves at
     /// least this share (percent) of its ordinary compressed size; `None`: no deltas.
     pub delta_gain: Option<u32>,
+    /// Read every game again, ignoring the input cache (`--reread`).
+    pub reread: bool,
 }
 
 impl Default for BuildOptions {
@@ -58,6 +60,7 @@ impl Default for BuildOptions {
             header_skippers: Vec::new(),
             system: None,
             delta_gain: Some(super::delta::DEFAULT_DELTA_GAIN),
+            reread: false,
         }
     }
 }
@@ -98,6 +101,11 @@ pub struct BuildSummary {
     pub manifests_written: u64,
     /// Manifests already up to date.
     pub manifests_unchanged: u64,
+    /// Games not read at all: unchanged since the build that published their manifest
+    /// (the input cache; counted in `manifests_unchanged` too).
+    pub skipped_games: u64,
+    /// Their bytes (counted in `input_bytes`, not read).
+    pub skipped_bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
     /// Repairs made to what an interrupted run left.

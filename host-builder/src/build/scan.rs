@@ -33,6 +33,33 @@ pub struct InputFile {
     pub mode: u32,
     /// Modification time when scanned (to notice a file that changes during the build).
     pub mtime: Option<SystemTime>,
+    /// What else the file system says changes with the file: on Unix its status-change
+    /// time in nanoseconds (no tool can set it), inode and device; the creation time
+    /// elsewhere. With the size and mtime, the input cache's evidence that a file is the
+    /// one built before ([`super::input_cache`]).
+    pub stamp: [i128; 3],
+}
+
+/// The [`InputFile::stamp`] of `meta`.
+pub fn stamp_of(meta: &fs::Metadata) -> [i128; 3] {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        [
+            i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            i128::from(meta.ino()),
+            i128::from(meta.dev()),
+        ]
+    }
+    #[cfg(not(unix))]
+    {
+        let created = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(-1, |d| d.as_nanos() as i128);
+        [created, 0, 0]
+    }
 }
 
 /// One game folder.
@@ -301,6 +328,7 @@ fn walk(
             size: meta.len(),
             mode,
             mtime: meta.modified().ok(),
+            stamp: stamp_of(&meta),
         });
     }
     Ok(())

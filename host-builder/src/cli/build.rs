@@ -243,6 +243,10 @@ pub(super) struct BuildCmd {
     /// pack roll-over size in bytes (default 1 GiB; must be below 4 GiB)
     pack_size: u64,
     #[argh(switch)]
+    /// read every game again, even those whose files have not changed since they were
+    /// built (by default such games are skipped: see .romlib-inputs in SPEC section 1)
+    reread: bool,
+    #[argh(switch)]
     /// store every new chunk whole, never as a delta against a similar chunk
     no_deltas: bool,
     #[argh(option, default = "crate::build::DEFAULT_DELTA_GAIN")]
@@ -329,6 +333,7 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         header_skippers: Vec::new(),
         system: None,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
+        reread: false,
     };
     run_build(
         c.input,
@@ -390,6 +395,7 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         header_skippers: c.header_skipper,
         system: c.system,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
+        reread: c.reread,
     };
     run_build(
         c.input,
@@ -465,7 +471,7 @@ fn summary_text(s: &BuildSummary) -> String {
         count(s.chunks as usize, "chunk", "chunks"),
         s.new_chunks,
         mib(s.new_bytes),
-        ratio(s.input_bytes, s.new_bytes),
+        ratio(s.input_bytes - s.skipped_bytes, s.new_bytes),
         ratio(s.new_bytes, s.stored_bytes)
     );
     if s.delta_chunks > 0 {
@@ -484,6 +490,14 @@ fn summary_text(s: &BuildSummary) -> String {
         s.manifests_written,
         s.manifests_unchanged
     );
+    if s.skipped_games > 0 {
+        let _ = writeln!(
+            t,
+            "{} ({:.1} MiB) unchanged since they were built: not read again (--reread reads them)",
+            count(s.skipped_games as usize, "game", "games"),
+            mib(s.skipped_bytes)
+        );
+    }
     if s.junk_files > 0 || s.loose_files > 0 {
         let _ = writeln!(
             t,
@@ -512,6 +526,8 @@ fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
         .field("packs_written", s.packs_written)
         .field("manifests_written", s.manifests_written)
         .field("manifests_unchanged", s.manifests_unchanged)
+        .field("skipped_games", s.skipped_games)
+        .field("skipped_bytes", s.skipped_bytes)
         .field("junk_files", s.junk_files)
         .field("loose_files", s.loose_files)
         .field("elapsed_ms", s.elapsed.as_millis() as u64)
