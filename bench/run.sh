@@ -48,13 +48,9 @@ fi
 BITA=$(command -v bita || echo "$BITA_ROOT/bin/bita")
 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1
 log "building romlib"
-# The host binaries (ROMLIB_BENCH_HOST_PROFILE=dev: the test suite's dev build, for smoke
-# runs in CI, where the figures only show the script works; release otherwise).
-case ${ROMLIB_BENCH_HOST_PROFILE:-release} in
-  release) cargo build -q --release -p romlib-host -p romlib-tests --bins; HOST_DIR=release ;;
-  dev) cargo build -q -p romlib-host -p romlib-tests --bins; HOST_DIR=debug ;;
-  *) echo "ROMLIB_BENCH_HOST_PROFILE must be release or dev" >&2; exit 2 ;;
-esac
+# shellcheck source=bench/host-bins.sh
+source bench/host-bins.sh
+host_bins -p romlib-host -p romlib-tests --bins
 cargo build -q --profile device -p romlib-device --target x86_64-unknown-linux-musl --bin romlib-device --example randread
 TD=${CARGO_TARGET_DIR:-target}
 TD=$(cd "$TD" && pwd)

@@ -36,11 +36,9 @@ command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-case ${ROMLIB_BENCH_HOST_PROFILE:-release} in
-  release) cargo build -q --release -p romlib-host; HOST_DIR=release ;;
-  dev) cargo build -q -p romlib-host; HOST_DIR=debug ;;
-  *) echo "ROMLIB_BENCH_HOST_PROFILE must be release or dev" >&2; exit 2 ;;
-esac
+# shellcheck source=bench/host-bins.sh
+source bench/host-bins.sh
+host_bins -p romlib-host
 TD=${CARGO_TARGET_DIR:-target}
 ROMLIB=$(cd "$TD/$HOST_DIR" && pwd)/romlib
 rm -rf "$WORK"

@@ -25,13 +25,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 rustup target add x86_64-unknown-linux-musl >/dev/null
 TGT=x86_64-unknown-linux-musl
 cargo build -q --profile device -p romlib-device --target $TGT --bin romlib-device
-# The host binaries (ROMLIB_BENCH_HOST_PROFILE=dev: the test suite's dev build, for smoke
-# runs in CI, where the figures only show the script works; release otherwise).
-case ${ROMLIB_BENCH_HOST_PROFILE:-release} in
-  release) cargo build -q --release -p romlib-host -p romlib-tests --bins; HOST_DIR=release ;;
-  dev) cargo build -q -p romlib-host -p romlib-tests --bins; HOST_DIR=debug ;;
-  *) echo "ROMLIB_BENCH_HOST_PROFILE must be release or dev" >&2; exit 2 ;;
-esac
+# shellcheck source=bench/host-bins.sh
+source bench/host-bins.sh
+host_bins -p romlib-host -p romlib-tests --bins
 TD=${CARGO_TARGET_DIR:-target}
 DEV=$TD/$TGT/device/romlib-device
 HOST=$TD/$HOST_DIR

@@ -123,7 +123,7 @@ fn file_hash(path: &Path) -> Option<[u8; 32]> {
         return None;
     }
     let mut h = blake3::Hasher::new();
-    h.update_reader(f.take(u64::MAX)).ok()?;
+    h.update_reader(f).ok()?;
     Some(*h.finalize().as_bytes())
 }
 
