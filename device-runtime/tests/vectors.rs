@@ -4,16 +4,15 @@
 use ed25519_dalek::{Signer, SigningKey};
 use prost::Message;
 use romlib_device::chunks::decoder::RuzstdDecoder;
-use romlib_device::chunks::index::{CHUNKS, PACKS};
 use romlib_device::install::{install_game, recover, uninstall, verify_game, MARKER};
 use romlib_device::play::read::Game;
 use romlib_device::{Error, Library, ManifestFile, TrustStore};
-use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::keyfile::{encode, KeyKind};
 use romlib_format::manifest::{ManifestHeader, SignatureBlock, SIGNATURE_DOMAIN};
 use romlib_format::pack::{
-    PackFooter, PackHeader, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
+    split_delta, Method, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
 };
+use romlib_format::portable::{BaseEntry, LocatorEntry, LocatorHeader, LOCATOR_HEADER_V2_LEN};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -26,7 +25,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// A library made of the golden pack and manifests, with an index built from the pack.
+    /// A library made of the golden pack and manifests, with locators built from the pack.
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let lib = dir.path().join("lib");
@@ -41,40 +40,51 @@ impl Fixture {
             )
             .unwrap();
         }
-        let header = PackHeader::decode(&pack).unwrap();
-        let footer =
-            PackFooter::decode(&pack[pack.len() - FOOTER_LEN..], pack.len() as u64).unwrap();
-        let db = redb::Database::create(lib.join("index.db")).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut chunks = txn.open_table(CHUNKS).unwrap();
-            let mut pos = HEADER_LEN;
-            while pos < pack.len() - FOOTER_LEN {
-                let r = RecordHeader::decode(&pack[pos..]).unwrap();
-                let e = ChunkEntry {
-                    pack_id: 1,
-                    offset: pos as u64,
-                    clen: r.clen,
-                    ulen: r.ulen,
-                    method: r.method,
-                    stored_at: 0,
-                    refcount: 1,
-                };
-                chunks.insert(&r.hash, e.encode().as_slice()).unwrap();
-                pos += RECORD_HEADER_LEN + r.clen as usize;
-            }
-            let info = PackInfo {
-                file_len: pack.len() as u64,
-                record_count: footer.record_count,
-                dict_id: header.dict_id,
-                checksum: footer.checksum,
+        // Each game's locator, from the pack's records.
+        let mut at = std::collections::HashMap::new();
+        let mut pos = HEADER_LEN;
+        while pos < pack.len() - FOOTER_LEN {
+            let r = RecordHeader::decode(&pack[pos..]).unwrap();
+            let e = LocatorEntry {
+                pack_id: 1,
+                offset: pos as u32,
+                clen: r.clen,
+                method: r.method,
             };
-            txn.open_table(PACKS)
-                .unwrap()
-                .insert(1, info.encode().as_slice())
-                .unwrap();
+            let payload = &pack[pos + RECORD_HEADER_LEN..pos + RECORD_HEADER_LEN + r.clen as usize];
+            let base =
+                (r.method == Method::ZstdDelta).then(|| split_delta(&r.hash, payload).unwrap().0);
+            at.insert(r.hash, (e, base));
+            pos += RECORD_HEADER_LEN + r.clen as usize;
         }
-        txn.commit().unwrap();
+        for g in ["demo", "other"] {
+            let m = ManifestFile::open(&lib.join(format!("games/{g}.manifest"))).unwrap();
+            let body = m.unverified_body();
+            // The base chunks its delta chunks name, sorted by hash.
+            let mut entries = Vec::new();
+            let mut bases = std::collections::BTreeMap::new();
+            let mut table = m.unverified_chunks().unwrap();
+            while let Some(c) = table.next_chunk().unwrap() {
+                let (e, base) = at[&c.hash];
+                entries.push(e);
+                if let Some(b) = base {
+                    bases.insert(b, at[&b].0);
+                }
+            }
+            let header = LocatorHeader {
+                count: body.chunk_count as u32,
+                table_blake3: body.chunk_table_blake3.as_slice().try_into().unwrap(),
+                bases: bases.len() as u32,
+            };
+            let mut loc = header.encode(&mut [0; LOCATOR_HEADER_V2_LEN]).to_vec();
+            for e in &entries {
+                loc.extend_from_slice(&e.encode());
+            }
+            for (hash, entry) in bases {
+                loc.extend_from_slice(&BaseEntry { hash, entry }.encode());
+            }
+            fs::write(lib.join(format!("games/{g}.locator")), loc).unwrap();
+        }
         let pk = SigningKey::from_bytes(&SEED).verifying_key().to_bytes();
         fs::write(dir.path().join("k.pub"), encode(KeyKind::Public, &pk)).unwrap();
         Fixture { dir }

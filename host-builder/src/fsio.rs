@@ -56,20 +56,7 @@ pub fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// (the new file stays beside it under its temp name and the next run redoes it). Readers
 /// opened by romlib itself share deletion (Rust's default), so they never block a rename.
 pub fn rename_synced(from: &Path, to: &Path) -> Result<()> {
-    rename_patiently(from, to).map_err(|e| {
-        if is_held_open(&e) {
-            Error::io(
-                to,
-                "rename",
-                std::io::Error::new(
-                    e.kind(),
-                    format!("{e} (another program keeps it open; close it and run again)"),
-                ),
-            )
-        } else {
-            Error::io(to, "rename", e)
-        }
-    })?;
+    rename_patiently(from, to).map_err(|e| Error::io(to, "rename", e))?;
     sync_dir(parent_dir(to))
 }
 
@@ -78,20 +65,32 @@ pub const RENAME_PATIENCE: std::time::Duration = std::time::Duration::from_secs(
 
 /// `fs::rename`, retried while the target is held open by another program (Windows).
 fn rename_patiently(from: &Path, to: &Path) -> std::io::Result<()> {
+    patiently(|| fs::rename(from, to))
+}
+
+/// `op`, retried for up to [`RENAME_PATIENCE`] while it fails because another program
+/// holds its file open (Windows); the error then says so.
+pub fn patiently<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
     let start = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(10);
     loop {
-        match fs::rename(from, to) {
+        match op() {
             Err(e) if is_held_open(&e) && start.elapsed() < RENAME_PATIENCE => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+            Err(e) if is_held_open(&e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{e} (another program keeps it open; close it and run again)"),
+                ))
             }
             other => return other,
         }
     }
 }
 
-/// Whether a failed rename means another program holds the target open: Windows'
+/// Whether a failed rename or open means another program holds the file open: Windows'
 /// ERROR_ACCESS_DENIED (5) or ERROR_SHARING_VIOLATION (32). Never on Unix, where a rename
 /// over an open file always succeeds.
 fn is_held_open(e: &std::io::Error) -> bool {

@@ -271,9 +271,7 @@ fn refcounts_follow_manifests() {
             .open_read_only(w.p("lib/index.db"))
             .unwrap();
         let txn = db.begin_read().unwrap();
-        let t = txn
-            .open_table(romlib_device::chunks::index::CHUNKS)
-            .unwrap();
+        let t = txn.open_table(romlib_host::library::index::CHUNKS).unwrap();
         let mut refs = 0;
         let mut zero = 0;
         for r in t.iter().unwrap() {

@@ -269,3 +269,26 @@ fn full_disk_fails_cleanly_and_library_stays_usable() {
         &w.s("k.pub"),
     ]));
 }
+
+#[test]
+fn an_index_that_is_a_symbolic_link_is_never_written_through() {
+    // Someone else wrote the library folder: index.db links to a file outside it. The
+    // builder writes the index in place, so it refuses the link (one line, naming it) and
+    // the file it points at stays as it was.
+    let w = good_library();
+    fs::rename(w.p("lib/index.db"), w.p("elsewhere.db")).unwrap();
+    let before = fs::read(w.p("elsewhere.db")).unwrap();
+    std::os::unix::fs::symlink(w.p("elsewhere.db"), w.p("lib/index.db")).unwrap();
+    write(&w.p("in"), "newgame/new.bin", &Rng::new(12).bytes(100_000));
+    fails(w.build("in", "lib", &[]), 1, &["index.db", "symbolic link"]);
+    assert!(fs::read(w.p("elsewhere.db")).unwrap() == before);
+    assert!(fs::symlink_metadata(w.p("lib/index.db"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Put back, the library builds.
+    fs::remove_file(w.p("lib/index.db")).unwrap();
+    fs::rename(w.p("elsewhere.db"), w.p("lib/index.db")).unwrap();
+    ok(w.build("in", "lib", &[]));
+    assert_library_intact(&w);
+}

@@ -3,8 +3,8 @@
 //! and games without deltas keep version 1 locators, which older devices read.
 
 use redb::ReadableDatabase;
-use romlib_device::chunks::index::META;
 use romlib_format::index::META_FORMAT;
+use romlib_host::library::index::META;
 use romlib_tests::*;
 use std::fs;
 use std::path::{Path, PathBuf};

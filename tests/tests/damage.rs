@@ -2,7 +2,7 @@
 //! sectors, flipped bits, truncation, garbage appended. No command may die of it (no panic,
 //! no abort); a damaged file is a one-line error naming it, or a finding of `verify`; an
 //! install that fails leaves nothing visible; and a damaged index costs a device nothing,
-//! since a folder library's locators say where every record is.
+//! since no reader opens it (a game is read through its locator).
 
 use romlib_tests::*;
 use std::fs;
@@ -70,6 +70,13 @@ fn every_zeroed_index_sector_is_reported_and_costs_a_device_nothing() {
     let pristine = fs::read(w.p("lib/index.db")).unwrap();
     let sectors = pristine.len() as u64 / 4096;
     assert!(sectors >= 8, "index of {} bytes", pristine.len());
+    let index_rows_of = |bytes: &[u8]| {
+        let _ = fs::remove_dir_all(w.p("pristine"));
+        fs::create_dir_all(w.p("pristine")).unwrap();
+        fs::write(w.p("pristine/index.db"), bytes).unwrap();
+        index_rows(&w.p("pristine"))
+    };
+    let (mut reported, mut harmless) = (0, 0);
     for s in 0..sectors {
         let _ = fs::remove_dir_all(w.p("inst"));
         fs::write(w.p("lib/index.db"), &pristine).unwrap();
@@ -102,23 +109,37 @@ fn every_zeroed_index_sector_is_reported_and_costs_a_device_nothing() {
         no_crash(&cat, "cat");
         assert_eq!(cat.stdout, fs::read(w.p("in/alpha/readme.txt")).unwrap());
         // The host reports the index as damaged, and still checks the games through
-        // their locators: the index is the only problem.
+        // their locators: the index is the only problem. A sector that no commit reaches
+        // (redb's free space) is harmless: the index reads exactly as before.
         let v = host_verify(&w, "lib");
         no_crash(&v, &format!("verify, sector {s}"));
         let out = String::from_utf8_lossy(&v.stdout);
+        if v.status.success() {
+            assert_eq!(
+                index_rows(&w.p("lib")),
+                index_rows_of(&pristine),
+                "sector {s}: {out}"
+            );
+            harmless += 1;
+            continue;
+        }
         assert_eq!(v.status.code(), Some(1), "sector {s}: {out}");
         assert!(
             out.contains("index.db: index: damaged"),
             "sector {s}: {out}"
         );
         assert!(out.contains("1 problem"), "sector {s}: {out}");
-        // A build refuses to grow a damaged index (one line, naming it).
-        fails(
-            w.build("in", "lib", &["--avg-chunk", "4096", "-q"]),
-            1,
-            &["index.db", "damaged", "rebuild-index"],
-        );
+        reported += 1;
+        // A build on a damaged index either meets no damaged page or stops in one line
+        // naming the index and what repairs it.
+        let b = w.build("in", "lib", &["--avg-chunk", "4096", "-q"]);
+        no_crash(&b, &format!("build, sector {s}"));
+        if !b.status.success() {
+            fails(b, 1, &["index.db", "damaged", "rebuild-index"]);
+        }
     }
+    assert!(reported > 0, "no zeroed sector was reported");
+    eprintln!("{reported} damaged sectors reported, {harmless} harmless");
     // rebuild-index restores an index that verifies, equal in content to the original.
     let out = ok(romlib(&["rebuild-index", "-r", &w.s("lib")]));
     assert!(out.contains("3 games counted"), "{out}");
@@ -126,37 +147,10 @@ fn every_zeroed_index_sector_is_reported_and_costs_a_device_nothing() {
     assert!(v.contains("library OK"), "{v}");
     // It works with no index at all, too, and the next build finds nothing to do.
     fs::remove_file(w.p("lib/index.db")).unwrap();
-    fs::remove_file(w.p("lib/index.sum")).unwrap();
     ok(romlib(&["rebuild-index", "-r", &w.s("lib")]));
     let b = ok(w.build("in", "lib", &["--avg-chunk", "4096"]));
     assert!(b.contains("0 new chunks") || b.contains(" 0 new"), "{b}");
     ok(host_verify(&w, "lib"));
-}
-
-#[test]
-fn an_index_without_a_checksum_never_crashes_a_command() {
-    // A library written before index.sum existed: redb itself meets the damage, and may
-    // panic inside its b-tree code; that must still be a one-line error.
-    let w = Workspace::new();
-    library(&w);
-    fs::remove_file(w.p("lib/index.sum")).unwrap();
-    let pristine = fs::read(w.p("lib/index.db")).unwrap();
-    let mut reported = 0;
-    for s in 0..pristine.len() as u64 / 4096 {
-        fs::write(w.p("lib/index.db"), &pristine).unwrap();
-        zero_sector(&w.p("lib/index.db"), s);
-        let _ = fs::remove_dir_all(w.p("inst"));
-        ok(install(&w, "lib", "alpha", "inst"));
-        let v = host_verify(&w, "lib");
-        no_crash(&v, &format!("verify, sector {s}"));
-        let b = w.build("in", "lib", &["--avg-chunk", "4096", "-q"]);
-        no_crash(&b, &format!("build, sector {s}"));
-        if !v.status.success() || !b.status.success() {
-            reported += 1;
-            fs::remove_file(w.p("lib/index.sum")).ok();
-        }
-    }
-    assert!(reported > 0, "no zeroed sector was noticed at all");
 }
 
 /// A kind of damage, named, and what applies it to a file.
@@ -239,10 +233,9 @@ fn damage_to_any_library_file_is_a_clear_error_naming_it() {
             for game in ["alpha", "beta", "gamma"] {
                 let out = install(&w, "bad", game, "inst");
                 no_crash(&out, &format!("{ctx}: install {game}"));
-                // The index and the locators back each other up: damage to one of them
-                // (or to the catalog, a listing) costs an install nothing.
-                let redundant = rel.ends_with(".locator")
-                    || ["index.db", "index.sum", "catalog.txt"].contains(&rel.as_str());
+                // No reader opens the index, and the catalog is a listing: damage to
+                // either costs an install nothing.
+                let redundant = ["index.db", "catalog.txt"].contains(&rel.as_str());
                 if redundant {
                     ok(out);
                     assert_same_tree(&w.p("in").join(game), &w.p("inst").join(game));
@@ -269,6 +262,16 @@ fn damage_to_any_library_file_is_a_clear_error_naming_it() {
             let err = String::from_utf8_lossy(&v.stderr);
             if name == "catalog.txt" {
                 continue; // A listing only; nothing reads it for content.
+            }
+            if name == "index.db" && v.status.success() {
+                // Damage to a page no commit reaches (redb's free space) is harmless: the
+                // index reads exactly as before.
+                assert_eq!(
+                    index_rows(&w.p("bad")),
+                    index_rows(&w.p("lib")),
+                    "{ctx}: verify passed a damaged index:\n{out}{err}"
+                );
+                continue;
             }
             if name == ".romlib-inputs" {
                 // The builder's cache: damage makes the next build read the games again

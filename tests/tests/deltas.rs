@@ -5,9 +5,9 @@
 //! installed version intact.
 
 use redb::{ReadableDatabase, ReadableTable};
-use romlib_device::chunks::index::{CHUNKS, DELTAS};
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::{Method, RECORD_HEADER_LEN};
+use romlib_host::library::index::{CHUNKS, DELTAS};
 use romlib_tests::*;
 use std::fs;
 use std::path::Path;
@@ -324,41 +324,21 @@ fn broken_bases_chains_and_frames_are_refused_and_the_installed_version_stays() 
         "{report}"
     );
 
-    // The base is missing from the library (its index entry removed).
-    let lib = copy("no-base");
-    {
-        let db = redb::Database::open(lib.join("index.db")).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(CHUNKS).unwrap().remove(&base).unwrap();
-        txn.commit().unwrap();
-    }
-    reseal_index(&lib);
-    // Without the game's locator, the device reads the tampered index (an intact locator
-    // would find the base on its own).
-    fs::remove_file(lib.join(format!("games/{game}.locator"))).unwrap();
+    // The base is missing from the library (its locator entry removed).
+    copy("no-base");
+    edit_locator(&w.p("no-base"), game, |l| {
+        l.bases.remove(&base);
+    });
     reinstall_fails("no-base", &["base chunk", "is not in the library"]);
 
-    // A tampered index makes the base a delta itself (a chain, or a cycle back to the
-    // delta): refused before any of it is decoded.
-    let lib = copy("chain");
-    {
-        let db = redb::Database::open(lib.join("index.db")).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut t = txn.open_table(CHUNKS).unwrap();
-            let e = ChunkEntry {
-                method: Method::ZstdDelta,
-                ..entry(&base)
-            };
-            t.insert(&base, e.encode().as_slice()).unwrap();
-        }
-        txn.commit().unwrap();
-    }
-    reseal_index(&lib);
-    // Without the game's locator, the device reads the tampered index (an intact locator
-    // would find the base on its own).
-    fs::remove_file(lib.join(format!("games/{game}.locator"))).unwrap();
-    reinstall_fails("chain", &["MAX_DELTA_DEPTH"]);
+    // A tampered locator makes the base a delta itself (a chain, or a cycle back to the
+    // delta): refused before any of it is decoded (a locator's base entry may not be a
+    // delta at all).
+    copy("chain");
+    edit_locator(&w.p("chain"), game, |l| {
+        l.bases.get_mut(&base).unwrap().method = Method::ZstdDelta;
+    });
+    reinstall_fails("chain", &[".locator", "base entry has invalid method"]);
 
     // A delta frame that claims a window far beyond MAX_WINDOW_SIZE.
     let lib = copy("huge-window");

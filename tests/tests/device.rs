@@ -3,9 +3,9 @@
 //! game is visible and that a previously installed version is intact.
 
 use redb::ReadableTable;
-use romlib_device::chunks::index::CHUNKS;
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
+use romlib_host::library::index::CHUNKS;
 use romlib_proto::Manifest;
 use romlib_tests::*;
 use std::fs;
@@ -74,23 +74,20 @@ impl Fixture {
         v
     }
 
+    /// Points every locator's entries for chunk `hash` at `e` (a tampered locator).
     fn set_entry(&self, hash: &[u8; 32], e: &ChunkEntry) {
-        let db = redb::Database::open(self.w.p("lib/index.db")).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(CHUNKS)
-            .unwrap()
-            .insert(hash, e.encode().as_slice())
-            .unwrap();
-        txn.commit().unwrap();
-        drop(db);
-        reseal_index(&self.w.p("lib"));
-        // Without locators, the device reads the index (an intact locator would not
-        // meet the tampering).
-        for e in fs::read_dir(self.w.p("lib/games")).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "locator") {
-                fs::remove_file(p).unwrap();
-            }
+        let located = romlib_format::portable::LocatorEntry::from_index(e).unwrap();
+        for g in ["alpha", "beta"] {
+            edit_locator(&self.w.p("lib"), g, |l| {
+                for (h, x) in l.entries.iter_mut() {
+                    if h == hash {
+                        *x = located;
+                    }
+                }
+                if let Some(x) = l.bases.get_mut(hash) {
+                    *x = located;
+                }
+            });
         }
     }
 
@@ -122,6 +119,22 @@ impl Fixture {
             romlib_host::library::manifest_writer::encode_signed(body, &table, &sk),
         )
         .unwrap();
+        // The locator follows, as a publisher's build would write it: written for the new
+        // table (same entries).
+        let loc_name = format!("{game}.locator");
+        let loc = &self
+            .originals
+            .iter()
+            .find(|(n, _)| *n == loc_name)
+            .unwrap()
+            .1;
+        let mut h = romlib_format::portable::LocatorHeader::decode(loc).unwrap();
+        h.table_blake3 = *blake3::hash(&table).as_bytes();
+        let mut out = loc.clone();
+        let mut hb = [0; romlib_format::portable::LOCATOR_HEADER_V2_LEN];
+        let enc = h.encode(&mut hb);
+        out[..enc.len()].copy_from_slice(enc);
+        fs::write(self.w.p(&format!("lib/games/{loc_name}")), out).unwrap();
     }
 }
 
@@ -365,12 +378,20 @@ fn every_flipped_manifest_byte_is_caught() {
             };
         assert!(caught, "flipping byte {i} of the manifest went unnoticed");
     }
-    // And through the binary, in the header, the body, the signature and the table.
-    for at in [3usize, 40, good.len() - 150, good.len() - 5] {
+    // And through the binary, in the header and the body.
+    for at in [3usize, 40] {
         let mut b = good.clone();
         b[at] ^= 0x01;
         fs::write(&path, &b).unwrap();
         f.refused("beta", &["beta.manifest"]);
+    }
+    // A flipped chunk hash in the table: the locator leads to the signed chunk's record,
+    // which is not the one the altered table names.
+    for at in [good.len() - 150, good.len() - 5] {
+        let mut b = good.clone();
+        b[at] ^= 0x01;
+        fs::write(&path, &b).unwrap();
+        f.refused("beta", &["another chunk", "altered chunk table"]);
     }
 }
 
@@ -470,7 +491,7 @@ fn corrupt_truncated_and_missing_packs() {
 }
 
 #[test]
-fn stale_index_entry_is_caught() {
+fn stale_locator_entry_is_caught() {
     let f = Fixture::new(28);
     let (h, e) = first_record(&f, "beta");
     f.set_entry(

@@ -2,7 +2,8 @@
 //! (fresh and incremental) and an upgrade install run under `strace`, and the order of their
 //! fsyncs and renames is checked: a temporary file is fsynced before it is renamed into
 //! place, every rename is followed by an fsync of its folder, and a library's files are
-//! published in the order packs, `index.sum`, `index.db`, manifests, locators and catalog.
+//! published in the order packs, staged manifests and locators, a durable commit of the
+//! index (an fsync of `index.db`), each manifest then its locator, and the catalog.
 
 use romlib_tests::*;
 use std::collections::HashMap;
@@ -157,44 +158,45 @@ fn renamed(calls: &[Call], pred: impl Fn(&str) -> bool) -> Vec<usize> {
 fn check_library_order(calls: &[Call], lib: &Path, what: &str) {
     let lib = lib.to_string_lossy().into_owned();
     let packs = renamed(calls, |t| t.starts_with(&format!("{lib}/packs/pack-")));
-    let sums = renamed(calls, |t| t == format!("{lib}/index.sum"));
-    let indexes = renamed(calls, |t| t == format!("{lib}/index.db"));
     let manifests = renamed(calls, |t| t.ends_with(".manifest"));
     let locators = renamed(calls, |t| t.ends_with(".locator"));
     let catalog = renamed(calls, |t| t.ends_with("/catalog.txt"));
+    let index = Call::Fsync(format!("{lib}/index.db"));
+    assert!(!manifests.is_empty(), "{what}: {calls:?}");
     assert!(
-        !indexes.is_empty() && !manifests.is_empty(),
-        "{what}: {calls:?}"
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Rename(_, to) if to.ends_with("index.db"))),
+        "{what}: the index is written in place, never renamed: {calls:?}"
     );
-    assert_eq!(sums.len(), indexes.len(), "{what}: one index.sum per index");
-    for (k, &ix) in indexes.iter().enumerate() {
-        // index.sum, made durable (its folder fsynced), then the index.
-        let s = sums[k];
-        assert!(s < ix, "{what}: index.db renamed before its index.sum");
-        assert!(
-            calls[s..ix].contains(&Call::Fsync(lib.clone())),
-            "{what}: index.sum's rename not durable before index.db's"
-        );
-        // The index copy was fsynced before it was renamed.
-        assert!(calls[..ix].contains(&Call::Fsync(format!("{lib}/.index.db.new"))));
-    }
-    // Every pack sealed before the index that lists it; every manifest after an index.
-    if let Some(&last_pack) = packs.last() {
-        assert!(
-            last_pack < *indexes.last().unwrap(),
-            "{what}: a pack renamed after the last index"
-        );
-    }
     for &m in &manifests {
+        let Call::Rename(tmp, to) = &calls[m] else {
+            unreachable!()
+        };
+        // Every pack sealed before a manifest; the manifest and its locator staged (both
+        // fsynced), then the index made durable, then the renames.
         assert!(
-            indexes[0] < m,
-            "{what}: a manifest renamed before the index counting it"
+            packs.iter().all(|&p| p < m),
+            "{what}: a pack renamed after a manifest"
         );
-    }
-    for &l in &locators {
+        let loc_to = to.replace(".manifest", ".locator");
+        let loc_tmp = tmp.replace(".manifest.tmp", ".locator.tmp");
+        let staged = calls[..m]
+            .iter()
+            .rposition(|c| *c == Call::Fsync(loc_tmp.clone()))
+            .unwrap_or_else(|| panic!("{what}: {loc_tmp} not fsynced before {to}"));
         assert!(
-            manifests[0] < l,
-            "{what}: a locator renamed before the manifests"
+            calls[staged..m].contains(&index),
+            "{what}: no durable index commit between staging and renaming {to}"
+        );
+        let l = locators
+            .iter()
+            .copied()
+            .find(|&l| l > m && matches!(&calls[l], Call::Rename(_, t) if *t == loc_to))
+            .unwrap_or_else(|| panic!("{what}: {loc_to} not renamed after {to}"));
+        assert!(
+            !manifests.iter().any(|&o| m < o && o < l),
+            "{what}: {loc_to} renamed after another manifest"
         );
     }
     for &c in &catalog {

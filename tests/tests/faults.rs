@@ -15,11 +15,11 @@
 //! These mount FUSE file systems (CI runs as root); ROMLIB_NO_MOUNT=1 skips them.
 
 use redb::ReadableDatabase;
-use romlib_device::chunks::index::{CHUNKS, DELTAS};
 use romlib_device::{Library, ManifestFile};
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::{Method, RECORD_HEADER_LEN};
 use romlib_format::portable::{LOCATOR_ENTRY_LEN, LOCATOR_HEADER_V2_LEN};
+use romlib_host::library::index::{CHUNKS, DELTAS};
 use romlib_tests::*;
 use std::io::Read;
 use std::path::Path;
@@ -535,59 +535,53 @@ fn a_failing_manifest_fails_its_game_only() {
 }
 
 #[test]
-fn a_failing_locator_or_index_costs_an_install_nothing() {
+fn a_failing_index_costs_an_install_nothing_and_a_failing_locator_is_named() {
     let f = Fixture::built(&[]);
     let n = f.records(GAME, "game.bin").len() as u64;
     let data = std::fs::read(f.w.p("in2/alpha/game.bin")).unwrap();
     let key = f.w.s("k.pub");
-    // The locator unreadable from its start (the index is used instead), and from an entry
-    // in the middle on (each entry that fails is looked up in the index); the index
-    // unreadable (the device reads a folder library through its locators: it never gets
-    // to the index).
+    // The index unreadable: no reader opens it, so it is never even met.
+    let Some(fs) = f.faulty_lib(&["index.db"]) else {
+        return;
+    };
+    ok(f.install(&fs.s(""), "i0", GAME));
+    assert_same_tree(&f.w.p("in2/alpha"), &f.w.p("i0/alpha"));
+    let out = dev(&[
+        "cat",
+        "-g",
+        GAME,
+        "-r",
+        &fs.s(""),
+        "--trusted-key",
+        &key,
+        "game.bin",
+    ]);
+    assert!(out.status.success(), "cat failed");
+    assert!(out.stdout == data, "cat gave other bytes");
+    assert_eq!(fs.hits(), 0, "a reader read the index: {}", fs.log());
+    fs.unmount();
+
+    // The locator unreadable from its start, and from an entry in the middle on: one line
+    // naming it, nothing visible.
     let mid = LOCATOR_HEADER_V2_LEN as u64 + n / 2 * LOCATOR_ENTRY_LEN as u64;
     let mid = format!("games/alpha.locator@{mid}");
-    for (k, (fault, met)) in [
-        ("games/alpha.locator", true),
-        (mid.as_str(), true),
-        ("index.db", false),
-    ]
-    .into_iter()
-    .enumerate()
+    for (k, fault) in ["games/alpha.locator", mid.as_str()]
+        .into_iter()
+        .enumerate()
     {
         let Some(fs) = f.faulty_lib(&[fault]) else {
             return;
         };
-        let dir = format!("i{k}");
-        ok(f.install(&fs.s(""), &dir, GAME));
-        assert_same_tree(&f.w.p("in2/alpha"), &f.w.p(&format!("{dir}/alpha")));
-        let lib = fs.s("");
-        let out = dev(&[
-            "cat",
-            "-g",
-            GAME,
-            "-r",
-            &lib,
-            "--trusted-key",
-            &key,
-            "game.bin",
-        ]);
-        assert!(out.status.success(), "{fault}: cat failed");
-        assert!(out.stdout == data, "{fault}: cat gave other bytes");
-        assert_eq!(fs.hits() > 0, met, "{fault}: {}", fs.log());
+        let dir = format!("l{k}");
+        fails(
+            f.install(&fs.s(""), &dir, GAME),
+            1,
+            &["alpha.locator", "(os error 5)"],
+        );
+        assert_eq!(visible(&f.w.p(&dir)), Vec::<String>::new(), "{fault}");
+        assert!(fs.hits() > 0, "{fault}: the fault was never met");
         fs.unmount();
     }
-
-    // Both unreadable: the install fails with one line, and nothing is visible.
-    let Some(fs) = f.faulty_lib(&["games/alpha.locator", "index.db"]) else {
-        return;
-    };
-    fails(
-        f.install(&fs.s(""), "both", GAME),
-        1,
-        &["index.db", "(os error 5)"],
-    );
-    assert_eq!(visible(&f.w.p("both")), Vec::<String>::new());
-    fs.unmount();
 }
 
 /// `romlib verify -r LIB`'s PROBLEM lines (it reports on stdout, one line per problem),
@@ -888,11 +882,11 @@ fn a_failing_base_of_a_delta_chunk_fails_the_install_naming_its_pack() {
 }
 
 #[test]
-fn an_incremental_build_reading_a_failing_pack_or_index_changes_nothing() {
+fn an_incremental_build_reading_a_failing_pack_changes_nothing() {
     // A revision whose chunks are stored as deltas against the parent's, which the build
-    // reads back from the earlier pack; the build also reads the published index. Each of
-    // those files is replaced by a symbolic link into faultfs (the library itself must
-    // stay writable), then put back.
+    // reads back from the earlier pack. The pack is replaced by a symbolic link into
+    // faultfs (the library itself must stay writable), then put back. (The index, written
+    // in place, is never opened through a link: tests/tests/hostile_card.rs.)
     let w = Workspace::new();
     let mut r = Rng::new(22);
     let mut base = Vec::new();
@@ -909,34 +903,30 @@ fn an_incremental_build_reading_a_failing_pack_or_index_changes_nothing() {
     let pack_len = std::fs::metadata(w.p("lib/packs/pack-0001.pkg"))
         .unwrap()
         .len();
-    for (rel, range) in [
-        (
-            "packs/pack-0001.pkg",
-            format!("@{}..{}", pack_len / 4, pack_len * 3 / 4),
-        ),
-        ("index.db", "@8192".to_string()),
-    ] {
-        let name = rel.rsplit('/').next().unwrap();
-        let (file, real) = (w.p(&format!("lib/{rel}")), w.p(&format!("real/{name}")));
-        std::fs::rename(&file, &real).unwrap();
-        let Some(fs) = FaultFs::mount(&w.p("real"), &w.p("freal"), &[&format!("{name}{range}")])
-        else {
-            std::fs::rename(&real, &file).unwrap();
-            return;
-        };
-        std::os::unix::fs::symlink(fs.p(name), &file).unwrap();
-        let out = w.build("in2", "lib", &["--avg-chunk", "8192", "-q"]);
-        let hits = fs.hits();
-        fs.unmount();
-        std::fs::remove_file(&file).unwrap();
+    let (rel, range) = (
+        "packs/pack-0001.pkg",
+        format!("@{}..{}", pack_len / 4, pack_len * 3 / 4),
+    );
+    let name = rel.rsplit('/').next().unwrap();
+    let (file, real) = (w.p(&format!("lib/{rel}")), w.p(&format!("real/{name}")));
+    std::fs::rename(&file, &real).unwrap();
+    let Some(fs) = FaultFs::mount(&w.p("real"), &w.p("freal"), &[&format!("{name}{range}")]) else {
         std::fs::rename(&real, &file).unwrap();
-        fails(out, 1, &[&w.s(&format!("lib/{rel}")), "(os error 5)"]);
-        assert!(hits > 0, "{rel}: the fault was never met");
-        assert!(
-            visible_snapshot(&w.p("lib")) == before,
-            "{rel}: library changed"
-        );
-    }
+        return;
+    };
+    std::os::unix::fs::symlink(fs.p(name), &file).unwrap();
+    let out = w.build("in2", "lib", &["--avg-chunk", "8192", "-q"]);
+    let hits = fs.hits();
+    fs.unmount();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::rename(&real, &file).unwrap();
+    fails(out, 1, &[&w.s(&format!("lib/{rel}")), "(os error 5)"]);
+    assert!(hits > 0, "{rel}: the fault was never met");
+    assert!(
+        visible_snapshot(&w.p("lib")) == before,
+        "{rel}: library changed"
+    );
+
     ok(host(&["verify", "-r", &w.s("lib")]));
     ok(w.build("in2", "lib", &["--avg-chunk", "8192", "-q"]));
     ok(host(&["verify", "-r", &w.s("lib")]));

@@ -5,10 +5,10 @@
 //! unless ROMLIB_NO_MOUNT=1 is set, which skips the parts that mount.
 
 use redb::ReadableDatabase;
-use romlib_device::chunks::index::CHUNKS;
 use romlib_device::ManifestFile;
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::RECORD_HEADER_LEN;
+use romlib_host::library::index::CHUNKS;
 use romlib_tests::*;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;

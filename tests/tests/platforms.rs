@@ -6,8 +6,8 @@
 //! whichever system built it.
 
 use redb::{ReadableDatabase, ReadableTable};
-use romlib_device::chunks::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use romlib_format::index::ChunkEntry;
+use romlib_host::library::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use romlib_tests::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -162,22 +162,23 @@ fn hold(path: &Path, millis: u64) -> std::process::Child {
 }
 
 #[test]
-fn a_rebuild_waits_for_a_reader_that_holds_the_index_open() {
+fn a_build_waits_for_a_reader_that_holds_the_index_open() {
     let w = Workspace::new();
     sample_input(&w.p("in"), 5);
     ok(w.build("in", "lib", &[]));
     write(&w.p("in"), "gamma/gamma.bin", &Rng::new(9).bytes(100_000));
     let index = w.p("lib/index.db");
     if !host_is_windows() {
-        // On Unix a rename over an open file always succeeds, and the reader keeps the old
-        // file: the rebuild must not wait for it.
+        // On Unix another program's open handle never stops a write: the build must not
+        // wait for it.
         let held = std::fs::File::open(&index).unwrap();
         ok(w.build("in", "lib", &[]));
         drop(held);
         ok(romlib(&["verify", "-r", &w.s("lib")]));
         return;
     }
-    // Held for 3 s without FILE_SHARE_DELETE: the build retries the rename until it is let go.
+    // Held for 3 s without sharing writes: the build retries opening the index for writing
+    // until it is let go.
     let start = Instant::now();
     let mut holder = hold(&index, 3000);
     let out = romlib(&[

@@ -4,12 +4,12 @@
 
 use redb::ReadableDatabase;
 use romlib_device::chunks::decoder::{ChunkDecoder, RuzstdDecoder};
-use romlib_device::chunks::index::CHUNKS;
 use romlib_device::play::read::{FileReader, Game, GROUP};
 use romlib_device::{Error, Library, ManifestFile, TrustStore};
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ManifestHeader, CHUNK_RECORD_LEN};
 use romlib_format::pack::RECORD_HEADER_LEN;
+use romlib_host::library::index::CHUNKS;
 use romlib_host::zstd_decoder::ZstdDecoder;
 use romlib_tests::*;
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};

@@ -1,8 +1,9 @@
-//! Finding a game's chunk records: through the library's redb index, or through the game's
-//! locator in a portable file. Either is only a hint: the record found must name the chunk
-//! the signed manifest expects, and its decoded bytes must hash to it.
+//! Finding a game's chunk records: through the game's locator (a library folder's
+//! `games/<title>.locator`, a server's, or the one inside a portable file), or, for chunks
+//! looked up by hash, a table gathered from a library's locators. Either is only a hint:
+//! the record found must name the chunk the signed manifest expects, and its decoded bytes
+//! must hash to it. Nothing here reads the builder's index (`index.db`).
 
-use crate::chunks::index::IndexReader;
 use crate::error::{Error, Result};
 use crate::fsio::{file_len, open_existing, read_exact_at};
 use crate::library::remote::Remote;
@@ -19,8 +20,8 @@ use std::path::{Path, PathBuf};
 /// Where a game's chunks are.
 #[derive(Debug)]
 pub enum ChunkLocator {
-    /// A library directory's `index.db`, keyed by chunk hash.
-    Index(IndexReader),
+    /// Chunks by hash, sorted by hash (a library's chunks gathered from its locators).
+    Table(Vec<([u8; 32], ChunkEntry)>),
     /// A locator: entry `i` is chunk-table record `i`'s record.
     Locator {
         /// The file holding it (named in errors).
@@ -43,14 +44,29 @@ impl ChunkLocator {
     /// have been written for exactly this manifest (same chunk count and chunk-table hash).
     pub fn open(lib: &Library, body: &Manifest) -> Result<Self> {
         match lib.kind() {
-            // The game's locator file says where every record is without redb: an index
-            // damaged on the card then costs nothing that the game needs. The index is the
-            // fallback, for a locator that is missing, stale or unreadable (a build killed
-            // between writing the manifest and its locator; an older library).
-            Kind::Folder => match Self::open_file(&lib.locator_path(&body.title_id), body) {
-                Ok(l) => Ok(l),
-                Err(_) => Ok(Self::Index(IndexReader::open(&lib.index_path())?)),
-            },
+            // A build writes a game's new locator beside it as `.<title>.locator.tmp`
+            // before it renames the new manifest into place, and renames the locator right
+            // after: between the two renames (or after a build killed there, until the
+            // next build finishes the job) the staged one is the manifest's.
+            Kind::Folder => {
+                let path = lib.locator_path(&body.title_id);
+                match Self::open_file(&path, body) {
+                    Ok(l) => Ok(l),
+                    Err(first) => {
+                        Self::open_file(&staged_locator(&path), body).map_err(|_| match first {
+                            Error::NotFound { path, .. } => Error::manifest(
+                                path,
+                                format!(
+                                    "no locator for {}: `romlib build` or `romlib \
+                                     rebuild-index` on the library writes it",
+                                    body.title_id
+                                ),
+                            ),
+                            other => other,
+                        })
+                    }
+                }
+            }
             Kind::Remote(r) => {
                 let rel = locator_rel(&body.title_id);
                 let file = r.download(&rel, Remote::max_locator_len())?;
@@ -121,10 +137,10 @@ impl ChunkLocator {
         })
     }
 
-    /// Entry `i` of a locator (`None` past the end, or for an index, which is keyed by hash).
+    /// Entry `i` of a locator (`None` past the end, or for a table, which is keyed by hash).
     pub fn entry(&self, i: u64) -> Result<Option<LocatorEntry>> {
         match self {
-            Self::Index(_) => Ok(None),
+            Self::Table(_) => Ok(None),
             Self::Locator {
                 path,
                 file,
@@ -146,20 +162,20 @@ impl ChunkLocator {
     }
 
     /// Where chunk-table record `i` (chunk `hash` of `ulen` bytes) is stored; `Ok(None)`
-    /// when an index does not know the chunk.
+    /// when a table does not hold the chunk.
     pub fn lookup(&self, i: u64, hash: &[u8; 32], ulen: u32) -> Result<Option<ChunkEntry>> {
         match self {
-            Self::Index(index) => index.lookup(hash),
+            Self::Table(t) => Ok(table_lookup(t, hash)),
             Self::Locator { .. } => Ok(self.entry(i)?.map(|e| e.to_index(ulen))),
         }
     }
 
-    /// Where base chunk `hash` is stored: from the index, or by a binary search of the
+    /// Where base chunk `hash` is stored: from the table, or by a binary search of the
     /// locator's base table. `Ok(None)` when neither knows it. The length in a base entry
     /// found in a locator is 0: the record header says it.
     pub fn base(&self, hash: &[u8; 32]) -> Result<Option<ChunkEntry>> {
         match self {
-            Self::Index(index) => index.lookup(hash),
+            Self::Table(t) => Ok(table_lookup(t, hash)),
             Self::Locator {
                 path,
                 file,
@@ -182,10 +198,10 @@ impl ChunkLocator {
         }
     }
 
-    /// The hashes of every base chunk a locator lists (none for an index).
+    /// The hashes of every base chunk a locator lists (none for a table).
     pub fn base_hashes(&self) -> Result<Vec<[u8; 32]>> {
         match self {
-            Self::Index(_) => Ok(Vec::new()),
+            Self::Table(_) => Ok(Vec::new()),
             Self::Locator {
                 path,
                 file,
@@ -197,6 +213,22 @@ impl ChunkLocator {
                 .collect(),
         }
     }
+}
+
+/// Where a builder stages the new locator that replaces the one at `path`:
+/// `.<name>.tmp` beside it.
+pub fn staged_locator(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+fn table_lookup(t: &[([u8; 32], ChunkEntry)], hash: &[u8; 32]) -> Option<ChunkEntry> {
+    t.binary_search_by(|(h, _)| h.cmp(hash))
+        .ok()
+        .map(|k| t[k].1)
 }
 
 /// Entry `k` of the base table at `bases` in `file`.

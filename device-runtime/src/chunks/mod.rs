@@ -8,7 +8,6 @@
 //! Every reader (install, verify, in-place reads, the mount, export) goes through them.
 
 pub mod decoder;
-pub mod index;
 pub mod locator;
 pub mod packs;
 pub mod reuse;
@@ -125,26 +124,15 @@ pub fn decode_verified(
     Ok(())
 }
 
-/// What errors say of a chunk that neither the locator nor the index can find.
+/// What errors say of a chunk that the locator does not place.
 const NOT_IN_LIBRARY: &str =
-    "not in the library's index (incomplete library, or an altered chunk table)";
-
-/// The index's word on a chunk whose locator entry failed.
-enum Opinion {
-    /// No other place: not asked (not a folder library read through a locator), the index
-    /// could not be read, or it says the same.
-    None,
-    /// The index puts the chunk there.
-    Elsewhere(ChunkEntry),
-    /// The index does not know the chunk.
-    Unknown,
-}
+    "not in the library (incomplete library, or an altered chunk table or locator)";
 
 /// The chunks of one game of a library: from a chunk-table record to its stored record
 /// and on to verified bytes, whether the library is a folder, a portable file or on an
 /// HTTP server.
 pub struct ChunkSource {
-    /// What errors about a chunk name: the game's manifest (or the index).
+    /// What errors about a chunk name: the game's manifest (or the library).
     manifest: PathBuf,
     locator: ChunkLocator,
     packs: PackReader,
@@ -152,10 +140,6 @@ pub struct ChunkSource {
     base: BaseChunk,
     /// A delta's record while its base is read.
     record: Vec<u8>,
-    /// For a folder library read through a game's locator file: the index, opened on the
-    /// first failure as a second opinion (a damaged locator must not fail a chunk the index
-    /// finds). Holds `None` once it could not be opened.
-    second: std::cell::OnceCell<Option<index::IndexReader>>,
     /// Over HTTP: which chunk-table records a range request may fetch beyond the one asked
     /// for (all when `None`): a repair fetches only the damaged chunks.
     wanted: Option<Wanted>,
@@ -182,7 +166,6 @@ impl ChunkSource {
             packs: PackReader::new(lib),
             base: BaseChunk::default(),
             record: Vec::new(),
-            second: std::cell::OnceCell::new(),
             wanted: None,
         })
     }
@@ -194,66 +177,23 @@ impl ChunkSource {
         self.wanted = Some(wanted);
     }
 
-    /// The chunks of a library folder by hash, through its index (no game needed).
-    pub fn by_hash(lib: &Library) -> Result<Self> {
-        Ok(Self {
-            manifest: lib.index_path(),
-            locator: ChunkLocator::Index(index::IndexReader::open(&lib.index_path())?),
+    /// The chunks of library `lib` by hash: those `table` places (sorted by hash, as
+    /// gathered from the library's locators; no game needed).
+    pub fn by_hash(lib: &Library, table: Vec<([u8; 32], ChunkEntry)>) -> Self {
+        Self {
+            manifest: lib.root().to_path_buf(),
+            locator: ChunkLocator::Table(table),
             packs: PackReader::new(lib),
             base: BaseChunk::default(),
             record: Vec::new(),
-            second: std::cell::OnceCell::new(),
             wanted: None,
-        })
-    }
-
-    /// What the index says of chunk `hash` whose locator entry (`tried`, if it decoded)
-    /// failed, when this source reads a folder library through a locator file.
-    fn second_opinion(&self, hash: &[u8; 32], tried: Option<&ChunkEntry>) -> Opinion {
-        let folder = matches!(self.packs.library().kind(), crate::library::Kind::Folder);
-        if !folder || !matches!(self.locator, ChunkLocator::Locator { .. }) {
-            return Opinion::None;
-        }
-        let index = self
-            .second
-            .get_or_init(|| index::IndexReader::open(&self.packs.library().index_path()).ok());
-        let Some(index) = index.as_ref() else {
-            return Opinion::None;
-        };
-        match (index.lookup(hash), tried) {
-            (Ok(Some(e)), Some(t))
-                if (t.pack_id, t.offset, t.clen, t.method)
-                    == (e.pack_id, e.offset, e.clen, e.method) =>
-            {
-                Opinion::None
-            }
-            (Ok(Some(e)), _) => Opinion::Elsewhere(e),
-            (Ok(None), _) => Opinion::Unknown,
-            (Err(_), _) => Opinion::None,
-        }
-    }
-
-    /// The error for chunk `c`, whose locator entry failed with `e`, after asking the
-    /// index: a chunk neither knows is not in the library (or the chunk table was altered),
-    /// which the pack's error would hide.
-    fn not_found(&self, c: &[u8; 32], e: Error) -> Error {
-        match self.second_opinion(c, None) {
-            Opinion::Unknown => Error::chunk(&self.manifest, c, NOT_IN_LIBRARY),
-            _ => e,
         }
     }
 
     /// Where chunk-table record `i` (chunk `c`) is stored. Only a hint: the record found
     /// there must name the chunk, and its decoded bytes must hash to it.
     pub fn locate(&self, i: u64, c: &ChunkRef) -> Result<ChunkEntry> {
-        let found = match self.locator.lookup(i, &c.hash, c.len) {
-            Ok(found) => found,
-            Err(e) => match self.second_opinion(&c.hash, None) {
-                Opinion::Elsewhere(again) => Some(again),
-                Opinion::Unknown => None,
-                Opinion::None => return Err(e),
-            },
-        };
+        let found = self.locator.lookup(i, &c.hash, c.len)?;
         found.ok_or_else(|| Error::chunk(&self.manifest, &c.hash, NOT_IN_LIBRARY))
     }
 
@@ -276,18 +216,7 @@ impl ChunkSource {
     ) -> Result<RecordRef> {
         let entry = self.locate(i, c)?;
         self.packs.plan(&self.locator, i, &entry, held)?;
-        let start = buf.len();
-        self.packs
-            .read_record(&c.hash, &entry, c.len, buf)
-            .or_else(|e| match self.second_opinion(&c.hash, Some(&entry)) {
-                Opinion::Elsewhere(again) => {
-                    buf.truncate(start);
-                    self.packs
-                        .read_record(&c.hash, &again, c.len, buf)
-                        .map_err(|_| e)
-                }
-                _ => Err(self.not_found(&c.hash, e)),
-            })
+        self.packs.read_record(&c.hash, &entry, c.len, buf)
     }
 
     /// Reads chunk-table record `i` (chunk `c`), decodes it into `out` (resized to the
@@ -305,17 +234,11 @@ impl ChunkSource {
         let held = |k: u64| wanted.as_ref().is_some_and(|w| !w(k));
         self.packs.plan(&self.locator, i, &entry, &held)?;
         self.read_entry(&c.hash, c.len, &entry, decoder, out)
-            .or_else(|e| match self.second_opinion(&c.hash, Some(&entry)) {
-                Opinion::Elsewhere(again) => self
-                    .read_entry(&c.hash, c.len, &again, decoder, out)
-                    .map_err(|_| e),
-                _ => Err(self.not_found(&c.hash, e)),
-            })
     }
 
-    /// Reads chunk `hash` (of `ulen` bytes, when known) wherever the library's index says
-    /// it is, verified, into `out`; returns its length, or `None` when the index does not
-    /// know it. For libraries with an index ([`ChunkSource::by_hash`]).
+    /// Reads chunk `hash` (of `ulen` bytes, when known) wherever the table says it is,
+    /// verified, into `out`; returns its length, or `None` when the table does not hold it
+    /// ([`ChunkSource::by_hash`]).
     pub fn read_by_hash(
         &mut self,
         hash: &[u8; 32],
@@ -326,7 +249,17 @@ impl ChunkSource {
         let Some(entry) = self.locator.base(hash)? else {
             return Ok(None);
         };
-        let ulen = ulen.unwrap_or(entry.ulen);
+        // A base entry of a locator leaves the length to the record header.
+        let ulen = match ulen.or((entry.ulen != 0).then_some(entry.ulen)) {
+            Some(u) => u,
+            None => {
+                let mut rec = std::mem::take(&mut self.record);
+                rec.clear();
+                let got = self.packs.read_base_record(hash, &entry, &mut rec);
+                self.record = rec;
+                got?.ulen
+            }
+        };
         self.read_entry(hash, ulen, &entry, decoder, out)?;
         Ok(Some(ulen))
     }
@@ -365,17 +298,7 @@ impl ChunkSource {
 
     /// Where base chunk `base` of delta chunk `of` is stored.
     pub fn locate_base(&self, of: &[u8; 32], base: &[u8; 32]) -> Result<ChunkEntry> {
-        let found = match self.locator.base(base) {
-            Ok(Some(e)) => Some(e),
-            Ok(None) => match self.second_opinion(base, None) {
-                Opinion::Elsewhere(e) => Some(e),
-                _ => None,
-            },
-            Err(e) => match self.second_opinion(base, None) {
-                Opinion::Elsewhere(e) => Some(e),
-                _ => return Err(e),
-            },
-        };
+        let found = self.locator.base(base)?;
         let entry = found.ok_or_else(|| {
             Error::chunk(
                 &self.manifest,
@@ -391,7 +314,7 @@ impl ChunkSource {
                 &self.manifest,
                 of,
                 format!(
-                    "its base chunk {} is itself a delta (chain deeper than MAX_DELTA_DEPTH: tampered index or locator)",
+                    "its base chunk {} is itself a delta (chain deeper than MAX_DELTA_DEPTH: tampered locator)",
                     short_hex(base)
                 ),
             ));
@@ -416,18 +339,7 @@ impl ChunkSource {
         buf.clear();
         let res = (|| {
             let mut rec_buf = Vec::new();
-            let rec = self
-                .packs
-                .read_base_record(base, &entry, &mut rec_buf)
-                .or_else(|e| match self.second_opinion(base, Some(&entry)) {
-                    Opinion::Elsewhere(again) => {
-                        rec_buf.clear();
-                        self.packs
-                            .read_base_record(base, &again, &mut rec_buf)
-                            .map_err(|_| e)
-                    }
-                    _ => Err(e),
-                })?;
+            let rec = self.packs.read_base_record(base, &entry, &mut rec_buf)?;
             buf.resize(rec.ulen as usize, 0);
             let lib = self.packs.library().clone();
             decode_verified(
@@ -451,22 +363,12 @@ impl ChunkSource {
         let lib = self.packs.library().clone();
         let base = delta_base(delta, &buf[delta.payload.clone()], &lib)?;
         let entry = self.locate_base(&delta.hash, &base)?;
-        let start = buf.len();
         self.packs
             .read_base_record(&base, &entry, buf)
-            .or_else(|e| match self.second_opinion(&base, Some(&entry)) {
-                Opinion::Elsewhere(again) => {
-                    buf.truncate(start);
-                    self.packs
-                        .read_base_record(&base, &again, buf)
-                        .map_err(|_| e)
-                }
-                _ => Err(e),
-            })
             .map_err(|e| base_failed(&delta.hash, &base, e))
     }
 
-    /// The hashes of the base chunks the game's locator lists (none with an index).
+    /// The hashes of the base chunks the game's locator lists (none for a table).
     pub fn base_hashes(&self) -> Result<Vec<[u8; 32]>> {
         self.locator.base_hashes()
     }

@@ -333,7 +333,8 @@ impl PackReader {
                 path,
                 hash,
                 format!(
-                    "record at offset {} is another chunk (stale or wrong index)",
+                    "record at offset {} is another chunk (an altered locator, or an altered \
+                     chunk table in the game's manifest)",
                     entry.offset
                 ),
             ));

@@ -1,7 +1,7 @@
 //! Chunks a device already has, so an install over the network fetches only the rest:
 //! the files of installed games (an older version of the game, or another game sharing
 //! data), of an install that was cut off part-way (resume), and a library on the device
-//! (`--reuse LIB`: looked up in its index, decoded and checked like any chunk).
+//! (`--reuse LIB`: found through its games' locators, decoded and checked like any chunk).
 //!
 //! A source is a folder of files plus the manifest they were written from. Only the chunks
 //! the new game needs are indexed (by a 64-bit prefix of their hash, with where they lie),
@@ -11,12 +11,15 @@
 //! means the chunk is fetched.
 
 use crate::chunks::decoder::RuzstdDecoder;
+use crate::chunks::locator::ChunkLocator;
 use crate::chunks::ChunkSource;
 use crate::error::Result;
 use crate::folder::Folder;
 use crate::fsio::read_exact_at;
 use crate::library::Library;
 use crate::trusted::{ManifestFile, VerifiedManifest};
+use romlib_format::index::ChunkEntry;
+use romlib_format::pack::Method;
 use std::fs::File;
 
 /// A library folder on the device to take chunks from.
@@ -46,6 +49,8 @@ pub struct LocalChunks {
     files: Vec<String>,
     open: Option<(u32, File)>,
     library: Option<LocalLibrary>,
+    /// The 64-bit hash prefixes of the chunks the new game needs, sorted.
+    need: Vec<u64>,
     /// Chunks taken from local files so far.
     pub reused: u64,
     /// Their bytes.
@@ -110,13 +115,51 @@ impl LocalChunks {
             }
         }
         out.spots.sort_unstable_by_key(|s| s.prefix);
+        out.need = need;
         Ok(out)
     }
 
-    /// Also takes chunks from the library folder `lib` (its index must open).
+    /// Also takes chunks from the library folder `lib`: the chunks the new game needs are
+    /// looked up in its games' chunk tables, and placed by their locators (reads every
+    /// manifest and locator of `lib` once; memory grows with what the new game needs).
+    /// A game of `lib` whose manifest or locator does not read is skipped.
     pub fn with_library(mut self, lib: &Library) -> Result<Self> {
+        let mut table: Vec<([u8; 32], ChunkEntry)> = Vec::new();
+        for title in lib.titles()? {
+            let Ok(mf) = ManifestFile::open(&lib.manifest_path(&title)) else {
+                continue;
+            };
+            let body = mf.unverified_body();
+            let Ok(loc) = ChunkLocator::open(lib, body) else {
+                continue;
+            };
+            let Ok(mut t) = mf.unverified_chunks() else {
+                continue;
+            };
+            let mut deltas = false;
+            let mut i = 0u64;
+            while let Ok(Some(c)) = t.next_chunk() {
+                if self.need.binary_search(&prefix(&c.hash)).is_ok() {
+                    if let Ok(Some(e)) = loc.lookup(i, &c.hash, c.len) {
+                        deltas |= e.method == Method::ZstdDelta;
+                        table.push((c.hash, e));
+                    }
+                }
+                i += 1;
+            }
+            // A needed chunk stored as a delta needs its base, which this locator places.
+            if deltas {
+                for h in loc.base_hashes().unwrap_or_default() {
+                    if let Ok(Some(e)) = loc.base(&h) {
+                        table.push((h, e));
+                    }
+                }
+            }
+        }
+        table.sort_unstable_by_key(|e| e.0);
+        table.dedup_by(|a, b| a.0 == b.0);
         self.library = Some(LocalLibrary {
-            chunks: ChunkSource::by_hash(lib)?,
+            chunks: ChunkSource::by_hash(lib, table),
             decoder: RuzstdDecoder::default(),
             chunk: Vec::new(),
         });

@@ -668,15 +668,20 @@ mod tests {
             };
             pack.extend_from_slice(&footer.encode());
             fs::write(root.join("packs/pack-0001.pkg"), &pack).unwrap();
-            let db = redb::Database::create(root.join("index.db")).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let mut t = txn.open_table(crate::chunks::index::CHUNKS).unwrap();
-                for (h, e) in &entries {
-                    t.insert(h, e.encode().as_slice()).unwrap();
-                }
+            // The game's locator: where each chunk-table record's record lies.
+            let header = romlib_format::portable::LocatorHeader {
+                count: entries.len() as u32,
+                table_blake3: *blake3::hash(&table).as_bytes(),
+                bases: 0,
+            };
+            let mut loc = header
+                .encode(&mut [0; romlib_format::portable::LOCATOR_HEADER_V2_LEN])
+                .to_vec();
+            for (_, e) in &entries {
+                let e = romlib_format::portable::LocatorEntry::from_index(e).unwrap();
+                loc.extend_from_slice(&e.encode());
             }
-            txn.commit().unwrap();
+            fs::write(root.join("games/t.locator"), loc).unwrap();
             let mut body = Manifest {
                 format_version: 1,
                 title_id: "t".into(),

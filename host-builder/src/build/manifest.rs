@@ -72,7 +72,6 @@ impl Manifests<'_> {
         };
         let lib = store.library().clone();
         let mut changed = Vec::new();
-        let mut locators = Vec::new();
         for g in pending {
             let input = &self.games[g.game];
             let sc = &input.sidecar;
@@ -121,24 +120,20 @@ impl Manifests<'_> {
                 ));
             }
             let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
-            let path = lib.manifest_path(&input.title);
-            let Some(staged) = stage_manifest(&input.title, path, &bytes, &g.table)? else {
+            let loc = locator::encode(&lib.locator_path(&input.title), &g.table, &g.locator)?;
+            let Some(staged) = stage_manifest(&lib, &input.title, &bytes, &g.table, &loc)? else {
                 summary.manifests_unchanged += 1;
                 // Heals a locator that a crash or an older romlib left missing or stale.
                 locator::refresh(&lib, &input.title, &g.table, &g.locator)?;
                 continue;
             };
             changed.push(staged);
-            locators.push((input.title.clone(), g.table, g.locator));
         }
         if changed.is_empty() {
             return Ok(());
         }
         let txn = txn.take();
         summary.manifests_written += publish_manifests(store, txn, changed)?;
-        for (title, table, entries) in &locators {
-            locator::write(&lib, title, table, entries)?;
-        }
         Ok(())
     }
 }

@@ -11,9 +11,9 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
+use crate::library::index::{CHUNKS, DELTAS};
 use crate::library::writer::{db_err, LibraryWriter};
 use redb::ReadableTable;
-use romlib_device::chunks::index::{CHUNKS, DELTAS};
 use romlib_device::Library;
 use romlib_format::index::ChunkEntry;
 use romlib_format::layout::CATALOG_FILE;

@@ -13,6 +13,7 @@
 //! 4. The published `index.db` is replaced, never written in place ([`writer`]).
 
 pub mod dicts;
+pub mod index;
 pub mod locator;
 pub mod manifest_writer;
 pub mod pack_scan;

@@ -1,17 +1,19 @@
 //! Publishing into a library what a build or an import produced: signed manifests, with
 //! the refcounts of their chunks moved in the index, and the signers' public keys.
 //!
-//! A manifest is written as `games/.<title>.manifest.tmp` (fsynced), then the index
-//! transaction that moves the refcounts from the old chunk table to the new one commits and
-//! records the new table's hash under the title in `games`, then the temp file is renamed
-//! over the manifest (the roll-forward rule; [`super::recovery`] finishes or undoes what a
-//! crash left between the two).
+//! A manifest is written as `games/.<title>.manifest.tmp` and its locator as
+//! `games/.<title>.locator.tmp` (both fsynced), then the index transaction that moves the
+//! refcounts from the old chunk table to the new one and records the new table's hash under
+//! the title in `games` commits durably, then the manifest is renamed into place and its
+//! locator after it (the roll-forward rule; [`super::recovery`] finishes or undoes what a
+//! crash left between them). Between the two renames a reader finds the new manifest's
+//! locator under its staged name.
 
 use super::writer::{db_err, LibraryWriter};
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, temp_path, write_atomic, write_synced};
+use crate::library::index::{CHUNKS, GAMES};
 use redb::{ReadableTable, WriteTransaction};
-use romlib_device::chunks::index::{CHUNKS, GAMES};
 use romlib_device::ManifestFile;
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
@@ -25,6 +27,8 @@ pub(crate) struct StagedManifest {
     path: PathBuf,
     /// Where it is written meanwhile.
     tmp: PathBuf,
+    /// The game's locator, and where it is staged meanwhile.
+    locator: (PathBuf, PathBuf),
     /// Its raw chunk table.
     table: Vec<u8>,
     /// The table's BLAKE3, recorded under the title in the index.
@@ -32,32 +36,39 @@ pub(crate) struct StagedManifest {
 }
 
 /// Writes manifest file `bytes` of `title`, whose raw chunk table is `table`, under its
-/// temporary name beside `path` (fsynced), unless `path` holds exactly these bytes already;
-/// then it returns `None`.
+/// temporary name beside `path`, and its locator file `locator` under the locator's
+/// temporary name (both fsynced), unless `path` holds exactly these bytes already; then
+/// it returns `None`.
 pub(crate) fn stage_manifest(
+    lib: &romlib_device::Library,
     title: &str,
-    path: PathBuf,
     bytes: &[u8],
     table: &[u8],
+    locator: &[u8],
 ) -> Result<Option<StagedManifest>> {
+    let path = lib.manifest_path(title);
     if std::fs::read(&path).is_ok_and(|old| old == bytes) {
         return Ok(None);
     }
+    let loc = lib.locator_path(title);
+    let loc_tmp = temp_path(&loc);
+    write_synced(&loc_tmp, locator, 0o644)?;
     let tmp = temp_path(&path);
     write_synced(&tmp, bytes, 0o644)?;
     Ok(Some(StagedManifest {
         title: title.to_owned(),
         path,
         tmp,
+        locator: (loc_tmp, loc),
         table: table.to_vec(),
         table_hash: *blake3::hash(table).as_bytes(),
     }))
 }
 
 /// Publishes staged manifests: moves the refcounts from each title's old chunk table to
-/// the new one and records the new table, in one index transaction (`txn`, or a new one),
-/// then renames each manifest into place. A crash between the two is repaired by recovery
-/// (SPEC section 6). Returns how many were published.
+/// the new one and records the new table, in one durable index transaction (`txn`, or a
+/// new one), then renames each manifest into place and its locator after it. A crash
+/// between them is repaired by recovery (SPEC section 6). Returns how many were published.
 pub(crate) fn publish_manifests(
     store: &mut LibraryWriter,
     txn: Option<WriteTransaction>,
@@ -95,11 +106,11 @@ pub(crate) fn publish_manifests(
                 .map_err(|e| db_err(&index_path, e))?;
         }
     }
-    store.commit(txn)?;
-    store.publish()?;
+    store.commit_durable(txn)?;
     let n = changed.len() as u64;
     for s in changed {
         rename_synced(&s.tmp, &s.path)?;
+        rename_synced(&s.locator.0, &s.locator.1)?;
     }
     Ok(n)
 }

@@ -7,8 +7,8 @@
 use super::locator;
 use super::writer::{db_err, index_pack, LibraryWriter};
 use crate::error::{Error, Result};
+use crate::library::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use redb::{ReadableTable, ReadableTableMetadata};
-use romlib_device::chunks::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use romlib_device::ManifestFile;
 use romlib_format::index::{ChunkEntry, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};

@@ -2,18 +2,21 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, TEMP_SUFFIX};
+use crate::library::index::GAMES;
 use crate::library::writer::{db_err, LibraryWriter};
-use romlib_device::chunks::index::GAMES;
 use romlib_device::ManifestFile;
 use romlib_format::layout::{LOCATOR_EXT, MANIFEST_EXT};
 use std::fs;
 
 /// Applies the roll-forward rule to every `games/.<title>.manifest.tmp`: rename it into
-/// place when the index already counts its chunk table, delete it otherwise.
+/// place when the index already counts its chunk table, delete it otherwise. Then every
+/// `games/.<title>.locator.tmp` that was written for the game's manifest now in place is
+/// renamed over its locator; any other is deleted.
 pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
     let lib = store.library();
     let dir = lib.games_dir();
     let mut done = Vec::new();
+    let mut locators = Vec::new();
     let index_path = lib.index_path();
     let txn = store.begin_read()?;
     let games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
@@ -23,10 +26,11 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
         let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.ends_with(&locator_tmp) {
-            // A locator being written; the next write of that game's locator replaces it.
-            let tmp = e.path();
-            fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, "remove", e))?;
+        if let Some(title) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(&locator_tmp))
+        {
+            locators.push((title.to_owned(), e.path()));
             continue;
         }
         let Some(title) = name
@@ -51,6 +55,24 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
         } else {
             fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, "remove", e))?;
             done.push(format!("removed an unfinished manifest of {title}"));
+        }
+    }
+    for (title, tmp) in locators {
+        let fits = ManifestFile::open(&lib.manifest_path(&title))
+            .ok()
+            .is_some_and(|m| {
+                m.unverified_body().title_id == title
+                    && romlib_device::chunks::locator::ChunkLocator::open_file(
+                        &tmp,
+                        m.unverified_body(),
+                    )
+                    .is_ok()
+            });
+        if fits {
+            rename_synced(&tmp, &lib.locator_path(&title))?;
+            done.push(format!("finished writing the locator of {title}"));
+        } else {
+            fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, "remove", e))?;
         }
     }
     Ok(done)

@@ -1,19 +1,20 @@
-//! The library on disk as the builder sees it: the lock, the writable index, new pack
-//! files, and recovery of the packs a killed build left behind (crash-safety rules 1 and 2
-//! of [`super`]).
+//! The library on disk as the builder sees it: the lock, the index, new pack files, and
+//! recovery of the packs a killed build left behind (crash-safety rules 1 and 2 of
+//! [`super`]).
 //!
-//! The published `index.db` is never written in place. The first write of a run copies it
-//! to `.index.db.new`; every transaction of the run goes there; [`LibraryWriter::publish`]
-//! closes that copy cleanly, records its checksum in `index.sum` and renames it over
-//! `index.db` (rule 4). A reader, on the device or the host, therefore always opens an
-//! index that a builder closed: a build killed at any point leaves the last published one,
-//! readable without a repair that only a writer could make.
+//! `index.db` is the builder's own database, updated in place (rule 4): nothing is copied,
+//! compacted or hashed when a build publishes, so a build costs what it adds. Commits are
+//! cheap (not durable on their own); [`LibraryWriter::publish`] and the commit that counts
+//! new manifests are durable, and redb's copy-on-write commits make a build killed at any
+//! moment roll back to the last durable one. Every commit names only sealed packs, so even
+//! a rolled-back commit leaves nothing dangling: the packs it named are adopted by the next
+//! run. Readers never open the index: they find a game's chunks through its locator.
 
 use super::pack_writer::PackWriter;
 use crate::error::{Error, Result};
-use crate::fsio::{create_dir, rename_synced, sync_dir, write_atomic};
+use crate::fsio::{create_dir, rename_synced, sync_dir};
+use crate::library::index::{open_err, CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
-use romlib_device::chunks::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::layout::{INDEX_NEW_FILE, INDEX_SUM_FILE, LOCK_FILE};
@@ -26,7 +27,8 @@ use std::path::{Path, PathBuf};
 /// The end of the name of a pack being written: `.pack-NNNN.pkg.partial`.
 const PARTIAL_SUFFIX: &str = ".partial";
 
-/// redb cache of the builder.
+/// redb cache of the builder: the bound on what the index costs in memory, whatever the
+/// library's size.
 const BUILDER_CACHE_BYTES: usize = 64 << 20;
 
 pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -45,6 +47,9 @@ pub struct LibraryWriter {
     lib: Library,
     _lock: File,
     db: Option<Db>,
+    /// `romlib rebuild-index`: the index is built whole in `.index.db.new` and replaces
+    /// `index.db` by a rename when published.
+    fresh: bool,
     next_pack_id: u32,
     /// What recovery found and repaired when the library was opened.
     pub recovered: Vec<String>,
@@ -56,21 +61,23 @@ impl LibraryWriter {
     pub fn open(root: &Path) -> Result<Self> {
         let mut w = Self::lock(root)?;
         let index = w.index_path();
-        if index.exists() {
-            romlib_device::chunks::index::check_sum(&index)?;
+        if index.symlink_metadata().is_ok() {
+            let file = open_nofollow(&index, false)?;
+            let backend =
+                redb::backends::FileBackend::new(file).map_err(|e| open_err(&index, e))?;
             match redb::Builder::new()
                 .set_cache_size(BUILDER_CACHE_BYTES)
-                .open_read_only(&index)
+                .open_read_only_with_backend(backend)
             {
                 Ok(db) => w.db = Some(Db::ReadOnly(db)),
-                // An index that an older romlib left open when it was killed needs a repair,
-                // which needs writing: it is repaired in the copy, published at the end.
+                // An index a build left open when it was killed needs redb's repair (its
+                // last durable commit is kept), which needs writing.
                 Err(redb::DatabaseError::RepairAborted) => {
                     w.writable()?;
                     w.recovered
                         .push("repaired an index left open by an interrupted build".into());
                 }
-                Err(e) => return Err(romlib_device::chunks::index::open_err(&index, e).into()),
+                Err(e) => return Err(open_err(&index, e)),
             }
         } else {
             w.writable()?;
@@ -92,6 +99,7 @@ impl LibraryWriter {
             ));
         }
         let mut w = Self::lock(root)?;
+        w.fresh = true;
         w.db = Some(Db::Writable(open_writable(&w.new_index_path())?));
         Ok(w)
     }
@@ -103,7 +111,7 @@ impl LibraryWriter {
     }
 
     /// Creates the library's folders where missing, takes its lock and discards the
-    /// unpublished index copy an interrupted run left.
+    /// unpublished index an interrupted `rebuild-index` (or an older romlib's build) left.
     fn lock(root: &Path) -> Result<Self> {
         if root.exists() && !root.is_dir() {
             return Err(Error::library(
@@ -140,6 +148,7 @@ impl LibraryWriter {
             lib,
             _lock: lock,
             db: None,
+            fresh: false,
             next_pack_id: 1,
             recovered: Vec::new(),
         };
@@ -147,7 +156,7 @@ impl LibraryWriter {
         if new.exists() {
             fs::remove_file(&new).map_err(|e| Error::io(&new, "remove", e))?;
             w.recovered
-                .push("discarded the unpublished index of an interrupted build".into());
+                .push("discarded the unpublished index of an interrupted run".into());
         }
         Ok(w)
     }
@@ -172,16 +181,19 @@ impl LibraryWriter {
         r.map_err(|e| db_err(&self.index_path(), e))
     }
 
-    /// The run's writable copy of the index, made on the first call (see the module doc).
+    /// The index opened for writing, in place, on the first call (see the module doc).
     fn writable(&mut self) -> Result<&Database> {
         if !matches!(self.db, Some(Db::Writable(_))) {
             self.db = None;
-            let (index, new) = (self.index_path(), self.new_index_path());
-            if index.exists() {
-                // copy_file_range: a reflink where the file system has them.
-                fs::copy(&index, &new).map_err(|e| Error::io(&new, "copy the index to", e))?;
+            // index.sum (SPEC section 5.1) held checksums of an index published by rename;
+            // an index written in place has none, and a stale one would make a reader of
+            // an older romlib call the index damaged.
+            let sums = self.lib.root().join(INDEX_SUM_FILE);
+            if sums.exists() {
+                fs::remove_file(&sums).map_err(|e| Error::io(&sums, "remove", e))?;
+                sync_dir(self.lib.root())?;
             }
-            self.db = Some(Db::Writable(open_writable(&new)?));
+            self.db = Some(Db::Writable(open_writable(&self.index_path())?));
         }
         match self.db.as_ref() {
             Some(Db::Writable(d)) => Ok(d),
@@ -197,17 +209,20 @@ impl LibraryWriter {
         self.lib.root().join(INDEX_NEW_FILE)
     }
 
-    /// Publishes what the run committed so far: closes the writable copy (compacted first:
-    /// redb grows its file in large steps, and a fresh small library would otherwise carry
-    /// about 1 MiB of empty pages), fsyncs it, lists its checksum beside
-    /// the current index's in `index.sum`, renames it over `index.db` and reopens that
-    /// read-only. A no-op when the run wrote nothing: that run changes no file. No
-    /// transaction may be open.
+    /// Makes what the run committed so far durable: one durable commit, which persists
+    /// every commit before it. A no-op when the run wrote nothing: that run changes no
+    /// file. No transaction may be open. For `rebuild-index`, the new index is compacted,
+    /// closed, fsynced and renamed over `index.db`.
     pub(crate) fn publish(&mut self) -> Result<()> {
-        let (index, new) = (self.index_path(), self.new_index_path());
         if !matches!(self.db, Some(Db::Writable(_))) {
             return Ok(());
         }
+        if !self.fresh {
+            let txn = self.begin()?;
+            return self.commit_durable(txn);
+        }
+        let index = self.index_path();
+        let new = self.new_index_path();
         let Some(Db::Writable(mut d)) = self.db.take() else {
             unreachable!("checked above");
         };
@@ -225,20 +240,13 @@ impl LibraryWriter {
             .open(&new)
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io(&new, "fsync", e))?;
-        let mut sums = romlib_device::chunks::index::file_sum(&new)?
-            .encode()
-            .to_vec();
-        if index.exists() {
-            // Readers that opened the old index while the rename happens still find it.
-            sums.extend_from_slice(&romlib_device::chunks::index::file_sum(&index)?.encode());
+        let sums = self.lib.root().join(INDEX_SUM_FILE);
+        if sums.exists() {
+            fs::remove_file(&sums).map_err(|e| Error::io(&sums, "remove", e))?;
         }
-        write_atomic(&self.lib.root().join(INDEX_SUM_FILE), &sums, 0o644)?;
         rename_synced(&new, &index)?;
-        let db = redb::Builder::new()
-            .set_cache_size(BUILDER_CACHE_BYTES)
-            .open_read_only(&index)
-            .map_err(|e| db_err(&index, e))?;
-        self.db = Some(Db::ReadOnly(db));
+        self.fresh = false;
+        self.db = Some(Db::Writable(open_writable(&index)?));
         Ok(())
     }
 
@@ -349,11 +357,9 @@ impl LibraryWriter {
         self.commit(txn)
     }
 
-    /// Begins an index write transaction.
-    ///
-    /// Its commit is not made durable on its own: the copy is not published, and
-    /// [`LibraryWriter::publish`] closes it (which makes every commit durable) and fsyncs it
-    /// before the rename. That saves two fsyncs per commit.
+    /// Begins an index write transaction. Its commit is not durable on its own (a crash
+    /// rolls it back; see the module doc); [`LibraryWriter::commit_durable`] and
+    /// [`LibraryWriter::publish`] make it so.
     pub(crate) fn begin(&mut self) -> Result<WriteTransaction> {
         let path = self.index_path();
         let mut txn = self
@@ -370,6 +376,15 @@ impl LibraryWriter {
         txn.commit().map_err(|e| db_err(&self.index_path(), e))
     }
 
+    /// Commits an index write transaction durably, with every commit before it (two
+    /// fsyncs): what must hold before a file that depends on it is renamed into place.
+    pub(crate) fn commit_durable(&self, mut txn: WriteTransaction) -> Result<()> {
+        let path = self.index_path();
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| db_err(&path, e))?;
+        txn.commit().map_err(|e| db_err(&path, e))
+    }
+
     /// Starts the next pack file.
     pub(crate) fn new_pack(&mut self, dict_id: u32) -> Result<PackFile> {
         let id = self.next_pack_id;
@@ -381,26 +396,80 @@ impl LibraryWriter {
 }
 
 impl Drop for LibraryWriter {
-    /// A run that fails leaves nothing of its unpublished index behind (the next open would
-    /// delete it anyway).
+    /// A `rebuild-index` that fails leaves nothing of its unpublished index behind (the
+    /// next open would delete it anyway). An index written in place is closed by redb:
+    /// what was committed stays, and names only sealed packs.
     fn drop(&mut self) {
         if let Some(Db::Writable(d)) = self.db.take() {
             drop(d);
-            let _ = fs::remove_file(self.new_index_path());
+            if self.fresh {
+                let _ = fs::remove_file(self.new_index_path());
+            }
         }
     }
 }
 
+/// Opens the library's index file `path` (created if `write`), never through a symbolic
+/// link: the library folder may be written by someone else, and the builder writes the
+/// index in place.
+fn open_nofollow(path: &Path, write: bool) -> Result<File> {
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    if write {
+        o.write(true).create(true).truncate(false);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, nix::libc::O_NOFOLLOW);
+    #[cfg(windows)]
+    if path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(Error::library(
+            path,
+            "is a symbolic link; the index must be a file",
+        ));
+    }
+    // On Windows another program (a scanner, a backup tool) may hold the index open
+    // without sharing writes for a while: the open is retried as a rename is.
+    crate::fsio::patiently(|| o.open(path)).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(nix::libc::ELOOP) {
+            return Error::library(path, "is a symbolic link; the index must be a file");
+        }
+        Error::io(path, "open", e)
+    })
+}
+
 fn open_writable(index: &Path) -> Result<Database> {
+    let file = open_nofollow(index, true)?;
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| open_err(index, e))?;
     redb::Builder::new()
         .set_cache_size(BUILDER_CACHE_BYTES)
-        .create(index)
+        .create_with_backend(backend)
         .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked {
                 path: index.to_path_buf(),
             },
-            other => db_err(index, other),
+            other => open_err(index, other),
         })
+}
+
+/// Takes the library's lock shared, for a reader of the index (`romlib verify`): no build
+/// runs while it is held. A library without a lock file (never built here, or on a
+/// read-only mount) has no builder to exclude.
+pub(crate) fn lock_shared(lib: &Library) -> Result<Option<File>> {
+    let path = lib.root().join(LOCK_FILE);
+    let f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, "open lock file", e)),
+    };
+    match f.try_lock_shared() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, "lock", e)),
+    }
 }
 
 /// Seconds since the Unix epoch (the index's only clock).

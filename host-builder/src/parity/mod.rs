@@ -176,18 +176,14 @@ impl Context {
     }
 }
 
-/// The titles the index counts, or `None` when the index is missing or damaged (it is
-/// checked against `index.sum` before redb reads a page).
+/// The titles the index counts, or `None` when the index is missing or damaged (every page
+/// is checked before a table is read).
 fn indexed_titles(lib: &Library) -> Option<BTreeSet<String>> {
     use redb::{ReadableDatabase, ReadableTable};
     let index = lib.index_path();
-    romlib_device::chunks::index::check_sum(&index).ok()?;
-    let db = redb::Builder::new()
-        .set_cache_size(1 << 20)
-        .open_read_only(&index)
-        .ok()?;
+    let db = crate::library::index::open_checked(&index).ok()?;
     let txn = db.begin_read().ok()?;
-    let games = txn.open_table(romlib_device::chunks::index::GAMES).ok()?;
+    let games = txn.open_table(crate::library::index::GAMES).ok()?;
     let mut out = BTreeSet::new();
     for row in games.iter().ok()? {
         out.insert(row.ok()?.0.value().to_string());

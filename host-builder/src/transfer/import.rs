@@ -11,13 +11,13 @@ use crate::build::DEFAULT_LEVEL;
 use crate::error::{Error, Result};
 use crate::fsio::{parent_dir, sync_dir};
 use crate::library::dicts::add_dict;
+use crate::library::index::{CHUNKS, DELTAS, PACKS, SKETCHES};
 use crate::library::locator;
 use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
 use crate::library::sketch::sketch;
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
 use redb::ReadableTable;
-use romlib_device::chunks::index::{CHUNKS, DELTAS, PACKS, SKETCHES};
 use romlib_device::chunks::packs::PackReader;
 use romlib_device::chunks::BaseChunk;
 use romlib_device::chunks::ChunkSource;
@@ -272,33 +272,32 @@ pub fn import(
         }
         Some(txn)
     };
+    // The new chunks are committed first, so the locators can be read from the index.
+    if let Some(t) = txn {
+        store.commit(t)?;
+    }
     let mut staged = Vec::new();
-    let mut tables = Vec::new();
     for m in &games {
         let body = m.body();
         let bytes = manifest_bytes(&lib, m)?;
-        let path = dlib.manifest_path(&body.title_id);
+        let title = &body.title_id;
         // The chunk table ends the manifest (SPEC section 3); its length was checked on open.
         let table_len = body.chunk_count as usize * CHUNK_RECORD_LEN;
-        let table = bytes[bytes.len() - table_len..].to_vec();
-        match stage_manifest(&body.title_id, path, &bytes, &table)? {
-            Some(s) => staged.push(s),
-            None => summary.games_unchanged += 1,
-        }
-        tables.push((body.title_id.clone(), table));
-    }
-    summary.games_written = match (txn, staged.is_empty()) {
-        (Some(t), true) => {
-            store.commit(t)?;
-            0
-        }
-        (t, false) => publish_manifests(&mut store, t, staged)?,
-        (None, true) => 0,
-    };
-    for (title, table) in &tables {
+        let table = &bytes[bytes.len() - table_len..];
         let entries = locator::from_index(&store, title, table)?;
-        locator::refresh(&dlib, title, table, &entries)?;
+        let loc = locator::encode(&dlib.locator_path(title), table, &entries)?;
+        match stage_manifest(&dlib, title, &bytes, table, &loc)? {
+            Some(s) => staged.push(s),
+            None => {
+                summary.games_unchanged += 1;
+                locator::refresh(&dlib, title, table, &entries)?;
+            }
+        }
     }
+    summary.games_written = match staged.is_empty() {
+        true => 0,
+        false => publish_manifests(&mut store, None, staged)?,
+    };
     let mut signers: Vec<[u8; 32]> = games.iter().map(|m| *m.signer()).collect();
     signers.sort_unstable();
     signers.dedup();

@@ -93,12 +93,10 @@ pub(super) fn staged_manifests(
 /// The manifest of a game to check.
 pub(super) struct Game<'a> {
     pub(super) title: &'a str,
-    /// Its manifest, or its staged manifest (`staged`).
+    /// Its manifest, or its staged manifest that an interrupted build left counted.
     pub(super) path: PathBuf,
     /// The chunk-table hash the index counts for the title.
     pub(super) counted: Option<[u8; 32]>,
-    /// Whether `path` is a staged manifest an interrupted build left counted.
-    pub(super) staged: bool,
 }
 
 pub(super) fn check_manifest(
@@ -118,7 +116,6 @@ pub(super) fn check_manifest(
         title,
         path,
         counted,
-        staged,
     } = game;
     rep.games += 1;
     let m = match ManifestFile::open(&path) {
@@ -138,12 +135,7 @@ pub(super) fn check_manifest(
             "the index does not count this manifest's chunk references (refcounts are stale)",
         );
     }
-    // A staged manifest's locator is written after it is renamed.
-    let locator = if staged {
-        open_locator(lib, title, body, &mut VerifyReport::default())
-    } else {
-        open_locator(lib, title, body, rep)
-    };
+    let locator = open_locator(lib, title, body, rep);
     let table = m.unverified_chunks();
     let verified = m.verify(trust);
     let mut table = match (verified, table) {
@@ -248,8 +240,9 @@ pub(super) fn check_manifest(
     }
 }
 
-/// Opens a game's locator if it exists and was written for this manifest; otherwise
-/// records why not and returns `None`.
+/// Opens a game's locator if it exists and was written for this manifest (or, as a
+/// reader does, the one a build staged beside it, SPEC section 6); otherwise records why
+/// not and returns `None`.
 fn open_locator(
     lib: &Library,
     title: &str,
@@ -257,20 +250,29 @@ fn open_locator(
     rep: &mut VerifyReport,
 ) -> Option<ChunkLocator> {
     let path = lib.locator_path(title);
-    match ChunkLocator::open_file(&path, body) {
-        Ok(l) => Some(l),
-        Err(romlib_device::Error::NotFound { .. }) => {
-            rep.notice(
-                &path,
-                "missing: installs over HTTP need it (any `romlib build` run writes it)",
-            );
-            None
-        }
-        Err(e) => {
-            rep.problem(&path, strip_path(&e.to_string(), &path));
-            None
-        }
+    let first = match ChunkLocator::open_file(&path, body) {
+        Ok(l) => return Some(l),
+        Err(e) => e,
+    };
+    let staged = romlib_device::chunks::locator::staged_locator(&path);
+    if let Ok(l) = ChunkLocator::open_file(&staged, body) {
+        rep.notice(
+            &staged,
+            "a build was interrupted while publishing this locator (the next build \
+             finishes it; readers use it meanwhile)",
+        );
+        return Some(l);
     }
+    let problem = match first {
+        romlib_device::Error::NotFound { .. } => {
+            "missing: no reader can find this game's chunks (`romlib build` or `romlib \
+             rebuild-index` writes it)"
+                .to_string()
+        }
+        e => strip_path(&e.to_string(), &path),
+    };
+    rep.problem(&path, problem);
+    None
 }
 
 pub(super) fn check_entry(

@@ -16,9 +16,9 @@ mod games;
 mod packs;
 
 use crate::error::{Error, Result};
+use crate::library::index::{CHUNKS, GAMES, PACKS};
 use crate::zstd_decoder::ZstdDecoder;
 use redb::{ReadableDatabase, ReadableTable};
-use romlib_device::chunks::index::{CHUNKS, GAMES, PACKS};
 use romlib_device::{Library, TrustStore};
 use romlib_format::index::PackInfo;
 use romlib_format::layout::parse_dict_file_name;
@@ -104,26 +104,24 @@ pub fn verify_library(
     }
     let mut rep = VerifyReport::default();
     let index_path = lib.index_path();
+    // No build may write while the index is read: the builder's lock, taken shared.
+    let _lock = crate::library::writer::lock_shared(lib)?;
     // A damaged index is one finding; the packs, manifests and locators are still checked
-    // without it (redb is never given a page that fails the checksum).
-    let damaged = match romlib_device::chunks::index::check_sum(&index_path) {
-        Ok(()) => false,
-        Err(e) => {
-            rep.problem(&index_path, strip_path(&e.to_string(), &index_path));
-            true
+    // without it (every page is checked before a table is read).
+    let db = if index_path.exists() {
+        match crate::library::index::open_checked(&index_path) {
+            Ok(db) => Some(db),
+            Err(problem) => {
+                rep.problem(&index_path, problem);
+                None
+            }
         }
-    };
-    let db = match (!damaged).then(|| redb::Builder::new().open_read_only(&index_path)) {
-        None => None,
-        Some(Ok(db)) => Some(db),
-        Some(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
-            return Err(Error::Locked { path: index_path });
-        }
-        Some(Err(e)) => {
-            let e = romlib_device::chunks::index::open_err(&index_path, e);
-            rep.problem(&index_path, strip_path(&e.to_string(), &index_path));
-            None
-        }
+    } else {
+        rep.problem(
+            &index_path,
+            format!("index: missing; {}", crate::library::index::REBUILD),
+        );
+        None
     };
     let rtx = match db.as_ref().map(|d| d.begin_read()).transpose() {
         Ok(t) => t,
@@ -172,14 +170,12 @@ pub fn verify_library(
                     title,
                     path: tmp.clone(),
                     counted,
-                    staged: true,
                 }
             }
             None => Game {
                 title,
                 path: lib.manifest_path(title),
                 counted,
-                staged: false,
             },
         };
         check_manifest(
