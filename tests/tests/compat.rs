@@ -114,3 +114,34 @@ fn a_version_1_library_reads_everywhere_and_grows_with_deltas() {
     ]));
     assert_same_tree(&w.p("in/alpha-rev1"), &w.p("dev2/alpha-rev1"));
 }
+
+#[test]
+fn a_library_an_earlier_builder_published_by_rename_is_taken_over_in_place() {
+    // An earlier builder copied the index to `.index.db.new` and published it by rename,
+    // with its checksum in `index.sum`. A killed one left its copy; readers of that
+    // romlib check `index.sum` when it exists. The next build discards the copy and
+    // deletes `index.sum` before it writes the index in place (a stale sum would make an
+    // older reader call the index damaged); a no-op build touches neither.
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 61);
+    ok(w.build("in", "lib", &[]));
+    let line = format!("blake3 {} {:016x}\n", "0".repeat(64), 0);
+    fs::write(w.p("lib/index.sum"), &line).unwrap();
+    fs::write(w.p("lib/.index.db.new"), b"an unpublished copy").unwrap();
+    let before = fs::read(w.p("lib/index.db")).unwrap();
+    let out = w.build("in", "lib", &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(err.contains("discarded the unpublished index"), "{err}");
+    assert!(!w.p("lib/.index.db.new").exists());
+    assert!(
+        w.p("lib/index.sum").exists(),
+        "a run that writes nothing deleted it"
+    );
+    assert!(fs::read(w.p("lib/index.db")).unwrap() == before);
+    write(&w.p("in"), "newgame/new.bin", &Rng::new(62).bytes(50_000));
+    ok(w.build("in", "lib", &[]));
+    assert!(!w.p("lib/index.sum").exists(), "a stale index.sum was left");
+    ok(romlib(&["verify", "-r", &w.s("lib")]));
+    assert!(ok(romlib(&["list-games", "-r", &w.s("lib")])).contains("newgame"));
+}

@@ -499,13 +499,16 @@ fn the_builder_keeps_a_locator_per_game_that_verify_checks() {
     );
     ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
     ok(verify());
-    // A missing one is a notice, and comes back the same way.
+    // A missing one is a problem (no reader finds the game's chunks without it), and
+    // comes back the same way.
     let good = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
-    let out = ok(verify());
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.contains("notice:") && out.contains("beta.locator"),
-        "{out}"
+        text.contains("PROBLEM") && text.contains("beta.locator") && text.contains("missing"),
+        "{text}"
     );
     ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
     assert_eq!(std::fs::read(&path).unwrap(), good);

@@ -1,5 +1,5 @@
-//! Writing a library (SPEC section 1): the locked library and its writable index
-//! ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
+//! Writing a library (SPEC section 1): the index's tables and its checked opening
+//! ([`index`]), the locked library and its index written in place ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
 //! ([`manifest_writer`]) and their publishing with refcounts ([`publish`]), locators and
 //! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]), rebuilding the index ([`rebuild`]) and
 //! the resemblance sketches of the index's `sketches` table ([`sketch`]).
@@ -10,7 +10,8 @@
 //! 2. A sealed pack that the index does not list (killed between rename and commit) is
 //!    verified and adopted by the next run; `.partial` files are deleted.
 //! 3. Manifests follow the roll-forward rule of [`publish`].
-//! 4. The published `index.db` is replaced, never written in place ([`writer`]).
+//! 4. `index.db` is the builder's own, written in place; the commits that files depend on
+//!    are durable, and no reader opens it ([`writer`]).
 
 pub mod dicts;
 pub mod index;
