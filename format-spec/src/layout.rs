@@ -16,9 +16,10 @@ pub const PARITY_DIR: &str = "parity";
 pub const PARITY_EXT: &str = "par";
 /// The redb index database.
 pub const INDEX_FILE: &str = "index.db";
-/// The checksums of the published `index.db` (SPEC section 5.1).
+/// Checksums of an index published by rename (earlier builders; deleted on the first
+/// in-place write, SPEC section 5.1).
 pub const INDEX_SUM_FILE: &str = "index.sum";
-/// A builder's writable copy of `index.db` until it is published (SPEC section 6).
+/// The new index of `romlib rebuild-index` until it replaces `index.db` (SPEC section 5.1).
 pub const INDEX_NEW_FILE: &str = ".index.db.new";
 /// The list of title ids, one per line.
 pub const CATALOG_FILE: &str = "catalog.txt";
