@@ -10,10 +10,10 @@ static PANIC: Mutex<Option<(String, String)>> = Mutex::new(None);
 fn main() -> ExitCode {
     let cli: romlib_host::cli::Cli = romlib_device::cli::parse_args("romlib");
     let out = cli.output();
-    // The index is checked against index.sum before redb reads it, but a library written
-    // before index.sum existed has none, and redb may panic on a corrupt page. No command
-    // may die of that: the panic becomes a one-line error. ROMLIB_BACKTRACE=1 shows the
-    // full report as well, for a developer.
+    // `verify` checks every index page before it reads a table, but a build opens the
+    // index without that whole-file check, and redb may panic on a corrupt page. No
+    // command may die of that: the panic becomes a one-line error. ROMLIB_BACKTRACE=1
+    // shows the full report as well, for a developer.
     let verbose = std::env::var_os("ROMLIB_BACKTRACE").is_some();
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

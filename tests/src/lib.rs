@@ -320,9 +320,8 @@ pub fn assert_same_tree(input: &Path, installed: &Path) {
 
 /// Asserts that each of `games` published in library `lib` installs with `romlib-device`
 /// exactly as its input `input/<game>` (into the workspace's `readers/` folder), and that
-/// `romlib verify` finds no problem but a locator not written for its manifest: a run
-/// stopped between a manifest and its locator leaves one; the device then reads that game
-/// through the index, and the next run rewrites it.
+/// `romlib verify` finds no problem (a run stopped between a manifest and its locator
+/// leaves the new locator staged beside the old one, and readers take it).
 pub fn assert_published(w: &Workspace, lib: &Path, input: &str, games: &[&str], ctx: &str) {
     let lib_s = lib.to_string_lossy().into_owned();
     for game in games {

@@ -8,9 +8,9 @@
 //! Each case asserts a clear one-line error naming the file that failed (exit 1), an end
 //! within bounded time, nothing half-visible (no game folder, no staging outside romlib's
 //! hidden dot-folders, the library as it was), and that the next run without the fault
-//! succeeds. Where the device has a second way to a chunk (a game's locator and the index
-//! back each other up), the fault costs the install nothing. Each test also checks that its
-//! fault was met, so none passes without testing anything.
+//! succeeds. A fault in the index costs an install nothing (no reader opens it). Each test
+//! also checks that its fault was met (or, for the index, that no reader met it), so none
+//! passes without testing anything.
 //!
 //! These mount FUSE file systems (CI runs as root); ROMLIB_NO_MOUNT=1 skips them.
 

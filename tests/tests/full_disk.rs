@@ -1,6 +1,6 @@
 //! A full disk at every write phase: the library (of a build or an import) or the install
 //! folder sits on a tmpfs whose size is swept from what it already holds to what the run
-//! needs, so ENOSPC strikes while packs, the index copy, `index.sum`, manifests, locators,
+//! needs, so ENOSPC strikes while packs, the index, manifests, locators,
 //! the catalog, staged game files or the completion marker are written. Each failing run
 //! must say so in one line, leave what was published (or installed) readable and intact,
 //! and the next run with room must complete.
