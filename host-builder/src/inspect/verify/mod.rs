@@ -197,7 +197,7 @@ pub fn verify_library(
         if let Ok(iter) = games.iter() {
             for row in iter.flatten() {
                 let t = row.0.value().to_string();
-                if !titles.contains(&t) {
+                if titles.binary_search(&t).is_err() {
                     rep.problem(
                         &index_path,
                         format!("the index counts references of game {t:?}, which has no manifest"),
