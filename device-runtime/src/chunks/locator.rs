@@ -48,25 +48,18 @@ impl ChunkLocator {
             // before it renames the new manifest into place, and renames the locator right
             // after: between the two renames (or after a build killed there, until the
             // next build finishes the job) the staged one is the manifest's.
-            Kind::Folder => {
-                let path = lib.locator_path(&body.title_id);
-                match Self::open_file(&path, body) {
-                    Ok(l) => Ok(l),
-                    Err(first) => {
-                        Self::open_file(&staged_locator(&path), body).map_err(|_| match first {
-                            Error::NotFound { path, .. } => Error::manifest(
-                                path,
-                                format!(
-                                    "no locator for {}: `romlib build` or `romlib \
-                                     rebuild-index` on the library writes it",
-                                    body.title_id
-                                ),
-                            ),
-                            other => other,
-                        })
-                    }
-                }
-            }
+            Kind::Folder => match Self::open_or_staged(&lib.locator_path(&body.title_id), body) {
+                Ok((l, _)) => Ok(l),
+                Err(Error::NotFound { path, .. }) => Err(Error::manifest(
+                    path,
+                    format!(
+                        "no locator for {}: `romlib build` or `romlib rebuild-index` on the \
+                         library writes it",
+                        body.title_id
+                    ),
+                )),
+                Err(e) => Err(e),
+            },
             Kind::Remote(r) => {
                 let rel = locator_rel(&body.title_id);
                 let file = r.download(&rel, Remote::max_locator_len())?;
@@ -86,6 +79,21 @@ impl ChunkLocator {
                     .map_err(|e| Error::io(&path, "open", e))?;
                 Self::from_region(path, file, g.locator_offset, g.locator_len, body)
             }
+        }
+    }
+
+    /// The locator file `path` (a library's `games/<title>.locator`) or, when it was not
+    /// written for the manifest `body`, the one a build staged beside it
+    /// ([`staged_locator`]; its path is returned with it). The error is the first file's.
+    pub fn open_or_staged(path: &Path, body: &Manifest) -> Result<(Self, Option<PathBuf>)> {
+        let first = match Self::open_file(path, body) {
+            Ok(l) => return Ok((l, None)),
+            Err(e) => e,
+        };
+        let staged = staged_locator(path);
+        match Self::open_file(&staged, body) {
+            Ok(l) => Ok((l, Some(staged))),
+            Err(_) => Err(first),
         }
     }
 

@@ -180,19 +180,7 @@ impl UninstallCmd {
             None => c.install_dir.clone(),
         };
         let u = uninstall(&install_dir, &c.title_id)?;
-        for note in u.recovered.iter().chain(&u.left_alone) {
-            out.warn(note);
-        }
-        let human = uninstalled_message(&c.title_id, &install_dir, &u.kept);
-        out.result(
-            Obj::new()
-                .field("game", c.title_id.as_str())
-                .field("path", install_dir.join(&c.title_id).as_path())
-                .field("kept", u.kept)
-                .field("recovered", u.recovered)
-                .field("left_alone", u.left_alone),
-            &human,
-        );
+        report_uninstalled(out, &c.title_id, &install_dir, u);
         Ok(())
     }
 }
@@ -233,4 +221,28 @@ impl CleanupCmd {
         );
         Ok(())
     }
+}
+
+/// Reports an uninstall (both binaries' `uninstall`): the notes of what was recovered or
+/// left alone as warnings, then the result (`game`, `path`, `kept`, `recovered`,
+/// `left_alone` in JSON).
+pub fn report_uninstalled(
+    out: &Output,
+    title: &str,
+    install_dir: &std::path::Path,
+    u: crate::install::Uninstalled,
+) {
+    for note in u.recovered.iter().chain(&u.left_alone) {
+        out.warn(note);
+    }
+    let human = uninstalled_message(title, install_dir, &u.kept);
+    out.result(
+        Obj::new()
+            .field("game", title)
+            .field("path", install_dir.join(title).as_path())
+            .field("kept", u.kept)
+            .field("recovered", u.recovered)
+            .field("left_alone", u.left_alone),
+        &human,
+    );
 }

@@ -4,10 +4,9 @@
 use super::progress::report;
 use super::trust::trust_store;
 use argh::FromArgs;
-use romlib_device::cli::json::Obj;
 use romlib_device::cli::output::Output;
 use romlib_device::cli::reporter::ProgressMode;
-use romlib_device::install::{install_game_with, layout, uninstalled_message, InstallOptions};
+use romlib_device::install::{install_game_with, layout, InstallOptions};
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -104,19 +103,7 @@ pub(super) fn uninstall(c: UninstallCmd) -> anyhow::Result<()> {
     };
     let u = romlib_device::install::uninstall(&install_dir, &c.title_id)?;
     let out = Output::new("romlib", "uninstall", c.json, ProgressMode::None);
-    for note in u.recovered.iter().chain(&u.left_alone) {
-        out.warn(note);
-    }
-    let human = uninstalled_message(&c.title_id, &install_dir, &u.kept);
-    out.result(
-        Obj::new()
-            .field("game", c.title_id.as_str())
-            .field("path", install_dir.join(&c.title_id).as_path())
-            .field("kept", u.kept)
-            .field("recovered", u.recovered)
-            .field("left_alone", u.left_alone),
-        &human,
-    );
+    romlib_device::cli::install::report_uninstalled(&out, &c.title_id, &install_dir, u);
     Ok(())
 }
 

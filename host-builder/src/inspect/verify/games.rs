@@ -250,29 +250,29 @@ fn open_locator(
     rep: &mut VerifyReport,
 ) -> Option<ChunkLocator> {
     let path = lib.locator_path(title);
-    let first = match ChunkLocator::open_file(&path, body) {
-        Ok(l) => return Some(l),
-        Err(e) => e,
-    };
-    let staged = romlib_device::chunks::locator::staged_locator(&path);
-    if let Ok(l) = ChunkLocator::open_file(&staged, body) {
-        rep.notice(
-            &staged,
-            "a build was interrupted while publishing this locator (the next build \
-             finishes it; readers use it meanwhile)",
-        );
-        return Some(l);
-    }
-    let problem = match first {
-        romlib_device::Error::NotFound { .. } => {
-            "missing: no reader can find this game's chunks (`romlib build` or `romlib \
-             rebuild-index` writes it)"
-                .to_string()
+    match ChunkLocator::open_or_staged(&path, body) {
+        Ok((l, None)) => Some(l),
+        Ok((l, Some(staged))) => {
+            rep.notice(
+                &staged,
+                "a build was interrupted while publishing this locator (the next build \
+                 finishes it; readers use it meanwhile)",
+            );
+            Some(l)
         }
-        e => strip_path(&e.to_string(), &path),
-    };
-    rep.problem(&path, problem);
-    None
+        Err(romlib_device::Error::NotFound { .. }) => {
+            rep.problem(
+                &path,
+                "missing: no reader can find this game's chunks (`romlib build` or `romlib \
+                 rebuild-index` writes it)",
+            );
+            None
+        }
+        Err(e) => {
+            rep.problem(&path, strip_path(&e.to_string(), &path));
+            None
+        }
+    }
 }
 
 pub(super) fn check_entry(
