@@ -9,12 +9,17 @@
 #
 # Environment: GAMES, WORK (default /tmp/romlib-games, removed first),
 # ROMLIB_BENCH_HOST_PROFILE=dev (the dev build's binaries, for smoke runs). Needs
-# /usr/bin/time (Debian's `time`) and python3.
+# /usr/bin/time (Debian's `time`) and python3 (both installed when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = --smoke ]; then GAMES=${GAMES:-500}; else GAMES=${GAMES:-100000}; fi
 WORK=${WORK:-/tmp/romlib-games}
-[ -x /usr/bin/time ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
+need=()
+[ -x /usr/bin/time ] || need+=(time)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 # shellcheck source=bench/host-bins.sh
 source bench/host-bins.sh
 host_bins -p romlib-host -p romlib-device

@@ -58,6 +58,10 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
         }
     }
     for (title, tmp) in locators {
+        // The name was listed: only a valid title id names the file renamed over.
+        if romlib_format::path::check_title_id(&title).is_err() {
+            continue;
+        }
         let fits = ManifestFile::open(&lib.manifest_path(&title))
             .ok()
             .is_some_and(|m| {
