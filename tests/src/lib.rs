@@ -389,17 +389,14 @@ pub fn index_rows(lib: &Path) -> Result<Vec<Vec<u8>>, String> {
             }
         };
     }
-    dump!(CHUNKS, |k: &[u8; 32]| k.to_vec(), |v: &[u8]| v.to_vec());
+    dump!(CHUNKS, |k: &[u8; 32]| k.to_vec(), |v: [u8; 27]| v.to_vec());
     dump!(PACKS, |k: u32| k.to_le_bytes().to_vec(), |v: &[u8]| v
         .to_vec());
     dump!(GAMES, |k: &str| k.as_bytes().to_vec(), |v: &[u8; 32]| v
         .to_vec());
     dump!(DELTAS, |k: &[u8; 32]| k.to_vec(), |v: &[u8; 32]| v.to_vec());
-    dump!(
-        SKETCHES,
-        |k: u64| k.to_le_bytes().to_vec(),
-        |v: &[u8; 32]| v.to_vec()
-    );
+    dump!(SKETCHES, |k: u64| k.to_le_bytes().to_vec(), |v: [u8; 8]| v
+        .to_vec());
     dump!(META, |k: &str| k.as_bytes().to_vec(), |v: &[u8]| v.to_vec());
     Ok(rows)
 }

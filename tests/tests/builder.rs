@@ -276,8 +276,8 @@ fn refcounts_follow_manifests() {
         let mut zero = 0;
         for r in t.iter().unwrap() {
             let (_, v) = r.unwrap();
-            let e = romlib_format::index::ChunkEntry::decode(v.value()).unwrap();
-            refs += e.refcount;
+            let e = romlib_format::index::ChunkEntry::decode(&v.value()).unwrap();
+            refs += e.refcount as u64;
             zero += (e.refcount == 0) as u64;
         }
         (refs, zero)

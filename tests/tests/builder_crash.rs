@@ -28,7 +28,7 @@ fn check_index(lib: &std::path::Path) -> usize {
     let mut n = 0;
     for r in txn.open_table(CHUNKS).unwrap().iter().unwrap() {
         let (k, v) = r.unwrap();
-        let e = ChunkEntry::decode(v.value()).unwrap();
+        let e = ChunkEntry::decode(&v.value()).unwrap();
         assert!(
             packs.get(e.pack_id).unwrap().is_some(),
             "entry names an unlisted pack {}",

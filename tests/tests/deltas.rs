@@ -243,7 +243,7 @@ fn index(lib: &Path) -> (Entries, Bases) {
         .unwrap()
         .map(|r| {
             let (k, v) = r.unwrap();
-            (*k.value(), ChunkEntry::decode(v.value()).unwrap())
+            (*k.value(), ChunkEntry::decode(&v.value()).unwrap())
         })
         .collect();
     let deltas = rtx.open_table(DELTAS).unwrap();

@@ -69,7 +69,7 @@ impl Fixture {
         let mut v = Vec::new();
         for r in t.iter().unwrap() {
             let (k, val) = r.unwrap();
-            v.push((*k.value(), ChunkEntry::decode(val.value()).unwrap()));
+            v.push((*k.value(), ChunkEntry::decode(&val.value()).unwrap()));
         }
         v
     }

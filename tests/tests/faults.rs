@@ -198,7 +198,11 @@ impl Fixture {
                 let c = table.next_chunk().unwrap().unwrap();
                 if f.path == path {
                     let v = t.get(&c.hash).unwrap().unwrap();
-                    out.push((offset, c.len as u64, ChunkEntry::decode(v.value()).unwrap()));
+                    out.push((
+                        offset,
+                        c.len as u64,
+                        ChunkEntry::decode(&v.value()).unwrap(),
+                    ));
                 }
                 offset += c.len as u64;
             }
@@ -825,7 +829,8 @@ fn a_failing_base_of_a_delta_chunk_fails_the_install_naming_its_pack() {
     let txn = db.begin_read().unwrap();
     let chunks = txn.open_table(CHUNKS).unwrap();
     let deltas = txn.open_table(DELTAS).unwrap();
-    let entry = |h: &[u8; 32]| ChunkEntry::decode(chunks.get(h).unwrap().unwrap().value()).unwrap();
+    let entry =
+        |h: &[u8; 32]| ChunkEntry::decode(&chunks.get(h).unwrap().unwrap().value()).unwrap();
     let mut base_entry = None;
     while let Some(c) = table.next_chunk().unwrap() {
         if entry(&c.hash).method == Method::ZstdDelta {

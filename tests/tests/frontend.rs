@@ -308,7 +308,9 @@ fn host_commands_speak_the_documented_json() {
     for out in [romlib(&["--version"]), device(&["--version"])] {
         let text = ok(out);
         assert!(
-            text.contains("0.1") && text.contains("library 2") && text.contains("JSON output 1"),
+            text.contains("0.1")
+                && text.contains("library 3 (reads 1 to 3)")
+                && text.contains("JSON output 1"),
             "{text}"
         );
     }

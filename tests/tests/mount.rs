@@ -85,7 +85,11 @@ impl Fixture {
                 let c = table.next_chunk().unwrap().unwrap();
                 if f.path == path {
                     let v = t.get(&c.hash).unwrap().unwrap();
-                    out.push((offset, c.len as u64, ChunkEntry::decode(v.value()).unwrap()));
+                    out.push((
+                        offset,
+                        c.len as u64,
+                        ChunkEntry::decode(&v.value()).unwrap(),
+                    ));
                 }
                 offset += c.len as u64;
             }

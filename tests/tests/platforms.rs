@@ -235,7 +235,7 @@ fn index_entries(lib: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     for r in txn.open_table(CHUNKS).unwrap().iter().unwrap() {
         let (k, v) = r.unwrap();
-        let mut e = ChunkEntry::decode(v.value()).unwrap();
+        let mut e = ChunkEntry::decode(&v.value()).unwrap();
         e.stored_at = 0;
         out.push(("chunks".into(), k.value().to_vec(), e.encode().to_vec()));
     }

@@ -115,7 +115,7 @@ impl Fixture {
         let txn = db.begin_read().unwrap();
         let t = txn.open_table(CHUNKS).unwrap();
         let v = t.get(hash).unwrap().unwrap();
-        ChunkEntry::decode(v.value()).unwrap()
+        ChunkEntry::decode(&v.value()).unwrap()
     }
 }
 

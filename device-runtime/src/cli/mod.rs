@@ -80,9 +80,10 @@ pub fn trust(keys: &[PathBuf]) -> Result<TrustStore> {
 pub fn version_text(prog: &str) -> String {
     use romlib_format::{index, manifest, pack, portable};
     format!(
-        "{prog} {}\nformats: library {} (reads 1 and 2), pack {}, manifest {}, portable file {}, \
+        "{prog} {}\nformats: library {} (reads 1 to {}), pack {}, manifest {}, portable file {}, \
          locator {} and {}, JSON output {}",
         env!("CARGO_PKG_VERSION"),
+        index::LIBRARY_FORMAT_VERSION,
         index::LIBRARY_FORMAT_VERSION,
         pack::VERSION,
         manifest::VERSION,

@@ -11,13 +11,13 @@ use super::manifest::{GameState, Manifests};
 use super::options::{BuildOptions, BuildProgress, BuildSummary};
 use super::scan::GameInput;
 use crate::error::{Error, Result};
-use crate::library::index::{CHUNKS, DELTAS, PACKS, SKETCHES};
+use crate::library::index::{chunk_by_prefix, sketch_value, CHUNKS, DELTAS, PACKS, SKETCHES};
 use crate::library::locator::locator_entry;
 use crate::library::sketch::{sketch, SUPER_FEATURES};
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use rayon::prelude::*;
 use redb::{ReadableTable, WriteTransaction};
-use romlib_format::index::ChunkEntry;
+use romlib_format::index::{ChunkEntry, ENTRY_LEN, SKETCH_PREFIX_LEN};
 use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
 use romlib_format::portable::LocatorEntry;
@@ -71,16 +71,30 @@ type BaseChoice = ([u8; 32], Result<usize, ChunkEntry>);
 /// A chunk lookup over either kind of redb table.
 pub(super) trait Lookup {
     fn find(&self, hash: &[u8; 32], index_path: &Path) -> Result<Option<ChunkEntry>>;
+    /// The first chunk whose hash starts with a `sketches` value.
+    fn by_prefix(
+        &self,
+        prefix: &[u8; SKETCH_PREFIX_LEN],
+        index_path: &Path,
+    ) -> Result<Option<([u8; 32], ChunkEntry)>>;
 }
 
-impl<T: ReadableTable<&'static [u8; 32], &'static [u8]>> Lookup for T {
+impl<T: ReadableTable<&'static [u8; 32], [u8; ENTRY_LEN]>> Lookup for T {
     fn find(&self, hash: &[u8; 32], index_path: &Path) -> Result<Option<ChunkEntry>> {
         match self.get(hash).map_err(|e| db_err(index_path, e))? {
             None => Ok(None),
-            Some(v) => ChunkEntry::decode(v.value())
+            Some(v) => ChunkEntry::decode(&v.value())
                 .map(Some)
                 .map_err(|e| Error::library(index_path, e.to_string())),
         }
+    }
+
+    fn by_prefix(
+        &self,
+        prefix: &[u8; SKETCH_PREFIX_LEN],
+        index_path: &Path,
+    ) -> Result<Option<([u8; 32], ChunkEntry)>> {
+        chunk_by_prefix(self, prefix, index_path)
     }
 }
 
@@ -97,15 +111,15 @@ impl<T: ReadableTable<&'static [u8; 32], &'static [u8; 32]>> DeltaLookup for T {
 
 /// A super-feature lookup over either kind of redb table.
 pub(super) trait SketchLookup {
-    fn find(&self, sf: u64) -> Result<Option<[u8; 32]>>;
+    fn find(&self, sf: u64, index_path: &Path) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>>;
 }
 
-impl<T: ReadableTable<u64, &'static [u8; 32]>> SketchLookup for T {
-    fn find(&self, sf: u64) -> Result<Option<[u8; 32]>> {
+impl<T: ReadableTable<u64, [u8; SKETCH_PREFIX_LEN]>> SketchLookup for T {
+    fn find(&self, sf: u64, index_path: &Path) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>> {
         Ok(self
             .get(sf)
-            .map_err(|e| Error::library(Path::new("index.db"), e.to_string()))?
-            .map(|v| *v.value()))
+            .map_err(|e| db_err(index_path, e))?
+            .map(|v| v.value()))
     }
 }
 
@@ -221,13 +235,25 @@ impl Run<'_> {
                         choices.push(None);
                         continue;
                     };
-                    let mut candidates = Vec::new();
+                    let mut candidates: Vec<BaseChoice> = Vec::new();
                     for sf in sk {
                         if let Some(&j) = in_batch.get(sf) {
                             candidates.push((hashes[new_items[j]].expect("a chunk"), Ok(j)));
-                        } else if let Some(h) = sketches.map(|t| t.find(*sf)).transpose()?.flatten()
-                        {
-                            candidates.push((h, Err(h)));
+                            continue;
+                        }
+                        let Some(prefix) = sketches
+                            .map(|t| t.find(*sf, &index_path))
+                            .transpose()?
+                            .flatten()
+                        else {
+                            continue;
+                        };
+                        // A delta is never a base (one link deep); a prefix that finds one
+                        // (or nothing) is no hint.
+                        if let Some((h, e)) = table.by_prefix(&prefix, &index_path)? {
+                            if e.method != Method::ZstdDelta {
+                                candidates.push((h, Err(e)));
+                            }
                         }
                     }
                     let hashes_only: Vec<[u8; 32]> = candidates.iter().map(|c| c.0).collect();
@@ -241,12 +267,7 @@ impl Run<'_> {
                     };
                     let choice = match candidates.iter().find(|c| c.0 == best).expect("chosen").1 {
                         Ok(j) => Ok(new_items[j]),
-                        Err(h) => Err(table.find(&h, &index_path)?.ok_or_else(|| {
-                            Error::library(
-                                &index_path,
-                                "a sketched chunk is missing from the index",
-                            )
-                        })?),
+                        Err(e) => Err(e),
                     };
                     choices.push(Some((best, choice)));
                 }
@@ -459,7 +480,7 @@ impl Run<'_> {
         {
             let txn = self.txn()?;
             let mut t = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-            t.insert(&hash, entry.encode().as_slice())
+            t.insert(&hash, entry.encode())
                 .map_err(|e| db_err(&index_path, e))?;
         }
         self.summary.new_chunks += 1;
@@ -491,7 +512,8 @@ impl Run<'_> {
                 .map_err(|e| db_err(&index_path, e))?;
             for sf in sk {
                 if t.get(sf).map_err(|e| db_err(&index_path, e))?.is_none() {
-                    t.insert(sf, hash).map_err(|e| db_err(&index_path, e))?;
+                    t.insert(sf, sketch_value(hash))
+                        .map_err(|e| db_err(&index_path, e))?;
                 }
             }
         }

@@ -3,24 +3,67 @@
 //! `romlib verify`, `romlib rebuild-index` and the builder are its only users.
 
 use crate::error::Error;
-use redb::TableDefinition;
+use redb::{ReadableTable, TableDefinition};
 use romlib_format::index::{
-    CHUNKS_TABLE, DELTAS_TABLE, GAMES_TABLE, META_TABLE, PACKS_TABLE, SKETCHES_TABLE,
+    ChunkEntry, CHUNKS_TABLE, DELTAS_TABLE, ENTRY_LEN, GAMES_TABLE, META_TABLE, PACKS_TABLE,
+    SKETCHES_TABLE, SKETCH_PREFIX_LEN,
 };
 use std::path::Path;
 
-/// Chunk hash -> [`romlib_format::index::ChunkEntry`] bytes.
-pub const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new(CHUNKS_TABLE);
+/// Chunk hash -> [`ChunkEntry`] bytes (fixed width since format version 3).
+pub const CHUNKS: TableDefinition<&[u8; 32], [u8; ENTRY_LEN]> = TableDefinition::new(CHUNKS_TABLE);
 /// Pack id -> [`romlib_format::index::PackInfo`] bytes.
 pub const PACKS: TableDefinition<u32, &[u8]> = TableDefinition::new(PACKS_TABLE);
 /// Title id -> BLAKE3 of the chunk table counted in the refcounts.
 pub const GAMES: TableDefinition<&str, &[u8; 32]> = TableDefinition::new(GAMES_TABLE);
 /// Delta chunk hash -> its base chunk's hash.
 pub const DELTAS: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new(DELTAS_TABLE);
-/// Super-feature -> the first stored non-delta chunk that had it.
-pub const SKETCHES: TableDefinition<u64, &[u8; 32]> = TableDefinition::new(SKETCHES_TABLE);
+/// Super-feature -> the hash prefix of the first stored non-delta chunk that had it.
+pub const SKETCHES: TableDefinition<u64, [u8; SKETCH_PREFIX_LEN]> =
+    TableDefinition::new(SKETCHES_TABLE);
 /// Library facts.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new(META_TABLE);
+
+/// `chunks` as format versions 1 and 2 typed it (variable-width values).
+pub(crate) const CHUNKS_BEFORE_V3: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new(CHUNKS_TABLE);
+/// `sketches` as format version 2 typed it (whole hashes).
+pub(crate) const SKETCHES_BEFORE_V3: TableDefinition<u64, &[u8; 32]> =
+    TableDefinition::new(SKETCHES_TABLE);
+/// Format version 2's `chunks`, renamed aside for its upgrade.
+pub(crate) const CHUNKS_V2: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("chunks.v2");
+/// Format version 2's `sketches`, renamed aside for its upgrade.
+pub(crate) const SKETCHES_V2: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("sketches.v2");
+
+/// The prefix of `hash` a `sketches` value keeps.
+pub fn sketch_value(hash: &[u8; 32]) -> [u8; SKETCH_PREFIX_LEN] {
+    let mut v = [0u8; SKETCH_PREFIX_LEN];
+    v.copy_from_slice(&hash[..SKETCH_PREFIX_LEN]);
+    v
+}
+
+/// The first chunk of `chunks` whose hash starts with `prefix` (a `sketches` value), with
+/// its entry.
+pub fn chunk_by_prefix<T>(
+    chunks: &T,
+    prefix: &[u8; SKETCH_PREFIX_LEN],
+    path: &Path,
+) -> Result<Option<([u8; 32], ChunkEntry)>, Error>
+where
+    T: ReadableTable<&'static [u8; 32], [u8; ENTRY_LEN]>,
+{
+    let mut low = [0u8; 32];
+    low[..SKETCH_PREFIX_LEN].copy_from_slice(prefix);
+    let mut high = [0xffu8; 32];
+    high[..SKETCH_PREFIX_LEN].copy_from_slice(prefix);
+    let db = |e: redb::StorageError| Error::library(path, format!("index database: {e}"));
+    let Some(row) = chunks.range::<&[u8; 32]>(&low..=&high).map_err(db)?.next() else {
+        return Ok(None);
+    };
+    let (k, v) = row.map_err(db)?;
+    let entry = ChunkEntry::decode(&v.value()).map_err(|e| Error::library(path, e.to_string()))?;
+    Ok(Some((*k.value(), entry)))
+}
 
 /// What an index that redb cannot open means to a user.
 pub fn open_err(path: &Path, e: redb::DatabaseError) -> Error {

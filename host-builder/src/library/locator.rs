@@ -106,7 +106,7 @@ pub fn from_index(store: &LibraryWriter, title: &str, table: &[u8]) -> Result<Ga
                     format!("{title}: a chunk is missing from the index"),
                 )
             })?;
-        ChunkEntry::decode(v.value()).map_err(|e| Error::library(&index_path, e.to_string()))
+        ChunkEntry::decode(&v.value()).map_err(|e| Error::library(&index_path, e.to_string()))
     };
     let mut loc = GameLocator::default();
     loc.entries.reserve(table.len() / CHUNK_RECORD_LEN);

@@ -15,7 +15,7 @@ use crate::fsio::{rename_synced, temp_path, write_atomic, write_synced};
 use crate::library::index::{CHUNKS, GAMES};
 use redb::{ReadableTable, WriteTransaction};
 use romlib_device::ManifestFile;
-use romlib_format::index::ChunkEntry;
+use romlib_format::index::{ChunkEntry, ENTRY_LEN};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use std::path::{Path, PathBuf};
 
@@ -118,7 +118,7 @@ pub(crate) fn publish_manifests(
 /// Decrements the refcounts of the chunk table currently counted for a title, if the
 /// manifest on disk is the one that was counted.
 fn adjust_old(
-    chunks: &mut redb::Table<&[u8; 32], &[u8]>,
+    chunks: &mut redb::Table<&[u8; 32], [u8; ENTRY_LEN]>,
     manifest: &Path,
     counted: &[u8; 32],
     index_path: &Path,
@@ -138,7 +138,7 @@ fn adjust_old(
 }
 
 fn bump(
-    chunks: &mut redb::Table<&[u8; 32], &[u8]>,
+    chunks: &mut redb::Table<&[u8; 32], [u8; ENTRY_LEN]>,
     hash: &[u8; 32],
     by: i64,
     index_path: &Path,
@@ -146,7 +146,7 @@ fn bump(
     let cur = chunks
         .get(hash)
         .map_err(|e| db_err(index_path, e))?
-        .map(|v| v.value().to_vec());
+        .map(|v| v.value());
     let Some(cur) = cur else {
         return Err(Error::library(
             index_path,
@@ -154,9 +154,9 @@ fn bump(
         ));
     };
     let mut e = ChunkEntry::decode(&cur).map_err(|e| Error::library(index_path, e.to_string()))?;
-    e.refcount = e.refcount.saturating_add_signed(by);
+    e.add_refs(by);
     chunks
-        .insert(hash, e.encode().as_slice())
+        .insert(hash, e.encode())
         .map_err(|e| db_err(index_path, e))?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::library::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
 use redb::{ReadableTable, ReadableTableMetadata};
 use romlib_device::ManifestFile;
-use romlib_format::index::{ChunkEntry, LIBRARY_FORMAT_VERSION, META_FORMAT};
+use romlib_format::index::{ChunkEntry, ENTRY_LEN, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use std::path::{Path, PathBuf};
 
@@ -63,7 +63,7 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
+            .map_or(0, |d| d.as_secs().min(u32::MAX as u64) as u32);
         match index_pack(&lib, &txn, id, stored_at, &mut dec) {
             Ok(_) => rep.packs += 1,
             Err(e) => rep.problems.push((
@@ -115,13 +115,13 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
                 let cur = chunks
                     .get(&r.hash)
                     .map_err(|e| db_err(&index_path, e))?
-                    .map(|v| v.value().to_vec())
-                    .unwrap_or_default();
+                    .map(|v| v.value())
+                    .unwrap_or([0; ENTRY_LEN]);
                 let mut e = ChunkEntry::decode(&cur)
                     .map_err(|e| Error::library(&index_path, e.to_string()))?;
-                e.refcount = e.refcount.saturating_add(1);
+                e.add_refs(1);
                 chunks
-                    .insert(&r.hash, e.encode().as_slice())
+                    .insert(&r.hash, e.encode())
                     .map_err(|e| db_err(&index_path, e))?;
             }
             games

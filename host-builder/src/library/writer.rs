@@ -3,9 +3,9 @@
 //! [`super`]).
 //!
 //! `index.db` is the builder's own database, updated in place (rule 4): nothing is copied,
-//! compacted or hashed when a build publishes, so a build costs what it adds. Commits are
-//! cheap (not durable on their own); [`LibraryWriter::publish`] and the commit that counts
-//! new manifests are durable, and redb's copy-on-write commits make a build killed at any
+//! compacted or hashed when a build publishes, so a build costs what it adds. Its commits
+//! are durable (one per sealed pack and one per batch of manifests, see
+//! [`LibraryWriter::commit`]), and redb's copy-on-write commits make a build killed at any
 //! moment roll back to the last durable one. Every commit names only sealed packs, so even
 //! a rolled-back commit leaves nothing dangling: the packs it named are adopted by the next
 //! run. Readers never open the index: they find a game's chunks through its locator.
@@ -13,7 +13,10 @@
 use super::pack_writer::PackWriter;
 use crate::error::{Error, Result};
 use crate::fsio::{create_dir, rename_synced, sync_dir};
-use crate::library::index::{open_err, CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
+use crate::library::index::{
+    open_err, sketch_value, CHUNKS, CHUNKS_BEFORE_V3, CHUNKS_V2, DELTAS, GAMES, META, PACKS,
+    SKETCHES, SKETCHES_BEFORE_V3, SKETCHES_V2,
+};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
 use romlib_device::Library;
 use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
@@ -269,11 +272,16 @@ impl LibraryWriter {
         });
         match version {
             Some(LIBRARY_FORMAT_VERSION) => Ok(()),
-            // Version 1 is version 2 without deltas: the new tables are added, and every
-            // stored chunk is sketched so that new chunks find bases among the old ones.
-            // One transaction: a crash leaves version 1, and the next run starts again.
-            None | Some(1) => {
+            // An index from before version 3 is upgraded in one transaction (a crash leaves
+            // it as it was, and the next run starts again): its chunk entries are rewritten
+            // at their fixed width, and its sketches keep a hash prefix. Version 1 is
+            // version 2 without deltas: the two tables are added, and every stored chunk is
+            // sketched so that new chunks find bases among the old ones.
+            None | Some(1) | Some(2) => {
                 let txn = self.begin()?;
+                if version.is_some() {
+                    upgrade_v2_tables(&txn, &path, version == Some(2))?;
+                }
                 {
                     let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
                     meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
@@ -290,6 +298,12 @@ impl LibraryWriter {
                         }
                         sketch_packs(&self.lib, &ids, &mut sketches)?;
                     }
+                }
+                if version.is_some() {
+                    self.recovered.push(format!(
+                        "upgraded the index from format version {} to {LIBRARY_FORMAT_VERSION}",
+                        version.unwrap_or_default()
+                    ));
                 }
                 self.commit(txn)
             }
@@ -357,9 +371,8 @@ impl LibraryWriter {
         self.commit(txn)
     }
 
-    /// Begins an index write transaction. Its commit is not durable on its own (a crash
-    /// rolls it back; see the module doc); [`LibraryWriter::commit_durable`] and
-    /// [`LibraryWriter::publish`] make it so.
+    /// Begins an index write transaction, to be ended by [`LibraryWriter::commit`] (or
+    /// [`LibraryWriter::commit_durable`]).
     pub(crate) fn begin(&mut self) -> Result<WriteTransaction> {
         let path = self.index_path();
         let mut txn = self
@@ -371,8 +384,16 @@ impl LibraryWriter {
         Ok(txn)
     }
 
-    /// Commits an index write transaction.
+    /// Commits an index write transaction: durably when the index is written in place.
+    /// redb reuses the pages a commit frees only once a durable commit follows, so a build
+    /// that committed each sealed pack without durability grew the file by a copy of every
+    /// page it touched per pack (with random keys, most of the index): durable commits
+    /// cost two fsyncs per pack and keep the file 15% smaller (SPEC section 5.2). The
+    /// fresh index of `rebuild-index` is compacted and fsynced whole when published.
     pub(crate) fn commit(&self, txn: WriteTransaction) -> Result<()> {
+        if !self.fresh {
+            return self.commit_durable(txn);
+        }
         txn.commit().map_err(|e| db_err(&self.index_path(), e))
     }
 
@@ -473,10 +494,10 @@ pub(crate) fn lock_shared(lib: &Library) -> Result<Option<File>> {
 }
 
 /// Seconds since the Unix epoch (the index's only clock).
-pub fn unix_now() -> u64 {
+pub fn unix_now() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_secs().min(u32::MAX as u64) as u32)
 }
 
 /// A pack being written into the library's `packs/` folder, as
@@ -575,7 +596,7 @@ pub(crate) fn index_pack(
     lib: &Library,
     txn: &WriteTransaction,
     id: u32,
-    stored_at: u64,
+    stored_at: u32,
     dec: &mut crate::zstd_decoder::ZstdDecoder,
 ) -> Result<u64> {
     let index_path = lib.index_path();
@@ -622,7 +643,7 @@ pub(crate) fn index_pack(
     })?;
     for (hash, entry, base) in &new {
         chunks
-            .insert(hash, entry.encode().as_slice())
+            .insert(hash, entry.encode())
             .map_err(|e| db_err(&index_path, e))?;
         if let Some(base) = base {
             deltas
@@ -637,7 +658,7 @@ pub(crate) fn index_pack(
             .is_none()
         {
             sketches
-                .insert(sf, hash)
+                .insert(sf, sketch_value(hash))
                 .map_err(|e| db_err(&index_path, e))?;
         }
     }
@@ -679,12 +700,47 @@ fn sketch_record(
     Ok(())
 }
 
+/// Rewrites a version 1 or 2 index's `chunks` (and, with `sketches`, version 2's
+/// `sketches`) in version 3's fixed-width form, in `txn`: each old table is renamed aside,
+/// copied entry by entry into the new one, and deleted.
+fn upgrade_v2_tables(txn: &WriteTransaction, path: &Path, sketches: bool) -> Result<()> {
+    let err = |e: redb::TableError| db_err(path, e);
+    let serr = |e: redb::StorageError| db_err(path, e);
+    txn.rename_table(CHUNKS_BEFORE_V3, CHUNKS_V2).map_err(err)?;
+    {
+        let old = txn.open_table(CHUNKS_V2).map_err(err)?;
+        let mut new = txn.open_table(CHUNKS).map_err(err)?;
+        for row in old.iter().map_err(serr)? {
+            let (k, v) = row.map_err(serr)?;
+            let e = ChunkEntry::decode_v2(v.value())
+                .map_err(|e| Error::library(path, format!("upgrading the index: {e}")))?;
+            new.insert(k.value(), e.encode()).map_err(serr)?;
+        }
+    }
+    txn.delete_table(CHUNKS_V2).map_err(err)?;
+    if sketches {
+        txn.rename_table(SKETCHES_BEFORE_V3, SKETCHES_V2)
+            .map_err(err)?;
+        {
+            let old = txn.open_table(SKETCHES_V2).map_err(err)?;
+            let mut new = txn.open_table(SKETCHES).map_err(err)?;
+            for row in old.iter().map_err(serr)? {
+                let (k, v) = row.map_err(serr)?;
+                new.insert(k.value(), sketch_value(v.value()))
+                    .map_err(serr)?;
+            }
+        }
+        txn.delete_table(SKETCHES_V2).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Sketches every whole chunk of packs `ids` (in that order, each pack's records in order:
 /// the first chunk with a super-feature keeps it, as in a build) into `sketches`.
 fn sketch_packs(
     lib: &Library,
     ids: &[u32],
-    sketches: &mut redb::Table<u64, &'static [u8; 32]>,
+    sketches: &mut redb::Table<u64, [u8; romlib_format::index::SKETCH_PREFIX_LEN]>,
 ) -> Result<()> {
     let index_path = lib.index_path();
     let mut dec = crate::zstd_decoder::ZstdDecoder::default();
@@ -710,7 +766,7 @@ fn sketch_packs(
                         .is_none()
                     {
                         sketches
-                            .insert(sf, &rec.hash)
+                            .insert(sf, sketch_value(&rec.hash))
                             .map_err(|e| db_err(&index_path, e))?;
                     }
                     Ok(())

@@ -11,7 +11,7 @@ use crate::build::DEFAULT_LEVEL;
 use crate::error::{Error, Result};
 use crate::fsio::{parent_dir, sync_dir};
 use crate::library::dicts::add_dict;
-use crate::library::index::{CHUNKS, DELTAS, PACKS, SKETCHES};
+use crate::library::index::{sketch_value, CHUNKS, DELTAS, PACKS, SKETCHES};
 use crate::library::locator;
 use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
 use crate::library::sketch::sketch;
@@ -99,7 +99,7 @@ pub fn import(
             match t.get(hash).map_err(|e| db_err(&index_path, e))? {
                 None => Ok(None),
                 Some(v) => Ok(Some(
-                    ChunkEntry::decode(v.value())
+                    ChunkEntry::decode(&v.value())
                         .map_err(|e| Error::library(&index_path, e.to_string()))?
                         .method,
                 )),
@@ -253,7 +253,7 @@ pub fn import(
             }
             let mut t = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
             for (hash, e) in &entries {
-                t.insert(hash, e.encode().as_slice())
+                t.insert(hash, e.encode())
                     .map_err(|e| db_err(&index_path, e))?;
             }
             let mut t = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
@@ -266,7 +266,8 @@ pub fn import(
                 .map_err(|e| db_err(&index_path, e))?;
             for (sf, hash) in &sketch_rows {
                 if t.get(sf).map_err(|e| db_err(&index_path, e))?.is_none() {
-                    t.insert(sf, hash).map_err(|e| db_err(&index_path, e))?;
+                    t.insert(sf, sketch_value(hash))
+                        .map_err(|e| db_err(&index_path, e))?;
                 }
             }
         }

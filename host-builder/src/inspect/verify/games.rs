@@ -56,7 +56,8 @@ pub(super) fn report_broken_games(
 /// What a manifest is checked against: the index's chunk table (when it could be read)
 /// and the records found in the packs.
 pub(super) struct Known<'a> {
-    pub(super) chunks: Option<&'a redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>,
+    pub(super) chunks:
+        Option<&'a redb::ReadOnlyTable<&'static [u8; 32], [u8; romlib_format::index::ENTRY_LEN]>>,
     pub(super) records: &'a HashMap<(u32, u64), Record>,
     /// Packs that could not be scanned (reported already).
     pub(super) unreadable: &'a BTreeSet<u32>,
@@ -163,7 +164,7 @@ pub(super) fn check_manifest(
                 }
                 let entry = chunks
                     .and_then(|t| t.get(&r.hash).ok().flatten())
-                    .and_then(|v| ChunkEntry::decode(v.value()).ok());
+                    .and_then(|v| ChunkEntry::decode(&v.value()).ok());
                 if let (Some(l), None) = (locator.as_ref(), chunks) {
                     let le = l.entry(i - 1).ok().flatten();
                     if le.is_some_and(|le| unreadable_packs.contains(&le.pack_id)) {
@@ -310,7 +311,8 @@ pub(super) fn check_entry(
         ),
     }
     let want = expected.get(hash).copied().unwrap_or(0);
-    if e.refcount != want {
+    // A saturated count no longer counts (SPEC section 5).
+    if e.refcount != u32::MAX && e.refcount as u64 != want {
         rep.problem(
             index_path,
             format!(

@@ -20,7 +20,7 @@ use crate::library::index::{CHUNKS, GAMES, PACKS};
 use crate::zstd_decoder::ZstdDecoder;
 use redb::{ReadableDatabase, ReadableTable};
 use romlib_device::{Library, TrustStore};
-use romlib_format::index::PackInfo;
+use romlib_format::index::{PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::layout::parse_dict_file_name;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -92,6 +92,13 @@ impl VerifyReport {
     }
 }
 
+/// The index's format version (`meta`), when it says one.
+fn index_format(rtx: &redb::ReadTransaction) -> Option<u32> {
+    let meta = rtx.open_table(crate::library::index::META).ok()?;
+    let v = meta.get(META_FORMAT).ok()??;
+    Some(u32::from_le_bytes(<[u8; 4]>::try_from(v.value()).ok()?))
+}
+
 /// Checks the whole library. Fails only when there is no library to check; everything
 /// else is a finding in the report.
 pub fn verify_library(
@@ -137,8 +144,34 @@ pub fn verify_library(
         check_packs(lib, indexed, &index_packs, &dicts, &mut rep, progress)?;
     let broken = check_deltas(lib, &records, &deltas, &mut rep, progress);
 
-    // Manifests first: they say what each refcount must be.
-    let chunks_table = rtx.as_ref().and_then(|t| t.open_table(CHUNKS).ok());
+    // Manifests first: they say what each refcount must be. An index an older romlib
+    // wrote (format version 1 or 2) has chunk entries of another form: the next build
+    // upgrades it, and until then its entries are not checked.
+    let format = rtx.as_ref().and_then(index_format);
+    let chunks_table = match format {
+        Some(v) if v < LIBRARY_FORMAT_VERSION => {
+            rep.notice(
+                &index_path,
+                format!(
+                    "index: format version {v}, written by an older romlib; the next \
+                     `romlib build` upgrades it to {LIBRARY_FORMAT_VERSION} (its chunk \
+                     entries are not checked until then)"
+                ),
+            );
+            None
+        }
+        Some(v) if v > LIBRARY_FORMAT_VERSION => {
+            rep.problem(
+                &index_path,
+                format!(
+                    "index: format version {v} is newer than this romlib supports \
+                     ({LIBRARY_FORMAT_VERSION}): update romlib"
+                ),
+            );
+            None
+        }
+        _ => rtx.as_ref().and_then(|t| t.open_table(CHUNKS).ok()),
+    };
     let games_table = rtx.as_ref().and_then(|t| t.open_table(GAMES).ok());
     let mut expected: HashMap<[u8; 32], u64> = HashMap::new();
     let mut titles = lib.titles()?;
@@ -220,7 +253,7 @@ pub fn verify_library(
                     check_entry(
                         &index_path,
                         k.value(),
-                        v.value(),
+                        &v.value(),
                         &records,
                         &unreadable,
                         &expected,
@@ -230,7 +263,10 @@ pub fn verify_library(
             }
             Err(e) => rep.problem(&index_path, format!("chunk table unreadable: {e}")),
         }
-    } else if db.is_some() && !titles.is_empty() {
+    } else if db.is_some()
+        && !titles.is_empty()
+        && format.is_none_or(|v| v == LIBRARY_FORMAT_VERSION)
+    {
         rep.problem(&index_path, "the index has no chunk table");
     }
 
