@@ -198,6 +198,68 @@ fn killed_imports_leave_the_published_library_readable() {
     );
 }
 
+#[test]
+fn killed_index_rebuilds_leave_the_library_readable_and_buildable() {
+    // `rebuild-index` builds a new index beside the published one and renames it over it
+    // last (SPEC section 5.1): a kill at any moment leaves the old index, or the new one,
+    // never a half-written one, and locators rewritten whole or not at all.
+    let w = Workspace::new();
+    inputs(&w);
+    ok(w.build(
+        "in2",
+        "lib",
+        &["--avg-chunk", "4096", "--pack-size", "1048576", "-q"],
+    ));
+    let args = strings(&["rebuild-index", "-r", &w.s("L")]);
+    let build = strings(&[
+        "build",
+        "-i",
+        &w.s("in2"),
+        "-o",
+        &w.s("L"),
+        "--signing-key",
+        &w.s("k.sec"),
+        "--avg-chunk",
+        "4096",
+        "-q",
+        "--json",
+    ]);
+    copy_tree(&w.p("lib"), &w.p("L"));
+    let mut full = time_of("romlib", &args);
+    let mut killed = 0;
+    for i in 0..iterations() {
+        let _ = fs::remove_dir_all(w.p("L"));
+        copy_tree(&w.p("lib"), &w.p("L"));
+        killed += u64::from(kill_after(spawn("romlib", &args), &mut full, i));
+        readable_without_writing(&w, "L", "in2", &["a", "b", "c", "d"]);
+        // The next build finds everything stored (and the index it left whole).
+        if i % 5 == 4 {
+            let out = ok(run("romlib", &build));
+            assert!(out.contains("\"new_chunks\":0,"), "{out}");
+        }
+        if i % 10 == 9 {
+            ok(run("romlib", &args));
+            let v = ok(romlib(&[
+                "verify",
+                "-q",
+                "-r",
+                &w.s("L"),
+                "--trusted-key",
+                &w.s("k.pub"),
+            ]));
+            assert!(v.contains("library OK"), "{v}");
+        }
+    }
+    assert!(
+        killed * 2 >= iterations(),
+        "only {killed} rebuilds were killed mid-way"
+    );
+    eprintln!(
+        "kill -9: {killed} of {} index rebuilds killed mid-way",
+        iterations()
+    );
+}
+
 /// `romlib-device install` of game `b` from library `lib` into install folder `dir`.
 fn install_b(w: &Workspace, lib: &str, dir: &str) -> Vec<String> {
     strings(&[
