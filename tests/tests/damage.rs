@@ -4,6 +4,7 @@
 //! install that fails leaves nothing visible; and a damaged index costs a device nothing,
 //! since no reader opens it (a game is read through its locator).
 
+use redb::ReadableTable;
 use romlib_tests::*;
 use std::fs;
 use std::path::Path;
@@ -315,4 +316,84 @@ fn damage_to_any_library_file_is_a_clear_error_naming_it() {
         }
         assert!(String::from_utf8_lossy(&out.stderr).contains("alpha.manifest"));
     }
+}
+
+/// `romlib verify`'s findings, one line each, without the line of timings.
+fn verify_lines(lib: &str, memory: Option<&str>) -> (Option<i32>, Vec<String>) {
+    let mut cmd = host_cmd();
+    cmd.args(["verify", "-r", lib]);
+    if let Some(m) = memory {
+        cmd.env("ROMLIB_VERIFY_MEMORY", m);
+    }
+    let out = cmd.output().unwrap();
+    no_crash(&out, "verify");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.contains("decompressed and hashed in"))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    (out.status.code(), lines)
+}
+
+#[test]
+fn verify_in_bounded_memory_finds_what_it_finds_in_memory() {
+    // verify joins what the packs, the manifests and the index say through sorted runs
+    // on disk once they outgrow its memory. With 64 bytes per sort (a run or two per row)
+    // every join goes through files; the findings must be the same, line for line.
+    let w = Workspace::new();
+    library(&w);
+    let lib = w.s("lib");
+    let (code, clean) = verify_lines(&lib, None);
+    assert_eq!(code, Some(0), "{clean:?}");
+    assert_eq!(verify_lines(&lib, Some("64")), (code, clean));
+    // Damage of every kind the joins see: a refcount, a locator entry pointing at another
+    // record, and, last, a record's bytes (its chunk, and the deltas on it if it is a
+    // base; the pack's checksum then fails, so nothing else in it is trusted).
+    {
+        let db = redb::Database::open(w.p("lib/index.db")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(romlib_host::library::index::CHUNKS).unwrap();
+            let (k, v) = {
+                let (k, v) = t.first().unwrap().unwrap();
+                (*k.value(), v.value())
+            };
+            let mut e = romlib_format::index::ChunkEntry::decode(&v).unwrap();
+            e.refcount += 5;
+            t.insert(&k, e.encode()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    edit_locator(&w.p("lib"), "gamma", |l| {
+        let other = l.entries[1].1;
+        l.entries[0].1 = other;
+    });
+    let (code, found) = verify_lines(&lib, None);
+    assert_eq!(code, Some(1), "{found:?}");
+    for want in ["refcount 6", "disagree"] {
+        assert!(found.iter().any(|l| l.contains(want)), "{want}: {found:?}");
+    }
+    assert_eq!(verify_lines(&lib, Some("64")), (code, found));
+    // Without an index, games are checked through their locators against the packs.
+    copy_tree(&w.p("lib"), &w.p("bare"));
+    fs::remove_file(w.p("bare/index.db")).unwrap();
+    let (code, found) = verify_lines(&w.s("bare"), None);
+    assert_eq!(code, Some(1), "{found:?}");
+    assert!(
+        found.iter().any(
+            |l| l.contains("gamma.locator: 1 chunk of this game is not where its locator says")
+        ),
+        "{found:?}"
+    );
+    assert_eq!(verify_lines(&w.s("bare"), Some("64")), (code, found));
+    let pack = w.p("lib/packs/pack-0001.pkg");
+    flip(&pack, fs::metadata(&pack).unwrap().len() / 3);
+    let (code, found) = verify_lines(&lib, None);
+    assert!(
+        found.iter().any(|l| l.contains("does not decode")),
+        "{found:?}"
+    );
+    assert_eq!(verify_lines(&lib, Some("64")), (code, found));
 }

@@ -1,8 +1,10 @@
 //! The manifest half of `romlib verify`: every manifest's signature against the trusted
 //! keys, its chunk table, its locator, and the index entries of the chunks it needs.
 
-use super::packs::Record;
+use super::packs::{parse_placed, PLACED_LEN};
+use super::spill::{place_key, Sorted, Sorter};
 use super::{are, strip_path, VerifyReport};
+use crate::error::Result;
 use crate::fsio::TEMP_SUFFIX;
 use romlib_device::chunks::locator::ChunkLocator;
 use romlib_device::error::short_hex;
@@ -54,13 +56,25 @@ pub(super) fn report_broken_games(
 }
 
 /// What a manifest is checked against: the index's chunk table (when it could be read)
-/// and the records found in the packs.
+/// and the packs that could not be scanned.
 pub(super) struct Known<'a> {
     pub(super) chunks:
         Option<&'a redb::ReadOnlyTable<&'static [u8; 32], [u8; romlib_format::index::ENTRY_LEN]>>,
-    pub(super) records: &'a HashMap<(u32, u64), Record>,
     /// Packs that could not be scanned (reported already).
     pub(super) unreadable: &'a BTreeSet<u32>,
+}
+
+/// Row length of a chunk a locator places: (pack, offset) key, the chunk's hash and
+/// length as the manifest gives them, and the game's number among the titles.
+pub(super) const LOCATED_LEN: usize = 12 + 32 + 4 + 4;
+
+/// What the manifests give the later joins: every reference of a counted manifest (by
+/// hash, for the refcounts), and, with no index, where each locator places each chunk.
+pub(super) struct Collect<'a> {
+    pub(super) refs: &'a mut Sorter<32>,
+    pub(super) located: &'a mut Sorter<LOCATED_LEN>,
+    /// Per game number: chunks its locator cannot place at all.
+    pub(super) unplaced: &'a mut Vec<u64>,
 }
 
 /// The staged manifests `games/.<title>.manifest.tmp` that the index counts (`counted`
@@ -94,6 +108,8 @@ pub(super) fn staged_manifests(
 /// The manifest of a game to check.
 pub(super) struct Game<'a> {
     pub(super) title: &'a str,
+    /// Its number among the titles checked.
+    pub(super) game_no: u32,
     /// Its manifest, or its staged manifest that an interrupted build left counted.
     pub(super) path: PathBuf,
     /// The chunk-table hash the index counts for the title.
@@ -105,23 +121,26 @@ pub(super) fn check_manifest(
     game: Game<'_>,
     trust: &TrustStore,
     known: Known<'_>,
-    expected: &mut HashMap<[u8; 32], u64>,
+    collect: Collect<'_>,
     rep: &mut VerifyReport,
-) {
+) -> Result<()> {
     let Known {
         chunks,
-        records,
         unreadable: unreadable_packs,
     } = known;
     let Game {
         title,
+        game_no,
         path,
         counted,
     } = game;
     rep.games += 1;
     let m = match ManifestFile::open(&path) {
         Ok(m) => m,
-        Err(e) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+        Err(e) => {
+            rep.problem(&path, strip_path(&e.to_string(), &path));
+            return Ok(());
+        }
     };
     let body = m.unverified_body();
     if body.title_id != title {
@@ -148,31 +167,37 @@ pub(super) fn check_manifest(
             rep.problem(&path, strip_path(&e.to_string(), &path));
             t
         }
-        (_, Err(e)) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+        (_, Err(e)) => {
+            rep.problem(&path, strip_path(&e.to_string(), &path));
+            return Ok(());
+        }
     };
     let mut missing = 0u64;
     let mut wrong_len = 0u64;
     let mut wrong_locations = 0u64;
-    let mut unreachable = 0u64;
     let mut i = 0u64;
     loop {
         match table.next_chunk() {
             Ok(Some(r)) => {
                 i += 1;
                 if counts {
-                    *expected.entry(r.hash).or_default() += 1;
+                    collect.refs.push(r.hash)?;
                 }
                 let entry = chunks
                     .and_then(|t| t.get(&r.hash).ok().flatten())
                     .and_then(|v| ChunkEntry::decode(&v.value()).ok());
                 if let (Some(l), None) = (locator.as_ref(), chunks) {
-                    let le = l.entry(i - 1).ok().flatten();
-                    if le.is_some_and(|le| unreadable_packs.contains(&le.pack_id)) {
-                        continue;
-                    }
-                    let found = le.and_then(|le| records.get(&(le.pack_id, u64::from(le.offset))));
-                    if !found.is_some_and(|rec| rec.hash == r.hash && rec.ulen == r.len) {
-                        unreachable += 1;
+                    match l.entry(i - 1).ok().flatten() {
+                        Some(le) if unreadable_packs.contains(&le.pack_id) => {}
+                        Some(le) => {
+                            let mut row = [0u8; LOCATED_LEN];
+                            row[..12].copy_from_slice(&place_key(le.pack_id, u64::from(le.offset)));
+                            row[12..44].copy_from_slice(&r.hash);
+                            row[44..48].copy_from_slice(&r.len.to_le_bytes());
+                            row[48..].copy_from_slice(&game_no.to_le_bytes());
+                            collect.located.push(row)?;
+                        }
+                        None => collect.unplaced[game_no as usize] += 1,
                     }
                     continue;
                 }
@@ -191,21 +216,14 @@ pub(super) fn check_manifest(
                 }
             }
             Ok(None) => break,
-            Err(e) => return rep.problem(&path, strip_path(&e.to_string(), &path)),
+            Err(e) => {
+                rep.problem(&path, strip_path(&e.to_string(), &path));
+                return Ok(());
+            }
         }
     }
     if let Err(e) = table.finish() {
         rep.problem(&path, strip_path(&e.to_string(), &path));
-    }
-    if unreachable > 0 {
-        rep.problem(
-            lib.locator_path(title),
-            format!(
-                "{} of this game {} not where its locator says",
-                count(unreachable as usize, "chunk", "chunks"),
-                are(unreachable)
-            ),
-        );
     }
     if missing > 0 {
         rep.problem(
@@ -239,6 +257,55 @@ pub(super) fn check_manifest(
             ),
         );
     }
+    Ok(())
+}
+
+/// With no index, joins where the locators place each game's chunks with the records
+/// the packs hold (both in place order), and reports each game with chunks that are not
+/// where its locator says (`unplaced` counts those it could not place at all).
+pub(super) fn check_located(
+    lib: &Library,
+    titles: &[String],
+    located: Sorted<LOCATED_LEN>,
+    records: Sorted<PLACED_LEN>,
+    mut unplaced: Vec<u64>,
+    rep: &mut VerifyReport,
+) -> Result<()> {
+    let mut records = records.peekable();
+    for row in located {
+        let row = row?;
+        while let Some(r) = records.next_if(|r| r.as_ref().map_or(true, |r| r[..12] < row[..12])) {
+            r?;
+        }
+        let found = match records.peek() {
+            Some(Ok(r)) if r[..12] == row[..12] => Some(parse_placed(r)?.1),
+            _ => None,
+        };
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&row[44..48]);
+        let mut no = [0u8; 4];
+        no.copy_from_slice(&row[48..]);
+        let fits = found
+            .is_some_and(|rec| rec.hash[..] == row[12..44] && rec.ulen == u32::from_le_bytes(len));
+        if !fits {
+            if let Some(n) = unplaced.get_mut(u32::from_le_bytes(no) as usize) {
+                *n += 1;
+            }
+        }
+    }
+    for (title, &n) in titles.iter().zip(&unplaced) {
+        if n > 0 {
+            rep.problem(
+                lib.locator_path(title),
+                format!(
+                    "{} of this game {} not where its locator says",
+                    count(n as usize, "chunk", "chunks"),
+                    are(n)
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Opens a game's locator if it exists and was written for this manifest (or, as a
@@ -276,41 +343,23 @@ fn open_locator(
     }
 }
 
+/// Checks chunk entry `value` of `hash`: it decodes, and its refcount is the `want`
+/// references the counted manifests make. Returns the entry, for the check of its place.
 pub(super) fn check_entry(
     index_path: &Path,
     hash: &[u8; 32],
     value: &[u8],
-    records: &HashMap<(u32, u64), Record>,
-    unreadable: &BTreeSet<u32>,
-    expected: &HashMap<[u8; 32], u64>,
+    want: u64,
     rep: &mut VerifyReport,
-) {
+) -> Option<ChunkEntry> {
     let short = crate::dat::digests::hex(&hash[..8]);
     let e = match ChunkEntry::decode(value) {
         Ok(e) => e,
-        Err(err) => return rep.problem(index_path, format!("chunk {short}: {err}")),
+        Err(err) => {
+            rep.problem(index_path, format!("chunk {short}: {err}"));
+            return None;
+        }
     };
-    match records.get(&(e.pack_id, e.offset)) {
-        Some(r)
-            if r.hash == *hash && r.ulen == e.ulen && r.clen == e.clen && r.method == e.method => {}
-        Some(_) => rep.problem(
-            index_path,
-            format!(
-                "chunk {short}: pack {} offset {} holds a different record",
-                e.pack_id, e.offset
-            ),
-        ),
-        // Its pack could not be scanned: that is reported, and says nothing of the entry.
-        None if unreadable.contains(&e.pack_id) => {}
-        None => rep.problem(
-            index_path,
-            format!(
-                "chunk {short}: no record at pack {} offset {}",
-                e.pack_id, e.offset
-            ),
-        ),
-    }
-    let want = expected.get(hash).copied().unwrap_or(0);
     // A saturated count no longer counts (SPEC section 5).
     if e.refcount != u32::MAX && e.refcount as u64 != want {
         rep.problem(
@@ -322,4 +371,5 @@ pub(super) fn check_entry(
             ),
         );
     }
+    Some(e)
 }

@@ -14,6 +14,7 @@
 
 mod games;
 mod packs;
+mod spill;
 
 use crate::error::{Error, Result};
 use crate::library::index::{CHUNKS, GAMES, PACKS};
@@ -22,12 +23,16 @@ use redb::{ReadableDatabase, ReadableTable};
 use romlib_device::{Library, TrustStore};
 use romlib_format::index::{PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
 use romlib_format::layout::parse_dict_file_name;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use games::{check_entry, check_manifest, report_broken_games, staged_manifests, Game, Known};
-use packs::{check_deltas, check_packs};
+use games::{
+    check_entry, check_manifest, report_broken_games, staged_manifests, Collect, Game, Known,
+    LOCATED_LEN,
+};
+use packs::{check_deltas, check_packs, parse_placed, placed_row, Record, PLACED_LEN};
+use spill::{Sorted, Sorter};
 
 /// Most problems kept in a report (the count goes on).
 pub const MAX_REPORTED: usize = 10_000;
@@ -140,9 +145,9 @@ pub fn verify_library(
     let index_packs = read_pack_table(rtx.as_ref(), &index_path, &mut rep);
     let dicts = load_dicts(lib, &mut rep);
     let indexed = rtx.is_some();
-    let (records, deltas, unreadable) =
-        check_packs(lib, indexed, &index_packs, &dicts, &mut rep, progress)?;
-    let broken = check_deltas(lib, &records, &deltas, &mut rep, progress);
+    let mut scanned = check_packs(lib, indexed, &index_packs, &dicts, &mut rep, progress)?;
+    let broken = check_deltas(lib, &mut scanned, &mut rep, progress)?;
+    let unreadable = std::mem::take(&mut scanned.unreadable);
 
     // Manifests first: they say what each refcount must be. An index an older romlib
     // wrote (format version 1 or 2) has chunk entries of another form: the next build
@@ -173,7 +178,10 @@ pub fn verify_library(
         _ => rtx.as_ref().and_then(|t| t.open_table(CHUNKS).ok()),
     };
     let games_table = rtx.as_ref().and_then(|t| t.open_table(GAMES).ok());
-    let mut expected: HashMap<[u8; 32], u64> = HashMap::new();
+    // The references the counted manifests make (for the refcounts), and where each
+    // game's locator says its chunks are (checked when there is no index to check).
+    let mut refs = Sorter::<32>::new();
+    let mut located = Sorter::<LOCATED_LEN>::new();
     let mut titles = lib.titles()?;
     let counted_of = |title: &str| {
         games_table
@@ -190,7 +198,8 @@ pub fn verify_library(
         }
     }
     titles.sort();
-    for title in &titles {
+    let mut unplaced = vec![0u64; titles.len()];
+    for (game_no, title) in titles.iter().enumerate() {
         let counted = counted_of(title);
         let game = match staged.get(title) {
             Some(tmp) => {
@@ -201,12 +210,14 @@ pub fn verify_library(
                 );
                 Game {
                     title,
+                    game_no: game_no as u32,
                     path: tmp.clone(),
                     counted,
                 }
             }
             None => Game {
                 title,
+                game_no: game_no as u32,
                 path: lib.manifest_path(title),
                 counted,
             },
@@ -217,12 +228,20 @@ pub fn verify_library(
             trust,
             Known {
                 chunks: chunks_table.as_ref(),
-                records: &records,
                 unreadable: &unreadable,
             },
-            &mut expected,
+            Collect {
+                refs: &mut refs,
+                located: &mut located,
+                unplaced: &mut unplaced,
+            },
             &mut rep,
-        );
+        )?;
+    }
+    if chunks_table.is_none() {
+        let records =
+            std::mem::replace(&mut scanned.records, Sorted::Memory(Vec::new().into_iter()));
+        games::check_located(lib, &titles, located.finish()?, records, unplaced, &mut rep)?;
     }
     report_broken_games(lib, &titles, &broken, &mut rep);
     check_keys(lib, &mut rep);
@@ -240,8 +259,11 @@ pub fn verify_library(
         }
     }
 
-    // Then every chunk entry against the packs and the manifests.
+    // Then every chunk entry against the manifests (refcounts, in hash order, as the
+    // index and the sorted references both are) and against the packs (in place order).
     if let Some(chunks) = &chunks_table {
+        let mut refs = refs.finish()?.peekable();
+        let mut entries = Sorter::<PLACED_LEN>::new();
         match chunks.iter() {
             Ok(iter) => {
                 for row in iter {
@@ -250,19 +272,31 @@ pub fn verify_library(
                         break;
                     };
                     rep.index_chunks += 1;
-                    check_entry(
-                        &index_path,
-                        k.value(),
-                        &v.value(),
-                        &records,
-                        &unreadable,
-                        &expected,
-                        &mut rep,
-                    );
+                    let hash = *k.value();
+                    let mut want = 0u64;
+                    while let Some(r) = refs.next_if(|r| r.as_ref().map_or(true, |r| *r <= hash)) {
+                        want += u64::from(r? == hash);
+                    }
+                    if let Some(e) = check_entry(&index_path, &hash, &v.value(), want, &mut rep) {
+                        let r = Record {
+                            hash,
+                            ulen: e.ulen,
+                            clen: e.clen,
+                            method: e.method,
+                        };
+                        entries.push(placed_row(e.pack_id, e.offset, &r))?;
+                    }
                 }
             }
             Err(e) => rep.problem(&index_path, format!("chunk table unreadable: {e}")),
         }
+        check_entry_places(
+            &index_path,
+            entries.finish()?,
+            std::mem::replace(&mut scanned.records, Sorted::Memory(Vec::new().into_iter())),
+            &unreadable,
+            &mut rep,
+        )?;
     } else if db.is_some()
         && !titles.is_empty()
         && format.is_none_or(|v| v == LIBRARY_FORMAT_VERSION)
@@ -284,6 +318,56 @@ pub fn verify_library(
         rep.notice(p, w);
     }
     Ok(rep)
+}
+
+/// Joins the index's entries (as place-keyed rows) with the records the packs hold, both
+/// in (pack, offset) order: each entry must find its record there.
+fn check_entry_places(
+    index_path: &Path,
+    entries: Sorted<PLACED_LEN>,
+    records: Sorted<PLACED_LEN>,
+    unreadable: &std::collections::BTreeSet<u32>,
+    rep: &mut VerifyReport,
+) -> Result<()> {
+    let mut records = records.peekable();
+    for row in entries {
+        let ((pack, offset), want) = parse_placed(&row?)?;
+        let found = next_at(&mut records, &row_key(pack, offset))?;
+        let short = crate::dat::digests::hex(&want.hash[..8]);
+        match found {
+            Some(r) if r == want => {}
+            Some(_) => rep.problem(
+                index_path,
+                format!("chunk {short}: pack {pack} offset {offset} holds a different record"),
+            ),
+            // Its pack could not be scanned: that is reported, and says nothing of the entry.
+            None if unreadable.contains(&pack) => {}
+            None => rep.problem(
+                index_path,
+                format!("chunk {short}: no record at pack {pack} offset {offset}"),
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn row_key(pack: u32, offset: u64) -> [u8; 12] {
+    spill::place_key(pack, offset)
+}
+
+/// The record at `key` among place-ordered `records` (skipping those before it, keeping
+/// it for the next caller with the same key).
+fn next_at(
+    records: &mut std::iter::Peekable<Sorted<PLACED_LEN>>,
+    key: &[u8; 12],
+) -> Result<Option<Record>> {
+    while let Some(r) = records.next_if(|r| r.as_ref().map_or(true, |r| r[..12] < key[..])) {
+        r?;
+    }
+    match records.peek() {
+        Some(Ok(r)) if r[..12] == key[..] => Ok(Some(parse_placed(r)?.1)),
+        _ => Ok(None),
+    }
 }
 
 fn read_pack_table(

@@ -2,8 +2,9 @@
 //! every record decompressed and hashed in parallel batches, and every delta checked
 //! against its base.
 
+use super::spill::{from_place_key, place_key, Sorted, Sorter};
 use super::{strip_path, VerifyReport};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::library::pack_scan::scan_pack_with;
 use crate::zstd_decoder::ZstdDecoder;
 use rayon::prelude::*;
@@ -16,13 +17,14 @@ use romlib_format::index::{ChunkEntry, PackInfo};
 use romlib_format::layout::parse_pack_file_name;
 use romlib_format::pack::{Method, RecordHeader};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Bytes of compressed records decoded per parallel batch.
 const BATCH_BYTES: usize = 8 << 20;
 
 /// A record as the pack holds it.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) struct Record {
     pub(super) hash: [u8; 32],
     pub(super) ulen: u32,
@@ -30,23 +32,97 @@ pub(super) struct Record {
     pub(super) method: Method,
 }
 
-/// Reads, decodes and hashes every pack; returns each record by (pack, offset).
-/// Every record of the library's packs, by pack id and offset.
-type Records = HashMap<(u32, u64), Record>;
+/// Bytes of a [`Record`] in a row.
+const RECORD_LEN: usize = 41;
 
-/// A delta record found while scanning: checked once every pack is known, since its base
-/// may lie in any pack.
-pub(super) struct DeltaRecord {
-    pub(super) pack: u32,
-    pub(super) pos: u64,
-    pub(super) header: RecordHeader,
-    pub(super) base: [u8; 32],
+impl Record {
+    fn of(h: &RecordHeader) -> Self {
+        Self {
+            hash: h.hash,
+            ulen: h.ulen,
+            clen: h.clen,
+            method: h.method,
+        }
+    }
+
+    fn bytes(&self) -> [u8; RECORD_LEN] {
+        let mut b = [0u8; RECORD_LEN];
+        b[..32].copy_from_slice(&self.hash);
+        b[32..36].copy_from_slice(&self.ulen.to_le_bytes());
+        b[36..40].copy_from_slice(&self.clen.to_le_bytes());
+        b[40] = self.method.to_byte();
+        b
+    }
+
+    fn parse(b: &[u8]) -> Result<Self> {
+        let mut u = [0u8; 4];
+        let mut c = [0u8; 4];
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&b[..32]);
+        u.copy_from_slice(&b[32..36]);
+        c.copy_from_slice(&b[36..40]);
+        Ok(Self {
+            hash,
+            ulen: u32::from_le_bytes(u),
+            clen: u32::from_le_bytes(c),
+            method: Method::from_byte(b[40])
+                .map_err(|e| Error::library(std::env::temp_dir(), e.to_string()))?,
+        })
+    }
 }
 
-/// Scans every pack; returns every record by place, the delta records to check after, and
-/// the packs that could not be scanned (each reported once here: what points into them is
-/// not blamed for it). `indexed`: the index could be read (else a pack it does not list is
-/// no news).
+/// Row length of a record by place: (pack, offset) key, then the record.
+pub(super) const PLACED_LEN: usize = 12 + RECORD_LEN;
+/// Row length of a whole chunk by hash: hash, (pack, offset) key, the record.
+const WHOLE_LEN: usize = 32 + 12 + RECORD_LEN;
+/// Row length of a delta record by base: base hash, (pack, offset) key, the record.
+const DELTA_LEN: usize = 32 + 12 + RECORD_LEN;
+
+/// A row of a record at (pack, offset): what a place-ordered join reads.
+pub(super) fn placed_row(pack: u32, offset: u64, r: &Record) -> [u8; PLACED_LEN] {
+    let mut row = [0u8; PLACED_LEN];
+    row[..12].copy_from_slice(&place_key(pack, offset));
+    row[12..].copy_from_slice(&r.bytes());
+    row
+}
+
+/// The (pack, offset) and record of a [`placed_row`].
+pub(super) fn parse_placed(row: &[u8]) -> Result<((u32, u64), Record)> {
+    Ok((from_place_key(&row[..12]), Record::parse(&row[12..])?))
+}
+
+fn keyed_row(key: &[u8; 32], pack: u32, offset: u64, r: &Record) -> [u8; WHOLE_LEN] {
+    let mut row = [0u8; WHOLE_LEN];
+    row[..32].copy_from_slice(key);
+    row[32..].copy_from_slice(&placed_row(pack, offset, r));
+    row
+}
+
+fn parse_keyed(row: &[u8]) -> Result<([u8; 32], (u32, u64), Record)> {
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&row[..32]);
+    let (place, r) = parse_placed(&row[32..])?;
+    Ok((key, place, r))
+}
+
+/// What scanning the packs found, each kind sorted for a later join.
+pub(super) struct Scanned {
+    /// Every record, by (pack, offset).
+    pub(super) records: Sorted<PLACED_LEN>,
+    /// Every whole (non-delta) record, by chunk hash: where a delta's base is.
+    wholes: Sorted<WHOLE_LEN>,
+    /// Every delta record, by its base's hash: checked once every pack is known, since its
+    /// base may lie in any pack.
+    deltas: Sorted<DELTA_LEN>,
+    /// Packs that could not be scanned.
+    pub(super) unreadable: BTreeSet<u32>,
+}
+
+/// Scans every pack; returns every record by place, the whole and delta records for the
+/// delta check, and the packs that could not be scanned (each reported once here: what
+/// points into them is not blamed for it). `indexed`: the index could be read (else a
+/// pack it does not list is no news). Memory is bounded: the rows are sorted through
+/// [`Sorter`]s.
 pub(super) fn check_packs(
     lib: &Library,
     indexed: bool,
@@ -54,7 +130,7 @@ pub(super) fn check_packs(
     dicts: &Arc<Vec<(u32, Vec<u8>)>>,
     rep: &mut VerifyReport,
     progress: &dyn Fn(u64),
-) -> Result<(Records, Vec<DeltaRecord>, BTreeSet<u32>)> {
+) -> Result<Scanned> {
     let dir = lib.packs_dir();
     let mut on_disk = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -74,23 +150,20 @@ pub(super) fn check_packs(
     } else if !index_packs.is_empty() {
         rep.problem(&dir, "packs folder is missing or unreadable");
     }
-    let mut records = HashMap::new();
-    let mut deltas = Vec::new();
+    let mut records = Sorter::<PLACED_LEN>::new();
+    let mut wholes = Sorter::<WHOLE_LEN>::new();
+    let mut deltas = Sorter::<DELTA_LEN>::new();
     let mut unreadable = BTreeSet::new();
     for (&id, path) in &on_disk {
         rep.packs += 1;
         let mut batch: Vec<(u64, RecordHeader, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0;
         let mut bad: Vec<String> = Vec::new();
+        let mut found_deltas: Vec<([u8; 32], u64, Record)> = Vec::new();
         let scanned = scan_pack_with(path, id, |pos, rec, payload| {
             if rec.method == Method::ZstdDelta {
                 match romlib_format::pack::split_delta(&rec.hash, payload) {
-                    Ok((base, _)) => deltas.push(DeltaRecord {
-                        pack: id,
-                        pos,
-                        header: *rec,
-                        base,
-                    }),
+                    Ok((base, _)) => found_deltas.push((base, pos, Record::of(rec))),
                     Err(e) => bad.push(format!("record at offset {pos}: {e}")),
                 }
                 return Ok(());
@@ -109,21 +182,20 @@ pub(super) fn check_packs(
         for b in bad {
             rep.problem(path, b);
         }
+        for (base, pos, r) in found_deltas {
+            deltas.push(keyed_row(&base, id, pos, &r))?;
+        }
         match scanned {
             Ok((info, recs)) => {
                 rep.pack_bytes += info.file_len;
                 for (pos, r) in recs {
                     rep.records += 1;
                     rep.chunk_bytes += r.ulen as u64;
-                    records.insert(
-                        (id, pos),
-                        Record {
-                            hash: r.hash,
-                            ulen: r.ulen,
-                            clen: r.clen,
-                            method: r.method,
-                        },
-                    );
+                    let r = Record::of(&r);
+                    records.push(placed_row(id, pos, &r))?;
+                    if r.method != Method::ZstdDelta {
+                        wholes.push(keyed_row(&r.hash, id, pos, &r))?;
+                    }
                 }
                 match index_packs.get(&id) {
                     Some(known) if *known == info => {}
@@ -150,92 +222,122 @@ pub(super) fn check_packs(
             rep.problem(lib.pack_path(id), "pack listed in the index is missing");
         }
     }
-    Ok((records, deltas, unreadable))
+    Ok(Scanned {
+        records: records.finish()?,
+        wholes: wholes.finish()?,
+        deltas: deltas.finish()?,
+        unreadable,
+    })
 }
 
 /// Decodes every delta record against its base (found in any pack, and checked first);
-/// returns the chunks that cannot be decoded, with why.
+/// returns the chunks that cannot be decoded, with why. Deltas come sorted by base, and
+/// are joined with the whole records sorted by hash, so each base is decoded once.
 pub(super) fn check_deltas(
     lib: &Library,
-    records: &HashMap<(u32, u64), Record>,
-    deltas: &[DeltaRecord],
+    scanned: &mut Scanned,
     rep: &mut VerifyReport,
     progress: &dyn Fn(u64),
-) -> HashMap<[u8; 32], String> {
+) -> Result<HashMap<[u8; 32], String>> {
     let mut broken = HashMap::new();
-    if deltas.is_empty() {
-        return broken;
-    }
-    // Where each whole chunk is stored (a base is never a delta).
-    let mut wholes: HashMap<[u8; 32], ChunkEntry> = HashMap::new();
-    for (&(pack, pos), r) in records {
-        if r.method != Method::ZstdDelta {
-            wholes.entry(r.hash).or_insert(ChunkEntry {
-                pack_id: pack,
-                offset: pos,
-                clen: r.clen,
-                ulen: r.ulen,
-                method: r.method,
-                stored_at: 0,
-                refcount: 0,
-            });
-        }
-    }
+    let deltas = std::mem::replace(&mut scanned.deltas, Sorted::Memory(Vec::new().into_iter()));
+    let wholes = std::mem::replace(&mut scanned.wholes, Sorted::Memory(Vec::new().into_iter()));
+    let mut wholes = wholes.peekable();
     let mut packs = PackReader::new(lib);
     let mut dec = ZstdDecoder::default();
     let mut base = BaseChunk::default();
     let (mut rec_buf, mut out) = (Vec::new(), Vec::new());
-    let mut sorted: Vec<&DeltaRecord> = deltas.iter().collect();
-    // Deltas on one base together, so each base is decoded once.
-    sorted.sort_by_key(|d| (d.base, d.pack, d.pos));
-    for d in sorted {
-        let path = lib.pack_path(d.pack);
-        let h = &d.header;
-        let why = (|| -> std::result::Result<(), String> {
-            if base.hash != Some(d.base) {
-                base.hash = None;
-                let e = wholes.get(&d.base).ok_or_else(|| {
-                    format!("its base chunk {} is in no intact pack", short_hex(&d.base))
-                })?;
-                packs
-                    .read_chunk(&d.base, e.ulen, e, &mut dec, &mut base.data)
-                    .map_err(|e| {
-                        format!("its base chunk {} is damaged: {e}", short_hex(&d.base))
-                    })?;
-                base.hash = Some(d.base);
-            }
-            let entry = ChunkEntry {
-                pack_id: d.pack,
-                offset: d.pos,
-                clen: h.clen,
-                ulen: h.ulen,
-                method: h.method,
-                stored_at: 0,
-                refcount: 0,
+    for row in deltas {
+        let (base_hash, (pack, pos), h) = parse_keyed(&row?)?;
+        // The first whole record of the base, if any (a base is never a delta).
+        let mut at: Option<ChunkEntry> = None;
+        while let Some(w) = wholes.peek() {
+            let w = match w {
+                Ok(w) => *w,
+                Err(_) => return Err(wholes.next().expect("peeked").expect_err("an error")),
             };
-            rec_buf.clear();
-            let r = packs
-                .read_record(&h.hash, &entry, h.ulen, &mut rec_buf)
-                .map_err(|e| e.to_string())?;
-            out.resize(h.ulen as usize, 0);
-            let payload = &rec_buf[r.payload.clone()];
-            decode_verified(lib, &r, payload, Some(&base), &mut dec, &mut out)
-                .map_err(|e| strip_path(&e.to_string(), &path))
-        })();
+            let (hash, (wp, wo), r) = parse_keyed(&w)?;
+            if hash < base_hash {
+                wholes.next();
+                continue;
+            }
+            if hash == base_hash {
+                at = Some(ChunkEntry {
+                    pack_id: wp,
+                    offset: wo,
+                    clen: r.clen,
+                    ulen: r.ulen,
+                    method: r.method,
+                    stored_at: 0,
+                    refcount: 0,
+                });
+            }
+            break;
+        }
+        let path = lib.pack_path(pack);
+        let why = check_delta(
+            lib,
+            (&base_hash, at.as_ref()),
+            (pack, pos, &h),
+            &path,
+            (&mut packs, &mut dec, &mut base),
+            (&mut rec_buf, &mut out),
+        );
         progress(h.clen as u64);
         if let Err(why) = why {
             rep.problem(
                 &path,
                 format!(
-                    "record at offset {} (delta chunk {}) does not decode: {why}",
-                    d.pos,
+                    "record at offset {pos} (delta chunk {}) does not decode: {why}",
                     short_hex(&h.hash)
                 ),
             );
             broken.insert(h.hash, why);
         }
     }
-    broken
+    Ok(broken)
+}
+
+/// Decodes delta record `h` at (`pack`, `pos`) against its base `base_hash`, stored at
+/// `at` (decoded into `base` unless it holds it already).
+fn check_delta(
+    lib: &Library,
+    (base_hash, at): (&[u8; 32], Option<&ChunkEntry>),
+    (pack, pos, h): (u32, u64, &Record),
+    path: &Path,
+    (packs, dec, base): (&mut PackReader, &mut ZstdDecoder, &mut BaseChunk),
+    (rec_buf, out): (&mut Vec<u8>, &mut Vec<u8>),
+) -> std::result::Result<(), String> {
+    if base.hash != Some(*base_hash) {
+        base.hash = None;
+        let e = at.ok_or_else(|| {
+            format!(
+                "its base chunk {} is in no intact pack",
+                short_hex(base_hash)
+            )
+        })?;
+        packs
+            .read_chunk(base_hash, e.ulen, e, dec, &mut base.data)
+            .map_err(|e| format!("its base chunk {} is damaged: {e}", short_hex(base_hash)))?;
+        base.hash = Some(*base_hash);
+    }
+    let entry = ChunkEntry {
+        pack_id: pack,
+        offset: pos,
+        clen: h.clen,
+        ulen: h.ulen,
+        method: h.method,
+        stored_at: 0,
+        refcount: 0,
+    };
+    rec_buf.clear();
+    let r = packs
+        .read_record(&h.hash, &entry, h.ulen, rec_buf)
+        .map_err(|e| e.to_string())?;
+    out.resize(h.ulen as usize, 0);
+    let payload = &rec_buf[r.payload.clone()];
+    decode_verified(lib, &r, payload, Some(base), dec, out)
+        .map_err(|e| strip_path(&e.to_string(), path))
 }
 
 /// Decodes and hashes a batch of records in parallel; returns what failed.
