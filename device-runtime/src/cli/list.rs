@@ -74,49 +74,44 @@ impl ListCmd {
         };
         let titles = lib.titles()?;
         let mut damaged = None;
-        let (mut human, mut games) = (String::new(), Vec::new());
-        for t in &titles {
-            let m = match lib.open_manifest(t) {
-                Ok(m) => m,
-                Err(e) => {
-                    human.push_str(&format!("{t}\t-\tDAMAGED: {e}\n"));
-                    games.push(
-                        Obj::new()
-                            .field("title", t.as_str())
-                            .field("name", None::<String>)
-                            .field("size", None::<u64>)
-                            .field("trusted", false)
-                            .field("damaged", e.to_string()),
-                    );
-                    damaged = Some(e);
-                    continue;
-                }
-            };
-            let (name, size) = (
-                m.unverified_body().display_name.clone(),
-                m.unverified_body().total_size,
-            );
-            let ok = store.as_ref().is_some_and(|s| m.verify(s).is_ok());
-            human.push_str(&format!(
-                "{t}\t{name}\t{size} bytes\t{}\n",
-                if ok { "trusted" } else { "UNTRUSTED" }
-            ));
-            games.push(
-                Obj::new()
+        // Each game is printed as it is read: memory stays flat however many there are.
+        let items = titles.iter().map(|t| match lib.open_manifest(t) {
+            Err(e) => {
+                let line = format!("{t}\t-\tDAMAGED: {e}");
+                let obj = Obj::new()
+                    .field("title", t.as_str())
+                    .field("name", None::<String>)
+                    .field("size", None::<u64>)
+                    .field("trusted", false)
+                    .field("damaged", e.to_string());
+                damaged = Some(e);
+                (obj, line)
+            }
+            Ok(m) => {
+                let (name, size) = (
+                    m.unverified_body().display_name.clone(),
+                    m.unverified_body().total_size,
+                );
+                let ok = store.as_ref().is_some_and(|s| m.verify(s).is_ok());
+                let line = format!(
+                    "{t}\t{name}\t{size} bytes\t{}",
+                    if ok { "trusted" } else { "UNTRUSTED" }
+                );
+                let obj = Obj::new()
                     .field("title", t.as_str())
                     .field("name", name)
                     .field("size", size)
                     .field("trusted", ok)
-                    .field("damaged", None::<String>),
-            );
-        }
-        human.push_str(&count(titles.len(), "game", "games"));
+                    .field("damaged", None::<String>);
+                (obj, line)
+            }
+        });
         // The list is the report, damaged games marked; a damaged one fails the command.
-        out.result(
-            Obj::new()
-                .field("library", lib.root())
-                .field("games", games),
-            &human,
+        out.result_list(
+            Obj::new().field("library", lib.root()),
+            "games",
+            items,
+            || count(titles.len(), "game", "games"),
         );
         match damaged {
             Some(e) if !out.json() => {

@@ -67,6 +67,54 @@ impl Output {
         }
     }
 
+    /// Reports a result whose last field, `name`, is a list as long as the library: each
+    /// item is written as it comes (`items` gives its JSON and its line of text), so
+    /// memory does not grow with the list. `footer` ends the text.
+    pub fn result_list(
+        &self,
+        fields: Obj,
+        name: &'static str,
+        items: impl Iterator<Item = (Obj, String)>,
+        footer: impl FnOnce() -> String,
+    ) {
+        let head = self.head("result").extend(fields).to_line();
+        // The object without its closing brace, then the list.
+        let open = format!("{},\"{name}\":[", &head[..head.len() - 1]);
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut err = self.progress_json.then(|| std::io::stderr().lock());
+        if self.json {
+            let _ = out.write_all(open.as_bytes());
+        }
+        if let Some(e) = err.as_mut() {
+            let _ = e.write_all(open.as_bytes());
+        }
+        for (i, (obj, line)) in items.enumerate() {
+            let sep = if i > 0 { "," } else { "" };
+            if self.json || err.is_some() {
+                let json = obj.to_line();
+                if self.json {
+                    let _ = write!(out, "{sep}{json}");
+                }
+                if let Some(e) = err.as_mut() {
+                    let _ = write!(e, "{sep}{json}");
+                }
+            }
+            if !self.json {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        if self.json {
+            let _ = out.write_all(b"]}\n");
+        } else {
+            let _ = writeln!(out, "{}", footer());
+        }
+        if let Some(e) = err.as_mut() {
+            let _ = e.write_all(b"]}\n");
+        }
+        let _ = out.flush();
+    }
+
     /// Reports a warning: one line on standard error (a JSON object with `--progress
     /// json`).
     pub fn warn(&self, message: &str) {
