@@ -265,6 +265,10 @@ fn host_commands_speak_the_documented_json() {
     let (_, r, _) = run_both(&s, cmd);
     assert_eq!(r["games_written"], 3);
     let mut cmd = Command::new(bin("romlib"));
+    cmd.args(["remove", "-r", &w.s("lib2"), "-g", "beta"]);
+    let (_, r, _) = run_both(&s, cmd);
+    assert_eq!(r["removed"], serde_json::json!(["beta"]));
+    let mut cmd = Command::new(bin("romlib"));
     cmd.args(["verify", "-r", &o, "--progress", "json", "-q"]);
     let out = cmd.output().unwrap();
     assert!(out.status.success());

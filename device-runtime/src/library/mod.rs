@@ -349,3 +349,55 @@ impl Library {
         Ok(out)
     }
 }
+
+/// Up to `n` of `titles` closest to `wanted`, closest first: the same title in another
+/// case first, then by edit distance (case-insensitive), at most a third of the longer
+/// name apart; for the hint of an error naming an unknown title.
+pub fn closest_titles(titles: &[String], wanted: &str, n: usize) -> Vec<String> {
+    let w: Vec<char> = wanted.to_lowercase().chars().collect();
+    let mut scored: Vec<(usize, &String)> = titles
+        .iter()
+        .filter_map(|t| {
+            let c: Vec<char> = t.to_lowercase().chars().collect();
+            let d = edit_distance(&w, &c);
+            let limit = w.len().max(c.len()) / 3;
+            (d <= limit).then_some((d, t))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(n).map(|(_, t)| t.clone()).collect()
+}
+
+/// Levenshtein distance of `a` and `b` (one row of the table at a time).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod closest_tests {
+    use super::closest_titles;
+
+    #[test]
+    fn the_closest_titles_come_first_and_strangers_not_at_all() {
+        let t: Vec<String> = ["pocket-demo", "Pocket-Demo-2", "tetris", "zelda"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            closest_titles(&t, "POCKET-DEMO", 2),
+            ["pocket-demo", "Pocket-Demo-2"]
+        );
+        assert_eq!(closest_titles(&t, "tetirs", 3), ["tetris"]);
+        assert!(closest_titles(&t, "metroid", 3).is_empty());
+    }
+}

@@ -192,6 +192,22 @@ pub fn build(
     result?;
     crate::library::locator::write_catalog(store.library())?;
     store.publish()?;
+    // The library's games this input no longer holds: removed on request, else named.
+    if settings.is_some() {
+        let mut input: Vec<&String> = skipped.iter().chain(built.iter().map(|(t, _)| t)).collect();
+        input.sort();
+        let gone: Vec<String> = store
+            .library()
+            .titles()?
+            .into_iter()
+            .filter(|t| input.binary_search(&t).is_err())
+            .collect();
+        if opts.remove_missing && !gone.is_empty() {
+            summary.removed = crate::library::remove::remove_games(&mut store, &gone)?.removed;
+        } else {
+            summary.no_input = gone;
+        }
+    }
     if let Some(s) = &settings {
         let wrote = summary.manifests_written > 0 || summary.packs_written > 0;
         input_cache::save(

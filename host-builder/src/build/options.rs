@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub delta_gain: Option<u32>,
     /// Read every game again, ignoring the input cache (`--reread`).
     pub reread: bool,
+    /// Remove the library's games whose input is gone (`--remove-missing`).
+    pub remove_missing: bool,
 }
 
 impl Default for BuildOptions {
@@ -61,6 +63,7 @@ impl Default for BuildOptions {
             system: None,
             delta_gain: Some(super::delta::DEFAULT_DELTA_GAIN),
             reread: false,
+            remove_missing: false,
         }
     }
 }
@@ -110,6 +113,11 @@ pub struct BuildSummary {
     pub elapsed: Duration,
     /// Repairs made to what an interrupted run left.
     pub recovered: Vec<String>,
+    /// Games of the library that this build's input no longer holds (kept: no
+    /// `--remove-missing`).
+    pub no_input: Vec<String>,
+    /// Games removed because their input is gone (`--remove-missing`).
+    pub removed: Vec<String>,
 }
 
 /// Hears how far a build has come (the command line draws its progress bar from it).

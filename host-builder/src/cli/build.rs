@@ -247,6 +247,10 @@ pub(super) struct BuildCmd {
     /// built (by default such games are skipped: see .romlib-inputs in SPEC section 1)
     reread: bool,
     #[argh(switch)]
+    /// remove the library's games whose input folder is gone, so the library mirrors the
+    /// input (without it, the summary says how many have no input any more)
+    remove_missing: bool,
+    #[argh(switch)]
     /// store every new chunk whole, never as a delta against a similar chunk
     no_deltas: bool,
     #[argh(option, default = "crate::build::DEFAULT_DELTA_GAIN")]
@@ -334,6 +338,7 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         system: None,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
         reread: false,
+        remove_missing: false,
     };
     run_build(
         c.input,
@@ -396,6 +401,7 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         system: c.system,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
         reread: c.reread,
+        remove_missing: c.remove_missing,
     };
     run_build(
         c.input,
@@ -498,6 +504,22 @@ fn summary_text(s: &BuildSummary) -> String {
             mib(s.skipped_bytes)
         );
     }
+    if !s.removed.is_empty() {
+        let _ = writeln!(
+            t,
+            "removed {} whose input is gone: {}",
+            count(s.removed.len(), "game", "games"),
+            shortlist(&s.removed)
+        );
+    }
+    if !s.no_input.is_empty() {
+        let _ = writeln!(
+            t,
+            "{} of the library no longer in the input (kept; --remove-missing removes them): {}",
+            count(s.no_input.len(), "game", "games"),
+            shortlist(&s.no_input)
+        );
+    }
     if s.junk_files > 0 || s.loose_files > 0 {
         let _ = writeln!(
             t,
@@ -506,6 +528,20 @@ fn summary_text(s: &BuildSummary) -> String {
             s.junk_bytes,
             count(s.loose_files as usize, "loose file", "loose files"),
         );
+    }
+    t
+}
+
+/// Up to ten titles, and how many more.
+fn shortlist(titles: &[String]) -> String {
+    let mut t = titles
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if titles.len() > 10 {
+        t.push_str(&format!(" and {} more", titles.len() - 10));
     }
     t
 }
@@ -532,6 +568,8 @@ fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
         .field("loose_files", s.loose_files)
         .field("elapsed_ms", s.elapsed.as_millis() as u64)
         .field("recovered", s.recovered.clone())
+        .field("removed", s.removed.clone())
+        .field("no_input", s.no_input.clone())
 }
 
 /// Runs a build with progress and prints its summary, as `r` asks.

@@ -63,7 +63,9 @@ pub(super) struct ShowCmd {
 
 #[derive(FromArgs)]
 /// Check a library: every pack, chunk, signature and index entry (exit 1 on any problem);
-/// with --dat, check its games against DAT files from the signed manifests alone.
+/// with --dat, check its games against DAT files from the signed manifests alone. Memory
+/// stays bounded whatever the library's size: past 32 MiB per join, what it compares is
+/// sorted in temporary files (TMPDIR), about 150 bytes per chunk.
 #[argh(subcommand, name = "verify")]
 pub(super) struct VerifyCmd {
     #[argh(option, short = 'r')]

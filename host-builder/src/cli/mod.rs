@@ -49,6 +49,7 @@ enum Cmd {
     Mount(romlib_device::cli::play::MountCmd),
     Export(transfer::ExportCmd),
     Import(transfer::ImportCmd),
+    Remove(transfer::RemoveCmd),
     Serve(transfer::ServeCmd),
     Publish(transfer::PublishCmd),
 }
@@ -84,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Mount(c) => read::mount(c),
         Cmd::Export(c) => transfer::export(c),
         Cmd::Import(c) => transfer::import(c),
+        Cmd::Remove(c) => transfer::remove(c),
         Cmd::Serve(c) => transfer::serve(c),
         Cmd::Publish(c) => transfer::publish(c),
         Cmd::Show(c) => inspect::show(c),
@@ -128,6 +130,7 @@ impl Cli {
             }
             Some(Cmd::Export(c)) => ("export", c.json, c.progress),
             Some(Cmd::Import(c)) => ("import", c.json, c.progress),
+            Some(Cmd::Remove(c)) => ("remove", c.json, c.progress),
             Some(Cmd::Keygen(_)) => ("keygen", false, none),
             Some(Cmd::SignFile(_)) => ("sign-file", false, none),
             Some(Cmd::VerifyFile(_)) => ("verify-file", false, none),

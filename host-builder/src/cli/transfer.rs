@@ -1,5 +1,5 @@
-//! The commands that move games between libraries and devices: `export`, `import` and
-//! `serve`.
+//! The commands that move games between libraries and devices: `export`, `import`,
+//! `remove` and `serve`.
 
 use super::progress::report;
 use super::trust::trust_store;
@@ -62,6 +62,31 @@ pub(super) struct ImportCmd {
     trusted_key: Vec<PathBuf>,
     #[argh(switch, short = 'q')]
     /// no progress bar or summary
+    pub(super) quiet: bool,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the summary (or the error) as one JSON object on standard output
+    pub(super) json: bool,
+}
+
+#[derive(FromArgs)]
+/// Remove games from a library: their manifests, locators and index references go, at
+/// once for every game named (a run cut off is finished by the next command that opens the
+/// library). Their chunks stay in the packs; the summary says how many no game references
+/// any more.
+#[argh(subcommand, name = "remove")]
+pub(super) struct RemoveCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option, short = 'g')]
+    /// title id of a game to remove (repeatable)
+    game: Vec<String>,
+    #[argh(switch, short = 'q')]
+    /// no progress or summary
     pub(super) quiet: bool,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
@@ -298,6 +323,47 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
             .field("new_bytes", s.new_bytes)
             .field("packs", s.packs)
             .field("reused_chunks", s.reused_chunks),
+        if c.quiet { "" } else { &human },
+    );
+    Ok(())
+}
+
+/// `romlib remove`.
+pub(super) fn remove(c: RemoveCmd) -> anyhow::Result<()> {
+    if c.game.is_empty() {
+        return Err(
+            crate::error::Error::Usage("give at least one -g TITLE to remove".into()).into(),
+        );
+    }
+    if !c.romlib.join(romlib_format::layout::INDEX_FILE).exists() {
+        return Err(
+            crate::error::Error::library(&c.romlib, "not a library (it has no index.db)").into(),
+        );
+    }
+    let (progress, out) = report("remove", c.progress, c.json, c.quiet);
+    progress.phase("remove", None, None, Some(c.game.len() as u64));
+    let mut store = crate::library::writer::LibraryWriter::open(&c.romlib)?;
+    for r in std::mem::take(&mut store.recovered) {
+        out.warn(&r);
+    }
+    let s = crate::library::remove::remove_games(&mut store, &c.game);
+    progress.finish();
+    let s = s?;
+    drop(store);
+    let human = format!(
+        "removed {} from {}: {}; {} ({} bytes) no game references any more",
+        count(s.removed.len(), "game", "games"),
+        c.romlib.display(),
+        s.removed.join(", "),
+        count(s.unreferenced_chunks as usize, "chunk", "chunks"),
+        s.unreferenced_bytes,
+    );
+    out.result(
+        Obj::new()
+            .field("library", c.romlib.as_path())
+            .field("removed", s.removed.clone())
+            .field("unreferenced_chunks", s.unreferenced_chunks)
+            .field("unreferenced_bytes", s.unreferenced_bytes),
         if c.quiet { "" } else { &human },
     );
     Ok(())

@@ -1,7 +1,8 @@
 //! Writing a library (SPEC section 1): the index's tables and its checked opening
 //! ([`index`]), the locked library and its index written in place ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
 //! ([`manifest_writer`]) and their publishing with refcounts ([`publish`]), locators and
-//! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]), rebuilding the index ([`rebuild`]) and
+//! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]), removing games ([`remove`]), rebuilding the index
+//! ([`rebuild`]) and
 //! the resemblance sketches of the index's `sketches` table ([`sketch`]).
 //!
 //! Crash-safety rules (SPEC section 6):
@@ -22,5 +23,6 @@ pub mod pack_writer;
 pub mod publish;
 pub mod rebuild;
 pub mod recovery;
+pub mod remove;
 pub mod sketch;
 pub mod writer;

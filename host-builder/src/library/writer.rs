@@ -87,6 +87,14 @@ impl LibraryWriter {
         }
         w.check_meta()?;
         w.recover_packs()?;
+        let removing = super::remove::interrupted(&w.lib)?;
+        if !removing.is_empty() {
+            super::remove::finish_removal(&mut w, &removing)?;
+            w.recovered.push(format!(
+                "finished removing {} that an interrupted run left half removed",
+                removing.join(", ")
+            ));
+        }
         Ok(w)
     }
 

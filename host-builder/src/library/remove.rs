@@ -1,0 +1,172 @@
+//! Removing games from a library (`romlib remove`, `romlib build --remove-missing`).
+//!
+//! A game leaves in three steps, so that a crash at any moment leaves it either still
+//! there or on its way out, and the next command that opens the library finishes the job
+//! (the roll-forward rule, as for publishing, SPEC section 6):
+//!
+//! 1. its manifest is renamed to `games/.<title>.manifest.removed` (readers list and open
+//!    only `<title>.manifest`, so from here on no reader sees the game);
+//! 2. one durable index transaction drops the refcounts of the chunk table the index counts
+//!    for it (when that is the removed manifest's) and its row of `games`;
+//! 3. its locator (and a staged one), its manifest's parity file and the removed manifest
+//!    are deleted, and `catalog.txt` is rewritten.
+//!
+//! The chunks stay in their packs: removing a game frees no space by itself. Chunks whose
+//! refcount drops to zero are what a prune reclaims.
+
+use super::index::{CHUNKS, GAMES};
+use super::writer::{db_err, LibraryWriter};
+use crate::error::{Error, Result};
+use crate::fsio::{rename_synced, sync_dir, temp_path};
+use redb::ReadableTable;
+use romlib_device::{Library, ManifestFile};
+use romlib_format::index::ChunkEntry;
+use romlib_format::layout::MANIFEST_EXT;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The end of a removed manifest's name: `.<title>.manifest.removed`.
+pub const REMOVED_SUFFIX: &str = ".removed";
+
+/// What removing games did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RemoveSummary {
+    /// The games removed, sorted.
+    pub removed: Vec<String>,
+    /// Chunks no manifest references any more (their refcount reached zero).
+    pub unreferenced_chunks: u64,
+    /// Their stored bytes (what a prune could reclaim).
+    pub unreferenced_bytes: u64,
+}
+
+/// The name a removed manifest of `title` has until its removal is finished.
+pub fn removed_path(lib: &Library, title: &str) -> PathBuf {
+    lib.games_dir()
+        .join(format!(".{title}.{MANIFEST_EXT}{REMOVED_SUFFIX}"))
+}
+
+/// Removes games `titles` from the library `store` holds (each must have a manifest; an
+/// unknown title is an error naming it and the closest titles, and nothing is removed).
+pub fn remove_games(store: &mut LibraryWriter, titles: &[String]) -> Result<RemoveSummary> {
+    let lib = store.library().clone();
+    let mut wanted: Vec<String> = titles.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    let have = lib.titles()?;
+    for t in &wanted {
+        if have.binary_search(t).is_err() {
+            let close = romlib_device::library::closest_titles(&have, t, 3);
+            let hint = match close.as_slice() {
+                [] => String::new(),
+                c => format!(" (closest: {})", c.join(", ")),
+            };
+            return Err(Error::library(
+                lib.games_dir(),
+                format!("no game {t:?} in this library{hint}"),
+            ));
+        }
+    }
+    for t in &wanted {
+        rename_synced(&lib.manifest_path(t), &removed_path(&lib, t))?;
+    }
+    finish_removal(store, &wanted)
+}
+
+/// Steps 2 and 3 for games whose manifests are already renamed to their removed names:
+/// what [`remove_games`] does after step 1, and what recovery does for a removal a crash
+/// interrupted.
+pub fn finish_removal(store: &mut LibraryWriter, titles: &[String]) -> Result<RemoveSummary> {
+    let lib = store.library().clone();
+    let index_path = lib.index_path();
+    let mut summary = RemoveSummary {
+        removed: titles.to_vec(),
+        ..Default::default()
+    };
+    let txn = store.begin()?;
+    {
+        let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+        let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
+        for t in titles {
+            let counted = games
+                .remove(t.as_str())
+                .map_err(|e| db_err(&index_path, e))?
+                .map(|v| *v.value());
+            let path = removed_path(&lib, t);
+            let Some(counted) = counted else { continue };
+            let Ok(m) = ManifestFile::open(&path) else {
+                continue;
+            };
+            if m.unverified_body().chunk_table_blake3.as_slice() != counted {
+                continue;
+            }
+            let mut table = m
+                .unverified_chunks()
+                .map_err(|e| Error::library(&path, e.to_string()))?;
+            while let Some(r) = table
+                .next_chunk()
+                .map_err(|e| Error::library(&path, e.to_string()))?
+            {
+                let Some(v) = chunks.get(&r.hash).map_err(|e| db_err(&index_path, e))? else {
+                    continue;
+                };
+                let mut e = ChunkEntry::decode(&v.value())
+                    .map_err(|e| Error::library(&index_path, e.to_string()))?;
+                drop(v);
+                let was = e.refcount;
+                e.add_refs(-1);
+                if was == 1 && e.refcount == 0 {
+                    summary.unreferenced_chunks += 1;
+                    summary.unreferenced_bytes += u64::from(e.clen);
+                }
+                chunks
+                    .insert(&r.hash, e.encode())
+                    .map_err(|e| db_err(&index_path, e))?;
+            }
+        }
+    }
+    store.commit_durable(txn)?;
+    for t in titles {
+        let locator = lib.locator_path(t);
+        for p in [
+            locator.clone(),
+            temp_path(&locator),
+            crate::parity::parity_path(&lib, &format!("games/{t}.{MANIFEST_EXT}")),
+            removed_path(&lib, t),
+        ] {
+            remove_if_there(&p)?;
+        }
+    }
+    sync_dir(&lib.games_dir())?;
+    super::locator::write_catalog(&lib)?;
+    Ok(summary)
+}
+
+/// Deletes `path` (never what a symbolic link there points to) unless it is absent.
+fn remove_if_there(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, "remove", e)),
+    }
+}
+
+/// The titles of removals a crash interrupted: every `games/.<title>.manifest.removed`
+/// whose name holds a valid title id.
+pub fn interrupted(lib: &Library) -> Result<Vec<String>> {
+    let dir = lib.games_dir();
+    let suffix = format!(".{MANIFEST_EXT}{REMOVED_SUFFIX}");
+    let mut out = Vec::new();
+    for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
+        let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(title) = name.strip_prefix('.').and_then(|n| n.strip_suffix(&suffix)) else {
+            continue;
+        };
+        // The name was listed: only a valid title id names the files deleted for it.
+        if romlib_format::path::check_title_id(title).is_ok() {
+            out.push(title.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
