@@ -150,3 +150,68 @@ fn a_build_names_the_games_whose_input_is_gone_and_removes_them_when_asked() {
     assert_eq!(games(&w.s("lib")), ["alpha", "alpha-v2", "beta"]);
     assert_published(&w, &w.p("lib"), "in", &["beta"], "back");
 }
+
+#[test]
+fn an_import_cut_off_between_its_commit_and_its_renames_leaves_exact_refcounts() {
+    // What kill -9 leaves between the durable commit that counts a new manifest and its
+    // rename into place: the index counts the new chunk table, the old manifest is still in
+    // place, the new one staged. The next command that opens the library (here, the import
+    // run again) must finish the publication before it counts anything, or the new table is
+    // counted twice and the old one never uncounted (verify: "refcount 2 but the manifests
+    // reference it 1 time", which a prune must never see).
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 8);
+    ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
+    // beta, revised, in a portable file.
+    copy_tree(&w.p("in"), &w.p("in2"));
+    let mut b = fs::read(w.p("in2/beta/beta.rom")).unwrap();
+    b[1000..1100].copy_from_slice(&[7u8; 100]);
+    write(&w.p("in2"), "beta/beta.rom", &b);
+    write(&w.p("in2"), "beta/new.bin", &Rng::new(81).bytes(40_000));
+    ok(w.build("in2", "lib2", &["--avg-chunk", "4096", "-q"]));
+    let k = w.s("k.pub");
+    let all = w.s("b.romlib");
+    ok(romlib(&[
+        "export",
+        "-r",
+        &w.s("lib2"),
+        "-g",
+        "beta",
+        "-o",
+        &all,
+    ]));
+    let old = fs::read(w.p("lib/games/beta.manifest")).unwrap();
+    ok(romlib(&[
+        "import",
+        &all,
+        "-o",
+        &w.s("lib"),
+        "--trusted-key",
+        &k,
+        "-q",
+    ]));
+    // Back to the state of the kill.
+    fs::rename(
+        w.p("lib/games/beta.manifest"),
+        w.p("lib/games/.beta.manifest.tmp"),
+    )
+    .unwrap();
+    fs::write(w.p("lib/games/beta.manifest"), &old).unwrap();
+    ok(romlib(&[
+        "import",
+        &all,
+        "-o",
+        &w.s("lib"),
+        "--trusted-key",
+        &k,
+        "-q",
+    ]));
+    verify_ok(&w);
+    assert_published(
+        &w,
+        &w.p("lib"),
+        "in2",
+        &["alpha", "beta"],
+        "after the rerun",
+    );
+}

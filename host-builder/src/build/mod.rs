@@ -104,8 +104,6 @@ pub fn build(
     if let Some(key) = &opts.signing_key {
         publish_key(store.library(), key)?;
     }
-    let fixed = crate::library::recovery::recover_manifests(&store)?;
-    store.recovered.extend(fixed);
     // The input cache, for a full build (chunks stored, manifests signed): the games whose
     // input has not changed since they were built are not read at all.
     let settings = match opts.store_chunks && opts.signing_key.is_some() {

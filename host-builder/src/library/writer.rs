@@ -87,6 +87,11 @@ impl LibraryWriter {
         }
         w.check_meta()?;
         w.recover_packs()?;
+        // Every writer finishes what a killed one left before it counts anything: a
+        // manifest staged after the commit that counted it, and not renamed, would
+        // otherwise make the next publication of that title count its table twice.
+        let fixed = super::recovery::recover_manifests(&w)?;
+        w.recovered.extend(fixed);
         let removing = super::remove::interrupted(&w.lib)?;
         if !removing.is_empty() {
             super::remove::finish_removal(&mut w, &removing)?;
