@@ -392,8 +392,69 @@ fn verify_in_bounded_memory_finds_what_it_finds_in_memory() {
     flip(&pack, fs::metadata(&pack).unwrap().len() / 3);
     let (code, found) = verify_lines(&lib, None);
     assert!(
-        found.iter().any(|l| l.contains("does not decode")),
+        found.iter().any(|l| l.contains("cannot be installed")),
         "{found:?}"
     );
     assert_eq!(verify_lines(&lib, Some("64")), (code, found));
+}
+
+#[test]
+fn one_damaged_base_is_one_problem_then_the_games_that_need_it() {
+    // A flipped byte in a chunk that deltas are stored against: verify names the damaged
+    // record once, says the pack's checksum fails, and then names each game that cannot
+    // be installed because of it, with what fixes it; not every delta on that base, and
+    // not the intact records of the pack.
+    let w = Workspace::new();
+    library(&w);
+    let (base, entry) = {
+        let db = redb::Database::open(w.p("lib/index.db")).unwrap();
+        let rtx = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let deltas = rtx.open_table(romlib_host::library::index::DELTAS).unwrap();
+        let (_, base) = deltas.first().unwrap().unwrap();
+        let base = *base.value();
+        let chunks = rtx.open_table(romlib_host::library::index::CHUNKS).unwrap();
+        let e = chunks.get(&base).unwrap().unwrap().value();
+        (base, romlib_format::index::ChunkEntry::decode(&e).unwrap())
+    };
+    let pack = w.p(&format!("lib/packs/pack-{:04}.pkg", entry.pack_id));
+    flip(
+        &pack,
+        entry.offset + romlib_format::pack::RECORD_HEADER_LEN as u64 + u64::from(entry.clen) / 2,
+    );
+    let (code, found) = verify_lines(&w.s("lib"), None);
+    assert_eq!(code, Some(1));
+    let problems: Vec<&String> = found.iter().filter(|l| l.starts_with("PROBLEM")).collect();
+    let at = format!("record at offset {}", entry.offset);
+    assert_eq!(
+        problems.iter().filter(|l| l.contains(&at)).count(),
+        1,
+        "{problems:?}"
+    );
+    assert!(
+        !problems.iter().any(|l| l.contains("delta chunk")),
+        "{problems:?}"
+    );
+    let cannot: Vec<&&String> = problems
+        .iter()
+        .filter(|l| l.contains("cannot be installed"))
+        .collect();
+    assert!(
+        cannot.iter().any(|l| l.contains("game beta ")),
+        "{problems:?}"
+    );
+    assert!(
+        cannot.iter().all(|l| l.contains("romlib repair")),
+        "{cannot:?}"
+    );
+    // The record, the pack's checksum, and one line per game that needs the chunk.
+    assert_eq!(problems.len(), 2 + cannot.len(), "{problems:?}");
+    let short: String = base[..8].iter().map(|b| format!("{b:02x}")).collect();
+    assert!(problems.iter().any(|l| l.contains(&short)), "{problems:?}");
+    // What verify says installs, installs; what it says cannot, does not.
+    for g in ["alpha", "beta", "gamma"] {
+        let out = install(&w, "lib", g, "dev");
+        no_crash(&out, g);
+        let named = cannot.iter().any(|l| l.contains(&format!("game {g} ")));
+        assert_eq!(out.status.success(), !named, "{g}: {problems:?}");
+    }
 }

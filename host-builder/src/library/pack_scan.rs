@@ -11,6 +11,10 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+/// How [`scan_pack_with`] says that every record was read but the footer checksum does
+/// not match: some byte changed, and the records' own checks (decoding, hashing) say which.
+pub const CHECKSUM_MISMATCH: &str = "footer checksum does not match the contents";
+
 /// Reads a whole pack, checks its footer checksum and every record header, and returns its
 /// info and the record headers with their offsets.
 pub fn scan_pack(path: &Path, id: u32) -> Result<(PackInfo, Vec<(u64, RecordHeader)>)> {
@@ -73,7 +77,7 @@ pub fn scan_pack_with(
         return Err(bad("records do not fill the space the footer gives".into()));
     }
     if hasher.finalize().as_bytes() != &footer.checksum {
-        return Err(bad("footer checksum does not match the contents".into()));
+        return Err(bad(CHECKSUM_MISMATCH.into()));
     }
     let info = PackInfo {
         file_len: len,

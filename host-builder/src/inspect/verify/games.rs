@@ -45,7 +45,8 @@ pub(super) fn report_broken_games(
                 &path,
                 format!(
                     "game {title} cannot be installed: {} of its chunks cannot be decoded \
-                     (chunk {}: {})",
+                     (chunk {}: {}); `romlib repair` restores damaged packs when the library \
+                     has parity (`romlib parity`), else copy them again from a good copy",
                     hit.len(),
                     short_hex(first),
                     broken[first]

@@ -5,7 +5,7 @@
 use super::spill::{from_place_key, place_key, Sorted, Sorter};
 use super::{strip_path, VerifyReport};
 use crate::error::{Error, Result};
-use crate::library::pack_scan::scan_pack_with;
+use crate::library::pack_scan::{scan_pack_with, CHECKSUM_MISMATCH};
 use crate::zstd_decoder::ZstdDecoder;
 use rayon::prelude::*;
 use romlib_device::chunks::decoder::ChunkDecoder;
@@ -114,8 +114,10 @@ pub(super) struct Scanned {
     /// Every delta record, by its base's hash: checked once every pack is known, since its
     /// base may lie in any pack.
     deltas: Sorted<DELTA_LEN>,
-    /// Packs that could not be scanned.
+    /// Packs that could not be scanned (to their end).
     pub(super) unreadable: BTreeSet<u32>,
+    /// Whole records that do not decode to their hash, by chunk hash, with why.
+    damaged: HashMap<[u8; 32], String>,
 }
 
 /// Scans every pack; returns every record by place, the whole and delta records for the
@@ -154,17 +156,22 @@ pub(super) fn check_packs(
     let mut wholes = Sorter::<WHOLE_LEN>::new();
     let mut deltas = Sorter::<DELTA_LEN>::new();
     let mut unreadable = BTreeSet::new();
+    let mut damaged = HashMap::new();
     for (&id, path) in &on_disk {
         rep.packs += 1;
         let mut batch: Vec<(u64, RecordHeader, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0;
-        let mut bad: Vec<String> = Vec::new();
+        let mut bad: Vec<(Option<[u8; 32]>, String)> = Vec::new();
         let mut found_deltas: Vec<([u8; 32], u64, Record)> = Vec::new();
+        // Every record whose header reads, even in a pack that fails later: what a
+        // reader can still take from it.
+        let mut seen: Vec<(u64, Record)> = Vec::new();
         let scanned = scan_pack_with(path, id, |pos, rec, payload| {
+            seen.push((pos, Record::of(rec)));
             if rec.method == Method::ZstdDelta {
                 match romlib_format::pack::split_delta(&rec.hash, payload) {
                     Ok((base, _)) => found_deltas.push((base, pos, Record::of(rec))),
-                    Err(e) => bad.push(format!("record at offset {pos}: {e}")),
+                    Err(e) => bad.push((Some(rec.hash), format!("record at offset {pos}: {e}"))),
                 }
                 return Ok(());
             }
@@ -179,24 +186,32 @@ pub(super) fn check_packs(
         });
         bad.extend(decode_batch(&batch, dicts));
         progress(batch_bytes as u64);
-        for b in bad {
-            rep.problem(path, b);
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for (hash, why) in bad {
+            if let Some(h) = hash {
+                damaged
+                    .entry(h)
+                    .or_insert_with(|| format!("damaged in {file}"));
+            }
+            rep.problem(path, why);
         }
         for (base, pos, r) in found_deltas {
             deltas.push(keyed_row(&base, id, pos, &r))?;
         }
+        for (pos, r) in &seen {
+            rep.records += 1;
+            rep.chunk_bytes += r.ulen as u64;
+            records.push(placed_row(id, *pos, r))?;
+            if r.method != Method::ZstdDelta {
+                wholes.push(keyed_row(&r.hash, id, *pos, r))?;
+            }
+        }
         match scanned {
-            Ok((info, recs)) => {
+            Ok((info, _)) => {
                 rep.pack_bytes += info.file_len;
-                for (pos, r) in recs {
-                    rep.records += 1;
-                    rep.chunk_bytes += r.ulen as u64;
-                    let r = Record::of(&r);
-                    records.push(placed_row(id, pos, &r))?;
-                    if r.method != Method::ZstdDelta {
-                        wholes.push(keyed_row(&r.hash, id, pos, &r))?;
-                    }
-                }
                 match index_packs.get(&id) {
                     Some(known) if *known == info => {}
                     Some(_) => rep.problem(
@@ -211,6 +226,18 @@ pub(super) fn check_packs(
                     None => {}
                 }
             }
+            // Every record was read: each was checked on its own above, and only those
+            // reported are damaged.
+            Err(e) if e.to_string().ends_with(CHECKSUM_MISMATCH) => {
+                rep.pack_bytes += std::fs::metadata(path).map_or(0, |m| m.len());
+                rep.problem(
+                    path,
+                    "damaged pack: its checksum does not match (the damaged records are \
+                     listed; the others are intact)",
+                );
+            }
+            // The records past the damage cannot be found: what points there is not
+            // blamed for it.
             Err(e) => {
                 rep.problem(path, strip_path(&e.to_string(), path));
                 unreadable.insert(id);
@@ -223,6 +250,7 @@ pub(super) fn check_packs(
         }
     }
     Ok(Scanned {
+        damaged,
         records: records.finish()?,
         wholes: wholes.finish()?,
         deltas: deltas.finish()?,
@@ -239,7 +267,9 @@ pub(super) fn check_deltas(
     rep: &mut VerifyReport,
     progress: &dyn Fn(u64),
 ) -> Result<HashMap<[u8; 32], String>> {
-    let mut broken = HashMap::new();
+    // A damaged whole chunk breaks every game that needs it, and every delta on it.
+    let mut broken = scanned.damaged.clone();
+    let mut missing_bases: BTreeSet<[u8; 32]> = BTreeSet::new();
     let deltas = std::mem::replace(&mut scanned.deltas, Sorted::Memory(Vec::new().into_iter()));
     let wholes = std::mem::replace(&mut scanned.wholes, Sorted::Memory(Vec::new().into_iter()));
     let mut wholes = wholes.peekable();
@@ -275,6 +305,34 @@ pub(super) fn check_deltas(
             break;
         }
         let path = lib.pack_path(pack);
+        progress(h.clen as u64);
+        // A delta on a damaged base is not damaged itself: its games are named, once,
+        // with the base's damage (reported with its record).
+        if let Some(why) = scanned.damaged.get(&base_hash) {
+            broken.insert(
+                h.hash,
+                format!("its base chunk {} is {why}", short_hex(&base_hash)),
+            );
+            continue;
+        }
+        // A base in no pack: said once for all the deltas on it.
+        if at.is_none() {
+            let why = format!(
+                "its base chunk {} is in no intact pack",
+                short_hex(&base_hash)
+            );
+            if missing_bases.insert(base_hash) {
+                rep.problem(
+                    &path,
+                    format!(
+                        "record at offset {pos} (delta chunk {}) does not decode: {why}",
+                        short_hex(&h.hash)
+                    ),
+                );
+            }
+            broken.insert(h.hash, why);
+            continue;
+        }
         let why = check_delta(
             lib,
             (&base_hash, at.as_ref()),
@@ -283,7 +341,6 @@ pub(super) fn check_deltas(
             (&mut packs, &mut dec, &mut base),
             (&mut rec_buf, &mut out),
         );
-        progress(h.clen as u64);
         if let Err(why) = why {
             rep.problem(
                 &path,
@@ -344,7 +401,7 @@ fn check_delta(
 fn decode_batch(
     batch: &[(u64, RecordHeader, Vec<u8>)],
     dicts: &Arc<Vec<(u32, Vec<u8>)>>,
-) -> Vec<String> {
+) -> Vec<(Option<[u8; 32]>, String)> {
     batch
         .par_iter()
         .map_init(
@@ -354,23 +411,32 @@ fn decode_batch(
                     let id = zstd_safe::get_dict_id_from_frame(payload).map_or(0, |i| i.get());
                     if !dec.has_dict(id) {
                         let Some((_, bytes)) = dicts.iter().find(|(d, _)| *d == id) else {
-                            return Some(format!(
-                                "record at offset {pos} needs dictionary {id:08x}, which is not in dicts/"
+                            return Some((
+                                Some(rec.hash),
+                                format!(
+                                    "record at offset {pos} needs dictionary {id:08x}, which is not in dicts/"
+                                ),
                             ));
                         };
                         if let Err(e) = dec.load_dict(id, bytes) {
-                            return Some(format!("dictionary {id:08x}: {e}"));
+                            return Some((Some(rec.hash), format!("dictionary {id:08x}: {e}")));
                         }
                     }
                 }
                 buf.resize(rec.ulen as usize, 0);
                 if let Err(e) = dec.decode(rec.method, payload, buf) {
-                    return Some(format!("record at offset {pos} does not decode: {e}"));
+                    return Some((
+                        Some(rec.hash),
+                        format!("record at offset {pos} does not decode: {e}"),
+                    ));
                 }
                 if blake3::hash(buf).as_bytes() != &rec.hash {
-                    return Some(format!(
-                        "record at offset {pos}: decoded bytes do not match the chunk hash {}",
-                        crate::dat::digests::hex(&rec.hash[..8])
+                    return Some((
+                        Some(rec.hash),
+                        format!(
+                            "record at offset {pos}: decoded bytes do not match the chunk hash {}",
+                            crate::dat::digests::hex(&rec.hash[..8])
+                        ),
                     ));
                 }
                 None
