@@ -30,6 +30,15 @@ impl Drop for Proc {
     }
 }
 
+/// The servers of these tests take ports that [`free_port`] found free a moment before:
+/// the tests of this file run one at a time, or two could be handed the same port (an
+/// install meant for the wrong-certificate server then reached another test's good one).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -176,6 +185,7 @@ fn nginx(prefix: &Path, servers: &str, ports: &[u16]) -> Proc {
 /// from https to http, to another scheme, or in a loop is refused.
 #[test]
 fn installs_over_https_with_a_private_ca_and_refuses_bad_certificates() {
+    let _serial = serial();
     let w = fixture();
     let certs = w.p("certs");
     make_certs(&certs);
@@ -336,6 +346,7 @@ fn installs_over_https_with_a_private_ca_and_refuses_bad_certificates() {
 /// and warns once, stating the extra bytes.
 #[test]
 fn installs_from_python_http_server_without_ranges() {
+    let _serial = serial();
     let w = fixture();
     let port = free_port();
     let _server = Proc(
@@ -457,6 +468,7 @@ fn field(json: &str, name: &str) -> u64 {
 /// cut-off publish does) puts back exactly what is missing.
 #[test]
 fn publishes_to_s3_and_installs_from_the_bucket() {
+    let _serial = serial();
     let w = fixture();
     let (_moto, endpoint) = moto(&w);
     let out = publish(&w, &endpoint, "s3://games/lib/v1", &[]);
