@@ -73,6 +73,14 @@ pub enum Error {
         /// What it is.
         what: &'static str,
     },
+    /// A title the library does not hold; `closest` are its titles nearest to it (another
+    /// case, a typo), for the hint.
+    NoSuchGame {
+        /// Where its manifest would be.
+        path: PathBuf,
+        /// The closest titles, closest first (perhaps none).
+        closest: Vec<String>,
+    },
     /// The trust store holds no key.
     NoTrustedKeys {
         /// Where keys were looked for.
@@ -196,7 +204,7 @@ impl Error {
             | Error::Index { .. } => "damaged",
             Error::UnsafePath { .. } => "unsafe_path",
             Error::Untrusted { .. } => "untrusted",
-            Error::NotFound { .. } => "not_found",
+            Error::NotFound { .. } | Error::NoSuchGame { .. } => "not_found",
             Error::NoTrustedKeys { .. } => "no_trusted_keys",
             Error::NotOurs { .. } => "not_ours",
             Error::Http { .. } => "network",
@@ -220,6 +228,7 @@ impl Error {
             | Error::Chunk { path, .. }
             | Error::Index { path, .. }
             | Error::NotFound { path, .. }
+            | Error::NoSuchGame { path, .. }
             | Error::NoTrustedKeys { path }
             | Error::NotOurs { path }
             | Error::Unfit { path, .. }
@@ -296,6 +305,13 @@ impl fmt::Display for Error {
             }
             Error::Index { path, problem } => write!(f, "{}: index: {problem}", path.display()),
             Error::NotFound { path, what } => write!(f, "{}: no such {what}", path.display()),
+            Error::NoSuchGame { path, closest } => {
+                write!(f, "{}: no such game in this library", path.display())?;
+                if !closest.is_empty() {
+                    write!(f, " (closest: {})", closest.join(", "))?;
+                }
+                Ok(())
+            }
             Error::NoTrustedKeys { path } => write!(
                 f,
                 "{}: no trusted keys: pass --trusted-key FILE or put *.pub keys there",

@@ -72,6 +72,18 @@ impl fmt::Display for FormatError {
             FormatError::LimitExceeded { limit, found, max } => {
                 write!(f, "{limit} exceeded: found {found}, at most {max} allowed")
             }
+            // A key file of the other kind (keyfile::decode): found is 1 for a public key
+            // where the secret one was wanted, 0 for the other way round.
+            FormatError::InvalidField {
+                what: "key file",
+                field: "key type",
+                found,
+            } => f.write_str(if found == 1 {
+                "is a public key file; the secret key file is needed here"
+            } else {
+                "is a secret key file; a public key file (.pub) is needed here (keep the \
+                 secret key off devices and servers)"
+            }),
             FormatError::InvalidField { what, field, found } => {
                 write!(f, "{what} has invalid {field}: {found}")
             }

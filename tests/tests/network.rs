@@ -135,7 +135,7 @@ fn installs_from_romlib_serve_by_host_name_fetching_only_what_it_needs() {
     let err = fails(
         install(&w, &url, "nope", "inst", &[]),
         1,
-        &["nope.manifest", "404"],
+        &["nope.manifest", "no such game in this library"],
     );
     assert!(err.starts_with("romlib-device: http://localhost:"), "{err}");
     assert!(!w.p("inst/nope").exists());

@@ -141,6 +141,13 @@ pub(crate) fn is_kept(dir: &Folder) -> bool {
 /// it may lead through links; nothing below it is followed.
 fn open_install_dir(path: &Path, create: bool) -> Result<Folder> {
     if create {
+        if path.is_file() {
+            return Err(Error::Unexpected {
+                path: path.to_path_buf(),
+                found: "a file",
+                want: "a folder (the install folder, created if absent)",
+            });
+        }
         fs::create_dir_all(path).map_err(|e| Error::io(path, "create directory", e))?;
     }
     Folder::open(path).map_err(|e| match e {

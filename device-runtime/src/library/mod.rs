@@ -264,12 +264,34 @@ impl Library {
                 problem,
             })?;
             if !self.has_game(game) {
-                return Err(Error::NotFound {
+                // Over HTTP the titles come from the catalog: one more request, on the
+                // error path only.
+                let closest = self
+                    .titles()
+                    .map(|t| closest_titles(&t, game, 3))
+                    .unwrap_or_default();
+                return Err(Error::NoSuchGame {
                     path: self.manifest_path(game),
-                    what: "game in this library",
+                    closest,
                 });
             }
-            self.open_manifest(game)?
+            match self.open_manifest(game) {
+                Ok(m) => m,
+                // A server without the manifest (404): when its catalog does not list
+                // the title either, the title is what is wrong.
+                Err(e @ Error::NotFound { .. }) if matches!(self.kind, Kind::Remote(_)) => {
+                    match self.titles() {
+                        Ok(t) if t.binary_search_by(|x| x.as_str().cmp(game)).is_err() => {
+                            return Err(Error::NoSuchGame {
+                                path: self.manifest_path(game),
+                                closest: closest_titles(&t, game, 3),
+                            });
+                        }
+                        _ => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         };
         let m = m.verify(trust)?;
         if !by_path && m.body().title_id != game {

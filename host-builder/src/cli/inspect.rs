@@ -136,8 +136,12 @@ pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
                 meta.join(", ")
             };
             println!(
-                "{}\t{}\t{meta}\t{} files\t{} bytes\tkey {} ({sig})",
-                g.title, g.name, g.files, g.size, g.key_id
+                "{}\t{}\t{meta}\t{}\t{} bytes\tkey {} ({sig})",
+                g.title,
+                g.name,
+                count(g.files, "file", "files"),
+                g.size,
+                g.key_id
             );
         }
         for (t, e) in &damaged {

@@ -288,6 +288,14 @@ pub(super) fn export(c: ExportCmd) -> anyhow::Result<()> {
 
 /// `romlib import`.
 pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
+    // The file first: a missing one is the problem to name, not the keys.
+    if !c.file.is_file() {
+        return Err(romlib_device::Error::NotFound {
+            path: c.file.clone(),
+            what: "portable file",
+        }
+        .into());
+    }
     let dest = romlib_device::Library::new(&c.output);
     let (progress, out) = report("import", c.progress, c.json, c.quiet);
     let trust = trust_store(&dest, &c.trusted_key, (!c.quiet).then_some(&out))?;

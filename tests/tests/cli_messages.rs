@@ -1,0 +1,96 @@
+//! The messages a new user meets first: each says what is wrong and what to do, in one
+//! line naming the file (the small things of issue 31 seen in its first hour).
+
+use romlib_tests::*;
+use std::fs;
+
+fn err(out: std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn first_hour_mistakes_get_plain_answers() {
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 3);
+    ok(w.build("in", "lib", &["-q"]));
+    let (lib, k) = (w.s("lib"), w.s("k.pub"));
+    // Plural rules in the host's list.
+    write(&w.p("in2"), "one/only.bin", b"a single file");
+    ok(w.build("in2", "lib2", &["-q"]));
+    let listed = ok(romlib(&["list-games", "-r", &w.s("lib2")]));
+    assert!(listed.contains("\t1 file\t"), "{listed}");
+    // A wrong-case title: the closest ones, from a folder and over HTTP (the catalog).
+    let install = |from: &[&str], game: &str| {
+        let mut a = vec!["install", "-g", game, "--install-dir"];
+        let dir = w.s("dev");
+        a.push(&dir);
+        a.extend_from_slice(&["--trusted-key", &k]);
+        a.extend_from_slice(from);
+        device(&a)
+    };
+    let e = err(install(&["-r", &lib], "BETA"));
+    assert!(
+        e.contains("no such game in this library (closest: beta)"),
+        "{e}"
+    );
+    let (mut server, port, _log) = start_serve(&lib);
+    let url = format!("http://127.0.0.1:{port}/");
+    let e = err(install(&["--from", &url], "Alpha-V2"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(e.contains("(closest: alpha-v2"), "{e}");
+    // A secret key where a public one is needed, and the other way round.
+    let e = err(device(&[
+        "install",
+        "-g",
+        "beta",
+        "-r",
+        &lib,
+        "--install-dir",
+        &w.s("dev"),
+        "--trusted-key",
+        &w.s("k.sec"),
+    ]));
+    assert!(
+        e.contains("k.sec: is a secret key file; a public key file (.pub) is needed"),
+        "{e}"
+    );
+    let e = err(romlib(&[
+        "build",
+        "-i",
+        &w.s("in"),
+        "-o",
+        &lib,
+        "--signing-key",
+        &k,
+    ]));
+    assert!(e.contains("is a public key"), "{e}");
+    // An install folder that is a file.
+    fs::write(w.p("afile"), b"x").unwrap();
+    let e = err(device(&[
+        "install",
+        "-g",
+        "beta",
+        "-r",
+        &lib,
+        "--install-dir",
+        &w.s("afile"),
+        "--trusted-key",
+        &k,
+    ]));
+    assert!(
+        e.contains("afile: a file where romlib expects a folder"),
+        "{e}"
+    );
+    assert_eq!(fs::read(w.p("afile")).unwrap(), b"x");
+    // Importing a file that is not there names the file, not the keys.
+    let e = err(romlib(&[
+        "import",
+        &w.s("nosuch.romlib"),
+        "-o",
+        &w.s("lib3"),
+    ]));
+    assert!(e.contains("nosuch.romlib: no such portable file"), "{e}");
+    assert!(!w.p("lib3").exists());
+}
