@@ -315,21 +315,12 @@ pub(super) fn check_deltas(
             );
             continue;
         }
-        // A base in no pack: said once for all the deltas on it.
-        if at.is_none() {
+        // A base in no pack is said once, for the first delta on it.
+        if at.is_none() && !missing_bases.insert(base_hash) {
             let why = format!(
                 "its base chunk {} is in no intact pack",
                 short_hex(&base_hash)
             );
-            if missing_bases.insert(base_hash) {
-                rep.problem(
-                    &path,
-                    format!(
-                        "record at offset {pos} (delta chunk {}) does not decode: {why}",
-                        short_hex(&h.hash)
-                    ),
-                );
-            }
             broken.insert(h.hash, why);
             continue;
         }
