@@ -94,3 +94,62 @@ fn first_hour_mistakes_get_plain_answers() {
     assert!(e.contains("nosuch.romlib: no such portable file"), "{e}");
     assert!(!w.p("lib3").exists());
 }
+
+#[test]
+fn one_spelling_everywhere_and_dash_h_is_help() {
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 4);
+    ok(w.build("in", "lib", &["-q"]));
+    let (lib, k) = (w.s("lib"), w.s("k.pub"));
+    // -h asks for help on both binaries, at the top and for a command.
+    for out in [
+        romlib(&["-h"]),
+        device(&["-h"]),
+        romlib(&["list-games", "-h"]),
+        device(&["install", "-h"]),
+    ] {
+        let text = ok(out);
+        assert!(text.starts_with("Usage: "), "{text}");
+    }
+    // A game is -g for uninstall as for install; -t and --title-id still work.
+    for (n, spelling) in ["-g", "-t", "--title-id", "--game"].iter().enumerate() {
+        let dir = w.s(&format!("dev{n}"));
+        ok(device(&[
+            "install",
+            "-g",
+            "beta",
+            "-r",
+            &lib,
+            "--install-dir",
+            &dir,
+            "--trusted-key",
+            &k,
+        ]));
+        let out = ok(device(&[
+            "uninstall",
+            spelling,
+            "beta",
+            "--install-dir",
+            &dir,
+        ]));
+        assert!(out.contains("uninstalled beta"), "{spelling}: {out}");
+        assert!(!w.p(&format!("dev{n}/beta")).exists(), "{spelling}");
+        ok(romlib(&[
+            "install",
+            "-g",
+            "beta",
+            "-r",
+            &lib,
+            "--install-dir",
+            &dir,
+        ]));
+        ok(romlib(&[
+            "uninstall",
+            spelling,
+            "beta",
+            "--install-dir",
+            &dir,
+        ]));
+        assert!(!w.p(&format!("dev{n}/beta")).exists(), "{spelling}");
+    }
+}

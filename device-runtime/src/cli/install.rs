@@ -69,9 +69,9 @@ pub struct InstallCmd {
 /// Remove a game that romlib installed.
 #[argh(subcommand, name = "uninstall")]
 pub struct UninstallCmd {
-    #[argh(option, short = 't')]
-    /// title id
-    pub title_id: String,
+    #[argh(option, short = 'g')]
+    /// title id of the game (-t and --title-id also work)
+    pub game: String,
     #[argh(option)]
     /// where games are installed
     pub install_dir: PathBuf,
@@ -176,11 +176,11 @@ impl UninstallCmd {
         let c = self;
         usage_layout(&c.layout)?;
         let install_dir = match &c.layout {
-            Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
+            Some(l) => layout::installed_dir(&c.install_dir, l, &c.game)?,
             None => c.install_dir.clone(),
         };
-        let u = uninstall(&install_dir, &c.title_id)?;
-        report_uninstalled(out, &c.title_id, &install_dir, u);
+        let u = uninstall(&install_dir, &c.game)?;
+        report_uninstalled(out, &c.game, &install_dir, u);
         Ok(())
     }
 }

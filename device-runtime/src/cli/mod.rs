@@ -97,9 +97,36 @@ pub fn version_text(prog: &str) -> String {
 /// Parses the process arguments as `T`. `--help` prints and exits 0; a usage error prints
 /// argh's message and a hint, and exits 2 (romlib's usage exit code).
 pub fn parse_args<T: argh::TopLevelCommand>(name: &'static str) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    match T::from_args(&[name], &strs[1.min(strs.len())..]) {
+    let mut args: Vec<String> = std::env::args().collect();
+    // One spelling for one thing on both binaries: a game is -g (or --game) everywhere;
+    // uninstall's older -t and --title-id stay accepted.
+    if args.get(1).is_some_and(|a| a == "uninstall") {
+        for a in args.iter_mut().skip(2) {
+            match a.as_str() {
+                "-t" => *a = "-g".into(),
+                "--title-id" => *a = "--game".into(),
+                _ => {}
+            }
+        }
+    }
+    let parse = |args: &[String]| {
+        let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+        T::from_args(&[name], &strs[1.min(strs.len())..])
+    };
+    let mut parsed = parse(&args);
+    // -h is --help, wherever it is not an option's value (argh knows only --help).
+    if parsed
+        .as_ref()
+        .is_err_and(|e| e.status.is_err() && e.output.contains("Unrecognized argument: -h"))
+    {
+        for a in args.iter_mut().skip(1) {
+            if a == "-h" {
+                *a = "--help".into();
+            }
+        }
+        parsed = parse(&args);
+    }
+    match parsed {
         Ok(c) => c,
         Err(early) => {
             if early.status.is_ok() {

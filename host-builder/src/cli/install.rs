@@ -43,9 +43,9 @@ pub(super) struct InstallCmd {
 /// Remove a game that romlib installed (nothing else is touched).
 #[argh(subcommand, name = "uninstall")]
 pub(super) struct UninstallCmd {
-    #[argh(option, short = 't')]
-    /// title id
-    title_id: String,
+    #[argh(option, short = 'g')]
+    /// title id of the game (-t and --title-id also work)
+    game: String,
     #[argh(option, default = "PathBuf::from(\"./install\")")]
     /// where games are installed (default ./install)
     install_dir: PathBuf,
@@ -98,12 +98,12 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
 pub(super) fn uninstall(c: UninstallCmd) -> anyhow::Result<()> {
     usage_layout(&c.layout)?;
     let install_dir = match &c.layout {
-        Some(l) => layout::installed_dir(&c.install_dir, l, &c.title_id)?,
+        Some(l) => layout::installed_dir(&c.install_dir, l, &c.game)?,
         None => c.install_dir.clone(),
     };
-    let u = romlib_device::install::uninstall(&install_dir, &c.title_id)?;
+    let u = romlib_device::install::uninstall(&install_dir, &c.game)?;
     let out = Output::new("romlib", "uninstall", c.json, ProgressMode::None);
-    romlib_device::cli::install::report_uninstalled(&out, &c.title_id, &install_dir, u);
+    romlib_device::cli::install::report_uninstalled(&out, &c.game, &install_dir, u);
     Ok(())
 }
 
