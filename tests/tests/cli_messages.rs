@@ -111,6 +111,11 @@ fn one_spelling_everywhere_and_dash_h_is_help() {
         let text = ok(out);
         assert!(text.starts_with("Usage: "), "{text}");
     }
+    // A usage error points at the command's own help.
+    let out = romlib(&["install", "--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("Run romlib install --help for usage."), "{e}");
     // A game is -g for uninstall as for install; -t and --title-id still work.
     for (n, spelling) in ["-g", "-t", "--title-id", "--game"].iter().enumerate() {
         let dir = w.s(&format!("dev{n}"));

@@ -171,7 +171,11 @@ pub fn usage_error(prog: &'static str, args: &[String], message: &str) {
         out.error("usage", message.trim_end(), None, 2);
     } else {
         eprintln!("{}", message.trim_end());
-        eprintln!("Run {prog} --help for usage.");
+        // Point at the command's own help when the command was recognised.
+        match op_name(args.get(1).map_or("", |s| s.as_str())) {
+            "" => eprintln!("Run {prog} --help for usage."),
+            op => eprintln!("Run {prog} {op} --help for usage."),
+        }
     }
 }
 
@@ -197,6 +201,10 @@ fn op_name(op: &str) -> &'static str {
         "train-dict",
         "sign-file",
         "verify-file",
+        "remove",
+        "parity",
+        "repair",
+        "publish",
     ];
     OPS.iter().find(|o| **o == op).copied().unwrap_or("")
 }
