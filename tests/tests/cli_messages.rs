@@ -158,3 +158,67 @@ fn one_spelling_everywhere_and_dash_h_is_help() {
         assert!(!w.p(&format!("dev{n}/beta")).exists(), "{spelling}");
     }
 }
+
+#[test]
+fn the_device_lists_with_the_hosts_fields_and_filters() {
+    let w = Workspace::new();
+    sample_input(&w.p("in"), 9);
+    write(
+        &w.p("in"),
+        "beta/romlib.toml",
+        b"system = \"gb\"\nregion = \"USA\"\ntags = [\"homebrew\"]\n",
+    );
+    ok(w.build("in", "lib", &["-q"]));
+    let (lib, k) = (w.s("lib"), w.s("k.pub"));
+    let json = ok(device(&[
+        "list-games",
+        "-r",
+        &lib,
+        "--trusted-key",
+        &k,
+        "--json",
+    ]));
+    for field in [
+        "\"title_id\":\"beta\"",
+        "\"display_name\":",
+        "\"system\":\"gb\"",
+        "\"region\":\"USA\"",
+        "\"tags\":[\"homebrew\"]",
+        "\"languages\":[]",
+    ] {
+        assert!(json.contains(field), "{field}: {json}");
+    }
+    let gb = ok(device(&[
+        "list-games",
+        "-r",
+        &lib,
+        "--trusted-key",
+        &k,
+        "--system",
+        "GB",
+    ]));
+    assert!(gb.starts_with("beta\t") && gb.ends_with("1 game\n"), "{gb}");
+    let found = ok(device(&[
+        "list-games",
+        "-r",
+        &lib,
+        "--trusted-key",
+        &k,
+        "--search",
+        "HOMEBREW usa",
+    ]));
+    assert!(
+        found.starts_with("beta\t") && found.contains("\ttrusted"),
+        "{found}"
+    );
+    let none = ok(device(&[
+        "list-games",
+        "-r",
+        &lib,
+        "--trusted-key",
+        &k,
+        "--search",
+        "zzz",
+    ]));
+    assert_eq!(none, "0 games\n");
+}

@@ -35,9 +35,39 @@ pub struct ListCmd {
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     pub trusted_key: Vec<PathBuf>,
+    #[argh(option)]
+    /// only games of this system (case-insensitive: gb, snes, ...)
+    pub system: Option<String>,
+    #[argh(option)]
+    /// only games where every word occurs in the title, name, description, system,
+    /// region or tags (case-insensitive)
+    pub search: Option<String>,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     pub json: bool,
+}
+
+/// Whether manifest body `b` passes `--system` and `--search` (the host's rules).
+fn wanted(b: &romlib_proto::Manifest, system: Option<&str>, search: Option<&str>) -> bool {
+    if system.is_some_and(|s| !b.system.trim().eq_ignore_ascii_case(s.trim())) {
+        return false;
+    }
+    let Some(q) = search else { return true };
+    let mut hay = [
+        &b.title_id,
+        &b.display_name,
+        &b.description,
+        &b.system,
+        &b.region,
+    ]
+    .map(|s| s.to_lowercase())
+    .join("\n");
+    for t in &b.tags {
+        hay.push('\n');
+        hay.push_str(&t.to_lowercase());
+    }
+    q.split_whitespace()
+        .all(|w| hay.contains(&w.to_lowercase()))
 }
 
 impl ListCmd {
@@ -74,36 +104,49 @@ impl ListCmd {
         };
         let titles = lib.titles()?;
         let mut damaged = None;
+        let shown = std::cell::Cell::new(0usize);
+        let (system, search) = (c.system.as_deref(), c.search.as_deref());
         // Each game is printed as it is read: memory stays flat however many there are.
-        let items = titles.iter().map(|t| match lib.open_manifest(t) {
+        let items = titles.iter().filter_map(|t| match lib.open_manifest(t) {
             Err(e) => {
                 let line = format!("{t}\t-\tDAMAGED: {e}");
                 let obj = Obj::new()
                     .field("title", t.as_str())
+                    .field("title_id", t.as_str())
                     .field("name", None::<String>)
+                    .field("display_name", None::<String>)
+                    .field("system", None::<String>)
+                    .field("region", None::<String>)
+                    .field("languages", Vec::<String>::new())
+                    .field("tags", Vec::<String>::new())
                     .field("size", None::<u64>)
                     .field("trusted", false)
                     .field("damaged", e.to_string());
                 damaged = Some(e);
-                (obj, line)
+                shown.set(shown.get() + 1);
+                Some((obj, line))
             }
             Ok(m) => {
-                let (name, size) = (
-                    m.unverified_body().display_name.clone(),
-                    m.unverified_body().total_size,
-                );
-                let ok = store.as_ref().is_some_and(|s| m.verify(s).is_ok());
-                let line = format!(
-                    "{t}\t{name}\t{size} bytes\t{}",
-                    if ok { "trusted" } else { "UNTRUSTED" }
-                );
+                let b = m.unverified_body();
+                if !wanted(b, system, search) {
+                    return None;
+                }
+                let line = format!("{t}\t{}\t{} bytes", b.display_name, b.total_size);
                 let obj = Obj::new()
                     .field("title", t.as_str())
-                    .field("name", name)
-                    .field("size", size)
-                    .field("trusted", ok)
-                    .field("damaged", None::<String>);
-                (obj, line)
+                    .field("title_id", t.as_str())
+                    .field("name", b.display_name.clone())
+                    .field("display_name", b.display_name.clone())
+                    .field("system", b.system.clone())
+                    .field("region", b.region.clone())
+                    .field("languages", b.languages.clone())
+                    .field("tags", b.tags.clone())
+                    .field("size", b.total_size);
+                let ok = store.as_ref().is_some_and(|s| m.verify(s).is_ok());
+                let line = format!("{line}\t{}", if ok { "trusted" } else { "UNTRUSTED" });
+                let obj = obj.field("trusted", ok).field("damaged", None::<String>);
+                shown.set(shown.get() + 1);
+                Some((obj, line))
             }
         });
         // The list is the report, damaged games marked; a damaged one fails the command.
@@ -111,7 +154,7 @@ impl ListCmd {
             Obj::new().field("library", lib.root()),
             "games",
             items,
-            || count(titles.len(), "game", "games"),
+            || count(shown.get(), "game", "games"),
         );
         match damaged {
             Some(e) if !out.json() => {
