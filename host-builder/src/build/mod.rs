@@ -100,7 +100,7 @@ pub fn build(
     } else {
         None
     };
-    let mut store = LibraryWriter::open(output)?;
+    let mut store = crate::library::recovery::open_and_recover(output)?;
     if let Some(key) = &opts.signing_key {
         publish_key(store.library(), key)?;
     }

@@ -350,7 +350,7 @@ pub(super) fn remove(c: RemoveCmd) -> anyhow::Result<()> {
     }
     let (progress, out) = report("remove", c.progress, c.json, c.quiet);
     progress.phase("remove", None, None, Some(c.game.len() as u64));
-    let mut store = crate::library::writer::LibraryWriter::open(&c.romlib)?;
+    let mut store = crate::library::recovery::open_and_recover(&c.romlib)?;
     for r in std::mem::take(&mut store.recovered) {
         out.warn(&r);
     }

@@ -1,4 +1,5 @@
-//! Finishing or undoing manifest writes that a killed build left half done.
+//! Finishing or undoing what a killed writer left half done: staged manifests and
+//! locators, and removals.
 
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, TEMP_SUFFIX};
@@ -7,6 +8,26 @@ use crate::library::writer::{db_err, LibraryWriter};
 use romlib_device::ManifestFile;
 use romlib_format::layout::{LOCATOR_EXT, MANIFEST_EXT};
 use std::fs;
+
+/// Opens the library at `root` for a command that publishes or removes games
+/// ([`LibraryWriter::open`]) and finishes first what a killed writer left: staged
+/// manifests and locators (the roll-forward rule) and removals cut off half way. Every such
+/// command must: a manifest staged after the commit that counted it, and not renamed, would
+/// otherwise make the next publication of that title count its chunk table twice.
+pub fn open_and_recover(root: &std::path::Path) -> Result<LibraryWriter> {
+    let mut w = LibraryWriter::open(root)?;
+    let fixed = recover_manifests(&w)?;
+    w.recovered.extend(fixed);
+    let removing = super::remove::interrupted(w.library())?;
+    if !removing.is_empty() {
+        super::remove::finish_removal(&mut w, &removing)?;
+        w.recovered.push(format!(
+            "finished removing {} that an interrupted run left half removed",
+            removing.join(", ")
+        ));
+    }
+    Ok(w)
+}
 
 /// Applies the roll-forward rule to every `games/.<title>.manifest.tmp`: rename it into
 /// place when the index already counts its chunk table, delete it otherwise. Then every

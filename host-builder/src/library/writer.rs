@@ -59,8 +59,10 @@ pub struct LibraryWriter {
 }
 
 impl LibraryWriter {
-    /// Opens (creating if needed) the library at `root`, takes its lock and recovers from
-    /// an interrupted earlier run.
+    /// Opens (creating if needed) the library at `root`, takes its lock and recovers the
+    /// packs and the index of an interrupted earlier run. A command that publishes opens
+    /// the library through [`super::recovery::open_and_recover`], which also finishes the
+    /// manifests and removals such a run left.
     pub fn open(root: &Path) -> Result<Self> {
         let mut w = Self::lock(root)?;
         let index = w.index_path();
@@ -87,19 +89,6 @@ impl LibraryWriter {
         }
         w.check_meta()?;
         w.recover_packs()?;
-        // Every writer finishes what a killed one left before it counts anything: a
-        // manifest staged after the commit that counted it, and not renamed, would
-        // otherwise make the next publication of that title count its table twice.
-        let fixed = super::recovery::recover_manifests(&w)?;
-        w.recovered.extend(fixed);
-        let removing = super::remove::interrupted(&w.lib)?;
-        if !removing.is_empty() {
-            super::remove::finish_removal(&mut w, &removing)?;
-            w.recovered.push(format!(
-                "finished removing {} that an interrupted run left half removed",
-                removing.join(", ")
-            ));
-        }
         Ok(w)
     }
 

@@ -15,7 +15,7 @@ use crate::library::index::{sketch_value, CHUNKS, DELTAS, PACKS, SKETCHES};
 use crate::library::locator;
 use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
 use crate::library::sketch::sketch;
-use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
+use crate::library::writer::{db_err, unix_now, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
 use redb::ReadableTable;
 use romlib_device::chunks::packs::PackReader;
@@ -75,7 +75,7 @@ pub fn import(
     for t in &titles {
         games.push(lib.open_game(t, trust)?);
     }
-    let mut store = LibraryWriter::open(dest)?;
+    let mut store = crate::library::recovery::open_and_recover(dest)?;
     let dlib = store.library().clone();
     let index_path = dlib.index_path();
 
