@@ -349,6 +349,20 @@ pub fn assert_published(w: &Workspace, lib: &Path, input: &str, games: &[&str], 
     );
 }
 
+/// Asserts that `romlib verify` calls library `lib` (a workspace path) OK, trusting the
+/// workspace's key.
+pub fn verify_ok(w: &Workspace, lib: &str) {
+    let v = ok(romlib(&[
+        "verify",
+        "-q",
+        "-r",
+        &w.s(lib),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    assert!(v.contains("library OK"), "{v}");
+}
+
 /// Copies the folder tree `from` to `to` (files and folders only).
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

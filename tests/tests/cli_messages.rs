@@ -4,6 +4,21 @@
 use romlib_tests::*;
 use std::fs;
 
+/// `romlib-device install -g GAME -r LIB --install-dir DIR --trusted-key KEY`.
+fn install(lib: &str, game: &str, dir: &str, key: &str) -> std::process::Output {
+    device(&[
+        "install",
+        "-g",
+        game,
+        "-r",
+        lib,
+        "--install-dir",
+        dir,
+        "--trusted-key",
+        key,
+    ])
+}
+
 fn err(out: std::process::Output) -> String {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -21,7 +36,7 @@ fn first_hour_mistakes_get_plain_answers() {
     let listed = ok(romlib(&["list-games", "-r", &w.s("lib2")]));
     assert!(listed.contains("\t1 file\t"), "{listed}");
     // A wrong-case title: the closest ones, from a folder and over HTTP (the catalog).
-    let install = |from: &[&str], game: &str| {
+    let install_from = |from: &[&str], game: &str| {
         let mut a = vec!["install", "-g", game, "--install-dir"];
         let dir = w.s("dev");
         a.push(&dir);
@@ -29,29 +44,19 @@ fn first_hour_mistakes_get_plain_answers() {
         a.extend_from_slice(from);
         device(&a)
     };
-    let e = err(install(&["-r", &lib], "BETA"));
+    let e = err(install_from(&["-r", &lib], "BETA"));
     assert!(
         e.contains("no such game in this library (closest: beta)"),
         "{e}"
     );
     let (mut server, port, _log) = start_serve(&lib);
     let url = format!("http://127.0.0.1:{port}/");
-    let e = err(install(&["--from", &url], "Alpha-V2"));
+    let e = err(install_from(&["--from", &url], "Alpha-V2"));
     let _ = server.kill();
     let _ = server.wait();
     assert!(e.contains("(closest: alpha-v2"), "{e}");
     // A secret key where a public one is needed, and the other way round.
-    let e = err(device(&[
-        "install",
-        "-g",
-        "beta",
-        "-r",
-        &lib,
-        "--install-dir",
-        &w.s("dev"),
-        "--trusted-key",
-        &w.s("k.sec"),
-    ]));
+    let e = err(install(&lib, "beta", &w.s("dev"), &w.s("k.sec")));
     assert!(
         e.contains("k.sec: is a secret key file; a public key file (.pub) is needed"),
         "{e}"
@@ -68,17 +73,7 @@ fn first_hour_mistakes_get_plain_answers() {
     assert!(e.contains("is a public key"), "{e}");
     // An install folder that is a file.
     fs::write(w.p("afile"), b"x").unwrap();
-    let e = err(device(&[
-        "install",
-        "-g",
-        "beta",
-        "-r",
-        &lib,
-        "--install-dir",
-        &w.s("afile"),
-        "--trusted-key",
-        &k,
-    ]));
+    let e = err(install(&lib, "beta", &w.s("afile"), &k));
     assert!(
         e.contains("afile: a file where romlib expects a folder"),
         "{e}"
@@ -119,17 +114,7 @@ fn one_spelling_everywhere_and_dash_h_is_help() {
     // A game is -g for uninstall as for install; -t and --title-id still work.
     for (n, spelling) in ["-g", "-t", "--title-id", "--game"].iter().enumerate() {
         let dir = w.s(&format!("dev{n}"));
-        ok(device(&[
-            "install",
-            "-g",
-            "beta",
-            "-r",
-            &lib,
-            "--install-dir",
-            &dir,
-            "--trusted-key",
-            &k,
-        ]));
+        ok(install(&lib, "beta", &dir, &k));
         let out = ok(device(&[
             "uninstall",
             spelling,

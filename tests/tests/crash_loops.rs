@@ -128,15 +128,7 @@ fn killed_incremental_builds_leave_the_published_library_readable() {
         // Every tenth time, the next run completes the library.
         if i % 10 == 9 {
             ok(run("romlib", &args));
-            let v = ok(romlib(&[
-                "verify",
-                "-q",
-                "-r",
-                &w.s("L"),
-                "--trusted-key",
-                &w.s("k.pub"),
-            ]));
-            assert!(v.contains("library OK"), "{v}");
+            verify_ok(&w, "L");
             readable_without_writing(&w, "L", "in2", &["a", "b", "c", "d"]);
         }
     }
@@ -239,15 +231,7 @@ fn killed_index_rebuilds_leave_the_library_readable_and_buildable() {
         }
         if i % 10 == 9 {
             ok(run("romlib", &args));
-            let v = ok(romlib(&[
-                "verify",
-                "-q",
-                "-r",
-                &w.s("L"),
-                "--trusted-key",
-                &w.s("k.pub"),
-            ]));
-            assert!(v.contains("library OK"), "{v}");
+            verify_ok(&w, "L");
         }
     }
     assert!(

@@ -17,18 +17,6 @@ fn catalog(w: &Workspace) -> String {
     fs::read_to_string(w.p("lib/catalog.txt")).unwrap()
 }
 
-fn verify_ok(w: &Workspace) {
-    let v = ok(romlib(&[
-        "verify",
-        "-q",
-        "-r",
-        &w.s("lib"),
-        "--trusted-key",
-        &w.s("k.pub"),
-    ]));
-    assert!(v.contains("library OK"), "{v}");
-}
-
 #[test]
 fn remove_takes_games_out_with_their_references_and_keeps_the_rest_whole() {
     let w = Workspace::new();
@@ -65,7 +53,7 @@ fn remove_takes_games_out_with_their_references_and_keeps_the_rest_whole() {
         .to_string_lossy()
         .contains("alpha.")));
     // The refcounts are exact (verify counts every reference), and what stays installs.
-    verify_ok(&w);
+    verify_ok(&w, "lib");
     assert_published(&w, &w.p("lib"), "in", &["alpha-v2", "beta"], "after remove");
     let out = device(&[
         "install",
@@ -83,7 +71,7 @@ fn remove_takes_games_out_with_their_references_and_keeps_the_rest_whole() {
     let out = ok(w.build("in", "lib", &["--avg-chunk", "4096", "--json"]));
     assert!(out.contains("\"new_chunks\":0,"), "{out}");
     assert_eq!(games(&lib), ["alpha", "alpha-v2", "beta"]);
-    verify_ok(&w);
+    verify_ok(&w, "lib");
 }
 
 #[test]
@@ -107,13 +95,13 @@ fn a_removal_cut_off_after_its_first_step_is_finished_by_the_next_command() {
     assert!(!w.p("lib/games/beta.locator").exists());
     assert!(!w.p("lib/games/.beta.manifest.removed").exists());
     assert_eq!(catalog(&w), "alpha-v2\n");
-    verify_ok(&w);
+    verify_ok(&w, "lib");
     // A name that is no title id is never acted on.
     fs::write(w.p("lib/games/.x.manifest.removed"), b"?").unwrap();
     fs::write(w.p("lib/games/..manifest.removed"), b"?").unwrap();
     ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
     assert!(w.p("lib/games/..manifest.removed").exists());
-    verify_ok(&w);
+    verify_ok(&w, "lib");
 }
 
 #[test]
@@ -138,7 +126,7 @@ fn a_build_names_the_games_whose_input_is_gone_and_removes_them_when_asked() {
         "{out}"
     );
     assert_eq!(games(&w.s("lib")), ["alpha", "alpha-v2"]);
-    verify_ok(&w);
+    verify_ok(&w, "lib");
     assert_published(&w, &w.p("lib"), "in", &["alpha", "alpha-v2"], "mirrored");
     // The folder back: the game is built again (the input cache does not skip it).
     sample_input(&w.p("in"), 7);
@@ -206,7 +194,7 @@ fn an_import_cut_off_between_its_commit_and_its_renames_leaves_exact_refcounts()
         &k,
         "-q",
     ]));
-    verify_ok(&w);
+    verify_ok(&w, "lib");
     assert_published(
         &w,
         &w.p("lib"),
