@@ -128,6 +128,21 @@ fn a_build_names_the_games_whose_input_is_gone_and_removes_them_when_asked() {
     assert_eq!(games(&w.s("lib")), ["alpha", "alpha-v2"]);
     verify_ok(&w, "lib");
     assert_published(&w, &w.p("lib"), "in", &["alpha", "alpha-v2"], "mirrored");
+    // A manifest name in games/ that is no title id (someone else wrote it) is never
+    // acted on: not removed by the mirror, refused by remove.
+    fs::write(w.p("lib/games/bad:name.manifest"), b"?").unwrap();
+    ok(w.build(
+        "in",
+        "lib",
+        &["--avg-chunk", "4096", "-q", "--remove-missing"],
+    ));
+    assert!(w.p("lib/games/bad:name.manifest").exists());
+    let out = romlib(&["remove", "-r", &w.s("lib"), "-g", "bad:name"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("is not a title id"), "{e}");
+    assert!(w.p("lib/games/bad:name.manifest").exists());
+    fs::remove_file(w.p("lib/games/bad:name.manifest")).unwrap();
     // The folder back: the game is built again (the input cache does not skip it).
     sample_input(&w.p("in"), 7);
     ok(w.build(

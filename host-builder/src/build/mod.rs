@@ -199,6 +199,8 @@ pub fn build(
             .titles()?
             .into_iter()
             .filter(|t| input.binary_search(&t).is_err())
+            // Listed from games/: only a valid title id names files a removal deletes.
+            .filter(|t| romlib_format::path::check_title_id(t).is_ok())
             .collect();
         if opts.remove_missing && !gone.is_empty() {
             summary.removed = crate::library::remove::remove_games(&mut store, &gone)?.removed;

@@ -54,6 +54,14 @@ pub fn remove_games(store: &mut LibraryWriter, titles: &[String]) -> Result<Remo
     wanted.dedup();
     let have = lib.titles()?;
     for t in &wanted {
+        // A name that is no title id names no file romlib acts on (it may come from a
+        // listing of a folder someone else can write).
+        if let Err(e) = romlib_format::path::check_title_id(t) {
+            return Err(Error::library(
+                lib.games_dir(),
+                format!("{t:?} is not a title id ({e}); nothing was removed"),
+            ));
+        }
         if have.binary_search(t).is_err() {
             let close = romlib_device::library::closest_titles(&have, t, 3);
             let hint = match close.as_slice() {
