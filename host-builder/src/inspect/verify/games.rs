@@ -1,7 +1,7 @@
 //! The manifest half of `romlib verify`: every manifest's signature against the trusted
 //! keys, its chunk table, its locator, and the index entries of the chunks it needs.
 
-use super::packs::{parse_placed, PLACED_LEN};
+use super::packs::{record_at, PLACED_LEN};
 use super::spill::{place_key, Sorted, Sorter};
 use super::{are, strip_path, VerifyReport};
 use crate::error::Result;
@@ -275,13 +275,7 @@ pub(super) fn check_located(
     let mut records = records.peekable();
     for row in located {
         let row = row?;
-        while let Some(r) = records.next_if(|r| r.as_ref().map_or(true, |r| r[..12] < row[..12])) {
-            r?;
-        }
-        let found = match records.peek() {
-            Some(Ok(r)) if r[..12] == row[..12] => Some(parse_placed(r)?.1),
-            _ => None,
-        };
+        let found = record_at(&mut records, &row[..12])?;
         let mut len = [0u8; 4];
         len.copy_from_slice(&row[44..48]);
         let mut no = [0u8; 4];

@@ -31,7 +31,7 @@ use games::{
     check_entry, check_manifest, report_broken_games, staged_manifests, Collect, Game, Known,
     LOCATED_LEN,
 };
-use packs::{check_deltas, check_packs, parse_placed, placed_row, Record, PLACED_LEN};
+use packs::{check_deltas, check_packs, parse_placed, placed_row, record_at, Record, PLACED_LEN};
 use spill::{Sorted, Sorter};
 
 /// Most problems kept in a report (the count goes on).
@@ -239,8 +239,7 @@ pub fn verify_library(
         )?;
     }
     if chunks_table.is_none() {
-        let records =
-            std::mem::replace(&mut scanned.records, Sorted::Memory(Vec::new().into_iter()));
+        let records = scanned.records.take_rows();
         games::check_located(lib, &titles, located.finish()?, records, unplaced, &mut rep)?;
     }
     report_broken_games(lib, &titles, &broken, &mut rep);
@@ -293,7 +292,7 @@ pub fn verify_library(
         check_entry_places(
             &index_path,
             entries.finish()?,
-            std::mem::replace(&mut scanned.records, Sorted::Memory(Vec::new().into_iter())),
+            scanned.records.take_rows(),
             &unreadable,
             &mut rep,
         )?;
@@ -332,7 +331,7 @@ fn check_entry_places(
     let mut records = records.peekable();
     for row in entries {
         let ((pack, offset), want) = parse_placed(&row?)?;
-        let found = next_at(&mut records, &row_key(pack, offset))?;
+        let found = record_at(&mut records, &spill::place_key(pack, offset))?;
         let short = crate::dat::digests::hex(&want.hash[..8]);
         match found {
             Some(r) if r == want => {}
@@ -349,25 +348,6 @@ fn check_entry_places(
         }
     }
     Ok(())
-}
-
-fn row_key(pack: u32, offset: u64) -> [u8; 12] {
-    spill::place_key(pack, offset)
-}
-
-/// The record at `key` among place-ordered `records` (skipping those before it, keeping
-/// it for the next caller with the same key).
-fn next_at(
-    records: &mut std::iter::Peekable<Sorted<PLACED_LEN>>,
-    key: &[u8; 12],
-) -> Result<Option<Record>> {
-    while let Some(r) = records.next_if(|r| r.as_ref().map_or(true, |r| r[..12] < key[..])) {
-        r?;
-    }
-    match records.peek() {
-        Some(Ok(r)) if r[..12] == key[..] => Ok(Some(parse_placed(r)?.1)),
-        _ => Ok(None),
-    }
 }
 
 fn read_pack_table(

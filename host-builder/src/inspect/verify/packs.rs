@@ -91,6 +91,21 @@ pub(super) fn parse_placed(row: &[u8]) -> Result<((u32, u64), Record)> {
     Ok((from_place_key(&row[..12]), Record::parse(&row[12..])?))
 }
 
+/// The record at `key` (a [`place_key`]) among place-ordered `records`: those before it
+/// are skipped, and it is kept for the next caller with the same key.
+pub(super) fn record_at(
+    records: &mut std::iter::Peekable<Sorted<PLACED_LEN>>,
+    key: &[u8],
+) -> Result<Option<Record>> {
+    while let Some(r) = records.next_if(|r| r.as_ref().map_or(true, |r| r[..12] < key[..12])) {
+        r?;
+    }
+    match records.peek() {
+        Some(Ok(r)) if r[..12] == key[..12] => Ok(Some(parse_placed(r)?.1)),
+        _ => Ok(None),
+    }
+}
+
 fn keyed_row(key: &[u8; 32], pack: u32, offset: u64, r: &Record) -> [u8; WHOLE_LEN] {
     let mut row = [0u8; WHOLE_LEN];
     row[..32].copy_from_slice(key);
@@ -270,8 +285,8 @@ pub(super) fn check_deltas(
     // A damaged whole chunk breaks every game that needs it, and every delta on it.
     let mut broken = scanned.damaged.clone();
     let mut missing_bases: BTreeSet<[u8; 32]> = BTreeSet::new();
-    let deltas = std::mem::replace(&mut scanned.deltas, Sorted::Memory(Vec::new().into_iter()));
-    let wholes = std::mem::replace(&mut scanned.wholes, Sorted::Memory(Vec::new().into_iter()));
+    let deltas = scanned.deltas.take_rows();
+    let wholes = scanned.wholes.take_rows();
     let mut wholes = wholes.peekable();
     let mut packs = PackReader::new(lib);
     let mut dec = ZstdDecoder::default();

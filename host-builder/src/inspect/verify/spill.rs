@@ -144,6 +144,13 @@ pub(super) enum Sorted<const N: usize> {
     },
 }
 
+impl<const N: usize> Sorted<N> {
+    /// These rows, leaving none in their place (for a join that consumes them).
+    pub(super) fn take_rows(&mut self) -> Self {
+        std::mem::replace(self, Sorted::Memory(Vec::new().into_iter()))
+    }
+}
+
 impl<const N: usize> Iterator for Sorted<N> {
     type Item = Result<[u8; N]>;
 
