@@ -204,7 +204,7 @@ fn file_vanishing_or_changing_during_build_is_reported() {
     use romlib_host::build::test_support::read_file_once;
     let w = Workspace::new();
     write(&w.p("in"), "g/a.bin", &Rng::new(5).bytes(100_000));
-    let (games, _) = romlib_host::build::scan::scan(&w.p("in"), Default::default()).unwrap();
+    let (games, _) = romlib_host::build::scan::scan(&w.p("in"), None, Default::default()).unwrap();
     let mut f = games[0].files[0].clone();
     f.size += 1;
     let e = read_file_once(&f).unwrap_err().to_string();

@@ -146,7 +146,7 @@ fn builder_uses_the_pinned_chunker() {
     let data = Rng::new(7).text(1 << 20);
     write(&dir.path().join("in"), "g/f.bin", &data);
     let (games, _) =
-        romlib_host::build::scan::scan(&dir.path().join("in"), Default::default()).unwrap();
+        romlib_host::build::scan::scan(&dir.path().join("in"), None, Default::default()).unwrap();
     let lens = romlib_host::build::test_support::chunk_lengths(&games[0].files[0], 32768).unwrap();
     let pinned = cut_points(32768);
     let want: Vec<usize> = pinned

@@ -79,7 +79,7 @@ pub fn build(
             opts.delta_gain.unwrap_or(0)
         )));
     }
-    let (games, report) = scan(input, opts.scan)?;
+    let (games, report) = scan(input, Some(output), opts.scan)?;
     let files_total: u64 = games.iter().map(|g| g.files.len() as u64).sum();
     let bytes_total: u64 = games.iter().map(GameInput::size).sum();
     let catalog = if opts.dats.is_empty() {
@@ -146,9 +146,7 @@ pub fn build(
         skipped_games: skipped.len() as u64,
         skipped_bytes,
         manifests_unchanged: skipped.len() as u64,
-        junk_files: report.junk_files,
-        junk_bytes: report.junk_bytes,
-        loose_files: report.loose_files,
+        input: report,
         recovered: std::mem::take(&mut store.recovered),
         dat_warnings: catalog
             .as_ref()

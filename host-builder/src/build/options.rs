@@ -80,12 +80,8 @@ pub struct BuildSummary {
     pub files: u64,
     /// Bytes of those files.
     pub input_bytes: u64,
-    /// Junk files skipped, and their bytes.
-    pub junk_files: u64,
-    /// Bytes of skipped junk.
-    pub junk_bytes: u64,
-    /// Files directly in the input folder, skipped.
-    pub loose_files: u64,
+    /// What the input scan found and skipped: its layout, junk, unreadable entries.
+    pub input: super::scan::ScanReport,
     /// Chunks cut.
     pub chunks: u64,
     /// Chunks that were new to the library.

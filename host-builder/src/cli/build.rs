@@ -2,7 +2,7 @@
 //! `train-dict`, and the build summary they print.
 
 use super::progress::report;
-use crate::build::scan::ScanOptions;
+use crate::build::scan::{InputLayout, ScanOptions};
 use crate::build::{build, BuildOptions, BuildSummary};
 use crate::keys;
 use argh::FromArgs;
@@ -131,6 +131,18 @@ pub(super) struct BuildPacksCmd {
     #[argh(switch)]
     /// build even when the input holds no game folder (refused by default)
     allow_empty: bool,
+    #[argh(option, default = "InputLayout::Auto")]
+    /// how the input holds its games: game-folders (a sub-folder per game), system-folders
+    /// (a sub-folder per system, each file, disc or folder in it a game) or auto (default:
+    /// system folders when the sub-folders are named after systems)
+    input_layout: InputLayout,
+    #[argh(switch)]
+    /// refuse the build instead of skipping (with a warning) dangling links, sockets,
+    /// unreadable files and broken disc sheets
+    strict: bool,
+    #[argh(switch)]
+    /// follow symbolic links that lead outside the input (skipped by default)
+    follow_symlinks: bool,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
@@ -191,6 +203,18 @@ pub(super) struct GenerateCmd {
     #[argh(switch)]
     /// build even when the input holds no game folder (refused by default)
     allow_empty: bool,
+    #[argh(option, default = "InputLayout::Auto")]
+    /// how the input holds its games: game-folders (a sub-folder per game), system-folders
+    /// (a sub-folder per system, each file, disc or folder in it a game) or auto (default:
+    /// system folders when the sub-folders are named after systems)
+    input_layout: InputLayout,
+    #[argh(switch)]
+    /// refuse the build instead of skipping (with a warning) dangling links, sockets,
+    /// unreadable files and broken disc sheets
+    strict: bool,
+    #[argh(switch)]
+    /// follow symbolic links that lead outside the input (skipped by default)
+    follow_symlinks: bool,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
@@ -272,6 +296,18 @@ pub(super) struct BuildCmd {
     #[argh(switch)]
     /// build even when the input holds no game folder (refused by default)
     allow_empty: bool,
+    #[argh(option, default = "InputLayout::Auto")]
+    /// how the input holds its games: game-folders (a sub-folder per game), system-folders
+    /// (a sub-folder per system, each file, disc or folder in it a game) or auto (default:
+    /// system folders when the sub-folders are named after systems)
+    input_layout: InputLayout,
+    #[argh(switch)]
+    /// refuse the build instead of skipping (with a warning) dangling links, sockets,
+    /// unreadable files and broken disc sheets
+    strict: bool,
+    #[argh(switch)]
+    /// follow symbolic links that lead outside the input (skipped by default)
+    follow_symlinks: bool,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
@@ -330,6 +366,9 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
             allow_empty: c.allow_empty,
+            layout: c.input_layout,
+            strict: c.strict,
+            follow_symlinks: c.follow_symlinks,
         },
         // Manifests (written by generate-manifests) hold the hashes; packs do not.
         dat_hashes: false,
@@ -361,6 +400,9 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
             allow_empty: c.allow_empty,
+            layout: c.input_layout,
+            strict: c.strict,
+            follow_symlinks: c.follow_symlinks,
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
@@ -394,6 +436,9 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
             include_junk: c.include_junk,
             allow_non_fat_names: c.allow_non_fat_names,
             allow_empty: c.allow_empty,
+            layout: c.input_layout,
+            strict: c.strict,
+            follow_symlinks: c.follow_symlinks,
         },
         dat_hashes: !c.no_dat_hashes,
         dats: c.dat,
@@ -520,13 +565,44 @@ fn summary_text(s: &BuildSummary) -> String {
             shortlist(&s.no_input)
         );
     }
-    if s.junk_files > 0 || s.loose_files > 0 {
+    let i = &s.input;
+    if i.junk_files > 0 || i.loose_files > 0 {
         let _ = writeln!(
             t,
             "skipped {} ({} bytes) and {} outside game folders",
-            count(s.junk_files as usize, "junk file", "junk files"),
-            s.junk_bytes,
-            count(s.loose_files as usize, "loose file", "loose files"),
+            count(i.junk_files as usize, "junk file", "junk files"),
+            i.junk_bytes,
+            count(i.loose_files as usize, "loose file", "loose files"),
+        );
+    }
+    if i.save_files > 0 || i.front_end_files > 0 {
+        let _ = writeln!(
+            t,
+            "skipped {} and {} in system folders",
+            count(
+                i.save_files as usize,
+                "save or state file",
+                "save and state files"
+            ),
+            count(
+                i.front_end_files as usize,
+                "front-end list",
+                "front-end lists"
+            ),
+        );
+    }
+    if !i.skipped.is_empty() {
+        let _ = writeln!(
+            t,
+            "skipped {} that could not be read as game data (warnings above; --strict refuses them)",
+            count(i.skipped.len(), "entry", "entries")
+        );
+    }
+    if i.qualified > 0 {
+        let _ = writeln!(
+            t,
+            "{} in several system folders titled with their system, e.g. \"Title [gb]\"",
+            count(i.qualified as usize, "game", "games")
         );
     }
     t
@@ -564,8 +640,21 @@ fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
         .field("manifests_unchanged", s.manifests_unchanged)
         .field("skipped_games", s.skipped_games)
         .field("skipped_bytes", s.skipped_bytes)
-        .field("junk_files", s.junk_files)
-        .field("loose_files", s.loose_files)
+        .field("input_layout", s.input.layout.name())
+        .field("systems", s.input.systems.clone())
+        .field("junk_files", s.input.junk_files)
+        .field("loose_files", s.input.loose_files)
+        .field("save_files", s.input.save_files)
+        .field("front_end_files", s.input.front_end_files)
+        .field("skipped_inputs", skipped_json(&s.input.skipped))
+        .field(
+            "libraries_skipped",
+            s.input
+                .libraries_skipped
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>(),
+        )
         .field("elapsed_ms", s.elapsed.as_millis() as u64)
         .field("recovered", s.recovered.clone())
         .field("removed", s.removed.clone())
@@ -578,9 +667,33 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
     let s = build(&input, &output, &opts, &progress);
     progress.finish();
     let s = s?;
-    // Even with -q: a skipped DAT entry may be why a game is not named.
+    // Even with -q: a skipped DAT entry may be why a game is not named, a skipped file
+    // why a game is incomplete.
     for w in &s.dat_warnings {
         out.warn(&format!("warning: {w}"));
+    }
+    for (path, why) in &s.input.skipped {
+        out.warn(&format!("warning: skipped {}: {why}", path.display()));
+    }
+    if !r.json && !r.progress.is_json() && !r.quiet {
+        match s.input.layout {
+            InputLayout::SystemFolders => eprintln!(
+                "romlib: input layout: system folders ({})",
+                shortlist(&s.input.systems)
+            ),
+            _ if s.input.loose_files > 0 => eprintln!(
+                "romlib: input layout: game folders; {} directly in the input belong to no \
+                 game (if the input is one game's folder, point -i at the folder that holds it)",
+                count(s.input.loose_files as usize, "file", "files")
+            ),
+            _ => {}
+        }
+        for lib in &s.input.libraries_skipped {
+            eprintln!(
+                "romlib: left out {}: a romlib library inside the input",
+                lib.display()
+            );
+        }
     }
     if !r.json && !r.progress.is_json() {
         for note in &s.recovered {
@@ -636,4 +749,16 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
 /// Worker threads: those asked for, else one per core.
 fn threads(t: Option<usize>) -> usize {
     t.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// Skipped inputs as JSON objects: `path` and `reason`.
+fn skipped_json(skipped: &[(PathBuf, String)]) -> Vec<Obj> {
+    skipped
+        .iter()
+        .map(|(p, r)| {
+            Obj::new()
+                .field("path", p.as_path())
+                .field("reason", r.as_str())
+        })
+        .collect()
 }
