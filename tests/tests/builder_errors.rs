@@ -49,7 +49,8 @@ fn missing_or_unusable_input_folder() {
 fn unreadable_file_in_a_game() {
     let w = good_library();
     write(&w.p("bad"), "alpha/game.bin", b"data");
-    // A FIFO is not a regular file (and reading one would block forever).
+    // A FIFO is not a regular file (and reading one would block forever): skipped with a
+    // warning, or refused with --strict.
     let fifo = w.p("bad/alpha/pipe");
     assert!(std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -57,11 +58,22 @@ fn unreadable_file_in_a_game() {
         .unwrap()
         .success());
     fails(
-        w.build("bad", "lib", &[]),
+        w.build("bad", "lib", &["--strict"]),
         1,
-        &["pipe", "not a regular file"],
+        &["pipe", "not a regular file", "--strict"],
     );
     assert_library_intact(&w);
+    let out = w.build("bad", "lib", &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(
+        err.contains("warning: skipped")
+            && err.contains("pipe")
+            && err.contains("not a regular file"),
+        "{err}"
+    );
+    let list = ok(romlib(&["list-games", "-r", &w.s("lib"), "--json"]));
+    assert!(list.contains("\"alpha\""), "{list}");
 }
 
 #[test]

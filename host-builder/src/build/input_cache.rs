@@ -104,7 +104,7 @@ pub fn game_digest(settings: &[u8; 32], game: &GameInput) -> [u8; 32] {
     h.update(settings);
     h.update(game.title.as_bytes());
     // The metadata the manifest records (a romlib.toml edit, a system folder's system).
-    h.update(format!("{:?}", game.sidecar).as_bytes());
+    h.update(format!("{:?} {:?}", game.sidecar, game.folder_system).as_bytes());
     for f in &game.files {
         h.update(&(f.rel.len() as u64).to_le_bytes());
         h.update(f.rel.as_bytes());

@@ -91,6 +91,7 @@ impl Manifests<'_> {
                 display_name,
                 system: (sc.system.clone())
                     .or_else(|| self.system.map(str::to_owned))
+                    .or_else(|| input.folder_system.clone())
                     .unwrap_or_default(),
                 region,
                 languages: sc.languages.clone(),

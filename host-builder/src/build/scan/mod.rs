@@ -127,9 +127,20 @@ pub struct GameInput {
     /// Its `romlib.toml`, or the default when it has none; in a system folder its system
     /// defaults to the folder's.
     pub sidecar: Sidecar,
+    /// The name of its system folder when the system table does not know it: recorded as
+    /// its system when neither the sidecar nor `--system` names one.
+    pub folder_system: Option<String>,
 }
 
 impl GameInput {
+    /// Its system as far as the input says: its sidecar's, else its system folder's.
+    pub fn system(&self) -> Option<&str> {
+        self.sidecar
+            .system
+            .as_deref()
+            .or(self.folder_system.as_deref())
+    }
+
     /// Where it comes from, for messages: its folder, or its file in a system folder.
     fn origin(&self) -> String {
         match self.files.first() {
@@ -260,6 +271,9 @@ pub fn scan(
                             games.push(g);
                         }
                     }
+                    Kind::Reserved { is_dir: true } => {
+                        check_title(&e.path, &e.name, "game folder name")?;
+                    }
                     _ if e.name == SIDECAR_NAME => {
                         return Err(Error::input(
                             input,
@@ -276,7 +290,7 @@ pub fn scan(
         Chosen::SystemFolders { single } => {
             w.report.layout = InputLayout::SystemFolders;
             if let Some(system) = single {
-                w.report.systems.push(system.clone());
+                w.report.systems.push(system.name.clone());
                 system_folder(&mut w, input, &system, top, &mut games)?;
             } else {
                 for e in top {
@@ -286,7 +300,7 @@ pub fn scan(
                                 continue;
                             }
                             let system = system_of(&e.name);
-                            w.report.systems.push(system.clone());
+                            w.report.systems.push(system.name.clone());
                             let entries = w.entries(&e.path, &canon)?;
                             system_folder(&mut w, &e.path, &system, entries, &mut games)?;
                         }
@@ -377,14 +391,32 @@ enum Chosen {
     /// Each sub-folder of the input is a system folder; or, with `single`, the input is
     /// the one system folder, of that system.
     SystemFolders {
-        single: Option<String>,
+        single: Option<FolderSystem>,
     },
 }
 
 /// The system recorded for games of folder `name`: the table's id when it knows the name,
 /// else the name as written.
-fn system_of(name: &str) -> String {
-    romlib_format::systems::system(name).map_or_else(|| name.to_string(), |s| s.id.to_string())
+fn system_of(name: &str) -> FolderSystem {
+    match romlib_format::systems::system(name) {
+        Some(s) => FolderSystem {
+            name: s.id.to_string(),
+            known: true,
+        },
+        None => FolderSystem {
+            name: name.to_string(),
+            known: false,
+        },
+    }
+}
+
+/// The system a system folder stands for.
+struct FolderSystem {
+    /// The table's id, or the folder's name.
+    name: String,
+    /// Whether the table knows it: a known system is recorded before `--system`, an
+    /// unknown folder name after it.
+    known: bool,
 }
 
 /// Picks the layout: as asked, or (auto) system folders when every sub-folder is named
@@ -413,7 +445,7 @@ fn choose_layout(input: &Path, top: &[Entry], asked: InputLayout) -> Result<Chos
         InputLayout::SystemFolders => Ok(match (systems.is_empty(), has_files) {
             // `-i roms/gb`: the input is the system folder.
             (true, true) => Chosen::SystemFolders {
-                single: Some(own_system.or(own_name).unwrap_or_default()),
+                single: Some(system_of(&own_name.unwrap_or_default())),
             },
             _ => Chosen::SystemFolders { single: None },
         }),
@@ -436,7 +468,9 @@ fn choose_layout(input: &Path, top: &[Entry], asked: InputLayout) -> Result<Chos
                 ));
             }
             match (own_system, has_files) {
-                (Some(s), true) => Ok(Chosen::SystemFolders { single: Some(s) }),
+                (Some(_), true) => Ok(Chosen::SystemFolders {
+                    single: own_name.as_deref().map(system_of),
+                }),
                 _ => Ok(Chosen::GameFolders),
             }
         }
@@ -505,6 +539,7 @@ fn finish_game(
         dir: dir.to_path_buf(),
         files,
         sidecar,
+        folder_system: None,
     })
 }
 
@@ -527,7 +562,7 @@ fn check_title(path: &Path, title: &str, what: &str) -> Result<()> {
 fn system_folder(
     w: &mut Walker,
     dir: &Path,
-    system: &str,
+    system: &FolderSystem,
     entries: Vec<Entry>,
     games: &mut Vec<GameInput>,
 ) -> Result<()> {
@@ -545,10 +580,13 @@ fn system_folder(
                 }
                 subdirs.push((e.name, e.path, c));
             }
-            Kind::Reserved if !w.opts.allow_non_fat_names => {
+            Kind::Reserved { is_dir: true } => {
+                check_title(&e.path, &e.name, "game folder name")?;
+            }
+            Kind::Reserved { .. } if !w.opts.allow_non_fat_names => {
                 return Err(walk::reserved_error(&e.path, &e.name))
             }
-            Kind::Reserved => {}
+            Kind::Reserved { .. } => {}
             Kind::File(meta) => {
                 if let Some(t) = e.name.strip_suffix(SIDE_SIDECAR_EXT) {
                     sidecars.insert(t.to_string(), e.path);
@@ -596,7 +634,9 @@ fn system_folder(
             Some(p) => Sidecar::load(&p)?,
             None => Sidecar::default(),
         };
-        sc.system.get_or_insert_with(|| system.to_string());
+        if system.known {
+            sc.system.get_or_insert_with(|| system.name.clone());
+        }
         Ok(sc)
     };
     for g in groups {
@@ -649,7 +689,9 @@ fn system_folder(
         }
         let beside = sidecars.remove(name.as_str());
         if let Some(mut g) = game_folder(w, name, path, c, beside.as_deref(), Some(&mine))? {
-            g.sidecar.system.get_or_insert_with(|| system.to_string());
+            if system.known {
+                g.sidecar.system.get_or_insert_with(|| system.name.clone());
+            }
             found.push(g);
         }
     }
@@ -674,6 +716,11 @@ fn system_folder(
             ));
         }
     }
+    if !system.known {
+        for g in &mut found {
+            g.folder_system = Some(system.name.clone());
+        }
+    }
     games.extend(found);
     Ok(())
 }
@@ -693,16 +740,14 @@ fn qualify_across_systems(games: &mut [GameInput], report: &mut ScanReport) {
         by_title.entry(g.title.to_lowercase()).or_default().push(i);
     }
     for idx in by_title.into_values().filter(|v| v.len() > 1) {
-        let systems: std::collections::HashSet<&str> = idx
-            .iter()
-            .filter_map(|&i| games[i].sidecar.system.as_deref())
-            .collect();
+        let systems: std::collections::HashSet<&str> =
+            idx.iter().filter_map(|&i| games[i].system()).collect();
         if systems.len() < idx.len() {
             continue; // two in one system: refused by the caller, naming both
         }
         for i in idx {
             let g = &mut games[i];
-            let system = g.sidecar.system.clone().unwrap_or_default();
+            let system = g.system().unwrap_or_default().to_string();
             g.title = format!("{} [{system}]", g.title);
             report.qualified += 1;
         }

@@ -15,8 +15,9 @@ pub(super) enum Kind {
     Dir(PathBuf),
     /// A readable regular file.
     File(fs::Metadata),
-    /// A name Windows reserves for a device: not opened, refused by name by the caller.
-    Reserved,
+    /// A name Windows reserves for a device: not opened, refused by name by the caller;
+    /// whether it is a folder (not following links).
+    Reserved { is_dir: bool },
 }
 
 /// One usable entry of a folder.
@@ -99,10 +100,11 @@ impl Walker {
             // Before anything opens it: on Windows opening `CON` or `nul.txt` opens the
             // device.
             if windows_reserved(&name).is_some() {
+                let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
                 out.push(Entry {
                     name,
                     path,
-                    kind: Kind::Reserved,
+                    kind: Kind::Reserved { is_dir },
                 });
                 continue;
             }
@@ -205,7 +207,7 @@ impl Walker {
                     }
                     self.files(&path, &sub, &rel, depth + 1, out)?;
                 }
-                Kind::Reserved => {
+                Kind::Reserved { .. } => {
                     if !self.opts.allow_non_fat_names {
                         return Err(reserved_error(&path, &name));
                     }

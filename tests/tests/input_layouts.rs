@@ -1,0 +1,305 @@
+//! Collections as they are: system folders of one-file games, multi-file discs and
+//! playlists, the library inside its own input, links and unreadable entries (issue 30).
+
+use romlib_tests::*;
+use std::fs;
+
+/// `list-games --json` of `lib`: (title, system, files) per game.
+fn games(w: &Workspace, lib: &str) -> Vec<(String, String, u64)> {
+    let out = ok(romlib(&["list-games", "-r", &w.s(lib), "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["games"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["title_id"].as_str().unwrap().to_string(),
+                g["system"].as_str().unwrap().to_string(),
+                g["files"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The summary of a `--json` build.
+fn summary(out: std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+/// A collection in system folders: one-file games, a cue/bin disc whose sheet differs from
+/// its files in case, a playlist of two discs kept in `.hidden/`, a game folder, a sidecar
+/// beside a game, saves and a front end's list, and one title in two systems.
+fn collection(w: &Workspace) {
+    let mut r = Rng::new(30);
+    let i = w.p("roms");
+    write(&i, "gb/Alpha (World).gb", &r.bytes(20_000));
+    write(&i, "gb/Alpha (World).sav", b"save");
+    write(&i, "gb/gamelist.xml", b"<gameList/>");
+    write(&i, "gb/Tetris (World).gb", &r.bytes(30_000));
+    write(
+        &i,
+        "Nintendo - Nintendo Entertainment System/Tetris (World).nes",
+        &r.bytes(25_000),
+    );
+    write(&i, "psx/Disc (Track 1).bin", &r.bytes(60_000));
+    write(&i, "psx/Disc (Track 2).bin", &r.bytes(10_000));
+    write(
+        &i,
+        "psx/Disc.cue",
+        b"FILE \"disc (track 1).bin\" BINARY\r\n  TRACK 01 MODE2/2352\r\n\
+          FILE \"Disc (Track 2).bin\" BINARY\r\n  TRACK 02 AUDIO\r\n",
+    );
+    for d in 1..=2 {
+        write(
+            &i,
+            &format!("psx/.hidden/Saga (Disc {d}).bin"),
+            &r.bytes(15_000),
+        );
+        write(
+            &i,
+            &format!("psx/.hidden/Saga (Disc {d}).cue"),
+            format!("FILE \"Saga (Disc {d}).bin\" BINARY\n").as_bytes(),
+        );
+    }
+    write(
+        &i,
+        "psx/Saga.m3u",
+        b"#EXTM3U\n.hidden/Saga (Disc 1).cue\n.hidden\\Saga (Disc 2).cue\n",
+    );
+    write(&i, "megadrive/Folder Game/data/a.bin", &r.bytes(5_000));
+    write(&i, "megadrive/Folder Game/game.md", &r.bytes(5_000));
+    write(&i, "megadrive/Sonic.md", &r.bytes(8_000));
+    write(
+        &i,
+        "megadrive/Sonic.romlib.toml",
+        b"name = \"Sonic Demo\"\ntags = [\"demo\"]\n",
+    );
+}
+
+#[test]
+fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
+    let w = Workspace::new();
+    collection(&w);
+    let s = summary(w.build("roms", "lib", &["--json"]));
+    assert_eq!(s["input_layout"], "system-folders");
+    assert_eq!(s["save_files"], 1);
+    assert_eq!(s["front_end_files"], 1);
+    let want = [
+        ("Alpha (World)", "gb", 1),
+        ("Disc", "psx", 3),
+        ("Folder Game", "megadrive", 2),
+        ("Saga", "psx", 5),
+        ("Sonic", "megadrive", 1),
+        ("Tetris (World) [gb]", "gb", 1),
+        ("Tetris (World) [nes]", "nes", 1),
+    ];
+    let got = games(&w, "lib");
+    let got: Vec<(&str, &str, u64)> = got
+        .iter()
+        .map(|(t, s, n)| (t.as_str(), s.as_str(), *n))
+        .collect();
+    assert_eq!(got, want);
+    // The files keep their names relative to the system folder, so the playlist still
+    // finds its discs after an install.
+    let show = ok(romlib(&["show", "-r", &w.s("lib"), "-g", "Saga"]));
+    assert!(
+        show.contains(".hidden/Saga (Disc 2).cue") && show.contains("Saga.m3u"),
+        "{show}"
+    );
+    let show = ok(romlib(&["show", "-r", &w.s("lib"), "-g", "Sonic"]));
+    assert!(
+        show.contains("Sonic Demo") && show.contains("demo"),
+        "{show}"
+    );
+    verify_ok(&w, "lib");
+
+    // Installed by the system recorded from the folder, byte for byte.
+    ok(device(&[
+        "install",
+        "-g",
+        "Saga",
+        "-r",
+        &w.s("lib"),
+        "--install-dir",
+        &w.s("card"),
+        "--layout",
+        "muos",
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    for d in 1..=2 {
+        let name = format!(".hidden/Saga (Disc {d}).bin");
+        assert_eq!(
+            fs::read(w.p("card/psx/Saga").join(&name)).unwrap(),
+            fs::read(w.p("roms/psx").join(&name)).unwrap()
+        );
+    }
+
+    // A second build adds nothing and writes no manifest.
+    let s = summary(w.build("roms", "lib", &["--json"]));
+    assert_eq!(s["new_chunks"], 0);
+    assert_eq!(s["manifests_written"], 0);
+    // Game folders, asked for, make each system one game (today's behaviour, on purpose).
+    let s = summary(w.build(
+        "roms",
+        "lib2",
+        &["--json", "--input-layout", "game-folders"],
+    ));
+    assert_eq!(s["input_layout"], "game-folders");
+    assert_eq!(s["games"], 4);
+}
+
+#[test]
+fn one_system_folder_as_input_and_its_system() {
+    let w = Workspace::new();
+    collection(&w);
+    // `-i roms/gb`: the input is a system's folder.
+    let s = summary(w.build("roms/gb", "lib", &["--json"]));
+    assert_eq!(s["input_layout"], "system-folders");
+    let got = games(&w, "lib");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|(_, s, _)| s == "gb"), "{got:?}");
+    assert_eq!(got[1].0, "Tetris (World)");
+
+    // A folder of files not named after a system: explained, not built as nothing.
+    write(&w.p("stuff"), "a.rom", b"1");
+    write(&w.p("stuff"), "b.rom", b"2");
+    fails(
+        w.build("stuff", "lib3", &[]),
+        1,
+        &[
+            "2 files lie directly in it",
+            "--input-layout system-folders",
+        ],
+    );
+    // Asked for, each file is a game, of the system --system names (recorded as written,
+    // as for game folders).
+    ok(w.build(
+        "stuff",
+        "lib3",
+        &["--input-layout", "system-folders", "--system", "Game Boy"],
+    ));
+    let got = games(&w, "lib3");
+    assert_eq!(
+        got,
+        [
+            ("a".into(), "Game Boy".into(), 1),
+            ("b".into(), "Game Boy".into(), 1)
+        ]
+    );
+
+    // One game's folder given as the input.
+    write(&w.p("one"), "game.gb", b"x");
+    write(&w.p("one"), "romlib.toml", b"name = \"One\"\n");
+    fails(
+        w.build("one", "lib4", &[]),
+        1,
+        &["looks like one game's folder", "point -i"],
+    );
+}
+
+#[test]
+fn mixed_folders_and_claimed_files_are_explained() {
+    let w = Workspace::new();
+    write(&w.p("in"), "gb/a.gb", b"a");
+    write(&w.p("in"), "My Game/a.bin", b"b");
+    fails(
+        w.build("in", "lib", &[]),
+        1,
+        &["named after systems", "--input-layout"],
+    );
+    // Two sheets naming one file.
+    write(&w.p("cd"), "psx/track.bin", b"t");
+    write(&w.p("cd"), "psx/One.cue", b"FILE \"track.bin\" BINARY\n");
+    write(&w.p("cd"), "psx/Two.cue", b"FILE \"track.bin\" BINARY\n");
+    fails(
+        w.build("cd", "lib", &[]),
+        1,
+        &["track.bin", "named by two games", "One", "Two"],
+    );
+    // A sheet naming a missing track: the disc is skipped with a warning (its other files
+    // are not taken for games), or refused with --strict.
+    write(
+        &w.p("cd2"),
+        "psx/Broken.cue",
+        b"FILE \"gone.bin\" BINARY\nFILE \"here.bin\" BINARY\n",
+    );
+    write(&w.p("cd2"), "psx/here.bin", b"h");
+    write(&w.p("cd2"), "psx/Fine.iso", b"f");
+    let out = w.build("cd2", "lib2", &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(
+        err.contains("Broken.cue") && err.contains("\"gone.bin\", which is missing"),
+        "{err}"
+    );
+    let got = games(&w, "lib2");
+    assert_eq!(got, [("Fine".into(), "psx".into(), 1)]);
+    fails(
+        w.build("cd2", "lib3", &["--strict"]),
+        1,
+        &["Broken.cue", "missing", "--strict"],
+    );
+    // Two files of one stem in one system folder.
+    write(&w.p("dup"), "gb/Same.gb", b"1");
+    write(&w.p("dup"), "gb/Same.zip", b"2");
+    fails(
+        w.build("dup", "lib4", &[]),
+        1,
+        &["two games would be titled \"Same\"", "Same.gb", "Same.zip"],
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn the_library_inside_its_input_and_links_are_left_out() {
+    use std::os::unix::fs::symlink;
+    let w = Workspace::new();
+    let mut r = Rng::new(31);
+    write(&w.p("in"), "alpha/a.bin", &r.bytes(50_000));
+    write(&w.p("outside"), "secret.key", b"not game data");
+    symlink(w.p("outside/secret.key"), w.p("in/alpha/key.bin")).unwrap();
+    symlink(w.p("nowhere"), w.p("in/alpha/dangling.bin")).unwrap();
+    symlink(w.p("in/alpha/a.bin"), w.p("in/alpha/inside.bin")).unwrap();
+    symlink(w.p("in"), w.p("in/alpha/loop")).unwrap();
+    // The library inside the input, and a link to it elsewhere in the input.
+    let s = summary(w.build("in", "in/lib", &["--json"]));
+    assert_eq!(s["files"], 2, "{s}"); // a.bin and the link inside the input
+    let skipped = s["skipped_inputs"].to_string();
+    for n in [
+        "key.bin",
+        "outside the input",
+        "dangling.bin",
+        "dangling",
+        "loop",
+    ] {
+        assert!(skipped.contains(n), "{n}: {skipped}");
+    }
+    symlink(w.p("in/lib"), w.p("in/beta")).unwrap();
+    let size = |p: &str| {
+        snapshot(&w.p(p))
+            .iter()
+            .map(|(_, b)| b.len() as u64)
+            .sum::<u64>()
+    };
+    let before = size("in/lib/packs");
+    for _ in 0..2 {
+        let s = summary(w.build("in", "in/lib", &["--json"]));
+        assert_eq!(s["games"], 1, "{s}");
+        assert_eq!(s["new_chunks"], 0, "{s}");
+        assert!(s["libraries_skipped"].to_string().contains("lib"), "{s}");
+    }
+    assert_eq!(size("in/lib/packs"), before);
+    // Asked to, the outward link is followed; --strict refuses the dangling one.
+    fails(
+        w.build("in", "in/lib", &["--strict"]),
+        1,
+        &["dangling.bin", "--strict"],
+    );
+    fs::remove_file(w.p("in/alpha/dangling.bin")).unwrap();
+    fs::remove_file(w.p("in/alpha/loop")).unwrap();
+    let s = summary(w.build("in", "in/lib", &["--json", "--follow-symlinks"]));
+    assert_eq!(s["files"], 3, "{s}");
+    verify_ok(&w, "in/lib");
+}
