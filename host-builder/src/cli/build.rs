@@ -92,7 +92,7 @@ pub(super) fn verify_file(c: VerifyFileCmd) -> anyhow::Result<()> {
 #[argh(subcommand, name = "build-packs")]
 pub(super) struct BuildPacksCmd {
     #[argh(option, short = 'i')]
-    /// input folder: one sub-folder per game, named by its title id
+    /// input folder: one sub-folder per game, or one per system (see --input-layout)
     input: PathBuf,
     #[argh(option, short = 'o')]
     /// library folder (created if absent)
@@ -229,7 +229,7 @@ pub(super) struct GenerateCmd {
 #[argh(subcommand, name = "build")]
 pub(super) struct BuildCmd {
     #[argh(option, short = 'i')]
-    /// input folder: one sub-folder per game, named by its title id
+    /// input folder: one sub-folder per game, or one per system (see --input-layout)
     input: PathBuf,
     #[argh(option, short = 'o')]
     /// library folder (created if absent)
