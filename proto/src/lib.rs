@@ -8,7 +8,7 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/romlib.manifest.v1.rs"));
 }
 
-pub use generated::{Chunker, DatMatch, FileEntry, Headerless, Manifest};
+pub use generated::{Chunker, DatMatch, FileEntry, Headerless, Manifest, SourceArchive};
 pub use prost::Message;
 
 #[cfg(test)]

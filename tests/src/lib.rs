@@ -101,6 +101,42 @@ pub fn sample_input(root: &Path, seed: u64) {
     write(root, "beta/shared.dat", &shared);
 }
 
+/// Writes a zip of `members` (name, bytes) at `path`, deflated or stored, with fixed
+/// timestamps (the same bytes every run).
+pub fn write_zip(path: &Path, members: &[(&str, &[u8])], deflate: bool) {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let method = match deflate {
+        true => zip::CompressionMethod::Deflated,
+        false => zip::CompressionMethod::Stored,
+    };
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(method)
+        .last_modified_time(zip::DateTime::default());
+    for (name, data) in members {
+        z.start_file(*name, opts).unwrap();
+        z.write_all(data).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+/// Writes a solid 7z (LZMA2) of `members` at `path`.
+pub fn write_7z(path: &Path, members: &[(&str, &[u8])]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = sevenz_rust2::ArchiveWriter::create(path).unwrap();
+    let entries = members
+        .iter()
+        .map(|(n, _)| sevenz_rust2::ArchiveEntry::new_file(n))
+        .collect();
+    let readers = members
+        .iter()
+        .map(|(_, d)| sevenz_rust2::SourceReader::new(*d))
+        .collect();
+    w.push_archive_entries(entries, readers).unwrap();
+    w.finish().unwrap();
+}
+
 static BUILD: Once = Once::new();
 
 /// The path of a workspace binary (`romlib` or `romlib-device`), built if missing.

@@ -15,7 +15,7 @@ use redb::WriteTransaction;
 use romlib_format::chunker::ChunkerParams;
 use romlib_format::chunker::{ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::limits::MAX_MANIFEST_BODY_LEN;
-use romlib_proto::{Chunker, FileEntry, Manifest};
+use romlib_proto::{Chunker, FileEntry, Manifest, SourceArchive};
 use std::collections::BTreeSet;
 
 /// A game whose chunks are all appended, waiting for its packs to be committed.
@@ -108,6 +108,14 @@ impl Manifests<'_> {
                 files: g.files,
                 pack_ids: g.packs.into_iter().collect(),
                 total_size: input.size(),
+                archive: input.archive.as_ref().map(|a| SourceArchive {
+                    format: a.kind.name().into(),
+                    name: a
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                }),
                 ..Default::default()
             };
             let body_len = body.encoded_len() + 64;

@@ -15,6 +15,7 @@
 //! build skip the games that have not changed since they were built.
 
 mod append;
+pub mod archive;
 mod batch;
 pub mod compress;
 mod dat_hashes;

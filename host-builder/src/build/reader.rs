@@ -9,6 +9,8 @@ use crate::dat::headers::HeaderRules;
 use crate::error::{Error, Result};
 use romlib_format::chunker::ChunkerParams;
 use std::fs::File;
+use std::io::Read;
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
@@ -38,30 +40,58 @@ pub(super) fn spawn_reader(
         let mut batch = Vec::new();
         let mut bytes = 0usize;
         for (gi, game) in games.iter().enumerate() {
-            for (fi, file) in game.files.iter().enumerate() {
-                let res = read_file(file, params, |data| {
-                    bytes += data.len();
-                    batch.push(Item {
-                        game: gi,
-                        file: fi,
-                        piece: Piece::Chunk(data),
-                    });
-                    if bytes >= BATCH_BYTES {
-                        bytes = 0;
-                        send(std::mem::take(&mut batch))
-                    } else {
+            let file_end =
+                |fi: usize, res: Result<Option<[u8; 32]>>, batch: &mut Vec<Item>| match res {
+                    Ok(Some(blake3)) => {
+                        batch.push(Item {
+                            game: gi,
+                            file: fi,
+                            piece: Piece::FileEnd { blake3 },
+                        });
                         true
                     }
-                });
-                match res {
-                    Ok(Some(blake3)) => batch.push(Item {
-                        game: gi,
-                        file: fi,
-                        piece: Piece::FileEnd { blake3 },
-                    }),
-                    Ok(None) => return,
+                    Ok(None) => false,
                     Err(e) => {
                         let _ = err_tx.send(Err(e));
+                        false
+                    }
+                };
+            let mut emit = |fi: usize, data: Vec<u8>, batch: &mut Vec<Item>| {
+                bytes += data.len();
+                batch.push(Item {
+                    game: gi,
+                    file: fi,
+                    piece: Piece::Chunk(data),
+                });
+                if bytes >= BATCH_BYTES {
+                    bytes = 0;
+                    send(std::mem::take(batch))
+                } else {
+                    true
+                }
+            };
+            if let Some(a) = &game.archive {
+                // An archive's members, in its order, from one pass over it.
+                let mut each = |fi: usize, rd: &mut dyn Read| -> Result<bool> {
+                    let file = &game.files[fi];
+                    // Messages name the member as a path inside its archive.
+                    let shown = file.abs.join(&file.rel);
+                    let res = chunk(rd, &shown, file.size, params, |d| {
+                        emit(fi, d, &mut batch)
+                    });
+                    // An error goes to the consumer, and reading stops.
+                    Ok(file_end(fi, res, &mut batch))
+                };
+                let res = super::archive::read(&a.path, a.kind, &a.members, &mut each)
+                    .and_then(|()| unchanged(&a.path, a.len, game.files[0].mtime));
+                if let Err(e) = res {
+                    let _ = err_tx.send(Err(e));
+                    return;
+                }
+            } else {
+                for (fi, file) in game.files.iter().enumerate() {
+                    let res = read_file(file, params, |d| emit(fi, d, &mut batch));
+                    if !file_end(fi, res, &mut batch) {
                         return;
                     }
                 }
@@ -85,14 +115,32 @@ pub(super) const VANISHED: &str = "file vanished during the build; run it again"
 pub(super) fn read_file(
     file: &InputFile,
     params: ChunkerParams,
-    mut emit: impl FnMut(Vec<u8>) -> bool,
+    emit: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<Option<[u8; 32]>> {
     let path = &file.abs;
     let f = File::open(path).map_err(|e| Error::io_or_missing(path, "open", e, VANISHED))?;
+    let hash = chunk(f, path, file.size, params, emit)?;
+    if hash.is_some() {
+        unchanged(path, file.size, file.mtime)?;
+    }
+    Ok(hash)
+}
+
+/// Chunks the `size` bytes `rd` gives (of `path`, for messages), calling `emit` per chunk;
+/// returns their BLAKE3, or `None` when `emit` asked to stop. Fewer or more bytes than
+/// `size` mean the file changed since the scan.
+fn chunk(
+    rd: impl Read,
+    path: &Path,
+    size: u64,
+    params: ChunkerParams,
+    mut emit: impl FnMut(Vec<u8>) -> bool,
+) -> Result<Option<[u8; 32]>> {
     let mut hasher = blake3::Hasher::new();
     let mut read: u64 = 0;
+    // One byte past the size is enough to see that it grew.
     let cdc = fastcdc::v2020::StreamCDC::with_level(
-        f,
+        rd.take(size.saturating_add(1)),
         params.min as usize,
         params.avg as usize,
         params.max as usize,
@@ -105,20 +153,32 @@ pub(super) fn read_file(
         })?;
         hasher.update(&chunk.data);
         read += chunk.data.len() as u64;
-        if read > file.size {
+        if read > size {
             break;
         }
         if !emit(chunk.data) {
             return Ok(None);
         }
     }
-    let after =
-        std::fs::metadata(path).map_err(|e| Error::io_or_missing(path, "stat", e, VANISHED))?;
-    if read != file.size || after.len() != file.size || after.modified().ok() != file.mtime {
+    if read != size {
         return Err(Error::input(
             path,
             "file changed during the build; run it again",
         ));
     }
     Ok(Some(*hasher.finalize().as_bytes()))
+}
+
+/// Checks that the file at `path` (an input file, or an archive) still has the size and
+/// modification time the scan saw.
+fn unchanged(path: &Path, len: u64, mtime: Option<std::time::SystemTime>) -> Result<()> {
+    let after =
+        std::fs::metadata(path).map_err(|e| Error::io_or_missing(path, "stat", e, VANISHED))?;
+    if after.len() != len || after.modified().ok() != mtime {
+        return Err(Error::input(
+            path,
+            "file changed during the build; run it again",
+        ));
+    }
+    Ok(())
 }

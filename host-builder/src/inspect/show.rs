@@ -97,6 +97,7 @@ pub fn show_game(lib: &Library, game: &str, trust: &TrustStore) -> Result<Value>
         "dat": b.dat.as_ref().map(|d| json!({
             "source": d.source, "name": d.name, "description": d.description, "region": d.region,
         })),
+        "archive": b.archive.as_ref().map(|a| json!({"format": a.format, "name": a.name})),
         "total_size": b.total_size,
         "chunk_count": b.chunk_count,
         "unique_chunks": unique.len(),
@@ -139,6 +140,10 @@ pub fn to_text(v: &Value) -> String {
     if let Some(d) = v["dat"].as_object() {
         let g = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         line("DAT", format!("{} (from {})", g("name"), g("source")));
+    }
+    if let Some(a) = v["archive"].as_object() {
+        let g = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        line("came as", format!("{} archive {}", g("format"), g("name")));
     }
     line("size", format!("{} bytes", v["total_size"]));
     line(

@@ -8,10 +8,11 @@
 mod discs;
 mod walk;
 
+use super::archive::{ArchiveKind, Member};
 use super::sidecar::{Sidecar, SIDECAR_NAME};
 use crate::error::{Error, Result};
 use romlib_format::limits::MAX_FILES;
-use romlib_format::path::{check_title_id, fold_cmp, windows_reserved, PathError};
+use romlib_format::path::{check_path, check_title_id, fold_cmp, windows_reserved, PathError};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -130,6 +131,21 @@ pub struct GameInput {
     /// The name of its system folder when the system table does not know it: recorded as
     /// its system when neither the sidecar nor `--system` names one.
     pub folder_system: Option<String>,
+    /// Set when the game is one archive: its files are the members, in its order.
+    pub archive: Option<SourceArchive>,
+}
+
+/// The archive a game is read from.
+#[derive(Debug, Clone)]
+pub struct SourceArchive {
+    /// Its format.
+    pub kind: ArchiveKind,
+    /// The archive.
+    pub path: PathBuf,
+    /// Its size when scanned.
+    pub len: u64,
+    /// Its members, one per file of the game, in the same order.
+    pub members: Vec<Member>,
 }
 
 impl GameInput {
@@ -516,6 +532,92 @@ fn game_folder(
     finish_game(title, dir, files, sidecar).map(Some)
 }
 
+/// The game of archive `f` (a file of system folder `dir`): its members as files, in the
+/// archive's order. `None` when it is skipped (encrypted, a bomb, unreadable...).
+fn archive_game(
+    w: &mut Walker,
+    title: &str,
+    dir: &Path,
+    f: InputFile,
+    kind: ArchiveKind,
+    sidecar: Sidecar,
+) -> Result<Option<GameInput>> {
+    let members = match super::archive::list(&f.abs, kind)? {
+        Ok(m) => m,
+        Err(problem) => {
+            w.skip(&f.abs, format!("archive not read: {problem}"))?;
+            return Ok(None);
+        }
+    };
+    let mut kept = Vec::with_capacity(members.len());
+    let mut files = Vec::with_capacity(members.len());
+    for m in members {
+        let name = m.name.rsplit('/').next().unwrap_or(&m.name);
+        let junk = is_junk(name) || m.name.split('/').any(is_junk_dir);
+        if junk && !w.opts.include_junk {
+            w.report.junk_files += 1;
+            w.report.junk_bytes += m.size;
+            continue;
+        }
+        let bad = check_path(&m.name, !w.opts.allow_non_fat_names)
+            .err()
+            .or_else(|| {
+                (windows_reserved(&m.name).is_some() && !w.opts.allow_non_fat_names)
+                    .then_some(PathError::WindowsReserved)
+            });
+        if let Some(p) = bad {
+            let hint = match p {
+                PathError::NotFatSafe | PathError::WindowsReserved => {
+                    "; --allow-non-fat-names accepts it"
+                }
+                _ => "",
+            };
+            w.skip(
+                &f.abs,
+                format!("archive not read: member {:?}: it {p}{hint}", m.name),
+            )?;
+            return Ok(None);
+        }
+        files.push(InputFile {
+            rel: m.name.clone(),
+            abs: f.abs.clone(),
+            size: m.size,
+            mode: 0o644,
+            mtime: f.mtime,
+            stamp: f.stamp,
+        });
+        kept.push(m);
+    }
+    if files.is_empty() {
+        w.skip(&f.abs, "archive not read: it holds no file")?;
+        return Ok(None);
+    }
+    if files.len() > MAX_FILES as usize {
+        w.skip(
+            &f.abs,
+            format!(
+                "archive not read: {} members exceed the limit of {MAX_FILES} per game",
+                files.len()
+            ),
+        )?;
+        return Ok(None);
+    }
+    check_collisions(&f.abs, &files)?;
+    Ok(Some(GameInput {
+        title: title.to_string(),
+        dir: dir.to_path_buf(),
+        files,
+        sidecar,
+        folder_system: None,
+        archive: Some(SourceArchive {
+            kind,
+            path: f.abs,
+            len: f.size,
+            members: kept,
+        }),
+    }))
+}
+
 /// A game from its files, checked.
 fn finish_game(
     title: &str,
@@ -540,6 +642,7 @@ fn finish_game(
         files,
         sidecar,
         folder_system: None,
+        archive: None,
     })
 }
 
@@ -664,7 +767,14 @@ fn system_folder(
         };
         check_title(&f.abs, &title, "file name (without its extension)")?;
         let sc = sidecar_for(&title)?;
-        found.push(finish_game(&title, dir, vec![f], sc)?);
+        match ArchiveKind::of(&f.rel) {
+            Some(kind) => {
+                if let Some(g) = archive_game(w, &title, dir, f, kind, sc)? {
+                    found.push(g);
+                }
+            }
+            None => found.push(finish_game(&title, dir, vec![f], sc)?),
+        }
     }
     // Folder games, less what sheets claimed. A hidden folder is never a game of its own:
     // it holds a playlist's discs.

@@ -1,0 +1,256 @@
+//! Archives in the input (issue 30): zip and 7z games stored as their members, parent and
+//! clone sets deduplicated, DATs matched on members, hostile archives skipped.
+
+use romlib_host::dat::digests::{hex, DatHashes};
+use romlib_tests::*;
+use std::fs;
+
+/// `list-games --json` of `lib`: (title, files) per game.
+fn games(w: &Workspace, lib: &str) -> Vec<(String, u64)> {
+    let out = ok(romlib(&["list-games", "-r", &w.s(lib), "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["games"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["title_id"].as_str().unwrap().to_string(),
+                g["files"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn summary(out: std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+/// A clrmamepro DAT line for a rom.
+fn rom(name: &str, data: &[u8]) -> String {
+    let h = DatHashes::of(data);
+    format!(
+        "\trom ( name \"{name}\" size {} crc {:08x} sha1 {} )\n",
+        data.len(),
+        h.crc32,
+        hex(&h.sha1)
+    )
+}
+
+#[test]
+fn zip_and_7z_games_are_their_members_and_clones_deduplicate() {
+    let w = Workspace::new();
+    let mut r = Rng::new(300);
+    let (cpu, gfx, snd) = (r.bytes(200_000), r.bytes(150_000), r.bytes(20_000));
+    let clone_cpu = r.bytes(200_000);
+    let i = w.p("roms");
+    // A parent set and its clone, sharing two of three roms, one deflated, one stored.
+    write_zip(
+        &i.join("arcade/pacman.zip"),
+        &[
+            ("pacman.6e", &cpu),
+            ("pacman.5e", &gfx),
+            ("82s123.7f", &snd),
+        ],
+        true,
+    );
+    write_zip(
+        &i.join("arcade/puckman.zip"),
+        &[
+            ("puckman.6e", &clone_cpu),
+            ("pacman.5e", &gfx),
+            ("82s123.7f", &snd),
+        ],
+        false,
+    );
+    // A solid 7z of a game with a folder inside, and an empty member.
+    let (a, b) = (r.text(120_000), r.bytes(64_000));
+    write_7z(
+        &i.join("gb/Pocket Set (World).7z"),
+        &[("b.gb", &b), ("docs/readme.txt", &a), ("empty.cfg", b"")],
+    );
+    // The same rom unzipped in another system folder: nothing new to store.
+    write(&i, "nes/Loose.nes", &gfx);
+
+    // Older than the input cache's racy margin, so the second build below can skip them.
+    std::thread::sleep(std::time::Duration::from_millis(2_300));
+    let s = summary(w.build("roms", "lib", &["--json", "--no-deltas"]));
+    assert_eq!(s["games"], 4, "{s}");
+    assert_eq!(s["files"], 10, "{s}");
+    // Stored: cpu, gfx, snd, the clone's cpu, and the 7z's two files, once each.
+    let unique = cpu.len() + gfx.len() + snd.len() + clone_cpu.len() + a.len() + b.len();
+    let new = s["new_bytes"].as_u64().unwrap();
+    assert!(
+        new <= unique as u64 + 4096,
+        "members deduplicate: {new} new bytes for {unique} unique"
+    );
+    assert_eq!(
+        games(&w, "lib"),
+        [
+            ("Loose".to_string(), 1),
+            ("Pocket Set (World)".to_string(), 3),
+            ("pacman".to_string(), 3),
+            ("puckman".to_string(), 3),
+        ]
+    );
+    // The archive's order is kept, and the manifest says where the game came from.
+    let show = ok(romlib(&[
+        "show",
+        "-r",
+        &w.s("lib"),
+        "-g",
+        "Pocket Set (World)",
+    ]));
+    let (pb, pd) = (
+        show.find("b.gb").unwrap(),
+        show.find("docs/readme.txt").unwrap(),
+    );
+    assert!(pb < pd, "archive order: {show}");
+    assert!(show.contains("7z archive Pocket Set (World).7z"), "{show}");
+    verify_ok(&w, "lib");
+
+    // Installs give the members' bytes.
+    ok(romlib(&[
+        "install",
+        "-g",
+        "puckman",
+        "-r",
+        &w.s("lib"),
+        "--install-dir",
+        &w.s("card"),
+    ]));
+    assert_eq!(fs::read(w.p("card/puckman/puckman.6e")).unwrap(), clone_cpu);
+    assert_eq!(fs::read(w.p("card/puckman/pacman.5e")).unwrap(), gfx);
+    ok(romlib(&[
+        "install",
+        "-g",
+        "Pocket Set (World)",
+        "-r",
+        &w.s("lib"),
+        "--install-dir",
+        &w.s("card"),
+    ]));
+    assert_eq!(
+        fs::read(w.p("card/Pocket Set (World)/docs/readme.txt")).unwrap(),
+        a
+    );
+    assert_eq!(
+        fs::read(w.p("card/Pocket Set (World)/empty.cfg")).unwrap(),
+        b""
+    );
+
+    // A DAT matches the members, as igir does.
+    let dat = format!(
+        "clrmamepro (\n\tname \"Arcade\"\n)\n\ngame (\n\tname \"pacman\"\n{}{}{})\n\n\
+         game (\n\tname \"puckman\"\n\tcloneof \"pacman\"\n{}{}{})\n",
+        rom("pacman.6e", &cpu),
+        rom("pacman.5e", &gfx),
+        rom("82s123.7f", &snd),
+        rom("puckman.6e", &clone_cpu),
+        rom("pacman.5e", &gfx),
+        rom("82s123.7f", &snd),
+    );
+    fs::write(w.p("arcade.dat"), dat).unwrap();
+    let out = ok(romlib(&[
+        "verify",
+        "-r",
+        &w.s("lib"),
+        "--dat",
+        &w.s("arcade.dat"),
+    ]));
+    for n in [
+        "complete   pacman -> pacman",
+        "complete   puckman -> puckman",
+    ] {
+        assert!(out.contains(n), "{n:?} not in {out}");
+    }
+
+    // A second build reads nothing new; touching an archive reads it again, same result.
+    let s = summary(w.build("roms", "lib", &["--json", "--no-deltas"]));
+    assert_eq!(s["skipped_games"], 4, "{s}");
+    let s = summary(w.build("roms", "lib", &["--json", "--no-deltas", "--reread"]));
+    assert_eq!(s["new_chunks"], 0, "{s}");
+    assert_eq!(s["manifests_written"], 0, "{s}");
+}
+
+/// Offsets of every `sig` (a little-endian zip record signature) in `bytes`.
+fn records(bytes: &[u8], sig: u32) -> Vec<usize> {
+    let sig = sig.to_le_bytes();
+    (0..bytes.len().saturating_sub(4))
+        .filter(|&i| bytes[i..i + 4] == sig)
+        .collect()
+}
+
+#[test]
+fn hostile_archives_are_skipped_with_a_reason_or_refused_with_strict() {
+    let w = Workspace::new();
+    let mut r = Rng::new(301);
+    let i = w.p("roms");
+    write(&i, "arcade/good.bin", &r.bytes(1000));
+    // Encrypted: the general-purpose flag's bit 0, in the local and central headers.
+    write_zip(
+        &i.join("arcade/locked.zip"),
+        &[("a.rom", &r.bytes(500))],
+        false,
+    );
+    let mut z = fs::read(i.join("arcade/locked.zip")).unwrap();
+    for at in records(&z, 0x0403_4b50) {
+        z[at + 6] |= 1;
+    }
+    for at in records(&z, 0x0201_4b50) {
+        z[at + 8] |= 1;
+    }
+    fs::write(i.join("arcade/locked.zip"), z).unwrap();
+    // A bomb: the central directory claims 4 GB from a few hundred bytes.
+    write_zip(&i.join("arcade/bomb.zip"), &[("a.rom", &[0u8; 300])], true);
+    let mut z = fs::read(i.join("arcade/bomb.zip")).unwrap();
+    for at in records(&z, 0x0201_4b50) {
+        z[at + 24..at + 28].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+    }
+    fs::write(i.join("arcade/bomb.zip"), z).unwrap();
+    // A member escaping the game's folder, and a file that is no archive.
+    write_zip(
+        &i.join("arcade/escape.zip"),
+        &[("../../evil.rom", b"x")],
+        false,
+    );
+    write(&i, "arcade/notzip.zip", b"this is not a zip archive at all");
+    // A 7z that is cut short.
+    write_7z(&i.join("arcade/cut.7z"), &[("a.rom", &r.bytes(5000))]);
+    let cut = fs::read(i.join("arcade/cut.7z")).unwrap();
+    fs::write(i.join("arcade/cut.7z"), &cut[..cut.len() - 20]).unwrap();
+
+    let s = summary(w.build("roms", "lib", &["--json"]));
+    assert_eq!(games(&w, "lib"), [("good".to_string(), 1)]);
+    let skipped = s["skipped_inputs"].as_array().unwrap();
+    let reason = |name: &str| {
+        skipped
+            .iter()
+            .find(|e| e["path"].as_str().unwrap().ends_with(name))
+            .map(|e| e["reason"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} not skipped: {s}"))
+    };
+    assert!(reason("locked.zip").contains("encrypted"));
+    assert!(reason("bomb.zip").contains("archive bomb"));
+    assert!(reason("escape.zip").contains("outside the game's folder"));
+    assert!(reason("notzip.zip").contains("not a readable zip archive"));
+    assert!(reason("cut.7z").contains("not a readable 7z archive"));
+    assert!(!w.p("evil.rom").exists() && !w.p("roms/evil.rom").exists());
+    fails(
+        w.build("roms", "lib2", &["--strict"]),
+        1,
+        &["bomb.zip", "--strict"],
+    );
+
+    // A member whose bytes do not match its CRC: the build stops naming the archive and
+    // the member, and publishes nothing of it.
+    let w2 = Workspace::new();
+    let data = r.bytes(3000);
+    write_zip(&w2.p("roms/arcade/rot.zip"), &[("a.rom", &data)], false);
+    let mut z = fs::read(w2.p("roms/arcade/rot.zip")).unwrap();
+    let at = z.windows(16).position(|win| win == &data[..16]).unwrap();
+    z[at + 100] ^= 0xFF;
+    fs::write(w2.p("roms/arcade/rot.zip"), z).unwrap();
+    fails(w2.build("roms", "lib", &[]), 1, &["rot.zip", "a.rom"]);
+    assert!(!w2.p("lib/games/rot.manifest").exists());
+}
