@@ -303,3 +303,109 @@ fn the_library_inside_its_input_and_links_are_left_out() {
     assert_eq!(s["files"], 3, "{s}");
     verify_ok(&w, "in/lib");
 }
+
+/// A DAT game: its name and its roms' names and bytes.
+type DatGame<'a> = (&'a str, &'a [(&'a str, &'a [u8])]);
+
+/// A clrmamepro DAT of `games`.
+fn dat(games: &[DatGame]) -> String {
+    use romlib_host::dat::digests::{hex, DatHashes};
+    let mut s = String::from("clrmamepro (\n\tname \"Nintendo - Game Boy\"\n)\n\n");
+    for (name, roms) in games {
+        s += &format!("game (\n\tname \"{name}\"\n");
+        for (rom, data) in *roms {
+            let h = DatHashes::of(data);
+            s += &format!(
+                "\trom ( name \"{rom}\" size {} crc {:08x} sha1 {} )\n",
+                data.len(),
+                h.crc32,
+                hex(&h.sha1)
+            );
+        }
+        s += ")\n\n";
+    }
+    s
+}
+
+#[test]
+fn rename_titles_games_after_the_dat_and_follows_a_newer_dat() {
+    let w = Workspace::new();
+    let mut r = Rng::new(32);
+    let (alpha, beta, bad) = (r.bytes(40_000), r.bytes(30_000), r.bytes(30_000));
+    write(&w.p("in"), "gb/alpha.gb", &alpha);
+    // A bad dump under its DAT name in a folder named otherwise.
+    write(&w.p("in"), "gb/betafolder/Beta (World).gb", &bad);
+    fs::write(
+        w.p("v1.dat"),
+        dat(&[
+            ("Alpha (World)", &[("Alpha (World).gb", &alpha)]),
+            ("Beta (World)", &[("Beta (World).gb", &beta)]),
+        ]),
+    )
+    .unwrap();
+    fs::write(
+        w.p("v2.dat"),
+        dat(&[
+            (
+                "Alpha (World) (Rev 1)",
+                &[("Alpha (World) (Rev 1).gb", &alpha)],
+            ),
+            ("Beta (World)", &[("Beta (World).gb", &beta)]),
+        ]),
+    )
+    .unwrap();
+    fails(
+        w.build("in", "lib", &["--rename"]),
+        2,
+        &["--rename", "--dat"],
+    );
+
+    ok(w.build("in", "lib", &["--dat", &w.s("v1.dat"), "--rename"]));
+    let titles =
+        |w: &Workspace| -> Vec<String> { games(w, "lib").into_iter().map(|g| g.0).collect() };
+    assert_eq!(titles(&w), ["Alpha (World)", "betafolder"]);
+    let show = ok(romlib(&["show", "-r", &w.s("lib"), "-g", "Alpha (World)"]));
+    assert!(show.contains("Alpha (World).gb"), "{show}");
+
+    // A newer DAT renames again: the old title goes, no second copy.
+    let s = summary(w.build(
+        "in",
+        "lib",
+        &["--json", "--dat", &w.s("v2.dat"), "--rename"],
+    ));
+    assert_eq!(s["new_chunks"], 0, "{s}");
+    assert_eq!(s["renamed"][0]["from"], "Alpha (World)", "{s}");
+    assert_eq!(s["renamed"][0]["to"], "Alpha (World) (Rev 1)", "{s}");
+    assert_eq!(titles(&w), ["Alpha (World) (Rev 1)", "betafolder"]);
+    verify_ok(&w, "lib");
+    ok(device(&[
+        "install",
+        "-g",
+        "Alpha (World) (Rev 1)",
+        "-r",
+        &w.s("lib"),
+        "--install-dir",
+        &w.s("card"),
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    assert_eq!(
+        fs::read(w.p("card/Alpha (World) (Rev 1)/Alpha (World) (Rev 1).gb")).unwrap(),
+        alpha
+    );
+    // Nothing changes on a rerun; the bad dump is a wrong hash, found by its file's name.
+    let s = summary(w.build(
+        "in",
+        "lib",
+        &["--json", "--dat", &w.s("v2.dat"), "--rename"],
+    ));
+    assert_eq!(s["manifests_written"], 0, "{s}");
+    assert_eq!(s["renamed"].as_array().unwrap().len(), 0, "{s}");
+    let out = romlib(&["verify", "-r", &w.s("lib"), "--dat", &w.s("v2.dat")]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("complete   Alpha (World) (Rev 1)"), "{text}");
+    assert!(
+        text.contains("wrong-hash Beta (World) -> betafolder"),
+        "{text}"
+    );
+}

@@ -45,6 +45,8 @@ struct Entry {
     manifest: [u8; 32],
     /// BLAKE3 of the published locator file.
     locator: [u8; 32],
+    /// The title the game was published under when it is not its input's (`--rename`).
+    published: Option<String>,
 }
 
 /// The cache as read at the start of a build.
@@ -80,6 +82,10 @@ pub fn settings_digest(opts: &BuildOptions) -> Result<[u8; 32]> {
         u8::from(opts.scan.include_junk),
         u8::from(opts.scan.allow_non_fat_names),
     ]);
+    // Only when set, so that caches written before the option existed stay valid.
+    if opts.rename {
+        h.update(b"rename");
+    }
     for (kind, files) in [(b'd', &opts.dats), (b'h', &opts.header_skippers)] {
         for path in files {
             h.update(&[kind]);
@@ -171,13 +177,19 @@ impl InputCache {
             let input = unhex(parts.next()?)?;
             let manifest = unhex(parts.next()?)?;
             let locator = unhex(parts.next()?)?;
-            let title = parts.next()?.to_string();
+            // `<input title>` or `<input title>/<published title>`: a title has no `/`.
+            let rest = parts.next()?;
+            let (title, published) = match rest.split_once('/') {
+                Some((t, p)) => (t.to_string(), Some(p.to_string())),
+                None => (rest.to_string(), None),
+            };
             entries.insert(
                 title,
                 Entry {
                     input,
                     manifest,
                     locator,
+                    published,
                 },
             );
         }
@@ -202,8 +214,16 @@ impl InputCache {
         {
             return false;
         }
-        file_hash(&lib.manifest_path(&game.title)) == Some(e.manifest)
-            && file_hash(&lib.locator_path(&game.title)) == Some(e.locator)
+        let title = e.published.as_deref().unwrap_or(&game.title);
+        file_hash(&lib.manifest_path(title)) == Some(e.manifest)
+            && file_hash(&lib.locator_path(title)) == Some(e.locator)
+    }
+
+    /// The title the game of input title `title` was published under, as recorded.
+    pub fn published<'a>(&'a self, title: &'a str) -> &'a str {
+        (self.entries.get(title))
+            .and_then(|e| e.published.as_deref())
+            .unwrap_or(title)
     }
 }
 
@@ -220,7 +240,7 @@ pub fn save(
     started: i128,
     old: &InputCache,
     skipped: &[String],
-    built: &[(String, [u8; 32])],
+    built: &[(String, [u8; 32], String)],
     wrote: bool,
 ) -> Result<()> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
@@ -229,10 +249,10 @@ pub fn save(
             entries.insert(title.clone(), e.clone());
         }
     }
-    for (title, input) in built {
+    for (title, input, published) in built {
         let (Some(manifest), Some(locator)) = (
-            file_hash(&lib.manifest_path(title)),
-            file_hash(&lib.locator_path(title)),
+            file_hash(&lib.manifest_path(published)),
+            file_hash(&lib.locator_path(published)),
         ) else {
             continue;
         };
@@ -242,6 +262,7 @@ pub fn save(
                 input: *input,
                 manifest,
                 locator,
+                published: (published != title).then(|| published.clone()),
             },
         );
     }
@@ -251,8 +272,13 @@ pub fn save(
     }
     let mut text = format!("{MAGIC}\nrecorded {started}\nsettings {}\n", hex(settings));
     for (title, e) in &entries {
+        let published = e
+            .published
+            .as_deref()
+            .map(|p| format!("/{p}"))
+            .unwrap_or_default();
         text.push_str(&format!(
-            "{} {} {} {title}\n",
+            "{} {} {} {title}{published}\n",
             hex(&e.input),
             hex(&e.manifest),
             hex(&e.locator)

@@ -15,8 +15,10 @@ use redb::WriteTransaction;
 use romlib_format::chunker::ChunkerParams;
 use romlib_format::chunker::{ALGORITHM_FASTCDC_V2020, NORMALIZATION_LEVEL};
 use romlib_format::limits::MAX_MANIFEST_BODY_LEN;
+use romlib_format::path::{check_path, check_title_id, fold_cmp, windows_reserved};
+use romlib_proto::DatMatch;
 use romlib_proto::{Chunker, FileEntry, Manifest, SourceArchive};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// A game whose chunks are all appended, waiting for its packs to be committed.
 pub(super) struct GameState {
@@ -54,14 +56,87 @@ pub(super) struct Manifests<'a> {
     pub(super) catalog: Option<&'a DatCatalog>,
     /// `--system`: the system of games whose `romlib.toml` names none.
     pub(super) system: Option<&'a str>,
+    /// `--rename`: title games and name their files after the DAT game they match.
+    pub(super) rename: bool,
+    /// `--allow-non-fat-names`: what names a rename may give.
+    pub(super) allow_non_fat: bool,
+    /// Titles taken in this run (folded case): every input title, and each new title a
+    /// rename gave. A rename to a taken title is not made.
+    pub(super) taken: HashSet<String>,
+}
+
+/// A title folded as case-insensitive cards compare it.
+pub(super) fn fold(title: &str) -> String {
+    title.chars().flat_map(char::to_lowercase).collect()
 }
 
 impl Manifests<'_> {
+    /// The title `--rename` gives `input`, matched as DAT game `m` whose roms `names` its
+    /// files are; renames `files` too when every one of them is a rom of that game (a
+    /// partial match keeps the file names, so a sheet still finds its tracks). A name that
+    /// cannot be used, or a title another game of the run has, is not given: the game
+    /// keeps its input's, with a warning.
+    fn rename(
+        &mut self,
+        input: &GameInput,
+        m: &DatMatch,
+        names: &[Option<String>],
+        files: &mut [FileEntry],
+        warnings: &mut Vec<String>,
+    ) -> String {
+        let fat = !self.allow_non_fat;
+        let usable_title = |t: &str| {
+            check_title_id(t).is_ok() && windows_reserved(t).is_none() && check_path(t, fat).is_ok()
+        };
+        let title = if m.name == input.title {
+            input.title.clone()
+        } else if !usable_title(&m.name) {
+            warnings.push(format!(
+                "{}: DAT name {:?} cannot be a title id (not a usable file name): the game keeps \
+                 its input's title",
+                input.title, m.name
+            ));
+            input.title.clone()
+        } else if fold_cmp(&m.name, &input.title).is_ne() && !self.taken.insert(fold(&m.name)) {
+            warnings.push(format!(
+                "{}: another game of this build already has the title {:?} (two dumps of \
+                 one DAT game?): the game keeps its input's title",
+                input.title, m.name
+            ));
+            input.title.clone()
+        } else {
+            m.name.clone()
+        };
+        // Files: all matched, every new name usable and distinct on a FAT card.
+        let new: Option<Vec<&str>> = names.iter().map(|n| n.as_deref()).collect();
+        let Some(new) = new else {
+            return title;
+        };
+        let usable = new.iter().all(|n| {
+            check_path(n, fat).is_ok() && (self.allow_non_fat || windows_reserved(n).is_none())
+        });
+        let mut folded: Vec<String> = new.iter().map(|n| fold(n)).collect();
+        folded.sort();
+        folded.dedup();
+        if !usable || folded.len() != new.len() {
+            warnings.push(format!(
+                "{}: the DAT's file names cannot all be used (unusable or colliding names): the \
+                 files keep their input names",
+                input.title
+            ));
+            return title;
+        }
+        for (f, n) in files.iter_mut().zip(new) {
+            f.path = n.to_string();
+        }
+        title
+    }
+
     /// Signs and publishes the manifests of `pending`, finished games whose chunks are all
     /// committed, and writes their locators; a manifest already on disk is left alone and
     /// only its locator healed. Publishing commits `txn` if it is open.
     pub(super) fn publish(
-        &self,
+        &mut self,
         store: &mut LibraryWriter,
         txn: &mut Option<WriteTransaction>,
         pending: Vec<GameState>,
@@ -75,9 +150,20 @@ impl Manifests<'_> {
         for g in pending {
             let input = &self.games[g.game];
             let sc = &input.sidecar;
-            let dat = self
+            let mut files = g.files;
+            let matched = self
                 .catalog
-                .and_then(|c| c.best_match(&input.title, &g.files));
+                .and_then(|c| c.best_match_roms(&input.title, &files));
+            let title = match (&matched, self.rename) {
+                (Some((m, names)), true) => {
+                    self.rename(input, m, names, &mut files, &mut summary.dat_warnings)
+                }
+                _ => input.title.clone(),
+            };
+            if title != input.title {
+                summary.titled.push((input.title.clone(), title.clone()));
+            }
+            let dat = matched.map(|(m, _)| m);
             let display_name = (sc.name.clone())
                 .or_else(|| dat.as_ref().map(|d| d.name.clone()))
                 .unwrap_or_else(|| input.title.clone());
@@ -86,7 +172,11 @@ impl Manifests<'_> {
                 .unwrap_or_default();
             let body = Manifest {
                 format_version: romlib_format::manifest::VERSION as u32,
-                title_id: input.title.clone(),
+                title_id: title.clone(),
+                input_name: match title == input.title {
+                    true => String::new(),
+                    false => input.title.clone(),
+                },
                 version: sc.version.clone().unwrap_or_default(),
                 display_name,
                 system: (sc.system.clone())
@@ -105,7 +195,7 @@ impl Manifests<'_> {
                     max_size: self.params.max,
                     normalization: NORMALIZATION_LEVEL,
                 }),
-                files: g.files,
+                files,
                 pack_ids: g.packs.into_iter().collect(),
                 total_size: input.size(),
                 archive: input.archive.as_ref().map(|a| SourceArchive {
@@ -129,11 +219,11 @@ impl Manifests<'_> {
                 ));
             }
             let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
-            let loc = locator::encode(&lib.locator_path(&input.title), &g.table, &g.locator)?;
-            let Some(staged) = stage_manifest(&lib, &input.title, &bytes, &g.table, &loc)? else {
+            let loc = locator::encode(&lib.locator_path(&title), &g.table, &g.locator)?;
+            let Some(staged) = stage_manifest(&lib, &title, &bytes, &g.table, &loc)? else {
                 summary.manifests_unchanged += 1;
                 // Heals a locator that a crash or an older romlib left missing or stale.
-                locator::refresh(&lib, &input.title, &g.table, &g.locator)?;
+                locator::refresh(&lib, &title, &g.table, &g.locator)?;
                 continue;
             };
             changed.push(staged);

@@ -47,6 +47,7 @@ use reader::spawn_reader;
 use romlib_format::chunker::ChunkerParams;
 use romlib_format::limits::{MAX_DICT_LEN, MAX_PACK_SIZE, MIN_PACK_SIZE};
 use scan::{scan, GameInput};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -80,6 +81,11 @@ pub fn build(
             opts.delta_gain.unwrap_or(0)
         )));
     }
+    if opts.rename && opts.dats.is_empty() {
+        return Err(Error::Usage(
+            "--rename titles games after the DAT game they match: give the DAT with --dat".into(),
+        ));
+    }
     let (games, report) = scan(input, Some(output), opts.scan)?;
     let files_total: u64 = games.iter().map(|g| g.files.len() as u64).sum();
     let bytes_total: u64 = games.iter().map(GameInput::size).sum();
@@ -90,7 +96,7 @@ pub fn build(
             "--dat matches games by their DAT hashes; it cannot go with --no-dat-hashes".into(),
         ));
     } else {
-        Some(DatCatalog::load(&opts.dats)?)
+        Some(DatCatalog::load_with(&opts.dats, opts.rename)?)
     };
     let header_rules = if opts.dat_hashes {
         Some(Arc::new(HeaderRules::load(&opts.header_skippers)?))
@@ -176,6 +182,14 @@ pub fn build(
             games: &games,
             catalog: catalog.as_ref(),
             system: opts.system.as_deref(),
+            rename: opts.rename,
+            allow_non_fat: opts.scan.allow_non_fat_names,
+            // Every input title, and the titles the skipped games were published under.
+            taken: (games.iter().map(|g| g.title.as_str()))
+                .chain(skipped.iter().map(String::as_str))
+                .chain(skipped.iter().map(|t| cache.published(t)))
+                .map(manifest::fold)
+                .collect(),
         },
     };
     let result = pool.install(|| run.consume(rx));
@@ -189,18 +203,36 @@ pub fn build(
     result?;
     crate::library::locator::write_catalog(store.library())?;
     store.publish()?;
+    // Each game's title in the library: its input's, or the one --rename gave it.
+    let titled: HashMap<String, String> = summary.titled.iter().cloned().collect();
+    let built: Vec<(String, [u8; 32], String)> = built
+        .into_iter()
+        .map(|(t, d)| {
+            let p = titled.get(&t).cloned().unwrap_or_else(|| t.clone());
+            (t, d, p)
+        })
+        .collect();
     // The library's games this input no longer holds: removed on request, else named.
-    if settings.is_some() {
-        let mut input: Vec<&String> = skipped.iter().chain(built.iter().map(|(t, _)| t)).collect();
+    if opts.signing_key.is_some() {
+        let mut input: Vec<&str> = (skipped.iter().map(|t| cache.published(t)))
+            .chain(built.iter().map(|(_, _, p)| p.as_str()))
+            .collect();
         input.sort();
         let gone: Vec<String> = store
             .library()
             .titles()?
             .into_iter()
-            .filter(|t| input.binary_search(&t).is_err())
+            .filter(|t| input.binary_search(&t.as_str()).is_err())
             // Listed from games/: only a valid title id names files a removal deletes.
             .filter(|t| romlib_format::path::check_title_id(t).is_ok())
             .collect();
+        // A game gone under its old title but built under a new one (--rename): renamed.
+        let (renamed, gone) = renamed_titles(store.library(), &built, gone);
+        if !renamed.is_empty() {
+            let titles: Vec<String> = renamed.iter().map(|(o, _)| o.clone()).collect();
+            crate::library::remove::remove_games(&mut store, &titles)?;
+            summary.renamed = renamed;
+        }
         if opts.remove_missing && !gone.is_empty() {
             summary.removed = crate::library::remove::remove_games(&mut store, &gone)?.removed;
         } else {
@@ -221,6 +253,38 @@ pub fn build(
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Splits `gone`, the library's titles this build did not publish, into the old titles
+/// of games `built` (input title, digest, title now published) published under a new one
+/// (their manifest names the same input: `input_name`, or the title itself before any
+/// rename), as (old, new) pairs, and the rest.
+fn renamed_titles(
+    lib: &romlib_device::Library,
+    built: &[(String, [u8; 32], String)],
+    gone: Vec<String>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let now: HashMap<&str, &str> = built
+        .iter()
+        .map(|(i, _, p)| (i.as_str(), p.as_str()))
+        .collect();
+    let (mut renamed, mut rest) = (Vec::new(), Vec::new());
+    for old in gone {
+        let from = romlib_device::trusted::ManifestFile::open(&lib.manifest_path(&old))
+            .ok()
+            .map(|m| {
+                let b = m.unverified_body();
+                match b.input_name.is_empty() {
+                    true => b.title_id.clone(),
+                    false => b.input_name.clone(),
+                }
+            });
+        match from.as_deref().and_then(|f| now.get(f)) {
+            Some(new) if **new != old => renamed.push((old, new.to_string())),
+            _ => rest.push(old),
+        }
+    }
+    (renamed, rest)
 }
 
 fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compressor> {

@@ -44,6 +44,8 @@ pub struct BuildOptions {
     pub reread: bool,
     /// Remove the library's games whose input is gone (`--remove-missing`).
     pub remove_missing: bool,
+    /// Title games and name their files after the DAT game they match (`--rename`).
+    pub rename: bool,
 }
 
 impl Default for BuildOptions {
@@ -64,6 +66,7 @@ impl Default for BuildOptions {
             delta_gain: Some(super::delta::DEFAULT_DELTA_GAIN),
             reread: false,
             remove_missing: false,
+            rename: false,
         }
     }
 }
@@ -114,6 +117,12 @@ pub struct BuildSummary {
     pub no_input: Vec<String>,
     /// Games removed because their input is gone (`--remove-missing`).
     pub removed: Vec<String>,
+    /// Games published under another title than their input's (`--rename`): (input
+    /// title, published title).
+    pub titled: Vec<(String, String)>,
+    /// Titles a game had before `--rename` gave it another: (old title, new title). The old
+    /// one left the library.
+    pub renamed: Vec<(String, String)>,
 }
 
 /// Hears how far a build has come (the command line draws its progress bar from it).

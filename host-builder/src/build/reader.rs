@@ -76,9 +76,7 @@ pub(super) fn spawn_reader(
                     let file = &game.files[fi];
                     // Messages name the member as a path inside its archive.
                     let shown = file.abs.join(&file.rel);
-                    let res = chunk(rd, &shown, file.size, params, |d| {
-                        emit(fi, d, &mut batch)
-                    });
+                    let res = chunk(rd, &shown, file.size, params, |d| emit(fi, d, &mut batch));
                     // An error goes to the consumer, and reading stops.
                     Ok(file_end(fi, res, &mut batch))
                 };

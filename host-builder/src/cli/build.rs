@@ -175,6 +175,10 @@ pub(super) struct GenerateCmd {
     /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
     /// record that game's name, description, region and the DAT in the manifest (repeatable)
     dat: Vec<PathBuf>,
+    #[argh(switch)]
+    /// with --dat: title each game and name its files after the DAT game it matches (a
+    /// later build with a newer DAT renames again; the old title leaves the library)
+    rename: bool,
     #[argh(option)]
     /// a clrmamepro header-skipper detector file (repeatable), tried before the built-in
     /// iNES, FDS, Lynx, 7800 and SNES copier detectors: a file with a recognised header also
@@ -244,6 +248,10 @@ pub(super) struct BuildCmd {
     /// name games after the DAT game (Logiqx XML or clrmamepro) their files match, and
     /// record that game's name, description, region and the DAT in the manifest (repeatable)
     dat: Vec<PathBuf>,
+    #[argh(switch)]
+    /// with --dat: title each game and name its files after the DAT game it matches (a
+    /// later build with a newer DAT renames again; the old title leaves the library)
+    rename: bool,
     #[argh(option)]
     /// a clrmamepro header-skipper detector file (repeatable), tried before the built-in
     /// iNES, FDS, Lynx, 7800 and SNES copier detectors: a file with a recognised header also
@@ -378,6 +386,7 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
         reread: false,
         remove_missing: false,
+        rename: false,
     };
     run_build(
         c.input,
@@ -408,6 +417,7 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
         dats: c.dat,
         header_skippers: c.header_skipper,
         system: c.system,
+        rename: c.rename,
         ..BuildOptions::default()
     };
     run_build(
@@ -447,6 +457,7 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
         reread: c.reread,
         remove_missing: c.remove_missing,
+        rename: c.rename,
     };
     run_build(
         c.input,
@@ -547,6 +558,26 @@ fn summary_text(s: &BuildSummary) -> String {
             "{} ({:.1} MiB) unchanged since they were built: not read again (--reread reads them)",
             count(s.skipped_games as usize, "game", "games"),
             mib(s.skipped_bytes)
+        );
+    }
+    if !s.titled.is_empty() {
+        let _ = writeln!(
+            t,
+            "{} titled after the DAT game they match (--rename)",
+            count(s.titled.len(), "game", "games"),
+        );
+    }
+    if !s.renamed.is_empty() {
+        let pairs: Vec<String> = s
+            .renamed
+            .iter()
+            .map(|(a, b)| format!("{a} -> {b}"))
+            .collect();
+        let _ = writeln!(
+            t,
+            "renamed {} (the old titles left the library): {}",
+            count(s.renamed.len(), "game", "games"),
+            shortlist(&pairs)
         );
     }
     if !s.removed.is_empty() {
@@ -659,6 +690,12 @@ fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
         .field("recovered", s.recovered.clone())
         .field("removed", s.removed.clone())
         .field("no_input", s.no_input.clone())
+        .field(
+            "renamed",
+            (s.renamed.iter())
+                .map(|(a, b)| Obj::new().field("from", a.as_str()).field("to", b.as_str()))
+                .collect::<Vec<_>>(),
+        )
 }
 
 /// Runs a build with progress and prints its summary, as `r` asks.

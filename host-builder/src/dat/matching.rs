@@ -132,6 +132,12 @@ pub struct DatCatalog {
 impl DatCatalog {
     /// Reads the DATs (streaming; only hashes and names are kept).
     pub fn load(paths: &[PathBuf]) -> Result<Self> {
+        Self::load_with(paths, false)
+    }
+
+    /// [`Self::load`], keeping each rom's name when `rom_names` (what `--rename` gives
+    /// files; left out otherwise, to keep a large DAT small in memory).
+    pub fn load_with(paths: &[PathBuf], rom_names: bool) -> Result<Self> {
         let mut cat = Self {
             sources: Vec::new(),
             games: Vec::new(),
@@ -142,7 +148,7 @@ impl DatCatalog {
         for path in paths {
             let source = cat.sources.len() as u32;
             let header = read_dat(path, |_, game| {
-                cat.add(source, game);
+                cat.add(source, game, rom_names);
                 Ok(())
             })?;
             let label = header.label();
@@ -155,7 +161,7 @@ impl DatCatalog {
         Ok(cat)
     }
 
-    fn add(&mut self, source: u32, mut game: DatGame) {
+    fn add(&mut self, source: u32, mut game: DatGame, rom_names: bool) {
         self.warnings.append(&mut game.skipped);
         let gi = self.games.len() as u32;
         let mut dumped_roms = 0;
@@ -164,7 +170,9 @@ impl DatCatalog {
                 continue;
             }
             dumped_roms += 1;
-            rom.name = String::new();
+            if !rom_names {
+                rom.name = String::new();
+            }
             let ri = self.roms.len() as u32;
             self.index.insert_rom(&rom, ri);
             self.roms.push((rom, gi));
@@ -191,23 +199,36 @@ impl DatCatalog {
     /// The DAT game covering most of `files`; ties go to the game named like the title,
     /// then to the one with fewest roms (the closest fit), then to the first in the DATs.
     pub fn best_match(&self, title: &str, files: &[FileEntry]) -> Option<DatMatch> {
+        self.best_match_roms(title, files).map(|(m, _)| m)
+    }
+
+    /// [`Self::best_match`], with the name the matched DAT game gives each file (`None`
+    /// for a file that is none of its roms), `/`-separated.
+    pub fn best_match_roms(
+        &self,
+        title: &str,
+        files: &[FileEntry],
+    ) -> Option<(DatMatch, Vec<Option<String>>)> {
         let mut votes: HashMap<u32, u32> = HashMap::new();
+        // Per file, the roms it is (the whole file, or its part after a header: whichever
+        // the DAT lists).
+        let mut fits: Vec<Vec<u32>> = Vec::with_capacity(files.len());
         for f in files {
-            // The whole file, or its part after a header: whichever the DAT lists.
-            let mut games: Vec<u32> = Vec::new();
+            let mut roms: Vec<u32> = Vec::new();
             for (size, h) in DatHashes::views(f) {
-                games.extend(
+                roms.extend(
                     self.index
                         .candidates(&h)
-                        .filter(|&ri| rom_fits(&self.roms[ri as usize].0, size, &h))
-                        .map(|ri| self.roms[ri as usize].1),
+                        .filter(|&ri| rom_fits(&self.roms[ri as usize].0, size, &h)),
                 );
             }
+            let mut games: Vec<u32> = roms.iter().map(|&ri| self.roms[ri as usize].1).collect();
             games.sort_unstable();
             games.dedup();
             for g in games {
                 *votes.entry(g).or_default() += 1;
             }
+            fits.push(roms);
         }
         let (&best, _) = votes.iter().max_by(|a, b| {
             let (ga, gb) = (&self.games[*a.0 as usize], &self.games[*b.0 as usize]);
@@ -217,12 +238,20 @@ impl DatCatalog {
                 .then_with(|| b.0.cmp(a.0))
         })?;
         let g = &self.games[best as usize];
-        Some(DatMatch {
+        let names = fits
+            .iter()
+            .map(|roms| {
+                let ri = roms.iter().find(|&&ri| self.roms[ri as usize].1 == best)?;
+                Some(self.roms[*ri as usize].0.name.replace('\\', "/"))
+            })
+            .collect();
+        let m = DatMatch {
             source: self.sources[g.source as usize].clone(),
             name: g.name.clone(),
             description: g.description.clone(),
             region: g.region.clone(),
-        })
+        };
+        Some((m, names))
     }
 }
 
@@ -260,6 +289,9 @@ pub struct LibraryFiles {
     by_crc: Multi<u32>,
     /// Games by title, display name and recorded DAT name.
     by_name: HashMap<String, u32>,
+    /// Games by the names of their files (the last path component): a bad dump whose
+    /// hashes match nothing is still found by its rom's name, whatever its title.
+    by_file_name: HashMap<String, u32>,
     /// Files of each game: a range of `files`.
     ranges: Vec<std::ops::Range<u32>>,
 }
@@ -334,6 +366,7 @@ impl LibraryFiles {
             by_md5: Multi::new(),
             by_crc: Multi::new(),
             by_name: HashMap::new(),
+            by_file_name: HashMap::new(),
             ranges: Vec::new(),
         }
     }
@@ -344,6 +377,8 @@ impl LibraryFiles {
         let start = self.files.len() as u32;
         let mut unhashed = 0;
         for f in &body.files {
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+            self.by_file_name.entry(name.to_string()).or_insert(gi);
             let views = DatHashes::views(f);
             if views.is_empty() {
                 unhashed += 1;
@@ -370,7 +405,12 @@ impl LibraryFiles {
             .as_ref()
             .map(|d| d.name.clone())
             .unwrap_or_default();
-        for n in [&dat_name, &body.display_name, &body.title_id] {
+        for n in [
+            &dat_name,
+            &body.display_name,
+            &body.title_id,
+            &body.input_name,
+        ] {
             if !n.is_empty() {
                 self.by_name.entry(n.clone()).or_insert(gi);
             }
@@ -429,6 +469,13 @@ impl LibraryFiles {
                 .into_iter()
                 .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
                 .map(|(g, _)| g)
+        });
+        // Nothing by name or hash: a game holding a file named like one of its roms.
+        let chosen = chosen.or_else(|| {
+            game.roms.iter().filter(|r| dumped(r)).find_map(|r| {
+                let name = r.name.rsplit(['/', '\\']).next().unwrap_or(&r.name);
+                self.by_file_name.get(name).copied()
+            })
         });
         let mut roms = Vec::with_capacity(game.roms.len());
         let (mut ok, mut missing, mut wrong) = (0, 0, 0);
@@ -654,7 +701,7 @@ mod tests {
             index: HashIndex::new(),
             warnings: Vec::new(),
         };
-        cat.add(0, game(vec![rom("x.nes", &rom_bytes[16..], "1")]));
+        cat.add(0, game(vec![rom("x.nes", &rom_bytes[16..], "1")]), false);
         assert_eq!(
             cat.best_match("g", &[e.clone()]).unwrap().name,
             "Game (USA)"
@@ -679,7 +726,7 @@ mod tests {
             roms,
             skipped: Vec::new(),
         };
-        cat.add(0, g("Small", vec![rom("a", b"alpha", "c")]));
+        cat.add(0, g("Small", vec![rom("a", b"alpha", "c")]), false);
         cat.add(
             0,
             g(
@@ -690,6 +737,7 @@ mod tests {
                     rom("z", b"z", "c"),
                 ],
             ),
+            false,
         );
         let files = [entry("a.bin", b"alpha"), entry("b.bin", b"beta")];
         let m = cat.best_match("t", &files).unwrap();
