@@ -67,6 +67,22 @@ fn collection(w: &Workspace) {
         "psx/Saga.m3u",
         b"#EXTM3U\n.hidden/Saga (Disc 1).cue\n.hidden\\Saga (Disc 2).cue\n",
     );
+    // A GD-ROM table, a CloneCD image and an Alcohol image.
+    write(
+        &i,
+        "psx/Dream.gdi",
+        b"3\r\n1 0 4 2352 track01.bin 0\r\n2 756 0 2352 \"track 02.raw\" 0\r\n\
+          3 45000 4 2352 track03.bin 0\r\n",
+    );
+    for t in ["track01.bin", "track 02.raw", "track03.bin"] {
+        write(&i, &format!("psx/{t}"), &r.bytes(3_000));
+    }
+    for ext in ["ccd", "img", "sub"] {
+        write(&i, &format!("psx/Clone.{ext}"), &r.bytes(2_000));
+    }
+    for ext in ["mds", "mdf"] {
+        write(&i, &format!("psx/Alc.{ext}"), &r.bytes(2_000));
+    }
     write(&i, "megadrive/Folder Game/data/a.bin", &r.bytes(5_000));
     write(&i, "megadrive/Folder Game/game.md", &r.bytes(5_000));
     write(&i, "megadrive/Sonic.md", &r.bytes(8_000));
@@ -86,8 +102,11 @@ fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
     assert_eq!(s["save_files"], 1);
     assert_eq!(s["front_end_files"], 1);
     let want = [
+        ("Alc", "psx", 2),
         ("Alpha (World)", "gb", 1),
+        ("Clone", "psx", 3),
         ("Disc", "psx", 3),
+        ("Dream", "psx", 4),
         ("Folder Game", "megadrive", 2),
         ("Saga", "psx", 5),
         ("Sonic", "megadrive", 1),
