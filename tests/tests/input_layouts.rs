@@ -262,11 +262,11 @@ fn mixed_folders_and_claimed_files_are_explained() {
     );
     // Two files of one stem in one system folder.
     write(&w.p("dup"), "gb/Same.gb", b"1");
-    write(&w.p("dup"), "gb/Same.zip", b"2");
+    write(&w.p("dup"), "gb/Same.bin", b"2");
     fails(
         w.build("dup", "lib4", &[]),
         1,
-        &["two games would be titled \"Same\"", "Same.gb", "Same.zip"],
+        &["two games would be titled \"Same\"", "Same.gb", "Same.bin"],
     );
 }
 

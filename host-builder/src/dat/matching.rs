@@ -651,10 +651,15 @@ mod tests {
         let (c, _) = lib.check(&game("c", vec![rom("c.bin", b"gamma", "c"), nd]));
         assert_eq!(c.state, GameState::Complete);
         assert_eq!(c.roms[1].1, RomState::NoDump);
-        // A CRC-32 match whose size differs is not a match.
+        // A CRC-32 match whose size differs is not a match: the file of that name is
+        // there with the wrong size.
         let mut r = rom("c.bin", b"gamma", "c");
         r.size = Some(99);
         let (c, _) = lib.check(&game("Gamma", vec![r]));
+        assert_eq!(c.state, GameState::WrongHash);
+        let mut r = rom("zeta.bin", b"gamma", "c");
+        r.size = Some(99);
+        let (c, _) = lib.check(&game("Zeta", vec![r]));
         assert_eq!(c.state, GameState::Missing);
     }
 
