@@ -7,13 +7,16 @@
 #   bash bench/games.sh            100,000 games of 264 bytes (about 3 minutes here)
 #   bash bench/games.sh --smoke    500 games (CI runs it so the script cannot rot)
 #
-# Environment: GAMES, WORK (default /tmp/romlib-games, removed first),
+# Environment: GAMES, LAYOUT (game-folders, the default: a folder per game; or
+# system-folders: every game one file in gb/, as collections keep cartridge sets), WORK
+# (default /tmp/romlib-games, removed first),
 # ROMLIB_BENCH_HOST_PROFILE=dev (the dev build's binaries, for smoke runs). Needs
 # /usr/bin/time (Debian's `time`) and python3 (both installed when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = --smoke ]; then GAMES=${GAMES:-500}; else GAMES=${GAMES:-100000}; fi
 WORK=${WORK:-/tmp/romlib-games}
+LAYOUT=${LAYOUT:-game-folders}
 need=()
 [ -x /usr/bin/time ] || need+=(time)
 command -v python3 >/dev/null || need+=(python3)
@@ -30,14 +33,21 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 IN=$WORK/in LIB=$WORK/lib
 # Game i: one 264-byte file, distinct per game (deterministic).
-python3 - "$IN" "$GAMES" <<'PY'
+python3 - "$IN" "$GAMES" "$LAYOUT" <<'PY'
 import os, sys, hashlib
-root, n = sys.argv[1], int(sys.argv[2])
+root, n, layout = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if layout == "system-folders":
+    os.makedirs(os.path.join(root, "gb"))
 for i in range(n):
-    d = os.path.join(root, "g%06d" % i)
-    os.makedirs(d)
-    with open(os.path.join(d, "rom.bin"), "wb") as f:
-        f.write(hashlib.sha256(b"%d" % i).digest() * 8 + i.to_bytes(8, "little"))
+    data = hashlib.sha256(b"%d" % i).digest() * 8 + i.to_bytes(8, "little")
+    if layout == "system-folders":
+        path = os.path.join(root, "gb", "g%06d.gb" % i)
+    else:
+        d = os.path.join(root, "g%06d" % i)
+        os.makedirs(d)
+        path = os.path.join(d, "rom.bin")
+    with open(path, "wb") as f:
+        f.write(data)
 PY
 "$ROMLIB" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null
 
@@ -58,11 +68,15 @@ listed() {  # the number of games a list-games printed, which must be $1
 }
 
 build=("$ROMLIB" build -q -i "$IN" -o "$LIB" --signing-key "$WORK/k.sec")
-printf 'romlib many-games benchmark: %s games, %s build, %s, %s cores\n\n' "$GAMES" "$HOST_DIR" "$(date -u +%F)" "$(nproc)"
+printf 'romlib many-games benchmark: %s games (%s), %s build, %s, %s cores\n\n' "$GAMES" "$LAYOUT" "$HOST_DIR" "$(date -u +%F)" "$(nproc)"
 printf '| command | s | peak RSS MiB |\n|---|---:|---:|\n'
 row "build, $GAMES new games" "${build[@]}"
 row "build, nothing new" "${build[@]}"
-mkdir -p "$IN/zz-new" && printf 'one more game\n' >"$IN/zz-new/readme.txt"
+if [ "$LAYOUT" = system-folders ]; then
+  printf 'one more game\n' >"$IN/gb/zz-new.gb"
+else
+  mkdir -p "$IN/zz-new" && printf 'one more game\n' >"$IN/zz-new/readme.txt"
+fi
 row "build, one new game" "${build[@]}"
 row "romlib list-games" "$ROMLIB" list-games -r "$LIB"
 listed $((GAMES + 1))

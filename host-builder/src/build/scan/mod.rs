@@ -778,12 +778,15 @@ fn system_folder(
     }
     // Folder games, less what sheets claimed. A hidden folder is never a game of its own:
     // it holds a playlist's discs.
+    let mut claimed_in: std::collections::HashMap<&str, std::collections::HashSet<String>> =
+        Default::default();
+    for r in &claimed {
+        if let Some((top, rest)) = r.split_once('/') {
+            claimed_in.entry(top).or_default().insert(rest.to_string());
+        }
+    }
     for (i, (name, path, c)) in subdirs.iter().enumerate() {
-        let mine: std::collections::HashSet<String> = claimed
-            .iter()
-            .filter_map(|r| r.strip_prefix(name.as_str())?.strip_prefix('/'))
-            .map(str::to_string)
-            .collect();
+        let mine = claimed_in.remove(name.as_str()).unwrap_or_default();
         if name.starts_with('.') {
             let left = sub_files[i].1.len() - mine.len().min(sub_files[i].1.len());
             if left > 0 {
