@@ -142,6 +142,19 @@ pub enum Error {
         /// What is wrong, and what exists.
         problem: String,
     },
+    /// The operation was asked to stop (SIGINT or SIGTERM) and stopped cleanly; a network
+    /// install kept what it had downloaded for the next attempt.
+    Cancelled {
+        /// What was being worked on.
+        path: PathBuf,
+        /// The signal (2 for SIGINT, 15 for SIGTERM); the exit status is 128 plus it.
+        signal: i32,
+    },
+    /// Another romlib operation holds the install folder (`--no-wait`).
+    Locked {
+        /// The install folder.
+        path: PathBuf,
+    },
     /// In an install folder, an entry that is not what romlib expects there (a symbolic
     /// link where a folder or file should be, a file where a folder should be); nothing
     /// was changed.
@@ -214,6 +227,17 @@ impl Error {
             Error::Unfit { .. } => "file_system",
             Error::NoRoom { .. } => "no_space",
             Error::Unexpected { .. } => "unexpected_entry",
+            Error::Cancelled { .. } => "cancelled",
+            Error::Locked { .. } => "locked",
+        }
+    }
+
+    /// The exit status of a command that failed with this error: 128 plus the signal for
+    /// a cancel (as a shell reports a process its signal ended), 1 otherwise.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            Error::Cancelled { signal, .. } => (128 + signal.clamp(&1, &127)) as u8,
+            _ => 1,
         }
     }
 
@@ -234,6 +258,8 @@ impl Error {
             | Error::Unfit { path, .. }
             | Error::NoRoom { path, .. }
             | Error::BeyondEnd { path, .. }
+            | Error::Cancelled { path, .. }
+            | Error::Locked { path }
             | Error::Unexpected { path, .. } => path.to_string_lossy().into_owned(),
             Error::Http { url, .. } | Error::Tls { url, .. } => url.clone(),
             Error::Layout { subject, .. } => subject.clone(),
@@ -365,6 +391,25 @@ impl fmt::Display for Error {
                     shown(path)
                 )
             }
+            Error::Cancelled { path, signal } => {
+                let name = match signal {
+                    2 => "SIGINT",
+                    15 => "SIGTERM",
+                    _ => "a signal",
+                };
+                write!(
+                    f,
+                    "{}: cancelled by {name}: nothing was installed; what an install over the \
+                     network had downloaded is kept, and the same command resumes it",
+                    path.display()
+                )
+            }
+            Error::Locked { path } => write!(
+                f,
+                "{}: another romlib operation is working in this folder (without --no-wait, \
+                 romlib waits for it)",
+                path.display()
+            ),
         }
     }
 }

@@ -476,6 +476,26 @@ mod imp {
             }
         }
 
+        /// Opens regular file `name` for reading and writing, creating it (empty) if missing,
+        /// never through a link: a lock file.
+        pub fn open_lock(&self, name: &str) -> Result<File> {
+            let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd =
+                rfs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o644)).map_err(|e| {
+                    match self.kind(name) {
+                        Ok(k @ (Kind::Symlink | Kind::Dir | Kind::Other)) => {
+                            unexpected(self.at(name), k, "a file")
+                        }
+                        _ => Error::io(self.at(name), "open", io(e)),
+                    }
+                })?;
+            let st = rfs::fstat(&fd).map_err(|e| Error::io(self.at(name), "stat", io(e)))?;
+            match kind_of(&st) {
+                Kind::File => Ok(File::from(fd)),
+                k => Err(unexpected(self.at(name), k, "a file")),
+            }
+        }
+
         /// Creates file `name`, which must not exist (nor be a link), with permission bits
         /// `mode`, for writing.
         pub fn create_file(&self, name: &str, mode: u32) -> Result<File> {
@@ -721,6 +741,22 @@ mod imp {
                     .map_err(|e| Error::io(self.at(name), "open", e)),
                 k => Err(unexpected(self.at(name), k, "a file")),
             }
+        }
+
+        /// Opens regular file `name` for reading and writing, creating it if missing, not
+        /// through a link: a lock file.
+        pub fn open_lock(&self, name: &str) -> Result<File> {
+            match self.kind(name)? {
+                Kind::Missing | Kind::File => {}
+                k => return Err(unexpected(self.at(name), k, "a file")),
+            }
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.at(name))
+                .map_err(|e| Error::io(self.at(name), "open", e))
         }
 
         /// Creates file `name`, which must not exist, for writing (`mode` is Unix only).

@@ -15,6 +15,7 @@
 //! The host builder's `romlib install` uses this same code; only the zstd decoder differs
 //! (the decoder is a seam: [`chunks::decoder::ChunkDecoder`]).
 
+pub mod cancel;
 pub mod chunks;
 pub mod cli;
 pub mod error;

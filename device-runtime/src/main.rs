@@ -55,7 +55,7 @@ fn main() {
             }
             Failure::Device(e) => {
                 out.device_error(&e);
-                std::process::exit(1);
+                std::process::exit(i32::from(e.exit_status()));
             }
             Failure::Reported => std::process::exit(1),
         }

@@ -6,6 +6,12 @@
 pub trait Progress: Sync {
     /// `bytes` more bytes and `chunks` more chunks are done.
     fn advance(&self, bytes: u64, chunks: u64);
+
+    /// The operation waits for something outside it (another operation's lock): `note`
+    /// says what, for the user.
+    fn waiting(&self, note: &str) {
+        let _ = note;
+    }
 }
 
 /// Hears nothing.

@@ -155,6 +155,37 @@ fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
         );
     }
 
+    // The installed side under a layout: listed, verified and cleaned up in its system
+    // folders; without --layout the folder of system folders is explained, not "0 games".
+    ok(device(&[
+        "install",
+        "-g",
+        "Sonic",
+        "-r",
+        &w.s("lib"),
+        "--install-dir",
+        &w.s("card"),
+        "--layout",
+        "muos",
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    let card = w.s("card");
+    let key = w.s("k.pub");
+    for args in [
+        vec!["list-games", "--install-dir", &card],
+        vec!["verify", "--installed", "--all", "--install-dir", &card, "--trusted-key", &key],
+        vec!["cleanup", "--install-dir", &card],
+    ] {
+        fails(device(&args), 1, &["system folders", "genesis, psx", "--layout"]);
+        let mut with = args.clone();
+        with.extend(["--layout", "muos"]);
+        let out = ok(device(&with));
+        if args[0] != "cleanup" {
+            assert!(out.contains("Saga") && out.contains("Sonic"), "{out}");
+        }
+    }
+
     // A second build adds nothing and writes no manifest.
     let s = summary(w.build("roms", "lib", &["--json"]));
     assert_eq!(s["new_chunks"], 0);

@@ -203,7 +203,12 @@ enum Bad {
     EndlessHeaders,
     /// Claims a body of a petabyte for every request.
     HugeLength,
+    /// Sends pack ranges slowly (16 KiB per 40 ms), counting the bytes in [`SLOW_SENT`].
+    Slow,
 }
+
+/// Pack bytes a [`Bad::Slow`] server sent.
+static SLOW_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A server that serves `root` correctly except for pack requests (or everything, for
 /// `NotFound`, `Status500` and `RedirectLoop`), where it misbehaves as `bad` says.
@@ -338,6 +343,15 @@ fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::
             out.write_all(&body[..body.len() / 2])?;
             out.flush()?;
             return Ok(()); // connection closed mid-body
+        }
+        if bad == Bad::Slow && is_pack && range.is_some() {
+            for piece in body.chunks(16 << 10) {
+                out.write_all(piece)?;
+                out.flush()?;
+                SLOW_SENT.fetch_add(piece.len() as u64, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            continue;
         }
         out.write_all(&body)?;
     }
@@ -580,4 +594,78 @@ fn a_library_on_the_device_is_reused_instead_of_downloaded() {
     ));
     assert_same_tree(&w.p("in/alpha"), &w.p("inst2/alpha"));
     assert!(downloaded(&out) > loc + man, "{out}");
+}
+
+/// Waits until `dir` holds at least `bytes` in files (the install is under way).
+fn wait_for_bytes(dir: &Path, bytes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while snapshot(dir).iter().map(|(_, b)| b.len() as u64).sum::<u64>() < bytes {
+        assert!(Instant::now() < deadline, "nothing written under {}", dir.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_keeps_the_download_and_a_second_install_waits_for_the_first() {
+    let w = fixture();
+    let (slow_port, _) = bad_server(w.p("lib"), Bad::Slow);
+    let slow = format!("http://127.0.0.1:{slow_port}/");
+    let device_bin = bin("romlib-device");
+    let start = |game: &str, dir: &str, extra: &[&str]| {
+        Command::new(&device_bin)
+            .args(["install", "--from", &slow, "-g", game, "--install-dir"])
+            .arg(w.p(dir))
+            .arg("--trusted-key")
+            .arg(w.p("k.pub"))
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // SIGTERM a third of the way: exit 143, a JSON error `cancelled`, nothing installed,
+    // the download kept.
+    let need = needed_bytes(&w.p("lib"), "alpha");
+    let child = start("alpha", "inst", &["--json"]);
+    wait_for_bytes(&w.p("inst/.romlib-staging"), need / 3);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(143), "{stdout}");
+    assert!(stdout.contains("\"code\":\"cancelled\"") && stdout.contains("SIGTERM"), "{stdout}");
+    assert!(!w.p("inst/alpha").exists());
+    assert!(w.p("inst/.romlib-resume/alpha.manifest").is_file());
+    let first = SLOW_SENT.swap(0, Ordering::SeqCst);
+    assert!(first < need, "cancelled after {first} of {need} bytes");
+    // The next install resumes: both attempts together download at most 25% more than one.
+    let (_server, port, _log) = serve(&w.s("lib"));
+    let fast = format!("http://127.0.0.1:{port}/");
+    let out = ok(install(&w, &fast, "alpha", "inst", &[]));
+    assert_same_tree(&w.p("in/alpha"), &w.p("inst/alpha"));
+    let second = downloaded(&out);
+    assert!(
+        (first + second) * 4 <= need * 5,
+        "cancel then resume downloaded {first} + {second} for {need}"
+    );
+
+    // Two installs in one folder: the second refuses with --no-wait, else waits, and both
+    // games end up installed (neither takes the other's staging for a crash's).
+    let a = start("alpha", "two", &[]);
+    wait_for_bytes(&w.p("two/.romlib-staging"), 64 << 10);
+    let out = install(&w, &fast, "beta", "two", &["--no-wait", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("\"code\":\"locked\""), "{text}");
+    let waited = install(&w, &fast, "beta", "two", &[]);
+    let err = String::from_utf8_lossy(&waited.stderr).into_owned();
+    ok(waited);
+    assert!(err.contains("waiting for it"), "{err}");
+    let a = a.wait_with_output().unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_same_tree(&w.p("in/alpha"), &w.p("two/alpha"));
+    assert_same_tree(&w.p("in/beta"), &w.p("two/beta"));
 }

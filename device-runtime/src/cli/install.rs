@@ -61,6 +61,10 @@ pub struct InstallCmd {
     /// system holds more than its free space says); a full disk still leaves nothing
     pub no_room_check: bool,
     #[argh(switch)]
+    /// refuse (error code locked) instead of waiting while another romlib operation works
+    /// in the install folder
+    pub no_wait: bool,
+    #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     pub json: bool,
 }
@@ -92,6 +96,10 @@ pub struct CleanupCmd {
     #[argh(option)]
     /// where games are installed
     pub install_dir: PathBuf,
+    #[argh(option)]
+    /// the layout games were installed with: its system folders under --install-dir are
+    /// cleaned up too
+    pub layout: Option<String>,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     pub json: bool,
@@ -102,6 +110,9 @@ impl InstallCmd {
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let c = self;
         usage_layout(&c.layout)?;
+        // Before any other thread starts: SIGINT and SIGTERM then stop the install cleanly
+        // (a download is kept for the next attempt).
+        crate::cancel::arm().map_err(|e| crate::Error::io(&c.install_dir, "take signals", e))?;
         let scratch = c.install_dir.join(crate::install::STAGING_DIR);
         let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
         let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
@@ -130,6 +141,7 @@ impl InstallCmd {
                 reuse: reuse.as_ref(),
                 progress: &progress,
                 check_room: !c.no_room_check,
+                wait: !c.no_wait,
             },
         );
         progress.finish();
@@ -189,7 +201,22 @@ impl CleanupCmd {
     /// Finishes or rolls back interrupted operations and reports what it did.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let c = self;
-        let (done, found) = cleanup(&c.install_dir)?;
+        usage_layout(&c.layout)?;
+        let mut folders = vec![c.install_dir.clone()];
+        if let Some(l) = &c.layout {
+            folders.extend(layout::layout_folders(&c.install_dir, l)?);
+        }
+        let (mut done, mut found) = (Vec::new(), Vec::new());
+        for f in &folders {
+            let (d, l) = cleanup(f)?;
+            done.extend(d);
+            found.extend(l);
+        }
+        if c.layout.is_none() && done.is_empty() && found.is_empty() {
+            if let Some(e) = layout::needs_layout(&c.install_dir) {
+                return Err(e.into());
+            }
+        }
         let (alone, handled): (Vec<_>, Vec<_>) = found.iter().partition(|f| f.left_alone());
         let bytes: u64 = handled.iter().map(|l| l.bytes).sum();
         let left_alone: Vec<String> = alone

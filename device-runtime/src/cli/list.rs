@@ -29,6 +29,10 @@ pub struct ListCmd {
     #[argh(option)]
     /// list the games installed in this folder instead of a library
     pub install_dir: Option<PathBuf>,
+    #[argh(option)]
+    /// with --install-dir: the layout the games were installed with (they are looked for
+    /// in its system folders)
+    pub layout: Option<String>,
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     pub timeout: u64,
@@ -81,11 +85,17 @@ impl ListCmd {
                 ));
             }
             let out = Output::new(PROG, "list-installed", c.json, ProgressMode::None);
-            return Ok(list_installed(dir, &out)?);
+            super::usage_layout(&c.layout)?;
+            return Ok(list_installed(dir, c.layout.as_deref(), &out)?);
         }
         if c.romlib.is_none() && c.from.is_none() {
             return Err(Failure::Usage(
                 "give -r LIBRARY, --from URL or --install-dir DIR".into(),
+            ));
+        }
+        if c.layout.is_some() {
+            return Err(Failure::Usage(
+                "--layout goes with --install-dir (a library lists every system)".into(),
             ));
         }
         let lib = library(
@@ -169,15 +179,27 @@ impl ListCmd {
 
 /// `list-games --install-dir DIR`: the games installed in `dir` and the leftovers of
 /// interrupted operations.
-pub fn list_installed(dir: &Path, out: &Output) -> Result<()> {
+pub fn list_installed(dir: &Path, layout: Option<&str>, out: &Output) -> Result<()> {
     if !dir.is_dir() {
         return Err(Error::NotFound {
             path: dir.to_path_buf(),
             what: "install folder",
         });
     }
-    let games = installed_games(dir)?;
-    let found = leftovers(dir)?;
+    let folders = match layout {
+        Some(l) => crate::install::layout::layout_folders(dir, l)?,
+        None => vec![dir.to_path_buf()],
+    };
+    let (mut games, mut found) = (Vec::new(), Vec::new());
+    for f in &folders {
+        games.extend(installed_games(f)?);
+        found.extend(leftovers(f)?);
+    }
+    if layout.is_none() && games.is_empty() && found.is_empty() {
+        if let Some(e) = crate::install::layout::needs_layout(dir) {
+            return Err(e);
+        }
+    }
     let mut human = String::new();
     for g in &games {
         human.push_str(&format!("{}\t{}\t{} bytes\n", g.title, g.state, g.bytes));

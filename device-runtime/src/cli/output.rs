@@ -149,7 +149,7 @@ impl Output {
 
     /// Reports a device error (its code and subject come with it).
     pub fn device_error(&self, e: &crate::Error) {
-        self.error(e.code(), &e.to_string(), Some(&e.subject()), 1);
+        self.error(e.code(), &e.to_string(), Some(&e.subject()), e.exit_status());
     }
 }
 

@@ -241,6 +241,18 @@ impl<'a> Reporter<'a> {
 }
 
 impl Progress for Reporter<'_> {
+    fn waiting(&self, note: &str) {
+        let mut e = std::io::stderr().lock();
+        let _ = match self.style {
+            Style::Json => writeln!(
+                e,
+                "{}",
+                envelope("warning", self.op).field("message", note).to_line()
+            ),
+            _ => writeln!(e, "romlib: {note}"),
+        };
+    }
+
     fn advance(&self, bytes: u64, chunks: u64) {
         if self.style == Style::Off {
             return;

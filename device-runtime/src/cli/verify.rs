@@ -187,6 +187,11 @@ fn verify_installed(c: VerifyCmd, out: &Output) -> Result<(), Failure> {
                     games.push((f.clone(), t));
                 }
             }
+            if games.is_empty() && c.layout.is_none() {
+                if let Some(e) = layout::needs_layout(dir) {
+                    return Err(e.into());
+                }
+            }
             games
         }
         _ => {

@@ -317,6 +317,7 @@ pub fn repair_installed<D: ChunkDecoder>(
         i > 0 && k < bad[i - 1].1
     }));
     let inst = open_install_dir(install_dir, false)?;
+    let _lock = super::lock(&inst, true, progress)?;
     recover_in(&inst, false)?;
     let live = game_folder(&inst, title)?;
     if !is_ours(&live) {

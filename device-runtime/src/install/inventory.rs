@@ -71,7 +71,9 @@ pub fn leftovers(install_dir: &Path) -> Result<Vec<Found>> {
 /// what was found before (with the bytes each took); entries left alone are among the
 /// found, and untouched.
 pub fn cleanup(install_dir: &Path) -> Result<(Vec<String>, Vec<Found>)> {
-    let r = recover_in(&open_install_dir(install_dir, false)?, true)?;
+    let inst = open_install_dir(install_dir, false)?;
+    let _lock = super::lock(&inst, true, &crate::progress::NoProgress)?;
+    let r = recover_in(&inst, true)?;
     Ok((r.done, r.found))
 }
 

@@ -105,6 +105,39 @@ fn real_dir(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
 }
 
+/// When `install_dir` holds folders named as some layout names system folders (`gb`,
+/// `Game Boy (GB)`, `FC`), the error that says so: a command that looks only at the
+/// folder itself would otherwise report nothing there, as if it held no game.
+pub fn needs_layout(install_dir: &Path) -> Option<Error> {
+    let mut names: Vec<String> = std::fs::read_dir(install_dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            systems::system(n).is_some_and(|s| {
+                s.folders.iter().flatten().any(|f| systems::same_name(f, n))
+            })
+        })
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    names.sort();
+    let more = names.len().saturating_sub(5);
+    names.truncate(5);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    Some(Error::Layout {
+        subject: install_dir.display().to_string(),
+        problem: format!(
+            "holds the system folders of a layout ({}{more}); pass --layout NAME to look in \
+             them ({})",
+            names.join(", "),
+            layout_names()
+        ),
+    })
+}
+
 /// The system folders of `layout` that exist under `install_dir`, sorted.
 pub fn layout_folders(install_dir: &Path, layout: &str) -> Result<Vec<PathBuf>> {
     let (col, _) = find_layout(layout)?;

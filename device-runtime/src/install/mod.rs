@@ -127,6 +127,46 @@ impl GameReport {
     }
 }
 
+/// The lock file of an install folder, held by every operation that changes the folder
+/// (install, uninstall, repair, cleanup), so two never work in one folder at once: the
+/// second waits, or with `--no-wait` refuses (`locked`), and never takes the first one's
+/// staging for an interrupted operation's.
+pub const LOCK_FILE: &str = ".romlib-lock";
+
+/// Takes `inst`'s lock, held until the returned file is dropped; waits for another holder
+/// when `wait` (telling `progress`), else refuses with [`Error::Locked`]. On a file system
+/// that cannot lock, goes on without (there is then nothing to coordinate by).
+pub(crate) fn lock(
+    inst: &Folder,
+    wait: bool,
+    progress: &dyn Progress,
+) -> Result<Option<std::fs::File>> {
+    let f = inst.open_lock(LOCK_FILE)?;
+    let held = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::Unsupported => Ok(None),
+        _ => Err(Error::io(inst.at(LOCK_FILE), "lock", e)),
+    };
+    match f.try_lock() {
+        Ok(()) => return Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(e)) => return held(e),
+    }
+    if !wait {
+        return Err(Error::Locked {
+            path: inst.path().to_path_buf(),
+        });
+    }
+    progress.waiting(&format!(
+        "{}: another romlib operation is working in this folder; waiting for it (--no-wait \
+         refuses instead)",
+        inst.path().display()
+    ));
+    match f.lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(e) => held(e),
+    }
+}
+
 /// Whether `dir` is a game folder romlib completed: its completion marker is a file.
 pub(crate) fn is_ours(dir: &Folder) -> bool {
     dir.kind(MARKER).is_ok_and(|k| k == Kind::File)
@@ -237,6 +277,9 @@ pub struct InstallOptions<'a> {
     /// where the file system's free space says little, e.g. a compressing one: a full disk
     /// then fails the install as it writes, which leaves nothing either).
     pub check_room: bool,
+    /// Wait while another romlib operation works in the install folder (on by default);
+    /// off, refuse at once with [`Error::Locked`] (`--no-wait`).
+    pub wait: bool,
 }
 
 impl Default for InstallOptions<'_> {
@@ -245,6 +288,7 @@ impl Default for InstallOptions<'_> {
             reuse: None,
             progress: &NoProgress,
             check_room: true,
+            wait: true,
         }
     }
 }
@@ -257,9 +301,31 @@ pub fn install_game_with(
     decoder: &mut (dyn ChunkDecoder + Send),
     opts: &InstallOptions,
 ) -> Result<GameReport> {
+    let created = matches!(
+        fs::symlink_metadata(install_dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound
+    );
+    let r = install_into(lib, m, install_dir, decoder, opts);
+    // A failed install leaves no install folder it created (only its lock file is in it,
+    // unless something else was written there meanwhile: then the folder stays).
+    if r.is_err() && created {
+        let _ = fs::remove_file(install_dir.join(LOCK_FILE));
+        let _ = fs::remove_dir(install_dir);
+    }
+    r
+}
+
+fn install_into(
+    lib: &Library,
+    m: &VerifiedManifest,
+    install_dir: &Path,
+    decoder: &mut (dyn ChunkDecoder + Send),
+    opts: &InstallOptions,
+) -> Result<GameReport> {
     let (reuse, progress) = (opts.reuse, opts.progress);
     let title = m.body().title_id.clone();
     let inst = open_install_dir(install_dir, true)?;
+    let _lock = lock(&inst, opts.wait, progress)?;
     let recovered = recover_in(&inst, false)?;
     let live = live_game(&inst, &title)?;
     let staging = inst.ensure_sub(STAGING_DIR)?;

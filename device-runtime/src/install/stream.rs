@@ -278,6 +278,8 @@ pub(super) fn stream_game(
                     chunks += 1;
                     bytes += c.len as usize;
                     if bytes >= BATCH_BYTES || buf.len() >= BATCH_BYTES {
+                        // Between batches: a cancel stops here, as an error would.
+                        crate::cancel::check(&mpath)?;
                         let (buf, chunks) = batch.take().expect("just filled");
                         send(Job::Raw { buf, chunks })?;
                         bytes = 0;

@@ -31,6 +31,7 @@ pub fn uninstall(install_dir: &Path, title: &str) -> Result<Uninstalled> {
         problem,
     })?;
     let inst = open_install_dir(install_dir, false)?;
+    let _lock = super::lock(&inst, true, &crate::progress::NoProgress)?;
     let recovered = recover_in(&inst, false)?;
     let live = match live_game(&inst, title)? {
         Some(live) if is_ours(&live) => live,

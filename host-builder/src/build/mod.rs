@@ -218,9 +218,9 @@ pub fn build(
             .chain(built.iter().map(|(_, _, p)| p.as_str()))
             .collect();
         input.sort();
-        let gone: Vec<String> = store
-            .library()
-            .titles()?
+        let titles = store.library().titles()?;
+        summary.library_games = titles.len() as u64;
+        let gone: Vec<String> = titles
             .into_iter()
             .filter(|t| input.binary_search(&t.as_str()).is_err())
             // Listed from games/: only a valid title id names files a removal deletes.
@@ -251,6 +251,9 @@ pub fn build(
             wrote,
         )?;
     }
+    summary.library_games = (summary.library_games)
+        .saturating_sub(summary.removed.len() as u64 + summary.renamed.len() as u64);
+    summary.library_pack_bytes = pack_bytes(store.library());
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -285,6 +288,19 @@ fn renamed_titles(
         }
     }
     (renamed, rest)
+}
+
+/// Bytes of the library's pack files.
+fn pack_bytes(lib: &romlib_device::Library) -> u64 {
+    std::fs::read_dir(lib.packs_dir())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn load_dictionary(store: &LibraryWriter, opts: &BuildOptions) -> Result<Compressor> {

@@ -120,6 +120,10 @@ pub struct BuildSummary {
     /// Games published under another title than their input's (`--rename`): (input
     /// title, published title).
     pub titled: Vec<(String, String)>,
+    /// Games the library holds after the build (0 for `build-packs`, which publishes none).
+    pub library_games: u64,
+    /// Bytes of the library's packs after the build.
+    pub library_pack_bytes: u64,
     /// Titles a game had before `--rename` gave it another: (old title, new title). The old
     /// one left the library.
     pub renamed: Vec<(String, String)>,

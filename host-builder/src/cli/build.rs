@@ -511,11 +511,11 @@ fn summary_text(s: &BuildSummary) -> String {
     let mut t = String::new();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let secs = s.elapsed.as_secs_f64().max(1e-9);
-    let ratio = |a: u64, b: u64| {
+    let pct = |a: u64, b: u64| {
         if b == 0 {
             "n/a".to_string()
         } else {
-            format!("{:.2}x", a as f64 / b as f64)
+            format!("{:.1}%", 100.0 * a as f64 / b as f64)
         }
     };
     let _ = writeln!(
@@ -527,15 +527,28 @@ fn summary_text(s: &BuildSummary) -> String {
         secs,
         mib(s.input_bytes) / secs
     );
+    // What this run added, then what the library holds: a ratio over a run that added two
+    // chunks says nothing.
+    let read = s.input_bytes - s.skipped_bytes;
     let _ = writeln!(
         t,
-        "{}, {} new ({:.1} MiB); dedup ratio {}, compression ratio {}",
+        "{} read, {} new ({:.1} MiB): {} of the bytes read were already stored; the new \
+         chunks took {:.1} MiB ({} of their size)",
         count(s.chunks as usize, "chunk", "chunks"),
         s.new_chunks,
         mib(s.new_bytes),
-        ratio(s.input_bytes - s.skipped_bytes, s.new_bytes),
-        ratio(s.new_bytes, s.stored_bytes)
+        pct(read - s.new_bytes.min(read), read),
+        mib(s.stored_bytes),
+        pct(s.stored_bytes, s.new_bytes)
     );
+    if s.library_games > 0 {
+        let _ = writeln!(
+            t,
+            "library: {}, {:.1} MiB of packs",
+            count(s.library_games as usize, "game", "games"),
+            mib(s.library_pack_bytes)
+        );
+    }
     if s.delta_chunks > 0 {
         let _ = writeln!(
             t,
@@ -687,6 +700,8 @@ fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
                 .collect::<Vec<_>>(),
         )
         .field("elapsed_ms", s.elapsed.as_millis() as u64)
+        .field("library_games", s.library_games)
+        .field("library_pack_bytes", s.library_pack_bytes)
         .field("recovered", s.recovered.clone())
         .field("removed", s.removed.clone())
         .field("no_input", s.no_input.clone())

@@ -35,6 +35,10 @@ pub(super) struct InstallCmd {
     /// standard error) or none
     pub(super) progress: ProgressMode,
     #[argh(switch)]
+    /// refuse (error code locked) instead of waiting while another romlib operation works
+    /// in the install folder
+    no_wait: bool,
+    #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     pub(super) json: bool,
 }
@@ -79,6 +83,7 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
     );
     let opts = InstallOptions {
         progress: &progress,
+        wait: !c.no_wait,
         ..InstallOptions::default()
     };
     let r = install_game_with(&lib, &m, &install_dir, &mut dec, &opts);

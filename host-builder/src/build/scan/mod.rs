@@ -469,6 +469,11 @@ fn choose_layout(input: &Path, top: &[Entry], asked: InputLayout) -> Result<Chos
             if !systems.is_empty() && systems.len() == dirs.len() {
                 return Ok(Chosen::SystemFolders { single: None });
             }
+            // A few game folders named like systems ("Doom", "Cave Story") among many
+            // others: game folders, said so.
+            if systems.len() * 2 < dirs.len() {
+                return Ok(Chosen::GameFolders);
+            }
             if let Some(s) = systems.first() {
                 let other = dirs
                     .iter()
