@@ -2,15 +2,19 @@
 """A small handheld front end for romlib-device, with no dependencies beyond Python 3.
 
 It lists the games of a library served over HTTP (`romlib serve`, or any static server
-holding a library folder), lets you pick one, installs it with a text progress bar drawn
-from `--progress json`, and explains a failure by its error code (docs/handhelds.md, "In a front
-end: machine-readable output").
+holding a library folder), optionally of one system, lets you pick one, installs it with
+a text progress bar drawn from `--progress json`, and explains a failure by its error code
+(docs/handhelds.md, "In a front end: machine-readable output"). Ctrl-C cancels the
+install the way a front end should: SIGTERM to romlib-device, which stops cleanly and
+keeps what it downloaded, so installing the game again resumes.
 
     python3 examples/frontend.py --from http://nas.local:8080/ \\
-        --install-dir /mnt/SDCARD/Roms --trusted-key publisher.pub [--game TITLE]
+        --install-dir /mnt/SDCARD/Roms [--layout minui] [--system gb] \\
+        --trusted-key publisher.pub [--game TITLE]
 
 Without --game it shows a numbered list and reads the number from standard input.
-Exit codes: 0 installed, 1 the install failed (the reason is printed), 2 bad usage.
+Exit codes: 0 installed, 1 the install failed (the reason is printed), 2 bad usage,
+130 cancelled.
 """
 
 import argparse
@@ -33,6 +37,9 @@ ADVICE = {
     "no_space": "The card is full: free some space, then try again.",
     "not_ours": "A folder of that name exists and romlib did not install it: left alone.",
     "usage": "The front end called romlib-device wrongly: please report it.",
+    "cancelled": "Cancelled: nothing was installed; install it again to resume the download.",
+    "locked": "Another install is running in that folder: try again when it is done.",
+    "no_layout_folder": "The layout has no folder for this game's system.",
 }
 
 
@@ -69,11 +76,22 @@ def draw(p, width=30):
     sys.stdout.flush()
 
 
-def install(device, url, title, install_dir, keys):
-    """Installs `title`, drawing progress; returns (result, error) objects, one of them None."""
+def install(device, url, title, install_dir, layout, keys):
+    """Installs `title`, drawing progress; returns (result, error) objects, one of them None.
+    Ctrl-C sends SIGTERM to romlib-device and waits for it to stop cleanly."""
     cmd = device + ["install", "--from", url, "-g", title, "--install-dir", install_dir,
-           "--progress", "json"] + keys
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           "--progress", "json"] + (["--layout", layout] if layout else []) + keys
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        return read_install(proc)
+    except KeyboardInterrupt:
+        proc.terminate()
+        return read_install(proc)
+
+
+def read_install(proc):
+    """Reads the JSON lines of an install until it ends."""
     result = error = None
     drawn = False
     for line in proc.stderr:
@@ -105,6 +123,9 @@ def main():
     ap.add_argument("--install-dir", required=True)
     ap.add_argument("--trusted-key", action="append", default=[])
     ap.add_argument("--game", help="title id to install (default: ask)")
+    ap.add_argument("--system", help="list only games of this system, e.g. gb")
+    ap.add_argument("--layout", help="install where this handheld OS looks: muos, knulli, "
+                                     "minui, onion, arkos")
     ap.add_argument("--device", default=os.environ.get("ROMLIB_DEVICE", "romlib-device"),
                     help="the romlib-device command, e.g. 'qemu-aarch64 ./romlib-device' "
                          "(default: $ROMLIB_DEVICE, else romlib-device from PATH)")
@@ -112,7 +133,8 @@ def main():
     device = shlex.split(a.device)
     keys = [arg for k in a.trusted_key for arg in ("--trusted-key", k)]
 
-    listing = run_json(device + ["list-games", "--from", a.url] + keys)
+    system = ["--system", a.system] if a.system else []
+    listing = run_json(device + ["list-games", "--from", a.url] + system + keys)
     if listing["type"] == "error":
         print(f"cannot list the library: {listing['message']}")
         print(ADVICE.get(listing["code"], ""))
@@ -122,7 +144,7 @@ def main():
         print("no trusted game in this library")
         return 1
     for i, g in enumerate(games, 1):
-        print(f"{i:3}. {g['name']} ({mib(g['size'])})")
+        print(f"{i:3}. {g['name']} [{g['system'] or '?'}] ({mib(g['size'])})")
     if a.game:
         title = a.game
     else:
@@ -132,13 +154,13 @@ def main():
             return 2
         title = games[int(choice) - 1]["title"]
 
-    result, error = install(device, a.url, title, a.install_dir, keys)
+    result, error = install(device, a.url, title, a.install_dir, a.layout, keys)
     if error:
         print(f"install failed [{error['code']}]: {error['message']}")
         advice = ADVICE.get(error["code"])
         if advice:
             print(advice)
-        return 1
+        return 130 if error["code"] == "cancelled" else 1
     print(f"installed {result['game']} in {result['path']}: {mib(result['bytes'])}, "
           f"{mib(result['bytes_downloaded'])} downloaded")
     return 0

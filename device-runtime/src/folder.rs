@@ -78,6 +78,15 @@ pub struct Folder {
     fd: std::os::fd::OwnedFd,
 }
 
+/// An exclusive lock on a folder ([`Folder::lock`]), released when dropped.
+pub struct DirLock {
+    /// The locked handle (closing it releases the lock), or nothing.
+    #[cfg(unix)]
+    _held: Option<std::os::fd::OwnedFd>,
+    #[cfg(not(unix))]
+    _held: Option<()>,
+}
+
 /// The error for entry `path` being `found` where romlib expects `want`: nothing changed.
 pub fn unexpected(path: impl Into<PathBuf>, found: Kind, want: &'static str) -> Error {
     Error::Unexpected {
@@ -476,23 +485,32 @@ mod imp {
             }
         }
 
-        /// Opens regular file `name` for reading and writing, creating it (empty) if missing,
-        /// never through a link: a lock file.
-        pub fn open_lock(&self, name: &str) -> Result<File> {
-            let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let fd =
-                rfs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o644)).map_err(|e| {
-                    match self.kind(name) {
-                        Ok(k @ (Kind::Symlink | Kind::Dir | Kind::Other)) => {
-                            unexpected(self.at(name), k, "a file")
-                        }
-                        _ => Error::io(self.at(name), "open", io(e)),
-                    }
-                })?;
-            let st = rfs::fstat(&fd).map_err(|e| Error::io(self.at(name), "stat", io(e)))?;
-            match kind_of(&st) {
-                Kind::File => Ok(File::from(fd)),
-                k => Err(unexpected(self.at(name), k, "a file")),
+        /// Takes an exclusive advisory lock on this folder itself (`flock` on a new handle
+        /// of it, so no file is created for it), held until the result is dropped. `None`
+        /// when another holder has it and `wait` is false; a lock that the file system
+        /// cannot take is no lock ([`DirLock`] holds nothing).
+        pub fn lock(&self, wait: bool) -> Result<Option<DirLock>> {
+            use rustix::fs::FlockOperation as Op;
+            let fd = rfs::openat(&self.fd, ".", DIR_FLAGS, Mode::empty())
+                .map_err(|e| Error::io(&self.path, "open", io(e)))?;
+            let op = if wait {
+                Op::LockExclusive
+            } else {
+                Op::NonBlockingLockExclusive
+            };
+            loop {
+                return match rfs::flock(&fd, op) {
+                    Ok(()) => Ok(Some(DirLock { _held: Some(fd) })),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+                    Err(
+                        rustix::io::Errno::NOLCK
+                        | rustix::io::Errno::OPNOTSUPP
+                        | rustix::io::Errno::INVAL
+                        | rustix::io::Errno::NOSYS,
+                    ) => Ok(Some(DirLock { _held: None })),
+                    Err(e) => Err(Error::io(&self.path, "lock", io(e))),
+                };
             }
         }
 
@@ -743,20 +761,11 @@ mod imp {
             }
         }
 
-        /// Opens regular file `name` for reading and writing, creating it if missing, not
-        /// through a link: a lock file.
-        pub fn open_lock(&self, name: &str) -> Result<File> {
-            match self.kind(name)? {
-                Kind::Missing | Kind::File => {}
-                k => return Err(unexpected(self.at(name), k, "a file")),
-            }
-            fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(self.at(name))
-                .map_err(|e| Error::io(self.at(name), "open", e))
+        /// Without directory handles there is no lock to take: every call holds nothing
+        /// (on Windows only the host's `romlib install` runs, one at a time by hand).
+        pub fn lock(&self, wait: bool) -> Result<Option<DirLock>> {
+            let _ = wait;
+            Ok(Some(DirLock { _held: None }))
         }
 
         /// Creates file `name`, which must not exist, for writing (`mode` is Unix only).

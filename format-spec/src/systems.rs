@@ -131,7 +131,7 @@ pub const SYSTEMS: &[System] = &[
         [None, Some("3ds"), None, None, None]),
     sys("virtualboy", &["Virtual Boy", "Nintendo - Virtual Boy", "vboy"],
         [Some("vb"), Some("virtualboy"), Some("Virtual Boy (VB)"), Some("VB"), Some("virtualboy")]),
-    sys("pokemini", &["Pokemon Mini", "Nintendo - Pokemon Mini", "pokemonmini"],
+    sys("pokemini", &["Pokemon Mini", "Pokémon Mini", "Nintendo - Pokemon Mini", "pokemonmini"],
         [Some("pokemini"), Some("pokemini"), Some("Pokémon mini (PKM)"), Some("POKE"), Some("pokemonmini")]),
     sys("gameandwatch", &["Game & Watch", "Game and Watch", "Nintendo - Game & Watch", "Handheld Electronic - Game and Watch"],
         [Some("gw"), Some("gameandwatch"), None, Some("GW"), Some("gameandwatch")]),
@@ -325,11 +325,8 @@ pub fn layout(name: &str) -> Option<(usize, &'static Layout)> {
 /// aliases; a DAT name's trailing parenthesised tags ("(Headered)", "(20240101-000000)")
 /// are left out first.
 pub fn system(name: &str) -> Option<&'static System> {
-    let mut name = name.trim();
     // "Nintendo - Nintendo Entertainment System (Headered) (20240101)" -> without the tags.
-    while let Some(open) = name.strip_suffix(')').and_then(|s| s.rfind('(')) {
-        name = name[..open].trim_end();
-    }
+    let name = without_tags(name);
     if name.is_empty() {
         return None;
     }
@@ -341,8 +338,17 @@ pub fn system(name: &str) -> Option<&'static System> {
             // for the MinUI ones ("Game Boy (GB)" is found by its alias already).
             SYSTEMS
                 .iter()
-                .find(|s| s.folders.iter().flatten().any(|f| same_name(f, name)))
+                .find(|s| (s.folders.iter().flatten()).any(|f| same_name(without_tags(f), name)))
         })
+}
+
+/// `name` without its trailing parenthesised tags and surrounding spaces.
+fn without_tags(name: &str) -> &str {
+    let mut name = name.trim();
+    while let Some(open) = name.strip_suffix(')').and_then(|s| s.rfind('(')) {
+        name = name[..open].trim_end();
+    }
+    name
 }
 
 /// Folders a layout uses for two systems it plays with one emulator.
@@ -369,7 +375,7 @@ mod tests {
             "megadrive"
         );
         assert_eq!(system("a7800").unwrap().id, "atari7800");
-        assert!(system("Amiga").is_none());
+        assert!(system("Bally Astrocade").is_none());
         assert!(system("").is_none());
         assert!(system("(x)").is_none());
     }

@@ -988,8 +988,12 @@ fn layouts_place_games_where_each_handheld_os_looks() {
     write(&w.p("in"), "Game (USA)/Game (USA).nes", &nes);
     write(&w.p("in"), "pocket/pocket.gb", &gb);
     write(&w.p("in"), "pocket/romlib.toml", b"system = \"Game Boy\"\n");
-    write(&w.p("in"), "amiga/disk.adf", &r.bytes(1000));
-    write(&w.p("in"), "amiga/romlib.toml", b"system = \"Amiga\"\n");
+    write(&w.p("in"), "astro/disk.bin", &r.bytes(1000));
+    write(
+        &w.p("in"),
+        "astro/romlib.toml",
+        b"system = \"Bally Astrocade\"\n",
+    );
     // --system for the games whose romlib.toml names none.
     ok(w.build("in", "lib", &["--system", "nes"]));
     let key = w.s("k.pub");
@@ -1114,16 +1118,20 @@ fn layouts_place_games_where_each_handheld_os_looks() {
         );
     }
     fails(
-        device_install("amiga", "bad", "muos"),
+        device_install("astro", "bad", "muos"),
         1,
-        &["game \"amiga\"", "\"Amiga\"", "known systems: nes, fds"],
+        &[
+            "game \"astro\"",
+            "\"Bally Astrocade\"",
+            "known systems: nes, fds",
+        ],
     );
     fails(
-        host_install("amiga", "bad", "minui"),
+        host_install("astro", "bad", "minui"),
         1,
-        &["game \"amiga\"", "known systems"],
+        &["game \"astro\"", "known systems"],
     );
-    assert!(!w.p("bad").join("nes").exists() && !w.p("bad").join("Amiga").exists());
+    assert!(!w.p("bad").join("nes").exists() && !w.p("bad").join("astro").exists());
 }
 
 #[test]

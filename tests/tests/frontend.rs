@@ -374,7 +374,7 @@ fn the_example_front_end_installs_over_http() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("  1. alpha (") && text.contains("installed alpha-v2 in"),
+        text.contains("  1. alpha [?] (") && text.contains("installed alpha-v2 in"),
         "{text}"
     );
     assert!(text.contains("100.0%"), "the bar reached its end: {text}");
@@ -383,6 +383,11 @@ fn the_example_front_end_installs_over_http() {
     let out = front(&["--game", "beta"], "");
     assert_eq!(out.status.code(), Some(0));
     assert_same_tree(&w.p("in/beta"), &w.p("inst/beta"));
+    // The system filter: these games record none.
+    let out = front(&["--system", "gb"], "");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("no trusted game in this library"), "{text}");
     // A failure, explained by its code.
     let out = front(&["--game", "gone"], "");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -174,10 +174,22 @@ fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
     let key = w.s("k.pub");
     for args in [
         vec!["list-games", "--install-dir", &card],
-        vec!["verify", "--installed", "--all", "--install-dir", &card, "--trusted-key", &key],
+        vec![
+            "verify",
+            "--installed",
+            "--all",
+            "--install-dir",
+            &card,
+            "--trusted-key",
+            &key,
+        ],
         vec!["cleanup", "--install-dir", &card],
     ] {
-        fails(device(&args), 1, &["system folders", "genesis, psx", "--layout"]);
+        fails(
+            device(&args),
+            1,
+            &["system folders", "genesis, psx", "--layout"],
+        );
         let mut with = args.clone();
         with.extend(["--layout", "muos"]);
         let out = ok(device(&with));

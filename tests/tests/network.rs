@@ -203,7 +203,7 @@ enum Bad {
     EndlessHeaders,
     /// Claims a body of a petabyte for every request.
     HugeLength,
-    /// Sends pack ranges slowly (16 KiB per 40 ms), counting the bytes in [`SLOW_SENT`].
+    /// Sends pack ranges slowly (64 KiB per 25 ms), counting the bytes in [`SLOW_SENT`].
     Slow,
 }
 
@@ -345,11 +345,11 @@ fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::
             return Ok(()); // connection closed mid-body
         }
         if bad == Bad::Slow && is_pack && range.is_some() {
-            for piece in body.chunks(16 << 10) {
+            for piece in body.chunks(64 << 10) {
                 out.write_all(piece)?;
                 out.flush()?;
                 SLOW_SENT.fetch_add(piece.len() as u64, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(40));
+                std::thread::sleep(Duration::from_millis(25));
             }
             continue;
         }
@@ -598,9 +598,18 @@ fn a_library_on_the_device_is_reused_instead_of_downloaded() {
 
 /// Waits until `dir` holds at least `bytes` in files (the install is under way).
 fn wait_for_bytes(dir: &Path, bytes: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while snapshot(dir).iter().map(|(_, b)| b.len() as u64).sum::<u64>() < bytes {
-        assert!(Instant::now() < deadline, "nothing written under {}", dir.display());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while snapshot(dir)
+        .iter()
+        .map(|(_, b)| b.len() as u64)
+        .sum::<u64>()
+        < bytes
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nothing written under {}",
+            dir.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -608,7 +617,12 @@ fn wait_for_bytes(dir: &Path, bytes: u64) {
 #[cfg(unix)]
 #[test]
 fn sigterm_keeps_the_download_and_a_second_install_waits_for_the_first() {
-    let w = fixture();
+    // A 12 MiB game (12 requests of 1 MiB spans) and a small one.
+    let w = Workspace::new();
+    let mut r = Rng::new(77);
+    write(&w.p("in"), "big/big.bin", &r.bytes(12 << 20));
+    write(&w.p("in"), "small/small.bin", &r.bytes(100_000));
+    ok(w.build("in", "lib", &["-q"]));
     let (slow_port, _) = bad_server(w.p("lib"), Bad::Slow);
     let slow = format!("http://127.0.0.1:{slow_port}/");
     let device_bin = bin("romlib-device");
@@ -624,11 +638,16 @@ fn sigterm_keeps_the_download_and_a_second_install_waits_for_the_first() {
             .spawn()
             .unwrap()
     };
-    // SIGTERM a third of the way: exit 143, a JSON error `cancelled`, nothing installed,
-    // the download kept.
-    let need = needed_bytes(&w.p("lib"), "alpha");
-    let child = start("alpha", "inst", &["--json"]);
-    wait_for_bytes(&w.p("inst/.romlib-staging"), need / 3);
+    // SIGTERM halfway: exit 143, a JSON error `cancelled`, nothing installed, the download
+    // kept.
+    let need = needed_bytes(&w.p("lib"), "big");
+    SLOW_SENT.store(0, Ordering::SeqCst);
+    let child = start("big", "inst", &["--json"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while SLOW_SENT.load(Ordering::SeqCst) < need / 2 {
+        assert!(Instant::now() < deadline, "the install downloads nothing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -636,16 +655,19 @@ fn sigterm_keeps_the_download_and_a_second_install_waits_for_the_first() {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(143), "{stdout}");
-    assert!(stdout.contains("\"code\":\"cancelled\"") && stdout.contains("SIGTERM"), "{stdout}");
-    assert!(!w.p("inst/alpha").exists());
-    assert!(w.p("inst/.romlib-resume/alpha.manifest").is_file());
+    assert!(
+        stdout.contains("\"code\":\"cancelled\"") && stdout.contains("SIGTERM"),
+        "{stdout}"
+    );
+    assert!(!w.p("inst/big").exists());
+    assert!(w.p("inst/.romlib-resume/big.manifest").is_file());
     let first = SLOW_SENT.swap(0, Ordering::SeqCst);
     assert!(first < need, "cancelled after {first} of {need} bytes");
     // The next install resumes: both attempts together download at most 25% more than one.
     let (_server, port, _log) = serve(&w.s("lib"));
     let fast = format!("http://127.0.0.1:{port}/");
-    let out = ok(install(&w, &fast, "alpha", "inst", &[]));
-    assert_same_tree(&w.p("in/alpha"), &w.p("inst/alpha"));
+    let out = ok(install(&w, &fast, "big", "inst", &[]));
+    assert_same_tree(&w.p("in/big"), &w.p("inst/big"));
     let second = downloaded(&out);
     assert!(
         (first + second) * 4 <= need * 5,
@@ -654,18 +676,18 @@ fn sigterm_keeps_the_download_and_a_second_install_waits_for_the_first() {
 
     // Two installs in one folder: the second refuses with --no-wait, else waits, and both
     // games end up installed (neither takes the other's staging for a crash's).
-    let a = start("alpha", "two", &[]);
-    wait_for_bytes(&w.p("two/.romlib-staging"), 64 << 10);
-    let out = install(&w, &fast, "beta", "two", &["--no-wait", "--json"]);
+    let a = start("big", "two", &[]);
+    wait_for_bytes(&w.p("two/.romlib-staging"), 1 << 20);
+    let out = install(&w, &fast, "small", "two", &["--no-wait", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("\"code\":\"locked\""), "{text}");
-    let waited = install(&w, &fast, "beta", "two", &[]);
+    let waited = install(&w, &fast, "small", "two", &[]);
     let err = String::from_utf8_lossy(&waited.stderr).into_owned();
     ok(waited);
     assert!(err.contains("waiting for it"), "{err}");
     let a = a.wait_with_output().unwrap();
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
-    assert_same_tree(&w.p("in/alpha"), &w.p("two/alpha"));
-    assert_same_tree(&w.p("in/beta"), &w.p("two/beta"));
+    assert_same_tree(&w.p("in/big"), &w.p("two/big"));
+    assert_same_tree(&w.p("in/small"), &w.p("two/small"));
 }

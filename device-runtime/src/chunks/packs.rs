@@ -112,6 +112,8 @@ impl PackReader {
             // Leave it to read_record, which reports it with the chunk's hash.
             return Ok(());
         }
+        // A cancel stops before a request, never within one: what was fetched is used.
+        crate::cancel::check(&remote.display_path(&pack_rel(first.pack_id)))?;
         self.span.0 = 0;
         self.span.2.resize((end - start) as usize, 0);
         remote.read_range(&pack_rel(first.pack_id), start, &mut self.span.2)?;

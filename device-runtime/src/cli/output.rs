@@ -149,7 +149,12 @@ impl Output {
 
     /// Reports a device error (its code and subject come with it).
     pub fn device_error(&self, e: &crate::Error) {
-        self.error(e.code(), &e.to_string(), Some(&e.subject()), e.exit_status());
+        self.error(
+            e.code(),
+            &e.to_string(),
+            Some(&e.subject()),
+            e.exit_status(),
+        );
     }
 }
 

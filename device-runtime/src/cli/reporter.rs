@@ -247,7 +247,9 @@ impl Progress for Reporter<'_> {
             Style::Json => writeln!(
                 e,
                 "{}",
-                envelope("warning", self.op).field("message", note).to_line()
+                envelope("warning", self.op)
+                    .field("message", note)
+                    .to_line()
             ),
             _ => writeln!(e, "romlib: {note}"),
         };

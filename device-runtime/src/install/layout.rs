@@ -115,9 +115,8 @@ pub fn needs_layout(install_dir: &Path) -> Option<Error> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| {
-            systems::system(n).is_some_and(|s| {
-                s.folders.iter().flatten().any(|f| systems::same_name(f, n))
-            })
+            systems::system(n)
+                .is_some_and(|s| s.folders.iter().flatten().any(|f| systems::same_name(f, n)))
         })
         .collect();
     if names.is_empty() {
@@ -126,7 +125,11 @@ pub fn needs_layout(install_dir: &Path) -> Option<Error> {
     names.sort();
     let more = names.len().saturating_sub(5);
     names.truncate(5);
-    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     Some(Error::Layout {
         subject: install_dir.display().to_string(),
         problem: format!(
@@ -239,11 +242,11 @@ mod tests {
             e.starts_with("layout \"garlic\": unknown; layouts: muos, knulli (batocera)"),
             "{e}"
         );
-        let e = layout_dir(root, "muos", &game("Amiga", None))
+        let e = layout_dir(root, "muos", &game("Bally Astrocade", None))
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("game \"g\": system \"Amiga\" is not one"),
+            e.starts_with("game \"g\": system \"Bally Astrocade\" is not one"),
             "{e}"
         );
         assert!(e.contains("known systems: nes, fds, snes"), "{e}");

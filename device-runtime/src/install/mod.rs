@@ -127,29 +127,18 @@ impl GameReport {
     }
 }
 
-/// The lock file of an install folder, held by every operation that changes the folder
-/// (install, uninstall, repair, cleanup), so two never work in one folder at once: the
-/// second waits, or with `--no-wait` refuses (`locked`), and never takes the first one's
-/// staging for an interrupted operation's.
-pub const LOCK_FILE: &str = ".romlib-lock";
-
-/// Takes `inst`'s lock, held until the returned file is dropped; waits for another holder
-/// when `wait` (telling `progress`), else refuses with [`Error::Locked`]. On a file system
-/// that cannot lock, goes on without (there is then nothing to coordinate by).
+/// Takes install folder `inst`'s lock, held until the result is dropped by every operation
+/// that changes the folder (install, uninstall, repair, cleanup), so two never work in one
+/// folder at once: the second waits (telling `progress`) when `wait`, else refuses with
+/// [`Error::Locked`], and never takes the first one's staging for an interrupted
+/// operation's. The lock is on the folder itself: nothing is created for it.
 pub(crate) fn lock(
     inst: &Folder,
     wait: bool,
     progress: &dyn Progress,
-) -> Result<Option<std::fs::File>> {
-    let f = inst.open_lock(LOCK_FILE)?;
-    let held = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::Unsupported => Ok(None),
-        _ => Err(Error::io(inst.at(LOCK_FILE), "lock", e)),
-    };
-    match f.try_lock() {
-        Ok(()) => return Ok(Some(f)),
-        Err(std::fs::TryLockError::WouldBlock) => {}
-        Err(std::fs::TryLockError::Error(e)) => return held(e),
+) -> Result<crate::folder::DirLock> {
+    if let Some(held) = inst.lock(false)? {
+        return Ok(held);
     }
     if !wait {
         return Err(Error::Locked {
@@ -161,10 +150,9 @@ pub(crate) fn lock(
          refuses instead)",
         inst.path().display()
     ));
-    match f.lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(e) => held(e),
-    }
+    inst.lock(true)?.ok_or_else(|| Error::Locked {
+        path: inst.path().to_path_buf(),
+    })
 }
 
 /// Whether `dir` is a game folder romlib completed: its completion marker is a file.
@@ -306,10 +294,9 @@ pub fn install_game_with(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound
     );
     let r = install_into(lib, m, install_dir, decoder, opts);
-    // A failed install leaves no install folder it created (only its lock file is in it,
-    // unless something else was written there meanwhile: then the folder stays).
+    // A failed install leaves no install folder it created (unless something was written
+    // there meanwhile, a download kept for the next attempt among them: then it stays).
     if r.is_err() && created {
-        let _ = fs::remove_file(install_dir.join(LOCK_FILE));
         let _ = fs::remove_dir(install_dir);
     }
     r

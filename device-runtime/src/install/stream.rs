@@ -174,6 +174,7 @@ pub(super) fn stream_game(
 ) -> Result<GameReport> {
     let mut table = m.chunks()?;
     let mpath = m.path().to_path_buf();
+    let remote = lib.remote_source().is_some();
     let mut others: Vec<Box<dyn ChunkDecoder + Send>> =
         (1..DECODERS).map(|_| decoder.another()).collect();
     let mut decoders: Vec<&mut (dyn ChunkDecoder + Send)> = vec![decoder];
@@ -278,8 +279,12 @@ pub(super) fn stream_game(
                     chunks += 1;
                     bytes += c.len as usize;
                     if bytes >= BATCH_BYTES || buf.len() >= BATCH_BYTES {
-                        // Between batches: a cancel stops here, as an error would.
-                        crate::cancel::check(&mpath)?;
+                        // Between batches: a cancel stops here, as an error would (over
+                        // HTTP, before the next request instead, so that nothing fetched is
+                        // thrown away: [`crate::chunks::packs`]).
+                        if !remote {
+                            crate::cancel::check(&mpath)?;
+                        }
                         let (buf, chunks) = batch.take().expect("just filled");
                         send(Job::Raw { buf, chunks })?;
                         bytes = 0;

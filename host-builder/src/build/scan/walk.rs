@@ -91,16 +91,18 @@ impl Walker {
         let mut listed = Vec::new();
         for e in rd {
             let e = e.map_err(|e| Error::io(dir, "read folder", e))?;
-            listed.push((e.file_name(), e.path()));
+            // The listing's own type, not a lookup by path: on Windows a path ending in
+            // `AUX` names the device.
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            listed.push((e.file_name(), e.path(), is_dir));
         }
         listed.sort();
         let mut out = Vec::with_capacity(listed.len());
-        for (name, path) in listed {
+        for (name, path, is_dir) in listed {
             let name = utf8_name(&path, &name)?;
             // Before anything opens it: on Windows opening `CON` or `nul.txt` opens the
             // device.
             if windows_reserved(&name).is_some() {
-                let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
                 out.push(Entry {
                     name,
                     path,
