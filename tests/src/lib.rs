@@ -249,6 +249,17 @@ pub fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The JSON object a successful `--json` command printed on stdout.
+pub fn json_of(out: Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+/// The games `romlib list-games -r <lib> --json` lists, as JSON objects.
+pub fn listed_games(w: &Workspace, lib: &str) -> Vec<serde_json::Value> {
+    let v = json_of(romlib(&["list-games", "-r", &w.s(lib), "--json"]));
+    v["games"].as_array().unwrap().clone()
+}
+
 /// Asserts exit code `code`, one line of error on stderr containing each of `needles`,
 /// and returns stderr.
 pub fn fails(out: Output, code: i32, needles: &[&str]) -> String {

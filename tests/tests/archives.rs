@@ -5,14 +5,9 @@ use romlib_host::dat::digests::{hex, DatHashes};
 use romlib_tests::*;
 use std::fs;
 
-/// `list-games --json` of `lib`: (title, files) per game.
+/// (title, files) of each game of `lib`.
 fn games(w: &Workspace, lib: &str) -> Vec<(String, u64)> {
-    let out = ok(romlib(&["list-games", "-r", &w.s(lib), "--json"]));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["games"]
-        .as_array()
-        .unwrap()
-        .iter()
+    (listed_games(w, lib).iter())
         .map(|g| {
             (
                 g["title_id"].as_str().unwrap().to_string(),
@@ -20,10 +15,6 @@ fn games(w: &Workspace, lib: &str) -> Vec<(String, u64)> {
             )
         })
         .collect()
-}
-
-fn summary(out: std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).unwrap()
 }
 
 /// A clrmamepro DAT line for a rom.
@@ -74,7 +65,7 @@ fn zip_and_7z_games_are_their_members_and_clones_deduplicate() {
 
     // Older than the input cache's racy margin, so the second build below can skip them.
     std::thread::sleep(std::time::Duration::from_millis(2_300));
-    let s = summary(w.build("roms", "lib", &["--json", "--no-deltas"]));
+    let s = json_of(w.build("roms", "lib", &["--json", "--no-deltas"]));
     assert_eq!(s["games"], 4, "{s}");
     assert_eq!(s["files"], 10, "{s}");
     // Stored: cpu, gfx, snd, the clone's cpu, and the 7z's two files, once each.
@@ -166,9 +157,9 @@ fn zip_and_7z_games_are_their_members_and_clones_deduplicate() {
     }
 
     // A second build reads nothing new; touching an archive reads it again, same result.
-    let s = summary(w.build("roms", "lib", &["--json", "--no-deltas"]));
+    let s = json_of(w.build("roms", "lib", &["--json", "--no-deltas"]));
     assert_eq!(s["skipped_games"], 4, "{s}");
-    let s = summary(w.build("roms", "lib", &["--json", "--no-deltas", "--reread"]));
+    let s = json_of(w.build("roms", "lib", &["--json", "--no-deltas", "--reread"]));
     assert_eq!(s["new_chunks"], 0, "{s}");
     assert_eq!(s["manifests_written"], 0, "{s}");
 }
@@ -220,7 +211,7 @@ fn hostile_archives_are_skipped_with_a_reason_or_refused_with_strict() {
     let cut = fs::read(i.join("arcade/cut.7z")).unwrap();
     fs::write(i.join("arcade/cut.7z"), &cut[..cut.len() - 20]).unwrap();
 
-    let s = summary(w.build("roms", "lib", &["--json"]));
+    let s = json_of(w.build("roms", "lib", &["--json"]));
     assert_eq!(games(&w, "lib"), [("good".to_string(), 1)]);
     let skipped = s["skipped_inputs"].as_array().unwrap();
     let reason = |name: &str| {

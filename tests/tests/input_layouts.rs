@@ -4,27 +4,14 @@
 use romlib_tests::*;
 use std::fs;
 
-/// `list-games --json` of `lib`: (title, system, files) per game.
+/// (title, system, files) of each game of `lib`.
 fn games(w: &Workspace, lib: &str) -> Vec<(String, String, u64)> {
-    let out = ok(romlib(&["list-games", "-r", &w.s(lib), "--json"]));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["games"]
-        .as_array()
-        .unwrap()
-        .iter()
+    (listed_games(w, lib).iter())
         .map(|g| {
-            (
-                g["title_id"].as_str().unwrap().to_string(),
-                g["system"].as_str().unwrap().to_string(),
-                g["files"].as_u64().unwrap(),
-            )
+            let s = |k: &str| g[k].as_str().unwrap().to_string();
+            (s("title_id"), s("system"), g["files"].as_u64().unwrap())
         })
         .collect()
-}
-
-/// The summary of a `--json` build.
-fn summary(out: std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).unwrap()
 }
 
 /// A collection in system folders: one-file games, a cue/bin disc whose sheet differs from
@@ -97,7 +84,7 @@ fn collection(w: &Workspace) {
 fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
     let w = Workspace::new();
     collection(&w);
-    let s = summary(w.build("roms", "lib", &["--json"]));
+    let s = json_of(w.build("roms", "lib", &["--json"]));
     assert_eq!(s["input_layout"], "system-folders");
     assert_eq!(s["save_files"], 1);
     assert_eq!(s["front_end_files"], 1);
@@ -199,11 +186,11 @@ fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
     }
 
     // A second build adds nothing and writes no manifest.
-    let s = summary(w.build("roms", "lib", &["--json"]));
+    let s = json_of(w.build("roms", "lib", &["--json"]));
     assert_eq!(s["new_chunks"], 0);
     assert_eq!(s["manifests_written"], 0);
     // Game folders, asked for, make each system one game (today's behaviour, on purpose).
-    let s = summary(w.build(
+    let s = json_of(w.build(
         "roms",
         "lib2",
         &["--json", "--input-layout", "game-folders"],
@@ -217,7 +204,7 @@ fn one_system_folder_as_input_and_its_system() {
     let w = Workspace::new();
     collection(&w);
     // `-i roms/gb`: the input is a system's folder.
-    let s = summary(w.build("roms/gb", "lib", &["--json"]));
+    let s = json_of(w.build("roms/gb", "lib", &["--json"]));
     assert_eq!(s["input_layout"], "system-folders");
     let got = games(&w, "lib");
     assert_eq!(got.len(), 2, "{got:?}");
@@ -326,7 +313,7 @@ fn the_library_inside_its_input_and_links_are_left_out() {
     symlink(w.p("in/alpha/a.bin"), w.p("in/alpha/inside.bin")).unwrap();
     symlink(w.p("in"), w.p("in/alpha/loop")).unwrap();
     // The library inside the input, and a link to it elsewhere in the input.
-    let s = summary(w.build("in", "in/lib", &["--json"]));
+    let s = json_of(w.build("in", "in/lib", &["--json"]));
     assert_eq!(s["files"], 2, "{s}"); // a.bin and the link inside the input
     let skipped = s["skipped_inputs"].to_string();
     for n in [
@@ -347,7 +334,7 @@ fn the_library_inside_its_input_and_links_are_left_out() {
     };
     let before = size("in/lib/packs");
     for _ in 0..2 {
-        let s = summary(w.build("in", "in/lib", &["--json"]));
+        let s = json_of(w.build("in", "in/lib", &["--json"]));
         assert_eq!(s["games"], 1, "{s}");
         assert_eq!(s["new_chunks"], 0, "{s}");
         assert!(s["libraries_skipped"].to_string().contains("lib"), "{s}");
@@ -361,7 +348,7 @@ fn the_library_inside_its_input_and_links_are_left_out() {
     );
     fs::remove_file(w.p("in/alpha/dangling.bin")).unwrap();
     fs::remove_file(w.p("in/alpha/loop")).unwrap();
-    let s = summary(w.build("in", "in/lib", &["--json", "--follow-symlinks"]));
+    let s = json_of(w.build("in", "in/lib", &["--json", "--follow-symlinks"]));
     assert_eq!(s["files"], 3, "{s}");
     verify_ok(&w, "in/lib");
 }
@@ -430,7 +417,7 @@ fn rename_titles_games_after_the_dat_and_follows_a_newer_dat() {
     assert!(show.contains("Alpha (World).gb"), "{show}");
 
     // A newer DAT renames again: the old title goes, no second copy.
-    let s = summary(w.build(
+    let s = json_of(w.build(
         "in",
         "lib",
         &["--json", "--dat", &w.s("v2.dat"), "--rename"],
@@ -456,7 +443,7 @@ fn rename_titles_games_after_the_dat_and_follows_a_newer_dat() {
         alpha
     );
     // Nothing changes on a rerun; the bad dump is a wrong hash, found by its file's name.
-    let s = summary(w.build(
+    let s = json_of(w.build(
         "in",
         "lib",
         &["--json", "--dat", &w.s("v2.dat"), "--rename"],
