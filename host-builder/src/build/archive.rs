@@ -20,9 +20,10 @@ use std::path::Path;
 /// a few thousand to one only on long runs (padding), so a real ROM set stays far below.
 pub const MAX_RATIO: u64 = 8192;
 
-/// 7z decoders' memory limit (dictionary), in KiB: 7-Zip's ultra preset uses 64 MiB,
-/// its largest setting 1.5 GiB.
-const SEVENZ_MEMORY_KB: usize = 1 << 21;
+/// 7z decoders' memory limit (dictionary, headers), in KiB: 7-Zip's ultra preset uses a
+/// 64 MiB dictionary; an archive asking for more than 1 GiB is refused (what a hostile
+/// archive can make the builder allocate).
+const SEVENZ_MEMORY_KB: usize = 1 << 20;
 
 /// An archive format romlib reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
