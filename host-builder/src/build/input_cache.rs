@@ -14,8 +14,9 @@
 //!
 //! The cache is only ever a shortcut: a missing, damaged, foreign or stale cache makes the
 //! build read the games again, never fail, and `--reread` ignores it. It is written (whole,
-//! by atomic rename) only by a build that wrote something else or changed an entry, so a
-//! run with nothing new still writes nothing.
+//! by atomic rename) only by a build that wrote something else, changed an entry, or read
+//! games again only because they were too recent to trust (so that a freshly copied
+//! collection is not read by every build), so a run with nothing new still writes nothing.
 
 use super::options::BuildOptions;
 use super::scan::GameInput;
@@ -219,6 +220,16 @@ impl InputCache {
             && file_hash(&lib.locator_path(title)) == Some(e.locator)
     }
 
+    /// Whether `game` (input digest `digest`) is recorded with that digest but some file of
+    /// it changed too close to the recording to be trusted.
+    pub fn racy(&self, game: &GameInput, digest: &[u8; 32]) -> bool {
+        let limit = self.recorded - RACY_NS;
+        self.entries
+            .get(&game.title)
+            .is_some_and(|e| e.input == *digest)
+            && (game.files.iter()).any(|f| ns(f.mtime) >= limit || f.stamp[0] >= limit)
+    }
+
     /// The title the game of input title `title` was published under, as recorded.
     pub fn published<'a>(&'a self, title: &'a str) -> &'a str {
         (self.entries.get(title))
@@ -230,10 +241,9 @@ impl InputCache {
 /// Writes the cache for a build that started at `started` (Unix nanoseconds) under
 /// `settings`: the games in `skipped` keep their entries from `old`, the games in `built`
 /// (title, input digest) get entries for the manifest and locator now published; games no
-/// longer in the input are dropped. A build that `wrote` nothing else to the library writes
-/// the cache only if an entry changed, so that a run with nothing new writes nothing (games
-/// whose files were too recent to trust then stay untrusted, and are read again, until a
-/// build writes something).
+/// longer in the input are dropped. A build that `wrote` nothing (the caller counts a build
+/// that read games again only for being too recent as writing) writes the cache only if an
+/// entry changed, so that a run with nothing new writes nothing.
 pub fn save(
     lib: &Library,
     settings: &[u8; 32],

@@ -123,6 +123,7 @@ pub fn build(
     };
     let mut skipped = Vec::new();
     let mut skipped_bytes = 0;
+    let mut racy = false;
     let mut built = Vec::new();
     let mut to_build = Vec::with_capacity(games.len());
     for game in games {
@@ -135,6 +136,9 @@ pub fn build(
             skipped_bytes += game.size();
             skipped.push(game.title);
         } else {
+            // Read again only because its files were too recent when the cache was
+            // recorded: this build's cache, recorded later, can vouch for them.
+            racy |= cache.racy(&game, &digest);
             built.push((game.title.clone(), digest));
             to_build.push(game);
         }
@@ -240,7 +244,9 @@ pub fn build(
         }
     }
     if let Some(s) = &settings {
-        let wrote = summary.manifests_written > 0 || summary.packs_written > 0;
+        // A run that wrote nothing writes the cache too when games were read again only
+        // for being too recent: else they would be read by every build until one writes.
+        let wrote = summary.manifests_written > 0 || summary.packs_written > 0 || racy;
         input_cache::save(
             store.library(),
             s,
