@@ -669,6 +669,7 @@ fn sigterm_keeps_the_download_and_a_second_install_waits_for_the_first() {
     let out = ok(install(&w, &fast, "big", "inst", &[]));
     assert_same_tree(&w.p("in/big"), &w.p("inst/big"));
     let second = downloaded(&out);
+    eprintln!("cancel at half, then resume: {first} + {second} bytes for {need}");
     assert!(
         (first + second) * 4 <= need * 5,
         "cancel then resume downloaded {first} + {second} for {need}"

@@ -238,6 +238,13 @@ impl InputCache {
     }
 }
 
+/// Whether every file of `game` is old enough for a cache recorded at `at` (Unix
+/// nanoseconds) to vouch for it.
+pub fn settled(game: &GameInput, at: i128) -> bool {
+    let limit = at - RACY_NS;
+    (game.files.iter()).all(|f| ns(f.mtime) < limit && f.stamp[0] < limit)
+}
+
 /// Writes the cache for a build that started at `started` (Unix nanoseconds) under
 /// `settings`: the games in `skipped` keep their entries from `old`, the games in `built`
 /// (title, input digest) get entries for the manifest and locator now published; games no

@@ -137,8 +137,9 @@ pub fn build(
             skipped.push(game.title);
         } else {
             // Read again only because its files were too recent when the cache was
-            // recorded: this build's cache, recorded later, can vouch for them.
-            racy |= cache.racy(&game, &digest);
+            // recorded: this build's cache, recorded later, can vouch for them (once they
+            // are old enough for it too; until then a run with nothing new writes nothing).
+            racy |= cache.racy(&game, &digest) && input_cache::settled(&game, started_ns);
             built.push((game.title.clone(), digest));
             to_build.push(game);
         }
