@@ -19,9 +19,19 @@ pub fn read_exact_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Resul
     file.read_exact(buf)
 }
 
-/// Opens `path` for reading; a missing file is [`Error::NotFound`] naming it as `what`.
+/// Opens regular file `path` for reading; a missing file is [`Error::NotFound`] naming it
+/// as `what`. A library folder can be written by someone else: a FIFO, socket or device
+/// planted under a library file's name is refused, never read (opening a FIFO would wait
+/// for a writer forever), and a folder there is an error too.
 pub fn open_existing(path: &Path, what: &'static str) -> Result<File> {
-    File::open(path).map_err(|e| {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = opts.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::NotFound {
                 path: path.to_path_buf(),
@@ -30,7 +40,23 @@ pub fn open_existing(path: &Path, what: &'static str) -> Result<File> {
         } else {
             Error::io(path, "open", e)
         }
-    })
+    })?;
+    let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            path,
+            "open",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a regular file: a library's {what} is never read from anything else"),
+            ),
+        ));
+    }
+    // Back to blocking reads (no effect on a regular file, but be plain).
+    #[cfg(unix)]
+    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())
+        .map_err(|e| Error::io(path, "open", e.into()))?;
+    Ok(file)
 }
 
 /// The length of the open file `file` (`path` names it in errors).

@@ -458,3 +458,76 @@ fn one_damaged_base_is_one_problem_then_the_games_that_need_it() {
         assert_eq!(out.status.success(), !named, "{g}: {problems:?}");
     }
 }
+
+/// Runs `cmd` to its end, or fails the test if it has not ended within 30 s (a reader
+/// waiting on a FIFO would never end).
+fn within_30s(mut cmd: std::process::Command) -> Output {
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} still runs after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A FIFO planted under a library file's name (a manifest, a pack, a locator) is refused
+/// with one line naming it, never opened for reading and waited on forever.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_a_library_file_is_refused_not_waited_on() {
+    for victim in [
+        "games/alpha.manifest",
+        "games/alpha.locator",
+        "packs/pack-0001.pkg",
+    ] {
+        let w = Workspace::new();
+        library(&w);
+        let path = w.p("lib").join(victim);
+        fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut install = device_cmd();
+        install.args([
+            "install",
+            "-r",
+            &w.s("lib"),
+            "-g",
+            "alpha",
+            "--install-dir",
+            &w.s("inst"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]);
+        let out = within_30s(install);
+        no_crash(&out, victim);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{victim}: {err}");
+        assert!(
+            err.contains(victim.rsplit('/').next().unwrap()),
+            "{victim}: {err}"
+        );
+        assert!(!w.p("inst/alpha").exists());
+        // Listing the library does not wait on it either.
+        let mut list = device_cmd();
+        list.args([
+            "list-games",
+            "-r",
+            &w.s("lib"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]);
+        no_crash(&within_30s(list), victim);
+    }
+}
