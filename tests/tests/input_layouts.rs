@@ -121,19 +121,22 @@ fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
     verify_ok(&w, "lib");
 
     // Installed by the system recorded from the folder, byte for byte.
-    ok(device(&[
-        "install",
-        "-g",
-        "Saga",
-        "-r",
-        &w.s("lib"),
-        "--install-dir",
-        &w.s("card"),
-        "--layout",
-        "muos",
-        "--trusted-key",
-        &w.s("k.pub"),
-    ]));
+    let install_muos = |game: &str| {
+        ok(device(&[
+            "install",
+            "-g",
+            game,
+            "-r",
+            &w.s("lib"),
+            "--install-dir",
+            &w.s("card"),
+            "--layout",
+            "muos",
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]))
+    };
+    install_muos("Saga");
     for d in 1..=2 {
         let name = format!(".hidden/Saga (Disc {d}).bin");
         assert_eq!(
@@ -144,19 +147,7 @@ fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
 
     // The installed side under a layout: listed, verified and cleaned up in its system
     // folders; without --layout the folder of system folders is explained, not "0 games".
-    ok(device(&[
-        "install",
-        "-g",
-        "Sonic",
-        "-r",
-        &w.s("lib"),
-        "--install-dir",
-        &w.s("card"),
-        "--layout",
-        "muos",
-        "--trusted-key",
-        &w.s("k.pub"),
-    ]));
+    install_muos("Sonic");
     let card = w.s("card");
     let key = w.s("k.pub");
     for args in [

@@ -273,7 +273,7 @@ pub fn scan(
     let mut w = Walker::new(root.clone(), output, opts);
     let top = w.entries(input, &root)?;
     let mut games = Vec::new();
-    match choose_layout(input, &top, opts.layout)? {
+    match choose_layout(input, &root, &top, opts.layout)? {
         Chosen::GameFolders => {
             w.report.layout = InputLayout::GameFolders;
             for e in top {
@@ -436,8 +436,9 @@ struct FolderSystem {
 }
 
 /// Picks the layout: as asked, or (auto) system folders when every sub-folder is named
-/// after a known system, or when the input itself is a system's folder holding files.
-fn choose_layout(input: &Path, top: &[Entry], asked: InputLayout) -> Result<Chosen> {
+/// after a known system, or when the input itself (canonical: `root`) is a system's folder
+/// holding files.
+fn choose_layout(input: &Path, root: &Path, top: &[Entry], asked: InputLayout) -> Result<Chosen> {
     let dirs: Vec<&Entry> = top
         .iter()
         .filter(|e| matches!(e.kind, Kind::Dir(_)) && !is_junk_dir(&e.name))
@@ -449,9 +450,10 @@ fn choose_layout(input: &Path, top: &[Entry], asked: InputLayout) -> Result<Chos
     let has_files = top
         .iter()
         .any(|e| !matches!(e.kind, Kind::Dir(_)) && !is_junk(&e.name));
-    let own_name = fs::canonicalize(input)
-        .ok()
-        .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string));
+    // The input's own name, as the file system has it (`-i .` names its folder too).
+    let own_name = (root.file_name())
+        .and_then(|n| n.to_str())
+        .map(str::to_string);
     let own_system = own_name
         .as_deref()
         .and_then(romlib_format::systems::system)
