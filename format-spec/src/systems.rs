@@ -43,6 +43,10 @@ pub struct Layout {
     pub aliases: &'static [&'static str],
     /// What it is, for messages and `--help`.
     pub description: &'static str,
+    /// Whether the OS wants a game of several files (a cue sheet and its tracks, a `.m3u`
+    /// and its discs) in a folder of its own named after the game (MinUI and NextUI
+    /// document this); elsewhere such a game's files lie in the system folder.
+    pub discs_in_folder: bool,
 }
 
 /// The layouts, in the column order of [`System::folders`].
@@ -51,26 +55,31 @@ pub const LAYOUTS: &[Layout] = &[
         name: "muos",
         aliases: &[],
         description: "muOS (install into ROMS/)",
+        discs_in_folder: false,
     },
     Layout {
         name: "knulli",
         aliases: &["batocera"],
         description: "Knulli and Batocera (install into roms/)",
+        discs_in_folder: false,
     },
     Layout {
         name: "minui",
         aliases: &["nextui"],
         description: "MinUI and NextUI (install into Roms/)",
+        discs_in_folder: true,
     },
     Layout {
         name: "onion",
         aliases: &[],
         description: "Onion OS (install into Roms/)",
+        discs_in_folder: false,
     },
     Layout {
         name: "arkos",
         aliases: &["darkos"],
         description: "ArkOS and dArkOS (install into roms/)",
+        discs_in_folder: false,
     },
 ];
 
@@ -302,6 +311,15 @@ pub const SYSTEMS: &[System] = &[
     sys("arcade", &["Arcade", "MAME", "FBNeo", "FinalBurn Neo", "fba"],
         [Some("arcade"), Some("mame"), Some("Arcade (FBN)"), Some("ARCADE"), Some("arcade")]),
 ];
+
+/// The systems whose games the OS's emulators (MAME, FinalBurn Neo) load as zip archives
+/// named after the set: a game built from such an archive installs as one again.
+pub const ARCHIVE_SYSTEMS: &[&str] = &["arcade", "neogeo", "naomi", "atomiswave"];
+
+/// Whether the games of system `id` install as archives ([`ARCHIVE_SYSTEMS`]).
+pub fn wants_archive(id: &str) -> bool {
+    ARCHIVE_SYSTEMS.contains(&id)
+}
 
 /// Whether `a` and `b` are the same name ignoring case and everything but letters and
 /// digits ("Game Boy" = "gameboy" = "GAME-BOY"). Compared without allocating.

@@ -478,12 +478,12 @@ fn games_installed_with_a_layout_are_checked_and_repaired_in_their_system_folder
         device(&a)
     };
     ok(with(&["install", "-g", "pocket", "-r", &w.s("lib")]));
-    let rom = w.p("roms/GB/pocket/pocket.gb");
+    let rom = w.p("roms/GB/pocket.gb");
     zero(&rom, 4096, 4096);
     let out = with(&["verify", "--installed", "-g", "pocket", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v = stdout_obj(&schema(), &out);
-    assert_eq!(v["games"][0]["path"], w.s("roms/GB/pocket"));
+    assert_eq!(v["games"][0]["path"], w.s("roms/GB/pocket.gb"));
     let out = with(&["verify", "--installed", "--all", "--json"]);
     let v = stdout_obj(&schema(), &out);
     assert_eq!(v["games"].as_array().unwrap().len(), 1, "{v}");

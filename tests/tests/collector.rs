@@ -1047,29 +1047,36 @@ fn layouts_place_games_where_each_handheld_os_looks() {
             let root = format!("{who}-{layout}");
             ok(install("Game (USA)", &root, layout));
             ok(install("pocket", &root, layout));
+            // A game of one file lies in the system folder, named after its title, with
+            // its record beside the other records; no folder of its own.
             assert_eq!(
-                fs::read(w.p(&root).join(nes_dir).join("Game (USA)/Game (USA).nes")).unwrap(),
+                fs::read(w.p(&root).join(nes_dir).join("Game (USA).nes")).unwrap(),
                 nes,
                 "{who} {layout}"
             );
             assert_eq!(
-                fs::read(w.p(&root).join(gb_dir).join("pocket/pocket.gb")).unwrap(),
+                fs::read(w.p(&root).join(gb_dir).join("pocket.gb")).unwrap(),
                 gb,
                 "{who} {layout}"
             );
+            assert!(w
+                .p(&root)
+                .join(gb_dir)
+                .join(".romlib-games/pocket")
+                .is_file());
+            assert!(!w.p(&root).join(gb_dir).join("pocket").exists());
+            assert!(!w.p(&root).join(gb_dir).join(".romlib-staging").exists());
         }
     }
 
-    // A reinstall with the same layout finds the installed game (a save beside it is
-    // carried over), and uninstall --layout finds it in its system folder.
+    // The user's files beside a flat ROM (a save, a state) stay through a reinstall and an
+    // uninstall; uninstall --layout finds the game in its system folder.
     let root = w.p("device-muos");
-    write(&root, "gb/pocket/pocket.sav", b"save");
+    write(&root, "gb/pocket.sav", b"save");
+    write(&root, "gb/pocket.state1", b"state");
     ok(device_install("pocket", "device-muos", "muos"));
-    assert_eq!(
-        fs::read(root.join("gb/pocket/pocket.sav")).unwrap(),
-        b"save"
-    );
-    assert_eq!(fs::read(root.join("gb/pocket/pocket.gb")).unwrap(), gb);
+    assert_eq!(fs::read(root.join("gb/pocket.sav")).unwrap(), b"save");
+    assert_eq!(fs::read(root.join("gb/pocket.gb")).unwrap(), gb);
     ok(device(&[
         "uninstall",
         "-t",
@@ -1079,7 +1086,20 @@ fn layouts_place_games_where_each_handheld_os_looks() {
         "--layout",
         "muos",
     ]));
-    assert!(!root.join("nes/Game (USA)").exists());
+    assert!(!root.join("nes/Game (USA).nes").exists());
+    assert!(!root.join("nes/.romlib-games").exists());
+    ok(device(&[
+        "uninstall",
+        "-g",
+        "pocket",
+        "--install-dir",
+        &w.s("device-muos"),
+        "--layout",
+        "muos",
+    ]));
+    assert!(!root.join("gb/pocket.gb").exists());
+    assert_eq!(fs::read(root.join("gb/pocket.sav")).unwrap(), b"save");
+    assert_eq!(fs::read(root.join("gb/pocket.state1")).unwrap(), b"state");
     ok(romlib(&[
         "uninstall",
         "-t",
@@ -1089,7 +1109,7 @@ fn layouts_place_games_where_each_handheld_os_looks() {
         "--layout",
         "onion",
     ]));
-    assert!(!w.p("host-onion/GB/pocket/pocket.gb").exists());
+    assert!(!w.p("host-onion/GB/pocket.gb").exists());
     fails(
         device(&[
             "uninstall",
@@ -1103,6 +1123,42 @@ fn layouts_place_games_where_each_handheld_os_looks() {
         1,
         &["pocket", "no such installed game"],
     );
+
+    // A file of the user's where a flat game would go is never replaced: the install
+    // refuses before anything changes.
+    write(&w.p("mine"), "gb/pocket.gb", b"my own dump");
+    fails(
+        device_install("pocket", "mine", "muos"),
+        1,
+        &["mine/gb/pocket.gb", "not installed by romlib"],
+    );
+    assert_eq!(fs::read(w.p("mine/gb/pocket.gb")).unwrap(), b"my own dump");
+    assert!(!w.p("mine/gb/.romlib-games").exists());
+    assert!(!w.p("mine/gb/.romlib-staging").exists());
+
+    // A card set up before flat placement (each game in a folder of its own): the next
+    // install with --layout puts the game flat and retires its old folder, the user's
+    // files in it kept with a note.
+    ok(device(&[
+        "install",
+        "-g",
+        "pocket",
+        "-r",
+        &w.s("lib"),
+        "--install-dir",
+        &w.s("old/gb"),
+        "--trusted-key",
+        &key,
+    ]));
+    write(&w.p("old"), "gb/pocket/pocket.srm", b"old save");
+    ok(device_install("pocket", "old", "muos"));
+    assert_eq!(fs::read(w.p("old/gb/pocket.gb")).unwrap(), gb);
+    assert!(!w.p("old/gb/pocket/pocket.gb").exists());
+    assert_eq!(
+        fs::read(w.p("old/gb/pocket/pocket.srm")).unwrap(),
+        b"old save"
+    );
+    assert!(w.p("old/gb/pocket/.romlib-kept").is_file());
 
     // An unknown layout is a usage error listing the layouts; a system the table lacks
     // lists the systems; nothing is installed either way.
@@ -1236,7 +1292,9 @@ fn a_layout_install_over_http_reuses_what_the_system_folder_holds() {
     let first = install("alpha");
     assert!(first.contains(" 0 chunks (0 bytes) reused"), "{first}");
     let upgrade = install("alpha-v2");
-    assert_eq!(fs::read(w.p("sd/FC/alpha-v2/alpha.nes")).unwrap(), v2);
+    // Both lie flat in the system folder: the upgrade read the old one's chunks there.
+    assert_eq!(fs::read(w.p("sd/FC/alpha-v2.nes")).unwrap(), v2);
+    assert_eq!(fs::read(w.p("sd/FC/alpha.nes")).unwrap(), v1);
     assert!(
         upgrade.contains("reused from this device") && !upgrade.contains(" 0 chunks (0 bytes)"),
         "{upgrade}"

@@ -136,14 +136,56 @@ fn system_folders_are_detected_and_each_file_disc_or_folder_is_a_game() {
             &w.s("k.pub"),
         ]))
     };
+    // A multi-disc set lies in the system folder as muOS and Knulli keep one: the
+    // playlist at the top, the discs in `.hidden/`; a cue sheet and its tracks lie flat.
     install_muos("Saga");
-    for d in 1..=2 {
-        let name = format!(".hidden/Saga (Disc {d}).bin");
+    install_muos("Disc");
+    let same = |card: &str, input: &str| {
         assert_eq!(
-            fs::read(w.p("card/psx/Saga").join(&name)).unwrap(),
-            fs::read(w.p("roms/psx").join(&name)).unwrap()
+            fs::read(w.p(card)).unwrap(),
+            fs::read(w.p("roms/psx").join(input)).unwrap(),
+            "{card}"
         );
+    };
+    same("card/psx/Saga.m3u", "Saga.m3u");
+    for d in 1..=2 {
+        for ext in ["bin", "cue"] {
+            let name = format!(".hidden/Saga (Disc {d}).{ext}");
+            same(&format!("card/psx/{name}"), &name);
+        }
     }
+    for t in ["Disc.cue", "Disc (Track 1).bin", "Disc (Track 2).bin"] {
+        same(&format!("card/psx/{t}"), t);
+    }
+    assert!(!w.p("card/psx/Saga").exists() && !w.p("card/psx/Disc").exists());
+    // MinUI and NextUI want such a game in a folder named after it, the playlist inside.
+    ok(device(&[
+        "install",
+        "-g",
+        "Saga",
+        "-r",
+        &w.s("lib"),
+        "--install-dir",
+        &w.s("minui"),
+        "--layout",
+        "minui",
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    assert!(w.p("minui/Sony PlayStation (PS)/Saga/Saga.m3u").is_file());
+    // Uninstalling the disc set removes its files, the user's save beside it stays.
+    write(&w.p("card"), "psx/Disc.srm", b"save");
+    ok(device(&[
+        "uninstall",
+        "-g",
+        "Disc",
+        "--install-dir",
+        &w.s("card"),
+        "--layout",
+        "muos",
+    ]));
+    assert!(!w.p("card/psx/Disc.cue").exists() && !w.p("card/psx/Disc (Track 1).bin").exists());
+    assert_eq!(fs::read(w.p("card/psx/Disc.srm")).unwrap(), b"save");
 
     // The installed side under a layout: listed, verified and cleaned up in its system
     // folders; without --layout the folder of system folders is explained, not "0 games".

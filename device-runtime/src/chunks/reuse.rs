@@ -65,12 +65,14 @@ fn prefix(hash: &[u8; 32]) -> u64 {
 
 impl LocalChunks {
     /// Indexes, in `sources` (a folder's path in install folder `base`, the manifest it
-    /// was written from), the chunks `m` needs and the base chunks `bases` of its deltas.
+    /// was written from, and where the files lie in `base` when not at that folder's
+    /// manifest paths: a game placed without a folder), the chunks `m` needs and the base
+    /// chunks `bases` of its deltas.
     pub fn build(
         m: &VerifiedManifest,
         bases: &[[u8; 32]],
         base: &Folder,
-        sources: Vec<(String, ManifestFile)>,
+        sources: Vec<(String, ManifestFile, Option<Vec<String>>)>,
     ) -> Result<Self> {
         let mut need = Vec::with_capacity(m.body().chunk_count as usize + bases.len());
         let mut table = m.chunks()?;
@@ -85,14 +87,19 @@ impl LocalChunks {
             base: Some(base.try_clone()?),
             ..LocalChunks::default()
         };
-        for (root, src) in sources {
+        for (root, src, placed) in sources {
             let Ok(mut t) = src.unverified_chunks() else {
                 continue;
             };
-            for f in &src.unverified_body().files {
+            for (i, f) in src.unverified_body().files.iter().enumerate() {
+                let path = match &placed {
+                    Some(p) => p.get(i).cloned().unwrap_or_default(),
+                    None => format!("{root}/{}", f.path),
+                };
                 // The manifest is unverified: a path that is not a safe relative one is
                 // never opened (its chunks are just not reused).
-                let safe = romlib_format::path::check_path(&f.path, false).is_ok();
+                let checked = if placed.is_some() { &path } else { &f.path };
+                let safe = romlib_format::path::check_path(checked, false).is_ok();
                 let mut offset = 0u64;
                 let mut file_idx = None;
                 for _ in 0..f.chunk_count {
@@ -100,7 +107,7 @@ impl LocalChunks {
                     let p = prefix(&c.hash);
                     if safe && need.binary_search(&p).is_ok() {
                         let idx = *file_idx.get_or_insert_with(|| {
-                            out.files.push(format!("{root}/{}", f.path));
+                            out.files.push(path.clone());
                             (out.files.len() - 1) as u32
                         });
                         out.spots.push(Spot {

@@ -8,6 +8,7 @@ use super::{library, trust, usage_layout, Failure};
 use crate::chunks::decoder::RuzstdDecoder;
 use crate::install::{
     cleanup, count, install_game_with, layout, uninstall, uninstalled_message, InstallOptions,
+    Placement,
 };
 use crate::{Library, Result};
 use argh::FromArgs;
@@ -117,9 +118,9 @@ impl InstallCmd {
         let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
         let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
         let reuse = c.reuse.as_ref().map(|p| Library::new(p.clone()));
-        let install_dir = match &c.layout {
+        let (install_dir, placement) = match &c.layout {
             Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,
-            None => c.install_dir.clone(),
+            None => (c.install_dir.clone(), Placement::Folder),
         };
         let mut progress = Reporter::new(c.progress, "install", false);
         if let Some(remote) = lib.remote_source() {
@@ -142,6 +143,7 @@ impl InstallCmd {
                 progress: &progress,
                 check_room: !c.no_room_check,
                 wait: !c.no_wait,
+                placement,
             },
         );
         progress.finish();

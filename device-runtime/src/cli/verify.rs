@@ -317,7 +317,11 @@ fn installed_json(
         .unwrap_or_default();
     Obj::new()
         .field("title", title)
-        .field("path", dir.join(title).as_path())
+        .field(
+            "path",
+            dir.join(r.and_then(|r| r.placed.as_deref()).unwrap_or(title))
+                .as_path(),
+        )
         .field("ok", r.is_some_and(InstalledCheck::ok))
         .field("files", r.map_or(0, |r| r.files))
         .field("bytes", r.map_or(0, |r| r.bytes))

@@ -13,9 +13,10 @@
 //! it as it was; [`super::recover`] removes an interrupted repair's staging.
 
 use super::carry::owned_files;
+use super::flat::{marker_placement, placed, Placement, RECORDS_DIR};
 use super::names::{staging_entry, Role};
 use super::{
-    is_ours, marker_manifest, open_install_dir, recover_in, staging_clear, KEPT_MARKER, MARKER,
+    is_ours, marker_manifest_at, open_install_dir, recover_in, staging_clear, KEPT_MARKER, MARKER,
     STAGING_DIR,
 };
 use crate::chunks::decoder::ChunkDecoder;
@@ -74,6 +75,9 @@ pub struct InstalledCheck {
     pub damaged: Vec<FileDamage>,
     /// Files in the folder that the game does not own (the user's: saves, configs).
     pub extra: Vec<String>,
+    /// For a game placed without a folder: the file a front end lists, relative to the
+    /// install folder.
+    pub placed: Option<String>,
 }
 
 impl InstalledCheck {
@@ -100,26 +104,61 @@ pub fn installed_manifest(
         entry: title.to_string(),
         problem,
     })?;
-    let dir = game_folder(&open_install_dir(install_dir, false)?, title)?;
-    if !is_ours(&dir) {
-        return Err(Error::NotOurs {
-            path: dir.path().to_path_buf(),
-        });
-    }
-    let m = marker_manifest(&dir).ok_or_else(|| {
+    let (dir, marker) = installed_marker(&open_install_dir(install_dir, false)?, title)?;
+    let m = marker_manifest_at(&dir, &marker).ok_or_else(|| {
         Error::manifest(
-            dir.at(MARKER),
+            dir.at(&marker),
             "the completion marker holds no readable manifest; install the game again",
         )
     })?;
     let m = m.verify(trust)?;
     if m.body().title_id != title {
         return Err(Error::manifest(
-            dir.at(MARKER),
+            dir.at(&marker),
             format!("the marker holds the manifest of {:?}", m.body().title_id),
         ));
     }
     Ok(m)
+}
+
+/// The folder holding installed game `title`'s completion marker, and the marker's name:
+/// its game folder's `.romlib-installed`, or for a game placed without a folder its record
+/// `.romlib-games/<title>`.
+fn installed_marker(inst: &Folder, title: &str) -> Result<(Folder, String)> {
+    if inst.kind(title)? == Kind::Missing {
+        if let Some(records) = inst.sub(RECORDS_DIR)? {
+            if records.kind(title)? == Kind::File {
+                return Ok((records, title.to_string()));
+            }
+        }
+    }
+    let dir = game_folder(inst, title)?;
+    if !is_ours(&dir) {
+        return Err(Error::NotOurs {
+            path: dir.path().to_path_buf(),
+        });
+    }
+    Ok((dir, MARKER.to_string()))
+}
+
+/// Where installed game `title` lies in `inst`: the folder its paths are relative to, the
+/// path of each manifest file there, and its placement. For a game placed without a
+/// folder, the placement its record names.
+fn on_card(inst: &Folder, m: &VerifiedManifest) -> Result<(Folder, Vec<String>, Placement)> {
+    let title = &m.body().title_id;
+    let (dir, marker) = installed_marker(inst, title)?;
+    if marker == MARKER {
+        let paths = m.body().files.iter().map(|f| f.path.clone()).collect();
+        return Ok((dir, paths, Placement::Folder));
+    }
+    let placement = marker_placement(&dir, &marker);
+    let paths = placed(m.body(), placement).ok_or_else(|| {
+        Error::manifest(
+            dir.at(&marker),
+            "the record names files that cannot be placed",
+        )
+    })?;
+    Ok((inst.try_clone()?, paths, placement))
 }
 
 /// Game folder `title` of `inst`: a real folder (a link there is an error naming it).
@@ -151,20 +190,24 @@ pub fn check_installed(
     progress: &dyn Progress,
 ) -> Result<InstalledCheck> {
     let title = m.body().title_id.clone();
-    let dir = game_folder(&open_install_dir(install_dir, false)?, &title)?;
+    let (dir, paths, placement) = on_card(&open_install_dir(install_dir, false)?, m)?;
     let mpath = m.path().to_path_buf();
-    let mut table = m.chunks()?;
     let mut report = InstalledCheck {
         title,
+        placed: (placement != Placement::Folder).then(|| super::flat::listed(&paths).to_string()),
         ..Default::default()
     };
+    if placement == Placement::Zip {
+        return check_zip(&dir, &paths[0], m, report, progress);
+    }
+    let mut table = m.chunks()?;
     let mut buf = vec![0u8; MAX_CHUNK_LEN as usize];
-    for f in &m.body().files {
+    for (f, placed) in m.body().files.iter().zip(&paths) {
         report.files += 1;
         report.bytes += f.size;
-        let path = dir.at(&f.path);
+        let path = dir.at(placed);
         // Never through a link: one where the game has a folder or file stops the check.
-        let mut file = dir.open_file_path(&f.path)?;
+        let mut file = dir.open_file_path(placed)?;
         let actual = match &file {
             Some(file) => file
                 .metadata()
@@ -227,11 +270,68 @@ pub fn check_installed(
         }
     }
     table.finish()?;
+    if placement != Placement::Folder {
+        // The system folder's other files are other games' and the user's.
+        return Ok(report);
+    }
     let owned = owned_files(&dir);
     let mut extra = Vec::new();
     list_extra(&dir, "", &owned, &mut extra)?;
     extra.sort();
     report.extra = extra;
+    Ok(report)
+}
+
+/// [`check_installed`] of a game installed as archive `name` of `dir`: every member whose
+/// bytes differ is damaged as a whole (a repair reinstalls it), and so is the archive
+/// itself when its headers or directory differ from what the manifest makes.
+fn check_zip(
+    dir: &Folder,
+    name: &str,
+    m: &VerifiedManifest,
+    mut report: InstalledCheck,
+    progress: &dyn Progress,
+) -> Result<InstalledCheck> {
+    let body = m.body();
+    report.files = body.files.len() as u64;
+    report.bytes = body.total_size;
+    report.chunks = body.chunk_count;
+    let whole = |path: &str, size: u64, state| FileDamage {
+        path: path.to_string(),
+        state,
+        ranges: vec![BadRange {
+            offset: 0,
+            len: size,
+            first_chunk: 0,
+            chunks: 0,
+        }],
+        size,
+        bad_bytes: size,
+    };
+    let Some(file) = dir.open_file(name)? else {
+        report.damaged = body
+            .files
+            .iter()
+            .map(|f| whole(&f.path, f.size, "missing"))
+            .collect();
+        return Ok(report);
+    };
+    let found = super::zip::check(file, &dir.at(name), body)?;
+    progress.advance(body.total_size, body.chunk_count);
+    for f in &body.files {
+        if found.bad_members.contains(&f.path) {
+            report.damaged.push(whole(&f.path, f.size, "damaged"));
+        }
+    }
+    if found.bad_structure {
+        report.damaged.push(FileDamage {
+            path: name.to_string(),
+            state: "damaged",
+            ranges: Vec::new(),
+            size: 0,
+            bad_bytes: 0,
+        });
+    }
     Ok(report)
 }
 
@@ -319,12 +419,26 @@ pub fn repair_installed<D: ChunkDecoder>(
     let inst = open_install_dir(install_dir, false)?;
     let _lock = super::lock(&inst, true, progress)?;
     recover_in(&inst, false)?;
-    let live = game_folder(&inst, title)?;
-    if !is_ours(&live) {
-        return Err(Error::NotOurs {
-            path: live.path().to_path_buf(),
-        });
+    let (live, paths, placement) = on_card(&inst, m)?;
+    if placement == Placement::Zip {
+        return Err(Error::manifest(
+            live.at(&paths[0]),
+            format!(
+                "{title} is installed as an archive, which a repair does not rewrite; install \
+                 it again (it replaces the archive)"
+            ),
+        ));
     }
+    // The path of each damaged file where it lies (a game of one file placed without a
+    // folder is called after its title).
+    let placed_of = |p: &str| -> String {
+        m.body()
+            .files
+            .iter()
+            .zip(&paths)
+            .find(|(f, _)| f.path == p)
+            .map_or_else(|| p.to_string(), |(_, placed)| placed.clone())
+    };
     let staging = inst.ensure_sub(STAGING_DIR)?;
     let drop_staging = || {
         let _ = inst.remove_empty_dir(OsStr::new(STAGING_DIR));
@@ -334,7 +448,7 @@ pub fn repair_installed<D: ChunkDecoder>(
     let work = staging
         .create_dir(&work_name)
         .inspect_err(|_| drop_staging())?;
-    let staged = (|| -> Result<Vec<&str>> {
+    let staged = (|| -> Result<Vec<String>> {
         let mut moves = Vec::new();
         for d in &check.damaged {
             let f = m
@@ -344,8 +458,9 @@ pub fn repair_installed<D: ChunkDecoder>(
                 .find(|f| f.path == d.path)
                 .ok_or_else(|| Error::manifest(m.path(), "a damaged file the game lacks"))?;
             // The installed copy, never through a link (one there stops the repair).
-            let old = live.open_file_path(&d.path)?;
-            let (dir, name) = d.path.rsplit_once('/').unwrap_or(("", d.path.as_str()));
+            let at = placed_of(&d.path);
+            let old = live.open_file_path(&at)?;
+            let (dir, name) = at.rsplit_once('/').unwrap_or(("", at.as_str()));
             let to = if dir.is_empty() {
                 work.try_clone()?
             } else {
@@ -354,7 +469,7 @@ pub fn repair_installed<D: ChunkDecoder>(
             let out = to.create_file(name, (f.mode & 0o777) | 0o200)?;
             rebuild_file(
                 old,
-                &live.at(&d.path),
+                &live.at(&at),
                 out,
                 &to.at(name),
                 f,
@@ -363,7 +478,7 @@ pub fn repair_installed<D: ChunkDecoder>(
                 &mut report,
                 progress,
             )?;
-            moves.push(d.path.as_str());
+            moves.push(at);
             report.files += 1;
         }
         Ok(moves)
@@ -378,8 +493,8 @@ pub fn repair_installed<D: ChunkDecoder>(
     };
     // Every new file is complete and checked: swap them in, each through handles (a link
     // on the way in the game's folder stops the repair with an error naming it).
-    for rel in moves {
-        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    for rel in &moves {
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel.as_str()));
         let (from, to) = if dir.is_empty() {
             (work.try_clone()?, live.try_clone()?)
         } else {

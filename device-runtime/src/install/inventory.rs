@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub struct Installed {
     /// Its title id (the folder's name).
     pub title: String,
-    /// The folder.
+    /// The folder, or for a game placed without one the file a front end lists.
     pub path: PathBuf,
     /// Bytes of every file in it (the user's included).
     pub bytes: u64,
@@ -52,6 +52,19 @@ pub fn installed_games(install_dir: &Path) -> Result<Vec<Installed>> {
             state,
         });
     }
+    // Games placed without a folder of their own, by their records.
+    for r in super::flat::records(&inst)? {
+        if out.iter().any(|g| g.title == r.title) {
+            continue;
+        }
+        out.push(Installed {
+            bytes: super::flat::placed_bytes(&inst, &r.paths),
+            path: inst.at(super::flat::listed(&r.paths)),
+            title: r.title,
+            state: "installed",
+        });
+    }
+    out.sort_by(|a, b| a.title.cmp(&b.title));
     Ok(out)
 }
 

@@ -7,6 +7,7 @@
 //! so a reinstall or upgrade with the same layout finds the installed version, and
 //! `uninstall --layout` finds the game in whichever of the layout's folders holds it.
 
+use super::flat::{Placement, RECORDS_DIR};
 use crate::error::{Error, Result};
 use crate::folder::{unexpected, Kind};
 use romlib_format::systems::{self, Layout, System, LAYOUTS, SYSTEMS};
@@ -66,20 +67,26 @@ pub fn game_system(body: &Manifest) -> Result<&'static System> {
     })
 }
 
-/// The folder `layout` installs game `body` into: `<install_dir>/<system folder>`.
-pub fn layout_dir(install_dir: &Path, layout: &str, body: &Manifest) -> Result<PathBuf> {
+/// The folder `layout` installs game `body` into, `<install_dir>/<system folder>`, and how
+/// the game's files lie in it ([`super::flat::choose`]).
+pub fn layout_dir(
+    install_dir: &Path,
+    layout: &str,
+    body: &Manifest,
+) -> Result<(PathBuf, Placement)> {
     let (col, l) = find_layout(layout)?;
     let system = game_system(body)?;
     match system.folders[col] {
         Some(folder) => {
             let dir = install_dir.join(folder);
+            let placement = super::flat::choose(l, system, body);
             // The system folder is inside the install folder: never through a link.
             match std::fs::symlink_metadata(&dir) {
                 Ok(m) if m.file_type().is_symlink() => {
                     Err(unexpected(&dir, Kind::Symlink, "a system folder"))
                 }
                 Ok(m) if !m.is_dir() => Err(unexpected(&dir, Kind::File, "a system folder")),
-                _ => Ok(dir),
+                _ => Ok((dir, placement)),
             }
         }
         None => {
@@ -103,6 +110,12 @@ pub fn layout_dir(install_dir: &Path, layout: &str, body: &Manifest) -> Result<P
 /// Whether `p` is a folder, not a link to one.
 fn real_dir(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
+/// Whether system folder `dir` holds the record of `title` placed without a folder.
+fn record_file(dir: &Path, title: &str) -> bool {
+    real_dir(&dir.join(RECORDS_DIR))
+        && std::fs::symlink_metadata(dir.join(RECORDS_DIR).join(title)).is_ok_and(|m| m.is_file())
 }
 
 /// When `install_dir` holds folders named as some layout names system folders (`gb`,
@@ -165,7 +178,7 @@ pub fn installed_dir(install_dir: &Path, layout: &str, title: &str) -> Result<Pa
     let found: Vec<PathBuf> = folders
         .iter()
         .map(|f| install_dir.join(f))
-        .filter(|d| real_dir(d) && real_dir(&d.join(title)))
+        .filter(|d| real_dir(d) && (real_dir(&d.join(title)) || record_file(d, title)))
         .collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),
@@ -217,17 +230,17 @@ mod tests {
             ("onion", "FC"),
             ("arkos", "nes"),
         ] {
-            assert_eq!(layout_dir(root, layout, &nes).unwrap(), root.join(folder));
+            assert_eq!(layout_dir(root, layout, &nes).unwrap().0, root.join(folder));
         }
         let gb = game("", Some("Nintendo - Game Boy (20240101-000000)"));
         assert_eq!(
-            layout_dir(root, "minui", &gb).unwrap(),
+            layout_dir(root, "minui", &gb).unwrap().0,
             root.join("Game Boy (GB)")
         );
         // The manifest's system wins over the DAT's name.
         let md = game("Sega Genesis", Some("Nintendo - Game Boy"));
         assert_eq!(
-            layout_dir(root, "knulli", &md).unwrap(),
+            layout_dir(root, "knulli", &md).unwrap().0,
             root.join("megadrive")
         );
     }

@@ -31,6 +31,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 mod carry;
+pub mod flat;
 mod installed;
 mod inventory;
 pub mod layout;
@@ -39,8 +40,10 @@ mod recover;
 mod stream;
 pub mod target_fs;
 mod uninstall;
+mod zip;
 use carry::{kept_note, retire_copy, Carry};
 pub use carry::{uninstalled_message, KEPT_MARKER};
+pub use flat::Placement;
 pub use installed::{
     check_installed, installed_manifest, installed_titles, repair_installed, BadRange, FileDamage,
     InstalledCheck, RepairReport,
@@ -84,6 +87,10 @@ pub struct GameReport {
     /// What was found in the staging and resume folders that romlib did not write or
     /// cannot account for, left alone: one line each.
     pub left_alone: Vec<String>,
+    /// For a game placed without a folder of its own ([`Placement::Files`],
+    /// [`Placement::Zip`]): the file a front end lists, relative to the install folder (the
+    /// ROM, the disc's sheet, the archive).
+    pub placed: Option<String>,
 }
 
 impl GameReport {
@@ -100,7 +107,7 @@ impl GameReport {
     ) -> crate::cli::json::Obj {
         crate::cli::json::Obj::new()
             .field("game", title)
-            .field("path", install_dir.join(title).as_path())
+            .field("path", self.path(title, install_dir).as_path())
             .field("files", self.files)
             .field("bytes", self.bytes)
             .field("chunks", self.chunks)
@@ -114,11 +121,16 @@ impl GameReport {
             .field("left_alone", self.left_alone.clone())
     }
 
+    /// Where game `title` lies in `install_dir`: its folder, or its placed file.
+    pub fn path(&self, title: &str, install_dir: &Path) -> std::path::PathBuf {
+        install_dir.join(self.placed.as_deref().unwrap_or(title))
+    }
+
     /// What both binaries print once game `title` is installed into `install_dir`.
     pub fn installed_message(&self, title: &str, install_dir: &Path) -> String {
         format!(
             "installed {title} into {}: {}, {} bytes, {} verified{}",
-            install_dir.join(title).display(),
+            self.path(title, install_dir).display(),
             count(self.files as usize, "file", "files"),
             self.bytes,
             count(self.chunks as usize, "chunk", "chunks"),
@@ -268,6 +280,8 @@ pub struct InstallOptions<'a> {
     /// Wait while another romlib operation works in the install folder (on by default);
     /// off, refuse at once with [`Error::Locked`] (`--no-wait`).
     pub wait: bool,
+    /// Where the game's files go in the install folder ([`flat::choose`] for a layout).
+    pub placement: Placement,
 }
 
 impl Default for InstallOptions<'_> {
@@ -277,6 +291,7 @@ impl Default for InstallOptions<'_> {
             progress: &NoProgress,
             check_room: true,
             wait: true,
+            placement: Placement::Folder,
         }
     }
 }
@@ -314,7 +329,17 @@ fn install_into(
     let inst = open_install_dir(install_dir, true)?;
     let _lock = lock(&inst, opts.wait, progress)?;
     let recovered = recover_in(&inst, false)?;
-    let live = live_game(&inst, &title)?;
+    let placement = opts.placement;
+    let flat = placement != Placement::Folder;
+    // Placed without a folder, a folder of the same name is replaced only when it is
+    // romlib's copy of the game (installed as a folder before); the user's is no concern.
+    let live = match flat {
+        false => live_game(&inst, &title)?,
+        true => match inst.kind(&title)? {
+            Kind::Dir => Some(inst.sub_dir(&title)?).filter(is_ours),
+            _ => None,
+        },
+    };
     let staging = inst.ensure_sub(STAGING_DIR)?;
     let drop_staging = || {
         let _ = inst.remove_empty_dir(OsStr::new(STAGING_DIR));
@@ -357,7 +382,7 @@ fn install_into(
                 let path = res.at(&manifest);
                 let len = fsio::file_len(&file, &path)?;
                 if let Ok(mf) = ManifestFile::open_in(&path, file, 0, len) {
-                    sources.push((format!("{RESUME_DIR}/{title}"), mf));
+                    sources.push((format!("{RESUME_DIR}/{title}"), mf, None));
                 }
             }
         }
@@ -368,9 +393,15 @@ fn install_into(
             if let Ok(Some(dir)) = inst.sub(name) {
                 if is_ours(&dir) {
                     if let Some(mf) = marker_manifest(&dir) {
-                        sources.push((name.to_string(), mf));
+                        sources.push((name.to_string(), mf, None));
                     }
                 }
+            }
+        }
+        // Games placed without a folder: their files lie where their records say.
+        for r in flat::records(&inst)? {
+            if r.placement == Placement::Files {
+                sources.push((String::new(), r.manifest, Some(r.paths)));
             }
         }
         // The bases of the game's delta chunks too: an installed older version holds them.
@@ -397,7 +428,20 @@ fn install_into(
         report.reused_chunks = l.reused;
         report.reused_bytes = l.reused_bytes;
     }
+    if flat {
+        drop(sink);
+        let staged = flat::stage(&new, m.body(), placement)
+            .and_then(|listed| flat::precheck(&inst, &new, m.body(), placement).map(|()| listed));
+        match staged {
+            Ok(listed) => report.placed = Some(listed),
+            Err(e) => {
+                drop_new();
+                return Err(e);
+            }
+        }
+    }
     let mut leftover = None;
+    let mut leftover_lines = Vec::new();
     let mut finish = || -> Result<Vec<String>> {
         let table_hex: String = m
             .body()
@@ -405,8 +449,12 @@ fn install_into(
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let placed = match placement {
+            Placement::Folder => String::new(),
+            p => format!("placement {}\n", p.word()),
+        };
         let text = format!(
-            "title {}\nchunk-table-blake3 {table_hex}\nsigner {}\nmanifest-bytes {}\n\n",
+            "title {}\nchunk-table-blake3 {table_hex}\nsigner {}\n{placed}manifest-bytes {}\n\n",
             title,
             String::from_utf8_lossy(&romlib_format::manifest::key_id(m.signer())),
             m.file_len()
@@ -422,6 +470,17 @@ fn install_into(
         drop(w);
         f.sync_all().map_err(|e| Error::io(&marker, "fsync", e))?;
         sync_dirs(&new)?;
+        if flat {
+            flat::commit(&inst, &staging, &new_name, &title)?;
+            // Installed as a folder before: that copy goes, the user's files in it stay.
+            if live.is_some() {
+                let mut alone = Vec::new();
+                let kept = uninstall::retire_folder_game(&inst, &staging, &title, &mut alone)?;
+                leftover_lines.extend(alone);
+                return Ok(kept);
+            }
+            return Ok(Vec::new());
+        }
         let old_name = staging_entry(&title, Role::Old);
         if live.is_some() {
             if staging.exchange(&new_name, &inst, &title)? {
@@ -440,6 +499,10 @@ fn install_into(
             staging.rename_noreplace(&new_name, &inst, &title)?;
         }
         inst.sync()?;
+        // Placed without a folder before: that copy goes.
+        if flat::record(&inst, &title)?.is_some() {
+            flat::uninstall(&inst, &staging, &title)?;
+        }
         if staging.kind(&old_name)? == Kind::Missing {
             return Ok(Vec::new());
         }
@@ -462,6 +525,7 @@ fn install_into(
             return Err(e);
         }
     }
+    report.left_alone.extend(leftover_lines);
     if let Some(p) = leftover {
         report.left_alone.push(format!(
             "{}: holds files the game's previous version did not own and romlib could not carry; left alone",
@@ -482,7 +546,13 @@ fn install_into(
 /// The manifest an installed game's completion marker holds (unverified: only used to
 /// find reusable chunks, which are hashed before use, and the files the game owns).
 fn marker_manifest(dir: &Folder) -> Option<ManifestFile> {
-    let file = dir.open_file(MARKER).ok()??;
+    marker_manifest_at(dir, MARKER)
+}
+
+/// [`marker_manifest`] of the marker called `name` in `dir` (a record of a game placed
+/// without a folder, [`flat`]).
+fn marker_manifest_at(dir: &Folder, name: &str) -> Option<ManifestFile> {
+    let file = dir.open_file(name).ok()??;
     let mut head = [0u8; 1024];
     let n = std::io::Read::read(&mut (&file), &mut head).ok()?;
     let text = &head[..n];
@@ -493,7 +563,7 @@ fn marker_manifest(dir: &Folder) -> Option<ManifestFile> {
         .find_map(|l| l.strip_prefix("manifest-bytes "))?
         .parse()
         .ok()?;
-    ManifestFile::open_in(&dir.at(MARKER), file, end as u64, len).ok()
+    ManifestFile::open_in(&dir.at(name), file, end as u64, len).ok()
 }
 
 /// After a failed network install: keeps the staged files (staging entry `new_name`) as

@@ -36,6 +36,12 @@ pub enum Plan {
     RemoveEmpty(String),
     /// A cut-off download kept for reuse (only `cleanup` removes it).
     Resume(String),
+    /// A complete install of a game placed without a folder, cut off while its files were
+    /// put in place (or before): finish putting them in place.
+    FinishFlat(String),
+    /// An interrupted uninstall of a game placed without a folder: remove what its record
+    /// names.
+    FinishFlatUninstall(String),
     /// Not romlib's, or not in a state romlib leaves: reported and left alone.
     LeaveAlone(String),
 }
@@ -81,6 +87,12 @@ impl Found {
             ),
             Plan::Resume(t) => format!(
                 "a cut-off download of {t}, reused by its next install (`cleanup` removes it)"
+            ),
+            Plan::FinishFlat(t) => format!(
+                "a complete install of {t} being put in place (finished by the next install or `cleanup`)"
+            ),
+            Plan::FinishFlatUninstall(t) => format!(
+                "an interrupted uninstall of {t} (finished by the next install or `cleanup`)"
             ),
             Plan::LeaveAlone(why) => format!("left alone: {why}"),
         }
@@ -142,6 +154,18 @@ fn plan_staging(inst: &Folder, staging: &Folder, e: &Entry) -> Result<(Plan, Opt
             .is_some_and(|d| d.entries().is_ok_and(|e| e.is_empty()))
     };
     let t = s.title.clone();
+    // A game placed without a folder: its staged copy is the journal (see `flat`).
+    if ours && super::flat::is_flat(&entry) {
+        let plan = match s.role {
+            Role::New => Plan::FinishFlat(t),
+            Role::Del => Plan::FinishFlatUninstall(t),
+            _ => Plan::LeaveAlone(format!(
+                "{shown} holds the record of a game placed without a folder, which no romlib \
+                 operation leaves there"
+            )),
+        };
+        return Ok((plan, Some(s)));
+    }
     let plan = match s.role {
         _ if empty => Plan::RemoveEmpty(t),
         Role::Repair => Plan::Remove(t),
@@ -336,6 +360,18 @@ fn act(inst: &Folder, f: &Found, resume: bool) -> Result<Option<String>> {
                 "finished uninstalling {t}{}",
                 kept_note(", leaving", &kept)
             )))
+        }
+        Plan::FinishFlat(t) => {
+            super::flat::commit(inst, &staging, &name, t)?;
+            let mut alone = Vec::new();
+            if inst.sub(t)?.is_some_and(|d| is_ours(&d)) {
+                super::uninstall::retire_folder_game(inst, &staging, t, &mut alone)?;
+            }
+            Ok(Some(format!("finished installing {t}")))
+        }
+        Plan::FinishFlatUninstall(t) => {
+            super::flat::finish_uninstall(inst, &staging, &name, t)?;
+            Ok(Some(format!("finished uninstalling {t}")))
         }
         Plan::DropComplete(t) => {
             retire(&staging, &name, inst, t, Carry::No)?;

@@ -6,7 +6,7 @@ use super::trust::trust_store;
 use argh::FromArgs;
 use romlib_device::cli::output::Output;
 use romlib_device::cli::reporter::ProgressMode;
-use romlib_device::install::{install_game_with, layout, InstallOptions};
+use romlib_device::install::{install_game_with, layout, InstallOptions, Placement};
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -69,9 +69,9 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
     let (progress, out) = report("install", c.progress, c.json, false);
     let trust = trust_store(&lib, &c.trusted_key, Some(&out))?;
     let m = lib.open_game(&c.game, &trust)?;
-    let install_dir = match &c.layout {
+    let (install_dir, placement) = match &c.layout {
         Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,
-        None => c.install_dir.clone(),
+        None => (c.install_dir.clone(), Placement::Folder),
     };
     let mut dec = crate::zstd_decoder::ZstdDecoder::default();
     let title = m.body().title_id.clone();
@@ -84,6 +84,7 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
     let opts = InstallOptions {
         progress: &progress,
         wait: !c.no_wait,
+        placement,
         ..InstallOptions::default()
     };
     let r = install_game_with(&lib, &m, &install_dir, &mut dec, &opts);
