@@ -245,3 +245,124 @@ fn hostile_archives_are_skipped_with_a_reason_or_refused_with_strict() {
     fails(w2.build("roms", "lib", &[]), 1, &["rot.zip", "a.rom"]);
     assert!(!w2.p("lib/games/rot.manifest").exists());
 }
+
+#[test]
+fn arcade_sets_install_as_identical_zips_whose_members_match_the_dat() {
+    let w = Workspace::new();
+    let mut r = Rng::new(301);
+    let (cpu, gfx, snd) = (r.bytes(90_000), r.bytes(60_000), r.bytes(4_000));
+    let i = w.p("roms");
+    write_zip(
+        &i.join("mame/pacman.zip"),
+        &[
+            ("pacman.6e", &cpu),
+            ("Pacman.5E", &gfx),
+            ("82s123.7f", &snd),
+        ],
+        true,
+    );
+    write_7z(&i.join("mame/galaga.7z"), &[("gg1-1.3p", &r.bytes(4_096))]);
+    write_7z(
+        &i.join("gb/Pocket Set (World).7z"),
+        &[("b.gb", &r.bytes(9_000)), ("docs/readme.txt", b"hi")],
+    );
+    ok(w.build("roms", "lib", &[]));
+    let key = w.s("k.pub");
+    let install = |bin: &dyn Fn(&[&str]) -> std::process::Output, game: &str, card: &str| {
+        ok(bin(&[
+            "install",
+            "-g",
+            game,
+            "-r",
+            &w.s("lib"),
+            "--install-dir",
+            &w.s(card),
+            "--layout",
+            "knulli",
+            "--trusted-key",
+            &key,
+        ]))
+    };
+    let out = install(&device, "pacman", "a");
+    assert!(out.contains("a/mame/pacman.zip"), "{out}");
+    install(&romlib, "pacman", "b");
+    install(&device, "galaga", "a");
+    // Two installs, the device's and the host's: the same bytes.
+    let zip_a = fs::read(w.p("a/mame/pacman.zip")).unwrap();
+    assert_eq!(zip_a, fs::read(w.p("b/mame/pacman.zip")).unwrap());
+    assert!(
+        w.p("a/mame/galaga.zip").is_file(),
+        "a 7z set installs as a zip"
+    );
+    assert!(!w.p("a/mame/pacman").exists());
+    // A zip reader finds the members, TorrentZip's order (case ignored), stored, with the
+    // CRC-32 a DAT gives for each.
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(&zip_a)).unwrap();
+    let mut names = Vec::new();
+    for k in 0..z.len() {
+        let mut m = z.by_index(k).unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut m, &mut data).unwrap();
+        assert_eq!(m.compression(), zip::CompressionMethod::Stored);
+        let name = m.name().unwrap().to_string();
+        assert_eq!(m.crc32(), DatHashes::of(&data).crc32, "{name}");
+        names.push((name, data));
+    }
+    assert_eq!(
+        names,
+        [
+            ("82s123.7f".to_string(), snd.clone()),
+            ("Pacman.5E".to_string(), gfx.clone()),
+            ("pacman.6e".to_string(), cpu.clone())
+        ]
+    );
+    let dat = format!(
+        "game (\n\tname \"pacman\"\n{}{}{})\n",
+        rom("pacman.6e", &cpu),
+        rom("Pacman.5E", &gfx),
+        rom("82s123.7f", &snd)
+    );
+    fs::write(w.p("arcade.dat"), dat).unwrap();
+    ok(romlib(&[
+        "verify",
+        "-r",
+        &w.s("lib"),
+        "--dat",
+        &w.s("arcade.dat"),
+    ]));
+    // A game of several files with a folder inside is not an arcade set: a folder.
+    install(&device, "Pocket Set (World)", "a");
+    assert!(w.p("a/gb/Pocket Set (World)/docs/readme.txt").is_file());
+
+    // The installed archive is checked byte for byte against what the manifest makes.
+    let card = w.s("a");
+    let installed = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--install-dir", &card, "--layout", "knulli"]);
+        if matches!(args[0], "verify" | "repair") {
+            a.extend(["--trusted-key", &key]);
+        }
+        device(&a)
+    };
+    ok(installed(&["verify", "--installed", "--all"]));
+    let mut bad = zip_a.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    fs::write(w.p("a/mame/pacman.zip"), &bad).unwrap();
+    let out = installed(&["verify", "--installed", "-g", "pacman"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("1 damaged"), "{said}");
+    fails(
+        installed(&["repair", "-g", "pacman", "-r", &w.s("lib")]),
+        1,
+        &["installed as an archive", "install it again"],
+    );
+    install(&device, "pacman", "a");
+    assert_eq!(fs::read(w.p("a/mame/pacman.zip")).unwrap(), zip_a);
+    let list = ok(installed(&["list-games"]));
+    assert!(list.contains("pacman") && list.contains("galaga"), "{list}");
+    ok(installed(&["uninstall", "-g", "pacman"]));
+    assert!(!w.p("a/mame/pacman.zip").exists());
+    assert!(w.p("a/mame/galaga.zip").is_file());
+}

@@ -425,3 +425,121 @@ fn a_crash_just_after_the_swap_is_finished_by_the_next_command() {
     assert_eq!(snapshot(&w.p("inst/b")), before);
     assert!(!w.p("inst/.romlib-staging").exists());
 }
+
+/// A disc of three files installed flat into a system folder (`--layout muos`), upgraded
+/// and downgraded with `kill -9` at random moments, then uninstalled the same way. After a
+/// kill every file of the disc there is one version's whole file (each is renamed into
+/// place, never written there) and the save beside it is untouched; the next command
+/// finishes the job: the disc is then one version throughout, or gone, and no staging is
+/// left.
+#[test]
+fn killed_flat_installs_and_uninstalls_are_finished_by_the_next_command() {
+    let w = Workspace::new();
+    let mut r = Rng::new(410);
+    let (t1, t2) = (r.bytes(1 << 20), r.text(2 << 20));
+    let (u1, u2) = (r.variant(&t1, 30, 200), r.variant(&t2, 30, 200));
+    let cue = b"FILE \"Disc (Track 1).bin\" BINARY\n  TRACK 01 MODE2/2352\n\
+                FILE \"Disc (Track 2).bin\" BINARY\n  TRACK 02 AUDIO\n";
+    for (dir, a, b) in [("in", &t1, &t2), ("in2", &u1, &u2)] {
+        write(&w.p(dir), "psx/Disc.cue", cue);
+        write(&w.p(dir), "psx/Disc (Track 1).bin", a);
+        write(&w.p(dir), "psx/Disc (Track 2).bin", b);
+    }
+    for (input, lib) in [("in", "lib"), ("in2", "lib2")] {
+        ok(w.build(input, lib, &["--avg-chunk", "4096", "-q"]));
+    }
+    let install = |lib: &str| {
+        strings(&[
+            "install",
+            "-r",
+            &w.s(lib),
+            "-g",
+            "Disc",
+            "--install-dir",
+            &w.s("card"),
+            "--layout",
+            "muos",
+            "--trusted-key",
+            &w.s("k.pub"),
+        ])
+    };
+    let version = |input: &str| snapshot(&w.p(input).join("psx"));
+    let (v1, v2) = (version("in"), version("in2"));
+    let disc = || -> Vec<(String, Vec<u8>)> {
+        snapshot(&w.p("card/psx"))
+            .into_iter()
+            .filter(|(n, _)| !n.contains('/') && !n.ends_with(".srm"))
+            .collect()
+    };
+    ok(run("romlib-device", &install("lib")));
+    let save = b"memory card 1".to_vec();
+    write(&w.p("card"), "psx/Disc.srm", &save);
+    let mut full = time_of("romlib-device", &install("lib2"));
+    let mut killed = 0;
+    for i in 0..iterations() {
+        let (lib, want) = if i % 2 == 0 {
+            ("lib", &v1)
+        } else {
+            ("lib2", &v2)
+        };
+        killed += u64::from(kill_after(
+            spawn("romlib-device", &install(lib)),
+            &mut full,
+            i,
+        ));
+        for (name, bytes) in disc() {
+            let whole = |v: &[(String, Vec<u8>)]| v.iter().any(|(n, b)| *n == name && *b == bytes);
+            assert!(
+                whole(&v1) || whole(&v2),
+                "iteration {i}: {name} is no version's"
+            );
+        }
+        assert_eq!(
+            fs::read(w.p("card/psx/Disc.srm")).unwrap(),
+            save,
+            "iteration {i}"
+        );
+        ok(run("romlib-device", &install(lib)));
+        assert_eq!(
+            &disc(),
+            want,
+            "iteration {i}: not one version after the rerun"
+        );
+        assert!(!w.p("card/psx/.romlib-staging").exists(), "iteration {i}");
+    }
+    assert!(
+        killed * 2 >= iterations(),
+        "only {killed} installs were killed mid-way"
+    );
+    let uninstall = strings(&[
+        "uninstall",
+        "-g",
+        "Disc",
+        "--install-dir",
+        &w.s("card"),
+        "--layout",
+        "muos",
+    ]);
+    let cleanup = strings(&["cleanup", "--install-dir", &w.s("card/psx")]);
+    let mut quick = time_of("romlib-device", &uninstall);
+    for i in 0..iterations() {
+        ok(run("romlib-device", &install("lib2")));
+        kill_after(spawn("romlib-device", &uninstall), &mut quick, i);
+        ok(run("romlib-device", &cleanup));
+        let shown = disc();
+        assert!(
+            shown.is_empty() || shown == v2,
+            "iteration {i}: half uninstalled after cleanup"
+        );
+        assert_eq!(
+            shown.is_empty(),
+            !w.p("card/psx/.romlib-games/Disc").exists(),
+            "iteration {i}: the record disagrees with the files"
+        );
+        assert_eq!(
+            fs::read(w.p("card/psx/Disc.srm")).unwrap(),
+            save,
+            "iteration {i}"
+        );
+    }
+}
