@@ -4,6 +4,7 @@
 
 use argh::FromArgs;
 use romlib_device::chunks::decoder::RuzstdDecoder;
+use romlib_device::cli::adopt::AdoptCmd;
 use romlib_device::cli::install::{CleanupCmd, InstallCmd, UninstallCmd};
 use romlib_device::cli::list::ListCmd;
 use romlib_device::cli::output::Output;
@@ -34,6 +35,7 @@ enum Cmd {
     Mount(MountCmd),
     Repair(RepairCmd),
     Cleanup(CleanupCmd),
+    Adopt(AdoptCmd),
 }
 
 fn main() {
@@ -75,6 +77,7 @@ fn output(cmd: &Cmd) -> Output {
         Cmd::Cat(c) => Output::new(PROG, "cat", c.json, none).data_on_stdout(),
         Cmd::Mount(_) => Output::new(PROG, "mount", false, none),
         Cmd::Cleanup(c) => Output::new(PROG, "cleanup", c.json, none),
+        Cmd::Adopt(c) => Output::new(PROG, "adopt", c.json, none),
     }
 }
 
@@ -99,5 +102,6 @@ fn run(cmd: Cmd, out: &Output) -> Result<(), Failure> {
         Cmd::Verify(c) => c.run(out),
         Cmd::Repair(c) => c.run(out),
         Cmd::Cleanup(c) => c.run(out),
+        Cmd::Adopt(c) => c.run(out),
     }
 }

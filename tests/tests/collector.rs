@@ -1312,6 +1312,27 @@ fn a_layout_install_over_http_reuses_what_the_system_folder_holds() {
         bytes(&upgrade) * 4 < v2.len() as u64,
         "the upgrade downloaded too much: {upgrade}"
     );
+    // The same game copied onto another card by hand is adopted from the server: only the
+    // manifest of the title found there is fetched, and its bytes are compared.
+    write(&w.p("sd2"), "FC/alpha.nes", &v1);
+    write(&w.p("sd2"), "FC/unknown.nes", b"?");
+    let adopted = ok(device(&[
+        "adopt",
+        "--from",
+        &url,
+        "--install-dir",
+        &w.s("sd2"),
+        "--layout",
+        "onion",
+        "--trusted-key",
+        &w.s("k.pub"),
+    ]));
+    assert!(
+        adopted.contains("adopted alpha:")
+            && adopted.contains("1 game adopted, 0 differ from the library, 1 not in"),
+        "{adopted}"
+    );
+    assert!(w.p("sd2/FC/.romlib-games/alpha").is_file());
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -491,3 +491,112 @@ fn rename_titles_games_after_the_dat_and_follows_a_newer_dat() {
         "{text}"
     );
 }
+
+/// A card filled by hand (or by another tool) from the same collection: `adopt` writes the
+/// markers of the games that are byte for byte the library's, reports the rest, and moves
+/// nothing; the adopted games are then romlib's to list, verify and uninstall.
+#[test]
+fn adopt_takes_games_already_on_the_card_and_moves_nothing() {
+    let w = Workspace::new();
+    collection(&w);
+    ok(w.build("roms", "lib", &[]));
+    // The card, as muOS wants it: the collection copied over, one game changed, one the
+    // library lacks, a save, and a folder game.
+    let roms = w.p("roms");
+    let card = w.p("card");
+    for (from, to) in [
+        ("gb/Alpha (World).gb", "gb/Alpha (World).gb"),
+        ("gb/Alpha (World).sav", "gb/Alpha (World).sav"),
+        ("psx/Disc.cue", "psx/Disc.cue"),
+        ("psx/Disc (Track 1).bin", "psx/Disc (Track 1).bin"),
+        ("psx/Disc (Track 2).bin", "psx/Disc (Track 2).bin"),
+        ("psx/Saga.m3u", "psx/Saga.m3u"),
+        (
+            "megadrive/Folder Game/game.md",
+            "genesis/Folder Game/game.md",
+        ),
+        (
+            "megadrive/Folder Game/data/a.bin",
+            "genesis/Folder Game/data/a.bin",
+        ),
+    ] {
+        write(&card, to, &fs::read(roms.join(from)).unwrap());
+    }
+    for d in 1..=2 {
+        for ext in ["bin", "cue"] {
+            let name = format!("psx/.hidden/Saga (Disc {d}).{ext}");
+            write(&card, &name, &fs::read(roms.join(&name)).unwrap());
+        }
+    }
+    let mut tetris = fs::read(roms.join("gb/Tetris (World).gb")).unwrap();
+    tetris[100] ^= 1;
+    write(&card, "gb/Tetris (World).gb", &tetris);
+    write(&card, "gb/Homebrew.gb", b"not in the library");
+    let before = snapshot(&card);
+
+    let adopt = |extra: &[&str]| {
+        let mut a = vec!["adopt", "--install-dir", card.to_str().unwrap(), "-r"];
+        let lib = w.s("lib");
+        let key = w.s("k.pub");
+        a.extend([lib.as_str(), "--trusted-key", key.as_str()]);
+        a.extend(extra);
+        device(&a)
+    };
+    let out = adopt(&["--layout", "muos", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{v}");
+    let titles = |k: &str| -> Vec<String> {
+        let mut t: Vec<String> = (v[k].as_array().unwrap().iter())
+            .map(|g| g["title"].as_str().unwrap().to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(
+        titles("matched"),
+        ["Alpha (World)", "Disc", "Folder Game", "Saga"],
+        "{v}"
+    );
+    assert_eq!(titles("differed"), ["Tetris (World) [gb]"]);
+    let problem = v["differed"][0]["problem"].as_str().unwrap();
+    assert!(problem.contains("other bytes than signed"), "{problem}");
+    let unknown: Vec<&str> = (v["unknown"].as_array().unwrap().iter())
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        unknown.iter().any(|p| p.ends_with("gb/Homebrew.gb"))
+            && unknown.iter().any(|p| p.ends_with("gb/Alpha (World).sav")),
+        "{unknown:?}"
+    );
+    // Nothing moved or changed: only markers and records were added.
+    let after: Vec<(String, Vec<u8>)> = snapshot(&card)
+        .into_iter()
+        .filter(|(n, _)| !n.contains(".romlib-"))
+        .collect();
+    assert_eq!(after, before);
+    // The adopted games are romlib's now: listed, verified, uninstalled.
+    let key = w.s("k.pub");
+    let layout = ["--install-dir", card.to_str().unwrap(), "--layout", "muos"];
+    let listed = ok(device(&[&["list-games"][..], &layout].concat()));
+    for t in ["Alpha (World)", "Disc", "Folder Game", "Saga"] {
+        assert!(listed.contains(t), "{listed}");
+    }
+    ok(device(
+        &[
+            &["verify", "--installed", "--all", "--trusted-key", &key][..],
+            &layout,
+        ]
+        .concat(),
+    ));
+    ok(device(
+        &[&["uninstall", "-g", "Alpha (World)"][..], &layout].concat(),
+    ));
+    assert!(!card.join("gb/Alpha (World).gb").exists());
+    assert_eq!(
+        fs::read(card.join("gb/Alpha (World).sav")).unwrap(),
+        b"save"
+    );
+    // A second run adopts nothing new and still reports what differs.
+    let again = ok(adopt(&["--layout", "muos"]));
+    assert!(again.contains("0 games adopted, 1 differ"), "{again}");
+}

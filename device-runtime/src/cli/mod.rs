@@ -4,6 +4,7 @@
 //! [`install`] and [`verify`], with the helpers they share here (the library of `-r` or
 //! `--from`, the trust store, a usage failure).
 
+pub mod adopt;
 pub mod install;
 pub mod json;
 pub mod list;

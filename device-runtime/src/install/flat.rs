@@ -88,22 +88,38 @@ fn placeable(path: &str) -> bool {
         }
 }
 
-/// The name a game of one file takes in the system folder: its title with the file's
-/// extension (`Tetris (World).gb`).
+/// The name a game of one file takes in the system folder: the file's own name when the
+/// game is titled after it (a game read from a system folder; the ` [gb]` a title takes
+/// when it is found in several system folders aside), else its title with the file's
+/// extension (`Pocket Demo (PD).gb` for `Pocket Demo (PD)/pocketdemo.gb`).
 fn one_file_name(body: &Manifest) -> Option<String> {
     let f = body.files.first()?;
+    let title = body.title_id.as_str();
+    let untagged = title
+        .strip_suffix(']')
+        .and_then(|t| t.rsplit_once(" ["))
+        .filter(|(_, id)| systems::SYSTEMS.iter().any(|s| s.id == *id))
+        .map_or(title, |(t, _)| t);
     let name = match extension(&f.path) {
+        _ if stem_of(&f.path) == untagged => f.path.clone(),
         Some(ext)
-            if !body
-                .title_id
+            if !title
                 .to_ascii_lowercase()
                 .ends_with(&format!(".{}", ext.to_ascii_lowercase())) =>
         {
-            format!("{}.{ext}", body.title_id)
+            format!("{title}.{ext}")
         }
-        _ => body.title_id.clone(),
+        _ => title.to_string(),
     };
     (check_title_id(&name).is_ok() && placeable(&name)).then_some(name)
+}
+
+/// A file name without its extension.
+fn stem_of(name: &str) -> &str {
+    match name.rsplit_once('.') {
+        Some((s, _)) if !s.is_empty() => s,
+        _ => name,
+    }
 }
 
 /// The archive an arcade game installs as: the name of the archive it came as, with
@@ -527,6 +543,15 @@ mod tests {
         // Without a member's CRC the archive cannot be written: a folder.
         set.files[0].crc32 = None;
         assert_eq!(choose(muos, arcade, &set), Placement::Folder);
+        // A game read from system folders keeps its file's name, the system tag aside.
+        assert_eq!(
+            placed(
+                &game("Tetris (World) [gb]", &["Tetris (World).gb"]),
+                Placement::Files
+            )
+            .unwrap(),
+            ["Tetris (World).gb"]
+        );
         // A title that already ends with the extension keeps it once.
         assert_eq!(
             placed(&game("x.gb", &["y.gb"]), Placement::Files).unwrap(),

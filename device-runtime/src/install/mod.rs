@@ -30,6 +30,7 @@ use std::fs::{self};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+mod adopt;
 mod carry;
 pub mod flat;
 mod installed;
@@ -41,6 +42,7 @@ mod stream;
 pub mod target_fs;
 mod uninstall;
 mod zip;
+pub use adopt::{adopt, Adopted};
 use carry::{kept_note, retire_copy, Carry};
 pub use carry::{uninstalled_message, KEPT_MARKER};
 pub use flat::Placement;
@@ -443,32 +445,7 @@ fn install_into(
     let mut leftover = None;
     let mut leftover_lines = Vec::new();
     let mut finish = || -> Result<Vec<String>> {
-        let table_hex: String = m
-            .body()
-            .chunk_table_blake3
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let placed = match placement {
-            Placement::Folder => String::new(),
-            p => format!("placement {}\n", p.word()),
-        };
-        let text = format!(
-            "title {}\nchunk-table-blake3 {table_hex}\nsigner {}\n{placed}manifest-bytes {}\n\n",
-            title,
-            String::from_utf8_lossy(&romlib_format::manifest::key_id(m.signer())),
-            m.file_len()
-        );
-        let marker = new.at(MARKER);
-        let mut f = new.create_file(MARKER, 0o644)?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| Error::io(&marker, "write", e))?;
-        let mut w = BufWriter::new(&mut f);
-        m.write_to(&mut w)
-            .and_then(|()| w.flush())
-            .map_err(|e| Error::io(&marker, "write", e))?;
-        drop(w);
-        f.sync_all().map_err(|e| Error::io(&marker, "fsync", e))?;
+        write_marker(&new, MARKER, m, placement)?;
         sync_dirs(&new)?;
         if flat {
             flat::commit(&inst, &staging, &new_name, &title)?;
@@ -541,6 +518,42 @@ fn install_into(
         let _ = inst.remove_empty_dir(OsStr::new(RESUME_DIR));
     }
     Ok(report)
+}
+
+/// Writes completion marker `name` into `dir` for game `m` placed as `placement` (see
+/// [`MARKER`]), and fsyncs it.
+fn write_marker(
+    dir: &Folder,
+    name: &str,
+    m: &VerifiedManifest,
+    placement: Placement,
+) -> Result<()> {
+    let table_hex: String = m
+        .body()
+        .chunk_table_blake3
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let placed = match placement {
+        Placement::Folder => String::new(),
+        p => format!("placement {}\n", p.word()),
+    };
+    let text = format!(
+        "title {}\nchunk-table-blake3 {table_hex}\nsigner {}\n{placed}manifest-bytes {}\n\n",
+        m.body().title_id,
+        String::from_utf8_lossy(&romlib_format::manifest::key_id(m.signer())),
+        m.file_len()
+    );
+    let marker = dir.at(name);
+    let mut f = dir.create_file(name, 0o644)?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| Error::io(&marker, "write", e))?;
+    let mut w = BufWriter::new(&mut f);
+    m.write_to(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(&marker, "write", e))?;
+    drop(w);
+    f.sync_all().map_err(|e| Error::io(&marker, "fsync", e))
 }
 
 /// The manifest an installed game's completion marker holds (unverified: only used to
