@@ -5,7 +5,9 @@
 #      binfmt_misc is not available here, so the runner is set per target in cross/env.sh);
 #   2. end to end: the host `romlib` builds a signed sample library; each static ARM
 #      `romlib-device` (target/cross/<arch>/romlib-device) lists, verifies, installs (compared
-#      byte for byte with the input; also with --layout for muOS, Knulli, MinUI and Onion),
+#      byte for byte with the input; also with --layout for muOS, Knulli, MinUI and Onion:
+#      folder games, and flat ROMs, cue/bin discs and arcade zips identical to the host's,
+#      a save beside a flat ROM kept, adopt),
 #      uninstalls, and refuses a tampered manifest, a corrupted
 #      pack, an untrusted key and bad usage with the documented exit status; then the same
 #      installs from a portable file (`romlib export`) and over HTTP from `romlib serve` on
@@ -14,7 +16,8 @@
 #      suites (tests/tests/damage.rs, full_disk.rs, faults.rs, crash_loops.rs, network.rs,
 #      frontend.rs: --json, --progress json and examples/frontend.py; https.rs: nginx over
 #      HTTPS with a private CA and bad certificates, redirects, python3 -m http.server, an
-#      S3 server after `romlib publish`; bitrot.rs, cards.rs, hostile_card.rs) with each ARM
+#      S3 server after `romlib publish`; bitrot.rs, cards.rs, hostile_card.rs; input_layouts.rs
+#      and archives.rs: flat placement, discs, arcade zips, adopt) with each ARM
 #      romlib-device under QEMU, both architectures at once;
 #   4. optional big-endian check: `cargo test -p romlib-format -p romlib-device` for
 #      s390x-unknown-linux-gnu (static glibc, s390x-linux-gnu-gcc, runner qemu-s390x). Skipped,
@@ -140,12 +143,37 @@ put(os.path.join(b, "assets", "tiny.cfg"), b"speed=3\n")
 PY
 (cd "$WORK/in" && find . -type f -printf '%s\t%p\n' | sort -k2)
 
+# A collection in system folders, for flat placement under each layout: a game of one
+# file, a cue/bin disc and a zipped arcade set (deflated, as sets are found).
+python3 - "$WORK/sys" <<'PY'
+import os, random, sys, zipfile
+root = sys.argv[1]
+random.seed(20261206)
+def put(rel, data):
+    p = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, "wb") as f:
+        f.write(data)
+put("gb/Pocket (World).gb", random.randbytes(40_000))
+put("psx/Disc (Track 1).bin", random.randbytes(120_000))
+put("psx/Disc (Track 2).bin", random.randbytes(30_000))
+put("psx/Disc.cue", b'FILE "Disc (Track 1).bin" BINARY\n  TRACK 01 MODE2/2352\n'
+    b'FILE "Disc (Track 2).bin" BINARY\n  TRACK 02 AUDIO\n')
+os.makedirs(os.path.join(root, "mame"), exist_ok=True)
+with zipfile.ZipFile(os.path.join(root, "mame", "pacman.zip"), "w", zipfile.ZIP_DEFLATED) as z:
+    for name in ["pacman.6e", "pacman.5e", "82s123.7f"]:
+        z.writestr(name, random.randbytes(8_000))
+PY
+
 step "Host: romlib keygen + romlib build"
 "$ROMLIB" keygen --secret-key "$WORK/K.sec" --public-key "$WORK/K.pub"
 "$ROMLIB" keygen --secret-key "$WORK/other.sec" --public-key "$WORK/other.pub"
 "$ROMLIB" build -i "$WORK/in" -o "$WORK/lib" --signing-key "$WORK/K.sec"
 # The same games with a system recorded (--system), for installs with --layout.
 "$ROMLIB" build -q -i "$WORK/in" -o "$WORK/lib-layout" --signing-key "$WORK/K.sec" --system nes
+"$ROMLIB" build -q -i "$WORK/sys" -o "$WORK/lib-sys" --signing-key "$WORK/K.sec"
+# The host's install of the arcade set: every device's archive must be these bytes.
+"$ROMLIB" install -g pacman -r "$WORK/lib-sys" --install-dir "$WORK/host-zip" --layout knulli
 find "$WORK/lib" -type f -printf '%s\t%P\n' | sort -k2
 
 # Tampered libraries (copies): one byte flipped in the middle of a file.
@@ -270,6 +298,39 @@ for a in "${CROSS_ARCHES[@]}"; do
             --install-dir "$LDIR" --layout "$layout"
         [[ ! -e "$LDIR/$folder/beta-racer" ]] && ok "$a '$folder/beta-racer' gone after uninstall" \
             || bad "$a '$folder/beta-racer' gone after uninstall"
+    done
+    # Flat placement: a game of one file and a cue/bin disc lie in the system folder (MinUI
+    # keeps a disc in a folder), an arcade set is the host's archive byte for byte, a save
+    # beside a flat ROM outlives a reinstall and an uninstall, and adopt takes a copy.
+    for spec in "muos:gb:psx:arcade" "knulli:gb:psx:mame" \
+        "minui:Game Boy (GB):Sony PlayStation (PS)/Disc:Arcade (FBN)" "onion:GB:PS:ARCADE"; do
+        IFS=: read -r layout gb psx arcade <<<"$spec"
+        LDIR="$WORK/flat-$a-$layout"
+        for g in "Pocket (World)" Disc pacman; do
+            expect_status 0 "$a install --layout $layout '$g'" "${DEV[@]}" install -g "$g" \
+                -r "$WORK/lib-sys" --install-dir "$LDIR" --layout "$layout" "${KEY[@]}"
+        done
+        cmp -s "$WORK/sys/gb/Pocket (World).gb" "$LDIR/$gb/Pocket (World).gb" \
+            && cmp -s "$WORK/sys/psx/Disc (Track 2).bin" "$LDIR/$psx/Disc (Track 2).bin" \
+            && cmp -s "$WORK/sys/psx/Disc.cue" "$LDIR/$psx/Disc.cue" \
+            && cmp -s "$WORK/host-zip/mame/pacman.zip" "$LDIR/$arcade/pacman.zip" \
+            && ok "$a --layout $layout placed the ROM, the disc and the host's very archive" \
+            || bad "$a --layout $layout placed the ROM, the disc and the host's very archive"
+        echo save >"$LDIR/$gb/Pocket (World).sav"
+        expect_status 0 "$a reinstall --layout $layout" "${DEV[@]}" install -g "Pocket (World)" \
+            -r "$WORK/lib-sys" --install-dir "$LDIR" --layout "$layout" "${KEY[@]}"
+        expect_status 0 "$a verify --installed --all --layout $layout" "${DEV[@]}" verify \
+            --installed --all --install-dir "$LDIR" --layout "$layout" "${KEY[@]}"
+        expect_status 0 "$a uninstall --layout $layout" "${DEV[@]}" uninstall \
+            -g "Pocket (World)" --install-dir "$LDIR" --layout "$layout"
+        [[ ! -e "$LDIR/$gb/Pocket (World).gb" && "$(cat "$LDIR/$gb/Pocket (World).sav")" == save ]] \
+            && ok "$a --layout $layout: ROM gone, save kept" \
+            || bad "$a --layout $layout: ROM gone, save kept"
+        cp "$WORK/sys/gb/Pocket (World).gb" "$LDIR/$gb/"
+        expect_status 0 "$a adopt --layout $layout" "${DEV[@]}" adopt -r "$WORK/lib-sys" \
+            --install-dir "$LDIR" --layout "$layout" "${KEY[@]}"
+        [[ -f "$LDIR/$gb/.romlib-games/Pocket (World)" ]] && ok "$a adopted the copied ROM" \
+            || bad "$a adopted the copied ROM"
     done
     expect_status 2 "$a unknown layout" "${DEV[@]}" install -g beta-racer \
         -r "$WORK/lib-layout" --install-dir "$WORK/layout-$a-bad" --layout garlic "${KEY[@]}"
@@ -408,7 +469,8 @@ fi
 #    The two architectures run at once (each suite leaves a core partly idle: QEMU, kill
 #    loops and servers wait), from test binaries built once; each one's output is printed
 #    when both are done.
-SUITES=(damage full_disk crash_loops faults network frontend bitrot cards https hostile_card)
+SUITES=(damage full_disk crash_loops faults network frontend bitrot cards https hostile_card
+    input_layouts archives)
 step "Building the host suites: ${SUITES[*]}"
 t=$SECONDS
 suite_args=()
