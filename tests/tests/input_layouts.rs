@@ -1,6 +1,7 @@
 //! Collections as they are: system folders of one-file games, multi-file discs and
 //! playlists, the library inside its own input, links and unreadable entries (issue 30).
 
+use romlib_tests::schema::{schema, stdout_obj};
 use romlib_tests::*;
 use std::fs;
 
@@ -543,7 +544,7 @@ fn adopt_takes_games_already_on_the_card_and_moves_nothing() {
         device(&a)
     };
     let out = adopt(&["--layout", "muos", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = stdout_obj(&schema(), &out);
     assert!(out.status.success(), "{v}");
     let titles = |k: &str| -> Vec<String> {
         let mut t: Vec<String> = (v[k].as_array().unwrap().iter())
