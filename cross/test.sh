@@ -5,7 +5,7 @@
 #      binfmt_misc is not available here, so the runner is set per target in cross/env.sh);
 #   2. end to end: the host `romlib` builds a signed sample library; each static ARM
 #      `romlib-device` (target/cross/<arch>/romlib-device) lists, verifies, installs (compared
-#      byte for byte with the input; also with --layout for muOS, Knulli, MinUI and Onion:
+#      byte for byte with the input; also with --layout for muOS, Knulli, MinUI, Onion and ArkOS:
 #      folder games, and flat ROMs, cue/bin discs and arcade zips identical to the host's,
 #      a save beside a flat ROM kept, adopt),
 #      uninstalls, and refuses a tampered manifest, a corrupted
@@ -286,7 +286,8 @@ for a in "${CROSS_ARCHES[@]}"; do
 
     # Layouts: the game lands in the folder each handheld OS expects for its system, and
     # uninstall --layout finds it there.
-    for spec in "muos:nes" "knulli:nes" "minui:Nintendo Entertainment System (FC)" "onion:FC"; do
+    for spec in "muos:nes" "knulli:nes" "minui:Nintendo Entertainment System (FC)" "onion:FC" \
+        "arkos:nes"; do
         layout=${spec%%:*} folder=${spec#*:}
         LDIR="$WORK/layout-$a-$layout"
         expect_status 0 "$a install --layout $layout" "${DEV[@]}" install -g beta-racer \
@@ -303,7 +304,8 @@ for a in "${CROSS_ARCHES[@]}"; do
     # keeps a disc in a folder), an arcade set is the host's archive byte for byte, a save
     # beside a flat ROM outlives a reinstall and an uninstall, and adopt takes a copy.
     for spec in "muos:gb:psx:arcade" "knulli:gb:psx:mame" \
-        "minui:Game Boy (GB):Sony PlayStation (PS)/Disc:Arcade (FBN)" "onion:GB:PS:ARCADE"; do
+        "minui:Game Boy (GB):Sony PlayStation (PS)/Disc:Arcade (FBN)" "onion:GB:PS:ARCADE" \
+        "arkos:gb:psx:arcade"; do
         IFS=: read -r layout gb psx arcade <<<"$spec"
         LDIR="$WORK/flat-$a-$layout"
         for g in "Pocket (World)" Disc pacman; do
