@@ -155,6 +155,18 @@ pub enum Error {
         /// The install folder.
         path: PathBuf,
     },
+    /// A game would be replaced by a lower revision of it (a rollback to an older, validly
+    /// signed manifest); nothing was changed. `--allow-downgrade` does it on purpose.
+    Downgrade {
+        /// The installed game, or the library's manifest of it.
+        path: PathBuf,
+        /// Its title id.
+        title: String,
+        /// The revision there.
+        have: u64,
+        /// The lower revision offered.
+        offered: u64,
+    },
     /// In an install folder, an entry that is not what romlib expects there (a symbolic
     /// link where a folder or file should be, a file where a folder should be); nothing
     /// was changed.
@@ -229,6 +241,7 @@ impl Error {
             Error::Unexpected { .. } => "unexpected_entry",
             Error::Cancelled { .. } => "cancelled",
             Error::Locked { .. } => "locked",
+            Error::Downgrade { .. } => "downgrade",
         }
     }
 
@@ -260,6 +273,7 @@ impl Error {
             | Error::BeyondEnd { path, .. }
             | Error::Cancelled { path, .. }
             | Error::Locked { path }
+            | Error::Downgrade { path, .. }
             | Error::Unexpected { path, .. } => path.to_string_lossy().into_owned(),
             Error::Http { url, .. } | Error::Tls { url, .. } => url.clone(),
             Error::Layout { subject, .. } => subject.clone(),
@@ -409,6 +423,19 @@ impl fmt::Display for Error {
                 "{}: another romlib operation is working in this folder (without --no-wait, \
                  romlib waits for it)",
                 path.display()
+            ),
+            Error::Downgrade {
+                path,
+                title,
+                have,
+                offered,
+            } => write!(
+                f,
+                "{}: {title} is at revision {} there, and this manifest is the older revision \
+                 {}: refused as a rollback (--allow-downgrade takes the older one on purpose)",
+                path.display(),
+                romlib_format::manifest::Revision(*have),
+                romlib_format::manifest::Revision(*offered),
             ),
         }
     }

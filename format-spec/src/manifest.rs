@@ -256,3 +256,59 @@ mod tests {
         assert_eq!(&p[SIGNATURE_DOMAIN.len()..], &h.encode());
     }
 }
+
+/// A manifest's revision (field 19) for people: the UTC time it stands for, to the
+/// millisecond, and the number (`2026-12-06 07:30:01.123 UTC (1796542201123)`); 0, a
+/// manifest from before revisions, says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revision(pub u64);
+
+impl core::fmt::Display for Revision {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let r = self.0;
+        if r == 0 {
+            return write!(f, "0 (written before revisions)");
+        }
+        let (secs, ms) = (r / 1000, r % 1000);
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{ms:03} UTC ({r})",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+#[cfg(test)]
+mod revision_tests {
+    extern crate std;
+    use super::Revision;
+    use std::string::ToString;
+
+    #[test]
+    fn revisions_read_as_utc_times() {
+        assert_eq!(Revision(0).to_string(), "0 (written before revisions)");
+        assert_eq!(Revision(1).to_string(), "1970-01-01 00:00:00.001 UTC (1)");
+        // 2000-02-29 (a leap day of a century year) 23:59:59.999.
+        assert_eq!(
+            Revision(951_868_799_999).to_string(),
+            "2000-02-29 23:59:59.999 UTC (951868799999)"
+        );
+        assert_eq!(
+            Revision(1_796_542_201_123).to_string(),
+            "2026-12-06 07:30:01.123 UTC (1796542201123)"
+        );
+    }
+}

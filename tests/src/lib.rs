@@ -178,20 +178,30 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A command that runs `romlib`: the workspace build, or, with `ROMLIB_HOST_BIN` set, that
 /// binary (the Windows build), run by `ROMLIB_HOST_RUNNER` when set (`wine64`):
-/// windows/test.sh runs the host's end-to-end suites so.
+/// windows/test.sh runs the host's end-to-end suites so. Builds get a fixed
+/// `SOURCE_DATE_EPOCH` (unless the caller's environment sets one), so two builds of the same
+/// input give the same bytes, as reproducible builds do: a manifest's revision is its
+/// build's time.
 pub fn host_cmd() -> Command {
-    let Some(path) = std::env::var_os("ROMLIB_HOST_BIN") else {
-        return Command::new(bin("romlib"));
+    let mut c = match std::env::var_os("ROMLIB_HOST_BIN") {
+        None => Command::new(bin("romlib")),
+        Some(path) => match std::env::var_os("ROMLIB_HOST_RUNNER") {
+            Some(runner) => {
+                let mut c = Command::new(runner);
+                c.arg(path);
+                c
+            }
+            None => Command::new(path),
+        },
     };
-    match std::env::var_os("ROMLIB_HOST_RUNNER") {
-        Some(runner) => {
-            let mut c = Command::new(runner);
-            c.arg(path);
-            c
-        }
-        None => Command::new(path),
+    if std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
+        c.env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string());
     }
+    c
 }
+
+/// The `SOURCE_DATE_EPOCH` of the tests' builds: 2026-01-01 00:00:00 UTC.
+pub const TEST_EPOCH: u64 = 1_767_225_600;
 
 /// Whether the host binary under test is the Windows build (`ROMLIB_HOST_BIN` names an
 /// `.exe`): tests of Unix-only behaviour (file modes, signals, FUSE) skip their part then.

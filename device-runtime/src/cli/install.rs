@@ -66,6 +66,11 @@ pub struct InstallCmd {
     /// in the install folder
     pub no_wait: bool,
     #[argh(switch)]
+    /// replace the installed game even by an older revision of it (refused otherwise,
+    /// error code downgrade: a mirror or an old copy of the library serving an older
+    /// release)
+    pub allow_downgrade: bool,
+    #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     pub json: bool,
 }
@@ -144,6 +149,7 @@ impl InstallCmd {
                 check_room: !c.no_room_check,
                 wait: !c.no_wait,
                 placement,
+                allow_downgrade: c.allow_downgrade,
             },
         );
         progress.finish();

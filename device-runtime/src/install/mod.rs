@@ -284,6 +284,9 @@ pub struct InstallOptions<'a> {
     pub wait: bool,
     /// Where the game's files go in the install folder ([`flat::choose`] for a layout).
     pub placement: Placement,
+    /// Replace an installed game by a lower revision of it (`--allow-downgrade`); off,
+    /// that is refused with [`Error::Downgrade`] before anything is written.
+    pub allow_downgrade: bool,
 }
 
 impl Default for InstallOptions<'_> {
@@ -294,6 +297,7 @@ impl Default for InstallOptions<'_> {
             check_room: true,
             wait: true,
             placement: Placement::Folder,
+            allow_downgrade: false,
         }
     }
 }
@@ -342,6 +346,9 @@ fn install_into(
             _ => None,
         },
     };
+    if !opts.allow_downgrade {
+        refuse_downgrade(&inst, m, live.as_ref())?;
+    }
     let staging = inst.ensure_sub(STAGING_DIR)?;
     let drop_staging = || {
         let _ = inst.remove_empty_dir(OsStr::new(STAGING_DIR));
@@ -518,6 +525,33 @@ fn install_into(
         let _ = inst.remove_empty_dir(OsStr::new(RESUME_DIR));
     }
     Ok(report)
+}
+
+/// Refuses to replace the installed game of `m`'s title in `inst` (its folder `live` if
+/// romlib's, or its record) by `m` when `m` is a lower revision ([`Error::Downgrade`]).
+/// The installed revision is read from its marker's manifest as it is on the card.
+fn refuse_downgrade(inst: &Folder, m: &VerifiedManifest, live: Option<&Folder>) -> Result<()> {
+    let title = &m.body().title_id;
+    let offered = m.body().revision;
+    let mut installed = Vec::new();
+    if let Some(dir) = live.filter(|d| is_ours(d)) {
+        if let Some(mf) = marker_manifest(dir) {
+            installed.push((mf.unverified_body().revision, dir.path().to_path_buf()));
+        }
+    }
+    if let Some(r) = flat::record(inst, title)? {
+        let path = inst.at(flat::listed(&r.paths));
+        installed.push((r.manifest.unverified_body().revision, path));
+    }
+    match installed.into_iter().max_by_key(|(r, _)| *r) {
+        Some((have, path)) if offered < have => Err(Error::Downgrade {
+            path,
+            title: title.clone(),
+            have,
+            offered,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Writes completion marker `name` into `dir` for game `m` placed as `placement` (see

@@ -63,6 +63,32 @@ pub(super) struct Manifests<'a> {
     /// Titles taken in this run (folded case): every input title, and each new title a
     /// rename gave. A rename to a taken title is not made.
     pub(super) taken: HashSet<String>,
+    /// When the run started, in milliseconds since 1970: the revision of the manifests it
+    /// writes (see [`revision`]).
+    pub(super) started_ms: u64,
+}
+
+/// The revision of a new manifest replacing one of revision `old` (0: none), written by a
+/// run started at `now_ms`: the run's time, or one more than `old` if the clock says less
+/// (a clock set back, two runs within a millisecond), so a title's revisions only go up,
+/// also across libraries rebuilt from scratch on a machine whose clock is right.
+pub(crate) fn revision(old: u64, now_ms: u64) -> u64 {
+    now_ms.max(old.saturating_add(1))
+}
+
+/// Now, in milliseconds since 1970 (0 before it); with `SOURCE_DATE_EPOCH` set (seconds,
+/// the reproducible-builds convention), that time instead, so a build of the same input
+/// gives the same bytes.
+pub(crate) fn now_ms() -> u64 {
+    if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return secs.saturating_mul(1000);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A title folded as case-insensitive cards compare it.
@@ -218,7 +244,22 @@ impl Manifests<'_> {
                     ),
                 ));
             }
-            let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
+            // The revision stays when nothing else changed (the manifest is then the same
+            // bytes, and not written again); otherwise it goes up.
+            let old = romlib_device::ManifestFile::open(&lib.manifest_path(&title))
+                .ok()
+                .filter(|m| m.unverified_body().title_id == title)
+                .map(|m| m.unverified_body().revision);
+            let mut body = body;
+            body.revision = old.unwrap_or(0);
+            let mut bytes =
+                crate::library::manifest_writer::encode_signed(body.clone(), &g.table, key);
+            if old.is_none()
+                || std::fs::read(lib.manifest_path(&title)).map_or(true, |b| b != bytes)
+            {
+                body.revision = revision(old.unwrap_or(0), self.started_ms);
+                bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
+            }
             let loc = locator::encode(&lib.locator_path(&title), &g.table, &g.locator)?;
             let Some(staged) = stage_manifest(&lib, &title, &bytes, &g.table, &loc)? else {
                 summary.manifests_unchanged += 1;

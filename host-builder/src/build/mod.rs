@@ -195,6 +195,7 @@ pub fn build(
                 .chain(skipped.iter().map(|t| cache.published(t)))
                 .map(manifest::fold)
                 .collect(),
+            started_ms: manifest::now_ms(),
         },
     };
     let result = pool.install(|| run.consume(rx));

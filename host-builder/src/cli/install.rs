@@ -39,6 +39,10 @@ pub(super) struct InstallCmd {
     /// in the install folder
     no_wait: bool,
     #[argh(switch)]
+    /// replace the installed game even by an older revision of it (refused otherwise,
+    /// error code downgrade)
+    allow_downgrade: bool,
+    #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     pub(super) json: bool,
 }
@@ -85,6 +89,7 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
         progress: &progress,
         wait: !c.no_wait,
         placement,
+        allow_downgrade: c.allow_downgrade,
         ..InstallOptions::default()
     };
     let r = install_game_with(&lib, &m, &install_dir, &mut dec, &opts);

@@ -60,6 +60,10 @@ pub(super) struct ImportCmd {
     #[argh(option)]
     /// trusted public key file (repeatable; default: the library's own keys/ folder)
     trusted_key: Vec<PathBuf>,
+    #[argh(switch)]
+    /// take a game even when the library holds a newer revision of it (refused otherwise,
+    /// error code downgrade: an old export would roll the library back)
+    allow_downgrade: bool,
     #[argh(switch, short = 'q')]
     /// no progress bar or summary
     pub(super) quiet: bool,
@@ -300,9 +304,14 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
     let (progress, out) = report("import", c.progress, c.json, c.quiet);
     let trust = trust_store(&dest, &c.trusted_key, (!c.quiet).then_some(&out))?;
     progress.phase("import", None, None, None);
-    let s = crate::transfer::import::import(&c.file, &c.output, &c.game, &trust, &|n| {
-        progress.advance(n, 0)
-    });
+    let s = crate::transfer::import::import(
+        &c.file,
+        &c.output,
+        &c.game,
+        &trust,
+        c.allow_downgrade,
+        &|n| progress.advance(n, 0),
+    );
     progress.finish();
     let s = s?;
     // A library with parity keeps it current: the imported packs and manifests get theirs.

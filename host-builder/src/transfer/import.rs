@@ -21,7 +21,7 @@ use redb::ReadableTable;
 use romlib_device::chunks::packs::PackReader;
 use romlib_device::chunks::BaseChunk;
 use romlib_device::chunks::ChunkSource;
-use romlib_device::{Library, TrustStore};
+use romlib_device::{Library, ManifestFile, TrustStore};
 use romlib_format::index::ChunkEntry;
 use romlib_format::limits::{DEFAULT_PACK_SIZE, MAX_CHUNK_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
@@ -48,12 +48,14 @@ pub struct ImportSummary {
 
 /// Adds the games of portable file `src` (those in `titles`, or all) to the library at
 /// `dest`, storing only the chunks it lacks. Every game must be signed by a key `trust`
-/// holds; nothing is changed if one is not.
+/// holds, and (unless `allow_downgrade`) be no lower a revision than the library's
+/// manifest of its title; nothing is changed if one is not.
 pub fn import(
     src: &Path,
     dest: &Path,
     titles: &[String],
     trust: &TrustStore,
+    allow_downgrade: bool,
     progress: &dyn Fn(u64),
 ) -> Result<ImportSummary> {
     let lib = Library::open(src)?;
@@ -77,6 +79,25 @@ pub fn import(
     }
     let mut store = crate::library::recovery::open_and_recover(dest)?;
     let dlib = store.library().clone();
+    // No game goes back to an older revision than the library holds (an old export would
+    // roll it back), before anything is written.
+    if !allow_downgrade {
+        for m in &games {
+            let body = m.body();
+            let path = dlib.manifest_path(&body.title_id);
+            if let Ok(have) = ManifestFile::open(&path) {
+                let have = have.unverified_body().revision;
+                if body.revision < have {
+                    return Err(Error::Device(romlib_device::Error::Downgrade {
+                        path,
+                        title: body.title_id.clone(),
+                        have,
+                        offered: body.revision,
+                    }));
+                }
+            }
+        }
+    }
     let index_path = dlib.index_path();
 
     // Which chunks are missing, in order of first use.
