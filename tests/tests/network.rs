@@ -205,6 +205,8 @@ enum Bad {
     HugeLength,
     /// Sends pack ranges slowly (64 KiB per 25 ms), counting the bytes in [`SLOW_SENT`].
     Slow,
+    /// Sends pack ranges one byte a second: never a stall, never an end.
+    Drip,
 }
 
 /// Pack bytes a [`Bad::Slow`] server sent.
@@ -344,6 +346,14 @@ fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::
             out.flush()?;
             return Ok(()); // connection closed mid-body
         }
+        if bad == Bad::Drip && is_pack && range.is_some() {
+            for b in &body {
+                out.write_all(std::slice::from_ref(b))?;
+                out.flush()?;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            continue;
+        }
         if bad == Bad::Slow && is_pack && range.is_some() {
             for piece in body.chunks(64 << 10) {
                 out.write_all(piece)?;
@@ -421,6 +431,33 @@ fn a_bad_server_fails_the_install_cleanly_with_one_line() {
 
 /// A server that honours the range of a pack's header but answers the record ranges with
 /// the whole pack (half-supported ranges): the device reads the pack as a stream instead,
+/// A server that sends a byte a second, each in time for the stall timeout, is given up
+/// for sending under `--min-rate` (after its 20 s of grace, not retried), with one line and
+/// code `network`; the download so far is kept for a later attempt.
+#[test]
+fn a_server_dripping_bytes_is_given_up_under_the_minimum_rate() {
+    let w = fixture();
+    let (port, requests) = bad_server(w.p("lib"), Bad::Drip);
+    let url = format!("http://127.0.0.1:{port}/");
+    let started = Instant::now();
+    let out = install(&w, &url, "alpha", "inst", &["--json"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["code"], "network", "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("pack-0001.pkg")
+            && msg.contains("under the minimum of 4096")
+            && msg.contains("--min-rate"),
+        "{msg}"
+    );
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    // The manifest, the locator and the one pack request: no retry of a dripping server.
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    assert!(!w.p("inst/alpha").exists());
+}
+
 /// installs byte-identically, and says once how many bytes that cost.
 #[test]
 fn a_server_that_ignores_some_ranges_is_read_as_a_stream() {

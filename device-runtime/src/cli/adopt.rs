@@ -37,6 +37,10 @@ pub struct AdoptCmd {
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     pub timeout: u64,
+    #[argh(option, default = "super::DEFAULT_MIN_RATE")]
+    /// with --from: bytes per second below which a server that keeps sending is given up
+    /// after 20 s of waiting on it (error code network; default 4096, 0 turns it off)
+    pub min_rate: u64,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     pub trusted_key: Vec<PathBuf>,
@@ -46,12 +50,21 @@ pub struct AdoptCmd {
 }
 
 impl AdoptCmd {
+    /// The network options given.
+    fn net(&self) -> super::Net {
+        super::Net {
+            timeout: self.timeout,
+            min_rate: self.min_rate,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
     /// Adopts what matches and reports matched, differing and unknown entries.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let c = self;
         usage_layout(&c.layout)?;
         let scratch = c.install_dir.join(crate::install::STAGING_DIR);
-        let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
+        let lib = library(&c.romlib, &c.from, &scratch, &c.net())?;
         let trust = trust(&c.trusted_key)?;
         let titles: HashSet<String> = lib.titles()?.into_iter().collect();
         let folders = match &c.layout {

@@ -38,6 +38,10 @@ pub struct InstallCmd {
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     pub timeout: u64,
+    #[argh(option, default = "super::DEFAULT_MIN_RATE")]
+    /// with --from: bytes per second below which a server that keeps sending is given up
+    /// after 20 s of waiting on it (error code network; default 4096, 0 turns it off)
+    pub min_rate: u64,
     #[argh(option)]
     /// with --from: a library folder on this device to take chunks from instead of
     /// downloading them (installed games and a cut-off earlier attempt are always reused)
@@ -112,6 +116,15 @@ pub struct CleanupCmd {
 }
 
 impl InstallCmd {
+    /// The network options given.
+    fn net(&self) -> super::Net {
+        super::Net {
+            timeout: self.timeout,
+            min_rate: self.min_rate,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
     /// Installs the game and reports it.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let c = self;
@@ -120,7 +133,7 @@ impl InstallCmd {
         // (a download is kept for the next attempt).
         crate::cancel::arm().map_err(|e| crate::Error::io(&c.install_dir, "take signals", e))?;
         let scratch = c.install_dir.join(crate::install::STAGING_DIR);
-        let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
+        let lib = library(&c.romlib, &c.from, &scratch, &c.net())?;
         let m = lib.open_game(&c.game, &trust(&c.trusted_key)?)?;
         let reuse = c.reuse.as_ref().map(|p| Library::new(p.clone()));
         let (install_dir, placement) = match &c.layout {

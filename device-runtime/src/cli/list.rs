@@ -36,6 +36,10 @@ pub struct ListCmd {
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     pub timeout: u64,
+    #[argh(option, default = "super::DEFAULT_MIN_RATE")]
+    /// with --from: bytes per second below which a server that keeps sending is given up
+    /// after 20 s of waiting on it (error code network; default 4096, 0 turns it off)
+    pub min_rate: u64,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     pub trusted_key: Vec<PathBuf>,
@@ -75,6 +79,15 @@ fn wanted(b: &romlib_proto::Manifest, system: Option<&str>, search: Option<&str>
 }
 
 impl ListCmd {
+    /// The network options given.
+    fn net(&self) -> super::Net {
+        super::Net {
+            timeout: self.timeout,
+            min_rate: self.min_rate,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
     /// Lists the library (or the install folder) and reports it.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let c = self;
@@ -98,13 +111,7 @@ impl ListCmd {
                 "--layout goes with --install-dir (a library lists every system)".into(),
             ));
         }
-        let lib = library(
-            &c.romlib,
-            &c.from,
-            &std::env::temp_dir(),
-            c.timeout,
-            &c.ca_file,
-        )?;
+        let lib = library(&c.romlib, &c.from, &std::env::temp_dir(), &c.net())?;
         let store = match trust(&c.trusted_key) {
             Ok(s) => Some(s),
             Err(e) => {

@@ -43,9 +43,9 @@ pub fn library(
     romlib: &Option<PathBuf>,
     from: &Option<String>,
     scratch: &Path,
-    timeout: u64,
-    ca_file: &Option<PathBuf>,
+    net: &Net,
 ) -> Result<Library, Failure> {
+    let (timeout, ca_file) = (net.timeout, &net.ca_file);
     if ca_file.is_some() && from.is_none() {
         return Err(Failure::Usage("--ca-file goes with --from URL".into()));
     }
@@ -55,6 +55,7 @@ pub fn library(
             url,
             scratch,
             std::time::Duration::from_secs(timeout.max(1)),
+            net.min_rate,
             ca_file.as_deref(),
         )?),
         _ => Err(Failure::Usage(
@@ -62,6 +63,20 @@ pub fn library(
         )),
     }
 }
+
+/// The network options of a command that reads a library over HTTP(S).
+pub struct Net {
+    /// `--timeout`: seconds before a stalled connection is given up.
+    pub timeout: u64,
+    /// `--min-rate`: bytes per second below which a server is given up.
+    pub min_rate: u64,
+    /// `--ca-file`.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `--min-rate`'s default: 4 KiB/s, far below any real link (a 1 MiB request would take
+/// over four minutes), far above a server dripping bytes to hold the device.
+pub const DEFAULT_MIN_RATE: u64 = 4096;
 
 /// An unknown `--layout` is a usage error (exit 2), found before anything is read.
 pub fn usage_layout(name: &Option<String>) -> Result<(), Failure> {

@@ -82,6 +82,10 @@ pub struct RepairCmd {
     #[argh(option, default = "30")]
     /// seconds before a stalled connection is given up (with --from; default 30)
     pub timeout: u64,
+    #[argh(option, default = "super::DEFAULT_MIN_RATE")]
+    /// with --from: bytes per second below which a server that keeps sending is given up
+    /// after 20 s of waiting on it (error code network; default 4096, 0 turns it off)
+    pub min_rate: u64,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     pub trusted_key: Vec<PathBuf>,
@@ -142,6 +146,15 @@ impl VerifyCmd {
 }
 
 impl RepairCmd {
+    /// The network options given.
+    fn net(&self) -> super::Net {
+        super::Net {
+            timeout: self.timeout,
+            min_rate: self.min_rate,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
     /// Repairs the installed game and reports it.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         repair(self, out)
@@ -343,7 +356,7 @@ fn repair(mut c: RepairCmd, out: &Output) -> Result<(), Failure> {
     let m = installed_manifest(&c.install_dir, &c.game, &store)?;
     // Nothing is read from the source until the check has found damage.
     let scratch = c.install_dir.join(crate::install::STAGING_DIR);
-    let lib = library(&c.romlib, &c.from, &scratch, c.timeout, &c.ca_file)?;
+    let lib = library(&c.romlib, &c.from, &scratch, &c.net())?;
     let mut progress = Reporter::new(c.progress, "repair", false);
     if let Some(remote) = lib.remote_source() {
         progress.count_downloads(|| remote.downloaded());

@@ -72,14 +72,16 @@ impl Library {
 
     /// The library served at `url` (any static HTTP or HTTPS server), downloading
     /// manifests and locators into `scratch` (they are unlinked as soon as they are open);
-    /// `ca_file` adds certificate authorities for `https://`.
+    /// `ca_file` adds certificate authorities for `https://`; a server sending under
+    /// `min_rate` bytes per second (0: any) is given up.
     pub fn remote(
         url: &str,
         scratch: &Path,
         timeout: std::time::Duration,
+        min_rate: u64,
         ca_file: Option<&Path>,
     ) -> Result<Self> {
-        let r = Remote::new(url, scratch, timeout, ca_file)?;
+        let r = Remote::new(url, scratch, timeout, min_rate, ca_file)?;
         Ok(Self {
             root: PathBuf::from(r.url().to_string()),
             kind: Kind::Remote(Arc::new(r)),

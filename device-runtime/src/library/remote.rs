@@ -49,18 +49,20 @@ pub struct Remote {
 impl Remote {
     /// A library at `url` (a folder URL), downloading small files into `scratch`;
     /// `https://` servers must show a certificate from the system's authorities or
-    /// `ca_file`'s.
+    /// `ca_file`'s; a server sending under `min_rate` bytes per second is given up
+    /// ([`Connector::min_rate`]).
     pub fn new(
         url: &str,
         scratch: &Path,
         timeout: Duration,
+        min_rate: u64,
         ca_file: Option<&Path>,
     ) -> Result<Self> {
         let mut url = Url::parse(url)?;
         if !url.path.ends_with('/') {
             url.path.push('/');
         }
-        let client = Client::with_connector(Connector::new(timeout, ca_file));
+        let client = Client::with_connector(Connector::new(timeout, ca_file).min_rate(min_rate));
         Ok(Remote {
             base: Mutex::new(url.clone()),
             url,

@@ -334,6 +334,7 @@ impl Client {
             });
         }
         let conn = self.conn.as_mut().expect("just connected");
+        conn.io.get_mut().restart_meter();
         let mut req = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: romlib-device\r\nAccept-Encoding: identity\r\n",
             url.path,

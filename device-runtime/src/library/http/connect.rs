@@ -25,8 +25,15 @@ pub const CA_FILES: [&str; 6] = [
     "/usr/share/ca-certificates/ca-certificates.crt",
 ];
 
-/// A connection to a server: plain TCP or TLS over TCP.
-pub enum Stream {
+/// A connection to a server: plain TCP or TLS over TCP, with the meter of how fast the
+/// server sends (see [`Connector::min_rate`]).
+pub struct Stream {
+    link: Link,
+    meter: Meter,
+}
+
+/// The transport of a [`Stream`].
+enum Link {
     /// Plain HTTP.
     Plain(TcpStream),
     /// HTTPS.
@@ -34,45 +41,114 @@ pub enum Stream {
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
+/// How fast a server sends, over the time spent waiting for it since the request was sent
+/// (time the reader spends elsewhere, decoding, is not counted).
+#[derive(Debug, Clone, Copy)]
+struct Meter {
+    /// Bytes per second below which the server is given up (0: never).
+    min_rate: u64,
+    waited: Duration,
+    bytes: u64,
+}
+
+/// Waiting time during which a request is not judged by its rate (a slow start, a busy
+/// server's first byte).
+const RATE_GRACE: Duration = Duration::from_secs(20);
+
+/// The error a read returns when the server sends below the minimum rate.
+#[derive(Debug)]
+pub struct TooSlow {
+    /// Bytes per second it sent.
+    pub rate: u64,
+    /// The minimum.
+    pub min_rate: u64,
+}
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the server sends {} bytes/s, under the minimum of {} (--min-rate; 0 turns the \
+             check off)",
+            self.rate, self.min_rate
+        )
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
+impl Stream {
+    fn new(link: Link, min_rate: u64) -> Self {
+        Stream {
+            link,
+            meter: Meter {
+                min_rate,
+                waited: Duration::ZERO,
+                bytes: 0,
+            },
+        }
+    }
+
+    /// Starts measuring anew: a request is about to be sent.
+    pub fn restart_meter(&mut self) {
+        self.meter.waited = Duration::ZERO;
+        self.meter.bytes = 0;
+    }
+}
+
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Stream::Plain(_) => "Stream::Plain",
+        f.write_str(match self.link {
+            Link::Plain(_) => "Stream::Plain",
             #[cfg(feature = "tls")]
-            Stream::Tls(_) => "Stream::Tls",
+            Link::Tls(_) => "Stream::Tls",
         })
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
+        let start = std::time::Instant::now();
+        let got = match &mut self.link {
+            Link::Plain(s) => s.read(buf),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => match s.read(buf) {
+            Link::Tls(s) => match s.read(buf) {
                 // A server that closes without close_notify (common, and harmless here:
                 // every body's length is known and checked) reads as the end of the stream.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
                 r => r,
             },
+        }?;
+        let m = &mut self.meter;
+        m.waited += start.elapsed();
+        m.bytes += got as u64;
+        if m.min_rate > 0 && m.waited > RATE_GRACE {
+            let secs = m.waited.as_secs_f64();
+            if (m.bytes as f64) < m.min_rate as f64 * secs {
+                return Err(std::io::Error::other(TooSlow {
+                    rate: (m.bytes as f64 / secs) as u64,
+                    min_rate: m.min_rate,
+                }));
+            }
         }
+        Ok(got)
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
+        match &mut self.link {
+            Link::Plain(s) => s.write(buf),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.write(buf),
+            Link::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
+        match &mut self.link {
+            Link::Plain(s) => s.flush(),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.flush(),
+            Link::Tls(s) => s.flush(),
         }
     }
 }
@@ -81,6 +157,8 @@ impl Write for Stream {
 #[derive(Debug, Clone)]
 pub struct Connector {
     timeout: Duration,
+    /// Bytes per second below which a server that keeps sending is given up (0: never).
+    min_rate: u64,
     /// Read only by the TLS set-up (an http-only build keeps it for a uniform API).
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     ca_file: Option<PathBuf>,
@@ -94,10 +172,19 @@ impl Connector {
     pub fn new(timeout: Duration, ca_file: Option<&Path>) -> Self {
         Connector {
             timeout,
+            min_rate: 0,
             ca_file: ca_file.map(Path::to_path_buf),
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Gives up a response whose server sends fewer than `bytes_per_second` (measured over
+    /// the time spent waiting for it, after 20 s of waiting): a server dripping bytes,
+    /// each in time for the stall timeout, fails too. 0 turns it off.
+    pub fn min_rate(mut self, bytes_per_second: u64) -> Self {
+        self.min_rate = bytes_per_second;
+        self
     }
 
     /// Opens a connection to `url`'s server (for `https://`, with a completed handshake).
@@ -116,10 +203,11 @@ impl Connector {
                     s.set_read_timeout(Some(self.timeout))
                         .and_then(|()| s.set_write_timeout(Some(self.timeout)))
                         .map_err(|e| fail(e.to_string(), true))?;
-                    let stream = match url.scheme {
-                        Scheme::Http => Stream::Plain(s),
+                    let link = match url.scheme {
+                        Scheme::Http => Link::Plain(s),
                         Scheme::Https => self.handshake(url, s)?,
                     };
+                    let stream = Stream::new(link, self.min_rate);
                     return Ok(BufReader::with_capacity(CONN_BUF, stream));
                 }
                 Err(e) => last = format!("cannot connect to {a}: {e}"),
@@ -129,7 +217,7 @@ impl Connector {
     }
 
     #[cfg(not(feature = "tls"))]
-    fn handshake(&mut self, url: &Url, _: TcpStream) -> std::result::Result<Stream, Failure> {
+    fn handshake(&mut self, url: &Url, _: TcpStream) -> std::result::Result<Link, Failure> {
         Err(Failure {
             tls: true,
             ..fail(
@@ -143,7 +231,7 @@ impl Connector {
     }
 
     #[cfg(feature = "tls")]
-    fn handshake(&mut self, url: &Url, mut s: TcpStream) -> std::result::Result<Stream, Failure> {
+    fn handshake(&mut self, url: &Url, mut s: TcpStream) -> std::result::Result<Link, Failure> {
         let tls_fail = |problem: String| Failure {
             tls: true,
             ..fail(problem, false)
@@ -180,7 +268,7 @@ impl Connector {
                 });
             }
         }
-        Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, s))))
+        Ok(Link::Tls(Box::new(rustls::StreamOwned::new(conn, s))))
     }
 }
 

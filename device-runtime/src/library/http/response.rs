@@ -273,6 +273,13 @@ pub fn read_response(
 }
 
 pub(super) fn body_error(e: &std::io::Error) -> Failure {
+    if let Some(slow) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<super::connect::TooSlow>())
+    {
+        // Not retried: the next attempt would drip as slowly.
+        return fail(slow.to_string(), false);
+    }
     match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             fail("the server stalled (timed out)", true)
