@@ -207,7 +207,15 @@ enum Bad {
     Slow,
     /// Sends pack ranges one byte a second: never a stall, never an end.
     Drip,
+    /// Answers a manifest with its bytes, then claims and sends 9 GB more.
+    LongManifest,
+    /// Answers a manifest with one byte of its body changed, claiming 9 GB.
+    ForgedManifest,
 }
+
+/// Bytes past the manifest a [`Bad::LongManifest`] or [`Bad::ForgedManifest`] server
+/// managed to send before the client hung up.
+static MANIFEST_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Pack bytes a [`Bad::Slow`] server sent.
 static SLOW_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -266,6 +274,22 @@ fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::
             if is_pack && seen >= k {
                 return Ok(()); // connection dropped without an answer
             }
+        }
+        if matches!(bad, Bad::LongManifest | Bad::ForgedManifest) && path.ends_with(".manifest") {
+            let mut m = std::fs::read(root.join(path.trim_start_matches('/'))).unwrap();
+            if bad == Bad::ForgedManifest {
+                m[20] ^= 1;
+            }
+            let claimed = m.len() as u64 + 9_000_000_000;
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {claimed}\r\n\r\n")?;
+            out.write_all(&m)?;
+            let zeros = vec![0u8; 1 << 20];
+            // Until the client hangs up (bounded: 9 GB).
+            for _ in 0..9_000 {
+                out.write_all(&zeros)?;
+                MANIFEST_SENT.fetch_add(zeros.len() as u64, Ordering::SeqCst);
+            }
+            return Ok(());
         }
         match bad {
             Bad::EndlessHeaders => {
@@ -431,6 +455,42 @@ fn a_bad_server_fails_the_install_cleanly_with_one_line() {
 
 /// A server that honours the range of a pack's header but answers the record ranges with
 /// the whole pack (half-supported ranges): the device reads the pack as a stream instead,
+/// A manifest answer is checked as it arrives: a forged one ends at its signature block,
+/// and a genuine one followed by 9 GB of more bytes ends at its signed length; either way
+/// at most a few KiB reach the card.
+#[test]
+fn a_manifest_answer_is_cut_at_its_signed_length() {
+    let w = fixture();
+    for (bad, code, needle) in [
+        (
+            Bad::LongManifest,
+            "damaged",
+            "longer than the manifest's signed",
+        ),
+        (Bad::ForgedManifest, "untrusted", "alpha.manifest"),
+    ] {
+        let (port, _) = bad_server(w.p("lib"), bad);
+        let url = format!("http://127.0.0.1:{port}/");
+        let dir = format!("inst-{bad:?}");
+        let started = Instant::now();
+        let out = install(&w, &url, "alpha", &dir, &["--json"]);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["code"], code, "{bad:?}: {v}");
+        let msg = v["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{bad:?}: {msg}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{bad:?}");
+        // The client hung up at once: what the server got out beyond the manifest is what
+        // the sockets' buffers hold, not gigabytes.
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = MANIFEST_SENT.swap(0, Ordering::SeqCst);
+        assert!(
+            sent < 64 << 20,
+            "{bad:?}: the server sent {sent} bytes more"
+        );
+    }
+}
+
 /// A server that sends a byte a second, each in time for the stall timeout, is given up
 /// for sending under `--min-rate` (after its 20 s of grace, not retried), with one line and
 /// code `network`; the download so far is kept for a later attempt.

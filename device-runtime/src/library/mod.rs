@@ -208,11 +208,24 @@ impl Library {
     /// Opens the manifest of game `title` (not its signature): `games/<title>.manifest`,
     /// the portable file's copy, or a download of the server's.
     pub fn open_manifest(&self, title: &str) -> Result<ManifestFile> {
+        self.open_manifest_checked(title, None)
+    }
+
+    /// [`Library::open_manifest`]; over HTTP with `trust`, the download checks the
+    /// signature before the chunk table and reads no byte past the signed length.
+    fn open_manifest_checked(
+        &self,
+        title: &str,
+        trust: Option<&TrustStore>,
+    ) -> Result<ManifestFile> {
         match &self.kind {
             Kind::Folder => ManifestFile::open(&self.manifest_path(title)),
             Kind::Remote(r) => {
                 let rel = manifest_rel(title);
-                let file = r.download(&rel, Remote::max_manifest_len())?;
+                let file = match trust {
+                    Some(t) => r.download_manifest(&rel, t)?,
+                    None => r.download(&rel, Remote::max_manifest_len())?,
+                };
                 let path = r.display_path(&rel);
                 let len = file_len(&file, &path)?;
                 ManifestFile::open_in(&path, file, 0, len)
@@ -277,7 +290,7 @@ impl Library {
                     closest,
                 });
             }
-            match self.open_manifest(game) {
+            match self.open_manifest_checked(game, Some(trust)) {
                 Ok(m) => m,
                 // A server without the manifest (404): when its catalog does not list
                 // the title either, the title is what is wrong.

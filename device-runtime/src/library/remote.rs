@@ -15,7 +15,9 @@
 //! is fetched, and every record before any of its bytes are used.
 
 use crate::error::{Error, Result};
-use crate::library::http::{Client, Connector, Url};
+use crate::library::http::{Client, Connector, Download, Url};
+use crate::trusted::manifest::PrefixCheck;
+use crate::trusted::TrustStore;
 use romlib_format::layout::CATALOG_FILE;
 use romlib_format::limits::{MAX_DICT_LEN, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
@@ -135,6 +137,12 @@ impl Remote {
     /// Downloads `rel` (at most `max` bytes) into an unlinked scratch file, returned open
     /// and rewound.
     pub fn download(&self, rel: &str, max: u64) -> Result<File> {
+        self.download_with(rel, max, None)
+    }
+
+    /// [`Remote::download`]; with `trust`, of a manifest checked as it arrives
+    /// ([`PrefixCheck`]).
+    fn download_with(&self, rel: &str, max: u64, trust: Option<&TrustStore>) -> Result<File> {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         // The scratch folder (an install folder's staging folder) is opened through its
         // parent without following a link, and the file is created new, never through one.
@@ -159,11 +167,40 @@ impl Remote {
         let _ = folder.remove_file(&name);
         let url = self.at(rel);
         let mut c = self.client();
-        c.get(&url, max, &mut file)?;
+        match trust {
+            None => {
+                c.get(&url, max, &mut file)?;
+            }
+            Some(t) => {
+                let shown = self.display_path(rel);
+                let mut failed = None;
+                let mut checked = Checked {
+                    file: &mut file,
+                    check: PrefixCheck::new(&shown, t),
+                    failed: &mut failed,
+                };
+                let got = c.get(&url, max, &mut checked);
+                drop(checked);
+                match (got, failed) {
+                    (Err(_), Some(e)) => return Err(e),
+                    (got, _) => {
+                        got?;
+                    }
+                }
+            }
+        }
         self.follow(&c, rel, &url);
         drop(c);
         file.rewind().map_err(|e| Error::io(&path, "seek", e))?;
         Ok(file)
+    }
+
+    /// Downloads manifest `rel` like [`Remote::download`], checking its signature against
+    /// `trust` as soon as its header, body and signature block are in (see
+    /// [`crate::trusted::manifest::PrefixCheck`]): a forged answer ends there, and no answer
+    /// is read past the manifest's signed length.
+    pub fn download_manifest(&self, rel: &str, trust: &TrustStore) -> Result<File> {
+        self.download_with(rel, Self::max_manifest_len(), Some(trust))
     }
 
     /// Largest manifest a game may have.
@@ -219,5 +256,37 @@ impl Remote {
         c.get(&url, MAX_DICT_LEN, &mut buf)?;
         self.follow(&c, rel, &url);
         Ok(buf)
+    }
+}
+
+/// A download into a file whose bytes a [`PrefixCheck`] sees first; its error, if it ends
+/// the download, is kept in `failed`.
+struct Checked<'a, 'b, 'c> {
+    file: &'a mut File,
+    check: PrefixCheck<'b>,
+    failed: &'c mut Option<Error>,
+}
+
+impl std::io::Write for Checked<'_, '_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Err(e) = self.check.take(buf) {
+            let msg = e.to_string();
+            *self.failed = Some(e);
+            return Err(std::io::Error::other(msg));
+        }
+        std::io::Write::write_all(self.file, buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Download for Checked<'_, '_, '_> {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.check.restart();
+        *self.failed = None;
+        Download::restart(self.file)
     }
 }

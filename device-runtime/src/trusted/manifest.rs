@@ -165,6 +165,89 @@ impl ManifestFile {
     }
 }
 
+/// Checks the first bytes of a manifest as they arrive (a download), before its chunk
+/// table: once the header, body and signature block are in, the signature is verified
+/// against `trust` and the file's whole length is known from the signed body; every byte
+/// past that length is refused. So an answer of a forged or tampered manifest ends after at
+/// most [`MAX_MANIFEST_BODY_LEN`] + 112 bytes, and one longer than its signed length at
+/// that length, whatever it claims.
+pub struct PrefixCheck<'a> {
+    path: PathBuf,
+    trust: &'a TrustStore,
+    head: Vec<u8>,
+    /// The signed length, once verified.
+    total: Option<u64>,
+    written: u64,
+}
+
+impl<'a> PrefixCheck<'a> {
+    /// A check of the manifest downloaded from `path` (a URL, for messages).
+    pub fn new(path: &Path, trust: &'a TrustStore) -> Self {
+        PrefixCheck {
+            path: path.to_path_buf(),
+            trust,
+            head: Vec::new(),
+            total: None,
+            written: 0,
+        }
+    }
+
+    /// Forgets what came so far (the download restarts).
+    pub fn restart(&mut self) {
+        self.head.clear();
+        self.total = None;
+        self.written = 0;
+    }
+
+    /// Takes the next `bytes` of the download; an error ends it.
+    pub fn take(&mut self, bytes: &[u8]) -> Result<()> {
+        self.written += bytes.len() as u64;
+        if let Some(total) = self.total {
+            if self.written > total {
+                return Err(Error::manifest(
+                    &self.path,
+                    format!("the answer is longer than the manifest's signed {total} bytes"),
+                ));
+            }
+            return Ok(());
+        }
+        self.head.extend_from_slice(bytes);
+        if self.head.len() < fmt::HEADER_LEN {
+            return Ok(());
+        }
+        let header = ManifestHeader::decode(&self.head[..fmt::HEADER_LEN])
+            .map_err(|e| Error::format(&self.path, e))?;
+        let prefix_len = header.chunk_table_offset() as usize;
+        if self.head.len() < prefix_len {
+            return Ok(());
+        }
+        let body_end = fmt::HEADER_LEN + header.body_len as usize;
+        let mut signed = header.signed_prefix().to_vec();
+        signed.extend_from_slice(&self.head[fmt::HEADER_LEN..body_end]);
+        let sig = SignatureBlock::decode(&self.head[body_end..prefix_len])
+            .map_err(|e| Error::format(&self.path, e))?;
+        self.trust
+            .verify(&sig.public_key, &signed, &sig.signature)
+            .map_err(|problem| Error::Untrusted {
+                path: self.path.clone(),
+                problem,
+            })?;
+        let body = Manifest::decode(&self.head[fmt::HEADER_LEN..body_end])
+            .map_err(|e| Error::manifest(&self.path, format!("body does not decode: {e}")))?;
+        validate_body(&self.path, &body)?;
+        let total = fmt::expected_file_len(&header, body.chunk_count);
+        self.head = Vec::new();
+        self.total = Some(total);
+        if self.written > total {
+            return Err(Error::manifest(
+                &self.path,
+                format!("the answer is longer than the manifest's signed {total} bytes"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl VerifiedManifest {
     /// The signed body.
     pub fn body(&self) -> &Manifest {
