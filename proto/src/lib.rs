@@ -30,8 +30,8 @@ mod tests {
         };
         let mut bytes = m.encode_to_vec();
         assert_eq!(Manifest::decode(bytes.as_slice()).unwrap(), m);
-        // A later revision's field (19, reserved today) must not break this reader.
-        bytes.extend_from_slice(&[0x9a, 0x01, 0x01, b'x']);
+        // A later revision's field (20, reserved today) must not break this reader.
+        bytes.extend_from_slice(&[0xa2, 0x01, 0x01, b'x']);
         assert_eq!(Manifest::decode(bytes.as_slice()).unwrap(), m);
         assert!(Manifest::decode(&bytes[..bytes.len() - 1]).is_err());
     }
