@@ -260,17 +260,12 @@ pub fn adopt(
 }
 
 /// Writes the completion marker of adopted game `m`: into its folder `root`, or as its
-/// record in `inst`'s `.romlib-games/`; written under a scratch name and renamed, so a
-/// marker is never seen half-written.
+/// record in `inst`'s `.romlib-games/` (never seen half-written: [`write_marker`]).
 fn mark(inst: &Folder, root: &Folder, m: &VerifiedManifest, placement: Placement) -> Result<()> {
-    let title = &m.body().title_id;
     let (dir, name) = match placement {
         Placement::Folder => (root.try_clone()?, MARKER.to_string()),
-        _ => (inst.ensure_sub(RECORDS_DIR)?, title.clone()),
+        _ => (inst.ensure_sub(RECORDS_DIR)?, m.body().title_id.clone()),
     };
-    let scratch = format!(".{title}.adopting");
-    dir.remove_file(&scratch)?;
-    write_marker(&dir, &scratch, m, placement)?;
-    dir.rename(&scratch, &dir, &name)?;
+    write_marker(&dir, &name, m, placement)?;
     dir.sync()
 }

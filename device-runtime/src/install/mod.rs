@@ -555,7 +555,8 @@ fn refuse_downgrade(inst: &Folder, m: &VerifiedManifest, live: Option<&Folder>) 
 }
 
 /// Writes completion marker `name` into `dir` for game `m` placed as `placement` (see
-/// [`MARKER`]), and fsyncs it.
+/// [`MARKER`]), and fsyncs it: written as `<name>.part` and renamed, so a marker is never
+/// seen half-written (a kill in between leaves an unfinished install, which is removed).
 fn write_marker(
     dir: &Folder,
     name: &str,
@@ -578,8 +579,10 @@ fn write_marker(
         String::from_utf8_lossy(&romlib_format::manifest::key_id(m.signer())),
         m.file_len()
     );
-    let marker = dir.at(name);
-    let mut f = dir.create_file(name, 0o644)?;
+    let part = format!("{name}.part");
+    dir.remove_file(&part)?;
+    let marker = dir.at(&part);
+    let mut f = dir.create_file(&part, 0o644)?;
     f.write_all(text.as_bytes())
         .map_err(|e| Error::io(&marker, "write", e))?;
     let mut w = BufWriter::new(&mut f);
@@ -587,7 +590,8 @@ fn write_marker(
         .and_then(|()| w.flush())
         .map_err(|e| Error::io(&marker, "write", e))?;
     drop(w);
-    f.sync_all().map_err(|e| Error::io(&marker, "fsync", e))
+    f.sync_all().map_err(|e| Error::io(&marker, "fsync", e))?;
+    dir.rename(&part, dir, name)
 }
 
 /// The manifest an installed game's completion marker holds (unverified: only used to
