@@ -36,6 +36,7 @@ TD=${CARGO_TARGET_DIR:-target}
 ROMLIB=$(cd "$TD/$HOST_DIR" && pwd)/romlib
 rm -rf "$WORK"
 mkdir -p "$WORK"
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$ROMLIB" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null
 
 # The set, three ways: zips as a dumper made them (deflate -6, members in DAT order) in

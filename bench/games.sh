@@ -49,6 +49,7 @@ for i in range(n):
     with open(path, "wb") as f:
         f.write(data)
 PY
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$ROMLIB" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null
 
 row() {  # WHAT COMMAND...: one table row of wall seconds and peak RSS

@@ -119,6 +119,7 @@ col() { awk -F'\t' -v k="$1" -v c="$2" '$1==k {print $c}' "$ROWS"; }  # col KEY 
 same_tree() { diff -r -x .romlib-installed "$G/$1" "$2" >/dev/null || { echo "bench: $3 extracted $1 wrong" >&2; exit 1; }; }
 
 # ------------------------------------------------------------------ romlib
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$ROMLIB" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
 romlib_run() {  # NAME SETTINGS ARGS...: build, then install one large game and every game
   local name=$1 settings=$2; shift 2

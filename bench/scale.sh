@@ -53,6 +53,7 @@ ROMLIB=$(cd "$TD/$HOST_DIR" && pwd)/romlib
 rm -rf "$WORK"
 mkdir -p "$WORK/in"
 IN=$WORK/in LIB=$WORK/lib
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$ROMLIB" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null
 
 # One game: MIB (default STEP_MIB) of AES-CTR keystream keyed by KEY (deterministic,

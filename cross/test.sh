@@ -166,8 +166,9 @@ with zipfile.ZipFile(os.path.join(root, "mame", "pacman.zip"), "w", zipfile.ZIP_
 PY
 
 step "Host: romlib keygen + romlib build"
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$ROMLIB" keygen --secret-key "$WORK/K.sec" --public-key "$WORK/K.pub"
-"$ROMLIB" keygen --secret-key "$WORK/other.sec" --public-key "$WORK/other.pub"
+"$ROMLIB" keygen --secret-key "$WORK/other.sec" --public-key "$WORK/other.pub" --no-trust
 "$ROMLIB" build -i "$WORK/in" -o "$WORK/lib" --signing-key "$WORK/K.sec"
 # The same games with a system recorded (--system), for installs with --layout.
 "$ROMLIB" build -q -i "$WORK/in" -o "$WORK/lib-layout" --signing-key "$WORK/K.sec" --system nes

@@ -97,7 +97,7 @@ ROMLIB="$TD/release/romlib"
 if [[ -z "$KEY" ]]; then
     tmpkey="$(mktemp -d)"
     trap 'rm -rf -- "$tmpkey"' EXIT
-    "$ROMLIB" keygen --secret-key "$tmpkey/throwaway.sec" --public-key "$OUT.tmp/UNTRUSTED-throwaway.pub"
+    "$ROMLIB" keygen --secret-key "$tmpkey/throwaway.sec" --public-key "$OUT.tmp/UNTRUSTED-throwaway.pub" --no-trust
     KEY="$tmpkey/throwaway.sec"
     echo "WARNING: signed with a throw-away key (no --key): not a release" >&2
 fi

@@ -25,6 +25,7 @@ REF=$TD/$TGT/device/examples/decode_packs
 HOST=$TD/release
 file "$DEV" | grep -Eq "statically linked|static-pie linked" || { echo "romlib-device is not static" >&2; exit 1; }
 mkdir -p "$WORK"
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$HOST/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
 ROT=()
 field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }

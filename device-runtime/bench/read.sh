@@ -72,6 +72,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- data: one game, built and installed once --------------------------------------------
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$HOST/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$KEY" >/dev/null 2>&1 || true
 if [ ! -f "$WORK/lib-$MIB.ok" ]; then
   rm -rf "$in" "$lib" "$inst"

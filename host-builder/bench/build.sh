@@ -17,6 +17,7 @@ command -v zstd >/dev/null && [ -x /usr/bin/time ] || {
 cargo build --release -q -p romlib-host -p romlib-tests --bins
 T=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$WORK"
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$T/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
 field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }
 secs() { awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$1"; }

@@ -20,6 +20,7 @@ dat="$WORK/mame-$MIB.dat"
 listxml="$WORK/mame-listxml-$LISTXML_MIB.xml"
 [ -f "$listxml" ] || "$T/gen-dat" --listxml "$LISTXML_MIB" "$listxml"
 rm -rf "$WORK/dat-in" "$WORK/dat-lib"
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$T/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
 "$T/gen-corpus" 16 "$WORK/dat-in" >/dev/null
 "$T/romlib" build -q -i "$WORK/dat-in" -o "$WORK/dat-lib" --signing-key "$WORK/k.sec"

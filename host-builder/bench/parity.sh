@@ -17,6 +17,7 @@ cargo build --release -q -p romlib-host -p romlib-tests --bins
 T=$(realpath "${CARGO_TARGET_DIR:-target}")/release
 mkdir -p "$WORK"
 rm -rf "$WORK/lib" "$WORK/par2"
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$T/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
 corpus="$WORK/corpus-$SIZE"
 [ -d "$corpus" ] || "$T/gen-corpus" "$SIZE" "$corpus" >/dev/null

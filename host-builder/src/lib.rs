@@ -14,6 +14,7 @@ pub mod keys;
 pub mod library;
 pub mod parity;
 pub mod transfer;
+pub mod trust_store;
 pub mod zstd_decoder;
 
 pub use build::{build, BuildOptions, BuildSummary};

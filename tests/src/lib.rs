@@ -197,7 +197,33 @@ pub fn host_cmd() -> Command {
     if std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
         c.env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string());
     }
+    if std::env::var_os("ROMLIB_CONFIG_DIR").is_none() {
+        c.env("ROMLIB_CONFIG_DIR", config_dir());
+    }
     c
+}
+
+/// A command that runs the workspace's own (Linux) `romlib`, whatever `ROMLIB_HOST_BIN`
+/// says, in this test's configuration ([`config_dir`], [`TEST_EPOCH`]).
+pub fn linux_host_cmd() -> Command {
+    let mut c = Command::new(bin("romlib"));
+    c.env("ROMLIB_CONFIG_DIR", config_dir());
+    if std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
+        c.env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string());
+    }
+    c
+}
+
+thread_local! {
+    /// The configuration folder (trust store) of the host commands a test thread runs.
+    static CONFIG: tempfile::TempDir = tempfile::tempdir().unwrap();
+}
+
+/// The `ROMLIB_CONFIG_DIR` of the host commands run by this thread: one per test (each
+/// test runs on a thread of its own), so the keys a test's `romlib keygen` trusts are
+/// trusted in that test only, and no test touches the user's own trust store.
+pub fn config_dir() -> PathBuf {
+    CONFIG.with(|d| d.path().to_path_buf())
 }
 
 /// The `SOURCE_DATE_EPOCH` of the tests' builds: 2026-01-01 00:00:00 UTC.

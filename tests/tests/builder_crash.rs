@@ -7,7 +7,7 @@ use romlib_format::pack::{RecordHeader, RECORD_HEADER_LEN};
 use romlib_host::library::index::{CHUNKS, PACKS};
 use romlib_tests::*;
 use std::io::{Read, Seek, SeekFrom};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// Checks every index entry against the pack bytes it points at.
 fn check_index(lib: &std::path::Path) -> usize {
@@ -75,10 +75,7 @@ fn kill_during_build_never_corrupts_the_index() {
         .collect()
     };
     let t0 = std::time::Instant::now();
-    ok(Command::new(bin("romlib"))
-        .args(args("ref"))
-        .output()
-        .unwrap());
+    ok(linux_host_cmd().args(args("ref")).output().unwrap());
     let full = t0.elapsed();
     let mut killed = 0;
     let mut i = 0u64;
@@ -90,7 +87,7 @@ fn kill_during_build_never_corrupts_the_index() {
         if i.is_multiple_of(3) {
             let _ = std::fs::remove_dir_all(w.p("lib"));
         }
-        let mut child = Command::new(bin("romlib"))
+        let mut child = linux_host_cmd()
             .args(args("lib"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -107,10 +104,7 @@ fn kill_during_build_never_corrupts_the_index() {
         }
     }
     // The next run completes the library, which then equals an uninterrupted build.
-    ok(Command::new(bin("romlib"))
-        .args(args("lib"))
-        .output()
-        .unwrap());
+    ok(linux_host_cmd().args(args("lib")).output().unwrap());
     let n = check_index(&w.p("lib"));
     assert_eq!(n, check_index(&w.p("ref")));
     for g in 0..6 {

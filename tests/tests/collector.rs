@@ -583,6 +583,8 @@ fn an_endless_dat_field_is_refused_in_bounded_memory() {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg("ulimit -v 262144 && exec \"$0\" \"$@\"")
+            .env("ROMLIB_CONFIG_DIR", config_dir())
+            .env("ROMLIB_CONFIG_DIR", config_dir())
             .arg(bin("romlib"))
             .args([
                 "verify",
@@ -1233,6 +1235,7 @@ fn a_mame_listxml_of_real_size_is_checked_in_bounded_memory() {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg("ulimit -v 262144 && exec \"$0\" \"$@\"")
+        .env("ROMLIB_CONFIG_DIR", config_dir())
         .arg(bin("romlib"))
         .args(["verify", "-r", &w.s("lib"), "--dat", &w.s("listxml.xml")])
         .output()

@@ -215,7 +215,7 @@ fn builds_and_installs_fsync_in_the_documented_order() {
     write(&w.p("in"), "a/a.bin", &r.bytes(300_000));
     write(&w.p("in"), "b/b.iso", &b);
     let build = |what: &str| {
-        let mut cmd = Command::new(bin("romlib"));
+        let mut cmd = linux_host_cmd();
         cmd.args([
             "build",
             "-i",
@@ -268,12 +268,19 @@ fn builds_and_installs_fsync_in_the_documented_order() {
         .copied()
         .find(|&i| matches!(&calls[i], Call::Rename(f, _) if *f == staged))
         .expect("the staged game renamed into place");
-    // Before the swap: the game's file, the marker and the staged folder, all fsynced.
-    for p in [
-        format!("{staged}/b.iso"),
-        format!("{staged}/.romlib-installed"),
-        staged.clone(),
-    ] {
+    // Before the swap: the game's file, the marker (written as .part, fsynced, renamed)
+    // and the staged folder, all fsynced.
+    let marker = format!("{staged}/.romlib-installed");
+    let part = format!("{marker}.part");
+    let renamed_at = calls
+        .iter()
+        .position(|c| *c == Call::Rename(part.clone(), marker.clone()))
+        .expect("the marker renamed from .part");
+    assert!(
+        calls[..renamed_at].contains(&Call::Fsync(part.clone())),
+        "{part} not fsynced before its rename: {calls:?}"
+    );
+    for p in [format!("{staged}/b.iso"), staged.clone()] {
         assert!(
             calls[..swap].contains(&Call::Fsync(p.clone())),
             "{p} not fsynced before the swap: {calls:?}"

@@ -74,7 +74,7 @@ fn dev(args: &[&str]) -> Output {
 
 /// `romlib ARGS`, bounded in time.
 fn host(args: &[&str]) -> Output {
-    let mut c = Command::new(bin("romlib"));
+    let mut c = linux_host_cmd();
     c.args(args);
     run(c)
 }

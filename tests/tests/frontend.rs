@@ -222,7 +222,7 @@ fn host_commands_speak_the_documented_json() {
     let w = Workspace::new();
     sample_input(&w.p("in"), 12);
     let (i, o, k) = (w.s("in"), w.s("lib"), w.s("k.sec"));
-    let mut cmd = Command::new(bin("romlib"));
+    let mut cmd = linux_host_cmd();
     cmd.args(["build", "-i", &i, "-o", &o, "--signing-key", &k]);
     let (out, r, stream) = run_both(&s, cmd);
     assert!(out.status.success());
@@ -232,7 +232,7 @@ fn host_commands_speak_the_documented_json() {
     );
     let last = progress_of(&stream).last().unwrap()["bytes_done"].clone();
     assert_eq!(last, r["input_bytes"]);
-    let mut cmd = Command::new(bin("romlib"));
+    let mut cmd = linux_host_cmd();
     cmd.args([
         "install",
         "-g",
@@ -249,11 +249,11 @@ fn host_commands_speak_the_documented_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(r["files"], 4);
-    let mut cmd = Command::new(bin("romlib"));
+    let mut cmd = linux_host_cmd();
     cmd.args(["export", "-r", &o, "--all", "-o", &w.s("all.romlib")]);
     let (_, r, _) = run_both(&s, cmd);
     assert_eq!(r["games"], 3);
-    let mut cmd = Command::new(bin("romlib"));
+    let mut cmd = linux_host_cmd();
     cmd.args([
         "import",
         &w.s("all.romlib"),
@@ -264,11 +264,11 @@ fn host_commands_speak_the_documented_json() {
     ]);
     let (_, r, _) = run_both(&s, cmd);
     assert_eq!(r["games_written"], 3);
-    let mut cmd = Command::new(bin("romlib"));
+    let mut cmd = linux_host_cmd();
     cmd.args(["remove", "-r", &w.s("lib2"), "-g", "beta"]);
     let (_, r, _) = run_both(&s, cmd);
     assert_eq!(r["removed"], serde_json::json!(["beta"]));
-    let mut cmd = Command::new(bin("romlib"));
+    let mut cmd = linux_host_cmd();
     cmd.args(["verify", "-r", &o, "--progress", "json", "-q"]);
     let out = cmd.output().unwrap();
     assert!(out.status.success());
@@ -537,7 +537,7 @@ fn parity_and_repair_speak_the_documented_json() {
     let w = Workspace::new();
     sample_input(&w.p("in"), 13);
     let (i, o, k) = (w.s("in"), w.s("lib"), w.s("k.sec"));
-    let mut cmd = Command::new(bin("romlib"));
+    let mut cmd = linux_host_cmd();
     cmd.args([
         "build",
         "-i",

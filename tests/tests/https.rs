@@ -436,7 +436,7 @@ fn moto(w: &Workspace) -> (Proc, String) {
 }
 
 fn publish(w: &Workspace, endpoint: &str, target: &str, extra: &[&str]) -> std::process::Output {
-    Command::new(bin("romlib"))
+    linux_host_cmd()
         .args([
             "publish",
             "-r",
@@ -541,7 +541,7 @@ fn publishes_to_s3_and_installs_from_the_bucket() {
 
     // Wrong credentials are not an endpoint problem: moto accepts any key, so check the
     // missing-credentials path instead.
-    let out = Command::new(bin("romlib"))
+    let out = linux_host_cmd()
         .args([
             "publish",
             "-r",

@@ -148,6 +148,7 @@ impl Mount {
     /// Starts binary `bin` with `args` and waits until `dir` is mounted.
     fn spawn(bin_name: &str, args: &[&str], dir: &Path) -> Self {
         let child = Command::new(bin(bin_name))
+            .env("ROMLIB_CONFIG_DIR", config_dir())
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -409,7 +409,7 @@ fn a_repair_killed_at_any_moment_leaves_the_file_damaged_or_restored_and_reruns(
     };
     for delay_ms in [0u64, 5, 20, 60] {
         fs::write(&pack, &damaged).unwrap();
-        let mut child = Command::new(bin("romlib"))
+        let mut child = linux_host_cmd()
             .args(["repair", "-r", &w.s("lib")])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -296,7 +296,7 @@ fn the_same_input_gives_the_same_library_on_linux_and_windows() {
         "1048576",
     ];
     // The Linux build of the same source.
-    let linux = Command::new(bin("romlib"))
+    let linux = linux_host_cmd()
         .args([
             "build",
             "-i",
@@ -339,7 +339,7 @@ fn the_same_input_gives_the_same_library_on_linux_and_windows() {
     );
     assert_eq!(index_entries(&w.p("linux")), index_entries(&w.p("windows")));
     // And each binary reads the other's library.
-    ok(Command::new(bin("romlib"))
+    ok(linux_host_cmd()
         .args(["verify", "-r", &w.s("windows")])
         .output()
         .unwrap());

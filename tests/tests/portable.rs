@@ -222,20 +222,30 @@ fn every_reader_accepts_a_portable_file_on_both_binaries() {
         buf[..n],
         std::fs::read(w.p("in/beta/beta.rom")).unwrap()[10_000..10_000 + n]
     );
-    // Without a key to trust, the host refuses rather than trusting nothing in particular.
+    // Without --trusted-key the host trusts the user's trust store (where keygen put the
+    // key); with an empty store it refuses rather than trusting nothing in particular.
+    let install = |config: &std::path::Path, dir: &str| {
+        host_cmd()
+            .env("ROMLIB_CONFIG_DIR", config)
+            .args([
+                "install",
+                "-r",
+                &file,
+                "-g",
+                "beta",
+                "--install-dir",
+                &w.s(dir),
+            ])
+            .output()
+            .unwrap()
+    };
+    ok(install(&config_dir(), "x"));
     fails(
-        romlib(&[
-            "install",
-            "-r",
-            &file,
-            "-g",
-            "beta",
-            "--install-dir",
-            &w.s("x"),
-        ]),
+        install(&w.p("empty-config"), "y"),
         1,
-        &["--trusted-key"],
+        &["--trusted-key", "no trusted keys"],
     );
+    assert!(!w.p("y/beta").exists());
 }
 
 #[test]

@@ -24,7 +24,7 @@ pub struct CatCmd {
     pub romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys
-    /// for romlib-device, the library's own keys/ folder for romlib)
+    /// for romlib-device, your trust store for romlib: see `romlib trust`)
     pub trusted_key: Vec<PathBuf>,
     #[argh(option, default = "0")]
     /// first byte to write (default 0; beyond the end of the file is an error)
@@ -75,7 +75,7 @@ pub struct MountCmd {
     pub romlib: PathBuf,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys
-    /// for romlib-device, the library's own keys/ folder for romlib)
+    /// for romlib-device, your trust store for romlib: see `romlib trust`)
     pub trusted_key: Vec<PathBuf>,
     #[argh(positional)]
     /// empty folder to mount the library on

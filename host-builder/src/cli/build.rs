@@ -21,6 +21,10 @@ pub(super) struct KeygenCmd {
     /// where to write the public key
     #[argh(option)]
     public_key: PathBuf,
+    /// do not add the public key to your trust store (the reading commands trust the
+    /// store's keys when no --trusted-key is given; `romlib trust` manages it)
+    #[argh(switch)]
+    no_trust: bool,
 }
 
 #[derive(FromArgs)]
@@ -357,6 +361,10 @@ pub(super) fn keygen(k: KeygenCmd) -> anyhow::Result<()> {
         k.secret_key.display(),
         k.public_key.display()
     );
+    if !k.no_trust {
+        let (t, _) = crate::trust_store::add_key(&pk)?;
+        println!("trusted: added to your trust store as {}", t.path.display());
+    }
     Ok(())
 }
 

@@ -37,8 +37,8 @@ pub(super) struct ListCmd {
     /// word of this text
     search: Option<String>,
     #[argh(option)]
-    /// trusted public key file to check signatures with (repeatable; default: the
-    /// library's own keys/ folder)
+    /// trusted public key file to check signatures with (repeatable; default: your trust
+    /// store, see `romlib trust`)
     trusted_key: Vec<PathBuf>,
 }
 
@@ -54,7 +54,7 @@ pub(super) struct ShowCmd {
     /// library folder, or a portable file made by `romlib export`
     romlib: PathBuf,
     #[argh(option)]
-    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    /// trusted public key file (repeatable; default: your trust store, see `romlib trust`)
     trusted_key: Vec<PathBuf>,
     #[argh(switch)]
     /// print JSON
@@ -80,7 +80,7 @@ pub(super) struct VerifyCmd {
     /// (a fixdat; written whole or not at all)
     fixdat: Option<PathBuf>,
     #[argh(option)]
-    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    /// trusted public key file (repeatable; default: your trust store, see `romlib trust`)
     trusted_key: Vec<PathBuf>,
     #[argh(switch)]
     /// print the report as JSON
@@ -97,8 +97,9 @@ pub(super) struct VerifyCmd {
 /// `romlib list-games`.
 pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
+    // Without a trust store every game is listed, as untrusted.
     let trust = if c.trusted_key.is_empty() {
-        romlib_device::TrustStore::from_dir(&lib.keys_dir()).ok()
+        crate::trust_store::load(&[]).ok()
     } else {
         Some(romlib_device::TrustStore::from_files(&c.trusted_key)?)
     };
@@ -159,7 +160,7 @@ pub(super) fn list_games(c: ListCmd) -> anyhow::Result<()> {
 /// `romlib show`.
 pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let trust = trust_store(&lib, &c.trusted_key, None)?;
+    let trust = trust_store(&c.trusted_key)?;
     let v = crate::inspect::show::show_game(&lib, &c.game, &trust)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -172,8 +173,8 @@ pub(super) fn show(c: ShowCmd) -> anyhow::Result<()> {
 /// `romlib verify`: exit code 1 when the check found a problem (the report says which).
 pub(super) fn run_verify(c: VerifyCmd) -> anyhow::Result<ExitCode> {
     let lib = romlib_device::Library::open(&c.romlib)?;
-    let (progress, out) = report("verify-library", c.progress, c.json, c.quiet);
-    let trust = trust_store(&lib, &c.trusted_key, (!c.json).then_some(&out))?;
+    let (progress, _out) = report("verify-library", c.progress, c.json, c.quiet);
+    let trust = trust_store(&c.trusted_key)?;
     if c.fixdat.is_some() && c.dat.is_empty() {
         return Err(crate::error::Error::Usage("--fixdat needs at least one --dat".into()).into());
     }

@@ -28,7 +28,7 @@ pub(super) struct InstallCmd {
     /// --install-dir is then the OS's ROM root
     layout: Option<String>,
     #[argh(option)]
-    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    /// trusted public key file (repeatable; default: your trust store, see `romlib trust`)
     trusted_key: Vec<PathBuf>,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
@@ -71,7 +71,7 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
     usage_layout(&c.layout)?;
     let lib = romlib_device::Library::open(&c.romlib)?;
     let (progress, out) = report("install", c.progress, c.json, false);
-    let trust = trust_store(&lib, &c.trusted_key, Some(&out))?;
+    let trust = trust_store(&c.trusted_key)?;
     let m = lib.open_game(&c.game, &trust)?;
     let (install_dir, placement) = match &c.layout {
         Some(l) => layout::layout_dir(&c.install_dir, l, m.body())?,

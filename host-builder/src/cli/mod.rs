@@ -52,6 +52,7 @@ enum Cmd {
     Remove(transfer::RemoveCmd),
     Serve(transfer::ServeCmd),
     Publish(transfer::PublishCmd),
+    Trust(trust::TrustCmd),
 }
 
 /// Runs a parsed command line. `Ok(ExitCode::FAILURE)` is a failure already reported (a
@@ -90,6 +91,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Publish(c) => transfer::publish(c),
         Cmd::Show(c) => inspect::show(c),
         Cmd::TrainDict(c) => build::train_dict(c),
+        Cmd::Trust(c) => {
+            let out = Output::new("romlib", "trust", c.json(), ProgressMode::None);
+            trust::trust(c, &out)
+        }
     }
     .map(|()| ExitCode::SUCCESS)
 }
@@ -138,6 +143,7 @@ impl Cli {
             Some(Cmd::Mount(_)) => ("mount", false, none),
             Some(Cmd::Serve(_)) => ("serve", false, none),
             Some(Cmd::Publish(c)) => ("publish", c.json, none),
+            Some(Cmd::Trust(c)) => ("trust", c.json(), none),
         };
         Output::new("romlib", op, json, progress)
     }

@@ -29,7 +29,7 @@ pub(super) struct ExportCmd {
     /// portable file to write (replaced atomically when complete)
     output: PathBuf,
     #[argh(option)]
-    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    /// trusted public key file (repeatable; default: your trust store, see `romlib trust`)
     trusted_key: Vec<PathBuf>,
     #[argh(switch, short = 'q')]
     /// no progress bar or summary
@@ -58,7 +58,7 @@ pub(super) struct ImportCmd {
     /// only this game (repeatable; default: every game in the file)
     game: Vec<String>,
     #[argh(option)]
-    /// trusted public key file (repeatable; default: the library's own keys/ folder)
+    /// trusted public key file (repeatable; default: your trust store, see `romlib trust`)
     trusted_key: Vec<PathBuf>,
     #[argh(switch)]
     /// take a game even when the library holds a newer revision of it (refused otherwise,
@@ -253,7 +253,7 @@ pub(super) fn publish(c: PublishCmd) -> anyhow::Result<()> {
 pub(super) fn export(c: ExportCmd) -> anyhow::Result<()> {
     let lib = romlib_device::Library::open(&c.romlib)?;
     let (progress, out) = report("export", c.progress, c.json, c.quiet);
-    let trust = trust_store(&lib, &c.trusted_key, (!c.quiet).then_some(&out))?;
+    let trust = trust_store(&c.trusted_key)?;
     let titles = if c.all {
         if !c.game.is_empty() {
             anyhow::bail!("give either -g TITLE or --all, not both");
@@ -302,7 +302,7 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
     }
     let dest = romlib_device::Library::new(&c.output);
     let (progress, out) = report("import", c.progress, c.json, c.quiet);
-    let trust = trust_store(&dest, &c.trusted_key, (!c.quiet).then_some(&out))?;
+    let trust = trust_store(&c.trusted_key)?;
     progress.phase("import", None, None, None);
     let s = crate::transfer::import::import(
         &c.file,

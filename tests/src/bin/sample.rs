@@ -38,7 +38,14 @@ fn run(name: &str, args: &[&str]) {
     let exe = bin(name);
     let line: Vec<String> = args.iter().map(|a| quote(a)).collect();
     println!("$ {} {}", quote(&shown(&exe)), line.join(" "));
-    let st = Command::new(exe).args(args).status().expect("start");
+    let mut cmd = Command::new(exe);
+    // The sample's own trust store (its keygen trusts the sample key there), not yours.
+    if let Some(config) = SAMPLE_CONFIG.get() {
+        if std::env::var_os("ROMLIB_CONFIG_DIR").is_none() {
+            cmd.env("ROMLIB_CONFIG_DIR", config);
+        }
+    }
+    let st = cmd.args(args).status().expect("start");
     if !st.success() {
         eprintln!("sample: `{name}` failed");
         std::process::exit(1);
@@ -70,8 +77,12 @@ fn write_dat(input: &Path, out: &Path) {
     std::fs::write(out, xml).expect("write sample DAT");
 }
 
+/// The sample's configuration folder (its trust store): `<root>/config`.
+static SAMPLE_CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn main() {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "sample".into()));
+    let _ = SAMPLE_CONFIG.set(root.join("config"));
     let input = root.join("input");
     let lib = root.join("library");
     let inst = root.join("install");
