@@ -385,12 +385,14 @@ pub fn listed(paths: &[String]) -> &str {
 /// module's documentation); repeats only the steps not yet done, so recovery calls it too.
 pub(super) fn commit(inst: &Folder, staging: &Folder, new_name: &str, title: &str) -> Result<()> {
     let new = staging.sub_dir(new_name)?;
-    let rec = read_record(&new, MARKER, title)
-        .ok_or_else(|| Error::manifest(new.at(MARKER), "a staged install without its placement"))?;
+    // The paths only: no file of the staged copy stays open while it is moved and removed.
+    let rec_paths = read_record(&new, MARKER, title)
+        .ok_or_else(|| Error::manifest(new.at(MARKER), "a staged install without its placement"))?
+        .paths;
     let records = inst.ensure_sub(RECORDS_DIR)?;
     let old = match record(inst, title)? {
         Some(old) if new.kind(REPLACES)? == Kind::Missing => {
-            check_free(inst, &new, &rec.paths, &old.paths)?;
+            check_free(inst, &new, &rec_paths, &old.paths)?;
             records.rename(title, &new, REPLACES)?;
             records.sync()?;
             new.sync()?;
@@ -400,11 +402,11 @@ pub(super) fn commit(inst: &Folder, staging: &Folder, new_name: &str, title: &st
             let old = read_record(&new, REPLACES, title)
                 .map(|r| r.paths)
                 .unwrap_or_default();
-            check_free(inst, &new, &rec.paths, &old)?;
+            check_free(inst, &new, &rec_paths, &old)?;
             old
         }
     };
-    for p in &rec.paths {
+    for p in &rec_paths {
         let Some((from, name)) = parent(&new, p, false)? else {
             continue;
         };
@@ -416,7 +418,7 @@ pub(super) fn commit(inst: &Folder, staging: &Folder, new_name: &str, title: &st
         to.sync()?;
     }
     inst.sync()?;
-    for p in old.iter().filter(|p| !rec.paths.contains(p)) {
+    for p in old.iter().filter(|p| !rec_paths.contains(p)) {
         remove_placed(inst, p)?;
     }
     new.rename(MARKER, &records, title)?;
@@ -447,9 +449,12 @@ pub(super) fn finish_uninstall(
     title: &str,
 ) -> Result<()> {
     let del = staging.sub_dir(del_name)?;
-    let rec = read_record(&del, MARKER, title)
-        .ok_or_else(|| Error::manifest(del.at(MARKER), "an uninstall's record does not read"))?;
-    for p in &rec.paths {
+    // The paths only: the record's file is closed before the entry is removed (Windows
+    // cannot remove a folder while a file in it is open).
+    let paths = read_record(&del, MARKER, title)
+        .ok_or_else(|| Error::manifest(del.at(MARKER), "an uninstall's record does not read"))?
+        .paths;
+    for p in &paths {
         remove_placed(inst, p)?;
     }
     inst.sync()?;
