@@ -197,9 +197,8 @@ pub fn host_cmd() -> Command {
     if std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
         c.env("SOURCE_DATE_EPOCH", TEST_EPOCH.to_string());
     }
-    if std::env::var_os("ROMLIB_CONFIG_DIR").is_none() {
-        c.env("ROMLIB_CONFIG_DIR", config_dir());
-    }
+    // Always the test's own: never the caller's (cross/test.sh exports one of its own).
+    c.env("ROMLIB_CONFIG_DIR", config_dir());
     c
 }
 
