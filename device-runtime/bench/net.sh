@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-/tmp/romlib-netbench}
+export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 MIB=${1:-512}
 LEVEL=${LEVEL:-4}
 [ -x /usr/bin/time ] && { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null; } && command -v openssl >/dev/null || {
@@ -52,7 +53,6 @@ with open(p, "r+b") as f:
         f.seek((n // 17) * (i + 1))
         f.write(bytes((i * 7 + j) % 256 for j in range(4096)))
 PY
-  export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
   "$HOST/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
   "$HOST/romlib" build -i "$in" -o "$lib" --signing-key "$WORK/k.sec" -c "$LEVEL" -q
 fi
