@@ -3,7 +3,7 @@
 //! `--ca-file`.
 
 use super::resolve::resolve;
-use super::response::{fail, Failure};
+use super::response::{fail, Failure, TooSlow};
 use super::url::{Scheme, Url};
 use super::CONN_BUF;
 use crate::error::Result;
@@ -54,28 +54,6 @@ struct Meter {
 /// Waiting time during which a request is not judged by its rate (a slow start, a busy
 /// server's first byte).
 const RATE_GRACE: Duration = Duration::from_secs(20);
-
-/// The error a read returns when the server sends below the minimum rate.
-#[derive(Debug)]
-pub struct TooSlow {
-    /// Bytes per second it sent.
-    pub rate: u64,
-    /// The minimum.
-    pub min_rate: u64,
-}
-
-impl std::fmt::Display for TooSlow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the server sends {} bytes/s, under the minimum of {} (--min-rate; 0 turns the \
-             check off)",
-            self.rate, self.min_rate
-        )
-    }
-}
-
-impl std::error::Error for TooSlow {}
 
 impl Stream {
     fn new(link: Link, min_rate: u64) -> Self {

@@ -272,10 +272,32 @@ pub fn read_response(
     }
 }
 
+/// The error a read returns when the server sends below the minimum rate.
+#[derive(Debug)]
+pub struct TooSlow {
+    /// Bytes per second it sent.
+    pub rate: u64,
+    /// The minimum.
+    pub min_rate: u64,
+}
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the server sends {} bytes/s, under the minimum of {} (--min-rate; 0 turns the \
+             check off)",
+            self.rate, self.min_rate
+        )
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
 pub(super) fn body_error(e: &std::io::Error) -> Failure {
     if let Some(slow) = e
         .get_ref()
-        .and_then(|inner| inner.downcast_ref::<super::connect::TooSlow>())
+        .and_then(|inner| inner.downcast_ref::<TooSlow>())
     {
         // Not retried: the next attempt would drip as slowly.
         return fail(slow.to_string(), false);
