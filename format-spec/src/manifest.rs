@@ -257,6 +257,24 @@ mod tests {
     }
 }
 
+/// The civil (proleptic Gregorian) date `(year, month, day)` of day `days` since
+/// 1970-01-01 (Howard Hinnant's algorithm), for the UTC times romlib prints and signs.
+pub fn civil_date(days: u64) -> (i64, u32, u32) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        yoe + era * 400 + i64::from(month <= 2),
+        month as u32,
+        day as u32,
+    )
+}
+
 /// A manifest's revision (field 19) for people: the UTC time it stands for, to the
 /// millisecond, and the number (`2026-12-06 07:30:01.123 UTC (1796542201123)`); 0, a
 /// manifest from before revisions, says so.
@@ -271,16 +289,7 @@ impl core::fmt::Display for Revision {
         }
         let (secs, ms) = (r / 1000, r % 1000);
         let (days, rem) = (secs / 86_400, secs % 86_400);
-        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-        let z = days as i64 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = civil_date(days);
         write!(
             f,
             "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{ms:03} UTC ({r})",
