@@ -121,6 +121,7 @@ same_tree() { diff -r -x .romlib-installed "$G/$1" "$2" >/dev/null || { echo "be
 # ------------------------------------------------------------------ romlib
 export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$ROMLIB" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
+"$ROMLIB" trust add "$WORK/k.pub" >/dev/null  # also when the key was there already
 romlib_run() {  # NAME SETTINGS ARGS...: build, then install one large game and every game
   local name=$1 settings=$2; shift 2
   local lib=$WORK/romlib-$name inst=$WORK/inst

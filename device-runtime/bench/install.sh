@@ -27,6 +27,7 @@ file "$DEV" | grep -Eq "statically linked|static-pie linked" || { echo "romlib-d
 mkdir -p "$WORK"
 export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$HOST/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
+"$HOST/romlib" trust add "$WORK/k.pub" >/dev/null  # also when the key was there already
 ROT=()
 field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }
 secs() { awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$1"; }

@@ -56,6 +56,7 @@ PY
   "$HOST/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
   "$HOST/romlib" build -i "$in" -o "$lib" --signing-key "$WORK/k.sec" -c "$LEVEL" -q
 fi
+"$HOST/romlib" trust add "$WORK/k.pub" >/dev/null  # also when the key was there already
 size=$(stat -c %s "$in/game/disc.iso")
 field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }
 secs() { awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$1"; }

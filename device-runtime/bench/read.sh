@@ -74,6 +74,7 @@ trap cleanup EXIT
 # --- data: one game, built and installed once --------------------------------------------
 export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$HOST/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$KEY" >/dev/null 2>&1 || true
+"$HOST/romlib" trust add "$KEY" >/dev/null  # also when the key was there already
 if [ ! -f "$WORK/lib-$MIB.ok" ]; then
   rm -rf "$in" "$lib" "$inst"
   "$HOST/gen-corpus" --single "$MIB" "$in" 2>/dev/null

@@ -19,6 +19,7 @@ T=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$WORK"
 export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$T/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
+"$T/romlib" trust add "$WORK/k.pub" >/dev/null  # also when the key was there already
 field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }
 secs() { awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$1"; }
 echo "| corpus | romlib s | romlib MiB/s | no DAT hashes MiB/s | hashes/no hashes | zstd -T2 -$LEVEL s | zstd MiB/s | romlib/zstd | stored/input | zstd out/input | romlib peak RSS MiB |"

@@ -22,6 +22,7 @@ listxml="$WORK/mame-listxml-$LISTXML_MIB.xml"
 rm -rf "$WORK/dat-in" "$WORK/dat-lib"
 export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$T/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
+"$T/romlib" trust add "$WORK/k.pub" >/dev/null  # also when the key was there already
 "$T/gen-corpus" 16 "$WORK/dat-in" >/dev/null
 "$T/romlib" build -q -i "$WORK/dat-in" -o "$WORK/dat-lib" --signing-key "$WORK/k.sec"
 field() { grep "$1" "$2" | awk -F': ' '{print $2}'; }

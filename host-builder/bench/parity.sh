@@ -19,6 +19,7 @@ mkdir -p "$WORK"
 rm -rf "$WORK/lib" "$WORK/par2"
 export ROMLIB_CONFIG_DIR="$WORK/config"  # keygen trusts its key here, not in your own store
 "$T/romlib" keygen --secret-key "$WORK/k.sec" --public-key "$WORK/k.pub" >/dev/null 2>&1 || true
+"$T/romlib" trust add "$WORK/k.pub" >/dev/null  # also when the key was there already
 corpus="$WORK/corpus-$SIZE"
 [ -d "$corpus" ] || "$T/gen-corpus" "$SIZE" "$corpus" >/dev/null
 "$T/romlib" build -i "$corpus" -o "$WORK/lib" --signing-key "$WORK/k.sec" -q \
