@@ -50,15 +50,6 @@ pub struct AdoptCmd {
 }
 
 impl AdoptCmd {
-    /// The network options given.
-    fn net(&self) -> super::Net {
-        super::Net {
-            timeout: self.timeout,
-            min_rate: self.min_rate,
-            ca_file: self.ca_file.clone(),
-        }
-    }
-
     /// Adopts what matches and reports matched, differing and unknown entries.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let c = self;

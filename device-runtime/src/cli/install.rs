@@ -116,15 +116,6 @@ pub struct CleanupCmd {
 }
 
 impl InstallCmd {
-    /// The network options given.
-    fn net(&self) -> super::Net {
-        super::Net {
-            timeout: self.timeout,
-            min_rate: self.min_rate,
-            ca_file: self.ca_file.clone(),
-        }
-    }
-
     /// Installs the game and reports it.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let c = self;

@@ -79,15 +79,6 @@ fn wanted(b: &romlib_proto::Manifest, system: Option<&str>, search: Option<&str>
 }
 
 impl ListCmd {
-    /// The network options given.
-    fn net(&self) -> super::Net {
-        super::Net {
-            timeout: self.timeout,
-            min_rate: self.min_rate,
-            ca_file: self.ca_file.clone(),
-        }
-    }
-
     /// Lists the library (or the install folder) and reports it.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let c = self;

@@ -74,6 +74,27 @@ pub struct Net {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `net()`: the [`Net`] of a command's `--timeout`, `--min-rate` and `--ca-file`.
+macro_rules! net_options {
+    ($($cmd:ty),*) => {$(
+        impl $cmd {
+            fn net(&self) -> Net {
+                Net {
+                    timeout: self.timeout,
+                    min_rate: self.min_rate,
+                    ca_file: self.ca_file.clone(),
+                }
+            }
+        }
+    )*};
+}
+net_options!(
+    install::InstallCmd,
+    list::ListCmd,
+    verify::RepairCmd,
+    adopt::AdoptCmd
+);
+
 /// `--min-rate`'s default: 4 KiB/s, far below any real link (a 1 MiB request would take
 /// over four minutes), far above a server dripping bytes to hold the device.
 pub const DEFAULT_MIN_RATE: u64 = 4096;

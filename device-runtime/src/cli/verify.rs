@@ -146,15 +146,6 @@ impl VerifyCmd {
 }
 
 impl RepairCmd {
-    /// The network options given.
-    fn net(&self) -> super::Net {
-        super::Net {
-            timeout: self.timeout,
-            min_rate: self.min_rate,
-            ca_file: self.ca_file.clone(),
-        }
-    }
-
     /// Repairs the installed game and reports it.
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         repair(self, out)

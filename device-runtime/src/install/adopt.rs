@@ -97,14 +97,6 @@ fn compare(
     Ok(None)
 }
 
-/// A file name without its extension.
-fn stem(name: &str) -> &str {
-    match name.rsplit_once('.') {
-        Some((s, _)) if !s.is_empty() => s,
-        _ => name,
-    }
-}
-
 /// Adopts, in install folder `dir`, the games of `lib` (`titles`: its titles) found there.
 /// With `layout_name` (`dir` is then one of its system folders), games are looked for
 /// where that layout places them, and a game of another system is not taken; without, in
@@ -148,7 +140,7 @@ pub fn adopt(
         // same name for several systems (`Tetris (World) [gb]`).
         let base = match e.kind {
             Kind::Dir => name,
-            Kind::File if layout_of.is_some() => stem(name),
+            Kind::File if layout_of.is_some() => flat::stem_of(name),
             _ => continue,
         };
         let tagged: Vec<String> = match &layout_of {

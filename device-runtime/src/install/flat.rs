@@ -72,6 +72,12 @@ impl Placement {
 /// Extensions of the files that make a disc of several files.
 const SHEETS: &[&str] = &["cue", "gdi", "ccd", "mds", "m3u"];
 
+/// Whether `path` is a disc's sheet or playlist at the top of a game.
+fn is_sheet(path: &str) -> bool {
+    !path.contains('/')
+        && extension(path).is_some_and(|e| SHEETS.iter().any(|s| s.eq_ignore_ascii_case(e)))
+}
+
 fn extension(name: &str) -> Option<&str> {
     let (stem, ext) = name.rsplit_once('.')?;
     (!stem.is_empty() && !ext.is_empty()).then_some(ext)
@@ -115,7 +121,7 @@ fn one_file_name(body: &Manifest) -> Option<String> {
 }
 
 /// A file name without its extension.
-fn stem_of(name: &str) -> &str {
+pub(super) fn stem_of(name: &str) -> &str {
     match name.rsplit_once('.') {
         Some((s, _)) if !s.is_empty() => s,
         _ => name,
@@ -140,10 +146,7 @@ pub fn choose(layout: &Layout, system: &System, body: &Manifest) -> Placement {
     if files.len() == 1 && !files[0].path.contains('/') && one_file_name(body).is_some() {
         return Placement::Files;
     }
-    let disc = files.iter().any(|f| {
-        !f.path.contains('/')
-            && extension(&f.path).is_some_and(|e| SHEETS.iter().any(|s| s.eq_ignore_ascii_case(e)))
-    });
+    let disc = files.iter().any(|f| is_sheet(&f.path));
     let mut seen = HashSet::new();
     if !layout.discs_in_folder
         && files.len() > 1
@@ -368,10 +371,7 @@ pub(super) fn stage(new: &Folder, body: &Manifest, placement: Placement) -> Resu
 /// Of the paths a game placed without a folder owns, the one a front end lists: the
 /// `.m3u` of a multi-disc set, else the sheet of a disc, else the only file.
 pub fn listed(paths: &[String]) -> &str {
-    let sheet = |p: &&String| {
-        !p.contains('/')
-            && extension(p).is_some_and(|e| SHEETS.iter().any(|s| s.eq_ignore_ascii_case(e)))
-    };
+    let sheet = |p: &&String| is_sheet(p);
     paths
         .iter()
         .filter(sheet)

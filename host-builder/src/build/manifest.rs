@@ -244,22 +244,25 @@ impl Manifests<'_> {
                     ),
                 ));
             }
-            // The revision stays when nothing else changed (the manifest is then the same
-            // bytes, and not written again); otherwise it goes up.
+            // The revision stays when nothing else changed: the published manifest signs
+            // the same body with the same key (its bytes are then these, and it is not
+            // written again; compared without reading its chunk table). Otherwise it goes
+            // up.
+            let mut body = body;
+            body.chunk_count = (g.table.len() / romlib_format::manifest::CHUNK_RECORD_LEN) as u64;
+            body.chunk_table_blake3 = blake3::hash(&g.table).as_bytes().to_vec();
             let old = romlib_device::ManifestFile::open(&lib.manifest_path(&title))
                 .ok()
-                .filter(|m| m.unverified_body().title_id == title)
-                .map(|m| m.unverified_body().revision);
-            let mut body = body;
-            body.revision = old.unwrap_or(0);
-            let mut bytes =
-                crate::library::manifest_writer::encode_signed(body.clone(), &g.table, key);
-            if old.is_none()
-                || std::fs::read(lib.manifest_path(&title)).map_or(true, |b| b != bytes)
-            {
-                body.revision = revision(old.unwrap_or(0), self.started_ms);
-                bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
+                .filter(|m| m.unverified_body().title_id == title);
+            let old_revision = old.as_ref().map_or(0, |m| m.unverified_body().revision);
+            body.revision = old_revision;
+            let same = old.is_some_and(|m| {
+                m.claimed_key() == &key.verifying_key().to_bytes() && *m.unverified_body() == body
+            });
+            if !same {
+                body.revision = revision(old_revision, self.started_ms);
             }
+            let bytes = crate::library::manifest_writer::encode_signed(body, &g.table, key);
             let loc = locator::encode(&lib.locator_path(&title), &g.table, &g.locator)?;
             let Some(staged) = stage_manifest(&lib, &title, &bytes, &g.table, &loc)? else {
                 summary.manifests_unchanged += 1;
