@@ -56,8 +56,14 @@ pub fn decode(file: &[u8]) -> Result<([u8; 32], [u8; 64]), FormatError> {
     }
     let mut public = [0u8; 32];
     let mut signature = [0u8; 64];
-    hex_decode(parts.next().unwrap_or(b""), &mut public, "public key")?;
-    hex_decode(parts.next().unwrap_or(b""), &mut signature, "signature")?;
+    let what = "file signature";
+    hex_decode(parts.next().unwrap_or(b""), &mut public, what, "public key")?;
+    hex_decode(
+        parts.next().unwrap_or(b""),
+        &mut signature,
+        what,
+        "signature",
+    )?;
     if let Some(extra) = parts.next() {
         return Err(FormatError::InvalidField {
             what: "file signature",
@@ -68,10 +74,16 @@ pub fn decode(file: &[u8]) -> Result<([u8; 32], [u8; 64]), FormatError> {
     Ok((public, signature))
 }
 
-fn hex_decode(hex: &[u8], out: &mut [u8], field: &'static str) -> Result<(), FormatError> {
+/// Decodes `hex` (exactly `2 * out.len()` hex digits, either case) into `out`.
+pub(crate) fn hex_decode(
+    hex: &[u8],
+    out: &mut [u8],
+    what: &'static str,
+    field: &'static str,
+) -> Result<(), FormatError> {
     if hex.len() != out.len() * 2 {
         return Err(FormatError::InvalidField {
-            what: "file signature",
+            what,
             field,
             found: hex.len() as u64,
         });
@@ -87,7 +99,7 @@ fn hex_decode(hex: &[u8], out: &mut [u8], field: &'static str) -> Result<(), For
             (Some(h), Some(l)) => out[i] = h << 4 | l,
             _ => {
                 return Err(FormatError::InvalidField {
-                    what: "file signature",
+                    what,
                     field: "hex digit",
                     found: i as u64 * 2,
                 })

@@ -23,6 +23,8 @@ pub const INDEX_SUM_FILE: &str = "index.sum";
 pub const INDEX_NEW_FILE: &str = ".index.db.new";
 /// The list of title ids, one per line.
 pub const CATALOG_FILE: &str = "catalog.txt";
+/// The library's signed snapshot (SPEC section 15).
+pub const SNAPSHOT_FILE: &str = "snapshot.txt";
 /// The lock file a running builder holds.
 pub const LOCK_FILE: &str = ".romlib.lock";
 /// Extension of a game's signed manifest in `games/`.

@@ -18,6 +18,7 @@ pub mod pack;
 pub mod parity;
 pub mod path;
 pub mod portable;
+pub mod snapshot;
 pub mod systems;
 
 mod le;
