@@ -167,6 +167,24 @@ pub enum Error {
         /// The lower revision offered.
         offered: u64,
     },
+    /// A library's signed snapshot (SPEC section 15) is past its expiry time, read over a
+    /// network (a stale or frozen server, or a wrong clock). `--allow-expired` reads it.
+    Expired {
+        /// The snapshot.
+        path: PathBuf,
+        /// When it expired (Unix seconds).
+        expired: u64,
+        /// The device's clock (Unix seconds).
+        now: u64,
+    },
+    /// A manifest or locator is not the one the library's signed snapshot names (a mirror
+    /// mixing files of different publications, or one being published right now).
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
+        problem: String,
+    },
     /// In an install folder, an entry that is not what romlib expects there (a symbolic
     /// link where a folder or file should be, a file where a folder should be); nothing
     /// was changed.
@@ -242,6 +260,8 @@ impl Error {
             Error::Cancelled { .. } => "cancelled",
             Error::Locked { .. } => "locked",
             Error::Downgrade { .. } => "downgrade",
+            Error::Expired { .. } => "expired",
+            Error::Mismatch { .. } => "mismatch",
         }
     }
 
@@ -274,10 +294,29 @@ impl Error {
             | Error::Cancelled { path, .. }
             | Error::Locked { path }
             | Error::Downgrade { path, .. }
+            | Error::Expired { path, .. }
+            | Error::Mismatch { path, .. }
             | Error::Unexpected { path, .. } => path.to_string_lossy().into_owned(),
             Error::Http { url, .. } | Error::Tls { url, .. } => url.clone(),
             Error::Layout { subject, .. } => subject.clone(),
         }
+    }
+}
+
+/// A Unix time in seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub struct Utc(pub u64);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (days, rem) = (self.0 / 86400, self.0 % 86400);
+        let (y, m, d) = romlib_format::manifest::civil_date(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
     }
 }
 
@@ -437,6 +476,16 @@ impl fmt::Display for Error {
                 romlib_format::manifest::Revision(*have),
                 romlib_format::manifest::Revision(*offered),
             ),
+            Error::Expired { path, expired, now } => write!(
+                f,
+                "{}: the library's signed snapshot expired at {} and this device's clock says \
+                 {}: if the clock is right, the server is stale or held back (its publisher \
+                 runs `romlib refresh`); if not, set the clock (--allow-expired reads it anyway)",
+                path.display(),
+                Utc(*expired),
+                Utc(*now),
+            ),
+            Error::Mismatch { path, problem } => write!(f, "{}: {problem}", path.display()),
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct AdoptCmd {
     /// with --from: bytes per second below which a server that keeps sending is given up
     /// after 20 s of waiting on it (error code network; default 4096, 0 turns it off)
     pub min_rate: u64,
+    #[argh(switch)]
+    /// with --from: read the library even though its signed snapshot expired (a server
+    /// left stale, or this device's clock wrong; error code expired without it)
+    pub allow_expired: bool,
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     pub trusted_key: Vec<PathBuf>,

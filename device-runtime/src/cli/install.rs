@@ -42,6 +42,10 @@ pub struct InstallCmd {
     /// with --from: bytes per second below which a server that keeps sending is given up
     /// after 20 s of waiting on it (error code network; default 4096, 0 turns it off)
     pub min_rate: u64,
+    #[argh(switch)]
+    /// with --from: read the library even though its signed snapshot expired (a server
+    /// left stale, or this device's clock wrong; error code expired without it)
+    pub allow_expired: bool,
     #[argh(option)]
     /// with --from: a library folder on this device to take chunks from instead of
     /// downloading them (installed games and a cut-off earlier attempt are always reused)

@@ -57,6 +57,7 @@ pub fn library(
             std::time::Duration::from_secs(timeout.max(1)),
             net.min_rate,
             ca_file.as_deref(),
+            net.allow_expired,
         )?),
         _ => Err(Failure::Usage(
             "give either -r LIBRARY or --from URL".into(),
@@ -72,6 +73,8 @@ pub struct Net {
     pub min_rate: u64,
     /// `--ca-file`.
     pub ca_file: Option<PathBuf>,
+    /// `--allow-expired`: read a library whose signed snapshot expired.
+    pub allow_expired: bool,
 }
 
 /// `net()`: the [`Net`] of a command's `--timeout`, `--min-rate` and `--ca-file`.
@@ -83,6 +86,7 @@ macro_rules! net_options {
                     timeout: self.timeout,
                     min_rate: self.min_rate,
                     ca_file: self.ca_file.clone(),
+                    allow_expired: self.allow_expired,
                 }
             }
         }

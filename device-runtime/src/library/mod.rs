@@ -8,12 +8,13 @@ pub mod remote;
 
 use crate::error::{Error, Result};
 use crate::fsio::{file_len, read_exact_at};
+use crate::trusted::snapshot::Snapshot;
 use crate::trusted::{ManifestFile, TrustStore, VerifiedManifest};
 use portable::Portable;
 use remote::Remote;
 use romlib_format::layout::{
     dict_file_name, pack_file_name, DICTS_DIR, DICT_FILE_NAME_LEN, GAMES_DIR, INDEX_FILE, KEYS_DIR,
-    LOCATOR_EXT, MANIFEST_EXT, PACKS_DIR,
+    LOCATOR_EXT, MANIFEST_EXT, PACKS_DIR, SNAPSHOT_FILE,
 };
 use romlib_format::limits::MAX_DICT_LEN;
 use romlib_format::path::check_title_id;
@@ -73,15 +74,17 @@ impl Library {
     /// The library served at `url` (any static HTTP or HTTPS server), downloading
     /// manifests and locators into `scratch` (they are unlinked as soon as they are open);
     /// `ca_file` adds certificate authorities for `https://`; a server sending under
-    /// `min_rate` bytes per second (0: any) is given up.
+    /// `min_rate` bytes per second (0: any) is given up; an expired snapshot is refused
+    /// unless `allow_expired`.
     pub fn remote(
         url: &str,
         scratch: &Path,
         timeout: std::time::Duration,
         min_rate: u64,
         ca_file: Option<&Path>,
+        allow_expired: bool,
     ) -> Result<Self> {
-        let r = Remote::new(url, scratch, timeout, min_rate, ca_file)?;
+        let r = Remote::new(url, scratch, timeout, min_rate, ca_file, allow_expired)?;
         Ok(Self {
             root: PathBuf::from(r.url().to_string()),
             kind: Kind::Remote(Arc::new(r)),
@@ -223,7 +226,19 @@ impl Library {
             Kind::Remote(r) => {
                 let rel = manifest_rel(title);
                 let file = match trust {
-                    Some(t) => r.download_manifest(&rel, t)?,
+                    Some(t) => {
+                        r.expect_game(title, t)?;
+                        match r.download_manifest(&rel, t) {
+                            // The snapshot may have been replaced by a publication since
+                            // it was read: once more with the current one.
+                            Err(Error::Mismatch { .. }) => {
+                                r.forget_snapshot();
+                                r.expect_game(title, t)?;
+                                r.download_manifest(&rel, t)?
+                            }
+                            got => got?,
+                        }
+                    }
                     None => r.download(&rel, Remote::max_manifest_len())?,
                 };
                 let path = r.display_path(&rel);
@@ -294,7 +309,9 @@ impl Library {
                 Ok(m) => m,
                 // A server without the manifest (404): when its catalog does not list
                 // the title either, the title is what is wrong.
-                Err(e @ Error::NotFound { .. }) if matches!(self.kind, Kind::Remote(_)) => {
+                Err(e @ (Error::NotFound { .. } | Error::Mismatch { .. }))
+                    if matches!(self.kind, Kind::Remote(_)) =>
+                {
                     match self.titles() {
                         Ok(t) if t.binary_search_by(|x| x.as_str().cmp(game)).is_err() => {
                             return Err(Error::NoSuchGame {
@@ -309,6 +326,9 @@ impl Library {
             }
         };
         let m = m.verify(trust)?;
+        if !by_path && matches!(self.kind, Kind::Folder) {
+            self.check_snapshot(&m, trust)?;
+        }
         if !by_path && m.body().title_id != game {
             return Err(Error::manifest(
                 m.path(),
@@ -316,6 +336,35 @@ impl Library {
             ));
         }
         Ok(m)
+    }
+
+    /// In a library folder with a signed snapshot (SPEC section 15): refuses manifest `m`
+    /// when the snapshot names a later revision of its title (an older manifest put back
+    /// in place of the one published). A manifest of a later revision, or of a title the
+    /// snapshot does not list yet, is one a build published after the snapshot, and is
+    /// read; one of the same revision is the published one or a damaged copy of it, which
+    /// the checks of every byte find.
+    fn check_snapshot(&self, m: &VerifiedManifest, trust: &TrustStore) -> Result<()> {
+        let path = self.root.join(SNAPSHOT_FILE);
+        let file = match crate::fsio::open_existing(&path, "snapshot") {
+            Ok(f) => f,
+            Err(Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let snap = Snapshot::open(&path, file, trust)?;
+        let body = m.body();
+        match snap.expected(&body.title_id, trust)? {
+            Some(e) if body.revision < e.revision => Err(snap.mismatch(
+                m.path(),
+                "manifest",
+                format!(
+                    "revision {}, where it names the later revision {}",
+                    romlib_format::manifest::Revision(body.revision),
+                    romlib_format::manifest::Revision(e.revision)
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The bytes of zstd dictionary `id` (at most `MAX_DICT_LEN`).

@@ -17,8 +17,9 @@
 use crate::error::{Error, Result};
 use crate::library::http::{Client, Connector, Download, Url};
 use crate::trusted::manifest::PrefixCheck;
+use crate::trusted::snapshot::{self, Snapshot};
 use crate::trusted::TrustStore;
-use romlib_format::layout::CATALOG_FILE;
+use romlib_format::layout::{CATALOG_FILE, SNAPSHOT_FILE};
 use romlib_format::limits::{MAX_DICT_LEN, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
 use romlib_format::portable::LocatorHeader;
@@ -46,19 +47,28 @@ pub struct Remote {
     /// The client's count of bytes received, read without waiting for a request.
     received: Arc<AtomicU64>,
     scratch: PathBuf,
+    /// Whether an expired snapshot is read anyway (`--allow-expired`).
+    allow_expired: bool,
+    /// The server's signed snapshot once read: `Some(None)` when it has none (a library
+    /// written before snapshots).
+    snapshot: Mutex<Option<Option<Arc<Snapshot>>>>,
+    /// The length and BLAKE3 the snapshot gives a file (by path in the library), for the
+    /// files of the games asked for so far.
+    expected: Mutex<std::collections::HashMap<String, (u64, [u8; 32])>>,
 }
 
 impl Remote {
     /// A library at `url` (a folder URL), downloading small files into `scratch`;
     /// `https://` servers must show a certificate from the system's authorities or
     /// `ca_file`'s; a server sending under `min_rate` bytes per second is given up
-    /// ([`Connector::min_rate`]).
+    /// ([`Connector::min_rate`]); an expired snapshot is refused unless `allow_expired`.
     pub fn new(
         url: &str,
         scratch: &Path,
         timeout: Duration,
         min_rate: u64,
         ca_file: Option<&Path>,
+        allow_expired: bool,
     ) -> Result<Self> {
         let mut url = Url::parse(url)?;
         if !url.path.ends_with('/') {
@@ -71,7 +81,63 @@ impl Remote {
             received: client.received_counter(),
             client: Mutex::new(client),
             scratch: scratch.to_path_buf(),
+            allow_expired,
+            snapshot: Mutex::new(None),
+            expected: Mutex::new(Default::default()),
         })
+    }
+
+    /// The server's signed snapshot, read and checked once (signature against `trust`,
+    /// expiry against the clock); `None` when the server has none (a library written
+    /// before snapshots: then only each manifest's own signature and revision protect).
+    pub fn snapshot(&self, trust: &TrustStore) -> Result<Option<Arc<Snapshot>>> {
+        let mut cached = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = &*cached {
+            return Ok(s.clone());
+        }
+        let got = match self.download(SNAPSHOT_FILE, romlib_format::snapshot::MAX_SNAPSHOT_LEN) {
+            Ok(file) => {
+                let s = Snapshot::open(&self.display_path(SNAPSHOT_FILE), file, trust)?;
+                if !self.allow_expired {
+                    s.check_expiry(snapshot::now())?;
+                }
+                Some(Arc::new(s))
+            }
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        *cached = Some(got.clone());
+        Ok(got)
+    }
+
+    /// Forgets the snapshot read so far (a file did not match it: a publication may have
+    /// replaced it since).
+    pub fn forget_snapshot(&self) {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Looks game `title` up in the snapshot (when the server has one), so that its
+    /// manifest and locator are downloaded only up to the lengths it gives and refused
+    /// unless their BLAKE3 is the one it gives. A title it does not list is an error.
+    pub fn expect_game(&self, title: &str, trust: &TrustStore) -> Result<()> {
+        let Some(snap) = self.snapshot(trust)? else {
+            return Ok(());
+        };
+        let Some(e) = snap.expected(title, trust)? else {
+            let rel = crate::library::manifest_rel(title);
+            return Err(Error::Mismatch {
+                path: self.display_path(&rel),
+                problem: format!(
+                    "the library's signed snapshot (sequence {}) does not list {title:?}: a \
+                     game published after it (retry later), or not the publisher's",
+                    snap.header().sequence
+                ),
+            });
+        };
+        let mut map = self.expected.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(crate::library::manifest_rel(title), e.manifest);
+        map.insert(crate::library::locator_rel(title), e.locator);
+        Ok(())
     }
 
     /// The library's URL.
@@ -166,11 +232,14 @@ impl Remote {
         // Unlinked at once: the open file is all that is used, and nothing can be left over.
         let _ = folder.remove_file(&name);
         let url = self.at(rel);
+        let expected = (self.expected.lock().unwrap_or_else(|p| p.into_inner()))
+            .get(rel)
+            .copied();
+        // A file the snapshot lists is read up to its signed length, not a byte more.
+        let max = expected.map_or(max, |(len, _)| len.min(max));
         let mut c = self.client();
-        match trust {
-            None => {
-                c.get(&url, max, &mut file)?;
-            }
+        let got = match trust {
+            None => c.get(&url, max, &mut file).map(drop),
             Some(t) => {
                 let shown = self.display_path(rel);
                 let mut failed = None;
@@ -182,15 +251,60 @@ impl Remote {
                 let got = c.get(&url, max, &mut checked);
                 drop(checked);
                 match (got, failed) {
-                    (Err(_), Some(e)) => return Err(e),
-                    (got, _) => {
-                        got?;
-                    }
+                    (Err(_), Some(e)) => Err(e),
+                    (got, _) => got.map(drop),
                 }
             }
+        };
+        match (got, expected) {
+            (Err(Error::Http { problem, .. }), Some(_))
+                if problem.contains(crate::library::http::TOO_LARGE) =>
+            {
+                let shown = self.display_path(rel);
+                let what = if rel.ends_with(".locator") {
+                    "locator"
+                } else {
+                    "manifest"
+                };
+                let snap = self
+                    .snapshot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                return Err(match snap.flatten() {
+                    Some(s) => s.mismatch(&shown, what, problem),
+                    None => Error::Mismatch {
+                        path: shown,
+                        problem,
+                    },
+                });
+            }
+            (got, _) => got?,
         }
         self.follow(&c, rel, &url);
         drop(c);
+        if let Some(want) = expected {
+            let shown = self.display_path(rel);
+            if let Some(problem) = snapshot::differs(&file, &shown, want)? {
+                let snap = self
+                    .snapshot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let what = if rel.ends_with(".locator") {
+                    "locator"
+                } else {
+                    "manifest"
+                };
+                return Err(match snap.flatten() {
+                    Some(s) => s.mismatch(&shown, what, problem),
+                    None => Error::Mismatch {
+                        path: shown,
+                        problem,
+                    },
+                });
+            }
+        }
         file.rewind().map_err(|e| Error::io(&path, "seek", e))?;
         Ok(file)
     }

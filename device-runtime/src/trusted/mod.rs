@@ -3,6 +3,7 @@
 //! Nothing above this module reads a manifest's bytes itself.
 
 pub mod manifest;
+pub mod snapshot;
 pub mod trust;
 
 pub use manifest::{ChunkTable, ManifestFile, VerifiedManifest};

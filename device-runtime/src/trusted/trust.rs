@@ -19,6 +19,25 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
+    /// A store of `keys` (`source` names it in messages); it may be empty.
+    pub fn of_keys(keys: &[[u8; 32]], source: &Path) -> Self {
+        let mut store = TrustStore {
+            keys: Vec::new(),
+            source: source.to_path_buf(),
+        };
+        for k in keys {
+            if !store.keys.contains(k) {
+                store.keys.push(*k);
+            }
+        }
+        store
+    }
+
+    /// The keys it holds.
+    pub fn keys(&self) -> &[[u8; 32]] {
+        &self.keys
+    }
+
     /// Loads each key file named; at least one is required.
     pub fn from_files(files: &[PathBuf]) -> Result<Self> {
         let mut store = TrustStore {

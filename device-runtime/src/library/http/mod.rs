@@ -39,7 +39,7 @@ mod url;
 pub use client::Client;
 pub use connect::{Connector, Stream, CA_FILES};
 pub use resolve::resolve;
-pub use response::{read_response, Response};
+pub use response::{read_response, Response, TOO_LARGE};
 pub use url::{Scheme, Url};
 
 use std::io::Write;

@@ -127,6 +127,9 @@ pub(super) fn receive<T>(
     })
 }
 
+/// What the error of an answer longer than allowed says.
+pub const TOO_LARGE: &str = "is larger than the";
+
 /// Takes the body of a whole-file GET: `200` with a `Content-Length` of at most `max`
 /// bytes, copied into `out` (restarted first); returns its length.
 pub(super) fn take_whole(
@@ -143,7 +146,7 @@ pub(super) fn take_whole(
         .ok_or_else(|| fail("no Content-Length in the response", false))?;
     if len > max {
         return Err(fail(
-            format!("response of {len} bytes is larger than the {max} allowed"),
+            format!("response of {len} bytes {TOO_LARGE} {max} allowed"),
             false,
         ));
     }
