@@ -267,7 +267,9 @@ impl Manifests<'_> {
             let Some(staged) = stage_manifest(&lib, &title, &bytes, &g.table, &loc)? else {
                 summary.manifests_unchanged += 1;
                 // Heals a locator that a crash or an older romlib left missing or stale.
-                locator::refresh(&lib, &title, &g.table, &g.locator)?;
+                if locator::refresh(&lib, &title, &g.table, &g.locator)? {
+                    store.touch(&title);
+                }
                 continue;
             };
             changed.push(staged);

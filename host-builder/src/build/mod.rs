@@ -29,6 +29,7 @@ pub mod scan;
 pub mod sidecar;
 
 pub use delta::DEFAULT_DELTA_GAIN;
+pub(crate) use manifest::now_ms;
 pub use options::{BuildOptions, BuildProgress, BuildSummary, DEFAULT_LEVEL};
 
 use crate::dat::headers::HeaderRules;
@@ -244,6 +245,15 @@ pub fn build(
         } else {
             summary.no_input = gone;
         }
+    }
+    if let Some(key) = &opts.signing_key {
+        summary.snapshot = crate::library::snapshot::publish(
+            store.library(),
+            key,
+            opts.valid_for,
+            store.touched(),
+            false,
+        )?;
     }
     if let Some(s) = &settings {
         // A run that wrote nothing writes the cache too when games were read again only

@@ -46,6 +46,8 @@ pub struct BuildOptions {
     pub remove_missing: bool,
     /// Title games and name their files after the DAT game they match (`--rename`).
     pub rename: bool,
+    /// How long the signed snapshot this build publishes stays valid (`--valid-for`).
+    pub valid_for: crate::library::snapshot::ValidFor,
 }
 
 impl Default for BuildOptions {
@@ -67,6 +69,7 @@ impl Default for BuildOptions {
             reread: false,
             remove_missing: false,
             rename: false,
+            valid_for: Default::default(),
         }
     }
 }
@@ -127,6 +130,8 @@ pub struct BuildSummary {
     /// Titles a game had before `--rename` gave it another: (old title, new title). The old
     /// one left the library.
     pub renamed: Vec<(String, String)>,
+    /// The signed snapshot the build published, if it published one.
+    pub snapshot: Option<crate::library::snapshot::Published>,
 }
 
 /// Hears how far a build has come (the command line draws its progress bar from it).

@@ -5,6 +5,7 @@ use super::progress::report;
 use crate::build::scan::{InputLayout, ScanOptions};
 use crate::build::{build, BuildOptions, BuildSummary};
 use crate::keys;
+use crate::library::snapshot::ValidFor;
 use argh::FromArgs;
 use romlib_device::cli::json::Obj;
 use romlib_device::cli::reporter::ProgressMode;
@@ -223,6 +224,11 @@ pub(super) struct GenerateCmd {
     #[argh(switch)]
     /// follow symbolic links that lead outside the input (skipped by default)
     follow_symlinks: bool,
+    #[argh(option, default = "Default::default()")]
+    /// how long the library's signed snapshot stays valid, e.g. 30d, 12h or 2s (readers
+    /// over a network refuse it afterwards, so a frozen mirror shows; `romlib refresh`
+    /// re-signs it); never: no expiry. Default: what the last snapshot said, else never
+    valid_for: ValidFor,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
@@ -320,6 +326,11 @@ pub(super) struct BuildCmd {
     #[argh(switch)]
     /// follow symbolic links that lead outside the input (skipped by default)
     follow_symlinks: bool,
+    #[argh(option, default = "Default::default()")]
+    /// how long the library's signed snapshot stays valid, e.g. 30d, 12h or 2s (readers
+    /// over a network refuse it afterwards, so a frozen mirror shows; `romlib refresh`
+    /// re-signs it); never: no expiry. Default: what the last snapshot said, else never
+    valid_for: ValidFor,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
@@ -395,6 +406,7 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         reread: false,
         remove_missing: false,
         rename: false,
+        valid_for: Default::default(),
     };
     run_build(
         c.input,
@@ -426,6 +438,7 @@ pub(super) fn generate_manifests(c: GenerateCmd) -> anyhow::Result<()> {
         header_skippers: c.header_skipper,
         system: c.system,
         rename: c.rename,
+        valid_for: c.valid_for,
         ..BuildOptions::default()
     };
     run_build(
@@ -466,6 +479,7 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         reread: c.reread,
         remove_missing: c.remove_missing,
         rename: c.rename,
+        valid_for: c.valid_for,
     };
     run_build(
         c.input,
@@ -609,6 +623,9 @@ fn summary_text(s: &BuildSummary) -> String {
             shortlist(&s.removed)
         );
     }
+    if let Some(p) = &s.snapshot {
+        let _ = writeln!(t, "{p}");
+    }
     if !s.no_input.is_empty() {
         let _ = writeln!(
             t,
@@ -676,7 +693,7 @@ fn shortlist(titles: &[String]) -> String {
 
 /// The summary as JSON fields.
 fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
-    Obj::new()
+    crate::library::snapshot::json(Obj::new(), s.snapshot.as_ref())
         .field("library", output)
         .field("games", s.games)
         .field("files", s.files)
@@ -734,6 +751,9 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
     }
     for (path, why) in &s.input.skipped {
         out.warn(&format!("warning: skipped {}: {why}", path.display()));
+    }
+    for w in crate::library::snapshot::warnings(s.snapshot.as_ref()) {
+        out.warn(&format!("warning: {w}"));
     }
     if !r.json && !r.progress.is_json() && !r.quiet {
         match s.input.layout {

@@ -257,6 +257,7 @@ pub(super) fn rebuild_index(c: RebuildIndexCmd) -> anyhow::Result<ExitCode> {
             "packs": rep.packs,
             "chunks": rep.chunks,
             "games": rep.games,
+            "locators_rewritten": rep.locators_rewritten,
             "problems": problems,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -272,6 +273,16 @@ pub(super) fn rebuild_index(c: RebuildIndexCmd) -> anyhow::Result<ExitCode> {
             count(rep.games as usize, "game", "games"),
             started.elapsed().as_secs_f64()
         );
+        let snapshot = c.romlib.join(romlib_format::layout::SNAPSHOT_FILE);
+        if rep.locators_rewritten > 0 && snapshot.is_file() {
+            println!(
+                "note: {} written anew; {} still names the old ones, so readers over HTTP \
+                 refuse them until `romlib refresh -r {} --signing-key KEY` signs a new one",
+                count(rep.locators_rewritten as usize, "locator", "locators"),
+                snapshot.display(),
+                c.romlib.display()
+            );
+        }
     }
     Ok(if rep.problems.is_empty() {
         ExitCode::SUCCESS

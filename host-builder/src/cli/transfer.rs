@@ -64,6 +64,14 @@ pub(super) struct ImportCmd {
     /// take a game even when the library holds a newer revision of it (refused otherwise,
     /// error code downgrade: an old export would roll the library back)
     allow_downgrade: bool,
+    #[argh(option)]
+    /// secret key file that signs the library's snapshot (needed once the library has
+    /// one: every library built by this romlib)
+    signing_key: Option<PathBuf>,
+    #[argh(option, default = "Default::default()")]
+    /// how long the new signed snapshot stays valid, e.g. 30d or 12h; never: no expiry
+    /// (default: what the last snapshot said)
+    valid_for: crate::library::snapshot::ValidFor,
     #[argh(switch, short = 'q')]
     /// no progress bar or summary
     pub(super) quiet: bool,
@@ -89,6 +97,14 @@ pub(super) struct RemoveCmd {
     #[argh(option, short = 'g')]
     /// title id of a game to remove (repeatable)
     game: Vec<String>,
+    #[argh(option)]
+    /// secret key file that signs the library's snapshot (needed once the library has
+    /// one: every library built by this romlib)
+    signing_key: Option<PathBuf>,
+    #[argh(option, default = "Default::default()")]
+    /// how long the new signed snapshot stays valid, e.g. 30d or 12h; never: no expiry
+    /// (default: what the last snapshot said)
+    valid_for: crate::library::snapshot::ValidFor,
     #[argh(switch, short = 'q')]
     /// no progress or summary
     pub(super) quiet: bool,
@@ -96,6 +112,31 @@ pub(super) struct RemoveCmd {
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
     pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the summary (or the error) as one JSON object on standard output
+    pub(super) json: bool,
+}
+
+#[derive(FromArgs)]
+/// Sign the library's snapshot again (snapshot.txt: every game's manifest and locator, a
+/// sequence number, an expiry), with a new expiry: what a cron job runs so that readers
+/// over a network keep accepting a library that did not change. Also signs the first
+/// snapshot of a library built before snapshots.
+#[argh(subcommand, name = "refresh")]
+pub(super) struct RefreshCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option)]
+    /// secret key file that signs the snapshot
+    signing_key: PathBuf,
+    #[argh(option, default = "Default::default()")]
+    /// how long the new snapshot stays valid, e.g. 30d, 12h or 2s; never: no expiry
+    /// (default: what the last snapshot said)
+    valid_for: crate::library::snapshot::ValidFor,
+    #[argh(switch, short = 'q')]
+    /// no summary
+    pub(super) quiet: bool,
     #[argh(switch)]
     /// print the summary (or the error) as one JSON object on standard output
     pub(super) json: bool,
@@ -303,6 +344,7 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
     let dest = romlib_device::Library::new(&c.output);
     let (progress, out) = report("import", c.progress, c.json, c.quiet);
     let trust = trust_store(&c.trusted_key)?;
+    let key = crate::library::snapshot::key_for(&c.output, c.signing_key.as_deref(), "import")?;
     progress.phase("import", None, None, None);
     let s = crate::transfer::import::import(
         &c.file,
@@ -310,6 +352,7 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
         &c.game,
         &trust,
         c.allow_downgrade,
+        key.as_ref().map(|k| (k, c.valid_for)),
         &|n| progress.advance(n, 0),
     );
     progress.finish();
@@ -321,7 +364,7 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
             out.warn(&format!("parity: {p}: {w}"));
         }
     }
-    let human = format!(
+    let mut human = format!(
         "imported {} into {} ({} unchanged): {}, {} bytes, in {}; {} already there",
         count(s.games_written as usize, "game", "games"),
         c.output.display(),
@@ -331,8 +374,15 @@ pub(super) fn import(c: ImportCmd) -> anyhow::Result<()> {
         count(s.packs as usize, "pack", "packs"),
         count(s.reused_chunks as usize, "chunk", "chunks"),
     );
+    if let Some(p) = &s.snapshot {
+        human += &format!("\n{p}");
+    }
+    for w in crate::library::snapshot::warnings(s.snapshot.as_ref()) {
+        out.warn(&format!("warning: {w}"));
+    }
+    let snapshot = s.snapshot;
     out.result(
-        Obj::new()
+        crate::library::snapshot::json(Obj::new(), snapshot.as_ref())
             .field("library", c.output.as_path())
             .field("games_written", s.games_written)
             .field("games_unchanged", s.games_unchanged)
@@ -357,17 +407,30 @@ pub(super) fn remove(c: RemoveCmd) -> anyhow::Result<()> {
             crate::error::Error::library(&c.romlib, "not a library (it has no index.db)").into(),
         );
     }
+    let key = crate::library::snapshot::key_for(&c.romlib, c.signing_key.as_deref(), "remove")?;
     let (progress, out) = report("remove", c.progress, c.json, c.quiet);
     progress.phase("remove", None, None, Some(c.game.len() as u64));
     let mut store = crate::library::recovery::open_and_recover(&c.romlib)?;
     for r in std::mem::take(&mut store.recovered) {
         out.warn(&r);
     }
-    let s = crate::library::remove::remove_games(&mut store, &c.game);
+    let s = crate::library::remove::remove_games(&mut store, &c.game).and_then(|s| {
+        let published = match &key {
+            Some(k) => crate::library::snapshot::publish(
+                store.library(),
+                k,
+                c.valid_for,
+                store.touched(),
+                false,
+            )?,
+            None => None,
+        };
+        Ok((s, published))
+    });
     progress.finish();
-    let s = s?;
+    let (s, published) = s?;
     drop(store);
-    let human = format!(
+    let mut human = format!(
         "removed {} from {}: {}; {} ({} bytes) no game references any more",
         count(s.removed.len(), "game", "games"),
         c.romlib.display(),
@@ -375,12 +438,58 @@ pub(super) fn remove(c: RemoveCmd) -> anyhow::Result<()> {
         count(s.unreferenced_chunks as usize, "chunk", "chunks"),
         s.unreferenced_bytes,
     );
+    if let Some(p) = &published {
+        human += &format!("\n{p}");
+    }
+    for w in crate::library::snapshot::warnings(published.as_ref()) {
+        out.warn(&format!("warning: {w}"));
+    }
     out.result(
-        Obj::new()
+        crate::library::snapshot::json(Obj::new(), published.as_ref())
             .field("library", c.romlib.as_path())
             .field("removed", s.removed.clone())
             .field("unreferenced_chunks", s.unreferenced_chunks)
             .field("unreferenced_bytes", s.unreferenced_bytes),
+        if c.quiet { "" } else { &human },
+    );
+    Ok(())
+}
+
+/// `romlib refresh`.
+pub(super) fn refresh(c: RefreshCmd) -> anyhow::Result<()> {
+    let games = c.romlib.join(romlib_format::layout::GAMES_DIR);
+    if !games.is_dir() {
+        return Err(romlib_device::Error::NotFound {
+            path: games,
+            what: "library games folder",
+        }
+        .into());
+    }
+    let key = crate::keys::load_signing_key(&c.signing_key)?;
+    let (_, out) = report("refresh", ProgressMode::None, c.json, c.quiet);
+    let mut store = crate::library::recovery::open_and_recover(&c.romlib)?;
+    for r in std::mem::take(&mut store.recovered) {
+        out.warn(&r);
+    }
+    let p = crate::library::snapshot::publish(
+        store.library(),
+        &key,
+        c.valid_for,
+        store.touched(),
+        true,
+    )?;
+    drop(store);
+    for w in crate::library::snapshot::warnings(p.as_ref()) {
+        out.warn(&format!("warning: {w}"));
+    }
+    let human = match &p {
+        Some(p) => format!("{}: {p}", c.romlib.display()),
+        None => String::new(),
+    };
+    out.result(
+        crate::library::snapshot::json(Obj::new(), p.as_ref())
+            .field("library", c.romlib.as_path())
+            .field("games", p.as_ref().map_or(0, |p| p.games)),
         if c.quiet { "" } else { &human },
     );
     Ok(())

@@ -1,7 +1,7 @@
 //! Writing a library (SPEC section 1): the index's tables and its checked opening
 //! ([`index`]), the locked library and its index written in place ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
 //! ([`manifest_writer`]) and their publishing with refcounts ([`publish`]), locators and
-//! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]), removing games ([`remove`]), rebuilding the index
+//! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]), removing games ([`remove`]), the signed snapshot ([`snapshot`]), rebuilding the index
 //! ([`rebuild`]) and
 //! the resemblance sketches of the index's `sketches` table ([`sketch`]).
 //!
@@ -25,4 +25,5 @@ pub mod rebuild;
 pub mod recovery;
 pub mod remove;
 pub mod sketch;
+pub mod snapshot;
 pub mod writer;

@@ -109,6 +109,7 @@ pub(crate) fn publish_manifests(
     store.commit_durable(txn)?;
     let n = changed.len() as u64;
     for s in changed {
+        store.touch(&s.title);
         rename_synced(&s.tmp, &s.path)?;
         rename_synced(&s.locator.0, &s.locator.1)?;
     }

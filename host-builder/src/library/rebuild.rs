@@ -26,6 +26,9 @@ pub struct RebuildReport {
     /// What could not be indexed, each with the file it concerns: a damaged pack (its
     /// chunks are left out), an unreadable manifest, a game whose chunks are in no pack.
     pub problems: Vec<(PathBuf, String)>,
+    /// Locators written anew (stale or missing): a signed snapshot names the old ones
+    /// until `romlib refresh` (rebuild-index holds no signing key).
+    pub locators_rewritten: u64,
 }
 
 /// Rebuilds the index of the library folder `root` from its packs and manifests, and
@@ -136,7 +139,9 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
     store.publish()?;
     for (title, table) in &tables {
         let entries = locator::from_index(&store, title, table)?;
-        locator::refresh(&lib, title, table, &entries)?;
+        if locator::refresh(&lib, title, table, &entries)? {
+            rep.locators_rewritten += 1;
+        }
     }
     locator::write_catalog(&lib)?;
     Ok(rep)

@@ -134,6 +134,7 @@ pub fn finish_removal(store: &mut LibraryWriter, titles: &[String]) -> Result<Re
     }
     store.commit_durable(txn)?;
     for t in titles {
+        store.touch(t);
         let locator = lib.locator_path(t);
         for p in [
             locator.clone(),

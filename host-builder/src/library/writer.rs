@@ -56,6 +56,9 @@ pub struct LibraryWriter {
     next_pack_id: u32,
     /// What recovery found and repaired when the library was opened.
     pub recovered: Vec<String>,
+    /// Titles whose manifest or locator this run published or removed (the signed
+    /// snapshot hashes their files anew).
+    touched: std::collections::BTreeSet<String>,
 }
 
 impl LibraryWriter {
@@ -156,6 +159,7 @@ impl LibraryWriter {
             fresh: false,
             next_pack_id: 1,
             recovered: Vec::new(),
+            touched: Default::default(),
         };
         let new = w.new_index_path();
         if new.exists() {
@@ -169,6 +173,16 @@ impl LibraryWriter {
     /// The library's paths.
     pub fn library(&self) -> &Library {
         &self.lib
+    }
+
+    /// Notes that this run published or removed `title`'s manifest or locator.
+    pub(crate) fn touch(&mut self, title: &str) {
+        self.touched.insert(title.to_string());
+    }
+
+    /// The titles [`LibraryWriter::touch`] noted.
+    pub fn touched(&self) -> &std::collections::BTreeSet<String> {
+        &self.touched
     }
 
     /// A read transaction on the index.

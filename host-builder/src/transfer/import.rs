@@ -44,6 +44,8 @@ pub struct ImportSummary {
     pub reused_chunks: u64,
     /// Packs written.
     pub packs: u64,
+    /// The signed snapshot published, when the import was given a signing key.
+    pub snapshot: Option<crate::library::snapshot::Published>,
 }
 
 /// Adds the games of portable file `src` (those in `titles`, or all) to the library at
@@ -56,6 +58,10 @@ pub fn import(
     titles: &[String],
     trust: &TrustStore,
     allow_downgrade: bool,
+    signer: Option<(
+        &ed25519_dalek::SigningKey,
+        crate::library::snapshot::ValidFor,
+    )>,
     progress: &dyn Fn(u64),
 ) -> Result<ImportSummary> {
     let lib = Library::open(src)?;
@@ -312,7 +318,9 @@ pub fn import(
             Some(s) => staged.push(s),
             None => {
                 summary.games_unchanged += 1;
-                locator::refresh(&dlib, title, table, &entries)?;
+                if locator::refresh(&dlib, title, table, &entries)? {
+                    store.touch(title);
+                }
             }
         }
     }
@@ -329,5 +337,9 @@ pub fn import(
     sync_dir(parent_dir(&dlib.manifest_path("x")))?;
     locator::write_catalog(&dlib)?;
     store.publish()?;
+    if let Some((key, valid_for)) = signer {
+        summary.snapshot =
+            crate::library::snapshot::publish(&dlib, key, valid_for, store.touched(), false)?;
+    }
     Ok(summary)
 }

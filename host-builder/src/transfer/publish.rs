@@ -2,8 +2,9 @@
 //! install with `--from` (the bucket's HTTP endpoint, or a CDN in front of it).
 //!
 //! Order: dictionaries and packs first, then each game's locator and then its manifest,
-//! then `keys/`, then `catalog.txt` last. A device finds a game through its manifest, and the
-//! manifest is uploaded only after every pack and dictionary (so after every record its
+//! then `keys/`, then `catalog.txt`, then the signed `snapshot.txt` last. A device finds a
+//! game through its manifest, and the manifest is uploaded only after every pack and
+//! dictionary (so after every record its
 //! locator points at); a pack already in the bucket is only ever replaced by a longer copy
 //! of itself (packs are append-only), so records that published manifests point at stay
 //! where they were. `index.db` is not published: a reader over HTTP never reads it.
@@ -16,7 +17,9 @@
 use crate::error::{Error, Result};
 use crate::transfer::s3::{hex, Bucket};
 use md5::Md5;
-use romlib_format::layout::{CATALOG_FILE, DICTS_DIR, GAMES_DIR, KEYS_DIR, PACKS_DIR};
+use romlib_format::layout::{
+    CATALOG_FILE, DICTS_DIR, GAMES_DIR, KEYS_DIR, PACKS_DIR, SNAPSHOT_FILE,
+};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -75,6 +78,10 @@ pub fn plan(lib: &Path) -> Result<Vec<String>> {
     }
     files.extend(list(KEYS_DIR, &|n| n.ends_with(".pub"))?);
     files.push(CATALOG_FILE.to_string());
+    // The signed snapshot last: once a reader sees it, every file it names is there.
+    if lib.join(SNAPSHOT_FILE).is_file() {
+        files.push(SNAPSHOT_FILE.to_string());
+    }
     Ok(files)
 }
 
@@ -164,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn manifests_come_after_every_pack_and_the_catalog_last() {
+    fn manifests_come_after_every_pack_and_the_snapshot_last() {
         let d = tempfile::tempdir().unwrap();
         for f in [
             "packs/pack-0002.pkg",
@@ -176,6 +183,7 @@ mod tests {
             "dicts/00000001.zdict",
             "keys/k.pub",
             "catalog.txt",
+            "snapshot.txt",
             "index.db",
         ] {
             let p = d.path().join(f);
@@ -193,7 +201,8 @@ mod tests {
                 "games/b.locator",
                 "games/b.manifest",
                 "keys/k.pub",
-                "catalog.txt"
+                "catalog.txt",
+                "snapshot.txt"
             ]
         );
     }
