@@ -164,6 +164,8 @@ fn killed_imports_leave_the_published_library_readable() {
         &w.s("L"),
         "--trusted-key",
         &w.s("k.pub"),
+        "--signing-key",
+        &w.s("k.sec"),
         "-q",
         &w.s("all.romlib"),
     ]);

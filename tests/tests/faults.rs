@@ -722,7 +722,16 @@ fn export_and_import_with_read_errors_leave_nothing_behind() {
     for lib in ["new", "lib3"] {
         let lib = f.w.s(lib);
         fails(
-            host(&["import", &file, "-o", &lib, "--trusted-key", &key]),
+            host(&[
+                "import",
+                &file,
+                "-o",
+                &lib,
+                "--trusted-key",
+                &key,
+                "--signing-key",
+                &f.w.s("k.sec"),
+            ]),
             1,
             &[&file, "(os error 5)"],
         );
@@ -742,6 +751,8 @@ fn export_and_import_with_read_errors_leave_nothing_behind() {
         &f.w.s("lib3"),
         "--trusted-key",
         &key,
+        "--signing-key",
+        &f.w.s("k.sec"),
     ]));
     ok(f.install(&f.w.s("lib3"), "fresh", GAME));
     assert_same_tree(&f.w.p("in2/alpha"), &f.w.p("fresh/alpha"));

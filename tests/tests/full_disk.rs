@@ -132,6 +132,8 @@ fn a_full_disk_during_a_build_or_an_import_leaves_the_library_as_published() {
             &lib.to_string_lossy(),
             "--trusted-key",
             &w.s("k.pub"),
+            "--signing-key",
+            &w.s("k.sec"),
             "-q",
             &w.s("all.romlib"),
         ])

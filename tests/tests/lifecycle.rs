@@ -22,11 +22,21 @@ fn remove_takes_games_out_with_their_references_and_keeps_the_rest_whole() {
     let w = Workspace::new();
     sample_input(&w.p("in"), 5);
     ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
-    let lib = w.s("lib");
+    let (lib, sk) = (w.s("lib"), w.s("k.sec"));
     assert_eq!(games(&lib), ["alpha", "alpha-v2", "beta"]);
     // An unknown title (here, the wrong case) is an error naming it and the closest
     // titles, and nothing is removed.
-    let out = romlib(&["remove", "-r", &lib, "-g", "beta", "-g", "ALPHA"]);
+    let out = romlib(&[
+        "remove",
+        "-r",
+        &lib,
+        "-g",
+        "beta",
+        "-g",
+        "ALPHA",
+        "--signing-key",
+        &sk,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no game \"ALPHA\""), "{err}");
@@ -34,7 +44,16 @@ fn remove_takes_games_out_with_their_references_and_keeps_the_rest_whole() {
     assert_eq!(games(&lib), ["alpha", "alpha-v2", "beta"]);
     // alpha shares most of its chunks with alpha-v2 and one file with beta: removing it
     // leaves only its own chunks unreferenced.
-    let out = ok(romlib(&["remove", "-r", &lib, "-g", "alpha", "--json"]));
+    let out = ok(romlib(&[
+        "remove",
+        "-r",
+        &lib,
+        "-g",
+        "alpha",
+        "--json",
+        "--signing-key",
+        &sk,
+    ]));
     assert!(out.contains("\"op\":\"remove\""), "{out}");
     assert!(out.contains("\"removed\":[\"alpha\"]"), "{out}");
     let unref: u64 = out
@@ -88,7 +107,15 @@ fn a_removal_cut_off_after_its_first_step_is_finished_by_the_next_command() {
     )
     .unwrap();
     assert_eq!(games(&w.s("lib")), ["alpha", "alpha-v2"]);
-    let out = romlib(&["remove", "-r", &w.s("lib"), "-g", "alpha"]);
+    let out = romlib(&[
+        "remove",
+        "-r",
+        &w.s("lib"),
+        "-g",
+        "alpha",
+        "--signing-key",
+        &w.s("k.sec"),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     ok(out);
     assert!(err.contains("finished removing beta"), "{err}");
@@ -137,7 +164,15 @@ fn a_build_names_the_games_whose_input_is_gone_and_removes_them_when_asked() {
         &["--avg-chunk", "4096", "-q", "--remove-missing"],
     ));
     assert!(w.p("lib/games/bad:name.manifest").exists());
-    let out = romlib(&["remove", "-r", &w.s("lib"), "-g", "bad:name"]);
+    let out = romlib(&[
+        "remove",
+        "-r",
+        &w.s("lib"),
+        "-g",
+        "bad:name",
+        "--signing-key",
+        &w.s("k.sec"),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("is not a title id"), "{e}");
@@ -191,6 +226,8 @@ fn an_import_cut_off_between_its_commit_and_its_renames_leaves_exact_refcounts()
         &w.s("lib"),
         "--trusted-key",
         &k,
+        "--signing-key",
+        &w.s("k.sec"),
         "-q",
     ]));
     // Back to the state of the kill.
@@ -207,6 +244,8 @@ fn an_import_cut_off_between_its_commit_and_its_renames_leaves_exact_refcounts()
         &w.s("lib"),
         "--trusted-key",
         &k,
+        "--signing-key",
+        &w.s("k.sec"),
         "-q",
     ]));
     verify_ok(&w, "lib");

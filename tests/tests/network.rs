@@ -95,7 +95,9 @@ fn needed_bytes(lib: &Path, game: &str) -> u64 {
     let manifest = std::fs::metadata(lib.join(format!("games/{game}.manifest")))
         .unwrap()
         .len();
-    total + manifest + loc.len() as u64
+    // The signed snapshot, read once per command.
+    let snapshot = std::fs::metadata(lib.join("snapshot.txt")).map_or(0, |m| m.len());
+    total + manifest + loc.len() as u64 + snapshot
 }
 
 #[test]
@@ -261,6 +263,19 @@ fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::
             }
         }
         let path = first.split(' ').nth(1).unwrap().to_string();
+        // The signed snapshot is served as it is (and not counted): each bad answer is for
+        // the files of the game.
+        if path == "/snapshot.txt" {
+            match std::fs::read(root.join("snapshot.txt")) {
+                Ok(body) => {
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    out.write_all(head.as_bytes())?;
+                    out.write_all(&body)?;
+                }
+                Err(_) => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?,
+            }
+            continue;
+        }
         let is_pack = path.contains("/packs/");
         let seen = if is_pack {
             n.fetch_add(1, Ordering::SeqCst)
@@ -461,17 +476,26 @@ fn a_bad_server_fails_the_install_cleanly_with_one_line() {
 #[test]
 fn a_manifest_answer_is_cut_at_its_signed_length() {
     let w = fixture();
-    for (bad, code, needle) in [
+    // Without a snapshot (a library written before them) the signed length is learnt from
+    // the manifest's own header; with one, before the download, and a longer answer is
+    // refused before a byte of it is written.
+    std::fs::create_dir_all(w.p("nosnap")).unwrap();
+    copy_tree(&w.p("lib"), &w.p("nosnap"));
+    std::fs::remove_file(w.p("nosnap/snapshot.txt")).unwrap();
+    for (bad, lib, code, needle) in [
         (
             Bad::LongManifest,
+            "nosnap",
             "damaged",
             "longer than the manifest's signed",
         ),
-        (Bad::ForgedManifest, "untrusted", "alpha.manifest"),
+        (Bad::LongManifest, "lib", "mismatch", "larger than the 9543"),
+        (Bad::ForgedManifest, "nosnap", "untrusted", "alpha.manifest"),
+        (Bad::ForgedManifest, "lib", "mismatch", "signed snapshot"),
     ] {
-        let (port, _) = bad_server(w.p("lib"), bad);
+        let (port, _) = bad_server(w.p(lib), bad);
         let url = format!("http://127.0.0.1:{port}/");
-        let dir = format!("inst-{bad:?}");
+        let dir = format!("inst-{bad:?}-{lib}");
         let started = Instant::now();
         let out = install(&w, &url, "alpha", &dir, &["--json"]);
         assert_eq!(out.status.code(), Some(1), "{bad:?}");
@@ -674,8 +698,9 @@ fn a_library_on_the_device_is_reused_instead_of_downloaded() {
     let man = std::fs::metadata(w.p("lib/games/alpha-v2.manifest"))
         .unwrap()
         .len();
-    // Only the manifest and the locator came over the network.
-    assert_eq!(downloaded(&out), loc + man, "{out}");
+    // Only the snapshot, the manifest and the locator came over the network.
+    let snap = std::fs::metadata(w.p("lib/snapshot.txt")).unwrap().len();
+    assert_eq!(downloaded(&out), snap + loc + man, "{out}");
     // A damaged local library is not trusted: the damaged chunks are downloaded instead.
     let pack = w.p("local/packs/pack-0001.pkg");
     let len = std::fs::metadata(&pack).unwrap().len();

@@ -258,7 +258,15 @@ fn import_stores_only_the_chunks_the_library_lacks() {
     ok(w.build("only-beta", "small", &["--avg-chunk", "4096", "-q"]));
     let before = distinct_chunks(&w.p("small"), &["beta"]);
     let (file, small) = (w.s("a.romlib"), w.s("small"));
-    let out = ok(romlib(&["import", &file, "-o", &small]));
+    let sk = w.s("k.sec");
+    let out = ok(romlib(&[
+        "import",
+        &file,
+        "-o",
+        &small,
+        "--signing-key",
+        &sk,
+    ]));
     let all = distinct_chunks(&w.p("lib"), &["alpha", "alpha-v2", "beta"]);
     assert_eq!(count_before(&out, "new"), all - before, "{out}");
     assert_eq!(count_before(&out, "already"), before, "{out}");
@@ -276,7 +284,15 @@ fn import_stores_only_the_chunks_the_library_lacks() {
     assert_same_tree(&w.p("in/alpha-v2"), &w.p("inst/alpha-v2"));
     // Again: nothing new, nothing rewritten.
     let snap = snapshot(&w.p("small"));
-    let out = ok(romlib(&["import", &file, "-o", &small]));
+    let sk = w.s("k.sec");
+    let out = ok(romlib(&[
+        "import",
+        &file,
+        "-o",
+        &small,
+        "--signing-key",
+        &sk,
+    ]));
     assert_eq!(count_before(&out, "new"), 0, "{out}");
     assert!(
         snap == snapshot(&w.p("small")),
@@ -449,7 +465,16 @@ fn an_untrusted_signer_is_refused_and_import_changes_nothing() {
     ok(w.build("in", "lib2", &["--avg-chunk", "4096", "-q"]));
     let snap = snapshot(&w.p("lib2"));
     fails(
-        romlib(&["import", &file, "-o", &w.s("lib2"), "--trusted-key", &other]),
+        romlib(&[
+            "import",
+            &file,
+            "-o",
+            &w.s("lib2"),
+            "--trusted-key",
+            &other,
+            "--signing-key",
+            &w.s("k.sec"),
+        ]),
         1,
         &["a.romlib"],
     );

@@ -157,6 +157,8 @@ fn older_revisions_are_refused_everywhere_unless_allowed() {
             &w.s("lib"),
             "--trusted-key",
             &key,
+            "--signing-key",
+            &w.s("k.sec"),
         ]),
         1,
         &["Fix (World)", "older revision", "--allow-downgrade"],
@@ -172,6 +174,8 @@ fn older_revisions_are_refused_everywhere_unless_allowed() {
         &w.s("lib"),
         "--trusted-key",
         &key,
+        "--signing-key",
+        &w.s("k.sec"),
         "--allow-downgrade",
     ]));
     assert_eq!(revision(&w, "lib", "Fix (World)"), first);
