@@ -250,6 +250,45 @@ pub fn http_response(data: &[u8]) {
     }
 }
 
+/// A library's signed snapshot (SPEC section 15): the input line by line through the
+/// format's parser, and as a file through the device's check (format, bounds, signature)
+/// and a lookup; then the input signed with the test key (a signature line appended after
+/// its last full line), so the fuzzer gets past the signature to the lookups and the expiry.
+pub fn snapshot(data: &[u8]) {
+    use romlib_device::trusted::snapshot::Snapshot;
+    use romlib_format::snapshot::{message, Parser, SignatureLine};
+    let mut parser = Parser::new();
+    for line in data.split(|&c| c == b'\n') {
+        if parser.line(line).is_err() {
+            break;
+        }
+    }
+    let look = |bytes: &[u8]| {
+        let path = scratch_file("snapshot", bytes);
+        let Ok(file) = std::fs::File::open(&path) else {
+            return;
+        };
+        if let Ok(s) = Snapshot::open(&path, file, trust()) {
+            let _ = s.check_expiry(0);
+            let _ = s.check_expiry(u64::MAX);
+            for title in ["fuzz", "alpha", "Super Game (USA)"] {
+                let _ = s.expected(title, trust());
+            }
+        }
+    };
+    look(data);
+    let end = data.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    let mut signed = data[..end].to_vec();
+    let msg = message(blake3::hash(&signed).as_bytes(), signed.len() as u64);
+    let key = test_key();
+    let line = SignatureLine {
+        public_key: key.verifying_key().to_bytes(),
+        signature: ed25519_dalek::Signer::sign(&key, &msg).to_bytes(),
+    };
+    signed.extend_from_slice(line.to_string().as_bytes());
+    look(&signed);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ mod format;
 mod host;
 
 pub use device::{
-    http_response, locator, manifest, manifest_body, manifest_signed, portable, test_key,
+    http_response, locator, manifest, manifest_body, manifest_signed, portable, snapshot, test_key,
     zstd_delta, zstd_frame, MANIFEST_SIGNED_HEADER_LEN,
 };
 pub use format::{chunk_table, keyfile, pack, path};
@@ -43,6 +43,7 @@ pub const TARGETS: &[Target] = &[
     ("dat", dat),
     ("sidecar", sidecar),
     ("keyfile", keyfile),
+    ("snapshot", snapshot),
     ("path", path),
     ("parity", parity),
 ];

@@ -416,6 +416,43 @@ fn main() {
         "v1-library.pub",
         read(&v1.join("k.pub")),
     );
+    // A signed snapshot of two games, and its lines without the signature (the target signs
+    // what it is given too).
+    {
+        use romlib_format::snapshot::{message, Entry, Header, SignatureLine};
+        let mut text = Header {
+            sequence: 1_767_225_600_000,
+            created: 1_767_225_600,
+            expires: Some(1_767_312_000),
+            valid_for: Some(86_400),
+        }
+        .to_string();
+        for (title, revision) in [("Super Game (USA)", 1_767_225_600_000u64), ("alpha", 0)] {
+            text += &Entry {
+                title,
+                revision,
+                manifest_len: 629,
+                manifest_blake3: *blake3::hash(title.as_bytes()).as_bytes(),
+                locator_len: 176,
+                locator_blake3: *blake3::hash(&[1]).as_bytes(),
+            }
+            .to_string();
+        }
+        add(
+            &mut seeds,
+            "snapshot",
+            "unsigned.txt",
+            text.clone().into_bytes(),
+        );
+        let key = romlib_fuzz_harness::test_key();
+        let msg = message(blake3::hash(text.as_bytes()).as_bytes(), text.len() as u64);
+        text += &SignatureLine {
+            public_key: key.verifying_key().to_bytes(),
+            signature: ed25519_dalek::Signer::sign(&key, &msg).to_bytes(),
+        }
+        .to_string();
+        add(&mut seeds, "snapshot", "signed.txt", text.into_bytes());
+    }
     for (name, text) in [
         (
             "game-file",
