@@ -19,6 +19,32 @@ pub fn read_exact_at(mut file: &File, buf: &mut [u8], at: u64) -> std::io::Resul
     file.read_exact(buf)
 }
 
+/// A reader of `file` from an offset of its own: every read names its position, so readers
+/// of clones of one file (which share the file's offset) never disturb each other.
+#[derive(Debug)]
+pub struct AtReader {
+    file: File,
+    pos: u64,
+}
+
+impl AtReader {
+    /// Reads `file` from offset `pos` on.
+    pub fn new(file: File, pos: u64) -> Self {
+        AtReader { file, pos }
+    }
+}
+
+impl std::io::Read for AtReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// Opens regular file `path` for reading; a missing file is [`Error::NotFound`] naming it
 /// as `what`. A library folder can be written by someone else: a FIFO, socket or device
 /// planted under a library file's name is refused, never read (opening a FIFO would wait

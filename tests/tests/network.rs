@@ -718,6 +718,79 @@ fn a_library_on_the_device_is_reused_instead_of_downloaded() {
     assert!(downloaded(&out) > loc + man, "{out}");
 }
 
+/// The index of what the device holds covers a window of the new game's chunks at a time
+/// (bounded memory whatever the chunk count): with windows of a few chunks, so that the
+/// games here span dozens of them, an upgrade and a reinstall still take every chunk they
+/// can from the installed version and from a library on the device, and download the same
+/// bytes as with one window.
+#[test]
+fn reuse_works_window_by_window() {
+    let w = fixture();
+    let (_server, port, _log) = serve(&w.s("lib"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let windowed = |game: &str, dir: &str, window: &str, extra: &[&str]| {
+        let (d, k) = (w.s(dir), w.s("k.pub"));
+        let mut c = device_cmd();
+        c.env("ROMLIB_REUSE_WINDOW", window).args([
+            "install",
+            "--from",
+            &url,
+            "-g",
+            game,
+            "--install-dir",
+            &d,
+            "--trusted-key",
+            &k,
+        ]);
+        c.args(extra);
+        let out = ok(c.output().unwrap());
+        assert_same_tree(&w.p(&format!("in/{game}")), &w.p(&format!("{dir}/{game}")));
+        downloaded(&out)
+    };
+    let chunks = |game: &str| {
+        romlib_device::ManifestFile::open(&w.p(&format!("lib/games/{game}.manifest")))
+            .unwrap()
+            .unverified_body()
+            .chunk_count
+    };
+    assert!(chunks("alpha-v2") > 50, "the game spans many windows");
+    for window in ["1000000", "7", "1"] {
+        let dir = format!("inst-{window}");
+        windowed("alpha", &dir, window, &[]);
+        let upgrade = windowed("alpha-v2", &dir, window, &[]);
+        let reinstall = windowed("alpha-v2", &dir, window, &[]);
+        assert!(
+            upgrade * 4 < needed_bytes(&w.p("lib"), "alpha-v2"),
+            "window {window}: upgrade downloaded {upgrade}"
+        );
+        let snap = std::fs::metadata(w.p("lib/snapshot.txt")).unwrap().len();
+        let man = std::fs::metadata(w.p("lib/games/alpha-v2.manifest"))
+            .unwrap()
+            .len();
+        let loc = std::fs::metadata(w.p("lib/games/alpha-v2.locator"))
+            .unwrap()
+            .len();
+        // Everything was on the device: only the snapshot, manifest and locator came.
+        assert_eq!(reinstall, snap + man + loc, "window {window}");
+    }
+    // A library on the device, window by window.
+    std::fs::create_dir_all(w.p("alphas")).unwrap();
+    for g in ["alpha", "alpha-v2"] {
+        copy_tree(&w.p(&format!("in/{g}")), &w.p(&format!("alphas/{g}")));
+    }
+    ok(w.build("alphas", "local", &["--avg-chunk", "4096", "-q"]));
+    let snap = std::fs::metadata(w.p("lib/snapshot.txt")).unwrap().len();
+    let man = std::fs::metadata(w.p("lib/games/alpha-v2.manifest"))
+        .unwrap()
+        .len();
+    let loc = std::fs::metadata(w.p("lib/games/alpha-v2.locator"))
+        .unwrap()
+        .len();
+    let reuse = w.s("local");
+    let got = windowed("alpha-v2", "from-lib", "5", &["--reuse", &reuse]);
+    assert_eq!(got, snap + man + loc);
+}
+
 /// Waits until `dir` holds at least `bytes` in files (the install is under way).
 fn wait_for_bytes(dir: &Path, bytes: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);

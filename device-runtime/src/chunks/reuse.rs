@@ -5,10 +5,15 @@
 //!
 //! A source is a folder of files plus the manifest they were written from. Only the chunks
 //! the new game needs are indexed (by a 64-bit prefix of their hash, with where they lie),
-//! so memory grows with the new game's chunk count, not with what is installed: 32 bytes
-//! per chunk at most. Nothing local is trusted either: bytes found are hashed and used only
-//! if they match the signed hash; a mismatch (a file edited since, a write cut short) just
-//! means the chunk is fetched.
+//! and only for a window of [`WINDOW`] chunks of its table at a time: the install reads the
+//! table in order, and when it passes the window's end the sources are scanned again for
+//! the next one. So memory is bounded whatever the game's chunk count (8 bytes per chunk of
+//! the window and at most 48 for what the sources hold of it, about 7 MiB; more only with
+//! `--reuse LIB`), and a
+//! game within one window (4 GiB at the default chunk size) scans its sources once, as
+//! before. Nothing local is trusted either: bytes found are hashed and used only if they
+//! match the signed hash; a mismatch (a file edited since, a write cut short) just means
+//! the chunk is fetched.
 
 use crate::chunks::decoder::RuzstdDecoder;
 use crate::chunks::locator::ChunkLocator;
@@ -17,10 +22,42 @@ use crate::error::Result;
 use crate::folder::Folder;
 use crate::fsio::read_exact_at;
 use crate::library::Library;
-use crate::trusted::{ManifestFile, VerifiedManifest};
+use crate::trusted::{ChunkTable, ManifestFile, VerifiedManifest};
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::Method;
 use std::fs::File;
+
+/// Chunks of the new game's table indexed at a time (`ROMLIB_REUSE_WINDOW` overrides it, so
+/// tests can make small games span many windows).
+pub const WINDOW: u64 = 1 << 17;
+
+/// Spots kept per window at most, per chunk of the window (what the sources hold of the
+/// window's chunks: one source holding all of them, and half of another; more are left out
+/// and their chunks downloaded): 6 MiB at the default window.
+const SPOTS_PER_CHUNK: u64 = 2;
+
+/// The window's length.
+fn window_len() -> u64 {
+    std::env::var("ROMLIB_REUSE_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &u64| n > 0)
+        .unwrap_or(WINDOW)
+}
+
+/// What a window is built from: the new game's table (read on, window after window), the
+/// prefixes of its delta bases (in every window), the sources and a local library.
+#[derive(Debug)]
+struct Plan {
+    table: ChunkTable,
+    bases: Vec<u64>,
+    sources: Vec<(String, ManifestFile, Option<Vec<String>>)>,
+    reuse: Option<Library>,
+    /// Chunks of the table read so far (the current window's end).
+    end: u64,
+    total: u64,
+    window: u64,
+}
 
 /// A library folder on the device to take chunks from.
 #[derive(Debug)]
@@ -42,6 +79,9 @@ struct Spot {
 /// An index of reusable local chunks.
 #[derive(Debug, Default)]
 pub struct LocalChunks {
+    plan: Option<Plan>,
+    /// The first chunk of the table in the current window.
+    start: u64,
     spots: Vec<Spot>,
     /// The install folder the files are in, and their paths in it (opened through the
     /// folder's handle, never through a link).
@@ -66,33 +106,94 @@ fn prefix(hash: &[u8; 32]) -> u64 {
 impl LocalChunks {
     /// Indexes, in `sources` (a folder's path in install folder `base`, the manifest it
     /// was written from, and where the files lie in `base` when not at that folder's
-    /// manifest paths: a game placed without a folder), the chunks `m` needs and the base
-    /// chunks `bases` of its deltas.
+    /// manifest paths: a game placed without a folder), the chunks of `m`'s first window
+    /// and the base chunks `bases` of its deltas.
     pub fn build(
         m: &VerifiedManifest,
         bases: &[[u8; 32]],
         base: &Folder,
         sources: Vec<(String, ManifestFile, Option<Vec<String>>)>,
     ) -> Result<Self> {
-        let mut need = Vec::with_capacity(m.body().chunk_count as usize + bases.len());
-        let mut table = m.chunks()?;
-        while let Some(c) = table.next_chunk()? {
-            need.push(prefix(&c.hash));
-        }
-        table.finish()?;
-        need.extend(bases.iter().map(prefix));
-        need.sort_unstable();
-        need.dedup();
+        let window = window_len();
+        let mut bases: Vec<u64> = bases.iter().map(prefix).collect();
+        bases.sort_unstable();
+        bases.dedup();
+        // Bases beyond a window's worth are not looked for (they are downloaded).
+        bases.truncate(window as usize);
         let mut out = LocalChunks {
             base: Some(base.try_clone()?),
+            plan: Some(Plan {
+                table: m.chunks()?,
+                bases,
+                sources,
+                reuse: None,
+                end: 0,
+                total: m.body().chunk_count,
+                window,
+            }),
             ..LocalChunks::default()
         };
-        for (root, src, placed) in sources {
+        out.next_window()?;
+        Ok(out)
+    }
+
+    /// Also takes chunks from the library folder `lib`: the chunks of each window are
+    /// looked up in its games' chunk tables, and placed by their locators (reads every
+    /// manifest and locator of `lib` once per window). A game of `lib` whose manifest or
+    /// locator does not read is skipped.
+    pub fn with_library(mut self, lib: &Library) -> Result<Self> {
+        if let Some(p) = &mut self.plan {
+            p.reuse = Some(lib.clone());
+        }
+        self.index_library()?;
+        Ok(self)
+    }
+
+    /// Makes the window hold chunk `k` of the table, which the install reads in order:
+    /// past the window's end, the next window is built.
+    pub fn advance_to(&mut self, k: u64) -> Result<()> {
+        while self
+            .plan
+            .as_ref()
+            .is_some_and(|p| k >= p.end && p.end < p.total)
+        {
+            self.next_window()?;
+            self.index_library()?;
+        }
+        Ok(())
+    }
+
+    /// Whether chunk `k` of the table is in the current window.
+    fn in_window(&self, k: u64) -> bool {
+        k >= self.start && self.plan.as_ref().is_none_or(|p| k < p.end)
+    }
+
+    /// Reads the next window of the table and indexes what the sources hold of it.
+    fn next_window(&mut self) -> Result<()> {
+        let Some(plan) = self.plan.as_mut() else {
+            return Ok(());
+        };
+        self.start = plan.end;
+        let mut need = Vec::with_capacity(plan.window.min(plan.total - plan.end) as usize);
+        while need.len() < plan.window as usize {
+            let Some(c) = plan.table.next_chunk()? else {
+                break;
+            };
+            need.push(prefix(&c.hash));
+            plan.end += 1;
+        }
+        need.extend_from_slice(&plan.bases);
+        need.sort_unstable();
+        need.dedup();
+        self.spots.clear();
+        self.files.clear();
+        self.open = None;
+        'sources: for (root, src, placed) in &plan.sources {
             let Ok(mut t) = src.unverified_chunks() else {
                 continue;
             };
             for (i, f) in src.unverified_body().files.iter().enumerate() {
-                let path = match &placed {
+                let path = match placed {
                     Some(p) => p.get(i).cloned().unwrap_or_default(),
                     None => format!("{root}/{}", f.path),
                 };
@@ -106,11 +207,14 @@ impl LocalChunks {
                     let Ok(Some(c)) = t.next_chunk() else { break };
                     let p = prefix(&c.hash);
                     if safe && need.binary_search(&p).is_ok() {
+                        if self.spots.len() as u64 >= plan.window * SPOTS_PER_CHUNK {
+                            break 'sources;
+                        }
                         let idx = *file_idx.get_or_insert_with(|| {
-                            out.files.push(path.clone());
-                            (out.files.len() - 1) as u32
+                            self.files.push(path.clone());
+                            (self.files.len() - 1) as u32
                         });
-                        out.spots.push(Spot {
+                        self.spots.push(Spot {
                             prefix: p,
                             file: idx,
                             offset,
@@ -121,23 +225,23 @@ impl LocalChunks {
                 }
             }
         }
-        out.spots.sort_unstable_by_key(|s| s.prefix);
-        out.need = need;
-        Ok(out)
+        self.spots.sort_unstable_by_key(|s| s.prefix);
+        self.need = need;
+        Ok(())
     }
 
-    /// Also takes chunks from the library folder `lib`: the chunks the new game needs are
-    /// looked up in its games' chunk tables, and placed by their locators (reads every
-    /// manifest and locator of `lib` once; memory grows with what the new game needs).
-    /// A game of `lib` whose manifest or locator does not read is skipped.
-    pub fn with_library(mut self, lib: &Library) -> Result<Self> {
+    /// Looks the window's chunks up in the local library, if there is one.
+    fn index_library(&mut self) -> Result<()> {
+        let Some(lib) = self.plan.as_ref().and_then(|p| p.reuse.clone()) else {
+            return Ok(());
+        };
         let mut table: Vec<([u8; 32], ChunkEntry)> = Vec::new();
         for title in lib.titles()? {
             let Ok(mf) = ManifestFile::open(&lib.manifest_path(&title)) else {
                 continue;
             };
             let body = mf.unverified_body();
-            let Ok(loc) = ChunkLocator::open(lib, body) else {
+            let Ok(loc) = ChunkLocator::open(&lib, body) else {
                 continue;
             };
             let Ok(mut t) = mf.unverified_chunks() else {
@@ -166,20 +270,26 @@ impl LocalChunks {
         table.sort_unstable_by_key(|e| e.0);
         table.dedup_by(|a, b| a.0 == b.0);
         self.library = Some(LocalLibrary {
-            chunks: ChunkSource::by_hash(lib, table),
+            chunks: ChunkSource::by_hash(&lib, table),
             decoder: RuzstdDecoder::default(),
             chunk: Vec::new(),
         });
-        Ok(self)
+        Ok(())
     }
 
     /// Whether nothing local can be reused.
     pub fn is_empty(&self) -> bool {
-        self.spots.is_empty() && self.library.is_none()
+        self.spots.is_empty()
+            && self.library.is_none()
+            && self.plan.as_ref().is_none_or(|p| p.sources.is_empty())
     }
 
-    /// Whether a local file may hold chunk `hash` (by its prefix; nothing is read).
-    pub fn may_hold(&self, hash: &[u8; 32]) -> bool {
+    /// Whether a local file may hold chunk `hash`, chunk `k` of the table (by its prefix;
+    /// nothing is read); false beyond the current window.
+    pub fn may_hold(&self, k: u64, hash: &[u8; 32]) -> bool {
+        if !self.in_window(k) {
+            return false;
+        }
         let p = prefix(hash);
         let first = self.spots.partition_point(|s| s.prefix < p);
         self.spots.get(first).is_some_and(|s| s.prefix == p)

@@ -241,13 +241,16 @@ pub(super) fn stream_game(
                         Some(b) => b,
                         None => batch.insert(raw_rx.recv().map_err(|_| stopped())?),
                     };
+                    if let Some(l) = local.as_deref_mut() {
+                        l.advance_to(chunks)?;
+                    }
                     let rec = match local.as_deref_mut().and_then(|l| take_local(l, &c, buf)) {
                         Some(rec) => rec,
                         None => {
                             // A range request stops before chunks the device holds.
                             let held = |k: u64| {
                                 local.as_deref().is_some_and(|l| {
-                                    table_hash(m, k).is_some_and(|h| l.may_hold(&h))
+                                    table_hash(m, k).is_some_and(|h| l.may_hold(k, &h))
                                 })
                             };
                             source.read_record_held(chunks, &c, buf, &held)?

@@ -311,7 +311,7 @@ impl VerifiedManifest {
 #[derive(Debug)]
 pub struct ChunkTable {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: BufReader<crate::fsio::AtReader>,
     remaining: u64,
     count: u64,
     hasher: blake3::Hasher,
@@ -320,9 +320,10 @@ pub struct ChunkTable {
 
 impl ChunkTable {
     fn open(path: &Path, file: &File, offset: u64, count: u64, expected: &[u8]) -> Result<Self> {
-        let mut f = file.try_clone().map_err(|e| Error::io(path, "open", e))?;
-        f.seek(SeekFrom::Start(offset))
-            .map_err(|e| Error::io(path, "seek", e))?;
+        // Its own offset: two tables of one manifest (an install's, and the index of what
+        // the device holds) are read at once, through clones that share the file's offset.
+        let f = file.try_clone().map_err(|e| Error::io(path, "open", e))?;
+        let f = crate::fsio::AtReader::new(f, offset);
         let mut exp = [0u8; 32];
         exp.copy_from_slice(expected);
         Ok(Self {
