@@ -13,6 +13,10 @@
 # It prints install throughput and its ratio to the local install, peak RSS, requests,
 # and bytes downloaded over the game's size (fresh install and upgrade). One run per
 # figure; nothing is asserted about time. Every installed file is compared with its input.
+# Then memory against the chunk count: a game of MANY_MIB MiB (default SIZE) of random
+# bytes built with --avg-chunk 1024 (about 1000 chunks per MiB: 4M chunks at
+# MANY_MIB=4096), installed from `romlib serve` and installed again over itself (every
+# chunk taken from the installed copy): seconds and peak RSS of each.
 # Usage: bash device-runtime/bench/net.sh [SIZE_MIB]   (WORK=/tmp/romlib-netbench, LEVEL=4)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -152,3 +156,34 @@ echo
 echo "The revision differs from the first version in 16 scattered 4 KiB blocks; the upgrade"
 echo "reuses the installed version's chunks (hashed before use) and downloads the rest."
 rm -rf "$WORK/i-local" "$WORK/i-serve" "$WORK/i-nginx" "$WORK/i-tls" "$WORK/i-py"
+
+MANY=${MANY_MIB:-$MIB}
+min="$WORK/many-in-$MANY"; mlib="$WORK/many-lib-$MANY"
+if [ ! -d "$mlib" ]; then
+  rm -rf "$min"; mkdir -p "$min/many"
+  head -c $((MANY << 20)) /dev/urandom >"$min/many/disc.iso"
+  "$HOST/romlib" build -i "$min" -o "$mlib" --signing-key "$WORK/k.sec" --avg-chunk 1024 \
+    --no-dat-hashes -q
+fi
+"$HOST/romlib" serve -r "$mlib" --listen 127.0.0.1:0 >"$WORK/serve-many.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q 'http://' "$WORK/serve-many.log" && break; sleep 0.1; done
+MPORT=$(grep -o '127.0.0.1:[0-9]*' "$WORK/serve-many.log" | head -1 | cut -d: -f2)
+body_len=$(od -An -tu4 -j12 -N4 "$mlib/games/many.manifest" | tr -d ' ')
+chunks=$(( ($(stat -c %s "$mlib/games/many.manifest") - 112 - body_len) / 36 ))
+in=$min
+echo
+echo "### Memory against the chunk count: $MANY MiB at --avg-chunk 1024, $chunks chunks, from \\`romlib serve\\`"
+echo
+echo "| install | seconds | peak RSS MiB | downloaded |"
+echo "|---|---|---|---|"
+rm -rf "$WORK/i-many"
+for what in fresh "again over the installed copy"; do
+  install many many "$WORK/i-many" --from "http://127.0.0.1:$MPORT/"
+  awk -v l="$what" -v w="$WALL" -v r="$RSS_KIB" -v g="$GOT" 'BEGIN { printf "| %s | %.2f | %.2f | %s |\n", l, w, r / 1024, g }'
+done
+echo
+echo "What the device already holds is indexed a window of 131072 chunks at a time, so memory"
+echo "does not grow with the chunk count; each further window scans the installed copy's"
+echo "chunk table again (36 bytes per chunk)."
+rm -rf "$WORK/i-many"
