@@ -90,11 +90,42 @@ pub struct LocalChunks {
     open: Option<(u32, File)>,
     library: Option<LocalLibrary>,
     /// The 64-bit hash prefixes of the chunks the new game needs, sorted.
-    need: Vec<u64>,
+    need: Need,
     /// Chunks taken from local files so far.
     pub reused: u64,
     /// Their bytes.
     pub reused_bytes: u64,
+}
+
+/// The sorted prefixes of the chunks a window needs, with a bitmap of their top bits in
+/// front: most chunks of a source are not needed, and the bitmap turns them away without a
+/// search.
+#[derive(Debug, Default)]
+struct Need {
+    sorted: Vec<u64>,
+    bits: Vec<u64>,
+}
+
+/// Bits of the bitmap: 2^21 (256 KiB), about 6% of them set by a full window.
+const NEED_BITS: u32 = 21;
+
+impl Need {
+    fn new(sorted: Vec<u64>) -> Self {
+        let mut bits = vec![0u64; 1 << (NEED_BITS - 6)];
+        for p in &sorted {
+            let b = p >> (64 - NEED_BITS);
+            bits[(b >> 6) as usize] |= 1 << (b & 63);
+        }
+        Need { sorted, bits }
+    }
+
+    fn contains(&self, p: u64) -> bool {
+        let b = p >> (64 - NEED_BITS);
+        self.bits
+            .get((b >> 6) as usize)
+            .is_some_and(|w| w & (1 << (b & 63)) != 0)
+            && self.sorted.binary_search(&p).is_ok()
+    }
 }
 
 fn prefix(hash: &[u8; 32]) -> u64 {
@@ -185,11 +216,12 @@ impl LocalChunks {
         need.extend_from_slice(&plan.bases);
         need.sort_unstable();
         need.dedup();
+        let need = Need::new(need);
         self.spots.clear();
         self.files.clear();
         self.open = None;
         'sources: for (root, src, placed) in &plan.sources {
-            let Ok(mut t) = src.unverified_chunks() else {
+            let Ok(mut t) = src.scan_chunks() else {
                 continue;
             };
             for (i, f) in src.unverified_body().files.iter().enumerate() {
@@ -206,7 +238,7 @@ impl LocalChunks {
                 for _ in 0..f.chunk_count {
                     let Ok(Some(c)) = t.next_chunk() else { break };
                     let p = prefix(&c.hash);
-                    if safe && need.binary_search(&p).is_ok() {
+                    if safe && need.contains(p) {
                         if self.spots.len() as u64 >= plan.window * SPOTS_PER_CHUNK {
                             break 'sources;
                         }
@@ -244,13 +276,13 @@ impl LocalChunks {
             let Ok(loc) = ChunkLocator::open(&lib, body) else {
                 continue;
             };
-            let Ok(mut t) = mf.unverified_chunks() else {
+            let Ok(mut t) = mf.scan_chunks() else {
                 continue;
             };
             let mut deltas = false;
             let mut i = 0u64;
             while let Ok(Some(c)) = t.next_chunk() {
-                if self.need.binary_search(&prefix(&c.hash)).is_ok() {
+                if self.need.contains(prefix(&c.hash)) {
                     if let Ok(Some(e)) = loc.lookup(i, &c.hash, c.len) {
                         deltas |= e.method == Method::ZstdDelta;
                         table.push((c.hash, e));
