@@ -71,6 +71,19 @@ fn downloaded(out: &str) -> u64 {
 /// Bytes of the distinct records of `game` and of its deltas' bases (per its locator) plus
 /// its manifest, its locator and the 32-byte header of each pack it needs: everything an
 /// install needs to fetch.
+/// Bytes of the snapshot, `game`'s manifest and its locator: what an install downloads
+/// when every chunk is already on the device.
+fn metadata_bytes(lib: &Path, game: &str) -> u64 {
+    [
+        "snapshot.txt",
+        &format!("games/{game}.manifest"),
+        &format!("games/{game}.locator"),
+    ]
+    .iter()
+    .map(|f| std::fs::metadata(lib.join(f)).unwrap().len())
+    .sum()
+}
+
 fn needed_bytes(lib: &Path, game: &str) -> u64 {
     use romlib_format::portable::{LocatorHeader, BASE_ENTRY_LEN, B_ENTRY, LOCATOR_ENTRY_LEN};
     let loc = std::fs::read(lib.join(format!("games/{game}.locator"))).unwrap();
@@ -692,15 +705,9 @@ fn a_library_on_the_device_is_reused_instead_of_downloaded() {
         &["--reuse", &w.s("local")],
     ));
     assert_same_tree(&w.p("in/alpha-v2"), &w.p("inst/alpha-v2"));
-    let loc = std::fs::metadata(w.p("lib/games/alpha-v2.locator"))
-        .unwrap()
-        .len();
-    let man = std::fs::metadata(w.p("lib/games/alpha-v2.manifest"))
-        .unwrap()
-        .len();
     // Only the snapshot, the manifest and the locator came over the network.
-    let snap = std::fs::metadata(w.p("lib/snapshot.txt")).unwrap().len();
-    assert_eq!(downloaded(&out), snap + loc + man, "{out}");
+    let meta = metadata_bytes(&w.p("lib"), "alpha-v2");
+    assert_eq!(downloaded(&out), meta, "{out}");
     // A damaged local library is not trusted: the damaged chunks are downloaded instead.
     let pack = w.p("local/packs/pack-0001.pkg");
     let len = std::fs::metadata(&pack).unwrap().len();
@@ -715,7 +722,7 @@ fn a_library_on_the_device_is_reused_instead_of_downloaded() {
         &["--reuse", &w.s("local")],
     ));
     assert_same_tree(&w.p("in/alpha"), &w.p("inst2/alpha"));
-    assert!(downloaded(&out) > loc + man, "{out}");
+    assert!(downloaded(&out) > meta, "{out}");
 }
 
 /// The index of what the device holds covers a window of the new game's chunks at a time
@@ -763,15 +770,12 @@ fn reuse_works_window_by_window() {
             upgrade * 4 < needed_bytes(&w.p("lib"), "alpha-v2"),
             "window {window}: upgrade downloaded {upgrade}"
         );
-        let snap = std::fs::metadata(w.p("lib/snapshot.txt")).unwrap().len();
-        let man = std::fs::metadata(w.p("lib/games/alpha-v2.manifest"))
-            .unwrap()
-            .len();
-        let loc = std::fs::metadata(w.p("lib/games/alpha-v2.locator"))
-            .unwrap()
-            .len();
         // Everything was on the device: only the snapshot, manifest and locator came.
-        assert_eq!(reinstall, snap + man + loc, "window {window}");
+        assert_eq!(
+            reinstall,
+            metadata_bytes(&w.p("lib"), "alpha-v2"),
+            "window {window}"
+        );
     }
     // A library on the device, window by window.
     std::fs::create_dir_all(w.p("alphas")).unwrap();
@@ -779,16 +783,9 @@ fn reuse_works_window_by_window() {
         copy_tree(&w.p(&format!("in/{g}")), &w.p(&format!("alphas/{g}")));
     }
     ok(w.build("alphas", "local", &["--avg-chunk", "4096", "-q"]));
-    let snap = std::fs::metadata(w.p("lib/snapshot.txt")).unwrap().len();
-    let man = std::fs::metadata(w.p("lib/games/alpha-v2.manifest"))
-        .unwrap()
-        .len();
-    let loc = std::fs::metadata(w.p("lib/games/alpha-v2.locator"))
-        .unwrap()
-        .len();
     let reuse = w.s("local");
     let got = windowed("alpha-v2", "from-lib", "5", &["--reuse", &reuse]);
-    assert_eq!(got, snap + man + loc);
+    assert_eq!(got, metadata_bytes(&w.p("lib"), "alpha-v2"));
 }
 
 /// Waits until `dir` holds at least `bytes` in files (the install is under way).

@@ -50,6 +50,18 @@ fn dev_install(
     device(&a)
 }
 
+/// A new key pair `evil.sec` / `evil.pub`, not in the trust store.
+fn evil_key(w: &Workspace) {
+    ok(romlib(&[
+        "keygen",
+        "--secret-key",
+        &w.s("evil.sec"),
+        "--public-key",
+        &w.s("evil.pub"),
+        "--no-trust",
+    ]));
+}
+
 /// The error object of a failed `--json` command, checked against the documented schema.
 fn error_of(out: &std::process::Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -144,6 +156,15 @@ fn files_of_another_publication_are_refused() {
     ok(w.build("in", "lib", &[]));
     let (mut server, port, _log) = start_serve(&w.s("lib"));
     let url = format!("http://127.0.0.1:{port}/");
+    let net_err = |game: &str| {
+        error_of(&dev_install(
+            &w,
+            &["--from", &url],
+            game,
+            "net",
+            &["--json"],
+        ))
+    };
 
     // A mirror serving the old manifest (validly signed) among the new files: refused over
     // HTTP before the manifest is parsed, and from the folder (an older revision than the
@@ -182,13 +203,7 @@ fn files_of_another_publication_are_refused() {
     let mut loc = fs::read(w.p("lib/games/fix.locator")).unwrap();
     loc.extend_from_slice(&[0; 64]);
     fs::write(w.p("lib/games/fix.locator"), &loc).unwrap();
-    let v = error_of(&dev_install(
-        &w,
-        &["--from", &url],
-        "fix",
-        "net",
-        &["--json"],
-    ));
+    let v = net_err("fix");
     assert_eq!(v["code"], "mismatch", "{v}");
     assert!(
         v["message"].as_str().unwrap().contains("fix.locator"),
@@ -232,13 +247,7 @@ fn files_of_another_publication_are_refused() {
         "{v}"
     );
     // A title neither the snapshot nor the catalog lists is simply not there.
-    let v = error_of(&dev_install(
-        &w,
-        &["--from", &url],
-        "fixx",
-        "net",
-        &["--json"],
-    ));
+    let v = net_err("fixx");
     assert_eq!(v["code"], "not_found", "{v}");
 
     // A snapshot tampered with, or signed by a key the device does not trust: refused.
@@ -246,23 +255,10 @@ fn files_of_another_publication_are_refused() {
     let text = String::from_utf8(good.clone()).unwrap();
     let bad = text.replacen("game ", "game 9", 1);
     fs::write(w.p("lib/snapshot.txt"), bad).unwrap();
-    let v = error_of(&dev_install(
-        &w,
-        &["--from", &url],
-        "other",
-        "net",
-        &["--json"],
-    ));
+    let v = net_err("other");
     assert_eq!(v["code"], "untrusted", "{v}");
     fs::write(w.p("lib/snapshot.txt"), &good).unwrap();
-    ok(romlib(&[
-        "keygen",
-        "--secret-key",
-        &w.s("evil.sec"),
-        "--public-key",
-        &w.s("evil.pub"),
-        "--no-trust",
-    ]));
+    evil_key(&w);
     ok(romlib(&[
         "refresh",
         "-r",
@@ -270,13 +266,7 @@ fn files_of_another_publication_are_refused() {
         "--signing-key",
         &w.s("evil.sec"),
     ]));
-    let v = error_of(&dev_install(
-        &w,
-        &["--from", &url],
-        "other",
-        "net",
-        &["--json"],
-    ));
+    let v = net_err("other");
     assert_eq!(v["code"], "untrusted", "{v}");
     assert!(
         v["message"].as_str().unwrap().contains("snapshot.txt"),
@@ -344,14 +334,7 @@ fn every_writer_keeps_the_snapshot_exact() {
     verify_ok(&w, "lib");
     // A manifest someone else put in games/, signed by a key the publisher does not trust,
     // is never signed into the snapshot: the build leaves it out and says so.
-    ok(romlib(&[
-        "keygen",
-        "--secret-key",
-        &w.s("evil.sec"),
-        "--public-key",
-        &w.s("evil.pub"),
-        "--no-trust",
-    ]));
+    evil_key(&w);
     write(&w.p("evil-in"), "planted/p.bin", &Rng::new(1).bytes(5000));
     ok(romlib(&[
         "build",
