@@ -17,8 +17,9 @@
 #      frontend.rs: --json, --progress json and examples/frontend.py; https.rs: nginx over
 #      HTTPS with a private CA and bad certificates, redirects, python3 -m http.server, an
 #      S3 server after `romlib publish`; bitrot.rs, cards.rs, hostile_card.rs; input_layouts.rs
-#      and archives.rs: flat placement, discs, arcade zips, adopt) with each ARM
-#      romlib-device under QEMU, both architectures at once;
+#      and archives.rs: flat placement, discs, arcade zips, adopt; rollback.rs and
+#      snapshot.rs: revisions that only go up, the signed snapshot's expiry and checks) with
+#      each ARM romlib-device under QEMU, both architectures at once;
 #   4. optional big-endian check: `cargo test -p romlib-format -p romlib-device` for
 #      s390x-unknown-linux-gnu (static glibc, s390x-linux-gnu-gcc, runner qemu-s390x). Skipped,
 #      not failed, when its rustup target or Debian cross linker cannot be installed.
@@ -473,7 +474,7 @@ fi
 #    loops and servers wait), from test binaries built once; each one's output is printed
 #    when both are done.
 SUITES=(damage full_disk crash_loops faults network frontend bitrot cards https hostile_card
-    input_layouts archives)
+    input_layouts archives rollback snapshot)
 step "Building the host suites: ${SUITES[*]}"
 t=$SECONDS
 suite_args=()
