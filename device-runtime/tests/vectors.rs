@@ -180,6 +180,7 @@ fn verify_reads_everything_and_writes_nothing() {
         &m,
         &mut RuzstdDecoder::default(),
         &romlib_device::progress::NoProgress,
+        romlib_device::install::DEFAULT_MAX_MEMORY,
     )
     .unwrap();
     assert_eq!(r.files, 2);

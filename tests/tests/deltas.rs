@@ -154,6 +154,54 @@ fn revisions_are_stored_as_deltas_and_every_reader_gets_their_bytes() {
     assert_same_tree(&w.p("in/rev-3"), &w.p("from-import/rev-3"));
 }
 
+/// A package of near-copies of one file: nearly every chunk is a delta, and many deltas
+/// share a base, which each decoder thread keeps decoded in its base cache (the reader
+/// sends a base's record only when it knows the thread lacks it). Whatever the thread count
+/// and the memory (so the cache's size), the files come out byte-identical, on one core
+/// and on all.
+#[test]
+fn shared_bases_decode_once_per_thread_at_any_thread_count() {
+    let w = Workspace::new();
+    let mut r = Rng::new(32);
+    let base = r.text(300_000);
+    for i in 0..12 {
+        let mut v = base.clone();
+        for _ in 0..20 {
+            let at = (r.next_u64() % (v.len() as u64 - 8)) as usize;
+            v[at..at + 8].copy_from_slice(&r.bytes(8));
+        }
+        write(&w.p("in"), &format!("pkg/f{i:02}.dat"), &v);
+    }
+    ok(w.build("in", "lib", &["--avg-chunk", "4096"]));
+    let shown = ok(romlib(&["show", "-g", "pkg", "-r", &w.s("lib")]));
+    let deltas: u64 = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("deltas"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(deltas > 150, "{shown}");
+    for (threads, memory) in [("1", "8"), ("2", "8"), ("3", "4"), ("2", "64"), ("", "1")] {
+        let dir = format!("inst-{threads}-{memory}");
+        let mut c = device_cmd();
+        if !threads.is_empty() {
+            c.env("ROMLIB_DECODERS", threads);
+        }
+        c.args([
+            "install",
+            "-g",
+            "pkg",
+            "-r",
+            &w.s("lib"),
+            "--install-dir",
+            &w.s(&dir),
+        ]);
+        c.args(["--trusted-key", &w.s("k.pub"), "--max-memory", memory]);
+        ok(c.output().unwrap());
+        assert_same_tree(&w.p("in/pkg"), &w.p(&format!("{dir}/pkg")));
+    }
+}
+
 #[test]
 fn deltas_are_deterministic_and_found_across_incremental_builds() {
     let w = fixture(&["--threads", "1"]);

@@ -208,6 +208,11 @@ impl ChunkLocator {
 
     /// The hashes of every base chunk a locator lists (none for a table).
     pub fn base_hashes(&self) -> Result<Vec<[u8; 32]>> {
+        self.first_base_hashes(u64::MAX)
+    }
+
+    /// The hashes of the first `n` base chunks a locator lists (none for a table).
+    pub fn first_base_hashes(&self, n: u64) -> Result<Vec<[u8; 32]>> {
         match self {
             Self::Table(_) => Ok(Vec::new()),
             Self::Locator {
@@ -216,9 +221,17 @@ impl ChunkLocator {
                 bases,
                 base_count,
                 ..
-            } => (0..*base_count)
+            } => (0..(*base_count).min(n))
                 .map(|k| Ok(base_entry(path, file, *bases, k)?.hash))
                 .collect(),
+        }
+    }
+
+    /// How many base chunks the locator lists.
+    pub fn base_count(&self) -> u64 {
+        match self {
+            Self::Table(_) => 0,
+            Self::Locator { base_count, .. } => *base_count,
         }
     }
 }

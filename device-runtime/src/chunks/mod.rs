@@ -373,6 +373,16 @@ impl ChunkSource {
         self.locator.base_hashes()
     }
 
+    /// The hashes of the first `n` base chunks the game's locator lists.
+    pub fn first_base_hashes(&self, n: u64) -> Result<Vec<[u8; 32]>> {
+        self.locator.first_base_hashes(n)
+    }
+
+    /// Whether the game has delta chunks (its locator lists bases).
+    pub fn has_deltas(&self) -> bool {
+        self.locator.base_count() > 0
+    }
+
     /// The pack reader, for records found by hash rather than by table position.
     pub fn packs(&mut self) -> &mut PackReader {
         &mut self.packs

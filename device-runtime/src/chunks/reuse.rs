@@ -36,8 +36,8 @@ pub const WINDOW: u64 = 1 << 17;
 /// and their chunks downloaded): 6 MiB at the default window.
 const SPOTS_PER_CHUNK: u64 = 2;
 
-/// The window's length.
-fn window_len() -> u64 {
+/// The window's length: [`WINDOW`] chunks, or `ROMLIB_REUSE_WINDOW`'s.
+pub fn window_len() -> u64 {
     std::env::var("ROMLIB_REUSE_WINDOW")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -149,7 +149,8 @@ impl LocalChunks {
         let mut bases: Vec<u64> = bases.iter().map(prefix).collect();
         bases.sort_unstable();
         bases.dedup();
-        // Bases beyond a window's worth are not looked for (they are downloaded).
+        // Bases beyond a window's worth are not looked for (they are downloaded); the
+        // caller gives at most that many.
         bases.truncate(window as usize);
         let mut out = LocalChunks {
             base: Some(base.try_clone()?),

@@ -78,6 +78,10 @@ pub struct InstallCmd {
     /// error code downgrade: a mirror or an old copy of the library serving an older
     /// release)
     pub allow_downgrade: bool,
+    #[argh(option, default = "8")]
+    /// memory it may take, in MiB (default 8, for a 128 MiB handheld): chunks are decoded
+    /// on every core this process may use, on as many threads as fit in it
+    pub max_memory: u64,
     #[argh(switch)]
     /// print the result (or the error) as one JSON object on standard output
     pub json: bool,
@@ -158,6 +162,7 @@ impl InstallCmd {
                 wait: !c.no_wait,
                 placement,
                 allow_downgrade: c.allow_downgrade,
+                max_memory: c.max_memory.saturating_mul(1 << 20),
             },
         );
         progress.finish();

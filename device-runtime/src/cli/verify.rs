@@ -44,6 +44,10 @@ pub struct VerifyCmd {
     #[argh(option)]
     /// trusted public key file (repeatable; default: every *.pub in /etc/romlib/trusted-keys)
     pub trusted_key: Vec<PathBuf>,
+    #[argh(option, default = "8")]
+    /// memory it may take, in MiB (default 8, for a 128 MiB handheld): chunks are decoded
+    /// on every core this process may use, on as many threads as fit in it
+    pub max_memory: u64,
     #[argh(option, default = "ProgressMode::Auto")]
     /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
     /// standard error) or none
@@ -129,7 +133,13 @@ impl VerifyCmd {
             Some(m.body().total_size),
             Some(m.body().chunk_count),
         );
-        let r = verify_game(&lib, &m, &mut RuzstdDecoder::default(), &progress);
+        let r = verify_game(
+            &lib,
+            &m,
+            &mut RuzstdDecoder::default(),
+            &progress,
+            c.max_memory.saturating_mul(1 << 20),
+        );
         progress.finish();
         let r = r?;
         out.result(

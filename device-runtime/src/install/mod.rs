@@ -53,8 +53,8 @@ pub use installed::{
 pub use inventory::{cleanup, count, installed_games, leftovers, leftovers_note, Installed};
 use names::{staging_entry, Role};
 pub use recover::{recover_in, survey, Found, Plan, Recovered};
-pub use stream::verify_game;
-use stream::{stream_game, DirSink};
+pub use stream::{decoder_threads, verify_game, DEFAULT_MAX_MEMORY};
+use stream::{stream_game, DirSink, Streaming};
 pub use uninstall::{uninstall, Uninstalled};
 
 /// The staging folder inside an install directory.
@@ -287,6 +287,9 @@ pub struct InstallOptions<'a> {
     /// Replace an installed game by a lower revision of it (`--allow-downgrade`); off,
     /// that is refused with [`Error::Downgrade`] before anything is written.
     pub allow_downgrade: bool,
+    /// Memory the install may take (`--max-memory`): it bounds the decoder threads
+    /// ([`decoder_threads`]).
+    pub max_memory: u64,
 }
 
 impl Default for InstallOptions<'_> {
@@ -298,6 +301,7 @@ impl Default for InstallOptions<'_> {
             wait: true,
             placement: Placement::Folder,
             allow_downgrade: false,
+            max_memory: stream::DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -330,7 +334,7 @@ fn install_into(
     decoder: &mut (dyn ChunkDecoder + Send),
     opts: &InstallOptions,
 ) -> Result<GameReport> {
-    let (reuse, progress) = (opts.reuse, opts.progress);
+    let (reuse, progress, memory) = (opts.reuse, opts.progress, opts.max_memory);
     let title = m.body().title_id.clone();
     let inst = open_install_dir(install_dir, true)?;
     let _lock = lock(&inst, opts.wait, progress)?;
@@ -382,7 +386,12 @@ fn install_into(
     let streamed = (|| {
         let source = ChunkSource::open(lib, m)?;
         if !remote {
-            return stream_game(lib, m, source, decoder, &mut sink, None, progress);
+            let how = Streaming {
+                local: None,
+                progress,
+                max_memory: memory,
+            };
+            return stream_game(lib, m, source, decoder, &mut sink, how);
         }
         let mut sources = Vec::new();
         if let Some(res) = resume_folder(&inst) {
@@ -414,12 +423,18 @@ fn install_into(
             }
         }
         // The bases of the game's delta chunks too: an installed older version holds them.
-        let found = LocalChunks::build(m, &source.base_hashes()?, &inst, sources)?;
+        let bases = source.first_base_hashes(crate::chunks::reuse::window_len())?;
+        let found = LocalChunks::build(m, &bases, &inst, sources)?;
         let found = local.insert(match reuse {
             Some(r) => found.with_library(r)?,
             None => found,
         });
-        stream_game(lib, m, source, decoder, &mut sink, Some(found), progress)
+        let how = Streaming {
+            local: Some(found),
+            progress,
+            max_memory: memory,
+        };
+        stream_game(lib, m, source, decoder, &mut sink, how)
     })();
     let mut report = match streamed {
         Ok(r) => r,

@@ -132,16 +132,127 @@ struct RawChunk {
 enum Base {
     /// Not a delta.
     None,
-    /// This record, in the same batch buffer.
+    /// This record, in the same batch buffer: the decoder thread decodes it and keeps it in
+    /// its [`BaseCache`].
     Record(RecordRef),
-    /// The same base as the previous delta of the batch (still decoded).
-    Previous,
+    /// This base, which the decoder thread holds decoded in its [`BaseCache`] (the reader
+    /// keeps a mirror of each thread's cache, so it knows without asking).
+    Cached([u8; 32]),
 }
 
-/// Decoder threads. Decoding is most of an install's work (ruzstd runs at a fraction of
-/// C zstd's speed), so it runs on two threads, each with its own decoder, taking batches
-/// in turn; the writer takes their results in the same turn, so order is kept.
-const DECODERS: usize = 2;
+/// Bytes of decoded base chunks each decoder thread keeps at most, most recently used
+/// first: a base that many deltas share (the builder picks the first stored chunk with a
+/// feature, so popular chunks are the bases of many) is read and decoded once per thread,
+/// not once per batch. Less when the memory budget is short ([`decoder_threads`]).
+const BASE_CACHE_BYTES: u64 = 1 << 20;
+
+/// A small cache of base chunks by hash, most recently used first, evicting the least
+/// recently used beyond its capacity (the newest stays, whatever its size). The
+/// decoder thread keeps the decoded bytes (`T` = [`BaseChunk`]); the reader keeps a mirror
+/// of it (`T` = `()`) that sees the same insertions and uses in the same order, so the two
+/// always agree on what the thread holds.
+struct BaseCache<T> {
+    entries: Vec<([u8; 32], usize, T)>,
+    bytes: usize,
+    capacity: usize,
+}
+
+impl<T> BaseCache<T> {
+    fn new(capacity: usize) -> Self {
+        BaseCache {
+            entries: Vec::new(),
+            bytes: 0,
+            capacity,
+        }
+    }
+
+    /// The entry for `hash`, made the most recently used.
+    fn get(&mut self, hash: &[u8; 32]) -> Option<&mut T> {
+        let i = self.entries.iter().position(|e| &e.0 == hash)?;
+        let e = self.entries.remove(i);
+        self.entries.insert(0, e);
+        Some(&mut self.entries[0].2)
+    }
+
+    /// Adds `value` (`len` bytes) for `hash` as the most recently used; returns what it
+    /// evicted.
+    fn insert(&mut self, hash: [u8; 32], len: usize, value: T) -> Vec<T> {
+        self.entries.insert(0, (hash, len, value));
+        self.bytes += len;
+        let mut evicted = Vec::new();
+        while self.bytes > self.capacity && self.entries.len() > 1 {
+            let (_, l, v) = self.entries.pop().expect("more than one entry");
+            self.bytes -= l;
+            evicted.push(v);
+        }
+        evicted
+    }
+}
+
+/// Decoding is most of an install's work (ruzstd runs at a fraction of C zstd's speed), so
+/// it runs on decoder threads, each with its own decoder, taking batches in turn; the
+/// writer takes their results in the same turn, so order is kept. [`decoder_threads`]
+/// says how many.
+///
+/// Most decoder threads an install runs.
+const MAX_DECODERS: usize = 8;
+
+/// The default of `--max-memory`: 8 MiB, what an install may take of a 128 MiB handheld
+/// such as the Miyoo Mini while a front end runs.
+pub const DEFAULT_MAX_MEMORY: u64 = 8 << 20;
+
+/// What an install takes besides its decoder threads: the binary's pages, the reader's and
+/// writer's buffers, the locator's reads (measured on x86_64 musl: 3.3 MiB with one decoder
+/// thread's 1.4 MiB taken off).
+const FIXED_MEMORY: u64 = 7 << 19;
+
+/// Decoder threads for a game whose chunks are at most `max_chunk` bytes (with delta
+/// chunks: `deltas`), within `max_memory` bytes, and the bytes of each one's base cache: one
+/// thread per core this process may use (the standard library reads its CPU affinity and
+/// cgroup quota), at most [`MAX_DECODERS`], at least one, and no more than the memory
+/// allows with at least half a full base cache each (`ROMLIB_DECODERS` overrides the count,
+/// for measurements).
+pub fn decoder_threads(max_memory: u64, max_chunk: u64, deltas: bool) -> (usize, usize) {
+    // What one decoder thread touches at most besides its base cache: its decoded batches,
+    // the raw batches it holds, the decoder's window.
+    let per_thread = (BUFFERS as u64) * (BATCH_BYTES as u64 + max_chunk)
+        + (BUFFERS as u64) * (BATCH_BYTES as u64 + 2 * max_chunk)
+        + max_chunk;
+    let want = if deltas { BASE_CACHE_BYTES } else { 0 };
+    let avail = max_memory.saturating_sub(FIXED_MEMORY);
+    let forced = std::env::var("ROMLIB_DECODERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    plan_threads(
+        forced.unwrap_or(cores),
+        forced.is_some(),
+        avail,
+        per_thread,
+        want,
+    )
+}
+
+/// [`decoder_threads`] for `cores` cores (`forced`: exactly that many threads), `avail`
+/// bytes beyond the fixed part, `per_thread` bytes per thread besides the base cache, and
+/// `want` bytes of base cache per thread.
+fn plan_threads(
+    cores: usize,
+    forced: bool,
+    avail: u64,
+    per_thread: u64,
+    want: u64,
+) -> (usize, usize) {
+    let threads = if forced {
+        cores.clamp(1, MAX_DECODERS)
+    } else {
+        let fits = avail / (per_thread + want / 2).max(1);
+        cores.min(MAX_DECODERS).min(fits as usize).max(1)
+    };
+    let left = avail.saturating_sub(threads as u64 * per_thread) / threads as u64;
+    (threads, want.min(left) as usize)
+}
+
 /// Batches in flight per decoder thread (one being decoded, one queued or being written).
 const BUFFERS: usize = 2;
 /// A batch is handed over once it holds this many bytes (or its file ends): handing over
@@ -156,10 +267,18 @@ const RAW_CAPACITY: usize = BATCH_BYTES + 2 * (RECORD_HEADER_LEN + MAX_CHUNK_LEN
 type Sender<T> = std::sync::mpsc::SyncSender<T>;
 type Receiver<T> = std::sync::mpsc::Receiver<T>;
 
+/// What else a game's streaming takes: what the device already holds (over the network),
+/// who hears of progress, and the memory its decoder threads may take.
+pub(super) struct Streaming<'a> {
+    pub(super) local: Option<&'a mut LocalChunks>,
+    pub(super) progress: &'a dyn Progress,
+    pub(super) max_memory: u64,
+}
+
 /// Decodes and verifies every chunk of `m`, feeding the data to `sink`.
 ///
-/// This thread looks chunks up and reads their records into raw batches; [`DECODERS`]
-/// threads take the batches in turn, decode each chunk and check its BLAKE3 against the
+/// This thread looks chunks up and reads their records into raw batches;
+/// [`decoder_threads`] threads take the batches in turn, decode each chunk and check its BLAKE3 against the
 /// signed table before any of its bytes go further; the writer takes the decoded batches
 /// in the same turn, hashes whole files and writes. Every buffer is allocated once and
 /// circulates, so memory stays fixed whatever the game's size.
@@ -169,20 +288,28 @@ pub(super) fn stream_game(
     mut source: ChunkSource,
     decoder: &mut (dyn ChunkDecoder + Send),
     sink: &mut (dyn Sink + Send),
-    mut local: Option<&mut LocalChunks>,
-    progress: &dyn Progress,
+    how: Streaming,
 ) -> Result<GameReport> {
+    let Streaming {
+        mut local,
+        progress,
+        max_memory,
+    } = how;
+    let max_chunk = u64::from(m.body().chunker.as_ref().map_or(0, |c| c.avg_size))
+        .saturating_mul(4)
+        .clamp(1, u64::from(MAX_CHUNK_LEN));
+    let (decoders_n, cache_bytes) = decoder_threads(max_memory, max_chunk, source.has_deltas());
     let mut table = m.chunks()?;
     let mpath = m.path().to_path_buf();
     let remote = lib.remote_source().is_some();
     let mut others: Vec<Box<dyn ChunkDecoder + Send>> =
-        (1..DECODERS).map(|_| decoder.another()).collect();
+        (1..decoders_n).map(|_| decoder.another()).collect();
     let mut decoders: Vec<&mut (dyn ChunkDecoder + Send)> = vec![decoder];
     decoders.extend(others.iter_mut().map(|d| &mut **d));
     // Raw batch buffers go reader -> decoder -> writer -> reader; decoded ones stay with
     // their decoder thread (decoder -> writer -> decoder).
-    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel(DECODERS * BUFFERS);
-    for _ in 0..DECODERS * BUFFERS {
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel(decoders_n * BUFFERS);
+    for _ in 0..decoders_n * BUFFERS {
         raw_tx
             .send((Vec::with_capacity(RAW_CAPACITY), Vec::new()))
             .expect("room for the buffers");
@@ -190,7 +317,7 @@ pub(super) fn stream_game(
     let mut to_decoders = Vec::new();
     let mut from_decoders = Vec::new();
     let mut decoder_ends = Vec::new();
-    for _ in 0..DECODERS {
+    for _ in 0..decoders_n {
         let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Job>(BUFFERS);
         let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Job>(BUFFERS);
         let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
@@ -209,19 +336,23 @@ pub(super) fn stream_game(
             .into_iter()
             .zip(decoders)
             .map(|((jobs, out, free), dec)| {
-                scope.spawn(move || decode_jobs(lib, jobs, out, free, dec))
+                scope.spawn(move || decode_jobs(lib, jobs, out, free, dec, cache_bytes))
             })
             .collect();
         let writer = scope.spawn(|| write_jobs(&mpath, from_decoders, raw_tx, sink, progress));
         let produced = (|| -> Result<u64> {
-            let mut turn = 0;
-            let mut send = |job: Job| -> Result<()> {
-                to_decoders[turn % DECODERS]
+            let turn = std::cell::Cell::new(0usize);
+            let send = |job: Job| -> Result<()> {
+                to_decoders[turn.get() % decoders_n]
                     .send(job)
                     .map_err(|_| stopped())?;
-                turn += 1;
+                turn.set(turn.get() + 1);
                 Ok(())
             };
+            // What each decoder thread holds in its base cache.
+            let mut mirrors: Vec<BaseCache<()>> = (0..decoders_n)
+                .map(|_| BaseCache::new(cache_bytes))
+                .collect();
             let mut chunks = 0;
             for f in &m.body().files {
                 send(Job::Begin {
@@ -230,9 +361,6 @@ pub(super) fn stream_game(
                 })?;
                 let mut batch: Option<(Vec<u8>, Vec<RawChunk>)> = None;
                 let mut bytes = 0;
-                // The base of the last delta in this batch: the decoder thread still holds
-                // it decoded, so the next delta on it needs no second copy.
-                let mut last_base = None;
                 for _ in 0..f.chunk_count {
                     let c = table
                         .next_chunk()?
@@ -260,18 +388,21 @@ pub(super) fn stream_game(
                         Base::None
                     } else {
                         let want = delta_base(&rec, &buf[rec.payload.clone()], lib)?;
-                        if last_base == Some(want) {
-                            Base::Previous
+                        // The thread this batch goes to: the next job sent.
+                        let mirror = &mut mirrors[turn.get() % decoders_n];
+                        if mirror.get(&want).is_some() {
+                            Base::Cached(want)
                         } else {
-                            last_base = Some(want);
                             // An installed version of the game may hold the base.
                             let found = local
                                 .as_deref_mut()
                                 .and_then(|l| take_local_base(l, &want, buf));
-                            match found {
-                                Some(b) => Base::Record(b),
-                                None => Base::Record(source.read_base_record(&rec, buf)?),
-                            }
+                            let b = match found {
+                                Some(b) => b,
+                                None => source.read_base_record(&rec, buf)?,
+                            };
+                            mirror.insert(want, b.ulen as usize, ());
+                            Base::Record(b)
                         }
                     };
                     list.push(RawChunk {
@@ -291,7 +422,6 @@ pub(super) fn stream_game(
                         let (buf, chunks) = batch.take().expect("just filled");
                         send(Job::Raw { buf, chunks })?;
                         bytes = 0;
-                        last_base = None;
                     }
                 }
                 if let Some((buf, chunks)) = batch.take() {
@@ -420,9 +550,10 @@ fn decode_jobs(
     out: Sender<Job>,
     free: Receiver<Vec<u8>>,
     decoder: &mut (dyn ChunkDecoder + Send),
+    cache_bytes: usize,
 ) -> Result<()> {
-    // The base of the last delta decoded here.
-    let mut base = BaseChunk::default();
+    // The bases decoded here lately (the reader's mirror of it decides what it sends).
+    let mut cache: BaseCache<BaseChunk> = BaseCache::new(cache_bytes);
     for job in jobs {
         let job = match job {
             Job::Raw { buf, chunks } => {
@@ -435,15 +566,25 @@ fn decode_jobs(
                     })?;
                     let base = match &c.base {
                         Base::None => None,
-                        Base::Previous => Some(&base),
+                        Base::Cached(h) => Some(&*cache.get(h).ok_or_else(|| {
+                            Error::chunk(
+                                lib.pack_path(c.rec.pack_id),
+                                &c.rec.hash,
+                                "base chunk missing from the decoder's cache (internal error)",
+                            )
+                        })?),
                         Base::Record(b) => {
-                            base.hash = None;
-                            base.data.resize(b.ulen as usize, 0);
+                            // Exactly its length: the cache counts these bytes.
+                            let mut base = BaseChunk {
+                                hash: None,
+                                data: vec![0; b.ulen as usize],
+                            };
                             let payload = &buf[b.payload.clone()];
                             decode_verified(lib, b, payload, None, decoder, &mut base.data)
                                 .map_err(|e| base_failed(&c.rec.hash, &b.hash, e))?;
                             base.hash = Some(b.hash);
-                            Some(&base)
+                            drop(cache.insert(b.hash, b.ulen as usize, base));
+                            Some(&*cache.get(&b.hash).expect("just inserted"))
                         }
                     };
                     let payload = &buf[c.rec.payload.clone()];
@@ -525,12 +666,13 @@ fn write_jobs(
 }
 
 /// Checks every chunk and file of a game; writes nothing. Tells `progress` of every batch
-/// of chunks checked.
+/// of chunks checked; takes at most `max_memory` ([`decoder_threads`]).
 pub fn verify_game(
     lib: &Library,
     m: &VerifiedManifest,
     decoder: &mut (dyn ChunkDecoder + Send),
     progress: &dyn Progress,
+    max_memory: u64,
 ) -> Result<GameReport> {
     stream_game(
         lib,
@@ -538,7 +680,44 @@ pub fn verify_game(
         ChunkSource::open(lib, m)?,
         decoder,
         &mut NullSink,
-        None,
-        progress,
+        Streaming {
+            local: None,
+            progress,
+            max_memory,
+        },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_follow_cores_within_the_memory() {
+        // At the default chunk size (128 KiB chunks at most): 1.375 MiB per thread.
+        let mc = 128 << 10;
+        let per = 2 * (BATCH_BYTES as u64 + mc) + 2 * (BATCH_BYTES as u64 + 2 * mc) + mc;
+        assert_eq!(per, 1408 << 10);
+        let avail = |mib: u64| (mib << 20) - FIXED_MEMORY;
+        // A 4-core handheld at the default 8 MiB: 3 threads, 2 with a base cache each.
+        assert_eq!(plan_threads(4, false, avail(8), per, 0), (3, 0));
+        let (n, cache) = plan_threads(4, false, avail(8), per, BASE_CACHE_BYTES);
+        assert_eq!(n, 2);
+        assert!((768 << 10..1 << 20).contains(&cache), "{cache}");
+        // 12 MiB: all four.
+        assert_eq!(plan_threads(4, false, avail(12), per, 0).0, 4);
+        assert_eq!(
+            plan_threads(4, false, avail(12), per, BASE_CACHE_BYTES).0,
+            4
+        );
+        // One core, or too little memory: one thread, and no cache it cannot afford.
+        assert_eq!(
+            plan_threads(1, false, avail(64), per, BASE_CACHE_BYTES),
+            (1, 1 << 20)
+        );
+        assert_eq!(plan_threads(8, false, 0, per, BASE_CACHE_BYTES), (1, 0));
+        // Forced (measurements): exactly that many, within 1..=MAX_DECODERS.
+        assert_eq!(plan_threads(3, true, 0, per, 0).0, 3);
+        assert_eq!(plan_threads(99, true, 0, per, 0).0, MAX_DECODERS);
+    }
 }

@@ -90,6 +90,8 @@ pub(super) fn install(c: InstallCmd) -> anyhow::Result<()> {
         wait: !c.no_wait,
         placement,
         allow_downgrade: c.allow_downgrade,
+        // The host decodes with C zstd, on every core.
+        max_memory: u64::MAX,
         ..InstallOptions::default()
     };
     let r = install_game_with(&lib, &m, &install_dir, &mut dec, &opts);

@@ -506,6 +506,8 @@ pub fn verify_portable(
                 &m,
                 &mut dec,
                 &romlib_device::progress::NoProgress,
+                // The host's C zstd decoder and memory: the most threads the cores allow.
+                u64::MAX,
             )
         });
         match checked {
