@@ -366,9 +366,10 @@ impl Parsed {
 
     /// Checks it against the library's files, reporting through `report(problem, file,
     /// what)`: its signature by a key of `trust`, and every game's manifest and locator
-    /// against their lengths and BLAKE3s. A game whose manifest is a later revision than
-    /// the snapshot lists, or that it does not list, was published after it (a build cut
-    /// off before it signed the next one): a notice, not a problem.
+    /// against their lengths and BLAKE3s. A game whose manifest differs from the one the
+    /// snapshot lists but is of the same or a later revision, or that it does not list, was
+    /// published after it (a run cut off before it signed the next one): a notice, not a
+    /// problem.
     pub fn check(
         &self,
         lib: &Library,
@@ -407,40 +408,46 @@ impl Parsed {
         }
         for (title, row) in &self.rows {
             let manifest = lib.manifest_path(title);
-            let revision = ManifestFile::open(&manifest).map(|m| m.unverified_body().revision);
-            if revision.is_ok_and(|r| r > row.revision) {
-                report(false, &manifest, later.into());
-                continue;
-            }
-            for (file, want, max) in [
-                (
-                    manifest,
-                    row.manifest,
-                    romlib_format::snapshot::max_manifest_len(),
-                ),
-                (
-                    lib.locator_path(title),
-                    row.locator,
-                    romlib_format::portable::LocatorHeader::max_locator_len(),
-                ),
-            ] {
-                match hash_file(&file, max) {
-                    Ok(got) if got == want => {}
-                    Ok(_) => report(
-                        true,
-                        &file,
-                        format!(
-                            "not the file the signed snapshot (sequence {}) names: readers over \
-                             HTTP refuse it (`romlib refresh` if you changed it on purpose)",
-                            self.header.sequence
-                        ),
-                    ),
-                    Err(e) => report(
-                        true,
-                        &file,
-                        format!("named by the signed snapshot, but {e}"),
-                    ),
+            let locator = lib.locator_path(title);
+            let stale = format!(
+                "not the file the signed snapshot (sequence {}) names: readers over HTTP refuse \
+                 it (`romlib refresh` if you changed it on purpose)",
+                self.header.sequence
+            );
+            match hash_file(&manifest, romlib_format::snapshot::max_manifest_len()) {
+                Ok(got) if got == row.manifest => {}
+                Ok(_) => {
+                    // Another manifest of the same or a later revision is one published
+                    // after the snapshot (a run cut off before it signed the next one); an
+                    // older one was put back.
+                    let revision =
+                        ManifestFile::open(&manifest).map(|m| m.unverified_body().revision);
+                    match revision {
+                        Ok(r) if r >= row.revision => report(false, &manifest, later.into()),
+                        _ => report(true, &manifest, stale),
+                    }
+                    continue;
                 }
+                Err(e) => {
+                    report(
+                        true,
+                        &manifest,
+                        format!("named by the signed snapshot, but {e}"),
+                    );
+                    continue;
+                }
+            }
+            match hash_file(
+                &locator,
+                romlib_format::portable::LocatorHeader::max_locator_len(),
+            ) {
+                Ok(got) if got == row.locator => {}
+                Ok(_) => report(true, &locator, stale),
+                Err(e) => report(
+                    true,
+                    &locator,
+                    format!("named by the signed snapshot, but {e}"),
+                ),
             }
         }
         Ok(())
