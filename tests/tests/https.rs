@@ -189,7 +189,13 @@ fn installs_over_https_with_a_private_ca_and_refuses_bad_certificates() {
     let w = fixture();
     let certs = w.p("certs");
     make_certs(&certs);
-    let [good, wrong, expired, plain, downgrade] = [(); 5].map(|_| free_port());
+    // Five distinct ports: each is held until all are found (one free port handed out
+    // twice would put two servers on it, and nginx would answer with the first one's
+    // certificate).
+    let held = [(); 5].map(|_| TcpListener::bind("127.0.0.1:0").unwrap());
+    let [good, wrong, expired, plain, downgrade] =
+        [0, 1, 2, 3, 4].map(|i| held[i].local_addr().unwrap().port());
+    drop(held);
     let root = w.p("lib");
     let tls = |port: u16, cert: &str, extra: &str| {
         format!(
