@@ -277,7 +277,7 @@ fn files_of_another_publication_are_refused() {
     );
     let out = romlib(&["verify", "-r", &w.s("lib")]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("which you do not trust"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not in the trust store"));
     let _ = server.kill();
 }
 

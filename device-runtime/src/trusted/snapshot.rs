@@ -109,6 +109,30 @@ pub fn now() -> u64 {
 /// Reads the whole snapshot once: checks every line, hashes every byte before the signature
 /// line, verifies the signature, and keeps what it says of `want`.
 fn read(path: &Path, file: &File, trust: &TrustStore, want: Option<&str>) -> Result<Pass> {
+    let mut found = None;
+    let header = visit(path, file, trust, &mut |e| {
+        if want == Some(e.title) {
+            found = Some(Expected {
+                revision: e.revision,
+                manifest: (e.manifest_len, e.manifest_blake3),
+                locator: (e.locator_len, e.locator_blake3),
+            });
+        }
+        Ok(())
+    })?;
+    Ok(Pass { header, found })
+}
+
+/// Reads the snapshot in `file` once, streamed, holding one line: checks every line, hands
+/// each game's entry to `on_game` as it comes (before the signature is checked: the caller
+/// trusts nothing it learnt until this returns `Ok`), hashes every byte before the
+/// signature line, and verifies the signature against `trust`. Returns the header.
+pub fn visit(
+    path: &Path,
+    file: &File,
+    trust: &TrustStore,
+    on_game: &mut dyn FnMut(&romlib_format::snapshot::Entry<'_>) -> Result<()>,
+) -> Result<Header> {
     let fmt_err = |e| Error::format(path, e);
     let len = file
         .metadata()
@@ -125,7 +149,6 @@ fn read(path: &Path, file: &File, trust: &TrustStore, want: Option<&str>) -> Res
     let mut hasher = blake3::Hasher::new();
     let mut signed_len = 0u64;
     let mut signature = None;
-    let mut found = None;
     let mut buf = vec![0u8; 64 << 10];
     let mut line: Vec<u8> = Vec::with_capacity(MAX_LINE_LEN + 1);
     let mut pos = 0u64;
@@ -151,14 +174,8 @@ fn read(path: &Path, file: &File, trust: &TrustStore, want: Option<&str>) -> Res
                     signature: s,
                 } => signature = Some((public_key, s)),
                 l => {
-                    if let (Line::Game(e), Some(w)) = (&l, want) {
-                        if e.title == w {
-                            found = Some(Expected {
-                                revision: e.revision,
-                                manifest: (e.manifest_len, e.manifest_blake3),
-                                locator: (e.locator_len, e.locator_blake3),
-                            });
-                        }
+                    if let Line::Game(e) = &l {
+                        on_game(e)?;
                     }
                     hasher.update(&line);
                     signed_len += line.len() as u64;
@@ -181,7 +198,7 @@ fn read(path: &Path, file: &File, trust: &TrustStore, want: Option<&str>) -> Res
             path: path.to_path_buf(),
             problem: problem.replace("the manifest", "the snapshot"),
         })?;
-    Ok(Pass { header, found })
+    Ok(header)
 }
 
 /// Hashes `len` bytes of `file` from its start; `Some(problem)` when they are not `want`'s

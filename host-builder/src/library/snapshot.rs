@@ -363,95 +363,101 @@ impl Parsed {
                 )
                 .is_ok()
     }
+}
 
-    /// Checks it against the library's files, reporting through `report(problem, file,
-    /// what)`: its signature by a key of `trust`, and every game's manifest and locator
-    /// against their lengths and BLAKE3s. A game whose manifest differs from the one the
-    /// snapshot lists but is of the same or a later revision, or that it does not list, was
-    /// published after it (a run cut off before it signed the next one): a notice, not a
-    /// problem.
-    pub fn check(
-        &self,
-        lib: &Library,
-        trust: &TrustStore,
-        report: &mut dyn FnMut(bool, &Path, String),
-    ) -> Result<()> {
-        let path = lib.root().join(SNAPSHOT_FILE);
-        let key = &self.signature.0;
-        let signed = VerifyingKey::from_bytes(key).is_ok_and(|k| self.signed_by(&k));
-        if !signed {
+/// Checks the library's signed snapshot, if it has one, streamed (one line in memory,
+/// whatever the number of games), reporting through `report(problem, file, what)`: its
+/// format and its signature by a key of `trust` (checked at its end), and every game's
+/// manifest and locator against their lengths and BLAKE3s. A game whose manifest differs
+/// from the listed one but is of the same or a later revision, or that the snapshot does
+/// not list, was published after it; a listed game without a manifest was removed after it
+/// (a run cut off before it signed the next one): notices, not problems.
+pub fn check(
+    lib: &Library,
+    trust: &TrustStore,
+    report: &mut dyn FnMut(bool, &Path, String),
+) -> Result<()> {
+    let path = lib.root().join(SNAPSHOT_FILE);
+    let file = match romlib_device::fsio::open_existing(&path, "snapshot") {
+        Ok(f) => f,
+        Err(romlib_device::Error::NotFound { .. }) => return Ok(()),
+        Err(e) => {
+            report(true, &path, e.to_string());
+            return Ok(());
+        }
+    };
+    let titles = lib.titles()?;
+    let mut next = 0;
+    let later = "published after the signed snapshot: a run cut off before it signed the next \
+                 one (the next build or `romlib refresh` signs it; readers over HTTP refuse the \
+                 game until then)";
+    let stale = "not the file the signed snapshot names: readers over HTTP refuse it (`romlib \
+                 refresh` if you changed it on purpose)";
+    let visited = romlib_device::trusted::snapshot::visit(&path, &file, trust, &mut |e| {
+        while titles.get(next).is_some_and(|t| t.as_str() < e.title) {
+            report(false, &lib.manifest_path(&titles[next]), later.into());
+            next += 1;
+        }
+        let manifest = lib.manifest_path(e.title);
+        if titles.get(next).is_some_and(|t| t == e.title) {
+            next += 1;
+        } else {
             report(
-                true,
-                &path,
-                "its signature does not match (damaged or tampered): `romlib refresh` signs \
-                 it again"
+                false,
+                &manifest,
+                "named by the signed snapshot, but no longer in the library: removed by a run \
+                 cut off before it signed the next snapshot (the next build or `romlib \
+                 refresh` signs it)"
                     .into(),
             );
-        } else if !trust.contains(key) {
-            let id = romlib_format::manifest::key_id(key);
-            report(
-                true,
-                &path,
-                format!(
-                    "signed by key {}, which you do not trust",
-                    String::from_utf8_lossy(&id)
-                ),
-            );
+            return Ok(());
         }
-        let later = "published after the signed snapshot: a build cut off before it signed \
-                     the next one (the next build or `romlib refresh` signs it; readers over \
-                     HTTP refuse the game until then)";
-        for title in lib.titles()? {
-            if !self.rows.contains_key(&title) {
-                report(false, &lib.manifest_path(&title), later.into());
-            }
-        }
-        for (title, row) in &self.rows {
-            let manifest = lib.manifest_path(title);
-            let locator = lib.locator_path(title);
-            let stale = format!(
-                "not the file the signed snapshot (sequence {}) names: readers over HTTP refuse \
-                 it (`romlib refresh` if you changed it on purpose)",
-                self.header.sequence
-            );
-            match hash_file(&manifest, romlib_format::snapshot::max_manifest_len()) {
-                Ok(got) if got == row.manifest => {}
-                Ok(_) => {
-                    // Another manifest of the same or a later revision is one published
-                    // after the snapshot (a run cut off before it signed the next one); an
-                    // older one was put back.
-                    let revision =
-                        ManifestFile::open(&manifest).map(|m| m.unverified_body().revision);
-                    match revision {
-                        Ok(r) if r >= row.revision => report(false, &manifest, later.into()),
-                        _ => report(true, &manifest, stale),
-                    }
-                    continue;
+        let max = romlib_format::snapshot::max_manifest_len();
+        match hash_file(&manifest, max) {
+            Ok(got) if got == (e.manifest_len, e.manifest_blake3) => {}
+            Ok(_) => {
+                // Another manifest of the same or a later revision was published after the
+                // snapshot; an older one was put back.
+                let revision = ManifestFile::open(&manifest).map(|m| m.unverified_body().revision);
+                match revision {
+                    Ok(r) if r >= e.revision => report(false, &manifest, later.into()),
+                    _ => report(true, &manifest, stale.into()),
                 }
-                Err(e) => {
-                    report(
-                        true,
-                        &manifest,
-                        format!("named by the signed snapshot, but {e}"),
-                    );
-                    continue;
-                }
+                return Ok(());
             }
-            match hash_file(
-                &locator,
-                romlib_format::portable::LocatorHeader::max_locator_len(),
-            ) {
-                Ok(got) if got == row.locator => {}
-                Ok(_) => report(true, &locator, stale),
-                Err(e) => report(
+            Err(err) => {
+                report(
                     true,
-                    &locator,
-                    format!("named by the signed snapshot, but {e}"),
-                ),
+                    &manifest,
+                    format!("named by the signed snapshot, but {err}"),
+                );
+                return Ok(());
             }
+        }
+        let locator = lib.locator_path(e.title);
+        let max = romlib_format::portable::LocatorHeader::max_locator_len();
+        match hash_file(&locator, max) {
+            Ok(got) if got == (e.locator_len, e.locator_blake3) => {}
+            Ok(_) => report(true, &locator, stale.into()),
+            Err(err) => report(
+                true,
+                &locator,
+                format!("named by the signed snapshot, but {err}"),
+            ),
         }
         Ok(())
+    });
+    for t in &titles[next.min(titles.len())..] {
+        report(false, &lib.manifest_path(t), later.into());
     }
+    if let Err(e) = visited {
+        report(
+            true,
+            &path,
+            format!("{e} (`romlib refresh` signs a new one)"),
+        );
+    }
+    Ok(())
 }
 
 /// The snapshot at `path`, if there is one that parses; `ours` when `public` signed it.

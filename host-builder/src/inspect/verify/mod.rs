@@ -399,40 +399,15 @@ fn load_dicts(lib: &Library, rep: &mut VerifyReport) -> Arc<Vec<(u32, Vec<u8>)>>
 }
 
 /// Checks the library's signed snapshot, when it has one (SPEC section 15): its signature,
-/// and that it names exactly the games' current manifests and locators.
+/// and that it names exactly the games' current manifests and locators (streamed).
 fn check_snapshot(lib: &Library, trust: &TrustStore, rep: &mut VerifyReport) -> Result<()> {
-    let path = lib.root().join(romlib_format::layout::SNAPSHOT_FILE);
-    let bytes = match romlib_device::fsio::open_existing(&path, "snapshot") {
-        Err(romlib_device::Error::NotFound { .. }) => return Ok(()),
-        Err(e) => {
-            rep.problem(&path, strip_path(&e.to_string(), &path));
-            return Ok(());
-        }
-        Ok(f) => {
-            use std::io::Read;
-            let mut buf = Vec::new();
-            let max = romlib_format::snapshot::MAX_SNAPSHOT_LEN;
-            f.take(max + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| Error::io(&path, "read", e))?;
-            if buf.len() as u64 > max {
-                rep.problem(&path, format!("larger than {max} bytes"));
-                return Ok(());
-            }
-            buf
-        }
-    };
-    match crate::library::snapshot::Parsed::parse(&bytes) {
-        Err(e) => rep.problem(
-            &path,
-            format!("damaged ({e}): `romlib refresh` signs a new one"),
-        ),
-        Ok(p) => p.check(lib, trust, &mut |problem, f, w| match problem {
+    crate::library::snapshot::check(lib, trust, &mut |problem, f, w| {
+        let w = strip_path(&w, f);
+        match problem {
             true => rep.problem(f, w),
             false => rep.notice(f, w),
-        })?,
-    }
-    Ok(())
+        }
+    })
 }
 
 /// Checks that every key file in the library's `keys/` folder is a public key file named
