@@ -351,9 +351,9 @@ impl Library {
             Err(Error::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let snap = Snapshot::open(&path, file, trust)?;
         let body = m.body();
-        match snap.expected(&body.title_id, trust)? {
+        let (snap, expected) = Snapshot::open_for(&path, file, trust, &body.title_id)?;
+        match expected {
             Some(e) if body.revision < e.revision => Err(snap.mismatch(
                 m.path(),
                 "manifest",

@@ -110,6 +110,28 @@ impl Remote {
         Ok(got)
     }
 
+    /// [`Error::Mismatch`] for file `rel`, which is not the one the snapshot names.
+    fn mismatch(&self, rel: &str, problem: String) -> Error {
+        let shown = self.display_path(rel);
+        let what = if rel.ends_with(".locator") {
+            "locator"
+        } else {
+            "manifest"
+        };
+        let snap = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match snap.flatten() {
+            Some(s) => s.mismatch(&shown, what, problem),
+            None => Error::Mismatch {
+                path: shown,
+                problem,
+            },
+        }
+    }
+
     /// Forgets the snapshot read so far (a file did not match it: a publication may have
     /// replaced it since).
     pub fn forget_snapshot(&self) {
@@ -260,24 +282,7 @@ impl Remote {
             (Err(Error::Http { problem, .. }), Some(_))
                 if problem.contains(crate::library::http::TOO_LARGE) =>
             {
-                let shown = self.display_path(rel);
-                let what = if rel.ends_with(".locator") {
-                    "locator"
-                } else {
-                    "manifest"
-                };
-                let snap = self
-                    .snapshot
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                return Err(match snap.flatten() {
-                    Some(s) => s.mismatch(&shown, what, problem),
-                    None => Error::Mismatch {
-                        path: shown,
-                        problem,
-                    },
-                });
+                return Err(self.mismatch(rel, problem));
             }
             (got, _) => got?,
         }
@@ -286,23 +291,7 @@ impl Remote {
         if let Some(want) = expected {
             let shown = self.display_path(rel);
             if let Some(problem) = snapshot::differs(&file, &shown, want)? {
-                let snap = self
-                    .snapshot
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                let what = if rel.ends_with(".locator") {
-                    "locator"
-                } else {
-                    "manifest"
-                };
-                return Err(match snap.flatten() {
-                    Some(s) => s.mismatch(&shown, what, problem),
-                    None => Error::Mismatch {
-                        path: shown,
-                        problem,
-                    },
-                });
+                return Err(self.mismatch(rel, problem));
             }
         }
         file.rewind().map_err(|e| Error::io(&path, "seek", e))?;

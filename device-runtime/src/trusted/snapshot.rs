@@ -49,6 +49,23 @@ impl Snapshot {
         })
     }
 
+    /// Checks the snapshot in `file` like [`Snapshot::open`] and looks `title` up in the
+    /// same pass (a reader that needs one game reads the file once).
+    pub fn open_for(
+        path: &Path,
+        file: File,
+        trust: &TrustStore,
+        title: &str,
+    ) -> Result<(Self, Option<Expected>)> {
+        let pass = read(path, &file, trust, Some(title))?;
+        let snap = Snapshot {
+            path: path.to_path_buf(),
+            file,
+            header: pass.header,
+        };
+        Ok((snap, pass.found))
+    }
+
     /// The header (sequence, creation and expiry times).
     pub fn header(&self) -> Header {
         self.header
