@@ -25,10 +25,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     rename_synced(&tmp, path)
 }
 
-/// Writes and fsyncs a new file (replacing any old one of that name).
+/// Writes and fsyncs a new file (replacing any old one of that name). Whatever was under
+/// that name is removed first, never written through: a library folder can be written by
+/// someone else, and a symbolic link planted under a temp name must not redirect the write.
 pub fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, "remove", e)),
+    }
     let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

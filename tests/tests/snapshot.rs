@@ -292,6 +292,23 @@ fn every_writer_keeps_the_snapshot_exact() {
     let bytes = fs::read(w.p("lib/snapshot.txt")).unwrap();
     ok(w.build("in", "lib", &["--avg-chunk", "4096"]));
     assert_eq!(fs::read(w.p("lib/snapshot.txt")).unwrap(), bytes);
+    // A link someone planted under the snapshot's temp name is replaced, never written
+    // through.
+    #[cfg(unix)]
+    {
+        fs::write(w.p("outside"), b"theirs").unwrap();
+        std::os::unix::fs::symlink(w.p("outside"), w.p("lib/.snapshot.txt.tmp")).unwrap();
+        ok(romlib(&[
+            "refresh",
+            "-r",
+            &w.s("lib"),
+            "--signing-key",
+            &w.s("k.sec"),
+        ]));
+        assert_eq!(fs::read(w.p("outside")).unwrap(), b"theirs");
+        assert!(fs::symlink_metadata(w.p("lib/.snapshot.txt.tmp")).is_err());
+        verify_ok(&w, "lib");
+    }
     // A library with a snapshot is not changed by a remove or an import without the key.
     let all = w.s("all.romlib");
     ok(romlib(&["export", "-r", &w.s("lib"), "--all", "-o", &all]));
