@@ -81,7 +81,7 @@ for name, (parent, members) in sets.items():
 PY
 
 bytes_of() { find "$@" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
-lib_bytes() { bytes_of "$1/packs" "$1/games" "$1/index.db"; }
+lib_bytes() { bytes_of "$1/packs" "$1/games" "$1/index.db" "$1/runs"; }
 secs() {  # COMMAND...: wall seconds
   local t0 t1
   t0=$(date +%s%N)

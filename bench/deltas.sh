@@ -22,7 +22,7 @@ K=(--trusted-key "$WORK/k.pub")
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f%%", 100 * a / b }'; }
 x() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
-lib_bytes() { size_of "$1/packs" "$1/index.db" "$1/games" "$1"/dicts; }
+lib_bytes() { size_of "$1/packs" "$1/index.db" "$1/runs" "$1/games" "$1"/dicts; }
 
 # ------------------------------------------------------------------ 1. the variant set
 log "deltas: variant set"

@@ -127,7 +127,7 @@ romlib_run() {  # NAME SETTINGS ARGS...: build, then install one large game and 
   local lib=$WORK/romlib-$name inst=$WORK/inst
   measure "rm -rf '$lib'" "$ROMLIB" build -q -i "$G" -o "$lib" --signing-key "$WORK/k.sec" --threads 2 "$@"
   local b_s=$WALL b_rss=$RSS stored
-  stored=$(size_of "$lib/packs" "$lib/index.db" "$lib/games" "$lib"/dicts)
+  stored=$(size_of "$lib/packs" "$lib/index.db" "$lib/runs" "$lib/games" "$lib"/dicts)
   measure "rm -rf '$inst'" "$DEVICE" install -g "$BIG" -r "$lib" --install-dir "$inst" --trusted-key "$WORK/k.pub"
   local big_s=$WALL x_rss=$RSS
   same_tree "$BIG" "$inst/$BIG" romlib
@@ -321,7 +321,7 @@ base_stored=$(col romlib-default 4)
   echo "- Corpus: $CORPUS_DESC; ${#GAMES[@]} games, $RAW bytes ($RAW_MIB MiB). Large game: \`$BIG\` ($BIG_BYTES bytes)."
   echo "- Each figure is the median of $REPS run(s); page cache warm (every tool reads the same cached input)."
   echo "- Versions: romlib $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(casync --version | head -1), $(borg --version), $("$BITA" --version 2>/dev/null | head -1), zstd $(zstd -V | grep -o 'v[0-9.]*' | head -1), $(zck --version | head -1), xdelta3 $(xdelta3 -V 2>&1 | head -1 | awk '{print $3}')."
-  echo "- Stored: every byte the tool keeps (romlib: packs, index.db, manifests, dictionaries; casync: store and indexes; borg: repository)."
+  echo "- Stored: every byte the tool keeps (romlib: packs, index.db and runs/, manifests, dictionaries; casync: store and indexes; borg: repository)."
   echo "- Build and extract MiB/s are raw input bytes per second. Install/extract of \"one large game\" and \"all\" write the files to disk; romlib's is \`romlib-device install\` (static x86_64 musl build, verifying every chunk and file); peak RSS is the largest over those runs."
   echo
   echo "| tool | settings | stored bytes | stored/raw | vs romlib default | build MiB/s | build peak RSS MiB | install/extract large game MiB/s | install/extract all MiB/s | install/extract peak RSS MiB |"

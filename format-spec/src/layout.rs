@@ -16,6 +16,10 @@ pub const PARITY_DIR: &str = "parity";
 pub const PARITY_EXT: &str = "par";
 /// The redb index database.
 pub const INDEX_FILE: &str = "index.db";
+/// Folder of the chunk index's sorted runs (SPEC section 5.3): `<id as 16 hex digits>.run`.
+pub const RUNS_DIR: &str = "runs";
+/// Extension of a sorted run in [`RUNS_DIR`].
+pub const RUN_EXT: &str = "run";
 /// Checksums of an index published by rename (earlier builders; deleted on the first
 /// in-place write, SPEC section 5.1).
 pub const INDEX_SUM_FILE: &str = "index.sum";

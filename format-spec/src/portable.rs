@@ -521,7 +521,7 @@ impl LocatorEntry {
     }
 
     /// The index entry this locator entry stands for, for a chunk of `ulen` bytes (a
-    /// locator keeps no time or refcount: both are 0).
+    /// locator keeps no time: it is 0).
     pub fn to_index(&self, ulen: u32) -> ChunkEntry {
         ChunkEntry {
             pack_id: self.pack_id,
@@ -530,7 +530,6 @@ impl LocatorEntry {
             ulen,
             method: self.method,
             stored_at: 0,
-            refcount: 0,
         }
     }
 
@@ -670,7 +669,6 @@ mod tests {
             ulen: 100,
             method: Method::Zstd,
             stored_at: 9,
-            refcount: 2,
         };
         let l = LocatorEntry::from_index(&e).unwrap();
         assert_eq!(
@@ -678,7 +676,7 @@ mod tests {
             (3, 4096, 77, Method::Zstd)
         );
         let back = l.to_index(100);
-        assert_eq!((back.stored_at, back.refcount), (0, 0));
+        assert_eq!(back.stored_at, 0);
         assert_eq!(LocatorEntry::from_index(&back), Some(l));
         let far = ChunkEntry {
             offset: 1 << 32,

@@ -459,9 +459,36 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Every row of every table of a library's index, as bytes, as the next builder would read
-/// them (checked, without a write), or why the index does not open: for tests of damage
-/// that must be reported or else be harmless.
+/// The chunk index of library `lib` as the runs list of its index `db` names them, opened
+/// without a write (`open_library` refuses an index redb must repair; this reads the list
+/// from an index opened by `open_checked`, as the next builder would).
+pub fn chunk_index_of(
+    lib: &Path,
+    db: &redb::Database,
+) -> Result<romlib_host::library::runs::ChunkIndex, String> {
+    use redb::ReadableDatabase;
+    let txn = db.begin_read().map_err(|e| e.to_string())?;
+    let meta = txn
+        .open_table(romlib_host::library::index::META)
+        .map_err(|e| e.to_string())?;
+    let ids = meta
+        .get(romlib_format::index::META_RUNS)
+        .map_err(|e| e.to_string())?
+        .ok_or("index: no list of runs")?;
+    let ids = romlib_host::library::runs::decode_list(ids.value())
+        .ok_or("index: its list of runs is damaged")?;
+    romlib_host::library::runs::ChunkIndex::open(
+        &lib.join(romlib_format::layout::RUNS_DIR),
+        &ids,
+        false,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Every row of every table of a library's index, and every chunk and delta row of its
+/// runs (each run's checksum checked), as bytes, as the next builder would read them
+/// (checked, without a write), or why the index does not open: for tests of damage that
+/// must be reported or else be harmless.
 pub fn index_rows(lib: &Path) -> Result<Vec<Vec<u8>>, String> {
     use redb::{ReadableDatabase, ReadableTable};
     use romlib_host::library::index::*;
@@ -485,15 +512,22 @@ pub fn index_rows(lib: &Path) -> Result<Vec<Vec<u8>>, String> {
             }
         };
     }
-    dump!(CHUNKS, |k: &[u8; 32]| k.to_vec(), |v: [u8; 27]| v.to_vec());
     dump!(PACKS, |k: u32| k.to_le_bytes().to_vec(), |v: &[u8]| v
         .to_vec());
     dump!(GAMES, |k: &str| k.as_bytes().to_vec(), |v: &[u8; 32]| v
         .to_vec());
-    dump!(DELTAS, |k: &[u8; 32]| k.to_vec(), |v: &[u8; 32]| v.to_vec());
-    dump!(SKETCHES, |k: u64| k.to_le_bytes().to_vec(), |v: [u8; 8]| v
-        .to_vec());
     dump!(META, |k: &str| k.as_bytes().to_vec(), |v: &[u8]| v.to_vec());
+    let ix = chunk_index_of(lib, &db)?;
+    for run in ix.runs() {
+        run.check()
+            .map_err(|e| format!("{}: {e}", run.path().display()))?;
+    }
+    for (hash, e) in ix.all_chunks().map_err(|e| e.to_string())? {
+        rows.push([hash.as_slice(), &e.encode()].concat());
+    }
+    for (hash, base) in ix.all_deltas().map_err(|e| e.to_string())? {
+        rows.push([hash, base].concat());
+    }
     Ok(rows)
 }
 

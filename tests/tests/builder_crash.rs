@@ -1,10 +1,10 @@
 //! `kill -9` of the builder at random moments: the index must never point at bytes that
 //! are not in a sealed pack, and the next run must complete the library.
 
-use redb::{ReadableDatabase, ReadableTable};
-use romlib_format::index::ChunkEntry;
+use redb::ReadableDatabase;
+use romlib_format::index::META_RUNS;
 use romlib_format::pack::{RecordHeader, RECORD_HEADER_LEN};
-use romlib_host::library::index::{CHUNKS, PACKS};
+use romlib_host::library::index::{META, PACKS};
 use romlib_tests::*;
 use std::io::{Read, Seek, SeekFrom};
 use std::process::Stdio;
@@ -20,15 +20,18 @@ fn check_index(lib: &std::path::Path) -> usize {
         "the check wrote"
     );
     let txn = db.begin_read().unwrap();
-    // A first build killed before its first durable commit leaves an index without tables.
+    let ix = chunk_index_of(lib, &db);
+    // A first build killed before its first durable commit leaves an index without tables
+    // (and so without a list of runs).
     let Ok(packs) = txn.open_table(PACKS) else {
-        assert!(txn.open_table(CHUNKS).is_err(), "chunks without packs");
+        assert!(
+            ix.ok().is_none_or(|ix| ix.all_chunks().unwrap().is_empty()),
+            "chunks without packs"
+        );
         return 0;
     };
     let mut n = 0;
-    for r in txn.open_table(CHUNKS).unwrap().iter().unwrap() {
-        let (k, v) = r.unwrap();
-        let e = ChunkEntry::decode(&v.value()).unwrap();
+    for (k, e) in ix.unwrap().all_chunks().unwrap() {
         assert!(
             packs.get(e.pack_id).unwrap().is_some(),
             "entry names an unlisted pack {}",
@@ -41,7 +44,7 @@ fn check_index(lib: &std::path::Path) -> usize {
         f.seek(SeekFrom::Start(e.offset)).unwrap();
         f.read_exact(&mut rb).unwrap();
         let rec = RecordHeader::decode(&rb).unwrap();
-        assert_eq!(&rec.hash, k.value(), "index points at another record");
+        assert_eq!(rec.hash, k, "index points at another record");
         let mut payload = vec![0u8; rec.clen as usize];
         f.read_exact(&mut payload).unwrap();
         n += 1;
@@ -140,16 +143,10 @@ fn recovery_adopts_orphan_packs_and_cleans_partials() {
         let db = redb::Database::open(w.p("lib/index.db")).unwrap();
         let txn = db.begin_write().unwrap();
         txn.open_table(PACKS).unwrap().remove(1).unwrap();
-        let mut chunks = txn.open_table(CHUNKS).unwrap();
-        let keys: Vec<[u8; 32]> = chunks
-            .iter()
+        txn.open_table(META)
             .unwrap()
-            .map(|r| *r.unwrap().0.value())
-            .collect();
-        for k in keys {
-            chunks.remove(&k).unwrap();
-        }
-        drop(chunks);
+            .insert(META_RUNS, [].as_slice())
+            .unwrap();
         txn.commit().unwrap();
     }
     write(

@@ -96,7 +96,7 @@ fn a_version_1_library_reads_everywhere_and_grows_with_deltas() {
     }
     write(&w.p("in"), "alpha-rev1/game.bin", &rev);
     ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));
-    assert_eq!(format_version(&w.p("lib")), 3, "index upgraded in place");
+    assert_eq!(format_version(&w.p("lib")), 4, "index upgraded in place");
     assert_eq!(
         locator_version(&w.p("lib"), "beta"),
         1,
@@ -157,12 +157,12 @@ fn a_version_2_library_reads_everywhere_and_its_index_is_upgraded_in_place() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     ok(out);
     assert!(
-        err.contains("upgraded the index from format version 2 to 3"),
+        err.contains("upgraded the index from format version 2 to 4"),
         "{err}"
     );
-    assert_eq!(format_version(&w.p("lib")), 3);
+    assert_eq!(format_version(&w.p("lib")), 4);
     assert_eq!(fs::read_dir(w.p("lib/packs")).unwrap().count(), packs);
-    // Every entry, refcount and delta base survived: verify checks them all.
+    // Every entry and delta base survived, in one sorted run: verify checks them all.
     let out = ok(romlib(&[
         "verify",
         "-r",

@@ -4,10 +4,8 @@
 //! bases, chains and hostile frames are refused with one line, nothing visible, and the
 //! installed version intact.
 
-use redb::{ReadableDatabase, ReadableTable};
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::{Method, RECORD_HEADER_LEN};
-use romlib_host::library::index::{CHUNKS, DELTAS};
 use romlib_tests::*;
 use std::fs;
 use std::path::Path;
@@ -281,29 +279,8 @@ type Bases = Vec<([u8; 32], [u8; 32])>;
 
 /// Every index entry of `lib`, and the base of every delta.
 fn index(lib: &Path) -> (Entries, Bases) {
-    let db = redb::Builder::new()
-        .open_read_only(lib.join("index.db"))
-        .unwrap();
-    let rtx = db.begin_read().unwrap();
-    let chunks = rtx.open_table(CHUNKS).unwrap();
-    let entries = chunks
-        .iter()
-        .unwrap()
-        .map(|r| {
-            let (k, v) = r.unwrap();
-            (*k.value(), ChunkEntry::decode(&v.value()).unwrap())
-        })
-        .collect();
-    let deltas = rtx.open_table(DELTAS).unwrap();
-    let bases = deltas
-        .iter()
-        .unwrap()
-        .map(|r| {
-            let (k, v) = r.unwrap();
-            (*k.value(), *v.value())
-        })
-        .collect();
-    (entries, bases)
+    let ix = romlib_host::library::runs::open_library(lib).unwrap();
+    (ix.all_chunks().unwrap(), ix.all_deltas().unwrap())
 }
 
 #[test]

@@ -2,10 +2,8 @@
 //! every kind of bad input. Each refusal checks the message, exit code 1, that no partial
 //! game is visible and that a previously installed version is intact.
 
-use redb::ReadableTable;
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
-use romlib_host::library::index::CHUNKS;
 use romlib_proto::Manifest;
 use romlib_tests::*;
 use std::fs;
@@ -61,17 +59,10 @@ impl Fixture {
     }
 
     fn entries(&self) -> Vec<([u8; 32], ChunkEntry)> {
-        let db = redb::Builder::new()
-            .open_read_only(self.w.p("lib/index.db"))
-            .unwrap();
-        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-        let t = txn.open_table(CHUNKS).unwrap();
-        let mut v = Vec::new();
-        for r in t.iter().unwrap() {
-            let (k, val) = r.unwrap();
-            v.push((*k.value(), ChunkEntry::decode(&val.value()).unwrap()));
-        }
-        v
+        romlib_host::library::runs::open_library(&self.w.p("lib"))
+            .unwrap()
+            .all_chunks()
+            .unwrap()
     }
 
     /// Points every locator's entries for chunk `hash` at `e` (a tampered locator).

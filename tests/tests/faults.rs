@@ -14,12 +14,10 @@
 //!
 //! These mount FUSE file systems (CI runs as root); ROMLIB_NO_MOUNT=1 skips them.
 
-use redb::ReadableDatabase;
 use romlib_device::{Library, ManifestFile};
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::{Method, RECORD_HEADER_LEN};
 use romlib_format::portable::{LOCATOR_ENTRY_LEN, LOCATOR_HEADER_V2_LEN};
-use romlib_host::library::index::{CHUNKS, DELTAS};
 use romlib_tests::*;
 use std::io::Read;
 use std::path::Path;
@@ -186,23 +184,14 @@ impl Fixture {
     fn records(&self, title: &str, path: &str) -> Vec<(u64, u64, ChunkEntry)> {
         let m = ManifestFile::open(&self.w.p(&format!("lib/games/{title}.manifest"))).unwrap();
         let mut table = m.unverified_chunks().unwrap();
-        let db = redb::Builder::new()
-            .open_read_only(self.w.p("lib/index.db"))
-            .unwrap();
-        let txn = db.begin_read().unwrap();
-        let t = txn.open_table(CHUNKS).unwrap();
+        let ix = romlib_host::library::runs::open_library(&self.w.p("lib")).unwrap();
         let mut out = Vec::new();
         for f in &m.unverified_body().files {
             let mut offset = 0;
             for _ in 0..f.chunk_count {
                 let c = table.next_chunk().unwrap().unwrap();
                 if f.path == path {
-                    let v = t.get(&c.hash).unwrap().unwrap();
-                    out.push((
-                        offset,
-                        c.len as u64,
-                        ChunkEntry::decode(&v.value()).unwrap(),
-                    ));
+                    out.push((offset, c.len as u64, ix.get(&c.hash).unwrap().unwrap()));
                 }
                 offset += c.len as u64;
             }
@@ -834,23 +823,17 @@ fn a_failing_base_of_a_delta_chunk_fails_the_install_naming_its_pack() {
     // The base of one of the revision's delta chunks, through the index.
     let m = ManifestFile::open(&w.p("lib/games/rev.manifest")).unwrap();
     let mut table = m.unverified_chunks().unwrap();
-    let db = redb::Builder::new()
-        .open_read_only(w.p("lib/index.db"))
-        .unwrap();
-    let txn = db.begin_read().unwrap();
-    let chunks = txn.open_table(CHUNKS).unwrap();
-    let deltas = txn.open_table(DELTAS).unwrap();
-    let entry =
-        |h: &[u8; 32]| ChunkEntry::decode(&chunks.get(h).unwrap().unwrap().value()).unwrap();
+    let ix = romlib_host::library::runs::open_library(&w.p("lib")).unwrap();
+    let entry = |h: &[u8; 32]| ix.get(h).unwrap().unwrap();
     let mut base_entry = None;
     while let Some(c) = table.next_chunk().unwrap() {
         if entry(&c.hash).method == Method::ZstdDelta {
-            let b = *deltas.get(&c.hash).unwrap().unwrap().value();
+            let b = ix.delta_base(&c.hash).unwrap().unwrap();
             base_entry = Some(entry(&b));
             break;
         }
     }
-    drop((chunks, deltas, txn, db));
+    drop(ix);
     let e = base_entry.expect("the revision has no delta chunk");
     let at = e.offset + RECORD_HEADER_LEN as u64 + e.clen as u64 / 2;
     let full = Library::new(w.p("lib")).pack_path(e.pack_id);

@@ -117,9 +117,8 @@ fn unchanged_games_are_not_read_and_every_doubt_reads_them_again() {
     assert_eq!(n(&repaired, "skipped_games"), 3, "{repaired}");
     assert_eq!(n(&repaired, "manifests_written"), 1, "{repaired}");
     assert_eq!(fs::read(&alpha).unwrap(), good);
-    // (The refcounts of the replaced manifest's chunks cannot be moved, as the builder
-    // cannot know what was counted for it; they stay too high, never too low, until
-    // `rebuild-index`, below.)
+    // (The index still records the replaced manifest's chunk table as published, so
+    // verify reports it until `rebuild-index`, below.)
 
     // --reread ignores the cache.
     let reread = build(&w, &["--reread"]);

@@ -71,7 +71,8 @@ fn remove_takes_games_out_with_their_references_and_keeps_the_rest_whole() {
         .file_name()
         .to_string_lossy()
         .contains("alpha.")));
-    // The refcounts are exact (verify counts every reference), and what stays installs.
+    // The index holds exactly the published games (verify checks each), and what stays
+    // installs.
     verify_ok(&w, "lib");
     assert_published(&w, &w.p("lib"), "in", &["alpha-v2", "beta"], "after remove");
     let out = device(&[
@@ -190,13 +191,12 @@ fn a_build_names_the_games_whose_input_is_gone_and_removes_them_when_asked() {
 }
 
 #[test]
-fn an_import_cut_off_between_its_commit_and_its_renames_leaves_exact_refcounts() {
-    // What kill -9 leaves between the durable commit that counts a new manifest and its
-    // rename into place: the index counts the new chunk table, the old manifest is still in
-    // place, the new one staged. The next command that opens the library (here, the import
-    // run again) must finish the publication before it counts anything, or the new table is
-    // counted twice and the old one never uncounted (verify: "refcount 2 but the manifests
-    // reference it 1 time", which a prune must never see).
+fn an_import_cut_off_between_its_commit_and_its_renames_is_finished_exactly() {
+    // What kill -9 leaves between the durable commit that records a new manifest and its
+    // rename into place: the index records the new chunk table, the old manifest is still
+    // in place, the new one staged. The next command that opens the library (here, the
+    // import run again) must finish the publication before it publishes anything (with
+    // format 3's reference counts, this state once counted the new table twice).
     let w = Workspace::new();
     sample_input(&w.p("in"), 8);
     ok(w.build("in", "lib", &["--avg-chunk", "4096", "-q"]));

@@ -4,11 +4,9 @@
 //! These need /dev/fuse and the right to mount (CI runs as root): without them they fail,
 //! unless ROMLIB_NO_MOUNT=1 is set, which skips the parts that mount.
 
-use redb::ReadableDatabase;
 use romlib_device::ManifestFile;
 use romlib_format::index::ChunkEntry;
 use romlib_format::pack::RECORD_HEADER_LEN;
-use romlib_host::library::index::CHUNKS;
 use romlib_tests::*;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
@@ -73,23 +71,14 @@ impl Fixture {
     fn chunks(&self, game: &str, path: &str) -> Vec<(u64, u64, ChunkEntry)> {
         let m = ManifestFile::open(&self.w.p(&format!("lib/games/{game}.manifest"))).unwrap();
         let mut table = m.unverified_chunks().unwrap();
-        let db = redb::Builder::new()
-            .open_read_only(self.w.p("lib/index.db"))
-            .unwrap();
-        let txn = db.begin_read().unwrap();
-        let t = txn.open_table(CHUNKS).unwrap();
+        let ix = romlib_host::library::runs::open_library(&self.w.p("lib")).unwrap();
         let mut out = Vec::new();
         for f in &m.unverified_body().files {
             let mut offset = 0;
             for _ in 0..f.chunk_count {
                 let c = table.next_chunk().unwrap().unwrap();
                 if f.path == path {
-                    let v = t.get(&c.hash).unwrap().unwrap();
-                    out.push((
-                        offset,
-                        c.len as u64,
-                        ChunkEntry::decode(&v.value()).unwrap(),
-                    ));
+                    out.push((offset, c.len as u64, ix.get(&c.hash).unwrap().unwrap()));
                 }
                 offset += c.len as u64;
             }

@@ -6,8 +6,9 @@
 //! whichever system built it.
 
 use redb::{ReadableDatabase, ReadableTable};
-use romlib_format::index::ChunkEntry;
-use romlib_host::library::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
+use romlib_format::index::META_RUNS;
+use romlib_format::layout::RUNS_DIR;
+use romlib_host::library::index::{GAMES, META, PACKS};
 use romlib_tests::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -225,20 +226,23 @@ fn a_build_waits_for_a_reader_that_holds_the_index_open() {
     assert!(ok(romlib(&["list-games", "-r", &host_path(&w.p("lib"))])).contains("delta"));
 }
 
-/// Every entry of every index table, with the chunks' store times (the only clock in the
-/// index) set to zero.
+/// Every entry of every index table and every chunk and delta row of the index's runs,
+/// with the chunks' store times (the only clock in the index) set to zero. The list of
+/// runs (their ids) is left out: the runs' rows are compared instead.
 fn index_entries(lib: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let ix = romlib_host::library::runs::open_library(lib).unwrap();
+    for (k, mut e) in ix.all_chunks().unwrap() {
+        e.stored_at = 0;
+        out.push(("chunks".into(), k.to_vec(), e.encode().to_vec()));
+    }
+    for (k, base) in ix.all_deltas().unwrap() {
+        out.push(("deltas".into(), k.to_vec(), base.to_vec()));
+    }
     let db = redb::Builder::new()
         .open_read_only(lib.join("index.db"))
         .unwrap();
     let txn = db.begin_read().unwrap();
-    let mut out = Vec::new();
-    for r in txn.open_table(CHUNKS).unwrap().iter().unwrap() {
-        let (k, v) = r.unwrap();
-        let mut e = ChunkEntry::decode(&v.value()).unwrap();
-        e.stored_at = 0;
-        out.push(("chunks".into(), k.value().to_vec(), e.encode().to_vec()));
-    }
     // Every other table as it is, its key as bytes.
     macro_rules! dump {
         ($table:expr, $name:literal, |$k:ident| $key:expr) => {
@@ -251,18 +255,21 @@ fn index_entries(lib: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     }
     dump!(PACKS, "packs", |k| k.to_le_bytes().to_vec());
     dump!(GAMES, "games", |k| k.as_bytes().to_vec());
-    dump!(DELTAS, "deltas", |k| k.to_vec());
-    dump!(SKETCHES, "sketches", |k| k.to_le_bytes().to_vec());
     dump!(META, "meta", |k| k.as_bytes().to_vec());
+    out.retain(|(t, k, _)| !(t == "meta" && k == META_RUNS.as_bytes()));
     out
 }
 
 /// Packs, manifests, locators, keys and the catalogue: every library file but the index
-/// (compared by entries) and its checksum (which covers the index's bytes).
+/// and its runs (compared by entries) and its checksum (which covers the index's bytes).
 fn library_files(lib: &Path) -> Vec<(String, Vec<u8>)> {
     snapshot(lib)
         .into_iter()
-        .filter(|(rel, _)| !rel.starts_with("index.") && !rel.starts_with('.'))
+        .filter(|(rel, _)| {
+            !rel.starts_with("index.")
+                && !rel.starts_with('.')
+                && !Path::new(rel).starts_with(RUNS_DIR)
+        })
         .collect()
 }
 

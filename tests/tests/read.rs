@@ -2,14 +2,12 @@
 //! (`romlib_device::read`) on a library the real builder made, with chunks small enough
 //! (`--avg-chunk 4096`) that a 5 MiB file spans about twenty seek-index groups.
 
-use redb::ReadableDatabase;
 use romlib_device::chunks::decoder::{ChunkDecoder, RuzstdDecoder};
 use romlib_device::play::read::{FileReader, Game, GROUP};
 use romlib_device::{Error, Library, ManifestFile, TrustStore};
 use romlib_format::index::ChunkEntry;
 use romlib_format::manifest::{ManifestHeader, CHUNK_RECORD_LEN};
 use romlib_format::pack::RECORD_HEADER_LEN;
-use romlib_host::library::index::CHUNKS;
 use romlib_host::zstd_decoder::ZstdDecoder;
 use romlib_tests::*;
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
@@ -109,13 +107,11 @@ impl Fixture {
     }
 
     fn entry(&self, hash: &[u8; 32]) -> ChunkEntry {
-        let db = redb::Builder::new()
-            .open_read_only(self.w.p("lib/index.db"))
-            .unwrap();
-        let txn = db.begin_read().unwrap();
-        let t = txn.open_table(CHUNKS).unwrap();
-        let v = t.get(hash).unwrap().unwrap();
-        ChunkEntry::decode(&v.value()).unwrap()
+        romlib_host::library::runs::open_library(&self.w.p("lib"))
+            .unwrap()
+            .get(hash)
+            .unwrap()
+            .unwrap()
     }
 }
 

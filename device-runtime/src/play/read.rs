@@ -636,7 +636,6 @@ mod tests {
                             ulen: len as u32,
                             method: Method::Stored,
                             stored_at: 0,
-                            refcount: 1,
                         },
                     ));
                     pack.extend_from_slice(&rec.encode());

@@ -11,19 +11,19 @@ use super::manifest::{GameState, Manifests};
 use super::options::{BuildOptions, BuildProgress, BuildSummary};
 use super::scan::GameInput;
 use crate::error::{Error, Result};
-use crate::library::index::{chunk_by_prefix, sketch_value, CHUNKS, DELTAS, PACKS, SKETCHES};
+use crate::library::index::PACKS;
 use crate::library::locator::locator_entry;
+use crate::library::runs::ChunkIndex;
 use crate::library::sketch::{sketch, SUPER_FEATURES};
 use crate::library::writer::{db_err, unix_now, LibraryWriter, PackFile};
 use rayon::prelude::*;
-use redb::{ReadableTable, WriteTransaction};
-use romlib_format::index::{ChunkEntry, ENTRY_LEN, SKETCH_PREFIX_LEN};
+use redb::WriteTransaction;
+use romlib_format::index::{ChunkEntry, SKETCH_PREFIX_LEN};
 use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, RECORD_HEADER_LEN};
 use romlib_format::portable::LocatorEntry;
 use romlib_proto::FileEntry;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -68,58 +68,31 @@ pub(super) struct Stored {
 /// batch, by batch position, or stored where the index entry says).
 type BaseChoice = ([u8; 32], Result<usize, ChunkEntry>);
 
-/// A chunk lookup over either kind of redb table.
+/// Where a chunk is stored, a delta's base and a super-feature's chunk: the chunk index
+/// (with what this run added), behind one seam so the batch logic reads as one.
 pub(super) trait Lookup {
-    fn find(&self, hash: &[u8; 32], index_path: &Path) -> Result<Option<ChunkEntry>>;
-    /// The first chunk whose hash starts with a `sketches` value.
-    fn by_prefix(
-        &self,
-        prefix: &[u8; SKETCH_PREFIX_LEN],
-        index_path: &Path,
-    ) -> Result<Option<([u8; 32], ChunkEntry)>>;
+    fn find(&self, hash: &[u8; 32]) -> Result<Option<ChunkEntry>>;
+    /// The first chunk whose hash starts with a sketch's prefix.
+    fn by_prefix(&self, prefix: &[u8; SKETCH_PREFIX_LEN])
+        -> Result<Option<([u8; 32], ChunkEntry)>>;
+    /// The hash prefix of the chunk that has super-feature `sf`.
+    fn sketch(&self, sf: u64) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>>;
 }
 
-impl<T: ReadableTable<&'static [u8; 32], [u8; ENTRY_LEN]>> Lookup for T {
-    fn find(&self, hash: &[u8; 32], index_path: &Path) -> Result<Option<ChunkEntry>> {
-        match self.get(hash).map_err(|e| db_err(index_path, e))? {
-            None => Ok(None),
-            Some(v) => ChunkEntry::decode(&v.value())
-                .map(Some)
-                .map_err(|e| Error::library(index_path, e.to_string())),
-        }
+impl Lookup for ChunkIndex {
+    fn find(&self, hash: &[u8; 32]) -> Result<Option<ChunkEntry>> {
+        self.get(hash)
     }
 
     fn by_prefix(
         &self,
         prefix: &[u8; SKETCH_PREFIX_LEN],
-        index_path: &Path,
     ) -> Result<Option<([u8; 32], ChunkEntry)>> {
-        chunk_by_prefix(self, prefix, index_path)
+        ChunkIndex::by_prefix(self, prefix)
     }
-}
 
-/// A delta's base, looked up over either kind of redb table.
-pub(super) trait DeltaLookup {
-    fn base(&self, hash: &[u8; 32], index_path: &Path) -> Result<[u8; 32]>;
-}
-
-impl<T: ReadableTable<&'static [u8; 32], &'static [u8; 32]>> DeltaLookup for T {
-    fn base(&self, hash: &[u8; 32], index_path: &Path) -> Result<[u8; 32]> {
-        crate::library::locator::base_of(Some(self), hash, index_path)
-    }
-}
-
-/// A super-feature lookup over either kind of redb table.
-pub(super) trait SketchLookup {
-    fn find(&self, sf: u64, index_path: &Path) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>>;
-}
-
-impl<T: ReadableTable<u64, [u8; SKETCH_PREFIX_LEN]>> SketchLookup for T {
-    fn find(&self, sf: u64, index_path: &Path) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>> {
-        Ok(self
-            .get(sf)
-            .map_err(|e| db_err(index_path, e))?
-            .map(|v| v.value()))
+    fn sketch(&self, sf: u64) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>> {
+        ChunkIndex::sketch(self, sf)
     }
 }
 
@@ -193,9 +166,7 @@ impl Run<'_> {
             let store_chunks = self.opts.store_chunks;
             let games = self.games;
             let deltas_on = self.opts.delta_gain.is_some();
-            let mut decide = |table: &dyn Lookup,
-                              sketches: Option<&dyn SketchLookup>|
-             -> Result<()> {
+            let mut decide = |table: &dyn Lookup| -> Result<()> {
                 for (i, h) in hashes.iter().enumerate() {
                     let Some(h) = h else {
                         fates.push(None);
@@ -205,7 +176,7 @@ impl Run<'_> {
                         fates.push(Some(Fate::Again));
                         continue;
                     }
-                    if let Some(e) = table.find(h, &index_path)? {
+                    if let Some(e) = table.find(h)? {
                         fates.push(Some(Fate::Known(e)));
                     } else if store_chunks {
                         seen.insert(*h, ());
@@ -241,16 +212,12 @@ impl Run<'_> {
                             candidates.push((hashes[new_items[j]].expect("a chunk"), Ok(j)));
                             continue;
                         }
-                        let Some(prefix) = sketches
-                            .map(|t| t.find(*sf, &index_path))
-                            .transpose()?
-                            .flatten()
-                        else {
+                        let Some(prefix) = table.sketch(*sf)? else {
                             continue;
                         };
                         // A delta is never a base (one link deep); a prefix that finds one
                         // (or nothing) is no hint.
-                        if let Some((h, e)) = table.by_prefix(&prefix, &index_path)? {
+                        if let Some((h, e)) = table.by_prefix(&prefix)? {
                             if e.method != Method::ZstdDelta {
                                 candidates.push((h, Err(e)));
                             }
@@ -273,26 +240,8 @@ impl Run<'_> {
                 }
                 Ok(())
             };
-            // Look up through the open write transaction (it sees this pack's chunks), or a
-            // read transaction while nothing has been written.
-            match &self.txn {
-                Some(txn) => {
-                    let chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-                    let sketches = txn
-                        .open_table(SKETCHES)
-                        .map_err(|e| db_err(&index_path, e))?;
-                    decide(&chunks, Some(&sketches))?
-                }
-                None => {
-                    let rtx = self.store.begin_read()?;
-                    let chunks = rtx.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-                    match rtx.open_table(SKETCHES) {
-                        Ok(t) => decide(&chunks, Some(&t))?,
-                        Err(redb::TableError::TableDoesNotExist(_)) => decide(&chunks, None)?,
-                        Err(e) => return Err(db_err(&index_path, e)),
-                    }
-                }
-            }
+            // The chunk index holds this run's additions too.
+            decide(self.store.chunks()?)?;
         }
         // The bytes of bases outside the batch (from memory, or decoded from the packs).
         let lib = self.store.library().clone();
@@ -450,8 +399,12 @@ impl Run<'_> {
         payload: &[u8],
     ) -> Result<ChunkEntry> {
         let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-        let full =
-            (self.pack.as_ref()).is_some_and(|p| p.must_roll_over(rec_len, self.opts.pack_size));
+        // A pack is also sealed once the chunk index holds this many of its chunks in
+        // memory (they are written as a run when the pack's commit names it), so the
+        // builder's memory is bounded at any chunk size.
+        let full = (self.pack.as_ref())
+            .is_some_and(|p| p.must_roll_over(rec_len, self.opts.pack_size))
+            || self.store.chunks()?.pending_chunks() >= crate::library::runs::MAX_PENDING_CHUNKS;
         if full {
             self.seal()?;
         }
@@ -474,15 +427,8 @@ impl Run<'_> {
             ulen,
             method,
             stored_at: unix_now(),
-            refcount: 0,
         };
-        let index_path = self.store.library().index_path();
-        {
-            let txn = self.txn()?;
-            let mut t = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-            t.insert(&hash, entry.encode())
-                .map_err(|e| db_err(&index_path, e))?;
-        }
+        self.store.chunks_mut()?.insert_chunk(hash, entry);
         self.summary.new_chunks += 1;
         self.summary.new_bytes += ulen as u64;
         self.summary.stored_bytes += rec_len;
@@ -493,62 +439,35 @@ impl Run<'_> {
     /// super-features (the first chunk with a super-feature keeps it); and keeps a whole
     /// chunk's bytes at hand as a possible base.
     fn index_new(&mut self, hash: &[u8; 32], data: &[u8], st: &Stored) -> Result<()> {
-        let index_path = self.store.library().index_path();
         if let Some(base) = &st.base {
             self.summary.delta_chunks += 1;
             self.summary.delta_bytes += data.len() as u64;
-            let txn = self.txn()?;
-            let mut t = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
-            t.insert(hash, base).map_err(|e| db_err(&index_path, e))?;
+            self.store.chunks_mut()?.insert_delta(*hash, *base);
             return Ok(());
         }
         let Some(sk) = &st.sketch else {
             return Ok(());
         };
-        {
-            let txn = self.txn()?;
-            let mut t = txn
-                .open_table(SKETCHES)
-                .map_err(|e| db_err(&index_path, e))?;
-            for sf in sk {
-                if t.get(sf).map_err(|e| db_err(&index_path, e))?.is_none() {
-                    t.insert(sf, sketch_value(hash))
-                        .map_err(|e| db_err(&index_path, e))?;
-                }
-            }
+        let chunks = self.store.chunks_mut()?;
+        for sf in sk {
+            chunks.insert_sketch(*sf, hash)?;
         }
         self.bases.remember(*hash, data);
         Ok(())
     }
 
-    /// The base of delta chunk `hash` and where it is stored, from the index (through the
-    /// open write transaction, or a read transaction: a lookup must not start a write).
+    /// The base of delta chunk `hash` and where it is stored, from the chunk index.
     fn base_of(&mut self, hash: &[u8; 32]) -> Result<([u8; 32], LocatorEntry)> {
         let index_path = self.store.library().index_path();
-        let err = |e| db_err(&index_path, e);
-        let find = |deltas: &dyn DeltaLookup, chunks: &dyn Lookup| {
-            let base = deltas.base(hash, &index_path)?;
-            let e = chunks.find(&base, &index_path)?.ok_or_else(|| {
-                Error::library(
-                    &index_path,
-                    "the base of a delta chunk is missing from the index",
-                )
-            })?;
-            Ok((base, locator_entry(&e, &index_path)?))
-        };
-        match &self.txn {
-            Some(txn) => find(
-                &txn.open_table(DELTAS).map_err(err)?,
-                &txn.open_table(CHUNKS).map_err(err)?,
-            ),
-            None => {
-                let rtx = self.store.begin_read()?;
-                find(
-                    &rtx.open_table(DELTAS).map_err(err)?,
-                    &rtx.open_table(CHUNKS).map_err(err)?,
-                )
-            }
-        }
+        let chunks = self.store.chunks()?;
+        let base = crate::library::locator::base_of(chunks, hash, &index_path)?;
+        let e = chunks.get(&base)?.ok_or_else(|| {
+            Error::library(
+                &index_path,
+                "the base of a delta chunk is missing from the index",
+            )
+        })?;
+        Ok((base, locator_entry(&e, &index_path)?))
     }
 
     /// Seals the open pack, commits the index, then writes the games that waited for it.

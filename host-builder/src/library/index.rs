@@ -1,24 +1,29 @@
 //! The redb index (SPEC section 5): the builder's own database, updated in place by
-//! [`super::writer`]. Readers never open it: a game's chunks are found through its locator.
+//! [`super::writer`]; since format version 4 it holds the packs, the games and the list
+//! of the chunk index's sorted runs ([`super::runs`]), which hold the chunks, sketches and
+//! deltas. Readers never open it: a game's chunks are found through its locator.
 //! `romlib verify`, `romlib rebuild-index` and the builder are its only users.
 
 use crate::error::Error;
-use redb::{ReadableTable, TableDefinition};
+use redb::TableDefinition;
 use romlib_format::index::{
-    ChunkEntry, CHUNKS_TABLE, DELTAS_TABLE, ENTRY_LEN, GAMES_TABLE, META_TABLE, PACKS_TABLE,
-    SKETCHES_TABLE, SKETCH_PREFIX_LEN,
+    CHUNKS_TABLE, DELTAS_TABLE, GAMES_TABLE, META_TABLE, PACKS_TABLE, SKETCHES_TABLE,
+    SKETCH_PREFIX_LEN, V3_ENTRY_LEN,
 };
 use std::path::Path;
 
-/// Chunk hash -> [`ChunkEntry`] bytes (fixed width since format version 3).
-pub const CHUNKS: TableDefinition<&[u8; 32], [u8; ENTRY_LEN]> = TableDefinition::new(CHUNKS_TABLE);
+/// Format version 3's chunk hash -> `ChunkEntry` bytes and a reference count (read only by
+/// the upgrade to version 4, which moves it into a sorted run: [`super::runs`]).
+pub const CHUNKS: TableDefinition<&[u8; 32], [u8; V3_ENTRY_LEN]> =
+    TableDefinition::new(CHUNKS_TABLE);
 /// Pack id -> [`romlib_format::index::PackInfo`] bytes.
 pub const PACKS: TableDefinition<u32, &[u8]> = TableDefinition::new(PACKS_TABLE);
-/// Title id -> BLAKE3 of the chunk table counted in the refcounts.
+/// Title id -> BLAKE3 of the chunk table of the manifest published under it.
 pub const GAMES: TableDefinition<&str, &[u8; 32]> = TableDefinition::new(GAMES_TABLE);
-/// Delta chunk hash -> its base chunk's hash.
+/// Format version 2 and 3's delta chunk hash -> its base chunk's hash (upgrade only).
 pub const DELTAS: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new(DELTAS_TABLE);
-/// Super-feature -> the hash prefix of the first stored non-delta chunk that had it.
+/// Format version 3's super-feature -> the hash prefix of the first stored non-delta chunk
+/// that had it (upgrade only).
 pub const SKETCHES: TableDefinition<u64, [u8; SKETCH_PREFIX_LEN]> =
     TableDefinition::new(SKETCHES_TABLE);
 /// Library facts.
@@ -40,29 +45,6 @@ pub fn sketch_value(hash: &[u8; 32]) -> [u8; SKETCH_PREFIX_LEN] {
     let mut v = [0u8; SKETCH_PREFIX_LEN];
     v.copy_from_slice(&hash[..SKETCH_PREFIX_LEN]);
     v
-}
-
-/// The first chunk of `chunks` whose hash starts with `prefix` (a `sketches` value), with
-/// its entry.
-pub fn chunk_by_prefix<T>(
-    chunks: &T,
-    prefix: &[u8; SKETCH_PREFIX_LEN],
-    path: &Path,
-) -> Result<Option<([u8; 32], ChunkEntry)>, Error>
-where
-    T: ReadableTable<&'static [u8; 32], [u8; ENTRY_LEN]>,
-{
-    let mut low = [0u8; 32];
-    low[..SKETCH_PREFIX_LEN].copy_from_slice(prefix);
-    let mut high = [0xffu8; 32];
-    high[..SKETCH_PREFIX_LEN].copy_from_slice(prefix);
-    let db = |e: redb::StorageError| Error::library(path, format!("index database: {e}"));
-    let Some(row) = chunks.range::<&[u8; 32]>(&low..=&high).map_err(db)?.next() else {
-        return Ok(None);
-    };
-    let (k, v) = row.map_err(db)?;
-    let entry = ChunkEntry::decode(&v.value()).map_err(|e| Error::library(path, e.to_string()))?;
-    Ok(Some((*k.value(), entry)))
 }
 
 /// What an index that redb cannot open means to a user.

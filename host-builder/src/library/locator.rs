@@ -11,9 +11,8 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
-use crate::library::index::{CHUNKS, DELTAS};
-use crate::library::writer::{db_err, LibraryWriter};
-use redb::ReadableTable;
+use crate::library::runs::ChunkIndex;
+use crate::library::writer::LibraryWriter;
 use romlib_device::Library;
 use romlib_format::index::ChunkEntry;
 use romlib_format::layout::CATALOG_FILE;
@@ -83,30 +82,20 @@ pub fn locator_entry(e: &ChunkEntry, index_path: &Path) -> Result<LocatorEntry> 
         .ok_or_else(|| Error::library(index_path, "record offset beyond 4 GiB"))
 }
 
-/// The locator of `title`'s chunk table `table`, as the committed index gives it (for an
+/// The locator of `title`'s chunk table `table`, as the chunk index gives it (for an
 /// import, which does not look every chunk up as it goes).
 pub fn from_index(store: &LibraryWriter, title: &str, table: &[u8]) -> Result<GameLocator> {
     let lib = store.library();
     let index_path = lib.index_path();
     let path = lib.locator_path(title);
-    let rtx = store.begin_read()?;
-    let chunks = rtx.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-    let deltas = match rtx.open_table(DELTAS) {
-        Ok(t) => Some(t),
-        Err(redb::TableError::TableDoesNotExist(_)) => None,
-        Err(e) => return Err(db_err(&index_path, e)),
-    };
+    let chunks = store.chunks()?;
     let entry = |hash: &[u8; 32]| -> Result<ChunkEntry> {
-        let v = chunks
-            .get(hash)
-            .map_err(|e| db_err(&index_path, e))?
-            .ok_or_else(|| {
-                Error::library(
-                    &index_path,
-                    format!("{title}: a chunk is missing from the index"),
-                )
-            })?;
-        ChunkEntry::decode(&v.value()).map_err(|e| Error::library(&index_path, e.to_string()))
+        chunks.get(hash)?.ok_or_else(|| {
+            Error::library(
+                &index_path,
+                format!("{title}: a chunk is missing from the index"),
+            )
+        })
     };
     let mut loc = GameLocator::default();
     loc.entries.reserve(table.len() / CHUNK_RECORD_LEN);
@@ -115,7 +104,7 @@ pub fn from_index(store: &LibraryWriter, title: &str, table: &[u8]) -> Result<Ga
         let e = entry(&c.hash)?;
         loc.entries.push(locator_entry(&e, &index_path)?);
         if e.method == Method::ZstdDelta {
-            let base = base_of(deltas.as_ref(), &c.hash, &index_path)?;
+            let base = base_of(chunks, &c.hash, &index_path)?;
             if let std::collections::btree_map::Entry::Vacant(v) = loc.bases.entry(base) {
                 v.insert(locator_entry(&entry(&base)?, &index_path)?);
             }
@@ -124,24 +113,14 @@ pub fn from_index(store: &LibraryWriter, title: &str, table: &[u8]) -> Result<Ga
     Ok(loc)
 }
 
-/// The base chunk of delta chunk `hash`, from the index's `deltas` table.
-pub fn base_of(
-    deltas: Option<&impl ReadableTable<&'static [u8; 32], &'static [u8; 32]>>,
-    hash: &[u8; 32],
-    index_path: &Path,
-) -> Result<[u8; 32]> {
-    let found = match deltas {
-        Some(t) => t
-            .get(hash)
-            .map_err(|e| db_err(index_path, e))?
-            .map(|v| *v.value()),
-        None => None,
-    };
+/// The base chunk of delta chunk `hash`, from the chunk index.
+pub fn base_of(chunks: &ChunkIndex, hash: &[u8; 32], index_path: &Path) -> Result<[u8; 32]> {
+    let found = chunks.delta_base(hash)?;
     found.ok_or_else(|| {
         Error::library(
             index_path,
             format!(
-                "delta chunk {} has no base in the index's deltas table",
+                "delta chunk {} has no base in the index",
                 romlib_device::error::short_hex(hash)
             ),
         )

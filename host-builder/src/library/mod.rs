@@ -1,6 +1,6 @@
 //! Writing a library (SPEC section 1): the index's tables and its checked opening
-//! ([`index`]), the locked library and its index written in place ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
-//! ([`manifest_writer`]) and their publishing with refcounts ([`publish`]), locators and
+//! ([`index`]), the chunk index's sorted runs ([`runs`]), the locked library and its index written in place ([`writer`]), packs ([`pack_writer`], [`pack_scan`]), signed manifests
+//! ([`manifest_writer`]) and their publishing ([`publish`]), locators and
 //! the catalog ([`locator`]), dictionaries ([`dicts`]), crash recovery ([`recovery`]), removing games ([`remove`]), the signed snapshot ([`snapshot`]), rebuilding the index
 //! ([`rebuild`]) and
 //! the resemblance sketches of the index's `sketches` table ([`sketch`]).
@@ -24,6 +24,7 @@ pub mod publish;
 pub mod rebuild;
 pub mod recovery;
 pub mod remove;
+pub mod runs;
 pub mod sketch;
 pub mod snapshot;
 pub mod writer;

@@ -1,23 +1,20 @@
-//! Publishing into a library what a build or an import produced: signed manifests, with
-//! the refcounts of their chunks moved in the index, and the signers' public keys.
+//! Publishing into a library what a build or an import produced: signed manifests, and
+//! the signers' public keys.
 //!
 //! A manifest is written as `games/.<title>.manifest.tmp` and its locator as
-//! `games/.<title>.locator.tmp` (both fsynced), then the index transaction that moves the
-//! refcounts from the old chunk table to the new one and records the new table's hash under
-//! the title in `games` commits durably, then the manifest is renamed into place and its
+//! `games/.<title>.locator.tmp` (both fsynced), then the index transaction that records
+//! the new chunk table's hash under the title in `games` commits durably (with the runs
+//! holding every chunk the table names), then the manifest is renamed into place and its
 //! locator after it (the roll-forward rule; [`super::recovery`] finishes or undoes what a
 //! crash left between them). Between the two renames a reader finds the new manifest's
 //! locator under its staged name.
 
 use super::writer::{db_err, LibraryWriter};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsio::{rename_synced, temp_path, write_atomic, write_synced};
-use crate::library::index::{CHUNKS, GAMES};
-use redb::{ReadableTable, WriteTransaction};
-use romlib_device::ManifestFile;
-use romlib_format::index::{ChunkEntry, ENTRY_LEN};
-use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
-use std::path::{Path, PathBuf};
+use crate::library::index::GAMES;
+use redb::WriteTransaction;
+use std::path::PathBuf;
 
 /// A signed manifest written to its temporary name, waiting to be published.
 pub(crate) struct StagedManifest {
@@ -29,8 +26,6 @@ pub(crate) struct StagedManifest {
     tmp: PathBuf,
     /// The game's locator, and where it is staged meanwhile.
     locator: (PathBuf, PathBuf),
-    /// Its raw chunk table.
-    table: Vec<u8>,
     /// The table's BLAKE3, recorded under the title in the index.
     table_hash: [u8; 32],
 }
@@ -60,13 +55,12 @@ pub(crate) fn stage_manifest(
         path,
         tmp,
         locator: (loc_tmp, loc),
-        table: table.to_vec(),
         table_hash: *blake3::hash(table).as_bytes(),
     }))
 }
 
-/// Publishes staged manifests: moves the refcounts from each title's old chunk table to
-/// the new one and records the new table, in one durable index transaction (`txn`, or a
+/// Publishes staged manifests: records each title's new chunk table in one durable index
+/// transaction (`txn`, or a
 /// new one), then renames each manifest into place and its locator after it. A crash
 /// between them is repaired by recovery (SPEC section 6). Returns how many were published.
 pub(crate) fn publish_manifests(
@@ -80,29 +74,10 @@ pub(crate) fn publish_manifests(
         None => store.begin()?,
     };
     {
-        let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
         let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
-        for StagedManifest {
-            title,
-            path,
-            table,
-            table_hash,
-            ..
-        } in &changed
-        {
-            let counted = games
-                .get(title.as_str())
-                .map_err(|e| db_err(&index_path, e))?
-                .map(|v| *v.value());
-            if let Some(counted) = counted {
-                adjust_old(&mut chunks, path, &counted, &index_path)?;
-            }
-            for rec in table.chunks_exact(CHUNK_RECORD_LEN) {
-                let r = ChunkRef::decode(rec).map_err(|e| Error::library(path, e.to_string()))?;
-                bump(&mut chunks, &r.hash, 1, &index_path)?;
-            }
+        for s in &changed {
             games
-                .insert(title.as_str(), table_hash)
+                .insert(s.title.as_str(), &s.table_hash)
                 .map_err(|e| db_err(&index_path, e))?;
         }
     }
@@ -114,52 +89,6 @@ pub(crate) fn publish_manifests(
         rename_synced(&s.locator.0, &s.locator.1)?;
     }
     Ok(n)
-}
-
-/// Decrements the refcounts of the chunk table currently counted for a title, if the
-/// manifest on disk is the one that was counted.
-fn adjust_old(
-    chunks: &mut redb::Table<&[u8; 32], [u8; ENTRY_LEN]>,
-    manifest: &Path,
-    counted: &[u8; 32],
-    index_path: &Path,
-) -> Result<()> {
-    let Ok(old) = ManifestFile::open(manifest) else {
-        return Ok(());
-    };
-    if old.unverified_body().chunk_table_blake3.as_slice() != counted {
-        return Ok(());
-    }
-    let mut table = old.unverified_chunks()?;
-    while let Some(r) = table.next_chunk()? {
-        bump(chunks, &r.hash, -1, index_path)?;
-    }
-    table.finish()?;
-    Ok(())
-}
-
-fn bump(
-    chunks: &mut redb::Table<&[u8; 32], [u8; ENTRY_LEN]>,
-    hash: &[u8; 32],
-    by: i64,
-    index_path: &Path,
-) -> Result<()> {
-    let cur = chunks
-        .get(hash)
-        .map_err(|e| db_err(index_path, e))?
-        .map(|v| v.value());
-    let Some(cur) = cur else {
-        return Err(Error::library(
-            index_path,
-            "a manifest names a chunk the index lacks",
-        ));
-    };
-    let mut e = ChunkEntry::decode(&cur).map_err(|e| Error::library(index_path, e.to_string()))?;
-    e.add_refs(by);
-    chunks
-        .insert(hash, e.encode())
-        .map_err(|e| db_err(index_path, e))?;
-    Ok(())
 }
 
 /// Writes public key `pk` into the library's `keys/` folder unless it is there already.

@@ -1,16 +1,15 @@
 //! Rebuilding a library's index from what it is derived from: the packs (every record
-//! names its chunk, and a delta its base) and the manifests (each game's chunk table gives
-//! the refcounts). `romlib rebuild-index` runs it when `index.db` is damaged or lost (SPEC
+//! names its chunk, and a delta its base) and the manifests (each game's published chunk
+//! table). `romlib rebuild-index` runs it when `index.db` is damaged or lost (SPEC
 //! section 5.1); the rebuilt index replaces the old one only once complete, as a build's
 //! does.
 
 use super::locator;
 use super::writer::{db_err, index_pack, LibraryWriter};
 use crate::error::{Error, Result};
-use crate::library::index::{CHUNKS, DELTAS, GAMES, META, PACKS, SKETCHES};
-use redb::{ReadableTable, ReadableTableMetadata};
+use crate::library::index::{GAMES, META, PACKS};
 use romlib_device::ManifestFile;
-use romlib_format::index::{ChunkEntry, ENTRY_LEN, LIBRARY_FORMAT_VERSION, META_FORMAT};
+use romlib_format::index::{LIBRARY_FORMAT_VERSION, META_FORMAT, META_RUNS};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +20,7 @@ pub struct RebuildReport {
     pub packs: u64,
     /// Chunk entries written.
     pub chunks: u64,
-    /// Games whose chunk references were counted.
+    /// Games recorded as published.
     pub games: u64,
     /// What could not be indexed, each with the file it concerns: a damaged pack (its
     /// chunks are left out), an unreadable manifest, a game whose chunks are in no pack.
@@ -51,13 +50,12 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
         let mut meta = txn.open_table(META).map_err(|e| db_err(&index_path, e))?;
         meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
             .map_err(|e| db_err(&index_path, e))?;
-        txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+        meta.insert(META_RUNS, [].as_slice())
+            .map_err(|e| db_err(&index_path, e))?;
         txn.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
         txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
-        txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
-        txn.open_table(SKETCHES)
-            .map_err(|e| db_err(&index_path, e))?;
     }
+    store.commit(txn)?;
     let mut dec = Default::default();
     for id in ids {
         let path = lib.pack_path(id);
@@ -67,17 +65,28 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs().min(u32::MAX as u64) as u32);
-        match index_pack(&lib, &txn, id, stored_at, &mut dec) {
-            Ok(_) => rep.packs += 1,
-            Err(e) => rep.problems.push((
-                path.clone(),
-                format!("{}; its chunks are left out of the index", strip(&e, &path)),
-            )),
+        // One commit per pack: what a pack adds becomes a run (merged as they grow), so
+        // memory stays bounded by a pack's chunks whatever the library's size.
+        let txn = store.begin()?;
+        match index_pack(&lib, &txn, store.chunks_mut()?, id, stored_at, &mut dec) {
+            Ok(_) => {
+                rep.packs += 1;
+                store.commit(txn)?;
+            }
+            Err(e) => {
+                store.chunks_mut()?.discard();
+                txn.abort().map_err(|e| db_err(&index_path, e))?;
+                rep.problems.push((
+                    path.clone(),
+                    format!("{}; its chunks are left out of the index", strip(&e, &path)),
+                ))
+            }
         }
     }
+    let txn = store.begin()?;
     let mut tables = Vec::new();
     {
-        let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
+        let chunks = store.chunks()?;
         let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
         for title in lib.titles()? {
             let path = lib.manifest_path(&title);
@@ -94,11 +103,7 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
                 .collect();
             let mut missing = 0u64;
             for r in &refs {
-                if chunks
-                    .get(&r.hash)
-                    .map_err(|e| db_err(&index_path, e))?
-                    .is_none()
-                {
+                if chunks.get(&r.hash)?.is_none() {
                     missing += 1;
                 }
             }
@@ -114,26 +119,13 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
                 ));
                 continue;
             }
-            for r in &refs {
-                let cur = chunks
-                    .get(&r.hash)
-                    .map_err(|e| db_err(&index_path, e))?
-                    .map(|v| v.value())
-                    .unwrap_or([0; ENTRY_LEN]);
-                let mut e = ChunkEntry::decode(&cur)
-                    .map_err(|e| Error::library(&index_path, e.to_string()))?;
-                e.add_refs(1);
-                chunks
-                    .insert(&r.hash, e.encode())
-                    .map_err(|e| db_err(&index_path, e))?;
-            }
             games
                 .insert(title.as_str(), blake3::hash(&table).as_bytes())
                 .map_err(|e| db_err(&index_path, e))?;
             rep.games += 1;
             tables.push((title, table));
         }
-        rep.chunks = chunks.len().map_err(|e| db_err(&index_path, e))?;
+        rep.chunks = chunks.runs().iter().map(|r| r.chunk_count()).sum();
     }
     store.commit(txn)?;
     store.publish()?;

@@ -6,21 +6,19 @@
 //!
 //! 1. its manifest is renamed to `games/.<title>.manifest.removed` (readers list and open
 //!    only `<title>.manifest`, so from here on no reader sees the game);
-//! 2. one durable index transaction drops the refcounts of the chunk table the index counts
-//!    for it (when that is the removed manifest's) and its row of `games`;
+//! 2. one durable index transaction drops its row of `games`;
 //! 3. its locator (and a staged one), its manifest's parity file and the removed manifest
 //!    are deleted, and `catalog.txt` is rewritten.
 //!
-//! The chunks stay in their packs: removing a game frees no space by itself. Chunks whose
-//! refcount drops to zero are what a prune reclaims.
+//! The chunks stay in their packs: removing a game frees no space by itself. Chunks no
+//! manifest references any more (counted from the manifests, as a prune counts them) are
+//! what a prune reclaims.
 
-use super::index::{CHUNKS, GAMES};
+use super::index::GAMES;
 use super::writer::{db_err, LibraryWriter};
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, sync_dir, temp_path};
-use redb::ReadableTable;
 use romlib_device::{Library, ManifestFile};
-use romlib_format::index::ChunkEntry;
 use romlib_format::layout::MANIFEST_EXT;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,7 +31,7 @@ pub const REMOVED_SUFFIX: &str = ".removed";
 pub struct RemoveSummary {
     /// The games removed, sorted.
     pub removed: Vec<String>,
-    /// Chunks no manifest references any more (their refcount reached zero).
+    /// Chunks no manifest references any more.
     pub unreferenced_chunks: u64,
     /// Their stored bytes (what a prune could reclaim).
     pub unreferenced_bytes: u64,
@@ -92,47 +90,15 @@ pub fn finish_removal(store: &mut LibraryWriter, titles: &[String]) -> Result<Re
     };
     let txn = store.begin()?;
     {
-        let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
         let mut games = txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
         for t in titles {
-            let counted = games
+            games
                 .remove(t.as_str())
-                .map_err(|e| db_err(&index_path, e))?
-                .map(|v| *v.value());
-            let path = removed_path(&lib, t);
-            let Some(counted) = counted else { continue };
-            let Ok(m) = ManifestFile::open(&path) else {
-                continue;
-            };
-            if m.unverified_body().chunk_table_blake3.as_slice() != counted {
-                continue;
-            }
-            let mut table = m
-                .unverified_chunks()
-                .map_err(|e| Error::library(&path, e.to_string()))?;
-            while let Some(r) = table
-                .next_chunk()
-                .map_err(|e| Error::library(&path, e.to_string()))?
-            {
-                let Some(v) = chunks.get(&r.hash).map_err(|e| db_err(&index_path, e))? else {
-                    continue;
-                };
-                let mut e = ChunkEntry::decode(&v.value())
-                    .map_err(|e| Error::library(&index_path, e.to_string()))?;
-                drop(v);
-                let was = e.refcount;
-                e.add_refs(-1);
-                if was == 1 && e.refcount == 0 {
-                    summary.unreferenced_chunks += 1;
-                    summary.unreferenced_bytes += u64::from(e.clen);
-                }
-                chunks
-                    .insert(&r.hash, e.encode())
-                    .map_err(|e| db_err(&index_path, e))?;
-            }
+                .map_err(|e| db_err(&index_path, e))?;
         }
     }
     store.commit_durable(txn)?;
+    (summary.unreferenced_chunks, summary.unreferenced_bytes) = unreferenced(store, titles)?;
     for t in titles {
         store.touch(t);
         let locator = lib.locator_path(t);
@@ -148,6 +114,52 @@ pub fn finish_removal(store: &mut LibraryWriter, titles: &[String]) -> Result<Re
     sync_dir(&lib.games_dir())?;
     super::locator::write_catalog(&lib)?;
     Ok(summary)
+}
+
+/// The chunks of the removed manifests of `titles` that no manifest in place references,
+/// and their stored bytes: the removed games' chunks are held in memory, every other
+/// game's chunk table is read once.
+fn unreferenced(store: &LibraryWriter, titles: &[String]) -> Result<(u64, u64)> {
+    let lib = store.library();
+    let mut gone = std::collections::HashSet::new();
+    for t in titles {
+        let path = removed_path(lib, t);
+        let Ok(m) = ManifestFile::open(&path) else {
+            continue;
+        };
+        let mut table = m
+            .unverified_chunks()
+            .map_err(|e| Error::library(&path, e.to_string()))?;
+        while let Some(r) = table
+            .next_chunk()
+            .map_err(|e| Error::library(&path, e.to_string()))?
+        {
+            gone.insert(r.hash);
+        }
+    }
+    if gone.is_empty() {
+        return Ok((0, 0));
+    }
+    for t in lib.titles()? {
+        let path = lib.manifest_path(&t);
+        let Ok(m) = ManifestFile::open(&path) else {
+            continue;
+        };
+        let Ok(mut table) = m.unverified_chunks() else {
+            continue;
+        };
+        while let Ok(Some(r)) = table.next_chunk() {
+            gone.remove(&r.hash);
+        }
+    }
+    let chunks = store.chunks()?;
+    let mut bytes = 0;
+    for h in &gone {
+        if let Some(e) = chunks.get(h)? {
+            bytes += u64::from(e.clen);
+        }
+    }
+    Ok((gone.len() as u64, bytes))
 }
 
 /// Deletes `path` (never what a symbolic link there points to) unless it is absent.

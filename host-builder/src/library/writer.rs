@@ -17,10 +17,13 @@ use crate::library::index::{
     open_err, sketch_value, CHUNKS, CHUNKS_BEFORE_V3, CHUNKS_V2, DELTAS, GAMES, META, PACKS,
     SKETCHES, SKETCHES_BEFORE_V3, SKETCHES_V2,
 };
+use crate::library::runs::{self, ChunkIndex};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
 use romlib_device::Library;
-use romlib_format::index::{ChunkEntry, PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
-use romlib_format::layout::{INDEX_NEW_FILE, INDEX_SUM_FILE, LOCK_FILE};
+use romlib_format::index::{
+    ChunkEntry, PackInfo, ENTRY_LEN, LIBRARY_FORMAT_VERSION, META_FORMAT, META_RUNS, V3_ENTRY_LEN,
+};
+use romlib_format::layout::{INDEX_NEW_FILE, INDEX_SUM_FILE, LOCK_FILE, RUNS_DIR};
 use romlib_format::pack::{Method, RecordHeader};
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -50,6 +53,8 @@ pub struct LibraryWriter {
     lib: Library,
     _lock: File,
     db: Option<Db>,
+    /// The chunk index's runs and what this run added to them (loaded with the index).
+    chunks: Option<ChunkIndex>,
     /// `romlib rebuild-index`: the index is built whole in `.index.db.new` and replaces
     /// `index.db` by a rename when published.
     fresh: bool,
@@ -91,6 +96,8 @@ impl LibraryWriter {
             w.writable()?;
         }
         w.check_meta()?;
+        let ids = w.run_list()?;
+        w.chunks = Some(ChunkIndex::open(&w.runs_dir(), &ids, true)?);
         w.recover_packs()?;
         Ok(w)
     }
@@ -109,6 +116,9 @@ impl LibraryWriter {
         let mut w = Self::lock(root)?;
         w.fresh = true;
         w.db = Some(Db::Writable(open_writable(&w.new_index_path())?));
+        // The published index's runs stay until the new index replaces it; new runs are
+        // numbered after them.
+        w.chunks = Some(ChunkIndex::open(&w.runs_dir(), &[], false)?);
         Ok(w)
     }
 
@@ -156,6 +166,7 @@ impl LibraryWriter {
             lib,
             _lock: lock,
             db: None,
+            chunks: None,
             fresh: false,
             next_pack_id: 1,
             recovered: Vec::new(),
@@ -198,6 +209,39 @@ impl LibraryWriter {
             }
         };
         r.map_err(|e| db_err(&self.index_path(), e))
+    }
+
+    /// The chunk index.
+    pub(crate) fn chunks(&self) -> Result<&ChunkIndex> {
+        self.chunks
+            .as_ref()
+            .ok_or_else(|| Error::library(self.index_path(), "the index is not open"))
+    }
+
+    /// The chunk index, to add to (what is added is written by the next commit).
+    pub(crate) fn chunks_mut(&mut self) -> Result<&mut ChunkIndex> {
+        let path = self.index_path();
+        self.chunks
+            .as_mut()
+            .ok_or_else(|| Error::library(path, "the index is not open"))
+    }
+
+    /// The folder of the chunk index's runs.
+    fn runs_dir(&self) -> PathBuf {
+        self.lib.root().join(RUNS_DIR)
+    }
+
+    /// The runs the index names, oldest first.
+    fn run_list(&self) -> Result<Vec<u64>> {
+        let path = self.index_path();
+        let txn = self.begin_read()?;
+        let meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
+        let v = meta.get(META_RUNS).map_err(|e| db_err(&path, e))?;
+        match v {
+            None => Ok(Vec::new()),
+            Some(v) => runs::decode_list(v.value())
+                .ok_or_else(|| Error::library(&path, "index: its list of runs is damaged")),
+        }
     }
 
     /// The index opened for writing, in place, on the first call (see the module doc).
@@ -266,6 +310,8 @@ impl LibraryWriter {
         rename_synced(&new, &index)?;
         self.fresh = false;
         self.db = Some(Db::Writable(open_writable(&index)?));
+        // The runs of the index just replaced.
+        self.chunks()?.drop_superseded()?;
         Ok(())
     }
 
@@ -288,40 +334,51 @@ impl LibraryWriter {
         });
         match version {
             Some(LIBRARY_FORMAT_VERSION) => Ok(()),
-            // An index from before version 3 is upgraded in one transaction (a crash leaves
-            // it as it was, and the next run starts again): its chunk entries are rewritten
-            // at their fixed width, and its sketches keep a hash prefix. Version 1 is
-            // version 2 without deltas: the two tables are added, and every stored chunk is
-            // sketched so that new chunks find bases among the old ones.
-            None | Some(1) | Some(2) => {
+            // A new index: the small tables and an empty list of runs.
+            None => {
                 let txn = self.begin()?;
-                if version.is_some() {
-                    upgrade_v2_tables(&txn, &path, version == Some(2))?;
-                }
                 {
                     let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
                     meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
                         .map_err(|e| db_err(&path, e))?;
-                    txn.open_table(CHUNKS).map_err(|e| db_err(&path, e))?;
-                    let packs = txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
+                    meta.insert(META_RUNS, [].as_slice())
+                        .map_err(|e| db_err(&path, e))?;
+                    txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
                     txn.open_table(GAMES).map_err(|e| db_err(&path, e))?;
-                    txn.open_table(DELTAS).map_err(|e| db_err(&path, e))?;
-                    let mut sketches = txn.open_table(SKETCHES).map_err(|e| db_err(&path, e))?;
-                    if version == Some(1) {
-                        let mut ids = Vec::new();
-                        for row in packs.iter().map_err(|e| db_err(&path, e))? {
-                            ids.push(row.map_err(|e| db_err(&path, e))?.0.value());
+                }
+                self.commit_tables(txn)
+            }
+            // An index from before version 3 is first brought to version 3's tables in one
+            // transaction (a crash leaves it as it was, and the next run starts again): its
+            // chunk entries are rewritten at their fixed width, and its sketches keep a
+            // hash prefix. Version 1 is version 2 without deltas: the two tables are
+            // added, and every stored chunk is sketched so that new chunks find bases
+            // among the old ones. Then version 3's tables become one sorted run.
+            Some(v @ 1..=3) => {
+                if v < 3 {
+                    let txn = self.begin()?;
+                    upgrade_v2_tables(&txn, &path, v == 2)?;
+                    {
+                        let packs = txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
+                        txn.open_table(GAMES).map_err(|e| db_err(&path, e))?;
+                        txn.open_table(DELTAS).map_err(|e| db_err(&path, e))?;
+                        let mut sketches =
+                            txn.open_table(SKETCHES).map_err(|e| db_err(&path, e))?;
+                        if v == 1 {
+                            let mut ids = Vec::new();
+                            for row in packs.iter().map_err(|e| db_err(&path, e))? {
+                                ids.push(row.map_err(|e| db_err(&path, e))?.0.value());
+                            }
+                            sketch_packs(&self.lib, &ids, &mut sketches)?;
                         }
-                        sketch_packs(&self.lib, &ids, &mut sketches)?;
                     }
+                    self.commit_tables(txn)?;
                 }
-                if version.is_some() {
-                    self.recovered.push(format!(
-                        "upgraded the index from format version {} to {LIBRARY_FORMAT_VERSION}",
-                        version.unwrap_or_default()
-                    ));
-                }
-                self.commit(txn)
+                self.upgrade_v3_to_runs()?;
+                self.recovered.push(format!(
+                    "upgraded the index from format version {v} to {LIBRARY_FORMAT_VERSION}"
+                ));
+                Ok(())
             }
             Some(v) => Err(Error::library(
                 &path,
@@ -331,6 +388,60 @@ impl LibraryWriter {
                 ),
             )),
         }
+    }
+
+    /// Moves version 3's `chunks`, `sketches` and `deltas` tables (each read in key
+    /// order) into one sorted run, and deletes them, in one durable commit: a crash
+    /// before it leaves version 3 as it was (the run, named nowhere, is deleted next
+    /// time). Reference counts are dropped: liveness is counted from the manifests.
+    fn upgrade_v3_to_runs(&mut self) -> Result<()> {
+        let path = self.index_path();
+        let mut ix = ChunkIndex::open(&self.runs_dir(), &[], true)?;
+        let txn = self.begin()?;
+        {
+            let err = |e: redb::TableError| db_err(&path, e);
+            let serr = |e: redb::StorageError| db_err(&path, e);
+            let chunks = txn.open_table(CHUNKS).map_err(err)?;
+            let sketches = txn.open_table(SKETCHES).map_err(err)?;
+            let deltas = txn.open_table(DELTAS).map_err(err)?;
+            ix.write_sorted(&mut |s, push| {
+                match s {
+                    runs::SECTION_CHUNKS => {
+                        for row in chunks.iter().map_err(serr)? {
+                            let (k, v) = row.map_err(serr)?;
+                            let e = ChunkEntry::decode(&v.value()).map_err(|e| {
+                                Error::library(&path, format!("upgrading the index: {e}"))
+                            })?;
+                            push(&ChunkIndex::encode_chunk_row(k.value(), &e))?;
+                        }
+                    }
+                    runs::SECTION_SKETCHES => {
+                        for row in sketches.iter().map_err(serr)? {
+                            let (k, v) = row.map_err(serr)?;
+                            push(&[&k.value().to_be_bytes()[..], &v.value()[..]].concat())?;
+                        }
+                    }
+                    _ => {
+                        for row in deltas.iter().map_err(serr)? {
+                            let (k, v) = row.map_err(serr)?;
+                            push(&[&k.value()[..], &v.value()[..]].concat())?;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        txn.delete_table(CHUNKS).map_err(|e| db_err(&path, e))?;
+        txn.delete_table(SKETCHES).map_err(|e| db_err(&path, e))?;
+        txn.delete_table(DELTAS).map_err(|e| db_err(&path, e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
+            meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
+                .map_err(|e| db_err(&path, e))?;
+            meta.insert(META_RUNS, runs::encode_list(&ix.ids()).as_slice())
+                .map_err(|e| db_err(&path, e))?;
+        }
+        self.commit_tables(txn)
     }
 
     /// Deletes `.partial` packs, adopts sealed packs the index does not list, and checks
@@ -383,7 +494,8 @@ impl LibraryWriter {
     fn adopt_pack(&mut self, id: u32) -> Result<()> {
         let lib = self.lib.clone();
         let txn = self.begin()?;
-        index_pack(&lib, &txn, id, unix_now(), &mut Default::default())?;
+        let chunks = self.chunks_mut()?;
+        index_pack(&lib, &txn, chunks, id, unix_now(), &mut Default::default())?;
         self.commit(txn)
     }
 
@@ -406,20 +518,44 @@ impl LibraryWriter {
     /// page it touched per pack (with random keys, most of the index): durable commits
     /// cost two fsyncs per pack and keep the file 15% smaller (SPEC section 5.2). The
     /// fresh index of `rebuild-index` is compacted and fsynced whole when published.
-    pub(crate) fn commit(&self, txn: WriteTransaction) -> Result<()> {
+    pub(crate) fn commit(&mut self, txn: WriteTransaction) -> Result<()> {
         if !self.fresh {
             return self.commit_durable(txn);
         }
-        txn.commit().map_err(|e| db_err(&self.index_path(), e))
+        self.name_runs(&txn)?;
+        txn.commit().map_err(|e| db_err(&self.index_path(), e))?;
+        self.chunks_mut()?.drop_merged()
     }
 
     /// Commits an index write transaction durably, with every commit before it (two
     /// fsyncs): what must hold before a file that depends on it is renamed into place.
-    pub(crate) fn commit_durable(&self, mut txn: WriteTransaction) -> Result<()> {
+    /// What this run added to the chunk index is written as a run first, and the commit
+    /// names it.
+    pub(crate) fn commit_durable(&mut self, txn: WriteTransaction) -> Result<()> {
+        self.name_runs(&txn)?;
+        self.commit_tables(txn)?;
+        self.chunks_mut()?.drop_merged()
+    }
+
+    /// Commits `txn` durably as it is.
+    fn commit_tables(&self, mut txn: WriteTransaction) -> Result<()> {
         let path = self.index_path();
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| db_err(&path, e))?;
         txn.commit().map_err(|e| db_err(&path, e))
+    }
+
+    /// Writes what this run added to the chunk index as a run (merging as due), and
+    /// names the runs in `txn`.
+    fn name_runs(&mut self, txn: &WriteTransaction) -> Result<()> {
+        let path = self.index_path();
+        let Some(ids) = self.chunks_mut()?.write()? else {
+            return Ok(());
+        };
+        let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
+        meta.insert(META_RUNS, runs::encode_list(&ids).as_slice())
+            .map_err(|e| db_err(&path, e))?;
+        Ok(())
     }
 
     /// Starts the next pack file.
@@ -611,26 +747,19 @@ impl PackFile {
 pub(crate) fn index_pack(
     lib: &Library,
     txn: &WriteTransaction,
+    chunks: &mut ChunkIndex,
     id: u32,
     stored_at: u32,
     dec: &mut crate::zstd_decoder::ZstdDecoder,
 ) -> Result<u64> {
     let index_path = lib.index_path();
     let path = lib.pack_path(id);
-    let mut chunks = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-    let mut deltas = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
-    let mut sketches = txn
-        .open_table(SKETCHES)
-        .map_err(|e| db_err(&index_path, e))?;
     let mut new: Vec<([u8; 32], ChunkEntry, Option<[u8; 32]>)> = Vec::new();
     let mut sketched: Vec<(u64, [u8; 32])> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     let (info, _) = crate::library::pack_scan::scan_pack_with(&path, id, |pos, rec, payload| {
-        let known = chunks
-            .get(&rec.hash)
-            .map_err(|e| db_err(&index_path, e))?
-            .is_some();
+        let known = chunks.get(&rec.hash)?.is_some();
         if known || !seen.insert(rec.hash) {
             return Ok(());
         }
@@ -652,31 +781,18 @@ pub(crate) fn index_pack(
             ulen: rec.ulen,
             method: rec.method,
             stored_at,
-            refcount: 0,
         };
         new.push((rec.hash, entry, base));
         Ok(())
     })?;
-    for (hash, entry, base) in &new {
-        chunks
-            .insert(hash, entry.encode())
-            .map_err(|e| db_err(&index_path, e))?;
+    for (hash, entry, base) in new {
+        chunks.insert_chunk(hash, entry);
         if let Some(base) = base {
-            deltas
-                .insert(hash, base)
-                .map_err(|e| db_err(&index_path, e))?;
+            chunks.insert_delta(hash, base);
         }
     }
     for (sf, hash) in &sketched {
-        if sketches
-            .get(sf)
-            .map_err(|e| db_err(&index_path, e))?
-            .is_none()
-        {
-            sketches
-                .insert(sf, sketch_value(hash))
-                .map_err(|e| db_err(&index_path, e))?;
-        }
+        chunks.insert_sketch(*sf, hash)?;
     }
     let mut packs = txn.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
     packs
@@ -730,7 +846,11 @@ fn upgrade_v2_tables(txn: &WriteTransaction, path: &Path, sketches: bool) -> Res
             let (k, v) = row.map_err(serr)?;
             let e = ChunkEntry::decode_v2(v.value())
                 .map_err(|e| Error::library(path, format!("upgrading the index: {e}")))?;
-            new.insert(k.value(), e.encode()).map_err(serr)?;
+            // Version 3's value: the entry and a reference count, which the move to runs
+            // right after drops.
+            let mut v3 = [0u8; V3_ENTRY_LEN];
+            v3[..ENTRY_LEN].copy_from_slice(&e.encode());
+            new.insert(k.value(), v3).map_err(serr)?;
         }
     }
     txn.delete_table(CHUNKS_V2).map_err(err)?;

@@ -11,13 +11,12 @@ use crate::build::DEFAULT_LEVEL;
 use crate::error::{Error, Result};
 use crate::fsio::{parent_dir, sync_dir};
 use crate::library::dicts::add_dict;
-use crate::library::index::{sketch_value, CHUNKS, DELTAS, PACKS, SKETCHES};
+use crate::library::index::PACKS;
 use crate::library::locator;
 use crate::library::publish::{publish_manifests, publish_public_key, stage_manifest};
 use crate::library::sketch::sketch;
 use crate::library::writer::{db_err, unix_now, PackFile};
 use crate::zstd_decoder::ZstdDecoder;
-use redb::ReadableTable;
 use romlib_device::chunks::packs::PackReader;
 use romlib_device::chunks::BaseChunk;
 use romlib_device::chunks::ChunkSource;
@@ -112,26 +111,12 @@ pub fn import(
     let mut rewrite: HashSet<[u8; 32]> = HashSet::new();
     let mut summary = ImportSummary::default();
     {
-        let rtx = store.begin_read()?;
-        let chunks = match rtx.open_table(CHUNKS) {
-            Ok(t) => Some(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(db_err(&index_path, e)),
-        };
+        let chunks = store.chunks()?;
         let mut dicts = HashMap::new();
         let mut scratch = Vec::new();
         // What the library holds of a chunk: nothing, a whole chunk, or a delta.
-        let held = |hash: &[u8; 32]| -> Result<Option<Method>> {
-            let Some(t) = &chunks else { return Ok(None) };
-            match t.get(hash).map_err(|e| db_err(&index_path, e))? {
-                None => Ok(None),
-                Some(v) => Ok(Some(
-                    ChunkEntry::decode(&v.value())
-                        .map_err(|e| Error::library(&index_path, e.to_string()))?
-                        .method,
-                )),
-            }
-        };
+        let held =
+            |hash: &[u8; 32]| -> Result<Option<Method>> { Ok(chunks.get(hash)?.map(|e| e.method)) };
         for m in &games {
             let mut source = ChunkSource::open(&lib, m)?;
             let mut table = m.chunks()?;
@@ -245,7 +230,6 @@ pub fn import(
                     ulen: h.ulen,
                     method: h.method,
                     stored_at: unix_now(),
-                    refcount: 0,
                 },
             ));
             summary.new_chunks += 1;
@@ -278,25 +262,17 @@ pub fn import(
                 t.insert(*id, info.encode().as_slice())
                     .map_err(|e| db_err(&index_path, e))?;
             }
-            let mut t = txn.open_table(CHUNKS).map_err(|e| db_err(&index_path, e))?;
-            for (hash, e) in &entries {
-                t.insert(hash, e.encode())
-                    .map_err(|e| db_err(&index_path, e))?;
-            }
-            let mut t = txn.open_table(DELTAS).map_err(|e| db_err(&index_path, e))?;
-            for (hash, base) in &delta_rows {
-                t.insert(hash, base).map_err(|e| db_err(&index_path, e))?;
-            }
-            // The first chunk with a super-feature keeps it, as in a build.
-            let mut t = txn
-                .open_table(SKETCHES)
-                .map_err(|e| db_err(&index_path, e))?;
-            for (sf, hash) in &sketch_rows {
-                if t.get(sf).map_err(|e| db_err(&index_path, e))?.is_none() {
-                    t.insert(sf, sketch_value(hash))
-                        .map_err(|e| db_err(&index_path, e))?;
-                }
-            }
+        }
+        let chunks = store.chunks_mut()?;
+        for (hash, e) in &entries {
+            chunks.insert_chunk(*hash, *e);
+        }
+        for (hash, base) in &delta_rows {
+            chunks.insert_delta(*hash, *base);
+        }
+        // The first chunk with a super-feature keeps it, as in a build.
+        for (sf, hash) in &sketch_rows {
+            chunks.insert_sketch(*sf, hash)?;
         }
         Some(txn)
     };

@@ -12,7 +12,7 @@
 //! is opened and its canonical path must still lie below the library's.
 
 use crate::error::{Error, Result};
-use romlib_format::layout::{GAMES_DIR, INDEX_FILE};
+use romlib_format::layout::{GAMES_DIR, INDEX_FILE, RUNS_DIR};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -290,7 +290,13 @@ fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
         out.push(seg);
         parts += 1;
     }
-    if parts == 1 && out.file_name().is_some_and(|n| n == INDEX_FILE) {
+    // The builder's own index (index.db and its runs) is no reader's business.
+    if parts == 1 && out.file_name().is_some_and(|n| n == INDEX_FILE)
+        || out
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str() == RUNS_DIR)
+    {
         return None;
     }
     Some(out)

@@ -10,11 +10,10 @@ use romlib_device::chunks::locator::ChunkLocator;
 use romlib_device::error::short_hex;
 use romlib_device::install::count;
 use romlib_device::{Library, ManifestFile, TrustStore};
-use romlib_format::index::ChunkEntry;
 use romlib_format::layout::MANIFEST_EXT;
 use romlib_format::portable::LocatorEntry;
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Names every game whose chunk table holds a chunk that cannot be decoded.
 pub(super) fn report_broken_games(
@@ -59,8 +58,7 @@ pub(super) fn report_broken_games(
 /// What a manifest is checked against: the index's chunk table (when it could be read)
 /// and the packs that could not be scanned.
 pub(super) struct Known<'a> {
-    pub(super) chunks:
-        Option<&'a redb::ReadOnlyTable<&'static [u8; 32], [u8; romlib_format::index::ENTRY_LEN]>>,
+    pub(super) chunks: Option<&'a crate::library::runs::ChunkIndex>,
     /// Packs that could not be scanned (reported already).
     pub(super) unreadable: &'a BTreeSet<u32>,
 }
@@ -69,10 +67,9 @@ pub(super) struct Known<'a> {
 /// length as the manifest gives them, and the game's number among the titles.
 pub(super) const LOCATED_LEN: usize = 12 + 32 + 4 + 4;
 
-/// What the manifests give the later joins: every reference of a counted manifest (by
-/// hash, for the refcounts), and, with no index, where each locator places each chunk.
+/// What the manifests give the later join: with no index, where each locator places each
+/// chunk.
 pub(super) struct Collect<'a> {
-    pub(super) refs: &'a mut Sorter<32>,
     pub(super) located: &'a mut Sorter<LOCATED_LEN>,
     /// Per game number: chunks its locator cannot place at all.
     pub(super) unplaced: &'a mut Vec<u64>,
@@ -153,7 +150,8 @@ pub(super) fn check_manifest(
     if !counts && chunks.is_some() {
         rep.problem(
             &path,
-            "the index does not count this manifest's chunk references (refcounts are stale)",
+            "the index does not hold this manifest as published (`romlib rebuild-index` \
+             takes it in)",
         );
     }
     let locator = open_locator(lib, title, body, rep);
@@ -181,12 +179,7 @@ pub(super) fn check_manifest(
         match table.next_chunk() {
             Ok(Some(r)) => {
                 i += 1;
-                if counts {
-                    collect.refs.push(r.hash)?;
-                }
-                let entry = chunks
-                    .and_then(|t| t.get(&r.hash).ok().flatten())
-                    .and_then(|v| ChunkEntry::decode(&v.value()).ok());
+                let entry = chunks.and_then(|t| t.get(&r.hash).ok().flatten());
                 if let (Some(l), None) = (locator.as_ref(), chunks) {
                     match l.entry(i - 1).ok().flatten() {
                         Some(le) if unreadable_packs.contains(&le.pack_id) => {}
@@ -336,35 +329,4 @@ fn open_locator(
             None
         }
     }
-}
-
-/// Checks chunk entry `value` of `hash`: it decodes, and its refcount is the `want`
-/// references the counted manifests make. Returns the entry, for the check of its place.
-pub(super) fn check_entry(
-    index_path: &Path,
-    hash: &[u8; 32],
-    value: &[u8],
-    want: u64,
-    rep: &mut VerifyReport,
-) -> Option<ChunkEntry> {
-    let short = crate::dat::digests::hex(&hash[..8]);
-    let e = match ChunkEntry::decode(value) {
-        Ok(e) => e,
-        Err(err) => {
-            rep.problem(index_path, format!("chunk {short}: {err}"));
-            return None;
-        }
-    };
-    // A saturated count no longer counts (SPEC section 5).
-    if e.refcount != u32::MAX && e.refcount as u64 != want {
-        rep.problem(
-            index_path,
-            format!(
-                "chunk {short}: refcount {} but the manifests reference it {}",
-                e.refcount,
-                count(want as usize, "time", "times")
-            ),
-        );
-    }
-    Some(e)
 }

@@ -3,9 +3,10 @@
 //! Every pack is read once: its footer checksum is recomputed and every record is
 //! decompressed and hashed (in parallel batches). Every manifest's signature is checked
 //! against the trusted keys and its chunk table is read. The index must agree with all of
-//! it: every chunk entry points at a record holding that chunk, every pack entry describes
-//! the pack on disk, every chunk a manifest needs is indexed, and every refcount equals the
-//! number of references from the manifests the index counted.
+//! it: every run of the chunk index is whole (its checksum) and sorted, every chunk entry
+//! points at a record holding that chunk, every pack entry describes the pack on disk,
+//! every chunk a manifest needs is indexed, and the index holds every manifest as
+//! published.
 //!
 //! Nothing is written; a problem is recorded and the check goes on, so one run reports all.
 //!
@@ -17,19 +18,19 @@ mod packs;
 mod spill;
 
 use crate::error::{Error, Result};
-use crate::library::index::{CHUNKS, GAMES, PACKS};
+use crate::library::index::{GAMES, PACKS};
+use crate::library::runs::ChunkIndex;
 use crate::zstd_decoder::ZstdDecoder;
 use redb::{ReadableDatabase, ReadableTable};
 use romlib_device::{Library, TrustStore};
-use romlib_format::index::{PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT};
+use romlib_format::index::{PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT, META_RUNS};
 use romlib_format::layout::parse_dict_file_name;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use games::{
-    check_entry, check_manifest, report_broken_games, staged_manifests, Collect, Game, Known,
-    LOCATED_LEN,
+    check_manifest, report_broken_games, staged_manifests, Collect, Game, Known, LOCATED_LEN,
 };
 use packs::{check_deltas, check_packs, parse_placed, placed_row, record_at, Record, PLACED_LEN};
 use spill::{Sorted, Sorter};
@@ -149,9 +150,9 @@ pub fn verify_library(
     let broken = check_deltas(lib, &mut scanned, &mut rep, progress)?;
     let unreadable = std::mem::take(&mut scanned.unreadable);
 
-    // Manifests first: they say what each refcount must be. An index an older romlib
-    // wrote (format version 1 or 2) has chunk entries of another form: the next build
-    // upgrades it, and until then its entries are not checked.
+    // An index an older romlib wrote (format version 1 to 3) keeps its chunks in tables of
+    // another form: the next build upgrades it, and until then its entries are not
+    // checked.
     let format = rtx.as_ref().and_then(index_format);
     let chunks_table = match format {
         Some(v) if v < LIBRARY_FORMAT_VERSION => {
@@ -175,12 +176,12 @@ pub fn verify_library(
             );
             None
         }
-        _ => rtx.as_ref().and_then(|t| t.open_table(CHUNKS).ok()),
+        _ => rtx
+            .as_ref()
+            .and_then(|t| open_runs(lib, t, &index_path, &mut rep)),
     };
     let games_table = rtx.as_ref().and_then(|t| t.open_table(GAMES).ok());
-    // The references the counted manifests make (for the refcounts), and where each
-    // game's locator says its chunks are (checked when there is no index to check).
-    let mut refs = Sorter::<32>::new();
+    // Where each game's locator says its chunks are (checked when there is no index).
     let mut located = Sorter::<LOCATED_LEN>::new();
     let mut titles = lib.titles()?;
     let counted_of = |title: &str| {
@@ -231,7 +232,6 @@ pub fn verify_library(
                 unreadable: &unreadable,
             },
             Collect {
-                refs: &mut refs,
                 located: &mut located,
                 unplaced: &mut unplaced,
             },
@@ -252,43 +252,39 @@ pub fn verify_library(
                 if titles.binary_search(&t).is_err() {
                     rep.problem(
                         &index_path,
-                        format!("the index counts references of game {t:?}, which has no manifest"),
+                        format!("the index holds game {t:?} as published, but it has no manifest"),
                     );
                 }
             }
         }
     }
 
-    // Then every chunk entry against the manifests (refcounts, in hash order, as the
-    // index and the sorted references both are) and against the packs (in place order).
+    // Then every chunk entry against the packs (in place order).
     if let Some(chunks) = &chunks_table {
-        let mut refs = refs.finish()?.peekable();
         let mut entries = Sorter::<PLACED_LEN>::new();
-        match chunks.iter() {
-            Ok(iter) => {
-                for row in iter {
-                    let Ok((k, v)) = row else {
-                        rep.problem(&index_path, "chunk table unreadable");
-                        break;
-                    };
-                    rep.index_chunks += 1;
-                    let hash = *k.value();
-                    let mut want = 0u64;
-                    while let Some(r) = refs.next_if(|r| r.as_ref().map_or(true, |r| *r <= hash)) {
-                        want += u64::from(r? == hash);
-                    }
-                    if let Some(e) = check_entry(&index_path, &hash, &v.value(), want, &mut rep) {
-                        let r = Record {
-                            hash,
-                            ulen: e.ulen,
-                            clen: e.clen,
-                            method: e.method,
-                        };
-                        entries.push(placed_row(e.pack_id, e.offset, &r))?;
-                    }
+        let mut all = chunks.chunks()?;
+        loop {
+            let row = match all.next_row() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    rep.problem(&index_path, format!("chunk index unreadable: {e}"));
+                    break;
                 }
+            };
+            rep.index_chunks += 1;
+            match chunks.decode_chunk(&row) {
+                Ok((hash, e)) => {
+                    let r = Record {
+                        hash,
+                        ulen: e.ulen,
+                        clen: e.clen,
+                        method: e.method,
+                    };
+                    entries.push(placed_row(e.pack_id, e.offset, &r))?;
+                }
+                Err(e) => rep.problem(&index_path, e.to_string()),
             }
-            Err(e) => rep.problem(&index_path, format!("chunk table unreadable: {e}")),
         }
         check_entry_places(
             &index_path,
@@ -301,7 +297,7 @@ pub fn verify_library(
         && !titles.is_empty()
         && format.is_none_or(|v| v == LIBRARY_FORMAT_VERSION)
     {
-        rep.problem(&index_path, "the index has no chunk table");
+        rep.problem(&index_path, "the index names no chunk runs");
     }
 
     // Last, every pack and manifest against its parity (when the library has parity):
@@ -318,6 +314,44 @@ pub fn verify_library(
         rep.notice(p, w);
     }
     Ok(rep)
+}
+
+/// The chunk index the checked index names, each run checked whole (its checksum, its
+/// order); a run that fails is a problem, and the index's entries are then not used.
+fn open_runs(
+    lib: &Library,
+    rtx: &redb::ReadTransaction,
+    index_path: &Path,
+    rep: &mut VerifyReport,
+) -> Option<ChunkIndex> {
+    let meta = rtx.open_table(crate::library::index::META).ok()?;
+    let ids = match meta.get(META_RUNS) {
+        Ok(Some(v)) => crate::library::runs::decode_list(v.value()),
+        _ => None,
+    };
+    let Some(ids) = ids else {
+        rep.problem(index_path, "index: its list of runs is missing or damaged");
+        return None;
+    };
+    let dir = lib.root().join(romlib_format::layout::RUNS_DIR);
+    let ix = match ChunkIndex::open(&dir, &ids, false) {
+        Ok(ix) => ix,
+        Err(e) => {
+            rep.problem(&dir, e.to_string());
+            return None;
+        }
+    };
+    let mut whole = true;
+    for r in ix.runs() {
+        if let Err(e) = r.check() {
+            rep.problem(
+                r.path(),
+                format!("index run: {e}; {}", crate::library::index::REBUILD),
+            );
+            whole = false;
+        }
+    }
+    whole.then_some(ix)
 }
 
 /// Joins the index's entries (as place-keyed rows) with the records the packs hold, both

@@ -314,7 +314,6 @@ pub(super) fn check_deltas(
                     ulen: r.ulen,
                     method: r.method,
                     stored_at: 0,
-                    refcount: 0,
                 });
             }
             break;
@@ -391,7 +390,6 @@ fn check_delta(
         ulen: h.ulen,
         method: h.method,
         stored_at: 0,
-        refcount: 0,
     };
     rec_buf.clear();
     let r = packs

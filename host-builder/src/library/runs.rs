@@ -1,0 +1,990 @@
+//! The chunk index as immutable sorted runs (SPEC section 5.3): what used to be the
+//! `chunks`, `sketches` and `deltas` tables of `index.db`.
+//!
+//! A run is a file written once, in one pass, and never changed: its chunk, sketch and
+//! delta rows, each section sorted by key, then one 8-byte fence per block of rows, then
+//! the row counts and a BLAKE3 of everything before. What a build adds is kept in memory
+//! ([`ChunkIndex`]'s memtable) until its next commit, which writes it as a new run and
+//! names the runs in `index.db`'s `meta` table in the same durable redb commit (so the
+//! runs and the packs the index lists never disagree). Runs are merged geometrically: a
+//! run is merged with the one before it while that one is less than [`MERGE_FACTOR`]
+//! times its size, so a library of N rows has at most about log3(N) runs and each row is
+//! rewritten about as often, by sequential writes. A lookup reads one block per run,
+//! found through the fences held in memory (8 bytes per 64 chunks).
+//!
+//! A run that is not named in `meta` (written by a run that was killed before its
+//! commit, or merged away and not yet deleted) is deleted by the next writer. Only names
+//! of the canonical form are ever deleted, and a link is never followed.
+
+use crate::error::{Error, Result};
+use romlib_format::index::{
+    ChunkEntry, RunLayout, RunSection, ENTRY_LEN, RUN_CHUNKS, RUN_HEADER_LEN, RUN_SECTIONS,
+    RUN_TRAILER_LEN, SKETCH_PREFIX_LEN,
+};
+use romlib_format::layout::RUN_EXT;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A run is merged into the run before it while that one holds fewer than this many
+/// times its rows.
+pub const MERGE_FACTOR: u64 = 3;
+
+/// A build seals its pack (and so writes a run) once this many new chunks wait in memory:
+/// about 20 MiB of chunk rows and 25 MiB of sketches at most.
+pub const MAX_PENDING_CHUNKS: usize = 1 << 18;
+
+/// Section numbers.
+const CHUNKS: usize = 0;
+const SKETCHES: usize = 1;
+const DELTAS: usize = 2;
+
+/// The file name of run `id`.
+pub fn run_file_name(id: u64) -> String {
+    format!("{id:016x}.{RUN_EXT}")
+}
+
+/// The id of a run file's canonical name.
+pub fn parse_run_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(RUN_EXT)?.strip_suffix('.')?;
+    if hex.len() != 16 || !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Encodes a run list (`meta` value).
+pub fn encode_list(ids: &[u64]) -> Vec<u8> {
+    ids.iter().flat_map(|i| i.to_le_bytes()).collect()
+}
+
+/// Decodes a run list.
+pub fn decode_list(b: &[u8]) -> Option<Vec<u64>> {
+    if !b.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(
+        b.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+    )
+}
+
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = std::os::windows::fs::FileExt::seek_read(
+                file,
+                &mut buf[done..],
+                offset + done as u64,
+            )?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// The first 8 key bytes of a row, as a number that sorts as the bytes do.
+fn fence_of(row: &[u8]) -> u64 {
+    u64::from_be_bytes(row[..8].try_into().expect("keys are at least 8 bytes"))
+}
+
+/// One open run.
+#[derive(Debug)]
+pub struct Run {
+    id: u64,
+    path: PathBuf,
+    file: File,
+    layout: RunLayout,
+    checksum: [u8; 32],
+    fences: [Vec<u64>; 3],
+}
+
+impl Run {
+    /// Opens run file `path` (never through a link): its header, trailer and length are
+    /// checked against each other and its fences read (not its rows: see
+    /// [`Run::check`]).
+    pub fn open(path: &Path, id: u64) -> Result<Self> {
+        let damaged = |what: String| {
+            Error::library(
+                path,
+                format!("index run damaged ({what}); {}", super::index::REBUILD),
+            )
+        };
+        let file = open_nofollow(path)?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(path, "read", e))?
+            .len();
+        if len < (RUN_HEADER_LEN + RUN_TRAILER_LEN) as u64 {
+            return Err(damaged(format!("{len} bytes")));
+        }
+        let mut head = [0u8; RUN_HEADER_LEN];
+        read_at(&file, &mut head, 0).map_err(|e| Error::io(path, "read", e))?;
+        RunLayout::check_header(&head).map_err(|e| damaged(e.to_string()))?;
+        let mut tail = [0u8; RUN_TRAILER_LEN];
+        read_at(&file, &mut tail, len - RUN_TRAILER_LEN as u64)
+            .map_err(|e| Error::io(path, "read", e))?;
+        let (counts, checksum) =
+            RunLayout::decode_trailer(&tail).map_err(|e| damaged(e.to_string()))?;
+        let layout = RunLayout::new(len, counts).map_err(|e| damaged(e.to_string()))?;
+        let mut fences: [Vec<u64>; 3] = Default::default();
+        for (s, f) in fences.iter_mut().enumerate() {
+            let mut b = vec![0u8; layout.blocks[s] as usize * 8];
+            read_at(&file, &mut b, layout.fences[s]).map_err(|e| Error::io(path, "read", e))?;
+            *f = b
+                .chunks_exact(8)
+                .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+                .collect();
+            if f.windows(2).any(|w| w[0] > w[1]) {
+                return Err(damaged("fences out of order".into()));
+            }
+        }
+        Ok(Self {
+            id,
+            path: path.to_path_buf(),
+            file,
+            layout,
+            checksum,
+            fences,
+        })
+    }
+
+    /// The run's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The run's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rows in all sections.
+    pub fn rows(&self) -> u64 {
+        self.layout.counts.iter().sum()
+    }
+
+    /// Chunk rows.
+    pub fn chunk_count(&self) -> u64 {
+        self.layout.counts[CHUNKS]
+    }
+
+    /// Reads the whole file and checks its checksum and that every section's keys rise
+    /// and match their fences: what `romlib verify` does, and a build does not.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let len = self.file.metadata().map_err(|e| e.to_string())?.len();
+        let body = len - RUN_TRAILER_LEN as u64 + 24;
+        let mut h = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut at = 0;
+        while at < body {
+            let n = (body - at).min(buf.len() as u64) as usize;
+            read_at(&self.file, &mut buf[..n], at).map_err(|e| format!("cannot read: {e}"))?;
+            h.update(&buf[..n]);
+            at += n as u64;
+        }
+        if h.finalize().as_bytes() != &self.checksum {
+            return Err("checksum does not match: the file is damaged".into());
+        }
+        for (s, sec) in RUN_SECTIONS.iter().enumerate() {
+            let mut prev: Option<Vec<u8>> = None;
+            let mut rows = self.cursor(s);
+            let mut i = 0u64;
+            while let Some(r) = rows.next_row().map_err(|e| e.to_string())? {
+                if i.is_multiple_of(sec.block_rows as u64)
+                    && self.fences[s][(i / sec.block_rows as u64) as usize] != fence_of(r)
+                {
+                    return Err("a fence does not match its block".into());
+                }
+                if prev.as_deref().is_some_and(|p| p >= &r[..sec.key_len]) {
+                    return Err("rows out of order".into());
+                }
+                prev = Some(r[..sec.key_len].to_vec());
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Block `b` of section `s`, its rows checked to rise and to start at its fence.
+    fn block(&self, s: usize, b: usize) -> Result<Vec<u8>> {
+        let sec = RUN_SECTIONS[s];
+        let first = b as u64 * sec.block_rows as u64;
+        let n = (self.layout.counts[s] - first).min(sec.block_rows as u64) as usize;
+        let mut buf = vec![0u8; n * sec.row_len];
+        read_at(
+            &self.file,
+            &mut buf,
+            self.layout.starts[s] + first * sec.row_len as u64,
+        )
+        .map_err(|e| Error::io(&self.path, "read", e))?;
+        let sorted = buf
+            .chunks_exact(sec.row_len)
+            .zip(buf.chunks_exact(sec.row_len).skip(1))
+            .all(|(a, b)| a[..sec.key_len] < b[..sec.key_len]);
+        if !sorted || buf.is_empty() || fence_of(&buf) != self.fences[s][b] {
+            return Err(Error::library(
+                &self.path,
+                format!(
+                    "index run damaged (block {b} of section {s}); {}",
+                    super::index::REBUILD
+                ),
+            ));
+        }
+        Ok(buf)
+    }
+
+    /// The row of section `s` whose key is `key`.
+    fn find(&self, s: usize, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let sec = RUN_SECTIONS[s];
+        let f = fence_of(key);
+        let fences = &self.fences[s];
+        let mut b = fences.partition_point(|&x| x <= f);
+        while b > 0 {
+            b -= 1;
+            let block = self.block(s, b)?;
+            let rows: Vec<&[u8]> = block.chunks_exact(sec.row_len).collect();
+            if let Ok(i) = rows.binary_search_by(|r| r[..sec.key_len].cmp(key)) {
+                return Ok(Some(rows[i].to_vec()));
+            }
+            // Rows sharing the fence's 8 bytes may continue from the block before.
+            if fences[b] != f {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first chunk row whose hash starts with `prefix`.
+    fn chunk_by_prefix(&self, prefix: &[u8; SKETCH_PREFIX_LEN]) -> Result<Option<Vec<u8>>> {
+        let sec = RUN_CHUNKS;
+        let f = u64::from_be_bytes(*prefix);
+        let fences = &self.fences[CHUNKS];
+        let mut b = fences.partition_point(|&x| x < f).saturating_sub(1);
+        while b < fences.len() && fences[b] <= f {
+            let block = self.block(CHUNKS, b)?;
+            if let Some(r) = block
+                .chunks_exact(sec.row_len)
+                .find(|r| r[..SKETCH_PREFIX_LEN] == prefix[..])
+            {
+                return Ok(Some(r.to_vec()));
+            }
+            b += 1;
+        }
+        Ok(None)
+    }
+
+    /// A sequential reader of section `s`.
+    fn cursor(&self, s: usize) -> Cursor<'_> {
+        Cursor {
+            run: self,
+            sec: RUN_SECTIONS[s],
+            at: self.layout.starts[s],
+            left: self.layout.counts[s],
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+/// Reads a section's rows in order, 64 KiB at a time.
+struct Cursor<'a> {
+    run: &'a Run,
+    sec: RunSection,
+    at: u64,
+    left: u64,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn next_row(&mut self) -> Result<Option<&[u8]>> {
+        if self.pos >= self.buf.len() {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            let n = self.left.min((1 << 16) / self.sec.row_len as u64);
+            self.buf.resize(n as usize * self.sec.row_len, 0);
+            read_at(&self.run.file, &mut self.buf, self.at)
+                .map_err(|e| Error::io(&self.run.path, "read", e))?;
+            self.at += self.buf.len() as u64;
+            self.left -= n;
+            self.pos = 0;
+        }
+        let r = &self.buf[self.pos..self.pos + self.sec.row_len];
+        self.pos += self.sec.row_len;
+        Ok(Some(r))
+    }
+}
+
+/// Rows of one section from several sorted sources, merged in key order; of rows with
+/// the same key, the newest source's (chunks, deltas: a later run may move a chunk) or
+/// the oldest's (sketches: the first chunk with a super-feature keeps it) is kept.
+pub struct Merged<'a> {
+    sources: Vec<Source<'a>>,
+    heads: Vec<Option<Vec<u8>>>,
+    key_len: usize,
+    newest_wins: bool,
+}
+
+enum Source<'a> {
+    Run(Cursor<'a>),
+    Mem(std::vec::IntoIter<Vec<u8>>),
+}
+
+impl Source<'_> {
+    fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        match self {
+            Source::Run(c) => Ok(c.next_row()?.map(<[u8]>::to_vec)),
+            Source::Mem(i) => Ok(i.next()),
+        }
+    }
+}
+
+impl<'a> Merged<'a> {
+    fn new(s: usize, mut sources: Vec<Source<'a>>) -> Result<Self> {
+        let mut heads = Vec::with_capacity(sources.len());
+        for src in &mut sources {
+            heads.push(src.next()?);
+        }
+        Ok(Self {
+            sources,
+            heads,
+            key_len: RUN_SECTIONS[s].key_len,
+            newest_wins: s != SKETCHES,
+        })
+    }
+
+    /// The next row.
+    pub fn next_row(&mut self) -> Result<Option<Vec<u8>>> {
+        let k = self.key_len;
+        let mut best: Option<usize> = None;
+        for (i, h) in self.heads.iter().enumerate() {
+            let Some(h) = h else { continue };
+            best = match best {
+                None => Some(i),
+                Some(b) => {
+                    let bk = &self.heads[b].as_ref().expect("a head")[..k];
+                    match h[..k].cmp(bk) {
+                        std::cmp::Ordering::Less => Some(i),
+                        std::cmp::Ordering::Equal if self.newest_wins => Some(i),
+                        _ => Some(b),
+                    }
+                }
+            };
+        }
+        let Some(b) = best else { return Ok(None) };
+        let row = self.heads[b].take().expect("a head");
+        // Every other source's row with this key is superseded.
+        for i in 0..self.sources.len() {
+            if i == b || self.heads[i].as_ref().is_some_and(|h| h[..k] == row[..k]) {
+                self.heads[i] = self.sources[i].next()?;
+            }
+        }
+        Ok(Some(row))
+    }
+}
+
+/// What a build added and has not committed yet.
+#[derive(Debug, Default)]
+struct Mem {
+    chunks: BTreeMap<[u8; 32], ChunkEntry>,
+    sketches: BTreeMap<u64, [u8; SKETCH_PREFIX_LEN]>,
+    deltas: BTreeMap<[u8; 32], [u8; 32]>,
+}
+
+impl Mem {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.sketches.is_empty() && self.deltas.is_empty()
+    }
+
+    /// Section `s`'s rows, sorted.
+    fn rows(&self, s: usize) -> Vec<Vec<u8>> {
+        match s {
+            CHUNKS => self.chunks.iter().map(|(h, e)| chunk_row(h, e)).collect(),
+            SKETCHES => self
+                .sketches
+                .iter()
+                .map(|(sf, p)| [&sf.to_be_bytes()[..], &p[..]].concat())
+                .collect(),
+            _ => self
+                .deltas
+                .iter()
+                .map(|(h, b)| [&h[..], &b[..]].concat())
+                .collect(),
+        }
+    }
+}
+
+fn chunk_row(hash: &[u8; 32], e: &ChunkEntry) -> Vec<u8> {
+    [&hash[..], &e.encode()[..]].concat()
+}
+
+fn decode_chunk(row: &[u8], path: &Path) -> Result<([u8; 32], ChunkEntry)> {
+    let hash: [u8; 32] = row[..32].try_into().expect("32 bytes");
+    let e = ChunkEntry::decode(&row[32..32 + ENTRY_LEN])
+        .map_err(|e| Error::library(path, format!("index run damaged ({e})")))?;
+    Ok((hash, e))
+}
+
+/// The chunk index: the runs `index.db` names, oldest first, and what this run added.
+#[derive(Debug)]
+pub struct ChunkIndex {
+    dir: PathBuf,
+    runs: Vec<Run>,
+    mem: Mem,
+    next_id: u64,
+    /// Runs merged away since the last commit (deleted once it is durable).
+    merged_away: Vec<PathBuf>,
+}
+
+impl ChunkIndex {
+    /// Opens runs `ids` of folder `dir` (oldest first). With `tidy` (a writer holding the
+    /// exclusive lock), the folder is created when missing and every run file it holds
+    /// that the list does not name is deleted. New runs get ids above every run file there.
+    pub fn open(dir: &Path, ids: &[u64], tidy: bool) -> Result<Self> {
+        let mut next_id = ids.iter().max().map_or(1, |m| m.saturating_add(1));
+        let exists = match dir.symlink_metadata() {
+            Ok(m) if m.is_dir() => true,
+            Ok(_) => {
+                return Err(Error::library(
+                    dir,
+                    "is not a folder (the index's runs live there); remove it",
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && ids.is_empty() => false,
+            Err(e) => return Err(Error::io(dir, "open folder", e)),
+        };
+        if !exists && tidy {
+            crate::fsio::create_dir(dir)?;
+        }
+        if exists {
+            let mut stale = Vec::new();
+            for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read folder", e))? {
+                let e = e.map_err(|e| Error::io(dir, "read folder", e))?;
+                if let Some(id) = parse_run_file_name(&e.file_name().to_string_lossy()) {
+                    next_id = next_id.max(id.saturating_add(1));
+                    if !ids.contains(&id) {
+                        stale.push(e.path());
+                    }
+                }
+            }
+            if tidy {
+                for p in stale {
+                    std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove", e))?;
+                }
+            }
+        }
+        let mut runs = Vec::with_capacity(ids.len());
+        for &id in ids {
+            runs.push(Run::open(&dir.join(run_file_name(id)), id)?);
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            runs,
+            mem: Mem::default(),
+            next_id,
+            merged_away: Vec::new(),
+        })
+    }
+
+    /// The runs, oldest first.
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    /// The ids of the runs, oldest first.
+    pub fn ids(&self) -> Vec<u64> {
+        self.runs.iter().map(Run::id).collect()
+    }
+
+    /// Chunks added and not yet written.
+    pub fn pending_chunks(&self) -> usize {
+        self.mem.chunks.len()
+    }
+
+    /// Whether this run added anything not yet written.
+    pub fn is_dirty(&self) -> bool {
+        !self.mem.is_empty()
+    }
+
+    /// Forgets what this run added and has not written.
+    pub fn discard(&mut self) {
+        self.mem = Mem::default();
+    }
+
+    /// Where chunk `hash` is stored.
+    pub fn get(&self, hash: &[u8; 32]) -> Result<Option<ChunkEntry>> {
+        if let Some(e) = self.mem.chunks.get(hash) {
+            return Ok(Some(*e));
+        }
+        for r in self.runs.iter().rev() {
+            if let Some(row) = r.find(CHUNKS, hash)? {
+                return Ok(Some(decode_chunk(&row, &r.path)?.1));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The base of delta chunk `hash`.
+    pub fn delta_base(&self, hash: &[u8; 32]) -> Result<Option<[u8; 32]>> {
+        if let Some(b) = self.mem.deltas.get(hash) {
+            return Ok(Some(*b));
+        }
+        for r in self.runs.iter().rev() {
+            if let Some(row) = r.find(DELTAS, hash)? {
+                return Ok(Some(row[32..64].try_into().expect("32 bytes")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The hash prefix super-feature `sf` names: the first chunk stored with it, so the
+    /// oldest run is asked first and what this run added last.
+    pub fn sketch(&self, sf: u64) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>> {
+        for r in &self.runs {
+            if let Some(row) = r.find(SKETCHES, &sf.to_be_bytes())? {
+                return Ok(Some(row[8..].try_into().expect("prefix")));
+            }
+        }
+        Ok(self.mem.sketches.get(&sf).copied())
+    }
+
+    /// The chunk with the lowest hash that starts with `prefix`.
+    pub fn by_prefix(
+        &self,
+        prefix: &[u8; SKETCH_PREFIX_LEN],
+    ) -> Result<Option<([u8; 32], ChunkEntry)>> {
+        let mut low = [0u8; 32];
+        low[..SKETCH_PREFIX_LEN].copy_from_slice(prefix);
+        let mut best = self
+            .mem
+            .chunks
+            .range(low..)
+            .next()
+            .filter(|(h, _)| h[..SKETCH_PREFIX_LEN] == prefix[..])
+            .map(|(h, e)| (*h, *e));
+        for r in &self.runs {
+            if let Some(row) = r.chunk_by_prefix(prefix)? {
+                let (h, e) = decode_chunk(&row, &r.path)?;
+                if best.is_none_or(|(b, _)| h < b) {
+                    best = Some((h, e));
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// Records where chunk `hash` is stored.
+    pub fn insert_chunk(&mut self, hash: [u8; 32], e: ChunkEntry) {
+        self.mem.chunks.insert(hash, e);
+    }
+
+    /// Records the base of delta chunk `hash`.
+    pub fn insert_delta(&mut self, hash: [u8; 32], base: [u8; 32]) {
+        self.mem.deltas.insert(hash, base);
+    }
+
+    /// Records super-feature `sf` of whole chunk `hash`, unless a chunk this run added has
+    /// it already. An older run may have it too: lookups ask the oldest run first, and a
+    /// merge keeps the older row, so the first chunk stored with a super-feature keeps it
+    /// without a lookup here.
+    pub fn insert_sketch(&mut self, sf: u64, hash: &[u8; 32]) -> Result<()> {
+        self.mem
+            .sketches
+            .entry(sf)
+            .or_insert_with(|| super::index::sketch_value(hash));
+        Ok(())
+    }
+
+    /// Every chunk, in hash order, merged across the runs and what this run added.
+    pub fn chunks(&self) -> Result<Merged<'_>> {
+        self.merged(CHUNKS, &self.runs, true)
+    }
+
+    /// Every chunk row of every run, decoded.
+    pub fn decode_chunk(&self, row: &[u8]) -> Result<([u8; 32], ChunkEntry)> {
+        decode_chunk(row, &self.dir)
+    }
+
+    fn merged<'a>(&'a self, s: usize, runs: &'a [Run], mem: bool) -> Result<Merged<'a>> {
+        let mut sources: Vec<Source<'a>> = runs.iter().map(|r| Source::Run(r.cursor(s))).collect();
+        if mem {
+            sources.push(Source::Mem(self.mem.rows(s).into_iter()));
+        }
+        Merged::new(s, sources)
+    }
+
+    /// Writes what this run added as a new run, then merges the newest runs while the
+    /// one before is less than [`MERGE_FACTOR`] times larger. Returns the ids of the runs
+    /// that the caller's commit must name, oldest first; the runs merged away are deleted
+    /// by [`ChunkIndex::drop_superseded`] once that commit is durable. Nothing changes in
+    /// the list until then, so a failure leaves only unnamed files, which the next writer
+    /// deletes.
+    pub fn write(&mut self) -> Result<Option<Vec<u64>>> {
+        if self.mem.is_empty() {
+            return Ok(None);
+        }
+        let id = self.take_id();
+        let path = self.dir.join(run_file_name(id));
+        {
+            let mut w = RunWriter::create(&path)?;
+            for s in 0..3 {
+                for row in self.mem.rows(s) {
+                    w.push(s, &row)?;
+                }
+            }
+            w.finish()?;
+        }
+        self.mem = Mem::default();
+        self.runs.push(Run::open(&path, id)?);
+        while self.runs.len() >= 2 {
+            let n = self.runs.len();
+            if self.runs[n - 2].rows() >= MERGE_FACTOR * self.runs[n - 1].rows() {
+                break;
+            }
+            let id = self.take_id();
+            let path = self.dir.join(run_file_name(id));
+            {
+                let mut w = RunWriter::create(&path)?;
+                for s in 0..3 {
+                    let mut m = self.merged(s, &self.runs[n - 2..], false)?;
+                    while let Some(row) = m.next_row()? {
+                        w.push(s, &row)?;
+                    }
+                }
+                w.finish()?;
+            }
+            let merged = Run::open(&path, id)?;
+            for r in self.runs.drain(n - 2..) {
+                self.merged_away.push(r.path);
+            }
+            self.runs.push(merged);
+        }
+        crate::fsio::sync_dir(&self.dir)?;
+        Ok(Some(self.ids()))
+    }
+
+    /// Deletes the runs merged away, once the commit naming what replaced them is made.
+    pub fn drop_merged(&mut self) -> Result<()> {
+        for p in std::mem::take(&mut self.merged_away) {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, "remove", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every run file of the folder that [`ChunkIndex::ids`] does not name (the
+    /// runs of an index `rebuild-index` replaced).
+    pub fn drop_superseded(&self) -> Result<()> {
+        let ids = self.ids();
+        for e in std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, "read folder", e))? {
+            let e = e.map_err(|e| Error::io(&self.dir, "read folder", e))?;
+            if let Some(id) = parse_run_file_name(&e.file_name().to_string_lossy()) {
+                if !ids.contains(&id) {
+                    let p = e.path();
+                    std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove", e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Writes one run holding `chunks`, `sketches` and `deltas` (each already sorted by
+    /// key), e.g. an upgraded version 3 index's tables; returns its id. Nothing names it
+    /// until the caller commits [`ChunkIndex::ids`].
+    pub fn write_sorted(&mut self, rows: &mut SectionRows<'_>) -> Result<u64> {
+        let id = self.take_id();
+        let path = self.dir.join(run_file_name(id));
+        {
+            let mut w = RunWriter::create(&path)?;
+            for s in 0..3 {
+                rows(s, &mut |row| w.push(s, row))?;
+            }
+            w.finish()?;
+        }
+        crate::fsio::sync_dir(&self.dir)?;
+        self.runs.push(Run::open(&path, id)?);
+        Ok(id)
+    }
+
+    /// A chunk row: the hash, then the entry.
+    pub fn encode_chunk_row(hash: &[u8; 32], e: &ChunkEntry) -> Vec<u8> {
+        chunk_row(hash, e)
+    }
+}
+
+/// The chunk index of the library folder `root` as its `index.db` names it, opened
+/// read-only (nothing is deleted or written): for tools and tests.
+pub fn open_library(root: &Path) -> Result<ChunkIndex> {
+    use redb::ReadableDatabase;
+    let index = root.join(romlib_format::layout::INDEX_FILE);
+    let db = redb::Builder::new()
+        .open_read_only(&index)
+        .map_err(|e| super::index::open_err(&index, e))?;
+    let txn = db
+        .begin_read()
+        .map_err(|e| super::writer::db_err(&index, e))?;
+    let meta = txn
+        .open_table(super::index::META)
+        .map_err(|e| super::writer::db_err(&index, e))?;
+    let ids = meta
+        .get(romlib_format::index::META_RUNS)
+        .map_err(|e| super::writer::db_err(&index, e))?
+        .and_then(|v| decode_list(v.value()))
+        .ok_or_else(|| Error::library(&index, "index: no list of runs"))?;
+    ChunkIndex::open(&root.join(romlib_format::layout::RUNS_DIR), &ids, false)
+}
+
+impl ChunkIndex {
+    /// Every chunk and its entry, in hash order.
+    pub fn all_chunks(&self) -> Result<Vec<([u8; 32], ChunkEntry)>> {
+        let mut out = Vec::new();
+        let mut m = self.chunks()?;
+        while let Some(row) = m.next_row()? {
+            out.push(decode_chunk(&row, &self.dir)?);
+        }
+        Ok(out)
+    }
+
+    /// Every delta chunk and its base, in hash order.
+    pub fn all_deltas(&self) -> Result<Vec<([u8; 32], [u8; 32])>> {
+        let mut out = Vec::new();
+        let mut m = self.merged(DELTAS, &self.runs, true)?;
+        while let Some(row) = m.next_row()? {
+            out.push((
+                row[..32].try_into().expect("32 bytes"),
+                row[32..].try_into().expect("32 bytes"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// What [`ChunkIndex::write_sorted`] asks for: section `s`'s rows, in order, each handed to
+/// the sink it is given.
+pub type SectionRows<'a> = dyn FnMut(usize, &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> + 'a;
+
+/// Section numbers for [`ChunkIndex::write_sorted`].
+pub const SECTION_CHUNKS: usize = CHUNKS;
+/// See [`SECTION_CHUNKS`].
+pub const SECTION_SKETCHES: usize = SKETCHES;
+/// See [`SECTION_CHUNKS`].
+pub const SECTION_DELTAS: usize = DELTAS;
+
+/// Writes a run in one pass.
+struct RunWriter {
+    path: PathBuf,
+    out: std::io::BufWriter<File>,
+    hash: blake3::Hasher,
+    counts: [u64; 3],
+    fences: [Vec<u64>; 3],
+    section: usize,
+    last: Vec<u8>,
+}
+
+impl RunWriter {
+    fn create(path: &Path) -> Result<Self> {
+        let file = create_new(path)?;
+        let mut w = Self {
+            path: path.to_path_buf(),
+            out: std::io::BufWriter::with_capacity(1 << 16, file),
+            hash: blake3::Hasher::new(),
+            counts: [0; 3],
+            fences: Default::default(),
+            section: 0,
+            last: Vec::new(),
+        };
+        w.put(&RunLayout::header())?;
+        Ok(w)
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.hash.update(b);
+        self.out
+            .write_all(b)
+            .map_err(|e| Error::io(&self.path, "write", e))
+    }
+
+    fn push(&mut self, s: usize, row: &[u8]) -> Result<()> {
+        let sec = RUN_SECTIONS[s];
+        assert!(
+            s >= self.section && row.len() == sec.row_len,
+            "run rows in order"
+        );
+        if s != self.section {
+            self.section = s;
+            self.last.clear();
+        }
+        assert!(
+            self.last.is_empty() || self.last[..] < row[..sec.key_len],
+            "run keys rise"
+        );
+        self.last.clear();
+        self.last.extend_from_slice(&row[..sec.key_len]);
+        if self.counts[s].is_multiple_of(sec.block_rows as u64) {
+            self.fences[s].push(fence_of(row));
+        }
+        self.counts[s] += 1;
+        self.put(row)
+    }
+
+    fn finish(mut self) -> Result<()> {
+        for s in 0..3 {
+            let f: Vec<u8> = self.fences[s]
+                .iter()
+                .flat_map(|f| f.to_be_bytes())
+                .collect();
+            self.put(&f)?;
+        }
+        let counts = RunLayout::encode_counts(self.counts);
+        self.put(&counts)?;
+        let sum = *self.hash.finalize().as_bytes();
+        let mut end = sum.to_vec();
+        end.extend_from_slice(romlib_format::index::RUN_END);
+        self.out
+            .write_all(&end)
+            .map_err(|e| Error::io(&self.path, "write", e))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&self.path, "write", e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| Error::io(&self.path, "fsync", e))
+    }
+}
+
+/// Creates `path`, which must not exist (a leftover of the same name is removed first,
+/// never written through).
+fn create_new(path: &Path) -> Result<File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, "remove", e)),
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, "create", e))
+}
+
+/// Opens `path` for reading, refusing a symbolic link.
+fn open_nofollow(path: &Path) -> Result<File> {
+    match path.symlink_metadata() {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(Error::library(
+                path,
+                "is a symbolic link; an index run is never read through one",
+            ))
+        }
+        _ => {}
+    }
+    File::open(path).map_err(|e| Error::io(path, "open", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use romlib_format::pack::Method;
+
+    fn entry(n: u32) -> ChunkEntry {
+        ChunkEntry {
+            pack_id: n,
+            offset: u64::from(n) * 10,
+            clen: n,
+            ulen: n + 1,
+            method: Method::Zstd,
+            stored_at: 0,
+        }
+    }
+
+    fn hash(n: u32) -> [u8; 32] {
+        *blake3::hash(&n.to_le_bytes()).as_bytes()
+    }
+
+    #[test]
+    fn runs_write_merge_and_find() {
+        let dir = std::env::temp_dir().join(format!("romlib-runs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut ix = ChunkIndex::open(&dir, &[], true).unwrap();
+        let mut all = Vec::new();
+        // Batches of growing size; a hash prefix shared by many chunks, too.
+        for batch in 0..6u32 {
+            for i in 0..(200 * (batch + 1)) {
+                let n = batch * 10_000 + i;
+                let mut h = hash(n);
+                if i % 50 == 0 {
+                    h[..8].copy_from_slice(&[7; 8]);
+                }
+                ix.insert_chunk(h, entry(n));
+                ix.insert_sketch(u64::from(n) * 3, &h).unwrap();
+                if i % 3 == 0 {
+                    ix.insert_delta(h, hash(n + 1));
+                }
+                all.push((h, n));
+            }
+            let ids = ix.write().unwrap().unwrap();
+            ix.drop_superseded().unwrap();
+            assert!(ids.len() <= 4, "{ids:?}");
+        }
+        // A chunk moved by a later run: the later entry wins.
+        ix.insert_chunk(all[0].0, entry(999_999));
+        ix.write().unwrap();
+        let ids = ix.ids();
+        let ix = ChunkIndex::open(&dir, &ids, true).unwrap();
+        for r in ix.runs() {
+            r.check().unwrap();
+        }
+        for (i, (h, n)) in all.iter().enumerate() {
+            let want = if i == 0 { 999_999 } else { *n };
+            assert_eq!(ix.get(h).unwrap(), Some(entry(want)));
+            assert_eq!(ix.delta_base(h).unwrap().is_some(), n % 10_000 % 3 == 0);
+            assert!(ix.sketch(u64::from(*n) * 3).unwrap().is_some());
+        }
+        assert_eq!(ix.get(&hash(5_000_000)).unwrap(), None);
+        assert_eq!(ix.by_prefix(&[7; 8]).unwrap().unwrap().0[..8], [7; 8]);
+        let mut m = ix.chunks().unwrap();
+        let mut n = 0;
+        let mut prev = None;
+        while let Some(row) = m.next_row().unwrap() {
+            assert!(prev.as_ref().is_none_or(|p: &Vec<u8>| p[..32] < row[..32]));
+            prev = Some(row);
+            n += 1;
+        }
+        assert_eq!(n, all.len());
+        // Damage is found by check, and a stray run is deleted by the next writer.
+        let p = ix.runs()[0].path().to_path_buf();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&p, bytes).unwrap();
+        assert!(Run::open(&p, 0).unwrap().check().is_err());
+        std::fs::write(dir.join(run_file_name(99)), b"stray").unwrap();
+        ChunkIndex::open(&dir, &ids, true).unwrap();
+        assert!(!dir.join(run_file_name(99)).exists());
+        assert_eq!(parse_run_file_name("00000000000000ff.run"), Some(255));
+        assert_eq!(parse_run_file_name("00000000000000FF.run"), None);
+        assert_eq!(parse_run_file_name("ff.run"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
