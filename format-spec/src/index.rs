@@ -211,6 +211,8 @@ pub const RUN_HEADER_LEN: usize = 16;
 /// The last bytes of a run: its three row counts (u64 each), the BLAKE3 of every byte
 /// before the checksum, and [`RUN_END`].
 pub const RUN_TRAILER_LEN: usize = 24 + 32 + 8;
+/// Bytes per block in a run's fences: the block's first 8 key bytes and its rows' CRC-32.
+pub const RUN_FENCE_LEN: usize = 12;
 /// A run's last 8 bytes.
 pub const RUN_END: &[u8; 8] = b"ROMLRUNE";
 
@@ -255,8 +257,9 @@ pub struct RunLayout {
     pub counts: [u64; 3],
     /// Offset of each section's first row.
     pub starts: [u64; 3],
-    /// Offset of each section's fences (8 bytes per block: the first 8 key bytes of the
-    /// block's first row, big-endian).
+    /// Offset of each section's fences ([`RUN_FENCE_LEN`] bytes per block: the first 8 key
+    /// bytes of the block's first row, big-endian, then the CRC-32 of the block's rows,
+    /// little-endian).
     pub fences: [u64; 3],
     /// Blocks per section.
     pub blocks: [u64; 3],
@@ -285,7 +288,7 @@ impl RunLayout {
         let mut fences = [0u64; 3];
         for i in 0..3 {
             fences[i] = at;
-            at += blocks[i] * 8;
+            at += blocks[i] * RUN_FENCE_LEN as u64;
         }
         if at.checked_add(RUN_TRAILER_LEN as u64) != Some(file_len) {
             return Err(bad("length (not what its row counts make)", file_len));
@@ -423,7 +426,7 @@ mod tests {
     fn run_layout_checks_every_size() {
         // 65 chunks (2 blocks), no sketch, 1 delta (1 block).
         let rows = 65 * 55 + 64;
-        let len = (RUN_HEADER_LEN + rows + 3 * 8 + RUN_TRAILER_LEN) as u64;
+        let len = (RUN_HEADER_LEN + rows + 3 * RUN_FENCE_LEN + RUN_TRAILER_LEN) as u64;
         let l = RunLayout::new(len, [65, 0, 1]).unwrap();
         assert_eq!(l.blocks, [2, 0, 1]);
         assert_eq!(l.starts, [16, 16 + 65 * 55, 16 + 65 * 55]);

@@ -1,5 +1,5 @@
-//! Libraries written at earlier format versions (committed ones: `tests/fixtures/v1-library`
-//! and `tests/fixtures/v2-library`) still read everywhere, and today's builder adds to them:
+//! Libraries written at earlier format versions (committed ones: `tests/fixtures/v1-library`,
+//! `tests/fixtures/v2-library` and `tests/fixtures/v3-library`) still read everywhere, and today's builder adds to them:
 //! the index is upgraded in place, and games without deltas keep version 1 locators, which
 //! older devices read.
 
@@ -16,6 +16,10 @@ fn fixture() -> PathBuf {
 
 fn fixture_v2() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v2-library")
+}
+
+fn fixture_v3() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v3-library")
 }
 
 fn format_version(lib: &Path) -> u32 {
@@ -122,19 +126,35 @@ fn a_version_1_library_reads_everywhere_and_grows_with_deltas() {
 
 #[test]
 fn a_version_2_library_reads_everywhere_and_its_index_is_upgraded_in_place() {
+    upgraded_in_place(&fixture_v2(), 2);
+}
+
+#[test]
+fn a_version_3_library_reads_everywhere_and_its_index_moves_into_runs() {
+    upgraded_in_place(&fixture_v3(), 3);
+}
+
+/// A committed library of format `version` (alpha, its revision alpha-rev1 stored as
+/// deltas, beta) reads everywhere before the upgrade; one build upgrades its index in
+/// place and stores nothing; verify then checks every entry; a new revision finds its
+/// bases through the upgraded sketches; installs are byte-identical.
+fn upgraded_in_place(fixture: &Path, version: u32) {
     let w = Workspace::new();
-    copy_tree(&fixture_v2().join("lib"), &w.p("lib"));
+    copy_tree(&fixture.join("lib"), &w.p("lib"));
     let (lib, key) = (
         w.s("lib"),
-        fixture_v2().join("k.pub").to_string_lossy().into_owned(),
+        fixture.join("k.pub").to_string_lossy().into_owned(),
     );
-    assert_eq!(format_version(&w.p("lib")), 2);
+    assert_eq!(format_version(&w.p("lib")), version);
     // Before the upgrade: verify says what it cannot check, and every game installs.
     let out = romlib(&["verify", "-r", &lib, "--trusted-key", &key]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let text = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
     ok(out);
-    assert!(text.contains("format version 2"), "{text}");
+    assert!(
+        text.contains(&format!("format version {version}")),
+        "{text}"
+    );
     for g in ["alpha", "alpha-rev1", "beta"] {
         ok(device(&[
             "install",
@@ -147,17 +167,19 @@ fn a_version_2_library_reads_everywhere_and_its_index_is_upgraded_in_place() {
             "--trusted-key",
             &key,
         ]));
-        assert_same_tree(&fixture_v2().join("in").join(g), &w.p("dev").join(g));
+        assert_same_tree(&fixture.join("in").join(g), &w.p("dev").join(g));
     }
     // A build of the same input upgrades the index (and says so) and stores nothing (its
     // key differs, so it signs the games again).
-    copy_tree(&fixture_v2().join("in"), &w.p("in"));
+    copy_tree(&fixture.join("in"), &w.p("in"));
     let packs = fs::read_dir(w.p("lib/packs")).unwrap().count();
     let out = w.build("in", "lib", &["--avg-chunk", "4096"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     ok(out);
     assert!(
-        err.contains("upgraded the index from format version 2 to 4"),
+        err.contains(&format!(
+            "upgraded the index from format version {version} to 4"
+        )),
         "{err}"
     );
     assert_eq!(format_version(&w.p("lib")), 4);
@@ -202,7 +224,8 @@ fn a_version_2_library_reads_everywhere_and_its_index_is_upgraded_in_place() {
     assert_same_tree(&w.p("in/alpha-rev2"), &w.p("dev2/alpha-rev2"));
     // The library is still read by a reader of its own time (nothing but the index
     // changed) and refused by a builder of its time with a clear line: checked by hand
-    // with the romlib of commit 63fa3e9 ("library format version 3 is newer").
+    // with the romlib of commits 63fa3e9 and 5866dc9 ("library format version 4 is
+    // newer").
 }
 
 #[test]

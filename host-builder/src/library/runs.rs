@@ -18,8 +18,8 @@
 
 use crate::error::{Error, Result};
 use romlib_format::index::{
-    ChunkEntry, RunLayout, RunSection, ENTRY_LEN, RUN_CHUNKS, RUN_HEADER_LEN, RUN_SECTIONS,
-    RUN_TRAILER_LEN, SKETCH_PREFIX_LEN,
+    ChunkEntry, RunLayout, RunSection, ENTRY_LEN, RUN_CHUNKS, RUN_FENCE_LEN, RUN_HEADER_LEN,
+    RUN_SECTIONS, RUN_TRAILER_LEN, SKETCH_PREFIX_LEN,
 };
 use romlib_format::layout::RUN_EXT;
 use std::collections::BTreeMap;
@@ -108,6 +108,8 @@ pub struct Run {
     layout: RunLayout,
     checksum: [u8; 32],
     fences: [Vec<u64>; 3],
+    /// Each block's CRC-32, checked whenever the block is read.
+    crcs: [Vec<u32>; 3],
 }
 
 impl Run {
@@ -139,14 +141,15 @@ impl Run {
             RunLayout::decode_trailer(&tail).map_err(|e| damaged(e.to_string()))?;
         let layout = RunLayout::new(len, counts).map_err(|e| damaged(e.to_string()))?;
         let mut fences: [Vec<u64>; 3] = Default::default();
-        for (s, f) in fences.iter_mut().enumerate() {
-            let mut b = vec![0u8; layout.blocks[s] as usize * 8];
+        let mut crcs: [Vec<u32>; 3] = Default::default();
+        for s in 0..3 {
+            let mut b = vec![0u8; layout.blocks[s] as usize * RUN_FENCE_LEN];
             read_at(&file, &mut b, layout.fences[s]).map_err(|e| Error::io(path, "read", e))?;
-            *f = b
-                .chunks_exact(8)
-                .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-                .collect();
-            if f.windows(2).any(|w| w[0] > w[1]) {
+            for c in b.chunks_exact(RUN_FENCE_LEN) {
+                fences[s].push(u64::from_be_bytes(c[..8].try_into().expect("8 bytes")));
+                crcs[s].push(u32::from_le_bytes(c[8..].try_into().expect("4 bytes")));
+            }
+            if fences[s].windows(2).any(|w| w[0] > w[1]) {
                 return Err(damaged("fences out of order".into()));
             }
         }
@@ -157,6 +160,7 @@ impl Run {
             layout,
             checksum,
             fences,
+            crcs,
         })
     }
 
@@ -229,15 +233,14 @@ impl Run {
             self.layout.starts[s] + first * sec.row_len as u64,
         )
         .map_err(|e| Error::io(&self.path, "read", e))?;
-        let sorted = buf
-            .chunks_exact(sec.row_len)
-            .zip(buf.chunks_exact(sec.row_len).skip(1))
-            .all(|(a, b)| a[..sec.key_len] < b[..sec.key_len]);
-        if !sorted || buf.is_empty() || fence_of(&buf) != self.fences[s][b] {
+        if buf.is_empty()
+            || crc32fast::hash(&buf) != self.crcs[s][b]
+            || fence_of(&buf) != self.fences[s][b]
+        {
             return Err(Error::library(
                 &self.path,
                 format!(
-                    "index run damaged (block {b} of section {s}); {}",
+                    "index run damaged (block {b} of section {s} fails its check); {}",
                     super::index::REBUILD
                 ),
             ));
@@ -288,7 +291,7 @@ impl Run {
     /// A sequential reader of section `s`.
     fn cursor(&self, s: usize) -> Cursor<'_> {
         Cursor {
-            run: self,
+            run: Some(self),
             sec: RUN_SECTIONS[s],
             at: self.layout.starts[s],
             left: self.layout.counts[s],
@@ -298,9 +301,9 @@ impl Run {
     }
 }
 
-/// Reads a section's rows in order, 64 KiB at a time.
+/// Reads a section's rows in order: from a run, 64 KiB at a time, or from rows in memory.
 struct Cursor<'a> {
-    run: &'a Run,
+    run: Option<&'a Run>,
     sec: RunSection,
     at: u64,
     left: u64,
@@ -308,23 +311,55 @@ struct Cursor<'a> {
     pos: usize,
 }
 
-impl Cursor<'_> {
-    fn next_row(&mut self) -> Result<Option<&[u8]>> {
-        if self.pos >= self.buf.len() {
-            if self.left == 0 {
-                return Ok(None);
-            }
-            let n = self.left.min((1 << 16) / self.sec.row_len as u64);
-            self.buf.resize(n as usize * self.sec.row_len, 0);
-            read_at(&self.run.file, &mut self.buf, self.at)
-                .map_err(|e| Error::io(&self.run.path, "read", e))?;
-            self.at += self.buf.len() as u64;
-            self.left -= n;
-            self.pos = 0;
+impl<'a> Cursor<'a> {
+    /// A cursor over `rows`, a whole sorted section held in memory.
+    fn mem(sec: RunSection, rows: Vec<u8>) -> Self {
+        Self {
+            run: None,
+            sec,
+            at: 0,
+            left: 0,
+            buf: rows,
+            pos: 0,
         }
-        let r = &self.buf[self.pos..self.pos + self.sec.row_len];
+    }
+
+    /// Makes the next row available; false at the end.
+    fn fill(&mut self) -> Result<bool> {
+        if self.pos < self.buf.len() {
+            return Ok(true);
+        }
+        let Some(run) = self.run else {
+            return Ok(false);
+        };
+        if self.left == 0 {
+            return Ok(false);
+        }
+        let n = self.left.min((1 << 16) / self.sec.row_len as u64);
+        self.buf.resize(n as usize * self.sec.row_len, 0);
+        read_at(&run.file, &mut self.buf, self.at).map_err(|e| Error::io(&run.path, "read", e))?;
+        self.at += self.buf.len() as u64;
+        self.left -= n;
+        self.pos = 0;
+        Ok(true)
+    }
+
+    /// The row [`Cursor::fill`] made available.
+    fn head(&self) -> &[u8] {
+        &self.buf[self.pos..self.pos + self.sec.row_len]
+    }
+
+    fn advance(&mut self) {
         self.pos += self.sec.row_len;
-        Ok(Some(r))
+    }
+
+    fn next_row(&mut self) -> Result<Option<&[u8]>> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        let at = self.pos;
+        self.advance();
+        Ok(Some(&self.buf[at..at + self.sec.row_len]))
     }
 }
 
@@ -332,67 +367,53 @@ impl Cursor<'_> {
 /// the same key, the newest source's (chunks, deltas: a later run may move a chunk) or
 /// the oldest's (sketches: the first chunk with a super-feature keeps it) is kept.
 pub struct Merged<'a> {
-    sources: Vec<Source<'a>>,
-    heads: Vec<Option<Vec<u8>>>,
+    sources: Vec<Cursor<'a>>,
     key_len: usize,
     newest_wins: bool,
-}
-
-enum Source<'a> {
-    Run(Cursor<'a>),
-    Mem(std::vec::IntoIter<Vec<u8>>),
-}
-
-impl Source<'_> {
-    fn next(&mut self) -> Result<Option<Vec<u8>>> {
-        match self {
-            Source::Run(c) => Ok(c.next_row()?.map(<[u8]>::to_vec)),
-            Source::Mem(i) => Ok(i.next()),
-        }
-    }
+    row: Vec<u8>,
 }
 
 impl<'a> Merged<'a> {
-    fn new(s: usize, mut sources: Vec<Source<'a>>) -> Result<Self> {
-        let mut heads = Vec::with_capacity(sources.len());
-        for src in &mut sources {
-            heads.push(src.next()?);
-        }
-        Ok(Self {
+    fn new(s: usize, sources: Vec<Cursor<'a>>) -> Self {
+        Self {
             sources,
-            heads,
             key_len: RUN_SECTIONS[s].key_len,
             newest_wins: s != SKETCHES,
-        })
+            row: Vec::with_capacity(RUN_SECTIONS[s].row_len),
+        }
     }
 
     /// The next row.
-    pub fn next_row(&mut self) -> Result<Option<Vec<u8>>> {
+    pub fn next_row(&mut self) -> Result<Option<&[u8]>> {
         let k = self.key_len;
+        let mut live = [false; 64];
+        for (i, c) in self.sources.iter_mut().enumerate() {
+            live[i] = c.fill()?;
+        }
         let mut best: Option<usize> = None;
-        for (i, h) in self.heads.iter().enumerate() {
-            let Some(h) = h else { continue };
+        for (i, c) in self.sources.iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
             best = match best {
                 None => Some(i),
-                Some(b) => {
-                    let bk = &self.heads[b].as_ref().expect("a head")[..k];
-                    match h[..k].cmp(bk) {
-                        std::cmp::Ordering::Less => Some(i),
-                        std::cmp::Ordering::Equal if self.newest_wins => Some(i),
-                        _ => Some(b),
-                    }
-                }
+                Some(b) => match c.head()[..k].cmp(&self.sources[b].head()[..k]) {
+                    std::cmp::Ordering::Less => Some(i),
+                    std::cmp::Ordering::Equal if self.newest_wins => Some(i),
+                    _ => Some(b),
+                },
             };
         }
         let Some(b) = best else { return Ok(None) };
-        let row = self.heads[b].take().expect("a head");
+        self.row.clear();
+        self.row.extend_from_slice(self.sources[b].head());
         // Every other source's row with this key is superseded.
-        for i in 0..self.sources.len() {
-            if i == b || self.heads[i].as_ref().is_some_and(|h| h[..k] == row[..k]) {
-                self.heads[i] = self.sources[i].next()?;
+        for (i, c) in self.sources.iter_mut().enumerate() {
+            if live[i] && (i == b || c.head()[..k] == self.row[..k]) {
+                c.advance();
             }
         }
-        Ok(Some(row))
+        Ok(Some(&self.row))
     }
 }
 
@@ -409,21 +430,31 @@ impl Mem {
         self.chunks.is_empty() && self.sketches.is_empty() && self.deltas.is_empty()
     }
 
-    /// Section `s`'s rows, sorted.
-    fn rows(&self, s: usize) -> Vec<Vec<u8>> {
+    /// Section `s`'s rows, sorted, one after the other.
+    fn rows(&self, s: usize) -> Vec<u8> {
+        let mut out = Vec::new();
         match s {
-            CHUNKS => self.chunks.iter().map(|(h, e)| chunk_row(h, e)).collect(),
-            SKETCHES => self
-                .sketches
-                .iter()
-                .map(|(sf, p)| [&sf.to_be_bytes()[..], &p[..]].concat())
-                .collect(),
-            _ => self
-                .deltas
-                .iter()
-                .map(|(h, b)| [&h[..], &b[..]].concat())
-                .collect(),
+            CHUNKS => {
+                out.reserve(self.chunks.len() * RUN_CHUNKS.row_len);
+                for (h, e) in &self.chunks {
+                    out.extend_from_slice(h);
+                    out.extend_from_slice(&e.encode());
+                }
+            }
+            SKETCHES => {
+                for (sf, p) in &self.sketches {
+                    out.extend_from_slice(&sf.to_be_bytes());
+                    out.extend_from_slice(p);
+                }
+            }
+            _ => {
+                for (h, b) in &self.deltas {
+                    out.extend_from_slice(h);
+                    out.extend_from_slice(b);
+                }
+            }
         }
+        out
     }
 }
 
@@ -619,11 +650,21 @@ impl ChunkIndex {
     }
 
     fn merged<'a>(&'a self, s: usize, runs: &'a [Run], mem: bool) -> Result<Merged<'a>> {
-        let mut sources: Vec<Source<'a>> = runs.iter().map(|r| Source::Run(r.cursor(s))).collect();
+        let mut sources: Vec<Cursor<'a>> = runs.iter().map(|r| r.cursor(s)).collect();
         if mem {
-            sources.push(Source::Mem(self.mem.rows(s).into_iter()));
+            sources.push(Cursor::mem(RUN_SECTIONS[s], self.mem.rows(s)));
         }
-        Merged::new(s, sources)
+        if sources.len() > 64 {
+            return Err(Error::library(
+                &self.dir,
+                format!(
+                    "index: {} runs, more than merging ever leaves; {}",
+                    sources.len(),
+                    super::index::REBUILD
+                ),
+            ));
+        }
+        Ok(Merged::new(s, sources))
     }
 
     /// Writes what this run added as a new run, then merges the newest runs while the
@@ -640,9 +681,9 @@ impl ChunkIndex {
         let path = self.dir.join(run_file_name(id));
         {
             let mut w = RunWriter::create(&path)?;
-            for s in 0..3 {
-                for row in self.mem.rows(s) {
-                    w.push(s, &row)?;
+            for (s, sec) in RUN_SECTIONS.iter().enumerate() {
+                for row in self.mem.rows(s).chunks_exact(sec.row_len) {
+                    w.push(s, row)?;
                 }
             }
             w.finish()?;
@@ -661,7 +702,7 @@ impl ChunkIndex {
                 for s in 0..3 {
                     let mut m = self.merged(s, &self.runs[n - 2..], false)?;
                     while let Some(row) = m.next_row()? {
-                        w.push(s, &row)?;
+                        w.push(s, row)?;
                     }
                 }
                 w.finish()?;
@@ -762,7 +803,7 @@ impl ChunkIndex {
         let mut out = Vec::new();
         let mut m = self.chunks()?;
         while let Some(row) = m.next_row()? {
-            out.push(decode_chunk(&row, &self.dir)?);
+            out.push(decode_chunk(row, &self.dir)?);
         }
         Ok(out)
     }
@@ -798,9 +839,11 @@ struct RunWriter {
     out: std::io::BufWriter<File>,
     hash: blake3::Hasher,
     counts: [u64; 3],
-    fences: [Vec<u64>; 3],
+    fences: [Vec<u8>; 3],
     section: usize,
     last: Vec<u8>,
+    /// The CRC-32 of the block being written.
+    crc: crc32fast::Hasher,
 }
 
 impl RunWriter {
@@ -814,6 +857,7 @@ impl RunWriter {
             fences: Default::default(),
             section: 0,
             last: Vec::new(),
+            crc: crc32fast::Hasher::new(),
         };
         w.put(&RunLayout::header())?;
         Ok(w)
@@ -833,6 +877,7 @@ impl RunWriter {
             "run rows in order"
         );
         if s != self.section {
+            self.end_block();
             self.section = s;
             self.last.clear();
         }
@@ -843,18 +888,27 @@ impl RunWriter {
         self.last.clear();
         self.last.extend_from_slice(&row[..sec.key_len]);
         if self.counts[s].is_multiple_of(sec.block_rows as u64) {
-            self.fences[s].push(fence_of(row));
+            self.end_block();
+            self.fences[s].extend_from_slice(&fence_of(row).to_be_bytes());
         }
         self.counts[s] += 1;
+        self.crc.update(row);
         self.put(row)
     }
 
+    /// Appends the CRC-32 of the block written so far of the current section, if any.
+    fn end_block(&mut self) {
+        let s = self.section;
+        if self.fences[s].len() % RUN_FENCE_LEN == 8 {
+            let crc = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
+            self.fences[s].extend_from_slice(&crc.to_le_bytes());
+        }
+    }
+
     fn finish(mut self) -> Result<()> {
+        self.end_block();
         for s in 0..3 {
-            let f: Vec<u8> = self.fences[s]
-                .iter()
-                .flat_map(|f| f.to_be_bytes())
-                .collect();
+            let f = std::mem::take(&mut self.fences[s]);
             self.put(&f)?;
         }
         let counts = RunLayout::encode_counts(self.counts);
@@ -969,7 +1023,7 @@ mod tests {
         let mut prev = None;
         while let Some(row) = m.next_row().unwrap() {
             assert!(prev.as_ref().is_none_or(|p: &Vec<u8>| p[..32] < row[..32]));
-            prev = Some(row);
+            prev = Some(row.to_vec());
             n += 1;
         }
         assert_eq!(n, all.len());

@@ -273,7 +273,7 @@ pub fn verify_library(
                 }
             };
             rep.index_chunks += 1;
-            match chunks.decode_chunk(&row) {
+            match chunks.decode_chunk(row) {
                 Ok((hash, e)) => {
                     let r = Record {
                         hash,
