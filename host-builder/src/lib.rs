@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod keys;
 pub mod library;
 pub mod parity;
+pub(crate) mod spill;
 pub mod transfer;
 pub mod trust_store;
 pub mod zstd_decoder;

@@ -72,6 +72,7 @@ pub fn check_obj(schema: &Schema, name: &str, v: &Value) {
             "integer or null" => x.is_u64() || x.is_null(),
             "string or null" => x.is_string() || x.is_null(),
             "array of strings" => x.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            "array of integers" => x.as_array().is_some_and(|a| a.iter().all(Value::is_u64)),
             "array of objects" => {
                 let sub = format!("{name} {field}");
                 x.as_array().is_some_and(|a| {

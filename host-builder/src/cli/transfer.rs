@@ -118,6 +118,45 @@ pub(super) struct RemoveCmd {
 }
 
 #[derive(FromArgs)]
+/// Give back the space of chunks no game needs any more (after `remove`, `build
+/// --remove-missing` or a game's new version): counts every chunk the manifests reference,
+/// deletes packs with nothing live and rewrites packs whose unused share is above
+/// --max-unused, then rewrites the locators and signs the snapshot. Old packs are deleted
+/// only after everything that named them is published; a run cut off is finished by the
+/// next prune.
+#[argh(subcommand, name = "prune")]
+pub(super) struct PruneCmd {
+    #[argh(option, short = 'r')]
+    /// library folder
+    romlib: PathBuf,
+    #[argh(option, default = "crate::library::prune::DEFAULT_MAX_UNUSED_PERCENT")]
+    /// rewrite a pack when more than this percentage of it is unused (0 to 100; default
+    /// 10)
+    max_unused: u32,
+    #[argh(switch)]
+    /// say what would be deleted and rewritten and how much is given back; change nothing
+    dry_run: bool,
+    #[argh(option)]
+    /// secret key file that signs the library's snapshot (needed once the library has
+    /// one: every library built by this romlib)
+    signing_key: Option<PathBuf>,
+    #[argh(option, default = "Default::default()")]
+    /// how long the new signed snapshot stays valid, e.g. 30d or 12h; never: no expiry
+    /// (default: what the last snapshot said)
+    valid_for: crate::library::snapshot::ValidFor,
+    #[argh(switch, short = 'q')]
+    /// no progress or summary
+    pub(super) quiet: bool,
+    #[argh(option, default = "ProgressMode::Auto")]
+    /// progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on
+    /// standard error) or none
+    pub(super) progress: ProgressMode,
+    #[argh(switch)]
+    /// print the summary (or the error) as one JSON object on standard output
+    pub(super) json: bool,
+}
+
+#[derive(FromArgs)]
 /// Sign the library's snapshot again (snapshot.txt: every game's manifest and locator, a
 /// sequence number, an expiry), with a new expiry: what a cron job runs so that readers
 /// over a network keep accepting a library that did not change. Also signs the first
@@ -450,6 +489,170 @@ pub(super) fn remove(c: RemoveCmd) -> anyhow::Result<()> {
             .field("removed", s.removed.clone())
             .field("unreferenced_chunks", s.unreferenced_chunks)
             .field("unreferenced_bytes", s.unreferenced_bytes),
+        if c.quiet { "" } else { &human },
+    );
+    Ok(())
+}
+
+/// `romlib prune`.
+pub(super) fn prune(c: PruneCmd) -> anyhow::Result<()> {
+    if c.max_unused > 100 {
+        return Err(crate::error::Error::Usage(format!(
+            "--max-unused {} is not a percentage (0 to 100)",
+            c.max_unused
+        ))
+        .into());
+    }
+    if !c.romlib.join(romlib_format::layout::INDEX_FILE).exists() {
+        return Err(
+            crate::error::Error::library(&c.romlib, "not a library (it has no index.db)").into(),
+        );
+    }
+    let key = if c.dry_run {
+        None
+    } else {
+        crate::library::snapshot::key_for(&c.romlib, c.signing_key.as_deref(), "prune")?
+    };
+    let (progress, out) = report("prune", c.progress, c.json, c.quiet);
+    progress.phase("prune", None, None, None);
+    let mut store = crate::library::recovery::open_and_recover(&c.romlib)?;
+    for r in std::mem::take(&mut store.recovered) {
+        out.warn(&r);
+    }
+    let done = crate::library::prune::prune(&mut store, c.max_unused, c.dry_run, &|n| {
+        progress.advance(n, 0)
+    })
+    .and_then(|s| {
+        let changed = !s.packs_deleted.is_empty() || !s.packs_rewritten.is_empty();
+        if s.dry_run || !changed {
+            return Ok((s, None, None));
+        }
+        // Everything that names the old packs is published before they go: the
+        // locators (by prune), then the snapshot.
+        let published = match &key {
+            Some(k) => crate::library::snapshot::publish(
+                store.library(),
+                k,
+                c.valid_for,
+                store.touched(),
+                false,
+            )?,
+            None => None,
+        };
+        crate::library::prune::delete_packs(store.library(), &s)?;
+        let parity = match crate::parity::library_percent(store.library()) {
+            Some(p) => Some(crate::parity::update_locked(store.library(), p, &|_| {})?),
+            None => None,
+        };
+        Ok((s, published, parity))
+    });
+    progress.finish();
+    let (s, published, parity) = done?;
+    drop(store);
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let ids = |v: &[u32]| {
+        v.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut human = format!(
+        "{}{}: {} counted, {} live chunks ({:.1} MiB of {:.1} MiB in {})",
+        if s.dry_run { "dry run: " } else { "" },
+        c.romlib.display(),
+        count(s.games as usize, "game", "games"),
+        s.live_chunks,
+        mib(s.live_bytes),
+        mib(s.pack_bytes_before),
+        count(s.packs_before as usize, "pack", "packs"),
+    );
+    let (del, rew) = if s.dry_run {
+        ("would delete", "would rewrite")
+    } else {
+        ("deleted", "rewrote")
+    };
+    if s.packs_deleted.is_empty() && s.packs_rewritten.is_empty() {
+        human += &format!(
+            "
+nothing to prune: no pack is more than {}% unused",
+            c.max_unused
+        );
+    } else {
+        if !s.packs_deleted.is_empty() {
+            human += &format!(
+                "
+{del} {} with nothing live: {}",
+                count(s.packs_deleted.len(), "pack", "packs"),
+                ids(&s.packs_deleted)
+            );
+        }
+        if !s.packs_rewritten.is_empty() {
+            human += &format!(
+                "
+{rew} {} more than {}% unused: {} ({:.1} MiB copied{})",
+                count(s.packs_rewritten.len(), "pack", "packs"),
+                c.max_unused,
+                ids(&s.packs_rewritten),
+                mib(s.bytes_copied),
+                if s.dry_run {
+                    String::new()
+                } else {
+                    format!(" into {}", ids(&s.packs_written))
+                }
+            );
+        }
+        human += &format!(
+            "
+{} {:.1} MiB: packs {:.1} MiB -> {:.1} MiB in {:.1} s",
+            if s.dry_run {
+                "would give back"
+            } else {
+                "gave back"
+            },
+            mib(s.reclaimed()),
+            mib(s.pack_bytes_before),
+            mib(s.pack_bytes_after),
+            s.seconds
+        );
+        if s.locators_rewritten > 0 {
+            human += &format!(
+                "
+{} rewritten",
+                count(s.locators_rewritten as usize, "locator", "locators")
+            );
+        }
+    }
+    if let Some(p) = &published {
+        human += &format!(
+            "
+{p}"
+        );
+    }
+    for w in crate::library::snapshot::warnings(published.as_ref()) {
+        out.warn(&format!("warning: {w}"));
+    }
+    if let Some(r) = &parity {
+        for (f, why) in &r.problems {
+            out.warn(&format!("warning: parity of {f}: {why}"));
+        }
+    }
+    out.result(
+        crate::library::snapshot::json(Obj::new(), published.as_ref())
+            .field("library", c.romlib.as_path())
+            .field("dry_run", s.dry_run)
+            .field("games", s.games)
+            .field("live_chunks", s.live_chunks)
+            .field("live_bytes", s.live_bytes)
+            .field("packs_before", s.packs_before)
+            .field("pack_bytes_before", s.pack_bytes_before)
+            .field("pack_bytes_after", s.pack_bytes_after)
+            .field("reclaimed_bytes", s.reclaimed())
+            .field("packs_deleted", s.packs_deleted.clone())
+            .field("packs_rewritten", s.packs_rewritten.clone())
+            .field("packs_written", s.packs_written.clone())
+            .field("bytes_copied", s.bytes_copied)
+            .field("locators_rewritten", s.locators_rewritten)
+            .field("elapsed_ms", (s.seconds * 1000.0) as u64),
         if c.quiet { "" } else { &human },
     );
     Ok(())

@@ -20,6 +20,7 @@ pub mod locator;
 pub mod manifest_writer;
 pub mod pack_scan;
 pub mod pack_writer;
+pub mod prune;
 pub mod publish;
 pub mod rebuild;
 pub mod recovery;

@@ -745,6 +745,111 @@ impl ChunkIndex {
         Ok(())
     }
 
+    /// Rewrites the whole index as one run that keeps only what lies in packs `keep`
+    /// accepts (what `romlib prune` does once it has moved the live chunks out of the
+    /// packs it deletes): chunk rows in those packs, the delta rows of chunks kept, and
+    /// the sketch rows whose hash prefix names a whole chunk kept. Sketches are joined with
+    /// the chunks through two external sorts, so memory stays bounded. Nothing may be
+    /// pending. Returns the ids the caller's commit must name; the old runs are deleted
+    /// by [`ChunkIndex::drop_merged`] after it.
+    pub fn compact(&mut self, keep: &dyn Fn(u32) -> bool) -> Result<Vec<u64>> {
+        assert!(self.mem.is_empty(), "compact with nothing pending");
+        let kept_chunk = |row: &[u8], dir: &Path| -> Result<Option<ChunkEntry>> {
+            let (_, e) = decode_chunk(row, dir)?;
+            Ok(keep(e.pack_id).then_some(e))
+        };
+        let id = self.take_id();
+        let path = self.dir.join(run_file_name(id));
+        {
+            let mut w = RunWriter::create(&path)?;
+            // Chunks.
+            let mut m = self.merged(CHUNKS, &self.runs, false)?;
+            while let Some(row) = m.next_row()? {
+                if kept_chunk(row, &self.dir)?.is_some() {
+                    w.push(CHUNKS, row)?;
+                }
+            }
+            // Sketches: by hash prefix, joined with the whole chunks kept, then by
+            // super-feature again.
+            let mut by_prefix = crate::spill::Sorter::<16>::new();
+            let mut m = self.merged(SKETCHES, &self.runs, false)?;
+            while let Some(row) = m.next_row()? {
+                let mut r = [0u8; 16];
+                r[..8].copy_from_slice(&row[8..16]);
+                r[8..].copy_from_slice(&row[..8]);
+                by_prefix.push(r)?;
+            }
+            let mut by_sf = crate::spill::Sorter::<16>::new();
+            let mut chunks = self.merged(CHUNKS, &self.runs, false)?;
+            let mut head: Option<([u8; 8], bool)> = None;
+            for r in by_prefix.finish()? {
+                let r = r?;
+                let prefix: [u8; 8] = r[..8].try_into().expect("8 bytes");
+                // Advance the chunks to the first whose prefix is at least this one.
+                while head.is_none_or(|(h, _)| h < prefix) {
+                    match chunks.next_row()? {
+                        Some(c) => {
+                            let whole = kept_chunk(c, &self.dir)?.is_some_and(|e| {
+                                e.method != romlib_format::pack::Method::ZstdDelta
+                            });
+                            let h: [u8; 8] = c[..8].try_into().expect("8 bytes");
+                            // Of several chunks with one prefix, any whole one kept will do.
+                            if head.is_some_and(|(p, w)| p == h && w) {
+                                continue;
+                            }
+                            head = Some((h, whole));
+                        }
+                        None => {
+                            head = Some(([0xff; 8], false));
+                            break;
+                        }
+                    }
+                }
+                if head.is_some_and(|(h, whole)| h == prefix && whole) {
+                    let mut o = [0u8; 16];
+                    o[..8].copy_from_slice(&r[8..]);
+                    o[8..].copy_from_slice(&prefix);
+                    by_sf.push(o)?;
+                }
+            }
+            for r in by_sf.finish()? {
+                w.push(SKETCHES, &r?)?;
+            }
+            // Deltas of the chunks kept: both sections are in hash order.
+            let mut chunks = self.merged(CHUNKS, &self.runs, false)?;
+            let mut deltas = self.merged(DELTAS, &self.runs, false)?;
+            let mut head: Option<([u8; 32], bool)> = None;
+            while let Some(d) = deltas.next_row()? {
+                let h: [u8; 32] = d[..32].try_into().expect("32 bytes");
+                while head.is_none_or(|(c, _)| c < h) {
+                    match chunks.next_row()? {
+                        Some(c) => {
+                            head = Some((
+                                c[..32].try_into().expect("32 bytes"),
+                                kept_chunk(c, &self.dir)?.is_some(),
+                            ))
+                        }
+                        None => {
+                            head = Some(([0xff; 32], false));
+                            break;
+                        }
+                    }
+                }
+                if head.is_some_and(|(c, kept)| c == h && kept) {
+                    w.push(DELTAS, d)?;
+                }
+            }
+            w.finish()?;
+        }
+        crate::fsio::sync_dir(&self.dir)?;
+        let run = Run::open(&path, id)?;
+        for r in self.runs.drain(..) {
+            self.merged_away.push(r.path);
+        }
+        self.runs.push(run);
+        Ok(self.ids())
+    }
+
     fn take_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;

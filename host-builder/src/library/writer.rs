@@ -558,6 +558,26 @@ impl LibraryWriter {
         Ok(())
     }
 
+    /// Unlists packs `gone` in one durable commit, with the chunk index rewritten as one
+    /// run that keeps nothing in them (`romlib prune`, once everything live in them has a
+    /// copy elsewhere). The files stay until the caller deletes them.
+    pub(crate) fn unlist_packs(&mut self, gone: &BTreeSet<u32>) -> Result<()> {
+        let path = self.index_path();
+        let txn = self.begin()?;
+        let ids = self.chunks_mut()?.compact(&|p| !gone.contains(&p))?;
+        {
+            let mut packs = txn.open_table(PACKS).map_err(|e| db_err(&path, e))?;
+            for id in gone {
+                packs.remove(id).map_err(|e| db_err(&path, e))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
+            meta.insert(META_RUNS, runs::encode_list(&ids).as_slice())
+                .map_err(|e| db_err(&path, e))?;
+        }
+        self.commit_tables(txn)?;
+        self.chunks_mut()?.drop_merged()
+    }
+
     /// Starts the next pack file.
     pub(crate) fn new_pack(&mut self, dict_id: u32) -> Result<PackFile> {
         let id = self.next_pack_id;

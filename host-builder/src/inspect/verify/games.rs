@@ -2,10 +2,10 @@
 //! keys, its chunk table, its locator, and the index entries of the chunks it needs.
 
 use super::packs::{record_at, PLACED_LEN};
-use super::spill::{place_key, Sorted, Sorter};
 use super::{are, strip_path, VerifyReport};
 use crate::error::Result;
 use crate::fsio::TEMP_SUFFIX;
+use crate::spill::{place_key, Sorted, Sorter};
 use romlib_device::chunks::locator::ChunkLocator;
 use romlib_device::error::short_hex;
 use romlib_device::install::count;

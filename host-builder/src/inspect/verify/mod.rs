@@ -15,7 +15,6 @@
 
 mod games;
 mod packs;
-mod spill;
 
 use crate::error::{Error, Result};
 use crate::library::index::{GAMES, PACKS};
@@ -29,11 +28,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::spill::{self, Sorted, Sorter};
 use games::{
     check_manifest, report_broken_games, staged_manifests, Collect, Game, Known, LOCATED_LEN,
 };
 use packs::{check_deltas, check_packs, parse_placed, placed_row, record_at, Record, PLACED_LEN};
-use spill::{Sorted, Sorter};
 
 /// Most problems kept in a report (the count goes on).
 pub const MAX_REPORTED: usize = 10_000;

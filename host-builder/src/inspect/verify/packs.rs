@@ -2,10 +2,10 @@
 //! every record decompressed and hashed in parallel batches, and every delta checked
 //! against its base.
 
-use super::spill::{from_place_key, place_key, Sorted, Sorter};
 use super::{strip_path, VerifyReport};
 use crate::error::{Error, Result};
 use crate::library::pack_scan::{scan_pack_with, CHECKSUM_MISMATCH};
+use crate::spill::{from_place_key, place_key, Sorted, Sorter};
 use crate::zstd_decoder::ZstdDecoder;
 use rayon::prelude::*;
 use romlib_device::chunks::decoder::ChunkDecoder;

@@ -1,5 +1,6 @@
 //! External sorting of fixed-size rows: what lets `romlib verify` join what it finds in the
-//! packs, the manifests and the index in bounded memory, whatever the library's size.
+//! packs, the manifests and the index, and `romlib prune` count what the manifests
+//! reference, in bounded memory, whatever the library's size.
 //!
 //! Rows are byte arrays compared as such, so a row starts with its sort key in big-endian
 //! order. Up to [`MEMORY_BYTES`] of rows are held and sorted in memory; past that, each
@@ -14,13 +15,13 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 
 /// Bytes of rows one sorter holds in memory before it writes a run.
-pub(super) const MEMORY_BYTES: usize = 32 << 20;
+pub(crate) const MEMORY_BYTES: usize = 32 << 20;
 /// Runs on disk at most: past it, they are merged into one (so a merge reads at most this
 /// many files at once, whatever the library's size).
 const MAX_RUNS: usize = 64;
 
 /// Collects rows of `N` bytes, then gives them back in sorted order.
-pub(super) struct Sorter<const N: usize> {
+pub(crate) struct Sorter<const N: usize> {
     buf: Vec<[u8; N]>,
     max_rows: usize,
     runs: Vec<File>,
@@ -30,7 +31,7 @@ impl<const N: usize> Sorter<N> {
     /// A sorter holding at most [`MEMORY_BYTES`] of rows in memory, or the bytes
     /// `ROMLIB_VERIFY_MEMORY` says (the tests set it tiny, so that every join of a small
     /// library goes through runs on disk).
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let bytes = std::env::var("ROMLIB_VERIFY_MEMORY")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -39,7 +40,7 @@ impl<const N: usize> Sorter<N> {
     }
 
     /// A sorter holding at most `bytes` of rows in memory (at least one row).
-    pub(super) fn with_memory(bytes: usize) -> Self {
+    pub(crate) fn with_memory(bytes: usize) -> Self {
         Self {
             buf: Vec::new(),
             max_rows: (bytes / N).max(1),
@@ -48,7 +49,7 @@ impl<const N: usize> Sorter<N> {
     }
 
     /// Adds a row.
-    pub(super) fn push(&mut self, row: [u8; N]) -> Result<()> {
+    pub(crate) fn push(&mut self, row: [u8; N]) -> Result<()> {
         self.buf.push(row);
         if self.buf.len() >= self.max_rows {
             self.spill()?;
@@ -96,7 +97,7 @@ impl<const N: usize> Sorter<N> {
     }
 
     /// Every row pushed, in sorted order.
-    pub(super) fn finish(mut self) -> Result<Sorted<N>> {
+    pub(crate) fn finish(mut self) -> Result<Sorted<N>> {
         if self.runs.is_empty() {
             self.buf.sort_unstable();
             return Ok(Sorted::Memory(self.buf.into_iter()));
@@ -134,7 +135,7 @@ fn read_row<const N: usize>(r: &mut BufReader<File>) -> Result<Option<[u8; N]>> 
 }
 
 /// Sorted rows: from memory, or merged from runs on disk.
-pub(super) enum Sorted<const N: usize> {
+pub(crate) enum Sorted<const N: usize> {
     /// Every row fitted in memory.
     Memory(std::vec::IntoIter<[u8; N]>),
     /// A k-way merge of sorted runs.
@@ -146,7 +147,7 @@ pub(super) enum Sorted<const N: usize> {
 
 impl<const N: usize> Sorted<N> {
     /// These rows, leaving none in their place (for a join that consumes them).
-    pub(super) fn take_rows(&mut self) -> Self {
+    pub(crate) fn take_rows(&mut self) -> Self {
         std::mem::replace(self, Sorted::Memory(Vec::new().into_iter()))
     }
 }
@@ -171,7 +172,7 @@ impl<const N: usize> Iterator for Sorted<N> {
 }
 
 /// Big-endian `u32` then `u64`: a (pack, offset) key that sorts as the pair does.
-pub(super) fn place_key(pack: u32, offset: u64) -> [u8; 12] {
+pub(crate) fn place_key(pack: u32, offset: u64) -> [u8; 12] {
     let mut k = [0u8; 12];
     k[..4].copy_from_slice(&pack.to_be_bytes());
     k[4..].copy_from_slice(&offset.to_be_bytes());
@@ -179,7 +180,7 @@ pub(super) fn place_key(pack: u32, offset: u64) -> [u8; 12] {
 }
 
 /// The (pack, offset) of a [`place_key`].
-pub(super) fn from_place_key(k: &[u8]) -> (u32, u64) {
+pub(crate) fn from_place_key(k: &[u8]) -> (u32, u64) {
     let mut p = [0u8; 4];
     let mut o = [0u8; 8];
     p.copy_from_slice(&k[..4]);

@@ -1,0 +1,439 @@
+//! `romlib prune`: giving back the space of chunks no game needs (restic's and borg's
+//! model, mark and sweep).
+//!
+//! 1. **Mark.** Every chunk every published manifest names is live, and so is the base of
+//!    every live delta (a base stays while a delta needs it, so no delta has to be
+//!    re-encoded). The references are sorted on disk ([`crate::spill`]), so memory stays
+//!    bounded whatever the library's size. A manifest that cannot be read, or that names a
+//!    chunk the index lacks, stops the prune before anything changes: what it references
+//!    cannot be counted, and a chunk counted dead is deleted.
+//! 2. **Sweep.** Each pack's live bytes (its live records, as the index places them)
+//!    against its size: a pack with nothing live is deleted, a pack whose unused share is
+//!    above `--max-unused` is rewritten (its live records copied, as they are, into new
+//!    packs), the rest are kept.
+//! 3. **Publish, then delete** (SPEC section 6, rule 8): the new packs are sealed and
+//!    committed as a build's are; then the index is rewritten as one run without the
+//!    packs that go, and one durable commit unlists them; then every locator that changed
+//!    is rewritten, and the snapshot and catalog after them; only then are the old packs
+//!    (and their parity) deleted. A kill at any moment leaves a library every reader can
+//!    use: until the locators are rewritten they point into the old packs, which are
+//!    still there. A pack left behind by a kill is adopted by the next writer and deleted
+//!    by the next prune.
+
+use super::writer::{db_err, LibraryWriter};
+use crate::error::{Error, Result};
+use crate::library::index::PACKS;
+use crate::spill::{from_place_key, place_key, Sorter};
+use redb::ReadableTable;
+use romlib_device::ManifestFile;
+use romlib_format::index::{ChunkEntry, PackInfo};
+use romlib_format::pack::{Method, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
+use std::collections::BTreeMap;
+
+/// The default `--max-unused`: a pack with more than this share of unused bytes is
+/// rewritten.
+pub const DEFAULT_MAX_UNUSED_PERCENT: u32 = 10;
+
+/// What a prune found, and did (or, with `dry_run`, would do).
+#[derive(Debug, Default, Clone)]
+pub struct PruneSummary {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Games whose references were counted.
+    pub games: u64,
+    /// Distinct live chunks (referenced, or the base of a referenced delta).
+    pub live_chunks: u64,
+    /// Packs before.
+    pub packs_before: u64,
+    /// Bytes of packs before.
+    pub pack_bytes_before: u64,
+    /// Bytes of live records (headers and payloads) in them.
+    pub live_bytes: u64,
+    /// Packs deleted: nothing in them was live.
+    pub packs_deleted: Vec<u32>,
+    /// Packs rewritten: more than `max_unused` percent of them was unused.
+    pub packs_rewritten: Vec<u32>,
+    /// New packs written.
+    pub packs_written: Vec<u32>,
+    /// Live bytes copied into the new packs.
+    pub bytes_copied: u64,
+    /// Bytes of packs after (what they would be, for a dry run).
+    pub pack_bytes_after: u64,
+    /// Locators rewritten.
+    pub locators_rewritten: u64,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+impl PruneSummary {
+    /// Bytes given back.
+    pub fn reclaimed(&self) -> u64 {
+        self.pack_bytes_before.saturating_sub(self.pack_bytes_after)
+    }
+}
+
+/// Prunes the library `store` holds (opened with recovery). `max_unused` is a percentage
+/// (0 to 100); `progress` is told bytes as packs are rewritten.
+pub fn prune(
+    store: &mut LibraryWriter,
+    max_unused: u32,
+    dry_run: bool,
+    progress: &dyn Fn(u64),
+) -> Result<PruneSummary> {
+    let t0 = std::time::Instant::now();
+    let lib = store.library().clone();
+    let index_path = lib.index_path();
+    let mut sum = PruneSummary {
+        dry_run,
+        ..Default::default()
+    };
+
+    // 1. Mark: every reference of every published manifest.
+    let mut refs = Sorter::<32>::new();
+    let titles = lib.titles()?;
+    for t in &titles {
+        let path = lib.manifest_path(t);
+        let cannot = |e: &dyn std::fmt::Display| {
+            Error::library(
+                &path,
+                format!(
+                    "cannot count the chunks this game needs ({e}); nothing was pruned: \
+                     repair the manifest (`romlib repair`) or remove the game first"
+                ),
+            )
+        };
+        let m = ManifestFile::open(&path).map_err(|e| cannot(&e))?;
+        let mut table = m.unverified_chunks().map_err(|e| cannot(&e))?;
+        while let Some(r) = table.next_chunk().map_err(|e| cannot(&e))? {
+            refs.push(r.hash)?;
+        }
+        table.finish().map_err(|e| cannot(&e))?;
+        sum.games += 1;
+    }
+    // Each live chunk's place (and stored length, for the accounting), and the bases of
+    // live deltas, joined with the index in hash order.
+    let mut places = Sorter::<16>::new();
+    let mut bases = Sorter::<32>::new();
+    let mut missing = 0u64;
+    {
+        let chunks = store.chunks()?;
+        let mut rows = chunks.chunks()?;
+        let mut last: Option<[u8; 32]> = None;
+        let mut head: Option<([u8; 32], ChunkEntry)> = None;
+        for h in refs.finish()? {
+            let h = h?;
+            if last == Some(h) {
+                continue;
+            }
+            last = Some(h);
+            while head.is_none_or(|(k, _)| k < h) {
+                match rows.next_row()? {
+                    Some(r) => head = Some(chunks.decode_chunk(r)?),
+                    None => {
+                        head = None;
+                        break;
+                    }
+                }
+            }
+            match head {
+                Some((k, e)) if k == h => {
+                    places.push(place_row(&e))?;
+                    if e.method == Method::ZstdDelta {
+                        let base = crate::library::locator::base_of(chunks, &h, &index_path)?;
+                        bases.push(base)?;
+                    }
+                    sum.live_chunks += 1;
+                }
+                _ => missing += 1,
+            }
+        }
+        if missing > 0 {
+            return Err(Error::library(
+                &index_path,
+                format!(
+                    "the manifests name {} the index lacks; nothing was pruned \
+                     (`romlib rebuild-index` first)",
+                    romlib_device::install::count(missing as usize, "chunk", "chunks")
+                ),
+            ));
+        }
+        let mut last: Option<[u8; 32]> = None;
+        for b in bases.finish()? {
+            let b = b?;
+            if last == Some(b) {
+                continue;
+            }
+            last = Some(b);
+            let e = chunks.get(&b)?.ok_or_else(|| {
+                Error::library(
+                    &index_path,
+                    "the base of a live delta is missing from the index; nothing was pruned \
+                     (`romlib rebuild-index` first)",
+                )
+            })?;
+            places.push(place_row(&e))?;
+        }
+    }
+
+    // 2. Sweep: live bytes per pack, and the live records of the packs to rewrite.
+    let packs: BTreeMap<u32, PackInfo> = {
+        let txn = store.begin_read()?;
+        let t = txn.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
+        let mut m = BTreeMap::new();
+        for row in t.iter().map_err(|e| db_err(&index_path, e))? {
+            let (k, v) = row.map_err(|e| db_err(&index_path, e))?;
+            let info = PackInfo::decode(v.value())
+                .map_err(|e| Error::library(&index_path, e.to_string()))?;
+            m.insert(k.value(), info);
+        }
+        m
+    };
+    sum.packs_before = packs.len() as u64;
+    sum.pack_bytes_before = packs.values().map(|p| p.file_len).sum();
+    let mut live: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut copy = Sorter::<12>::new();
+    let mut current: Option<u32> = None;
+    let mut offsets: Vec<u64> = Vec::new();
+    let mut last: Option<[u8; 12]> = None;
+    let decide = |pack: u32, live_bytes: u64| -> bool {
+        let len = packs.get(&pack).map_or(0, |p| p.file_len).max(1);
+        let unused = len.saturating_sub(live_bytes);
+        // Rewritten when more than `max_unused` percent is unused.
+        unused * 100 > len * u64::from(max_unused)
+    };
+    let mut flush = |pack: u32, offsets: &mut Vec<u64>, live_bytes: u64| -> Result<()> {
+        if decide(pack, live_bytes) {
+            for o in offsets.iter() {
+                copy.push(place_key(pack, *o))?;
+            }
+        }
+        offsets.clear();
+        Ok(())
+    };
+    for row in places.finish()? {
+        let row = row?;
+        let key: [u8; 12] = row[..12].try_into().expect("12 bytes");
+        if last == Some(key) {
+            continue;
+        }
+        last = Some(key);
+        let (pack, offset) = from_place_key(&key);
+        let clen = u32::from_be_bytes(row[12..16].try_into().expect("4 bytes"));
+        if current != Some(pack) {
+            if let Some(p) = current {
+                flush(p, &mut offsets, live[&p])?;
+            }
+            current = Some(pack);
+        }
+        offsets.push(offset);
+        *live.entry(pack).or_default() += RECORD_HEADER_LEN as u64 + u64::from(clen);
+    }
+    if let Some(p) = current {
+        flush(p, &mut offsets, live[&p])?;
+    }
+    sum.live_bytes = live.values().sum();
+    for (&id, info) in &packs {
+        match live.get(&id) {
+            None => sum.packs_deleted.push(id),
+            Some(&l) if decide(id, l) => sum.packs_rewritten.push(id),
+            Some(_) => sum.pack_bytes_after += info.file_len,
+        }
+    }
+    let rewritten_live: u64 = sum.packs_rewritten.iter().map(|id| live[id]).sum();
+    if dry_run {
+        // The copies would go to packs of the default size, each with a header and footer.
+        let new_packs = rewritten_live.div_ceil(romlib_format::limits::DEFAULT_PACK_SIZE);
+        sum.pack_bytes_after += rewritten_live + new_packs * (HEADER_LEN + FOOTER_LEN) as u64;
+        sum.bytes_copied = rewritten_live;
+        sum.seconds = t0.elapsed().as_secs_f64();
+        return Ok(sum);
+    }
+    if sum.packs_deleted.is_empty() && sum.packs_rewritten.is_empty() {
+        sum.seconds = t0.elapsed().as_secs_f64();
+        return Ok(sum);
+    }
+
+    // 3a. Copy the live records of the packs rewritten into new packs, committed as a
+    // build commits its packs (the index then places those chunks in the new packs).
+    let mut copies = copy.finish()?.peekable();
+    for &id in &sum.packs_rewritten.clone() {
+        let path = lib.pack_path(id);
+        let mut open: Option<super::writer::PackFile> = None;
+        let mut txn = None;
+        let mut want = Vec::new();
+        while let Some(Ok(k)) = copies.peek() {
+            let (p, o) = from_place_key(k);
+            if p != id {
+                break;
+            }
+            want.push(o);
+            copies.next();
+        }
+        if let Some(Err(_)) = copies.peek() {
+            copies.next().expect("peeked")?;
+        }
+        let mut next = 0;
+        let mut sealed: Vec<(u32, PackInfo)> = Vec::new();
+        let scanned = crate::library::pack_scan::scan_pack_with(&path, id, |pos, rec, payload| {
+            if want.get(next) != Some(&pos) {
+                return Ok(());
+            }
+            next += 1;
+            let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
+            let full = open.as_ref().is_some_and(|p| {
+                p.must_roll_over(rec_len, romlib_format::limits::DEFAULT_PACK_SIZE)
+            }) || store.chunks()?.pending_chunks() >= super::runs::MAX_PENDING_CHUNKS;
+            if full {
+                let p = open.take().expect("open");
+                let pid = p.id();
+                sealed.push((pid, p.seal()?));
+                seal_commit(store, &mut txn, &sealed, &mut sum.packs_written)?;
+                sealed.clear();
+            }
+            if open.is_none() {
+                open = Some(store.new_pack(packs[&id].dict_id)?);
+            }
+            let p = open.as_mut().expect("just opened");
+            let offset = p.append(rec, payload)?;
+            let old = store.chunks()?.get(&rec.hash)?;
+            store.chunks_mut()?.insert_chunk(
+                rec.hash,
+                ChunkEntry {
+                    pack_id: p.id(),
+                    offset,
+                    clen: rec.clen,
+                    ulen: rec.ulen,
+                    method: rec.method,
+                    stored_at: old.map_or_else(super::writer::unix_now, |e| e.stored_at),
+                },
+            );
+            sum.bytes_copied += rec_len;
+            progress(rec_len);
+            Ok(())
+        });
+        let done = scanned.and_then(|_| {
+            if next != want.len() {
+                return Err(Error::library(
+                    &path,
+                    "a record the index places here is not in the pack; nothing more was \
+                     pruned (`romlib verify`, then `romlib rebuild-index`)",
+                ));
+            }
+            if let Some(p) = open.take() {
+                let pid = p.id();
+                sealed.push((pid, p.seal()?));
+            }
+            seal_commit(store, &mut txn, &sealed, &mut sum.packs_written)
+        });
+        if let Err(e) = done {
+            if let Some(p) = open.take() {
+                p.discard();
+            }
+            store.chunks_mut()?.discard();
+            // Sealed packs not committed are adopted by the next writer (and deleted by
+            // the next prune); what was committed stands.
+            return Err(e);
+        }
+    }
+
+    // 3b. The index without the packs that go, in one durable commit.
+    let gone: std::collections::BTreeSet<u32> = sum
+        .packs_deleted
+        .iter()
+        .chain(&sum.packs_rewritten)
+        .copied()
+        .collect();
+    store.unlist_packs(&gone)?;
+
+    // 3c. Locators, then the old packs.
+    for t in &titles {
+        let path = lib.manifest_path(t);
+        let m = ManifestFile::open(&path)?;
+        let mut table = m.unverified_chunks()?;
+        let mut raw = Vec::with_capacity(
+            m.unverified_body().chunk_count as usize * romlib_format::manifest::CHUNK_RECORD_LEN,
+        );
+        while let Some(r) = table.next_chunk()? {
+            raw.extend_from_slice(&r.encode());
+        }
+        let loc = crate::library::locator::from_index(store, t, &raw)?;
+        if crate::library::locator::refresh(&lib, t, &raw, &loc)? {
+            sum.locators_rewritten += 1;
+            store.touch(t);
+        }
+    }
+    let info_after: u64 = {
+        let txn = store.begin_read()?;
+        let t = txn.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
+        let mut n = 0;
+        for row in t.iter().map_err(|e| db_err(&index_path, e))? {
+            let (_, v) = row.map_err(|e| db_err(&index_path, e))?;
+            n += PackInfo::decode(v.value())
+                .map_err(|e| Error::library(&index_path, e.to_string()))?
+                .file_len;
+        }
+        n
+    };
+    sum.pack_bytes_after = info_after;
+    sum.seconds = t0.elapsed().as_secs_f64();
+    Ok(sum)
+}
+
+/// Deletes the packs a prune unlisted (after everything that named them was published),
+/// with their parity files.
+pub fn delete_packs(lib: &romlib_device::Library, summary: &PruneSummary) -> Result<()> {
+    for &id in summary.packs_deleted.iter().chain(&summary.packs_rewritten) {
+        let path = lib.pack_path(id);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for p in [
+            path.clone(),
+            crate::parity::parity_path(lib, &format!("packs/{name}")),
+        ] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, "remove", e)),
+            }
+        }
+    }
+    crate::fsio::sync_dir(&lib.packs_dir())
+}
+
+/// A place row: (pack, offset) key and the stored length.
+fn place_row(e: &ChunkEntry) -> [u8; 16] {
+    let mut r = [0u8; 16];
+    r[..12].copy_from_slice(&place_key(e.pack_id, e.offset));
+    r[12..].copy_from_slice(&e.clen.to_be_bytes());
+    r
+}
+
+/// Lists `sealed` packs in the index and commits (what the chunk index gained is written
+/// as a run and named by the same commit).
+fn seal_commit(
+    store: &mut LibraryWriter,
+    txn: &mut Option<redb::WriteTransaction>,
+    sealed: &[(u32, PackInfo)],
+    written: &mut Vec<u32>,
+) -> Result<()> {
+    if sealed.is_empty() {
+        return Ok(());
+    }
+    let index_path = store.library().index_path();
+    let t = match txn.take() {
+        Some(t) => t,
+        None => store.begin()?,
+    };
+    {
+        let mut packs = t.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
+        for (id, info) in sealed {
+            packs
+                .insert(*id, info.encode().as_slice())
+                .map_err(|e| db_err(&index_path, e))?;
+        }
+    }
+    written.extend(sealed.iter().map(|(id, _)| *id));
+    store.commit_durable(t)
+}

@@ -1,0 +1,361 @@
+//! `romlib prune` (issue 29): the space of chunks no game needs comes back, what is left
+//! installs byte for byte from a folder, a portable file and HTTP, a dry run changes
+//! nothing, and a prune killed at any moment (or out of room) leaves a library every
+//! reader can use, which the next prune finishes. `ROMLIB_CRASH_ITERS` sets the kill
+//! loop's iterations (default 50).
+
+use romlib_tests::*;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Six games in `in`: alpha, its revision alpha-v2 (stored as deltas against it), and
+/// four unrelated ones, in packs of 1 MiB so that some hold only removed games and some
+/// a mix.
+fn inputs(w: &Workspace) {
+    let mut r = Rng::new(29);
+    let base = r.bytes(900_000);
+    write(&w.p("in"), "alpha/game.bin", &base);
+    write(&w.p("in"), "alpha-v2/game.bin", &r.variant(&base, 8, 60));
+    write(&w.p("in"), "beta/rom.bin", &r.bytes(700_000));
+    write(&w.p("in"), "gamma/disc.iso", &r.text(1_200_000));
+    write(&w.p("in"), "delta/d.bin", &r.bytes(800_000));
+    write(&w.p("in"), "eps/e.txt", &r.text(600_000));
+    ok(w.build("in", "lib", &build_args()));
+}
+
+fn build_args() -> Vec<&'static str> {
+    vec!["--avg-chunk", "4096", "--pack-size", "1048576", "-q"]
+}
+
+/// Bytes of the library's packs.
+fn pack_bytes(lib: &Path) -> u64 {
+    fs::read_dir(lib.join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+fn prune(w: &Workspace, lib: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["prune", "-r", lib, "--signing-key", "K", "--json"];
+    let k = w.s("k.sec");
+    args[4] = &k;
+    args.extend_from_slice(extra);
+    romlib(&args)
+}
+
+fn field(json: &str, name: &str) -> u64 {
+    json.split(&format!("\"{name}\":"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{name} in {json}"))
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn remove(w: &Workspace, lib: &str, games: &[&str]) {
+    let k = w.s("k.sec");
+    let mut args = vec!["remove", "-r", lib, "--signing-key", &k, "-q"];
+    for g in games {
+        args.extend_from_slice(&["-g", g]);
+    }
+    ok(romlib(&args));
+}
+
+const LEFT: [&str; 4] = ["alpha-v2", "eps", "gamma", "beta"];
+
+/// Every game left installs from folder `lib` exactly as its input: what a reader needs
+/// after a prune was cut off (verify may still call the locators stale until the next
+/// prune rewrites them).
+fn installs(w: &Workspace, lib: &Path, ctx: &str) {
+    for g in LEFT {
+        let _ = fs::remove_dir_all(w.p("readers"));
+        let out = device(&[
+            "install",
+            "-r",
+            &lib.to_string_lossy(),
+            "-g",
+            g,
+            "--install-dir",
+            &w.s("readers"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{ctx}: {g}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_same_tree(&w.p("in").join(g), &w.p("readers").join(g));
+    }
+}
+
+#[test]
+fn prune_gives_back_what_no_game_needs_and_every_game_left_installs_everywhere() {
+    let w = Workspace::new();
+    inputs(&w);
+    let lib = w.s("lib");
+    let before = pack_bytes(&w.p("lib"));
+    // alpha goes, but alpha-v2's deltas need its chunks: they stay as bases.
+    remove(&w, &lib, &["alpha", "delta"]);
+    // Nothing to do on a usage error; a dry run says what would go and changes nothing.
+    fails(
+        romlib(&["prune", "-r", &lib, "--max-unused", "101"]),
+        2,
+        &["--max-unused 101"],
+    );
+    let files = snapshot(&w.p("lib"));
+    let out = romlib(&["prune", "-r", &lib, "--dry-run", "--json"]);
+    romlib_tests::schema::stdout_obj(&romlib_tests::schema::schema(), &out);
+    let dry = ok(out);
+    assert!(dry.contains("\"dry_run\":true"), "{dry}");
+    assert!(field(&dry, "reclaimed_bytes") > 0, "{dry}");
+    assert!(
+        snapshot(&w.p("lib")) == files,
+        "a dry run changed the library"
+    );
+    // The prune itself.
+    let out = prune(&w, &lib, &[]);
+    romlib_tests::schema::stdout_obj(&romlib_tests::schema::schema(), &out);
+    let out = ok(out);
+    let reclaimed = field(&out, "reclaimed_bytes");
+    assert!(reclaimed > 500_000, "{out}");
+    assert_eq!(pack_bytes(&w.p("lib")), before - reclaimed, "{out}");
+    // Packs were rewritten, so the locators of the games in them were too.
+    assert!(!out.contains("\"packs_rewritten\":[]"), "{out}");
+    assert!(field(&out, "locators_rewritten") > 0, "{out}");
+    verify_ok(&w, "lib");
+    assert_published(&w, &w.p("lib"), "in", &LEFT, "after prune");
+    // Within 5% of a library built from scratch from the games left.
+    for g in LEFT {
+        copy_tree(&w.p("in").join(g), &w.p("rest").join(g));
+    }
+    ok(w.build("rest", "scratch", &build_args()));
+    let (pruned, scratch) = (pack_bytes(&w.p("lib")), pack_bytes(&w.p("scratch")));
+    assert!(
+        pruned * 100 <= scratch * 105,
+        "pruned {pruned} bytes against {scratch} from scratch"
+    );
+    // A portable file of the pruned library, and HTTP, give the same games.
+    ok(romlib(&[
+        "export",
+        "-r",
+        &lib,
+        "--all",
+        "-o",
+        &w.s("all.romlib"),
+        "--trusted-key",
+        &w.s("k.pub"),
+        "-q",
+    ]));
+    let (mut server, port, _out) = start_serve(&lib);
+    for g in LEFT {
+        for (from, dir) in [
+            (w.s("all.romlib"), "via-file"),
+            (format!("http://127.0.0.1:{port}/"), "via-http"),
+        ] {
+            let src = if from.starts_with("http") {
+                "--from"
+            } else {
+                "-r"
+            };
+            ok(device(&[
+                "install",
+                src,
+                &from,
+                "-g",
+                g,
+                "--install-dir",
+                &w.s(dir),
+                "--trusted-key",
+                &w.s("k.pub"),
+            ]));
+            assert_same_tree(&w.p("in").join(g), &w.p(dir).join(g));
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // A second prune finds nothing to do, and a build after it stores nothing new.
+    let again = ok(prune(&w, &lib, &[]));
+    assert_eq!(field(&again, "reclaimed_bytes"), 0, "{again}");
+    let out = ok(w.build(
+        "rest",
+        "lib",
+        &["--avg-chunk", "4096", "--pack-size", "1048576"],
+    ));
+    assert!(out.contains(" 0 new (0.0 MiB)"), "{out}");
+}
+
+#[test]
+fn prune_refuses_what_it_cannot_count_and_changes_nothing() {
+    let w = Workspace::new();
+    inputs(&w);
+    let lib = w.s("lib");
+    remove(&w, &lib, &["beta"]);
+    // A manifest that does not read: its chunks cannot be counted, so none may go.
+    let m = w.p("lib/games/gamma.manifest");
+    let good = fs::read(&m).unwrap();
+    fs::write(&m, &good[..good.len() / 2]).unwrap();
+    let files = snapshot(&w.p("lib"));
+    fails(
+        prune(&w, &lib, &[]),
+        1,
+        &["gamma.manifest", "nothing was pruned"],
+    );
+    let now = snapshot(&w.p("lib"));
+    let changed: Vec<&String> = now
+        .iter()
+        .filter(|f| !files.contains(f))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
+    fs::write(&m, &good).unwrap();
+    let files = snapshot(&w.p("lib"));
+    // Without the signing key, a library with a snapshot is refused before anything.
+    fails(romlib(&["prune", "-r", &lib]), 1, &["--signing-key"]);
+    assert!(snapshot(&w.p("lib")) == files);
+    ok(prune(&w, &lib, &[]));
+    verify_ok(&w, "lib");
+}
+
+fn iterations() -> u64 {
+    std::env::var("ROMLIB_CRASH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+#[test]
+fn killed_prunes_leave_every_game_readable_and_the_next_prune_finishes() {
+    let w = Workspace::new();
+    inputs(&w);
+    remove(&w, &w.s("lib"), &["alpha", "delta"]);
+    let args = [
+        "prune".to_string(),
+        "-r".into(),
+        w.s("L"),
+        "--signing-key".into(),
+        w.s("k.sec"),
+        "--max-unused".into(),
+        "0".into(),
+        "-q".into(),
+    ];
+    let spawn = || {
+        Command::new(bin("romlib"))
+            .args(&args)
+            .env("ROMLIB_CONFIG_DIR", w.p("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    copy_tree(&w.p("lib"), &w.p("L"));
+    let t = Instant::now();
+    assert!(spawn().wait().unwrap().success());
+    let mut full = t.elapsed();
+    let scratch_after = pack_bytes(&w.p("L"));
+    let mut killed = 0;
+    for i in 0..iterations() {
+        let _ = fs::remove_dir_all(w.p("L"));
+        copy_tree(&w.p("lib"), &w.p("L"));
+        let mut child = spawn();
+        let share = (Rng::new(2900 + i).next_u64() % 1000) as f64 / 1000.0;
+        let (start, at) = (Instant::now(), full.mul_f64(share));
+        let mut finished = false;
+        while start.elapsed() < at {
+            if child.try_wait().unwrap().is_some() {
+                full = start.elapsed();
+                finished = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if !finished && child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // Every game left installs, exactly.
+        installs(&w, &w.p("L"), &format!("kill {i}"));
+        // Every tenth time, the next prune finishes the job.
+        if i % 10 == 9 {
+            assert!(spawn().wait().unwrap().success());
+            verify_ok(&w, "L");
+            assert_published(&w, &w.p("L"), "in", &LEFT, &format!("after kill {i}"));
+            // The same live records as an uncut prune's, give or take a pack's header and
+            // footer for a new pack sealed early.
+            let now = pack_bytes(&w.p("L"));
+            assert!(
+                now <= scratch_after + 4096,
+                "kill {i}: {now} against {scratch_after}"
+            );
+        }
+    }
+    assert!(
+        killed * 2 >= iterations(),
+        "only {killed} prunes were killed mid-way"
+    );
+    eprintln!(
+        "kill -9: {killed} of {} prunes killed mid-way",
+        iterations()
+    );
+}
+
+#[test]
+fn a_full_disk_during_a_prune_leaves_the_library_as_it_was() {
+    let w = Workspace::new();
+    inputs(&w);
+    remove(&w, &w.s("lib"), &["alpha", "delta"]);
+    let used = |dir: &Path| -> u64 {
+        snapshot(dir)
+            .iter()
+            .map(|(_, b)| (b.len() as u64).div_ceil(4096) * 4096)
+            .sum()
+    };
+    let base = used(&w.p("lib"));
+    let mut failed = 0;
+    const STEPS: u64 = 8;
+    for k in 0..STEPS {
+        let t = w.p("t");
+        let Some(_m) = mount_tmpfs(&t, &format!("{}", base + (1 << 20)), false) else {
+            return;
+        };
+        copy_tree(&w.p("lib"), &t.join("L"));
+        // Room for the copy plus a share of what rewriting the mixed packs needs.
+        let room = used(&t) + (3 << 20) * k / STEPS;
+        let st = Command::new("mount")
+            .args([
+                "-o",
+                &format!("remount,size={}", room.div_ceil(4096) * 4096),
+                "tmpfs",
+            ])
+            .arg(&t)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let lib = t.join("L").to_string_lossy().into_owned();
+        let out = prune(&w, &lib, &["--max-unused", "0"]);
+        let ctx = format!("prune, {k}/{STEPS} of the room");
+        if !out.status.success() {
+            failed += 1;
+            let err = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(err.contains("No space left"), "{ctx}: {err}");
+            installs(&w, &t.join("L"), &ctx);
+            // With room again, the next prune completes.
+            let st = Command::new("mount")
+                .args(["-o", "remount,size=64m", "tmpfs"])
+                .arg(&t)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            ok(prune(&w, &lib, &[]));
+            verify_ok(&w, &t.join("L").to_string_lossy());
+            assert_published(&w, &t.join("L"), "in", &LEFT, &ctx);
+        }
+    }
+    assert!(failed >= 2, "only {failed} prunes met a full disk");
+}
