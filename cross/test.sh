@@ -474,7 +474,7 @@ fi
 #    loops and servers wait), from test binaries built once; each one's output is printed
 #    when both are done.
 SUITES=(damage full_disk crash_loops faults network frontend bitrot cards https hostile_card
-    input_layouts archives rollback snapshot)
+    input_layouts archives rollback snapshot prune)
 step "Building the host suites: ${SUITES[*]}"
 t=$SECONDS
 suite_args=()
@@ -504,7 +504,7 @@ run_suites() {
     return $status
 }
 
-step "Damage, full disks, read errors, bad servers, kill -9, front ends, bit rot, cards, hostile cards and HTTPS on ${CROSS_ARCHES[*]} at once"
+step "Damage, full disks, read errors, bad servers, kill -9, front ends, bit rot, cards, hostile cards, prune and HTTPS on ${CROSS_ARCHES[*]} at once"
 t=$SECONDS
 declare -A SUITE_PID=()
 for a in "${CROSS_ARCHES[@]}"; do

@@ -58,6 +58,7 @@ stage "bench smoke: bench/scale.sh --smoke" bash bench/scale.sh --smoke
 stage "bench smoke: bench/games.sh --smoke" bash bench/games.sh --smoke
 stage "bench smoke: bench/archives.sh --smoke" bash bench/archives.sh --smoke
 stage "bench smoke: bench/placement.sh --smoke" bash bench/placement.sh --smoke
+stage "bench smoke: bench/lifecycle.sh --smoke" bash bench/lifecycle.sh --smoke
 # A few seconds per target: the harness replays every seed and kept crash in the host suite
 # already; this proves each libFuzzer target builds and runs. The long campaigns are
 # documented commands (fuzz/README.md).
