@@ -545,6 +545,95 @@ fn publishes_to_s3_and_installs_from_the_bucket() {
     ok(install(&w, &url, "alpha-v2", "inst-missing", &[]));
     assert_same_tree(&w.p("in/alpha-v2"), &w.p("inst-missing/alpha-v2"));
 
+    // A game removed and the library pruned: publishing again deletes, once the new state
+    // is up, the removed game's files and the packs the prune deleted, and nothing of a
+    // kind it does not publish (here a note someone put beside the packs).
+    let note = w.p("note.txt");
+    std::fs::write(&note, b"not romlib's").unwrap();
+    {
+        use md5::Digest;
+        let body = std::fs::read(&note).unwrap();
+        let (sha, md5) = (sha2::Sha256::digest(&body), md5::Md5::digest(&body));
+        let mut f = std::fs::File::open(&note).unwrap();
+        bucket
+            .put_file(
+                "lib/v1/packs/notes.txt",
+                &mut f,
+                body.len() as u64,
+                sha.into(),
+                md5.into(),
+            )
+            .unwrap();
+    }
+    let sk = w.s("k.sec");
+    ok(romlib(&[
+        "remove",
+        "-r",
+        &w.s("lib"),
+        "-g",
+        "beta",
+        "--signing-key",
+        &sk,
+        "-q",
+    ]));
+    let pruned = ok(romlib(&[
+        "prune",
+        "-r",
+        &w.s("lib"),
+        "--signing-key",
+        &sk,
+        "--max-unused",
+        "0",
+        "--json",
+    ]));
+    assert!(!pruned.contains("\"packs_rewritten\":[]"), "{pruned}");
+    let listed = |b: &mut romlib_host::transfer::s3::Bucket| -> Vec<String> {
+        b.list("lib/v1/")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    let before = listed(&mut bucket);
+    assert!(
+        before.iter().any(|k| k == "lib/v1/packs/pack-0001.pkg"),
+        "{before:?}"
+    );
+    let out = ok(publish(&w, &endpoint, "s3://games/lib/v1", &["--json"]));
+    // beta's manifest and locator, and the pack the prune replaced.
+    assert_eq!(field(&out, "deleted"), 3, "{out}");
+    let after = listed(&mut bucket);
+    for gone in [
+        "lib/v1/games/beta.manifest",
+        "lib/v1/games/beta.locator",
+        "lib/v1/packs/pack-0001.pkg",
+    ] {
+        assert!(!after.iter().any(|k| k == gone), "{gone}: {after:?}");
+    }
+    assert!(
+        after.iter().any(|k| k == "lib/v1/packs/notes.txt"),
+        "{after:?}"
+    );
+    let mut local: Vec<String> = romlib_host::transfer::publish::plan(&w.p("lib"))
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("lib/v1/{r}"))
+        .collect();
+    local.push("lib/v1/packs/notes.txt".into());
+    local.sort();
+    assert_eq!(after, local);
+    for g in ["alpha", "alpha-v2"] {
+        ok(install(&w, &url, g, "inst-pruned", &[]));
+        assert_same_tree(&w.p(&format!("in/{g}")), &w.p(&format!("inst-pruned/{g}")));
+    }
+    // Nothing more to do the next time.
+    let again = ok(publish(&w, &endpoint, "s3://games/lib/v1", &["--json"]));
+    assert_eq!(
+        (field(&again, "uploaded"), field(&again, "deleted")),
+        (0, 0),
+        "{again}"
+    );
+
     // Wrong credentials are not an endpoint problem: moto accepts any key, so check the
     // missing-credentials path instead.
     let out = linux_host_cmd()

@@ -359,3 +359,26 @@ fn a_full_disk_during_a_prune_leaves_the_library_as_it_was() {
     }
     assert!(failed >= 2, "only {failed} prunes met a full disk");
 }
+
+#[test]
+fn a_pack_id_is_never_used_twice() {
+    // The newest pack holds only a removed game: the prune deletes it, and the next build
+    // does not give its id to another pack (a bucket or a device may still know it).
+    let w = Workspace::new();
+    let mut r = Rng::new(31);
+    write(&w.p("in"), "a/a.bin", &r.bytes(200_000));
+    ok(w.build("in", "lib", &build_args()));
+    write(&w.p("in"), "b/b.bin", &r.bytes(200_000));
+    ok(w.build("in", "lib", &build_args()));
+    assert!(w.p("lib/packs/pack-0002.pkg").exists());
+    remove(&w, &w.s("lib"), &["b"]);
+    fs::remove_dir_all(w.p("in/b")).unwrap();
+    let out = ok(prune(&w, &w.s("lib"), &[]));
+    assert!(out.contains("\"packs_deleted\":[2]"), "{out}");
+    assert!(!w.p("lib/packs/pack-0002.pkg").exists());
+    write(&w.p("in"), "c/c.bin", &r.bytes(200_000));
+    ok(w.build("in", "lib", &build_args()));
+    assert!(!w.p("lib/packs/pack-0002.pkg").exists());
+    assert!(w.p("lib/packs/pack-0003.pkg").exists());
+    verify_ok(&w, "lib");
+}

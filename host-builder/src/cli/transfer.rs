@@ -201,6 +201,8 @@ pub(super) struct ServeCmd {
 /// each game's locator and manifest, then catalog.txt, so no published game ever points at
 /// a missing pack. Objects already there with the same size and MD5 (ETag) are skipped, so
 /// running it again after a change, or after it was cut off, uploads only what is missing.
+/// Last, objects of the kinds it publishes that the library no longer holds (removed
+/// games, pruned packs) are deleted from the bucket; nothing else there is touched.
 /// Credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
 #[argh(subcommand, name = "publish")]
 pub(super) struct PublishCmd {
@@ -233,6 +235,10 @@ pub(super) struct PublishCmd {
     #[argh(option, default = "60")]
     /// seconds before a stalled connection is given up (default 60)
     timeout: u64,
+    #[argh(switch)]
+    /// leave in the bucket the packs, manifests and locators the library no longer holds
+    /// (by default they are deleted once the new state is published)
+    no_delete: bool,
     #[argh(switch, short = 'q')]
     /// print only the summary
     pub(super) quiet: bool,
@@ -299,12 +305,22 @@ pub(super) fn publish(c: PublishCmd) -> anyhow::Result<()> {
         bucket.create()?;
     }
     let (quiet, json) = (c.quiet, c.json);
-    let p =
-        crate::transfer::publish::publish(&c.romlib, &mut bucket, &prefix, &mut |key, up, len| {
-            if up && !quiet && !json {
-                eprintln!("uploaded {key} ({len} bytes)");
+    let p = crate::transfer::publish::publish(
+        &c.romlib,
+        &mut bucket,
+        &prefix,
+        !c.no_delete,
+        &mut |key, done, len| {
+            use crate::transfer::publish::Done;
+            if !quiet && !json {
+                match done {
+                    Done::Uploaded => eprintln!("uploaded {key} ({len} bytes)"),
+                    Done::Deleted => eprintln!("deleted {key} ({len} bytes)"),
+                    Done::Unchanged => {}
+                }
             }
-        })?;
+        },
+    )?;
     let out =
         romlib_device::cli::output::Output::new("romlib", "publish", c.json, ProgressMode::None);
     let url = bucket.url(&prefix);
@@ -315,15 +331,17 @@ pub(super) fn publish(c: PublishCmd) -> anyhow::Result<()> {
             .field("uploaded", p.uploaded)
             .field("uploaded_bytes", p.uploaded_bytes)
             .field("unchanged", p.unchanged)
+            .field("deleted", p.deleted)
             .field("requests", p.requests),
         &format!(
-            "published {} to {}: {} uploaded ({} bytes), {} unchanged; devices install with \
-             --from {url}",
+            "published {} to {}: {} uploaded ({} bytes), {} unchanged, {} deleted; devices \
+             install with --from {url}",
             c.romlib.display(),
             c.target,
             count(p.uploaded as usize, "file", "files"),
             p.uploaded_bytes,
             p.unchanged,
+            p.deleted,
         ),
     );
     Ok(())

@@ -30,6 +30,10 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+/// `meta` key: the highest pack id a prune saw before it deleted packs (u32), so that no id
+/// is used again.
+const META_LAST_PACK: &str = "last_pack";
+
 /// The end of the name of a pack being written: `.pack-NNNN.pkg.partial`.
 const PARTIAL_SUFFIX: &str = ".partial";
 
@@ -482,11 +486,21 @@ impl LibraryWriter {
             self.recovered
                 .push(format!("indexed pack {id} left by an interrupted build"));
         }
+        // A pack id is never used twice, not even after a prune deleted the highest pack
+        // (a copy of the library, a bucket or a device's cache may still know it).
+        let deleted = {
+            let txn = self.begin_read()?;
+            let meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
+            let v = meta.get(META_LAST_PACK).map_err(|e| db_err(&path, e))?;
+            v.and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+                .map_or(0, u32::from_le_bytes)
+        };
         self.next_pack_id = on_disk
             .iter()
             .chain(listed.iter())
+            .chain(std::iter::once(&deleted))
             .max()
-            .map_or(1, |m| m + 1);
+            .map_or(1, |m| m.saturating_add(1));
         Ok(())
     }
 
@@ -572,6 +586,9 @@ impl LibraryWriter {
             }
             let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
             meta.insert(META_RUNS, runs::encode_list(&ids).as_slice())
+                .map_err(|e| db_err(&path, e))?;
+            let last = self.next_pack_id.saturating_sub(1);
+            meta.insert(META_LAST_PACK, last.to_le_bytes().as_slice())
                 .map_err(|e| db_err(&path, e))?;
         }
         self.commit_tables(txn)?;

@@ -13,6 +13,12 @@
 //! length whose ETag is the file's MD5 (what S3 gives an object uploaded with one PUT) is
 //! left alone. A publish that was cut off is simply run again: it uploads what is missing
 //! or different, in the same order.
+//!
+//! Deletions are mirrored last, once the new state is published (snapshot included): the
+//! objects under the prefix that are of a kind romlib publishes (packs, dictionaries,
+//! manifests, locators, keys) and that the library no longer holds (a removed game, the
+//! packs a prune deleted) are deleted, manifests first and packs after. Anything else in
+//! the bucket is never touched.
 
 use crate::error::{Error, Result};
 use crate::transfer::s3::{hex, Bucket};
@@ -33,6 +39,8 @@ pub struct Published {
     pub uploaded_bytes: u64,
     /// Objects already in the bucket, unchanged.
     pub unchanged: u64,
+    /// Objects deleted from the bucket: the library no longer holds them.
+    pub deleted: u64,
     /// Requests sent to the server.
     pub requests: u64,
 }
@@ -109,7 +117,8 @@ pub fn publish(
     lib: &Path,
     bucket: &mut Bucket,
     prefix: &str,
-    progress: &mut dyn FnMut(&str, bool, u64),
+    delete: bool,
+    progress: &mut dyn FnMut(&str, Done, u64),
 ) -> Result<Published> {
     let files = plan(lib)?;
     let mut done = Published::default();
@@ -127,10 +136,65 @@ pub fn publish(
             done.uploaded += 1;
             done.uploaded_bytes += len;
         }
-        progress(&key, !same, len);
+        progress(
+            &key,
+            if same {
+                Done::Unchanged
+            } else {
+                Done::Uploaded
+            },
+            len,
+        );
+    }
+    if delete {
+        let ours: std::collections::HashSet<&str> = files.iter().map(String::as_str).collect();
+        let mut gone: Vec<(u8, String, u64)> = bucket
+            .list(prefix)?
+            .into_iter()
+            .filter_map(|(key, len)| {
+                let rel = key.strip_prefix(prefix)?;
+                let rank = published_kind(rel)?;
+                (!ours.contains(rel)).then_some((rank, key, len))
+            })
+            .collect();
+        gone.sort();
+        for (_, key, len) in gone {
+            bucket.delete(&key)?;
+            done.deleted += 1;
+            progress(&key, Done::Deleted, len);
+        }
     }
     done.requests = bucket.requests;
     Ok(done)
+}
+
+/// What became of one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Uploaded.
+    Uploaded,
+    /// Already there, the same.
+    Unchanged,
+    /// Deleted: the library no longer holds it.
+    Deleted,
+}
+
+/// The order in which an object of a kind `romlib publish` writes is deleted when the
+/// library no longer holds it (manifests first, then locators, packs, dictionaries,
+/// keys), or `None` for any other object, which is never deleted.
+fn published_kind(rel: &str) -> Option<u8> {
+    let (dir, name) = rel.split_once('/')?;
+    if name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    match dir {
+        GAMES_DIR if name.ends_with(".manifest") => Some(0),
+        GAMES_DIR if name.ends_with(".locator") => Some(1),
+        PACKS_DIR if romlib_format::layout::parse_pack_file_name(name).is_some() => Some(2),
+        DICTS_DIR if romlib_format::layout::parse_dict_file_name(name).is_some() => Some(3),
+        KEYS_DIR if name.ends_with(".pub") => Some(4),
+        _ => None,
+    }
 }
 
 /// Splits `s3://BUCKET/PREFIX` into the bucket and the prefix (empty, or ending in `/`).
@@ -158,6 +222,28 @@ pub fn parse_target(target: &str) -> Result<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_published_kinds_are_ever_deleted() {
+        assert_eq!(published_kind("games/a b.manifest"), Some(0));
+        assert_eq!(published_kind("games/a.locator"), Some(1));
+        assert_eq!(published_kind("packs/pack-0001.pkg"), Some(2));
+        assert_eq!(published_kind("dicts/0000abcd.zdict"), Some(3));
+        assert_eq!(published_kind("keys/k.pub"), Some(4));
+        for other in [
+            "index.html",
+            "catalog.txt",
+            "snapshot.txt",
+            "packs/notes.txt",
+            "packs/pack-1.pkg",
+            "games/.a.manifest.tmp",
+            "games/sub/a.manifest",
+            "runs/0000000000000001.run",
+            "other/pack-0001.pkg",
+        ] {
+            assert_eq!(published_kind(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn targets() {

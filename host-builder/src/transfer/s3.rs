@@ -1,5 +1,6 @@
 //! A minimal S3 client for `romlib publish`: path-style `HEAD`, `PUT` (streamed from a
-//! file, with `Content-MD5`) and `DELETE` of objects, signed with AWS Signature Version 4,
+//! file, with `Content-MD5`), `DELETE` of objects and `ListObjectsV2` of a prefix, signed
+//! with AWS Signature Version 4,
 //! over `http://` or `https://` (the device crate's connections, so TLS is the same rustls
 //! set-up and `--ca-file` works the same). Any S3-compatible store works: AWS, MinIO,
 //! SeaweedFS, Garage, Ceph, moto.
@@ -15,6 +16,10 @@ use std::time::{Duration, SystemTime};
 const MAX_HEAD: usize = 16 * 1024;
 /// Most bytes of an error body read into the message.
 const MAX_ERROR_BODY: u64 = 4096;
+/// Most bytes of one page of a listing (1,000 keys at most by the protocol).
+const MAX_LIST_BODY: u64 = 8 << 20;
+/// Most keys a listing gathers.
+const MAX_LISTED: usize = 10_000_000;
 /// Attempts per request (a dropped connection, a 5xx).
 const ATTEMPTS: u32 = 3;
 
@@ -205,6 +210,86 @@ impl Bucket {
         }
     }
 
+    /// Every object whose key starts with `prefix`, with its size, in key order
+    /// (`ListObjectsV2`, a page of up to 1,000 keys per request).
+    pub fn list(&mut self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            // The query's parameters in the order SigV4 sorts them.
+            let mut q = Vec::new();
+            if let Some(t) = &token {
+                q.push(format!("continuation-token={}", uri_encode(t, true)));
+            }
+            q.push("list-type=2".to_string());
+            q.push(format!("prefix={}", uri_encode(prefix, true)));
+            let mut url = self.url("");
+            url.path = format!("{}?{}", url.path, q.join("&"));
+            let r = self.send("GET", &url, Body::Empty)?;
+            if r.status != 200 {
+                let body = self.finish(&r)?;
+                return Err(self.status_error(&url, r.status, &body));
+            }
+            let body = self
+                .read_body(&r, MAX_LIST_BODY)
+                .map_err(|e| self.problem(&url, e))?;
+            let text = String::from_utf8_lossy(&body);
+            let page = parse_listing(&text).map_err(|e| self.problem(&url, e))?;
+            out.extend(page.keys);
+            if out.len() > MAX_LISTED {
+                return Err(self.problem(&url, format!("more than {MAX_LISTED} objects listed")));
+            }
+            match (page.truncated, page.next) {
+                (true, Some(t)) => token = Some(t),
+                (true, None) => {
+                    return Err(
+                        self.problem(&url, "a truncated listing without a continuation token")
+                    )
+                }
+                (false, _) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a response's whole body, of at most `limit` bytes (by `Content-Length` or
+    /// chunked), so the connection can be used again.
+    fn read_body(&mut self, r: &Response, limit: u64) -> std::result::Result<Vec<u8>, String> {
+        let len = r
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        let chunked = r
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let close = r
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let conn = self.conn.as_mut().ok_or("the connection was closed")?;
+        let mut body = Vec::new();
+        let read = if chunked {
+            read_chunked(conn, limit, &mut body)
+        } else if let Some(n) = len {
+            if n > limit {
+                Err(format!("a body of {n} bytes (at most {limit})"))
+            } else {
+                conn.take(n)
+                    .read_to_end(&mut body)
+                    .map_err(|e| format!("reading the body failed: {e}"))
+                    .and_then(|got| {
+                        (got as u64 == n)
+                            .then_some(())
+                            .ok_or_else(|| format!("the body ended after {got} of {n} bytes"))
+                    })
+            }
+        } else {
+            Err("a body without a length".to_string())
+        };
+        if read.is_err() || close {
+            self.conn = None;
+        }
+        read.map(|()| body)
+    }
+
     /// Deletes object `key` (no error when it does not exist).
     pub fn delete(&mut self, key: &str) -> Result<()> {
         let url = self.url(key);
@@ -345,7 +430,8 @@ impl Bucket {
                 headers.push(("x-amz-acl".to_string(), acl.clone()));
             }
         }
-        let auth = authorization(&self.creds, &self.region, method, &url.path, &headers);
+        let (path, query) = url.path.split_once('?').unwrap_or((&url.path, ""));
+        let auth = authorization(&self.creds, &self.region, method, path, query, &headers);
         let mut req = format!("{method} {} HTTP/1.1\r\n", url.path);
         for (n, v) in &headers {
             req.push_str(&format!("{n}: {v}\r\n"));
@@ -373,6 +459,117 @@ impl Bucket {
             .map_err(|e| format!("sending the request failed: {e}"))?;
         read_head(conn)
     }
+}
+
+/// Reads a chunked body of at most `limit` bytes into `out`.
+fn read_chunked(
+    conn: &mut dyn BufRead,
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
+    let err = |e: std::io::Error| format!("reading the body failed: {e}");
+    loop {
+        let mut line = String::new();
+        conn.take(256).read_line(&mut line).map_err(err)?;
+        let size = line.trim().split(';').next().unwrap_or("");
+        let n = u64::from_str_radix(size, 16).map_err(|_| format!("a bad chunk size {size:?}"))?;
+        if n == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                let mut t = String::new();
+                conn.take(1024).read_line(&mut t).map_err(err)?;
+                if t.trim().is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        if out.len() as u64 + n > limit {
+            return Err(format!("a body of more than {limit} bytes"));
+        }
+        let got = conn.take(n).read_to_end(out).map_err(err)?;
+        if got as u64 != n {
+            return Err("the body ended inside a chunk".into());
+        }
+        let mut crlf = String::new();
+        conn.take(2).read_line(&mut crlf).map_err(err)?;
+    }
+}
+
+/// One page of a `ListObjectsV2` answer.
+struct Listing {
+    keys: Vec<(String, u64)>,
+    truncated: bool,
+    next: Option<String>,
+}
+
+/// Parses a `ListObjectsV2` answer: each `<Contents>`'s `<Key>` and `<Size>`,
+/// `<IsTruncated>` and `<NextContinuationToken>` (XML escapes decoded).
+fn parse_listing(xml: &str) -> std::result::Result<Listing, String> {
+    fn tag<'a>(s: &'a str, t: &str) -> Option<&'a str> {
+        let open = format!("<{t}>");
+        let a = s.find(&open)? + open.len();
+        let b = s[a..].find(&format!("</{t}>"))? + a;
+        Some(&s[a..b])
+    }
+    if !xml.contains("<ListBucketResult") {
+        return Err("the answer is not a bucket listing".into());
+    }
+    let mut keys = Vec::new();
+    let mut rest = xml;
+    while let Some(a) = rest.find("<Contents>") {
+        let b = rest[a..]
+            .find("</Contents>")
+            .ok_or("a <Contents> without its end")?
+            + a;
+        let c = &rest[a..b];
+        let key = tag(c, "Key").ok_or("a <Contents> without a <Key>")?;
+        let size = tag(c, "Size")
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or("a <Contents> without a <Size>")?;
+        keys.push((unescape_xml(key), size));
+        rest = &rest[b..];
+    }
+    Ok(Listing {
+        keys,
+        truncated: tag(xml, "IsTruncated").is_some_and(|v| v.trim() == "true"),
+        next: tag(xml, "NextContinuationToken").map(unescape_xml),
+    })
+}
+
+/// Decodes XML's five named escapes and numeric character references.
+fn unescape_xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';') else { break };
+        let ent = &rest[1..end];
+        let ch = match ent {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => ent
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn read_head(conn: &mut dyn BufRead) -> std::result::Result<Response, String> {
@@ -425,6 +622,7 @@ fn authorization(
     region: &str,
     method: &str,
     path: &str,
+    query: &str,
     headers: &[(String, String)],
 ) -> String {
     let date = headers
@@ -445,7 +643,7 @@ fn authorization(
         .collect();
     let signed: Vec<&str> = sorted.iter().map(|(n, _)| n.as_str()).collect();
     let signed = signed.join(";");
-    let canonical = format!("{method}\n{path}\n\n{canonical_headers}\n{signed}\n{payload}");
+    let canonical = format!("{method}\n{path}\n{query}\n{canonical_headers}\n{signed}\n{payload}");
     let day = &date[..8.min(date.len())];
     let scope = format!("{day}/{region}/s3/aws4_request");
     let to_sign = format!(
@@ -546,13 +744,72 @@ mod tests {
             ("x-amz-date", "20130524T000000Z"),
         ]
         .map(|(n, v)| (n.to_string(), v.to_string()));
-        let auth = authorization(&creds, "us-east-1", "GET", "/test.txt", &headers);
+        let auth = authorization(&creds, "us-east-1", "GET", "/test.txt", "", &headers);
         assert_eq!(
             auth,
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
              SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
              Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
         );
+    }
+
+    #[test]
+    fn signs_a_listing_like_the_aws_example() {
+        let creds = Credentials {
+            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            session_token: None,
+        };
+        let headers = [
+            ("host", "examplebucket.s3.amazonaws.com"),
+            (
+                "x-amz-content-sha256",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            ("x-amz-date", "20130524T000000Z"),
+        ]
+        .map(|(n, v)| (n.to_string(), v.to_string()));
+        let auth = authorization(
+            &creds,
+            "us-east-1",
+            "GET",
+            "/",
+            "max-keys=2&prefix=J",
+            &headers,
+        );
+        assert!(
+            auth.ends_with(
+                "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+            ),
+            "{auth}"
+        );
+    }
+
+    #[test]
+    fn parses_listings() {
+        let xml = "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>true</IsTruncated>\
+            <Contents><Key>lib/games/Tom &amp; Jerry.manifest</Key><Size>12</Size></Contents>\
+            <Contents><Key>lib/packs/pack-0001.pkg</Key><ETag>x</ETag><Size>4096</Size>\
+            </Contents><NextContinuationToken>a&lt;b</NextContinuationToken></ListBucketResult>";
+        let l = parse_listing(xml).unwrap();
+        assert_eq!(
+            l.keys,
+            [
+                ("lib/games/Tom & Jerry.manifest".to_string(), 12),
+                ("lib/packs/pack-0001.pkg".to_string(), 4096)
+            ]
+        );
+        assert!(l.truncated);
+        assert_eq!(l.next.as_deref(), Some("a<b"));
+        assert!(parse_listing("<Error><Code>NoSuchBucket</Code></Error>").is_err());
+        assert!(parse_listing("<ListBucketResult><Contents><Key>k</Key></Contents>").is_err());
+        assert_eq!(unescape_xml("&#233;&#x41;&bogus;&"), "\u{e9}A&bogus;&");
+        let mut chunked: &[u8] = b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n";
+        let mut out = Vec::new();
+        read_chunked(&mut chunked, 100, &mut out).unwrap();
+        assert_eq!(out, b"hello world");
+        let mut big: &[u8] = b"ff\r\n";
+        assert!(read_chunked(&mut big, 100, &mut Vec::new()).is_err());
     }
 
     #[test]
