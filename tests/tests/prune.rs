@@ -382,3 +382,51 @@ fn a_pack_id_is_never_used_twice() {
     assert!(w.p("lib/packs/pack-0003.pkg").exists());
     verify_ok(&w, "lib");
 }
+
+#[test]
+fn a_damaged_pack_is_stored_again_from_the_input_then_pruned() {
+    // One flipped byte in a pack that parity cannot help with (the library has none): a
+    // build with --repair stores again every chunk that pack holds, from the input; the
+    // prune after it deletes the pack; verify then says OK, and every game installs.
+    let w = Workspace::new();
+    inputs(&w);
+    let lib = w.s("lib");
+    let pack = w.p("lib/packs/pack-0002.pkg");
+    flip(&pack, fs::metadata(&pack).unwrap().len() / 2);
+    let v = romlib(&["verify", "-q", "-r", &lib, "--trusted-key", &w.s("k.pub")]);
+    assert_eq!(v.status.code(), Some(1));
+    // A prune would have to copy that pack's live records: it refuses, naming it.
+    remove(&w, &lib, &["delta"]);
+    let out = prune(&w, &lib, &["--max-unused", "0"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("pack-0002.pkg") && text.contains("--repair"),
+        "{text}"
+    );
+    let mut args = build_args();
+    args.extend(["--repair", "--json"]);
+    args.retain(|a| *a != "-q");
+    fs::remove_dir_all(w.p("in/delta")).unwrap();
+    let out = ok(w.build("in", "lib", &args));
+    assert!(out.contains("\"damaged_packs\":[2]"), "{out}");
+    assert!(field(&out, "repaired_chunks") > 0, "{out}");
+    ok(prune(&w, &lib, &[]));
+    assert!(!pack.exists(), "the damaged pack is gone");
+    verify_ok(&w, "lib");
+    for g in ["alpha", "alpha-v2", "beta", "gamma", "eps"] {
+        let _ = fs::remove_dir_all(w.p("readers"));
+        ok(device(&[
+            "install",
+            "-r",
+            &lib,
+            "-g",
+            g,
+            "--install-dir",
+            &w.s("readers"),
+            "--trusted-key",
+            &w.s("k.pub"),
+        ]));
+        assert_same_tree(&w.p("in").join(g), &w.p("readers").join(g));
+    }
+}

@@ -44,6 +44,9 @@ pub(super) struct Run<'a> {
     pub(super) manifests: Manifests<'a>,
     /// Bytes of base chunks for deltas.
     pub(super) bases: Bases,
+    /// Packs found damaged (`--repair`): a chunk stored there, or a delta whose base is
+    /// stored there, is stored again from the input, and no new delta takes a base there.
+    pub(super) damaged: std::collections::BTreeSet<u32>,
 }
 
 /// A batch's chunk hashes, fates, and compressed new chunks.
@@ -77,6 +80,8 @@ pub(super) trait Lookup {
         -> Result<Option<([u8; 32], ChunkEntry)>>;
     /// The hash prefix of the chunk that has super-feature `sf`.
     fn sketch(&self, sf: u64) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>>;
+    /// The base of delta chunk `hash`.
+    fn delta_base(&self, hash: &[u8; 32]) -> Result<Option<[u8; 32]>>;
 }
 
 impl Lookup for ChunkIndex {
@@ -93,6 +98,10 @@ impl Lookup for ChunkIndex {
 
     fn sketch(&self, sf: u64) -> Result<Option<[u8; SKETCH_PREFIX_LEN]>> {
         ChunkIndex::sketch(self, sf)
+    }
+
+    fn delta_base(&self, hash: &[u8; 32]) -> Result<Option<[u8; 32]>> {
+        ChunkIndex::delta_base(self, hash)
     }
 }
 
@@ -166,6 +175,24 @@ impl Run<'_> {
             let store_chunks = self.opts.store_chunks;
             let games = self.games;
             let deltas_on = self.opts.delta_gain.is_some();
+            let damaged = &self.damaged;
+            let mut repaired = 0u64;
+            // Whether stored chunk `e` of `h` reads back only through a damaged pack.
+            let broken = |table: &dyn Lookup, h: &[u8; 32], e: &ChunkEntry| -> Result<bool> {
+                if damaged.contains(&e.pack_id) {
+                    return Ok(true);
+                }
+                if e.method != Method::ZstdDelta || damaged.is_empty() {
+                    return Ok(false);
+                }
+                let base = table.delta_base(h)?;
+                Ok(match base {
+                    Some(b) => table
+                        .find(&b)?
+                        .is_none_or(|be| damaged.contains(&be.pack_id)),
+                    None => true,
+                })
+            };
             let mut decide = |table: &dyn Lookup| -> Result<()> {
                 for (i, h) in hashes.iter().enumerate() {
                     let Some(h) = h else {
@@ -176,7 +203,14 @@ impl Run<'_> {
                         fates.push(Some(Fate::Again));
                         continue;
                     }
-                    if let Some(e) = table.find(h)? {
+                    let known = match table.find(h)? {
+                        Some(e) if store_chunks && broken(table, h, &e)? => {
+                            repaired += 1;
+                            None
+                        }
+                        k => k,
+                    };
+                    if let Some(e) = known {
                         fates.push(Some(Fate::Known(e)));
                     } else if store_chunks {
                         seen.insert(*h, ());
@@ -218,7 +252,7 @@ impl Run<'_> {
                         // A delta is never a base (one link deep); a prefix that finds one
                         // (or nothing) is no hint.
                         if let Some((h, e)) = table.by_prefix(&prefix)? {
-                            if e.method != Method::ZstdDelta {
+                            if e.method != Method::ZstdDelta && !damaged.contains(&e.pack_id) {
                                 candidates.push((h, Err(e)));
                             }
                         }
@@ -242,6 +276,7 @@ impl Run<'_> {
             };
             // The chunk index holds this run's additions too.
             decide(self.store.chunks()?)?;
+            self.summary.repaired_chunks += repaired;
         }
         // The bytes of bases outside the batch (from memory, or decoded from the packs).
         let lib = self.store.library().clone();

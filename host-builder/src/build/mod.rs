@@ -118,7 +118,8 @@ pub fn build(
         true => Some(input_cache::settings_digest(opts)?),
         false => None,
     };
-    let cache = match (&settings, opts.reread) {
+    let reread = opts.reread || opts.repair;
+    let cache = match (&settings, reread) {
         (Some(s), false) => InputCache::load(store.library(), s),
         _ => InputCache::default(),
     };
@@ -133,7 +134,7 @@ pub fn build(
             continue;
         };
         let digest = input_cache::game_digest(s, &game);
-        if !opts.reread && cache.unchanged(store.library(), &game, &digest) {
+        if !reread && cache.unchanged(store.library(), &game, &digest) {
             skipped_bytes += game.size();
             skipped.push(game.title);
         } else {
@@ -167,6 +168,14 @@ pub fn build(
             .unwrap_or_default(),
         ..Default::default()
     };
+    // --repair: every listed pack read and checked whole (footer checksum, record headers)
+    // before anything is stored.
+    let damaged = if opts.repair {
+        damaged_packs(&store)?
+    } else {
+        Default::default()
+    };
+    summary.damaged_packs = damaged.iter().copied().collect();
     let games = Arc::new(to_build);
     let (rx, dat) = spawn_reader(games.clone(), params, header_rules);
     let mut run = Run {
@@ -182,6 +191,7 @@ pub fn build(
         progress,
         dat,
         bases: delta::Bases::new(),
+        damaged,
         manifests: Manifests {
             key: opts.signing_key.as_ref(),
             params,
@@ -370,4 +380,36 @@ pub mod test_support {
         })?;
         Ok(lens)
     }
+}
+
+/// The packs the index lists whose file fails its check (missing, unreadable, a header, a
+/// record header or the footer checksum).
+fn damaged_packs(
+    store: &crate::library::writer::LibraryWriter,
+) -> Result<std::collections::BTreeSet<u32>> {
+    use redb::ReadableTable;
+    let lib = store.library();
+    let index_path = lib.index_path();
+    let ids: Vec<u32> = {
+        let txn = store.begin_read()?;
+        let t = txn
+            .open_table(crate::library::index::PACKS)
+            .map_err(|e| crate::library::writer::db_err(&index_path, e))?;
+        let mut v = Vec::new();
+        for row in t
+            .iter()
+            .map_err(|e| crate::library::writer::db_err(&index_path, e))?
+        {
+            v.push(
+                row.map_err(|e| crate::library::writer::db_err(&index_path, e))?
+                    .0
+                    .value(),
+            );
+        }
+        v
+    };
+    Ok(ids
+        .into_iter()
+        .filter(|&id| crate::library::pack_scan::scan_pack(&lib.pack_path(id), id).is_err())
+        .collect())
 }

@@ -42,6 +42,9 @@ pub struct BuildOptions {
     pub delta_gain: Option<u32>,
     /// Read every game again, ignoring the input cache (`--reread`).
     pub reread: bool,
+    /// Check every pack, and store again from the input every chunk a damaged one holds
+    /// (`--repair`; implies `reread`).
+    pub repair: bool,
     /// Remove the library's games whose input is gone (`--remove-missing`).
     pub remove_missing: bool,
     /// Title games and name their files after the DAT game they match (`--rename`).
@@ -67,6 +70,7 @@ impl Default for BuildOptions {
             system: None,
             delta_gain: Some(super::delta::DEFAULT_DELTA_GAIN),
             reread: false,
+            repair: false,
             remove_missing: false,
             rename: false,
             valid_for: Default::default(),
@@ -111,6 +115,11 @@ pub struct BuildSummary {
     pub skipped_games: u64,
     /// Their bytes (counted in `input_bytes`, not read).
     pub skipped_bytes: u64,
+    /// Packs found damaged (`--repair`).
+    pub damaged_packs: Vec<u32>,
+    /// Chunks stored again from the input because their stored copy (or a delta's base)
+    /// is in a damaged pack (counted in `new_chunks` too).
+    pub repaired_chunks: u64,
     /// Wall time.
     pub elapsed: Duration,
     /// Repairs made to what an interrupted run left.

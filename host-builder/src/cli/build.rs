@@ -293,6 +293,11 @@ pub(super) struct BuildCmd {
     /// input (without it, the summary says how many have no input any more)
     remove_missing: bool,
     #[argh(switch)]
+    /// check every pack first, and store again from the input every chunk a damaged pack
+    /// holds (what `verify` found damaged and parity cannot repair); reads every game
+    /// (--reread); then `romlib prune` deletes the damaged packs
+    repair: bool,
+    #[argh(switch)]
     /// store every new chunk whole, never as a delta against a similar chunk
     no_deltas: bool,
     #[argh(option, default = "crate::build::DEFAULT_DELTA_GAIN")]
@@ -404,6 +409,7 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         system: None,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
         reread: false,
+        repair: false,
         remove_missing: false,
         rename: false,
         valid_for: Default::default(),
@@ -477,6 +483,7 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         system: c.system,
         delta_gain: (!c.no_deltas).then_some(c.delta_gain),
         reread: c.reread,
+        repair: c.repair,
         remove_missing: c.remove_missing,
         rename: c.rename,
         valid_for: c.valid_for,
@@ -626,6 +633,20 @@ fn summary_text(s: &BuildSummary) -> String {
     if let Some(p) = &s.snapshot {
         let _ = writeln!(t, "{p}");
     }
+    if !s.damaged_packs.is_empty() {
+        let _ = writeln!(
+            t,
+            "repair: {} damaged ({}); {} stored again from the input; `romlib prune` deletes \
+             the damaged packs once nothing needs them",
+            count(s.damaged_packs.len(), "pack", "packs"),
+            s.damaged_packs
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            count(s.repaired_chunks as usize, "chunk", "chunks"),
+        );
+    }
     if !s.no_input.is_empty() {
         let _ = writeln!(
             t,
@@ -728,6 +749,8 @@ fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
         .field("library_games", s.library_games)
         .field("library_pack_bytes", s.library_pack_bytes)
         .field("recovered", s.recovered.clone())
+        .field("damaged_packs", s.damaged_packs.clone())
+        .field("repaired_chunks", s.repaired_chunks)
         .field("removed", s.removed.clone())
         .field("no_input", s.no_input.clone())
         .field(

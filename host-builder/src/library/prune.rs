@@ -329,6 +329,19 @@ pub fn prune(
             if let Some(p) = open.take() {
                 p.discard();
             }
+            let e = if e
+                .to_string()
+                .ends_with(crate::library::pack_scan::CHECKSUM_MISMATCH)
+            {
+                Error::library(
+                    &path,
+                    "damaged (its checksum does not match), and it holds live records; nothing \
+                     more was pruned: `romlib repair` (parity) or `romlib build --repair` (the \
+                     input) first",
+                )
+            } else {
+                e
+            };
             store.chunks_mut()?.discard();
             // Sealed packs not committed are adopted by the next writer (and deleted by
             // the next prune); what was committed stands.
