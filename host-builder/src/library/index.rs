@@ -47,6 +47,11 @@ pub fn sketch_value(hash: &[u8; 32]) -> [u8; SKETCH_PREFIX_LEN] {
     v
 }
 
+/// An error of the index database at `path`.
+pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::library(path, format!("index database: {e}"))
+}
+
 /// What an index that redb cannot open means to a user.
 pub fn open_err(path: &Path, e: redb::DatabaseError) -> Error {
     let problem = match e {

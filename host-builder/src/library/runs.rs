@@ -890,13 +890,13 @@ pub fn open_library(root: &Path) -> Result<ChunkIndex> {
         .map_err(|e| super::index::open_err(&index, e))?;
     let txn = db
         .begin_read()
-        .map_err(|e| super::writer::db_err(&index, e))?;
+        .map_err(|e| super::index::db_err(&index, e))?;
     let meta = txn
         .open_table(super::index::META)
-        .map_err(|e| super::writer::db_err(&index, e))?;
+        .map_err(|e| super::index::db_err(&index, e))?;
     let ids = meta
         .get(romlib_format::index::META_RUNS)
-        .map_err(|e| super::writer::db_err(&index, e))?
+        .map_err(|e| super::index::db_err(&index, e))?
         .and_then(|v| decode_list(v.value()))
         .ok_or_else(|| Error::library(&index, "index: no list of runs"))?;
     ChunkIndex::open(&root.join(romlib_format::layout::RUNS_DIR), &ids, false)

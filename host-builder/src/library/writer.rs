@@ -41,9 +41,7 @@ const PARTIAL_SUFFIX: &str = ".partial";
 /// library's size.
 const BUILDER_CACHE_BYTES: usize = 64 << 20;
 
-pub(crate) fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::library(path, format!("index database: {e}"))
-}
+pub(crate) use super::index::db_err;
 
 /// The index, opened read-only until the first write is needed, so that a run with
 /// nothing new leaves `index.db` byte-for-byte untouched.
