@@ -727,13 +727,18 @@ mod tests {
 
     /// The "GET Object" example of AWS's Signature Version 4 documentation for S3
     /// (header-based authentication): the signature must match theirs byte for byte.
-    #[test]
-    fn signs_like_the_aws_example() {
-        let creds = Credentials {
+    /// The credentials of the examples in AWS's Signature Version 4 documentation.
+    fn aws_example_credentials() -> Credentials {
+        Credentials {
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
             session_token: None,
-        };
+        }
+    }
+
+    #[test]
+    fn signs_like_the_aws_example() {
+        let creds = aws_example_credentials();
         let headers = [
             ("host", "examplebucket.s3.amazonaws.com"),
             ("range", "bytes=0-9"),
@@ -755,11 +760,7 @@ mod tests {
 
     #[test]
     fn signs_a_listing_like_the_aws_example() {
-        let creds = Credentials {
-            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        };
+        let creds = aws_example_credentials();
         let headers = [
             ("host", "examplebucket.s3.amazonaws.com"),
             (
