@@ -430,3 +430,34 @@ fn a_damaged_pack_is_stored_again_from_the_input_then_pruned() {
         assert_same_tree(&w.p("in").join(g), &w.p("readers").join(g));
     }
 }
+
+#[test]
+fn a_library_with_parity_keeps_it_current_through_a_prune() {
+    // New packs get parity, the deleted packs' parity goes, and verify (which checks every
+    // pack against its parity) says OK.
+    let w = Workspace::new();
+    let mut r = Rng::new(33);
+    let base = r.bytes(700_000);
+    write(&w.p("in"), "alpha/game.bin", &base);
+    write(&w.p("in"), "beta/rom.bin", &r.bytes(900_000));
+    write(&w.p("in"), "gamma/disc.iso", &r.text(800_000));
+    let mut args = build_args();
+    args.extend(["--parity", "5"]);
+    ok(w.build("in", "lib", &args));
+    remove(&w, &w.s("lib"), &["beta"]);
+    let out = ok(prune(&w, &w.s("lib"), &["--max-unused", "0"]));
+    assert!(!out.contains("\"packs_written\":[]"), "{out}");
+    let packs: Vec<String> = fs::read_dir(w.p("lib/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut parity: Vec<String> = fs::read_dir(w.p("lib/parity/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    parity.sort();
+    let mut want: Vec<String> = packs.iter().map(|p| format!("{p}.par")).collect();
+    want.sort();
+    assert_eq!(parity, want);
+    verify_ok(&w, "lib");
+}

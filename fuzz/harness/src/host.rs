@@ -1,5 +1,6 @@
-//! Targets for what the builder reads from its input folder: DAT files and `romlib.toml`
-//! sidecars.
+//! Targets for what the builder reads from its input folder (DAT files and `romlib.toml`
+//! sidecars) and from a library someone else may have written (parity files, the chunk
+//! index's sorted runs).
 
 use romlib_format::parity::{ParityHeader, HEADER_LEN, P_META_BLAKE3, P_NAME_HASH};
 use romlib_host::build::sidecar::Sidecar;
@@ -53,5 +54,50 @@ pub fn parity(data: &[u8]) {
     let _ = parity_file::scan(&protected, &f, &par, &h);
     if h.geometry.file_len <= 1 << 20 {
         let _ = parity_file::repair(&protected, &f, &par, &h, None);
+    }
+}
+
+/// A sorted run of the chunk index (SPEC section 5.3), with its trailer's checksum made
+/// right so the fuzzer gets past it: opened as a builder opens it (header, trailer,
+/// length, fences), looked up (the first chunk and delta rows' keys, a hash, a
+/// super-feature and a prefix taken from the input), read in merged order, and checked
+/// whole as `romlib verify` does.
+pub fn run(data: &[u8]) {
+    use romlib_format::index::RUN_TRAILER_LEN;
+    use romlib_host::library::runs::{run_file_name, ChunkIndex};
+    let mut d = data.to_vec();
+    if d.len() >= RUN_TRAILER_LEN {
+        let at = d.len() - 40;
+        let sum = *blake3::hash(&d[..at]).as_bytes();
+        d[at..at + 32].copy_from_slice(&sum);
+    }
+    let file = crate::scratch_file("run", &[]);
+    let dir = file.with_extension("runs");
+    let _ = std::fs::create_dir_all(&dir);
+    if std::fs::write(dir.join(run_file_name(1)), &d).is_err() {
+        return;
+    }
+    let Ok(ix) = ChunkIndex::open(&dir, &[1], false) else {
+        return;
+    };
+    let key = |at: usize| -> [u8; 32] {
+        let mut k = [0u8; 32];
+        let src = data.get(at..).unwrap_or(&[]);
+        let n = src.len().min(32);
+        k[..n].copy_from_slice(&src[..n]);
+        k
+    };
+    for k in [key(16), key(0), *blake3::hash(data).as_bytes()] {
+        let _ = ix.get(&k);
+        let _ = ix.delta_base(&k);
+        let mut p = [0u8; 8];
+        p.copy_from_slice(&k[..8]);
+        let _ = ix.by_prefix(&p);
+        let _ = ix.sketch(u64::from_be_bytes(p));
+    }
+    let _ = ix.all_chunks();
+    let _ = ix.all_deltas();
+    for r in ix.runs() {
+        let _ = r.check();
     }
 }

@@ -19,7 +19,7 @@ pub use device::{
     zstd_delta, zstd_frame, MANIFEST_SIGNED_HEADER_LEN,
 };
 pub use format::{chunk_table, keyfile, pack, path};
-pub use host::{dat, parity, sidecar, PARITY_REL};
+pub use host::{dat, parity, run, sidecar, PARITY_REL};
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -46,6 +46,7 @@ pub const TARGETS: &[Target] = &[
     ("snapshot", snapshot),
     ("path", path),
     ("parity", parity),
+    ("run", run),
 ];
 
 /// The target called `name`, if there is one.

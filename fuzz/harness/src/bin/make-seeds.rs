@@ -453,6 +453,42 @@ fn main() {
         .to_string();
         add(&mut seeds, "snapshot", "signed.txt", text.into_bytes());
     }
+    // A sorted run of the chunk index: chunks (some sharing a hash prefix), sketches and
+    // deltas, over more than one block of each, written by the builder's own code.
+    {
+        use romlib_host::library::runs::{run_file_name, ChunkIndex};
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut ix = ChunkIndex::open(work.path(), &[], true).expect("runs folder");
+        for n in 0u32..300 {
+            let mut h = *blake3::hash(&n.to_le_bytes()).as_bytes();
+            if n % 40 == 0 {
+                h[..8].copy_from_slice(&[9; 8]);
+            }
+            ix.insert_chunk(
+                h,
+                romlib_format::index::ChunkEntry {
+                    pack_id: 1 + n / 100,
+                    offset: u64::from(n) * 4096,
+                    clen: 4000,
+                    ulen: 4096,
+                    method: romlib_format::pack::Method::Zstd,
+                    stored_at: 1_767_225_600,
+                },
+            );
+            ix.insert_sketch(u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15), &h)
+                .expect("sketch");
+            if n % 3 == 0 {
+                ix.insert_delta(h, *blake3::hash(&[n as u8]).as_bytes());
+            }
+        }
+        let ids = ix.write().expect("run").expect("a run");
+        add(
+            &mut seeds,
+            "run",
+            "300-chunks.run",
+            read(&work.path().join(run_file_name(ids[0]))),
+        );
+    }
     for (name, text) in [
         (
             "game-file",
