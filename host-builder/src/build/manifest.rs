@@ -1,6 +1,6 @@
 //! Manifest assembly: a finished game's files, chunk table and packs, its sidecar
-//! metadata and DAT match become a signed manifest, published with its refcounts, then its
-//! locator.
+//! metadata and DAT match become a signed manifest, published (recorded in the index with
+//! the runs that hold its chunks), then its locator.
 
 use super::options::BuildSummary;
 use super::scan::GameInput;

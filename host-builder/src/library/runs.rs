@@ -10,7 +10,8 @@
 //! run is merged with the one before it while that one is less than [`MERGE_FACTOR`]
 //! times its size, so a library of N rows has at most about log3(N) runs and each row is
 //! rewritten about as often, by sequential writes. A lookup reads one block per run,
-//! found through the fences held in memory (8 bytes per 64 chunks).
+//! found through the fences held in memory (12 bytes per 64 chunks: the block's first key
+//! and its CRC-32, checked on every read).
 //!
 //! A run that is not named in `meta` (written by a run that was killed before its
 //! commit, or merged away and not yet deleted) is deleted by the next writer. Only names

@@ -2,7 +2,7 @@
 //!
 //! Every game's signature is checked against the trusted keys, the chunks the library
 //! already holds are reused, the others are decoded, checked, and appended verbatim to new
-//! packs, then the manifests are published exactly as a build publishes them (refcounts,
+//! packs, then the manifests are published exactly as a build publishes them (the index,
 //! crash safety).
 
 use super::{base_of, manifest_bytes, read_checked, Planned};
