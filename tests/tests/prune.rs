@@ -125,6 +125,18 @@ fn prune_gives_back_what_no_game_needs_and_every_game_left_installs_everywhere()
     let reclaimed = field(&out, "reclaimed_bytes");
     assert!(reclaimed > 500_000, "{out}");
     assert_eq!(pack_bytes(&w.p("lib")), before - reclaimed, "{out}");
+    // alpha-v2's deltas lost their base's game: they are stored whole, and alpha's chunks
+    // go (what a build from scratch would have stored, and what a fresh install reads).
+    assert!(field(&out, "deltas_stored_whole") > 0, "{out}");
+    let ix = romlib_host::library::runs::open_library(&w.p("lib")).unwrap();
+    let m = romlib_device::ManifestFile::open(&w.p("lib/games/alpha-v2.manifest")).unwrap();
+    let mut t = m.unverified_chunks().unwrap();
+    while let Some(c) = t.next_chunk().unwrap() {
+        let e = ix.get(&c.hash).unwrap().unwrap();
+        assert_ne!(e.method, romlib_format::pack::Method::ZstdDelta);
+    }
+    assert!(ix.all_deltas().unwrap().is_empty());
+    drop(ix);
     // Packs were rewritten, so the locators of the games in them were too.
     assert!(!out.contains("\"packs_rewritten\":[]"), "{out}");
     assert!(field(&out, "locators_rewritten") > 0, "{out}");

@@ -541,7 +541,9 @@ pub(super) fn prune(c: PruneCmd) -> anyhow::Result<()> {
         progress.advance(n, 0)
     })
     .and_then(|s| {
-        let changed = !s.packs_deleted.is_empty() || !s.packs_rewritten.is_empty();
+        let changed = !s.packs_deleted.is_empty()
+            || !s.packs_rewritten.is_empty()
+            || s.deltas_stored_whole > 0;
         if s.dry_run || !changed {
             return Ok((s, None, None));
         }
@@ -589,7 +591,7 @@ pub(super) fn prune(c: PruneCmd) -> anyhow::Result<()> {
     } else {
         ("deleted", "rewrote")
     };
-    if s.packs_deleted.is_empty() && s.packs_rewritten.is_empty() {
+    if s.packs_deleted.is_empty() && s.packs_rewritten.is_empty() && s.deltas_stored_whole == 0 {
         human += &format!(
             "
 nothing to prune: no pack is more than {}% unused",
@@ -632,6 +634,22 @@ nothing to prune: no pack is more than {}% unused",
             mib(s.pack_bytes_after),
             s.seconds
         );
+        if s.deltas_stored_whole > 0 {
+            human += &format!(
+                "\n{} {} whole: no game needs {} base any more",
+                if s.dry_run { "would store" } else { "stored" },
+                count(
+                    s.deltas_stored_whole as usize,
+                    "delta chunk",
+                    "delta chunks"
+                ),
+                if s.deltas_stored_whole == 1 {
+                    "its"
+                } else {
+                    "their"
+                },
+            );
+        }
         if s.locators_rewritten > 0 {
             human += &format!(
                 "
@@ -669,6 +687,7 @@ nothing to prune: no pack is more than {}% unused",
             .field("packs_rewritten", s.packs_rewritten.clone())
             .field("packs_written", s.packs_written.clone())
             .field("bytes_copied", s.bytes_copied)
+            .field("deltas_stored_whole", s.deltas_stored_whole)
             .field("locators_rewritten", s.locators_rewritten)
             .field("elapsed_ms", (s.seconds * 1000.0) as u64),
         if c.quiet { "" } else { &human },

@@ -27,7 +27,7 @@ use crate::spill::{from_place_key, place_key, Sorter};
 use redb::ReadableTable;
 use romlib_device::ManifestFile;
 use romlib_format::index::{ChunkEntry, PackInfo};
-use romlib_format::pack::{Method, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
+use romlib_format::pack::{Method, RecordHeader, FOOTER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
 use std::collections::BTreeMap;
 
 /// The default `--max-unused`: a pack with more than this share of unused bytes is
@@ -57,6 +57,9 @@ pub struct PruneSummary {
     pub packs_written: Vec<u32>,
     /// Live bytes copied into the new packs.
     pub bytes_copied: u64,
+    /// Live deltas stored whole because no game needs their base any more (which then
+    /// goes).
+    pub deltas_stored_whole: u64,
     /// Bytes of packs after (what they would be, for a dry run).
     pub pack_bytes_after: u64,
     /// Locators rewritten.
@@ -110,10 +113,13 @@ pub fn prune(
         table.finish().map_err(|e| cannot(&e))?;
         sum.games += 1;
     }
-    // Each live chunk's place (and stored length, for the accounting), and the bases of
-    // live deltas, joined with the index in hash order.
+    // Each live whole chunk's place (and stored length, for the accounting), and each
+    // live delta by its base, joined with the index in hash order; the live references
+    // again, sorted, for the join with the bases.
     let mut places = Sorter::<16>::new();
-    let mut bases = Sorter::<32>::new();
+    let mut bases = Sorter::<80>::new();
+    let mut live_refs = Sorter::<32>::new();
+    let mut reencode: Vec<[u8; 32]> = Vec::new();
     let mut missing = 0u64;
     {
         let chunks = store.chunks()?;
@@ -137,10 +143,16 @@ pub fn prune(
             }
             match head {
                 Some((k, e)) if k == h => {
-                    places.push(place_row(&e))?;
+                    live_refs.push(h)?;
                     if e.method == Method::ZstdDelta {
                         let base = crate::library::locator::base_of(chunks, &h, &index_path)?;
-                        bases.push(base)?;
+                        let mut row = [0u8; 80];
+                        row[..32].copy_from_slice(&base);
+                        row[32..64].copy_from_slice(&h);
+                        row[64..].copy_from_slice(&place_row(&e));
+                        bases.push(row)?;
+                    } else {
+                        places.push(place_row(&e))?;
                     }
                     sum.live_chunks += 1;
                 }
@@ -157,23 +169,42 @@ pub fn prune(
                 ),
             ));
         }
+        // A base a game references stays, and its deltas with it. A base only deltas
+        // need goes: each of its deltas is stored whole first (step 3a), which a build
+        // from scratch would have done, and which is what a fresh install of that game
+        // then reads.
+        let mut refs = live_refs.finish()?.peekable();
         let mut last: Option<[u8; 32]> = None;
-        for b in bases.finish()? {
-            let b = b?;
-            if last == Some(b) {
-                continue;
+        let mut base_live = false;
+        for row in bases.finish()? {
+            let row = row?;
+            let b: [u8; 32] = row[..32].try_into().expect("32 bytes");
+            if last != Some(b) {
+                last = Some(b);
+                while refs.next_if(|r| r.as_ref().is_ok_and(|r| *r < b)).is_some() {}
+                base_live = match refs.peek() {
+                    Some(Ok(r)) => *r == b,
+                    Some(Err(_)) => return Err(refs.next().expect("peeked").expect_err("err")),
+                    None => false,
+                };
+                if base_live {
+                    chunks.get(&b)?.ok_or_else(|| {
+                        Error::library(
+                            &index_path,
+                            "the base of a live delta is missing from the index; nothing was \
+                             pruned (`romlib rebuild-index` first)",
+                        )
+                    })?;
+                }
             }
-            last = Some(b);
-            let e = chunks.get(&b)?.ok_or_else(|| {
-                Error::library(
-                    &index_path,
-                    "the base of a live delta is missing from the index; nothing was pruned \
-                     (`romlib rebuild-index` first)",
-                )
-            })?;
-            places.push(place_row(&e))?;
+            if base_live {
+                places.push(row[64..].try_into().expect("16 bytes"))?;
+            } else {
+                reencode.push(row[32..64].try_into().expect("32 bytes"));
+            }
         }
     }
+    sum.deltas_stored_whole = reencode.len() as u64;
 
     // 2. Sweep: live bytes per pack, and the live records of the packs to rewrite.
     let packs: BTreeMap<u32, PackInfo> = {
@@ -239,8 +270,20 @@ pub fn prune(
             Some(_) => sum.pack_bytes_after += info.file_len,
         }
     }
-    let rewritten_live: u64 = sum.packs_rewritten.iter().map(|id| live[id]).sum();
+    let rewritten_live: u64 = sum
+        .packs_rewritten
+        .iter()
+        .map(|id| live.get(id).copied().unwrap_or(0))
+        .sum();
     if dry_run {
+        // A delta stored whole takes about what its base took.
+        for d in &reencode {
+            let chunks = store.chunks()?;
+            let base = crate::library::locator::base_of(chunks, d, &index_path)?;
+            if let Some(e) = chunks.get(&base)? {
+                sum.pack_bytes_after += RECORD_HEADER_LEN as u64 + u64::from(e.clen);
+            }
+        }
         // The copies would go to packs of the default size, each with a header and footer.
         let new_packs = rewritten_live.div_ceil(romlib_format::limits::DEFAULT_PACK_SIZE);
         sum.pack_bytes_after += rewritten_live + new_packs * (HEADER_LEN + FOOTER_LEN) as u64;
@@ -248,12 +291,18 @@ pub fn prune(
         sum.seconds = t0.elapsed().as_secs_f64();
         return Ok(sum);
     }
-    if sum.packs_deleted.is_empty() && sum.packs_rewritten.is_empty() {
+    if sum.packs_deleted.is_empty() && sum.packs_rewritten.is_empty() && reencode.is_empty() {
         sum.seconds = t0.elapsed().as_secs_f64();
         return Ok(sum);
     }
 
-    // 3a. Copy the live records of the packs rewritten into new packs, committed as a
+    // 3a. The deltas whose base no game needs, stored whole in new packs (committed as a
+    // build commits its packs), before anything holding their bases can go.
+    if !reencode.is_empty() {
+        store_whole(store, &reencode, &mut sum, progress)?;
+    }
+
+    // 3b. Copy the live records of the packs rewritten into new packs, committed as a
     // build commits its packs (the index then places those chunks in the new packs).
     let mut copies = copy.finish()?.peekable();
     for &id in &sum.packs_rewritten.clone() {
@@ -349,7 +398,7 @@ pub fn prune(
         }
     }
 
-    // 3b. The index without the packs that go, in one durable commit.
+    // 3c. The index without the packs that go, in one durable commit.
     let gone: std::collections::BTreeSet<u32> = sum
         .packs_deleted
         .iter()
@@ -358,7 +407,7 @@ pub fn prune(
         .collect();
     store.unlist_packs(&gone)?;
 
-    // 3c. Locators, then the old packs.
+    // 3d. Locators (the old packs are deleted by the caller, after the snapshot).
     for t in &titles {
         let path = lib.manifest_path(t);
         let m = ManifestFile::open(&path)?;
@@ -390,6 +439,99 @@ pub fn prune(
     sum.pack_bytes_after = info_after;
     sum.seconds = t0.elapsed().as_secs_f64();
     Ok(sum)
+}
+
+/// Stores each of `deltas` (live delta chunks whose base no game references) whole, in new
+/// packs: decoded against its base and checked, compressed at the default level, committed
+/// with the packs as a build commits (the index then places each as a whole chunk).
+fn store_whole(
+    store: &mut LibraryWriter,
+    deltas: &[[u8; 32]],
+    sum: &mut PruneSummary,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
+    use crate::transfer::{read_checked, Planned};
+    let lib = store.library().clone();
+    let index_path = lib.index_path();
+    let mut packs = romlib_device::chunks::packs::PackReader::new(&lib);
+    let mut dec = crate::zstd_decoder::ZstdDecoder::default();
+    let mut base = romlib_device::chunks::BaseChunk::default();
+    let compressor = crate::build::compress::Compressor::new(crate::build::DEFAULT_LEVEL, None);
+    let (mut rec, mut data) = (Vec::new(), Vec::new());
+    let mut open: Option<super::writer::PackFile> = None;
+    let mut txn = None;
+    let mut sealed: Vec<(u32, PackInfo)> = Vec::new();
+    let done = (|| -> Result<()> {
+        for d in deltas {
+            let chunks = store.chunks()?;
+            let e = chunks
+                .get(d)?
+                .ok_or_else(|| Error::library(&index_path, "a live delta left the index"))?;
+            let b = crate::library::locator::base_of(chunks, d, &index_path)?;
+            let be = chunks.get(&b)?.ok_or_else(|| {
+                Error::library(
+                    &index_path,
+                    "the base of a live delta is missing from the index",
+                )
+            })?;
+            let planned = Planned {
+                hash: *d,
+                ulen: e.ulen,
+                entry: e,
+                dict: 0,
+                base: Some((b, be)),
+            };
+            read_checked(
+                &lib, &mut packs, &mut dec, &planned, &mut base, &mut rec, &mut data,
+            )?;
+            let (method, payload) = compressor.compress(&data);
+            let header = RecordHeader {
+                hash: *d,
+                ulen: e.ulen,
+                clen: payload.len() as u32,
+                method,
+            };
+            let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
+            let full = open.as_ref().is_some_and(|p| {
+                p.must_roll_over(rec_len, romlib_format::limits::DEFAULT_PACK_SIZE)
+            }) || store.chunks()?.pending_chunks() >= super::runs::MAX_PENDING_CHUNKS;
+            if full {
+                let p = open.take().expect("open");
+                let pid = p.id();
+                sealed.push((pid, p.seal()?));
+                seal_commit(store, &mut txn, &sealed, &mut sum.packs_written)?;
+                sealed.clear();
+            }
+            if open.is_none() {
+                open = Some(store.new_pack(0)?);
+            }
+            let p = open.as_mut().expect("just opened");
+            let offset = p.append(&header, &payload)?;
+            let entry = ChunkEntry {
+                pack_id: p.id(),
+                offset,
+                clen: header.clen,
+                ulen: e.ulen,
+                method,
+                stored_at: e.stored_at,
+            };
+            store.chunks_mut()?.insert_chunk(*d, entry);
+            sum.bytes_copied += rec_len;
+            progress(rec_len);
+        }
+        if let Some(p) = open.take() {
+            let pid = p.id();
+            sealed.push((pid, p.seal()?));
+        }
+        seal_commit(store, &mut txn, &sealed, &mut sum.packs_written)
+    })();
+    if done.is_err() {
+        if let Some(p) = open.take() {
+            p.discard();
+        }
+        store.chunks_mut()?.discard();
+    }
+    done
 }
 
 /// Deletes the packs a prune unlisted (after everything that named them was published),

@@ -748,7 +748,8 @@ impl ChunkIndex {
 
     /// Rewrites the whole index as one run that keeps only what lies in packs `keep`
     /// accepts (what `romlib prune` does once it has moved the live chunks out of the
-    /// packs it deletes): chunk rows in those packs, the delta rows of chunks kept, and
+    /// packs it deletes): chunk rows in those packs, the delta rows of chunks kept that
+    /// are still stored as deltas, and
     /// the sketch rows whose hash prefix names a whole chunk kept. Sketches are joined with
     /// the chunks through two external sorts, so memory stays bounded. Nothing may be
     /// pending. Returns the ids the caller's commit must name; the old runs are deleted
@@ -825,10 +826,11 @@ impl ChunkIndex {
                 while head.is_none_or(|(c, _)| c < h) {
                     match chunks.next_row()? {
                         Some(c) => {
-                            head = Some((
-                                c[..32].try_into().expect("32 bytes"),
-                                kept_chunk(c, &self.dir)?.is_some(),
-                            ))
+                            // Kept, and still a delta (a prune may have stored it whole).
+                            let delta = kept_chunk(c, &self.dir)?.is_some_and(|e| {
+                                e.method == romlib_format::pack::Method::ZstdDelta
+                            });
+                            head = Some((c[..32].try_into().expect("32 bytes"), delta))
                         }
                         None => {
                             head = Some(([0xff; 32], false));

@@ -22,15 +22,16 @@ use romlib_format::manifest::ChunkRef;
 use romlib_format::pack::Method;
 use std::collections::HashMap;
 
-/// One distinct chunk of an export, in order of first use.
-pub(super) struct Planned {
-    pub(super) hash: [u8; 32],
-    pub(super) ulen: u32,
-    pub(super) entry: ChunkEntry,
+/// One distinct chunk of an export, in order of first use (or a delta a prune stores
+/// whole).
+pub(crate) struct Planned {
+    pub(crate) hash: [u8; 32],
+    pub(crate) ulen: u32,
+    pub(crate) entry: ChunkEntry,
     /// Dictionary its record needs (0: none).
-    pub(super) dict: u32,
+    pub(crate) dict: u32,
     /// A delta's base chunk in the source, and where it is stored there (with its length).
-    pub(super) base: Option<([u8; 32], ChunkEntry)>,
+    pub(crate) base: Option<([u8; 32], ChunkEntry)>,
 }
 
 impl Planned {
@@ -113,7 +114,7 @@ fn pack_dict(packs: &mut PackReader, id: u32, cache: &mut HashMap<u32, u32>) -> 
 /// checked first into `base` unless it is there already) and checks it against its signed
 /// hash; leaves the whole record (header and payload, verbatim) in `rec`, the chunk in
 /// `out`, and returns the dictionary id its pack uses.
-pub(super) fn read_checked(
+pub(crate) fn read_checked(
     lib: &Library,
     packs: &mut PackReader,
     dec: &mut ZstdDecoder,
