@@ -1,9 +1,11 @@
 //! `romlib prune`: giving back the space of chunks no game needs (restic's and borg's
 //! model, mark and sweep).
 //!
-//! 1. **Mark.** Every chunk every published manifest names is live, and so is the base of
-//!    every live delta (a base stays while a delta needs it, so no delta has to be
-//!    re-encoded). The references are sorted on disk ([`crate::spill`]), so memory stays
+//! 1. **Mark.** Every chunk every published manifest names is live. A live delta whose
+//!    base a manifest names keeps it; one whose base no game needs any more is stored
+//!    whole first (decoded, checked, compressed: what a build from scratch would store, and
+//!    what a fresh install of the newest revision then reads), and the base goes. The
+//!    references are sorted on disk ([`crate::spill`]), so memory stays
 //!    bounded whatever the library's size. A manifest that cannot be read, or that names a
 //!    chunk the index lacks, stops the prune before anything changes: what it references
 //!    cannot be counted, and a chunk counted dead is deleted.
