@@ -309,8 +309,7 @@ pub fn prune(
     let mut copies = copy.finish()?.peekable();
     for &id in &sum.packs_rewritten.clone() {
         let path = lib.pack_path(id);
-        let mut open: Option<super::writer::PackFile> = None;
-        let mut txn = None;
+        let mut out = NewPack::new(packs[&id].dict_id);
         let mut want = Vec::new();
         while let Some(Ok(k)) = copies.peek() {
             let (p, o) = from_place_key(k);
@@ -324,33 +323,18 @@ pub fn prune(
             copies.next().expect("peeked")?;
         }
         let mut next = 0;
-        let mut sealed: Vec<(u32, PackInfo)> = Vec::new();
         let scanned = crate::library::pack_scan::scan_pack_with(&path, id, |pos, rec, payload| {
             if want.get(next) != Some(&pos) {
                 return Ok(());
             }
             next += 1;
             let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-            let full = open.as_ref().is_some_and(|p| {
-                p.must_roll_over(rec_len, romlib_format::limits::DEFAULT_PACK_SIZE)
-            }) || store.chunks()?.pending_chunks() >= super::runs::MAX_PENDING_CHUNKS;
-            if full {
-                let p = open.take().expect("open");
-                let pid = p.id();
-                sealed.push((pid, p.seal()?));
-                seal_commit(store, &mut txn, &sealed, &mut sum.packs_written)?;
-                sealed.clear();
-            }
-            if open.is_none() {
-                open = Some(store.new_pack(packs[&id].dict_id)?);
-            }
-            let p = open.as_mut().expect("just opened");
-            let offset = p.append(rec, payload)?;
+            let (pack_id, offset) = out.append(store, &mut sum.packs_written, rec, payload)?;
             let old = store.chunks()?.get(&rec.hash)?;
             store.chunks_mut()?.insert_chunk(
                 rec.hash,
                 ChunkEntry {
-                    pack_id: p.id(),
+                    pack_id,
                     offset,
                     clen: rec.clen,
                     ulen: rec.ulen,
@@ -370,16 +354,10 @@ pub fn prune(
                      pruned (`romlib verify`, then `romlib rebuild-index`)",
                 ));
             }
-            if let Some(p) = open.take() {
-                let pid = p.id();
-                sealed.push((pid, p.seal()?));
-            }
-            seal_commit(store, &mut txn, &sealed, &mut sum.packs_written)
+            out.seal(store, &mut sum.packs_written)
         });
         if let Err(e) = done {
-            if let Some(p) = open.take() {
-                p.discard();
-            }
+            out.discard();
             let e = if e
                 .to_string()
                 .ends_with(crate::library::pack_scan::CHECKSUM_MISMATCH)
@@ -460,9 +438,7 @@ fn store_whole(
     let mut base = romlib_device::chunks::BaseChunk::default();
     let compressor = crate::build::compress::Compressor::new(crate::build::DEFAULT_LEVEL, None);
     let (mut rec, mut data) = (Vec::new(), Vec::new());
-    let mut open: Option<super::writer::PackFile> = None;
-    let mut txn = None;
-    let mut sealed: Vec<(u32, PackInfo)> = Vec::new();
+    let mut out = NewPack::new(0);
     let done = (|| -> Result<()> {
         for d in deltas {
             let chunks = store.chunks()?;
@@ -494,23 +470,9 @@ fn store_whole(
                 method,
             };
             let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-            let full = open.as_ref().is_some_and(|p| {
-                p.must_roll_over(rec_len, romlib_format::limits::DEFAULT_PACK_SIZE)
-            }) || store.chunks()?.pending_chunks() >= super::runs::MAX_PENDING_CHUNKS;
-            if full {
-                let p = open.take().expect("open");
-                let pid = p.id();
-                sealed.push((pid, p.seal()?));
-                seal_commit(store, &mut txn, &sealed, &mut sum.packs_written)?;
-                sealed.clear();
-            }
-            if open.is_none() {
-                open = Some(store.new_pack(0)?);
-            }
-            let p = open.as_mut().expect("just opened");
-            let offset = p.append(&header, &payload)?;
+            let (pack_id, offset) = out.append(store, &mut sum.packs_written, &header, &payload)?;
             let entry = ChunkEntry {
-                pack_id: p.id(),
+                pack_id,
                 offset,
                 clen: header.clen,
                 ulen: e.ulen,
@@ -521,16 +483,10 @@ fn store_whole(
             sum.bytes_copied += rec_len;
             progress(rec_len);
         }
-        if let Some(p) = open.take() {
-            let pid = p.id();
-            sealed.push((pid, p.seal()?));
-        }
-        seal_commit(store, &mut txn, &sealed, &mut sum.packs_written)
+        out.seal(store, &mut sum.packs_written)
     })();
     if done.is_err() {
-        if let Some(p) = open.take() {
-            p.discard();
-        }
+        out.discard();
         store.chunks_mut()?.discard();
     }
     done
@@ -567,30 +523,65 @@ fn place_row(e: &ChunkEntry) -> [u8; 16] {
     r
 }
 
-/// Lists `sealed` packs in the index and commits (what the chunk index gained is written
-/// as a run and named by the same commit).
-fn seal_commit(
-    store: &mut LibraryWriter,
-    txn: &mut Option<redb::WriteTransaction>,
-    sealed: &[(u32, PackInfo)],
-    written: &mut Vec<u32>,
-) -> Result<()> {
-    if sealed.is_empty() {
-        return Ok(());
+/// The new pack a prune appends records to (all with dictionary `dict`). When it is full,
+/// or the chunk index holds as many pending chunks as a build lets it, it is sealed and
+/// listed in the index in one durable commit, which also writes what the chunk index
+/// gained as a run: the commit of a build's pack (SPEC section 6, rule 2).
+struct NewPack {
+    open: Option<super::writer::PackFile>,
+    dict: u32,
+}
+
+impl NewPack {
+    fn new(dict: u32) -> Self {
+        Self { open: None, dict }
     }
-    let index_path = store.library().index_path();
-    let t = match txn.take() {
-        Some(t) => t,
-        None => store.begin()?,
-    };
-    {
-        let mut packs = t.open_table(PACKS).map_err(|e| db_err(&index_path, e))?;
-        for (id, info) in sealed {
-            packs
-                .insert(*id, info.encode().as_slice())
-                .map_err(|e| db_err(&index_path, e))?;
+
+    /// Appends a record; returns the pack it went to and its offset there. Packs sealed on
+    /// the way are added to `written`.
+    fn append(
+        &mut self,
+        store: &mut LibraryWriter,
+        written: &mut Vec<u32>,
+        rec: &RecordHeader,
+        payload: &[u8],
+    ) -> Result<(u32, u64)> {
+        let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
+        let full =
+            self.open.as_ref().is_some_and(|p| {
+                p.must_roll_over(rec_len, romlib_format::limits::DEFAULT_PACK_SIZE)
+            }) || store.chunks()?.pending_chunks() >= super::runs::MAX_PENDING_CHUNKS;
+        if full {
+            self.seal(store, written)?;
+        }
+        let p = match &mut self.open {
+            Some(p) => p,
+            None => self.open.insert(store.new_pack(self.dict)?),
+        };
+        Ok((p.id(), p.append(rec, payload)?))
+    }
+
+    /// Seals the open pack, if any, and commits it with what the chunk index gained.
+    fn seal(&mut self, store: &mut LibraryWriter, written: &mut Vec<u32>) -> Result<()> {
+        let Some(p) = self.open.take() else {
+            return Ok(());
+        };
+        let id = p.id();
+        let info = p.seal()?;
+        let index_path = store.library().index_path();
+        let txn = store.begin()?;
+        txn.open_table(PACKS)
+            .map_err(|e| db_err(&index_path, e))?
+            .insert(id, info.encode().as_slice())
+            .map_err(|e| db_err(&index_path, e))?;
+        written.push(id);
+        store.commit_durable(txn)
+    }
+
+    /// Deletes the unfinished pack, if any.
+    fn discard(&mut self) {
+        if let Some(p) = self.open.take() {
+            p.discard();
         }
     }
-    written.extend(sealed.iter().map(|(id, _)| *id));
-    store.commit_durable(t)
 }

@@ -73,6 +73,17 @@ struct Response {
 }
 
 impl Response {
+    /// How the body is delimited: its `Content-Length`, and whether it is chunked.
+    fn framing(&self) -> (Option<u64>, bool) {
+        let len = self
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        let chunked = self
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        (len, chunked)
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -255,12 +266,7 @@ impl Bucket {
     /// Reads a response's whole body, of at most `limit` bytes (by `Content-Length` or
     /// chunked), so the connection can be used again.
     fn read_body(&mut self, r: &Response, limit: u64) -> std::result::Result<Vec<u8>, String> {
-        let len = r
-            .header("content-length")
-            .and_then(|v| v.parse::<u64>().ok());
-        let chunked = r
-            .header("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let (len, chunked) = r.framing();
         let close = r
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -331,12 +337,7 @@ impl Bucket {
     /// Reads the rest of a response's body (an error's, at most [`MAX_ERROR_BODY`] bytes
     /// kept) so the connection can be used again; returns it as text.
     fn finish(&mut self, r: &Response) -> Result<String> {
-        let len = r
-            .header("content-length")
-            .and_then(|v| v.parse::<u64>().ok());
-        let chunked = r
-            .header("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let (len, chunked) = r.framing();
         let Some(conn) = self.conn.as_mut() else {
             return Ok(String::new());
         };
