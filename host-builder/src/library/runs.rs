@@ -18,6 +18,7 @@
 //! of the canonical form are ever deleted, and a link is never followed.
 
 use crate::error::{Error, Result};
+use romlib_device::fsio::read_exact_at as read_at;
 use romlib_format::index::{
     ChunkEntry, RunLayout, RunSection, ENTRY_LEN, RUN_CHUNKS, RUN_FENCE_LEN, RUN_HEADER_LEN,
     RUN_SECTIONS, RUN_TRAILER_LEN, SKETCH_PREFIX_LEN,
@@ -70,29 +71,6 @@ pub fn decode_list(b: &[u8]) -> Option<Vec<u64>> {
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect(),
     )
-}
-
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        let mut done = 0;
-        while done < buf.len() {
-            let n = std::os::windows::fs::FileExt::seek_read(
-                file,
-                &mut buf[done..],
-                offset + done as u64,
-            )?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            done += n;
-        }
-        Ok(())
-    }
 }
 
 /// The first 8 key bytes of a row, as a number that sorts as the bytes do.
@@ -544,11 +522,6 @@ impl ChunkIndex {
     /// Chunks added and not yet written.
     pub fn pending_chunks(&self) -> usize {
         self.mem.chunks.len()
-    }
-
-    /// Whether this run added anything not yet written.
-    pub fn is_dirty(&self) -> bool {
-        !self.mem.is_empty()
     }
 
     /// Forgets what this run added and has not written.
