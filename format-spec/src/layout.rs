@@ -80,6 +80,61 @@ pub fn pack_file_name(id: u32, out: &mut [u8; 20]) -> &str {
     core::str::from_utf8(&out[..9 + len]).unwrap_or("pack-invalid.pkg")
 }
 
+/// How `games/` holds the manifests and locators (SPEC section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GamesLayout {
+    /// `games/<title>.manifest`: every game in one folder (every romlib reads it).
+    #[default]
+    Flat,
+    /// `games/<shard>/<title>.manifest`, `<shard>` the two lower-case hex digits of the
+    /// first byte of the BLAKE3 of the title id ([`shard_dir_name`]): 256 folders, so that
+    /// no folder outgrows what FAT32 holds or exFAT searches quickly.
+    Sharded,
+}
+
+impl GamesLayout {
+    /// `flat` or `sharded`, as the snapshot and the command line spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GamesLayout::Flat => "flat",
+            GamesLayout::Sharded => "sharded",
+        }
+    }
+
+    /// The layout spelt `name` ([`GamesLayout::name`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "flat" => Some(GamesLayout::Flat),
+            "sharded" => Some(GamesLayout::Sharded),
+            _ => None,
+        }
+    }
+
+    /// The other layout.
+    pub fn other(self) -> Self {
+        match self {
+            GamesLayout::Flat => GamesLayout::Sharded,
+            GamesLayout::Sharded => GamesLayout::Flat,
+        }
+    }
+}
+
+/// The name of the shard folder inside `games/` of a title whose id's BLAKE3 begins with
+/// byte `first`: two lower-case hex digits.
+pub fn shard_dir_name(first: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[usize::from(first >> 4)], HEX[usize::from(first & 0xf)]]
+}
+
+/// Parses a shard folder's name back into its byte (only the canonical spelling).
+pub fn parse_shard_dir_name(name: &str) -> Option<u8> {
+    let b = name.as_bytes();
+    if b.len() != 2 || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u8::from_str_radix(name, 16).ok()
+}
+
 /// Parses `pack-NNNN.pkg` back into its id (only the canonical spelling).
 pub fn parse_pack_file_name(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("pack-")?.strip_suffix(".pkg")?;
@@ -106,6 +161,27 @@ mod tests {
         assert_eq!(parse_pack_file_name("pack-00001.pkg"), None);
         assert_eq!(parse_pack_file_name("pack-001.pkg"), None);
         assert_eq!(parse_pack_file_name("pack-0001.pkg.tmp"), None);
+    }
+
+    #[test]
+    fn shard_names() {
+        for b in 0..=255u8 {
+            let n = shard_dir_name(b);
+            assert_eq!(
+                parse_shard_dir_name(core::str::from_utf8(&n).unwrap()),
+                Some(b)
+            );
+        }
+        assert_eq!(&shard_dir_name(0x0a), b"0a");
+        assert_eq!(parse_shard_dir_name("0A"), None);
+        assert_eq!(parse_shard_dir_name("a"), None);
+        assert_eq!(parse_shard_dir_name("0a0"), None);
+        assert_eq!(GamesLayout::parse("sharded"), Some(GamesLayout::Sharded));
+        assert_eq!(
+            GamesLayout::parse(GamesLayout::Flat.name()),
+            Some(GamesLayout::Flat)
+        );
+        assert_eq!(GamesLayout::parse("Flat"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! created <unix seconds>
 //! expires <unix seconds>|never
 //! valid-for <seconds>|never
+//! games flat|sharded                (format 2 only)
 //! game <revision> <manifest length> <manifest BLAKE3> <locator length> <locator BLAKE3> <title id>
 //! ...
 //! signature <public key> <signature>
@@ -24,13 +25,20 @@
 
 use crate::error::FormatError;
 use crate::file_signature::hex_decode;
+use crate::layout::GamesLayout;
 use crate::limits::{MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN, MAX_TITLE_ID_LEN};
 use crate::manifest::{CHUNK_RECORD_LEN, HEADER_LEN, SIGNATURE_BLOCK_LEN};
 use crate::portable::LocatorHeader;
 use core::fmt;
 
-/// The first line.
+/// The first line of a snapshot of format 1 (a library whose `games/` is flat).
 pub const MAGIC_LINE: &str = "romlib snapshot 1";
+/// The first line of a snapshot of format 2, which adds the `games` line after `valid-for`
+/// (written for a library whose `games/` is sharded, so that a reader that predates the
+/// sharded layout refuses it instead of finding no games).
+pub const MAGIC_LINE_2: &str = "romlib snapshot 2";
+/// The newest snapshot format this crate reads.
+pub const SNAPSHOT_FORMAT: u64 = 2;
 /// What the signed message starts with, so a snapshot's signature can never be taken for a
 /// manifest's or a file signature's.
 pub const SIGNATURE_DOMAIN: &[u8; 29] = b"romlib snapshot signature v1\0";
@@ -70,16 +78,24 @@ pub struct Header {
     pub expires: Option<u64>,
     /// The validity the publisher asked for (seconds), which later publications reuse.
     pub valid_for: Option<u64>,
+    /// Where the manifests and locators are in `games/` (format 1: flat).
+    pub games: GamesLayout,
 }
 
 impl fmt::Display for Header {
-    /// The header lines, each ended by `\n`.
+    /// The header lines, each ended by `\n`: format 1 for a flat `games/` (every reader
+    /// reads it), format 2 for a sharded one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{MAGIC_LINE}")?;
+        let sharded = self.games == GamesLayout::Sharded;
+        writeln!(f, "{}", if sharded { MAGIC_LINE_2 } else { MAGIC_LINE })?;
         writeln!(f, "sequence {}", self.sequence)?;
         writeln!(f, "created {}", self.created)?;
         writeln!(f, "expires {}", Never(self.expires))?;
-        writeln!(f, "valid-for {}", Never(self.valid_for))
+        writeln!(f, "valid-for {}", Never(self.valid_for))?;
+        if sharded {
+            writeln!(f, "games {}", self.games.name())?;
+        }
+        Ok(())
     }
 }
 
@@ -180,9 +196,12 @@ pub enum Line<'a> {
 pub struct Parser {
     /// Lines read so far.
     line: u64,
+    /// The format its first line gave.
+    format: u64,
     sequence: u64,
     created: u64,
     expires: Option<u64>,
+    valid_for: Option<u64>,
     header: Option<Header>,
     last_title: [u8; MAX_TITLE_ID_LEN],
     last_title_len: usize,
@@ -268,9 +287,11 @@ impl Parser {
     pub fn new() -> Self {
         Parser {
             line: 0,
+            format: 1,
             sequence: 0,
             created: 0,
             expires: None,
+            valid_for: None,
             header: None,
             last_title: [0; MAX_TITLE_ID_LEN],
             last_title_len: 0,
@@ -293,6 +314,16 @@ impl Parser {
         self.line
     }
 
+    fn header_with(&self, games: GamesLayout) -> Header {
+        Header {
+            sequence: self.sequence,
+            created: self.created,
+            expires: self.expires,
+            valid_for: self.valid_for,
+            games,
+        }
+    }
+
     /// Takes the next line (without its `\n`). The error names the line by its number
     /// (`found`).
     pub fn line<'a>(&mut self, text: &'a [u8]) -> Result<Line<'a>, FormatError> {
@@ -309,8 +340,25 @@ impl Parser {
             });
         }
         match n {
-            1 if text == MAGIC_LINE.as_bytes() => return Ok(Line::Header),
-            1 => return Err(FormatError::BadMagic { what: WHAT }),
+            1 => {
+                self.format = match text {
+                    t if t == MAGIC_LINE.as_bytes() => 1,
+                    t if t == MAGIC_LINE_2.as_bytes() => 2,
+                    t => match t
+                        .strip_prefix(b"romlib snapshot ")
+                        .map(|v| number(v, "", 1))
+                    {
+                        Some(Ok(v)) => {
+                            return Err(FormatError::UnsupportedVersion {
+                                what: WHAT,
+                                found: u32::try_from(v).unwrap_or(u32::MAX),
+                            })
+                        }
+                        _ => return Err(FormatError::BadMagic { what: WHAT }),
+                    },
+                };
+                return Ok(Line::Header);
+            }
             2 => {
                 self.sequence = number(
                     keyed(text, "sequence", "`sequence` line", n)?,
@@ -329,17 +377,23 @@ impl Parser {
                 return Ok(Line::Header);
             }
             5 => {
-                let valid_for = number_or_never(
+                self.valid_for = number_or_never(
                     keyed(text, "valid-for", "`valid-for` line", n)?,
                     "valid-for",
                     n,
                 )?;
-                self.header = Some(Header {
-                    sequence: self.sequence,
-                    created: self.created,
-                    expires: self.expires,
-                    valid_for,
-                });
+                if self.format == 1 {
+                    self.header = Some(self.header_with(GamesLayout::Flat));
+                }
+                return Ok(Line::Header);
+            }
+            6 if self.format == 2 => {
+                let games = keyed(text, "games", "`games` line", n)?;
+                let games = core::str::from_utf8(games)
+                    .ok()
+                    .and_then(GamesLayout::parse)
+                    .ok_or_else(|| bad("`games` line (flat or sharded)", n))?;
+                self.header = Some(self.header_with(games));
                 return Ok(Line::Header);
             }
             _ => {}
@@ -428,6 +482,7 @@ mod tests {
             created: 1_767_225_600,
             expires: Some(1_767_312_000),
             valid_for: Some(86_400),
+            games: GamesLayout::Flat,
         };
         let mut s = h.to_string();
         for (t, r) in [("Alpha (World)", 3u64), ("beta", 0)] {
@@ -486,12 +541,51 @@ mod tests {
             created: 0,
             expires: None,
             valid_for: None,
+            games: GamesLayout::Flat,
         };
         let mut p = Parser::new();
         for l in never.to_string().split_terminator('\n') {
             assert_eq!(p.line(l.as_bytes()), Ok(Line::Header));
         }
         assert_eq!(p.header(), Some(never));
+    }
+
+    #[test]
+    fn sharded_is_format_2() {
+        let flat = sample();
+        let sharded = flat.replacen(MAGIC_LINE, MAGIC_LINE_2, 1).replacen(
+            "valid-for 86400\n",
+            "valid-for 86400\ngames sharded\n",
+            1,
+        );
+        let h = parse(&sharded).unwrap().0.unwrap();
+        assert_eq!(h.games, GamesLayout::Sharded);
+        // What the writer writes is what the parser reads.
+        let written = Header {
+            games: GamesLayout::Sharded,
+            ..h
+        }
+        .to_string();
+        assert!(sharded.starts_with(&written), "{written}");
+        assert_eq!(parse(&flat).unwrap().0.unwrap().games, GamesLayout::Flat);
+        // Format 2 needs its games line, and format 1 has none.
+        let missing = flat.replacen(MAGIC_LINE, MAGIC_LINE_2, 1);
+        assert!(parse(&missing).is_err());
+        let stray = sharded.replacen(MAGIC_LINE_2, MAGIC_LINE, 1);
+        assert!(parse(&stray).is_err());
+        for bad_games in ["games Sharded", "games", "games sharded ", "games nested"] {
+            let t = sharded.replacen("games sharded", bad_games, 1);
+            assert!(parse(&t).is_err(), "{bad_games}");
+        }
+        // A later format says so.
+        let later = flat.replacen(MAGIC_LINE, "romlib snapshot 3", 1);
+        assert_eq!(
+            parse(&later).unwrap_err(),
+            FormatError::UnsupportedVersion {
+                what: "snapshot",
+                found: 3
+            }
+        );
     }
 
     #[test]

@@ -6,8 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::{file_len, open_existing, read_exact_at};
-use crate::library::remote::Remote;
-use crate::library::{locator_rel, Kind, Library};
+use crate::library::{Kind, Library};
 use romlib_format::index::ChunkEntry;
 use romlib_format::portable::{
     BaseEntry, LocatorEntry, LocatorHeader, BASE_ENTRY_LEN, LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN,
@@ -61,8 +60,7 @@ impl ChunkLocator {
                 Err(e) => Err(e),
             },
             Kind::Remote(r) => {
-                let rel = locator_rel(&body.title_id);
-                let file = r.download(&rel, Remote::max_locator_len())?;
+                let (rel, file) = r.download_game_file(&body.title_id, true, None)?;
                 let path = r.display_path(&rel);
                 let len = file_len(&file, &path)?;
                 Self::from_region(path, file, 0, len, body)

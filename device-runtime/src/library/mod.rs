@@ -13,8 +13,9 @@ use crate::trusted::{ManifestFile, TrustStore, VerifiedManifest};
 use portable::Portable;
 use remote::Remote;
 use romlib_format::layout::{
-    dict_file_name, pack_file_name, DICTS_DIR, DICT_FILE_NAME_LEN, GAMES_DIR, INDEX_FILE, KEYS_DIR,
-    LOCATOR_EXT, MANIFEST_EXT, PACKS_DIR, SNAPSHOT_FILE,
+    dict_file_name, pack_file_name, parse_shard_dir_name, shard_dir_name, GamesLayout, DICTS_DIR,
+    DICT_FILE_NAME_LEN, GAMES_DIR, INDEX_FILE, KEYS_DIR, LOCATOR_EXT, MANIFEST_EXT, PACKS_DIR,
+    SNAPSHOT_FILE,
 };
 use romlib_format::limits::MAX_DICT_LEN;
 use romlib_format::path::check_title_id;
@@ -38,6 +39,11 @@ pub struct Library {
     /// The folder, the portable file, or the URL (as a path, for messages).
     root: PathBuf,
     kind: Kind,
+    /// The layout of `games/` a writer writes (and a reader tries first).
+    games: GamesLayout,
+    /// Whether `games` is the layout (a writer, which put every file where it belongs), or
+    /// only the first guess (a reader, which finds a file in the other layout too).
+    games_known: bool,
 }
 
 /// `packs/pack-NNNN.pkg` as a relative path (with `/`).
@@ -46,14 +52,30 @@ pub fn pack_rel(id: u32) -> String {
     format!("{PACKS_DIR}/{}", pack_file_name(id, &mut buf))
 }
 
-/// `games/<title>.manifest` as a relative path.
-pub fn manifest_rel(title: &str) -> String {
-    format!("{GAMES_DIR}/{title}.{MANIFEST_EXT}")
+/// The folder of `games/` that holds game `title`'s files in `layout`, as a relative path:
+/// `games`, or `games/<shard>`.
+pub fn game_dir_rel(title: &str, layout: GamesLayout) -> String {
+    match layout {
+        GamesLayout::Flat => GAMES_DIR.to_string(),
+        GamesLayout::Sharded => format!("{GAMES_DIR}/{}", shard_of(title)),
+    }
 }
 
-/// `games/<title>.locator` as a relative path.
-pub fn locator_rel(title: &str) -> String {
-    format!("{GAMES_DIR}/{title}.{LOCATOR_EXT}")
+/// The shard folder's name of game `title` (SPEC section 1): the first byte of the BLAKE3 of
+/// its id, as two lower-case hex digits.
+pub fn shard_of(title: &str) -> String {
+    let n = shard_dir_name(blake3::hash(title.as_bytes()).as_bytes()[0]);
+    String::from_utf8_lossy(&n).into_owned()
+}
+
+/// `games/[<shard>/]<title>.manifest` as a relative path.
+pub fn manifest_rel(title: &str, layout: GamesLayout) -> String {
+    format!("{}/{title}.{MANIFEST_EXT}", game_dir_rel(title, layout))
+}
+
+/// `games/[<shard>/]<title>.locator` as a relative path.
+pub fn locator_rel(title: &str, layout: GamesLayout) -> String {
+    format!("{}/{title}.{LOCATOR_EXT}", game_dir_rel(title, layout))
 }
 
 /// `dicts/<id as 8 hex digits>.zdict` as a relative path.
@@ -68,7 +90,22 @@ impl Library {
         Self {
             root: root.into(),
             kind: Kind::Folder,
+            games: GamesLayout::Flat,
+            games_known: false,
         }
+    }
+
+    /// This library with its `games/` in `layout`, known (a writer's, which put every
+    /// file where `layout` says): paths are `layout`'s, never the other's.
+    pub fn with_games_layout(mut self, layout: GamesLayout) -> Self {
+        self.games = layout;
+        self.games_known = true;
+        self
+    }
+
+    /// The layout of `games/` paths are made in (for a reader: the one tried first).
+    pub fn games_layout(&self) -> GamesLayout {
+        self.games
     }
 
     /// The library served at `url` (any static HTTP or HTTPS server), downloading
@@ -88,6 +125,8 @@ impl Library {
         Ok(Self {
             root: PathBuf::from(r.url().to_string()),
             kind: Kind::Remote(Arc::new(r)),
+            games: GamesLayout::Flat,
+            games_known: false,
         })
     }
 
@@ -113,6 +152,8 @@ impl Library {
             Ok(Self {
                 root: path.to_path_buf(),
                 kind: Kind::Portable(Arc::new(Portable::open(path)?)),
+                games: GamesLayout::Flat,
+                games_known: false,
             })
         } else {
             Ok(Self::new(path))
@@ -173,18 +214,99 @@ impl Library {
         }
     }
 
-    /// `games/<title>.manifest`; for a portable file, `<file>/<title>` (what error
-    /// messages name).
-    pub fn manifest_path(&self, title: &str) -> PathBuf {
-        match self.kind {
-            Kind::Portable(_) => self.root.join(title),
-            _ => self.display(&manifest_rel(title)),
+    /// The folder that holds game `title`'s files (`games/`, or its shard folder), in the
+    /// layout paths are made in.
+    pub fn game_dir(&self, title: &str) -> PathBuf {
+        self.root.join(game_dir_rel(title, self.games))
+    }
+
+    /// `games/` and every shard folder in it (real folders with a shard's name, never
+    /// links): where a game's files, and a builder's temporary files, may be.
+    pub fn game_dirs(&self) -> Result<Vec<PathBuf>> {
+        let games = self.games_dir();
+        let mut out = vec![games.clone()];
+        if !matches!(self.kind, Kind::Folder) {
+            return Ok(out);
+        }
+        let rd = match std::fs::read_dir(&games) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(&games, "read directory", e)),
+        };
+        for e in rd {
+            let e = e.map_err(|e| Error::io(&games, "read directory", e))?;
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir
+                && e.file_name()
+                    .to_str()
+                    .and_then(parse_shard_dir_name)
+                    .is_some()
+            {
+                out.push(e.path());
+            }
+        }
+        out[1..].sort();
+        Ok(out)
+    }
+
+    /// The layout in which a library folder holds game `title`: the known one (a writer's);
+    /// for a reader, the first guess's when its manifest is there, else the other's when
+    /// it is there, else the first guess's.
+    fn layout_of(&self, title: &str) -> GamesLayout {
+        if self.games_known
+            || std::fs::symlink_metadata(self.file_at(title, MANIFEST_EXT, self.games)).is_ok()
+        {
+            return self.games;
+        }
+        let other = self.games.other();
+        if std::fs::symlink_metadata(self.file_at(title, MANIFEST_EXT, other)).is_ok() {
+            other
+        } else {
+            self.games
         }
     }
 
-    /// `games/<title>.locator`.
+    /// Game `title`'s file with extension `ext` in `layout`, in a library folder.
+    fn file_at(&self, title: &str, ext: &str, layout: GamesLayout) -> PathBuf {
+        self.root
+            .join(game_dir_rel(title, layout))
+            .join(format!("{title}.{ext}"))
+    }
+
+    /// `games/[<shard>/]<title>.manifest`; for a portable file, `<file>/<title>` (what
+    /// error messages name).
+    pub fn manifest_path(&self, title: &str) -> PathBuf {
+        match self.kind {
+            Kind::Portable(_) => self.root.join(title),
+            Kind::Folder => self.file_at(title, MANIFEST_EXT, self.layout_of(title)),
+            Kind::Remote(_) => self.display(&manifest_rel(title, self.games)),
+        }
+    }
+
+    /// `games/[<shard>/]<title>.locator`.
     pub fn locator_path(&self, title: &str) -> PathBuf {
-        self.games_dir().join(format!("{title}.{LOCATOR_EXT}"))
+        match self.kind {
+            Kind::Portable(_) => self.games_dir().join(format!("{title}.{LOCATOR_EXT}")),
+            Kind::Folder => {
+                // Beside the manifest (a staged locator is there too); for a reader, in the
+                // other layout when only that one has it (a library being converted).
+                let layout = self.layout_of(title);
+                let path = self.file_at(title, LOCATOR_EXT, layout);
+                if self.games_known || std::fs::symlink_metadata(&path).is_ok() {
+                    return path;
+                }
+                let other = self.file_at(title, LOCATOR_EXT, layout.other());
+                let staged = crate::chunks::locator::staged_locator(&path);
+                if std::fs::symlink_metadata(&staged).is_err()
+                    && std::fs::symlink_metadata(&other).is_ok()
+                {
+                    other
+                } else {
+                    path
+                }
+            }
+            Kind::Remote(_) => self.display(&locator_rel(title, self.games)),
+        }
     }
 
     /// `dicts/`.
@@ -224,22 +346,18 @@ impl Library {
         match &self.kind {
             Kind::Folder => ManifestFile::open(&self.manifest_path(title)),
             Kind::Remote(r) => {
-                let rel = manifest_rel(title);
-                let file = match trust {
-                    Some(t) => {
+                if let Some(t) = trust {
+                    r.expect_game(title, t)?;
+                }
+                let (rel, file) = match (r.download_game_file(title, false, trust), trust) {
+                    // The snapshot may have been replaced by a publication since it was
+                    // read: once more with the current one.
+                    (Err(Error::Mismatch { .. }), Some(t)) => {
+                        r.forget_snapshot();
                         r.expect_game(title, t)?;
-                        match r.download_manifest(&rel, t) {
-                            // The snapshot may have been replaced by a publication since
-                            // it was read: once more with the current one.
-                            Err(Error::Mismatch { .. }) => {
-                                r.forget_snapshot();
-                                r.expect_game(title, t)?;
-                                r.download_manifest(&rel, t)?
-                            }
-                            got => got?,
-                        }
+                        r.download_game_file(title, false, trust)?
                     }
-                    None => r.download(&rel, Remote::max_manifest_len())?,
+                    (got, _) => got?,
                 };
                 let path = r.display_path(&rel);
                 let len = file_len(&file, &path)?;
@@ -408,30 +526,45 @@ impl Library {
             Kind::Remote(r) => return r.titles(),
             Kind::Folder => self.games_dir(),
         };
-        let rd = std::fs::read_dir(&dir).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    path: dir.clone(),
-                    what: "library games directory",
-                }
-            } else {
-                Error::io(&dir, "read directory", e)
-            }
-        })?;
+        if !dir.is_dir() {
+            return Err(Error::NotFound {
+                path: dir,
+                what: "library games directory",
+            });
+        }
         let suffix = format!(".{MANIFEST_EXT}");
         let mut out = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| Error::io(&dir, "read directory", e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with('.') {
-                continue;
-            }
-            if let Some(title) = name.strip_suffix(suffix.as_str()) {
-                out.push(title.to_string());
+        for folder in self.game_dirs()? {
+            // A shard folder's games are those whose shard it is: a manifest anywhere else
+            // is not where a reader looks for it (`romlib verify` names it).
+            let shard = (folder != dir)
+                .then(|| {
+                    folder
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .map(str::to_string)
+                })
+                .flatten();
+            let rd =
+                std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, "read directory", e))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| Error::io(&folder, "read directory", e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let Some(title) = name.strip_suffix(suffix.as_str()) else {
+                    continue;
+                };
+                if shard.as_ref().is_none_or(|s| *s == shard_of(title)) {
+                    out.push(title.to_string());
+                }
             }
         }
         out.sort();
+        // A game being moved to the other layout is listed once.
+        out.dedup();
         Ok(out)
     }
 }

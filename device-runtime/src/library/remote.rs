@@ -19,7 +19,7 @@ use crate::library::http::{Client, Connector, Download, Url};
 use crate::trusted::manifest::PrefixCheck;
 use crate::trusted::snapshot::{self, Snapshot};
 use crate::trusted::TrustStore;
-use romlib_format::layout::{CATALOG_FILE, SNAPSHOT_FILE};
+use romlib_format::layout::{GamesLayout, CATALOG_FILE, LOCATOR_EXT, MANIFEST_EXT, SNAPSHOT_FILE};
 use romlib_format::limits::{MAX_DICT_LEN, MAX_GAME_CHUNKS, MAX_MANIFEST_BODY_LEN};
 use romlib_format::manifest::CHUNK_RECORD_LEN;
 use romlib_format::portable::LocatorHeader;
@@ -145,8 +145,9 @@ impl Remote {
         let Some(snap) = self.snapshot(trust)? else {
             return Ok(());
         };
+        let layout = snap.header().games;
         let Some(e) = snap.expected(title, trust)? else {
-            let rel = crate::library::manifest_rel(title);
+            let rel = crate::library::manifest_rel(title, layout);
             return Err(Error::Mismatch {
                 path: self.display_path(&rel),
                 problem: format!(
@@ -157,9 +158,66 @@ impl Remote {
             });
         };
         let mut map = self.expected.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(crate::library::manifest_rel(title), e.manifest);
-        map.insert(crate::library::locator_rel(title), e.locator);
+        map.insert(crate::library::manifest_rel(title, layout), e.manifest);
+        map.insert(crate::library::locator_rel(title, layout), e.locator);
         Ok(())
+    }
+
+    /// The layouts of `games/` to ask in, in order: the one the snapshot (once read) says;
+    /// without one, flat, then sharded.
+    fn layouts(&self) -> Vec<GamesLayout> {
+        let snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        match &*snap {
+            Some(Some(s)) => vec![s.header().games],
+            _ => vec![GamesLayout::Flat, GamesLayout::Sharded],
+        }
+    }
+
+    /// The layout of `games/` files are asked for in first.
+    pub fn games_layout(&self) -> GamesLayout {
+        self.layouts()[0]
+    }
+
+    /// Downloads game `title`'s manifest (`locator` false; checked as it arrives against
+    /// `trust` when given) or its locator, from where the snapshot's layout puts it (without
+    /// a snapshot: flat, then sharded on a 404). Returns its path in the library with it.
+    pub fn download_game_file(
+        &self,
+        title: &str,
+        locator: bool,
+        trust: Option<&TrustStore>,
+    ) -> Result<(String, File)> {
+        let layouts = self.layouts();
+        let mut tried = None;
+        for layout in layouts {
+            if let Some(e) = tried.take() {
+                // Only a 404 of the first layout asks in the other.
+                if !matches!(e, Error::NotFound { .. }) {
+                    return Err(e);
+                }
+            }
+            let rel = match locator {
+                false => crate::library::manifest_rel(title, layout),
+                true => crate::library::locator_rel(title, layout),
+            };
+            let got = match (locator, trust) {
+                (true, _) => self.download(&rel, Self::max_locator_len()),
+                (false, Some(t)) => self.download_manifest(&rel, t),
+                (false, None) => self.download(&rel, Self::max_manifest_len()),
+            };
+            match got {
+                Ok(f) => return Ok((rel, f)),
+                Err(e) => tried = Some(e),
+            }
+        }
+        Err(tried.unwrap_or_else(|| Error::NotFound {
+            path: self.display_path(&format!(
+                "{}.{}",
+                title,
+                if locator { LOCATOR_EXT } else { MANIFEST_EXT }
+            )),
+            what: "game file",
+        }))
     }
 
     /// The library's URL.

@@ -109,6 +109,10 @@ pub fn build(
         None
     };
     let mut store = crate::library::recovery::open_and_recover(output)?;
+    let games_files_moved = match opts.games_layout {
+        Some(l) => store.set_games_layout(l)?,
+        None => 0,
+    };
     if let Some(key) = &opts.signing_key {
         publish_key(store.library(), key)?;
     }
@@ -282,6 +286,8 @@ pub fn build(
     summary.library_games = (summary.library_games)
         .saturating_sub(summary.removed.len() as u64 + summary.renamed.len() as u64);
     summary.library_pack_bytes = pack_bytes(store.library());
+    summary.games_layout = store.library().games_layout();
+    summary.games_files_moved = games_files_moved;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -51,6 +51,8 @@ pub struct BuildOptions {
     pub rename: bool,
     /// How long the signed snapshot this build publishes stays valid (`--valid-for`).
     pub valid_for: crate::library::snapshot::ValidFor,
+    /// The layout `games/` is brought to (`--games-layout`); `None`: the library's own.
+    pub games_layout: Option<romlib_format::layout::GamesLayout>,
 }
 
 impl Default for BuildOptions {
@@ -73,6 +75,7 @@ impl Default for BuildOptions {
             repair: false,
             remove_missing: false,
             rename: false,
+            games_layout: None,
             valid_for: Default::default(),
         }
     }
@@ -141,6 +144,10 @@ pub struct BuildSummary {
     pub renamed: Vec<(String, String)>,
     /// The signed snapshot the build published, if it published one.
     pub snapshot: Option<crate::library::snapshot::Published>,
+    /// The layout of the library's `games/` after the build.
+    pub games_layout: romlib_format::layout::GamesLayout,
+    /// Game files (manifests, locators, their parity) moved to that layout.
+    pub games_files_moved: u64,
 }
 
 /// Hears how far a build has come (the command line draws its progress bar from it).

@@ -10,6 +10,7 @@ use argh::FromArgs;
 use romlib_device::cli::json::Obj;
 use romlib_device::cli::reporter::ProgressMode;
 use romlib_device::install::count;
+use romlib_format::layout::GamesLayout;
 use std::path::PathBuf;
 
 #[derive(FromArgs)]
@@ -347,7 +348,22 @@ pub(super) struct BuildCmd {
     /// write Reed-Solomon parity at this percentage for new packs and changed manifests
     /// (see `romlib parity`); a library that has parity keeps it current without this
     parity: Option<u32>,
+    #[argh(option, from_str_fn(parse_games_layout))]
+    /// how games/ holds the manifests: flat (one folder; every romlib reads it) or sharded
+    /// (256 folders, for thousands of games on FAT32 or exFAT cards; romlib readers that
+    /// predate it do not find its games). Default: the library's layout, flat for a new one. A change
+    /// moves the files and signs the snapshot again
+    games_layout: Option<GamesLayout>,
 }
+
+/// `--games-layout`.
+fn parse_games_layout(s: &str) -> Result<GamesLayout, String> {
+    GamesLayout::parse(s).ok_or_else(|| format!("{s:?}: flat or sharded"))
+}
+
+/// A flat `games/` with more games than this draws a warning: FAT32 holds at most 65,536
+/// entries in a folder, and a game takes two files of several entries each (long names).
+const FLAT_GAMES_WARN: u64 = 4_000;
 
 #[derive(FromArgs)]
 /// Train a zstd dictionary from a library's own chunks.
@@ -413,6 +429,7 @@ pub(super) fn build_packs(c: BuildPacksCmd) -> anyhow::Result<()> {
         remove_missing: false,
         rename: false,
         valid_for: Default::default(),
+        games_layout: None,
     };
     run_build(
         c.input,
@@ -487,6 +504,7 @@ pub(super) fn build_all(c: BuildCmd) -> anyhow::Result<()> {
         remove_missing: c.remove_missing,
         rename: c.rename,
         valid_for: c.valid_for,
+        games_layout: c.games_layout,
     };
     run_build(
         c.input,
@@ -576,6 +594,14 @@ fn summary_text(s: &BuildSummary) -> String {
             "library: {}, {:.1} MiB of packs",
             count(s.library_games as usize, "game", "games"),
             mib(s.library_pack_bytes)
+        );
+    }
+    if s.games_files_moved > 0 {
+        let _ = writeln!(
+            t,
+            "games/: {} moved to the {} layout",
+            count(s.games_files_moved as usize, "file", "files"),
+            s.games_layout.name()
         );
     }
     if s.delta_chunks > 0 {
@@ -748,6 +774,8 @@ fn summary_json(s: &BuildSummary, output: &std::path::Path) -> Obj {
         .field("elapsed_ms", s.elapsed.as_millis() as u64)
         .field("library_games", s.library_games)
         .field("library_pack_bytes", s.library_pack_bytes)
+        .field("games_layout", s.games_layout.name())
+        .field("games_files_moved", s.games_files_moved)
         .field("recovered", s.recovered.clone())
         .field("damaged_packs", s.damaged_packs.clone())
         .field("repaired_chunks", s.repaired_chunks)
@@ -777,6 +805,15 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
     }
     for w in crate::library::snapshot::warnings(s.snapshot.as_ref()) {
         out.warn(&format!("warning: {w}"));
+    }
+    if s.games_layout == GamesLayout::Flat && s.library_games > FLAT_GAMES_WARN {
+        out.warn(&format!(
+            "warning: games/ holds {} games in one folder: a FAT32 card cannot hold much more \
+             than {FLAT_GAMES_WARN} there, and exFAT searches it slowly; `romlib build \
+             --games-layout sharded` spreads them over 256 folders (older romlib readers \
+             cannot read that layout)",
+            s.library_games
+        ));
     }
     if !r.json && !r.progress.is_json() && !r.quiet {
         match s.input.layout {

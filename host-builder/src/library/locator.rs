@@ -35,6 +35,7 @@ pub struct GameLocator {
 /// Writes (atomically) the locator of `title`, whose raw chunk table is `table` and whose
 /// chunks lie where `loc` says.
 pub fn write(lib: &Library, title: &str, table: &[u8], loc: &GameLocator) -> Result<()> {
+    super::games_layout::ensure_game_dir(lib, title)?;
     let path = lib.locator_path(title);
     write_atomic(&path, &encode(&path, table, loc)?, 0o644)
 }
@@ -47,6 +48,7 @@ pub fn refresh(lib: &Library, title: &str, table: &[u8], loc: &GameLocator) -> R
     if std::fs::read(&path).is_ok_and(|old| old == bytes) {
         return Ok(false);
     }
+    super::games_layout::ensure_game_dir(lib, title)?;
     write_atomic(&path, &bytes, 0o644)?;
     Ok(true)
 }

@@ -45,6 +45,7 @@ pub(crate) fn stage_manifest(
     if std::fs::read(&path).is_ok_and(|old| old == bytes) {
         return Ok(None);
     }
+    super::games_layout::ensure_game_dir(lib, title)?;
     let loc = lib.locator_path(title);
     let loc_tmp = temp_path(&loc);
     write_synced(&loc_tmp, locator, 0o644)?;

@@ -56,6 +56,8 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
         txn.open_table(GAMES).map_err(|e| db_err(&index_path, e))?;
     }
     store.commit(txn)?;
+    // The layout of games/ is what the files show.
+    store.set_games_layout(lib.games_layout())?;
     let mut dec = Default::default();
     for id in ids {
         let path = lib.pack_path(id);

@@ -35,7 +35,6 @@ pub fn open_and_recover(root: &std::path::Path) -> Result<LibraryWriter> {
 /// renamed over its locator; any other is deleted.
 pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
     let lib = store.library();
-    let dir = lib.games_dir();
     let mut done = Vec::new();
     let mut locators = Vec::new();
     let index_path = lib.index_path();
@@ -44,14 +43,22 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
     // The temp names `.<title>.locator.tmp` and `.<title>.manifest.tmp` end so.
     let locator_tmp = format!(".{LOCATOR_EXT}{TEMP_SUFFIX}");
     let manifest_tmp = format!(".{MANIFEST_EXT}{TEMP_SUFFIX}");
-    for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
-        let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
-        let name = e.file_name().to_string_lossy().into_owned();
+    let mut staged = Vec::new();
+    for dir in lib.game_dirs()? {
+        for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
+            let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                staged.push((name, e.path()));
+            }
+        }
+    }
+    for (name, path) in staged {
         if let Some(title) = name
             .strip_prefix('.')
             .and_then(|n| n.strip_suffix(&locator_tmp))
         {
-            locators.push((title.to_owned(), e.path()));
+            locators.push((title.to_owned(), path));
             continue;
         }
         let Some(title) = name
@@ -60,7 +67,7 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
         else {
             continue;
         };
-        let tmp = e.path();
+        let tmp = path;
         let counted = games
             .get(title)
             .map_err(|e| db_err(&index_path, e))?
@@ -71,6 +78,7 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
                     == counted.as_ref().map(|c| c.as_slice())
         });
         if complete {
+            super::games_layout::ensure_game_dir(lib, title)?;
             rename_synced(&tmp, &lib.manifest_path(title))?;
             done.push(format!("finished writing the manifest of {title}"));
         } else {
@@ -94,6 +102,7 @@ pub fn recover_manifests(store: &LibraryWriter) -> Result<Vec<String>> {
                     .is_ok()
             });
         if fits {
+            super::games_layout::ensure_game_dir(lib, &title)?;
             rename_synced(&tmp, &lib.locator_path(&title))?;
             done.push(format!("finished writing the locator of {title}"));
         } else {

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, sync_dir, temp_path};
 use romlib_device::{Library, ManifestFile};
 use romlib_format::layout::MANIFEST_EXT;
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +40,7 @@ pub struct RemoveSummary {
 
 /// The name a removed manifest of `title` has until its removal is finished.
 pub fn removed_path(lib: &Library, title: &str) -> PathBuf {
-    lib.games_dir()
+    lib.game_dir(title)
         .join(format!(".{title}.{MANIFEST_EXT}{REMOVED_SUFFIX}"))
 }
 
@@ -105,13 +106,18 @@ pub fn finish_removal(store: &mut LibraryWriter, titles: &[String]) -> Result<Re
         for p in [
             locator.clone(),
             temp_path(&locator),
-            crate::parity::parity_path(&lib, &format!("games/{t}.{MANIFEST_EXT}")),
+            super::games_layout::manifest_parity_path(&lib, t),
             removed_path(&lib, t),
+            lib.games_dir()
+                .join(format!(".{t}.{MANIFEST_EXT}{REMOVED_SUFFIX}")),
         ] {
             remove_if_there(&p)?;
         }
     }
-    sync_dir(&lib.games_dir())?;
+    let dirs: BTreeSet<_> = titles.iter().map(|t| lib.game_dir(t)).collect();
+    for d in dirs {
+        sync_dir(&d)?;
+    }
     super::locator::write_catalog(&lib)?;
     Ok(summary)
 }
@@ -174,20 +180,25 @@ fn remove_if_there(path: &Path) -> Result<()> {
 /// The titles of removals a crash interrupted: every `games/.<title>.manifest.removed`
 /// whose name holds a valid title id.
 pub fn interrupted(lib: &Library) -> Result<Vec<String>> {
-    let dir = lib.games_dir();
     let suffix = format!(".{MANIFEST_EXT}{REMOVED_SUFFIX}");
     let mut out = Vec::new();
-    for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
-        let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(title) = name.strip_prefix('.').and_then(|n| n.strip_suffix(&suffix)) else {
-            continue;
-        };
-        // The name was listed: only a valid title id names the files deleted for it.
-        if romlib_format::path::check_title_id(title).is_ok() {
-            out.push(title.to_owned());
+    for dir in lib.game_dirs()? {
+        for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, "read folder", e))? {
+            let e = e.map_err(|e| Error::io(&dir, "read folder", e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(title) = name.strip_prefix('.').and_then(|n| n.strip_suffix(&suffix)) else {
+                continue;
+            };
+            // The name was listed: only a valid title id, in the folder of the title's
+            // files, names the files deleted for it.
+            // (or in games/ itself, where a removal before a change of layout left it).
+            let placed = lib.game_dir(title) == dir || lib.games_dir() == dir;
+            if romlib_format::path::check_title_id(title).is_ok() && placed {
+                out.push(title.to_owned());
+            }
         }
     }
     out.sort();
+    out.dedup();
     Ok(out)
 }

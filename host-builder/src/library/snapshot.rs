@@ -184,7 +184,12 @@ pub fn publish(
         ValidFor::Seconds(s) => Some(s),
     };
     if let Some(p) = &prev {
-        if !force && p.ours && p.rows == rows && p.header.valid_for == valid {
+        if !force
+            && p.ours
+            && p.rows == rows
+            && p.header.valid_for == valid
+            && p.header.games == lib.games_layout()
+        {
             return Ok(None);
         }
     }
@@ -201,6 +206,7 @@ pub fn publish(
         // reproducible; an expiry in the past would make the library unreadable).
         expires: valid.map(|v| real_now.saturating_add(v)),
         valid_for: valid,
+        games: lib.games_layout(),
     };
     let mut text = header.to_string();
     for (title, r) in &rows {

@@ -23,7 +23,7 @@ use romlib_device::Library;
 use romlib_format::index::{
     ChunkEntry, PackInfo, ENTRY_LEN, LIBRARY_FORMAT_VERSION, META_FORMAT, META_RUNS, V3_ENTRY_LEN,
 };
-use romlib_format::layout::{INDEX_NEW_FILE, INDEX_SUM_FILE, LOCK_FILE, RUNS_DIR};
+use romlib_format::layout::{GamesLayout, INDEX_NEW_FILE, INDEX_SUM_FILE, LOCK_FILE, RUNS_DIR};
 use romlib_format::pack::{Method, RecordHeader};
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -33,6 +33,9 @@ use std::path::{Path, PathBuf};
 /// `meta` key: the highest pack id a prune saw before it deleted packs (u32), so that no id
 /// is used again.
 const META_LAST_PACK: &str = "last_pack";
+
+/// `meta` key: the layout of `games/` (`flat` or `sharded`; absent: flat).
+const META_GAMES_LAYOUT: &str = "games_layout";
 
 /// The end of the name of a pack being written: `.pack-NNNN.pkg.partial`.
 const PARTIAL_SUFFIX: &str = ".partial";
@@ -101,6 +104,17 @@ impl LibraryWriter {
         let ids = w.run_list()?;
         w.chunks = Some(ChunkIndex::open(&w.runs_dir(), &ids, true)?);
         w.recover_packs()?;
+        let layout = w.recorded_games_layout()?;
+        w.lib = w.lib.clone().with_games_layout(layout);
+        // A conversion a crash interrupted is finished.
+        let placed = super::games_layout::place_games(&w.lib)?;
+        if placed.moved > 0 {
+            w.recovered.push(format!(
+                "moved {} game files to the {} layout of games/",
+                placed.moved,
+                layout.name()
+            ));
+        }
         Ok(w)
     }
 
@@ -116,6 +130,8 @@ impl LibraryWriter {
             ));
         }
         let mut w = Self::lock(root)?;
+        let layout = super::games_layout::detect(&w.lib)?;
+        w.lib = w.lib.clone().with_games_layout(layout);
         w.fresh = true;
         w.db = Some(Db::Writable(open_writable(&w.new_index_path())?));
         // The published index's runs stay until the new index replaces it; new runs are
@@ -181,6 +197,42 @@ impl LibraryWriter {
                 .push("discarded the unpublished index of an interrupted run".into());
         }
         Ok(w)
+    }
+
+    /// The layout of `games/` the index records (flat when it records none).
+    fn recorded_games_layout(&self) -> Result<GamesLayout> {
+        let path = self.index_path();
+        let txn = self.begin_read()?;
+        let meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
+        let v = meta.get(META_GAMES_LAYOUT).map_err(|e| db_err(&path, e))?;
+        match v {
+            None => Ok(GamesLayout::Flat),
+            Some(v) => std::str::from_utf8(v.value())
+                .ok()
+                .and_then(GamesLayout::parse)
+                .ok_or_else(|| Error::library(&path, "unknown layout of games/ recorded")),
+        }
+    }
+
+    /// Records `layout` as the layout of `games/` (durably; in a new index, with it), then
+    /// moves every game's files there. Returns how many files moved.
+    pub fn set_games_layout(&mut self, layout: GamesLayout) -> Result<u64> {
+        let path = self.index_path();
+        if self.lib.games_layout() != layout || self.fresh {
+            let txn = self.begin()?;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
+                meta.insert(META_GAMES_LAYOUT, layout.name().as_bytes())
+                    .map_err(|e| db_err(&path, e))?;
+            }
+            if self.fresh {
+                self.commit(txn)?;
+            } else {
+                self.commit_durable(txn)?;
+            }
+            self.lib = self.lib.clone().with_games_layout(layout);
+        }
+        Ok(super::games_layout::place_games(&self.lib)?.moved)
     }
 
     /// The library's paths.

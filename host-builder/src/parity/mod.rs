@@ -102,9 +102,11 @@ fn pack(lib: &Library, id: u32) -> Protected {
 }
 
 fn manifest(lib: &Library, title: &str) -> Protected {
+    // The name the parity is written for is the flat one in either layout, so that a
+    // change of layout moves parity files without writing them again.
     let rel = format!("{GAMES_DIR}/{title}.{MANIFEST_EXT}");
     Protected {
-        par: parity_path(lib, &rel),
+        par: crate::library::games_layout::manifest_parity_path(lib, title),
         path: lib.manifest_path(title),
         rel,
         kind: Kind::Manifest(title.to_string()),
@@ -146,7 +148,16 @@ pub fn protected_files(lib: &Library) -> Result<Vec<Protected>> {
         }
     }
     let suffix = format!(".{MANIFEST_EXT}{ext}");
-    for n in list_dir(&par_dir.join(GAMES_DIR))? {
+    let par_games = par_dir.join(GAMES_DIR);
+    let mut names = list_dir(&par_games)?;
+    for shard in names.clone() {
+        if romlib_format::layout::parse_shard_dir_name(&shard).is_some()
+            && std::fs::symlink_metadata(par_games.join(&shard)).is_ok_and(|m| m.is_dir())
+        {
+            names.extend(list_dir(&par_games.join(&shard))?);
+        }
+    }
+    for n in names {
         if let Some(t) = n.strip_suffix(&suffix) {
             if romlib_format::path::check_title_id(t).is_ok() {
                 titles.insert(t.to_string());

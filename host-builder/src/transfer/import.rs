@@ -9,7 +9,7 @@ use super::{base_of, manifest_bytes, read_checked, Planned};
 use crate::build::compress::Compressor;
 use crate::build::DEFAULT_LEVEL;
 use crate::error::{Error, Result};
-use crate::fsio::{parent_dir, sync_dir};
+use crate::fsio::sync_dir;
 use crate::library::dicts::add_dict;
 use crate::library::index::PACKS;
 use crate::library::locator;
@@ -310,7 +310,7 @@ pub fn import(
     for pk in &signers {
         publish_public_key(&dlib, pk)?;
     }
-    sync_dir(parent_dir(&dlib.manifest_path("x")))?;
+    sync_dir(&dlib.games_dir())?;
     locator::write_catalog(&dlib)?;
     store.publish()?;
     if let Some((key, valid_for)) = signer {

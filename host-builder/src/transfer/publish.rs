@@ -76,7 +76,19 @@ pub fn plan(lib: &Path) -> Result<Vec<String>> {
     }
     let mut files = list(DICTS_DIR, &|n| n.ends_with(".zdict"))?;
     files.extend(list(PACKS_DIR, &|n| n.ends_with(".pkg"))?);
-    let manifests = list(GAMES_DIR, &|n| n.ends_with(".manifest"))?;
+    // Games in either layout of games/ (SPEC section 1), each where readers look for it.
+    let mut manifests = list(GAMES_DIR, &|n| n.ends_with(".manifest"))?;
+    let games = romlib_device::Library::new(lib);
+    for dir in games.game_dirs()?.iter().skip(1) {
+        let Some(shard) = dir.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let rel = format!("{GAMES_DIR}/{shard}");
+        manifests.extend(list(&rel, &|n| {
+            n.strip_suffix(".manifest")
+                .is_some_and(|t| romlib_device::library::shard_of(t) == shard)
+        })?);
+    }
     for m in &manifests {
         let locator = format!("{}.locator", m.trim_end_matches(".manifest"));
         if lib.join(&locator).is_file() {
@@ -183,7 +195,19 @@ pub enum Done {
 /// library no longer holds it (manifests first, then locators, packs, dictionaries,
 /// keys), or `None` for any other object, which is never deleted.
 fn published_kind(rel: &str) -> Option<u8> {
-    let (dir, name) = rel.split_once('/')?;
+    let (dir, mut name) = rel.split_once('/')?;
+    if dir == GAMES_DIR {
+        // A game's files in a shard folder: the folder its title's shard names.
+        if let Some((shard, file)) = name.split_once('/') {
+            let title = file
+                .strip_suffix(".manifest")
+                .or_else(|| file.strip_suffix(".locator"))?;
+            if romlib_device::library::shard_of(title) != shard {
+                return None;
+            }
+            name = file;
+        }
+    }
     if name.contains('/') || name.starts_with('.') {
         return None;
     }
@@ -227,6 +251,10 @@ mod tests {
     fn only_published_kinds_are_ever_deleted() {
         assert_eq!(published_kind("games/a b.manifest"), Some(0));
         assert_eq!(published_kind("games/a.locator"), Some(1));
+        let a = romlib_device::library::shard_of("a");
+        assert_eq!(published_kind(&format!("games/{a}/a.manifest")), Some(0));
+        assert_eq!(published_kind(&format!("games/{a}/a.locator")), Some(1));
+        assert_eq!(published_kind(&format!("games/{a}/.a.manifest.tmp")), None);
         assert_eq!(published_kind("packs/pack-0001.pkg"), Some(2));
         assert_eq!(published_kind("dicts/0000abcd.zdict"), Some(3));
         assert_eq!(published_kind("keys/k.pub"), Some(4));
@@ -238,6 +266,8 @@ mod tests {
             "packs/pack-1.pkg",
             "games/.a.manifest.tmp",
             "games/sub/a.manifest",
+            "games/00/a.manifest",
+            "games/ca/a/b.manifest",
             "runs/0000000000000001.run",
             "other/pack-0001.pkg",
         ] {

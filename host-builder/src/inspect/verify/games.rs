@@ -82,11 +82,13 @@ pub(super) fn staged_manifests(
     counted: &dyn Fn(&str) -> Option<[u8; 32]>,
 ) -> HashMap<String, PathBuf> {
     let mut out = HashMap::new();
-    let Ok(rd) = std::fs::read_dir(lib.games_dir()) else {
-        return out;
-    };
     let suffix = format!(".{MANIFEST_EXT}{TEMP_SUFFIX}");
-    for e in rd.flatten() {
+    let dirs = lib.game_dirs().unwrap_or_default();
+    let entries = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten());
+    for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(title) = name.strip_prefix('.').and_then(|n| n.strip_suffix(&suffix)) else {
             continue;

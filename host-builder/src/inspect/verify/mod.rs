@@ -243,6 +243,7 @@ pub fn verify_library(
     }
     report_broken_games(lib, &titles, &broken, &mut rep);
     check_keys(lib, &mut rep);
+    check_games_layout(lib, &mut rep)?;
     check_snapshot(lib, trust, &mut rep)?;
     if let Some(games) = &games_table {
         if let Ok(iter) = games.iter() {
@@ -441,6 +442,53 @@ fn check_snapshot(lib: &Library, trust: &TrustStore, rep: &mut VerifyReport) -> 
             false => rep.notice(f, w),
         }
     })
+}
+
+/// Checks where `games/` holds the games (SPEC section 1): a manifest or locator in a shard
+/// folder that is not its title's is never found by a reader; games in both layouts are a
+/// change of layout the next build finishes.
+fn check_games_layout(lib: &Library, rep: &mut VerifyReport) -> Result<()> {
+    use romlib_format::layout::{LOCATOR_EXT, MANIFEST_EXT};
+    let dirs = lib.game_dirs()?;
+    let (mut flat, mut sharded) = (0u64, 0u64);
+    for (i, dir) in dirs.iter().enumerate() {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let shard = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let title = [MANIFEST_EXT, LOCATOR_EXT]
+                .iter()
+                .find_map(|x| name.strip_suffix(*x).and_then(|n| n.strip_suffix('.')));
+            let Some(title) = title.filter(|_| !name.starts_with('.')) else {
+                continue;
+            };
+            let is_manifest = name.ends_with(MANIFEST_EXT);
+            if i == 0 {
+                flat += u64::from(is_manifest);
+            } else if romlib_device::library::shard_of(title) != shard {
+                rep.problem(
+                    &e.path(),
+                    format!(
+                        "not in the shard folder of {title:?} (games/{}/): no reader finds                          it there; remove it",
+                        romlib_device::library::shard_of(title)
+                    ),
+                );
+            } else {
+                sharded += u64::from(is_manifest);
+            }
+        }
+    }
+    if flat > 0 && sharded > 0 {
+        rep.notice(
+            &lib.games_dir(),
+            format!(
+                "holds {flat} games in one folder and {sharded} in shard folders: a change of                  layout was interrupted (readers find both; the next `romlib build` finishes                  it)"
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Checks that every key file in the library's `keys/` folder is a public key file named
