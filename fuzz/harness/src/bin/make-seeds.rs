@@ -10,6 +10,7 @@
 
 use romlib_device::chunks::decoder::{ChunkDecoder, RuzstdDecoder};
 use romlib_device::{Library, TrustStore};
+use romlib_format::layout::GamesLayout;
 use romlib_format::manifest::{ManifestHeader, HEADER_LEN, SIGNATURE_BLOCK_LEN};
 use romlib_format::pack::{self, Method, RecordHeader, RECORD_HEADER_LEN};
 use romlib_fuzz_harness::{test_key, TARGETS};
@@ -417,14 +418,15 @@ fn main() {
         read(&v1.join("k.pub")),
     );
     // A signed snapshot of two games, and its lines without the signature (the target signs
-    // what it is given too).
-    {
+    // what it is given too), of a flat library (format 1) and of a sharded one (format 2).
+    for games in [GamesLayout::Flat, GamesLayout::Sharded] {
         use romlib_format::snapshot::{message, Entry, Header, SignatureLine};
         let mut text = Header {
             sequence: 1_767_225_600_000,
             created: 1_767_225_600,
             expires: Some(1_767_312_000),
             valid_for: Some(86_400),
+            games,
         }
         .to_string();
         for (title, revision) in [("Super Game (USA)", 1_767_225_600_000u64), ("alpha", 0)] {
@@ -438,10 +440,11 @@ fn main() {
             }
             .to_string();
         }
+        let name = games.name();
         add(
             &mut seeds,
             "snapshot",
-            "unsigned.txt",
+            &format!("unsigned-{name}.txt"),
             text.clone().into_bytes(),
         );
         let key = romlib_fuzz_harness::test_key();
@@ -451,7 +454,12 @@ fn main() {
             signature: ed25519_dalek::Signer::sign(&key, &msg).to_bytes(),
         }
         .to_string();
-        add(&mut seeds, "snapshot", "signed.txt", text.into_bytes());
+        add(
+            &mut seeds,
+            "snapshot",
+            &format!("signed-{name}.txt"),
+            text.into_bytes(),
+        );
     }
     // A sorted run of the chunk index: chunks (some sharing a hash prefix), sketches and
     // deltas, over more than one block of each, written by the builder's own code.

@@ -469,7 +469,7 @@ fn check_games_layout(lib: &Library, rep: &mut VerifyReport) -> Result<()> {
                 flat += u64::from(is_manifest);
             } else if romlib_device::library::shard_of(title) != shard {
                 rep.problem(
-                    &e.path(),
+                    e.path(),
                     format!(
                         "not in the shard folder of {title:?} (games/{}/): no reader finds                          it there; remove it",
                         romlib_device::library::shard_of(title)
@@ -482,7 +482,7 @@ fn check_games_layout(lib: &Library, rep: &mut VerifyReport) -> Result<()> {
     }
     if flat > 0 && sharded > 0 {
         rep.notice(
-            &lib.games_dir(),
+            lib.games_dir(),
             format!(
                 "holds {flat} games in one folder and {sharded} in shard folders: a change of                  layout was interrupted (readers find both; the next `romlib build` finishes                  it)"
             ),
