@@ -8,7 +8,8 @@
 #   bash bench/games.sh --smoke    500 games (CI runs it so the script cannot rot)
 #
 # Environment: GAMES, LAYOUT (game-folders, the default: a folder per game; or
-# system-folders: every game one file in gb/, as collections keep cartridge sets), WORK
+# system-folders: every game one file in gb/, as collections keep cartridge sets),
+# GAMES_LAYOUT (flat, the default, or sharded: the layout of the library's games/), WORK
 # (default /tmp/romlib-games, removed first),
 # ROMLIB_BENCH_HOST_PROFILE=dev (the dev build's binaries, for smoke runs). Needs
 # /usr/bin/time (Debian's `time`) and python3 (both installed when missing).
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = --smoke ]; then GAMES=${GAMES:-500}; else GAMES=${GAMES:-100000}; fi
 WORK=${WORK:-/tmp/romlib-games}
 LAYOUT=${LAYOUT:-game-folders}
+GAMES_LAYOUT=${GAMES_LAYOUT:-flat}
 need=()
 [ -x /usr/bin/time ] || need+=(time)
 command -v python3 >/dev/null || need+=(python3)
@@ -68,8 +70,8 @@ listed() {  # the number of games a list-games printed, which must be $1
   [ "$n" -ge "$1" ] || { echo "games.sh: listed $n games, expected $1" >&2; exit 1; }
 }
 
-build=("$ROMLIB" build -q -i "$IN" -o "$LIB" --signing-key "$WORK/k.sec")
-printf 'romlib many-games benchmark: %s games (%s), %s build, %s, %s cores\n\n' "$GAMES" "$LAYOUT" "$HOST_DIR" "$(date -u +%F)" "$(nproc)"
+build=("$ROMLIB" build -q -i "$IN" -o "$LIB" --signing-key "$WORK/k.sec" --games-layout "$GAMES_LAYOUT")
+printf 'romlib many-games benchmark: %s games (%s, games/ %s), %s build, %s, %s cores\n\n' "$GAMES" "$LAYOUT" "$GAMES_LAYOUT" "$HOST_DIR" "$(date -u +%F)" "$(nproc)"
 printf '| command | s | peak RSS MiB |\n|---|---:|---:|\n'
 row "build, $GAMES new games" "${build[@]}"
 row "build, nothing new" "${build[@]}"

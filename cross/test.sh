@@ -474,7 +474,7 @@ fi
 #    loops and servers wait), from test binaries built once; each one's output is printed
 #    when both are done.
 SUITES=(damage full_disk crash_loops faults network frontend bitrot cards https hostile_card
-    input_layouts archives rollback snapshot prune)
+    input_layouts archives rollback snapshot prune games_layout)
 step "Building the host suites: ${SUITES[*]}"
 t=$SECONDS
 suite_args=()
