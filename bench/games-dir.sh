@@ -71,18 +71,23 @@ last=$(printf 'Game Title %06d (USA, Europe) (Rev 1)' $((GAMES - 1)))
 
 printf 'romlib games/ layouts on an exFAT card: %s games, %s build, %s, %s cores\n\n' \
   "$GAMES" "$HOST_DIR" "$(date -u +%F)" "$(nproc)"
-printf '| games/ | entries in its largest folder | copy onto the card (s) | list-games from the card (s) | install one game from the card (s) |\n|---|---:|---:|---:|---:|\n'
+printf '| games/ | entries in its largest folder | copy onto the card (s) | list-games from the card (s) | install one game from the card (s, best of 3) |\n|---|---:|---:|---:|---:|\n'
 for layout in flat sharded; do
   truncate -s 4G "$WORK/card.img"
   mkfs.exfat -q "$WORK/card.img" >/dev/null 2>&1 || mkfs.exfat "$WORK/card.img" >/dev/null
   loop=$(losetup -f --show "$WORK/card.img")
   mount.exfat-fuse -o big_writes "$loop" "$WORK/card" 2>/dev/null || mount.exfat-fuse "$loop" "$WORK/card"
   largest=$(find "$WORK/$layout/games" -type d -exec sh -c 'ls -A "$1" | wc -l' _ {} \; | sort -n | tail -1)
-  copy=$(secs cp -r "$WORK/$layout" "$WORK/card/lib")
+  copy=$(secs sh -c 'cp -r "$1" "$2" && sync' _ "$WORK/$layout" "$WORK/card/lib")
   list=$(secs "$DEVICE" list-games -r "$WORK/card/lib" --trusted-key "$WORK/k.pub")
   n=$(grep -c . "$WORK/out")
   [ "$n" -ge "$GAMES" ] || { echo "games-dir.sh: listed $n games" >&2; exit 1; }
-  inst=$(secs "$DEVICE" install -r "$WORK/card/lib" -g "$last" --install-dir "$WORK/card/roms" --trusted-key "$WORK/k.pub")
+  inst=
+  for _ in 1 2 3; do  # the best of 3 (the first after a copy waits for the FUSE driver)
+    rm -rf "$WORK/card/roms"
+    t=$(secs "$DEVICE" install -r "$WORK/card/lib" -g "$last" --install-dir "$WORK/card/roms" --trusted-key "$WORK/k.pub")
+    inst=$(awk -v a="$inst" -v b="$t" 'BEGIN { print (a == "" || b < a) ? b : a }')
+  done
   printf '| %s | %s | %s | %s | %s |\n' "$layout" "$largest" "$copy" "$list" "$inst"
   umount "$WORK/card"
   losetup -d "$loop"

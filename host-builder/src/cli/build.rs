@@ -808,10 +808,10 @@ fn run_build(input: PathBuf, output: PathBuf, opts: BuildOptions, r: Report) -> 
     }
     if s.games_layout == GamesLayout::Flat && s.library_games > FLAT_GAMES_WARN {
         out.warn(&format!(
-            "warning: games/ holds {} games in one folder: a FAT32 card cannot hold much more \
-             than {FLAT_GAMES_WARN} there, and exFAT searches it slowly; `romlib build \
-             --games-layout sharded` spreads them over 256 folders (older romlib readers \
-             cannot read that layout)",
+            "warning: games/ holds {} games in one folder: FAT32 allows 65,536 entries in a \
+             folder (a few thousand games with long titles) and exFAT searches a long folder \
+             slowly; `romlib build --games-layout sharded` spreads them over 256 folders \
+             (romlib readers older than this one do not find games there)",
             s.library_games
         ));
     }

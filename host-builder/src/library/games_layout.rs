@@ -98,7 +98,14 @@ pub fn place_games(lib: &Library) -> Result<Placed> {
         (lib.game_dirs()?, false),
         (shard_dirs_of(&par_games)?, true),
     ] {
-        for dir in &dirs {
+        // Only the other layout's folders can hold files to move: `games/` itself for a
+        // sharded library (a listing of at most 256 folders and what a conversion left),
+        // the shard folders for a flat one (none, unless a conversion left them).
+        let todo = match layout {
+            GamesLayout::Sharded => &dirs[..1],
+            GamesLayout::Flat => &dirs[1..],
+        };
+        for dir in todo {
             let shard = (dir != &dirs[0])
                 .then(|| dir.file_name().and_then(|n| n.to_str()).map(str::to_string))
                 .flatten();

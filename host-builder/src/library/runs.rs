@@ -6,10 +6,10 @@
 //! the row counts and a BLAKE3 of everything before. What a build adds is kept in memory
 //! ([`ChunkIndex`]'s memtable) until its next commit, which writes it as a new run and
 //! names the runs in `index.db`'s `meta` table in the same durable redb commit (so the
-//! runs and the packs the index lists never disagree). Runs are merged geometrically: a
-//! run is merged with the one before it while that one is less than [`MERGE_FACTOR`]
-//! times its size, so a library of N rows has at most about log3(N) runs and each row is
-//! rewritten about as often, by sequential writes. A lookup reads one block per run,
+//! runs and the packs the index lists never disagree). Runs are merged geometrically: the
+//! new rows are written merged with the newest runs while the one before is less than
+//! [`MERGE_FACTOR`] times what is merged, so a library of N rows has at most about
+//! log3(N) runs and each row is rewritten about as often, by sequential writes. A lookup reads one block per run,
 //! found through the fences held in memory (12 bytes per 64 chunks: the block's first key
 //! and its CRC-32, checked on every read).
 //!
@@ -29,8 +29,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// A run is merged into the run before it while that one holds fewer than this many
-/// times its rows.
+/// A run joins a merge of the runs after it while it holds fewer than this many times
+/// their rows.
 pub const MERGE_FACTOR: u64 = 3;
 
 /// A build seals its pack (and so writes a run) once this many new chunks wait in memory:
@@ -409,6 +409,11 @@ impl Mem {
         self.chunks.is_empty() && self.sketches.is_empty() && self.deltas.is_empty()
     }
 
+    /// Rows of every section.
+    fn row_count(&self) -> u64 {
+        (self.chunks.len() + self.sketches.len() + self.deltas.len()) as u64
+    }
+
     /// Section `s`'s rows, sorted, one after the other.
     fn rows(&self, s: usize) -> Vec<u8> {
         let mut out = Vec::new();
@@ -641,52 +646,43 @@ impl ChunkIndex {
         Ok(Merged::new(s, sources))
     }
 
-    /// Writes what this run added as a new run, then merges the newest runs while the
-    /// one before is less than [`MERGE_FACTOR`] times larger. Returns the ids of the runs
-    /// that the caller's commit must name, oldest first; the runs merged away are deleted
-    /// by [`ChunkIndex::drop_superseded`] once that commit is durable. Nothing changes in
-    /// the list until then, so a failure leaves only unnamed files, which the next writer
-    /// deletes.
+    /// Writes what this run added as a new run, merged in the same pass with the newest
+    /// runs that the geometric rule joins to it: going back from the newest, a run joins
+    /// while it is less than [`MERGE_FACTOR`] times what joins so far. Deciding that first
+    /// writes every row once per call: merging pair by pair would write the new rows, then
+    /// them and the run before, then all that and the one before again. Returns the ids of
+    /// the runs that the caller's commit must name, oldest first; the runs merged away are
+    /// deleted by [`ChunkIndex::drop_merged`] once that commit is durable. Nothing changes
+    /// in the list until then, so a failure leaves only unnamed files, which the next
+    /// writer deletes.
     pub fn write(&mut self) -> Result<Option<Vec<u64>>> {
         if self.mem.is_empty() {
             return Ok(None);
+        }
+        let mut joined = self.mem.row_count();
+        let mut from = self.runs.len();
+        while from > 0 && self.runs[from - 1].rows() < MERGE_FACTOR * joined {
+            from -= 1;
+            joined += self.runs[from].rows();
         }
         let id = self.take_id();
         let path = self.dir.join(run_file_name(id));
         {
             let mut w = RunWriter::create(&path)?;
-            for (s, sec) in RUN_SECTIONS.iter().enumerate() {
-                for row in self.mem.rows(s).chunks_exact(sec.row_len) {
+            for s in 0..RUN_SECTIONS.len() {
+                let mut m = self.merged(s, &self.runs[from..], true)?;
+                while let Some(row) = m.next_row()? {
                     w.push(s, row)?;
                 }
             }
             w.finish()?;
         }
         self.mem = Mem::default();
-        self.runs.push(Run::open(&path, id)?);
-        while self.runs.len() >= 2 {
-            let n = self.runs.len();
-            if self.runs[n - 2].rows() >= MERGE_FACTOR * self.runs[n - 1].rows() {
-                break;
-            }
-            let id = self.take_id();
-            let path = self.dir.join(run_file_name(id));
-            {
-                let mut w = RunWriter::create(&path)?;
-                for s in 0..3 {
-                    let mut m = self.merged(s, &self.runs[n - 2..], false)?;
-                    while let Some(row) = m.next_row()? {
-                        w.push(s, row)?;
-                    }
-                }
-                w.finish()?;
-            }
-            let merged = Run::open(&path, id)?;
-            for r in self.runs.drain(n - 2..) {
-                self.merged_away.push(r.path);
-            }
-            self.runs.push(merged);
+        let new = Run::open(&path, id)?;
+        for r in self.runs.drain(from..) {
+            self.merged_away.push(r.path);
         }
+        self.runs.push(new);
         crate::fsio::sync_dir(&self.dir)?;
         Ok(Some(self.ids()))
     }
