@@ -196,8 +196,13 @@ pub const SKETCHES_TABLE: &str = "sketches";
 pub const META_TABLE: &str = "meta";
 /// `meta` key: the library format version, as a little-endian u32.
 pub const META_FORMAT: &str = "format_version";
-/// Library format version stored under [`META_FORMAT`].
-pub const LIBRARY_FORMAT_VERSION: u32 = 4;
+/// The newest library format version stored under [`META_FORMAT`]: a library whose
+/// `games/` is sharded (SPEC section 1).
+pub const LIBRARY_FORMAT_VERSION: u32 = 5;
+/// The version of a library whose `games/` is flat. Version 5 differs from 4 only by the
+/// sharded layout, so a flat library keeps 4, and builders that predate 5 still open it
+/// (and refuse a sharded one, in which they would write flat files).
+pub const LIBRARY_FORMAT_FLAT: u32 = 4;
 /// `meta` key: the sorted runs of the chunk index, oldest first, as little-endian u64 ids
 /// (format version 4; SPEC section 5.3).
 pub const META_RUNS: &str = "runs";

@@ -318,6 +318,21 @@ pub fn fails(out: Output, code: i32, needles: &[&str]) -> String {
     err
 }
 
+/// The library format version `index.db` of library `lib` records (`meta` `format_version`).
+pub fn format_version(lib: &Path) -> u32 {
+    use redb::ReadableDatabase;
+    let db = redb::Builder::new()
+        .open_read_only(lib.join("index.db"))
+        .unwrap();
+    let rtx = db.begin_read().unwrap();
+    let meta = rtx.open_table(romlib_host::library::index::META).unwrap();
+    let v = meta
+        .get(romlib_format::index::META_FORMAT)
+        .unwrap()
+        .unwrap();
+    u32::from_le_bytes(v.value().try_into().unwrap())
+}
+
 /// A temp folder with a key pair `k.sec` / `k.pub`.
 pub struct Workspace {
     /// The temp folder (removed on drop).

@@ -3,9 +3,6 @@
 //! the index is upgraded in place, and games without deltas keep version 1 locators, which
 //! older devices read.
 
-use redb::ReadableDatabase;
-use romlib_format::index::META_FORMAT;
-use romlib_host::library::index::META;
 use romlib_tests::*;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,16 +17,6 @@ fn fixture_v2() -> PathBuf {
 
 fn fixture_v3() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v3-library")
-}
-
-fn format_version(lib: &Path) -> u32 {
-    let db = redb::Builder::new()
-        .open_read_only(lib.join("index.db"))
-        .unwrap();
-    let rtx = db.begin_read().unwrap();
-    let meta = rtx.open_table(META).unwrap();
-    let v = meta.get(META_FORMAT).unwrap().unwrap();
-    u32::from_le_bytes(v.value().try_into().unwrap())
 }
 
 fn locator_version(lib: &Path, game: &str) -> u16 {

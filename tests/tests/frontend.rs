@@ -313,7 +313,7 @@ fn host_commands_speak_the_documented_json() {
         let text = ok(out);
         assert!(
             text.contains("0.1")
-                && text.contains("library 4 (reads 1 to 4)")
+                && text.contains("library 5 (reads 1 to 5)")
                 && text.contains("JSON output 1"),
             "{text}"
         );

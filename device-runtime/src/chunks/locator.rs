@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::{file_len, open_existing, read_exact_at};
-use crate::library::{Kind, Library};
+use crate::library::{staged_locator, Kind, Library};
 use romlib_format::index::ChunkEntry;
 use romlib_format::portable::{
     BaseEntry, LocatorEntry, LocatorHeader, BASE_ENTRY_LEN, LOCATOR_ENTRY_LEN, LOCATOR_HEADER_LEN,
@@ -232,16 +232,6 @@ impl ChunkLocator {
             Self::Locator { base_count, .. } => *base_count,
         }
     }
-}
-
-/// Where a builder stages the new locator that replaces the one at `path`:
-/// `.<name>.tmp` beside it.
-pub fn staged_locator(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
 }
 
 fn table_lookup(t: &[([u8; 32], ChunkEntry)], hash: &[u8; 32]) -> Option<ChunkEntry> {

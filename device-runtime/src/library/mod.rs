@@ -78,6 +78,16 @@ pub fn locator_rel(title: &str, layout: GamesLayout) -> String {
     format!("{}/{title}.{LOCATOR_EXT}", game_dir_rel(title, layout))
 }
 
+/// Where a builder stages the new locator that replaces the one at `path`:
+/// `.<name>.tmp` beside it.
+pub fn staged_locator(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
 /// `dicts/<id as 8 hex digits>.zdict` as a relative path.
 pub fn dict_rel(id: u32) -> String {
     let mut buf = [0u8; DICT_FILE_NAME_LEN];
@@ -296,7 +306,7 @@ impl Library {
                     return path;
                 }
                 let other = self.file_at(title, LOCATOR_EXT, layout.other());
-                let staged = crate::chunks::locator::staged_locator(&path);
+                let staged = staged_locator(&path);
                 if std::fs::symlink_metadata(&staged).is_err()
                     && std::fs::symlink_metadata(&other).is_ok()
                 {

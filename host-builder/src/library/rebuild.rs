@@ -9,7 +9,7 @@ use super::writer::{db_err, index_pack, LibraryWriter};
 use crate::error::{Error, Result};
 use crate::library::index::{GAMES, META, PACKS};
 use romlib_device::ManifestFile;
-use romlib_format::index::{LIBRARY_FORMAT_VERSION, META_FORMAT, META_RUNS};
+use romlib_format::index::{LIBRARY_FORMAT_FLAT, META_FORMAT, META_RUNS};
 use romlib_format::manifest::{ChunkRef, CHUNK_RECORD_LEN};
 use std::path::{Path, PathBuf};
 
@@ -48,7 +48,7 @@ pub fn rebuild_index(root: &Path) -> Result<RebuildReport> {
     let txn = store.begin()?;
     {
         let mut meta = txn.open_table(META).map_err(|e| db_err(&index_path, e))?;
-        meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
+        meta.insert(META_FORMAT, LIBRARY_FORMAT_FLAT.to_le_bytes().as_slice())
             .map_err(|e| db_err(&index_path, e))?;
         meta.insert(META_RUNS, [].as_slice())
             .map_err(|e| db_err(&index_path, e))?;

@@ -9,9 +9,10 @@
 //! runs and the packs the index lists never disagree). Runs are merged geometrically: the
 //! new rows are written merged with the newest runs while the one before is less than
 //! [`MERGE_FACTOR`] times what is merged, so a library of N rows has at most about
-//! log3(N) runs and each row is rewritten about as often, by sequential writes. A lookup reads one block per run,
-//! found through the fences held in memory (12 bytes per 64 chunks: the block's first key
-//! and its CRC-32, checked on every read).
+//! log3(N) runs and each row is rewritten about as often, by sequential writes. A lookup
+//! reads one block per run, found through the fences held in memory (12 bytes per 64
+//! chunks: the block's first key and its CRC-32, checked on every read); the rows of the
+//! small runs are held in memory too ([`RESIDENT_RUN_LEN`]).
 //!
 //! A run that is not named in `meta` (written by a run that was killed before its
 //! commit, or merged away and not yet deleted) is deleted by the next writer. Only names
@@ -32,6 +33,14 @@ use std::path::{Path, PathBuf};
 /// A run joins a merge of the runs after it while it holds fewer than this many times
 /// their rows.
 pub const MERGE_FACTOR: u64 = 3;
+
+/// A run whose rows take at most this many bytes is held in memory while open (the
+/// newest, small runs, which every lookup visits too): with the geometric merge, the runs
+/// held take at most about 1.5 times this.
+const RESIDENT_RUN_LEN: u64 = 16 << 20;
+
+/// How many bytes a run writer hashes and writes at a time.
+const RUN_WRITE_BUF: usize = 1 << 16;
 
 /// A build seals its pack (and so writes a run) once this many new chunks wait in memory:
 /// about 20 MiB of chunk rows and 25 MiB of sketches at most.
@@ -89,6 +98,9 @@ pub struct Run {
     fences: [Vec<u64>; 3],
     /// Each block's CRC-32, checked whenever the block is read.
     crcs: [Vec<u32>; 3],
+    /// The rows of a small run (at most [`RESIDENT_RUN_LEN`] bytes), read once: a lookup
+    /// there costs no system call. Blocks are checked on every read all the same.
+    resident: Option<Vec<u8>>,
 }
 
 impl Run {
@@ -132,6 +144,15 @@ impl Run {
                 return Err(damaged("fences out of order".into()));
             }
         }
+        let rows_len = layout.fences[0] - layout.starts[0];
+        let resident = match rows_len <= RESIDENT_RUN_LEN {
+            true => {
+                let mut b = vec![0u8; rows_len as usize];
+                read_at(&file, &mut b, layout.starts[0]).map_err(|e| Error::io(path, "read", e))?;
+                Some(b)
+            }
+            false => None,
+        };
         Ok(Self {
             id,
             path: path.to_path_buf(),
@@ -140,6 +161,7 @@ impl Run {
             checksum,
             fences,
             crcs,
+            resident,
         })
     }
 
@@ -201,17 +223,23 @@ impl Run {
     }
 
     /// Block `b` of section `s`, its rows checked to rise and to start at its fence.
-    fn block(&self, s: usize, b: usize) -> Result<Vec<u8>> {
+    fn block(&self, s: usize, b: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
         let sec = RUN_SECTIONS[s];
         let first = b as u64 * sec.block_rows as u64;
         let n = (self.layout.counts[s] - first).min(sec.block_rows as u64) as usize;
-        let mut buf = vec![0u8; n * sec.row_len];
-        read_at(
-            &self.file,
-            &mut buf,
-            self.layout.starts[s] + first * sec.row_len as u64,
-        )
-        .map_err(|e| Error::io(&self.path, "read", e))?;
+        let at = self.layout.starts[s] + first * sec.row_len as u64;
+        let len = n * sec.row_len;
+        let buf = match &self.resident {
+            Some(rows) => {
+                let from = (at - self.layout.starts[0]) as usize;
+                std::borrow::Cow::Borrowed(&rows[from..from + len])
+            }
+            None => {
+                let mut buf = vec![0u8; len];
+                read_at(&self.file, &mut buf, at).map_err(|e| Error::io(&self.path, "read", e))?;
+                std::borrow::Cow::Owned(buf)
+            }
+        };
         if buf.is_empty()
             || crc32fast::hash(&buf) != self.crcs[s][b]
             || fence_of(&buf) != self.fences[s][b]
@@ -236,9 +264,15 @@ impl Run {
         while b > 0 {
             b -= 1;
             let block = self.block(s, b)?;
-            let rows: Vec<&[u8]> = block.chunks_exact(sec.row_len).collect();
-            if let Ok(i) = rows.binary_search_by(|r| r[..sec.key_len].cmp(key)) {
-                return Ok(Some(rows[i].to_vec()));
+            let row = |i: usize| &block[i * sec.row_len..(i + 1) * sec.row_len];
+            let (mut lo, mut hi) = (0, block.len() / sec.row_len);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                match row(mid)[..sec.key_len].cmp(key) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => return Ok(Some(row(mid).to_vec())),
+                }
             }
             // Rows sharing the fence's 8 bytes may continue from the block before.
             if fences[b] != f {
@@ -913,14 +947,18 @@ pub const SECTION_DELTAS: usize = DELTAS;
 /// Writes a run in one pass.
 struct RunWriter {
     path: PathBuf,
-    out: std::io::BufWriter<File>,
+    out: File,
+    /// Bytes not yet written, hashed as they leave in pieces of [`RUN_WRITE_BUF`] bytes
+    /// (whole BLAKE3 chunks, which it hashes several at a time).
+    buf: Vec<u8>,
     hash: blake3::Hasher,
     counts: [u64; 3],
     fences: [Vec<u8>; 3],
     section: usize,
     last: Vec<u8>,
-    /// The CRC-32 of the block being written.
-    crc: crc32fast::Hasher,
+    /// The rows of the block being written: checksummed, hashed and written whole, so
+    /// that BLAKE3 and CRC-32 run over kilobytes at a time, not a row.
+    block: Vec<u8>,
 }
 
 impl RunWriter {
@@ -928,23 +966,37 @@ impl RunWriter {
         let file = create_new(path)?;
         let mut w = Self {
             path: path.to_path_buf(),
-            out: std::io::BufWriter::with_capacity(1 << 16, file),
+            out: file,
+            buf: Vec::with_capacity(RUN_WRITE_BUF),
             hash: blake3::Hasher::new(),
             counts: [0; 3],
             fences: Default::default(),
             section: 0,
             last: Vec::new(),
-            crc: crc32fast::Hasher::new(),
+            block: Vec::with_capacity(4096),
         };
         w.put(&RunLayout::header())?;
         Ok(w)
     }
 
     fn put(&mut self, b: &[u8]) -> Result<()> {
-        self.hash.update(b);
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= RUN_WRITE_BUF {
+            self.drain(RUN_WRITE_BUF)?;
+        }
+        Ok(())
+    }
+
+    /// Hashes and writes the buffered bytes, all of them when `piece` is 1, else a whole
+    /// number of `piece`s (the rest stays buffered).
+    fn drain(&mut self, piece: usize) -> Result<()> {
+        let n = self.buf.len() / piece * piece;
+        self.hash.update(&self.buf[..n]);
         self.out
-            .write_all(b)
-            .map_err(|e| Error::io(&self.path, "write", e))
+            .write_all(&self.buf[..n])
+            .map_err(|e| Error::io(&self.path, "write", e))?;
+        self.buf.drain(..n);
+        Ok(())
     }
 
     fn push(&mut self, s: usize, row: &[u8]) -> Result<()> {
@@ -954,7 +1006,7 @@ impl RunWriter {
             "run rows in order"
         );
         if s != self.section {
-            self.end_block();
+            self.end_block()?;
             self.section = s;
             self.last.clear();
         }
@@ -965,42 +1017,46 @@ impl RunWriter {
         self.last.clear();
         self.last.extend_from_slice(&row[..sec.key_len]);
         if self.counts[s].is_multiple_of(sec.block_rows as u64) {
-            self.end_block();
+            self.end_block()?;
             self.fences[s].extend_from_slice(&fence_of(row).to_be_bytes());
         }
         self.counts[s] += 1;
-        self.crc.update(row);
-        self.put(row)
+        self.block.extend_from_slice(row);
+        Ok(())
     }
 
-    /// Appends the CRC-32 of the block written so far of the current section, if any.
-    fn end_block(&mut self) {
-        let s = self.section;
-        if self.fences[s].len() % RUN_FENCE_LEN == 8 {
-            let crc = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
-            self.fences[s].extend_from_slice(&crc.to_le_bytes());
+    /// Writes the block of the current section written so far, if any, and appends its
+    /// CRC-32 to its fence.
+    fn end_block(&mut self) -> Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
         }
+        let crc = crc32fast::hash(&self.block);
+        self.fences[self.section].extend_from_slice(&crc.to_le_bytes());
+        let block = std::mem::take(&mut self.block);
+        self.put(&block)?;
+        self.block = block;
+        self.block.clear();
+        Ok(())
     }
 
     fn finish(mut self) -> Result<()> {
-        self.end_block();
+        self.end_block()?;
         for s in 0..3 {
             let f = std::mem::take(&mut self.fences[s]);
             self.put(&f)?;
         }
         let counts = RunLayout::encode_counts(self.counts);
         self.put(&counts)?;
+        self.drain(1)?;
         let sum = *self.hash.finalize().as_bytes();
         let mut end = sum.to_vec();
         end.extend_from_slice(romlib_format::index::RUN_END);
         self.out
             .write_all(&end)
             .map_err(|e| Error::io(&self.path, "write", e))?;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io(&self.path, "write", e.into_error()))?;
-        file.sync_all()
+        self.out
+            .sync_all()
             .map_err(|e| Error::io(&self.path, "fsync", e))
     }
 }

@@ -21,7 +21,8 @@ use crate::library::runs::{self, ChunkIndex};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, WriteTransaction};
 use romlib_device::Library;
 use romlib_format::index::{
-    ChunkEntry, PackInfo, ENTRY_LEN, LIBRARY_FORMAT_VERSION, META_FORMAT, META_RUNS, V3_ENTRY_LEN,
+    ChunkEntry, PackInfo, ENTRY_LEN, LIBRARY_FORMAT_FLAT, LIBRARY_FORMAT_VERSION, META_FORMAT,
+    META_RUNS, V3_ENTRY_LEN,
 };
 use romlib_format::layout::{GamesLayout, INDEX_NEW_FILE, INDEX_SUM_FILE, LOCK_FILE, RUNS_DIR};
 use romlib_format::pack::{Method, RecordHeader};
@@ -224,6 +225,13 @@ impl LibraryWriter {
                 let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
                 meta.insert(META_GAMES_LAYOUT, layout.name().as_bytes())
                     .map_err(|e| db_err(&path, e))?;
+                // Builders that predate the sharded layout refuse its format version.
+                let version = match layout {
+                    GamesLayout::Flat => LIBRARY_FORMAT_FLAT,
+                    GamesLayout::Sharded => LIBRARY_FORMAT_VERSION,
+                };
+                meta.insert(META_FORMAT, version.to_le_bytes().as_slice())
+                    .map_err(|e| db_err(&path, e))?;
             }
             if self.fresh {
                 self.commit(txn)?;
@@ -387,13 +395,13 @@ impl LibraryWriter {
             Err(_) => u32::MAX,
         });
         match version {
-            Some(LIBRARY_FORMAT_VERSION) => Ok(()),
+            Some(LIBRARY_FORMAT_FLAT | LIBRARY_FORMAT_VERSION) => Ok(()),
             // A new index: the small tables and an empty list of runs.
             None => {
                 let txn = self.begin()?;
                 {
                     let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
-                    meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
+                    meta.insert(META_FORMAT, LIBRARY_FORMAT_FLAT.to_le_bytes().as_slice())
                         .map_err(|e| db_err(&path, e))?;
                     meta.insert(META_RUNS, [].as_slice())
                         .map_err(|e| db_err(&path, e))?;
@@ -430,7 +438,7 @@ impl LibraryWriter {
                 }
                 self.upgrade_v3_to_runs()?;
                 self.recovered.push(format!(
-                    "upgraded the index from format version {v} to {LIBRARY_FORMAT_VERSION}"
+                    "upgraded the index from format version {v} to {LIBRARY_FORMAT_FLAT}"
                 ));
                 Ok(())
             }
@@ -490,7 +498,7 @@ impl LibraryWriter {
         txn.delete_table(DELTAS).map_err(|e| db_err(&path, e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| db_err(&path, e))?;
-            meta.insert(META_FORMAT, LIBRARY_FORMAT_VERSION.to_le_bytes().as_slice())
+            meta.insert(META_FORMAT, LIBRARY_FORMAT_FLAT.to_le_bytes().as_slice())
                 .map_err(|e| db_err(&path, e))?;
             meta.insert(META_RUNS, runs::encode_list(&ix.ids()).as_slice())
                 .map_err(|e| db_err(&path, e))?;

@@ -22,7 +22,9 @@ use crate::library::runs::ChunkIndex;
 use crate::zstd_decoder::ZstdDecoder;
 use redb::{ReadableDatabase, ReadableTable};
 use romlib_device::{Library, TrustStore};
-use romlib_format::index::{PackInfo, LIBRARY_FORMAT_VERSION, META_FORMAT, META_RUNS};
+use romlib_format::index::{
+    PackInfo, LIBRARY_FORMAT_FLAT, LIBRARY_FORMAT_VERSION, META_FORMAT, META_RUNS,
+};
 use romlib_format::layout::parse_dict_file_name;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -154,12 +156,12 @@ pub fn verify_library(
     // checked.
     let format = rtx.as_ref().and_then(index_format);
     let chunks_table = match format {
-        Some(v) if v < LIBRARY_FORMAT_VERSION => {
+        Some(v) if v < LIBRARY_FORMAT_FLAT => {
             rep.notice(
                 &index_path,
                 format!(
                     "index: format version {v}, written by an older romlib; the next \
-                     `romlib build` upgrades it to {LIBRARY_FORMAT_VERSION} (its chunk \
+                     `romlib build` upgrades it to {LIBRARY_FORMAT_FLAT} (its chunk \
                      entries are not checked until then)"
                 ),
             );
@@ -293,9 +295,7 @@ pub fn verify_library(
             &unreadable,
             &mut rep,
         )?;
-    } else if db.is_some()
-        && !titles.is_empty()
-        && format.is_none_or(|v| v == LIBRARY_FORMAT_VERSION)
+    } else if db.is_some() && !titles.is_empty() && format.is_none_or(|v| v >= LIBRARY_FORMAT_FLAT)
     {
         rep.problem(&index_path, "the index names no chunk runs");
     }
