@@ -231,11 +231,14 @@ impl Library {
     }
 
     /// `games/` and every shard folder in it (real folders with a shard's name, never
-    /// links): where a game's files, and a builder's temporary files, may be.
+    /// links): where a game's files, and a builder's temporary files, may be. For a writer
+    /// of a flat library, which moved every file out of shard folders when it opened,
+    /// `games/` alone, unlisted.
     pub fn game_dirs(&self) -> Result<Vec<PathBuf>> {
         let games = self.games_dir();
         let mut out = vec![games.clone()];
-        if !matches!(self.kind, Kind::Folder) {
+        let flat_writer = self.games_known && self.games == GamesLayout::Flat;
+        if !matches!(self.kind, Kind::Folder) || flat_writer {
             return Ok(out);
         }
         let rd = match std::fs::read_dir(&games) {
@@ -544,17 +547,13 @@ impl Library {
         }
         let suffix = format!(".{MANIFEST_EXT}");
         let mut out = Vec::new();
-        for folder in self.game_dirs()? {
-            // A shard folder's games are those whose shard it is: a manifest anywhere else
-            // is not where a reader looks for it (`romlib verify` names it).
-            let shard = (folder != dir)
-                .then(|| {
-                    folder
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .map(str::to_string)
-                })
-                .flatten();
+        // `games/` is read once: its manifests, and its shard folders (real folders, never
+        // links), read after it.
+        let mut folders: Vec<(PathBuf, Option<String>)> = vec![(dir, None)];
+        let mut next = 0;
+        while next < folders.len() {
+            let (folder, shard) = folders[next].clone();
+            next += 1;
             let rd =
                 std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, "read directory", e))?;
             for entry in rd {
@@ -565,8 +564,16 @@ impl Library {
                     continue;
                 }
                 let Some(title) = name.strip_suffix(suffix.as_str()) else {
+                    if shard.is_none()
+                        && parse_shard_dir_name(name).is_some()
+                        && entry.file_type().is_ok_and(|t| t.is_dir())
+                    {
+                        folders.push((entry.path(), Some(name.to_string())));
+                    }
                     continue;
                 };
+                // A shard folder's games are those whose shard it is: a manifest anywhere
+                // else is not where a reader looks for it (`romlib verify` names it).
                 if shard.as_ref().is_none_or(|s| *s == shard_of(title)) {
                     out.push(title.to_string());
                 }

@@ -55,6 +55,9 @@ pub struct Remote {
     /// The length and BLAKE3 the snapshot gives a file (by path in the library), for the
     /// files of the games asked for so far.
     expected: Mutex<std::collections::HashMap<String, (u64, [u8; 32])>>,
+    /// Where the last game file asked for without a snapshot was found: the layout asked
+    /// first next time, so listing a sharded library costs one 404, not one per game.
+    found_in: Mutex<GamesLayout>,
 }
 
 impl Remote {
@@ -84,6 +87,7 @@ impl Remote {
             allow_expired,
             snapshot: Mutex::new(None),
             expected: Mutex::new(Default::default()),
+            found_in: Mutex::new(GamesLayout::Flat),
         })
     }
 
@@ -164,12 +168,15 @@ impl Remote {
     }
 
     /// The layouts of `games/` to ask in, in order: the one the snapshot (once read) says;
-    /// without one, flat, then sharded.
+    /// without one, where the last file was found (flat at first), then the other.
     fn layouts(&self) -> Vec<GamesLayout> {
         let snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         match &*snap {
             Some(Some(s)) => vec![s.header().games],
-            _ => vec![GamesLayout::Flat, GamesLayout::Sharded],
+            _ => {
+                let first = *self.found_in.lock().unwrap_or_else(|p| p.into_inner());
+                vec![first, first.other()]
+            }
         }
     }
 
@@ -180,7 +187,7 @@ impl Remote {
 
     /// Downloads game `title`'s manifest (`locator` false; checked as it arrives against
     /// `trust` when given) or its locator, from where the snapshot's layout puts it (without
-    /// a snapshot: flat, then sharded on a 404). Returns its path in the library with it.
+    /// a snapshot: where the last one was found, flat at first, then the other on a 404). Returns its path in the library with it.
     pub fn download_game_file(
         &self,
         title: &str,
@@ -206,7 +213,10 @@ impl Remote {
                 (false, None) => self.download(&rel, Self::max_manifest_len()),
             };
             match got {
-                Ok(f) => return Ok((rel, f)),
+                Ok(f) => {
+                    *self.found_in.lock().unwrap_or_else(|p| p.into_inner()) = layout;
+                    return Ok((rel, f));
+                }
                 Err(e) => tried = Some(e),
             }
         }

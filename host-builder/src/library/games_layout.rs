@@ -95,7 +95,7 @@ pub fn place_games(lib: &Library) -> Result<Placed> {
     let layout = lib.games_layout();
     let par_games = lib.root().join(PARITY_DIR).join(GAMES_DIR);
     for (dirs, parity) in [
-        (lib.game_dirs()?, false),
+        (shard_dirs_of(&lib.games_dir())?, false),
         (shard_dirs_of(&par_games)?, true),
     ] {
         // Only the other layout's folders can hold files to move: `games/` itself for a
