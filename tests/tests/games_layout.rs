@@ -95,6 +95,16 @@ fn titles_listed(w: &Workspace, args: &[&str]) -> Vec<String> {
     t
 }
 
+/// A server stopped when dropped, a failed assertion included.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn sorted(games: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = games.iter().map(|s| s.to_string()).collect();
     v.sort();
@@ -127,7 +137,8 @@ fn a_sharded_library_reads_everywhere_and_converts_both_ways() {
     ]);
     assert_eq!(cat.stdout, fs::read(w.p("in/delta/rom.bin")).unwrap());
     // Over HTTP: the snapshot says where the files are.
-    let (mut server, port, _) = start_serve(&lib);
+    let (server, port, _) = start_serve(&lib);
+    let server = Stop(server);
     let url = format!("http://127.0.0.1:{port}/");
     assert_eq!(titles_listed(&w, &["--from", &url]), sorted(&GAMES));
     let g = "Gamma Quest (USA, Europe)";
@@ -197,8 +208,7 @@ fn a_sharded_library_reads_everywhere_and_converts_both_ways() {
     verify_ok(&w, "lib");
     // Served while it was pruned: the server reads the files as they are now.
     assert_eq!(titles_listed(&w, &["--from", &url]), sorted(&left));
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     // To flat and back: every file moves, parity included, and every reader follows.
     let v = json_of(w.build("in", "lib", &["--games-layout", "flat", "--json", "-q"]));
     assert_eq!(v["games_layout"], "flat");
@@ -387,4 +397,36 @@ fn links_and_strays_in_games_are_never_followed_or_taken_for_games() {
         b"not beta's"
     );
     assert_published(&w, &w.p("lib"), "in", &["alpha", "beta"], "strays");
+}
+
+/// Above 4,000 games a flat `games/` draws a warning naming the fix; a sharded one none.
+#[test]
+fn a_flat_library_of_thousands_of_games_is_warned_about() {
+    let w = Workspace::new();
+    for i in 0..4_001u32 {
+        write(&w.p("in"), &format!("gb/Game {i:04}.gb"), &i.to_le_bytes());
+    }
+    let args = ["--input-layout", "system-folders", "-q"];
+    let out = w.build("in", "lib", &args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(
+        err.contains("games/ holds 4001 games in one folder")
+            && err.contains("--games-layout sharded"),
+        "{err}"
+    );
+    let out = w.build(
+        "in",
+        "lib",
+        &[
+            "--input-layout",
+            "system-folders",
+            "-q",
+            "--games-layout",
+            "sharded",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(!err.contains("one folder"), "{err}");
 }

@@ -39,6 +39,16 @@ pub const MERGE_FACTOR: u64 = 3;
 /// held take at most about 1.5 times this.
 const RESIDENT_RUN_LEN: u64 = 16 << 20;
 
+/// The largest block of any section (a lookup reads one into a buffer on the stack).
+const MAX_BLOCK_LEN: usize = 4096;
+const _: () = {
+    let mut i = 0;
+    while i < RUN_SECTIONS.len() {
+        assert!(RUN_SECTIONS[i].block_rows * RUN_SECTIONS[i].row_len <= MAX_BLOCK_LEN);
+        i += 1;
+    }
+};
+
 /// How many bytes a run writer hashes and writes at a time.
 const RUN_WRITE_BUF: usize = 1 << 16;
 
@@ -223,21 +233,27 @@ impl Run {
     }
 
     /// Block `b` of section `s`, its rows checked to rise and to start at its fence.
-    fn block(&self, s: usize, b: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
+    /// (Read into `scratch` unless the run is held in memory.)
+    fn block<'a>(
+        &'a self,
+        s: usize,
+        b: usize,
+        scratch: &'a mut [u8; MAX_BLOCK_LEN],
+    ) -> Result<&'a [u8]> {
         let sec = RUN_SECTIONS[s];
         let first = b as u64 * sec.block_rows as u64;
         let n = (self.layout.counts[s] - first).min(sec.block_rows as u64) as usize;
         let at = self.layout.starts[s] + first * sec.row_len as u64;
         let len = n * sec.row_len;
-        let buf = match &self.resident {
+        let buf: &[u8] = match &self.resident {
             Some(rows) => {
                 let from = (at - self.layout.starts[0]) as usize;
-                std::borrow::Cow::Borrowed(&rows[from..from + len])
+                &rows[from..from + len]
             }
             None => {
-                let mut buf = vec![0u8; len];
-                read_at(&self.file, &mut buf, at).map_err(|e| Error::io(&self.path, "read", e))?;
-                std::borrow::Cow::Owned(buf)
+                let buf = &mut scratch[..len];
+                read_at(&self.file, buf, at).map_err(|e| Error::io(&self.path, "read", e))?;
+                buf
             }
         };
         if buf.is_empty()
@@ -261,9 +277,10 @@ impl Run {
         let f = fence_of(key);
         let fences = &self.fences[s];
         let mut b = fences.partition_point(|&x| x <= f);
+        let mut scratch = [0u8; MAX_BLOCK_LEN];
         while b > 0 {
             b -= 1;
-            let block = self.block(s, b)?;
+            let block = self.block(s, b, &mut scratch)?;
             let row = |i: usize| &block[i * sec.row_len..(i + 1) * sec.row_len];
             let (mut lo, mut hi) = (0, block.len() / sec.row_len);
             while lo < hi {
@@ -288,8 +305,9 @@ impl Run {
         let f = u64::from_be_bytes(*prefix);
         let fences = &self.fences[CHUNKS];
         let mut b = fences.partition_point(|&x| x < f).saturating_sub(1);
+        let mut scratch = [0u8; MAX_BLOCK_LEN];
         while b < fences.len() && fences[b] <= f {
-            let block = self.block(CHUNKS, b)?;
+            let block = self.block(CHUNKS, b, &mut scratch)?;
             if let Some(r) = block
                 .chunks_exact(sec.row_len)
                 .find(|r| r[..SKETCH_PREFIX_LEN] == prefix[..])
