@@ -257,8 +257,8 @@ impl Run {
             }
         };
         if buf.is_empty()
-            || crc32fast::hash(&buf) != self.crcs[s][b]
-            || fence_of(&buf) != self.fences[s][b]
+            || crc32fast::hash(buf) != self.crcs[s][b]
+            || fence_of(buf) != self.fences[s][b]
         {
             return Err(Error::library(
                 &self.path,
