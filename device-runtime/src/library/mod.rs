@@ -78,6 +78,27 @@ pub fn locator_rel(title: &str, layout: GamesLayout) -> String {
     format!("{}/{title}.{LOCATOR_EXT}", game_dir_rel(title, layout))
 }
 
+/// `dir` (`games/`, or `parity/games/`), then the shard folders in it, sorted: real folders
+/// named by two lower-case hex digits, never links. Just `dir` when it is absent.
+pub fn shard_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = vec![dir.to_path_buf()];
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, "read directory", e)),
+    };
+    for e in rd {
+        let e = e.map_err(|e| Error::io(dir, "read directory", e))?;
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        let name = e.file_name();
+        if is_dir && name.to_str().and_then(parse_shard_dir_name).is_some() {
+            out.push(e.path());
+        }
+    }
+    out[1..].sort();
+    Ok(out)
+}
+
 /// Where a builder stages the new locator that replaces the one at `path`:
 /// `.<name>.tmp` beside it.
 pub fn staged_locator(path: &Path) -> PathBuf {
@@ -236,30 +257,11 @@ impl Library {
     /// `games/` alone, unlisted.
     pub fn game_dirs(&self) -> Result<Vec<PathBuf>> {
         let games = self.games_dir();
-        let mut out = vec![games.clone()];
         let flat_writer = self.games_known && self.games == GamesLayout::Flat;
         if !matches!(self.kind, Kind::Folder) || flat_writer {
-            return Ok(out);
+            return Ok(vec![games]);
         }
-        let rd = match std::fs::read_dir(&games) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io(&games, "read directory", e)),
-        };
-        for e in rd {
-            let e = e.map_err(|e| Error::io(&games, "read directory", e))?;
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir
-                && e.file_name()
-                    .to_str()
-                    .and_then(parse_shard_dir_name)
-                    .is_some()
-            {
-                out.push(e.path());
-            }
-        }
-        out[1..].sort();
-        Ok(out)
+        shard_dirs(&games)
     }
 
     /// The layout in which a library folder holds game `title`: the known one (a writer's);

@@ -6,10 +6,10 @@
 
 use crate::error::{Error, Result};
 use crate::fsio::{rename_synced, sync_dir};
-use romlib_device::library::{game_dir_rel, shard_of};
+use romlib_device::library::{game_dir_rel, shard_dirs, shard_of};
 use romlib_device::Library;
 use romlib_format::layout::{
-    parse_shard_dir_name, GamesLayout, GAMES_DIR, LOCATOR_EXT, MANIFEST_EXT, PARITY_DIR, PARITY_EXT,
+    GamesLayout, GAMES_DIR, LOCATOR_EXT, MANIFEST_EXT, PARITY_DIR, PARITY_EXT,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -95,8 +95,8 @@ pub fn place_games(lib: &Library) -> Result<Placed> {
     let layout = lib.games_layout();
     let par_games = lib.root().join(PARITY_DIR).join(GAMES_DIR);
     for (dirs, parity) in [
-        (shard_dirs_of(&lib.games_dir())?, false),
-        (shard_dirs_of(&par_games)?, true),
+        (shard_dirs(&lib.games_dir())?, false),
+        (shard_dirs(&par_games)?, true),
     ] {
         // Only the other layout's folders can hold files to move: `games/` itself for a
         // sharded library (a listing of at most 256 folders and what a conversion left),
@@ -122,30 +122,6 @@ pub fn place_games(lib: &Library) -> Result<Placed> {
         }
     }
     Ok(placed)
-}
-
-/// `dir` and the shard folders in it (real folders only); `[dir]` when it is absent.
-fn shard_dirs_of(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = vec![dir.to_path_buf()];
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(dir, "read folder", e)),
-    };
-    for e in rd {
-        let e = e.map_err(|e| Error::io(dir, "read folder", e))?;
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir
-            && e.file_name()
-                .to_str()
-                .and_then(parse_shard_dir_name)
-                .is_some()
-        {
-            out.push(e.path());
-        }
-    }
-    out[1..].sort();
-    Ok(out)
 }
 
 /// [`place_games`] for the files of one folder: `games/` or `parity/games/` (`shard`

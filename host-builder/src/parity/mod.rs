@@ -148,14 +148,9 @@ pub fn protected_files(lib: &Library) -> Result<Vec<Protected>> {
         }
     }
     let suffix = format!(".{MANIFEST_EXT}{ext}");
-    let par_games = par_dir.join(GAMES_DIR);
-    let mut names = list_dir(&par_games)?;
-    for shard in names.clone() {
-        if romlib_format::layout::parse_shard_dir_name(&shard).is_some()
-            && std::fs::symlink_metadata(par_games.join(&shard)).is_ok_and(|m| m.is_dir())
-        {
-            names.extend(list_dir(&par_games.join(&shard))?);
-        }
+    let mut names = Vec::new();
+    for dir in romlib_device::library::shard_dirs(&par_dir.join(GAMES_DIR))? {
+        names.extend(list_dir(&dir)?);
     }
     for n in names {
         if let Some(t) = n.strip_suffix(&suffix) {
