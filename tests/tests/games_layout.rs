@@ -397,6 +397,14 @@ fn links_and_strays_in_games_are_never_followed_or_taken_for_games() {
         b"not beta's"
     );
     assert_published(&w, &w.p("lib"), "in", &["alpha", "beta"], "strays");
+    // An older manifest of alpha put back flat beside the current one in its shard folder:
+    // readers look first where the snapshot's layout puts games, and install the current.
+    let old = fs::read(alpha.join("alpha.manifest")).unwrap();
+    write(&w.p("in"), "alpha/rom.bin", b"alpha, revised");
+    ok(w.build("in", "lib", &["-q"]));
+    fs::write(w.p("lib/games/alpha.manifest"), &old).unwrap();
+    fs::remove_file(w.p("lib/games/beta.locator")).unwrap();
+    assert_published(&w, &w.p("lib"), "in", &["alpha"], "an old flat manifest");
 }
 
 /// Above 4,000 games a flat `games/` draws a warning naming the fix; a sharded one none.

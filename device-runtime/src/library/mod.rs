@@ -99,6 +99,25 @@ pub fn shard_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The layout of `games/` that the snapshot of the library folder `root` names in its
+/// header (read unverified, as a hint of where to look first: a reader checks what it
+/// finds, and looks in the other layout too); flat without one.
+fn games_hint(root: &Path) -> GamesLayout {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let Ok(f) = crate::fsio::open_existing(&root.join(SNAPSHOT_FILE), "snapshot") else {
+        return GamesLayout::Flat;
+    };
+    let n = f.take(head.len() as u64).read(&mut head).unwrap_or(0);
+    let head = &head[..n];
+    let sharded = head.starts_with(romlib_format::snapshot::MAGIC_LINE_2.as_bytes())
+        && head.windows(15).any(|w| w == b"\ngames sharded\n");
+    match sharded {
+        true => GamesLayout::Sharded,
+        false => GamesLayout::Flat,
+    }
+}
+
 /// Where a builder stages the new locator that replaces the one at `path`:
 /// `.<name>.tmp` beside it.
 pub fn staged_locator(path: &Path) -> PathBuf {
@@ -187,7 +206,9 @@ impl Library {
                 games_known: false,
             })
         } else {
-            Ok(Self::new(path))
+            let mut lib = Self::new(path);
+            lib.games = games_hint(path);
+            Ok(lib)
         }
     }
 
@@ -291,16 +312,16 @@ impl Library {
     /// `games/[<shard>/]<title>.manifest`; for a portable file, `<file>/<title>` (what
     /// error messages name).
     pub fn manifest_path(&self, title: &str) -> PathBuf {
-        match self.kind {
+        match &self.kind {
             Kind::Portable(_) => self.root.join(title),
             Kind::Folder => self.file_at(title, MANIFEST_EXT, self.layout_of(title)),
-            Kind::Remote(_) => self.display(&manifest_rel(title, self.games)),
+            Kind::Remote(r) => self.display(&manifest_rel(title, r.games_layout())),
         }
     }
 
     /// `games/[<shard>/]<title>.locator`.
     pub fn locator_path(&self, title: &str) -> PathBuf {
-        match self.kind {
+        match &self.kind {
             Kind::Portable(_) => self.games_dir().join(format!("{title}.{LOCATOR_EXT}")),
             Kind::Folder => {
                 // Beside the manifest (a staged locator is there too); for a reader, in the
@@ -320,7 +341,7 @@ impl Library {
                     path
                 }
             }
-            Kind::Remote(_) => self.display(&locator_rel(title, self.games)),
+            Kind::Remote(r) => self.display(&locator_rel(title, r.games_layout())),
         }
     }
 
