@@ -415,6 +415,31 @@ pub fn assert_same_tree(input: &Path, installed: &Path) {
     assert!(a == b, "installed bytes differ from the input");
 }
 
+/// Installs `game` with `romlib-device install` from `source` (`-r PATH` or `--from URL`),
+/// trusting the workspace's key, into the workspace folder `into` (emptied first), and
+/// asserts that it is exactly `<input>/<game>`; `ctx` names the case in a failure.
+pub fn assert_installs(
+    w: &Workspace,
+    source: &[&str],
+    game: &str,
+    into: &str,
+    input: &Path,
+    ctx: &str,
+) {
+    let _ = std::fs::remove_dir_all(w.p(into));
+    let (dir, key) = (w.s(into), w.s("k.pub"));
+    let mut args = vec!["install"];
+    args.extend_from_slice(source);
+    args.extend_from_slice(&["-g", game, "--install-dir", &dir, "--trusted-key", &key]);
+    let out = device(&args);
+    assert!(
+        out.status.success(),
+        "{ctx}: {game}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_tree(&input.join(game), &w.p(into).join(game));
+}
+
 /// Asserts that each of `games` published in library `lib` installs with `romlib-device`
 /// exactly as its input `input/<game>` (into the workspace's `readers/` folder), and that
 /// `romlib verify` finds no problem (a run stopped between a manifest and its locator
@@ -422,19 +447,7 @@ pub fn assert_same_tree(input: &Path, installed: &Path) {
 pub fn assert_published(w: &Workspace, lib: &Path, input: &str, games: &[&str], ctx: &str) {
     let lib_s = lib.to_string_lossy().into_owned();
     for game in games {
-        let _ = std::fs::remove_dir_all(w.p("readers"));
-        ok(device(&[
-            "install",
-            "-r",
-            &lib_s,
-            "-g",
-            game,
-            "--install-dir",
-            &w.s("readers"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ]));
-        assert_same_tree(&w.p(input).join(game), &w.p("readers").join(game));
+        assert_installs(w, &["-r", &lib_s], game, "readers", &w.p(input), ctx);
     }
     let v = romlib(&["verify", "-q", "-r", &lib_s, "--trusted-key", &w.s("k.pub")]);
     let out = String::from_utf8_lossy(&v.stdout).into_owned();

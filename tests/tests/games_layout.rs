@@ -142,18 +142,7 @@ fn a_sharded_library_reads_everywhere_and_converts_both_ways() {
     let url = format!("http://127.0.0.1:{port}/");
     assert_eq!(titles_listed(&w, &["--from", &url]), sorted(&GAMES));
     let g = "Gamma Quest (USA, Europe)";
-    ok(device(&[
-        "install",
-        "--from",
-        &url,
-        "-g",
-        g,
-        "--install-dir",
-        &w.s("http"),
-        "--trusted-key",
-        &w.s("k.pub"),
-    ]));
-    assert_same_tree(&w.p("in").join(g), &w.p("http").join(g));
+    assert_installs(&w, &["--from", &url], g, "http", &w.p("in"), "HTTP");
     // A portable file of it.
     ok(romlib(&[
         "export",
@@ -166,18 +155,8 @@ fn a_sharded_library_reads_everywhere_and_converts_both_ways() {
         "--trusted-key",
         &w.s("k.pub"),
     ]));
-    ok(device(&[
-        "install",
-        "-r",
-        &w.s("all.romlib"),
-        "-g",
-        "beta",
-        "--install-dir",
-        &w.s("port"),
-        "--trusted-key",
-        &w.s("k.pub"),
-    ]));
-    assert_same_tree(&w.p("in/beta"), &w.p("port/beta"));
+    let port = w.s("all.romlib");
+    assert_installs(&w, &["-r", &port], "beta", "port", &w.p("in"), "portable");
     // A build that changes nothing moves nothing and keeps the layout.
     let v = json_of(w.build("in", "lib", &["--json", "-q"]));
     assert_eq!(
@@ -303,19 +282,15 @@ fn killed_conversions_leave_every_game_readable_and_the_next_build_finishes() {
         // Every game is listed, once, and trusted, whatever was cut off.
         assert_eq!(titles_listed(&w, &["-r", &w.s("L")]), titles, "kill {i}");
         let g = &titles[(i as usize * 37) % titles.len()];
-        let _ = fs::remove_dir_all(w.p("readers"));
-        ok(device(&[
-            "install",
-            "-r",
-            &w.s("L"),
-            "-g",
+        let lib = w.s("L");
+        assert_installs(
+            &w,
+            &["-r", &lib],
             g,
-            "--install-dir",
-            &w.s("readers"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ]));
-        assert_same_tree(&w.p("in").join(g), &w.p("readers").join(g));
+            "readers",
+            &w.p("in"),
+            &format!("kill {i}"),
+        );
         // The next build, told nothing, finishes what the index records; told again, it
         // converts.
         let v = json_of(w.build("in", "L", &["--json", "-q"]));

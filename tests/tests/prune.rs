@@ -73,24 +73,14 @@ const LEFT: [&str; 4] = ["alpha-v2", "eps", "gamma", "beta"];
 /// prune rewrites them).
 fn installs(w: &Workspace, lib: &Path, ctx: &str) {
     for g in LEFT {
-        let _ = fs::remove_dir_all(w.p("readers"));
-        let out = device(&[
-            "install",
-            "-r",
-            &lib.to_string_lossy(),
-            "-g",
+        assert_installs(
+            w,
+            &["-r", &lib.to_string_lossy()],
             g,
-            "--install-dir",
-            &w.s("readers"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ]);
-        assert!(
-            out.status.success(),
-            "{ctx}: {g}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "readers",
+            &w.p("in"),
+            ctx,
         );
-        assert_same_tree(&w.p("in").join(g), &w.p("readers").join(g));
     }
 }
 
@@ -427,19 +417,7 @@ fn a_damaged_pack_is_stored_again_from_the_input_then_pruned() {
     assert!(!pack.exists(), "the damaged pack is gone");
     verify_ok(&w, "lib");
     for g in ["alpha", "alpha-v2", "beta", "gamma", "eps"] {
-        let _ = fs::remove_dir_all(w.p("readers"));
-        ok(device(&[
-            "install",
-            "-r",
-            &lib,
-            "-g",
-            g,
-            "--install-dir",
-            &w.s("readers"),
-            "--trusted-key",
-            &w.s("k.pub"),
-        ]));
-        assert_same_tree(&w.p("in").join(g), &w.p("readers").join(g));
+        assert_installs(&w, &["-r", &lib], g, "readers", &w.p("in"), "repaired");
     }
 }
 

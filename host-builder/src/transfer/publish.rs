@@ -78,8 +78,10 @@ pub fn plan(lib: &Path) -> Result<Vec<String>> {
     files.extend(list(PACKS_DIR, &|n| n.ends_with(".pkg"))?);
     // Games in either layout of games/ (SPEC section 1), each where readers look for it.
     let mut manifests = list(GAMES_DIR, &|n| n.ends_with(".manifest"))?;
-    let games = romlib_device::Library::new(lib);
-    for dir in games.game_dirs()?.iter().skip(1) {
+    for dir in romlib_device::library::shard_dirs(&lib.join(GAMES_DIR))?
+        .iter()
+        .skip(1)
+    {
         let Some(shard) = dir.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
