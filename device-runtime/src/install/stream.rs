@@ -253,6 +253,9 @@ fn plan_threads(
     (threads, want.min(left) as usize)
 }
 
+/// Buffers of evicted bases a decoder thread keeps for the next ones.
+const SPARE_BASES: usize = 1;
+
 /// Batches in flight per decoder thread (one being decoded, one queued or being written).
 const BUFFERS: usize = 2;
 /// A batch is handed over once it holds this many bytes (or its file ends): handing over
@@ -554,6 +557,10 @@ fn decode_jobs(
 ) -> Result<()> {
     // The bases decoded here lately (the reader's mirror of it decides what it sends).
     let mut cache: BaseCache<BaseChunk> = BaseCache::new(cache_bytes);
+    // Buffers of evicted bases, for the next ones: an allocation of a chunk's size freed and
+    // made again per base cost more than the decoding (musl's allocator hands such blocks
+    // back to the kernel at once, and each unmapping stops the other cores).
+    let mut spare: Vec<Vec<u8>> = Vec::new();
     for job in jobs {
         let job = match job {
             Job::Raw { buf, chunks } => {
@@ -574,16 +581,25 @@ fn decode_jobs(
                             )
                         })?),
                         Base::Record(b) => {
-                            // Exactly its length: the cache counts these bytes.
-                            let mut base = BaseChunk {
-                                hash: None,
-                                data: vec![0; b.ulen as usize],
-                            };
+                            // Its length (the cache counts these bytes), in the buffer of
+                            // a base evicted earlier when that is not much larger.
+                            let len = b.ulen as usize;
+                            let mut data = spare
+                                .pop()
+                                .filter(|v| v.capacity() <= len + len / 4)
+                                .unwrap_or_default();
+                            data.clear();
+                            data.resize(len, 0);
+                            let mut base = BaseChunk { hash: None, data };
                             let payload = &buf[b.payload.clone()];
                             decode_verified(lib, b, payload, None, decoder, &mut base.data)
                                 .map_err(|e| base_failed(&c.rec.hash, &b.hash, e))?;
                             base.hash = Some(b.hash);
-                            drop(cache.insert(b.hash, b.ulen as usize, base));
+                            for old in cache.insert(b.hash, b.ulen as usize, base) {
+                                if spare.len() < SPARE_BASES {
+                                    spare.push(old.data);
+                                }
+                            }
                             Some(&*cache.get(&b.hash).expect("just inserted"))
                         }
                     };
