@@ -12,6 +12,9 @@
 //! - [`play`]: in-place reads and the FUSE mount;
 //! - [`cli`]: argument plumbing and the commands both binaries share.
 //!
+//! Beside them, on x86_64 only, [`memcopy`]: the static musl build's `memcpy` and `memmove`,
+//! the one module with unsafe code.
+//!
 //! The host builder's `romlib install` uses this same code; only the zstd decoder differs
 //! (the decoder is a seam: [`chunks::decoder::ChunkDecoder`]).
 
@@ -23,6 +26,8 @@ pub mod folder;
 pub mod fsio;
 pub mod install;
 pub mod library;
+#[cfg(target_arch = "x86_64")]
+pub mod memcopy;
 pub mod play;
 pub mod progress;
 pub mod trusted;
