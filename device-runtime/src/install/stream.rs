@@ -582,13 +582,15 @@ fn decode_jobs(
                         })?),
                         Base::Record(b) => {
                             // Its length (the cache counts these bytes), in the buffer of
-                            // a base evicted earlier when that is not much larger.
+                            // a base evicted earlier when that is not much larger. Its old
+                            // bytes are left in place, not zeroed: decoding overwrites
+                            // every one, or fails and the buffer is not used.
                             let len = b.ulen as usize;
                             let mut data = spare
                                 .pop()
                                 .filter(|v| v.capacity() <= len + len / 4)
                                 .unwrap_or_default();
-                            data.clear();
+                            data.truncate(len);
                             data.resize(len, 0);
                             let mut base = BaseChunk { hash: None, data };
                             let payload = &buf[b.payload.clone()];
