@@ -12,6 +12,8 @@
 #   3. A delta-heavy game (a disc image and a revision with an edit every 64 KiB): install
 #      MiB/s and peak RSS from a library with deltas and one without; random 4 KiB reads
 #      through the read API (as `cat` does) p50/p99, with and without deltas.
+#   4. A package of many files (the variant set as one game): install from a library with
+#      deltas and one without, beside casync extract of the same folder.
 #
 # Needs: ROMLIB DEVICE RANDREAD GEN_VARIANTS WORK G PAIRS SMOKE REPS DELTAS_OUT, and the
 # functions measure, mibs, mib of bench/run.sh (it sources this file).
@@ -97,7 +99,7 @@ BIG_MIB=256; [ "$SMOKE" = 1 ] && BIG_MIB=32
 build "$DW/big" "$DW/lib-big"
 build "$DW/big" "$DW/lib-big-whole" --no-deltas
 big_bytes=$(tree_bytes "$DW/big/big-rev")
-share=$("$ROMLIB" show -g big-rev -r "$DW/lib-big" | awk '/^deltas/ {print $2 " of " $5 " distinct chunks, " $7 " of their bytes"}' | tr -d '(')
+share=$("$ROMLIB" show -g big-rev -r "$DW/lib-big" | awk '/^deltas/ {print $2 " distinct chunks, " $7 " of their bytes,"}' | tr -d '(')
 inst() {  # LIB: sets I_S and I_RSS
   measure "rm -rf '$DW/inst'" "$DEVICE" install -g big-rev -r "$1" --install-dir "$DW/inst" "${K[@]}"
   cmp -s "$DW/inst/big-rev/disc.bin" "$DW/big/big-rev/disc.bin" || { echo "bench: delta install wrong" >&2; exit 1; }
@@ -110,6 +112,29 @@ rr() { "$RANDREAD" "$N" 4096 api "$1" "$WORK/k.pub" big-rev disc.bin; }
 rr_d=$(rr "$DW/lib-big"); rr_w=$(rr "$DW/lib-big-whole")
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'; }
 [ "$(field "$rr_d" check)" = "$(field "$rr_w" check)" ] || { echo "bench: random reads differ with deltas" >&2; exit 1; }
+
+# ------------------------------------------------------------------ 4. a package of many files
+# The variant set as one game of 17 files (most of its chunks deltas on shared bases),
+# installed from a library with deltas and from one without, beside casync extract of the
+# same folder; five installs in a row per figure (each is well under a tenth of a second).
+log "deltas: many-file package"
+mkdir -p "$DW/pkg-in/pkg"
+for v in "$DW"/set/*/; do cp "$v/rom.bin" "$DW/pkg-in/pkg/$(basename "$v").bin"; done
+pkg_bytes=$(tree_bytes "$DW/pkg-in/pkg")
+pkg_files=$(find "$DW/pkg-in/pkg" -type f | wc -l)
+build "$DW/pkg-in" "$DW/lib-pkg"
+build "$DW/pkg-in" "$DW/lib-pkg-whole" --no-deltas
+pkg_share=$("$ROMLIB" show -g pkg -r "$DW/lib-pkg" | awk '/^deltas/ {print $2 " distinct chunks, " $7 " of their bytes,"}' | tr -d '(')
+casync make --store="$DW/pkg-store" "$DW/pkg.caidx" "$DW/pkg-in/pkg" >/dev/null
+FIVE='d=$1; shift; for i in 1 2 3 4 5; do rm -rf "$d"; "$@" >/dev/null || exit 1; done'
+measure "rm -rf '$DW/inst'" sh -c "$FIVE" sh "$DW/inst" "$DEVICE" install -g pkg -r "$DW/lib-pkg" --install-dir "$DW/inst" "${K[@]}"
+diff -r -x .romlib-installed "$DW/pkg-in/pkg" "$DW/inst/pkg" >/dev/null || { echo "bench: package install wrong" >&2; exit 1; }
+pkg_d=$WALL pkg_d_rss=$RSS
+measure "rm -rf '$DW/inst'" sh -c "$FIVE" sh "$DW/inst" "$DEVICE" install -g pkg -r "$DW/lib-pkg-whole" --install-dir "$DW/inst" "${K[@]}"
+pkg_w=$WALL
+measure "rm -rf '$DW/out'" sh -c "$FIVE" sh "$DW/out" casync extract --store="$DW/pkg-store" "$DW/pkg.caidx" "$DW/out"
+diff -r "$DW/pkg-in/pkg" "$DW/out" >/dev/null || { echo "bench: casync extracted the package wrong" >&2; exit 1; }
+pkg_c=$WALL
 
 # ------------------------------------------------------------------ report
 {
@@ -148,6 +173,16 @@ field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'; }
   echo "| with deltas | $(mibs "$big_bytes" "$d_s") | $(mib "$d_rss") | $(field "$rr_d" p50_us) | $(field "$rr_d" p99_us) |"
   echo "| whole chunks only | $(mibs "$big_bytes" "$w_s") | $(mib "$w_rss") | $(field "$rr_w" p50_us) | $(field "$rr_w" p99_us) |"
   echo
+  echo "### A package of many files"
+  echo
+  echo "The variant set as one game of $pkg_files files ($pkg_bytes bytes; its chunks: $pkg_share stored as deltas), five installs in a row from the library folder; casync extract of the same folder (default chunks) beside it."
+  echo
+  echo "| install of the package, 5 times | seconds | MiB/s | peak RSS MiB |"
+  echo "|---|---|---|---|"
+  echo "| romlib-device, with deltas | $pkg_d | $(mibs $((5 * pkg_bytes)) "$pkg_d") | $(mib "$pkg_d_rss") |"
+  echo "| romlib-device, whole chunks only | $pkg_w | $(mibs $((5 * pkg_bytes)) "$pkg_w") | - |"
+  echo "| casync extract | $pkg_c | $(mibs $((5 * pkg_bytes)) "$pkg_c") | - |"
+  echo
   echo "Delta targets:"
   echo
   check "variant set stored in at most 1.5x the base alone" "$(awk -v a="$set_d" -v b="$base_d" 'BEGIN {printf "%.2f", a/b}')" 1.5 le
@@ -158,6 +193,8 @@ field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'; }
     esac
   done < "$UPS"
   check "delta-heavy install within 10% of the speed without deltas (MiB/s)" "$(mibs "$big_bytes" "$d_s")" "$(mibs "$big_bytes" "$w_s")" ge 0.9
+  check "delta-heavy install at least 0.8x the speed without deltas (MiB/s)" "$(mibs "$big_bytes" "$d_s")" "$(mibs "$big_bytes" "$w_s")" ge 0.8
   check "delta-heavy install peak RSS at most 8 MiB" "$(mib "$d_rss")" 8 le
+  check "many-file package with deltas: install at least 0.8x casync extract (MiB/s)" "$(mibs $((5 * pkg_bytes)) "$pkg_d")" "$(mibs $((5 * pkg_bytes)) "$pkg_c")" ge 0.8
   check "random 4 KiB read p99 at most 2x without deltas (us)" "$(field "$rr_d" p99_us)" "$(field "$rr_w" p99_us)" le 2
 } > "$DELTAS_OUT"
