@@ -213,7 +213,10 @@ enum Bad {
     Stall,
     RedirectLoop,
     Larger,
+    /// Honours the range of a pack's header, answers every other with the whole pack.
     IgnoresRange,
+    /// Answers every pack range with the whole pack (`python3 -m http.server`).
+    IgnoresAllRanges,
     /// Answers every request with a status line and then header lines without end.
     EndlessHeaders,
     /// Claims a body of a petabyte for every request.
@@ -373,6 +376,10 @@ fn bad_connection(root: &Path, s: TcpStream, bad: Bad, n: &AtomicUsize) -> std::
                     crange = format!("bytes {a}-{b2}/{}", file.len());
                 }
                 Bad::IgnoresRange if a > 0 => {
+                    body = file.clone();
+                    status = 200;
+                }
+                Bad::IgnoresAllRanges => {
                     body = file.clone();
                     status = 200;
                 }
@@ -583,6 +590,56 @@ fn a_server_that_ignores_some_ranges_is_read_as_a_stream() {
         "{warn}"
     );
     assert_same_tree(&w.p("in/beta"), &w.p("inst/beta"));
+}
+
+/// From a server that ignores byte ranges, a game whose records lie out of order in the
+/// pack (the chunks it shares with another game, in reverse order, between its own) is
+/// read in one forward pass: the pack once, at most, and not a stream reopened for each
+/// record behind the ones read. The scratch copy leaves nothing behind.
+#[test]
+fn a_server_without_ranges_is_read_in_one_forward_pass() {
+    let w = Workspace::new();
+    let mut rng = Rng::new(32);
+    let blocks: Vec<Vec<u8>> = (0..8).map(|_| rng.bytes(192 << 10)).collect();
+    write(&w.p("in"), "a-first/data.bin", &blocks.concat());
+    let mut b = Vec::new();
+    for blk in blocks.iter().rev() {
+        b.extend_from_slice(blk);
+        b.extend_from_slice(&rng.bytes(64 << 10));
+    }
+    write(&w.p("in"), "b-second/data.bin", &b);
+    ok(w.build("in", "lib", &["--avg-chunk", "16384", "-q"]));
+    let pack = std::fs::metadata(w.p("lib/packs/pack-0001.pkg"))
+        .unwrap()
+        .len();
+    let (port, _) = bad_server(w.p("lib"), Bad::IgnoresAllRanges);
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = install(&w, &url, "b-second", "inst", &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_same_tree(&w.p("in/b-second"), &w.p("inst/b-second"));
+    let got = v["bytes_downloaded"].as_u64().unwrap();
+    let meta = metadata_bytes(&w.p("lib"), "b-second");
+    assert!(
+        got <= pack + meta,
+        "downloaded {got} bytes for a pack of {pack}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the pass read beyond the records is said: the other game's records it crossed.
+    let extra = v["bytes_extra_without_ranges"].as_u64().unwrap();
+    assert!(extra > 0 && extra < pack, "{v}");
+    // Nothing but the game and its marker in the install folder: no scratch copy left.
+    let mut left: Vec<_> = walk(&w.p("inst"))
+        .into_iter()
+        .map(|p| {
+            p.strip_prefix(w.p("inst"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    left.sort();
+    assert_eq!(left, ["b-second/.romlib-installed", "b-second/data.bin"]);
 }
 
 /// Every file below `dir` (folders themselves are not listed).

@@ -225,6 +225,26 @@ impl ChunkLocator {
         }
     }
 
+    /// Where base chunk `k` of the locator's base table is stored (`None` past its end, or
+    /// for a table); its length is the record header's to say.
+    pub fn base_at(&self, k: u64) -> Result<Option<ChunkEntry>> {
+        match self {
+            Self::Table(_) => Ok(None),
+            Self::Locator {
+                path,
+                file,
+                bases,
+                base_count,
+                ..
+            } => {
+                if k >= *base_count {
+                    return Ok(None);
+                }
+                Ok(Some(base_entry(path, file, *bases, k)?.entry.to_index(0)))
+            }
+        }
+    }
+
     /// How many base chunks the locator lists.
     pub fn base_count(&self) -> u64 {
         match self {

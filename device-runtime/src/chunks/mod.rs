@@ -368,6 +368,77 @@ impl ChunkSource {
             .map_err(|e| base_failed(&delta.hash, &base, e))
     }
 
+    /// For a game on a server that ignores byte ranges (known after the first request,
+    /// which this makes), with nothing of it on the device: reads the span of each pack
+    /// that holds the game's records (its chunks and their bases) in one forward pass, in
+    /// pack order, into scratch file `name` in `folder`, which is removed at once (or, where
+    /// an open file cannot be removed, when the copy is no longer needed); records are
+    /// then read from it. Without it each record behind the streams already open costs
+    /// another pass over its pack from the start. Nothing is copied when the server honours
+    /// ranges, when the spans are more than twice the records needed and 64 MiB more
+    /// (other games' records between them: the card would take more than it saves), or
+    /// when they are more than `room` bytes (what the card can spare beside the game).
+    /// Returns the bytes copied.
+    pub fn spool_without_ranges(
+        &mut self,
+        folder: &crate::folder::Folder,
+        name: &str,
+        room: Option<u64>,
+    ) -> Result<u64> {
+        let lib = self.packs.library().clone();
+        let Some(remote) = lib.remote_source() else {
+            return Ok(0);
+        };
+        // Opening the first record's pack asks for its header as a range: a server that
+        // ignores ranges answers with the whole pack, kept as a stream from its start, so
+        // the pass below goes on from there. (A server that honours the header's range and
+        // no other is read as streams instead, as before: it shows only later.)
+        let Some(first) = self.locator.entry(0)? else {
+            return Ok(0);
+        };
+        self.packs.dict_id(first.pack_id)?;
+        if remote.ranges_ignored().is_none() {
+            return Ok(0);
+        }
+        let mut spans: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
+        let mut needed = 0u64;
+        let mut add = |e: ChunkEntry| {
+            let end = e.offset + (romlib_format::pack::RECORD_HEADER_LEN as u64) + e.clen as u64;
+            needed += end - e.offset;
+            let s = spans.entry(e.pack_id).or_insert((e.offset, end));
+            s.0 = s.0.min(e.offset);
+            s.1 = s.1.max(end);
+        };
+        for k in 0.. {
+            match self.locator.entry(k)? {
+                Some(e) => add(e.to_index(0)),
+                None => break,
+            }
+        }
+        for k in 0..self.locator.base_count() {
+            if let Some(e) = self.locator.base_at(k)? {
+                add(e);
+            }
+        }
+        let total: u64 = spans.values().map(|(a, b)| b - a).sum();
+        if total > 2 * needed + (64 << 20) || room.is_some_and(|r| total > r) {
+            return Ok(0);
+        }
+        // A name left by an attempt that could not remove it goes first.
+        folder.remove_file(name)?;
+        let file = folder.create_scratch(name)?;
+        let path = folder.at(name);
+        let removed = folder.remove_file(name).is_ok();
+        let list: Vec<(u32, u64, u64)> = spans.into_iter().map(|(id, (a, b))| (id, a, b)).collect();
+        let copied = self.packs.spool(&list, file, path);
+        if !removed {
+            self.packs.remove_spool_after(folder.try_clone()?, name);
+        }
+        let copied = copied?;
+        remote.count_extra(copied.saturating_sub(needed));
+        Ok(copied)
+    }
+
     /// The hashes of the base chunks the game's locator lists (none for a table).
     pub fn base_hashes(&self) -> Result<Vec<[u8; 32]>> {
         self.locator.base_hashes()

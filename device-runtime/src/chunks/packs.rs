@@ -5,6 +5,7 @@ use crate::chunks::decoder::ChunkDecoder;
 use crate::chunks::locator::ChunkLocator;
 use crate::chunks::{decode_verified, RecordRef};
 use crate::error::{Error, Result};
+use crate::folder::Folder;
 use crate::fsio::{file_len, open_existing, read_exact_at};
 use crate::library::remote::Remote;
 use crate::library::{pack_rel, Kind, Library};
@@ -44,7 +45,45 @@ pub struct PackReader {
     /// For a remote library: a run of adjacent records fetched with one range request
     /// (pack id, offset of its first byte, bytes).
     span: (u32, u64, Vec<u8>),
+    /// For a server that ignores byte ranges: spans of packs copied to a scratch file.
+    spool: Option<Spool>,
 }
+
+/// Spans of packs copied, one forward pass over each, into a scratch file on the device
+/// ([`PackReader::spool`]): records they hold are read from there. What it holds is no
+/// more trusted than the server's answer: every record is checked as any other is.
+struct Spool {
+    /// The scratch file (`None` only while it is dropped).
+    file: Option<File>,
+    path: PathBuf,
+    /// (pack id, first byte, end) of each span, and where it starts in the file.
+    spans: Vec<(u32, u64, u64, u64)>,
+    /// Where the file still has a name (a system that cannot remove an open file): its
+    /// folder and name, removed once the file is closed.
+    named: Option<(Folder, String)>,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        if let Some((folder, name)) = self.named.take() {
+            let _ = folder.remove_file(&name);
+        }
+    }
+}
+
+impl Spool {
+    /// Where bytes `offset .. offset + len` of pack `id` lie in the file, if copied.
+    fn find(&self, id: u32, offset: u64, len: u64) -> Option<u64> {
+        self.spans
+            .iter()
+            .find(|&&(p, a, b, _)| p == id && a <= offset && offset + len <= b)
+            .map(|&(_, a, _, at)| at + (offset - a))
+    }
+}
+
+/// Bytes a spool copies from a pack per read (one range of the forward pass).
+const SPOOL_PIECE: usize = 256 << 10;
 
 /// Most bytes fetched with one range request (a run of adjacent records).
 pub const SPAN_BYTES: u64 = 1 << 20;
@@ -65,6 +104,68 @@ impl PackReader {
             open: heapless::Vec::new(),
             record: Vec::with_capacity(RECORD_HEADER_LEN + MAX_CHUNK_LEN as usize),
             span: (0, 0, Vec::new()),
+            spool: None,
+        }
+    }
+
+    /// For a library on a server that ignores byte ranges: copies `spans` (pack id, first
+    /// byte, end of each) into `file` (a scratch file on the device, at `path` for errors),
+    /// reading each pack forward once, in pack order; the records they hold are then read
+    /// from `file`. A span that does not lie within its pack's records is left out (its
+    /// records are read the usual way, which names the fault). Returns the bytes copied.
+    pub fn spool(
+        &mut self,
+        spans: &[(u32, u64, u64)],
+        mut file: File,
+        path: PathBuf,
+    ) -> Result<u64> {
+        use std::io::Write;
+        let Kind::Remote(remote) = self.lib.kind() else {
+            return Ok(0);
+        };
+        let remote = remote.clone();
+        let mut copied = Vec::new();
+        let mut at = 0u64;
+        let mut piece = vec![0u8; SPOOL_PIECE];
+        let mut sorted = spans.to_vec();
+        sorted.sort_unstable();
+        for (id, start, end) in sorted {
+            let p = self.pack(id)?;
+            if start < HEADER_LEN as u64
+                || start >= end
+                || end > self.open[p].len - FOOTER_LEN as u64
+            {
+                continue;
+            }
+            let rel = pack_rel(id);
+            let mut pos = start;
+            while pos < end {
+                // A cancel stops before a request, never within one.
+                crate::cancel::check(&remote.display_path(&rel))?;
+                let n = (end - pos).min(SPOOL_PIECE as u64) as usize;
+                remote.read_range(&rel, pos, &mut piece[..n])?;
+                file.write_all(&piece[..n])
+                    .map_err(|e| Error::io(&path, "write", e))?;
+                pos += n as u64;
+            }
+            copied.push((id, start, end, at));
+            at += end - start;
+        }
+        self.spool = Some(Spool {
+            file: Some(file),
+            path,
+            spans: copied,
+            named: None,
+        });
+        Ok(at)
+    }
+
+    /// Removes the spool's file, still named `name` in `folder`, once it is closed.
+    pub fn remove_spool_after(&mut self, folder: Folder, name: &str) {
+        if let Some(s) = &mut self.spool {
+            s.named = Some((folder, name.to_string()));
+        } else {
+            let _ = folder.remove_file(name);
         }
     }
 
@@ -85,6 +186,11 @@ impl PackReader {
         };
         let remote = remote.clone();
         let first_len = RECORD_HEADER_LEN as u64 + first.clen as u64;
+        if let Some(s) = &self.spool {
+            if s.find(first.pack_id, first.offset, first_len).is_some() {
+                return Ok(());
+            }
+        }
         let (start, mut end) = (first.offset, first.offset + first_len);
         if self.span.0 == first.pack_id
             && self.span.1 <= start
@@ -305,7 +411,17 @@ impl PackReader {
         let in_span = *sp == entry.pack_id
             && ss <= entry.offset
             && entry.offset + want.len() as u64 <= ss + sb.len() as u64;
+        let spooled = self.spool.as_ref().and_then(|s| {
+            s.find(entry.pack_id, entry.offset, want.len() as u64)
+                .map(|at| (s, at))
+        });
         match &p.bytes {
+            _ if spooled.is_some() => {
+                let (s, at) = spooled.expect("just checked");
+                let file = s.file.as_ref().expect("open until dropped");
+                read_exact_at(file, &mut payload[want], at)
+                    .map_err(|e| Error::io(&s.path, "read", e))?
+            }
             _ if in_span => {
                 let at = (entry.offset - ss) as usize;
                 payload[want.clone()].copy_from_slice(&sb[at..at + want.len()]);

@@ -169,9 +169,9 @@ impl InstallCmd {
         let no_ranges = lib.remote_source().and_then(|r| r.ranges_ignored());
         if let Some(extra) = no_ranges {
             out.warn(&format!(
-                "{}: the server ignores byte ranges, so packs were read through as streams: \
-                 {extra} bytes downloaded beyond the records needed (serve the library with \
-                 nginx, `romlib serve` or another server with ranges to avoid them)",
+                "{}: the server ignores byte ranges, so packs were read through from their \
+                 start: {extra} bytes downloaded beyond the records needed (serve the library \
+                 with nginx, `romlib serve` or another server with ranges to avoid them)",
                 lib.root().display()
             ));
         }

@@ -368,10 +368,13 @@ fn install_into(
         drop_staging();
     };
     // What the card can hold, before a byte of the game is written.
+    let mut room = None;
     let fits = target_fs::probe(new.path()).and_then(|mut t| {
         if !opts.check_room {
             t.free = None;
         }
+        let game: u64 = m.body().files.iter().map(|f| f.size).sum();
+        room = t.free.map(|f| f.saturating_sub(game));
         target_fs::check_fits(&t, install_dir, &m.body().files)
     });
     if let Err(e) = fits {
@@ -384,7 +387,7 @@ fn install_into(
     let remote = lib.remote_source().is_some();
     let mut local = None;
     let streamed = (|| {
-        let source = ChunkSource::open(lib, m)?;
+        let mut source = ChunkSource::open(lib, m)?;
         if !remote {
             let how = Streaming {
                 local: None,
@@ -429,6 +432,11 @@ fn install_into(
             Some(r) => found.with_library(r)?,
             None => found,
         });
+        // Nothing of it on the device, from a server without byte ranges: each pack is
+        // read once, forward, into a scratch file beside the staging folder.
+        if found.is_empty() {
+            source.spool_without_ranges(&staging, &format!("{title}.spool"), room)?;
+        }
         let how = Streaming {
             local: Some(found),
             progress,

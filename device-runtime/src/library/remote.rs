@@ -278,6 +278,12 @@ impl Remote {
         c.ranges_ignored().then(|| c.stream_extra())
     }
 
+    /// Counts `n` more bytes downloaded beyond the records needed because the server
+    /// ignores byte ranges (bytes a spool copied along with them).
+    pub fn count_extra(&self, n: u64) {
+        self.client().count_extra(n);
+    }
+
     /// Bytes of response bodies received so far, and requests sent.
     pub fn transferred(&self) -> (u64, u64) {
         let c = self.client();

@@ -98,6 +98,11 @@ impl Client {
         self.stream_extra
     }
 
+    /// Counts `n` more bytes read beyond those needed (see [`Client::stream_extra`]).
+    pub fn count_extra(&mut self, n: u64) {
+        self.stream_extra += n;
+    }
+
     /// Where the last successful request ended up after redirects.
     pub fn last_url(&self) -> Option<&Url> {
         self.last_url.as_ref()
