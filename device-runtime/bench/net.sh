@@ -7,8 +7,10 @@
 # - over loopback from `romlib serve`, and from nginx (Debian's, started here with the
 #   library folder as its root), over plain HTTP and over HTTPS (a private authority and a
 #   server certificate made here with openssl; `--ca-file`);
-# - from `python3 -m http.server`, which ignores byte ranges (the packs are read as streams;
-#   the install's warning states the bytes beyond the records needed);
+# - from `python3 -m http.server`, which ignores byte ranges (a fresh install reads each
+#   pack once into a scratch copy, an upgrade reads them as streams; the install's warning
+#   states the bytes beyond the records needed), the first version, the revision fresh,
+#   and the revision as an upgrade;
 # and the revision is installed as an upgrade next to the first version, from nginx.
 # It prints install throughput and its ratio to the local install, peak RSS, requests,
 # and bytes downloaded over the game's size (fresh install and upgrade). One run per
@@ -74,7 +76,7 @@ install() {
   cmp -s "$in/$game/disc.iso" "$dir/$game/disc.iso" || { echo "net.sh: $name: installed file differs" >&2; exit 1; }
   WALL=$(secs "$(field 'Elapsed (wall clock)' "$WORK/$name.time")")
   RSS_KIB=$(field 'Maximum resident set size' "$WORK/$name.time")
-  EXTRA=$(sed -n 's/.*as streams: \([0-9]*\) bytes.*/\1/p' "$WORK/$name.time")
+  EXTRA=$(sed -n 's/.*from their start: \([0-9]*\) bytes.*/\1/p' "$WORK/$name.time")
   GOT=$(sed -n 's/^downloaded \([0-9]*\) bytes in \([0-9]*\) request.*/\1/p' "$WORK/$name.out")
   REQ=$(sed -n 's/^downloaded \([0-9]*\) bytes in \([0-9]*\) request.*/\2/p' "$WORK/$name.out")
 }
@@ -126,7 +128,7 @@ echo "## romlib-device install over HTTP: one $MIB MiB game"
 echo
 echo "$(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; native static x86_64 musl, \`device\` profile, loopback. One run per figure."
 echo
-echo "| install | seconds | MiB/s | vs local | peak RSS MiB | requests | downloaded / game size | beyond the records (no-range streams) |"
+echo "| install | seconds | MiB/s | vs local | peak RSS MiB | requests | downloaded / game size | beyond the records (no ranges) |"
 echo "|---|---|---|---|---|---|---|---|"
 rm -rf "$WORK/i-local"
 install local game "$WORK/i-local" -r "$lib"
@@ -150,12 +152,19 @@ row "from nginx over HTTPS (private CA)"
 rm -rf "$WORK/i-py"
 install py game "$WORK/i-py" --from "http://127.0.0.1:$PPORT/"
 row "from \`python3 -m http.server\` (no ranges)"
+install pyup game-v2 "$WORK/i-py" --from "http://127.0.0.1:$PPORT/"
+row "upgrade to the revision, from \`python3 -m http.server\`"
+rm -rf "$WORK/i-py2"
+install py2 game-v2 "$WORK/i-py2" --from "http://127.0.0.1:$PPORT/"
+row "the revision fresh, from \`python3 -m http.server\`"
 install upgrade game-v2 "$WORK/i-nginx" --from "http://127.0.0.1:$NPORT/"
 row "upgrade to the revision, from nginx"
 echo
 echo "The revision differs from the first version in 16 scattered 4 KiB blocks; the upgrade"
-echo "reuses the installed version's chunks (hashed before use) and downloads the rest."
-rm -rf "$WORK/i-local" "$WORK/i-serve" "$WORK/i-nginx" "$WORK/i-tls" "$WORK/i-py"
+echo "reuses the installed version's chunks (hashed before use) and downloads the rest. Without"
+echo "ranges, a fresh install reads each pack once into a scratch copy on the card; an upgrade"
+echo "reads the packs as streams, skipping to the changed records."
+rm -rf "$WORK/i-local" "$WORK/i-serve" "$WORK/i-nginx" "$WORK/i-tls" "$WORK/i-py" "$WORK/i-py2"
 
 MANY=${MANY_MIB:-$MIB}
 min="$WORK/many-in-$MANY"; mlib="$WORK/many-lib-$MANY"
@@ -173,7 +182,7 @@ body_len=$(od -An -tu4 -j12 -N4 "$mlib/games/many.manifest" | tr -d ' ')
 chunks=$(( ($(stat -c %s "$mlib/games/many.manifest") - 112 - body_len) / 36 ))
 in=$min
 echo
-echo "### Memory against the chunk count: $MANY MiB at --avg-chunk 1024, $chunks chunks, from \\`romlib serve\\`"
+echo "### Memory against the chunk count: $MANY MiB at --avg-chunk 1024, $chunks chunks, from \`romlib serve\`"
 echo
 echo "| install | seconds | peak RSS MiB | downloaded |"
 echo "|---|---|---|---|"
