@@ -124,6 +124,9 @@ pub fn decode_verified(
     Ok(())
 }
 
+/// Most packs a scratch copy of a game's records spans ([`ChunkSource::spool_without_ranges`]).
+const MAX_SPOOL_PACKS: usize = 1024;
+
 /// What errors say of a chunk that the locator does not place.
 const NOT_IN_LIBRARY: &str =
     "not in the library (incomplete library, or an altered chunk table or locator)";
@@ -400,24 +403,37 @@ impl ChunkSource {
         if remote.ranges_ignored().is_none() {
             return Ok(0);
         }
+        // The locator is the server's word: an entry no record can match is left to the
+        // usual reads (which name it), and a locator naming more packs than a game needs
+        // gets no copy. A record named twice counts twice in `needed` (what is said to be
+        // read beyond the records needed is then a little low).
         let mut spans: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
         let mut needed = 0u64;
-        let mut add = |e: ChunkEntry| {
+        let mut add = |e: ChunkEntry| -> bool {
+            if e.clen > romlib_format::limits::MAX_CHUNK_LEN {
+                return true;
+            }
             let end = e.offset + (romlib_format::pack::RECORD_HEADER_LEN as u64) + e.clen as u64;
             needed += end - e.offset;
+            if spans.len() == MAX_SPOOL_PACKS && !spans.contains_key(&e.pack_id) {
+                return false;
+            }
             let s = spans.entry(e.pack_id).or_insert((e.offset, end));
             s.0 = s.0.min(e.offset);
             s.1 = s.1.max(end);
+            true
         };
         for k in 0.. {
             match self.locator.entry(k)? {
-                Some(e) => add(e.to_index(0)),
+                Some(e) if add(e.to_index(0)) => {}
+                Some(_) => return Ok(0),
                 None => break,
             }
         }
         for k in 0..self.locator.base_count() {
-            if let Some(e) = self.locator.base_at(k)? {
-                add(e);
+            match self.locator.base_at(k)? {
+                Some(e) if !add(e) => return Ok(0),
+                _ => {}
             }
         }
         let total: u64 = spans.values().map(|(a, b)| b - a).sum();

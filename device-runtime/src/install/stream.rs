@@ -214,12 +214,12 @@ const FIXED_MEMORY: u64 = 7 << 19;
 /// for measurements).
 pub fn decoder_threads(max_memory: u64, max_chunk: u64, deltas: bool) -> (usize, usize) {
     // What one decoder thread touches at most besides its base cache: its decoded batches,
-    // the raw batches it holds, the decoder's window; with deltas, two more copies of a base
-    // (the dictionary ruzstd is given, and its own copy of it).
+    // the raw batches it holds, the decoder's window; with deltas, ruzstd's own copy of the
+    // last base (the dictionary it is given is dropped after each delta).
     let per_thread = (BUFFERS as u64) * (BATCH_BYTES as u64 + max_chunk)
         + (BUFFERS as u64) * (BATCH_BYTES as u64 + 2 * max_chunk)
         + max_chunk
-        + if deltas { 2 * max_chunk } else { 0 };
+        + if deltas { max_chunk } else { 0 };
     let want = if deltas { BASE_CACHE_BYTES } else { 0 };
     let avail = max_memory.saturating_sub(FIXED_MEMORY);
     let forced = std::env::var("ROMLIB_DECODERS")
@@ -724,12 +724,12 @@ mod tests {
         let (n, cache) = plan_threads(4, false, avail(8), per, BASE_CACHE_BYTES);
         assert_eq!(n, 2);
         assert!((768 << 10..1 << 20).contains(&cache), "{cache}");
-        // With deltas, each thread also holds two more copies of a base: still 2 threads,
-        // with 640 KiB of base cache each.
-        let per_d = per + 2 * mc;
+        // With deltas, each thread also holds ruzstd's copy of a base: still 2 threads,
+        // with 768 KiB of base cache each.
+        let per_d = per + mc;
         assert_eq!(
             plan_threads(4, false, avail(8), per_d, BASE_CACHE_BYTES),
-            (2, 640 << 10)
+            (2, 768 << 10)
         );
         // 12 MiB: all four.
         assert_eq!(plan_threads(4, false, avail(12), per, 0).0, 4);
