@@ -180,28 +180,22 @@ impl ChunkLocator {
     /// locator's base table. `Ok(None)` when neither knows it. The length in a base entry
     /// found in a locator is 0: the record header says it.
     pub fn base(&self, hash: &[u8; 32]) -> Result<Option<ChunkEntry>> {
-        match self {
-            Self::Table(t) => Ok(table_lookup(t, hash)),
-            Self::Locator {
-                path,
-                file,
-                bases,
-                base_count,
-                ..
-            } => {
-                let (mut lo, mut hi) = (0, *base_count);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    let b = base_entry(path, file, *bases, mid)?;
-                    match b.hash.cmp(hash) {
-                        std::cmp::Ordering::Equal => return Ok(Some(b.entry.to_index(0))),
-                        std::cmp::Ordering::Less => lo = mid + 1,
-                        std::cmp::Ordering::Greater => hi = mid,
-                    }
-                }
-                Ok(None)
+        if let Self::Table(t) = self {
+            return Ok(table_lookup(t, hash));
+        }
+        let (mut lo, mut hi) = (0, self.base_count());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let Some(b) = self.base_entry_at(mid)? else {
+                break;
+            };
+            match b.hash.cmp(hash) {
+                std::cmp::Ordering::Equal => return Ok(Some(b.entry.to_index(0))),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
             }
         }
+        Ok(None)
     }
 
     /// The hashes of every base chunk a locator lists (none for a table).
@@ -211,37 +205,29 @@ impl ChunkLocator {
 
     /// The hashes of the first `n` base chunks a locator lists (none for a table).
     pub fn first_base_hashes(&self, n: u64) -> Result<Vec<[u8; 32]>> {
-        match self {
-            Self::Table(_) => Ok(Vec::new()),
-            Self::Locator {
-                path,
-                file,
-                bases,
-                base_count,
-                ..
-            } => (0..(*base_count).min(n))
-                .map(|k| Ok(base_entry(path, file, *bases, k)?.hash))
-                .collect(),
-        }
+        (0..self.base_count().min(n))
+            .filter_map(|k| self.base_entry_at(k).transpose())
+            .map(|b| Ok(b?.hash))
+            .collect()
     }
 
     /// Where base chunk `k` of the locator's base table is stored (`None` past its end, or
     /// for a table); its length is the record header's to say.
     pub fn base_at(&self, k: u64) -> Result<Option<ChunkEntry>> {
+        Ok(self.base_entry_at(k)?.map(|b| b.entry.to_index(0)))
+    }
+
+    /// Entry `k` of a locator's base table (`None` past its end, or for a table).
+    fn base_entry_at(&self, k: u64) -> Result<Option<BaseEntry>> {
         match self {
-            Self::Table(_) => Ok(None),
             Self::Locator {
                 path,
                 file,
                 bases,
                 base_count,
                 ..
-            } => {
-                if k >= *base_count {
-                    return Ok(None);
-                }
-                Ok(Some(base_entry(path, file, *bases, k)?.entry.to_index(0)))
-            }
+            } if k < *base_count => base_entry(path, file, *bases, k).map(Some),
+            _ => Ok(None),
         }
     }
 
