@@ -15,7 +15,7 @@
 #                    incremental build of a little new data costs as the library grows
 #   - cat ms:        `romlib cat` of one small file of the first game
 #   - index B/chunk: the index's bytes on disk (allocated blocks of index.db and of the
-#                    sorted runs in runs/) over the chunks stored
+#                    sorted runs and their Bloom filters in runs/) over the chunks stored
 #
 # then how adding at the last step compares with adding at step 2 (the large and the small
 # game, and borg's), and a projection of the index to a 10 TB library at the default
@@ -117,7 +117,9 @@ for step in $(seq 1 "$STEPS"); do
   cat_ms=$(awk -v s="$SECS" 'BEGIN { printf "%d", s * 1000 }')
   grep -q 'game 1 of the scale benchmark' "$WORK/out" || { echo "scale.sh: cat returned the wrong bytes" >&2; exit 1; }
   # On disk: redb grows its file in large steps, and a file system holds it sparse.
-  index=$(stat -c '%b %B' "$LIB/index.db" "$LIB"/runs/*.run 2>/dev/null | awk '{ s += $1 * $2 } END { print s }')
+  # Runs and their Bloom filters (runs held in memory have none on disk).
+  index=$(find "$LIB/index.db" "$LIB/runs" -maxdepth 1 -type f \( -name index.db -o -name '*.run' -o -name '*.bloom' \) \
+    -exec stat -c '%b %B' {} + | awk '{ s += $1 * $2 } END { print s }')
   printf '| %d | %d | %s | %s | %.0f | %.0f | %s | %s | %s | %.1f | %.0f |\n' "$step" "$chunks" "$add" "$borg_s" \
     "$(awk -v k="$add_rss" 'BEGIN { print k / 1024 }')" "$(awk -v k="$borg_rss" 'BEGIN { print k / 1024 }')" \
     "$noop" "$small" "$cat_ms" \

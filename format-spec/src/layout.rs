@@ -20,6 +20,9 @@ pub const INDEX_FILE: &str = "index.db";
 pub const RUNS_DIR: &str = "runs";
 /// Extension of a sorted run in [`RUNS_DIR`].
 pub const RUN_EXT: &str = "run";
+/// Extension of a run's Bloom filter beside it in [`RUNS_DIR`] (SPEC section 5.4), a
+/// builder's cache.
+pub const FILTER_EXT: &str = "bloom";
 /// Checksums of an index published by rename (earlier builders; deleted on the first
 /// in-place write, SPEC section 5.1).
 pub const INDEX_SUM_FILE: &str = "index.sum";

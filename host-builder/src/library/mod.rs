@@ -15,6 +15,7 @@
 //!    are durable, and no reader opens it ([`writer`]).
 
 pub mod dicts;
+pub mod filter;
 pub mod games_layout;
 pub mod index;
 pub mod locator;

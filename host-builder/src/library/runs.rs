@@ -24,7 +24,8 @@ use romlib_format::index::{
     ChunkEntry, RunLayout, RunSection, ENTRY_LEN, RUN_CHUNKS, RUN_FENCE_LEN, RUN_HEADER_LEN,
     RUN_SECTIONS, RUN_TRAILER_LEN, SKETCH_PREFIX_LEN,
 };
-use romlib_format::layout::RUN_EXT;
+use super::filter::{self, RunFilter, FILTERED};
+use romlib_format::layout::{FILTER_EXT, RUN_EXT};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -66,9 +67,19 @@ pub fn run_file_name(id: u64) -> String {
     format!("{id:016x}.{RUN_EXT}")
 }
 
+/// The file name of run `id`'s filter.
+pub fn filter_file_name(id: u64) -> String {
+    format!("{id:016x}.{FILTER_EXT}")
+}
+
 /// The id of a run file's canonical name.
 pub fn parse_run_file_name(name: &str) -> Option<u64> {
-    let hex = name.strip_suffix(RUN_EXT)?.strip_suffix('.')?;
+    parse_id(name, RUN_EXT)
+}
+
+/// The id in `name` when it is `<16 lower-case hex digits>.<ext>`.
+fn parse_id(name: &str, ext: &str) -> Option<u64> {
+    let hex = name.strip_suffix(ext)?.strip_suffix('.')?;
     if hex.len() != 16 || !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
@@ -111,6 +122,9 @@ pub struct Run {
     /// The rows of a small run (at most [`RESIDENT_RUN_LEN`] bytes), read once: a lookup
     /// there costs no system call. Blocks are checked on every read all the same.
     resident: Option<Vec<u8>>,
+    /// The filter of its chunk and sketch keys, when its writer holds one (module
+    /// [`filter`]).
+    filter: Option<RunFilter>,
 }
 
 impl Run {
@@ -172,6 +186,7 @@ impl Run {
             fences,
             crcs,
             resident,
+            filter: None,
         })
     }
 
@@ -275,6 +290,9 @@ impl Run {
     fn find(&self, s: usize, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let sec = RUN_SECTIONS[s];
         let f = fence_of(key);
+        if !self.may_hold(s, f) {
+            return Ok(None);
+        }
         let fences = &self.fences[s];
         let mut b = fences.partition_point(|&x| x <= f);
         let mut scratch = [0u8; MAX_BLOCK_LEN];
@@ -303,6 +321,9 @@ impl Run {
     fn chunk_by_prefix(&self, prefix: &[u8; SKETCH_PREFIX_LEN]) -> Result<Option<Vec<u8>>> {
         let sec = RUN_CHUNKS;
         let f = u64::from_be_bytes(*prefix);
+        if !self.may_hold(CHUNKS, f) {
+            return Ok(None);
+        }
         let fences = &self.fences[CHUNKS];
         let mut b = fences.partition_point(|&x| x < f).saturating_sub(1);
         let mut scratch = [0u8; MAX_BLOCK_LEN];
@@ -317,6 +338,48 @@ impl Run {
             b += 1;
         }
         Ok(None)
+    }
+
+    /// False when the run's filter says no key of section `s` starts with the 8 bytes
+    /// `prefix`.
+    fn may_hold(&self, s: usize, prefix: u64) -> bool {
+        match &self.filter {
+            Some(f) if s < FILTERED => f[s].may_contain(prefix),
+            _ => true,
+        }
+    }
+
+    /// The path of the run's filter.
+    fn filter_path(&self) -> PathBuf {
+        self.path.with_file_name(filter_file_name(self.id))
+    }
+
+    /// Makes the run's filter from its keys, read in one pass (from memory for a run held
+    /// there), and writes it beside the run unless the run is held in memory.
+    fn make_filter(&self) -> Result<RunFilter> {
+        let mut f: RunFilter =
+            std::array::from_fn(|s| filter::SectionFilter::with_keys(self.layout.counts[s]));
+        for (s, sf) in f.iter_mut().enumerate() {
+            match &self.resident {
+                Some(rows) => {
+                    let from = (self.layout.starts[s] - self.layout.starts[0]) as usize;
+                    let len = self.layout.counts[s] as usize * RUN_SECTIONS[s].row_len;
+                    for row in rows[from..from + len].chunks_exact(RUN_SECTIONS[s].row_len) {
+                        sf.insert(fence_of(row));
+                    }
+                }
+                None => {
+                    let mut c = self.cursor(s);
+                    while let Some(row) = c.next_row()? {
+                        sf.insert(fence_of(row));
+                    }
+                }
+            }
+        }
+        if self.resident.is_none() {
+            filter::write(&self.filter_path(), &self.checksum, &f)?;
+        }
+        Ok(f)
     }
 
     /// A sequential reader of section `s`.
@@ -461,6 +524,15 @@ impl Mem {
         self.chunks.is_empty() && self.sketches.is_empty() && self.deltas.is_empty()
     }
 
+    /// Rows of section `s`.
+    fn count(&self, s: usize) -> u64 {
+        (match s {
+            CHUNKS => self.chunks.len(),
+            SKETCHES => self.sketches.len(),
+            _ => self.deltas.len(),
+        }) as u64
+    }
+
     /// Rows of every section.
     fn row_count(&self) -> u64 {
         (self.chunks.len() + self.sketches.len() + self.deltas.len()) as u64
@@ -512,14 +584,19 @@ pub struct ChunkIndex {
     runs: Vec<Run>,
     mem: Mem,
     next_id: u64,
-    /// Runs merged away since the last commit (deleted once it is durable).
+    /// Runs merged away since the last commit, and their filters (deleted once it is
+    /// durable).
     merged_away: Vec<PathBuf>,
+    /// Whether lookups go through filters (a writer's index; module [`filter`]).
+    filters: bool,
 }
 
 impl ChunkIndex {
     /// Opens runs `ids` of folder `dir` (oldest first). With `tidy` (a writer holding the
-    /// exclusive lock), the folder is created when missing and every run file it holds
-    /// that the list does not name is deleted. New runs get ids above every run file there.
+    /// exclusive lock), the folder is created when missing, every run file and filter it
+    /// holds that the list does not name is deleted, and lookups go through filters (read,
+    /// or made and written where missing or unusable). New runs get ids above every run
+    /// file there.
     pub fn open(dir: &Path, ids: &[u64], tidy: bool) -> Result<Self> {
         let mut next_id = ids.iter().max().map_or(1, |m| m.saturating_add(1));
         let exists = match dir.symlink_metadata() {
@@ -540,11 +617,14 @@ impl ChunkIndex {
             let mut stale = Vec::new();
             for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read folder", e))? {
                 let e = e.map_err(|e| Error::io(dir, "read folder", e))?;
-                if let Some(id) = parse_run_file_name(&e.file_name().to_string_lossy()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(id) = parse_run_file_name(&name) {
                     next_id = next_id.max(id.saturating_add(1));
                     if !ids.contains(&id) {
                         stale.push(e.path());
                     }
+                } else if parse_id(&name, FILTER_EXT).is_some_and(|id| !ids.contains(&id)) {
+                    stale.push(e.path());
                 }
             }
             if tidy {
@@ -557,13 +637,44 @@ impl ChunkIndex {
         for &id in ids {
             runs.push(Run::open(&dir.join(run_file_name(id)), id)?);
         }
-        Ok(Self {
+        let mut ix = Self {
             dir: dir.to_path_buf(),
             runs,
             mem: Mem::default(),
             next_id,
             merged_away: Vec::new(),
-        })
+            filters: tidy,
+        };
+        ix.attach_filters()?;
+        Ok(ix)
+    }
+
+    /// Gives the runs their filters, newest first, while they fit in
+    /// [`filter::FILTER_BUDGET`]: a run's own is kept, read from its file, or made from
+    /// its rows. Nothing without [`ChunkIndex::filters`].
+    fn attach_filters(&mut self) -> Result<()> {
+        if !self.filters {
+            return Ok(());
+        }
+        let mut used = 0u64;
+        for r in self.runs.iter_mut().rev() {
+            used += filter::bytes_for(&r.layout.counts);
+            if used > filter::FILTER_BUDGET {
+                r.filter = None;
+                continue;
+            }
+            if r.filter.is_some() {
+                continue;
+            }
+            r.filter = match r.resident {
+                Some(_) => None,
+                None => filter::read(&r.filter_path(), &r.checksum, &r.layout.counts)?,
+            };
+            if r.filter.is_none() {
+                r.filter = Some(r.make_filter()?);
+            }
+        }
+        Ok(())
     }
 
     /// The runs, oldest first.
@@ -719,23 +830,39 @@ impl ChunkIndex {
         }
         let id = self.take_id();
         let path = self.dir.join(run_file_name(id));
-        {
-            let mut w = RunWriter::create(&path)?;
+        // The filter is made as the rows pass, sized for every row of the sources (keys
+        // they share collapse, so it may be a little larger than the rows need).
+        let keys: [u64; FILTERED] = std::array::from_fn(|s| {
+            self.runs[from..].iter().map(|r| r.layout.counts[s]).sum::<u64>()
+                + self.mem.count(s)
+        });
+        let f = {
+            let mut w = RunWriter::create(&path, self.filters.then_some(keys))?;
             for s in 0..RUN_SECTIONS.len() {
                 let mut m = self.merged(s, &self.runs[from..], true)?;
                 while let Some(row) = m.next_row()? {
                     w.push(s, row)?;
                 }
             }
-            w.finish()?;
-        }
+            w.finish()?
+        };
         self.mem = Mem::default();
-        let new = Run::open(&path, id)?;
+        let mut new = Run::open(&path, id)?;
+        if let Some((sum, f)) = f {
+            if (0..FILTERED).all(|s| filter::fits(keys[s], new.layout.counts[s])) {
+                if new.resident.is_none() {
+                    filter::write(&new.filter_path(), &sum, &f)?;
+                }
+                new.filter = Some(f);
+            }
+        }
         for r in self.runs.drain(from..) {
+            self.merged_away.push(r.filter_path());
             self.merged_away.push(r.path);
         }
         self.runs.push(new);
         crate::fsio::sync_dir(&self.dir)?;
+        self.attach_filters()?;
         Ok(Some(self.ids()))
     }
 
@@ -757,7 +884,8 @@ impl ChunkIndex {
         let ids = self.ids();
         for e in std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, "read folder", e))? {
             let e = e.map_err(|e| Error::io(&self.dir, "read folder", e))?;
-            if let Some(id) = parse_run_file_name(&e.file_name().to_string_lossy()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = parse_run_file_name(&name).or_else(|| parse_id(&name, FILTER_EXT)) {
                 if !ids.contains(&id) {
                     let p = e.path();
                     std::fs::remove_file(&p).map_err(|e| Error::io(&p, "remove", e))?;
@@ -784,7 +912,7 @@ impl ChunkIndex {
         let id = self.take_id();
         let path = self.dir.join(run_file_name(id));
         {
-            let mut w = RunWriter::create(&path)?;
+            let mut w = RunWriter::create(&path, None)?;
             // Chunks.
             let mut m = self.merged(CHUNKS, &self.runs, false)?;
             while let Some(row) = m.next_row()? {
@@ -868,9 +996,11 @@ impl ChunkIndex {
         crate::fsio::sync_dir(&self.dir)?;
         let run = Run::open(&path, id)?;
         for r in self.runs.drain(..) {
+            self.merged_away.push(r.filter_path());
             self.merged_away.push(r.path);
         }
         self.runs.push(run);
+        self.attach_filters()?;
         Ok(self.ids())
     }
 
@@ -887,7 +1017,7 @@ impl ChunkIndex {
         let id = self.take_id();
         let path = self.dir.join(run_file_name(id));
         {
-            let mut w = RunWriter::create(&path)?;
+            let mut w = RunWriter::create(&path, None)?;
             for s in 0..3 {
                 rows(s, &mut |row| w.push(s, row))?;
             }
@@ -895,6 +1025,7 @@ impl ChunkIndex {
         }
         crate::fsio::sync_dir(&self.dir)?;
         self.runs.push(Run::open(&path, id)?);
+        self.attach_filters()?;
         Ok(id)
     }
 
@@ -977,10 +1108,14 @@ struct RunWriter {
     /// The rows of the block being written: checksummed, hashed and written whole, so
     /// that BLAKE3 and CRC-32 run over kilobytes at a time, not a row.
     block: Vec<u8>,
+    /// The filter of the keys written, when asked for.
+    filter: Option<RunFilter>,
 }
 
 impl RunWriter {
-    fn create(path: &Path) -> Result<Self> {
+    /// A writer of a new run at `path`, making a filter sized for `filter_keys` keys per
+    /// section as the rows pass when asked.
+    fn create(path: &Path, filter_keys: Option<[u64; FILTERED]>) -> Result<Self> {
         let file = create_new(path)?;
         let mut w = Self {
             path: path.to_path_buf(),
@@ -992,6 +1127,8 @@ impl RunWriter {
             section: 0,
             last: Vec::new(),
             block: Vec::with_capacity(4096),
+            filter: filter_keys
+                .map(|k| std::array::from_fn(|s| filter::SectionFilter::with_keys(k[s]))),
         };
         w.put(&RunLayout::header())?;
         Ok(w)
@@ -1040,6 +1177,9 @@ impl RunWriter {
         }
         self.counts[s] += 1;
         self.block.extend_from_slice(row);
+        if let Some(f) = self.filter.as_mut().and_then(|f| f.get_mut(s)) {
+            f.insert(fence_of(row));
+        }
         Ok(())
     }
 
@@ -1058,7 +1198,9 @@ impl RunWriter {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<()> {
+    /// Ends the run and makes it durable; returns its checksum and filter when one was
+    /// asked for.
+    fn finish(mut self) -> Result<Option<([u8; 32], RunFilter)>> {
         self.end_block()?;
         for s in 0..3 {
             let f = std::mem::take(&mut self.fences[s]);
@@ -1075,13 +1217,14 @@ impl RunWriter {
             .map_err(|e| Error::io(&self.path, "write", e))?;
         self.out
             .sync_all()
-            .map_err(|e| Error::io(&self.path, "fsync", e))
+            .map_err(|e| Error::io(&self.path, "fsync", e))?;
+        Ok(self.filter.map(|f| (sum, f)))
     }
 }
 
 /// Creates `path`, which must not exist (a leftover of the same name is removed first,
 /// never written through).
-fn create_new(path: &Path) -> Result<File> {
+pub(super) fn create_new(path: &Path) -> Result<File> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -1095,7 +1238,7 @@ fn create_new(path: &Path) -> Result<File> {
 }
 
 /// Opens `path` for reading, refusing a symbolic link.
-fn open_nofollow(path: &Path) -> Result<File> {
+pub(super) fn open_nofollow(path: &Path) -> Result<File> {
     match path.symlink_metadata() {
         Ok(m) if m.file_type().is_symlink() => {
             return Err(Error::library(
