@@ -37,8 +37,11 @@ pub const MERGE_FACTOR: u64 = 3;
 
 /// A run whose rows take at most this many bytes is held in memory while open (the
 /// newest, small runs, which every lookup visits too): with the geometric merge, the runs
-/// held take at most about 1.5 times this.
+/// held take at most about 1.5 times this. (Unit tests read small runs from disk too.)
+#[cfg(not(test))]
 const RESIDENT_RUN_LEN: u64 = 16 << 20;
+#[cfg(test)]
+const RESIDENT_RUN_LEN: u64 = 64 << 10;
 
 /// The largest block of any section (a lookup reads one into a buffer on the stack).
 const MAX_BLOCK_LEN: usize = 4096;
@@ -1334,5 +1337,122 @@ mod tests {
         assert_eq!(parse_run_file_name("00000000000000FF.run"), None);
         assert_eq!(parse_run_file_name("ff.run"), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes `batches` runs of `per` chunks (each with a sketch) into a new index in
+    /// `dir`; returns the index and every hash.
+    fn filled(dir: &Path, batches: u32, per: u32, base: u32) -> (ChunkIndex, Vec<[u8; 32]>) {
+        let mut ix = ChunkIndex::open(dir, &[], true).unwrap();
+        let mut all = Vec::new();
+        for b in 0..batches {
+            for i in 0..per {
+                let n = base + b * 1_000_000 + i;
+                ix.insert_chunk(hash(n), entry(n));
+                ix.insert_sketch(u64::from(n) * 7 + 1, &hash(n)).unwrap();
+                all.push(hash(n));
+            }
+            ix.write().unwrap();
+            ix.drop_merged().unwrap();
+        }
+        (ix, all)
+    }
+
+    fn finds_all(ix: &ChunkIndex, all: &[[u8; 32]]) {
+        for (i, h) in all.iter().enumerate() {
+            assert!(ix.get(h).unwrap().is_some(), "chunk {i} lost");
+            assert!(ix.by_prefix(&h[..8].try_into().unwrap()).unwrap().is_some());
+        }
+    }
+
+    #[test]
+    fn a_run_read_from_disk_has_a_filter_file_that_is_made_again_when_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("runs");
+        // 3000 chunks: about 210 KB of rows, above the test build's 64 KiB in memory.
+        let (ix, all) = filled(&dir, 3, 1000, 0);
+        let ids = ix.ids();
+        assert_eq!(ids.len(), 1, "three equal batches merge into one run");
+        let run = &ix.runs()[0];
+        assert!(run.resident.is_none() && run.filter.is_some());
+        let bloom = run.filter_path();
+        let made = std::fs::read(&bloom).unwrap();
+        finds_all(&ix, &all);
+        // Keys it does not hold are answered by the filter: at 8 bits per key, about 2%
+        // of them get past it.
+        let past = (5_000_000..5_010_000u32)
+            .filter(|&n| run.may_hold(CHUNKS, fence_of(&hash(n))))
+            .count();
+        assert!(past < 400, "{past} of 10000 absent keys passed the filter");
+        drop(ix);
+
+        // Damaged: made again, the same bytes.
+        let mut bad = made.clone();
+        bad[200] ^= 0x10;
+        std::fs::write(&bloom, &bad).unwrap();
+        let ix = ChunkIndex::open(&dir, &ids, true).unwrap();
+        finds_all(&ix, &all);
+        assert!(std::fs::read(&bloom).unwrap() == made);
+        drop(ix);
+
+        // Another run's filter under this name (an id used again): refused, made again.
+        let other_dir = dir.with_file_name("other");
+        let (other, _) = filled(&other_dir, 3, 1000, 500);
+        let other_bloom = other.runs()[0].filter_path();
+        drop(other);
+        std::fs::copy(&other_bloom, &bloom).unwrap();
+        assert!(std::fs::read(&bloom).unwrap() != made);
+        let ix = ChunkIndex::open(&dir, &ids, true).unwrap();
+        finds_all(&ix, &all);
+        assert!(std::fs::read(&bloom).unwrap() == made);
+        drop(ix);
+
+        // A link planted under the name is replaced, and what it points to left alone.
+        #[cfg(unix)]
+        {
+            let outside = dir.with_file_name("outside");
+            std::fs::write(&outside, b"not ours").unwrap();
+            std::fs::remove_file(&bloom).unwrap();
+            std::os::unix::fs::symlink(&outside, &bloom).unwrap();
+            let ix = ChunkIndex::open(&dir, &ids, true).unwrap();
+            finds_all(&ix, &all);
+            assert!(!bloom.symlink_metadata().unwrap().file_type().is_symlink());
+            assert_eq!(std::fs::read(&outside).unwrap(), b"not ours");
+        }
+
+        // A filter no listed run owns is deleted by a writer, kept by a reader.
+        let stray = dir.join(filter_file_name(ids[0] + 40));
+        std::fs::write(&stray, b"stray").unwrap();
+        ChunkIndex::open(&dir, &ids, false).unwrap();
+        assert!(stray.exists());
+        ChunkIndex::open(&dir, &ids, true).unwrap();
+        assert!(!stray.exists() && bloom.exists());
+    }
+
+    #[test]
+    fn merged_runs_take_their_filters_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("runs");
+        let (mut ix, mut all) = filled(&dir, 3, 1000, 0);
+        let first = ix.runs()[0].filter_path();
+        // Batches that merge into the large run in turn.
+        for b in 10..14u32 {
+            for i in 0..800 {
+                let n = b * 1_000_000 + i;
+                ix.insert_chunk(hash(n), entry(n));
+                all.push(hash(n));
+            }
+            ix.write().unwrap();
+            ix.drop_merged().unwrap();
+        }
+        finds_all(&ix, &all);
+        assert!(!first.exists(), "the filter of a run merged away is deleted with it");
+        let ids = ix.ids();
+        drop(ix);
+        let ix = ChunkIndex::open(&dir, &ids, true).unwrap();
+        finds_all(&ix, &all);
+        for r in ix.runs() {
+            assert!(r.filter.is_some());
+            assert_eq!(r.filter_path().exists(), r.resident.is_none());
+        }
     }
 }
