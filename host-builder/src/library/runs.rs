@@ -1096,14 +1096,59 @@ pub const SECTION_SKETCHES: usize = SKETCHES;
 /// See [`SECTION_CHUNKS`].
 pub const SECTION_DELTAS: usize = DELTAS;
 
+/// Hashes and writes a run's bytes on a thread of its own, so that merging the rows and
+/// writing them overlap: BLAKE3 and the copy into the page cache were half of a large
+/// merge's time.
+struct Sink {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<(File, blake3::Hasher)>>>,
+}
+
+impl Sink {
+    fn new(mut file: File) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::spawn(move || {
+            let mut hash = blake3::Hasher::new();
+            for piece in rx {
+                hash.update(&piece);
+                file.write_all(&piece)?;
+            }
+            Ok((file, hash))
+        });
+        Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Hands `piece` to the thread; the thread's error once it has stopped on one.
+    fn send(&mut self, piece: Vec<u8>) -> std::io::Result<()> {
+        let tx = self.tx.as_ref().expect("a sink is sent to until it ends");
+        if tx.send(piece).is_ok() {
+            return Ok(());
+        }
+        self.end().map(|_| ())
+    }
+
+    /// The file and the hash of all that was sent, once written.
+    fn end(&mut self) -> std::io::Result<(File, blake3::Hasher)> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the run writer's thread failed"))),
+            None => Err(std::io::Error::other("the run writer's thread has stopped")),
+        }
+    }
+}
+
 /// Writes a run in one pass.
 struct RunWriter {
     path: PathBuf,
-    out: File,
-    /// Bytes not yet written, hashed as they leave in pieces of [`RUN_WRITE_BUF`] bytes
-    /// (whole BLAKE3 chunks, which it hashes several at a time).
+    out: Sink,
+    /// Bytes not yet sent to be hashed and written, which leave in pieces of
+    /// [`RUN_WRITE_BUF`] bytes (whole BLAKE3 chunks, which it hashes several at a time).
     buf: Vec<u8>,
-    hash: blake3::Hasher,
     counts: [u64; 3],
     fences: [Vec<u8>; 3],
     section: usize,
@@ -1122,9 +1167,8 @@ impl RunWriter {
         let file = create_new(path)?;
         let mut w = Self {
             path: path.to_path_buf(),
-            out: file,
-            buf: Vec::with_capacity(RUN_WRITE_BUF),
-            hash: blake3::Hasher::new(),
+            out: Sink::new(file),
+            buf: Vec::with_capacity(RUN_WRITE_BUF + 4096),
             counts: [0; 3],
             fences: Default::default(),
             section: 0,
@@ -1145,16 +1189,17 @@ impl RunWriter {
         Ok(())
     }
 
-    /// Hashes and writes the buffered bytes, all of them when `piece` is 1, else a whole
-    /// number of `piece`s (the rest stays buffered).
+    /// Sends the buffered bytes to be hashed and written, all of them when `piece` is 1,
+    /// else a whole number of `piece`s (the rest stays buffered).
     fn drain(&mut self, piece: usize) -> Result<()> {
         let n = self.buf.len() / piece * piece;
-        self.hash.update(&self.buf[..n]);
+        let mut rest = Vec::with_capacity(RUN_WRITE_BUF + 4096);
+        rest.extend_from_slice(&self.buf[n..]);
+        let mut full = std::mem::replace(&mut self.buf, rest);
+        full.truncate(n);
         self.out
-            .write_all(&self.buf[..n])
-            .map_err(|e| Error::io(&self.path, "write", e))?;
-        self.buf.drain(..n);
-        Ok(())
+            .send(full)
+            .map_err(|e| Error::io(&self.path, "write", e))
     }
 
     fn push(&mut self, s: usize, row: &[u8]) -> Result<()> {
@@ -1212,14 +1257,16 @@ impl RunWriter {
         let counts = RunLayout::encode_counts(self.counts);
         self.put(&counts)?;
         self.drain(1)?;
-        let sum = *self.hash.finalize().as_bytes();
+        let (mut out, hash) = self
+            .out
+            .end()
+            .map_err(|e| Error::io(&self.path, "write", e))?;
+        let sum = *hash.finalize().as_bytes();
         let mut end = sum.to_vec();
         end.extend_from_slice(romlib_format::index::RUN_END);
-        self.out
-            .write_all(&end)
+        out.write_all(&end)
             .map_err(|e| Error::io(&self.path, "write", e))?;
-        self.out
-            .sync_all()
+        out.sync_all()
             .map_err(|e| Error::io(&self.path, "fsync", e))?;
         Ok(self.filter.map(|f| (sum, f)))
     }
