@@ -137,7 +137,9 @@ pub fn fits(sized: u64, keys: u64) -> bool {
 /// Writes `f`, the filter of the run whose checksum is `run_sum`, to `path` (which must
 /// not exist). Not fsynced: a torn file fails its checksum and is made again.
 pub fn write(path: &Path, run_sum: &[u8; 32], f: &RunFilter) -> Result<()> {
-    let mut b = Vec::with_capacity(HEADER_LEN + f.iter().map(|s| s.bytes() as usize).sum::<usize>() + SUM_LEN);
+    let mut b = Vec::with_capacity(
+        HEADER_LEN + f.iter().map(|s| s.bytes() as usize).sum::<usize>() + SUM_LEN,
+    );
     b.extend_from_slice(MAGIC);
     b.extend_from_slice(&VERSION.to_le_bytes());
     b.extend_from_slice(&[0; 4]);
@@ -227,18 +229,26 @@ mod tests {
             f.insert(key(n));
         }
         assert!((0..100_000).all(|n| f.may_contain(key(n))));
-        let false_hits = (100_000..200_000).filter(|&n| f.may_contain(key(n))).count();
+        let false_hits = (100_000..200_000)
+            .filter(|&n| f.may_contain(key(n)))
+            .count();
         // About 2% expected at 8 bits per key; a filter that answers "maybe" to
         // everything, or ignores a probe, fails.
         assert!(false_hits < 3_500, "{false_hits} false hits in 100000");
-        assert!(false_hits > 500, "{false_hits} false hits: sized smaller than said?");
+        assert!(
+            false_hits > 500,
+            "{false_hits} false hits: sized smaller than said?"
+        );
     }
 
     #[test]
     fn a_filter_file_round_trips_and_refuses_damage_and_other_runs() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("0000000000000001.bloom");
-        let mut f: RunFilter = [SectionFilter::with_keys(1000), SectionFilter::with_keys(3000)];
+        let mut f: RunFilter = [
+            SectionFilter::with_keys(1000),
+            SectionFilter::with_keys(3000),
+        ];
         for n in 0..1000 {
             f[0].insert(key(n));
         }

@@ -18,13 +18,13 @@
 //! commit, or merged away and not yet deleted) is deleted by the next writer. Only names
 //! of the canonical form are ever deleted, and a link is never followed.
 
+use super::filter::{self, RunFilter, FILTERED};
 use crate::error::{Error, Result};
 use romlib_device::fsio::read_exact_at as read_at;
 use romlib_format::index::{
     ChunkEntry, RunLayout, RunSection, ENTRY_LEN, RUN_CHUNKS, RUN_FENCE_LEN, RUN_HEADER_LEN,
     RUN_SECTIONS, RUN_TRAILER_LEN, SKETCH_PREFIX_LEN,
 };
-use super::filter::{self, RunFilter, FILTERED};
 use romlib_format::layout::{FILTER_EXT, RUN_EXT};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -836,7 +836,10 @@ impl ChunkIndex {
         // The filter is made as the rows pass, sized for every row of the sources (keys
         // they share collapse, so it may be a little larger than the rows need).
         let keys: [u64; FILTERED] = std::array::from_fn(|s| {
-            self.runs[from..].iter().map(|r| r.layout.counts[s]).sum::<u64>()
+            self.runs[from..]
+                .iter()
+                .map(|r| r.layout.counts[s])
+                .sum::<u64>()
                 + self.mem.count(s)
         });
         let f = {
@@ -1492,7 +1495,10 @@ mod tests {
             ix.drop_merged().unwrap();
         }
         finds_all(&ix, &all);
-        assert!(!first.exists(), "the filter of a run merged away is deleted with it");
+        assert!(
+            !first.exists(),
+            "the filter of a run merged away is deleted with it"
+        );
         let ids = ix.ids();
         drop(ix);
         let ix = ChunkIndex::open(&dir, &ids, true).unwrap();
