@@ -192,6 +192,130 @@ fn prune_gives_back_what_no_game_needs_and_every_game_left_installs_everywhere()
     assert!(out.contains(" 0 new (0.0 MiB)"), "{out}");
 }
 
+const ALL: [&str; 6] = ["alpha", "alpha-v2", "beta", "gamma", "delta", "eps"];
+
+/// [`inputs`], with alpha-v2 built a build (and a second) after the rest: deltas stored in
+/// the same second as their base keep their direction (which one is newer cannot be told).
+fn later_revision(w: &Workspace) {
+    inputs(w);
+    fs::rename(w.p("in/alpha-v2"), w.p("v2-later")).unwrap();
+    fs::remove_dir_all(w.p("lib")).unwrap();
+    ok(w.build("in", "lib", &build_args()));
+    std::thread::sleep(Duration::from_millis(1100));
+    fs::rename(w.p("v2-later"), w.p("in/alpha-v2")).unwrap();
+    ok(w.build("in", "lib", &build_args()));
+}
+
+/// The chunks of one-file game `game` in library `lib`, in order, and whether the index
+/// holds each as a delta.
+fn chunks_of(lib: &Path, game: &str) -> Vec<(romlib_format::manifest::ChunkRef, bool)> {
+    let ix = romlib_host::library::runs::open_library(lib).unwrap();
+    let m = romlib_device::ManifestFile::open(&lib.join(format!("games/{game}.manifest"))).unwrap();
+    let mut t = m.unverified_chunks().unwrap();
+    let mut out = Vec::new();
+    while let Some(c) = t.next_chunk().unwrap() {
+        let e = ix.get(&c.hash).unwrap().unwrap();
+        out.push((c, e.method == romlib_format::pack::Method::ZstdDelta));
+    }
+    out
+}
+
+fn deltas_of(lib: &Path, game: &str) -> usize {
+    chunks_of(lib, game).iter().filter(|c| c.1).count()
+}
+
+#[test]
+fn newest_whole_turns_revisions_around_and_every_game_still_installs() {
+    let w = Workspace::new();
+    later_revision(&w);
+    let lib = w.s("lib");
+    let all = ALL;
+    let v2_before = chunks_of(&w.p("lib"), "alpha-v2");
+    let v2_deltas = v2_before.iter().filter(|c| c.1).count();
+    assert!(v2_deltas >= 3, "{v2_deltas} deltas");
+    assert_eq!(deltas_of(&w.p("lib"), "alpha"), 0);
+    let before = pack_bytes(&w.p("lib"));
+    // A dry run says so, and changes nothing.
+    let files = snapshot(&w.p("lib"));
+    let dry = ok(prune(&w, &lib, &["--newest-whole", "--dry-run"]));
+    assert_eq!(field(&dry, "deltas_turned") as usize, v2_deltas, "{dry}");
+    assert!(
+        snapshot(&w.p("lib")) == files,
+        "a dry run changed the library"
+    );
+    // Without the flag nothing is turned around, and there is nothing to prune.
+    let plain = ok(prune(&w, &lib, &[]));
+    assert_eq!(field(&plain, "deltas_turned"), 0, "{plain}");
+    assert!(
+        snapshot(&w.p("lib")) == files,
+        "an idle prune changed the library"
+    );
+
+    let out = prune(&w, &lib, &["--newest-whole"]);
+    romlib_tests::schema::stdout_obj(&romlib_tests::schema::schema(), &out);
+    let out = ok(out);
+    assert_eq!(field(&out, "deltas_turned") as usize, v2_deltas, "{out}");
+    // The newest revision is whole; the old one pays with deltas against it.
+    assert_eq!(deltas_of(&w.p("lib"), "alpha-v2"), 0);
+    let alpha_deltas = deltas_of(&w.p("lib"), "alpha");
+    assert_eq!(
+        alpha_deltas as u64,
+        field(&out, "deltas_turned") - field(&out, "bases_kept_whole"),
+        "{out}"
+    );
+    assert!(alpha_deltas > 0, "{out}");
+    let after = pack_bytes(&w.p("lib"));
+    assert!(
+        after * 100 <= before * 105,
+        "{before} bytes before, {after} after"
+    );
+    verify_ok(&w, "lib");
+    assert_published(&w, &w.p("lib"), "in", &all, "after turning around");
+    // Stable: a second prune turns nothing back, and a build stores nothing new.
+    let again = ok(prune(&w, &lib, &["--newest-whole"]));
+    assert_eq!(field(&again, "deltas_turned"), 0, "{again}");
+    assert_eq!(field(&again, "reclaimed_bytes"), 0, "{again}");
+    let built = ok(w.build("in", "lib", &build_args()));
+    assert!(built.contains(" 0 new") || built.is_empty(), "{built}");
+    // Later builds find the turned chunks as bases: every super-feature of each names a
+    // whole chunk (its own rows were recorded, and the prune's compaction kept them over
+    // the rows of its base, now a delta).
+    let v2 = fs::read(w.p("in/alpha-v2/game.bin")).unwrap();
+    let ix = romlib_host::library::runs::open_library(&w.p("lib")).unwrap();
+    let mut at = 0;
+    for (c, was_delta) in &v2_before {
+        let bytes = &v2[at..at + c.len as usize];
+        at += c.len as usize;
+        let Some(sfs) = (*was_delta)
+            .then(|| romlib_host::library::sketch::sketch(bytes))
+            .flatten()
+        else {
+            continue;
+        };
+        for sf in sfs {
+            let prefix = ix
+                .sketch(sf)
+                .unwrap()
+                .expect("a super-feature of a turned chunk");
+            let (_, e) = ix.by_prefix(&prefix).unwrap().unwrap();
+            assert_ne!(e.method, romlib_format::pack::Method::ZstdDelta);
+        }
+    }
+    drop(ix);
+    // And a third revision is stored as deltas.
+    let mut r = Rng::new(31);
+    write(&w.p("in"), "alpha-v3/game.bin", &r.variant(&v2, 4, 40));
+    ok(w.build("in", "lib", &build_args()));
+    assert!(deltas_of(&w.p("lib"), "alpha-v3") > 0);
+    assert_published(
+        &w,
+        &w.p("lib"),
+        "in",
+        &["alpha", "alpha-v2", "alpha-v3"],
+        "a revision after turning around",
+    );
+}
+
 #[test]
 fn prune_refuses_what_it_cannot_count_and_changes_nothing() {
     let w = Workspace::new();
@@ -236,16 +360,22 @@ fn killed_prunes_leave_every_game_readable_and_the_next_prune_finishes() {
     let w = Workspace::new();
     inputs(&w);
     remove(&w, &w.s("lib"), &["alpha", "delta"]);
-    let args = [
+    kill_loop(&w, &["--max-unused", "0"], &LEFT, iterations());
+}
+
+/// Kills `romlib prune` (with `extra`) on a copy of `lib` at random moments: after each
+/// kill every game of `games` installs exactly; every tenth time the next prune finishes,
+/// verify passes, and the packs hold what an uncut prune's hold.
+fn kill_loop(w: &Workspace, extra: &[&str], games: &[&str], iterations: u64) {
+    let mut args = vec![
         "prune".to_string(),
         "-r".into(),
         w.s("L"),
         "--signing-key".into(),
         w.s("k.sec"),
-        "--max-unused".into(),
-        "0".into(),
         "-q".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let spawn = || {
         Command::new(bin("romlib"))
             .args(&args)
@@ -255,13 +385,14 @@ fn killed_prunes_leave_every_game_readable_and_the_next_prune_finishes() {
             .spawn()
             .unwrap()
     };
+    let _ = fs::remove_dir_all(w.p("L"));
     copy_tree(&w.p("lib"), &w.p("L"));
     let t = Instant::now();
     assert!(spawn().wait().unwrap().success());
     let mut full = t.elapsed();
     let scratch_after = pack_bytes(&w.p("L"));
     let mut killed = 0;
-    for i in 0..iterations() {
+    for i in 0..iterations {
         let _ = fs::remove_dir_all(w.p("L"));
         copy_tree(&w.p("lib"), &w.p("L"));
         let mut child = spawn();
@@ -281,13 +412,23 @@ fn killed_prunes_leave_every_game_readable_and_the_next_prune_finishes() {
             killed += 1;
         }
         child.wait().unwrap();
-        // Every game left installs, exactly.
-        installs(&w, &w.p("L"), &format!("kill {i}"));
+        // Every game installs, exactly.
+        for g in games {
+            let l = w.s("L");
+            assert_installs(
+                w,
+                &["-r", &l],
+                g,
+                "readers",
+                &w.p("in"),
+                &format!("kill {i}"),
+            );
+        }
         // Every tenth time, the next prune finishes the job.
         if i % 10 == 9 {
             assert!(spawn().wait().unwrap().success());
-            verify_ok(&w, "L");
-            assert_published(&w, &w.p("L"), "in", &LEFT, &format!("after kill {i}"));
+            verify_ok(w, "L");
+            assert_published(w, &w.p("L"), "in", games, &format!("after kill {i}"));
             // The same live records as an uncut prune's, give or take a pack's header and
             // footer for a new pack sealed early.
             let now = pack_bytes(&w.p("L"));
@@ -298,13 +439,26 @@ fn killed_prunes_leave_every_game_readable_and_the_next_prune_finishes() {
         }
     }
     assert!(
-        killed * 2 >= iterations(),
+        killed * 2 >= iterations,
         "only {killed} prunes were killed mid-way"
     );
-    eprintln!(
-        "kill -9: {killed} of {} prunes killed mid-way",
-        iterations()
+    eprintln!("kill -9: {killed} of {iterations} prunes killed mid-way");
+}
+
+#[test]
+fn killed_prunes_turning_revisions_around_leave_every_game_readable() {
+    let w = Workspace::new();
+    later_revision(&w);
+    kill_loop(
+        &w,
+        &["--newest-whole", "--max-unused", "0"],
+        &ALL,
+        iterations().div_ceil(2),
     );
+    // The last one killed, finished.
+    ok(prune(&w, &w.s("L"), &["--newest-whole"]));
+    assert_eq!(deltas_of(&w.p("L"), "alpha-v2"), 0);
+    assert!(deltas_of(&w.p("L"), "alpha") > 0);
 }
 
 #[test]

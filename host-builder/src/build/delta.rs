@@ -42,7 +42,7 @@ pub(super) fn choose<T: PartialEq + Copy>(candidates: &[T]) -> Option<T> {
 }
 
 /// Whether a delta payload of `delta` bytes is worth storing instead of `plain` bytes.
-pub(super) fn worth_it(delta: usize, plain: usize, gain: u32) -> bool {
+pub(crate) fn worth_it(delta: usize, plain: usize, gain: u32) -> bool {
     (delta as u64) * 100 <= (plain as u64) * (100 - gain.min(100)) as u64
 }
 

@@ -19,7 +19,7 @@ pub mod archive;
 mod batch;
 pub mod compress;
 mod dat_hashes;
-mod delta;
+pub(crate) mod delta;
 pub mod dict;
 pub mod input_cache;
 mod manifest;

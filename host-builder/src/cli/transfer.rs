@@ -136,6 +136,12 @@ pub(super) struct PruneCmd {
     #[argh(switch)]
     /// say what would be deleted and rewritten and how much is given back; change nothing
     dry_run: bool,
+    #[argh(switch)]
+    /// store the newest revision whole: a delta whose base is older and the base of no
+    /// other delta is stored whole, and its base as a delta against it (fresh installs of
+    /// the new revision decode no delta; the old revision's installs, and upgrades to the
+    /// new one, read more)
+    newest_whole: bool,
     #[argh(option)]
     /// secret key file that signs the library's snapshot (needed once the library has
     /// one: every library built by this romlib)
@@ -537,35 +543,37 @@ pub(super) fn prune(c: PruneCmd) -> anyhow::Result<()> {
     for r in std::mem::take(&mut store.recovered) {
         out.warn(&r);
     }
-    let done = crate::library::prune::prune(&mut store, c.max_unused, c.dry_run, &|n| {
-        progress.advance(n, 0)
-    })
-    .and_then(|s| {
-        let changed = !s.packs_deleted.is_empty()
-            || !s.packs_rewritten.is_empty()
-            || s.deltas_stored_whole > 0;
-        if s.dry_run || !changed {
-            return Ok((s, None, None));
-        }
-        // Everything that names the old packs is published before they go: the
-        // locators (by prune), then the snapshot.
-        let published = match &key {
-            Some(k) => crate::library::snapshot::publish(
-                store.library(),
-                k,
-                c.valid_for,
-                store.touched(),
-                false,
-            )?,
-            None => None,
-        };
-        crate::library::prune::delete_packs(store.library(), &s)?;
-        let parity = match crate::parity::library_percent(store.library()) {
-            Some(p) => Some(crate::parity::update_locked(store.library(), p, &|_| {})?),
-            None => None,
-        };
-        Ok((s, published, parity))
-    });
+    let done =
+        crate::library::prune::prune(&mut store, c.max_unused, c.dry_run, c.newest_whole, &|n| {
+            progress.advance(n, 0)
+        })
+        .and_then(|s| {
+            let changed = !s.packs_deleted.is_empty()
+                || !s.packs_rewritten.is_empty()
+                || s.deltas_stored_whole > 0
+                || s.deltas_turned > 0;
+            if s.dry_run || !changed {
+                return Ok((s, None, None));
+            }
+            // Everything that names the old packs is published before they go: the
+            // locators (by prune), then the snapshot.
+            let published = match &key {
+                Some(k) => crate::library::snapshot::publish(
+                    store.library(),
+                    k,
+                    c.valid_for,
+                    store.touched(),
+                    false,
+                )?,
+                None => None,
+            };
+            crate::library::prune::delete_packs(store.library(), &s)?;
+            let parity = match crate::parity::library_percent(store.library()) {
+                Some(p) => Some(crate::parity::update_locked(store.library(), p, &|_| {})?),
+                None => None,
+            };
+            Ok((s, published, parity))
+        });
     progress.finish();
     let (s, published, parity) = done?;
     drop(store);
@@ -591,7 +599,11 @@ pub(super) fn prune(c: PruneCmd) -> anyhow::Result<()> {
     } else {
         ("deleted", "rewrote")
     };
-    if s.packs_deleted.is_empty() && s.packs_rewritten.is_empty() && s.deltas_stored_whole == 0 {
+    if s.packs_deleted.is_empty()
+        && s.packs_rewritten.is_empty()
+        && s.deltas_stored_whole == 0
+        && s.deltas_turned == 0
+    {
         human += &format!(
             "
 nothing to prune: no pack is more than {}% unused",
@@ -650,6 +662,26 @@ nothing to prune: no pack is more than {}% unused",
                 },
             );
         }
+        if s.deltas_turned > 0 {
+            human += &format!(
+                "\n{} {} whole and {} (the newest revision whole){}",
+                if s.dry_run { "would store" } else { "stored" },
+                count(s.deltas_turned as usize, "delta chunk", "delta chunks"),
+                if s.deltas_turned == 1 {
+                    "its base as a delta against it"
+                } else {
+                    "their bases as deltas against them"
+                },
+                if s.bases_kept_whole > 0 {
+                    format!(
+                        "; {} kept whole (a delta would save too little)",
+                        count(s.bases_kept_whole as usize, "base", "bases")
+                    )
+                } else {
+                    String::new()
+                },
+            );
+        }
         if s.locators_rewritten > 0 {
             human += &format!(
                 "
@@ -688,6 +720,8 @@ nothing to prune: no pack is more than {}% unused",
             .field("packs_written", s.packs_written.clone())
             .field("bytes_copied", s.bytes_copied)
             .field("deltas_stored_whole", s.deltas_stored_whole)
+            .field("deltas_turned", s.deltas_turned)
+            .field("bases_kept_whole", s.bases_kept_whole)
             .field("locators_rewritten", s.locators_rewritten)
             .field("elapsed_ms", (s.seconds * 1000.0) as u64),
         if c.quiet { "" } else { &human },

@@ -9,6 +9,13 @@
 //!    bounded whatever the library's size. A manifest that cannot be read, or that names a
 //!    chunk the index lacks, stops the prune before anything changes: what it references
 //!    cannot be counted, and a chunk counted dead is deleted.
+//!
+//!    With `newest_whole` (`romlib prune --newest-whole`), a live delta whose base is
+//!    live, older than it (stored earlier) and the base of no other live delta is turned
+//!    around: the delta is stored whole and its base as a delta against it (or whole, when
+//!    that saves less than a build asks of a delta). So the newest revision of a game
+//!    decodes no delta on a fresh install, and older revisions pay instead, git's choice
+//!    for its packs. An upgrade from the older revision then reads the new chunks whole.
 //! 2. **Sweep.** Each pack's live bytes (its live records, as the index places them)
 //!    against its size: a pack with nothing live is deleted, a pack whose unused share is
 //!    above `--max-unused` is rewritten (its live records copied, as they are, into new
@@ -62,6 +69,11 @@ pub struct PruneSummary {
     /// Live deltas stored whole because no game needs their base any more (which then
     /// goes).
     pub deltas_stored_whole: u64,
+    /// Live deltas stored whole with their base stored as a delta against them
+    /// (`newest_whole`).
+    pub deltas_turned: u64,
+    /// Of those bases, how many stay whole (their delta would save too little).
+    pub bases_kept_whole: u64,
     /// Bytes of packs after (what they would be, for a dry run).
     pub pack_bytes_after: u64,
     /// Locators rewritten.
@@ -83,6 +95,7 @@ pub fn prune(
     store: &mut LibraryWriter,
     max_unused: u32,
     dry_run: bool,
+    newest_whole: bool,
     progress: &dyn Fn(u64),
 ) -> Result<PruneSummary> {
     let t0 = std::time::Instant::now();
@@ -122,6 +135,10 @@ pub fn prune(
     let mut bases = Sorter::<80>::new();
     let mut live_refs = Sorter::<32>::new();
     let mut reencode: Vec<[u8; 32]> = Vec::new();
+    // Deltas to turn around (delta, base), and the places of their records, which are no
+    // longer live as they are (sorted before the sweep).
+    let mut turn: Vec<([u8; 32], [u8; 32])> = Vec::new();
+    let mut turned_places: Vec<[u8; 12]> = Vec::new();
     let mut missing = 0u64;
     {
         let chunks = store.chunks()?;
@@ -178,10 +195,33 @@ pub fn prune(
         let mut refs = live_refs.finish()?.peekable();
         let mut last: Option<[u8; 32]> = None;
         let mut base_live = false;
+        // With `newest_whole`: the first delta of the base's group, placed only once the
+        // group shows it is the base's only one (and then perhaps turned around).
+        let mut alone: Option<[u8; 80]> = None;
+        let mut in_group = 0u64;
+        let mut settle = |alone: Option<[u8; 80]>, places: &mut Sorter<16>| -> Result<()> {
+            let Some(row) = alone else { return Ok(()) };
+            let d: [u8; 32] = row[32..64].try_into().expect("32 bytes");
+            let b: [u8; 32] = row[..32].try_into().expect("32 bytes");
+            let (de, be) = (chunks.get(&d)?, chunks.get(&b)?);
+            match (de, be) {
+                (Some(de), Some(be))
+                    if be.method != Method::ZstdDelta && be.stored_at < de.stored_at =>
+                {
+                    turn.push((d, b));
+                    turned_places.push(place_key(de.pack_id, de.offset));
+                    turned_places.push(place_key(be.pack_id, be.offset));
+                }
+                _ => places.push(row[64..].try_into().expect("16 bytes"))?,
+            }
+            Ok(())
+        };
         for row in bases.finish()? {
             let row = row?;
             let b: [u8; 32] = row[..32].try_into().expect("32 bytes");
             if last != Some(b) {
+                settle(alone.take(), &mut places)?;
+                in_group = 0;
                 last = Some(b);
                 while refs.next_if(|r| r.as_ref().is_ok_and(|r| *r < b)).is_some() {}
                 base_live = match refs.peek() {
@@ -199,14 +239,23 @@ pub fn prune(
                     })?;
                 }
             }
-            if base_live {
-                places.push(row[64..].try_into().expect("16 bytes"))?;
-            } else {
+            in_group += 1;
+            if !base_live {
                 reencode.push(row[32..64].try_into().expect("32 bytes"));
+            } else if newest_whole && in_group == 1 {
+                alone = Some(row);
+            } else {
+                if let Some(first) = alone.take() {
+                    places.push(first[64..].try_into().expect("16 bytes"))?;
+                }
+                places.push(row[64..].try_into().expect("16 bytes"))?;
             }
         }
+        settle(alone.take(), &mut places)?;
     }
+    turned_places.sort_unstable();
     sum.deltas_stored_whole = reencode.len() as u64;
+    sum.deltas_turned = turn.len() as u64;
 
     // 2. Sweep: live bytes per pack, and the live records of the packs to rewrite.
     let packs: BTreeMap<u32, PackInfo> = {
@@ -246,7 +295,8 @@ pub fn prune(
     for row in places.finish()? {
         let row = row?;
         let key: [u8; 12] = row[..12].try_into().expect("12 bytes");
-        if last == Some(key) {
+        // A record turned around is stored anew (step 3a), not copied.
+        if last == Some(key) || turned_places.binary_search(&key).is_ok() {
             continue;
         }
         last = Some(key);
@@ -286,6 +336,15 @@ pub fn prune(
                 sum.pack_bytes_after += RECORD_HEADER_LEN as u64 + u64::from(e.clen);
             }
         }
+        // Turned around: about what the delta and its base took, the other way round.
+        for (d, b) in &turn {
+            let chunks = store.chunks()?;
+            for h in [d, b] {
+                if let Some(e) = chunks.get(h)? {
+                    sum.pack_bytes_after += RECORD_HEADER_LEN as u64 + u64::from(e.clen);
+                }
+            }
+        }
         // The copies would go to packs of the default size, each with a header and footer.
         let new_packs = rewritten_live.div_ceil(romlib_format::limits::DEFAULT_PACK_SIZE);
         sum.pack_bytes_after += rewritten_live + new_packs * (HEADER_LEN + FOOTER_LEN) as u64;
@@ -293,7 +352,11 @@ pub fn prune(
         sum.seconds = t0.elapsed().as_secs_f64();
         return Ok(sum);
     }
-    if sum.packs_deleted.is_empty() && sum.packs_rewritten.is_empty() && reencode.is_empty() {
+    if sum.packs_deleted.is_empty()
+        && sum.packs_rewritten.is_empty()
+        && reencode.is_empty()
+        && turn.is_empty()
+    {
         sum.seconds = t0.elapsed().as_secs_f64();
         return Ok(sum);
     }
@@ -302,6 +365,10 @@ pub fn prune(
     // build commits its packs), before anything holding their bases can go.
     if !reencode.is_empty() {
         store_whole(store, &reencode, &mut sum, progress)?;
+    }
+    // The deltas turned around, likewise, before the packs holding them can go.
+    if !turn.is_empty() {
+        turn_around(store, &turn, &mut sum, progress)?;
     }
 
     // 3b. Copy the live records of the packs rewritten into new packs, committed as a
@@ -482,6 +549,113 @@ fn store_whole(
             store.chunks_mut()?.insert_chunk(*d, entry);
             sum.bytes_copied += rec_len;
             progress(rec_len);
+        }
+        out.seal(store, &mut sum.packs_written)
+    })();
+    if done.is_err() {
+        out.discard();
+        store.chunks_mut()?.discard();
+    }
+    done
+}
+
+/// Turns each of `pairs` (a live delta, and its base, which has no other live delta)
+/// around, in new packs: the delta, decoded against its base and checked, is stored whole;
+/// the base as a delta against it when that saves what a build asks of a delta, else
+/// whole. Committed with the packs as a build commits. The delta's super-features are
+/// recorded, as a build records a whole chunk's, so later builds find it as a base.
+fn turn_around(
+    store: &mut LibraryWriter,
+    pairs: &[([u8; 32], [u8; 32])],
+    sum: &mut PruneSummary,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
+    use crate::transfer::{read_checked, Planned};
+    let lib = store.library().clone();
+    let index_path = lib.index_path();
+    let mut packs = romlib_device::chunks::packs::PackReader::new(&lib);
+    let mut dec = crate::zstd_decoder::ZstdDecoder::default();
+    let mut base = romlib_device::chunks::BaseChunk::default();
+    let compressor = crate::build::compress::Compressor::new(crate::build::DEFAULT_LEVEL, None);
+    let (mut rec, mut data) = (Vec::new(), Vec::new());
+    let mut out = NewPack::new(0);
+    let gone = || Error::library(&index_path, "a chunk to turn around left the index");
+    let done = (|| -> Result<()> {
+        for (d, b) in pairs {
+            let chunks = store.chunks()?;
+            let de = chunks.get(d)?.ok_or_else(gone)?;
+            let be = chunks.get(b)?.ok_or_else(gone)?;
+            let planned = Planned {
+                hash: *d,
+                ulen: de.ulen,
+                entry: de,
+                dict: 0,
+                base: Some((*b, be)),
+            };
+            // The delta's bytes into `data`, its base's (checked) into `base`.
+            read_checked(
+                &lib, &mut packs, &mut dec, &planned, &mut base, &mut rec, &mut data,
+            )?;
+            let (method, payload) = compressor.compress(&data);
+            let whole = (
+                RecordHeader {
+                    hash: *d,
+                    ulen: de.ulen,
+                    clen: payload.len() as u32,
+                    method,
+                },
+                payload,
+            );
+            let (bmethod, bplain) = compressor.compress(&base.data);
+            let as_delta = compressor.compress_delta(&base.data, d, &data).filter(|p| {
+                p.len() < base.data.len()
+                    && crate::build::delta::worth_it(
+                        p.len(),
+                        bplain.len(),
+                        crate::build::delta::DEFAULT_DELTA_GAIN,
+                    )
+            });
+            let (bmethod, bpayload) = match as_delta {
+                Some(p) => (Method::ZstdDelta, p),
+                None => {
+                    sum.bases_kept_whole += 1;
+                    (bmethod, bplain)
+                }
+            };
+            let turned = (
+                RecordHeader {
+                    hash: *b,
+                    ulen: be.ulen,
+                    clen: bpayload.len() as u32,
+                    method: bmethod,
+                },
+                bpayload,
+            );
+            for ((header, payload), stored_at) in [(whole, de.stored_at), (turned, be.stored_at)] {
+                let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
+                let (pack_id, offset) =
+                    out.append(store, &mut sum.packs_written, &header, &payload)?;
+                let entry = ChunkEntry {
+                    pack_id,
+                    offset,
+                    clen: header.clen,
+                    ulen: header.ulen,
+                    method: header.method,
+                    stored_at,
+                };
+                store.chunks_mut()?.insert_chunk(header.hash, entry);
+                sum.bytes_copied += rec_len;
+                progress(rec_len);
+            }
+            let chunks = store.chunks_mut()?;
+            if bmethod == Method::ZstdDelta {
+                chunks.insert_delta(*b, *d);
+            }
+            if let Some(sfs) = crate::library::sketch::sketch(&data) {
+                for sf in sfs {
+                    chunks.insert_sketch(sf, d)?;
+                }
+            }
         }
         out.seal(store, &mut sum.packs_written)
     })();

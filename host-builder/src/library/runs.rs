@@ -926,17 +926,22 @@ impl ChunkIndex {
                     w.push(CHUNKS, row)?;
                 }
             }
-            // Sketches: by hash prefix, joined with the whole chunks kept, then by
-            // super-feature again.
-            let mut by_prefix = crate::spill::Sorter::<16>::new();
-            let mut m = self.merged(SKETCHES, &self.runs, false)?;
-            while let Some(row) = m.next_row()? {
-                let mut r = [0u8; 16];
-                r[..8].copy_from_slice(&row[8..16]);
-                r[8..].copy_from_slice(&row[..8]);
-                by_prefix.push(r)?;
+            // Sketches: every row of every run (a super-feature whose first chunk is no
+            // longer whole, e.g. turned into a delta by a prune, keeps the next whole one),
+            // by hash prefix, joined with the whole chunks kept, then by super-feature and
+            // age again: of one super-feature's rows kept, the oldest run's.
+            let mut by_prefix = crate::spill::Sorter::<24>::new();
+            for (age, run) in self.runs.iter().enumerate() {
+                let mut c = run.cursor(SKETCHES);
+                while let Some(row) = c.next_row()? {
+                    let mut r = [0u8; 24];
+                    r[..8].copy_from_slice(&row[8..16]);
+                    r[8..16].copy_from_slice(&row[..8]);
+                    r[16..].copy_from_slice(&(age as u64).to_be_bytes());
+                    by_prefix.push(r)?;
+                }
             }
-            let mut by_sf = crate::spill::Sorter::<16>::new();
+            let mut by_sf = crate::spill::Sorter::<24>::new();
             let mut chunks = self.merged(CHUNKS, &self.runs, false)?;
             let mut head: Option<([u8; 8], bool)> = None;
             for r in by_prefix.finish()? {
@@ -963,14 +968,25 @@ impl ChunkIndex {
                     }
                 }
                 if head.is_some_and(|(h, whole)| h == prefix && whole) {
-                    let mut o = [0u8; 16];
-                    o[..8].copy_from_slice(&r[8..]);
-                    o[8..].copy_from_slice(&prefix);
+                    let mut o = [0u8; 24];
+                    o[..8].copy_from_slice(&r[8..16]);
+                    o[8..16].copy_from_slice(&r[16..]);
+                    o[16..].copy_from_slice(&prefix);
                     by_sf.push(o)?;
                 }
             }
+            let mut last_sf: Option<[u8; 8]> = None;
             for r in by_sf.finish()? {
-                w.push(SKETCHES, &r?)?;
+                let r = r?;
+                let sf: [u8; 8] = r[..8].try_into().expect("8 bytes");
+                if last_sf == Some(sf) {
+                    continue;
+                }
+                last_sf = Some(sf);
+                let mut row = [0u8; 16];
+                row[..8].copy_from_slice(&sf);
+                row[8..].copy_from_slice(&r[16..]);
+                w.push(SKETCHES, &row)?;
             }
             // Deltas of the chunks kept: both sections are in hash order.
             let mut chunks = self.merged(CHUNKS, &self.runs, false)?;
