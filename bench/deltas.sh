@@ -12,6 +12,9 @@
 #   3. A delta-heavy game (a disc image and a revision with an edit every 64 KiB): install
 #      MiB/s and peak RSS from a library with deltas and one without; random 4 KiB reads
 #      through the read API (as `cat` does) p50/p99, with and without deltas.
+#   3b. The same game after `romlib prune --newest-whole` (the revision added a build later,
+#      then turned around): stored bytes, install of each revision, and the upgrade's
+#      download over HTTP, beside the library as built and one without deltas.
 #   4. A package of many files (the variant set as one game): install from a library with
 #      deltas and one without, beside casync extract of the same folder.
 #
@@ -113,6 +116,36 @@ rr_d=$(rr "$DW/lib-big"); rr_w=$(rr "$DW/lib-big-whole")
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'; }
 [ "$(field "$rr_d" check)" = "$(field "$rr_w" check)" ] || { echo "bench: random reads differ with deltas" >&2; exit 1; }
 
+# ------------------------------------------------------------------ 3b. the newest revision whole
+# The revision arrives a build (and a second) after the base, as a publisher's would; then
+# a prune turns the deltas around.
+log "deltas: newest revision whole"
+mkdir -p "$DW/big-a"; cp -r "$DW/big/big-base" "$DW/big-a/"
+build "$DW/big-a" "$DW/lib-turn"
+sleep 1.1
+build "$DW/big" "$DW/lib-turn"
+turn_before=$(lib_bytes "$DW/lib-turn")
+t0=$(date +%s%N)
+"$ROMLIB" prune -r "$DW/lib-turn" --signing-key "$WORK/k.sec" --newest-whole --json > "$DW/prune.json"
+turn_prune_s=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+turned=$(grep -o '"deltas_turned":[0-9]*' "$DW/prune.json" | cut -d: -f2)
+[ "${turned:-0}" -gt 0 ] || { echo "bench: prune --newest-whole turned nothing around" >&2; exit 1; }
+turn_after=$(lib_bytes "$DW/lib-turn")
+inst_g() {  # LIB GAME: sets I_S
+  measure "rm -rf '$DW/inst'" "$DEVICE" install -g "$2" -r "$1" --install-dir "$DW/inst" "${K[@]}"
+  cmp -s "$DW/inst/$2/disc.bin" "$DW/big/$2/disc.bin" || { echo "bench: $2 install wrong" >&2; exit 1; }
+  I_S=$WALL
+}
+base_bytes=$(tree_bytes "$DW/big/big-base")
+inst_g "$DW/lib-big" big-base; bd_s=$I_S
+inst_g "$DW/lib-big-whole" big-base; bw_s=$I_S
+inst_g "$DW/lib-turn" big-rev; t_s=$I_S
+inst_g "$DW/lib-turn" big-base; tb_s=$I_S
+up_d=$(downloaded "$DW/lib-big" big-base big-rev)
+up_t=$(downloaded "$DW/lib-turn" big-base big-rev)
+up_w=$(downloaded "$DW/lib-big-whole" big-base big-rev)
+big_d_lib=$(lib_bytes "$DW/lib-big"); big_w_lib=$(lib_bytes "$DW/lib-big-whole")
+
 # ------------------------------------------------------------------ 4. a package of many files
 # The variant set as one game of 17 files (most of its chunks deltas on shared bases),
 # installed from a library with deltas and from one without, beside casync extract of the
@@ -173,6 +206,16 @@ pkg_c=$WALL
   echo "| with deltas | $(mibs "$big_bytes" "$d_s") | $(mib "$d_rss") | $(field "$rr_d" p50_us) | $(field "$rr_d" p99_us) |"
   echo "| whole chunks only | $(mibs "$big_bytes" "$w_s") | $(mib "$w_rss") | $(field "$rr_w" p50_us) | $(field "$rr_w" p99_us) |"
   echo
+  echo "### The newest revision whole"
+  echo
+  echo "The same two revisions, the revision added a build after the base, then \`romlib prune --newest-whole\` ($turned delta chunks turned around in $turn_prune_s s): each revision's install from the library folder, and the bytes an upgrade from the base to the revision downloads over HTTP (\`romlib serve\` on loopback)."
+  echo
+  echo "| library | stored bytes | install big-rev MiB/s | install big-base MiB/s | upgrade big-base -> big-rev downloaded |"
+  echo "|---|---|---|---|---|"
+  echo "| with deltas, as built | $big_d_lib | $(mibs "$big_bytes" "$d_s") | $(mibs "$base_bytes" "$bd_s") | $up_d |"
+  echo "| after \`prune --newest-whole\` | $turn_after (before: $turn_before) | $(mibs "$big_bytes" "$t_s") | $(mibs "$base_bytes" "$tb_s") | $up_t |"
+  echo "| whole chunks only | $big_w_lib | $(mibs "$big_bytes" "$w_s") | $(mibs "$base_bytes" "$bw_s") | $up_w |"
+  echo
   echo "### A package of many files"
   echo
   echo "The variant set as one game of $pkg_files files ($pkg_bytes bytes; its chunks: $pkg_share stored as deltas), five installs in a row from the library folder; casync extract of the same folder (default chunks) beside it."
@@ -194,6 +237,7 @@ pkg_c=$WALL
   done < "$UPS"
   check "delta-heavy install within 10% of the speed without deltas (MiB/s)" "$(mibs "$big_bytes" "$d_s")" "$(mibs "$big_bytes" "$w_s")" ge 0.9
   check "delta-heavy install at least 0.8x the speed without deltas (MiB/s)" "$(mibs "$big_bytes" "$d_s")" "$(mibs "$big_bytes" "$w_s")" ge 0.8
+  check "delta-heavy revision after prune --newest-whole: install at least 0.8x the speed without deltas (MiB/s)" "$(mibs "$big_bytes" "$t_s")" "$(mibs "$big_bytes" "$w_s")" ge 0.8
   check "delta-heavy install peak RSS at most 8 MiB" "$(mib "$d_rss")" 8 le
   check "many-file package with deltas: install at least 0.8x casync extract (MiB/s)" "$(mibs $((5 * pkg_bytes)) "$pkg_d")" "$(mibs $((5 * pkg_bytes)) "$pkg_c")" ge 0.8
   check "random 4 KiB read p99 at most 2x without deltas (us)" "$(field "$rr_d" p99_us)" "$(field "$rr_w" p99_us)" le 2
