@@ -642,6 +642,62 @@ fn a_server_without_ranges_is_read_in_one_forward_pass() {
     assert_eq!(left, ["b-second/.romlib-installed", "b-second/data.bin"]);
 }
 
+#[test]
+fn an_upgrade_from_a_server_without_ranges_reads_what_it_lacks_in_one_pass() {
+    // The device has `a-old`; `c-new` interleaves its blocks with new ones, which an
+    // earlier game stored in reverse order: read in table order without the pass, every new
+    // record lies behind the one before and costs another pass over the pack.
+    let w = Workspace::new();
+    let mut rng = Rng::new(33);
+    let old: Vec<Vec<u8>> = (0..8).map(|_| rng.bytes(128 << 10)).collect();
+    let new: Vec<Vec<u8>> = (0..8).map(|_| rng.bytes(128 << 10)).collect();
+    write(&w.p("in"), "a-old/data.bin", &old.concat());
+    let reversed: Vec<u8> = new.iter().rev().flatten().copied().collect();
+    write(&w.p("in"), "b-other/data.bin", &reversed);
+    let mixed: Vec<u8> = old.iter().zip(&new).flat_map(|(a, b)| [a, b]).flatten().copied().collect();
+    write(&w.p("in"), "c-new/data.bin", &mixed);
+    ok(w.build("in", "lib", &["--avg-chunk", "16384", "-q"]));
+    let pack = std::fs::metadata(w.p("lib/packs/pack-0001.pkg"))
+        .unwrap()
+        .len();
+    let (port, _) = bad_server(w.p("lib"), Bad::IgnoresAllRanges);
+    let url = format!("http://127.0.0.1:{port}/");
+    ok(install(&w, &url, "a-old", "inst", &[]));
+    let out = install(&w, &url, "c-new", "inst", &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_same_tree(&w.p("in/c-new"), &w.p("inst/c-new"));
+    // The old blocks came from the device, the new ones in one pass: at most the pack
+    // once (the pass starts at the pack's first byte, as the server sends it).
+    let got = v["bytes_downloaded"].as_u64().unwrap();
+    let meta = metadata_bytes(&w.p("lib"), "c-new");
+    assert!(
+        got <= pack + meta,
+        "downloaded {got} bytes for a pack of {pack}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(v["reused_bytes"].as_u64().unwrap() >= 7 * (128 << 10), "{v}");
+    let mut left: Vec<_> = walk(&w.p("inst"))
+        .into_iter()
+        .map(|p| {
+            p.strip_prefix(w.p("inst"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "a-old/.romlib-installed",
+            "a-old/data.bin",
+            "c-new/.romlib-installed",
+            "c-new/data.bin"
+        ]
+    );
+}
+
 /// Every file below `dir` (folders themselves are not listed).
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -372,11 +372,13 @@ impl ChunkSource {
     }
 
     /// For a game on a server that ignores byte ranges (known after the first request,
-    /// which this makes), with nothing of it on the device: reads the span of each pack
-    /// that holds the game's records (its chunks and their bases) in one forward pass, in
+    /// which this makes): reads the span of each pack that holds the records the device
+    /// needs (the game's chunks but those `held` says the device has by their table index,
+    /// and their bases but those `base_held` says it has by hash) in one forward pass, in
     /// pack order, into scratch file `name` in `folder`, which is removed at once (or, where
     /// an open file cannot be removed, when the copy is no longer needed); records are
-    /// then read from it. Without it each record behind the streams already open costs
+    /// then read from it (a record the device turns out not to have after all is read as
+    /// before). Without it each record behind the streams already open costs
     /// another pass over its pack from the start. Nothing is copied when the server honours
     /// ranges, when the spans are more than twice the records needed and 64 MiB more
     /// (other games' records between them: the card would take more than it saves), or
@@ -387,6 +389,8 @@ impl ChunkSource {
         folder: &crate::folder::Folder,
         name: &str,
         room: Option<u64>,
+        held: &mut dyn FnMut(u64) -> bool,
+        base_held: &mut dyn FnMut(&[u8; 32]) -> bool,
     ) -> Result<u64> {
         let lib = self.packs.library().clone();
         let Some(remote) = lib.remote_source() else {
@@ -425,16 +429,21 @@ impl ChunkSource {
         };
         for k in 0.. {
             match self.locator.entry(k)? {
+                Some(_) if held(k) => {}
                 Some(e) if add(e.to_index(0)) => {}
                 Some(_) => return Ok(0),
                 None => break,
             }
         }
         for k in 0..self.locator.base_count() {
-            match self.locator.base_at(k)? {
-                Some(e) if !add(e) => return Ok(0),
+            match self.locator.base_with_hash_at(k)? {
+                Some((h, _)) if base_held(&h) => {}
+                Some((_, e)) if !add(e) => return Ok(0),
                 _ => {}
             }
+        }
+        if spans.is_empty() {
+            return Ok(0);
         }
         let total: u64 = spans.values().map(|(a, b)| b - a).sum();
         if total > 2 * needed + (64 << 20) || room.is_some_and(|r| total > r) {

@@ -328,6 +328,14 @@ impl LocalChunks {
         self.spots.get(first).is_some_and(|s| s.prefix == p)
     }
 
+    /// Whether a local file may hold chunk `hash` of any length, such as a delta's base (by
+    /// its prefix, in the current window's sources; nothing is read).
+    pub fn may_hold_any(&self, hash: &[u8; 32]) -> bool {
+        let p = prefix(hash);
+        let first = self.spots.partition_point(|s| s.prefix < p);
+        self.spots.get(first).is_some_and(|s| s.prefix == p)
+    }
+
     /// Appends chunk `hash` (`len` bytes) to `out` if a local file holds it (checked).
     pub fn find(&mut self, hash: &[u8; 32], len: u32, out: &mut Vec<u8>) -> bool {
         self.find_len(hash, Some(len), out).is_some()

@@ -432,11 +432,16 @@ fn install_into(
             Some(r) => found.with_library(r)?,
             None => found,
         });
-        // Nothing of it on the device, from a server without byte ranges: each pack is
-        // read once, forward, into a scratch file beside the staging folder.
-        if found.is_empty() {
-            source.spool_without_ranges(&staging, &format!("{title}.spool"), room)?;
-        }
+        // From a server without byte ranges, what the device lacks of each pack is read
+        // once, forward, into a scratch file beside the staging folder.
+        let local = &*found;
+        source.spool_without_ranges(
+            &staging,
+            &format!("{title}.spool"),
+            room,
+            &mut |k| stream::table_hash(m, k).is_some_and(|h| local.may_hold(k, &h)),
+            &mut |h| local.may_hold_any(h),
+        )?;
         let how = Streaming {
             local: Some(found),
             progress,

@@ -496,7 +496,7 @@ fn take_local(local: &mut LocalChunks, c: &ChunkRef, buf: &mut Vec<u8>) -> Optio
 
 /// The hash chunk-table record `k` of `m` names, read again from the manifest file: only a
 /// hint for planning downloads (every chunk is checked against the verified table).
-fn table_hash(m: &VerifiedManifest, k: u64) -> Option<[u8; 32]> {
+pub(super) fn table_hash(m: &VerifiedManifest, k: u64) -> Option<[u8; 32]> {
     if k >= m.body().chunk_count {
         return None;
     }
