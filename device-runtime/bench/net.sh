@@ -162,8 +162,9 @@ row "upgrade to the revision, from nginx"
 echo
 echo "The revision differs from the first version in 16 scattered 4 KiB blocks; the upgrade"
 echo "reuses the installed version's chunks (hashed before use) and downloads the rest. Without"
-echo "ranges, a fresh install reads each pack once into a scratch copy on the card; an upgrade"
-echo "reads the packs as streams, skipping to the changed records."
+echo "ranges, an install reads what it lacks of each pack once, forward, into a scratch copy on"
+echo "the card: the server sends each pack from its start, so an upgrade still downloads the pack"
+echo "up to its last changed record (here all of the first version's records before them)."
 rm -rf "$WORK/i-local" "$WORK/i-serve" "$WORK/i-nginx" "$WORK/i-tls" "$WORK/i-py" "$WORK/i-py2"
 
 MANY=${MANY_MIB:-$MIB}
