@@ -654,7 +654,13 @@ fn an_upgrade_from_a_server_without_ranges_reads_what_it_lacks_in_one_pass() {
     write(&w.p("in"), "a-old/data.bin", &old.concat());
     let reversed: Vec<u8> = new.iter().rev().flatten().copied().collect();
     write(&w.p("in"), "b-other/data.bin", &reversed);
-    let mixed: Vec<u8> = old.iter().zip(&new).flat_map(|(a, b)| [a, b]).flatten().copied().collect();
+    let mixed: Vec<u8> = old
+        .iter()
+        .zip(&new)
+        .flat_map(|(a, b)| [a, b])
+        .flatten()
+        .copied()
+        .collect();
     write(&w.p("in"), "c-new/data.bin", &mixed);
     ok(w.build("in", "lib", &["--avg-chunk", "16384", "-q"]));
     let pack = std::fs::metadata(w.p("lib/packs/pack-0001.pkg"))
@@ -676,7 +682,10 @@ fn an_upgrade_from_a_server_without_ranges_reads_what_it_lacks_in_one_pass() {
         "downloaded {got} bytes for a pack of {pack}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(v["reused_bytes"].as_u64().unwrap() >= 7 * (128 << 10), "{v}");
+    assert!(
+        v["reused_bytes"].as_u64().unwrap() >= 7 * (128 << 10),
+        "{v}"
+    );
     let mut left: Vec<_> = walk(&w.p("inst"))
         .into_iter()
         .map(|p| {

@@ -219,7 +219,9 @@ impl ChunkLocator {
 
     /// Base chunk `k` of the locator's base table, its hash with where it is stored.
     pub fn base_with_hash_at(&self, k: u64) -> Result<Option<([u8; 32], ChunkEntry)>> {
-        Ok(self.base_entry_at(k)?.map(|b| (b.hash, b.entry.to_index(0))))
+        Ok(self
+            .base_entry_at(k)?
+            .map(|b| (b.hash, b.entry.to_index(0))))
     }
 
     /// Entry `k` of a locator's base table (`None` past its end, or for a table).
