@@ -403,6 +403,21 @@ impl ChunkSource {
         let Some(first) = self.locator.entry(0)? else {
             return Ok(0);
         };
+        // Nothing to read (all of it on the device): nothing asked of the server either.
+        let mut lacks = false;
+        for k in 0.. {
+            match self.locator.entry(k)? {
+                Some(_) if held(k) => {}
+                Some(_) => {
+                    lacks = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if !lacks {
+            return Ok(0);
+        }
         self.packs.dict_id(first.pack_id)?;
         if remote.ranges_ignored().is_none() {
             return Ok(0);

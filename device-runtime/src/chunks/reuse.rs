@@ -328,6 +328,15 @@ impl LocalChunks {
         self.spots.get(first).is_some_and(|s| s.prefix == p)
     }
 
+    /// Whether [`LocalChunks::may_hold`] and [`LocalChunks::may_hold_any`] answer for the
+    /// whole game now: its table fits in the current window, and no library on the device
+    /// (`--reuse`, which they do not ask) may hold more.
+    pub fn covers_game(&self) -> bool {
+        self.library.is_none()
+            && self.start == 0
+            && self.plan.as_ref().is_none_or(|p| p.end >= p.total)
+    }
+
     /// Whether a local file may hold chunk `hash` of any length, such as a delta's base (by
     /// its prefix, in the current window's sources; nothing is read).
     pub fn may_hold_any(&self, hash: &[u8; 32]) -> bool {

@@ -433,15 +433,18 @@ fn install_into(
             None => found,
         });
         // From a server without byte ranges, what the device lacks of each pack is read
-        // once, forward, into a scratch file beside the staging folder.
+        // once, forward, into a scratch file beside the staging folder (when what it has
+        // is known up front: not for a game of several windows, or with `--reuse`).
         let local = &*found;
-        source.spool_without_ranges(
-            &staging,
-            &format!("{title}.spool"),
-            room,
-            &mut |k| stream::table_hash(m, k).is_some_and(|h| local.may_hold(k, &h)),
-            &mut |h| local.may_hold_any(h),
-        )?;
+        if local.is_empty() || local.covers_game() {
+            source.spool_without_ranges(
+                &staging,
+                &format!("{title}.spool"),
+                room,
+                &mut |k| stream::table_hash(m, k).is_some_and(|h| local.may_hold(k, &h)),
+                &mut |h| local.may_hold_any(h),
+            )?;
+        }
         let how = Streaming {
             local: Some(found),
             progress,

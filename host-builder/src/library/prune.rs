@@ -135,10 +135,10 @@ pub fn prune(
     let mut bases = Sorter::<80>::new();
     let mut live_refs = Sorter::<32>::new();
     let mut reencode: Vec<[u8; 32]> = Vec::new();
-    // Deltas to turn around (delta, base), and the places of their records, which are no
-    // longer live as they are (sorted before the sweep).
-    let mut turn: Vec<([u8; 32], [u8; 32])> = Vec::new();
-    let mut turned_places: Vec<[u8; 12]> = Vec::new();
+    // Deltas to turn around (delta, then base), and the places of their records, which
+    // are no longer live as they are: sorted on disk too, so memory stays bounded.
+    let mut turn = Sorter::<64>::new();
+    let mut turned_places = Sorter::<12>::new();
     let mut missing = 0u64;
     {
         let chunks = store.chunks()?;
@@ -208,9 +208,13 @@ pub fn prune(
                 (Some(de), Some(be))
                     if be.method != Method::ZstdDelta && be.stored_at < de.stored_at =>
                 {
-                    turn.push((d, b));
-                    turned_places.push(place_key(de.pack_id, de.offset));
-                    turned_places.push(place_key(be.pack_id, be.offset));
+                    let mut pair = [0u8; 64];
+                    pair[..32].copy_from_slice(&d);
+                    pair[32..].copy_from_slice(&b);
+                    turn.push(pair)?;
+                    turned_places.push(place_key(de.pack_id, de.offset))?;
+                    turned_places.push(place_key(be.pack_id, be.offset))?;
+                    sum.deltas_turned += 1;
                 }
                 _ => places.push(row[64..].try_into().expect("16 bytes"))?,
             }
@@ -253,9 +257,7 @@ pub fn prune(
         }
         settle(alone.take(), &mut places)?;
     }
-    turned_places.sort_unstable();
     sum.deltas_stored_whole = reencode.len() as u64;
-    sum.deltas_turned = turn.len() as u64;
 
     // 2. Sweep: live bytes per pack, and the live records of the packs to rewrite.
     let packs: BTreeMap<u32, PackInfo> = {
@@ -292,11 +294,21 @@ pub fn prune(
         offsets.clear();
         Ok(())
     };
+    let mut turned_places = turned_places.finish()?.peekable();
     for row in places.finish()? {
         let row = row?;
         let key: [u8; 12] = row[..12].try_into().expect("12 bytes");
         // A record turned around is stored anew (step 3a), not copied.
-        if last == Some(key) || turned_places.binary_search(&key).is_ok() {
+        while turned_places
+            .next_if(|t| t.as_ref().is_ok_and(|t| *t < key))
+            .is_some()
+        {}
+        let turned = match turned_places.peek() {
+            Some(Ok(t)) => *t == key,
+            Some(Err(_)) => return Err(turned_places.next().expect("peeked").expect_err("err")),
+            None => false,
+        };
+        if last == Some(key) || turned {
             continue;
         }
         last = Some(key);
@@ -337,10 +349,11 @@ pub fn prune(
             }
         }
         // Turned around: about what the delta and its base took, the other way round.
-        for (d, b) in &turn {
+        for pair in turn.finish()? {
+            let pair = pair?;
             let chunks = store.chunks()?;
-            for h in [d, b] {
-                if let Some(e) = chunks.get(h)? {
+            for h in [&pair[..32], &pair[32..]] {
+                if let Some(e) = chunks.get(h.try_into().expect("32 bytes"))? {
                     sum.pack_bytes_after += RECORD_HEADER_LEN as u64 + u64::from(e.clen);
                 }
             }
@@ -355,7 +368,7 @@ pub fn prune(
     if sum.packs_deleted.is_empty()
         && sum.packs_rewritten.is_empty()
         && reencode.is_empty()
-        && turn.is_empty()
+        && sum.deltas_turned == 0
     {
         sum.seconds = t0.elapsed().as_secs_f64();
         return Ok(sum);
@@ -367,8 +380,8 @@ pub fn prune(
         store_whole(store, &reencode, &mut sum, progress)?;
     }
     // The deltas turned around, likewise, before the packs holding them can go.
-    if !turn.is_empty() {
-        turn_around(store, &turn, &mut sum, progress)?;
+    if sum.deltas_turned > 0 {
+        turn_around(store, turn, &mut sum, progress)?;
     }
 
     // 3b. Copy the live records of the packs rewritten into new packs, committed as a
@@ -566,7 +579,7 @@ fn store_whole(
 /// recorded, as a build records a whole chunk's, so later builds find it as a base.
 fn turn_around(
     store: &mut LibraryWriter,
-    pairs: &[([u8; 32], [u8; 32])],
+    pairs: Sorter<64>,
     sum: &mut PruneSummary,
     progress: &dyn Fn(u64),
 ) -> Result<()> {
@@ -581,7 +594,10 @@ fn turn_around(
     let mut out = NewPack::new(0);
     let gone = || Error::library(&index_path, "a chunk to turn around left the index");
     let done = (|| -> Result<()> {
-        for (d, b) in pairs {
+        for pair in pairs.finish()? {
+            let pair = pair?;
+            let d: &[u8; 32] = pair[..32].try_into().expect("32 bytes");
+            let b: &[u8; 32] = pair[32..].try_into().expect("32 bytes");
             let chunks = store.chunks()?;
             let de = chunks.get(d)?.ok_or_else(gone)?;
             let be = chunks.get(b)?.ok_or_else(gone)?;
