@@ -629,17 +629,10 @@ fn a_server_without_ranges_is_read_in_one_forward_pass() {
     let extra = v["bytes_extra_without_ranges"].as_u64().unwrap();
     assert!(extra > 0 && extra < pack, "{v}");
     // Nothing but the game and its marker in the install folder: no scratch copy left.
-    let mut left: Vec<_> = walk(&w.p("inst"))
-        .into_iter()
-        .map(|p| {
-            p.strip_prefix(w.p("inst"))
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    left.sort();
-    assert_eq!(left, ["b-second/.romlib-installed", "b-second/data.bin"]);
+    assert_eq!(
+        files_below(&w.p("inst")),
+        ["b-second/.romlib-installed", "b-second/data.bin"]
+    );
 }
 
 #[test]
@@ -686,18 +679,8 @@ fn an_upgrade_from_a_server_without_ranges_reads_what_it_lacks_in_one_pass() {
         v["reused_bytes"].as_u64().unwrap() >= 7 * (128 << 10),
         "{v}"
     );
-    let mut left: Vec<_> = walk(&w.p("inst"))
-        .into_iter()
-        .map(|p| {
-            p.strip_prefix(w.p("inst"))
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    left.sort();
     assert_eq!(
-        left,
+        files_below(&w.p("inst")),
         [
             "a-old/.romlib-installed",
             "a-old/data.bin",
@@ -705,6 +688,16 @@ fn an_upgrade_from_a_server_without_ranges_reads_what_it_lacks_in_one_pass() {
             "c-new/data.bin"
         ]
     );
+}
+
+/// The paths of every file below `dir`, relative to it, sorted.
+fn files_below(dir: &Path) -> Vec<String> {
+    let mut left: Vec<_> = walk(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    left
 }
 
 /// Every file below `dir` (folders themselves are not listed).

@@ -39,7 +39,8 @@ const VERSION: u32 = 1;
 const HEADER_LEN: usize = 16 + 32 + 8 * FILTERED;
 const SUM_LEN: usize = 32;
 
-/// splitmix64's finalizer: every input bit reaches every output bit.
+/// splitmix64's finalizer: every input bit reaches every output bit (the bits a key sets in
+/// its block).
 fn mix(mut x: u64) -> u64 {
     x ^= x >> 30;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -66,11 +67,12 @@ impl SectionFilter {
     }
 
     /// The block and the bits within it of the key whose first 8 bytes, read big-endian,
-    /// are `prefix`.
+    /// are `prefix`. The block follows the prefix itself (keys are hashes, so blocks fill
+    /// evenly), so a run's keys, written in order, fill the filter front to back: a merge
+    /// writes it sequentially instead of at a random cache line per key.
     fn probes(&self, prefix: u64) -> (usize, [u32; PROBES as usize]) {
-        let h = mix(prefix);
-        let block = ((u128::from(h) * u128::from(self.blocks)) >> 64) as usize;
-        let g = mix(h ^ 0x9e37_79b9_7f4a_7c15);
+        let block = ((u128::from(prefix) * u128::from(self.blocks)) >> 64) as usize;
+        let g = mix(prefix);
         let mut bits = [0u32; PROBES as usize];
         for (i, b) in bits.iter_mut().enumerate() {
             *b = ((g >> (9 * i)) & (BLOCK_BITS - 1)) as u32;

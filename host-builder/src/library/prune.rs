@@ -501,6 +501,111 @@ pub fn prune(
     Ok(sum)
 }
 
+/// What storing chunks anew takes ([`store_whole`], [`turn_around`]): a reader of the
+/// library's packs and a decoder, the compressor, buffers, and the new pack the records go
+/// to.
+struct Restorer {
+    lib: romlib_device::Library,
+    packs: romlib_device::chunks::packs::PackReader,
+    dec: crate::zstd_decoder::ZstdDecoder,
+    /// The base of the last delta read, decoded and checked.
+    base: romlib_device::chunks::BaseChunk,
+    compressor: crate::build::compress::Compressor,
+    rec: Vec<u8>,
+    /// The last chunk read.
+    data: Vec<u8>,
+    out: NewPack,
+}
+
+impl Restorer {
+    fn new(store: &LibraryWriter) -> Self {
+        let lib = store.library().clone();
+        Self {
+            packs: romlib_device::chunks::packs::PackReader::new(&lib),
+            lib,
+            dec: Default::default(),
+            base: Default::default(),
+            compressor: crate::build::compress::Compressor::new(crate::build::DEFAULT_LEVEL, None),
+            rec: Vec::new(),
+            data: Vec::new(),
+            out: NewPack::new(0),
+        }
+    }
+
+    /// Reads delta chunk `d` (stored at `de`) decoded against its base `b` (at `be`), and
+    /// checks both: the chunk into `data`, the base into `base`.
+    fn read_delta(
+        &mut self,
+        d: &[u8; 32],
+        de: ChunkEntry,
+        b: &[u8; 32],
+        be: ChunkEntry,
+    ) -> Result<()> {
+        let planned = crate::transfer::Planned {
+            hash: *d,
+            ulen: de.ulen,
+            entry: de,
+            dict: 0,
+            base: Some((*b, be)),
+        };
+        crate::transfer::read_checked(
+            &self.lib,
+            &mut self.packs,
+            &mut self.dec,
+            &planned,
+            &mut self.base,
+            &mut self.rec,
+            &mut self.data,
+        )?;
+        Ok(())
+    }
+
+    /// Appends the record `header`, `payload` to the new pack, and places its chunk there
+    /// in the index (first stored at `stored_at`).
+    fn append(
+        &mut self,
+        store: &mut LibraryWriter,
+        sum: &mut PruneSummary,
+        progress: &dyn Fn(u64),
+        header: &RecordHeader,
+        payload: &[u8],
+        stored_at: u32,
+    ) -> Result<()> {
+        let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
+        let (pack_id, offset) = self
+            .out
+            .append(store, &mut sum.packs_written, header, payload)?;
+        let entry = ChunkEntry {
+            pack_id,
+            offset,
+            clen: header.clen,
+            ulen: header.ulen,
+            method: header.method,
+            stored_at,
+        };
+        store.chunks_mut()?.insert_chunk(header.hash, entry);
+        sum.bytes_copied += rec_len;
+        progress(rec_len);
+        Ok(())
+    }
+
+    /// Seals and commits the new pack after `done` succeeded; otherwise deletes it and
+    /// forgets what the index gained since the last commit.
+    fn end(
+        mut self,
+        store: &mut LibraryWriter,
+        sum: &mut PruneSummary,
+        done: Result<()>,
+    ) -> Result<()> {
+        let done = done.and_then(|()| self.out.seal(store, &mut sum.packs_written));
+        if done.is_err() {
+            self.out.discard();
+            store.chunks_mut()?.discard();
+        }
+        done
+    }
+}
+
 /// Stores each of `deltas` (live delta chunks whose base no game references) whole, in new
 /// packs: decoded against its base and checked, compressed at the default level, committed
 /// with the packs as a build commits (the index then places each as a whole chunk).
@@ -510,15 +615,8 @@ fn store_whole(
     sum: &mut PruneSummary,
     progress: &dyn Fn(u64),
 ) -> Result<()> {
-    use crate::transfer::{read_checked, Planned};
-    let lib = store.library().clone();
-    let index_path = lib.index_path();
-    let mut packs = romlib_device::chunks::packs::PackReader::new(&lib);
-    let mut dec = crate::zstd_decoder::ZstdDecoder::default();
-    let mut base = romlib_device::chunks::BaseChunk::default();
-    let compressor = crate::build::compress::Compressor::new(crate::build::DEFAULT_LEVEL, None);
-    let (mut rec, mut data) = (Vec::new(), Vec::new());
-    let mut out = NewPack::new(0);
+    let index_path = store.library().index_path();
+    let mut r = Restorer::new(store);
     let done = (|| -> Result<()> {
         for d in deltas {
             let chunks = store.chunks()?;
@@ -532,44 +630,19 @@ fn store_whole(
                     "the base of a live delta is missing from the index",
                 )
             })?;
-            let planned = Planned {
-                hash: *d,
-                ulen: e.ulen,
-                entry: e,
-                dict: 0,
-                base: Some((b, be)),
-            };
-            read_checked(
-                &lib, &mut packs, &mut dec, &planned, &mut base, &mut rec, &mut data,
-            )?;
-            let (method, payload) = compressor.compress(&data);
+            r.read_delta(d, e, &b, be)?;
+            let (method, payload) = r.compressor.compress(&r.data);
             let header = RecordHeader {
                 hash: *d,
                 ulen: e.ulen,
                 clen: payload.len() as u32,
                 method,
             };
-            let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-            let (pack_id, offset) = out.append(store, &mut sum.packs_written, &header, &payload)?;
-            let entry = ChunkEntry {
-                pack_id,
-                offset,
-                clen: header.clen,
-                ulen: e.ulen,
-                method,
-                stored_at: e.stored_at,
-            };
-            store.chunks_mut()?.insert_chunk(*d, entry);
-            sum.bytes_copied += rec_len;
-            progress(rec_len);
+            r.append(store, sum, progress, &header, &payload, e.stored_at)?;
         }
-        out.seal(store, &mut sum.packs_written)
+        Ok(())
     })();
-    if done.is_err() {
-        out.discard();
-        store.chunks_mut()?.discard();
-    }
-    done
+    r.end(store, sum, done)
 }
 
 /// Turns each of `pairs` (a live delta, and its base, which has no other live delta)
@@ -583,16 +656,9 @@ fn turn_around(
     sum: &mut PruneSummary,
     progress: &dyn Fn(u64),
 ) -> Result<()> {
-    use crate::transfer::{read_checked, Planned};
-    let lib = store.library().clone();
-    let index_path = lib.index_path();
-    let mut packs = romlib_device::chunks::packs::PackReader::new(&lib);
-    let mut dec = crate::zstd_decoder::ZstdDecoder::default();
-    let mut base = romlib_device::chunks::BaseChunk::default();
-    let compressor = crate::build::compress::Compressor::new(crate::build::DEFAULT_LEVEL, None);
-    let (mut rec, mut data) = (Vec::new(), Vec::new());
-    let mut out = NewPack::new(0);
+    let index_path = store.library().index_path();
     let gone = || Error::library(&index_path, "a chunk to turn around left the index");
+    let mut r = Restorer::new(store);
     let done = (|| -> Result<()> {
         for pair in pairs.finish()? {
             let pair = pair?;
@@ -601,85 +667,54 @@ fn turn_around(
             let chunks = store.chunks()?;
             let de = chunks.get(d)?.ok_or_else(gone)?;
             let be = chunks.get(b)?.ok_or_else(gone)?;
-            let planned = Planned {
+            r.read_delta(d, de, b, be)?;
+            let (method, payload) = r.compressor.compress(&r.data);
+            let whole = RecordHeader {
                 hash: *d,
                 ulen: de.ulen,
-                entry: de,
-                dict: 0,
-                base: Some((*b, be)),
+                clen: payload.len() as u32,
+                method,
             };
-            // The delta's bytes into `data`, its base's (checked) into `base`.
-            read_checked(
-                &lib, &mut packs, &mut dec, &planned, &mut base, &mut rec, &mut data,
-            )?;
-            let (method, payload) = compressor.compress(&data);
-            let whole = (
-                RecordHeader {
-                    hash: *d,
-                    ulen: de.ulen,
-                    clen: payload.len() as u32,
-                    method,
-                },
-                payload,
-            );
-            let (bmethod, bplain) = compressor.compress(&base.data);
-            let as_delta = compressor.compress_delta(&base.data, d, &data).filter(|p| {
-                p.len() < base.data.len()
-                    && crate::build::delta::worth_it(
-                        p.len(),
-                        bplain.len(),
-                        crate::build::delta::DEFAULT_DELTA_GAIN,
-                    )
-            });
-            let (bmethod, bpayload) = match as_delta {
+            r.append(store, sum, progress, &whole, &payload, de.stored_at)?;
+            let (plain_method, plain) = r.compressor.compress(&r.base.data);
+            let as_delta = r
+                .compressor
+                .compress_delta(&r.base.data, d, &r.data)
+                .filter(|p| {
+                    p.len() < r.base.data.len()
+                        && crate::build::delta::worth_it(
+                            p.len(),
+                            plain.len(),
+                            crate::build::delta::DEFAULT_DELTA_GAIN,
+                        )
+                });
+            let (method, payload) = match as_delta {
                 Some(p) => (Method::ZstdDelta, p),
                 None => {
                     sum.bases_kept_whole += 1;
-                    (bmethod, bplain)
+                    (plain_method, plain)
                 }
             };
-            let turned = (
-                RecordHeader {
-                    hash: *b,
-                    ulen: be.ulen,
-                    clen: bpayload.len() as u32,
-                    method: bmethod,
-                },
-                bpayload,
-            );
-            for ((header, payload), stored_at) in [(whole, de.stored_at), (turned, be.stored_at)] {
-                let rec_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-                let (pack_id, offset) =
-                    out.append(store, &mut sum.packs_written, &header, &payload)?;
-                let entry = ChunkEntry {
-                    pack_id,
-                    offset,
-                    clen: header.clen,
-                    ulen: header.ulen,
-                    method: header.method,
-                    stored_at,
-                };
-                store.chunks_mut()?.insert_chunk(header.hash, entry);
-                sum.bytes_copied += rec_len;
-                progress(rec_len);
-            }
+            let turned = RecordHeader {
+                hash: *b,
+                ulen: be.ulen,
+                clen: payload.len() as u32,
+                method,
+            };
+            r.append(store, sum, progress, &turned, &payload, be.stored_at)?;
             let chunks = store.chunks_mut()?;
-            if bmethod == Method::ZstdDelta {
+            if method == Method::ZstdDelta {
                 chunks.insert_delta(*b, *d);
             }
-            if let Some(sfs) = crate::library::sketch::sketch(&data) {
+            if let Some(sfs) = crate::library::sketch::sketch(&r.data) {
                 for sf in sfs {
                     chunks.insert_sketch(sf, d)?;
                 }
             }
         }
-        out.seal(store, &mut sum.packs_written)
+        Ok(())
     })();
-    if done.is_err() {
-        out.discard();
-        store.chunks_mut()?.discard();
-    }
-    done
+    r.end(store, sum, done)
 }
 
 /// Deletes the packs a prune unlisted (after everything that named them was published),
