@@ -12,10 +12,6 @@
 //! builder holds of them is bounded ([`FILTER_BUDGET`]); a run beyond it is read without
 //! one, as before.
 
-use crate::error::{Error, Result};
-use std::io::Write;
-use std::path::Path;
-
 /// Filter bits per key: about 2% false positives with [`PROBES`] bits in one 512-bit
 /// block.
 pub const BITS_PER_KEY: u64 = 8;
@@ -136,9 +132,8 @@ pub fn fits(sized: u64, keys: u64) -> bool {
     blocks_for(sized) <= MAX_OVERSIZE * blocks_for(keys) + 1
 }
 
-/// Writes `f`, the filter of the run whose checksum is `run_sum`, to `path` (which must
-/// not exist). Not fsynced: a torn file fails its checksum and is made again.
-pub fn write(path: &Path, run_sum: &[u8; 32], f: &RunFilter) -> Result<()> {
+/// The bytes of `f`, the filter of the run whose checksum is `run_sum`.
+pub fn encode(run_sum: &[u8; 32], f: &RunFilter) -> Vec<u8> {
     let mut b = Vec::with_capacity(
         HEADER_LEN + f.iter().map(|s| s.bytes() as usize).sum::<usize>() + SUM_LEN,
     );
@@ -156,39 +151,29 @@ pub fn write(path: &Path, run_sum: &[u8; 32], f: &RunFilter) -> Result<()> {
     }
     let sum = *blake3::hash(&b).as_bytes();
     b.extend_from_slice(&sum);
-    let mut out = super::runs::create_new(path)?;
-    out.write_all(&b).map_err(|e| Error::io(path, "write", e))
+    b
 }
 
-/// Reads the filter at `path` of the run whose checksum is `run_sum` and whose sections
-/// hold `counts` rows. `None` when there is none, or it is damaged, foreign or not sized
-/// for those rows: the caller makes it again. A link is never followed.
-pub fn read(path: &Path, run_sum: &[u8; 32], counts: &[u64]) -> Result<Option<RunFilter>> {
-    let file = match super::runs::open_nofollow(path) {
-        Ok(f) => f,
-        Err(_) => return Ok(None),
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io(path, "read", e))?
-        .len();
-    // Sized for the rows it covers (see [`fits`]), so its length is bounded by the run's.
-    let most = HEADER_LEN as u64
-        + MAX_OVERSIZE * bytes_for(counts)
-        + 64 * FILTERED as u64
-        + SUM_LEN as u64;
-    if len < (HEADER_LEN + SUM_LEN) as u64 || len > most {
-        return Ok(None);
+/// The longest filter file a run with `counts` rows per section may have (see [`fits`]):
+/// a longer one is not read.
+pub fn max_len(counts: &[u64]) -> u64 {
+    HEADER_LEN as u64 + MAX_OVERSIZE * bytes_for(counts) + 64 * FILTERED as u64 + SUM_LEN as u64
+}
+
+/// The filter in `b`, the bytes of a filter file, when it is the filter of the run whose
+/// checksum is `run_sum` and whose sections hold `counts` rows; `None` when it is damaged,
+/// foreign or not sized for those rows (the caller makes it again).
+pub fn decode(b: &[u8], run_sum: &[u8; 32], counts: &[u64]) -> Option<RunFilter> {
+    if b.len() < HEADER_LEN + SUM_LEN || b.len() as u64 > max_len(counts) {
+        return None;
     }
-    let mut b = vec![0u8; len as usize];
-    romlib_device::fsio::read_exact_at(&file, &mut b, 0).map_err(|e| Error::io(path, "read", e))?;
     let (body, sum) = b.split_at(b.len() - SUM_LEN);
     if body[..8] != MAGIC[..]
         || body[8..12] != VERSION.to_le_bytes()
         || body[16..48] != run_sum[..]
         || blake3::hash(body).as_bytes()[..] != sum[..]
     {
-        return Ok(None);
+        return None;
     }
     let mut blocks = [0u64; FILTERED];
     let mut words_len = 0u64;
@@ -197,12 +182,12 @@ pub fn read(path: &Path, run_sum: &[u8; 32], counts: &[u64]) -> Result<Option<Ru
         *n = u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
         let least = blocks_for(counts[s]);
         if *n < least || *n > MAX_OVERSIZE * least + 1 {
-            return Ok(None);
+            return None;
         }
         words_len += *n * (BLOCK_BITS / 8);
     }
     if HEADER_LEN as u64 + words_len != body.len() as u64 {
-        return Ok(None);
+        return None;
     }
     let mut at = HEADER_LEN;
     let mut take = |n: u64| {
@@ -213,7 +198,7 @@ pub fn read(path: &Path, run_sum: &[u8; 32], counts: &[u64]) -> Result<Option<Ru
         at += n as usize * 64;
         SectionFilter { blocks: n, words }
     };
-    Ok(Some([take(blocks[0]), take(blocks[1])]))
+    Some([take(blocks[0]), take(blocks[1])])
 }
 
 #[cfg(test)]
@@ -245,8 +230,6 @@ mod tests {
 
     #[test]
     fn a_filter_file_round_trips_and_refuses_damage_and_other_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("0000000000000001.bloom");
         let mut f: RunFilter = [
             SectionFilter::with_keys(1000),
             SectionFilter::with_keys(3000),
@@ -258,19 +241,15 @@ mod tests {
             f[1].insert(key(n + 7));
         }
         let counts = [1000, 3000, 5];
-        write(&p, &[7; 32], &f).unwrap();
-        assert_eq!(read(&p, &[7; 32], &counts).unwrap(), Some(f.clone()));
+        let good = encode(&[7; 32], &f);
+        assert_eq!(decode(&good, &[7; 32], &counts), Some(f.clone()));
         // Another run's checksum, other counts, a flipped bit, a cut file: not used.
-        assert_eq!(read(&p, &[8; 32], &counts).unwrap(), None);
-        assert_eq!(read(&p, &[7; 32], &[5000, 3000, 5]).unwrap(), None);
-        let good = std::fs::read(&p).unwrap();
+        assert_eq!(decode(&good, &[8; 32], &counts), None);
+        assert_eq!(decode(&good, &[7; 32], &[5000, 3000, 5]), None);
         let mut bad = good.clone();
         bad[HEADER_LEN + 10] ^= 1;
-        std::fs::write(&p, &bad).unwrap();
-        assert_eq!(read(&p, &[7; 32], &counts).unwrap(), None);
-        std::fs::write(&p, &good[..good.len() - 1]).unwrap();
-        assert_eq!(read(&p, &[7; 32], &counts).unwrap(), None);
-        std::fs::remove_file(&p).unwrap();
-        assert_eq!(read(&p, &[7; 32], &counts).unwrap(), None);
+        assert_eq!(decode(&bad, &[7; 32], &counts), None);
+        assert_eq!(decode(&good[..good.len() - 1], &[7; 32], &counts), None);
+        assert_eq!(decode(&[], &[7; 32], &counts), None);
     }
 }

@@ -380,7 +380,7 @@ impl Run {
             }
         }
         if self.resident.is_none() {
-            filter::write(&self.filter_path(), &self.checksum, &f)?;
+            write_filter(&self.filter_path(), &self.checksum, &f)?;
         }
         Ok(f)
     }
@@ -671,7 +671,7 @@ impl ChunkIndex {
             }
             r.filter = match r.resident {
                 Some(_) => None,
-                None => filter::read(&r.filter_path(), &r.checksum, &r.layout.counts)?,
+                None => read_filter(&r.filter_path(), &r.checksum, &r.layout.counts)?,
             };
             if r.filter.is_none() {
                 r.filter = Some(r.make_filter()?);
@@ -857,7 +857,7 @@ impl ChunkIndex {
         if let Some((sum, f)) = f {
             if (0..FILTERED).all(|s| filter::fits(keys[s], new.layout.counts[s])) {
                 if new.resident.is_none() {
-                    filter::write(&new.filter_path(), &sum, &f)?;
+                    write_filter(&new.filter_path(), &sum, &f)?;
                 }
                 new.filter = Some(f);
             }
@@ -1291,9 +1291,37 @@ impl RunWriter {
     }
 }
 
+/// Writes `f`, the filter of the run whose checksum is `run_sum`, to `path` (a leftover of
+/// that name is replaced, never written through). Not fsynced: a torn filter fails its
+/// checksum and is made again.
+fn write_filter(path: &Path, run_sum: &[u8; 32], f: &RunFilter) -> Result<()> {
+    create_new(path)?
+        .write_all(&filter::encode(run_sum, f))
+        .map_err(|e| Error::io(path, "write", e))
+}
+
+/// The filter at `path` of the run whose checksum is `run_sum` and whose sections hold
+/// `counts` rows: `None` when there is none, or it is unusable ([`filter::decode`]); a
+/// link is never followed, and a file longer than such a filter can be is not read.
+fn read_filter(path: &Path, run_sum: &[u8; 32], counts: &[u64]) -> Result<Option<RunFilter>> {
+    let Ok(file) = open_nofollow(path) else {
+        return Ok(None);
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "read", e))?
+        .len();
+    if len > filter::max_len(counts) {
+        return Ok(None);
+    }
+    let mut b = vec![0u8; len as usize];
+    read_at(&file, &mut b, 0).map_err(|e| Error::io(path, "read", e))?;
+    Ok(filter::decode(&b, run_sum, counts))
+}
+
 /// Creates `path`, which must not exist (a leftover of the same name is removed first,
 /// never written through).
-pub(super) fn create_new(path: &Path) -> Result<File> {
+fn create_new(path: &Path) -> Result<File> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -1307,7 +1335,7 @@ pub(super) fn create_new(path: &Path) -> Result<File> {
 }
 
 /// Opens `path` for reading, refusing a symbolic link.
-pub(super) fn open_nofollow(path: &Path) -> Result<File> {
+fn open_nofollow(path: &Path) -> Result<File> {
     match path.symlink_metadata() {
         Ok(m) if m.file_type().is_symlink() => {
             return Err(Error::library(
