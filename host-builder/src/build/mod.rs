@@ -180,6 +180,11 @@ pub fn build(
         Default::default()
     };
     summary.damaged_packs = damaged.iter().copied().collect();
+    // A build that reads input merges the chunk index's large runs meanwhile, on a thread
+    // of its own, so that its commits never have to (SPEC section 5.3).
+    if total > 0 && opts.store_chunks {
+        store.chunks_mut()?.start_background_merge(total);
+    }
     let games = Arc::new(to_build);
     let (rx, dat) = spawn_reader(games.clone(), params, header_rules);
     let mut run = Run {

@@ -9,7 +9,9 @@
 //! runs and the packs the index lists never disagree). Runs are merged geometrically: the
 //! new rows are written merged with the newest runs while the one before is less than
 //! [`MERGE_FACTOR`] times what is merged, so a library of N rows has at most about
-//! log3(N) runs and each row is rewritten about as often, by sequential writes. A lookup
+//! log3(N) runs and each row is rewritten about as often, by sequential writes; the merges
+//! of large runs run on a thread of their own during a build
+//! ([`ChunkIndex::start_background_merge`]), so no commit waits for one. A lookup
 //! reads one block per run, found through the fences held in memory (12 bytes per 64
 //! chunks: the block's first key and its CRC-32, checked on every read); the rows of the
 //! small runs are held in memory too ([`RESIDENT_RUN_LEN`]).
@@ -30,6 +32,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// A run joins a merge of the runs after it while it holds fewer than this many times
 /// their rows.
@@ -55,6 +59,10 @@ const _: () = {
 
 /// How many bytes a run writer hashes and writes at a time.
 const RUN_WRITE_BUF: usize = 1 << 16;
+
+/// Runs too large to be held in memory a build lets pile up while their merges run in the
+/// background ([`ChunkIndex::start_background_merge`]) before it merges them itself.
+const MAX_LARGE_RUNS: usize = 12;
 
 /// A build seals its pack (and so writes a run) once this many new chunks wait in memory:
 /// about 20 MiB of chunk rows and 25 MiB of sketches at most.
@@ -201,6 +209,11 @@ impl Run {
     /// The run's file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Bytes of its rows, all sections.
+    fn rows_len(&self) -> u64 {
+        self.layout.fences[0] - self.layout.starts[0]
     }
 
     /// Rows in all sections.
@@ -592,6 +605,26 @@ pub struct ChunkIndex {
     merged_away: Vec<PathBuf>,
     /// Whether lookups go through filters (a writer's index; module [`filter`]).
     filters: bool,
+    /// The merge running on a thread of its own, if any.
+    background: Option<Background>,
+}
+
+/// A merge of large runs on a thread of its own ([`ChunkIndex::start_background_merge`]).
+#[derive(Debug)]
+struct Background {
+    /// The runs it merges, consecutive in the list, oldest first.
+    ids: Vec<u64>,
+    /// The run it writes.
+    path: PathBuf,
+    cancel: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<Option<Run>>>,
+}
+
+impl Drop for ChunkIndex {
+    /// A background merge not taken into the list is stopped and its files deleted.
+    fn drop(&mut self) {
+        self.cancel_background();
+    }
 }
 
 impl ChunkIndex {
@@ -647,6 +680,7 @@ impl ChunkIndex {
             next_id,
             merged_away: Vec::new(),
             filters: tidy,
+            background: None,
         };
         ix.attach_filters()?;
         Ok(ix)
@@ -795,21 +829,122 @@ impl ChunkIndex {
     }
 
     fn merged<'a>(&'a self, s: usize, runs: &'a [Run], mem: bool) -> Result<Merged<'a>> {
-        let mut sources: Vec<Cursor<'a>> = runs.iter().map(|r| r.cursor(s)).collect();
-        if mem {
-            sources.push(Cursor::mem(RUN_SECTIONS[s], self.mem.rows(s)));
+        merged_of(&self.dir, s, runs, mem.then_some(&self.mem))
+    }
+
+    /// Starts merging the newest large runs (those not held in memory) that the geometric
+    /// rule joins, on a thread of its own, while the build goes on: a commit then never
+    /// has to rewrite them itself ([`ChunkIndex::write`] joins only small runs while large
+    /// ones are few). The merged run replaces them at the first commit after it is done; a
+    /// build that ends before that throws it away (the next one starts again), so it is
+    /// not started for a build of `input` bytes that is likely to end first (less than
+    /// half the rows' bytes: a build reads about half as fast as a merge writes). For a
+    /// writer's index only, and one merge at a time.
+    pub fn start_background_merge(&mut self, input: u64) {
+        if !self.filters || self.background.is_some() {
+            return;
         }
-        if sources.len() > 64 {
-            return Err(Error::library(
-                &self.dir,
-                format!(
-                    "index: {} runs, more than merging ever leaves; {}",
-                    sources.len(),
-                    super::index::REBUILD
-                ),
-            ));
+        let Some(last) = self.runs.iter().rposition(|r| r.resident.is_none()) else {
+            return;
+        };
+        let mut from = last;
+        let mut joined = self.runs[last].rows();
+        while from > 0
+            && self.runs[from - 1].resident.is_none()
+            && self.runs[from - 1].rows() < MERGE_FACTOR * joined
+        {
+            from -= 1;
+            joined += self.runs[from].rows();
         }
-        Ok(Merged::new(s, sources))
+        let bytes: u64 = self.runs[from..=last].iter().map(Run::rows_len).sum();
+        if from == last || input < bytes / 2 {
+            return;
+        }
+        let ids: Vec<u64> = self.runs[from..=last].iter().map(Run::id).collect();
+        let keys: [u64; FILTERED] = std::array::from_fn(|s| {
+            self.runs[from..=last]
+                .iter()
+                .map(|r| r.layout.counts[s])
+                .sum::<u64>()
+        });
+        let id = self.take_id();
+        let path = self.dir.join(run_file_name(id));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (dir, to, stop, sources) =
+            (self.dir.clone(), path.clone(), cancel.clone(), ids.clone());
+        let thread = std::thread::Builder::new()
+            .name("romlib-merge".into())
+            .spawn(move || -> Result<Option<Run>> {
+                // Its own handles on the runs: they are never changed, and none is deleted
+                // before this thread has been joined.
+                let runs = sources
+                    .iter()
+                    .map(|&i| Run::open(&dir.join(run_file_name(i)), i))
+                    .collect::<Result<Vec<_>>>()?;
+                let out = write_merged(&dir, &to, id, &runs, None, Some(keys), Some(&stop));
+                if !matches!(out, Ok(Some(_))) {
+                    remove_run_files(&to);
+                }
+                out
+            });
+        if let Ok(thread) = thread {
+            self.background = Some(Background {
+                ids,
+                path,
+                cancel,
+                thread,
+            });
+        }
+    }
+
+    /// Takes the background merge's run into the list in place of the runs it merged, if
+    /// it has finished (or, with `wait`, once it has).
+    fn adopt_background(&mut self, wait: bool) -> Result<()> {
+        if self
+            .background
+            .as_ref()
+            .is_none_or(|b| !wait && !b.thread.is_finished())
+        {
+            return Ok(());
+        }
+        let bg = self.background.take().expect("just checked");
+        let run = bg.thread.join().unwrap_or_else(|_| {
+            Err(Error::library(
+                &bg.path,
+                "the background merge of the index failed",
+            ))
+        })?;
+        let Some(run) = run else { return Ok(()) };
+        let from = self.runs.iter().position(|r| r.id == bg.ids[0]);
+        let Some(from) = from.filter(|&f| {
+            self.runs[f..]
+                .iter()
+                .map(Run::id)
+                .take(bg.ids.len())
+                .eq(bg.ids.iter().copied())
+        }) else {
+            // Its runs were merged some other way meanwhile.
+            drop(run);
+            remove_run_files(&bg.path);
+            return Ok(());
+        };
+        for r in self.runs.splice(from..from + bg.ids.len(), [run]) {
+            self.merged_away.push(r.filter_path());
+            self.merged_away.push(r.path);
+        }
+        crate::fsio::sync_dir(&self.dir)?;
+        self.attach_filters()
+    }
+
+    /// Stops a background merge, if one runs, and deletes what it wrote.
+    fn cancel_background(&mut self) {
+        if let Some(bg) = self.background.take() {
+            bg.cancel.store(true, Ordering::Relaxed);
+            if let Ok(Ok(Some(run))) = bg.thread.join() {
+                drop(run);
+                remove_run_files(&bg.path);
+            }
+        }
     }
 
     /// Writes what this run added as a new run, merged in the same pass with the newest
@@ -825,9 +960,20 @@ impl ChunkIndex {
         if self.mem.is_empty() {
             return Ok(None);
         }
+        // A background merge that has finished replaces its runs now; while one runs, or
+        // could, this one joins only runs held in memory, unless large ones have piled up.
+        self.adopt_background(false)?;
+        let large = self.runs.iter().filter(|r| r.resident.is_none()).count();
+        let small_only = self.filters && large <= MAX_LARGE_RUNS;
+        if !small_only {
+            self.adopt_background(true)?;
+        }
         let mut joined = self.mem.row_count();
         let mut from = self.runs.len();
-        while from > 0 && self.runs[from - 1].rows() < MERGE_FACTOR * joined {
+        while from > 0
+            && self.runs[from - 1].rows() < MERGE_FACTOR * joined
+            && (!small_only || self.runs[from - 1].resident.is_some())
+        {
             from -= 1;
             joined += self.runs[from].rows();
         }
@@ -842,26 +988,17 @@ impl ChunkIndex {
                 .sum::<u64>()
                 + self.mem.count(s)
         });
-        let f = {
-            let mut w = RunWriter::create(&path, self.filters.then_some(keys))?;
-            for s in 0..RUN_SECTIONS.len() {
-                let mut m = self.merged(s, &self.runs[from..], true)?;
-                while let Some(row) = m.next_row()? {
-                    w.push(s, row)?;
-                }
-            }
-            w.finish()?
-        };
+        let new = write_merged(
+            &self.dir,
+            &path,
+            id,
+            &self.runs[from..],
+            Some(&self.mem),
+            self.filters.then_some(keys),
+            None,
+        )?
+        .expect("not cancelled");
         self.mem = Mem::default();
-        let mut new = Run::open(&path, id)?;
-        if let Some((sum, f)) = f {
-            if (0..FILTERED).all(|s| filter::fits(keys[s], new.layout.counts[s])) {
-                if new.resident.is_none() {
-                    write_filter(&new.filter_path(), &sum, &f)?;
-                }
-                new.filter = Some(f);
-            }
-        }
         for r in self.runs.drain(from..) {
             self.merged_away.push(r.filter_path());
             self.merged_away.push(r.path);
@@ -911,6 +1048,7 @@ impl ChunkIndex {
     /// by [`ChunkIndex::drop_merged`] after it.
     pub fn compact(&mut self, keep: &dyn Fn(u32) -> bool) -> Result<Vec<u64>> {
         assert!(self.mem.is_empty(), "compact with nothing pending");
+        self.cancel_background();
         let kept_chunk = |row: &[u8], dir: &Path| -> Result<Option<ChunkEntry>> {
             let (_, e) = decode_chunk(row, dir)?;
             Ok(keep(e.pack_id).then_some(e))
@@ -1036,6 +1174,7 @@ impl ChunkIndex {
     /// key), e.g. an upgraded version 3 index's tables; returns its id. Nothing names it
     /// until the caller commits [`ChunkIndex::ids`].
     pub fn write_sorted(&mut self, rows: &mut SectionRows<'_>) -> Result<u64> {
+        self.cancel_background();
         let id = self.take_id();
         let path = self.dir.join(run_file_name(id));
         {
@@ -1114,6 +1253,74 @@ pub const SECTION_CHUNKS: usize = CHUNKS;
 pub const SECTION_SKETCHES: usize = SKETCHES;
 /// See [`SECTION_CHUNKS`].
 pub const SECTION_DELTAS: usize = DELTAS;
+
+/// Section `s` of `runs` (oldest first) and of `mem`'s rows, merged in key order.
+fn merged_of<'a>(dir: &Path, s: usize, runs: &'a [Run], mem: Option<&Mem>) -> Result<Merged<'a>> {
+    let mut sources: Vec<Cursor<'a>> = runs.iter().map(|r| r.cursor(s)).collect();
+    if let Some(mem) = mem {
+        sources.push(Cursor::mem(RUN_SECTIONS[s], mem.rows(s)));
+    }
+    if sources.len() > 64 {
+        return Err(Error::library(
+            dir,
+            format!(
+                "index: {} runs, more than merging ever leaves; {}",
+                sources.len(),
+                super::index::REBUILD
+            ),
+        ));
+    }
+    Ok(Merged::new(s, sources))
+}
+
+/// Writes `runs` (oldest first) and `mem`'s rows merged as run `id` at `path`, with a
+/// filter made as the rows pass when `keys` sizes one (beside the run when it is not held
+/// in memory); opens and returns it. `None` when `cancel` was set on the way (the file is
+/// the caller's to delete).
+fn write_merged(
+    dir: &Path,
+    path: &Path,
+    id: u64,
+    runs: &[Run],
+    mem: Option<&Mem>,
+    keys: Option<[u64; FILTERED]>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Option<Run>> {
+    let mut w = RunWriter::create(path, keys)?;
+    for s in 0..RUN_SECTIONS.len() {
+        let mut m = merged_of(dir, s, runs, mem)?;
+        let mut n = 0u32;
+        while let Some(row) = m.next_row()? {
+            w.push(s, row)?;
+            n = n.wrapping_add(1);
+            if n % 4096 == 0 && cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Ok(None);
+            }
+        }
+    }
+    let f = w.finish()?;
+    let mut run = Run::open(path, id)?;
+    if let (Some((sum, f)), Some(keys)) = (f, keys) {
+        if (0..FILTERED).all(|s| filter::fits(keys[s], run.layout.counts[s])) {
+            if run.resident.is_none() {
+                write_filter(&run.filter_path(), &sum, &f)?;
+            }
+            run.filter = Some(f);
+        }
+    }
+    Ok(Some(run))
+}
+
+/// Deletes run file `path` and its filter, if they exist (what an unfinished merge left).
+fn remove_run_files(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(id) = path
+        .file_name()
+        .and_then(|n| parse_run_file_name(&n.to_string_lossy()))
+    {
+        let _ = std::fs::remove_file(path.with_file_name(filter_file_name(id)));
+    }
+}
 
 /// Hashes and writes a run's bytes on a thread of its own, so that merging the rows and
 /// writing them overlap: BLAKE3 and the copy into the page cache were half of a large
@@ -1463,9 +1670,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path().join("runs");
         // 3000 chunks: about 210 KB of rows, above the test build's 64 KiB in memory.
-        let (ix, all) = filled(&dir, 3, 1000, 0);
+        let (ix, all) = filled(&dir, 1, 3000, 0);
         let ids = ix.ids();
-        assert_eq!(ids.len(), 1, "three equal batches merge into one run");
+        assert_eq!(ids.len(), 1);
         let run = &ix.runs()[0];
         assert!(run.resident.is_none() && run.filter.is_some());
         let bloom = run.filter_path();
@@ -1490,7 +1697,7 @@ mod tests {
 
         // Another run's filter under this name (an id used again): refused, made again.
         let other_dir = dir.with_file_name("other");
-        let (other, _) = filled(&other_dir, 3, 1000, 500);
+        let (other, _) = filled(&other_dir, 1, 3000, 500);
         let other_bloom = other.runs()[0].filter_path();
         drop(other);
         std::fs::copy(&other_bloom, &bloom).unwrap();
@@ -1522,34 +1729,92 @@ mod tests {
         assert!(!stray.exists() && bloom.exists());
     }
 
+    /// Every chunk row of `ix`, in order.
+    fn chunk_rows(ix: &ChunkIndex) -> Vec<Vec<u8>> {
+        let mut m = ix.chunks().unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = m.next_row().unwrap() {
+            out.push(r.to_vec());
+        }
+        out
+    }
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn merged_runs_take_their_filters_with_them() {
+    fn large_runs_merge_in_the_background_and_a_commit_takes_the_result() {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path().join("runs");
         let (mut ix, mut all) = filled(&dir, 3, 1000, 0);
-        let first = ix.runs()[0].filter_path();
-        // Batches that merge into the large run in turn.
-        for b in 10..14u32 {
-            for i in 0..800 {
-                let n = b * 1_000_000 + i;
-                ix.insert_chunk(hash(n), entry(n));
-                all.push(hash(n));
-            }
-            ix.write().unwrap();
-            ix.drop_merged().unwrap();
-        }
-        finds_all(&ix, &all);
-        assert!(
-            !first.exists(),
-            "the filter of a run merged away is deleted with it"
+        assert_eq!(
+            ix.runs().len(),
+            3,
+            "a commit leaves large runs to the background"
         );
-        let ids = ix.ids();
+        let mut want = chunk_rows(&ix);
+        let old: Vec<PathBuf> = ix.runs().iter().map(|r| r.filter_path()).collect();
+        ix.start_background_merge(u64::MAX);
+        while !ix.background.as_ref().unwrap().thread.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The next commit takes the merged run, and writes its own rows beside it.
+        for i in 0..800 {
+            let n = 10_000_000 + i;
+            ix.insert_chunk(hash(n), entry(n));
+            want.push(ChunkIndex::encode_chunk_row(&hash(n), &entry(n)));
+            all.push(hash(n));
+        }
+        want.sort();
+        let ids = ix.write().unwrap().unwrap();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        ix.drop_merged().unwrap();
+        assert!(old.iter().all(|f| !f.exists()), "filters merged away stay");
+        assert_eq!(chunk_rows(&ix), want);
+        finds_all(&ix, &all);
         drop(ix);
         let ix = ChunkIndex::open(&dir, &ids, true).unwrap();
         finds_all(&ix, &all);
         for r in ix.runs() {
+            r.check().unwrap();
             assert!(r.filter.is_some());
             assert_eq!(r.filter_path().exists(), r.resident.is_none());
         }
+        let mut listed: Vec<String> = ids.iter().map(|&i| run_file_name(i)).collect();
+        listed.push(filter_file_name(ids[0]));
+        listed.sort();
+        assert_eq!(names(&dir), listed);
+    }
+
+    #[test]
+    fn a_background_merge_not_taken_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("runs");
+        let (mut ix, all) = filled(&dir, 3, 1000, 0);
+        let ids = ix.ids();
+        let before = names(&dir);
+        assert_eq!(before.len(), 6, "{before:?}");
+        ix.start_background_merge(u64::MAX);
+        assert!(ix.background.is_some());
+        // A build that ends first (or fails) drops the index: the merge stops, its files go.
+        drop(ix);
+        assert_eq!(names(&dir), before);
+        let ix = ChunkIndex::open(&dir, &ids, true).unwrap();
+        finds_all(&ix, &all);
+        // A merge that finished but was never committed goes the same way.
+        let mut ix = ix;
+        ix.start_background_merge(u64::MAX);
+        while !ix.background.as_ref().unwrap().thread.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(ix);
+        assert_eq!(names(&dir), before);
     }
 }
