@@ -1293,7 +1293,7 @@ fn write_merged(
         while let Some(row) = m.next_row()? {
             w.push(s, row)?;
             n = n.wrapping_add(1);
-            if n % 4096 == 0 && cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            if n.is_multiple_of(4096) && cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Ok(None);
             }
         }
