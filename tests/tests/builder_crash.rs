@@ -186,3 +186,100 @@ fn recovery_adopts_orphan_packs_and_cleans_partials() {
     std::fs::remove_file(w.p("lib/packs/pack-0001.pkg")).unwrap();
     fails(w.build("in", "lib", &[]), 1, &["pack-0001.pkg", "missing"]);
 }
+
+#[test]
+fn kill_during_a_background_merge_never_corrupts_the_index() {
+    // Runs above 64 KiB of rows are read from disk and merged in the background: the third
+    // build merges the first two's while it reads its game, and the fourth merges that
+    // run with the third's.
+    let w = Workspace::new();
+    let mut r = Rng::new(51);
+    let env = ("ROMLIB_RUN_IN_MEMORY", "65536");
+    let build = |input: &str, lib: &str| -> std::process::Command {
+        let mut c = linux_host_cmd();
+        c.args([
+            "build",
+            "-i",
+            &w.s(input),
+            "-o",
+            &w.s(lib),
+            "--signing-key",
+            &w.s("k.sec"),
+            "--avg-chunk",
+            "1024",
+            "-q",
+        ])
+        .env(env.0, env.1);
+        c
+    };
+    for g in 0..3 {
+        write(&w.p("in"), &format!("g{g}/rom.bin"), &r.bytes(1 << 20));
+        ok(build("in", "base").output().unwrap());
+    }
+    let runs_of = |lib: &str| {
+        let db = romlib_host::library::index::open_checked(&w.p(lib).join("index.db")).unwrap();
+        chunk_index_of(&w.p(lib), &db).unwrap().ids()
+    };
+    assert_eq!(
+        runs_of("base").len(),
+        2,
+        "the first two runs merged during the third build"
+    );
+    write(&w.p("in"), "g3/rom.bin", &r.bytes(3 << 20));
+    copy_tree(&w.p("base"), &w.p("ref"));
+    let t0 = std::time::Instant::now();
+    ok(build("in", "ref").output().unwrap());
+    let full = t0.elapsed();
+    let want = check_index(&w.p("ref"));
+    assert_eq!(
+        runs_of("ref").len(),
+        2,
+        "merged during the fourth build, and its own run"
+    );
+    let mut killed = 0;
+    for i in 0..20u64 {
+        let _ = std::fs::remove_dir_all(w.p("lib"));
+        copy_tree(&w.p("base"), &w.p("lib"));
+        let mut child = build("in", "lib")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64((Rng::new(5100 + i).next_u64() % 900) as f64 / 1000.0));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        check_index(&w.p("lib"));
+        // The next build finishes: the same chunks as an uncut one, every game readable,
+        // and nothing in runs/ but the runs the index names and their filters.
+        ok(build("in", "lib").output().unwrap());
+        assert_eq!(check_index(&w.p("lib")), want, "after kill {i}");
+        for g in 0..4 {
+            ok(device(&[
+                "verify",
+                "-g",
+                &format!("g{g}"),
+                "-r",
+                &w.s("lib"),
+                "--trusted-key",
+                &w.s("k.pub"),
+            ]));
+        }
+        let ids = runs_of("lib");
+        assert!(ids.len() <= 4, "after kill {i}: {ids:?}");
+        for e in std::fs::read_dir(w.p("lib/runs")).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let id = name
+                .split('.')
+                .next()
+                .and_then(|h| u64::from_str_radix(h, 16).ok());
+            assert!(
+                id.is_some_and(|id| ids.contains(&id)),
+                "after kill {i}: {name} in runs/, the index names {ids:?}"
+            );
+        }
+    }
+    assert!(killed >= 10, "only {killed} builds were killed mid-way");
+}

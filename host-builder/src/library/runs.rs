@@ -41,11 +41,21 @@ pub const MERGE_FACTOR: u64 = 3;
 
 /// A run whose rows take at most this many bytes is held in memory while open (the
 /// newest, small runs, which every lookup visits too): with the geometric merge, the runs
-/// held take at most about 1.5 times this. (Unit tests read small runs from disk too.)
-#[cfg(not(test))]
-const RESIDENT_RUN_LEN: u64 = 16 << 20;
-#[cfg(test)]
-const RESIDENT_RUN_LEN: u64 = 64 << 10;
+/// held take at most about 1.5 times this. Unit tests use 64 KiB, and
+/// `ROMLIB_RUN_IN_MEMORY` sets it for the tests of the binary, so that small libraries
+/// have runs read from disk and merged in the background too.
+const RESIDENT_RUN_LEN: u64 = if cfg!(test) { 64 << 10 } else { 16 << 20 };
+
+/// [`RESIDENT_RUN_LEN`], or the bytes `ROMLIB_RUN_IN_MEMORY` says.
+fn resident_run_len() -> u64 {
+    static LEN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LEN.get_or_init(|| {
+        std::env::var("ROMLIB_RUN_IN_MEMORY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(RESIDENT_RUN_LEN)
+    })
+}
 
 /// The largest block of any section (a lookup reads one into a buffer on the stack).
 const MAX_BLOCK_LEN: usize = 4096;
@@ -180,7 +190,7 @@ impl Run {
             }
         }
         let rows_len = layout.fences[0] - layout.starts[0];
-        let resident = match rows_len <= RESIDENT_RUN_LEN {
+        let resident = match rows_len <= resident_run_len() {
             true => {
                 let mut b = vec![0u8; rows_len as usize];
                 read_at(&file, &mut b, layout.starts[0]).map_err(|e| Error::io(path, "read", e))?;
