@@ -1296,6 +1296,8 @@ fn write_merged(
     keys: Option<[u64; FILTERED]>,
     cancel: Option<&AtomicBool>,
 ) -> Result<Option<Run>> {
+    // A filter larger than a builder holds is not made (the budget then decides).
+    let keys = keys.filter(|k| filter::bytes_for(k) <= filter::FILTER_BUDGET);
     let mut w = RunWriter::create(path, keys)?;
     for s in 0..RUN_SECTIONS.len() {
         let mut m = merged_of(dir, s, runs, mem)?;
