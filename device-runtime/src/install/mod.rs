@@ -441,7 +441,10 @@ fn install_into(
                 &staging,
                 &format!("{title}.spool"),
                 room,
-                &mut |k| stream::table_hash(m, k).is_some_and(|h| local.may_hold(k, &h)),
+                &mut |k| {
+                    !local.is_empty()
+                        && stream::table_hash(m, k).is_some_and(|h| local.may_hold(k, &h))
+                },
                 &mut |h| local.may_hold_any(h),
             )?;
         }
