@@ -608,23 +608,8 @@ fn a_server_without_ranges_is_read_in_one_forward_pass() {
         b.extend_from_slice(&rng.bytes(64 << 10));
     }
     write(&w.p("in"), "b-second/data.bin", &b);
-    ok(w.build("in", "lib", &["--avg-chunk", "16384", "-q"]));
-    let pack = std::fs::metadata(w.p("lib/packs/pack-0001.pkg"))
-        .unwrap()
-        .len();
-    let (port, _) = bad_server(w.p("lib"), Bad::IgnoresAllRanges);
-    let url = format!("http://127.0.0.1:{port}/");
-    let out = install(&w, &url, "b-second", "inst", &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{v}");
-    assert_same_tree(&w.p("in/b-second"), &w.p("inst/b-second"));
-    let got = v["bytes_downloaded"].as_u64().unwrap();
-    let meta = metadata_bytes(&w.p("lib"), "b-second");
-    assert!(
-        got <= pack + meta,
-        "downloaded {got} bytes for a pack of {pack}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (url, pack) = library_without_ranges(&w);
+    let v = install_in_one_pass(&w, &url, "b-second", pack);
     // What the pass read beyond the records is said: the other game's records it crossed.
     let extra = v["bytes_extra_without_ranges"].as_u64().unwrap();
     assert!(extra > 0 && extra < pack, "{v}");
@@ -655,26 +640,10 @@ fn an_upgrade_from_a_server_without_ranges_reads_what_it_lacks_in_one_pass() {
         .copied()
         .collect();
     write(&w.p("in"), "c-new/data.bin", &mixed);
-    ok(w.build("in", "lib", &["--avg-chunk", "16384", "-q"]));
-    let pack = std::fs::metadata(w.p("lib/packs/pack-0001.pkg"))
-        .unwrap()
-        .len();
-    let (port, _) = bad_server(w.p("lib"), Bad::IgnoresAllRanges);
-    let url = format!("http://127.0.0.1:{port}/");
+    let (url, pack) = library_without_ranges(&w);
     ok(install(&w, &url, "a-old", "inst", &[]));
-    let out = install(&w, &url, "c-new", "inst", &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{v}");
-    assert_same_tree(&w.p("in/c-new"), &w.p("inst/c-new"));
-    // The old blocks came from the device, the new ones in one pass: at most the pack
-    // once (the pass starts at the pack's first byte, as the server sends it).
-    let got = v["bytes_downloaded"].as_u64().unwrap();
-    let meta = metadata_bytes(&w.p("lib"), "c-new");
-    assert!(
-        got <= pack + meta,
-        "downloaded {got} bytes for a pack of {pack}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The old blocks came from the device, the new ones in one pass.
+    let v = install_in_one_pass(&w, &url, "c-new", pack);
     assert!(
         v["reused_bytes"].as_u64().unwrap() >= 7 * (128 << 10),
         "{v}"
@@ -688,6 +657,35 @@ fn an_upgrade_from_a_server_without_ranges_reads_what_it_lacks_in_one_pass() {
             "c-new/data.bin"
         ]
     );
+}
+
+/// Builds `in` into `lib` (one pack) and serves it from a server that ignores every range:
+/// its URL and the pack's length.
+fn library_without_ranges(w: &Workspace) -> (String, u64) {
+    ok(w.build("in", "lib", &["--avg-chunk", "16384", "-q"]));
+    let pack = std::fs::metadata(w.p("lib/packs/pack-0001.pkg"))
+        .unwrap()
+        .len();
+    let (port, _) = bad_server(w.p("lib"), Bad::IgnoresAllRanges);
+    (format!("http://127.0.0.1:{port}/"), pack)
+}
+
+/// Installs `game` from `url` into `inst`, exactly, downloading at most the pack of
+/// `pack` bytes once (the pass starts at its first byte, as the server sends it) besides
+/// the game's metadata; returns the JSON result.
+fn install_in_one_pass(w: &Workspace, url: &str, game: &str, pack: u64) -> serde_json::Value {
+    let out = install(w, url, game, "inst", &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_same_tree(&w.p(&format!("in/{game}")), &w.p(&format!("inst/{game}")));
+    let got = v["bytes_downloaded"].as_u64().unwrap();
+    let meta = metadata_bytes(&w.p("lib"), game);
+    assert!(
+        got <= pack + meta,
+        "downloaded {got} bytes for a pack of {pack}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
 }
 
 /// The paths of every file below `dir`, relative to it, sorted.
